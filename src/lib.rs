@@ -3,3 +3,6 @@
 //! shell (controller, CLI) around it.
 
 pub mod crd;
+pub mod controller;
+pub mod demo;
+pub mod engine;

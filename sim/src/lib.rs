@@ -1,1 +1,5 @@
 pub fn placeholder() {}
+pub mod schema;
+pub mod table;
+pub mod openapi;
+pub mod rollout;
