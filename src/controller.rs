@@ -365,21 +365,12 @@ async fn reconcile(
         may_start_run,
         now,
     };
-    let Decision { mut status, restarts, events, wake_at } = decide(&observation);
+    let pass = reconcile_pass(&ctx.client, &observation).await?;
+    if pass.status_written {
+        ctx.written.remember(&refresh, refresh.status.clone(), pass.status.clone());
+    }
 
-    let outcomes = send_restarts(&ctx.client, &restarts).await;
-    let transient: Vec<&String> = outcomes
-        .iter()
-        .filter_map(|(_, o)| match o {
-            RestartOutcome::Transient(msg) => Some(msg),
-            _ => None,
-        })
-        .collect();
-    let transient_count = transient.len();
-    let first_transient = transient.first().map(|s| s.to_string());
-    record_restart_outcomes(&mut status, &outcomes, &namespace, now);
-
-    if !holds_run_slot(Some(&status)) {
+    if !holds_run_slot(Some(&pass.status)) {
         ctx.admission.release(&me);
         if holds_run_slot(before.as_ref()) {
             for queued in ctx.refreshes.state().iter().filter(|sr| {
@@ -389,21 +380,16 @@ async fn reconcile(
             }
         }
     }
+    publish_events(&ctx.recorder, &refresh, &pass.events).await;
 
-    if Some(&status) != before.as_ref() {
-        write_status(&ctx.client, &refresh_view, &status).await?;
-        ctx.written.remember(&refresh, refresh.status.clone(), status.clone());
-    }
-    publish_events(&ctx.recorder, &refresh, &events).await;
-
-    if let Some(first) = first_transient {
+    if let Some(first) = pass.transient_failures.first() {
         return Err(ReconcileError::RestartsPending {
             object: me.to_string(),
-            count: transient_count,
-            first,
+            count: pass.transient_failures.len(),
+            first: first.clone(),
         });
     }
-    Ok(match wake_at {
+    Ok(match pass.wake_at {
         Some(at) => {
             let wait = at.duration_since(Timestamp::now());
             let wait = Duration::try_from(wait).unwrap_or(Duration::ZERO);
@@ -411,6 +397,47 @@ async fn reconcile(
         }
         None => Action::await_change(),
     })
+}
+
+/// What one pass did, for the controller's bookkeeping.
+#[derive(Debug)]
+pub struct PassResult {
+    /// The status after the pass (written, or unchanged).
+    pub status: ServiceRefreshStatus,
+    /// Whether the status differed and was written.
+    pub status_written: bool,
+    /// Events the engine asked to record.
+    pub events: Vec<crate::engine::EventNote>,
+    /// When to look again without a watch event.
+    pub wake_at: Option<Timestamp>,
+    /// Messages of restart patches that failed transiently and will be retried.
+    pub transient_failures: Vec<String>,
+}
+
+/// One reconcile pass against the API: decide, send the restart patches, fold their
+/// outcomes into the status, and write the status only if it changed. Everything the pass
+/// reads comes from `observation`; every request it makes goes through `client`.
+pub async fn reconcile_pass(
+    client: &Client,
+    observation: &Observation<'_>,
+) -> Result<PassResult, ReconcileError> {
+    let refresh = observation.refresh;
+    let namespace = refresh.namespace().ok_or(ReconcileError::NotNamespaced)?;
+    let Decision { mut status, restarts, events, wake_at } = decide(observation);
+    let outcomes = send_restarts(client, &restarts).await;
+    let transient_failures = outcomes
+        .iter()
+        .filter_map(|(_, outcome)| match outcome {
+            RestartOutcome::Transient(message) => Some(message.clone()),
+            _ => None,
+        })
+        .collect();
+    record_restart_outcomes(&mut status, &outcomes, &namespace, observation.now);
+    let status_written = Some(&status) != refresh.status.as_ref();
+    if status_written {
+        write_status(client, refresh, &status).await?;
+    }
+    Ok(PassResult { status, status_written, events, wake_at, transient_failures })
 }
 
 fn error_policy(_refresh: Arc<ServiceRefresh>, error: &ReconcileError, ctx: Arc<Context>) -> Action {

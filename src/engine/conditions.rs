@@ -1,1 +1,219 @@
-//! stub
+//! The kstatus conditions `Ready`, `Reconciling` and `Stalled`, derived from what the run is
+//! doing. Flux, Argo CD and `kubectl wait` read these, so their reasons are stable words and
+//! their messages change only at real transitions; `lastTransitionTime` moves only when a
+//! condition's status flips, as the Kubernetes API conventions require.
+
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+use super::ObjectKey;
+
+pub const READY: &str = "Ready";
+pub const RECONCILING: &str = "Reconciling";
+pub const STALLED: &str = "Stalled";
+
+/// What the resource is doing, as far as the conditions are concerned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Situation {
+    /// A run is due but waits for a cluster-wide run slot; `trigger` is why it is due.
+    Queued { trigger: String },
+    /// A batch is being restarted or the next one is about to start. `follow_up` names the
+    /// trigger that arrived during the run and will start the next one after it.
+    Running { batch: usize, batches: usize, follow_up: Option<String> },
+    /// `spec.suspend` holds the run before batch `batch`.
+    Suspended { batch: usize, batches: usize },
+    /// The last run ended with no failures; `message` is its summary.
+    Succeeded { message: String },
+    /// The last run ended with failures; `message` lists them.
+    RunFailed { message: String },
+    /// The spec cannot be acted on; `message` is the validation error.
+    InvalidSpec { message: String },
+    /// A trigger ConfigMap is missing, so its changes cannot be tracked.
+    ConfigMapNotFound { config_map: ObjectKey },
+}
+
+struct Wanted {
+    reason: &'static str,
+    message: String,
+    ready: bool,
+    reconciling: bool,
+    stalled: bool,
+}
+
+impl Situation {
+    fn wanted(&self) -> Wanted {
+        let (reason, message, ready, reconciling, stalled) = match self {
+            Self::Queued { trigger } => (
+                "Queued",
+                format!("a run ({trigger}) is waiting for a free run slot; runs are serialized cluster-wide"),
+                false,
+                true,
+                false,
+            ),
+            Self::Running { batch, batches, follow_up } => {
+                let mut message = format!("batch {batch} of {batches}");
+                if let Some(trigger) = follow_up {
+                    message.push_str(&format!("; a follow-up run ({trigger}) starts when this run ends"));
+                }
+                ("Running", message, false, true, false)
+            }
+            Self::Suspended { batch, batches } => (
+                "Suspended",
+                format!("suspended by spec.suspend before batch {batch} of {batches}"),
+                false,
+                true,
+                false,
+            ),
+            Self::Succeeded { message } => ("Succeeded", message.clone(), true, false, false),
+            Self::RunFailed { message } => ("RunFailed", message.clone(), false, false, true),
+            Self::InvalidSpec { message } => ("InvalidSpec", message.clone(), false, false, true),
+            Self::ConfigMapNotFound { config_map } => (
+                "ConfigMapNotFound",
+                format!(
+                    "ConfigMap {config_map} does not exist; create it or remove it from spec.configMapTriggers"
+                ),
+                false,
+                false,
+                true,
+            ),
+        };
+        Wanted { reason, message, ready, reconciling, stalled }
+    }
+}
+
+/// Sets `Ready`, `Reconciling` and `Stalled` for `situation`, keeping any other condition
+/// types untouched and in place. Each condition keeps its `lastTransitionTime` unless its
+/// status flips.
+pub fn apply(conditions: &mut Vec<Condition>, situation: &Situation, generation: i64, now: Timestamp) {
+    let wanted = situation.wanted();
+    for (type_, value) in [(READY, wanted.ready), (RECONCILING, wanted.reconciling), (STALLED, wanted.stalled)] {
+        set(conditions, type_, value, wanted.reason, &wanted.message, generation, now);
+    }
+}
+
+fn set(
+    conditions: &mut Vec<Condition>,
+    type_: &str,
+    value: bool,
+    reason: &str,
+    message: &str,
+    generation: i64,
+    now: Timestamp,
+) {
+    let status = if value { "True" } else { "False" };
+    let existing = conditions.iter_mut().find(|condition| condition.type_ == type_);
+    let last_transition_time = match &existing {
+        Some(condition) if condition.status == status => condition.last_transition_time.clone(),
+        _ => Time(now),
+    };
+    let condition = Condition {
+        type_: type_.to_owned(),
+        status: status.to_owned(),
+        reason: reason.to_owned(),
+        message: message.to_owned(),
+        observed_generation: Some(generation),
+        last_transition_time,
+    };
+    match existing {
+        Some(slot) => *slot = condition,
+        None => conditions.push(condition),
+    }
+}
+
+/// The condition of `type_`, if present.
+pub fn find<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Condition> {
+    conditions.iter().find(|condition| condition.type_ == type_)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(seconds: i64) -> Timestamp {
+        Timestamp::from_second(seconds).expect("in range")
+    }
+
+    fn summary(conditions: &[Condition]) -> Vec<(String, String, String)> {
+        conditions.iter().map(|c| (c.type_.clone(), c.status.clone(), c.reason.clone())).collect()
+    }
+
+    fn triple(ready: &str, reconciling: &str, stalled: &str, reason: &str) -> Vec<(String, String, String)> {
+        [(READY, ready), (RECONCILING, reconciling), (STALLED, stalled)]
+            .iter()
+            .map(|(t, s)| ((*t).to_owned(), (*s).to_owned(), reason.to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn each_situation_maps_to_kstatus() {
+        let cases = [
+            (Situation::Queued { trigger: "Created".into() }, triple("False", "True", "False", "Queued")),
+            (
+                Situation::Running { batch: 3, batches: 14, follow_up: None },
+                triple("False", "True", "False", "Running"),
+            ),
+            (Situation::Suspended { batch: 2, batches: 3 }, triple("False", "True", "False", "Suspended")),
+            (Situation::Succeeded { message: "done".into() }, triple("True", "False", "False", "Succeeded")),
+            (Situation::RunFailed { message: "x".into() }, triple("False", "False", "True", "RunFailed")),
+            (Situation::InvalidSpec { message: "bad".into() }, triple("False", "False", "True", "InvalidSpec")),
+            (
+                Situation::ConfigMapNotFound { config_map: ObjectKey::new("arcgis", "proxy") },
+                triple("False", "False", "True", "ConfigMapNotFound"),
+            ),
+        ];
+        for (situation, expected) in cases {
+            let mut conditions = Vec::new();
+            apply(&mut conditions, &situation, 4, at(100));
+            assert_eq!(summary(&conditions), expected, "{situation:?}");
+            assert!(conditions.iter().all(|c| c.observed_generation == Some(4)));
+        }
+    }
+
+    #[test]
+    fn messages_are_the_documented_ones() {
+        let mut conditions = Vec::new();
+        apply(&mut conditions, &Situation::Running { batch: 3, batches: 14, follow_up: None }, 1, at(0));
+        assert_eq!(find(&conditions, RECONCILING).map(|c| c.message.as_str()), Some("batch 3 of 14"));
+        apply(
+            &mut conditions,
+            &Situation::ConfigMapNotFound { config_map: ObjectKey::new("arcgis", "proxy") },
+            1,
+            at(0),
+        );
+        assert_eq!(
+            find(&conditions, STALLED).map(|c| c.message.as_str()),
+            Some("ConfigMap arcgis/proxy does not exist; create it or remove it from spec.configMapTriggers")
+        );
+    }
+
+    #[test]
+    fn transition_time_moves_only_when_status_flips() {
+        let mut conditions = Vec::new();
+        apply(&mut conditions, &Situation::Running { batch: 1, batches: 3, follow_up: None }, 1, at(10));
+        apply(&mut conditions, &Situation::Running { batch: 2, batches: 3, follow_up: None }, 1, at(20));
+        assert!(conditions.iter().all(|c| c.last_transition_time == Time(at(10))));
+        assert_eq!(find(&conditions, RECONCILING).map(|c| c.message.as_str()), Some("batch 2 of 3"));
+
+        apply(&mut conditions, &Situation::Succeeded { message: "ok".into() }, 1, at(30));
+        let time = |type_| find(&conditions, type_).map(|c| c.last_transition_time.0);
+        assert_eq!(time(READY), Some(at(30)));
+        assert_eq!(time(RECONCILING), Some(at(30)));
+        assert_eq!(time(STALLED), Some(at(10)));
+    }
+
+    #[test]
+    fn other_condition_types_are_kept() {
+        let foreign = Condition {
+            type_: "Custom".into(),
+            status: "True".into(),
+            reason: "Mine".into(),
+            message: String::new(),
+            observed_generation: None,
+            last_transition_time: Time(at(1)),
+        };
+        let mut conditions = vec![foreign.clone()];
+        apply(&mut conditions, &Situation::Succeeded { message: "ok".into() }, 1, at(5));
+        assert_eq!(conditions[0], foreign);
+        assert_eq!(conditions.len(), 4);
+    }
+}

@@ -36,14 +36,14 @@ pub fn verdict(deployment: &Deployment, restart_generation: i64) -> Verdict {
     }
 
     let progress_deadline_exceeded = status.conditions.iter().flatten().any(|condition| {
-        condition.type_ == "Progressing" && condition.reason.as_deref() == Some(PROGRESS_DEADLINE_EXCEEDED)
+        condition.type_.as_deref() == Some("Progressing") && condition.reason.as_deref() == Some(PROGRESS_DEADLINE_EXCEEDED)
     });
     if progress_deadline_exceeded {
         return Verdict::Failed(format!("deployment {name:?} exceeded its progress deadline"));
     }
 
     // The API server defaults spec.replicas to 1, so a missing value is 1, not "no check".
-    let desired = deployment.spec.as_ref().and_then(|spec| spec.replicas).unwrap_or(1);
+    let desired = deployment.spec.replicas.unwrap_or(1);
     let replicas = status.replicas.unwrap_or(0);
     let updated = status.updated_replicas.unwrap_or(0);
     let available = status.available_replicas.unwrap_or(0);
@@ -90,11 +90,11 @@ mod tests {
         let mut deployment = Deployment::default();
         deployment.metadata.name = Some("web".to_owned());
         deployment.metadata.generation = Some(row.generation);
-        deployment.spec = Some(DeploymentSpec {
+        deployment.spec = DeploymentSpec {
             replicas: row.spec_replicas,
             paused: row.paused.then_some(true),
             ..DeploymentSpec::default()
-        });
+        };
         deployment.status = row.status.map(|(observed, replicas, updated, available)| DeploymentStatus {
             observed_generation: Some(observed),
             replicas: Some(replicas),
@@ -103,8 +103,8 @@ mod tests {
             available_replicas: Some(available),
             conditions: row.progressing.map(|(status, reason)| {
                 vec![DeploymentCondition {
-                    type_: "Progressing".to_owned(),
-                    status: status.to_owned(),
+                    type_: Some("Progressing".to_owned()),
+                    status: Some(status.to_owned()),
                     reason: Some(reason.to_owned()),
                     ..DeploymentCondition::default()
                 }]

@@ -1,0 +1,238 @@
+//! The IO shell seen from the API server: the exact requests one reconcile pass makes,
+//! through a mocked API (tower-test). These are the requests a real cluster would audit.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use http::{Method, Request, Response};
+use jiff::Timestamp;
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::Client;
+use kube::client::Body;
+use serde_json::{Value, json};
+use servicerefresh::controller::{FIELD_MANAGER, reconcile_pass};
+use servicerefresh::crd::ServiceRefresh;
+use servicerefresh::engine::Observation;
+use tower_test::mock::{self, Handle};
+
+const RUN_ID: &str = "arcgis/refresh/1-abcdef12";
+const BATCH_START: &str = "2026-11-26T18:00:00Z";
+
+fn refresh_with_running_batch() -> ServiceRefresh {
+    serde_json::from_value(json!({
+        "apiVersion": "gisops.io/v1alpha1",
+        "kind": "ServiceRefresh",
+        "metadata": {"name": "refresh", "namespace": "arcgis", "uid": "abcdef12-0000-4000-8000-000000000000", "generation": 1},
+        "spec": {"selector": {}, "batchSize": 2, "batchTimeout": "10m", "failurePolicy": "Continue", "suspend": false, "dryRun": false},
+        "status": {
+            "phase": "Running",
+            "observedGeneration": 1,
+            "run": {"id": RUN_ID, "number": 1, "reason": "Created", "dryRun": false, "startTime": "2026-11-26T17:59:59Z"},
+            "totals": {"services": 2, "restarted": 0, "ready": 0, "failed": 0, "skipped": 0},
+            "progress": "0/2",
+            "batch": "1/1",
+            "batches": [{
+                "index": 1, "phase": "Running", "startTime": BATCH_START,
+                "services": [{"name": "arcgis-a-mapserver-1"}, {"name": "arcgis-b-mapserver-2"}]
+            }],
+            "triggers": {}
+        }
+    }))
+    .expect("valid ServiceRefresh")
+}
+
+fn deployment(name: &str) -> Arc<Deployment> {
+    Arc::new(
+        serde_json::from_value(json!({
+            "metadata": {"name": name, "namespace": "arcgis", "generation": 1, "labels": {"app": "gis"}},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "gis"}}, "template": {"metadata": {"labels": {"app": "gis"}}}},
+            "status": {"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "readyReplicas": 1, "availableReplicas": 1}
+        }))
+        .expect("valid Deployment"),
+    )
+}
+
+fn now() -> Timestamp {
+    "2026-11-26T18:00:01Z".parse().expect("valid timestamp")
+}
+
+type MockHandle = Handle<Request<Body>, Response<Body>>;
+
+struct Seen {
+    method: Method,
+    path_and_query: String,
+    content_type: String,
+    body: Value,
+}
+
+async fn next(handle: &mut MockHandle, respond: impl FnOnce(&Seen) -> (u16, Value)) -> Seen {
+    let (request, send) = handle.next_request().await.expect("a request");
+    let method = request.method().clone();
+    let path_and_query = request.uri().path_and_query().map(|p| p.to_string()).unwrap_or_default();
+    let content_type = request
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let bytes = request.into_body().collect_bytes().await.expect("body");
+    let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).expect("JSON body") };
+    let seen = Seen { method, path_and_query, content_type, body };
+    let (code, response) = respond(&seen);
+    send.send_response(
+        Response::builder()
+            .status(code)
+            .header("content-type", "application/json")
+            .body(Body::from(serde_json::to_vec(&response).expect("response serializes")))
+            .expect("response builds"),
+    );
+    seen
+}
+
+fn patched_deployment(seen: &Seen, generation: i64) -> Value {
+    let name = seen.path_and_query.split('/').next_back().and_then(|s| s.split('?').next()).unwrap_or_default();
+    json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name, "namespace": "arcgis", "generation": generation},
+        "spec": {"selector": {}, "template": {}}
+    })
+}
+
+fn not_found(name: &str) -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+           "message": format!("deployments.apps \"{name}\" not found"), "reason": "NotFound",
+           "details": {"name": name, "group": "apps", "kind": "deployments"}, "code": 404})
+}
+
+fn echo_status(seen: &Seen) -> (u16, Value) {
+    let mut object = serde_json::to_value(refresh_with_running_batch()).expect("serializes");
+    object["status"] = seen.body["status"].clone();
+    (200, object)
+}
+
+#[tokio::test]
+async fn restart_patches_and_status_apply_are_exactly_these_requests() {
+    let (service, mut handle) = mock::pair::<Request<Body>, Response<Body>>();
+    let client = Client::new(service, "arcgis");
+    let refresh = refresh_with_running_batch();
+    let deployments = vec![deployment("arcgis-a-mapserver-1"), deployment("arcgis-b-mapserver-2")];
+    let hashes = BTreeMap::new();
+
+    let server = tokio::spawn(async move {
+        let mut patches = Vec::new();
+        for _ in 0..2 {
+            patches.push(next(&mut handle, |seen| (200, patched_deployment(seen, 2))).await);
+        }
+        let status = next(&mut handle, echo_status).await;
+        (patches, status)
+    });
+
+    let observation = Observation {
+        refresh: &refresh,
+        deployments: &deployments,
+        config_map_hashes: &hashes,
+        may_start_run: true,
+        now: now(),
+    };
+    let pass = reconcile_pass(&client, &observation).await.expect("pass succeeds");
+    let (mut patches, status) = server.await.expect("mock server");
+    patches.sort_by(|a, b| a.path_and_query.cmp(&b.path_and_query));
+
+    for (seen, name) in patches.iter().zip(["arcgis-a-mapserver-1", "arcgis-b-mapserver-2"]) {
+        assert_eq!(seen.method, Method::PATCH);
+        assert_eq!(
+            seen.path_and_query,
+            format!("/apis/apps/v1/namespaces/arcgis/deployments/{name}?&fieldManager={FIELD_MANAGER}")
+                .replace("?&", "?")
+        );
+        assert_eq!(seen.content_type, "application/merge-patch+json");
+        assert_eq!(
+            seen.body,
+            json!({"spec": {"template": {"metadata": {"annotations": {
+                "kubectl.kubernetes.io/restartedAt": BATCH_START,
+                "gisops.io/restarted-by": RUN_ID,
+            }}}}})
+        );
+    }
+
+    assert_eq!(status.method, Method::PATCH);
+    assert_eq!(
+        status.path_and_query,
+        format!("/apis/gisops.io/v1alpha1/namespaces/arcgis/servicerefreshes/refresh/status?&force=true&fieldManager={FIELD_MANAGER}")
+            .replace("?&", "?")
+    );
+    assert_eq!(status.content_type, "application/apply-patch+yaml");
+    assert_eq!(status.body["apiVersion"], "gisops.io/v1alpha1");
+    assert_eq!(status.body["kind"], "ServiceRefresh");
+    let services = &status.body["status"]["batches"][0]["services"];
+    assert_eq!(services[0]["generation"], 2, "the patch's generation gates readiness");
+    assert_eq!(services[1]["generation"], 2);
+    assert!(pass.status_written);
+    assert!(pass.transient_failures.is_empty());
+}
+
+#[tokio::test]
+async fn a_pass_with_nothing_new_sends_no_request() {
+    let (service, mut handle) = mock::pair::<Request<Body>, Response<Body>>();
+    let client = Client::new(service, "arcgis");
+    let mut refresh = refresh_with_running_batch();
+    // Both restarts are recorded and the Deployments are still rolling out.
+    let status = refresh.status.as_mut().expect("status");
+    for service in &mut status.batches[0].services {
+        service.generation = Some(2);
+    }
+    status.totals.restarted = 2;
+    let rolling = |name: &str| {
+        let mut d = (*deployment(name)).clone();
+        d.metadata.generation = Some(2);
+        d.spec.template.metadata.get_or_insert_with(Default::default).annotations =
+            Some([("gisops.io/restarted-by".to_owned(), RUN_ID.to_owned())].into());
+        Arc::new(d)
+    };
+    let deployments = vec![rolling("arcgis-a-mapserver-1"), rolling("arcgis-b-mapserver-2")];
+    let hashes = BTreeMap::new();
+    let observation =
+        Observation { refresh: &refresh, deployments: &deployments, config_map_hashes: &hashes, may_start_run: true, now: now() };
+
+    let pass = reconcile_pass(&client, &observation).await.expect("pass succeeds");
+    assert!(!pass.status_written, "an unchanged status must not be written");
+    handle.allow(0);
+    assert!(
+        futures::poll!(Box::pin(handle.next_request())).is_pending(),
+        "no request may be sent when nothing changed"
+    );
+}
+
+#[tokio::test]
+async fn deleted_and_failing_deployments_are_recorded_not_retried_forever() {
+    let (service, mut handle) = mock::pair::<Request<Body>, Response<Body>>();
+    let client = Client::new(service, "arcgis");
+    let refresh = refresh_with_running_batch();
+    let deployments = vec![deployment("arcgis-a-mapserver-1"), deployment("arcgis-b-mapserver-2")];
+    let hashes = BTreeMap::new();
+
+    let server = tokio::spawn(async move {
+        for _ in 0..2 {
+            next(&mut handle, |seen| {
+                if seen.path_and_query.contains("arcgis-a-mapserver-1") {
+                    (404, not_found("arcgis-a-mapserver-1"))
+                } else {
+                    (500, json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                                 "message": "etcdserver: request timed out", "reason": "InternalError", "code": 500}))
+                }
+            })
+            .await;
+        }
+        next(&mut handle, echo_status).await
+    });
+
+    let observation =
+        Observation { refresh: &refresh, deployments: &deployments, config_map_hashes: &hashes, may_start_run: true, now: now() };
+    let pass = reconcile_pass(&client, &observation).await.expect("pass completes");
+    let status = server.await.expect("mock server");
+    let services = &status.body["status"]["batches"][0]["services"];
+    assert_eq!(services[0]["result"], "Gone", "a 404 on the restart patch means the Deployment is gone");
+    assert!(services[1].get("result").is_none(), "a 500 leaves the service to be retried");
+    assert!(services[1].get("generation").is_none());
+    assert_eq!(pass.transient_failures.len(), 1);
+}
