@@ -236,9 +236,10 @@ fn trigger_config_map_refs(
         .iter()
         .filter(|sr| {
             let own = sr.namespace().unwrap_or_default();
-            sr.spec.config_map_triggers.iter().any(|t| {
-                t.name == cm_name && t.namespace.as_deref().unwrap_or(&own) == cm_ns
-            })
+            sr.spec
+                .config_map_triggers
+                .iter()
+                .any(|t| t.name == cm_name && t.namespace.as_deref().unwrap_or(&own) == cm_ns)
         })
         .map(|sr| ObjectRef::from_obj(sr.as_ref()))
         .collect()
@@ -298,7 +299,11 @@ pub async fn run(
     });
 
     let sr_for_cm = sr_reader.clone();
+    // Rollouts emit a burst of Deployment events; debouncing folds a burst into one pass.
+    let controller_config =
+        kube::runtime::controller::Config::default().debounce(Duration::from_millis(100));
     let controller = Controller::for_stream(refresh_events, sr_reader.clone())
+        .with_config(controller_config)
         .watches_stream(deployment_events, |d: Deployment| deployment_owner(&d))
         .watches_stream(config_map_events, move |cm: ConfigMap| {
             trigger_config_map_refs(&sr_for_cm, &cm)
@@ -440,7 +445,11 @@ pub async fn reconcile_pass(
     Ok(PassResult { status, status_written, events, wake_at, transient_failures })
 }
 
-fn error_policy(_refresh: Arc<ServiceRefresh>, error: &ReconcileError, ctx: Arc<Context>) -> Action {
+fn error_policy(
+    _refresh: Arc<ServiceRefresh>,
+    error: &ReconcileError,
+    ctx: Arc<Context>,
+) -> Action {
     warn!(%error, "reconcile will be retried");
     Action::requeue(ctx.config.retry_delay)
 }
@@ -475,19 +484,20 @@ pub fn restart_patch(restart: &Restart) -> serde_json::Value {
     })
 }
 
-async fn send_restarts(
-    client: &Client,
-    restarts: &[Restart],
-) -> Vec<(ObjectKey, RestartOutcome)> {
+async fn send_restarts(client: &Client, restarts: &[Restart]) -> Vec<(ObjectKey, RestartOutcome)> {
     futures::stream::iter(restarts.iter().cloned())
         .map(|restart| {
             let client = client.clone();
             async move {
-                let api: Api<Deployment> =
-                    Api::namespaced(client, &restart.deployment.namespace);
-                let params = PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
+                let api: Api<Deployment> = Api::namespaced(client, &restart.deployment.namespace);
+                let params =
+                    PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
                 let result = api
-                    .patch(&restart.deployment.name, &params, &Patch::Merge(restart_patch(&restart)))
+                    .patch(
+                        &restart.deployment.name,
+                        &params,
+                        &Patch::Merge(restart_patch(&restart)),
+                    )
                     .await;
                 let outcome = classify_patch_result(result);
                 if let RestartOutcome::Patched { generation } = &outcome {
@@ -575,7 +585,10 @@ pub async fn client(kubeconfig: Option<&std::path::Path>) -> Result<Client, Star
     let config = match kubeconfig {
         Some(path) => {
             let kubeconfig = kube::config::Kubeconfig::read_from(path).map_err(|err| {
-                StartupError::Unreachable(format!("cannot read kubeconfig {}: {err}", path.display()))
+                StartupError::Unreachable(format!(
+                    "cannot read kubeconfig {}: {err}",
+                    path.display()
+                ))
             })?;
             kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
                 .await

@@ -38,10 +38,30 @@ pub const DURATION_PATTERN: &str = r"^([0-9]+(ms|s|m|h))+$";
     category = "gisops",
     derive = "PartialEq",
     doc = "ServiceRefresh restarts a fleet of Deployments in ready-gated batches and records the results.",
-    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase", description = "Phase of the current run"),
-    printcolumn(name = "Progress", type_ = "string", json_path = ".status.progress", description = "Services ready out of all services planned (ready/total)"),
-    printcolumn(name = "Batch", type_ = "string", json_path = ".status.batch", description = "Current batch out of all batches (current/total)"),
-    printcolumn(name = "Failed", type_ = "integer", json_path = ".status.totals.failed", description = "Services that failed, timed out or disappeared in the current run"),
+    printcolumn(
+        name = "Phase",
+        type_ = "string",
+        json_path = ".status.phase",
+        description = "Phase of the current run"
+    ),
+    printcolumn(
+        name = "Progress",
+        type_ = "string",
+        json_path = ".status.progress",
+        description = "Services ready out of all services planned (ready/total)"
+    ),
+    printcolumn(
+        name = "Batch",
+        type_ = "string",
+        json_path = ".status.batch",
+        description = "Current batch out of all batches (current/total)"
+    ),
+    printcolumn(
+        name = "Failed",
+        type_ = "integer",
+        json_path = ".status.totals.failed",
+        description = "Services that failed, timed out or disappeared in the current run"
+    ),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]

@@ -73,12 +73,7 @@ pub async fn sim_client(sim: &SimHandle) -> Result<Client, DemoError> {
 pub async fn install_crd(client: &Client) -> Result<(), kube::Error> {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let params = PatchParams::apply(controller::FIELD_MANAGER).force();
-    crds.patch(
-        &ServiceRefresh::crd_name(),
-        &params,
-        &Patch::Apply(ServiceRefresh::crd()),
-    )
-    .await?;
+    crds.patch(&ServiceRefresh::crd_name(), &params, &Patch::Apply(ServiceRefresh::crd())).await?;
     Ok(())
 }
 
@@ -108,13 +103,10 @@ async fn run_demo(options: &DemoOptions, out: &mut impl Write) -> Result<Phase, 
     install_crd(&client).await?;
 
     let (stop_operator, operator_stopped) = tokio::sync::oneshot::channel::<()>();
-    let operator = tokio::spawn(controller::run(
-        client.clone(),
-        OperatorConfig::default(),
-        async move {
+    let operator =
+        tokio::spawn(controller::run(client.clone(), OperatorConfig::default(), async move {
             let _ = operator_stopped.await;
-        },
-    ));
+        }));
 
     let refreshes: Api<ServiceRefresh> = Api::namespaced(client.clone(), NAMESPACE);
     let manifest: ServiceRefresh = serde_json::from_value(json!({
@@ -130,7 +122,11 @@ async fn run_demo(options: &DemoOptions, out: &mut impl Write) -> Result<Phase, 
     }))
     .map_err(|err| DemoError::Client(err.to_string()))?;
     refreshes.create(&PostParams::default(), &manifest).await?;
-    let _ = writeln!(out, "applied ServiceRefresh {NAMESPACE}/refresh-all-services (batchSize {})\n", options.batch_size);
+    let _ = writeln!(
+        out,
+        "applied ServiceRefresh {NAMESPACE}/refresh-all-services (batchSize {})\n",
+        options.batch_size
+    );
 
     let outcome = tokio::time::timeout(DEADLINE, follow(&refreshes, out, started)).await;
     let _ = stop_operator.send(());

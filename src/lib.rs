@@ -2,7 +2,7 @@
 //! batches. The crate splits into the CRD types, a pure decision engine, and the thin IO
 //! shell (controller, CLI) around it.
 
+pub mod controller;
 pub mod crd;
-// pub mod controller; (re-enabled once engine and sim APIs land)
-// pub mod demo;
+pub mod demo;
 pub mod engine;

@@ -202,6 +202,7 @@ async fn run_sim(args: SimArgs) -> ExitCode {
             watch_drop_every_ms: args.watch_drop_every_ms,
         },
         seed: args.seed,
+        ..SimConfig::default()
     };
     let sim = match servicerefresh_sim::start(config).await {
         Ok(sim) => sim,
@@ -216,7 +217,11 @@ async fn run_sim(args: SimArgs) -> ExitCode {
     }
     println!("simulated cluster listening on {}", sim.base_url());
     println!("kubeconfig written to {}", args.kubeconfig.display());
-    println!("try: KUBECONFIG={} kubectl get deployments -n {}", args.kubeconfig.display(), args.namespace);
+    println!(
+        "try: KUBECONFIG={} kubectl get deployments -n {}",
+        args.kubeconfig.display(),
+        args.namespace
+    );
     shutdown_signal().await;
     sim.shutdown().await;
     ExitCode::SUCCESS

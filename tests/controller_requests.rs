@@ -76,7 +76,11 @@ async fn next(handle: &mut MockHandle, respond: impl FnOnce(&Seen) -> (u16, Valu
         .unwrap_or_default()
         .to_owned();
     let bytes = request.into_body().collect_bytes().await.expect("body");
-    let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).expect("JSON body") };
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).expect("JSON body")
+    };
     let seen = Seen { method, path_and_query, content_type, body };
     let (code, response) = respond(&seen);
     send.send_response(
@@ -90,7 +94,12 @@ async fn next(handle: &mut MockHandle, respond: impl FnOnce(&Seen) -> (u16, Valu
 }
 
 fn patched_deployment(seen: &Seen, generation: i64) -> Value {
-    let name = seen.path_and_query.split('/').next_back().and_then(|s| s.split('?').next()).unwrap_or_default();
+    let name = seen
+        .path_and_query
+        .split('/')
+        .next_back()
+        .and_then(|s| s.split('?').next())
+        .unwrap_or_default();
     json!({
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": name, "namespace": "arcgis", "generation": generation},
@@ -142,8 +151,10 @@ async fn restart_patches_and_status_apply_are_exactly_these_requests() {
         assert_eq!(seen.method, Method::PATCH);
         assert_eq!(
             seen.path_and_query,
-            format!("/apis/apps/v1/namespaces/arcgis/deployments/{name}?&fieldManager={FIELD_MANAGER}")
-                .replace("?&", "?")
+            format!(
+                "/apis/apps/v1/namespaces/arcgis/deployments/{name}?&fieldManager={FIELD_MANAGER}"
+            )
+            .replace("?&", "?")
         );
         assert_eq!(seen.content_type, "application/merge-patch+json");
         assert_eq!(
@@ -191,8 +202,13 @@ async fn a_pass_with_nothing_new_sends_no_request() {
     };
     let deployments = vec![rolling("arcgis-a-mapserver-1"), rolling("arcgis-b-mapserver-2")];
     let hashes = BTreeMap::new();
-    let observation =
-        Observation { refresh: &refresh, deployments: &deployments, config_map_hashes: &hashes, may_start_run: true, now: now() };
+    let observation = Observation {
+        refresh: &refresh,
+        deployments: &deployments,
+        config_map_hashes: &hashes,
+        may_start_run: true,
+        now: now(),
+    };
 
     let pass = reconcile_pass(&client, &observation).await.expect("pass succeeds");
     assert!(!pass.status_written, "an unchanged status must not be written");
@@ -226,12 +242,20 @@ async fn deleted_and_failing_deployments_are_recorded_not_retried_forever() {
         next(&mut handle, echo_status).await
     });
 
-    let observation =
-        Observation { refresh: &refresh, deployments: &deployments, config_map_hashes: &hashes, may_start_run: true, now: now() };
+    let observation = Observation {
+        refresh: &refresh,
+        deployments: &deployments,
+        config_map_hashes: &hashes,
+        may_start_run: true,
+        now: now(),
+    };
     let pass = reconcile_pass(&client, &observation).await.expect("pass completes");
     let status = server.await.expect("mock server");
     let services = &status.body["status"]["batches"][0]["services"];
-    assert_eq!(services[0]["result"], "Gone", "a 404 on the restart patch means the Deployment is gone");
+    assert_eq!(
+        services[0]["result"], "Gone",
+        "a 404 on the restart patch means the Deployment is gone"
+    );
     assert!(services[1].get("result").is_none(), "a 500 leaves the service to be retried");
     assert!(services[1].get("generation").is_none());
     assert_eq!(pass.transient_failures.len(), 1);

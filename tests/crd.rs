@@ -30,11 +30,9 @@ fn undescribed_fields(schema: &Value, path: &str, missing: &mut Vec<String>) {
 
 #[test]
 fn committed_crd_matches_generated() {
-    let committed = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/crds/servicerefresh.yaml"
-    ))
-    .expect("crds/servicerefresh.yaml exists");
+    let committed =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/crds/servicerefresh.yaml"))
+            .expect("crds/servicerefresh.yaml exists");
     assert_eq!(
         committed,
         crd_yaml().expect("CRD renders"),
@@ -59,7 +57,10 @@ fn schema_states_what_a_schema_can() {
     assert_eq!(batch_size["default"], 10);
     assert_eq!(batch_size["minimum"].as_f64(), Some(1.0));
     assert_eq!(batch_size["maximum"].as_f64(), Some(100.0));
-    assert_eq!(spec["properties"]["failurePolicy"]["enum"], serde_json::json!(["Continue", "Abort"]));
+    assert_eq!(
+        spec["properties"]["failurePolicy"]["enum"],
+        serde_json::json!(["Continue", "Abort"])
+    );
     assert_eq!(spec["properties"]["failurePolicy"]["default"], "Continue");
     assert_eq!(spec["properties"]["batchTimeout"]["default"], "10m");
     assert!(spec["properties"]["batchTimeout"]["pattern"].is_string());

@@ -66,7 +66,14 @@ async fn kubectl_apply_get_and_wait_on_a_servicerefresh() {
         let applied = ok(&kubectl(&cfg, &["apply", "-f", &example_path]));
         let waited = ok(&kubectl(
             &cfg,
-            &["wait", "--for=condition=Ready", "servicerefresh/refresh-after-proxy-change", "-n", NAMESPACE, "--timeout=60s"],
+            &[
+                "wait",
+                "--for=condition=Ready",
+                "servicerefresh/refresh-after-proxy-change",
+                "-n",
+                NAMESPACE,
+                "--timeout=60s",
+            ],
         ));
         let table = ok(&kubectl(&cfg, &["get", "sref", "-n", NAMESPACE]));
         (applied, waited, table)
@@ -75,13 +82,20 @@ async fn kubectl_apply_get_and_wait_on_a_servicerefresh() {
     .expect("kubectl ran");
     operator.stop().await;
 
-    assert!(applied.contains("servicerefresh.gisops.io/refresh-after-proxy-change created"), "{applied}");
+    assert!(
+        applied.contains("servicerefresh.gisops.io/refresh-after-proxy-change created"),
+        "{applied}"
+    );
     assert!(waited.contains("condition met"), "{waited}");
     let mut lines = table.lines();
     let header: Vec<&str> = lines.next().unwrap_or_default().split_whitespace().collect();
     assert_eq!(header, ["NAME", "PHASE", "PROGRESS", "BATCH", "FAILED", "AGE"], "{table}");
     let row: Vec<&str> = lines.next().unwrap_or_default().split_whitespace().collect();
-    assert_eq!(&row[..5], ["refresh-after-proxy-change", "Succeeded", "15/15", "2/2", "0"], "{table}");
+    assert_eq!(
+        &row[..5],
+        ["refresh-after-proxy-change", "Succeeded", "15/15", "2/2", "0"],
+        "{table}"
+    );
     sim.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -31,7 +31,10 @@ fn results(status: &ServiceRefreshStatus) -> BTreeMap<String, (ServiceResult, Op
         .iter()
         .flat_map(|b| &b.services)
         .map(|s| {
-            (s.name.clone(), (s.result.expect("every planned service has a result"), s.message.clone()))
+            (
+                s.name.clone(),
+                (s.result.expect("every planned service has a result"), s.message.clone()),
+            )
         })
         .collect()
 }
@@ -55,7 +58,9 @@ async fn full_run_restarts_every_deployment_once_in_batches_of_ten() {
     assert_eq!((names.len(), failing.len()), (137, 3));
     let operator = Operator::start(&cluster.client);
 
-    cluster.create_refresh("full", json!({"selector": {}, "batchSize": 10, "batchTimeout": "1m"})).await;
+    cluster
+        .create_refresh("full", json!({"selector": {}, "batchSize": 10, "batchTimeout": "1m"}))
+        .await;
     let status = cluster.wait_for_run_end("full", RUN_DEADLINE).await;
     operator.stop().await;
 
@@ -64,7 +69,11 @@ async fn full_run_restarts_every_deployment_once_in_batches_of_ten() {
     assert!(status.batches[..13].iter().all(|b| b.services.len() == 10));
     assert_eq!(status.batches[13].services.len(), 7);
     let results = results(&status);
-    assert_eq!(results.keys().cloned().collect::<Vec<_>>(), names, "plan covers the fleet in name order");
+    assert_eq!(
+        results.keys().cloned().collect::<Vec<_>>(),
+        names,
+        "plan covers the fleet in name order"
+    );
     for name in &names {
         let (result, message) = &results[name];
         if failing.contains(name) {
@@ -91,7 +100,8 @@ async fn abort_stops_after_the_first_failing_batch() {
     let cluster = Cluster::start(fleet(40, 2)).await;
     let names = cluster.all_deployment_names().await;
     let failing = cluster.failing_deployments().await;
-    let first_failing_batch = names.iter().position(|n| n == &failing[0]).expect("failing is planned") / 5;
+    let first_failing_batch =
+        names.iter().position(|n| n == &failing[0]).expect("failing is planned") / 5;
     let operator = Operator::start(&cluster.client);
 
     cluster
@@ -104,12 +114,22 @@ async fn abort_stops_after_the_first_failing_batch() {
     let stats = cluster.sim.stats();
     for (index, batch) in status.batches.iter().enumerate() {
         for service in &batch.services {
-            let changes = stats.template_changes.get(&format!("{NAMESPACE}/{}", service.name)).copied().unwrap_or(0);
+            let changes = stats
+                .template_changes
+                .get(&format!("{NAMESPACE}/{}", service.name))
+                .copied()
+                .unwrap_or(0);
             if index <= first_failing_batch {
                 assert_eq!(changes, 1, "{} in batch {} is restarted", service.name, index + 1);
                 assert_ne!(service.result, Some(ServiceResult::Skipped));
             } else {
-                assert_eq!(changes, 0, "{} in batch {} must not be restarted after the abort", service.name, index + 1);
+                assert_eq!(
+                    changes,
+                    0,
+                    "{} in batch {} must not be restarted after the abort",
+                    service.name,
+                    index + 1
+                );
                 assert_eq!(service.result, Some(ServiceResult::Skipped), "{}", service.name);
             }
         }
@@ -128,11 +148,7 @@ async fn operator_restarts_mid_run_never_restart_a_deployment_twice() {
     for (round, batch) in [(0, 2usize), (1, 5), (2, 8)] {
         wait_for(RUN_DEADLINE, &format!("batch {batch} to start"), || async {
             let status = cluster.status("restarts").await?;
-            status
-                .batches
-                .get(batch - 1)
-                .filter(|b| b.phase != BatchPhase::Pending)
-                .map(|_| ())
+            status.batches.get(batch - 1).filter(|b| b.phase != BatchPhase::Pending).map(|_| ())
         })
         .await;
         if round == 1 {
@@ -199,8 +215,12 @@ async fn a_run_costs_one_patch_per_deployment_and_a_few_status_writes_per_batch(
         (100..=105).contains(&count("patch deployments")),
         "about one patch per Deployment: {requests:#?}"
     );
-    let status_writes = count("patch servicerefreshes/status") + count("update servicerefreshes/status");
-    assert!(status_writes <= 10 * 4 + 4, "a few status writes per batch, got {status_writes}: {requests:#?}");
+    let status_writes =
+        count("patch servicerefreshes/status") + count("update servicerefreshes/status");
+    assert!(
+        status_writes <= 10 * 4 + 4,
+        "a few status writes per batch, got {status_writes}: {requests:#?}"
+    );
     cluster.sim.shutdown().await;
 }
 
@@ -209,7 +229,9 @@ async fn reapplying_an_unchanged_spec_starts_nothing_and_a_new_trigger_starts_on
     let cluster = Cluster::start(fleet(12, 0)).await;
     let names = cluster.all_deployment_names().await;
     let operator = Operator::start(&cluster.client);
-    cluster.create_refresh("gitops", json!({"selector": {}, "batchSize": 10, "trigger": "v1"})).await;
+    cluster
+        .create_refresh("gitops", json!({"selector": {}, "batchSize": 10, "trigger": "v1"}))
+        .await;
     let first = cluster.wait_for_run_end("gitops", RUN_DEADLINE).await;
     assert_eq!(first.phase, Some(Phase::Succeeded));
 
@@ -217,10 +239,18 @@ async fn reapplying_an_unchanged_spec_starts_nothing_and_a_new_trigger_starts_on
     let params = kube::api::PatchParams::apply("argocd").force();
     let same = json!({"apiVersion": "gisops.io/v1alpha1", "kind": "ServiceRefresh",
                       "metadata": {"name": "gitops"}, "spec": {"selector": {}, "batchSize": 10, "trigger": "v1"}});
-    cluster.refreshes().patch("gitops", &params, &kube::api::Patch::Apply(&same)).await.expect("re-apply");
+    cluster
+        .refreshes()
+        .patch("gitops", &params, &kube::api::Patch::Apply(&same))
+        .await
+        .expect("re-apply");
     let changed = json!({"apiVersion": "gisops.io/v1alpha1", "kind": "ServiceRefresh",
                          "metadata": {"name": "gitops"}, "spec": {"selector": {}, "batchSize": 10, "trigger": "v2"}});
-    cluster.refreshes().patch("gitops", &params, &kube::api::Patch::Apply(&changed)).await.expect("apply v2");
+    cluster
+        .refreshes()
+        .patch("gitops", &params, &kube::api::Patch::Apply(&changed))
+        .await
+        .expect("apply v2");
     let second = wait_for(RUN_DEADLINE, "the second run to end", || async {
         cluster.status("gitops").await.filter(|s| {
             s.run.as_ref().is_some_and(|r| r.number == 2)
@@ -233,7 +263,11 @@ async fn reapplying_an_unchanged_spec_starts_nothing_and_a_new_trigger_starts_on
     assert_eq!(second.history.len(), 2, "history records both runs: {:?}", second.history);
     let stats = cluster.sim.stats();
     for name in &names {
-        assert_eq!(stats.template_changes.get(&format!("{NAMESPACE}/{name}")).copied(), Some(2), "{name}");
+        assert_eq!(
+            stats.template_changes.get(&format!("{NAMESPACE}/{name}")).copied(),
+            Some(2),
+            "{name}"
+        );
     }
     cluster.sim.shutdown().await;
 }

@@ -33,11 +33,7 @@ pub struct Cause {
 impl Cause {
     /// A cause with the given reason, message and field.
     pub fn new(reason: &str, message: impl Into<String>, field: impl Into<String>) -> Self {
-        Cause {
-            reason: reason.to_string(),
-            message: message.into(),
-            field: field.into(),
-        }
+        Cause { reason: reason.to_string(), message: message.into(), field: field.into() }
     }
 
     /// `field: Invalid value: <value>: <detail>`.
@@ -46,11 +42,7 @@ impl Cause {
             Value::String(s) => format!("{s:?}"),
             other => other.to_string(),
         };
-        Cause::new(
-            "FieldValueInvalid",
-            format!("Invalid value: {shown}: {detail}"),
-            field,
-        )
+        Cause::new("FieldValueInvalid", format!("Invalid value: {shown}: {detail}"), field)
     }
 
     /// `field: Required value[: detail]`.
@@ -81,10 +73,7 @@ pub struct GroupResource {
 impl GroupResource {
     /// A group-resource pair.
     pub fn new(group: &str, resource: &str) -> Self {
-        GroupResource {
-            group: group.to_string(),
-            resource: resource.to_string(),
-        }
+        GroupResource { group: group.to_string(), resource: resource.to_string() }
     }
 }
 
@@ -188,10 +177,8 @@ impl ApiError {
     pub fn apply_conflict(conflicts: &[(String, String, String)]) -> Self {
         // (manager, apiVersion, field)
         let n = conflicts.len();
-        let mut message = format!(
-            "Apply failed with {n} conflict{}: ",
-            if n == 1 { "" } else { "s" }
-        );
+        let mut message =
+            format!("Apply failed with {n} conflict{}: ", if n == 1 { "" } else { "s" });
         let mut by_manager: Vec<(String, String, Vec<String>)> = Vec::new();
         for (m, v, f) in conflicts {
             match by_manager.iter_mut().find(|(bm, bv, _)| bm == m && bv == v) {
@@ -227,11 +214,7 @@ impl ApiError {
 
     /// 422 `<Kind>.<group> "<name>" is invalid: ...`.
     pub fn invalid(kind: &str, group: &str, name: &str, causes: &[Cause]) -> Self {
-        let qualified = if group.is_empty() {
-            kind.to_string()
-        } else {
-            format!("{kind}.{group}")
-        };
+        let qualified = if group.is_empty() { kind.to_string() } else { format!("{kind}.{group}") };
         let texts: Vec<String> = causes
             .iter()
             .map(|c| {
@@ -242,21 +225,15 @@ impl ApiError {
                 }
             })
             .collect();
-        let summary = if texts.len() == 1 {
-            texts[0].clone()
-        } else {
-            format!("[{}]", texts.join(", "))
-        };
+        let summary =
+            if texts.len() == 1 { texts[0].clone() } else { format!("[{}]", texts.join(", ")) };
         let mut d = serde_json::Map::new();
         d.insert("name".into(), json!(name));
         if !group.is_empty() {
             d.insert("group".into(), json!(group));
         }
         d.insert("kind".into(), json!(kind));
-        d.insert(
-            "causes".into(),
-            Value::Array(causes.iter().map(Cause::to_json).collect()),
-        );
+        d.insert("causes".into(), Value::Array(causes.iter().map(Cause::to_json).collect()));
         ApiError {
             code: 422,
             reason: "Invalid",
@@ -267,22 +244,12 @@ impl ApiError {
 
     /// 400 BadRequest.
     pub fn bad_request(msg: impl Into<String>) -> Self {
-        ApiError {
-            code: 400,
-            reason: "BadRequest",
-            message: msg.into(),
-            details: None,
-        }
+        ApiError { code: 400, reason: "BadRequest", message: msg.into(), details: None }
     }
 
     /// 415 UnsupportedMediaType.
     pub fn unsupported_media(msg: impl Into<String>) -> Self {
-        ApiError {
-            code: 415,
-            reason: "UnsupportedMediaType",
-            message: msg.into(),
-            details: None,
-        }
+        ApiError { code: 415, reason: "UnsupportedMediaType", message: msg.into(), details: None }
     }
 
     /// 405 MethodNotAllowed.
@@ -290,19 +257,16 @@ impl ApiError {
         ApiError {
             code: 405,
             reason: "MethodNotAllowed",
-            message: format!("the server does not allow this method on the requested resource"),
-            details: Some(json!({"group": gr.group, "kind": gr.resource, "causes": [{"message": format!("{verb} not allowed")}]})),
+            message: "the server does not allow this method on the requested resource".to_string(),
+            details: Some(
+                json!({"group": gr.group, "kind": gr.resource, "causes": [{"message": format!("{verb} not allowed")}]}),
+            ),
         }
     }
 
     /// 410 Expired.
     pub fn expired(msg: impl Into<String>) -> Self {
-        ApiError {
-            code: 410,
-            reason: "Expired",
-            message: msg.into(),
-            details: None,
-        }
+        ApiError { code: 410, reason: "Expired", message: msg.into(), details: None }
     }
 
     /// 500 InternalError.

@@ -196,14 +196,11 @@ fn parse_node(v: &Value, path: &mut FieldPath, out: &mut FieldSet) {
     }
 }
 
-fn find_in_list<'a>(list: &'a [Value], seg: &str) -> Option<usize> {
+fn find_in_list(list: &[Value], seg: &str) -> Option<usize> {
     if let Some(k) = seg.strip_prefix("k:") {
         let probe: Value = serde_json::from_str(k).ok()?;
         let pm = probe.as_object()?;
-        list.iter().position(|e| {
-            pm.iter()
-                .all(|(pk, pv)| e.get(pk) == Some(pv))
-        })
+        list.iter().position(|e| pm.iter().all(|(pk, pv)| e.get(pk) == Some(pv)))
     } else if let Some(v) = seg.strip_prefix("v:") {
         let probe: Value = serde_json::from_str(v).ok()?;
         list.iter().position(|e| *e == probe)
@@ -358,9 +355,7 @@ fn is_element(p: &FieldPath) -> bool {
 pub fn track_update(old: Option<&Value>, new: &mut Value, ctx: &Ctx<'_>) {
     let mut entries = old.map(read_entries).unwrap_or_default();
     let new_set = field_set(new, ctx.lists, ctx.scope);
-    let old_set = old
-        .map(|o| field_set(o, ctx.lists, ctx.scope))
-        .unwrap_or_default();
+    let old_set = old.map(|o| field_set(o, ctx.lists, ctx.scope)).unwrap_or_default();
     let changed: FieldSet = new_set
         .iter()
         .filter(|p| match old {
@@ -470,8 +465,8 @@ pub fn apply(
         .difference(&fa)
         .filter(|p| {
             !entries.iter().any(|e| {
-                !(e.manager == ctx.manager && e.operation == "Apply" && e.subresource == sub)
-                    && e.subresource == sub
+                e.subresource == sub
+                    && !(e.manager == ctx.manager && e.operation == "Apply")
                     && e.set.contains(*p)
             })
         })

@@ -1,5 +1,198 @@
-pub fn placeholder() {}
-pub mod schema;
-pub mod table;
+//! servicerefresh-sim: a faithful simulated Kubernetes API server for
+//! testing the servicerefresh operator and `kubectl` without a cluster. This
+//! file owns the public API (configuration, start-up, the handle with its
+//! kubeconfig, stats and fault controls); the modules below own the store,
+//! the REST layer, watches, patches, apply, the Deployment controller and
+//! the generated fleet.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+pub mod api;
+pub mod builtin;
+pub mod controller;
+pub mod crd;
+pub mod error;
+pub mod fields;
+pub mod fleet;
+pub mod hooks;
 pub mod openapi;
+pub mod patch;
+pub mod registry;
 pub mod rollout;
+pub mod schema;
+pub mod selector;
+pub mod server;
+pub mod store;
+pub mod table;
+pub mod util;
+pub mod watch;
+
+pub use error::{ApiError, SimError};
+
+/// Configuration of a simulated cluster.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// Listen address (default `127.0.0.1:0`, an ephemeral port).
+    pub listen: SocketAddr,
+    /// Namespace of the generated fleet (default `arcgis`).
+    pub namespace: String,
+    /// Number of generated Deployments.
+    pub deployments: usize,
+    /// Rollout duration of a pod-template change, in ms.
+    pub rollout_ms: u64,
+    /// Random extra rollout time, up to this many ms.
+    pub rollout_jitter_ms: u64,
+    /// How many generated Deployments never become available.
+    pub fail: usize,
+    /// `spec.progressDeadlineSeconds` of generated Deployments.
+    pub progress_deadline_seconds: i32,
+    /// Fault injection.
+    pub faults: FaultConfig,
+    /// Seed of every random choice.
+    pub seed: u64,
+    /// Watch events retained for resuming watches (older: 410 Expired).
+    pub event_window: usize,
+    /// Interval of BOOKMARK events on watches that allow them, in ms.
+    pub bookmark_interval_ms: u64,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            namespace: "arcgis".into(),
+            deployments: 0,
+            rollout_ms: 2_000,
+            rollout_jitter_ms: 0,
+            fail: 0,
+            progress_deadline_seconds: 600,
+            faults: FaultConfig::default(),
+            seed: 1,
+            event_window: 10_000,
+            bookmark_interval_ms: 60_000,
+        }
+    }
+}
+
+/// Fault injection knobs (changeable at runtime).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct FaultConfig {
+    /// Fraction (0..1) of writes answered 500 or 409 (half each).
+    #[serde(alias = "writeErrorRate")]
+    pub write_error_rate: f64,
+    /// Latency added to every request, in ms.
+    #[serde(alias = "latencyMs")]
+    pub latency_ms: u64,
+    /// Close open watch streams after this long, in ms.
+    #[serde(alias = "watchDropEveryMs")]
+    pub watch_drop_every_ms: Option<u64>,
+}
+
+/// Counters of a simulated cluster (also at `GET /sim/v1/stats`).
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+pub struct SimStats {
+    /// Pod-template changes per Deployment (`ns/name`).
+    pub template_changes: BTreeMap<String, u64>,
+    /// Highest number of concurrent rollouts seen.
+    pub peak_rolling: u64,
+    /// Rollouts in progress now.
+    pub rolling_now: u64,
+    /// Requests per `verb resource` (e.g. `patch deployments`).
+    pub requests: BTreeMap<String, u64>,
+}
+
+/// A running simulated cluster.
+#[derive(Debug)]
+pub struct SimHandle {
+    sim: Arc<server::Sim>,
+    addr: SocketAddr,
+    shutdown_tx: tokio::sync::watch::Sender<bool>,
+    server: tokio::task::JoinHandle<()>,
+    controller: tokio::task::JoinHandle<()>,
+}
+
+/// Starts a simulated cluster.
+pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| SimError::Bind { addr: config.listen, source })?;
+    let addr = listener.local_addr()?;
+    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+    let sim = Arc::new(server::Sim::new(config.clone(), addr, shutdown_rx.clone()));
+    fleet::seed(&sim, &config)?;
+    let controller = tokio::spawn(controller::run(sim.clone()));
+    let app = server::router(sim.clone());
+    let mut rx = shutdown_rx;
+    let server = tokio::spawn(async move {
+        let graceful = async move {
+            while !*rx.borrow() {
+                if rx.changed().await.is_err() {
+                    break;
+                }
+            }
+        };
+        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(graceful).await {
+            tracing::error!(error = %e, "sim server failed");
+        }
+    });
+    Ok(SimHandle { sim, addr, shutdown_tx, server, controller })
+}
+
+impl SimHandle {
+    /// The listen address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://<addr>`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A kubeconfig (cluster, user and context `sim`) for this server.
+    pub fn kubeconfig_yaml(&self, namespace: &str) -> String {
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: sim\n  cluster:\n    server: {url}\nusers:\n- name: sim\n  user:\n    token: sim\ncontexts:\n- name: sim\n  context:\n    cluster: sim\n    user: sim\n    namespace: {namespace}\ncurrent-context: sim\npreferences: {{}}\n",
+            url = self.base_url()
+        )
+    }
+
+    /// Writes [`Self::kubeconfig_yaml`] for the fleet namespace to `path`.
+    pub fn write_kubeconfig(&self, path: &Path) -> Result<(), SimError> {
+        std::fs::write(path, self.kubeconfig_yaml(&self.sim.config.namespace))?;
+        Ok(())
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> SimStats {
+        self.sim.with_stats(|s| s.clone())
+    }
+
+    /// Clears the request and template-change counters and the peak.
+    pub fn reset_stats(&self) {
+        self.sim.with_stats(|s| {
+            let rolling = s.rolling_now;
+            *s = SimStats::default();
+            s.rolling_now = rolling;
+            s.peak_rolling = rolling;
+        });
+    }
+
+    /// Replaces the fault configuration.
+    pub fn set_faults(&self, faults: FaultConfig) {
+        self.sim.set_faults(faults);
+    }
+
+    /// Stops the server, its watches and the controller.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown_tx.send(true);
+        let _ = self.server.await;
+        let _ = self.controller.await;
+    }
+}

@@ -22,14 +22,14 @@ pub enum ListType {
 /// Strategic-merge list rules of the built-in types, by field name.
 pub fn builtin_smp_list(path: &[String]) -> ListType {
     let field = path.last().map(String::as_str).unwrap_or("");
-    let parent = if path.len() >= 2 {
-        path[path.len() - 2].as_str()
-    } else {
-        ""
-    };
+    let parent = if path.len() >= 2 { path[path.len() - 2].as_str() } else { "" };
     let key = |k: &str| ListType::Map(vec![k.to_string()]);
     match field {
-        "containers" | "initContainers" | "ephemeralContainers" | "env" | "volumes"
+        "containers"
+        | "initContainers"
+        | "ephemeralContainers"
+        | "env"
+        | "volumes"
         | "imagePullSecrets" => key("name"),
         "ports" if matches!(parent, "containers" | "initContainers" | "ephemeralContainers") => {
             key("containerPort")
@@ -49,11 +49,7 @@ pub fn builtin_smp_list(path: &[String]) -> ListType {
 /// Server-side-apply list rules of the built-in types (list-map keys).
 pub fn builtin_ssa_list(path: &[String]) -> ListType {
     let field = path.last().map(String::as_str).unwrap_or("");
-    let parent = if path.len() >= 2 {
-        path[path.len() - 2].as_str()
-    } else {
-        ""
-    };
+    let parent = if path.len() >= 2 { path[path.len() - 2].as_str() } else { "" };
     match field {
         "ports" if matches!(parent, "containers" | "initContainers" | "ephemeralContainers") => {
             ListType::Map(vec!["containerPort".into(), "protocol".into()])
@@ -91,11 +87,7 @@ fn list_type_of(node: &Value) -> ListType {
         Some("map") => ListType::Map(
             node.get("x-kubernetes-list-map-keys")
                 .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|k| k.as_str().map(String::from))
-                        .collect()
-                })
+                .map(|a| a.iter().filter_map(|k| k.as_str().map(String::from)).collect())
                 .unwrap_or_default(),
         ),
         Some("set") => ListType::Set,
@@ -175,11 +167,9 @@ fn smp_value(
                     continue;
                 }
                 if k == "$retainKeys" {
-                    retain = v.as_array().map(|a| {
-                        a.iter()
-                            .filter_map(|x| x.as_str().map(String::from))
-                            .collect()
-                    });
+                    retain = v
+                        .as_array()
+                        .map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect());
                     continue;
                 }
                 if let Some(field) = k.strip_prefix("$deleteFromPrimitiveList/") {
@@ -244,10 +234,7 @@ fn smp_list(
             Ok(Value::Array(out))
         }
         ListType::Map(keys) => {
-            if patch
-                .iter()
-                .any(|p| p.get("$patch").and_then(Value::as_str) == Some("replace"))
-            {
+            if patch.iter().any(|p| p.get("$patch").and_then(Value::as_str) == Some("replace")) {
                 return Ok(Value::Array(
                     patch
                         .iter()
@@ -320,7 +307,8 @@ mod tests {
     #[test]
     fn smp_delete_directive() {
         let orig = json!({"c": [{"name": "a"}, {"name": "b"}], "m": {"x": 1}});
-        let patch = json!({"containers": [{"name": "a", "$patch": "delete"}], "m": {"$patch": "delete"}});
+        let patch =
+            json!({"containers": [{"name": "a", "$patch": "delete"}], "m": {"$patch": "delete"}});
         let orig2 = json!({"containers": orig["c"].clone(), "m": orig["m"].clone()});
         let out = strategic_merge(&orig2, &patch, &builtin_smp_list).expect("merges");
         assert_eq!(out, json!({"containers": [{"name": "b"}]}));

@@ -68,16 +68,7 @@ impl ResourceDef {
     }
 
     fn verbs(&self) -> Vec<&'static str> {
-        vec![
-            "create",
-            "delete",
-            "deletecollection",
-            "get",
-            "list",
-            "patch",
-            "update",
-            "watch",
-        ]
+        vec!["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
     }
 
     fn discovery_entries(&self) -> Vec<Value> {
@@ -145,61 +136,17 @@ fn builtin(
 pub fn builtins() -> Vec<ResourceDef> {
     let mut ns = builtin("", "v1", "namespaces", "Namespace", false, &["ns"], &[], true);
     ns.return_deleted_object = true;
-    let cm = builtin(
-        "",
-        "v1",
-        "configmaps",
-        "ConfigMap",
-        true,
-        &["cm"],
-        &[],
-        false,
-    );
+    let cm = builtin("", "v1", "configmaps", "ConfigMap", true, &["cm"], &[], false);
     let ev = builtin("", "v1", "events", "Event", true, &["ev"], &[], false);
     let mut pods = builtin("", "v1", "pods", "Pod", true, &["po"], &["all"], true);
     pods.return_deleted_object = true;
-    let mut deploy = builtin(
-        "apps",
-        "v1",
-        "deployments",
-        "Deployment",
-        true,
-        &["deploy"],
-        &["all"],
-        true,
-    );
+    let mut deploy =
+        builtin("apps", "v1", "deployments", "Deployment", true, &["deploy"], &["all"], true);
     deploy.has_generation = true;
-    let mut rs = builtin(
-        "apps",
-        "v1",
-        "replicasets",
-        "ReplicaSet",
-        true,
-        &["rs"],
-        &["all"],
-        true,
-    );
+    let mut rs = builtin("apps", "v1", "replicasets", "ReplicaSet", true, &["rs"], &["all"], true);
     rs.has_generation = true;
-    let ev2 = builtin(
-        "events.k8s.io",
-        "v1",
-        "events",
-        "Event",
-        true,
-        &["ev"],
-        &[],
-        false,
-    );
-    let lease = builtin(
-        "coordination.k8s.io",
-        "v1",
-        "leases",
-        "Lease",
-        true,
-        &[],
-        &[],
-        false,
-    );
+    let ev2 = builtin("events.k8s.io", "v1", "events", "Event", true, &["ev"], &[], false);
+    let lease = builtin("coordination.k8s.io", "v1", "leases", "Lease", true, &[], &[], false);
     let mut crd = builtin(
         "apiextensions.k8s.io",
         "v1",
@@ -240,32 +187,25 @@ impl Registry {
         if !def.group.is_empty() && !self.group_order.contains(&def.group) {
             self.group_order.push(def.group.clone());
         }
-        self.defs.insert(
-            (def.group.clone(), def.version.clone(), def.plural.clone()),
-            Arc::new(def),
-        );
+        self.defs
+            .insert((def.group.clone(), def.version.clone(), def.plural.clone()), Arc::new(def));
     }
 
     /// Removes every definition that came from the named CRD.
     pub fn remove_crd(&mut self, crd_name: &str) {
-        self.defs
-            .retain(|_, d| d.crd.as_deref() != Some(crd_name));
+        self.defs.retain(|_, d| d.crd.as_deref() != Some(crd_name));
         let groups: Vec<String> = self.defs.values().map(|d| d.group.clone()).collect();
         self.group_order.retain(|g| groups.contains(g));
     }
 
     /// Looks up one resource.
     pub fn get(&self, group: &str, version: &str, plural: &str) -> Option<Arc<ResourceDef>> {
-        self.defs
-            .get(&(group.to_string(), version.to_string(), plural.to_string()))
-            .cloned()
+        self.defs.get(&(group.to_string(), version.to_string(), plural.to_string())).cloned()
     }
 
     /// Whether any resource is served at group/version.
     pub fn has_group_version(&self, group: &str, version: &str) -> bool {
-        self.defs
-            .keys()
-            .any(|(g, v, _)| g == group && v == version)
+        self.defs.keys().any(|(g, v, _)| g == group && v == version)
     }
 
     /// The storage-version definition of a group's resource (any version).
@@ -284,10 +224,7 @@ impl Registry {
 
     /// Finds the definition for an apiVersion + kind.
     pub fn by_kind(&self, api_version: &str, kind: &str) -> Option<Arc<ResourceDef>> {
-        self.defs
-            .values()
-            .find(|d| d.api_version() == api_version && d.kind == kind)
-            .cloned()
+        self.defs.values().find(|d| d.api_version() == api_version && d.kind == kind).cloned()
     }
 
     /// `APIResourceList` for one group/version.
@@ -298,11 +235,7 @@ impl Registry {
                 resources.extend(d.discovery_entries());
             }
         }
-        let gv = if group.is_empty() {
-            version.to_string()
-        } else {
-            format!("{group}/{version}")
-        };
+        let gv = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
         json!({
             "kind": "APIResourceList",
             "apiVersion": "v1",
@@ -313,12 +246,12 @@ impl Registry {
 
     fn versions_of(&self, group: &str) -> Vec<String> {
         let mut versions: Vec<String> = Vec::new();
-        for ((g, v, _), _) in &self.defs {
+        for (g, v, _) in self.defs.keys() {
             if g == group && !versions.contains(v) {
                 versions.push(v.clone());
             }
         }
-        versions.sort_by(|a, b| version_priority(b).cmp(&version_priority(a)));
+        versions.sort_by_key(|v| std::cmp::Reverse(version_priority(v)));
         versions
     }
 
@@ -351,7 +284,9 @@ impl Registry {
             .map(|v| json!({"groupVersion": format!("{group}/{v}"), "version": v}))
             .collect();
         let preferred = vs.first().cloned().unwrap_or(Value::Null);
-        Some(json!({"kind": "APIGroup", "apiVersion": "v1", "name": group, "versions": vs, "preferredVersion": preferred}))
+        Some(
+            json!({"kind": "APIGroup", "apiVersion": "v1", "name": group, "versions": vs, "preferredVersion": preferred}),
+        )
     }
 
     /// All definitions.

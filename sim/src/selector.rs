@@ -46,9 +46,7 @@ fn valid_label_value(v: &str) -> bool {
     let alnum = |c: u8| c.is_ascii_alphanumeric();
     alnum(bytes[0])
         && alnum(bytes[bytes.len() - 1])
-        && bytes
-            .iter()
-            .all(|&c| alnum(c) || c == b'-' || c == b'_' || c == b'.')
+        && bytes.iter().all(|&c| alnum(c) || c == b'-' || c == b'_' || c == b'.')
 }
 
 /// Splits on commas that are not inside parentheses.
@@ -81,9 +79,8 @@ impl LabelSelector {
         if s.trim().is_empty() {
             return Ok(LabelSelector { reqs });
         }
-        let bad = |detail: &str| {
-            ApiError::bad_request(format!("unable to parse requirement: {detail}"))
-        };
+        let bad =
+            |detail: &str| ApiError::bad_request(format!("unable to parse requirement: {detail}"));
         for part in split_top(s) {
             let part = part.trim();
             if part.is_empty() {
@@ -142,18 +139,16 @@ impl LabelSelector {
                 let values: Vec<String> = e
                     .get("values")
                     .and_then(Value::as_array)
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|v| v.as_str().map(String::from))
-                            .collect()
-                    })
+                    .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
                     .unwrap_or_default();
                 let op = match e.get("operator").and_then(Value::as_str) {
                     Some("In") => Op::In(values),
                     Some("NotIn") => Op::NotIn(values),
                     Some("Exists") => Op::Exists,
                     Some("DoesNotExist") => Op::DoesNotExist,
-                    other => return Err(format!("{other:?} is not a valid label selector operator")),
+                    other => {
+                        return Err(format!("{other:?} is not a valid label selector operator"));
+                    }
                 };
                 reqs.push((key, op));
             }
@@ -188,21 +183,12 @@ impl LabelSelector {
 
 fn split_set_op(part: &str, op: &str) -> Option<(String, String)> {
     let idx = part.find(op)?;
-    Some((
-        part[..idx].trim().to_string(),
-        part[idx + op.len()..].trim().to_string(),
-    ))
+    Some((part[..idx].trim().to_string(), part[idx + op.len()..].trim().to_string()))
 }
 
 fn parse_set(s: &str) -> Option<Vec<String>> {
     let inner = s.strip_prefix('(')?.strip_suffix(')')?;
-    Some(
-        inner
-            .split(',')
-            .map(|v| v.trim().to_string())
-            .filter(|v| !v.is_empty())
-            .collect(),
-    )
+    Some(inner.split(',').map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).collect())
 }
 
 /// A parsed field selector (`=`, `==`, `!=` on supported field paths).
@@ -233,9 +219,7 @@ impl FieldSelector {
             };
             let k = k.trim();
             if !supported.contains(&k) {
-                return Err(ApiError::bad_request(format!(
-                    "field label not supported: {k}"
-                )));
+                return Err(ApiError::bad_request(format!("field label not supported: {k}")));
             }
             reqs.push((k.to_string(), eq, v.trim().to_string()));
         }

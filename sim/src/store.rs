@@ -65,6 +65,9 @@ pub struct Snapshot {
     pub items: Arc<Vec<Arc<Value>>>,
 }
 
+/// A live event subscription.
+pub type EventReceiver = broadcast::Receiver<Arc<StoredEvent>>;
+
 /// Object key: (namespace or "", name).
 pub type ObjKey = (String, String);
 
@@ -127,10 +130,7 @@ impl Store {
 impl StoreInner {
     /// One object.
     pub fn get(&self, gr: &GroupResource, ns: &str, name: &str) -> Option<Arc<Value>> {
-        self.collections
-            .get(gr)
-            .and_then(|c| c.get(&(ns.to_string(), name.to_string())))
-            .cloned()
+        self.collections.get(gr).and_then(|c| c.get(&(ns.to_string(), name.to_string()))).cloned()
     }
 
     /// All objects of a resource, optionally in one namespace, in key order.
@@ -153,16 +153,9 @@ impl StoreInner {
     pub fn commit(&mut self, gr: &GroupResource, mut obj: Value, etype: EventType) -> Arc<Value> {
         self.rv += 1;
         let rv = self.rv;
-        let ns = obj
-            .pointer("/metadata/namespace")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        let name = obj
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
+        let ns =
+            obj.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("").to_string();
+        let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
         if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
             m.insert("resourceVersion".into(), Value::String(rv.to_string()));
         }
@@ -196,19 +189,11 @@ impl StoreInner {
 
     /// Events after `from_rv` plus a live receiver, or `Err(oldest)` when
     /// `from_rv` is older than the retained window.
-    pub fn watch_from(
-        &self,
-        from_rv: u64,
-    ) -> Result<(Vec<Arc<StoredEvent>>, broadcast::Receiver<Arc<StoredEvent>>), u64> {
+    pub fn watch_from(&self, from_rv: u64) -> Result<(Vec<Arc<StoredEvent>>, EventReceiver), u64> {
         if from_rv < self.compacted_rv {
             return Err(self.compacted_rv + 1);
         }
-        let backlog = self
-            .events
-            .iter()
-            .filter(|e| e.rv > from_rv)
-            .cloned()
-            .collect();
+        let backlog = self.events.iter().filter(|e| e.rv > from_rv).cloned().collect();
         Ok((backlog, self.tx.subscribe()))
     }
 
@@ -221,11 +206,7 @@ impl StoreInner {
     pub fn save_snapshot(&mut self, items: Arc<Vec<Arc<Value>>>) -> u64 {
         let id = self.next_snapshot;
         self.next_snapshot += 1;
-        self.snapshots.push_back(Snapshot {
-            id,
-            rv: self.rv,
-            items,
-        });
+        self.snapshots.push_back(Snapshot { id, rv: self.rv, items });
         while self.snapshots.len() > MAX_SNAPSHOTS {
             self.snapshots.pop_front();
         }

@@ -45,7 +45,9 @@ impl Situation {
         let (reason, message, ready, reconciling, stalled) = match self {
             Self::Queued { trigger } => (
                 "Queued",
-                format!("a run ({trigger}) is waiting for a free run slot; runs are serialized cluster-wide"),
+                format!(
+                    "a run ({trigger}) is waiting for a free run slot; runs are serialized cluster-wide"
+                ),
                 false,
                 true,
                 false,
@@ -53,7 +55,9 @@ impl Situation {
             Self::Running { batch, batches, follow_up } => {
                 let mut message = format!("batch {batch} of {batches}");
                 if let Some(trigger) = follow_up {
-                    message.push_str(&format!("; a follow-up run ({trigger}) starts when this run ends"));
+                    message.push_str(&format!(
+                        "; a follow-up run ({trigger}) starts when this run ends"
+                    ));
                 }
                 ("Running", message, false, true, false)
             }
@@ -84,9 +88,16 @@ impl Situation {
 /// Sets `Ready`, `Reconciling` and `Stalled` for `situation`, keeping any other condition
 /// types untouched and in place. Each condition keeps its `lastTransitionTime` unless its
 /// status flips.
-pub fn apply(conditions: &mut Vec<Condition>, situation: &Situation, generation: i64, now: Timestamp) {
+pub fn apply(
+    conditions: &mut Vec<Condition>,
+    situation: &Situation,
+    generation: i64,
+    now: Timestamp,
+) {
     let wanted = situation.wanted();
-    for (type_, value) in [(READY, wanted.ready), (RECONCILING, wanted.reconciling), (STALLED, wanted.stalled)] {
+    for (type_, value) in
+        [(READY, wanted.ready), (RECONCILING, wanted.reconciling), (STALLED, wanted.stalled)]
+    {
         set(conditions, type_, value, wanted.reason, &wanted.message, generation, now);
     }
 }
@@ -137,7 +148,12 @@ mod tests {
         conditions.iter().map(|c| (c.type_.clone(), c.status.clone(), c.reason.clone())).collect()
     }
 
-    fn triple(ready: &str, reconciling: &str, stalled: &str, reason: &str) -> Vec<(String, String, String)> {
+    fn triple(
+        ready: &str,
+        reconciling: &str,
+        stalled: &str,
+        reason: &str,
+    ) -> Vec<(String, String, String)> {
         [(READY, ready), (RECONCILING, reconciling), (STALLED, stalled)]
             .iter()
             .map(|(t, s)| ((*t).to_owned(), (*s).to_owned(), reason.to_owned()))
@@ -147,15 +163,30 @@ mod tests {
     #[test]
     fn each_situation_maps_to_kstatus() {
         let cases = [
-            (Situation::Queued { trigger: "Created".into() }, triple("False", "True", "False", "Queued")),
+            (
+                Situation::Queued { trigger: "Created".into() },
+                triple("False", "True", "False", "Queued"),
+            ),
             (
                 Situation::Running { batch: 3, batches: 14, follow_up: None },
                 triple("False", "True", "False", "Running"),
             ),
-            (Situation::Suspended { batch: 2, batches: 3 }, triple("False", "True", "False", "Suspended")),
-            (Situation::Succeeded { message: "done".into() }, triple("True", "False", "False", "Succeeded")),
-            (Situation::RunFailed { message: "x".into() }, triple("False", "False", "True", "RunFailed")),
-            (Situation::InvalidSpec { message: "bad".into() }, triple("False", "False", "True", "InvalidSpec")),
+            (
+                Situation::Suspended { batch: 2, batches: 3 },
+                triple("False", "True", "False", "Suspended"),
+            ),
+            (
+                Situation::Succeeded { message: "done".into() },
+                triple("True", "False", "False", "Succeeded"),
+            ),
+            (
+                Situation::RunFailed { message: "x".into() },
+                triple("False", "False", "True", "RunFailed"),
+            ),
+            (
+                Situation::InvalidSpec { message: "bad".into() },
+                triple("False", "False", "True", "InvalidSpec"),
+            ),
             (
                 Situation::ConfigMapNotFound { config_map: ObjectKey::new("arcgis", "proxy") },
                 triple("False", "False", "True", "ConfigMapNotFound"),
@@ -172,8 +203,16 @@ mod tests {
     #[test]
     fn messages_are_the_documented_ones() {
         let mut conditions = Vec::new();
-        apply(&mut conditions, &Situation::Running { batch: 3, batches: 14, follow_up: None }, 1, at(0));
-        assert_eq!(find(&conditions, RECONCILING).map(|c| c.message.as_str()), Some("batch 3 of 14"));
+        apply(
+            &mut conditions,
+            &Situation::Running { batch: 3, batches: 14, follow_up: None },
+            1,
+            at(0),
+        );
+        assert_eq!(
+            find(&conditions, RECONCILING).map(|c| c.message.as_str()),
+            Some("batch 3 of 14")
+        );
         apply(
             &mut conditions,
             &Situation::ConfigMapNotFound { config_map: ObjectKey::new("arcgis", "proxy") },
@@ -182,17 +221,32 @@ mod tests {
         );
         assert_eq!(
             find(&conditions, STALLED).map(|c| c.message.as_str()),
-            Some("ConfigMap arcgis/proxy does not exist; create it or remove it from spec.configMapTriggers")
+            Some(
+                "ConfigMap arcgis/proxy does not exist; create it or remove it from spec.configMapTriggers"
+            )
         );
     }
 
     #[test]
     fn transition_time_moves_only_when_status_flips() {
         let mut conditions = Vec::new();
-        apply(&mut conditions, &Situation::Running { batch: 1, batches: 3, follow_up: None }, 1, at(10));
-        apply(&mut conditions, &Situation::Running { batch: 2, batches: 3, follow_up: None }, 1, at(20));
+        apply(
+            &mut conditions,
+            &Situation::Running { batch: 1, batches: 3, follow_up: None },
+            1,
+            at(10),
+        );
+        apply(
+            &mut conditions,
+            &Situation::Running { batch: 2, batches: 3, follow_up: None },
+            1,
+            at(20),
+        );
         assert!(conditions.iter().all(|c| c.last_transition_time == Time(at(10))));
-        assert_eq!(find(&conditions, RECONCILING).map(|c| c.message.as_str()), Some("batch 2 of 3"));
+        assert_eq!(
+            find(&conditions, RECONCILING).map(|c| c.message.as_str()),
+            Some("batch 2 of 3")
+        );
 
         apply(&mut conditions, &Situation::Succeeded { message: "ok".into() }, 1, at(30));
         let time = |type_| find(&conditions, type_).map(|c| c.last_transition_time.0);

@@ -17,7 +17,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 
 use crate::crd::{ServiceRefresh, ServiceRefreshStatus};
 
-// pub use run::{decide, record_restart_outcomes};
+pub use run::{decide, record_restart_outcomes};
 
 /// Namespace and name of a Deployment (or ConfigMap); ordering is namespace, then name,
 /// which is the order a plan restarts services in.

@@ -22,7 +22,11 @@ pub fn own_namespace(refresh: &ServiceRefresh) -> &str {
 /// The Deployments in scope, sorted by namespace then name: in a target namespace, matched
 /// by the selector and at least one name pattern (when any), and not excluded. Deployments
 /// already being deleted are left out because restarting them is pointless.
-pub fn select(spec: &ValidSpec, own_namespace: &str, deployments: &[Arc<Deployment>]) -> Vec<ObjectKey> {
+pub fn select(
+    spec: &ValidSpec,
+    own_namespace: &str,
+    deployments: &[Arc<Deployment>],
+) -> Vec<ObjectKey> {
     let namespaces = spec.target_namespaces(own_namespace);
     let selected: BTreeSet<ObjectKey> = deployments
         .iter()
@@ -31,8 +35,9 @@ pub fn select(spec: &ValidSpec, own_namespace: &str, deployments: &[Arc<Deployme
             let namespace = deployment.metadata.namespace.as_deref()?;
             let name = deployment.metadata.name.as_deref()?;
             let labels = deployment.metadata.labels.clone().unwrap_or_default();
-            let in_scope =
-                namespaces.contains(namespace) && spec.selector.matches(&labels) && spec.name_in_scope(name);
+            let in_scope = namespaces.contains(namespace)
+                && spec.selector.matches(&labels)
+                && spec.name_in_scope(name);
             in_scope.then(|| ObjectKey::new(namespace, name))
         })
         .collect();
@@ -215,9 +220,8 @@ mod tests {
         let mut doomed = Deployment::default();
         doomed.metadata.namespace = Some("own".to_owned());
         doomed.metadata.name = Some("doomed".to_owned());
-        doomed.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-            jiff::Timestamp::UNIX_EPOCH,
-        ));
+        doomed.metadata.deletion_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::UNIX_EPOCH));
         let fleet = vec![Arc::new(doomed), deployment("own", "alive", &[])];
         let valid = spec(serde_json::json!({"selector": {}}));
         assert_eq!(select(&valid, "own", &fleet), vec![ObjectKey::new("own", "alive")]);
@@ -225,8 +229,11 @@ mod tests {
 
     #[test]
     fn batches_are_cut_in_order_and_omit_own_namespace() {
-        let keys: Vec<ObjectKey> = (0..7).map(|i| ObjectKey::new(if i < 5 { "own" } else { "x" }, format!("d{i}"))).collect();
-        let services: Vec<ServiceStatus> = keys.iter().map(|key| planned_service(key, "own")).collect();
+        let keys: Vec<ObjectKey> = (0..7)
+            .map(|i| ObjectKey::new(if i < 5 { "own" } else { "x" }, format!("d{i}")))
+            .collect();
+        let services: Vec<ServiceStatus> =
+            keys.iter().map(|key| planned_service(key, "own")).collect();
         let batches = cut_batches(&services, 3, 1);
         assert_eq!(batches.iter().map(|b| b.index).collect::<Vec<_>>(), vec![1, 2, 3]);
         assert_eq!(batches.iter().map(|b| b.services.len()).collect::<Vec<_>>(), vec![3, 3, 1]);
@@ -242,7 +249,10 @@ mod tests {
         ConfigMap {
             data: Some(data.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()),
             binary_data: Some(
-                binary.iter().map(|(k, v)| ((*k).to_owned(), ByteString(v.to_vec()))).collect::<BTreeMap<_, _>>(),
+                binary
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), ByteString(v.to_vec())))
+                    .collect::<BTreeMap<_, _>>(),
             ),
             ..ConfigMap::default()
         }
@@ -250,24 +260,33 @@ mod tests {
 
     #[test]
     fn config_map_hash_is_stable_and_content_sensitive() {
-        let base = config_map(&[("proxy", "http://p:3128"), ("noProxy", "svc")], &[("cert", b"\x00\x01")]);
+        let base =
+            config_map(&[("proxy", "http://p:3128"), ("noProxy", "svc")], &[("cert", b"\x00\x01")]);
         // Pinned: a different value after an upgrade would start a run on every resource.
         assert_eq!(config_map_hash(&base, &[]), config_map_hash(&base.clone(), &[]));
         assert_eq!(config_map_hash(&ConfigMap::default(), &[]), "cbf29ce484222325");
         assert_eq!(config_map_hash(&config_map(&[("a", "b")], &[]), &[]), "4cf309c7eb48439e");
 
-        let changed = config_map(&[("proxy", "http://q:3128"), ("noProxy", "svc")], &[("cert", b"\x00\x01")]);
+        let changed =
+            config_map(&[("proxy", "http://q:3128"), ("noProxy", "svc")], &[("cert", b"\x00\x01")]);
         assert_ne!(config_map_hash(&base, &[]), config_map_hash(&changed, &[]));
 
         let proxy_only = ["proxy".to_owned()];
         let other_changed = config_map(&[("proxy", "http://p:3128"), ("noProxy", "x")], &[]);
-        assert_eq!(config_map_hash(&base, &proxy_only), config_map_hash(&other_changed, &proxy_only));
+        assert_eq!(
+            config_map_hash(&base, &proxy_only),
+            config_map_hash(&other_changed, &proxy_only)
+        );
 
-        let binary_changed = config_map(&[("proxy", "http://p:3128"), ("noProxy", "svc")], &[("cert", b"\x00\x02")]);
+        let binary_changed =
+            config_map(&[("proxy", "http://p:3128"), ("noProxy", "svc")], &[("cert", b"\x00\x02")]);
         assert_ne!(config_map_hash(&base, &[]), config_map_hash(&binary_changed, &[]));
 
         let split_differently = config_map(&[("ab", "c")], &[]);
-        assert_ne!(config_map_hash(&split_differently, &[]), config_map_hash(&config_map(&[("a", "bc")], &[]), &[]));
+        assert_ne!(
+            config_map_hash(&split_differently, &[]),
+            config_map_hash(&config_map(&[("a", "bc")], &[]), &[])
+        );
 
         let absent = ["missing".to_owned()];
         let empty_value = config_map(&[("missing", "")], &[]);

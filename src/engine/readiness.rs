@@ -36,7 +36,8 @@ pub fn verdict(deployment: &Deployment, restart_generation: i64) -> Verdict {
     }
 
     let progress_deadline_exceeded = status.conditions.iter().flatten().any(|condition| {
-        condition.type_.as_deref() == Some("Progressing") && condition.reason.as_deref() == Some(PROGRESS_DEADLINE_EXCEEDED)
+        condition.type_.as_deref() == Some("Progressing")
+            && condition.reason.as_deref() == Some(PROGRESS_DEADLINE_EXCEEDED)
     });
     if progress_deadline_exceeded {
         return Verdict::Failed(format!("deployment {name:?} exceeded its progress deadline"));
@@ -95,22 +96,23 @@ mod tests {
             paused: row.paused.then_some(true),
             ..DeploymentSpec::default()
         };
-        deployment.status = row.status.map(|(observed, replicas, updated, available)| DeploymentStatus {
-            observed_generation: Some(observed),
-            replicas: Some(replicas),
-            updated_replicas: Some(updated),
-            ready_replicas: Some(available),
-            available_replicas: Some(available),
-            conditions: row.progressing.map(|(status, reason)| {
-                vec![DeploymentCondition {
-                    type_: Some("Progressing".to_owned()),
-                    status: Some(status.to_owned()),
-                    reason: Some(reason.to_owned()),
-                    ..DeploymentCondition::default()
-                }]
-            }),
-            ..DeploymentStatus::default()
-        });
+        deployment.status =
+            row.status.map(|(observed, replicas, updated, available)| DeploymentStatus {
+                observed_generation: Some(observed),
+                replicas: Some(replicas),
+                updated_replicas: Some(updated),
+                ready_replicas: Some(available),
+                available_replicas: Some(available),
+                conditions: row.progressing.map(|(status, reason)| {
+                    vec![DeploymentCondition {
+                        type_: Some("Progressing".to_owned()),
+                        status: Some(status.to_owned()),
+                        reason: Some(reason.to_owned()),
+                        ..DeploymentCondition::default()
+                    }]
+                }),
+                ..DeploymentStatus::default()
+            });
         deployment
     }
 
@@ -217,7 +219,9 @@ mod tests {
                 status: Some((5, 4, 1, 3)),
                 progressing: Some(("False", "ProgressDeadlineExceeded")),
                 restart_generation: 5,
-                expected: Verdict::Failed("deployment \"web\" exceeded its progress deadline".to_owned()),
+                expected: Verdict::Failed(
+                    "deployment \"web\" exceeded its progress deadline".to_owned(),
+                ),
             },
             Row {
                 what: "progress deadline exceeded but generation not observed: kubectl still waits",
@@ -289,7 +293,12 @@ mod tests {
         ];
         assert!(rows.len() >= 12);
         for row in &rows {
-            assert_eq!(verdict(&deployment(row), row.restart_generation), row.expected, "{}", row.what);
+            assert_eq!(
+                verdict(&deployment(row), row.restart_generation),
+                row.expected,
+                "{}",
+                row.what
+            );
         }
     }
 
@@ -300,8 +309,13 @@ mod tests {
             verdict(&deployment, 1),
             Verdict::Waiting("Waiting for deployment spec update to be observed...".to_owned())
         );
-        let mut observed = Deployment::default();
-        observed.status = Some(DeploymentStatus { observed_generation: Some(1), ..DeploymentStatus::default() });
+        let observed = Deployment {
+            status: Some(DeploymentStatus {
+                observed_generation: Some(1),
+                ..DeploymentStatus::default()
+            }),
+            ..Deployment::default()
+        };
         assert_eq!(
             verdict(&observed, 1),
             Verdict::Waiting(

@@ -17,7 +17,7 @@ pub enum SpecError {
     MalformedDuration(String),
     #[error("spec.batchTimeout {0:?} must be longer than zero")]
     ZeroDuration(String),
-    #[error("spec.batchTimeout {0:?} is too long")]
+    #[error("spec.batchTimeout {0:?} is too long; the maximum is 168h (one week)")]
     DurationTooLong(String),
     #[error("{field}: {problem}")]
     InvalidField { field: String, problem: String },
@@ -28,6 +28,10 @@ impl SpecError {
         Self::InvalidField { field: field.into(), problem: problem.into() }
     }
 }
+
+/// Longest batch timeout accepted, in milliseconds (one week). Far beyond any sensible
+/// rollout, and it keeps the wake-up deadlines handed to the controller's timers sane.
+pub const MAX_BATCH_TIMEOUT_MILLIS: i64 = 7 * 24 * 3_600_000;
 
 /// Largest batch the CRD schema allows; checked again because a schema can be bypassed
 /// (an older CRD version, or a status written by hand).
@@ -59,8 +63,8 @@ impl ValidSpec {
 
     /// Whether a name passes `namePatterns` (when any) and is not excluded.
     pub fn name_in_scope(&self, name: &str) -> bool {
-        let pattern_ok =
-            self.name_patterns.is_empty() || self.name_patterns.iter().any(|glob| glob.matches(name));
+        let pattern_ok = self.name_patterns.is_empty()
+            || self.name_patterns.iter().any(|glob| glob.matches(name));
         pattern_ok && !self.exclude.contains(name)
     }
 }
@@ -78,9 +82,11 @@ pub fn validate(spec: &ServiceRefreshSpec) -> Result<ValidSpec, SpecError> {
 
     let mut name_patterns = Vec::with_capacity(spec.name_patterns.len());
     for (index, pattern) in spec.name_patterns.iter().enumerate() {
-        name_patterns.push(Glob::compile(pattern).map_err(|problem| {
-            SpecError::field(format!("spec.namePatterns[{index}]"), problem)
-        })?);
+        name_patterns.push(
+            Glob::compile(pattern).map_err(|problem| {
+                SpecError::field(format!("spec.namePatterns[{index}]"), problem)
+            })?,
+        );
     }
 
     for (index, name) in spec.exclude.iter().enumerate() {
@@ -91,7 +97,10 @@ pub fn validate(spec: &ServiceRefreshSpec) -> Result<ValidSpec, SpecError> {
 
     for (index, namespace) in spec.namespaces.iter().enumerate() {
         check_dns_label(namespace).map_err(|problem| {
-            SpecError::field(format!("spec.namespaces[{index}]"), format!("{namespace:?} {problem}"))
+            SpecError::field(
+                format!("spec.namespaces[{index}]"),
+                format!("{namespace:?} {problem}"),
+            )
         })?;
     }
 
@@ -172,6 +181,9 @@ pub fn parse_batch_timeout(text: &str) -> Result<SignedDuration, SpecError> {
     if total_millis == 0 {
         return Err(SpecError::ZeroDuration(text.to_owned()));
     }
+    if total_millis > MAX_BATCH_TIMEOUT_MILLIS {
+        return Err(too_long());
+    }
     Ok(SignedDuration::from_millis(total_millis))
 }
 
@@ -218,7 +230,10 @@ impl Selector {
                     if values.is_empty() {
                         return Err(SpecError::field(
                             format!("{field}.values"),
-                            format!("must not be empty when the operator is {}", expression.operator),
+                            format!(
+                                "must not be empty when the operator is {}",
+                                expression.operator
+                            ),
                         ));
                     }
                     for (value_index, value) in values.iter().enumerate() {
@@ -227,7 +242,11 @@ impl Selector {
                         })?;
                     }
                     let set: BTreeSet<String> = values.into_iter().collect();
-                    if expression.operator == "In" { Operator::In(set) } else { Operator::NotIn(set) }
+                    if expression.operator == "In" {
+                        Operator::In(set)
+                    } else {
+                        Operator::NotIn(set)
+                    }
                 }
                 "Exists" | "DoesNotExist" => {
                     if !values.is_empty() {
@@ -283,17 +302,16 @@ pub struct Glob {
 impl Glob {
     /// Checks a pattern: non-empty, and made only of characters a Deployment name can hold
     /// plus the two wildcards, so a typo like `arcgis_*` is reported instead of matching nothing.
-    pub fn compile(pattern: &str) -> Result<Self, String> {
+    fn compile(pattern: &str) -> Result<Self, String> {
         if pattern.is_empty() {
             return Err("a name pattern must not be empty".to_owned());
         }
         if pattern.len() > 253 {
             return Err(format!("{pattern:?} is longer than 253 characters"));
         }
-        if let Some(bad) = pattern
-            .chars()
-            .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '.' | '*' | '?')))
-        {
+        if let Some(bad) = pattern.chars().find(|c| {
+            !(c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '.' | '*' | '?'))
+        }) {
             return Err(format!(
                 "{pattern:?} contains {bad:?}; use lowercase letters, digits, '-', '.', and the wildcards '*' and '?'"
             ));
@@ -366,7 +384,9 @@ fn check_config_map_key(key: &str) -> Result<(), String> {
         return Err("must be 1 to 253 characters long".to_owned());
     }
     if !key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
-        return Err("is not a valid ConfigMap key: use letters, digits, '-', '_' and '.'".to_owned());
+        return Err(
+            "is not a valid ConfigMap key: use letters, digits, '-', '_' and '.'".to_owned()
+        );
     }
     Ok(())
 }
@@ -441,7 +461,11 @@ mod tests {
             ("0h1s", 1_000),
         ];
         for (text, millis) in cases {
-            assert_eq!(parse_batch_timeout(text), Ok(SignedDuration::from_millis(millis)), "{text}");
+            assert_eq!(
+                parse_batch_timeout(text),
+                Ok(SignedDuration::from_millis(millis)),
+                "{text}"
+            );
         }
     }
 
@@ -456,9 +480,23 @@ mod tests {
             r#"spec.batchTimeout "10x" is not a duration such as 90s, 10m or 1h30m"#
         );
         assert_eq!(parse_batch_timeout("0s"), Err(SpecError::ZeroDuration("0s".to_owned())));
-        assert_eq!(parse_batch_timeout("0m0ms").unwrap_err().to_string(), r#"spec.batchTimeout "0m0ms" must be longer than zero"#);
-        assert!(matches!(parse_batch_timeout("99999999999999999999h"), Err(SpecError::DurationTooLong(_))));
-        assert!(matches!(parse_batch_timeout("9999999999999999h"), Err(SpecError::DurationTooLong(_))));
+        assert_eq!(
+            parse_batch_timeout("0m0ms").unwrap_err().to_string(),
+            r#"spec.batchTimeout "0m0ms" must be longer than zero"#
+        );
+        assert!(matches!(
+            parse_batch_timeout("99999999999999999999h"),
+            Err(SpecError::DurationTooLong(_))
+        ));
+        assert!(matches!(
+            parse_batch_timeout("9999999999999999h"),
+            Err(SpecError::DurationTooLong(_))
+        ));
+        assert_eq!(parse_batch_timeout("168h"), Ok(SignedDuration::from_hours(168)));
+        assert_eq!(
+            parse_batch_timeout("168h1ms").unwrap_err().to_string(),
+            r#"spec.batchTimeout "168h1ms" is too long; the maximum is 168h (one week)"#
+        );
     }
 
     #[test]
@@ -493,9 +531,12 @@ mod tests {
     #[test]
     fn invalid_selectors_name_the_field() {
         let compile = |expressions: Vec<LabelSelectorRequirement>| {
-            Selector::compile(&LabelSelector { match_expressions: Some(expressions), match_labels: None })
-                .map(|_| ())
-                .map_err(|error| error.to_string())
+            Selector::compile(&LabelSelector {
+                match_expressions: Some(expressions),
+                match_labels: None,
+            })
+            .map(|_| ())
+            .map_err(|error| error.to_string())
         };
         assert_eq!(
             compile(vec![expression("a", "Exists", None), expression("b", "Foo", None)]),
@@ -513,15 +554,28 @@ mod tests {
             compile(vec![expression("a", "DoesNotExist", Some(&["x"]))]),
             Err("spec.selector.matchExpressions[0].values: must be empty when the operator is DoesNotExist".to_owned())
         );
-        assert!(compile(vec![expression("bad key!", "Exists", None)]).unwrap_err().starts_with("spec.selector.matchExpressions[0].key: label key"));
+        assert!(
+            compile(vec![expression("bad key!", "Exists", None)])
+                .unwrap_err()
+                .starts_with("spec.selector.matchExpressions[0].key: label key")
+        );
         assert!(compile(vec![expression("Bad_Prefix/x", "Exists", None)]).is_err());
-        assert!(compile(vec![expression("a", "In", Some(&["-leading-dash"]))]).unwrap_err().contains(".values[0]"));
+        assert!(
+            compile(vec![expression("a", "In", Some(&["-leading-dash"]))])
+                .unwrap_err()
+                .contains(".values[0]")
+        );
 
         let bad_label = Selector::compile(&LabelSelector {
             match_labels: Some(BTreeMap::from([("app".to_owned(), "has space".to_owned())])),
             match_expressions: None,
         });
-        assert!(bad_label.unwrap_err().to_string().starts_with(r#"spec.selector.matchLabels["app"]: label value"#));
+        assert!(
+            bad_label
+                .unwrap_err()
+                .to_string()
+                .starts_with(r#"spec.selector.matchLabels["app"]: label value"#)
+        );
     }
 
     #[test]
@@ -543,24 +597,48 @@ mod tests {
     fn validate_reports_each_kind_of_bad_field() {
         let mut bad_pattern = spec();
         bad_pattern.name_patterns = vec!["ok-*".to_owned(), "Arc_*".to_owned()];
-        assert!(validate(&bad_pattern).unwrap_err().to_string().starts_with("spec.namePatterns[1]: \"Arc_*\" contains 'A'"));
+        assert!(
+            validate(&bad_pattern)
+                .unwrap_err()
+                .to_string()
+                .starts_with("spec.namePatterns[1]: \"Arc_*\" contains 'A'")
+        );
 
         let mut bad_namespace = spec();
         bad_namespace.namespaces = vec!["arcgis".to_owned(), "Arcgis".to_owned()];
-        assert!(validate(&bad_namespace).unwrap_err().to_string().starts_with("spec.namespaces[1]: \"Arcgis\" is not a valid name"));
+        assert!(
+            validate(&bad_namespace)
+                .unwrap_err()
+                .to_string()
+                .starts_with("spec.namespaces[1]: \"Arcgis\" is not a valid name")
+        );
 
         let mut bad_exclude = spec();
         bad_exclude.exclude = vec!["".to_owned()];
-        assert_eq!(validate(&bad_exclude).unwrap_err().to_string(), "spec.exclude[0]: \"\" must be 1 to 253 characters long");
+        assert_eq!(
+            validate(&bad_exclude).unwrap_err().to_string(),
+            "spec.exclude[0]: \"\" must be 1 to 253 characters long"
+        );
 
         let mut bad_trigger = spec();
-        bad_trigger.config_map_triggers =
-            vec![ConfigMapTrigger { name: "proxy".to_owned(), namespace: None, keys: vec!["a b".to_owned()] }];
-        assert!(validate(&bad_trigger).unwrap_err().to_string().starts_with("spec.configMapTriggers[0].keys[0]:"));
+        bad_trigger.config_map_triggers = vec![ConfigMapTrigger {
+            name: "proxy".to_owned(),
+            namespace: None,
+            keys: vec!["a b".to_owned()],
+        }];
+        assert!(
+            validate(&bad_trigger)
+                .unwrap_err()
+                .to_string()
+                .starts_with("spec.configMapTriggers[0].keys[0]:")
+        );
 
         let mut bad_size = spec();
         bad_size.batch_size = 0;
-        assert_eq!(validate(&bad_size).unwrap_err().to_string(), "spec.batchSize: 0 is outside the range 1 to 100");
+        assert_eq!(
+            validate(&bad_size).unwrap_err().to_string(),
+            "spec.batchSize: 0 is outside the range 1 to 100"
+        );
 
         let mut bad_timeout = spec();
         bad_timeout.batch_timeout = "10x".to_owned();

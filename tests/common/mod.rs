@@ -87,7 +87,10 @@ impl Cluster {
             "spec": spec,
         }))
         .expect("valid ServiceRefresh");
-        self.refreshes().create(&PostParams::default(), &refresh).await.expect("create ServiceRefresh")
+        self.refreshes()
+            .create(&PostParams::default(), &refresh)
+            .await
+            .expect("create ServiceRefresh")
     }
 
     pub async fn status(&self, name: &str) -> Option<ServiceRefreshStatus> {
@@ -113,7 +116,10 @@ pub struct Operator {
 
 impl Operator {
     pub fn start(client: &Client) -> Self {
-        Self::start_with(client, OperatorConfig { retry_delay: Duration::from_millis(200), ..Default::default() })
+        Self::start_with(
+            client,
+            OperatorConfig { retry_delay: Duration::from_millis(200), ..Default::default() },
+        )
     }
 
     pub fn start_with(client: &Client, config: OperatorConfig) -> Self {

@@ -1,0 +1,168 @@
+//! Shared helpers of the sim behaviour tests: starting a sim, a small JSON
+//! HTTP client, and a watch reader that waits for events with a deadline.
+
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use serde_json::{Value, json};
+use servicerefresh_sim::{SimConfig, SimHandle};
+
+pub const DEADLINE: Duration = Duration::from_secs(15);
+
+pub async fn sim(config: SimConfig) -> (SimHandle, Client) {
+    let h = servicerefresh_sim::start(config).await.expect("sim starts");
+    let c = Client { base: h.base_url(), http: reqwest::Client::new() };
+    (h, c)
+}
+
+#[derive(Clone)]
+pub struct Client {
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+pub struct Resp {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl Client {
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: Option<String>,
+    ) -> Resp {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut req = self.http.request(m, format!("{}{path}", self.base));
+        if let Some(b) = body {
+            req = req.header("content-type", content_type).body(b);
+        }
+        let r = req.send().await.expect("request");
+        let status = r.status().as_u16();
+        let text = r.text().await.expect("body");
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Resp { status, body }
+    }
+
+    pub async fn get(&self, path: &str) -> Resp {
+        self.send("GET", path, "", None).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Resp {
+        self.send("POST", path, "application/json", Some(body.to_string())).await
+    }
+
+    pub async fn put(&self, path: &str, body: &Value) -> Resp {
+        self.send("PUT", path, "application/json", Some(body.to_string())).await
+    }
+
+    pub async fn patch(&self, path: &str, content_type: &str, body: &str) -> Resp {
+        self.send("PATCH", path, content_type, Some(body.to_string())).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Resp {
+        self.send("DELETE", path, "", None).await
+    }
+
+    /// Opens a watch; returns a reader of its events.
+    pub async fn watch(&self, path: &str) -> Watch {
+        let r = self.http.get(format!("{}{path}", self.base)).send().await.expect("watch request");
+        let status = r.status().as_u16();
+        Watch { status, stream: Box::pin(r.bytes_stream()), buf: Vec::new() }
+    }
+}
+
+pub struct Watch {
+    pub status: u16,
+    stream:
+        std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<bytes_alias::Bytes>> + Send>>,
+    buf: Vec<u8>,
+}
+
+mod bytes_alias {
+    pub use axum::body::Bytes;
+}
+
+impl Watch {
+    /// The next event, or None when the stream ends (or the deadline passes).
+    pub async fn next(&mut self) -> Option<Value> {
+        self.next_within(DEADLINE).await
+    }
+
+    pub async fn next_within(&mut self, d: Duration) -> Option<Value> {
+        let deadline = tokio::time::Instant::now() + d;
+        loop {
+            if let Some(pos) = self.buf.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = self.buf.drain(..=pos).collect();
+                return Some(serde_json::from_slice(&line).expect("event json"));
+            }
+            match tokio::time::timeout_at(deadline, self.stream.next()).await {
+                Ok(Some(Ok(chunk))) => self.buf.extend_from_slice(&chunk),
+                Ok(Some(Err(_))) | Ok(None) | Err(_) => return None,
+            }
+        }
+    }
+
+    /// Skips events until one satisfies `pred`.
+    pub async fn until(&mut self, mut pred: impl FnMut(&Value) -> bool) -> Value {
+        loop {
+            let ev = self.next().await.expect("watch event before the deadline");
+            if pred(&ev) {
+                return ev;
+            }
+        }
+    }
+}
+
+pub fn rv(v: &Value) -> u64 {
+    v.pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .and_then(|s| s.parse().ok())
+        .expect("resourceVersion")
+}
+
+pub fn deployment(name: &str) -> Value {
+    json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "labels": {"app": name}},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [
+                    {"name": "web", "image": "nginx:1.27", "ports": [{"containerPort": 80}],
+                     "env": [{"name": "A", "value": "1"}]},
+                    {"name": "side", "image": "busybox:1.36"}
+                ]}
+            }
+        }
+    })
+}
+
+pub fn widget_crd() -> Value {
+    let text = include_str!("../fixtures/widget-crd.yaml");
+    serde_saphyr::from_str(text).expect("crd yaml")
+}
+
+/// Waits until `f` returns Some, polling the sim (no sleeps as sync: each
+/// iteration re-checks the condition; the pause only paces the loop).
+pub async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -1,0 +1,162 @@
+//! The real `kubectl` against the sim: get, rollout restart + status,
+//! apply of a CRD and a custom resource, printer columns, explain, wait,
+//! patch, label, delete.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use servicerefresh_sim::SimConfig;
+
+struct Kubectl {
+    dir: PathBuf,
+}
+
+impl Kubectl {
+    async fn run(&self, args: &[&str]) -> (bool, String, String) {
+        let out = tokio::process::Command::new("kubectl")
+            .args(args)
+            .env("KUBECONFIG", self.dir.join("kubeconfig"))
+            .env("HOME", &self.dir)
+            .env("KUBECACHEDIR", self.dir.join("cache"))
+            .output()
+            .await
+            .expect("kubectl runs");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    async fn ok(&self, args: &[&str]) -> String {
+        let (ok, out, err) = self.run(args).await;
+        assert!(ok, "kubectl {args:?} failed:\nstdout: {out}\nstderr: {err}");
+        out
+    }
+}
+
+fn kubectl_available() -> bool {
+    std::process::Command::new("kubectl")
+        .arg("version")
+        .arg("--client")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("sim-kubectl-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("temp dir");
+    d
+}
+
+fn fixture(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name).display().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_end_to_end() {
+    if !kubectl_available() {
+        eprintln!("kubectl not installed: skipping");
+        return;
+    }
+    let (h, _c) =
+        common::sim(SimConfig { deployments: 6, rollout_ms: 500, ..Default::default() }).await;
+    let dir = temp_dir("e2e");
+    h.write_kubeconfig(&dir.join("kubeconfig")).expect("kubeconfig");
+    let k = Kubectl { dir: dir.clone() };
+
+    let out = k.ok(&["get", "deployments", "-n", "arcgis"]).await;
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines[0].starts_with("NAME")
+            && lines[0].contains("READY")
+            && lines[0].contains("UP-TO-DATE"),
+        "{out}"
+    );
+    assert_eq!(lines.len(), 7, "{out}");
+    let name = lines[1].split_whitespace().next().unwrap().to_string();
+
+    let out = k.ok(&["rollout", "restart", &format!("deployment/{name}"), "-n", "arcgis"]).await;
+    assert!(out.contains("restarted"), "{out}");
+    let out = k
+        .ok(&["rollout", "status", &format!("deployment/{name}"), "-n", "arcgis", "--timeout=60s"])
+        .await;
+    assert!(out.contains("successfully rolled out"), "{out}");
+    let out = k
+        .ok(&[
+            "get",
+            &format!("deployment/{name}"),
+            "-n",
+            "arcgis",
+            "-o",
+            "jsonpath={.spec.template.metadata.annotations}",
+        ])
+        .await;
+    assert!(out.contains("kubectl.kubernetes.io/restartedAt"), "{out}");
+
+    let out = k.ok(&["apply", "-f", &fixture("widget-crd.yaml")]).await;
+    assert!(
+        out.contains(
+            "customresourcedefinition.apiextensions.k8s.io/widgets.example.sim.io created"
+        ),
+        "{out}"
+    );
+    let out = k.ok(&["apply", "-f", &fixture("widget.yaml")]).await;
+    assert!(out.contains("widget.example.sim.io/w1 created"), "{out}");
+    let out = k.ok(&["apply", "-f", &fixture("widget.yaml")]).await;
+    assert!(out.contains("unchanged"), "{out}");
+    let out = k.ok(&["get", "widgets", "-n", "arcgis"]).await;
+    let header: Vec<&str> = out.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header, vec!["NAME", "SIZE", "PHASE", "AGE"], "{out}");
+    assert!(out.lines().nth(1).unwrap().starts_with("w1 "), "{out}");
+    let out = k.ok(&["get", "wd", "-n", "arcgis", "-o", "name"]).await;
+    assert_eq!(out.trim(), "widget.example.sim.io/w1");
+    k.ok(&[
+        "patch",
+        "widget",
+        "w1",
+        "-n",
+        "arcgis",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"phase":"Ready"}}"#,
+    ])
+    .await;
+    let out = k
+        .ok(&[
+            "wait",
+            "--for=jsonpath={.status.phase}=Ready",
+            "widget/w1",
+            "-n",
+            "arcgis",
+            "--timeout=10s",
+        ])
+        .await;
+    assert!(out.contains("condition met"), "{out}");
+    let (ok, _, err) = k
+        .run(&[
+            "patch",
+            "widget",
+            "w1",
+            "-n",
+            "arcgis",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"size":99}}"#,
+        ])
+        .await;
+    assert!(!ok && err.contains("spec.size"), "{err}");
+
+    let (ok, out, err) = k.run(&["explain", "widget.spec.size"]).await;
+    assert!(ok && out.contains("How big the widget is"), "explain: {out} {err}");
+
+    k.ok(&["label", "configmap", "--all", "-n", "arcgis", "x=y"]).await;
+    k.ok(&["delete", "widget", "w1", "-n", "arcgis"]).await;
+    let (ok, _, err) = k.run(&["get", "widget", "w1", "-n", "arcgis"]).await;
+    assert!(!ok && err.contains("NotFound"), "{err}");
+    h.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
