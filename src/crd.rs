@@ -24,6 +24,8 @@ pub const DURATION_PATTERN: &str = r"^([0-9]+(ms|s|m|h))+$";
 /// A run starts when the resource is created, when `spec.trigger` changes, when a watched
 /// ConfigMap's content changes, or when the annotation `gisops.io/run-requested-at` gets a
 /// new value. Re-applying an unchanged manifest starts nothing.
+// Printer columns repeat `type_ = "string"`, which this lint mistakes for duplicated attributes.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[kube(
     group = "gisops.io",

@@ -73,7 +73,7 @@ pub async fn sim_client(sim: &SimHandle) -> Result<Client, DemoError> {
 pub async fn install_crd(client: &Client) -> Result<(), kube::Error> {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let params = PatchParams::apply(controller::FIELD_MANAGER).force();
-    crds.patch(&ServiceRefresh::crd_name(), &params, &Patch::Apply(ServiceRefresh::crd())).await?;
+    crds.patch(ServiceRefresh::crd_name(), &params, &Patch::Apply(ServiceRefresh::crd())).await?;
     Ok(())
 }
 
@@ -222,10 +222,10 @@ fn print_summary(status: &ServiceRefreshStatus, out: &mut impl Write) {
     for index in 0..status.batches.len() {
         let _ = writeln!(out, "  {}", batch_line(status, index));
         for service in &status.batches[index].services {
-            if let (Some(result), Some(message)) = (service.result, service.message.as_ref()) {
-                if result != crate::crd::ServiceResult::Ready {
-                    let _ = writeln!(out, "      {} {:?}: {message}", service.name, result);
-                }
+            if let (Some(result), Some(message)) = (service.result, service.message.as_ref())
+                && result != crate::crd::ServiceResult::Ready
+            {
+                let _ = writeln!(out, "      {} {:?}: {message}", service.name, result);
             }
         }
     }

@@ -16,7 +16,10 @@ fn crd_subcommand_prints_the_committed_crd() {
     let committed =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/crds/servicerefresh.yaml"))
             .expect("committed CRD");
-    assert_eq!(String::from_utf8_lossy(&output.stdout), committed);
+    assert!(
+        String::from_utf8_lossy(&output.stdout) == committed,
+        "`servicerefresh crd` differs from crds/servicerefresh.yaml: run `cargo run -q -- crd > crds/servicerefresh.yaml`"
+    );
 }
 
 #[test]

@@ -65,7 +65,7 @@ pub async fn handle(State(sim): State<Arc<Sim>>, req: Request) -> Response {
     if latency > 0 {
         tokio::time::sleep(std::time::Duration::from_millis(latency)).await;
     }
-    let query: Query = parts.uri.query().map(|q| url_decode_pairs(q)).unwrap_or_default();
+    let query: Query = parts.uri.query().map(url_decode_pairs).unwrap_or_default();
     let path = parts.uri.path().to_string();
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let result = match segs.as_slice() {
@@ -262,6 +262,9 @@ fn wants_table(headers: &HeaderMap) -> bool {
 
 /// The object as served at the request's version.
 pub fn present(def: &ResourceDef, obj: &Value) -> Value {
+    if builtin::is_events_v1(def) {
+        return builtin::event_from_core(obj.clone());
+    }
     let mut v = obj.clone();
     if let Some(m) = v.as_object_mut() {
         m.insert("apiVersion".into(), json!(def.api_version()));
@@ -272,7 +275,20 @@ pub fn present(def: &ResourceDef, obj: &Value) -> Value {
 
 /// The storage group-resource of a definition.
 pub fn storage_gr(def: &ResourceDef) -> GroupResource {
+    if builtin::is_events_v1(def) {
+        return GroupResource::new("", "events");
+    }
     def.gr()
+}
+
+/// The apiVersion objects of a resource are stored with.
+fn storage_api_version(def: &ResourceDef) -> String {
+    if builtin::is_events_v1(def) { "v1".to_string() } else { def.api_version() }
+}
+
+/// Converts a request object to its storage form.
+fn to_storage(def: &ResourceDef, obj: Value) -> Value {
+    if builtin::is_events_v1(def) { builtin::event_to_core(obj) } else { obj }
 }
 
 /// The CRD object defining a custom resource.
@@ -354,12 +370,16 @@ pub struct Selectors {
 impl Selectors {
     /// Parses both selectors.
     pub fn parse(def: &ResourceDef, q: &Query) -> Result<Self, ApiError> {
+        let mut field = FieldSelector::parse(
+            q.get("fieldSelector").map(String::as_str).unwrap_or(""),
+            &supported_fields(def),
+        )?;
+        if builtin::is_events_v1(def) {
+            field.map_paths(builtin::event_field_to_core);
+        }
         Ok(Selectors {
             label: LabelSelector::parse(q.get("labelSelector").map(String::as_str).unwrap_or(""))?,
-            field: FieldSelector::parse(
-                q.get("fieldSelector").map(String::as_str).unwrap_or(""),
-                &supported_fields(def),
-            )?,
+            field,
         })
     }
 
@@ -673,6 +693,7 @@ pub fn persist_create(
     o: &WriteOpts<'_>,
 ) -> Result<Value, ApiError> {
     check_kind(def, &mut obj)?;
+    let mut obj = to_storage(def, obj);
     let now = now_rfc3339();
     let Some(meta) = meta_mut(&mut obj) else {
         return Err(ApiError::bad_request("object is not a JSON object"));
@@ -820,6 +841,7 @@ pub fn persist_update(
     incoming: Value,
     o: &WriteOpts<'_>,
 ) -> Result<Value, ApiError> {
+    let incoming = to_storage(def, incoming);
     let name = meta_str(old, "name").unwrap_or("").to_string();
     let old_rv = meta_str(old, "resourceVersion").unwrap_or("").to_string();
     let incoming_rv = meta_str(&incoming, "resourceVersion").unwrap_or("").to_string();
@@ -875,7 +897,7 @@ pub fn persist_update(
     }
     copy_system_meta(old, &mut new);
     if let Some(m) = new.as_object_mut() {
-        m.insert("apiVersion".into(), json!(def.api_version()));
+        m.insert("apiVersion".into(), json!(storage_api_version(def)));
         m.insert("kind".into(), json!(def.kind));
     }
     admit(def, &mut new, Some(old), o.strict)?;
@@ -913,7 +935,7 @@ pub fn persist_update(
     }
     let mut old_cmp = (**old).clone();
     if let Some(m) = old_cmp.as_object_mut() {
-        m.insert("apiVersion".into(), json!(def.api_version()));
+        m.insert("apiVersion".into(), json!(storage_api_version(def)));
         m.insert("kind".into(), json!(def.kind));
     }
     if new == old_cmp {

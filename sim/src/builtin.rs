@@ -329,3 +329,64 @@ pub fn generation_changes(def: &ResourceDef, old: &Value, new: &Value) -> bool {
         old.get("spec") != new.get("spec")
     }
 }
+
+const EVENT_RENAMES: &[(&str, &str)] = &[
+    ("regarding", "involvedObject"),
+    ("note", "message"),
+    ("reportingController", "reportingComponent"),
+    ("deprecatedSource", "source"),
+    ("deprecatedCount", "count"),
+    ("deprecatedFirstTimestamp", "firstTimestamp"),
+    ("deprecatedLastTimestamp", "lastTimestamp"),
+];
+
+/// Whether a resource is `events.k8s.io` events (stored as core/v1 events,
+/// as the real server does).
+pub fn is_events_v1(def: &ResourceDef) -> bool {
+    def.group == "events.k8s.io" && def.plural == "events"
+}
+
+fn rename_keys(obj: &mut Value, forward: bool) {
+    let Some(m) = obj.as_object_mut() else {
+        return;
+    };
+    for (new_name, core_name) in EVENT_RENAMES {
+        let (from, to) = if forward { (new_name, core_name) } else { (core_name, new_name) };
+        if let Some(v) = m.remove(*from) {
+            m.insert((*to).to_string(), v);
+        }
+    }
+}
+
+/// An `events.k8s.io/v1` Event in its core/v1 storage form.
+pub fn event_to_core(mut obj: Value) -> Value {
+    rename_keys(&mut obj, true);
+    if let Some(m) = obj.as_object_mut() {
+        m.insert("apiVersion".into(), json!("v1"));
+        m.insert("kind".into(), json!("Event"));
+    }
+    obj
+}
+
+/// A stored core/v1 Event as `events.k8s.io/v1`.
+pub fn event_from_core(mut obj: Value) -> Value {
+    rename_keys(&mut obj, false);
+    if let Some(m) = obj.as_object_mut() {
+        m.insert("apiVersion".into(), json!("events.k8s.io/v1"));
+        m.insert("kind".into(), json!("Event"));
+    }
+    obj
+}
+
+/// The field path of an `events.k8s.io/v1` field selector in storage form.
+pub fn event_field_to_core(path: &str) -> String {
+    for (new_name, core_name) in EVENT_RENAMES {
+        if path == *new_name {
+            return (*core_name).to_string();
+        }
+        if let Some(rest) = path.strip_prefix(&format!("{new_name}.")) {
+            return format!("{core_name}.{rest}");
+        }
+    }
+    path.to_string()
+}

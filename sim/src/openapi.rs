@@ -859,7 +859,7 @@ mod tests {
     /// Runs the real kubectl explain and create against the documents.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn kubectl_explain_reads_the_documents() {
-        let Some(k) = kubectl_harness::Kubectl::start(axum::Router::new()).await else {
+        let Some(k) = kubectl_harness::Kubectl::start_with_existing().await else {
             return;
         };
         let (ok, out, err) = k.run(&["explain", "servicerefresh.spec.batchSize"]).await;
@@ -914,6 +914,33 @@ mod tests {
         for line in lines {
             assert!(line.contains("fieldValidation=Strict"), "{out}");
         }
+
+        // kubectl apply to existing objects: a strategic merge patch from
+        // its compiled-in types for the Deployment, a merge patch for the
+        // custom resource, both server-validated.
+        let manifest = k.write(
+            "apply.yaml",
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 2\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      containers:\n      - name: web\n        image: nginx:2\n---\napiVersion: gisops.io/v1alpha1\nkind: ServiceRefresh\nmetadata:\n  name: nightly\nspec:\n  selector: {}\n  batchSize: 5\n",
+        );
+        let (ok, out, err) = k.run(&["apply", "-f", &manifest]).await;
+        assert!(ok, "kubectl apply failed: {err}\n{out}");
+        assert!(out.contains("deployment.apps/web configured"), "{out}");
+        assert!(out.contains("servicerefresh.gisops.io/nightly configured"), "{out}");
+        let log = k.log();
+        assert!(
+            log.iter()
+                .any(|l| l.starts_with("PATCH /apis/apps/v1/namespaces/default/deployments/web")
+                    && l.contains("fieldValidation=Strict")
+                    && l.contains("application/strategic-merge-patch+json")),
+            "{log:?}"
+        );
+        assert!(
+            log.iter().any(|l| l.starts_with(
+                "PATCH /apis/gisops.io/v1alpha1/namespaces/default/servicerefreshes/nightly"
+            ) && l.contains("fieldValidation=Strict")
+                && l.contains("application/merge-patch+json")),
+            "{log:?}"
+        );
     }
 }
 
@@ -1045,15 +1072,74 @@ pub(crate) mod kubectl_harness {
             .route("/api/v1/namespaces/{ns}/configmaps", post(created))
     }
 
+    type Log = Arc<std::sync::Mutex<Vec<String>>>;
+
+    /// GET and PATCH of one existing Deployment and ServiceRefresh; PATCHes
+    /// are logged as `PATCH <path>?<query> <content-type>`.
+    fn existing(log: Log) -> Router {
+        let deployment = json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "default", "resourceVersion": "7", "generation": 1,
+                         "uid": "5d0c3f0e-0000-4000-8000-000000000001"},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
+                     "template": {"metadata": {"labels": {"app": "web"}},
+                                  "spec": {"containers": [{"name": "web", "image": "nginx:1"}]}}}
+        });
+        let sr = json!({
+            "apiVersion": "gisops.io/v1alpha1", "kind": "ServiceRefresh",
+            "metadata": {"name": "nightly", "namespace": "default", "resourceVersion": "8", "generation": 1,
+                         "uid": "5d0c3f0e-0000-4000-8000-000000000002"},
+            "spec": {"selector": {}, "batchSize": 10}
+        });
+        let route = |obj: Value, log: Log| {
+            let get_obj = obj.clone();
+            get(move || async move { json_response(get_obj) }).patch(
+                move |uri: axum::http::Uri, headers: axum::http::HeaderMap| async move {
+                    let ct = headers
+                        .get(header::CONTENT_TYPE)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_owned();
+                    if let Ok(mut l) = log.lock() {
+                        l.push(format!("PATCH {uri} {ct}"));
+                    }
+                    json_response(obj)
+                },
+            )
+        };
+        Router::new()
+            .route(
+                "/apis/apps/v1/namespaces/{ns}/deployments/{name}",
+                route(deployment, log.clone()),
+            )
+            .route(
+                "/apis/gisops.io/v1alpha1/namespaces/{ns}/servicerefreshes/{name}",
+                route(sr, log),
+            )
+    }
+
     /// A kubectl configured for a running throwaway server.
     pub struct Kubectl {
         dir: std::path::PathBuf,
+        log: Log,
     }
 
     impl Kubectl {
         /// Serves discovery, the documents and `extra` on a loopback port;
         /// `None` (the test is skipped) when kubectl is not installed.
         pub async fn start(extra: Router) -> Option<Self> {
+            Self::start_logged(extra, Arc::default()).await
+        }
+
+        /// [`Kubectl::start`] plus one existing Deployment (`web`) and
+        /// ServiceRefresh (`nightly`) in `default`, with GET and a logging
+        /// PATCH (see [`Kubectl::log`]).
+        pub async fn start_with_existing() -> Option<Self> {
+            let log: Log = Arc::default();
+            Self::start_logged(existing(log.clone()), log).await
+        }
+
+        async fn start_logged(extra: Router, log: Log) -> Option<Self> {
             if !std::path::Path::new(KUBECTL).exists() {
                 eprintln!("{KUBECTL} not installed; skipping");
                 return None;
@@ -1075,7 +1161,12 @@ pub(crate) mod kubectl_harness {
                 ),
             )
             .ok()?;
-            Some(Self { dir })
+            Some(Self { dir, log })
+        }
+
+        /// The PATCH requests served so far.
+        pub fn log(&self) -> Vec<String> {
+            self.log.lock().map(|l| l.clone()).unwrap_or_default()
         }
 
         /// Writes a file next to the kubeconfig and returns its path.

@@ -19,6 +19,10 @@
 //! - On every tick, store `status_at(&deployment, &plan, now)` as the
 //!   Deployment's `status` (when it differs from the stored one, bump the
 //!   resourceVersion and send a MODIFIED watch event).
+//! - For a Deployment found settled (created fully rolled out, or at
+//!   start-up with `observedGeneration` = `generation`), keep
+//!   [`settled`]`(&deployment, now)` as its plan: it reproduces the stored
+//!   status and is the right `previous` for the next [`begin`].
 //! - [`is_complete`] says whether a status shows a finished rollout (the
 //!   controller's own test, the one `kubectl rollout status` mirrors).
 //! - [`pod_template_hash`] and [`new_replica_set_name`] name the ReplicaSet.
@@ -230,9 +234,14 @@ pub fn begin(
 
     let (current, prior_conditions, template_changed, was_paused) = match previous {
         Some(prev) => {
-            let status = status_at(deployment, prev, now_ms);
             let counts = prev.counts_at(now_ms);
-            let conditions = conditions_of(&status);
+            // The controller sets conditions on the status it last wrote
+            // (the stored one); the plan's own view serves when there is none.
+            let conditions = deployment
+                .get("status")
+                .map(conditions_of)
+                .filter(|c| !c.is_empty())
+                .unwrap_or_else(|| conditions_of(&status_at(deployment, prev, now_ms)));
             if prev.template_hash == template_hash {
                 (counts, conditions, false, prev.paused)
             } else {
@@ -278,6 +287,42 @@ pub fn begin(
     let waves = plan.waves_needed();
     plan.wave_ms = duration_ms.checked_div(waves).unwrap_or(0);
     plan
+}
+
+/// The plan of a Deployment whose stored status is settled (its rollout
+/// finished, e.g. one created fully rolled out, or found at start-up with
+/// `observedGeneration` = `generation`): its available pods run the current
+/// template, and [`status_at`] keeps its status (conditions and their times
+/// included) until the next change. Use it as the `previous` plan of the next
+/// [`begin`].
+pub fn settled(deployment: &Value, now_ms: u64) -> RolloutPlan {
+    let replicas = spec_replicas(deployment);
+    let (max_surge, max_unavailable) = surge_and_unavailable(deployment, replicas);
+    let status = deployment.get("status");
+    let available = available_in_status(status).min(replicas);
+    let updated = status
+        .and_then(|s| s.get("updatedReplicas"))
+        .and_then(Value::as_u64)
+        .unwrap_or(0)
+        .clamp(available, replicas);
+    let template_hash = pod_template_hash(deployment);
+    RolloutPlan {
+        started_at_ms: now_ms,
+        duration_ms: 0,
+        fail: false,
+        paused: deployment.pointer("/spec/paused").and_then(Value::as_bool).unwrap_or(false),
+        resumed: false,
+        replicas,
+        max_surge,
+        max_unavailable,
+        deadline_ms: Some(DEFAULT_PROGRESS_DEADLINE_SECONDS * 1000),
+        from: PodCounts { old: 0, new_total: updated, new_ready: available },
+        new_rs_name: format!("{}-{}", name_of(deployment), template_hash),
+        template_hash,
+        template_changed: false,
+        prior_conditions: status.map(conditions_of).unwrap_or_default(),
+        wave_ms: 0,
+    }
 }
 
 fn is_paused_status(status: Option<&Value>) -> bool {
@@ -888,6 +933,32 @@ mod tests {
     }
 
     #[test]
+    fn settled_plan_keeps_the_stored_status() {
+        let (d, _) = settled(3);
+        let plan = super::settled(&d, T0 + 500_000);
+        assert_eq!(status_at(&d, &plan, T0 + 900_000), d["status"]);
+        // A later template change rolls from it, keeping condition times.
+        let mut d2 = deployment(3, 2, "nginx:2");
+        d2["status"] = d["status"].clone();
+        let p2 = begin(&d2, Some(&plan), T0 + 1_000_000, 10_000, false);
+        assert!(p2.template_changed);
+        assert_eq!(p2.from.old, 3);
+        let s = status_at(&d2, &p2, T0 + 1_010_000);
+        assert!(is_complete(&s, &d2));
+        assert_eq!(cond(&s, "Available")["lastTransitionTime"], rfc3339(T0 + 10_000));
+        assert_eq!(cond(&s, "Progressing")["lastTransitionTime"], rfc3339(T0));
+        // A scale-down of a settled Deployment is done at once and keeps
+        // the condition as it was.
+        let mut d3 = d.clone();
+        d3["spec"]["replicas"] = json!(1);
+        d3["metadata"]["generation"] = json!(2);
+        let p3 = begin(&d3, Some(&plan), T0 + 1_000_000, 10_000, false);
+        let s = status_at(&d3, &p3, T0 + 1_000_000);
+        assert!(is_complete(&s, &d3));
+        assert_eq!(cond(&s, "Progressing"), cond(&d["status"], "Progressing"));
+    }
+
+    #[test]
     fn surge_and_unavailable_follow_kubernetes_rounding() {
         let d = |r: u64, strategy: Value| {
             let mut d = deployment(r, 1, "x");
@@ -902,6 +973,94 @@ mod tests {
         let s = json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "50%", "maxUnavailable": 1}});
         assert_eq!(surge_and_unavailable(&d(3, s), 3), (2, 1));
         assert_eq!(surge_and_unavailable(&d(3, json!({"type": "Recreate"})), 3), (0, 3));
+    }
+
+    /// `kubectl rollout status` reads these statuses as the real ones.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn kubectl_rollout_status_reads_the_statuses() {
+        use crate::openapi::kubectl_harness::{Kubectl, json_response};
+        use axum::extract::RawQuery;
+        use axum::http::StatusCode;
+        use axum::response::IntoResponse;
+        use axum::routing::get;
+        use std::sync::{Arc, Mutex};
+
+        let current = Arc::new(Mutex::new(Value::Null));
+        let (c1, c2) = (current.clone(), current.clone());
+        let routes = axum::Router::new()
+            .route(
+                "/apis/apps/v1/namespaces/{ns}/deployments/{name}",
+                get(move || async move { json_response(c1.lock().unwrap().clone()) }),
+            )
+            .route(
+                "/apis/apps/v1/namespaces/{ns}/deployments",
+                get(move |RawQuery(q): RawQuery| async move {
+                    if q.unwrap_or_default().contains("watch=true") {
+                        return StatusCode::NOT_FOUND.into_response();
+                    }
+                    let obj = c2.lock().unwrap().clone();
+                    json_response(json!({"kind": "DeploymentList", "apiVersion": "apps/v1",
+                        "metadata": {"resourceVersion": "9"}, "items": [obj]}))
+                }),
+            );
+        let Some(k) = Kubectl::start(routes).await else {
+            return;
+        };
+        let set = |mut d: Value, status: Value| {
+            d["apiVersion"] = json!("apps/v1");
+            d["kind"] = json!("Deployment");
+            d["metadata"]["resourceVersion"] = json!("9");
+            d["status"] = status;
+            *current.lock().unwrap() = d;
+        };
+        async fn status(k: &Kubectl) -> (bool, String, String) {
+            k.run(&["rollout", "status", "deployment/web", "--watch=false"]).await
+        }
+
+        let (d, prev) = settled(10);
+        let mut d2 = deployment(10, 2, "nginx:2");
+        d2["spec"]["progressDeadlineSeconds"] = json!(60);
+        // Right after the patch: the previous rollout's status is still there.
+        set(d2.clone(), d["status"].clone());
+        let (ok, out, err) = status(&k).await;
+        assert!(ok, "{err}");
+        assert_eq!(out, "Waiting for deployment spec update to be observed...\n");
+
+        let start = T0 + 100_000;
+        let plan = begin(&d2, Some(&prev), start, 20_000, false);
+        set(d2.clone(), status_at(&d2, &plan, start));
+        let (_, out, _) = status(&k).await;
+        assert_eq!(
+            out,
+            "Waiting for deployment \"web\" rollout to finish: 5 out of 10 new replicas have been updated...\n"
+        );
+        set(d2.clone(), status_at(&d2, &plan, start + 10_000));
+        let (_, out, _) = status(&k).await;
+        assert_eq!(
+            out,
+            "Waiting for deployment \"web\" rollout to finish: 3 old replicas are pending termination...\n"
+        );
+        set(d2.clone(), status_at(&d2, &plan, start + 20_000));
+        let (ok, out, _) = status(&k).await;
+        assert!(ok);
+        assert_eq!(out, "deployment \"web\" successfully rolled out\n");
+
+        let failing = begin(&d2, Some(&prev), start, 20_000, true);
+        set(d2.clone(), status_at(&d2, &failing, start + 60_000));
+        let (ok, out, _) = status(&k).await;
+        assert!(ok);
+        assert_eq!(
+            out,
+            "Waiting for deployment \"web\" rollout to finish: 5 out of 10 new replicas have been updated...\n"
+        );
+        set(d2.clone(), status_at(&d2, &failing, start + 60_001));
+        let (ok, _, err) = status(&k).await;
+        assert!(!ok);
+        // (Before it, stderr may hold the test server's refused watch.)
+        assert!(
+            err.ends_with("error: deployment \"web\" exceeded its progress deadline\n"),
+            "{err}"
+        );
     }
 
     #[test]

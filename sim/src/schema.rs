@@ -208,11 +208,49 @@ fn default_at(schema: &Value, obj: &mut Value, root: bool) {
 
 /// Validates `obj` against `schema` and returns every field error, in the
 /// order the API server lists them (per node: type, string, format, number,
-/// array, enum, then object: required before properties).
+/// array, enum, then object: required before properties, properties in key
+/// order where the server's order is random), then the list-type
+/// (`set`/`map`) duplicates. `anyOf`/`allOf`/`oneOf`/`not` are not checked
+/// (beyond `x-kubernetes-int-or-string`), nor `x-kubernetes-validations`.
 pub fn validate(schema: &Value, obj: &Value) -> Vec<FieldError> {
     let mut errors = Vec::new();
     validate_at(schema, obj, "", true, &mut errors);
+    // The server checks list types (set/map uniqueness) after the schema.
+    list_types_at(schema, obj, "", true, &mut errors);
     errors
+}
+
+fn list_types_at(
+    schema: &Value,
+    value: &Value,
+    path: &str,
+    root: bool,
+    errors: &mut Vec<FieldError>,
+) {
+    match value {
+        Value::Array(items) => {
+            list_type_errors(schema, items, path, errors);
+            if let Some(item_schema) = schema.get("items") {
+                for (i, item) in items.iter().enumerate() {
+                    list_types_at(item_schema, item, &index(path, i), false, errors);
+                }
+            }
+        }
+        Value::Object(map) => {
+            let props = properties(schema);
+            let additional = additional_schema(schema);
+            for (key, child) in map {
+                if root && ROOT_META.contains(&key.as_str()) {
+                    continue;
+                }
+                let child_schema = props.and_then(|p| p.get(key)).or(additional);
+                if let Some(child_schema) = child_schema {
+                    list_types_at(child_schema, child, &join(path, key), false, errors);
+                }
+            }
+        }
+        _ => {}
+    }
 }
 
 /// The JSON type name the OpenAPI validator reports for a value.
@@ -411,6 +449,13 @@ fn validate_at(
 
     // numbers
     if let Some(n) = value.as_f64() {
+        if let Some(m) = num(schema, "multipleOf")
+            && m > 0.0
+            && (n / m).fract() != 0.0
+        {
+            let detail = format!("{shown} in body should be a multiple of {}", go_number(m));
+            invalid(errors, path, value, detail);
+        }
         if let Some(max) = num(schema, "maximum") {
             if flag(schema, "exclusiveMaximum") {
                 if n >= max {
@@ -437,13 +482,6 @@ fn validate_at(
                 );
                 invalid(errors, path, value, detail);
             }
-        }
-        if let Some(m) = num(schema, "multipleOf")
-            && m > 0.0
-            && (n / m).fract() != 0.0
-        {
-            let detail = format!("{shown} in body should be a multiple of {}", go_number(m));
-            invalid(errors, path, value, detail);
         }
     }
 
@@ -477,7 +515,6 @@ fn validate_at(
         if flag(schema, "uniqueItems") && has_duplicates(items) {
             invalid(errors, path, value, format!("{shown} in body shouldn't contain duplicates"));
         }
-        list_type_errors(schema, items, path, errors);
     }
 
     // enum
@@ -882,8 +919,8 @@ mod tests {
         assert_eq!(
             messages(&errs),
             vec![
-                "spec.namePatterns[2]: Duplicate value: \"a\"",
-                "spec.selector.matchExpressions[0].operator: Required value"
+                "spec.selector.matchExpressions[0].operator: Required value",
+                "spec.namePatterns[2]: Duplicate value: \"a\""
             ]
         );
         let s =

@@ -243,6 +243,13 @@ impl FieldSelector {
     pub fn is_empty(&self) -> bool {
         self.reqs.is_empty()
     }
+
+    /// Rewrites the field paths (e.g. to a storage representation).
+    pub fn map_paths(&mut self, f: impl Fn(&str) -> String) {
+        for r in &mut self.reqs {
+            r.0 = f(&r.0);
+        }
+    }
 }
 
 #[cfg(test)]

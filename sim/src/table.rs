@@ -91,6 +91,26 @@ pub enum CellSource {
     EventFirstSeen,
     /// Event: `count`.
     EventCount,
+    /// ReplicaSet: `spec.replicas`.
+    ReplicaSetDesired,
+    /// ReplicaSet: `status.replicas`.
+    ReplicaSetCurrent,
+    /// ReplicaSet: `status.readyReplicas`.
+    ReplicaSetReady,
+    /// Pod: `ready/total` containers.
+    PodReady,
+    /// Pod: its status reason (waiting reason, reason, or phase).
+    PodStatus,
+    /// Pod: container restarts.
+    PodRestarts,
+    /// Pod: `status.podIP`.
+    PodIp,
+    /// Pod: `spec.nodeName`.
+    PodNode,
+    /// Pod: `status.nominatedNodeName`.
+    PodNominatedNode,
+    /// Pod: readiness gates.
+    PodReadinessGates,
 }
 
 /// One column: its `TableColumnDefinition` and how to compute its cells.
@@ -156,7 +176,8 @@ fn age_column() -> ColumnDef {
 }
 
 /// Columns of a built-in resource (plural name: `deployments`,
-/// `configmaps`, `namespaces`, `events`, `leases`); any other resource gets
+/// `replicasets`, `pods`, `configmaps`, `namespaces`, `events` (core and
+/// events.k8s.io field names both read), `leases`); any other resource gets
 /// the default convertor's Name / Created At (as `customresourcedefinitions`
 /// do on a real server).
 pub fn columns_for_builtin(resource: &str) -> Vec<ColumnDef> {
@@ -201,6 +222,99 @@ pub fn columns_for_builtin(resource: &str) -> Vec<ColumnDef> {
                 "string",
                 "Label selector for pods. Existing ReplicaSets whose pods are selected by this will be the ones affected by this deployment.",
                 CellSource::Selector,
+            )
+            .wide(),
+        ],
+        "replicasets" => vec![
+            name_column(),
+            ColumnDef::new(
+                "Desired",
+                "integer",
+                "Replicas is the number of desired pods. This is a pointer to distinguish between explicit zero and unspecified. Defaults to 1. More info: https://kubernetes.io/docs/concepts/workloads/controllers/replicaset/#how-a-replicaset-works",
+                CellSource::ReplicaSetDesired,
+            ),
+            ColumnDef::new(
+                "Current",
+                "integer",
+                "Replicas is the most recently observed number of non-terminating pods. More info: https://kubernetes.io/docs/concepts/workloads/controllers/replicaset/#how-a-replicaset-works",
+                CellSource::ReplicaSetCurrent,
+            ),
+            ColumnDef::new(
+                "Ready",
+                "integer",
+                "The number of non-terminating pods targeted by this ReplicaSet with a Ready Condition.",
+                CellSource::ReplicaSetReady,
+            ),
+            age_column(),
+            ColumnDef::new(
+                "Containers",
+                "string",
+                "Names of each container in the template.",
+                CellSource::Containers,
+            )
+            .wide(),
+            ColumnDef::new(
+                "Images",
+                "string",
+                "Images referenced by each container in the template.",
+                CellSource::Images,
+            )
+            .wide(),
+            ColumnDef::new(
+                "Selector",
+                "string",
+                "Selector is a label query over pods that should match the replica count. Label keys and values that must match in order to be controlled by this replica set. It must match the pod template's labels. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#label-selectors",
+                CellSource::Selector,
+            )
+            .wide(),
+        ],
+        "pods" => vec![
+            name_column(),
+            ColumnDef::new(
+                "Ready",
+                "string",
+                "The aggregate readiness state of this pod for accepting traffic.",
+                CellSource::PodReady,
+            ),
+            ColumnDef::new(
+                "Status",
+                "string",
+                "The aggregate status of the containers in this pod.",
+                CellSource::PodStatus,
+            ),
+            ColumnDef::new(
+                "Restarts",
+                "string",
+                "The number of times the containers in this pod have been restarted and when the last container in this pod has restarted.",
+                CellSource::PodRestarts,
+            ),
+            age_column(),
+            ColumnDef::new(
+                "IP",
+                "string",
+                "podIP address allocated to the pod. Routable at least within the cluster. Empty if not yet allocated.",
+                CellSource::PodIp,
+            )
+            .wide(),
+            ColumnDef::new(
+                "Node",
+                "string",
+                "NodeName indicates in which node this pod is scheduled. If empty, this pod is a candidate for scheduling by the scheduler defined in schedulerName. Once this field is set, the kubelet for this node becomes responsible for the lifecycle of this pod. This field should not be used to express a desire for the pod to be scheduled on a specific node. https://kubernetes.io/docs/concepts/scheduling-eviction/assign-pod-node/#nodename",
+                CellSource::PodNode,
+            )
+            .wide(),
+            ColumnDef::new(
+                "Nominated Node",
+                "string",
+                "nominatedNodeName is set only when this pod preempts other pods on the node, but it cannot be scheduled right away as preemption victims receive their graceful termination periods. This field does not guarantee that the pod will be scheduled on this node. Scheduler may decide to place the pod elsewhere if other nodes become available sooner. Scheduler may also decide to give the resources on this node to a higher priority pod that is created after preemption. As a result, this field may be different than PodSpec.nodeName when the pod is scheduled.",
+                CellSource::PodNominatedNode,
+            )
+            .wide(),
+            ColumnDef::new(
+                "Readiness Gates",
+                "string",
+                "If specified, all readiness gates will be evaluated for pod readiness. A pod is ready when all its containers are ready AND all conditions specified in the readiness gates have status equal to \"True\" More info: https://git.k8s.io/enhancements/keps/sig-network/580-pod-readiness-gates",
+                CellSource::PodReadinessGates,
             )
             .wide(),
         ],
@@ -419,6 +533,15 @@ pub fn table_with_list_meta(
 
 // ---------------------------------------------------------------- cells
 
+/// The first non-empty string among the pointers, or "".
+fn first_str<'a>(obj: &'a Value, pointers: &[&str]) -> &'a str {
+    pointers.iter().map(|p| str_at(obj, p)).find(|s| !s.is_empty()).unwrap_or("")
+}
+
+fn none_if_empty(s: &str) -> &str {
+    if s.is_empty() { "<none>" } else { s }
+}
+
 fn str_at<'a>(obj: &'a Value, pointer: &str) -> &'a str {
     obj.pointer(pointer).and_then(Value::as_str).unwrap_or("")
 }
@@ -568,45 +691,110 @@ fn cell(column: &ColumnDef, obj: &Value, now_ms: u64) -> Value {
         }
         CellSource::NamespaceStatus => json!(str_at(obj, "/status/phase")),
         CellSource::LeaseHolder => json!(str_at(obj, "/spec/holderIdentity")),
-        CellSource::EventLastSeen => {
-            let ts = ["/series/lastObservedTime", "/lastTimestamp", "/eventTime"]
-                .iter()
-                .map(|p| str_at(obj, p))
-                .find(|s| !s.is_empty())
-                .unwrap_or("");
-            json!(age_of(ts, now_ms))
-        }
-        CellSource::EventFirstSeen => {
-            let ts = ["/firstTimestamp", "/eventTime"]
-                .iter()
-                .map(|p| str_at(obj, p))
-                .find(|s| !s.is_empty())
-                .unwrap_or("");
-            json!(age_of(ts, now_ms))
-        }
+        // Core v1 field names first, then their events.k8s.io/v1 names.
+        CellSource::EventLastSeen => json!(age_of(
+            first_str(
+                obj,
+                &[
+                    "/series/lastObservedTime",
+                    "/lastTimestamp",
+                    "/deprecatedLastTimestamp",
+                    "/eventTime",
+                ]
+            ),
+            now_ms
+        )),
+        CellSource::EventFirstSeen => json!(age_of(
+            first_str(obj, &["/firstTimestamp", "/deprecatedFirstTimestamp", "/eventTime"]),
+            now_ms
+        )),
         CellSource::EventType => json!(str_at(obj, "/type")),
         CellSource::EventReason => json!(str_at(obj, "/reason")),
         CellSource::EventObject => json!(format!(
             "{}/{}",
-            str_at(obj, "/involvedObject/kind").to_lowercase(),
-            str_at(obj, "/involvedObject/name")
+            first_str(obj, &["/involvedObject/kind", "/regarding/kind"]).to_lowercase(),
+            first_str(obj, &["/involvedObject/name", "/regarding/name"])
         )),
-        CellSource::EventSubobject => json!(str_at(obj, "/involvedObject/fieldPath")),
-        CellSource::EventSource => {
-            let first = |a: &str, b: &str| {
-                let a = str_at(obj, a);
-                if a.is_empty() { str_at(obj, b).to_owned() } else { a.to_owned() }
-            };
-            let component = first("/source/component", "/reportingComponent");
-            let instance = first("/source/host", "/reportingInstance");
-            json!(if instance.is_empty() { component } else { format!("{component}, {instance}") })
+        CellSource::EventSubobject => {
+            json!(first_str(obj, &["/involvedObject/fieldPath", "/regarding/fieldPath"]))
         }
-        CellSource::EventMessage => json!(str_at(obj, "/message").trim()),
+        CellSource::EventSource => {
+            let component = first_str(
+                obj,
+                &[
+                    "/source/component",
+                    "/deprecatedSource/component",
+                    "/reportingComponent",
+                    "/reportingController",
+                ],
+            );
+            let instance =
+                first_str(obj, &["/source/host", "/deprecatedSource/host", "/reportingInstance"]);
+            json!(if instance.is_empty() {
+                component.to_owned()
+            } else {
+                format!("{component}, {instance}")
+            })
+        }
+        CellSource::EventMessage => json!(first_str(obj, &["/message", "/note"]).trim()),
         CellSource::EventCount => json!(
             obj.pointer("/series/count")
                 .and_then(Value::as_i64)
-                .unwrap_or_else(|| int_at(obj, "/count"))
+                .or_else(|| obj.pointer("/count").and_then(Value::as_i64))
+                .unwrap_or_else(|| int_at(obj, "/deprecatedCount"))
         ),
+        CellSource::ReplicaSetDesired => {
+            json!(obj.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1))
+        }
+        CellSource::ReplicaSetCurrent => json!(int_at(obj, "/status/replicas")),
+        CellSource::ReplicaSetReady => json!(int_at(obj, "/status/readyReplicas")),
+        CellSource::PodReady => {
+            let total =
+                obj.pointer("/spec/containers").and_then(Value::as_array).map_or(0, Vec::len);
+            let ready = obj.pointer("/status/containerStatuses").and_then(Value::as_array).map_or(
+                0,
+                |cs| {
+                    cs.iter()
+                        .filter(|c| c.get("ready").and_then(Value::as_bool) == Some(true))
+                        .count()
+                },
+            );
+            json!(format!("{ready}/{total}"))
+        }
+        CellSource::PodStatus => {
+            let waiting =
+                obj.pointer("/status/containerStatuses").and_then(Value::as_array).and_then(|cs| {
+                    cs.iter()
+                        .filter_map(|c| c.pointer("/state/waiting/reason").and_then(Value::as_str))
+                        .find(|r| !r.is_empty())
+                });
+            let status = if obj.pointer("/metadata/deletionTimestamp").is_some() {
+                "Terminating"
+            } else {
+                waiting.unwrap_or_else(|| first_str(obj, &["/status/reason", "/status/phase"]))
+            };
+            json!(status)
+        }
+        CellSource::PodRestarts => json!(
+            obj.pointer("/status/containerStatuses")
+                .and_then(Value::as_array)
+                .map_or(0, |cs| {
+                    cs.iter()
+                        .filter_map(|c| c.get("restartCount").and_then(Value::as_i64))
+                        .sum::<i64>()
+                })
+                .to_string()
+        ),
+        CellSource::PodIp => json!(none_if_empty(str_at(obj, "/status/podIP"))),
+        CellSource::PodNode => json!(none_if_empty(str_at(obj, "/spec/nodeName"))),
+        CellSource::PodNominatedNode => {
+            json!(none_if_empty(str_at(obj, "/status/nominatedNodeName")))
+        }
+        CellSource::PodReadinessGates => {
+            let gates =
+                obj.pointer("/spec/readinessGates").and_then(Value::as_array).map_or(0, Vec::len);
+            json!(if gates == 0 { "<none>".to_owned() } else { format!("0/{gates}") })
+        }
     }
 }
 
@@ -1037,8 +1225,9 @@ mod tests {
         assert!(ok, "{err}");
         let lines: Vec<Vec<&str>> = out.lines().map(|l| l.split_whitespace().collect()).collect();
         assert_eq!(lines[0], ["NAME", "PHASE", "PROGRESS", "BATCH", "FAILED", "AGE"], "{out}");
-        assert_eq!(lines[1], ["nightly", "Running", "3/10", "<none>", "1", "3m12s"], "{out}");
-        assert_eq!(lines[2], ["fresh", "<none>", "<none>", "<none>", "<none>", "3m12s"], "{out}");
+        // Missing values (null cells) print blank, as with a real server.
+        assert_eq!(lines[1], ["nightly", "Running", "3/10", "1", "3m12s"], "{out}");
+        assert_eq!(lines[2], ["fresh", "3m12s"], "{out}");
 
         let (ok, out, err) = k.run(&["get", "sref", "--show-labels"]).await;
         assert!(ok, "{err}");
@@ -1053,6 +1242,63 @@ mod tests {
             "{out}"
         );
         assert_eq!(lines[1], ["web", "2/3", "3", "2", "10m", "web", "nginx:1", "app=web"], "{out}");
+    }
+
+    #[test]
+    fn events_k8s_io_and_workload_rows() {
+        let ev = json!({
+            "metadata": {"name": "e2"},
+            "regarding": {"kind": "Deployment", "name": "web"},
+            "note": "Scaled up", "reason": "ScalingReplicaSet", "type": "Normal",
+            "deprecatedLastTimestamp": "2025-01-01T00:09:50Z", "deprecatedCount": 3,
+            "reportingController": "deployment-controller"
+        });
+        let t = table(&columns_for_builtin("events"), &[ev], "1", IncludeObject::None, NOW);
+        assert_eq!(
+            t["rows"][0]["cells"],
+            json!([
+                "10s",
+                "Normal",
+                "ScalingReplicaSet",
+                "deployment/web",
+                "",
+                "deployment-controller",
+                "Scaled up",
+                "<unknown>",
+                3,
+                "e2"
+            ])
+        );
+        let rs = json!({"metadata": {"name": "web-5d8f9c7b6", "creationTimestamp": "2025-01-01T00:00:00Z"},
+                        "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}},
+                                 "template": {"spec": {"containers": [{"name": "web", "image": "nginx:1"}]}}},
+                        "status": {"replicas": 3, "readyReplicas": 2}});
+        let t = table(&columns_for_builtin("replicasets"), &[rs], "1", IncludeObject::None, NOW);
+        assert_eq!(
+            t["rows"][0]["cells"],
+            json!(["web-5d8f9c7b6", 3, 3, 2, "10m", "web", "nginx:1", "app=web"])
+        );
+        let pod = json!({"metadata": {"name": "web-5d8f9c7b6-abcde", "creationTimestamp": "2025-01-01T00:09:00Z"},
+                         "spec": {"containers": [{"name": "web"}, {"name": "proxy"}]},
+                         "status": {"phase": "Running", "podIP": "10.0.0.7", "containerStatuses": [
+                             {"name": "web", "ready": true, "restartCount": 1},
+                             {"name": "proxy", "ready": false, "restartCount": 2,
+                              "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}});
+        let t = table(&columns_for_builtin("pods"), &[pod], "1", IncludeObject::None, NOW);
+        assert_eq!(
+            t["rows"][0]["cells"],
+            json!([
+                "web-5d8f9c7b6-abcde",
+                "1/2",
+                "CrashLoopBackOff",
+                "3",
+                "60s",
+                "10.0.0.7",
+                "<none>",
+                "<none>",
+                "<none>"
+            ])
+        );
     }
 
     #[test]
