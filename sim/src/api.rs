@@ -193,7 +193,8 @@ fn resolve(sim: &Sim, group: &str, version: &str, rest: &[&str]) -> Result<Targe
     }
     let sub = sub.map(|s| s.to_string());
     if let Some(s) = &sub {
-        let ok = s == "status" && def.status_subresource;
+        let ok =
+            (s == "status" && def.status_subresource) || (s == "scale" && def.scale_subresource);
         if !ok {
             return Err(ApiError::no_resource());
         }
@@ -241,6 +242,9 @@ async fn resource_request(
         return Err(e);
     }
     let table = wants_table(headers);
+    if t.sub.as_deref() == Some("scale") {
+        return scale_request(sim, &t, verb, q, headers, &body);
+    }
     match verb {
         "get" => get(sim, &t, q, table),
         "list" => list(sim, &t, q, table),
@@ -445,28 +449,68 @@ fn list(sim: &Sim, t: &Target, q: &Query, table: bool) -> Result<Response, ApiEr
         }
         return Ok(json_response(StatusCode::OK, &tbl));
     }
-    let out_items: Vec<Value> = page
-        .iter()
-        .map(|o| {
-            let mut v = present(&t.def, o);
-            if !t.def.is_custom()
-                && let Some(m) = v.as_object_mut()
-            {
-                m.remove("apiVersion");
-                m.remove("kind");
+    let converted: Vec<Value>;
+    let items: Vec<ListItem<'_>> = if builtin::is_events_v1(&t.def) {
+        converted = page.iter().map(|o| present(&t.def, o)).collect();
+        converted.iter().map(|o| ListItem { obj: o, type_meta: None }).collect()
+    } else {
+        let av = t.def.api_version();
+        page.iter()
+            .map(|o| ListItem {
+                obj: o,
+                // Typed lists omit the items' kind; custom resource lists keep it.
+                type_meta: t.def.is_custom().then(|| (av.clone(), t.def.kind.clone())),
+            })
+            .collect()
+    };
+    let body = ListBody {
+        kind: format!("{}List", t.def.kind),
+        api_version: t.def.api_version(),
+        metadata: &meta,
+        items,
+    };
+    let bytes = serde_json::to_vec(&body)
+        .map_err(|e| ApiError::internal(format!("encoding the list: {e}")))?;
+    let mut r = Response::new(Body::from(bytes));
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok(r)
+}
+
+/// A list response, serialized without copying the stored objects.
+#[derive(serde::Serialize)]
+struct ListBody<'a> {
+    kind: String,
+    #[serde(rename = "apiVersion")]
+    api_version: String,
+    metadata: &'a Value,
+    items: Vec<ListItem<'a>>,
+}
+
+/// One stored object as a list item: its apiVersion and kind replaced
+/// (custom resources) or left out (built-in types).
+struct ListItem<'a> {
+    obj: &'a Value,
+    type_meta: Option<(String, String)>,
+}
+
+impl serde::Serialize for ListItem<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let Some(m) = self.obj.as_object() else {
+            return self.obj.serialize(s);
+        };
+        let mut map = s.serialize_map(None)?;
+        if let Some((av, kind)) = &self.type_meta {
+            map.serialize_entry("apiVersion", av)?;
+            map.serialize_entry("kind", kind)?;
+        }
+        for (k, v) in m {
+            if k != "apiVersion" && k != "kind" {
+                map.serialize_entry(k, v)?;
             }
-            v
-        })
-        .collect();
-    Ok(json_response(
-        StatusCode::OK,
-        &json!({
-            "kind": format!("{}List", t.def.kind),
-            "apiVersion": t.def.api_version(),
-            "metadata": meta,
-            "items": out_items,
-        }),
-    ))
+        }
+        map.end()
+    }
 }
 
 fn encode_continue(id: u64, offset: usize, rv: u64) -> String {
@@ -491,7 +535,10 @@ pub fn parse_body(body: &[u8], headers: &HeaderMap) -> Result<Value, ApiError> {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/json");
-    if ct.contains("protobuf") || ct.contains("cbor") {
+    if ct.contains("protobuf") {
+        return crate::proto::decode_object(body);
+    }
+    if ct.contains("cbor") {
         return Err(ApiError::unsupported_media(
             "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml",
         ));
@@ -919,7 +966,20 @@ pub fn persist_update(
             scope: scope_of(def, o.sub),
             now: &now,
         };
-        fields::track_update(Some(old), &mut new, &ctx);
+        // A request that rewrites managedFields (as kubectl does when it
+        // migrates client-side apply ownership) replaces them before the
+        // update itself is tracked.
+        let old_mf = old.pointer("/metadata/managedFields");
+        match incoming_mf.as_ref().filter(|mf| Some(*mf) != old_mf && o.sub.is_none()) {
+            Some(mf) => {
+                let mut base = (**old).clone();
+                if let Some(m) = meta_mut(&mut base) {
+                    m.insert("managedFields".into(), mf.clone());
+                }
+                fields::track_update(Some(&base), &mut new, &ctx);
+            }
+            None => fields::track_update(Some(old), &mut new, &ctx),
+        }
     } else if let Some(m) = meta_mut(&mut new) {
         match incoming_mf {
             Some(mf) => {
@@ -1370,4 +1430,106 @@ fn body_object(body: &Value, old: &Value) -> Value {
     } else {
         body.clone()
     }
+}
+
+fn scale_of(obj: &Value) -> Value {
+    let m = |k: &str| obj.pointer(&format!("/metadata/{k}")).cloned().unwrap_or(Value::Null);
+    let selector = obj
+        .pointer("/spec/selector")
+        .and_then(|s| s.get("matchLabels"))
+        .and_then(Value::as_object)
+        .map(|l| {
+            l.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
+    json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            "name": m("name"),
+            "namespace": m("namespace"),
+            "uid": m("uid"),
+            "resourceVersion": m("resourceVersion"),
+            "creationTimestamp": m("creationTimestamp"),
+        },
+        "spec": {"replicas": obj.pointer("/spec/replicas").cloned().unwrap_or(json!(1))},
+        "status": {
+            "replicas": obj.pointer("/status/replicas").cloned().unwrap_or(json!(0)),
+            "selector": selector,
+        },
+    })
+}
+
+/// The `/scale` subresource of Deployments (autoscaling/v1 Scale).
+fn scale_request(
+    sim: &Sim,
+    t: &Target,
+    verb: &str,
+    q: &Query,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Response, ApiError> {
+    let name = t.name.as_deref().unwrap_or("");
+    let ns = t.namespace.as_deref().unwrap_or("");
+    let mut st = sim.store.lock();
+    let old = st
+        .get(&storage_gr(&t.def), ns, name)
+        .ok_or_else(|| ApiError::not_found(&t.def.gr(), name))?;
+    let current = scale_of(&old);
+    let wanted = match verb {
+        "get" => return Ok(json_response(StatusCode::OK, &current)),
+        "update" => parse_body(body, headers)?,
+        "patch" => {
+            let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+            let doc: Value = serde_json::from_slice(body)
+                .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+            let mut v = current.clone();
+            if ct.starts_with("application/json-patch+json") {
+                patch::json_patch(&mut v, &doc)?;
+            } else if ct.starts_with("application/merge-patch+json") {
+                patch::merge_patch(&mut v, &doc);
+            } else if ct.starts_with("application/strategic-merge-patch+json") {
+                v = patch::strategic_merge(&v, &doc, &patch::builtin_smp_list)?;
+            } else {
+                return Err(ApiError::unsupported_media(format!(
+                    "the body of the request was in an unknown format - accepted media types include: {PATCH_TYPES_CR}, application/strategic-merge-patch+json"
+                )));
+            }
+            v
+        }
+        other => return Err(ApiError::method_not_allowed(other, &t.def.gr())),
+    };
+    let replicas = wanted.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(0);
+    if replicas < 0 {
+        return Err(ApiError::invalid(
+            "Scale",
+            "autoscaling",
+            name,
+            &[Cause::invalid(
+                "spec.replicas",
+                &json!(replicas),
+                "must be greater than or equal to 0",
+            )],
+        ));
+    }
+    let mut new = (*old).clone();
+    if let Some(m) = meta_mut(&mut new) {
+        let rv = wanted.pointer("/metadata/resourceVersion").cloned().unwrap_or(Value::Null);
+        match rv {
+            Value::String(s) if !s.is_empty() => {
+                m.insert("resourceVersion".into(), json!(s));
+            }
+            _ => {}
+        }
+    }
+    if let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut) {
+        spec.insert("replicas".into(), json!(replicas));
+    }
+    let o = write_opts(q, headers, Some("scale"))?;
+    let o = WriteOpts { sub: None, ..o };
+    let out = persist_update(&mut st, &t.def, &old, new, &o)?;
+    Ok(json_response(StatusCode::OK, &scale_of(&out)))
 }

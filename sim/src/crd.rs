@@ -172,6 +172,7 @@ pub fn defs(obj: &Value) -> Vec<ResourceDef> {
             short_names: strs("/names/shortNames"),
             categories: strs("/names/categories"),
             status_subresource: v.pointer("/subresources/status").is_some(),
+            scale_subresource: false,
             crd: Some(name.to_string()),
             schema: v.pointer("/schema/openAPIV3Schema").cloned(),
             printer_columns: v

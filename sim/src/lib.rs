@@ -22,6 +22,7 @@ pub mod fleet;
 pub mod hooks;
 pub mod openapi;
 pub mod patch;
+pub mod proto;
 pub mod registry;
 pub mod rollout;
 pub mod schema;

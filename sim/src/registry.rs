@@ -31,6 +31,8 @@ pub struct ResourceDef {
     pub categories: Vec<String>,
     /// Has a `/status` subresource.
     pub status_subresource: bool,
+    /// Has a `/scale` subresource (autoscaling/v1 Scale).
+    pub scale_subresource: bool,
     /// Defined by a CRD (its name), `None` for built-ins.
     pub crd: Option<String>,
     /// The version's `openAPIV3Schema`, for custom resources.
@@ -97,6 +99,17 @@ impl ResourceDef {
                 "verbs": ["get", "patch", "update"],
             }));
         }
+        if self.scale_subresource {
+            out.push(json!({
+                "name": format!("{}/scale", self.plural),
+                "singularName": "",
+                "namespaced": self.namespaced,
+                "group": "autoscaling",
+                "version": "v1",
+                "kind": "Scale",
+                "verbs": ["get", "patch", "update"],
+            }));
+        }
         out
     }
 }
@@ -122,6 +135,7 @@ fn builtin(
         short_names: short.iter().map(|s| s.to_string()).collect(),
         categories: categories.iter().map(|s| s.to_string()).collect(),
         status_subresource: status,
+        scale_subresource: false,
         crd: None,
         schema: None,
         printer_columns: Vec::new(),
@@ -138,11 +152,13 @@ pub fn builtins() -> Vec<ResourceDef> {
     ns.return_deleted_object = true;
     let cm = builtin("", "v1", "configmaps", "ConfigMap", true, &["cm"], &[], false);
     let ev = builtin("", "v1", "events", "Event", true, &["ev"], &[], false);
+    let secrets = builtin("", "v1", "secrets", "Secret", true, &[], &[], false);
     let mut pods = builtin("", "v1", "pods", "Pod", true, &["po"], &["all"], true);
     pods.return_deleted_object = true;
     let mut deploy =
         builtin("apps", "v1", "deployments", "Deployment", true, &["deploy"], &["all"], true);
     deploy.has_generation = true;
+    deploy.scale_subresource = true;
     let mut rs = builtin("apps", "v1", "replicasets", "ReplicaSet", true, &["rs"], &["all"], true);
     rs.has_generation = true;
     let ev2 = builtin("events.k8s.io", "v1", "events", "Event", true, &["ev"], &[], false);
@@ -160,7 +176,7 @@ pub fn builtins() -> Vec<ResourceDef> {
     crd.has_generation = true;
     crd.unconditional_update = false;
     crd.return_deleted_object = true;
-    vec![ns, cm, ev, pods, deploy, rs, ev2, lease, crd]
+    vec![ns, cm, ev, secrets, pods, deploy, rs, ev2, lease, crd]
 }
 
 /// The set of served resources, keyed by (group, version, plural).

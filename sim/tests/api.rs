@@ -377,9 +377,9 @@ async fn patch_types_on_deployments() {
 #[tokio::test]
 async fn identical_writes_do_not_bump_resource_version() {
     let (h, c) = sim(cfg()).await;
-    let created = c.post(DEPLOYS, &deployment("idem")).await.body;
+    c.post(DEPLOYS, &deployment("idem")).await;
     let path = format!("{DEPLOYS}/idem");
-    let mut w = c.watch(&format!("{DEPLOYS}?watch=true&resourceVersion={}", rv(&created))).await;
+    let w = c.watch(&format!("{DEPLOYS}?watch=true")).await;
     let p =
         r#"{"spec":{"template":{"metadata":{"annotations":{"gisops.io/restarted-by":"run-1"}}}}}"#;
     let a = c.patch(&path, "application/merge-patch+json", p).await.body;
@@ -391,17 +391,25 @@ async fn identical_writes_do_not_bump_resource_version() {
     // PUT of the same object is a no-op too.
     let same = c.put(&path, &s).await.body;
     assert_eq!(rv(&same), rv(&a));
-    // Then a real change: the next event after the first MODIFIED is it.
+    drop(w);
+    // Watch events: a ConfigMap (no controller writes interleave).
+    let cms = "/api/v1/namespaces/arcgis/configmaps";
+    let cm = c.post(cms, &json!({"metadata": {"name": "idem"}, "data": {"a": "1"}})).await.body;
+    let mut w = c.watch(&format!("{cms}?watch=true&resourceVersion={}", rv(&cm))).await;
+    let p = r#"{"data":{"b":"2"}}"#;
+    let a = c.patch(&format!("{cms}/idem"), "application/merge-patch+json", p).await.body;
+    let b = c.patch(&format!("{cms}/idem"), "application/strategic-merge-patch+json", p).await.body;
+    assert_eq!(rv(&a), rv(&b));
+    let same = c.put(&format!("{cms}/idem"), &b).await.body;
+    assert_eq!(rv(&same), rv(&a));
     let marker = c
-        .patch(&path, "application/merge-patch+json", r#"{"metadata":{"labels":{"m":"1"}}}"#)
+        .patch(&format!("{cms}/idem"), "application/merge-patch+json", r#"{"data":{"c":"3"}}"#)
         .await
         .body;
-    let first = w.until(|e| e["object"]["metadata"]["name"] == "idem").await;
-    assert_eq!(first["type"], "MODIFIED");
-    assert_eq!(rv(&first["object"]), rv(&a));
-    // Controller status writes may interleave; no event carries the no-op.
-    let ev = w.until(|e| rv(&e["object"]) == rv(&marker)).await;
-    assert_eq!(ev["object"]["metadata"]["labels"]["m"], "1");
+    let first = w.next().await.unwrap();
+    assert_eq!((first["type"].as_str(), rv(&first["object"])), (Some("MODIFIED"), rv(&a)));
+    let second = w.next().await.unwrap();
+    assert_eq!(rv(&second["object"]), rv(&marker), "no event for the no-op writes");
     h.shutdown().await;
 }
 
@@ -767,5 +775,76 @@ async fn fault_injection() {
             .status,
         201
     );
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn events_share_storage_across_groups() {
+    let (h, c) = sim(cfg()).await;
+    let ev = json!({"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "d.17a"},
+        "eventTime": "2026-01-01T00:00:00.000000Z", "reportingController": "gisops.io/servicerefresh",
+        "reportingInstance": "op-1", "action": "Restart", "reason": "BatchStarted", "type": "Normal",
+        "note": "batch 1/3 started", "regarding": {"kind": "ServiceRefresh", "name": "nightly", "namespace": "arcgis"}});
+    let created = c.post("/apis/events.k8s.io/v1/namespaces/arcgis/events", &ev).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    assert_eq!(created.body["note"], "batch 1/3 started");
+    let core = c
+        .get("/api/v1/namespaces/arcgis/events?fieldSelector=involvedObject.name%3Dnightly,involvedObject.kind%3DServiceRefresh")
+        .await
+        .body;
+    let items = core["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["message"], "batch 1/3 started");
+    assert_eq!(items[0]["involvedObject"]["name"], "nightly");
+    assert_eq!(items[0]["reportingComponent"], "gisops.io/servicerefresh");
+    let v1 = c.get("/apis/events.k8s.io/v1/namespaces/arcgis/events?fieldSelector=regarding.name%3Dnightly").await.body;
+    assert_eq!(v1["items"][0]["regarding"]["name"], "nightly");
+    let patched = c
+        .patch(
+            "/apis/events.k8s.io/v1/namespaces/arcgis/events/d.17a",
+            "application/merge-patch+json",
+            r#"{"series":{"count":2,"lastObservedTime":"2026-01-01T00:00:01.000000Z"}}"#,
+        )
+        .await;
+    assert_eq!(patched.status, 200);
+    assert_eq!(patched.body["series"]["count"], 2);
+    assert_eq!(patched.body["note"], "batch 1/3 started");
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn scale_subresource() {
+    let (h, c) = sim(cfg()).await;
+    c.post(DEPLOYS, &deployment("sc")).await;
+    let s = c.get(&format!("{DEPLOYS}/sc/scale")).await;
+    assert_eq!(s.status, 200);
+    assert_eq!(s.body["kind"], "Scale");
+    assert_eq!(s.body["apiVersion"], "autoscaling/v1");
+    assert_eq!(s.body["spec"]["replicas"], 2);
+    assert_eq!(s.body["status"]["selector"], "app=sc");
+    let p = c
+        .patch(
+            &format!("{DEPLOYS}/sc/scale"),
+            "application/merge-patch+json",
+            r#"{"spec":{"replicas":5}}"#,
+        )
+        .await;
+    assert_eq!(p.status, 200);
+    assert_eq!(p.body["spec"]["replicas"], 5);
+    let d = c.get(&format!("{DEPLOYS}/sc")).await.body;
+    assert_eq!(d["spec"]["replicas"], 5);
+    assert_eq!(d["metadata"]["generation"], 2);
+    let mut stale = p.body.clone();
+    stale["metadata"]["resourceVersion"] = json!("1");
+    assert_eq!(c.put(&format!("{DEPLOYS}/sc/scale"), &stale).await.status, 409);
+    let apps = c.get("/apis/apps/v1").await.body;
+    let scale = apps["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "deployments/scale")
+        .cloned()
+        .unwrap();
+    assert_eq!(scale["group"], "autoscaling");
     h.shutdown().await;
 }

@@ -75,7 +75,7 @@ async fn generated_fleet_is_rolled_out_and_deterministic() {
 
 #[tokio::test]
 async fn restart_rolls_out_and_is_counted() {
-    let (h, c) = sim(SimConfig { deployments: 4, rollout_ms: 300, ..Default::default() }).await;
+    let (h, c) = sim(SimConfig { deployments: 4, rollout_ms: 1000, ..Default::default() }).await;
     let list = c.get(DEPLOYS).await.body;
     let d = list["items"][0].clone();
     let name = d["metadata"]["name"].as_str().unwrap().to_string();

@@ -153,7 +153,21 @@ async fn kubectl_end_to_end() {
     let (ok, out, err) = k.run(&["explain", "widget.spec.size"]).await;
     assert!(ok && out.contains("How big the widget is"), "explain: {out} {err}");
 
-    k.ok(&["label", "configmap", "--all", "-n", "arcgis", "x=y"]).await;
+    // Typed commands send protobuf bodies.
+    k.ok(&["create", "namespace", "team-a"]).await;
+    k.ok(&["create", "configmap", "proxy", "-n", "team-a", "--from-literal=url=http://proxy:3128"])
+        .await;
+    let out =
+        k.ok(&["get", "configmap", "proxy", "-n", "team-a", "-o", "jsonpath={.data.url}"]).await;
+    assert_eq!(out, "http://proxy:3128");
+    k.ok(&["create", "deployment", "web", "-n", "team-a", "--image=nginx:1.27", "--replicas=2"])
+        .await;
+    let out = k.ok(&["rollout", "status", "deployment/web", "-n", "team-a", "--timeout=60s"]).await;
+    assert!(out.contains("successfully rolled out"), "{out}");
+    k.ok(&["label", "configmap", "--all", "-n", "team-a", "x=y"]).await;
+    let out = k.ok(&["get", "configmap", "-n", "team-a", "-l", "x=y", "-o", "name"]).await;
+    assert_eq!(out.trim(), "configmap/proxy");
+    k.ok(&["delete", "namespace", "team-a"]).await;
     k.ok(&["delete", "widget", "w1", "-n", "arcgis"]).await;
     let (ok, _, err) = k.run(&["get", "widget", "w1", "-n", "arcgis"]).await;
     assert!(!ok && err.contains("NotFound"), "{err}");
