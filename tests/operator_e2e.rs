@@ -271,3 +271,116 @@ async fn reapplying_an_unchanged_spec_starts_nothing_and_a_new_trigger_starts_on
     }
     cluster.sim.shutdown().await;
 }
+
+fn condition<'a>(
+    status: &'a ServiceRefreshStatus,
+    kind: &str,
+) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+    status.conditions.iter().find(|c| c.type_ == kind)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_trigger_configmap_starts_a_new_run() {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    let cluster = Cluster::start(fleet(8, 0)).await;
+    let config_maps: kube::Api<ConfigMap> =
+        kube::Api::namespaced(cluster.client.clone(), NAMESPACE);
+    let proxy: ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": "proxy-settings"}, "data": {"https_proxy": "http://proxy-a:3128", "unrelated": "1"}
+    }))
+    .expect("valid ConfigMap");
+    config_maps.create(&Default::default(), &proxy).await.expect("create ConfigMap");
+    let operator = Operator::start(&cluster.client);
+    cluster
+        .create_refresh(
+            "on-proxy-change",
+            json!({"selector": {}, "configMapTriggers": [{"name": "proxy-settings", "keys": ["https_proxy"]}]}),
+        )
+        .await;
+    let first = cluster.wait_for_run_end("on-proxy-change", RUN_DEADLINE).await;
+    assert_eq!(first.run.as_ref().map(|r| r.number), Some(1));
+
+    // A key outside `keys` changes nothing; the watched key starts run 2.
+    let patch = kube::api::Patch::Merge(json!({"data": {"unrelated": "2"}}));
+    config_maps.patch("proxy-settings", &Default::default(), &patch).await.expect("patch");
+    let patch = kube::api::Patch::Merge(json!({"data": {"https_proxy": "http://proxy-b:3128"}}));
+    config_maps.patch("proxy-settings", &Default::default(), &patch).await.expect("patch");
+    let second = wait_for(RUN_DEADLINE, "the ConfigMap-triggered run to end", || async {
+        cluster.status("on-proxy-change").await.filter(|s| {
+            s.run.as_ref().is_some_and(|r| r.number >= 2)
+                && matches!(s.phase, Some(Phase::Succeeded | Phase::Failed))
+        })
+    })
+    .await;
+    operator.stop().await;
+    let run = second.run.as_ref().expect("run");
+    assert_eq!((run.number, run.reason.as_str()), (2, "ConfigMapChanged"));
+    assert_eq!(second.phase, Some(Phase::Succeeded));
+    cluster.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_are_serialized_and_the_second_waits_queued() {
+    let cluster = Cluster::start(fleet(20, 0)).await;
+    let operator = Operator::start(&cluster.client);
+    cluster.create_refresh("first", json!({"selector": {}, "batchSize": 5})).await;
+    wait_for(RUN_DEADLINE, "the first run to start", || async {
+        cluster.status("first").await.filter(|s| s.phase == Some(Phase::Running))
+    })
+    .await;
+    cluster.create_refresh("second", json!({"selector": {}, "batchSize": 5})).await;
+    let queued = wait_for(RUN_DEADLINE, "the second to be queued", || async {
+        cluster.status("second").await.filter(|s| s.phase == Some(Phase::Pending))
+    })
+    .await;
+    assert_eq!(condition(&queued, "Reconciling").map(|c| c.reason.as_str()), Some("Queued"));
+    let first = cluster.wait_for_run_end("first", RUN_DEADLINE).await;
+    let second = cluster.wait_for_run_end("second", RUN_DEADLINE).await;
+    operator.stop().await;
+    let first_end = first.run.and_then(|r| r.end_time).expect("first ended");
+    let second_start = second.run.and_then(|r| r.start_time).expect("second started");
+    assert!(second_start >= first_end, "the second run starts after the first ends");
+    cluster.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_ends_stalled_with_an_actionable_message() {
+    let cluster = Cluster::start(fleet(4, 0)).await;
+    let operator = Operator::start(&cluster.client);
+    cluster
+        .create_refresh(
+            "bad-selector",
+            json!({"selector": {"matchExpressions": [{"key": "tier", "operator": "Within", "values": ["gis"]}]}}),
+        )
+        .await;
+    cluster
+        .create_refresh(
+            "missing-configmap",
+            json!({"selector": {}, "configMapTriggers": [{"name": "nope"}]}),
+        )
+        .await;
+    for (name, reason, needle) in [
+        ("bad-selector", "InvalidSpec", "Within"),
+        ("missing-configmap", "ConfigMapNotFound", "arcgis/nope"),
+    ] {
+        let status = wait_for(RUN_DEADLINE, &format!("{name} to stall"), || async {
+            cluster
+                .status(name)
+                .await
+                .filter(|s| condition(s, "Stalled").is_some_and(|c| c.status == "True"))
+        })
+        .await;
+        let stalled = condition(&status, "Stalled").expect("Stalled condition");
+        assert_eq!(stalled.reason, reason, "{name}");
+        assert!(stalled.message.contains(needle), "{name}: {}", stalled.message);
+        assert_eq!(condition(&status, "Ready").map(|c| c.status.as_str()), Some("False"));
+    }
+    let stats = cluster.sim.stats();
+    assert!(
+        stats.template_changes.values().all(|&n| n == 0),
+        "nothing restarted: {:?}",
+        stats.template_changes
+    );
+    operator.stop().await;
+    cluster.sim.shutdown().await;
+}

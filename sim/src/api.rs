@@ -1016,13 +1016,6 @@ pub fn persist_update(
     Ok((*stored).clone())
 }
 
-impl Cause {
-    fn with_raw_value(mut self, raw: &str) -> Self {
-        self.message = format!("Invalid value: {raw}: must be specified for an update");
-        self
-    }
-}
-
 fn create(
     sim: &Sim,
     t: &Target,

@@ -100,16 +100,33 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
     json_patch::merge(target, patch);
 }
 
-/// RFC 6902 JSON patch.
+/// RFC 6902 JSON patch, applied one operation at a time. Like the API
+/// server's implementation, a `test` for `null` succeeds on a missing path
+/// (kube-rs' finalizer helper relies on it).
 pub fn json_patch(target: &mut Value, patch: &Value) -> Result<(), ApiError> {
-    let p: json_patch::Patch = serde_json::from_value(patch.clone())
-        .map_err(|e| ApiError::bad_request(format!("json: cannot unmarshal patch: {e}")))?;
-    json_patch::patch(target, &p).map_err(|e| ApiError {
-        code: 422,
-        reason: "Invalid",
-        message: format!("the server rejected our request due to an error in our request: {e}"),
-        details: None,
-    })
+    let ops = patch.as_array().ok_or_else(|| {
+        ApiError::bad_request("json: cannot unmarshal object into Go value of type jsonpatch.Patch")
+    })?;
+    for op in ops {
+        let is_null_test = op.get("op").and_then(Value::as_str) == Some("test")
+            && op.get("value").is_some_and(Value::is_null);
+        if is_null_test {
+            let path = op.get("path").and_then(Value::as_str).unwrap_or("");
+            match target.pointer(path) {
+                None | Some(Value::Null) => continue,
+                Some(_) => {}
+            }
+        }
+        let p: json_patch::Patch = serde_json::from_value(Value::Array(vec![op.clone()]))
+            .map_err(|e| ApiError::bad_request(format!("json: cannot unmarshal patch: {e}")))?;
+        json_patch::patch(target, &p).map_err(|e| ApiError {
+            code: 422,
+            reason: "Invalid",
+            message: format!("the server rejected our request due to an error in our request: {e}"),
+            details: None,
+        })?;
+    }
+    Ok(())
 }
 
 /// Whether a list element matches a key set.
@@ -302,6 +319,18 @@ mod tests {
         assert_eq!(cs[0]["image"], "x:1");
         assert_eq!(cs[0]["env"].as_array().map(Vec::len), Some(2));
         assert_eq!(cs[1]["image"], "y:2");
+    }
+
+    #[test]
+    fn json_patch_null_test_matches_a_missing_path() {
+        let mut obj = json!({"metadata": {"name": "x"}});
+        let p = json!([
+            {"op": "test", "path": "/metadata/finalizers", "value": null},
+            {"op": "add", "path": "/metadata/finalizers", "value": ["f"]}
+        ]);
+        json_patch(&mut obj, &p).expect("applies");
+        assert_eq!(obj["metadata"]["finalizers"], json!(["f"]));
+        assert!(json_patch(&mut obj, &p).is_err(), "test fails once set");
     }
 
     #[test]

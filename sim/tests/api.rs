@@ -848,3 +848,30 @@ async fn scale_subresource() {
     assert_eq!(scale["group"], "autoscaling");
     h.shutdown().await;
 }
+
+#[tokio::test]
+async fn finalizer_json_patches_like_kube_runtime() {
+    let (h, c) = sim(cfg()).await;
+    assert_eq!(
+        c.post("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", &widget_crd())
+            .await
+            .status,
+        201
+    );
+    let w = json!({"apiVersion": "example.sim.io/v1", "kind": "Widget", "metadata": {"name": "f"}, "spec": {"size": 1}});
+    c.post(WIDGETS, &w).await;
+    let path = format!("{WIDGETS}/f");
+    let add = r#"[{"op":"test","path":"/metadata/finalizers","value":null},{"op":"add","path":"/metadata/finalizers","value":["gisops.io/cleanup"]}]"#;
+    let r = c.patch(&path, "application/json-patch+json", add).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["metadata"]["finalizers"], json!(["gisops.io/cleanup"]));
+    assert_eq!(c.patch(&path, "application/json-patch+json", add).await.status, 422);
+    let d = c.delete(&path).await;
+    assert_eq!(d.status, 202);
+    assert!(d.body["metadata"]["deletionTimestamp"].is_string());
+    let remove = r#"[{"op":"test","path":"/metadata/finalizers/0","value":"gisops.io/cleanup"},{"op":"remove","path":"/metadata/finalizers/0"}]"#;
+    let r = c.patch(&path, "application/json-patch+json", remove).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(c.get(&path).await.status, 404);
+    h.shutdown().await;
+}
