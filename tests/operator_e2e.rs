@@ -258,16 +258,27 @@ async fn reapplying_an_unchanged_spec_starts_nothing_and_a_new_trigger_starts_on
         })
     })
     .await;
-    operator.stop().await;
     assert_eq!(second.run.as_ref().map(|r| r.reason.as_str()), Some("TriggerChanged"));
     assert_eq!(second.history.len(), 2, "history records both runs: {:?}", second.history);
+
+    // The ad-hoc trigger, as `kubectl annotate ... gisops.io/run-requested-at=...` sets it.
+    let annotate = kube::api::Patch::Merge(
+        json!({"metadata": {"annotations": {"gisops.io/run-requested-at": "2026-11-26T19:00:00Z"}}}),
+    );
+    cluster.refreshes().patch("gitops", &Default::default(), &annotate).await.expect("annotate");
+    let third = wait_for(RUN_DEADLINE, "the requested run to end", || async {
+        cluster.status("gitops").await.filter(|s| {
+            s.run.as_ref().is_some_and(|r| r.number == 3)
+                && matches!(s.phase, Some(Phase::Succeeded | Phase::Failed))
+        })
+    })
+    .await;
+    operator.stop().await;
+    assert_eq!(third.run.as_ref().map(|r| r.reason.as_str()), Some("RunRequested"));
     let stats = cluster.sim.stats();
     for name in &names {
-        assert_eq!(
-            stats.template_changes.get(&format!("{NAMESPACE}/{name}")).copied(),
-            Some(2),
-            "{name}"
-        );
+        let changes = stats.template_changes.get(&format!("{NAMESPACE}/{name}")).copied();
+        assert_eq!(changes, Some(3), "{name}: one template change per run");
     }
     cluster.sim.shutdown().await;
 }

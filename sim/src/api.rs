@@ -901,12 +901,11 @@ pub fn persist_update(
             &kind,
             &group,
             &name,
-            &[Cause::invalid(
+            &[Cause::new(
+                "FieldValueInvalid",
+                "Invalid value: 0x0: must be specified for an update",
                 "metadata.resourceVersion",
-                &json!("0x0"),
-                "must be specified for an update",
-            )
-            .with_raw_value("0x0")],
+            )],
         ));
     }
     let incoming_mf = incoming.pointer("/metadata/managedFields").cloned();
