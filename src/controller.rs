@@ -97,7 +97,7 @@ struct Context {
     deployments: Store<Deployment>,
     config_maps: Store<ConfigMap>,
     refreshes: Store<ServiceRefresh>,
-    recorder: Recorder,
+    reporter: Reporter,
     admission: Admission,
     written: WrittenStatusMemo,
     /// Wakes queued ServiceRefreshes when a run frees its slot.
@@ -291,7 +291,7 @@ pub async fn run(
         deployments: deploy_reader.clone(),
         config_maps: cm_reader.clone(),
         refreshes: sr_reader.clone(),
-        recorder: Recorder::new(client.clone(), reporter),
+        reporter,
         admission: Admission::default(),
         written: WrittenStatusMemo::default(),
         wake_queued,
@@ -385,7 +385,7 @@ async fn reconcile(
             }
         }
     }
-    publish_events(&ctx.recorder, &refresh, &pass.events).await;
+    publish_events(&ctx.client, &ctx.reporter, &refresh, &pass.events).await;
 
     if let Some(first) = pass.transient_failures.first() {
         return Err(ReconcileError::RestartsPending {
@@ -553,13 +553,18 @@ async fn write_status(
 }
 
 async fn publish_events(
-    recorder: &Recorder,
+    client: &Client,
+    reporter: &Reporter,
     refresh: &ServiceRefresh,
     events: &[crate::engine::EventNote],
 ) {
     if events.is_empty() {
         return;
     }
+    // A fresh recorder per pass: kube's recorder folds events with the same reason into one
+    // series keyed without the message, which would hide "batch 2 started" behind "batch 1".
+    // The engine emits each transition once, so there is nothing to fold.
+    let recorder = Recorder::new(client.clone(), reporter.clone());
     let reference: ObjectReference = refresh.object_ref(&());
     for note in events {
         let event = Event {

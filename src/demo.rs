@@ -73,7 +73,7 @@ pub async fn sim_client(sim: &SimHandle) -> Result<Client, DemoError> {
 pub async fn install_crd(client: &Client) -> Result<(), kube::Error> {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let params = PatchParams::apply(controller::FIELD_MANAGER).force();
-    crds.patch(ServiceRefresh::crd_name(), &params, &Patch::Apply(ServiceRefresh::crd())).await?;
+    crds.patch(ServiceRefresh::crd_name(), &params, &Patch::Apply(crate::crd::crd())).await?;
     Ok(())
 }
 

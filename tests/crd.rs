@@ -1,12 +1,11 @@
 //! The generated CRD: committed copy in sync, every field described for `kubectl explain`,
 //! and the schema constraints the API server enforces for us.
 
-use kube::CustomResourceExt;
 use serde_json::Value;
-use servicerefresh::crd::{ServiceRefresh, crd_yaml};
+use servicerefresh::crd::{crd, crd_yaml};
 
 fn schema() -> Value {
-    let crd = serde_json::to_value(ServiceRefresh::crd()).expect("CRD serializes");
+    let crd = serde_json::to_value(crd()).expect("CRD serializes");
     crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"].clone()
 }
 
@@ -67,7 +66,7 @@ fn schema_states_what_a_schema_can() {
 
 #[test]
 fn printer_columns_short_names_and_category() {
-    let crd = serde_json::to_value(ServiceRefresh::crd()).expect("CRD serializes");
+    let crd = serde_json::to_value(crd()).expect("CRD serializes");
     let columns: Vec<&str> = crd["spec"]["versions"][0]["additionalPrinterColumns"]
         .as_array()
         .expect("printer columns")

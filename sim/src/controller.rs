@@ -161,49 +161,70 @@ fn deadline_exceeded(status: &Value) -> bool {
 
 fn tick(sim: &Sim, tracked: &mut HashMap<(String, String), Tracked>) {
     let now = now_ms();
-    let mut changed = false;
     let gr = deployments();
     let def = sim.store.lock().registry.get("apps", "v1", "deployments");
     let Some(def) = def else {
         return;
     };
-    for (key, t) in tracked.iter_mut().filter(|(_, t)| t.active) {
-        let mut st = sim.store.lock();
-        let Some(obj) = st.get(&gr, &key.0, &key.1) else {
-            t.active = false;
-            changed = true;
+    let keys: Vec<(String, String)> =
+        tracked.iter().filter(|(_, t)| t.active).map(|(k, _)| k.clone()).collect();
+    for key in keys {
+        let Some(obj) = sim.store.lock().get(&gr, &key.0, &key.1) else {
+            if let Some(t) = tracked.get_mut(&key) {
+                t.active = false;
+            }
+            update_rolling(sim, tracked);
+            continue;
+        };
+        let Some(t) = tracked.get_mut(&key) else {
             continue;
         };
         if generation_of(&obj) != t.generation {
             continue;
         }
         let status = rollout::status_at(&obj, &t.plan, now);
-        if obj.get("status") != Some(&status) {
-            let mut new = (*obj).clone();
-            if let Some(m) = new.as_object_mut() {
-                m.insert("status".into(), status.clone());
-            }
-            let o = WriteOpts {
-                manager: "kube-controller-manager".into(),
-                sub: Some("status"),
-                dry_run: false,
-                track: true,
-                strict: false,
-            };
-            if let Err(e) = persist_update(&mut st, &def, &obj, new, &o) {
-                tracing::warn!(error = %e, deployment = %format!("{}/{}", key.0, key.1), "status update failed");
-            }
-        }
-        drop(st);
         let done = rollout::is_complete(&status, &obj)
             || (t.plan.fail && deadline_exceeded(&status))
             || (t.plan.paused && now > t.plan.started_at_ms);
         if done {
+            // Counted before the final status is visible, so that whoever
+            // sees a finished rollout also sees it gone from `rolling_now`.
             t.active = false;
-            changed = true;
+            update_rolling(sim, tracked);
         }
-    }
-    if changed {
-        update_rolling(sim, tracked);
+        if obj.get("status") == Some(&status) {
+            continue;
+        }
+        let mut new = (*obj).clone();
+        if let Some(m) = new.as_object_mut() {
+            m.insert("status".into(), status);
+        }
+        let o = WriteOpts {
+            manager: "kube-controller-manager".into(),
+            sub: Some("status"),
+            dry_run: false,
+            track: true,
+            strict: false,
+        };
+        let mut st = sim.store.lock();
+        // Re-read under the lock: a request may have changed it meanwhile.
+        match st.get(&gr, &key.0, &key.1) {
+            Some(cur)
+                if cur.pointer("/metadata/resourceVersion")
+                    == obj.pointer("/metadata/resourceVersion") =>
+            {
+                if let Err(e) = persist_update(&mut st, &def, &cur, new, &o) {
+                    tracing::warn!(error = %e, deployment = %format!("{}/{}", key.0, key.1), "status update failed");
+                }
+            }
+            _ => {
+                // Changed since: the next tick recomputes from the new state.
+                if let Some(t) = tracked.get_mut(&key)
+                    && done
+                {
+                    t.active = true;
+                }
+            }
+        }
     }
 }
