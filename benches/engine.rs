@@ -92,7 +92,7 @@ fn drive_run(count: usize) -> Figures {
                 .and_then(|s| s.parse().ok())
                 .unwrap_or(0);
             let mut rolled = ready_status(generation, 2);
-            if index % 50 == 0 {
+            if index.is_multiple_of(50) {
                 rolled.available_replicas = Some(1);
                 rolled.conditions = Some(vec![serde_json::from_value(serde_json::json!({
                     "type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",

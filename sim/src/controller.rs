@@ -219,10 +219,12 @@ fn tick(sim: &Sim, tracked: &mut HashMap<(String, String), Tracked>) {
             }
             _ => {
                 // Changed since: the next tick recomputes from the new state.
+                drop(st);
                 if let Some(t) = tracked.get_mut(&key)
                     && done
                 {
                     t.active = true;
+                    update_rolling(sim, tracked);
                 }
             }
         }

@@ -45,36 +45,24 @@ impl Cluster {
 
     /// Names of the Deployments built to fail, sorted.
     pub async fn failing_deployments(&self) -> Vec<String> {
-        let mut names: Vec<String> = self
-            .deployments()
-            .list(&ListParams::default())
-            .await
-            .expect("list deployments")
-            .items
-            .into_iter()
-            .filter(|d| {
-                d.metadata
-                    .annotations
-                    .as_ref()
-                    .and_then(|a| a.get("sim.gisops.io/fail"))
-                    .is_some_and(|v| v == "true")
-            })
-            .filter_map(|d| d.metadata.name)
-            .collect();
-        names.sort();
-        names
+        self.deployment_names(|d| {
+            d.metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get("sim.gisops.io/fail"))
+                .is_some_and(|v| v == "true")
+        })
+        .await
     }
 
     pub async fn all_deployment_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self
-            .deployments()
-            .list(&ListParams::default())
-            .await
-            .expect("list deployments")
-            .items
-            .into_iter()
-            .filter_map(|d| d.metadata.name)
-            .collect();
+        self.deployment_names(|_| true).await
+    }
+
+    async fn deployment_names(&self, keep: impl Fn(&Deployment) -> bool) -> Vec<String> {
+        let list = self.deployments().list(&ListParams::default()).await.expect("list deployments");
+        let mut names: Vec<String> =
+            list.items.into_iter().filter(|d| keep(d)).filter_map(|d| d.metadata.name).collect();
         names.sort();
         names
     }
