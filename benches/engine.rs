@@ -103,7 +103,7 @@ fn drive_run(count: usize) -> Figures {
             deployment.status = Some(rolled);
             outcomes.push((restart.deployment.clone(), RestartOutcome::Patched { generation }));
         }
-        record_restart_outcomes(&mut status, &outcomes, NAMESPACE, now);
+        record_restart_outcomes(&mut status, &outcomes, NAMESPACE);
         let done = matches!(status.phase, Some(Phase::Succeeded | Phase::Failed));
         refresh.status = Some(status);
         now += jiff::SignedDuration::from_secs(1);

@@ -437,7 +437,7 @@ pub async fn reconcile_pass(
             _ => None,
         })
         .collect();
-    record_restart_outcomes(&mut status, &outcomes, &namespace, observation.now);
+    record_restart_outcomes(&mut status, &outcomes, &namespace);
     let status_written = Some(&status) != refresh.status.as_ref();
     if status_written {
         write_status(client, refresh, &status).await?;

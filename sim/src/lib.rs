@@ -4,6 +4,12 @@
 //! kubeconfig, stats and fault controls); the modules below own the store,
 //! the REST layer, watches, patches, apply, the Deployment controller and
 //! the generated fleet.
+//!
+//! Knobs beyond [`SimConfig`]: per-Deployment annotations
+//! `sim.gisops.io/rollout-ms: "5000"` (rollout duration) and
+//! `sim.gisops.io/fail: "true"` (new pods never become available, so the
+//! rollout ends in `ProgressDeadlineExceeded`); `GET /sim/v1/stats` serves
+//! [`SimStats`] and `POST /sim/v1/faults` replaces the [`FaultConfig`].
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -70,13 +70,11 @@ pub fn decide(observation: &Observation) -> Decision {
 
 /// Folds the outcomes of the restart patches the controller sent into the status. Patched
 /// records the generation to wait for; NotFound and Rejected are final results; Transient
-/// leaves the service untouched so the next pass sends the same restart again. `_now` is
-/// accepted so callers need not change when results start carrying times.
+/// leaves the service untouched so the next pass sends the same restart again.
 pub fn record_restart_outcomes(
     status: &mut ServiceRefreshStatus,
     outcomes: &[(ObjectKey, RestartOutcome)],
     own_namespace: &str,
-    _now: Timestamp,
 ) {
     for (key, outcome) in outcomes {
         let Some(service) = status

@@ -142,9 +142,8 @@ impl Cluster {
     }
 
     pub fn record(&mut self, outcomes: &[(ObjectKey, RestartOutcome)]) {
-        let now = self.now;
         let status = self.refresh.status.as_mut().expect("a pass has written the status");
-        record_restart_outcomes(status, outcomes, NS, now);
+        record_restart_outcomes(status, outcomes, NS);
     }
 
     /// The Deployment controller finishes the rollout of the current generation.
