@@ -61,6 +61,14 @@ async fn kubectl_apply_get_and_wait_on_a_servicerefresh() {
     let operator = Operator::start(&client);
 
     let cfg = kubeconfig.clone();
+    let explained = tokio::task::spawn_blocking(move || {
+        ok(&kubectl(&cfg, &["explain", "servicerefresh.spec.batchSize"]))
+    })
+    .await
+    .expect("kubectl ran");
+    assert!(explained.contains("Number of Deployments restarted together"), "{explained}");
+
+    let cfg = kubeconfig.clone();
     let example_path = example.to_string_lossy().into_owned();
     let (applied, waited, table) = tokio::task::spawn_blocking(move || {
         let applied = ok(&kubectl(&cfg, &["apply", "-f", &example_path]));

@@ -246,15 +246,35 @@ async fn resource_request(
         return scale_request(sim, &t, verb, q, headers, &body);
     }
     match verb {
+        "get" if wants_metadata(headers) => get_metadata(sim, &t),
+        "list" if wants_metadata(headers) => list_metadata(sim, &t, q),
         "get" => get(sim, &t, q, table),
         "list" => list(sim, &t, q, table),
-        "watch" => watch::start(sim.clone(), &t, q, table),
+        "watch" => watch::start(sim.clone(), &t, q, table, wants_metadata(headers)),
         "create" => create(sim, &t, q, headers, &body),
         "update" => update(sim, &t, q, headers, &body),
         "patch" => patch_request(sim, &t, q, headers, &body),
         "delete" => delete(sim, &t, q, &body),
         _ => delete_collection(sim, &t, q),
     }
+}
+
+/// Whether the client asked for `PartialObjectMetadata` (kube-rs' metadata
+/// APIs).
+pub fn wants_metadata(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("as=PartialObjectMetadata"))
+}
+
+/// An object as `meta.k8s.io/v1` `PartialObjectMetadata`.
+pub fn partial_metadata(obj: &Value) -> Value {
+    json!({
+        "kind": "PartialObjectMetadata",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": obj.get("metadata").cloned().unwrap_or(json!({})),
+    })
 }
 
 fn wants_table(headers: &HeaderMap) -> bool {
@@ -303,6 +323,39 @@ pub fn crd_object(sim: &Sim, def: &ResourceDef) -> Option<Arc<Value>> {
         "",
         name,
     )
+}
+
+fn get_metadata(sim: &Sim, t: &Target) -> Result<Response, ApiError> {
+    let name = t.name.as_deref().unwrap_or("");
+    let ns = t.namespace.as_deref().unwrap_or("");
+    let obj = sim
+        .store
+        .lock()
+        .get(&storage_gr(&t.def), ns, name)
+        .ok_or_else(|| ApiError::not_found(&t.def.gr(), name))?;
+    Ok(json_response(StatusCode::OK, &partial_metadata(&obj)))
+}
+
+fn list_metadata(sim: &Sim, t: &Target, q: &Query) -> Result<Response, ApiError> {
+    let sel = Selectors::parse(&t.def, q)?;
+    let st = sim.store.lock();
+    let items: Vec<Value> = st
+        .list(&storage_gr(&t.def), t.namespace.as_deref())
+        .into_iter()
+        .filter(|o| sel.matches(o))
+        .map(|o| partial_metadata(&o))
+        .collect();
+    let rv = st.rv;
+    drop(st);
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({
+            "kind": "PartialObjectMetadataList",
+            "apiVersion": "meta.k8s.io/v1",
+            "metadata": {"resourceVersion": rv.to_string()},
+            "items": items,
+        }),
+    ))
 }
 
 fn get(sim: &Sim, t: &Target, q: &Query, table: bool) -> Result<Response, ApiError> {

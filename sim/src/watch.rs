@@ -31,7 +31,13 @@ enum Start {
 }
 
 /// Starts a watch and returns the streaming response.
-pub fn start(sim: Arc<Sim>, t: &Target, q: &Query, table: bool) -> Result<Response, ApiError> {
+pub fn start(
+    sim: Arc<Sim>,
+    t: &Target,
+    q: &Query,
+    table: bool,
+    metadata: bool,
+) -> Result<Response, ApiError> {
     let sel = Selectors::parse(&t.def, q)?;
     let bookmarks =
         matches!(q.get("allowWatchBookmarks").map(String::as_str), Some("true") | Some("1"));
@@ -100,7 +106,7 @@ pub fn start(sim: Arc<Sim>, t: &Target, q: &Query, table: bool) -> Result<Respon
     let crd = if table { crate::api::crd_object(&sim, &t.def) } else { None };
     let include = q.get("includeObject").cloned();
     tokio::spawn(async move {
-        let w = Watcher { def: def.clone(), gr, ns, sel, table, crd, include, tx };
+        let w = Watcher { def: def.clone(), gr, ns, sel, table, crd, include, metadata, tx };
         let deadline = tokio::time::Instant::now() + timeout;
         let drop_at = drop_after.map(|d| tokio::time::Instant::now() + d);
         let mut last_rv = start_rv;
@@ -184,6 +190,7 @@ struct Watcher {
     table: bool,
     crd: Option<Arc<Value>>,
     include: Option<String>,
+    metadata: bool,
     tx: mpsc::Sender<Bytes>,
 }
 
@@ -218,7 +225,9 @@ impl Watcher {
     }
 
     async fn send(&self, kind: &str, obj: &Arc<Value>) -> bool {
-        let object = if self.table {
+        let object = if self.metadata {
+            crate::api::partial_metadata(obj)
+        } else if self.table {
             let rv = obj.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or("");
             hooks::table(
                 &self.def,
@@ -239,8 +248,11 @@ impl Watcher {
         if initial_end && let Some(m) = meta.as_object_mut() {
             m.insert("annotations".into(), json!({"k8s.io/initial-events-end": "true"}));
         }
-        let obj =
-            json!({"kind": self.def.kind, "apiVersion": self.def.api_version(), "metadata": meta});
+        let obj = if self.metadata {
+            json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": meta})
+        } else {
+            json!({"kind": self.def.kind, "apiVersion": self.def.api_version(), "metadata": meta})
+        };
         self.send_raw(json!({"type": "BOOKMARK", "object": obj})).await
     }
 

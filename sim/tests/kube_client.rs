@@ -56,6 +56,27 @@ async fn typed_calls_and_errors() {
     let name = list.items[0].metadata.name.clone().expect("name");
     let got = deploys.get(&name).await.expect("get");
     assert_eq!(got.metadata.generation, Some(1));
+    let meta = deploys.list_metadata(&ListParams::default()).await.expect("list_metadata");
+    assert_eq!(meta.items.len(), 5);
+    assert_eq!(meta.items[0].metadata.name, Some(name.clone()));
+    let one = deploys.get_metadata(&name).await.expect("get_metadata");
+    assert_eq!(one.metadata.generation, Some(1));
+    let mw = watcher::metadata_watcher(deploys.clone(), watcher::Config::default());
+    let n = tokio::time::timeout(Duration::from_secs(15), async {
+        let mut s = std::pin::pin!(mw);
+        let mut n = 0;
+        while let Some(ev) = s.try_next().await.expect("metadata watch") {
+            match ev {
+                watcher::Event::InitApply(_) => n += 1,
+                watcher::Event::InitDone => return n,
+                _ => {}
+            }
+        }
+        n
+    })
+    .await
+    .expect("metadata watcher initialises");
+    assert_eq!(n, 5);
     let e = deploys.get("missing").await.expect_err("404");
     assert_eq!(api_code(&e), 404);
     assert!(deploys.get_opt("missing").await.expect("get_opt").is_none());
