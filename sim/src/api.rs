@@ -247,9 +247,8 @@ async fn resource_request(
     }
     match verb {
         "get" if wants_metadata(headers) => get_metadata(sim, &t),
-        "list" if wants_metadata(headers) => list_metadata(sim, &t, q),
         "get" => get(sim, &t, q, table),
-        "list" => list(sim, &t, q, table),
+        "list" => list(sim, &t, q, table, wants_metadata(headers)),
         "watch" => watch::start(sim.clone(), &t, q, table, wants_metadata(headers)),
         "create" => create(sim, &t, q, headers, &body),
         "update" => update(sim, &t, q, headers, &body),
@@ -334,28 +333,6 @@ fn get_metadata(sim: &Sim, t: &Target) -> Result<Response, ApiError> {
         .get(&storage_gr(&t.def), ns, name)
         .ok_or_else(|| ApiError::not_found(&t.def.gr(), name))?;
     Ok(json_response(StatusCode::OK, &partial_metadata(&obj)))
-}
-
-fn list_metadata(sim: &Sim, t: &Target, q: &Query) -> Result<Response, ApiError> {
-    let sel = Selectors::parse(&t.def, q)?;
-    let st = sim.store.lock();
-    let items: Vec<Value> = st
-        .list(&storage_gr(&t.def), t.namespace.as_deref())
-        .into_iter()
-        .filter(|o| sel.matches(o))
-        .map(|o| partial_metadata(&o))
-        .collect();
-    let rv = st.rv;
-    drop(st);
-    Ok(json_response(
-        StatusCode::OK,
-        &json!({
-            "kind": "PartialObjectMetadataList",
-            "apiVersion": "meta.k8s.io/v1",
-            "metadata": {"resourceVersion": rv.to_string()},
-            "items": items,
-        }),
-    ))
 }
 
 fn get(sim: &Sim, t: &Target, q: &Query, table: bool) -> Result<Response, ApiError> {
@@ -448,7 +425,13 @@ impl Selectors {
 
 const CONTINUE_EXPIRED: &str = "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.";
 
-fn list(sim: &Sim, t: &Target, q: &Query, table: bool) -> Result<Response, ApiError> {
+fn list(
+    sim: &Sim,
+    t: &Target,
+    q: &Query,
+    table: bool,
+    metadata: bool,
+) -> Result<Response, ApiError> {
     let sel = Selectors::parse(&t.def, q)?;
     let limit: usize = match q.get("limit").map(String::as_str) {
         None | Some("") => 0,
@@ -484,6 +467,18 @@ fn list(sim: &Sim, t: &Target, q: &Query, table: bool) -> Result<Response, ApiEr
     }
     drop(st);
     let meta = Value::Object(meta);
+    if metadata {
+        let items: Vec<Value> = page.iter().map(|o| partial_metadata(o)).collect();
+        return Ok(json_response(
+            StatusCode::OK,
+            &json!({
+                "kind": "PartialObjectMetadataList",
+                "apiVersion": "meta.k8s.io/v1",
+                "metadata": meta,
+                "items": items,
+            }),
+        ));
+    }
     if table {
         let crd = crd_object(sim, &t.def);
         let mut tbl = hooks::table(

@@ -61,7 +61,10 @@ async fn typed_calls_and_errors() {
     assert_eq!(meta.items[0].metadata.name, Some(name.clone()));
     let one = deploys.get_metadata(&name).await.expect("get_metadata");
     assert_eq!(one.metadata.generation, Some(1));
-    let mw = watcher::metadata_watcher(deploys.clone(), watcher::Config::default());
+    let mw = watcher::watcher(
+        Api::<kube::core::PartialObjectMeta<Deployment>>::default_namespaced(c.clone()),
+        watcher::Config::default().page_size(2),
+    );
     let n = tokio::time::timeout(Duration::from_secs(15), async {
         let mut s = std::pin::pin!(mw);
         let mut n = 0;
