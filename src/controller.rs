@@ -38,6 +38,9 @@ pub const FIELD_MANAGER: &str = "servicerefresh";
 /// How many restart patches of one batch are in flight at once.
 const PATCH_CONCURRENCY: usize = 10;
 
+/// How often a queued ServiceRefresh re-checks for a free run slot without being woken.
+const QUEUED_RECHECK: Duration = Duration::from_secs(5);
+
 /// Settings of the operator that are not part of any resource.
 #[derive(Clone, Debug)]
 pub struct OperatorConfig {
@@ -151,6 +154,15 @@ impl Admission {
             admitted.remove(me);
         }
     }
+}
+
+/// Whether the pass would start a new run if admission allowed it.
+fn starts_a_run(observation: &Observation<'_>) -> bool {
+    let run_number = |status: Option<&ServiceRefreshStatus>| {
+        status.and_then(|s| s.run.as_ref()).map(|run| run.number)
+    };
+    let decision = decide(observation);
+    run_number(Some(&decision.status)) != run_number(observation.refresh.status.as_ref())
 }
 
 fn holds_run_slot(status: Option<&ServiceRefreshStatus>) -> bool {
@@ -360,16 +372,20 @@ async fn reconcile(
 
     let deployments = ctx.deployments.state();
     let config_map_hashes = observe_config_maps(&ctx.config_maps, &refresh_view, &namespace);
-    let may_start_run = holds_run_slot(before.as_ref())
-        || ctx.admission.try_admit(&me, &ctx.refreshes.state(), ctx.config.max_concurrent_runs);
     let now = Timestamp::now();
-    let observation = Observation {
+    let mut observation = Observation {
         refresh: &refresh_view,
         deployments: &deployments,
         config_map_hashes: &config_map_hashes,
-        may_start_run,
+        may_start_run: true,
         now,
     };
+    // Ask for a run slot only when this pass would start a run: an idle resource holding a
+    // slot even briefly could turn another resource away with nothing left to wake it.
+    if !holds_run_slot(before.as_ref()) && starts_a_run(&observation) {
+        observation.may_start_run =
+            ctx.admission.try_admit(&me, &ctx.refreshes.state(), ctx.config.max_concurrent_runs);
+    }
     let pass = reconcile_pass(&ctx.client, &observation).await?;
     if pass.status_written {
         ctx.written.remember(&refresh, refresh.status.clone(), pass.status.clone());
@@ -394,14 +410,17 @@ async fn reconcile(
             first: first.clone(),
         });
     }
-    Ok(match pass.wake_at {
-        Some(at) => {
-            let wait = at.duration_since(Timestamp::now());
-            let wait = Duration::try_from(wait).unwrap_or(Duration::ZERO);
-            Action::requeue(wait.max(Duration::from_millis(10)))
-        }
-        None => Action::await_change(),
-    })
+    let wake_in = pass.wake_at.map(|at| {
+        let wait = Duration::try_from(at.duration_since(Timestamp::now())).unwrap_or_default();
+        wait.max(Duration::from_millis(10))
+    });
+    // Queued: a finished run wakes us, but its wake-up can race our own Pending write into
+    // the cache, so look again after a while as well.
+    let wake_in = match pass.status.phase {
+        Some(Phase::Pending) => Some(wake_in.map_or(QUEUED_RECHECK, |w| w.min(QUEUED_RECHECK))),
+        _ => wake_in,
+    };
+    Ok(wake_in.map_or_else(Action::await_change, Action::requeue))
 }
 
 /// What one pass did, for the controller's bookkeeping.
