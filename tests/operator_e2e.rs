@@ -395,3 +395,38 @@ async fn bad_input_ends_stalled_with_an_actionable_message() {
     operator.stop().await;
     cluster.sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_plans_and_restarts_nothing_and_suspend_holds_before_the_next_batch() {
+    let cluster = Cluster::start(fleet(12, 0)).await;
+    let operator = Operator::start_with(
+        &cluster.client,
+        servicerefresh::controller::OperatorConfig {
+            max_concurrent_runs: 2,
+            retry_delay: Duration::from_millis(200),
+            ..Default::default()
+        },
+    );
+    cluster.create_refresh("dry", json!({"selector": {}, "batchSize": 5, "dryRun": true})).await;
+    let dry = cluster.wait_for_run_end("dry", RUN_DEADLINE).await;
+    assert_eq!(dry.phase, Some(Phase::Succeeded));
+    assert_eq!((dry.batches.len(), dry.totals.skipped, dry.totals.restarted), (3, 12, 0));
+    assert!(cluster.sim.stats().template_changes.values().all(|&n| n == 0));
+
+    cluster.create_refresh("held", json!({"selector": {}, "batchSize": 5, "suspend": true})).await;
+    let held = wait_for(RUN_DEADLINE, "the run to be suspended", || async {
+        cluster.status("held").await.filter(|s| s.phase == Some(Phase::Suspended))
+    })
+    .await;
+    assert_eq!(held.batches.len(), 3, "the plan is recorded while suspended");
+    assert!(held.batches.iter().all(|b| b.phase == BatchPhase::Pending));
+    assert!(cluster.sim.stats().template_changes.values().all(|&n| n == 0), "nothing restarted");
+
+    let resume = kube::api::Patch::Merge(json!({"spec": {"suspend": false}}));
+    cluster.refreshes().patch("held", &Default::default(), &resume).await.expect("resume");
+    let done = cluster.wait_for_run_end("held", RUN_DEADLINE).await;
+    operator.stop().await;
+    assert_eq!(done.phase, Some(Phase::Succeeded));
+    assert_eq!(done.totals.ready, 12);
+    cluster.sim.shutdown().await;
+}
