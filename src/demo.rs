@@ -39,12 +39,19 @@ pub enum DemoError {
     Sim(String),
     #[error("cannot talk to the simulated cluster: {0}")]
     Client(String),
-    #[error("the Kubernetes API refused a request: {0}")]
+    #[error("the Kubernetes API refused a request: {}", api_message(.0))]
     Api(#[from] kube::Error),
     #[error("the run did not end within {0:?}")]
     Timeout(Duration),
     #[error("the operator stopped: {0}")]
     Operator(String),
+}
+
+fn api_message(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) => status.message.clone(),
+        other => other.to_string(),
+    }
 }
 
 /// Runs the demo, writing progress to `out`. The exit code reflects the run's outcome.

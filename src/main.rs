@@ -89,7 +89,7 @@ struct SimArgs {
     #[arg(long, default_value_t = 600)]
     progress_deadline_seconds: i32,
     /// Fraction (0 to 1) of write requests answered with 500 or 409.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = parse_fraction)]
     write_error_rate: f64,
     /// Latency added to every request, in milliseconds.
     #[arg(long, default_value_t = 0)]
@@ -110,9 +110,18 @@ struct DemoArgs {
     /// Number of Deployments built to fail (ProgressDeadlineExceeded).
     #[arg(long, default_value_t = 2)]
     fail: usize,
-    /// Deployments restarted per batch.
-    #[arg(long, default_value_t = 10)]
+    /// Deployments restarted per batch (1 to 100).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100))]
     batch_size: u32,
+}
+
+fn parse_fraction(value: &str) -> Result<f64, String> {
+    let fraction: f64 = value.parse().map_err(|_| format!("{value:?} is not a number"))?;
+    if (0.0..=1.0).contains(&fraction) {
+        Ok(fraction)
+    } else {
+        Err(format!("{value} is not between 0 and 1"))
+    }
 }
 
 fn init_logging(format: LogFormat, default_filter: &str) {
@@ -157,6 +166,13 @@ fn main() -> ExitCode {
             runtime.block_on(run_sim(args))
         }
         Command::Demo(args) => {
+            if args.fail > args.deployments {
+                eprintln!(
+                    "error: --fail {} asks for more failing Deployments than --deployments {}",
+                    args.fail, args.deployments
+                );
+                return ExitCode::from(2);
+            }
             init_logging(cli.log_format, "error");
             let options = DemoOptions {
                 deployments: args.deployments,
@@ -191,6 +207,13 @@ async fn run_operator(args: RunArgs) -> ExitCode {
 }
 
 async fn run_sim(args: SimArgs) -> ExitCode {
+    if args.fail > args.deployments {
+        eprintln!(
+            "error: --fail {} asks for more failing Deployments than --deployments {}",
+            args.fail, args.deployments
+        );
+        return ExitCode::from(2);
+    }
     let config = SimConfig {
         listen: args.listen,
         namespace: args.namespace.clone(),
