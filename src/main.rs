@@ -79,7 +79,8 @@ struct SimArgs {
     /// Mean simulated rollout time of a Deployment, in milliseconds.
     #[arg(long, default_value_t = 2000)]
     rollout_ms: u64,
-    /// Random spread around --rollout-ms; 0 makes every rollout take exactly --rollout-ms.
+    /// Rollouts take --rollout-ms ± this many milliseconds, uniformly; 0 makes every rollout
+    /// take exactly --rollout-ms.
     #[arg(long, default_value_t = 500)]
     rollout_jitter_ms: u64,
     /// Number of generated Deployments whose new pods never become available.

@@ -55,8 +55,10 @@ pub fn knobs(sim: &Sim, obj: &Value) -> (u64, bool) {
         match annotation(obj, ROLLOUT_MS_ANNOTATION).and_then(|v| v.trim().parse::<u64>().ok()) {
             Some(ms) => ms,
             None => {
-                let jitter = sim.config.rollout_jitter_ms;
-                sim.config.rollout_ms + if jitter > 0 { sim.random_below(jitter + 1) } else { 0 }
+                // Uniform in mean ± jitter, so `rollout_ms` stays the mean rollout time.
+                let jitter = sim.config.rollout_jitter_ms.min(sim.config.rollout_ms);
+                let low = sim.config.rollout_ms - jitter;
+                low + if jitter > 0 { sim.random_below(2 * jitter + 1) } else { 0 }
             }
         };
     (duration, fail)

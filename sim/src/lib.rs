@@ -50,9 +50,10 @@ pub struct SimConfig {
     pub namespace: String,
     /// Number of generated Deployments.
     pub deployments: usize,
-    /// Rollout duration of a pod-template change, in ms.
+    /// Mean rollout duration of a pod-template change, in ms.
     pub rollout_ms: u64,
-    /// Random extra rollout time, up to this many ms.
+    /// Rollout durations spread uniformly over `rollout_ms` ± this many ms (capped at
+    /// `rollout_ms`); 0 makes every rollout take exactly `rollout_ms`.
     pub rollout_jitter_ms: u64,
     /// How many generated Deployments never become available.
     pub fail: usize,
