@@ -285,7 +285,11 @@ pub async fn run(
 
     let (cm_reader, cm_writer) = reflector::store();
     let config_map_events = watcher(api_for::<ConfigMap>(&client, ns))
-        .modify(|cm: &mut ConfigMap| cm.metadata.managed_fields = None)
+        .modify(|cm: &mut ConfigMap| {
+            // Only the content is hashed; kubectl's last-applied copy would double the memory.
+            cm.metadata.managed_fields = None;
+            cm.metadata.annotations = None;
+        })
         .reflect(cm_writer)
         .touched_objects()
         .predicate_filter(predicates::resource_version, Default::default());
