@@ -127,18 +127,15 @@ impl Admission {
         let Ok(mut admitted) = self.admitted.lock() else {
             return false;
         };
-        let mut active: HashSet<ObjectRef<ServiceRefresh>> = all
+        let cached: HashMap<ObjectRef<ServiceRefresh>, bool> = all
             .iter()
-            .filter(|sr| holds_run_slot(sr.status.as_ref()))
-            .map(|sr| ObjectRef::from_obj(sr.as_ref()))
+            .map(|sr| (ObjectRef::from_obj(sr.as_ref()), holds_run_slot(sr.status.as_ref())))
             .collect();
-        // Forget admissions the store already reflects, whichever way.
-        admitted.retain(|key| {
-            all.iter().any(|sr| {
-                ObjectRef::from_obj(sr.as_ref()) == *key && !holds_run_slot(sr.status.as_ref())
-            }) || !all.iter().any(|sr| ObjectRef::from_obj(sr.as_ref()) == *key)
-        });
-        admitted.retain(|key| !active.contains(key));
+        // An admission matters only until the cache shows the run it started; one whose
+        // resource is gone from the cache was deleted and must not keep its slot.
+        admitted.retain(|key| cached.get(key) == Some(&false));
+        let mut active: HashSet<ObjectRef<ServiceRefresh>> =
+            cached.into_iter().filter_map(|(key, holds)| holds.then_some(key)).collect();
         active.extend(admitted.iter().cloned());
         active.remove(me);
         if active.len() < limit {
