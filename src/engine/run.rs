@@ -9,7 +9,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, Time};
 
 use super::conditions::{self, STALLED, Situation};
 use super::plan;
@@ -344,6 +344,8 @@ impl<'a> Pass<'a> {
             .collect();
         TriggerRecord {
             token: refresh.spec.trigger.clone().or_else(|| status.triggers.token.clone()),
+            token_digest: None,
+            cancel_requested_at: status.triggers.cancel_requested_at.clone(),
             run_requested_at: run_requested_at(refresh)
                 .cloned()
                 .or_else(|| status.triggers.run_requested_at.clone()),
@@ -369,6 +371,8 @@ impl<'a> Pass<'a> {
             number,
             reason: trigger.reason.to_owned(),
             message: Some(trigger.message.clone()),
+            request: None,
+            cancel_request: None,
             dry_run,
             start_time: Some(Time(self.now)),
             end_time: None,
@@ -394,8 +398,8 @@ impl<'a> Pass<'a> {
                     service.message = Some(MESSAGE_DRY_RUN.to_owned());
                 }
                 batch.phase = BatchPhase::Completed;
-                batch.start_time = Some(Time(self.now));
-                batch.end_time = Some(Time(self.now));
+                batch.start_time = Some(MicroTime(self.now));
+                batch.end_time = Some(MicroTime(self.now));
             }
         }
         if dry_run || services.is_empty() {
@@ -445,7 +449,7 @@ impl<'a> Pass<'a> {
         let batch = &mut status.batches[position];
         if batch.services.iter().all(|service| service.result.is_some()) {
             batch.phase = BatchPhase::Completed;
-            batch.end_time = Some(Time(self.now));
+            batch.end_time = Some(MicroTime(self.now));
             return true;
         }
         if self.observation.refresh.spec.suspend {
@@ -466,7 +470,7 @@ impl<'a> Pass<'a> {
         batch.phase = BatchPhase::Running;
         // Restarts use this persisted time as their restartedAt value, so they wait for the
         // next pass: a crash before the write must not leave patches with an unrecorded time.
-        batch.start_time = Some(Time(self.now));
+        batch.start_time = Some(MicroTime(self.now));
         status.phase = Some(Phase::Running);
         self.wake_at = Some(self.now);
         self.event(
@@ -495,7 +499,7 @@ impl<'a> Pass<'a> {
             Some(time) => time.0,
             None => {
                 // Only a hand-edited status gets here; starting the clock now is the fair reading.
-                batch.start_time = Some(Time(now));
+                batch.start_time = Some(MicroTime(now));
                 now
             }
         };
@@ -577,7 +581,7 @@ impl<'a> Pass<'a> {
         let total = status.batches.len();
         let batch = &mut status.batches[position];
         batch.phase = BatchPhase::Completed;
-        batch.end_time = Some(Time(self.now));
+        batch.end_time = Some(MicroTime(self.now));
         let count = |wanted: fn(ServiceResult) -> bool| {
             batch.services.iter().filter(|service| service.result.is_some_and(wanted)).count()
         };
@@ -610,7 +614,7 @@ impl<'a> Pass<'a> {
                 service.message = Some(message.clone());
             }
             batch.phase = BatchPhase::Completed;
-            batch.end_time = Some(Time(self.now));
+            batch.end_time = Some(MicroTime(self.now));
         }
     }
 
@@ -702,8 +706,11 @@ impl<'a> Pass<'a> {
             0,
             RunSummary {
                 id: run.id.clone(),
+                number: run.number,
                 reason: run.reason.clone(),
+                request: run.request.clone(),
                 phase,
+                message: run.message.clone(),
                 start_time: run.start_time.clone(),
                 end_time: run.end_time.clone(),
                 totals,

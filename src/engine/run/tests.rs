@@ -58,7 +58,7 @@ fn creation_plans_then_starts_a_batch_then_restarts() {
     assert!(started.restarts.is_empty(), "no restart in the pass that starts the batch");
     assert_eq!(reasons(&started), ["BatchStarted"]);
     assert_eq!(cluster.status().batches[0].phase, BatchPhase::Running);
-    assert_eq!(cluster.status().batches[0].start_time, Some(Time(at(5))));
+    assert_eq!(cluster.status().batches[0].start_time, Some(MicroTime(at(5))));
 
     cluster.now = at(6);
     let restarting = cluster.pass();

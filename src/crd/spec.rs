@@ -1,0 +1,169 @@
+//! The desired state of a ServiceRefresh: which Deployments a run covers, how it proceeds,
+//! and what starts one.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::status::ServiceRefreshStatus;
+
+/// Longest `spec.trigger` the schema accepts. The status records a fixed-size digest of it,
+/// never a copy, so the limit only keeps manifests sane.
+pub const MAX_TRIGGER_LENGTH: u32 = 1024;
+
+/// ServiceRefresh restarts a fleet of Deployments in batches, waits for each batch to become
+/// ready the way `kubectl rollout status` does, and records every batch's results in its status.
+/// A run starts when the resource is created, when `spec.trigger` changes, when a watched
+/// ConfigMap's content changes, or when the annotation `gisops.io/run-requested-at` gets a
+/// new value. Re-applying an unchanged manifest starts nothing.
+// Printer columns repeat `type_ = "string"`, which this lint mistakes for duplicated attributes.
+#[allow(clippy::duplicated_attributes)]
+#[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "gisops.io",
+    version = "v1alpha1",
+    kind = "ServiceRefresh",
+    plural = "servicerefreshes",
+    singular = "servicerefresh",
+    namespaced,
+    status = "ServiceRefreshStatus",
+    shortname = "sref",
+    shortname = "srefs",
+    category = "gisops",
+    derive = "PartialEq",
+    doc = "ServiceRefresh restarts a fleet of Deployments in ready-gated batches and records the results.",
+    printcolumn(
+        name = "Phase",
+        type_ = "string",
+        json_path = ".status.phase",
+        description = "Phase of the current run"
+    ),
+    printcolumn(
+        name = "Progress",
+        type_ = "string",
+        json_path = ".status.progress",
+        description = "Services ready out of all services planned (ready/total)"
+    ),
+    printcolumn(
+        name = "Batch",
+        type_ = "string",
+        json_path = ".status.batch",
+        description = "Current batch out of all batches (current/total)"
+    ),
+    printcolumn(
+        name = "Failed",
+        type_ = "integer",
+        json_path = ".status.totals.failed",
+        description = "Services that failed, timed out or disappeared in the current run"
+    ),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceRefreshSpec {
+    /// Label selector choosing the Deployments to restart in the target namespaces.
+    /// Required. `{}` selects every Deployment in the target namespaces; write it explicitly
+    /// only when restarting everything is what you want.
+    pub selector: LabelSelector,
+
+    /// Optional glob patterns (`*` and `?`) on the Deployment name, such as
+    /// `arcgis-*-mapserver-*`. When set, a Deployment must match at least one pattern.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub name_patterns: Vec<String>,
+
+    /// Names of Deployments never to restart, even when selected.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<String>,
+
+    /// Namespaces to select Deployments from. Default: the ServiceRefresh's own namespace.
+    /// Other namespaces are refused (the resource becomes Stalled) unless the operator runs
+    /// with `--allow-cross-namespace`: whoever may create a ServiceRefresh in one namespace
+    /// must not be able to restart workloads in another.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub namespaces: Vec<String>,
+
+    /// Number of Deployments restarted together. The next batch starts only when every
+    /// Deployment of the current one has a result. 1 to 100, default 10.
+    #[serde(default = "default_batch_size")]
+    #[schemars(range(min = 1, max = 100))]
+    pub batch_size: u32,
+
+    /// How long a batch may take to become ready, as a duration such as `90s`, `10m` or
+    /// `1h30m`. Deployments still not ready then are recorded as TimedOut. Default `10m`.
+    #[serde(default = "default_batch_timeout")]
+    #[schemars(regex(pattern = r"^([0-9]+(ms|s|m|h))+$"))]
+    pub batch_timeout: String,
+
+    /// What a failure does to the run: `Continue` (default) goes on with the next batch and
+    /// reports the failures at the end; `Abort` ends the run as Failed after the batch in
+    /// which the failure happened.
+    #[serde(default)]
+    pub failure_policy: FailurePolicy,
+
+    /// Opaque token. Changing it starts a new run; leaving it unchanged never does, so
+    /// GitOps tools can re-apply the manifest safely. At most 1024 characters; the status
+    /// records a digest of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
+    pub trigger: Option<String>,
+
+    /// ConfigMaps whose content starts a new run when it changes, such as the proxy settings.
+    /// They must live in the ServiceRefresh's own namespace unless the operator runs with
+    /// `--allow-cross-namespace`. Combine with `runOnCreate: false` for a resource that only
+    /// reacts to ConfigMap changes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub config_map_triggers: Vec<ConfigMapTrigger>,
+
+    /// Pause the run before its next batch. The batch in progress finishes; no new batch
+    /// starts until suspend is false again.
+    #[serde(default)]
+    pub suspend: bool,
+
+    /// Plan and record the run without restarting anything. Every planned Deployment is
+    /// recorded as Skipped.
+    #[serde(default)]
+    pub dry_run: bool,
+
+    /// Whether creating the resource starts a run. Default true. With false, creation only
+    /// records the current trigger state, and the first run starts when a trigger changes:
+    /// the Reloader-style setup, where the resource exists to react to ConfigMap changes.
+    #[serde(default = "default_run_on_create")]
+    pub run_on_create: bool,
+}
+
+fn default_run_on_create() -> bool {
+    true
+}
+
+fn default_batch_size() -> u32 {
+    10
+}
+
+fn default_batch_timeout() -> String {
+    "10m".to_owned()
+}
+
+/// What a failed Deployment does to the rest of the run.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum FailurePolicy {
+    /// Go on with the next batches and report all failures at the end.
+    #[default]
+    Continue,
+    /// Start no further batch once a Deployment has failed; the run ends as Failed.
+    Abort,
+}
+
+/// A ConfigMap whose content is watched; a change to it starts a new run.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigMapTrigger {
+    /// Name of the ConfigMap.
+    #[schemars(length(min = 1))]
+    pub name: String,
+    /// Namespace of the ConfigMap. Default: the ServiceRefresh's own namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Keys whose values are watched. Default: all of `data` and `binaryData`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keys: Vec<String>,
+}

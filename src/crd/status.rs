@@ -1,0 +1,261 @@
+//! The observed state of a ServiceRefresh: the current run and its plan with per-service
+//! results, the kstatus conditions, trigger bookkeeping and a short history of past runs.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, MicroTime, Time};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Observed state of a ServiceRefresh: the current run, its plan with per-service results,
+/// kstatus conditions, trigger bookkeeping and a short history of earlier runs.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceRefreshStatus {
+    /// Phase of the current run: Pending, Running, Succeeded, Failed, Suspended or Cancelled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+
+    /// The `metadata.generation` this status was computed from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+
+    /// The current (or last) run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<RunStatus>,
+
+    /// Counts over the current run's plan.
+    #[serde(default)]
+    pub totals: Totals,
+
+    /// Services ready out of all planned, as `ready/total`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<String>,
+
+    /// Current batch out of all batches, as `current/total`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<String>,
+
+    /// The plan of the current run, batch by batch, with each service's result.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub batches: Vec<BatchStatus>,
+
+    /// Conditions in the kstatus convention: `Ready`, `Reconciling` and `Stalled`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+
+    /// What the triggers looked like when the current run started; a difference starts a run.
+    #[serde(default)]
+    pub triggers: TriggerRecord,
+
+    /// Summaries of earlier runs, newest first, at most ten.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<RunSummary>,
+}
+
+/// Phase of a run.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum Phase {
+    /// The run is waiting to start, for instance queued behind runs of other resources.
+    Pending,
+    /// Batches are being restarted.
+    Running,
+    /// Every planned service ended Ready or Skipped.
+    Succeeded,
+    /// At least one service failed, timed out or disappeared, or the spec is unusable.
+    Failed,
+    /// `spec.suspend` holds the run before its next batch.
+    Suspended,
+    /// The run was cancelled through `gisops.io/cancel-requested-at`: the batch in flight
+    /// finished, the rest of the plan was skipped.
+    Cancelled,
+}
+
+/// Identity and timing of one run.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RunStatus {
+    /// Unique identity of the run, written to each restarted Deployment's pod template as
+    /// `gisops.io/restarted-by`.
+    pub id: String,
+    /// Run number of this resource, counting from 1.
+    pub number: u64,
+    /// Why the run started: Created, TriggerChanged, RunRequested or ConfigMapChanged.
+    pub reason: String,
+    /// Human-readable detail of why the run started and how it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// The `gisops.io/run-requested-at` value that started this run, when the reason is
+    /// RunRequested; the job API uses it as the job id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<String>,
+    /// The `gisops.io/cancel-requested-at` value that cancelled this run, once seen. No batch
+    /// starts after it; the run ends Cancelled when the batch in flight has finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancel_request: Option<String>,
+    /// Whether this run is a dry run that restarts nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// When the run was planned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<Time>,
+    /// When the run ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<Time>,
+}
+
+/// Counts over the current run's plan.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Totals {
+    /// Deployments in the plan.
+    #[serde(default)]
+    pub services: u32,
+    /// Deployments whose pod template was restarted.
+    #[serde(default)]
+    pub restarted: u32,
+    /// Deployments that became ready after their restart.
+    #[serde(default)]
+    pub ready: u32,
+    /// Deployments that Failed, TimedOut or are Gone.
+    #[serde(default)]
+    pub failed: u32,
+    /// Deployments that were Skipped (paused, dry run, or after an abort).
+    #[serde(default)]
+    pub skipped: u32,
+}
+
+/// One batch of the plan.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchStatus {
+    /// Position of the batch in the plan, counting from 1.
+    pub index: u32,
+    /// Pending, Running or Completed.
+    pub phase: BatchPhase,
+    /// When the batch's restarts began, to the microsecond: the batch timeout counts from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<MicroTime>,
+    /// When every service of the batch had a result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<MicroTime>,
+    /// The Deployments of the batch, sorted by namespace and name.
+    pub services: Vec<ServiceStatus>,
+}
+
+/// Phase of one batch.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum BatchPhase {
+    /// Not started yet.
+    Pending,
+    /// Restarted; waiting for its Deployments to become ready.
+    Running,
+    /// Every service of the batch has a result.
+    Completed,
+}
+
+/// One Deployment of the plan and its result.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceStatus {
+    /// Name of the Deployment.
+    pub name: String,
+    /// Namespace of the Deployment; omitted when it is the ServiceRefresh's own namespace,
+    /// which keeps the status small for large fleets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// The Deployment generation our restart produced; present while the restart is being
+    /// rolled out. Readiness is judged only once the Deployment has observed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<i64>,
+    /// The outcome; absent while the service is waiting or rolling out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<ServiceResult>,
+    /// Why the service is not Ready, or what it is waiting for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// Outcome of one Deployment in a run.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+pub enum ServiceResult {
+    /// Rolled out and available, by the rule of `kubectl rollout status`.
+    Ready,
+    /// The rollout failed (for instance `ProgressDeadlineExceeded`) or the restart was rejected.
+    Failed,
+    /// Still not ready when the batch timeout expired.
+    TimedOut,
+    /// Deleted during the run.
+    Gone,
+    /// Not restarted: paused Deployment, dry run, or the run was aborted or cancelled before
+    /// its batch.
+    Skipped,
+}
+
+impl ServiceResult {
+    /// Whether this result counts as a failure of the run.
+    pub fn is_failure(self) -> bool {
+        matches!(self, Self::Failed | Self::TimedOut | Self::Gone)
+    }
+}
+
+/// Trigger values handled by the latest run; a differing value starts the next run.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TriggerRecord {
+    /// Digest of the `spec.trigger` the latest run handled (or that creation recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_digest: Option<String>,
+    /// The `spec.trigger` itself, as operator versions before `tokenDigest` recorded it.
+    /// Read once to carry the record over; never written again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// The `gisops.io/run-requested-at` annotation value the latest run handled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_requested_at: Option<String>,
+    /// The `gisops.io/cancel-requested-at` value handled last, so each request acts once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancel_requested_at: Option<String>,
+    /// Content hashes of the watched ConfigMaps when the latest run started.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub config_maps: Vec<ConfigMapHash>,
+}
+
+/// Content hash of one watched ConfigMap.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigMapHash {
+    /// Namespace of the ConfigMap.
+    pub namespace: String,
+    /// Name of the ConfigMap.
+    pub name: String,
+    /// Hash of the watched keys' content.
+    pub hash: String,
+}
+
+/// Summary of a finished run.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RunSummary {
+    /// Identity of the run.
+    pub id: String,
+    /// Run number of this resource.
+    #[serde(default)]
+    pub number: u64,
+    /// Why the run started.
+    pub reason: String,
+    /// The `gisops.io/run-requested-at` value that started the run, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<String>,
+    /// How the run ended: Succeeded, Failed or Cancelled.
+    pub phase: Phase,
+    /// How the run ended, in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// When the run was planned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<Time>,
+    /// When the run ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<Time>,
+    /// Counts at the end of the run.
+    pub totals: Totals,
+}
