@@ -364,6 +364,10 @@ impl<'a> Pass<'a> {
         let number = status.run.as_ref().map_or(0, |run| run.number) + 1;
         let dry_run = refresh.spec.dry_run;
 
+        // The request this run serves: a run-requested-at value not handled before.
+        let request = run_requested_at(refresh)
+            .filter(|value| status.triggers.run_requested_at.as_ref() != Some(*value))
+            .cloned();
         status.triggers = self.current_triggers(status);
         status.batches = plan::cut_batches(&services, spec.batch_size, 1);
         status.run = Some(RunStatus {
@@ -371,7 +375,7 @@ impl<'a> Pass<'a> {
             number,
             reason: trigger.reason.to_owned(),
             message: Some(trigger.message.clone()),
-            request: None,
+            request,
             cancel_request: None,
             dry_run,
             start_time: Some(Time(self.now)),
