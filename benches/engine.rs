@@ -2,43 +2,40 @@
 //! status it writes, at 1,000, 5,000 and 10,000 Deployments. Prints; asserts nothing.
 //! Run with `cargo bench --bench engine`.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
-use k8s_openapi::api::apps::v1::{Deployment, DeploymentStatus};
-use servicerefresh::crd::{Phase, RESTARTED_BY_ANNOTATION, ServiceRefresh};
+use servicerefresh::crd::{Phase, ServiceRefresh};
+use servicerefresh::engine::observed::RolloutStatus;
 use servicerefresh::engine::{
-    ObjectKey, Observation, RestartOutcome, decide, record_restart_outcomes,
+    DeploymentSnapshot, Observation, OperatorScope, RestartOutcome, RunSlot, StaticCluster, decide,
+    record_restart_outcomes,
 };
 
 const NAMESPACE: &str = "arcgis";
 
-fn fleet(count: usize) -> BTreeMap<ObjectKey, Deployment> {
-    (0..count)
-        .map(|i| {
-            let name = format!("arcgis-{:08x}-mapserver-{:05}", i * 2_654_435_761 % 0xffff_ffff, i);
-            let mut deployment: Deployment = serde_json::from_value(serde_json::json!({
-                "metadata": {"name": name, "namespace": NAMESPACE, "generation": 1,
-                             "labels": {"app.kubernetes.io/managed-by": "arcgis"}},
-                "spec": {"replicas": 2, "selector": {}, "template": {}},
-            }))
-            .expect("valid Deployment");
-            deployment.status = Some(ready_status(1, 2));
-            (ObjectKey::new(NAMESPACE, name), deployment)
-        })
-        .collect()
+fn fleet(count: usize) -> StaticCluster {
+    StaticCluster::with_deployments((0..count).map(|i| {
+        let name = format!("arcgis-{:08x}-mapserver-{:05}", i * 2_654_435_761 % 0xffff_ffff, i);
+        let mut deployment: DeploymentSnapshot = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "namespace": NAMESPACE, "generation": 1,
+                         "labels": {"app.kubernetes.io/managed-by": "arcgis"}},
+            "spec": {"replicas": 2, "selector": {}, "template": {}},
+        }))
+        .expect("valid Deployment");
+        deployment.rollout = Some(ready_status(1, 2));
+        deployment
+    }))
 }
 
-fn ready_status(generation: i64, replicas: i32) -> DeploymentStatus {
-    DeploymentStatus {
+fn ready_status(generation: i64, replicas: i32) -> RolloutStatus {
+    RolloutStatus {
         observed_generation: Some(generation),
         replicas: Some(replicas),
         updated_replicas: Some(replicas),
-        ready_replicas: Some(replicas),
         available_replicas: Some(replicas),
-        ..Default::default()
+        progressing_reason: None,
     }
 }
 
@@ -51,25 +48,24 @@ struct Figures {
 
 /// Drives one whole run; every 50th Deployment fails, so messages are in the status too.
 fn drive_run(count: usize) -> Figures {
-    let mut deployments = fleet(count);
+    let mut cluster = fleet(count);
+    let scope = OperatorScope::default();
     let mut refresh: ServiceRefresh = serde_json::from_value(serde_json::json!({
         "apiVersion": "gisops.io/v1alpha1", "kind": "ServiceRefresh",
         "metadata": {"name": "bench", "namespace": NAMESPACE, "uid": "0123456789abcdef", "generation": 1},
         "spec": {"selector": {}, "batchSize": 100},
     }))
     .expect("valid ServiceRefresh");
-    let hashes = BTreeMap::new();
     let mut now: Timestamp = "2026-11-26T18:00:00Z".parse().expect("valid time");
     let mut figures =
         Figures { passes: 0, slowest_pass: Duration::ZERO, total: Duration::ZERO, status_bytes: 0 };
     loop {
-        let snapshot: Vec<Arc<Deployment>> = deployments.values().cloned().map(Arc::new).collect();
         let started = Instant::now();
         let decision = decide(&Observation {
             refresh: &refresh,
-            deployments: &snapshot,
-            config_map_hashes: &hashes,
-            may_start_run: true,
+            cluster: &cluster,
+            scope: &scope,
+            run_slot: RunSlot::Granted,
             now,
         });
         let elapsed = started.elapsed();
@@ -79,11 +75,13 @@ fn drive_run(count: usize) -> Figures {
         let mut status = decision.status;
         let mut outcomes = Vec::new();
         for restart in &decision.restarts {
-            let Some(deployment) = deployments.get_mut(&restart.deployment) else { continue };
+            let Some(deployment) = cluster.deployments.get_mut(&restart.deployment) else {
+                continue;
+            };
+            let deployment = Arc::make_mut(deployment);
             let generation = deployment.metadata.generation.unwrap_or(1) + 1;
             deployment.metadata.generation = Some(generation);
-            deployment.spec.template.metadata.get_or_insert_with(Default::default).annotations =
-                Some([(RESTARTED_BY_ANNOTATION.to_owned(), restart.restarted_by.clone())].into());
+            deployment.restarted_by = Some(restart.restarted_by.clone());
             let index: usize = restart
                 .deployment
                 .name
@@ -94,17 +92,14 @@ fn drive_run(count: usize) -> Figures {
             let mut rolled = ready_status(generation, 2);
             if index.is_multiple_of(50) {
                 rolled.available_replicas = Some(1);
-                rolled.conditions = Some(vec![serde_json::from_value(serde_json::json!({
-                    "type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
-                    "message": format!("ReplicaSet \"{}-5d8f9c7b6\" has timed out progressing.", restart.deployment.name)
-                }))
-                .expect("valid condition")]);
+                rolled.progressing_reason = Some("ProgressDeadlineExceeded".to_owned());
             }
-            deployment.status = Some(rolled);
+            deployment.rollout = Some(rolled);
             outcomes.push((restart.deployment.clone(), RestartOutcome::Patched { generation }));
         }
         record_restart_outcomes(&mut status, &outcomes, NAMESPACE);
-        let done = matches!(status.phase, Some(Phase::Succeeded | Phase::Failed));
+        let done =
+            matches!(status.phase, Some(Phase::Succeeded | Phase::Failed | Phase::Cancelled));
         refresh.status = Some(status);
         now += jiff::SignedDuration::from_secs(1);
         if done || figures.passes > 100_000 {

@@ -5,13 +5,33 @@
 
 use std::time::{Duration, Instant};
 
-use kube::api::{Api, PostParams};
-use servicerefresh::controller::{self, OperatorConfig};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::{Client, CustomResourceExt};
+use servicerefresh::controller::{self, Clients, OperatorConfig};
 use servicerefresh::crd::{Phase, ServiceRefresh};
-use servicerefresh::demo::{install_crd, sim_client};
-use servicerefresh_sim::SimConfig;
+use servicerefresh_sim::{SimConfig, SimHandle};
 
 const ROLLOUT_MS: u64 = 300;
+
+/// A client for the simulated cluster, with the CRD installed.
+async fn connect(sim: &SimHandle) -> Client {
+    let kubeconfig =
+        kube::config::Kubeconfig::from_yaml(&sim.kubeconfig_yaml("arcgis")).expect("kubeconfig");
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .expect("config");
+    let client = Client::try_from(config).expect("client");
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    crds.patch(
+        ServiceRefresh::crd_name(),
+        &PatchParams::apply("bench").force(),
+        &Patch::Apply(servicerefresh::crd::crd()),
+    )
+    .await
+    .expect("CRD installs");
+    client
+}
 
 async fn one_run(deployments: usize, batch_size: u32) {
     let sim = servicerefresh_sim::start(SimConfig {
@@ -23,13 +43,12 @@ async fn one_run(deployments: usize, batch_size: u32) {
     })
     .await
     .expect("sim starts");
-    let client = sim_client(&sim).await.expect("client");
-    install_crd(&client).await.expect("CRD installs");
+    let client = connect(&sim).await;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let operator =
-        tokio::spawn(controller::run(client.clone(), OperatorConfig::default(), async move {
-            let _ = stopped.await;
-        }));
+    let clients = Clients::single(client.clone(), sim.base_url());
+    let operator = tokio::spawn(controller::run(clients, OperatorConfig::default(), async move {
+        let _ = stopped.await;
+    }));
     sim.reset_stats();
     let refreshes: Api<ServiceRefresh> = Api::namespaced(client.clone(), "arcgis");
     let refresh: ServiceRefresh = serde_json::from_value(serde_json::json!({

@@ -16,7 +16,7 @@ use serde_json::json;
 use servicerefresh_sim::{FaultConfig, SimConfig, SimHandle};
 use thiserror::Error;
 
-use crate::controller::{self, OperatorConfig};
+use crate::controller::{self, Clients, OperatorConfig};
 use crate::crd::{BatchPhase, Phase, ServiceRefresh, ServiceRefreshStatus};
 
 /// Namespace the demo fleet lives in.
@@ -35,16 +35,20 @@ pub struct DemoOptions {
 /// What can stop the demo before the run ends.
 #[derive(Debug, Error)]
 pub enum DemoError {
-    #[error("cannot start the simulated cluster: {0}")]
-    Sim(String),
-    #[error("cannot talk to the simulated cluster: {0}")]
-    Client(String),
+    #[error("cannot start the simulated cluster")]
+    Sim(#[source] servicerefresh_sim::SimError),
+    #[error("cannot configure a client for the simulated cluster")]
+    Kubeconfig(#[source] kube::config::KubeconfigError),
     #[error("the Kubernetes API refused a request: {}", api_message(.0))]
     Api(#[from] kube::Error),
+    #[error("the demo's ServiceRefresh manifest does not parse")]
+    Manifest(#[source] serde_json::Error),
     #[error("the run did not end within {0:?}")]
     Timeout(Duration),
-    #[error("the operator stopped: {0}")]
-    Operator(String),
+    #[error("the operator stopped")]
+    Operator(#[source] controller::StartupError),
+    #[error("the watch on the ServiceRefresh ended before the run did")]
+    WatchEnded,
 }
 
 fn api_message(error: &kube::Error) -> String {
@@ -66,18 +70,18 @@ pub async fn run(options: DemoOptions, out: &mut impl Write) -> ExitCode {
     }
 }
 
-/// Builds a kube client for a running simulated cluster.
-pub async fn sim_client(sim: &SimHandle) -> Result<Client, DemoError> {
+/// A kube client for the demo's simulated cluster.
+async fn sim_client(sim: &SimHandle) -> Result<Client, DemoError> {
     let kubeconfig = kube::config::Kubeconfig::from_yaml(&sim.kubeconfig_yaml(NAMESPACE))
-        .map_err(|err| DemoError::Client(err.to_string()))?;
+        .map_err(DemoError::Kubeconfig)?;
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
         .await
-        .map_err(|err| DemoError::Client(err.to_string()))?;
-    Client::try_from(config).map_err(|err| DemoError::Client(err.to_string()))
+        .map_err(DemoError::Kubeconfig)?;
+    Ok(Client::try_from(config)?)
 }
 
-/// Installs the ServiceRefresh CRD into a cluster, as `kubectl apply -f crds/` would.
-pub async fn install_crd(client: &Client) -> Result<(), kube::Error> {
+/// Installs the ServiceRefresh CRD, as `kubectl apply -f crds/` would.
+async fn install_crd(client: &Client) -> Result<(), kube::Error> {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let params = PatchParams::apply(controller::FIELD_MANAGER).force();
     crds.patch(ServiceRefresh::crd_name(), &params, &Patch::Apply(crate::crd::crd())).await?;
@@ -97,7 +101,7 @@ async fn run_demo(options: &DemoOptions, out: &mut impl Write) -> Result<Phase, 
         ..SimConfig::default()
     })
     .await
-    .map_err(|err| DemoError::Sim(err.to_string()))?;
+    .map_err(DemoError::Sim)?;
     let client = sim_client(&sim).await?;
     let _ = writeln!(
         out,
@@ -110,10 +114,10 @@ async fn run_demo(options: &DemoOptions, out: &mut impl Write) -> Result<Phase, 
     install_crd(&client).await?;
 
     let (stop_operator, operator_stopped) = tokio::sync::oneshot::channel::<()>();
-    let operator =
-        tokio::spawn(controller::run(client.clone(), OperatorConfig::default(), async move {
-            let _ = operator_stopped.await;
-        }));
+    let clients = Clients::single(client.clone(), sim.base_url());
+    let operator = tokio::spawn(controller::run(clients, OperatorConfig::default(), async move {
+        let _ = operator_stopped.await;
+    }));
 
     let refreshes: Api<ServiceRefresh> = Api::namespaced(client.clone(), NAMESPACE);
     let manifest: ServiceRefresh = serde_json::from_value(json!({
@@ -127,7 +131,7 @@ async fn run_demo(options: &DemoOptions, out: &mut impl Write) -> Result<Phase, 
             "trigger": "proxy-settings-v2"
         }
     }))
-    .map_err(|err| DemoError::Client(err.to_string()))?;
+    .map_err(DemoError::Manifest)?;
     refreshes.create(&PostParams::default(), &manifest).await?;
     let _ = writeln!(
         out,
@@ -143,8 +147,8 @@ async fn run_demo(options: &DemoOptions, out: &mut impl Write) -> Result<Phase, 
         Ok(status) => status?,
         Err(_) => return Err(DemoError::Timeout(DEADLINE)),
     };
-    if let Ok(Err(err)) = operator_result {
-        return Err(DemoError::Operator(err.to_string()));
+    if let Ok(Err(error)) = operator_result {
+        return Err(DemoError::Operator(error));
     }
     print_summary(&status, out);
     let phase = status.phase.unwrap_or(Phase::Failed);
@@ -197,11 +201,11 @@ async fn follow(
             let _ = writeln!(out, "{line}");
             last_line = line;
         }
-        if matches!(status.phase, Some(Phase::Succeeded | Phase::Failed)) {
+        if matches!(status.phase, Some(Phase::Succeeded | Phase::Failed | Phase::Cancelled)) {
             return Ok(status);
         }
     }
-    Err(DemoError::Operator("the watch on the ServiceRefresh ended".into()))
+    Err(DemoError::WatchEnded)
 }
 
 fn batch_line(status: &ServiceRefreshStatus, index: usize) -> String {

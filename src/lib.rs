@@ -1,8 +1,10 @@
 //! servicerefresh: a Kubernetes operator that restarts fleets of Deployments in ready-gated
-//! batches. The crate splits into the CRD types, a pure decision engine, and the thin IO
-//! shell (controller, CLI) around it.
+//! batches. The crate splits into the CRD types, a pure decision engine, the stateful policy
+//! the shell consults, and the thin IO shell (controller, CLI) around them.
 
 pub mod controller;
 pub mod crd;
+#[cfg(feature = "sim")]
 pub mod demo;
 pub mod engine;
+pub mod policy;

@@ -1,31 +1,33 @@
 //! The `servicerefresh` command line: one binary whose subcommands run the operator, print
-//! the CRD, serve the simulated cluster, and run the self-contained demo.
+//! the CRD, and (with the default `sim` feature) serve the simulated cluster and run the
+//! self-contained demo.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use servicerefresh::controller::{self, OperatorConfig};
+use servicerefresh::controller::{self, Clients, OperatorConfig, Timeouts};
 use servicerefresh::crd::crd_yaml;
-use servicerefresh::demo::{self, DemoOptions};
-use servicerefresh_sim::{FaultConfig, SimConfig};
+use servicerefresh::engine::OperatorScope;
 use tracing_subscriber::EnvFilter;
+
+#[cfg(feature = "sim")]
+mod sim_commands;
 
 /// Restarts fleets of Kubernetes Deployments in ready-gated batches, driven by the
 /// ServiceRefresh custom resource (gisops.io/v1alpha1).
 #[derive(Parser)]
 #[command(name = "servicerefresh", version, about, long_about = None)]
 struct Cli {
-    /// Log format for messages on standard error.
+    /// Log format for messages on standard error, fatal errors included.
     #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
     log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum LogFormat {
     /// Human-readable lines.
     Text,
@@ -39,11 +41,13 @@ enum Command {
     Run(RunArgs),
     /// Print the ServiceRefresh CustomResourceDefinition as YAML.
     Crd,
+    #[cfg(feature = "sim")]
     /// Serve a simulated Kubernetes API on loopback and write a kubeconfig for it.
-    Sim(SimArgs),
+    Sim(sim_commands::SimArgs),
+    #[cfg(feature = "sim")]
     /// Run a simulated cluster, the operator and a ServiceRefresh in one process, showing the
     /// batches as they progress. Exits 0 when the run succeeds and 1 when it fails.
-    Demo(DemoArgs),
+    Demo(sim_commands::DemoArgs),
 }
 
 #[derive(clap::Args)]
@@ -52,77 +56,38 @@ struct RunArgs {
     #[arg(long, env = "SERVICEREFRESH_KUBECONFIG")]
     kubeconfig: Option<PathBuf>,
     /// Watch only this namespace (ServiceRefreshes, Deployments and ConfigMaps); default: all.
+    /// The operator then needs permissions in that namespace only.
     #[arg(long)]
     watch_namespace: Option<String>,
+    /// Let a ServiceRefresh select Deployments and read trigger ConfigMaps in namespaces
+    /// other than its own. Off by default: whoever may create a ServiceRefresh in one
+    /// namespace could otherwise restart workloads in every other.
+    #[arg(long)]
+    allow_cross_namespace: bool,
     /// How many ServiceRefresh runs may be active at once across the cluster; others queue.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     max_concurrent_runs: u32,
     /// Seconds to wait before retrying a reconcile that hit an API error.
     #[arg(long, default_value_t = 2)]
     retry_seconds: u64,
+    /// How long start-up retries an unreachable API server before giving up (e.g. 60s, 2m).
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    startup_timeout: Duration,
+    /// Timeout of each API request (watches excepted).
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    request_timeout: Duration,
+    /// After SIGTERM or SIGINT, how long reconciles in progress may take to finish before
+    /// the operator exits anyway. A second signal exits at once.
+    #[arg(long, default_value = "20s", value_parser = parse_duration)]
+    shutdown_timeout: Duration,
 }
 
-#[derive(clap::Args)]
-struct SimArgs {
-    /// Address to listen on; port 0 picks a free port. The address is printed.
-    #[arg(long, default_value = "127.0.0.1:0")]
-    listen: SocketAddr,
-    /// Where to write the kubeconfig for the simulated cluster.
-    #[arg(long, default_value = "sim.kubeconfig")]
-    kubeconfig: PathBuf,
-    /// Namespace the generated Deployments live in.
-    #[arg(long, default_value = "arcgis")]
-    namespace: String,
-    /// Number of GIS-like Deployments to generate.
-    #[arg(long, default_value_t = 40)]
-    deployments: usize,
-    /// Mean simulated rollout time of a Deployment, in milliseconds.
-    #[arg(long, default_value_t = 2000)]
-    rollout_ms: u64,
-    /// Rollouts take --rollout-ms ± this many milliseconds, uniformly; 0 makes every rollout
-    /// take exactly --rollout-ms.
-    #[arg(long, default_value_t = 500)]
-    rollout_jitter_ms: u64,
-    /// Number of generated Deployments whose new pods never become available.
-    #[arg(long, default_value_t = 0)]
-    fail: usize,
-    /// progressDeadlineSeconds of the generated Deployments.
-    #[arg(long, default_value_t = 600)]
-    progress_deadline_seconds: i32,
-    /// Fraction (0 to 1) of write requests answered with 500 or 409.
-    #[arg(long, default_value_t = 0.0, value_parser = parse_fraction)]
-    write_error_rate: f64,
-    /// Latency added to every request, in milliseconds.
-    #[arg(long, default_value_t = 0)]
-    latency_ms: u64,
-    /// Close every open watch after this many milliseconds.
-    #[arg(long)]
-    watch_drop_every_ms: Option<u64>,
-    /// Seed for the generated fleet and the fault injection.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
-}
-
-#[derive(clap::Args)]
-struct DemoArgs {
-    /// Number of simulated Deployments.
-    #[arg(long, default_value_t = 40)]
-    deployments: usize,
-    /// Number of Deployments built to fail (ProgressDeadlineExceeded).
-    #[arg(long, default_value_t = 2)]
-    fail: usize,
-    /// Deployments restarted per batch (1 to 100).
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100))]
-    batch_size: u32,
-}
-
-fn parse_fraction(value: &str) -> Result<f64, String> {
-    let fraction: f64 = value.parse().map_err(|_| format!("{value:?} is not a number"))?;
-    if (0.0..=1.0).contains(&fraction) {
-        Ok(fraction)
-    } else {
-        Err(format!("{value} is not between 0 and 1"))
-    }
+/// A duration such as `30s`, `2m` or `1h30m`.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let duration: jiff::SignedDuration = text
+        .parse()
+        .map_err(|error| format!("{text:?} is not a duration such as 30s, 2m or 1h30m: {error}"))?;
+    Duration::try_from(duration).map_err(|_| format!("{text:?} must not be negative"))
 }
 
 fn init_logging(format: LogFormat, default_filter: &str) {
@@ -134,18 +99,40 @@ fn init_logging(format: LogFormat, default_filter: &str) {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     match format {
         LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
     }
+}
+
+/// Reports an error that ends the program: one line, with its causes, in the log format.
+fn fatal(format: LogFormat, error: &dyn std::error::Error) -> ExitCode {
+    let mut causes = Vec::new();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        causes.push(cause.to_string());
+        source = cause.source();
+    }
+    match format {
+        LogFormat::Text if causes.is_empty() => eprintln!("error: {error}"),
+        LogFormat::Text => eprintln!("error: {error}: {}", causes.join(": ")),
+        LogFormat::Json => {
+            let line = serde_json::json!({
+                "timestamp": jiff::Timestamp::now().to_string(),
+                "level": "ERROR",
+                "message": error.to_string(),
+                "causes": causes,
+                "fatal": true,
+            });
+            eprintln!("{line}");
+        }
+    }
+    ExitCode::FAILURE
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("error: cannot start the async runtime: {err}");
-            return ExitCode::FAILURE;
-        }
+        Err(error) => return fatal(cli.log_format, &error),
     };
     match cli.command {
         Command::Crd => match crd_yaml() {
@@ -153,109 +140,74 @@ fn main() -> ExitCode {
                 print!("{yaml}");
                 ExitCode::SUCCESS
             }
-            Err(err) => {
-                eprintln!("error: cannot render the CRD: {err}");
-                ExitCode::FAILURE
-            }
+            Err(error) => fatal(cli.log_format, &error),
         },
         Command::Run(args) => {
             init_logging(cli.log_format, "info");
-            runtime.block_on(run_operator(args))
+            runtime.block_on(run_operator(args, cli.log_format))
         }
+        #[cfg(feature = "sim")]
         Command::Sim(args) => {
             init_logging(cli.log_format, "warn");
-            runtime.block_on(run_sim(args))
+            runtime.block_on(sim_commands::run_sim(args))
         }
+        #[cfg(feature = "sim")]
         Command::Demo(args) => {
-            if args.fail > args.deployments {
-                eprintln!(
-                    "error: --fail {} asks for more failing Deployments than --deployments {}",
-                    args.fail, args.deployments
-                );
-                return ExitCode::from(2);
-            }
             init_logging(cli.log_format, "error");
-            let options = DemoOptions {
-                deployments: args.deployments,
-                fail: args.fail,
-                batch_size: args.batch_size,
-            };
-            runtime.block_on(demo::run(options, &mut std::io::stdout()))
+            runtime.block_on(sim_commands::run_demo(args))
         }
     }
 }
 
-async fn run_operator(args: RunArgs) -> ExitCode {
-    let client = match controller::client(args.kubeconfig.as_deref()).await {
-        Ok(client) => client,
-        Err(err) => {
-            eprintln!("error: {err}");
-            return ExitCode::FAILURE;
-        }
+async fn run_operator(args: RunArgs, log_format: LogFormat) -> ExitCode {
+    let timeouts = Timeouts {
+        connect: args.request_timeout.min(Duration::from_secs(10)),
+        request: args.request_timeout,
+    };
+    let clients = match controller::load_config(args.kubeconfig.as_deref())
+        .await
+        .and_then(|config| Clients::from_config(config, timeouts))
+    {
+        Ok(clients) => clients,
+        Err(error) => return fatal(log_format, &error),
     };
     let config = OperatorConfig {
-        namespace: args.watch_namespace,
+        scope: OperatorScope {
+            watch_namespace: args.watch_namespace,
+            allow_cross_namespace: args.allow_cross_namespace,
+        },
         max_concurrent_runs: args.max_concurrent_runs as usize,
         retry_delay: Duration::from_secs(args.retry_seconds),
+        startup_timeout: args.startup_timeout,
     };
-    match controller::run(client, config, shutdown_signal()).await {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let shutdown_timeout = args.shutdown_timeout;
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!(deadline = ?shutdown_timeout, "shutting down: finishing reconciles in progress");
+        let _ = stop.send(());
+        tokio::select! {
+            _ = shutdown_signal() => {
+                tracing::warn!("second signal: exiting at once");
+                std::process::exit(130);
+            }
+            _ = tokio::time::sleep(shutdown_timeout) => {
+                tracing::warn!(deadline = ?shutdown_timeout, "shutdown deadline passed: exiting with reconciles unfinished");
+                std::process::exit(1);
+            }
+        }
+    });
+    let operator = controller::run(clients, config, async move {
+        let _ = stopped.await;
+    });
+    match operator.await {
         Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("error: {err}");
-            ExitCode::FAILURE
-        }
+        Err(error) => fatal(log_format, &error),
     }
-}
-
-async fn run_sim(args: SimArgs) -> ExitCode {
-    if args.fail > args.deployments {
-        eprintln!(
-            "error: --fail {} asks for more failing Deployments than --deployments {}",
-            args.fail, args.deployments
-        );
-        return ExitCode::from(2);
-    }
-    let config = SimConfig {
-        listen: args.listen,
-        namespace: args.namespace.clone(),
-        deployments: args.deployments,
-        rollout_ms: args.rollout_ms,
-        rollout_jitter_ms: args.rollout_jitter_ms,
-        fail: args.fail,
-        progress_deadline_seconds: args.progress_deadline_seconds,
-        faults: FaultConfig {
-            write_error_rate: args.write_error_rate,
-            latency_ms: args.latency_ms,
-            watch_drop_every_ms: args.watch_drop_every_ms,
-        },
-        seed: args.seed,
-        ..SimConfig::default()
-    };
-    let sim = match servicerefresh_sim::start(config).await {
-        Ok(sim) => sim,
-        Err(err) => {
-            eprintln!("error: cannot start the simulated cluster: {err}");
-            return ExitCode::FAILURE;
-        }
-    };
-    if let Err(err) = sim.write_kubeconfig(&args.kubeconfig) {
-        eprintln!("error: cannot write {}: {err}", args.kubeconfig.display());
-        return ExitCode::FAILURE;
-    }
-    println!("simulated cluster listening on {}", sim.base_url());
-    println!("kubeconfig written to {}", args.kubeconfig.display());
-    println!(
-        "try: KUBECONFIG={} kubectl get deployments -n {}",
-        args.kubeconfig.display(),
-        args.namespace
-    );
-    shutdown_signal().await;
-    sim.shutdown().await;
-    ExitCode::SUCCESS
 }
 
 /// Resolves on SIGINT or SIGTERM, so the operator drains its reconciles on `kubectl delete pod`.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

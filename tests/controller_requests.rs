@@ -1,21 +1,20 @@
 //! The IO shell seen from the API server: the exact requests one reconcile pass makes,
 //! through a mocked API (tower-test). These are the requests a real cluster would audit.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
-
 use http::{Method, Request, Response};
 use jiff::Timestamp;
-use k8s_openapi::api::apps::v1::Deployment;
 use kube::Client;
 use kube::client::Body;
 use serde_json::{Value, json};
-use servicerefresh::controller::{FIELD_MANAGER, reconcile_pass};
+use servicerefresh::controller::{Applied, FIELD_MANAGER, StatusWrite, apply_decision};
 use servicerefresh::crd::ServiceRefresh;
-use servicerefresh::engine::{Observation, decide};
+use servicerefresh::engine::{
+    DeploymentSnapshot, Observation, OperatorScope, RunSlot, StaticCluster, decide,
+};
 use tower_test::mock::{self, Handle};
 
 const RUN_ID: &str = "arcgis/refresh/1-abcdef12";
+const RUN_START: &str = "2026-11-26T17:59:59Z";
 const BATCH_START: &str = "2026-11-26T18:00:00Z";
 
 fn refresh_with_running_batch() -> ServiceRefresh {
@@ -27,7 +26,7 @@ fn refresh_with_running_batch() -> ServiceRefresh {
         "status": {
             "phase": "Running",
             "observedGeneration": 1,
-            "run": {"id": RUN_ID, "number": 1, "reason": "Created", "dryRun": false, "startTime": "2026-11-26T17:59:59Z"},
+            "run": {"id": RUN_ID, "number": 1, "reason": "Created", "dryRun": false, "startTime": RUN_START},
             "totals": {"services": 2, "restarted": 0, "ready": 0, "failed": 0, "skipped": 0},
             "progress": "0/2",
             "batch": "1/1",
@@ -41,15 +40,33 @@ fn refresh_with_running_batch() -> ServiceRefresh {
     .expect("valid ServiceRefresh")
 }
 
-fn deployment(name: &str) -> Arc<Deployment> {
-    Arc::new(
-        serde_json::from_value(json!({
-            "metadata": {"name": name, "namespace": "arcgis", "generation": 1, "labels": {"app": "gis"}},
-            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "gis"}}, "template": {"metadata": {"labels": {"app": "gis"}}}},
-            "status": {"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "readyReplicas": 1, "availableReplicas": 1}
-        }))
-        .expect("valid Deployment"),
-    )
+fn deployment(name: &str) -> DeploymentSnapshot {
+    serde_json::from_value(json!({
+        "metadata": {"name": name, "namespace": "arcgis", "generation": 1, "resourceVersion": "41", "labels": {"app": "gis"}},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "gis"}}, "template": {"metadata": {"labels": {"app": "gis"}}}},
+        "status": {"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "readyReplicas": 1, "availableReplicas": 1}
+    }))
+    .expect("valid Deployment")
+}
+
+fn observation<'a>(
+    refresh: &'a ServiceRefresh,
+    cluster: &'a StaticCluster,
+    now: Timestamp,
+    scope: &'a OperatorScope,
+) -> Observation<'a> {
+    Observation { refresh, cluster, scope, run_slot: RunSlot::Granted, now }
+}
+
+async fn carry_out(
+    client: &Client,
+    refresh: &ServiceRefresh,
+    cluster: &StaticCluster,
+    now: Timestamp,
+) -> Applied {
+    let scope = OperatorScope::default();
+    let decision = decide(&observation(refresh, cluster, now, &scope));
+    apply_decision(client, refresh, decision).await.expect("the pass completes")
 }
 
 fn now() -> Timestamp {
@@ -124,8 +141,10 @@ async fn restart_patches_and_status_apply_are_exactly_these_requests() {
     let (service, mut handle) = mock::pair::<Request<Body>, Response<Body>>();
     let client = Client::new(service, "arcgis");
     let refresh = refresh_with_running_batch();
-    let deployments = vec![deployment("arcgis-a-mapserver-1"), deployment("arcgis-b-mapserver-2")];
-    let hashes = BTreeMap::new();
+    let cluster = StaticCluster::with_deployments([
+        deployment("arcgis-a-mapserver-1"),
+        deployment("arcgis-b-mapserver-2"),
+    ]);
 
     let server = tokio::spawn(async move {
         let mut patches = Vec::new();
@@ -136,14 +155,7 @@ async fn restart_patches_and_status_apply_are_exactly_these_requests() {
         (patches, status)
     });
 
-    let observation = Observation {
-        refresh: &refresh,
-        deployments: &deployments,
-        config_map_hashes: &hashes,
-        may_start_run: true,
-        now: now(),
-    };
-    let pass = reconcile_pass(&client, &observation).await.expect("pass succeeds");
+    let applied = carry_out(&client, &refresh, &cluster, now()).await;
     let (mut patches, status) = server.await.expect("mock server");
     patches.sort_by(|a, b| a.path_and_query.cmp(&b.path_and_query));
 
@@ -158,10 +170,16 @@ async fn restart_patches_and_status_apply_are_exactly_these_requests() {
         assert_eq!(seen.content_type, "application/merge-patch+json");
         assert_eq!(
             seen.body,
-            json!({"spec": {"template": {"metadata": {"annotations": {
-                "kubectl.kubernetes.io/restartedAt": BATCH_START,
-                "gisops.io/restarted-by": RUN_ID,
-            }}}}})
+            json!({
+                "metadata": {
+                    "resourceVersion": "41",
+                    "annotations": {"gisops.io/run-abcdef12": RUN_ID},
+                },
+                "spec": {"template": {"metadata": {"annotations": {
+                    "kubectl.kubernetes.io/restartedAt": RUN_START,
+                    "gisops.io/restarted-by": RUN_ID,
+                }}}},
+            })
         );
     }
 
@@ -178,8 +196,8 @@ async fn restart_patches_and_status_apply_are_exactly_these_requests() {
     let services = &status.body["status"]["batches"][0]["services"];
     assert_eq!(services[0]["generation"], 2, "the patch's generation gates readiness");
     assert_eq!(services[1]["generation"], 2);
-    assert!(pass.status_written);
-    assert!(pass.transient_failures.is_empty());
+    assert_eq!(applied.status_write, StatusWrite::Written);
+    assert!(applied.transient_failures.is_empty());
 }
 
 #[tokio::test]
@@ -194,41 +212,32 @@ async fn a_pass_with_nothing_new_sends_no_request() {
     }
     status.totals.restarted = 2;
     let rolling = |name: &str| {
-        let mut d = (*deployment(name)).clone();
+        let mut d = deployment(name);
         d.metadata.generation = Some(2);
-        d.spec.template.metadata.get_or_insert_with(Default::default).annotations =
-            Some([("gisops.io/restarted-by".to_owned(), RUN_ID.to_owned())].into());
-        Arc::new(d)
+        d.restarted_by = Some(RUN_ID.to_owned());
+        d
     };
-    let deployments = vec![rolling("arcgis-a-mapserver-1"), rolling("arcgis-b-mapserver-2")];
-    let hashes = BTreeMap::new();
+    let cluster = StaticCluster::with_deployments([
+        rolling("arcgis-a-mapserver-1"),
+        rolling("arcgis-b-mapserver-2"),
+    ]);
     // Settle the status the way the previous pass would have written it.
-    let settled = decide(&Observation {
-        refresh: &refresh,
-        deployments: &deployments,
-        config_map_hashes: &hashes,
-        may_start_run: true,
-        now: now(),
-    })
-    .status;
+    let scope = OperatorScope::default();
+    let settled = decide(&observation(&refresh, &cluster, now(), &scope)).status;
     refresh.status = Some(settled);
-    let later: Timestamp = "2026-11-26T18:00:07Z".parse().expect("valid timestamp");
-    let observation = Observation {
-        refresh: &refresh,
-        deployments: &deployments,
-        config_map_hashes: &hashes,
-        may_start_run: true,
-        now: later,
-    };
+    let later: Timestamp = "2026-11-26T18:00:03Z".parse().expect("valid timestamp");
 
-    let pass = tokio::time::timeout(
+    let applied = tokio::time::timeout(
         std::time::Duration::from_secs(10),
-        reconcile_pass(&client, &observation),
+        carry_out(&client, &refresh, &cluster, later),
     )
     .await
-    .expect("the pass must not wait for a response to an unexpected request")
-    .expect("pass succeeds");
-    assert!(!pass.status_written, "an unchanged status must not be written");
+    .expect("the pass must not wait for a response to an unexpected request");
+    assert_eq!(
+        applied.status_write,
+        StatusWrite::Unchanged,
+        "an unchanged status must not be written"
+    );
     handle.allow(0);
     assert!(
         futures::poll!(Box::pin(handle.next_request())).is_pending(),
@@ -241,8 +250,10 @@ async fn deleted_and_failing_deployments_are_recorded_not_retried_forever() {
     let (service, mut handle) = mock::pair::<Request<Body>, Response<Body>>();
     let client = Client::new(service, "arcgis");
     let refresh = refresh_with_running_batch();
-    let deployments = vec![deployment("arcgis-a-mapserver-1"), deployment("arcgis-b-mapserver-2")];
-    let hashes = BTreeMap::new();
+    let cluster = StaticCluster::with_deployments([
+        deployment("arcgis-a-mapserver-1"),
+        deployment("arcgis-b-mapserver-2"),
+    ]);
 
     let server = tokio::spawn(async move {
         for _ in 0..2 {
@@ -259,14 +270,7 @@ async fn deleted_and_failing_deployments_are_recorded_not_retried_forever() {
         next(&mut handle, echo_status).await
     });
 
-    let observation = Observation {
-        refresh: &refresh,
-        deployments: &deployments,
-        config_map_hashes: &hashes,
-        may_start_run: true,
-        now: now(),
-    };
-    let pass = reconcile_pass(&client, &observation).await.expect("pass completes");
+    let applied = carry_out(&client, &refresh, &cluster, now()).await;
     let status = server.await.expect("mock server");
     let services = &status.body["status"]["batches"][0]["services"];
     assert_eq!(
@@ -275,5 +279,38 @@ async fn deleted_and_failing_deployments_are_recorded_not_retried_forever() {
     );
     assert!(services[1].get("result").is_none(), "a 500 leaves the service to be retried");
     assert!(services[1].get("generation").is_none());
-    assert_eq!(pass.transient_failures.len(), 1);
+    assert_eq!(applied.transient_failures.len(), 1);
+}
+
+#[tokio::test]
+async fn a_conflict_on_the_restart_patch_is_retried_not_a_failure() {
+    let (service, mut handle) = mock::pair::<Request<Body>, Response<Body>>();
+    let client = Client::new(service, "arcgis");
+    let refresh = refresh_with_running_batch();
+    let cluster = StaticCluster::with_deployments([
+        deployment("arcgis-a-mapserver-1"),
+        deployment("arcgis-b-mapserver-2"),
+    ]);
+    let server = tokio::spawn(async move {
+        for _ in 0..2 {
+            next(&mut handle, |seen| {
+                let name = if seen.path_and_query.contains("-1?") { "arcgis-a-mapserver-1" } else { "arcgis-b-mapserver-2" };
+                (409, json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                             "message": format!("Operation cannot be fulfilled on deployments.apps \"{name}\": the object has been modified; please apply your changes to the latest version and try again"),
+                             "reason": "Conflict", "details": {"name": name, "group": "apps", "kind": "deployments"}, "code": 409}))
+            })
+            .await;
+        }
+        next(&mut handle, echo_status).await
+    });
+    let applied = carry_out(&client, &refresh, &cluster, now()).await;
+    server.await.expect("mock server");
+    assert_eq!(applied.transient_failures.len(), 2);
+    assert!(applied.transient_failures[0].contains("changed since the operator last saw it"));
+    assert!(
+        applied.decision.status.batches[0]
+            .services
+            .iter()
+            .all(|s| s.result.is_none() && s.generation.is_none())
+    );
 }

@@ -7,8 +7,7 @@ mod common;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use common::{NAMESPACE, Operator};
-use servicerefresh::demo::sim_client;
+use common::{NAMESPACE, Operator, sim_client};
 use servicerefresh_sim::SimConfig;
 
 fn kubectl(kubeconfig: &PathBuf, args: &[&str]) -> Output {
@@ -57,7 +56,7 @@ async fn kubectl_apply_get_and_wait_on_a_servicerefresh() {
         .expect("kubectl ran");
     assert!(out.contains("servicerefreshes.gisops.io"), "{out}");
 
-    let client = sim_client(&sim).await.expect("client");
+    let client = sim_client(&sim).await;
     let operator = Operator::start(&client);
 
     let cfg = kubeconfig.clone();

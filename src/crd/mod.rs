@@ -2,6 +2,8 @@
 //! it, and the CRD generated from them. Every field carries a doc comment because those
 //! become the descriptions `kubectl explain` prints.
 
+#[cfg(any(test, feature = "sim"))]
+pub mod fixtures;
 mod spec;
 mod status;
 
@@ -25,6 +27,11 @@ pub const RESTARTED_BY_ANNOTATION: &str = "gisops.io/restarted-by";
 pub const RUN_REQUESTED_AT_ANNOTATION: &str = "gisops.io/run-requested-at";
 /// Annotation on a ServiceRefresh: setting it to a new value cancels the active run.
 pub const CANCEL_REQUESTED_AT_ANNOTATION: &str = "gisops.io/cancel-requested-at";
+/// Prefix of the Deployment annotations (on its metadata, so they roll nothing out) that
+/// record the last run of each ServiceRefresh that restarted it: `gisops.io/run-<uid prefix>`.
+/// Unlike the pod template's `restarted-by`, which the last writer owns, each resource's
+/// record survives another resource restarting the same Deployment.
+pub const RUN_RECORD_ANNOTATION_PREFIX: &str = "gisops.io/run-";
 
 /// The CRD as served: the derived one, with doc-comment line breaks inside a paragraph
 /// joined, so `kubectl explain` can wrap descriptions itself.

@@ -137,6 +137,10 @@ pub struct BatchStatus {
     /// When every service of the batch had a result.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_time: Option<MicroTime>,
+    /// When the waiting messages of the batch's services were last refreshed; they are
+    /// refreshed at most every few seconds, which bounds status writes during long rollouts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_time: Option<MicroTime>,
     /// The Deployments of the batch, sorted by namespace and name.
     pub services: Vec<ServiceStatus>,
 }
@@ -201,6 +205,10 @@ impl ServiceResult {
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TriggerRecord {
+    /// When these values were recorded: the start of the latest run, or the resource's
+    /// creation when `runOnCreate` is false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recorded_at: Option<Time>,
     /// Digest of the `spec.trigger` the latest run handled (or that creation recorded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_digest: Option<String>,

@@ -12,24 +12,43 @@ pub const READY: &str = "Ready";
 pub const RECONCILING: &str = "Reconciling";
 pub const STALLED: &str = "Stalled";
 
+/// Condition type naming trigger ConfigMap keys that do not exist; present only for resources
+/// whose `configMapTriggers` list keys.
+pub const TRIGGER_KEYS_MISSING: &str = "TriggerKeysMissing";
+
+/// A resource holding a cluster-wide run slot, named in a queued resource's message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SlotHolder {
+    pub key: ObjectKey,
+    pub suspended: bool,
+}
+
 /// What the resource is doing, as far as the conditions are concerned.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Situation {
-    /// A run is due but waits for a cluster-wide run slot; `trigger` is why it is due.
-    Queued { trigger: String },
+    /// A run is due but waits for a cluster-wide run slot; `trigger` is why it is due and
+    /// `holders` are the resources whose runs hold the slots.
+    Queued { trigger: String, holders: Vec<SlotHolder> },
     /// A batch is being restarted or the next one is about to start. `follow_up` names the
     /// trigger that arrived during the run and will start the next one after it.
-    Running { batch: usize, batches: usize, follow_up: Option<String> },
+    Running { batch: usize, batches: usize, follow_up: Option<String>, cancelling: bool },
     /// `spec.suspend` holds the run before batch `batch`.
     Suspended { batch: usize, batches: usize },
     /// The last run ended with no failures; `message` is its summary.
     Succeeded { message: String },
     /// The last run ended with failures; `message` lists them.
     RunFailed { message: String },
-    /// The spec cannot be acted on; `message` is the validation error.
-    InvalidSpec { message: String },
+    /// The last run planned nothing: the selection matched no Deployment.
+    NothingSelected { message: String },
+    /// The last run was cancelled.
+    Cancelled { message: String },
+    /// The spec cannot be acted on: unusable (`InvalidSpec`), or reaching a namespace the
+    /// operator refuses (`CrossNamespaceRefused`) or cannot see (`NamespaceNotWatched`).
+    UnusableSpec { reason: &'static str, message: String },
     /// A trigger ConfigMap is missing, so its changes cannot be tracked.
     ConfigMapNotFound { config_map: ObjectKey },
+    /// No run yet, by `runOnCreate: false`: the first trigger change starts one.
+    AwaitingTrigger,
 }
 
 struct Wanted {
@@ -43,17 +62,29 @@ struct Wanted {
 impl Situation {
     fn wanted(&self) -> Wanted {
         let (reason, message, ready, reconciling, stalled) = match self {
-            Self::Queued { trigger } => (
-                "Queued",
-                format!(
+            Self::Queued { trigger, holders } => {
+                let held_by: Vec<String> = holders
+                    .iter()
+                    .map(|holder| {
+                        let suspended = if holder.suspended { " (suspended)" } else { "" };
+                        format!("{}{suspended}", holder.key)
+                    })
+                    .collect();
+                let mut message = format!(
                     "a run ({trigger}) is waiting for a free run slot; runs are serialized cluster-wide"
-                ),
-                false,
-                true,
-                false,
-            ),
-            Self::Running { batch, batches, follow_up } => {
+                );
+                if !held_by.is_empty() {
+                    message.push_str(&format!("; slots held by {}", held_by.join(", ")));
+                }
+                ("Queued", message, false, true, false)
+            }
+            Self::Running { batch, batches, follow_up, cancelling } => {
                 let mut message = format!("batch {batch} of {batches}");
+                if *cancelling {
+                    message.push_str(
+                        "; cancel requested: the batch in flight finishes, then the run ends",
+                    );
+                }
                 if let Some(trigger) = follow_up {
                     message.push_str(&format!(
                         "; a follow-up run ({trigger}) starts when this run ends"
@@ -70,7 +101,13 @@ impl Situation {
             ),
             Self::Succeeded { message } => ("Succeeded", message.clone(), true, false, false),
             Self::RunFailed { message } => ("RunFailed", message.clone(), false, false, true),
-            Self::InvalidSpec { message } => ("InvalidSpec", message.clone(), false, false, true),
+            Self::NothingSelected { message } => {
+                ("NothingSelected", message.clone(), false, false, true)
+            }
+            Self::Cancelled { message } => ("RunCancelled", message.clone(), false, false, true),
+            Self::UnusableSpec { reason, message } => {
+                (*reason, message.clone(), false, false, true)
+            }
             Self::ConfigMapNotFound { config_map } => (
                 "ConfigMapNotFound",
                 format!(
@@ -79,6 +116,14 @@ impl Situation {
                 false,
                 false,
                 true,
+            ),
+            Self::AwaitingTrigger => (
+                "AwaitingTrigger",
+                "runOnCreate is false: no run yet; a change to a trigger starts the first one"
+                    .to_owned(),
+                true,
+                false,
+                false,
             ),
         };
         Wanted { reason, message, ready, reconciling, stalled }
@@ -131,6 +176,33 @@ fn set(
     }
 }
 
+/// Sets or clears the `TriggerKeysMissing` condition: `missing` lists `namespace/name[key]`
+/// entries; `None` removes the condition (no trigger lists keys).
+pub fn apply_missing_keys(
+    conditions: &mut Vec<Condition>,
+    missing: Option<&[String]>,
+    generation: i64,
+    now: Timestamp,
+) {
+    let Some(missing) = missing else {
+        conditions.retain(|condition| condition.type_ != TRIGGER_KEYS_MISSING);
+        return;
+    };
+    let (value, reason, message) = if missing.is_empty() {
+        (false, "KeysFound", "every key listed in spec.configMapTriggers exists".to_owned())
+    } else {
+        (
+            true,
+            "KeysMissing",
+            format!(
+                "spec.configMapTriggers lists keys that do not exist: {}; a key added later counts as a change",
+                missing.join(", ")
+            ),
+        )
+    };
+    set(conditions, TRIGGER_KEYS_MISSING, value, reason, &message, generation, now);
+}
+
 /// The condition of `type_`, if present.
 pub fn find<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Condition> {
     conditions.iter().find(|condition| condition.type_ == type_)
@@ -164,11 +236,11 @@ mod tests {
     fn each_situation_maps_to_kstatus() {
         let cases = [
             (
-                Situation::Queued { trigger: "Created".into() },
+                Situation::Queued { trigger: "Created".into(), holders: vec![] },
                 triple("False", "True", "False", "Queued"),
             ),
             (
-                Situation::Running { batch: 3, batches: 14, follow_up: None },
+                Situation::Running { batch: 3, batches: 14, follow_up: None, cancelling: false },
                 triple("False", "True", "False", "Running"),
             ),
             (
@@ -184,9 +256,18 @@ mod tests {
                 triple("False", "False", "True", "RunFailed"),
             ),
             (
-                Situation::InvalidSpec { message: "bad".into() },
+                Situation::UnusableSpec { reason: "InvalidSpec", message: "bad".into() },
                 triple("False", "False", "True", "InvalidSpec"),
             ),
+            (
+                Situation::NothingSelected { message: "none".into() },
+                triple("False", "False", "True", "NothingSelected"),
+            ),
+            (
+                Situation::Cancelled { message: "stop".into() },
+                triple("False", "False", "True", "RunCancelled"),
+            ),
+            (Situation::AwaitingTrigger, triple("True", "False", "False", "AwaitingTrigger")),
             (
                 Situation::ConfigMapNotFound { config_map: ObjectKey::new("arcgis", "proxy") },
                 triple("False", "False", "True", "ConfigMapNotFound"),
@@ -201,11 +282,46 @@ mod tests {
     }
 
     #[test]
+    fn a_queued_message_names_the_slot_holders() {
+        let mut conditions = Vec::new();
+        let holders = vec![
+            SlotHolder { key: ObjectKey::new("arcgis", "a"), suspended: true },
+            SlotHolder { key: ObjectKey::new("gis", "b"), suspended: false },
+        ];
+        apply(&mut conditions, &Situation::Queued { trigger: "Created".into(), holders }, 1, at(0));
+        assert_eq!(
+            find(&conditions, RECONCILING).map(|c| c.message.as_str()),
+            Some(
+                "a run (Created) is waiting for a free run slot; runs are serialized cluster-wide; \
+                 slots held by arcgis/a (suspended), gis/b"
+            )
+        );
+    }
+
+    #[test]
+    fn missing_trigger_keys_are_a_condition_of_their_own() {
+        let mut conditions = Vec::new();
+        apply(&mut conditions, &Situation::Succeeded { message: "ok".into() }, 1, at(0));
+        apply_missing_keys(&mut conditions, Some(&["arcgis/proxy[noProxy]".to_owned()]), 1, at(0));
+        let missing = find(&conditions, TRIGGER_KEYS_MISSING).expect("condition");
+        assert_eq!((missing.status.as_str(), missing.reason.as_str()), ("True", "KeysMissing"));
+        assert!(missing.message.contains("arcgis/proxy[noProxy]"));
+        apply_missing_keys(&mut conditions, Some(&[]), 1, at(1));
+        assert_eq!(
+            find(&conditions, TRIGGER_KEYS_MISSING).map(|c| c.status.as_str()),
+            Some("False")
+        );
+        apply_missing_keys(&mut conditions, None, 1, at(2));
+        assert!(find(&conditions, TRIGGER_KEYS_MISSING).is_none());
+        assert_eq!(conditions.len(), 3);
+    }
+
+    #[test]
     fn messages_are_the_documented_ones() {
         let mut conditions = Vec::new();
         apply(
             &mut conditions,
-            &Situation::Running { batch: 3, batches: 14, follow_up: None },
+            &Situation::Running { batch: 3, batches: 14, follow_up: None, cancelling: false },
             1,
             at(0),
         );
@@ -232,13 +348,13 @@ mod tests {
         let mut conditions = Vec::new();
         apply(
             &mut conditions,
-            &Situation::Running { batch: 1, batches: 3, follow_up: None },
+            &Situation::Running { batch: 1, batches: 3, follow_up: None, cancelling: false },
             1,
             at(10),
         );
         apply(
             &mut conditions,
-            &Situation::Running { batch: 2, batches: 3, follow_up: None },
+            &Situation::Running { batch: 2, batches: 3, follow_up: None, cancelling: false },
             1,
             at(20),
         );

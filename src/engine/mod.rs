@@ -3,21 +3,31 @@
 //! observation, and carries out the returned actions. This is the heart of the operator.
 
 pub mod conditions;
+pub mod observed;
 pub mod plan;
 pub mod readiness;
 pub mod run;
+pub mod run_id;
 pub mod spec;
+pub mod transitions;
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::fmt;
-use std::sync::Arc;
 
-use jiff::Timestamp;
-use k8s_openapi::api::apps::v1::Deployment;
+use jiff::{SignedDuration, Timestamp};
 
 use crate::crd::{ServiceRefresh, ServiceRefreshStatus};
 
-pub use run::{decide, record_restart_outcomes};
+pub use conditions::SlotHolder;
+pub use observed::{ClusterView, ConfigMapSnapshot, DeploymentSnapshot, StaticCluster};
+pub use run::{decide, record_restart_outcomes, run_active};
+pub use run_id::RunId;
+pub use spec::OperatorScope;
+pub use transitions::{EventNote, EventReason, EventSeverity, Transition};
+
+/// How long a queued resource waits before it looks at the run slots again on its own. A
+/// finished run wakes queued resources at once; this covers a wake-up that raced the cache.
+pub const QUEUED_RECHECK: SignedDuration = SignedDuration::from_secs(5);
 
 /// Namespace and name of a Deployment (or ConfigMap); ordering is namespace, then name,
 /// which is the order a plan restarts services in.
@@ -39,17 +49,25 @@ impl fmt::Display for ObjectKey {
     }
 }
 
+/// Whether this resource may start a run now, as cluster-wide admission sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RunSlot {
+    /// A slot is reserved for this resource.
+    Granted,
+    /// Every slot is taken, by these resources.
+    Busy { holders: Vec<SlotHolder> },
+}
+
 /// Everything one reconcile pass observed. The engine reads only this.
 pub struct Observation<'a> {
     /// The ServiceRefresh as cached (metadata, spec and the status as last written).
     pub refresh: &'a ServiceRefresh,
-    /// Every cached Deployment of the namespaces the spec targets (more is harmless).
-    pub deployments: &'a [Arc<Deployment>],
-    /// Content hash of each ConfigMap named in `spec.configMapTriggers`, keyed by its
-    /// resolved namespace and name; `None` when the ConfigMap does not exist.
-    pub config_map_hashes: &'a BTreeMap<ObjectKey, Option<String>>,
-    /// Whether cluster-wide admission allows this resource to start a new run now.
-    pub may_start_run: bool,
+    /// The Deployments and ConfigMaps, as the caches hold them.
+    pub cluster: &'a dyn ClusterView,
+    /// Where the operator lets a resource reach.
+    pub scope: &'a OperatorScope,
+    /// Whether a new run may start in this pass.
+    pub run_slot: RunSlot,
     /// The current time.
     pub now: Timestamp,
 }
@@ -60,39 +78,43 @@ pub struct Decision {
     /// The complete new status. Equal to the observed status when nothing changed, so the
     /// controller can skip the write.
     pub status: ServiceRefreshStatus,
-    /// Deployments to restart now, in plan order.
+    /// Deployments to restart now, in plan order. The controller sends them before it writes
+    /// the status, so a restart is on record the moment its batch is.
     pub restarts: Vec<Restart>,
-    /// Kubernetes Events to record.
-    pub events: Vec<EventNote>,
-    /// When to reconcile again if no watch event arrives first (batch timeout deadline).
+    /// What changed, for Events, logs and metrics.
+    pub transitions: Vec<Transition>,
+    /// When to reconcile again if no watch event arrives first: a batch deadline, a queued
+    /// re-check, or now when the next step must follow a status write at once.
     pub wake_at: Option<Timestamp>,
+    /// A run is due but the pass had no run slot: ask admission, then decide again.
+    pub wants_run_slot: bool,
+    /// Deployments whose changes this resource must hear about: the services of the batch in
+    /// flight and the timed-out rollouts still holding a place in the in-flight budget.
+    pub awaiting: BTreeSet<ObjectKey>,
+}
+
+impl Decision {
+    /// Whether the resource has a run in progress and so holds a cluster-wide run slot.
+    pub fn holds_run_slot(&self) -> bool {
+        run_active(&self.status)
+    }
 }
 
 /// One restart: patch these two pod-template annotations onto the Deployment.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Restart {
     pub deployment: ObjectKey,
-    /// Value for `kubectl.kubernetes.io/restartedAt`: the batch's persisted start time, so a
+    /// Value for `kubectl.kubernetes.io/restartedAt`: the run's persisted start time, so a
     /// repeated patch is identical and changes nothing.
     pub restarted_at: String,
     /// Value for `gisops.io/restarted-by`: the run identity.
     pub restarted_by: String,
-}
-
-/// Severity of an Event.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum EventSeverity {
-    Normal,
-    Warning,
-}
-
-/// A Kubernetes Event to record on the ServiceRefresh.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct EventNote {
-    pub severity: EventSeverity,
-    /// CamelCase reason such as `RunStarted`, `BatchStarted`, `BatchCompleted`, `RunSucceeded`.
-    pub reason: String,
-    pub message: String,
+    /// The Deployment metadata annotation recording the run for its resource.
+    pub record_annotation: String,
+    /// The Deployment's resourceVersion as the pass saw it, sent as a precondition: a patch
+    /// decided on a cache that has fallen behind (another run restarted the Deployment since)
+    /// is refused with a conflict instead of restarting it a second time.
+    pub resource_version: Option<String>,
 }
 
 /// What happened when the controller sent one restart patch.
@@ -104,6 +126,6 @@ pub enum RestartOutcome {
     NotFound,
     /// The API server refused the patch for good (e.g. 403, 422); the message says why.
     Rejected(String),
-    /// A transient failure (5xx, 409, timeout); the restart is retried on a later pass.
+    /// A transient failure (5xx, 429, timeout); the restart is retried on a later pass.
     Transient(String),
 }

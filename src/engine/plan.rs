@@ -1,16 +1,16 @@
 //! Selection and planning: which Deployments a run covers, in which order and in which
-//! batches, plus the content hash that detects changes to trigger ConfigMaps. The plan is a
-//! snapshot taken once at run start; later changes to the fleet do not alter it.
+//! batches, plus the content digest that detects changes to trigger ConfigMaps. The plan is
+//! a snapshot taken once at run start; later changes to the fleet do not alter it.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::hash::Hasher;
 
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::ConfigMap;
+use fnv::FnvHasher;
 
 use super::ObjectKey;
+use super::observed::{ClusterView, ConfigMapSnapshot};
 use super::spec::ValidSpec;
-use crate::crd::{BatchPhase, BatchStatus, ServiceRefresh, ServiceRefreshSpec, ServiceStatus};
+use crate::crd::{BatchPhase, BatchStatus, ServiceRefresh, ServiceStatus};
 
 /// The namespace a ServiceRefresh lives in; every relative reference resolves against it.
 /// A namespaced object always has one once stored, so the fallback only covers hand-built
@@ -19,34 +19,50 @@ pub fn own_namespace(refresh: &ServiceRefresh) -> &str {
     refresh.metadata.namespace.as_deref().unwrap_or("default")
 }
 
-/// The Deployments in scope, sorted by namespace then name: in a target namespace, matched
-/// by the selector and at least one name pattern (when any), and not excluded. Deployments
-/// already being deleted are left out because restarting them is pointless.
-pub fn select(
-    spec: &ValidSpec,
-    own_namespace: &str,
-    deployments: &[Arc<Deployment>],
-) -> Vec<ObjectKey> {
-    let namespaces = spec.target_namespaces(own_namespace);
-    let selected: BTreeSet<ObjectKey> = deployments
-        .iter()
-        .filter(|deployment| deployment.metadata.deletion_timestamp.is_none())
-        .filter_map(|deployment| {
-            let namespace = deployment.metadata.namespace.as_deref()?;
-            let name = deployment.metadata.name.as_deref()?;
-            let labels = deployment.metadata.labels.clone().unwrap_or_default();
-            let in_scope = namespaces.contains(namespace)
-                && spec.selector.matches(&labels)
-                && spec.name_in_scope(name);
-            in_scope.then(|| ObjectKey::new(namespace, name))
-        })
-        .collect();
-    selected.into_iter().collect()
+/// What a plan covers, and the excluded names that matched nothing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Selection {
+    /// Sorted by namespace, then name.
+    pub deployments: Vec<ObjectKey>,
+    /// Names in `spec.exclude` that are no Deployment in the target namespaces: likely typos.
+    pub unmatched_excludes: Vec<String>,
+}
+
+/// The Deployments in scope: in a target namespace, matched by the selector and at least one
+/// name pattern (when any), and not excluded. Deployments already being deleted are left out
+/// because restarting them is pointless.
+pub fn select(spec: &ValidSpec, cluster: &dyn ClusterView) -> Selection {
+    let mut selected = BTreeSet::new();
+    let mut existing_names = BTreeSet::new();
+    for deployment in cluster.deployments() {
+        let (Some(namespace), Some(name)) =
+            (deployment.metadata.namespace.as_deref(), deployment.metadata.name.as_deref())
+        else {
+            continue;
+        };
+        if !spec.namespaces.contains(namespace) {
+            continue;
+        }
+        existing_names.insert(name.to_owned());
+        let labels = deployment.metadata.labels.as_ref();
+        let in_scope = deployment.metadata.deletion_timestamp.is_none()
+            && labels.map_or_else(
+                || spec.selector.matches(&Default::default()),
+                |labels| spec.selector.matches(labels),
+            )
+            && spec.name_in_scope(name);
+        if in_scope {
+            selected.insert(ObjectKey::new(namespace, name));
+        }
+    }
+    Selection {
+        deployments: selected.into_iter().collect(),
+        unmatched_excludes: spec.exclude.difference(&existing_names).cloned().collect(),
+    }
 }
 
 /// Cuts sorted services into Pending batches of at most `batch_size`, numbering them from
-/// `first_index`. The namespace is left out when it is the resource's own, to keep the
-/// status small for large fleets.
+/// `first_index`.
 pub fn cut_batches(
     services: &[ServiceStatus],
     batch_size: usize,
@@ -60,12 +76,14 @@ pub fn cut_batches(
             phase: BatchPhase::Pending,
             start_time: None,
             end_time: None,
+            message_time: None,
             services: chunk.to_vec(),
         })
         .collect()
 }
 
-/// The plan entry of one Deployment, not yet restarted.
+/// The plan entry of one Deployment, not yet restarted. The namespace is left out when it is
+/// the resource's own, to keep the status small for large fleets.
 pub fn planned_service(key: &ObjectKey, own_namespace: &str) -> ServiceStatus {
     ServiceStatus {
         name: key.name.clone(),
@@ -81,95 +99,85 @@ pub fn service_key(service: &ServiceStatus, own_namespace: &str) -> ObjectKey {
     ObjectKey::new(service.namespace.as_deref().unwrap_or(own_namespace), service.name.as_str())
 }
 
-/// The ConfigMaps `spec.configMapTriggers` watches, resolved against the resource's own
-/// namespace, each with the keys to hash (empty: all). The controller hashes each with
-/// [`config_map_hash`] and passes the results in `Observation::config_map_hashes`.
-pub fn watched_config_maps<'a>(
-    spec: &'a ServiceRefreshSpec,
-    own_namespace: &str,
-) -> Vec<(ObjectKey, &'a [String])> {
-    spec.config_map_triggers
-        .iter()
-        .map(|trigger| {
-            let namespace = trigger.namespace.as_deref().unwrap_or(own_namespace);
-            (ObjectKey::new(namespace, trigger.name.as_str()), trigger.keys.as_slice())
-        })
-        .collect()
-}
+/// Prefix of the current ConfigMap digest format. Digests written by earlier versions have
+/// none; they are replaced by a fresh baseline instead of counting as a change.
+const DIGEST_PREFIX: &str = "v2-";
 
-/// A stable content hash of a ConfigMap's `data` and `binaryData`, restricted to `keys` when
-/// that is non-empty. It is 64-bit FNV-1a over a length-prefixed encoding of the sorted
-/// entries, written here so the value never changes between Rust releases (std's hashers
-/// make no such promise) and a restart of the operator never fakes a change. A watched key
-/// that is absent hashes differently from one that is present but empty.
-pub fn config_map_hash(config_map: &ConfigMap, keys: &[String]) -> String {
-    let mut hasher = Fnv1a64::new();
-    let data = config_map.data.as_ref();
-    let binary_data = config_map.binary_data.as_ref();
-    if keys.is_empty() {
-        for (key, value) in data.into_iter().flatten() {
-            hasher.entry(b'd', key, value.as_bytes());
+/// A stable digest of a ConfigMap's content, restricted to `keys` when that is non-empty. It
+/// combines the per-entry digests the cache keeps, in key order; a watched key that is absent
+/// digests differently from one that is present but empty.
+pub fn config_map_digest(config_map: &ConfigMapSnapshot, keys: &[String]) -> String {
+    let mut hasher = FnvHasher::default();
+    let mut entry = |key: &str, digest: Option<u64>| {
+        hasher.write(&(key.len() as u64).to_le_bytes());
+        hasher.write(key.as_bytes());
+        match digest {
+            Some(digest) => {
+                hasher.write(&[1]);
+                hasher.write(&digest.to_le_bytes());
+            }
+            None => hasher.write(&[0]),
         }
-        for (key, value) in binary_data.into_iter().flatten() {
-            hasher.entry(b'b', key, &value.0);
+    };
+    if keys.is_empty() {
+        for (key, digest) in &config_map.entries {
+            entry(key, Some(*digest));
         }
     } else {
         let wanted: BTreeSet<&String> = keys.iter().collect();
         for key in wanted {
-            if let Some(value) = data.and_then(|data| data.get(key)) {
-                hasher.entry(b'd', key, value.as_bytes());
-            } else if let Some(value) = binary_data.and_then(|binary| binary.get(key)) {
-                hasher.entry(b'b', key, &value.0);
-            } else {
-                hasher.entry(b'a', key, &[]);
-            }
+            entry(key, config_map.entries.get(key).copied());
         }
     }
-    format!("{:016x}", hasher.finish())
+    format!("{DIGEST_PREFIX}{:016x}", hasher.finish())
 }
 
-struct Fnv1a64(u64);
+/// Whether a recorded ConfigMap digest predates the current format.
+pub fn is_legacy_digest(digest: &str) -> bool {
+    !digest.starts_with(DIGEST_PREFIX)
+}
 
-impl Fnv1a64 {
-    const OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
+/// The keys of `keys` that `config_map` lacks.
+pub fn missing_keys<'a>(config_map: &ConfigMapSnapshot, keys: &'a [String]) -> Vec<&'a str> {
+    keys.iter()
+        .filter(|key| !config_map.entries.contains_key(key.as_str()))
+        .map(String::as_str)
+        .collect()
+}
 
-    fn new() -> Self {
-        Self(Self::OFFSET_BASIS)
-    }
-
-    fn bytes(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            self.0 ^= u64::from(byte);
-            self.0 = self.0.wrapping_mul(Self::PRIME);
-        }
-    }
-
-    /// Length prefixes keep ("ab", "c") and ("a", "bc") apart.
-    fn entry(&mut self, tag: u8, key: &str, value: &[u8]) {
-        self.bytes(&[tag]);
-        self.bytes(&(key.len() as u64).to_le_bytes());
-        self.bytes(key.as_bytes());
-        self.bytes(&(value.len() as u64).to_le_bytes());
-        self.bytes(value);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
+/// A fixed-size digest of `spec.trigger`, recorded instead of the token itself.
+pub fn trigger_digest(token: &str) -> String {
+    let mut hasher = FnvHasher::default();
+    hasher.write(token.as_bytes());
+    format!("fnv1a64-{:016x}", hasher.finish())
 }
 
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
-
-    use k8s_openapi::ByteString;
+    use std::sync::Arc;
 
     use super::*;
-    use crate::engine::spec::validate;
+    use crate::crd::ServiceRefreshSpec;
+    use crate::engine::observed::DeploymentSnapshot;
+    use crate::engine::spec::{OperatorScope, validate};
 
-    fn deployment(namespace: &str, name: &str, labels: &[(&str, &str)]) -> Arc<Deployment> {
-        let mut deployment = Deployment::default();
+    struct Fleet(Vec<Arc<DeploymentSnapshot>>);
+
+    impl ClusterView for Fleet {
+        fn deployment(&self, key: &ObjectKey) -> Option<Arc<DeploymentSnapshot>> {
+            self.0.iter().find(|deployment| deployment.key() == *key).cloned()
+        }
+        fn deployments(&self) -> Vec<Arc<DeploymentSnapshot>> {
+            self.0.clone()
+        }
+        fn config_map(&self, _: &ObjectKey) -> Option<Arc<ConfigMapSnapshot>> {
+            None
+        }
+    }
+
+    fn deployment(namespace: &str, name: &str, labels: &[(&str, &str)]) -> Arc<DeploymentSnapshot> {
+        let mut deployment = DeploymentSnapshot::default();
         deployment.metadata.namespace = Some(namespace.to_owned());
         deployment.metadata.name = Some(name.to_owned());
         deployment.metadata.labels =
@@ -177,14 +185,15 @@ mod tests {
         Arc::new(deployment)
     }
 
-    fn spec(json: serde_json::Value) -> ValidSpec {
+    fn spec(json: serde_json::Value, own: &str) -> ValidSpec {
         let spec: ServiceRefreshSpec = serde_json::from_value(json).expect("spec parses");
-        validate(&spec).expect("spec is valid")
+        let scope = OperatorScope { watch_namespace: None, allow_cross_namespace: true };
+        validate(&spec, own, &scope).expect("spec is valid")
     }
 
     #[test]
     fn scope_is_namespaces_selector_patterns_minus_exclude() {
-        let fleet = vec![
+        let fleet = Fleet(vec![
             deployment("arcgis", "b-mapserver", &[("app", "gis")]),
             deployment("arcgis", "a-mapserver", &[("app", "gis")]),
             deployment("arcgis", "a-featureserver", &[("app", "gis")]),
@@ -192,39 +201,50 @@ mod tests {
             deployment("arcgis", "c-mapserver", &[("app", "other")]),
             deployment("other", "a-mapserver", &[("app", "gis")]),
             deployment("zeta", "z-mapserver", &[("app", "gis")]),
-        ];
-        let valid = spec(serde_json::json!({
-            "selector": {"matchLabels": {"app": "gis"}},
-            "namePatterns": ["*-mapserver"],
-            "exclude": ["keep-mapserver"],
-            "namespaces": ["zeta", "arcgis"],
-        }));
+        ]);
+        let valid = spec(
+            serde_json::json!({
+                "selector": {"matchLabels": {"app": "gis"}},
+                "namePatterns": ["*-mapserver"],
+                "exclude": ["keep-mapserver", "typo-mapserver"],
+                "namespaces": ["zeta", "arcgis"],
+            }),
+            "own",
+        );
+        let selection = select(&valid, &fleet);
         assert_eq!(
-            select(&valid, "own", &fleet),
+            selection.deployments,
             vec![
                 ObjectKey::new("arcgis", "a-mapserver"),
                 ObjectKey::new("arcgis", "b-mapserver"),
                 ObjectKey::new("zeta", "z-mapserver"),
             ]
         );
+        assert_eq!(selection.unmatched_excludes, vec!["typo-mapserver".to_owned()]);
 
-        let own_only = spec(serde_json::json!({"selector": {}}));
+        let own_only = spec(serde_json::json!({"selector": {}}), "other");
         assert_eq!(
-            select(&own_only, "other", &fleet),
+            select(&own_only, &fleet).deployments,
             vec![ObjectKey::new("other", "a-mapserver")]
         );
     }
 
     #[test]
-    fn deployments_being_deleted_are_not_planned() {
-        let mut doomed = Deployment::default();
+    fn deployments_being_deleted_or_unlabelled_are_handled() {
+        let mut doomed = DeploymentSnapshot::default();
         doomed.metadata.namespace = Some("own".to_owned());
         doomed.metadata.name = Some("doomed".to_owned());
         doomed.metadata.deletion_timestamp =
             Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::UNIX_EPOCH));
-        let fleet = vec![Arc::new(doomed), deployment("own", "alive", &[])];
-        let valid = spec(serde_json::json!({"selector": {}}));
-        assert_eq!(select(&valid, "own", &fleet), vec![ObjectKey::new("own", "alive")]);
+        let mut bare = DeploymentSnapshot::default();
+        bare.metadata.namespace = Some("own".to_owned());
+        bare.metadata.name = Some("bare".to_owned());
+        let fleet = Fleet(vec![Arc::new(doomed), Arc::new(bare), deployment("own", "alive", &[])]);
+        let valid = spec(serde_json::json!({"selector": {}}), "own");
+        assert_eq!(
+            select(&valid, &fleet).deployments,
+            vec![ObjectKey::new("own", "alive"), ObjectKey::new("own", "bare")]
+        );
     }
 
     #[test]
@@ -245,64 +265,50 @@ mod tests {
         assert_eq!(round_trip, keys);
     }
 
-    fn config_map(data: &[(&str, &str)], binary: &[(&str, &[u8])]) -> ConfigMap {
-        ConfigMap {
-            data: Some(data.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()),
-            binary_data: Some(
-                binary
-                    .iter()
-                    .map(|(k, v)| ((*k).to_owned(), ByteString(v.to_vec())))
-                    .collect::<BTreeMap<_, _>>(),
-            ),
-            ..ConfigMap::default()
-        }
+    fn config_map(data: &[(&str, &str)]) -> ConfigMapSnapshot {
+        ConfigMapSnapshot::from_data("arcgis", "proxy", data.iter().copied())
     }
 
     #[test]
-    fn config_map_hash_is_stable_and_content_sensitive() {
-        let base =
-            config_map(&[("proxy", "http://p:3128"), ("noProxy", "svc")], &[("cert", b"\x00\x01")]);
+    fn config_map_digest_is_stable_and_content_sensitive() {
+        let base = config_map(&[("proxy", "http://p:3128"), ("noProxy", "svc")]);
         // Pinned: a different value after an upgrade would start a run on every resource.
-        assert_eq!(config_map_hash(&base, &[]), config_map_hash(&base.clone(), &[]));
-        assert_eq!(config_map_hash(&ConfigMap::default(), &[]), "cbf29ce484222325");
-        assert_eq!(config_map_hash(&config_map(&[("a", "b")], &[]), &[]), "4cf309c7eb48439e");
+        assert_eq!(config_map_digest(&ConfigMapSnapshot::default(), &[]), "v2-cbf29ce484222325");
+        assert_eq!(config_map_digest(&base, &[]), config_map_digest(&base.clone(), &[]));
 
-        let changed =
-            config_map(&[("proxy", "http://q:3128"), ("noProxy", "svc")], &[("cert", b"\x00\x01")]);
-        assert_ne!(config_map_hash(&base, &[]), config_map_hash(&changed, &[]));
+        let changed = config_map(&[("proxy", "http://q:3128"), ("noProxy", "svc")]);
+        assert_ne!(config_map_digest(&base, &[]), config_map_digest(&changed, &[]));
 
         let proxy_only = ["proxy".to_owned()];
-        let other_changed = config_map(&[("proxy", "http://p:3128"), ("noProxy", "x")], &[]);
+        let other_changed = config_map(&[("proxy", "http://p:3128"), ("noProxy", "x")]);
         assert_eq!(
-            config_map_hash(&base, &proxy_only),
-            config_map_hash(&other_changed, &proxy_only)
-        );
-
-        let binary_changed =
-            config_map(&[("proxy", "http://p:3128"), ("noProxy", "svc")], &[("cert", b"\x00\x02")]);
-        assert_ne!(config_map_hash(&base, &[]), config_map_hash(&binary_changed, &[]));
-
-        let split_differently = config_map(&[("ab", "c")], &[]);
-        assert_ne!(
-            config_map_hash(&split_differently, &[]),
-            config_map_hash(&config_map(&[("a", "bc")], &[]), &[])
+            config_map_digest(&base, &proxy_only),
+            config_map_digest(&other_changed, &proxy_only)
         );
 
         let absent = ["missing".to_owned()];
-        let empty_value = config_map(&[("missing", "")], &[]);
-        assert_ne!(config_map_hash(&base, &absent), config_map_hash(&empty_value, &absent));
-        assert_eq!(config_map_hash(&base, &[]).len(), 16);
+        let empty_value = config_map(&[("missing", "")]);
+        assert_ne!(config_map_digest(&base, &absent), config_map_digest(&empty_value, &absent));
+        assert_eq!(missing_keys(&base, &["proxy".to_owned(), "missing".to_owned()]), ["missing"]);
+
+        let mut entries = BTreeMap::new();
+        entries.insert("a".to_owned(), 1u64);
+        let moved = ConfigMapSnapshot { entries, ..ConfigMapSnapshot::default() };
+        let mut entries = BTreeMap::new();
+        entries.insert("a".to_owned(), 2u64);
+        let other = ConfigMapSnapshot { entries, ..ConfigMapSnapshot::default() };
+        assert_ne!(config_map_digest(&moved, &[]), config_map_digest(&other, &[]));
+        assert!(!is_legacy_digest(&config_map_digest(&base, &[])));
+        assert!(is_legacy_digest("4cf309c7eb48439e"));
     }
 
     #[test]
-    fn watched_config_maps_resolve_namespaces() {
-        let spec: ServiceRefreshSpec = serde_json::from_value(serde_json::json!({
-            "selector": {},
-            "configMapTriggers": [{"name": "proxy"}, {"name": "certs", "namespace": "tls", "keys": ["ca.crt"]}],
-        }))
-        .expect("spec parses");
-        let watched = watched_config_maps(&spec, "arcgis");
-        assert_eq!(watched[0], (ObjectKey::new("arcgis", "proxy"), &[][..]));
-        assert_eq!(watched[1], (ObjectKey::new("tls", "certs"), &["ca.crt".to_owned()][..]));
+    fn trigger_digests_are_fixed_size() {
+        assert_eq!(
+            trigger_digest("proxy-2026-11-26").len(),
+            trigger_digest(&"x".repeat(1024)).len()
+        );
+        assert_ne!(trigger_digest("a"), trigger_digest("b"));
+        assert_eq!(trigger_digest(""), "fnv1a64-cbf29ce484222325");
     }
 }

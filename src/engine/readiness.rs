@@ -3,7 +3,7 @@
 //! of our own: a status that has not yet observed the generation our restart produced is
 //! never judged, so a status left over from the previous rollout cannot read as Ready.
 
-use k8s_openapi::api::apps::v1::{Deployment, DeploymentStatus};
+use super::observed::DeploymentSnapshot;
 
 /// What `kubectl rollout status` would conclude about a Deployment right now.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -16,16 +16,22 @@ pub enum Verdict {
     Failed(String),
 }
 
+impl Verdict {
+    pub fn is_waiting(&self) -> bool {
+        matches!(self, Self::Waiting(_))
+    }
+}
+
 /// The Progressing condition reason the Deployment controller sets when a rollout stalls
 /// past `spec.progressDeadlineSeconds`.
 const PROGRESS_DEADLINE_EXCEEDED: &str = "ProgressDeadlineExceeded";
 
 /// Judges `deployment` after a restart whose patch left it at `restart_generation`.
-pub fn verdict(deployment: &Deployment, restart_generation: i64) -> Verdict {
-    let name = deployment.metadata.name.as_deref().unwrap_or_default();
-    let generation = deployment.metadata.generation.unwrap_or(0);
-    let no_status = DeploymentStatus::default();
-    let status = deployment.status.as_ref().unwrap_or(&no_status);
+pub fn verdict(deployment: &DeploymentSnapshot, restart_generation: i64) -> Verdict {
+    let name = deployment.name();
+    let generation = deployment.generation();
+    let no_status = Default::default();
+    let status = deployment.rollout.as_ref().unwrap_or(&no_status);
     let observed_generation = status.observed_generation.unwrap_or(0);
 
     // kubectl only requires generation <= observedGeneration; we also require our own
@@ -35,21 +41,21 @@ pub fn verdict(deployment: &Deployment, restart_generation: i64) -> Verdict {
         return Verdict::Waiting("Waiting for deployment spec update to be observed...".to_owned());
     }
 
-    let progress_deadline_exceeded = status.conditions.iter().flatten().any(|condition| {
-        condition.type_.as_deref() == Some("Progressing")
-            && condition.reason.as_deref() == Some(PROGRESS_DEADLINE_EXCEEDED)
-    });
-    if progress_deadline_exceeded {
+    // kubectl looks at the first Progressing condition only.
+    if status.progressing_reason.as_deref() == Some(PROGRESS_DEADLINE_EXCEEDED) {
         return Verdict::Failed(format!("deployment {name:?} exceeded its progress deadline"));
     }
 
-    // The API server defaults spec.replicas to 1, so a missing value is 1, not "no check".
-    let desired = deployment.spec.replicas.unwrap_or(1);
-    let replicas = status.replicas.unwrap_or(0);
-    let updated = status.updated_replicas.unwrap_or(0);
-    let available = status.available_replicas.unwrap_or(0);
+    // Widened so that no status, however odd, can overflow the subtraction below.
+    let replicas = i64::from(status.replicas.unwrap_or(0));
+    let updated = i64::from(status.updated_replicas.unwrap_or(0));
+    let available = i64::from(status.available_replicas.unwrap_or(0));
 
-    if updated < desired {
+    // Like kubectl, no "updated < desired" check when spec.replicas is absent (the API
+    // server defaults it, so only a hand-made object lacks it).
+    if let Some(desired) = deployment.replicas.map(i64::from)
+        && updated < desired
+    {
         return Verdict::Waiting(format!(
             "Waiting for deployment {name:?} rollout to finish: {updated} out of {desired} new replicas have been updated..."
         ));
@@ -70,9 +76,8 @@ pub fn verdict(deployment: &Deployment, restart_generation: i64) -> Verdict {
 
 #[cfg(test)]
 mod tests {
-    use k8s_openapi::api::apps::v1::{DeploymentCondition, DeploymentSpec};
-
     use super::*;
+    use crate::engine::observed::RolloutStatus;
 
     struct Row {
         what: &'static str,
@@ -87,31 +92,19 @@ mod tests {
         expected: Verdict,
     }
 
-    fn deployment(row: &Row) -> Deployment {
-        let mut deployment = Deployment::default();
+    fn deployment(row: &Row) -> DeploymentSnapshot {
+        let mut deployment = DeploymentSnapshot::default();
         deployment.metadata.name = Some("web".to_owned());
         deployment.metadata.generation = Some(row.generation);
-        deployment.spec = DeploymentSpec {
-            replicas: row.spec_replicas,
-            paused: row.paused.then_some(true),
-            ..DeploymentSpec::default()
-        };
-        deployment.status =
-            row.status.map(|(observed, replicas, updated, available)| DeploymentStatus {
+        deployment.replicas = row.spec_replicas;
+        deployment.paused = row.paused;
+        deployment.rollout =
+            row.status.map(|(observed, replicas, updated, available)| RolloutStatus {
                 observed_generation: Some(observed),
                 replicas: Some(replicas),
                 updated_replicas: Some(updated),
-                ready_replicas: Some(available),
                 available_replicas: Some(available),
-                conditions: row.progressing.map(|(status, reason)| {
-                    vec![DeploymentCondition {
-                        type_: Some("Progressing".to_owned()),
-                        status: Some(status.to_owned()),
-                        reason: Some(reason.to_owned()),
-                        ..DeploymentCondition::default()
-                    }]
-                }),
-                ..DeploymentStatus::default()
+                progressing_reason: row.progressing.map(|(_, reason)| reason.to_owned()),
             });
         deployment
     }
@@ -244,15 +237,25 @@ mod tests {
                 expected: waiting(observe),
             },
             Row {
-                what: "spec.replicas absent means the API default of 1",
+                what: "spec.replicas absent: kubectl skips the updated-versus-desired check",
                 generation: 2,
                 spec_replicas: None,
                 paused: false,
                 status: Some((2, 0, 0, 0)),
                 progressing: Some(("True", "ReplicaSetUpdated")),
                 restart_generation: 2,
+                expected: Verdict::Ready,
+            },
+            Row {
+                what: "spec.replicas absent, old replicas left",
+                generation: 2,
+                spec_replicas: None,
+                paused: false,
+                status: Some((2, 2, 1, 1)),
+                progressing: Some(("True", "ReplicaSetUpdated")),
+                restart_generation: 2,
                 expected: waiting(
-                    "Waiting for deployment \"web\" rollout to finish: 0 out of 1 new replicas have been updated...",
+                    "Waiting for deployment \"web\" rollout to finish: 1 old replicas are pending termination...",
                 ),
             },
             Row {
@@ -291,7 +294,6 @@ mod tests {
                 ),
             },
         ];
-        assert!(rows.len() >= 12);
         for row in &rows {
             assert_eq!(
                 verdict(&deployment(row), row.restart_generation),
@@ -304,23 +306,45 @@ mod tests {
 
     #[test]
     fn missing_metadata_and_status_fields_count_as_zero() {
-        let deployment = Deployment::default();
+        let deployment = DeploymentSnapshot::default();
         assert_eq!(
             verdict(&deployment, 1),
             Verdict::Waiting("Waiting for deployment spec update to be observed...".to_owned())
         );
-        let observed = Deployment {
-            status: Some(DeploymentStatus {
-                observed_generation: Some(1),
-                ..DeploymentStatus::default()
-            }),
-            ..Deployment::default()
+        let observed = DeploymentSnapshot {
+            replicas: Some(1),
+            rollout: Some(RolloutStatus { observed_generation: Some(1), ..Default::default() }),
+            ..DeploymentSnapshot::default()
         };
         assert_eq!(
             verdict(&observed, 1),
             Verdict::Waiting(
                 "Waiting for deployment \"\" rollout to finish: 0 out of 1 new replicas have been updated...".to_owned()
             )
+        );
+    }
+
+    #[test]
+    fn extreme_counts_do_not_overflow() {
+        let deployment = DeploymentSnapshot {
+            replicas: Some(i32::MAX),
+            rollout: Some(RolloutStatus {
+                observed_generation: Some(0),
+                replicas: Some(i32::MAX),
+                updated_replicas: Some(i32::MIN),
+                available_replicas: Some(0),
+                progressing_reason: None,
+            }),
+            ..DeploymentSnapshot::default()
+        };
+        assert!(verdict(&deployment, 0).is_waiting());
+        let surplus = DeploymentSnapshot { replicas: None, ..deployment };
+        assert_eq!(
+            verdict(&surplus, 0),
+            Verdict::Waiting(format!(
+                "Waiting for deployment \"\" rollout to finish: {} old replicas are pending termination...",
+                i64::from(i32::MAX) - i64::from(i32::MIN)
+            ))
         );
     }
 }

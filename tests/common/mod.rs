@@ -1,25 +1,45 @@
-//! Shared harness of the end-to-end tests: a simulated cluster, the operator running
-//! in-process against it (stoppable and restartable), and waiting on conditions with a
-//! deadline instead of sleeping.
+//! Shared harness of the end-to-end tests: the simulated cluster with the CRD installed,
+//! the operator running in-process against it (stoppable and restartable), and waiting on
+//! conditions with a deadline instead of sleeping.
 #![allow(dead_code)]
 
 use std::future::Future;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
-use kube::Client;
-use kube::api::{Api, ListParams, PostParams};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::{Client, CustomResourceExt};
 use serde_json::json;
-use servicerefresh::controller::{self, OperatorConfig};
+use servicerefresh::controller::{self, Clients, OperatorConfig};
 use servicerefresh::crd::{Phase, ServiceRefresh, ServiceRefreshStatus};
-use servicerefresh::demo::{install_crd, sim_client};
 use servicerefresh_sim::{SimConfig, SimHandle};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub const NAMESPACE: &str = "arcgis";
 
-/// A simulated cluster with the CRD installed and a client for it.
+/// A client for a simulated cluster, through the kubeconfig it hands out, as a user's
+/// tools would connect.
+pub async fn sim_client(sim: &SimHandle) -> Client {
+    let kubeconfig = kube::config::Kubeconfig::from_yaml(&sim.kubeconfig_yaml(NAMESPACE))
+        .expect("the sim's kubeconfig parses");
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .expect("the sim's kubeconfig is usable");
+    Client::try_from(config).expect("client")
+}
+
+/// Installs the ServiceRefresh CRD, as `kubectl apply -f crds/` would.
+pub async fn install_crd(client: &Client) {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let params = PatchParams::apply("servicerefresh-tests").force();
+    crds.patch(ServiceRefresh::crd_name(), &params, &Patch::Apply(servicerefresh::crd::crd()))
+        .await
+        .expect("the CRD installs");
+}
+
+/// The simulated cluster with the CRD installed and a client for it.
 pub struct Cluster {
     pub sim: SimHandle,
     pub client: Client,
@@ -30,8 +50,8 @@ impl Cluster {
         let sim = servicerefresh_sim::start(SimConfig { namespace: NAMESPACE.into(), ..config })
             .await
             .expect("simulated cluster starts");
-        let client = sim_client(&sim).await.expect("client for the simulated cluster");
-        install_crd(&client).await.expect("CRD installs");
+        let client = sim_client(&sim).await;
+        install_crd(&client).await;
         Self { sim, client }
     }
 
@@ -88,9 +108,9 @@ impl Cluster {
     /// Waits until the named ServiceRefresh's run has ended, and returns its status.
     pub async fn wait_for_run_end(&self, name: &str, deadline: Duration) -> ServiceRefreshStatus {
         wait_for(deadline, &format!("run of {name} to end"), || async {
-            self.status(name)
-                .await
-                .filter(|s| matches!(s.phase, Some(Phase::Succeeded | Phase::Failed)))
+            self.status(name).await.filter(|s| {
+                matches!(s.phase, Some(Phase::Succeeded | Phase::Failed | Phase::Cancelled))
+            })
         })
         .await
     }
@@ -112,7 +132,8 @@ impl Operator {
 
     pub fn start_with(client: &Client, config: OperatorConfig) -> Self {
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(controller::run(client.clone(), config, async move {
+        let clients = Clients::single(client.clone(), "the simulated cluster");
+        let task = tokio::spawn(controller::run(clients, config, async move {
             let _ = stopped.await;
         }));
         Self { stop: Some(stop), task }
@@ -123,8 +144,10 @@ impl Operator {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        let _ = tokio::time::timeout(Duration::from_secs(20), &mut self.task).await;
-        self.task.abort();
+        let exited = tokio::time::timeout(Duration::from_secs(20), &mut self.task)
+            .await
+            .expect("the operator stops within 20 s of its shutdown signal");
+        exited.expect("the operator did not panic").expect("the operator exits cleanly");
     }
 
     /// Abrupt stop: the task is dropped wherever it is, like a crashed process.

@@ -1,44 +1,47 @@
-//! Property tests: random histories of a small cluster (rollouts progressing, succeeding and
-//! failing, deletions, time passing, patches that fail transiently or are rejected, lost
-//! status writes and lost patch outcomes, stale caches, new triggers) driven through the
-//! engine, checking the promises a run makes whatever happens in between.
+//! Property tests: random histories of a small cluster driven through the engine in the
+//! controller's real order of writes (decide, send the patches, write the status), with the
+//! crashes that order allows: after k of n patches, after the patches but before the status
+//! write, a status write that fails, and patch responses that are lost although the patch
+//! went through. Caches may be stale per Deployment. Other runs restart Deployments too,
+//! rollouts progress, succeed and fail, Deployments disappear, time passes, triggers and
+//! cancel requests arrive. The checks are the promises a run makes whatever happens.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
 use jiff::SignedDuration;
-use k8s_openapi::api::apps::v1::Deployment;
 use proptest::prelude::*;
 use serde_json::json;
 
-use super::test_support::{Cluster, NS};
-use super::{run_active, run_owner};
+use super::run_active;
+use super::test_support::{ModelCluster, ModelView, NS};
 use crate::crd::{
-    BatchPhase, FailurePolicy, RESTARTED_BY_ANNOTATION, ServiceRefreshStatus, ServiceResult,
+    BatchPhase, CANCEL_REQUESTED_AT_ANNOTATION, FailurePolicy, ServiceRefreshStatus, ServiceResult,
 };
-use crate::engine::plan::service_key;
-use crate::engine::{Decision, ObjectKey, RestartOutcome};
+use crate::engine::plan::{service_key, trigger_digest};
+use crate::engine::readiness;
+use crate::engine::{Decision, ObjectKey, RestartOutcome, RunId, RunSlot, Transition};
 
 /// How the controller's side of one pass goes after `decide` returned.
 #[derive(Clone, Copy, Debug)]
 enum Delivery {
-    /// Status written, patches sent, outcomes recorded.
+    /// Patches sent, outcomes recorded, status written.
     Full,
-    /// Status written, patches sent, then the operator dies before recording the outcomes.
-    LoseOutcomes,
-    /// The status write fails (say, a conflict), patches are sent, outcomes are lost.
-    LoseStatusWrite,
-    /// Status written, then the operator dies before sending any patch.
-    NoPatches,
+    /// The operator dies after this many of the patches reached the API server.
+    CrashAfterPatches(usize),
+    /// Every patch sent, then the status write fails (a conflict, a timeout).
+    StatusWriteFails,
 }
 
 #[derive(Clone, Debug)]
 enum Op {
-    /// One reconcile pass, possibly against the cache as it was one pass earlier.
+    /// One reconcile pass. Bit i of `stale_mask` reads Deployment i from the cache as it was
+    /// one pass earlier; bit i of `transient_mask` fails patch i transiently, and with
+    /// `lost_response` that patch reached the server although the client saw an error.
     Pass {
-        stale: bool,
+        stale_mask: u8,
         delivery: Delivery,
         transient_mask: u8,
+        lost_response: bool,
         rejected: Option<usize>,
     },
     /// The Deployment controller moves Deployment `index`: 0 starts, 1 finishes, 2 fails.
@@ -54,6 +57,8 @@ enum Op {
     },
     /// `spec.trigger` gets a new value.
     NewTrigger,
+    /// `gisops.io/cancel-requested-at` gets a new value.
+    Cancel,
     Admission(bool),
     /// Spec edits during a run: they may only reach batches not started.
     SetBatchSize(u32),
@@ -61,39 +66,46 @@ enum Op {
         index: usize,
     },
     Suspend(bool),
+    /// Another resource's run restarts Deployment `index` and starts rolling it out.
+    ForeignRestart {
+        index: usize,
+    },
 }
 
 fn delivery() -> impl Strategy<Value = Delivery> {
     prop_oneof![
         6 => Just(Delivery::Full),
-        1 => Just(Delivery::LoseOutcomes),
-        1 => Just(Delivery::LoseStatusWrite),
-        1 => Just(Delivery::NoPatches),
+        1 => (0..4usize).prop_map(Delivery::CrashAfterPatches),
+        1 => Just(Delivery::StatusWriteFails),
     ]
 }
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         8 => (
-            prop::bool::weighted(0.25),
+            prop_oneof![3 => Just(0u8), 1 => any::<u8>()],
             delivery(),
             prop_oneof![3 => Just(0u8), 1 => any::<u8>()],
+            any::<bool>(),
             prop::option::weighted(0.05, 0..4usize),
         )
-            .prop_map(|(stale, delivery, transient_mask, rejected)| Op::Pass {
-                stale,
+            .prop_map(|(stale_mask, delivery, transient_mask, lost_response, rejected)| Op::Pass {
+                stale_mask,
                 delivery,
                 transient_mask,
+                lost_response,
                 rejected
             }),
         5 => (0..8usize, 0..3u8).prop_map(|(index, step)| Op::Rollout { index, step }),
         1 => (0..8usize).prop_map(|index| Op::Delete { index }),
         2 => (0..50i64).prop_map(|seconds| Op::Advance { seconds }),
         1 => Just(Op::NewTrigger),
+        1 => Just(Op::Cancel),
         1 => any::<bool>().prop_map(Op::Admission),
         1 => (1..=4u32).prop_map(Op::SetBatchSize),
         1 => (0..8usize).prop_map(|index| Op::Exclude { index }),
         1 => prop::bool::weighted(0.3).prop_map(Op::Suspend),
+        1 => (0..8usize).prop_map(|index| Op::ForeignRestart { index }),
     ]
 }
 
@@ -109,24 +121,30 @@ fn setup() -> impl Strategy<Value = Setup> {
         .prop_map(|(replicas, batch_size, abort)| Setup { replicas, batch_size, abort })
 }
 
+const FOREIGN_RUN: &str = "arcgis/other/1-89abcdef";
+
 /// The model: the cluster plus what the checks need to remember across passes.
 struct Model {
-    cluster: Cluster,
+    cluster: ModelCluster,
     keys: Vec<ObjectKey>,
     /// The largest batchSize the spec has had: a batch keeps the size it was cut with.
     max_batch_size: usize,
     abort: bool,
-    /// The cache one pass ago, for stale passes.
-    previous_snapshot: Vec<Arc<Deployment>>,
+    /// The cache one pass ago, for stale reads.
+    previous_view: ModelView,
     /// The plan of each run as first persisted.
     plans: BTreeMap<String, Vec<ObjectKey>>,
+    /// Per run, the batches started when a cancel was first persisted.
+    started_at_cancel: BTreeMap<String, BTreeSet<u32>>,
     new_triggers: u64,
+    cancels: u64,
+    foreign_restarts: u64,
 }
 
 impl Model {
     fn new(setup: &Setup) -> Self {
         let policy = if setup.abort { "Abort" } else { "Continue" };
-        let mut cluster = Cluster::new(json!({
+        let mut cluster = ModelCluster::new(json!({
             "selector": {},
             "batchSize": setup.batch_size,
             "batchTimeout": "60s",
@@ -139,22 +157,25 @@ impl Model {
             .enumerate()
             .map(|(index, &replicas)| cluster.add(NS, &format!("svc-{index}"), replicas))
             .collect();
-        let previous_snapshot = cluster.snapshot();
+        let previous_view = cluster.view();
         Self {
             cluster,
             keys,
             max_batch_size: setup.batch_size as usize,
             abort: setup.abort,
-            previous_snapshot,
+            previous_view,
             plans: BTreeMap::new(),
+            started_at_cancel: BTreeMap::new(),
             new_triggers: 0,
+            cancels: 0,
+            foreign_restarts: 0,
         }
     }
 
     fn apply(&mut self, op: &Op) -> Result<(), TestCaseError> {
         match op {
-            Op::Pass { stale, delivery, transient_mask, rejected } => {
-                self.pass(*stale, *delivery, *transient_mask, *rejected)?;
+            Op::Pass { stale_mask, delivery, transient_mask, lost_response, rejected } => {
+                self.pass(*stale_mask, *delivery, *transient_mask, *lost_response, *rejected)?;
             }
             Op::Rollout { index, step } => {
                 if let Some(key) = self.keys.get(*index).cloned() {
@@ -175,7 +196,14 @@ impl Model {
                 self.new_triggers += 1;
                 self.cluster.refresh.spec.trigger = Some(self.new_triggers.to_string());
             }
-            Op::Admission(allowed) => self.cluster.may_start_run = *allowed,
+            Op::Cancel => {
+                self.cancels += 1;
+                self.cluster.annotate(CANCEL_REQUESTED_AT_ANNOTATION, &self.cancels.to_string());
+            }
+            Op::Admission(allowed) => {
+                self.cluster.run_slot =
+                    if *allowed { RunSlot::Granted } else { RunSlot::Busy { holders: vec![] } };
+            }
             Op::SetBatchSize(size) => {
                 self.cluster.refresh.spec.batch_size = *size;
                 self.max_batch_size = self.max_batch_size.max(*size as usize);
@@ -186,37 +214,66 @@ impl Model {
                 }
             }
             Op::Suspend(suspend) => self.cluster.refresh.spec.suspend = *suspend,
+            Op::ForeignRestart { index } => {
+                if let Some(key) = self.keys.get(*index).cloned()
+                    && self.cluster.deployments.contains_key(&key)
+                {
+                    self.foreign_restarts += 1;
+                    let restart = crate::engine::Restart {
+                        deployment: key.clone(),
+                        restarted_at: format!("foreign-{}", self.foreign_restarts),
+                        restarted_by: FOREIGN_RUN.to_owned(),
+                        record_annotation: "gisops.io/run-89abcdef".to_owned(),
+                        resource_version: None,
+                    };
+                    self.cluster.patch(&restart);
+                    self.cluster.start_rollout(&key);
+                }
+            }
         }
         Ok(())
     }
 
+    /// The cache a pass reads: each Deployment fresh, or as it was one pass ago.
+    fn cache(&self, stale_mask: u8) -> ModelView {
+        let mut view = self.cluster.view();
+        for (index, key) in self.keys.iter().enumerate() {
+            if stale_mask & (1 << (index % 8)) != 0 {
+                match self.previous_view.deployments.get(key) {
+                    Some(old) => view.deployments.insert(key.clone(), old.clone()),
+                    None => view.deployments.remove(key),
+                };
+            }
+        }
+        view
+    }
+
     fn pass(
         &mut self,
-        stale: bool,
+        stale_mask: u8,
         delivery: Delivery,
         transient_mask: u8,
+        lost_response: bool,
         rejected: Option<usize>,
     ) -> Result<(), TestCaseError> {
-        let current = self.cluster.snapshot();
-        let cache = if stale { self.previous_snapshot.clone() } else { current.clone() };
-        self.previous_snapshot = current;
+        let cache = self.cache(stale_mask);
+        self.previous_view = self.cluster.view();
         let input = self.cluster.refresh.status.clone();
 
         let decision = self.cluster.pass_with(&cache);
         check_decision(input.as_ref(), &decision)?;
         self.check_new_results(input.as_ref(), &decision.status, &cache)?;
-        if matches!(delivery, Delivery::LoseStatusWrite) {
-            self.cluster.refresh.status = input;
-        } else {
-            self.check_persisted(&decision.status)?;
-        }
-        if matches!(delivery, Delivery::NoPatches) {
-            return Ok(());
-        }
 
+        let sent = match delivery {
+            Delivery::CrashAfterPatches(count) => count.min(decision.restarts.len()),
+            _ => decision.restarts.len(),
+        };
         let mut outcomes = Vec::new();
-        for (position, restart) in decision.restarts.iter().enumerate() {
+        for (position, restart) in decision.restarts.iter().take(sent).enumerate() {
             let outcome = if transient_mask & (1 << (position % 8)) != 0 {
+                if lost_response {
+                    self.cluster.patch(restart);
+                }
                 RestartOutcome::Transient("503 Service Unavailable".to_owned())
             } else if rejected == Some(position) {
                 RestartOutcome::Rejected("admission webhook denied the request".to_owned())
@@ -225,10 +282,15 @@ impl Model {
             };
             outcomes.push((restart.deployment.clone(), outcome));
         }
-        if matches!(delivery, Delivery::Full) {
-            self.cluster.record(&outcomes);
-            let status = self.cluster.status().clone();
-            self.check_persisted(&status)?;
+        match delivery {
+            Delivery::Full => {
+                self.cluster.record(&outcomes);
+                let status = self.cluster.status().clone();
+                self.check_persisted(&status)?;
+            }
+            Delivery::CrashAfterPatches(_) | Delivery::StatusWriteFails => {
+                self.cluster.refresh.status = input;
+            }
         }
         self.check_cluster()
     }
@@ -247,7 +309,7 @@ impl Model {
         let first_plan = self.plans.entry(run.id.clone()).or_insert_with(|| planned.clone());
         prop_assert_eq!(&*first_plan, &planned, "the plan of a run changed");
 
-        // (d) Under Abort, no batch after one with a failure ever starts.
+        // Under Abort, no batch after one with a failure ever starts.
         if self.abort {
             let first_failed = status
                 .batches
@@ -265,6 +327,24 @@ impl Model {
                     );
                 }
             }
+        }
+
+        // No batch starts after a cancel is seen.
+        let started: BTreeSet<u32> = status
+            .batches
+            .iter()
+            .filter(|batch| batch.start_time.is_some())
+            .map(|batch| batch.index)
+            .collect();
+        if run.cancel_request.is_some() {
+            let at_cancel =
+                self.started_at_cancel.entry(run.id.clone()).or_insert_with(|| started.clone());
+            prop_assert!(
+                started.is_subset(at_cancel),
+                "batches {:?} started after the cancel (started then: {:?})",
+                started,
+                at_cancel
+            );
         }
 
         // Batches run strictly one after another.
@@ -291,7 +371,7 @@ impl Model {
             }
         }
 
-        // (c) An ended run gave every planned Deployment its one result.
+        // An ended run gave every planned Deployment its one result.
         if run.end_time.is_some() {
             prop_assert!(status.batches.iter().all(|batch| batch.phase == BatchPhase::Completed));
             for service in status.batches.iter().flat_map(|batch| batch.services.iter()) {
@@ -307,7 +387,7 @@ impl Model {
         &self,
         input: Option<&ServiceRefreshStatus>,
         output: &ServiceRefreshStatus,
-        cache: &[Arc<Deployment>],
+        cache: &ModelView,
     ) -> Result<(), TestCaseError> {
         let Some(run) = &output.run else { return Ok(()) };
         let was_ready: BTreeSet<ObjectKey> = input
@@ -323,12 +403,11 @@ impl Model {
                 continue;
             }
             let patched = self.cluster.patch_generations.get(&(run.id.clone(), key.clone()));
-            let seen = cache.iter().find(|d| {
-                d.metadata.namespace.as_deref() == Some(key.namespace.as_str())
-                    && d.metadata.name.as_deref() == Some(key.name.as_str())
-            });
-            let observed =
-                seen.and_then(|d| d.status.as_ref()).and_then(|status| status.observed_generation);
+            let observed = cache
+                .deployments
+                .get(&key)
+                .and_then(|d| d.rollout.as_ref())
+                .and_then(|status| status.observed_generation);
             prop_assert!(
                 patched.is_some() && observed >= patched.copied(),
                 "{key} judged Ready on observedGeneration {observed:?} before our patch's {patched:?}"
@@ -339,34 +418,25 @@ impl Model {
 
     /// Promises about the cluster, whatever the status says.
     fn check_cluster(&self) -> Result<(), TestCaseError> {
-        // (a) A run changes each pod template at most once.
+        // A run changes each pod template at most once.
         for ((run_id, key), changes) in &self.cluster.template_changes {
+            if run_id == FOREIGN_RUN {
+                continue;
+            }
             prop_assert!(*changes <= 1, "{key} was restarted {changes} times by {run_id}");
         }
-        // (b) At most batchSize Deployments of the run are restarted and still unresolved.
+        // At most batchSize of the run's rollouts are in flight: Deployments carrying the
+        // run's identity whose rollout has neither completed nor failed.
         let Some(status) = &self.cluster.refresh.status else { return Ok(()) };
         let Some(run) = &status.run else { return Ok(()) };
-        let unresolved: BTreeSet<ObjectKey> = status
-            .batches
-            .iter()
-            .flat_map(|batch| batch.services.iter())
-            .filter(|service| service.result.is_none())
-            .map(|service| service_key(service, NS))
-            .collect();
         let in_flight = self
             .cluster
             .deployments
-            .iter()
-            .filter(|(key, deployment)| {
-                let ours = deployment
-                    .spec
-                    .template
-                    .metadata
-                    .as_ref()
-                    .and_then(|metadata| metadata.annotations.as_ref())
-                    .and_then(|annotations| annotations.get(RESTARTED_BY_ANNOTATION))
-                    == Some(&run.id);
-                ours && unresolved.contains(*key)
+            .values()
+            .filter(|deployment| {
+                let snapshot = &deployment.snapshot;
+                snapshot.restarted_by.as_deref() == Some(run.id.as_str())
+                    && readiness::verdict(snapshot, snapshot.generation()).is_waiting()
             })
             .count();
         prop_assert!(
@@ -380,13 +450,14 @@ impl Model {
     /// Lets the world settle: every patch succeeds, rollouts finish, time passes. Any run
     /// must end, and every trigger must be handled.
     fn drain(&mut self) -> Result<(), TestCaseError> {
-        self.cluster.may_start_run = true;
+        self.cluster.run_slot = RunSlot::Granted;
         self.cluster.refresh.spec.suspend = false;
         for _ in 0..400 {
-            self.pass(false, Delivery::Full, 0, None)?;
+            self.pass(0, Delivery::Full, 0, false, None)?;
             self.cluster.roll_out_all();
             let status = self.cluster.status();
-            let trigger_handled = status.triggers.token == self.cluster.refresh.spec.trigger;
+            let expected = self.cluster.refresh.spec.trigger.as_deref().map(trigger_digest);
+            let trigger_handled = status.triggers.token_digest == expected;
             if !run_active(status) && trigger_handled && status.run.is_some() {
                 return Ok(());
             }
@@ -401,39 +472,64 @@ fn check_decision(
     input: Option<&ServiceRefreshStatus>,
     decision: &Decision,
 ) -> Result<(), TestCaseError> {
-    let input_running: BTreeSet<ObjectKey> = input
-        .into_iter()
-        .flat_map(|status| status.batches.iter())
-        .filter(|batch| batch.phase == BatchPhase::Running && batch.start_time.is_some())
+    let output_running: BTreeSet<ObjectKey> = decision
+        .status
+        .batches
+        .iter()
+        .filter(|batch| batch.phase == BatchPhase::Running)
         .flat_map(|batch| batch.services.iter())
         .filter(|service| service.result.is_none() && service.generation.is_none())
         .map(|service| service_key(service, NS))
         .collect();
+    let persisted_run = input.and_then(|status| status.run.as_ref());
     for restart in &decision.restarts {
-        // Restarts come only from a batch whose start was persisted before this pass.
+        // Restarts come only from the batch this pass leaves running, for a run whose start
+        // was persisted before, and carry that persisted start.
         prop_assert!(
-            input_running.contains(&restart.deployment),
-            "{} restarted outside a persisted running batch",
+            output_running.contains(&restart.deployment),
+            "{} restarted outside the running batch",
             restart.deployment
         );
-        prop_assert_eq!(
-            run_owner(&restart.restarted_by),
-            Some((NS.to_owned(), "refresh".to_owned()))
-        );
+        let run = persisted_run.filter(|run| run.id == restart.restarted_by);
+        prop_assert!(run.is_some(), "a restart for a run not persisted: {}", restart.restarted_by);
+        let persisted_start = run.and_then(|run| run.start_time.as_ref()).map(|t| t.0.to_string());
+        prop_assert_eq!(Some(restart.restarted_at.clone()), persisted_start);
+        let id: Result<RunId, _> = restart.restarted_by.parse();
+        prop_assert!(id.is_ok_and(|id| id.owner == ObjectKey::new(NS, "refresh")));
     }
     if let Some(input) = input
         && run_active(input)
     {
-        // A trigger seen during a run waits for the run's end.
-        prop_assert_eq!(
-            decision.status.run.as_ref().map(|run| &run.id),
-            input.run.as_ref().map(|run| &run.id)
-        );
+        // A trigger seen during a run waits for the run's end: a new run starts only in a
+        // pass that ended the previous one.
+        let input_id = input.run.as_ref().map(|run| run.id.clone());
+        if decision.status.run.as_ref().map(|run| run.id.clone()) != input_id {
+            let ended = decision
+                .status
+                .history
+                .iter()
+                .any(|summary| Some(&summary.id) == input_id.as_ref());
+            prop_assert!(ended, "a run started while {:?} was active", input_id);
+        }
     }
     if decision.status.batches.iter().any(|batch| batch.phase == BatchPhase::Running)
         && !decision.restarts.is_empty()
     {
         prop_assert!(decision.wake_at.is_some(), "a running batch needs a deadline to wake for");
+    }
+    for transition in &decision.transitions {
+        if let Transition::ServiceFinished { deployment, .. } = transition {
+            let had_result = input
+                .into_iter()
+                .flat_map(|status| status.batches.iter().flat_map(|batch| batch.services.iter()))
+                .any(|service| {
+                    service_key(service, NS) == *deployment
+                        && service.result.is_some()
+                        && decision.status.run.as_ref().map(|r| &r.id)
+                            == input.and_then(|i| i.run.as_ref()).map(|r| &r.id)
+                });
+            prop_assert!(!had_result, "{deployment} got a second result");
+        }
     }
     Ok(())
 }
@@ -460,7 +556,7 @@ proptest! {
         // Once settled, a pass with nothing new changes nothing.
         let settled = model.cluster.pass();
         prop_assert_eq!(&settled.status, &status);
-        prop_assert!(settled.restarts.is_empty() && settled.events.is_empty());
+        prop_assert!(settled.restarts.is_empty() && settled.transitions.is_empty());
     }
 
     #[test]
@@ -470,11 +566,11 @@ proptest! {
             model.apply(op)?;
         }
         // With the world frozen (no patch applied, no time passing), passes converge.
-        let snapshot = model.cluster.snapshot();
+        let view = model.cluster.view();
         let mut previous = model.cluster.refresh.status.clone();
         let mut converged = false;
         for _ in 0..8 {
-            let decision = model.cluster.pass_with(&snapshot);
+            let decision = model.cluster.pass_with(&view);
             if previous.as_ref() == Some(&decision.status) {
                 converged = true;
                 break;

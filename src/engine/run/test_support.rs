@@ -1,24 +1,23 @@
-//! A small in-memory cluster for driving `decide` in tests: Deployments that the API server
-//! patches the way the real one does (identical annotations change nothing; otherwise the
-//! template changes and the generation goes up by one), a Deployment controller the test
-//! moves by hand, and a ServiceRefresh whose status is persisted between passes.
+//! The engine's model cluster, for driving `decide` in tests: Deployments that the API
+//! server patches the way the real one does (identical annotations change nothing; otherwise
+//! the template changes and the generation goes up by one), a Deployment controller the test
+//! moves by hand, ConfigMaps, and a ServiceRefresh whose status is persisted between passes.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use jiff::Timestamp;
-use k8s_openapi::api::apps::v1::{Deployment, DeploymentCondition, DeploymentStatus};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::record_restart_outcomes;
-use crate::crd::{
-    RESTARTED_AT_ANNOTATION, RESTARTED_BY_ANNOTATION, ServiceRefresh, ServiceRefreshSpec,
-    ServiceRefreshStatus,
+use crate::crd::{ServiceRefresh, ServiceRefreshStatus};
+use crate::engine::observed::RolloutStatus;
+use crate::engine::{
+    ConfigMapSnapshot, Decision, DeploymentSnapshot, ObjectKey, Observation, OperatorScope,
+    Restart, RestartOutcome, RunSlot, SlotHolder, StaticCluster, Transition, decide,
 };
-use crate::engine::{Decision, ObjectKey, Observation, Restart, RestartOutcome, decide};
 
-pub const NS: &str = "arcgis";
-pub const UID: &str = "0123456789abcdef";
+pub use crate::crd::fixtures::FIXTURE_NAMESPACE as NS;
+
 /// 2026-11-26T18:26:29Z.
 pub const T0: i64 = 1_795_717_589;
 
@@ -26,50 +25,73 @@ pub fn at(seconds: i64) -> Timestamp {
     Timestamp::from_second(T0 + seconds).expect("test times are in range")
 }
 
-pub struct Cluster {
+/// A model Deployment: the snapshot the engine sees plus the template annotations the API
+/// server compares when a restart patch arrives.
+#[derive(Clone, Debug)]
+pub struct ModelDeployment {
+    pub snapshot: DeploymentSnapshot,
+    pub restarted_at: Option<String>,
+}
+
+/// The cluster as a pass sees it (possibly stale).
+pub type ModelView = StaticCluster;
+
+pub struct ModelCluster {
     pub refresh: ServiceRefresh,
-    pub deployments: BTreeMap<ObjectKey, Deployment>,
-    pub config_map_hashes: BTreeMap<ObjectKey, Option<String>>,
-    pub may_start_run: bool,
+    pub deployments: BTreeMap<ObjectKey, ModelDeployment>,
+    pub config_maps: BTreeMap<ObjectKey, Arc<ConfigMapSnapshot>>,
+    pub scope: OperatorScope,
+    pub run_slot: RunSlot,
     pub now: Timestamp,
     /// How often each Deployment's pod template changed, per run id.
     pub template_changes: BTreeMap<(String, ObjectKey), u32>,
     /// The generation each run's template change produced.
     pub patch_generations: BTreeMap<(String, ObjectKey), i64>,
+    /// The cluster-wide resourceVersion of the last change.
+    pub resource_version: u64,
 }
 
-impl Cluster {
+impl ModelCluster {
     pub fn new(spec: serde_json::Value) -> Self {
-        let spec: ServiceRefreshSpec = serde_json::from_value(spec).expect("test spec parses");
-        let mut refresh = ServiceRefresh::new("refresh", spec);
-        refresh.metadata.namespace = Some(NS.to_owned());
-        refresh.metadata.uid = Some(UID.to_owned());
-        refresh.metadata.generation = Some(1);
         Self {
-            refresh,
+            refresh: ServiceRefresh::fixture("refresh").spec(spec).build(),
             deployments: BTreeMap::new(),
-            config_map_hashes: BTreeMap::new(),
-            may_start_run: true,
+            config_maps: BTreeMap::new(),
+            scope: OperatorScope::default(),
+            run_slot: RunSlot::Granted,
             now: at(0),
             template_changes: BTreeMap::new(),
             patch_generations: BTreeMap::new(),
+            resource_version: 0,
         }
+    }
+
+    /// Stamps a changed Deployment with the next resourceVersion, as the API server does.
+    fn touch(&mut self, key: &ObjectKey) {
+        self.resource_version += 1;
+        if let Some(deployment) = self.deployments.get_mut(key) {
+            deployment.snapshot.metadata.resource_version = Some(self.resource_version.to_string());
+        }
+    }
+
+    pub fn allow_cross_namespace(&mut self) {
+        self.scope.allow_cross_namespace = true;
+    }
+
+    /// Admission refuses a run slot, naming these holders.
+    pub fn deny_run_slot(&mut self, holders: Vec<SlotHolder>) {
+        self.run_slot = RunSlot::Busy { holders };
     }
 
     /// Adds a Deployment that is fully rolled out at generation 1.
     pub fn add(&mut self, namespace: &str, name: &str, replicas: i32) -> ObjectKey {
-        let mut deployment = Deployment {
-            metadata: ObjectMeta {
-                namespace: Some(namespace.to_owned()),
-                name: Some(name.to_owned()),
-                generation: Some(1),
-                ..ObjectMeta::default()
-            },
-            ..Deployment::default()
-        };
-        deployment.spec.replicas = Some(replicas);
+        let mut snapshot = DeploymentSnapshot::default();
+        snapshot.metadata.namespace = Some(namespace.to_owned());
+        snapshot.metadata.name = Some(name.to_owned());
+        snapshot.metadata.generation = Some(1);
+        snapshot.replicas = Some(replicas);
         let key = ObjectKey::new(namespace, name);
-        self.deployments.insert(key.clone(), deployment);
+        self.deployments.insert(key.clone(), ModelDeployment { snapshot, restarted_at: None });
         self.roll_out(&key);
         key
     }
@@ -78,21 +100,49 @@ impl Cluster {
         (0..count).map(|i| self.add(NS, &format!("svc-{i:02}"), 1)).collect()
     }
 
+    pub fn deployment_mut(&mut self, key: &ObjectKey) -> &mut DeploymentSnapshot {
+        &mut self.deployments.get_mut(key).expect("deployment exists").snapshot
+    }
+
+    pub fn set_config_map(&mut self, namespace: &str, name: &str, data: &[(&str, &str)]) {
+        let snapshot = ConfigMapSnapshot::from_data(namespace, name, data.iter().copied());
+        self.config_maps.insert(ObjectKey::new(namespace, name), Arc::new(snapshot));
+    }
+
+    pub fn delete_config_map(&mut self, namespace: &str, name: &str) {
+        self.config_maps.remove(&ObjectKey::new(namespace, name));
+    }
+
+    pub fn annotate(&mut self, key: &str, value: &str) {
+        self.refresh
+            .metadata
+            .annotations
+            .get_or_insert_with(Default::default)
+            .insert(key.to_owned(), value.to_owned());
+    }
+
     pub fn status(&self) -> &ServiceRefreshStatus {
         self.refresh.status.as_ref().expect("a pass has written the status")
     }
 
-    pub fn snapshot(&self) -> Vec<Arc<Deployment>> {
-        self.deployments.values().cloned().map(Arc::new).collect()
+    pub fn view(&self) -> ModelView {
+        ModelView {
+            deployments: self
+                .deployments
+                .iter()
+                .map(|(key, deployment)| (key.clone(), Arc::new(deployment.snapshot.clone())))
+                .collect(),
+            config_maps: self.config_maps.clone(),
+        }
     }
 
-    /// One pass against `deployments` as the (possibly stale) cache; the status is persisted.
-    pub fn pass_with(&mut self, deployments: &[Arc<Deployment>]) -> Decision {
+    /// One pass against `view` as the (possibly stale) cache; the status is persisted.
+    pub fn pass_with(&mut self, view: &ModelView) -> Decision {
         let decision = decide(&Observation {
             refresh: &self.refresh,
-            deployments,
-            config_map_hashes: &self.config_map_hashes,
-            may_start_run: self.may_start_run,
+            cluster: view,
+            scope: &self.scope,
+            run_slot: self.run_slot.clone(),
             now: self.now,
         });
         self.refresh.status = Some(decision.status.clone());
@@ -100,34 +150,47 @@ impl Cluster {
     }
 
     pub fn pass(&mut self) -> Decision {
-        let snapshot = self.snapshot();
-        self.pass_with(&snapshot)
+        let view = self.view();
+        self.pass_with(&view)
     }
 
-    /// The API server's side of one restart patch.
+    /// The API server's side of one restart patch: refused with a conflict when its
+    /// resourceVersion precondition is stale, a no-op when the annotations are already
+    /// there, otherwise a template change that bumps the generation.
     pub fn patch(&mut self, restart: &Restart) -> RestartOutcome {
         let Some(deployment) = self.deployments.get_mut(&restart.deployment) else {
             return RestartOutcome::NotFound;
         };
-        let annotations = deployment
-            .spec
-            .template
-            .metadata
-            .get_or_insert_with(ObjectMeta::default)
-            .annotations
-            .get_or_insert_with(BTreeMap::new);
-        let unchanged = annotations.get(RESTARTED_AT_ANNOTATION) == Some(&restart.restarted_at)
-            && annotations.get(RESTARTED_BY_ANNOTATION) == Some(&restart.restarted_by);
-        if !unchanged {
-            annotations.insert(RESTARTED_AT_ANNOTATION.to_owned(), restart.restarted_at.clone());
-            annotations.insert(RESTARTED_BY_ANNOTATION.to_owned(), restart.restarted_by.clone());
-            let generation = deployment.metadata.generation.get_or_insert(0);
-            *generation += 1;
-            let change = (restart.restarted_by.clone(), restart.deployment.clone());
-            self.patch_generations.insert(change.clone(), *generation);
-            *self.template_changes.entry(change).or_default() += 1;
+        if restart.resource_version.is_some()
+            && restart.resource_version != deployment.snapshot.metadata.resource_version
+        {
+            return RestartOutcome::Transient(
+                "409 Conflict: the object has been modified".to_owned(),
+            );
         }
-        RestartOutcome::Patched { generation: deployment.metadata.generation.unwrap_or(0) }
+        let unchanged = deployment.restarted_at.as_deref() == Some(restart.restarted_at.as_str())
+            && deployment.snapshot.restarted_by.as_deref() == Some(restart.restarted_by.as_str())
+            && deployment.snapshot.run_record(&restart.record_annotation)
+                == Some(restart.restarted_by.as_str());
+        if unchanged {
+            return RestartOutcome::Patched { generation: deployment.snapshot.generation() };
+        }
+        deployment.restarted_at = Some(restart.restarted_at.clone());
+        deployment.snapshot.restarted_by = Some(restart.restarted_by.clone());
+        deployment
+            .snapshot
+            .metadata
+            .annotations
+            .get_or_insert_with(BTreeMap::new)
+            .insert(restart.record_annotation.clone(), restart.restarted_by.clone());
+        let generation = deployment.snapshot.metadata.generation.get_or_insert(0);
+        *generation += 1;
+        let generation = *generation;
+        let change = (restart.restarted_by.clone(), restart.deployment.clone());
+        self.patch_generations.insert(change.clone(), generation);
+        *self.template_changes.entry(change).or_default() += 1;
+        self.touch(&restart.deployment);
+        RestartOutcome::Patched { generation }
     }
 
     /// Sends every restart of `decision` and records the outcomes in the persisted status.
@@ -141,71 +204,63 @@ impl Cluster {
         outcomes
     }
 
-    pub fn record(&mut self, outcomes: &[(ObjectKey, RestartOutcome)]) {
+    pub fn record(&mut self, outcomes: &[(ObjectKey, RestartOutcome)]) -> Vec<Transition> {
         let status = self.refresh.status.as_mut().expect("a pass has written the status");
-        record_restart_outcomes(status, outcomes, NS);
+        record_restart_outcomes(status, outcomes, NS)
+    }
+
+    fn set_rollout(&mut self, key: &ObjectKey, step: RolloutStep) {
+        let Some(deployment) = self.deployments.get_mut(key) else { return };
+        let snapshot = &mut deployment.snapshot;
+        let replicas = snapshot.replicas.unwrap_or(1);
+        let (total, updated, reason) = match step {
+            RolloutStep::Done => (replicas, replicas, "NewReplicaSetAvailable"),
+            RolloutStep::Started => (replicas + 1, 1, "ReplicaSetUpdated"),
+            RolloutStep::DeadlineExceeded => (replicas + 1, 1, "ProgressDeadlineExceeded"),
+        };
+        snapshot.rollout = Some(RolloutStatus {
+            observed_generation: snapshot.metadata.generation,
+            replicas: Some(total),
+            updated_replicas: Some(updated),
+            available_replicas: Some(replicas),
+            progressing_reason: Some(reason.to_owned()),
+        });
+        self.touch(key);
     }
 
     /// The Deployment controller finishes the rollout of the current generation.
     pub fn roll_out(&mut self, key: &ObjectKey) {
-        let Some(deployment) = self.deployments.get_mut(key) else { return };
-        let replicas = deployment.spec.replicas.unwrap_or(1);
-        deployment.status = Some(DeploymentStatus {
-            observed_generation: deployment.metadata.generation,
-            replicas: Some(replicas),
-            updated_replicas: Some(replicas),
-            ready_replicas: Some(replicas),
-            available_replicas: Some(replicas),
-            conditions: Some(vec![progressing("True", "NewReplicaSetAvailable")]),
-            ..DeploymentStatus::default()
-        });
+        self.set_rollout(key, RolloutStep::Done);
     }
 
     /// The Deployment controller observes the current generation and starts rolling out.
     pub fn start_rollout(&mut self, key: &ObjectKey) {
-        let Some(deployment) = self.deployments.get_mut(key) else { return };
-        let replicas = deployment.spec.replicas.unwrap_or(1);
-        deployment.status = Some(DeploymentStatus {
-            observed_generation: deployment.metadata.generation,
-            replicas: Some(replicas + 1),
-            updated_replicas: Some(1),
-            ready_replicas: Some(replicas),
-            available_replicas: Some(replicas),
-            conditions: Some(vec![progressing("True", "ReplicaSetUpdated")]),
-            ..DeploymentStatus::default()
-        });
+        self.set_rollout(key, RolloutStep::Started);
     }
 
     /// The rollout of the current generation exceeds its progress deadline.
     pub fn fail_rollout(&mut self, key: &ObjectKey) {
-        let Some(deployment) = self.deployments.get_mut(key) else { return };
-        let replicas = deployment.spec.replicas.unwrap_or(1);
-        deployment.status = Some(DeploymentStatus {
-            observed_generation: deployment.metadata.generation,
-            replicas: Some(replicas + 1),
-            updated_replicas: Some(1),
-            ready_replicas: Some(replicas),
-            available_replicas: Some(replicas),
-            conditions: Some(vec![progressing("False", "ProgressDeadlineExceeded")]),
-            ..DeploymentStatus::default()
-        });
+        self.set_rollout(key, RolloutStep::DeadlineExceeded);
     }
 
     /// Finishes every rollout in progress or not yet observed.
     pub fn roll_out_all(&mut self) {
-        let keys: Vec<ObjectKey> = self.deployments.keys().cloned().collect();
-        for key in keys {
-            let lagging = self.deployments.get(&key).is_some_and(|deployment| {
-                let replicas = Some(deployment.spec.replicas.unwrap_or(1));
-                let status = deployment.status.clone().unwrap_or_default();
-                status.observed_generation != deployment.metadata.generation
+        let lagging: Vec<ObjectKey> = self
+            .deployments
+            .iter()
+            .filter(|(_, deployment)| {
+                let snapshot = &deployment.snapshot;
+                let replicas = Some(snapshot.replicas.unwrap_or(1));
+                let status = snapshot.rollout.clone().unwrap_or_default();
+                status.observed_generation != snapshot.metadata.generation
                     || status.replicas != replicas
                     || status.updated_replicas != replicas
                     || status.available_replicas != replicas
-            });
-            if lagging {
-                self.roll_out(&key);
-            }
+            })
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in lagging {
+            self.roll_out(&key);
         }
     }
 
@@ -227,11 +282,8 @@ impl Cluster {
     }
 }
 
-pub fn progressing(status: &str, reason: &str) -> DeploymentCondition {
-    DeploymentCondition {
-        type_: Some("Progressing".to_owned()),
-        status: Some(status.to_owned()),
-        reason: Some(reason.to_owned()),
-        ..DeploymentCondition::default()
-    }
+enum RolloutStep {
+    Done,
+    Started,
+    DeadlineExceeded,
 }

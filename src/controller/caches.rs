@@ -1,0 +1,184 @@
+//! The operator's view of the cluster: reflector caches of ServiceRefreshes and of lean
+//! Deployment and ConfigMap snapshots (parsed straight from the watch, never as full
+//! objects), the [`ClusterView`] the engine reads them through, and the mappers that route a
+//! Deployment or ConfigMap change to the ServiceRefreshes it concerns.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use futures::Stream;
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::Api;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, Resource};
+
+use crate::crd::ServiceRefresh;
+use crate::engine::spec::watched_config_maps;
+use crate::engine::{ClusterView, ConfigMapSnapshot, DeploymentSnapshot, ObjectKey, RunId, plan};
+use crate::policy::awaiting::AwaitIndex;
+
+impl Resource for DeploymentSnapshot {
+    type DynamicType = ();
+    type Scope = NamespaceResourceScope;
+
+    fn kind(_: &()) -> Cow<'_, str> {
+        "Deployment".into()
+    }
+    fn group(_: &()) -> Cow<'_, str> {
+        "apps".into()
+    }
+    fn version(_: &()) -> Cow<'_, str> {
+        "v1".into()
+    }
+    fn plural(_: &()) -> Cow<'_, str> {
+        "deployments".into()
+    }
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+}
+
+impl Resource for ConfigMapSnapshot {
+    type DynamicType = ();
+    type Scope = NamespaceResourceScope;
+
+    fn kind(_: &()) -> Cow<'_, str> {
+        "ConfigMap".into()
+    }
+    fn group(_: &()) -> Cow<'_, str> {
+        "".into()
+    }
+    fn version(_: &()) -> Cow<'_, str> {
+        "v1".into()
+    }
+    fn plural(_: &()) -> Cow<'_, str> {
+        "configmaps".into()
+    }
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+}
+
+/// An API handle for a namespaced kind, in one namespace or all of them.
+pub fn api_for<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>,
+{
+    match namespace {
+        Some(namespace) => Api::namespaced(client.clone(), namespace),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// A watch with kube's default backoff, resuming from where it was after a dropped
+/// connection and re-listing only when the server says the version expired.
+pub fn watch<K>(api: Api<K>) -> impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+    K::DynamicType: Default,
+{
+    watcher(api, watcher::Config::default().any_semantic()).default_backoff()
+}
+
+/// The engine's view of the caches.
+pub struct CachedCluster {
+    pub deployments: Store<DeploymentSnapshot>,
+    pub config_maps: Store<ConfigMapSnapshot>,
+}
+
+impl ClusterView for CachedCluster {
+    fn deployment(&self, key: &ObjectKey) -> Option<Arc<DeploymentSnapshot>> {
+        self.deployments.get(&ObjectRef::new(&key.name).within(&key.namespace))
+    }
+
+    fn deployments(&self) -> Vec<Arc<DeploymentSnapshot>> {
+        self.deployments.state()
+    }
+
+    fn config_map(&self, key: &ObjectKey) -> Option<Arc<ConfigMapSnapshot>> {
+        self.config_maps.get(&ObjectRef::new(&key.name).within(&key.namespace))
+    }
+}
+
+fn refresh_ref(key: &ObjectKey) -> ObjectRef<ServiceRefresh> {
+    ObjectRef::new(&key.name).within(&key.namespace)
+}
+
+/// The ServiceRefreshes a Deployment change concerns: the run named on its pod template,
+/// and every resource whose last pass said it waits on this Deployment (another run may
+/// have overwritten the name since).
+pub fn refreshes_for_deployment(
+    deployment: &DeploymentSnapshot,
+    awaiting: &AwaitIndex,
+) -> Vec<ObjectRef<ServiceRefresh>> {
+    let mut owners: Vec<ObjectRef<ServiceRefresh>> =
+        awaiting.waiting_on(&deployment.key()).iter().map(refresh_ref).collect();
+    if let Some(run) = deployment.restarted_by.as_deref().and_then(|id| id.parse::<RunId>().ok()) {
+        let owner = refresh_ref(&run.owner);
+        if !owners.contains(&owner) {
+            owners.push(owner);
+        }
+    }
+    owners
+}
+
+/// The ServiceRefreshes whose `configMapTriggers` name this ConfigMap.
+pub fn refreshes_for_config_map(
+    refreshes: &Store<ServiceRefresh>,
+    config_map: &ConfigMapSnapshot,
+) -> Vec<ObjectRef<ServiceRefresh>> {
+    let (Some(namespace), Some(name)) =
+        (config_map.metadata.namespace.as_deref(), config_map.metadata.name.as_deref())
+    else {
+        return Vec::new();
+    };
+    let changed = ObjectKey::new(namespace, name);
+    refreshes
+        .state()
+        .iter()
+        .filter(|refresh| {
+            watched_config_maps(&refresh.spec, plan::own_namespace(refresh))
+                .iter()
+                .any(|watched| watched.key == changed)
+        })
+        .map(|refresh| ObjectRef::from_obj(refresh.as_ref()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    #[test]
+    fn a_deployment_change_reaches_its_named_run_and_every_waiting_one() {
+        let awaiting = AwaitIndex::default();
+        let mut deployment = DeploymentSnapshot::default();
+        deployment.metadata.namespace = Some("arcgis".to_owned());
+        deployment.metadata.name = Some("d".to_owned());
+        assert!(refreshes_for_deployment(&deployment, &awaiting).is_empty());
+
+        deployment.restarted_by = Some("arcgis/b/2-0123abcd".to_owned());
+        awaiting.set(&ObjectKey::new("arcgis", "a"), &BTreeSet::from([deployment.key()]));
+        let owners = refreshes_for_deployment(&deployment, &awaiting);
+        assert_eq!(
+            owners,
+            vec![ObjectRef::new("a").within("arcgis"), ObjectRef::new("b").within("arcgis")]
+        );
+
+        deployment.restarted_by = Some("arcgis/a/1-0123abcd".to_owned());
+        assert_eq!(refreshes_for_deployment(&deployment, &awaiting).len(), 1, "no duplicates");
+
+        deployment.restarted_by = Some("not a run id".to_owned());
+        assert_eq!(refreshes_for_deployment(&deployment, &awaiting).len(), 1);
+    }
+}

@@ -1,0 +1,525 @@
+//! What the engine sees of the cluster: lean snapshots of Deployments and ConfigMaps holding
+//! only the fields a decision reads, and the [`ClusterView`] the controller's caches (or a
+//! test's model cluster) answer lookups through. The snapshots deserialize straight from the
+//! API server's JSON, skipping everything else, so a cache of ten thousand Deployments never
+//! holds their pod specs, and a ConfigMap cache holds digests instead of content.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use fnv::FnvHasher;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::{Deserialize, Serialize};
+
+use super::ObjectKey;
+use crate::crd::{RESTARTED_BY_ANNOTATION, RUN_RECORD_ANNOTATION_PREFIX};
+
+/// Lookups into the cluster as last observed. Implementations must not block: the engine is
+/// called inside a reconcile and treats every answer as already known.
+pub trait ClusterView {
+    /// The Deployment with this namespace and name, if it exists.
+    fn deployment(&self, key: &ObjectKey) -> Option<Arc<DeploymentSnapshot>>;
+    /// Every known Deployment; read only when a run is planned.
+    fn deployments(&self) -> Vec<Arc<DeploymentSnapshot>>;
+    /// The ConfigMap with this namespace and name, if it exists.
+    fn config_map(&self, key: &ObjectKey) -> Option<Arc<ConfigMapSnapshot>>;
+}
+
+/// A fixed cluster held in maps: what tests, benchmarks and tools hand the engine.
+#[derive(Clone, Debug, Default)]
+pub struct StaticCluster {
+    pub deployments: BTreeMap<ObjectKey, Arc<DeploymentSnapshot>>,
+    pub config_maps: BTreeMap<ObjectKey, Arc<ConfigMapSnapshot>>,
+}
+
+impl StaticCluster {
+    pub fn with_deployments(deployments: impl IntoIterator<Item = DeploymentSnapshot>) -> Self {
+        Self {
+            deployments: deployments
+                .into_iter()
+                .map(|deployment| (deployment.key(), Arc::new(deployment)))
+                .collect(),
+            config_maps: BTreeMap::new(),
+        }
+    }
+}
+
+impl ClusterView for StaticCluster {
+    fn deployment(&self, key: &ObjectKey) -> Option<Arc<DeploymentSnapshot>> {
+        self.deployments.get(key).cloned()
+    }
+    fn deployments(&self) -> Vec<Arc<DeploymentSnapshot>> {
+        self.deployments.values().cloned().collect()
+    }
+    fn config_map(&self, key: &ObjectKey) -> Option<Arc<ConfigMapSnapshot>> {
+        self.config_maps.get(key).cloned()
+    }
+}
+
+/// The metadata fields the engine and the caches need; everything else (managedFields,
+/// annotations, owner references) is skipped while parsing.
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct LeanMeta {
+    name: Option<String>,
+    namespace: Option<String>,
+    uid: Option<String>,
+    resource_version: Option<String>,
+    generation: Option<i64>,
+    labels: Option<BTreeMap<String, String>>,
+    annotations: Option<RunRecordsOnly>,
+    deletion_timestamp: Option<Time>,
+}
+
+impl From<LeanMeta> for ObjectMeta {
+    fn from(meta: LeanMeta) -> Self {
+        ObjectMeta {
+            name: meta.name,
+            namespace: meta.namespace,
+            uid: meta.uid,
+            resource_version: meta.resource_version,
+            generation: meta.generation,
+            labels: meta.labels,
+            annotations: meta
+                .annotations
+                .map(|records| records.0)
+                .filter(|records| !records.is_empty()),
+            deletion_timestamp: meta.deletion_timestamp,
+            ..ObjectMeta::default()
+        }
+    }
+}
+
+/// Metadata annotations, keeping only the run records (`gisops.io/run-…`): the rest, such as
+/// kubectl's last-applied copy of the whole object, would dominate a cache's memory.
+#[derive(Default)]
+struct RunRecordsOnly(BTreeMap<String, String>);
+
+impl<'de> Deserialize<'de> for RunRecordsOnly {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Keep;
+        impl<'de> Visitor<'de> for Keep {
+            type Value = RunRecordsOnly;
+            fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+                formatter.write_str("a map of annotations")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut kept = BTreeMap::new();
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    if key.starts_with(RUN_RECORD_ANNOTATION_PREFIX) {
+                        kept.insert(key.into_owned(), map.next_value::<String>()?);
+                    } else {
+                        map.next_value::<de::IgnoredAny>()?;
+                    }
+                }
+                Ok(RunRecordsOnly(kept))
+            }
+        }
+        deserializer.deserialize_map(Keep)
+    }
+}
+
+/// A Deployment as the engine reads it: identity, labels, whether it is paused, the run that
+/// last restarted it, and the rollout status `kubectl rollout status` judges.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct DeploymentSnapshot {
+    /// Name, namespace, uid, resourceVersion, generation, labels and deletionTimestamp only.
+    pub metadata: ObjectMeta,
+    /// `spec.paused`.
+    pub paused: bool,
+    /// `spec.replicas`; `None` when absent (kubectl then skips its "updated < desired" check).
+    pub replicas: Option<i32>,
+    /// The pod template's `gisops.io/restarted-by` annotation: the run that restarted it last.
+    pub restarted_by: Option<String>,
+    /// `status`, if the Deployment controller has written one.
+    pub rollout: Option<RolloutStatus>,
+}
+
+/// The part of a Deployment's status that decides readiness.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct RolloutStatus {
+    pub observed_generation: Option<i64>,
+    pub replicas: Option<i32>,
+    pub updated_replicas: Option<i32>,
+    pub available_replicas: Option<i32>,
+    /// Reason of the first `Progressing` condition: kubectl reads that one only.
+    pub progressing_reason: Option<String>,
+}
+
+impl DeploymentSnapshot {
+    /// The namespace and name; empty strings for an object without them (never stored).
+    pub fn key(&self) -> ObjectKey {
+        ObjectKey::new(
+            self.metadata.namespace.as_deref().unwrap_or_default(),
+            self.metadata.name.as_deref().unwrap_or_default(),
+        )
+    }
+
+    pub fn name(&self) -> &str {
+        self.metadata.name.as_deref().unwrap_or_default()
+    }
+
+    pub fn generation(&self) -> i64 {
+        self.metadata.generation.unwrap_or(0)
+    }
+
+    /// The run id a resource recorded on this Deployment under `annotation`.
+    pub fn run_record(&self, annotation: &str) -> Option<&str> {
+        self.metadata.annotations.as_ref()?.get(annotation).map(String::as_str)
+    }
+
+    /// The snapshot of a full Deployment object, as the cache would have parsed it.
+    pub fn from_deployment(deployment: &Deployment) -> Self {
+        let status = deployment.status.as_ref();
+        Self {
+            metadata: ObjectMeta {
+                name: deployment.metadata.name.clone(),
+                namespace: deployment.metadata.namespace.clone(),
+                uid: deployment.metadata.uid.clone(),
+                resource_version: deployment.metadata.resource_version.clone(),
+                generation: deployment.metadata.generation,
+                labels: deployment.metadata.labels.clone(),
+                annotations: deployment
+                    .metadata
+                    .annotations
+                    .as_ref()
+                    .map(|annotations| {
+                        annotations
+                            .iter()
+                            .filter(|(key, _)| key.starts_with(RUN_RECORD_ANNOTATION_PREFIX))
+                            .map(|(key, value)| (key.clone(), value.clone()))
+                            .collect::<BTreeMap<_, _>>()
+                    })
+                    .filter(|records| !records.is_empty()),
+                deletion_timestamp: deployment.metadata.deletion_timestamp.clone(),
+                ..ObjectMeta::default()
+            },
+            paused: deployment.spec.paused.unwrap_or(false),
+            replicas: deployment.spec.replicas,
+            restarted_by: deployment
+                .spec
+                .template
+                .metadata
+                .as_ref()
+                .and_then(|meta| meta.annotations.as_ref())
+                .and_then(|annotations| annotations.get(RESTARTED_BY_ANNOTATION))
+                .cloned(),
+            rollout: status.map(|status| RolloutStatus {
+                observed_generation: status.observed_generation,
+                replicas: status.replicas,
+                updated_replicas: status.updated_replicas,
+                available_replicas: status.available_replicas,
+                progressing_reason: status
+                    .conditions
+                    .iter()
+                    .flatten()
+                    .find(|condition| condition.type_.as_deref() == Some("Progressing"))
+                    .and_then(|condition| condition.reason.clone()),
+            }),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for DeploymentSnapshot {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize, Default)]
+        #[serde(default)]
+        struct Wire {
+            metadata: LeanMeta,
+            spec: Option<WireSpec>,
+            status: Option<WireStatus>,
+        }
+        #[derive(Deserialize, Default)]
+        #[serde(default)]
+        struct WireSpec {
+            paused: Option<bool>,
+            replicas: Option<i32>,
+            template: Option<WireTemplate>,
+        }
+        #[derive(Deserialize, Default)]
+        #[serde(default)]
+        struct WireTemplate {
+            metadata: Option<WireTemplateMeta>,
+        }
+        #[derive(Deserialize, Default)]
+        #[serde(default)]
+        struct WireTemplateMeta {
+            annotations: Option<RestartedByOnly>,
+        }
+        #[derive(Deserialize, Default)]
+        #[serde(default, rename_all = "camelCase")]
+        struct WireStatus {
+            observed_generation: Option<i64>,
+            replicas: Option<i32>,
+            updated_replicas: Option<i32>,
+            available_replicas: Option<i32>,
+            conditions: Option<FirstProgressingReason>,
+        }
+
+        let wire = Wire::deserialize(deserializer)?;
+        let spec = wire.spec.unwrap_or_default();
+        Ok(Self {
+            metadata: wire.metadata.into(),
+            paused: spec.paused.unwrap_or(false),
+            replicas: spec.replicas,
+            restarted_by: spec
+                .template
+                .and_then(|template| template.metadata)
+                .and_then(|meta| meta.annotations)
+                .and_then(|annotations| annotations.0),
+            rollout: wire.status.map(|status| RolloutStatus {
+                observed_generation: status.observed_generation,
+                replicas: status.replicas,
+                updated_replicas: status.updated_replicas,
+                available_replicas: status.available_replicas,
+                progressing_reason: status.conditions.and_then(|reason| reason.0),
+            }),
+        })
+    }
+}
+
+/// The pod-template annotations, keeping only `gisops.io/restarted-by`.
+#[derive(Default)]
+struct RestartedByOnly(Option<String>);
+
+impl<'de> Deserialize<'de> for RestartedByOnly {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Keep;
+        impl<'de> Visitor<'de> for Keep {
+            type Value = RestartedByOnly;
+            fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+                formatter.write_str("a map of annotations")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut kept = None;
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    if key == RESTARTED_BY_ANNOTATION {
+                        kept = Some(map.next_value::<String>()?);
+                    } else {
+                        map.next_value::<de::IgnoredAny>()?;
+                    }
+                }
+                Ok(RestartedByOnly(kept))
+            }
+        }
+        deserializer.deserialize_map(Keep)
+    }
+}
+
+/// The conditions list, keeping only the reason of the first `Progressing` condition.
+struct FirstProgressingReason(Option<String>);
+
+impl<'de> Deserialize<'de> for FirstProgressingReason {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct WireCondition {
+            #[serde(rename = "type")]
+            type_: Option<String>,
+            reason: Option<String>,
+        }
+        let conditions = Vec::<WireCondition>::deserialize(deserializer)?;
+        Ok(Self(
+            conditions
+                .into_iter()
+                .find(|condition| condition.type_.as_deref() == Some("Progressing"))
+                .and_then(|condition| condition.reason),
+        ))
+    }
+}
+
+/// Digest of one ConfigMap entry (key and value), so a cached ConfigMap costs a few bytes per
+/// key whatever its content.
+pub type EntryDigest = u64;
+
+/// A ConfigMap as the engine reads it: its identity and a digest per key of `data` and
+/// `binaryData`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ConfigMapSnapshot {
+    /// Name, namespace, uid, resourceVersion and labels only.
+    pub metadata: ObjectMeta,
+    /// Digest of each entry, by key; `data` and `binaryData` keys never collide (the API
+    /// server refuses a key in both).
+    pub entries: BTreeMap<String, EntryDigest>,
+}
+
+impl ConfigMapSnapshot {
+    /// The snapshot of string entries, for tests and tools.
+    pub fn from_data<'a>(
+        namespace: &str,
+        name: &str,
+        data: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Self {
+        Self {
+            metadata: ObjectMeta {
+                namespace: Some(namespace.to_owned()),
+                name: Some(name.to_owned()),
+                ..ObjectMeta::default()
+            },
+            entries: data
+                .into_iter()
+                .map(|(key, value)| (key.to_owned(), entry_digest(b'd', key, value.as_bytes())))
+                .collect(),
+        }
+    }
+}
+
+/// FNV-1a over a tagged, length-prefixed entry: length prefixes keep ("ab", "c") and
+/// ("a", "bc") apart, and the tag keeps a `data` value apart from the same `binaryData`.
+/// FNV is fixed by its definition, unlike std's hashers, so a digest never changes between
+/// builds and an operator upgrade never fakes a content change.
+pub fn entry_digest(tag: u8, key: &str, value: &[u8]) -> EntryDigest {
+    use std::hash::Hasher;
+    let mut hasher = FnvHasher::default();
+    hasher.write(&[tag]);
+    hasher.write(&(key.len() as u64).to_le_bytes());
+    hasher.write(key.as_bytes());
+    hasher.write(&(value.len() as u64).to_le_bytes());
+    hasher.write(value);
+    hasher.finish()
+}
+
+impl<'de> Deserialize<'de> for ConfigMapSnapshot {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize, Default)]
+        #[serde(default, rename_all = "camelCase")]
+        struct Wire {
+            metadata: LeanMeta,
+            data: Option<Digests<b'd'>>,
+            binary_data: Option<Digests<b'b'>>,
+        }
+        let wire = Wire::deserialize(deserializer)?;
+        let mut entries = wire.data.map(|digests| digests.0).unwrap_or_default();
+        entries.extend(wire.binary_data.map(|digests| digests.0).unwrap_or_default());
+        Ok(Self { metadata: wire.metadata.into(), entries })
+    }
+}
+
+/// A string map whose values are digested as they are read and never kept. `binaryData`
+/// values are digested in their base64 form: equal bytes have equal encodings.
+struct Digests<const TAG: u8>(BTreeMap<String, EntryDigest>);
+
+impl<'de, const TAG: u8> Deserialize<'de> for Digests<TAG> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Digesting<const TAG: u8>;
+        impl<'de, const TAG: u8> Visitor<'de> for Digesting<TAG> {
+            type Value = Digests<TAG>;
+            fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+                formatter.write_str("a map of strings")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut digests = BTreeMap::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    let value = map.next_value::<std::borrow::Cow<'de, str>>()?;
+                    let digest = entry_digest(TAG, &key, value.as_bytes());
+                    digests.insert(key, digest);
+                }
+                Ok(Digests(digests))
+            }
+        }
+        deserializer.deserialize_map(Digesting::<TAG>)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn a_deployment_parses_into_only_what_the_engine_reads() {
+        let snapshot: DeploymentSnapshot = serde_json::from_value(json!({
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {
+                "name": "web", "namespace": "arcgis", "uid": "u-1", "resourceVersion": "42",
+                "generation": 3, "labels": {"app": "gis"},
+                "annotations": {
+                    "kubectl.kubernetes.io/last-applied-configuration": "{...}",
+                    "gisops.io/run-0123abcd": "arcgis/r/1-0123abcd"
+                },
+                "managedFields": [{"manager": "kubectl", "fieldsV1": {"f:spec": {}}}]
+            },
+            "spec": {
+                "replicas": 2, "paused": true,
+                "selector": {"matchLabels": {"app": "gis"}},
+                "template": {
+                    "metadata": {"annotations": {
+                        "gisops.io/restarted-by": "arcgis/r/1-abc",
+                        "kubectl.kubernetes.io/restartedAt": "2026-11-26T18:40:02Z"
+                    }},
+                    "spec": {"containers": [{"name": "c", "image": "x"}]}
+                }
+            },
+            "status": {
+                "observedGeneration": 3, "replicas": 3, "updatedReplicas": 1,
+                "readyReplicas": 2, "availableReplicas": 2,
+                "conditions": [
+                    {"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"},
+                    {"type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated"},
+                    {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}
+                ]
+            }
+        }))
+        .expect("parses");
+        assert_eq!(snapshot.key(), ObjectKey::new("arcgis", "web"));
+        assert_eq!(
+            snapshot.metadata.annotations,
+            Some(BTreeMap::from([(
+                "gisops.io/run-0123abcd".to_owned(),
+                "arcgis/r/1-0123abcd".to_owned()
+            )])),
+            "only the run records are kept"
+        );
+        assert_eq!(snapshot.metadata.managed_fields, None);
+        assert_eq!(snapshot.metadata.labels.as_ref().map(BTreeMap::len), Some(1));
+        assert_eq!(snapshot.generation(), 3);
+        assert!(snapshot.paused);
+        assert_eq!(snapshot.replicas, Some(2));
+        assert_eq!(snapshot.restarted_by.as_deref(), Some("arcgis/r/1-abc"));
+        let rollout = snapshot.rollout.expect("status");
+        assert_eq!(rollout.updated_replicas, Some(1));
+        assert_eq!(rollout.progressing_reason.as_deref(), Some("ReplicaSetUpdated"));
+    }
+
+    #[test]
+    fn parsing_and_converting_a_deployment_agree() {
+        let full: Deployment = serde_json::from_value(json!({
+            "metadata": {"name": "web", "namespace": "arcgis", "generation": 2},
+            "spec": {
+                "selector": {},
+                "template": {"metadata": {"annotations": {"gisops.io/restarted-by": "x/y/1-z"}}}
+            },
+            "status": {"observedGeneration": 2, "conditions": [
+                {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"}
+            ]}
+        }))
+        .expect("deployment");
+        let parsed: DeploymentSnapshot =
+            serde_json::from_value(serde_json::to_value(&full).expect("json")).expect("parses");
+        assert_eq!(parsed, DeploymentSnapshot::from_deployment(&full));
+        assert_eq!(parsed.replicas, None);
+    }
+
+    #[test]
+    fn a_config_map_keeps_digests_not_content() {
+        let snapshot: ConfigMapSnapshot = serde_json::from_value(json!({
+            "metadata": {"name": "proxy", "namespace": "arcgis"},
+            "data": {"proxy": "http://p:3128", "noProxy": "svc"},
+            "binaryData": {"cert": "AAE="}
+        }))
+        .expect("parses");
+        assert_eq!(
+            snapshot.entries.keys().map(String::as_str).collect::<Vec<_>>(),
+            ["cert", "noProxy", "proxy"]
+        );
+        assert_eq!(snapshot.entries["proxy"], entry_digest(b'd', "proxy", b"http://p:3128"));
+        assert_ne!(entry_digest(b'd', "ab", b"c"), entry_digest(b'd', "a", b"bc"));
+        assert_ne!(entry_digest(b'd', "k", b"v"), entry_digest(b'b', "k", b"v"));
+        // Pinned: a different value after an upgrade would start a run on every resource.
+        assert_eq!(entry_digest(b'd', "a", b"b"), 0x4cf3_09c7_eb48_439e);
+    }
+}

@@ -1,0 +1,254 @@
+//! Validation of a `ServiceRefreshSpec` beyond what the CRD schema can express: durations,
+//! label selectors, glob patterns, object names, and the namespaces the operator lets a
+//! resource reach. A spec that passes becomes a [`ValidSpec`], the parsed form planning and
+//! the run state machine work from; one that fails yields a [`SpecError`] whose message names
+//! the offending field so a person can fix it.
+
+mod duration;
+mod names;
+mod patterns;
+mod selector;
+
+use std::collections::BTreeSet;
+
+use jiff::SignedDuration;
+
+pub use duration::{MAX_BATCH_TIMEOUT, parse_batch_timeout};
+pub use patterns::NamePattern;
+pub use selector::LabelFilter;
+
+use super::ObjectKey;
+use crate::crd::{FailurePolicy, ServiceRefreshSpec};
+use names::{check_config_map_key, check_dns_label, check_dns_subdomain};
+
+/// Largest batch the CRD schema allows; checked again because a schema can be bypassed
+/// (an older CRD version, or a status written by hand).
+pub const MAX_BATCH_SIZE: u32 = 100;
+
+/// Where the operator lets a ServiceRefresh reach: its own namespace only, unless the operator
+/// runs with `--allow-cross-namespace`; and never outside `--watch-namespace`, which the
+/// operator cannot see.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OperatorScope {
+    pub watch_namespace: Option<String>,
+    pub allow_cross_namespace: bool,
+}
+
+/// A spec the schema let through but the operator cannot act on.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SpecError {
+    #[error("spec.batchTimeout {0:?} is not a duration such as 90s, 10m or 1h30m")]
+    MalformedDuration(String),
+    #[error("spec.batchTimeout {0:?} must be longer than zero")]
+    ZeroDuration(String),
+    #[error("spec.batchTimeout {0:?} is too long; the maximum is 168h (one week)")]
+    DurationTooLong(String),
+    #[error("{field}: {problem}")]
+    InvalidField { field: String, problem: String },
+    #[error(
+        "{field}: namespace {namespace:?} is not this ServiceRefresh's namespace {own:?}; \
+         the operator refuses cross-namespace selection unless it runs with --allow-cross-namespace"
+    )]
+    CrossNamespace { field: String, namespace: String, own: String },
+    #[error(
+        "{field}: the operator watches only namespace {watched:?} (--watch-namespace), so it cannot \
+         see anything in namespace {namespace:?}"
+    )]
+    NotWatched { field: String, namespace: String, watched: String },
+}
+
+impl SpecError {
+    fn field(field: impl Into<String>, problem: impl Into<String>) -> Self {
+        Self::InvalidField { field: field.into(), problem: problem.into() }
+    }
+
+    /// The Stalled condition reason this error shows as.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::CrossNamespace { .. } => "CrossNamespaceRefused",
+            Self::NotWatched { .. } => "NamespaceNotWatched",
+            _ => "InvalidSpec",
+        }
+    }
+}
+
+/// A ConfigMap named in `spec.configMapTriggers`, resolved against the resource's namespace,
+/// with the keys to hash (empty: all of them).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WatchedConfigMap {
+    pub key: ObjectKey,
+    pub keys: Vec<String>,
+}
+
+/// The ConfigMaps `spec.configMapTriggers` watches. This is the one place their namespaces
+/// are resolved; two entries for the same ConfigMap merge (and "all keys" wins).
+pub fn watched_config_maps(
+    spec: &ServiceRefreshSpec,
+    own_namespace: &str,
+) -> Vec<WatchedConfigMap> {
+    let mut watched: Vec<WatchedConfigMap> = Vec::new();
+    for trigger in &spec.config_map_triggers {
+        let key =
+            ObjectKey::new(trigger.namespace.as_deref().unwrap_or(own_namespace), &trigger.name);
+        match watched.iter_mut().find(|entry| entry.key == key) {
+            Some(entry) if entry.keys.is_empty() || trigger.keys.is_empty() => entry.keys.clear(),
+            Some(entry) => {
+                let merged: BTreeSet<String> =
+                    entry.keys.iter().chain(&trigger.keys).cloned().collect();
+                entry.keys = merged.into_iter().collect();
+            }
+            None => {
+                let keys: BTreeSet<String> = trigger.keys.iter().cloned().collect();
+                watched.push(WatchedConfigMap { key, keys: keys.into_iter().collect() });
+            }
+        }
+    }
+    watched.sort_by(|a, b| a.key.cmp(&b.key));
+    watched
+}
+
+/// A spec that passed validation, in the parsed form the engine works with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ValidSpec {
+    pub batch_size: usize,
+    pub batch_timeout: SignedDuration,
+    pub failure_policy: FailurePolicy,
+    pub selector: LabelFilter,
+    /// Empty means every name matches.
+    pub name_patterns: Vec<NamePattern>,
+    pub exclude: BTreeSet<String>,
+    /// The namespaces Deployments are selected from (the resource's own by default).
+    pub namespaces: BTreeSet<String>,
+    pub config_maps: Vec<WatchedConfigMap>,
+}
+
+impl ValidSpec {
+    /// Whether a name passes `namePatterns` (when any) and is not excluded.
+    pub fn name_in_scope(&self, name: &str) -> bool {
+        let pattern_ok = self.name_patterns.is_empty()
+            || self.name_patterns.iter().any(|pattern| pattern.matches(name));
+        pattern_ok && !self.exclude.contains(name)
+    }
+
+    /// The selection in words, for a person wondering why it matched nothing.
+    pub fn describe_selection(&self) -> String {
+        let namespaces = self.namespaces.iter().cloned().collect::<Vec<_>>().join(", ");
+        let mut text = format!("selector {} in namespace(s) {namespaces}", self.selector);
+        if !self.name_patterns.is_empty() {
+            let patterns: Vec<&str> = self.name_patterns.iter().map(NamePattern::as_str).collect();
+            text.push_str(&format!(", name patterns {}", patterns.join(", ")));
+        }
+        if !self.exclude.is_empty() {
+            let excluded: Vec<&str> = self.exclude.iter().map(String::as_str).collect();
+            text.push_str(&format!(", excluding {}", excluded.join(", ")));
+        }
+        text
+    }
+}
+
+/// Checks everything about a spec the schema cannot, and parses it.
+pub fn validate(
+    spec: &ServiceRefreshSpec,
+    own_namespace: &str,
+    scope: &OperatorScope,
+) -> Result<ValidSpec, SpecError> {
+    if spec.batch_size == 0 || spec.batch_size > MAX_BATCH_SIZE {
+        return Err(SpecError::field(
+            "spec.batchSize",
+            format!("{} is outside the range 1 to {MAX_BATCH_SIZE}", spec.batch_size),
+        ));
+    }
+    let batch_timeout = parse_batch_timeout(&spec.batch_timeout)?;
+    let selector = LabelFilter::compile(&spec.selector)?;
+
+    let mut name_patterns = Vec::with_capacity(spec.name_patterns.len());
+    for (index, pattern) in spec.name_patterns.iter().enumerate() {
+        name_patterns.push(
+            NamePattern::compile(pattern).map_err(|problem| {
+                SpecError::field(format!("spec.namePatterns[{index}]"), problem)
+            })?,
+        );
+    }
+
+    for (index, name) in spec.exclude.iter().enumerate() {
+        check_dns_subdomain(name).map_err(|problem| {
+            SpecError::field(format!("spec.exclude[{index}]"), format!("{name:?} {problem}"))
+        })?;
+    }
+
+    for (index, namespace) in spec.namespaces.iter().enumerate() {
+        let field = format!("spec.namespaces[{index}]");
+        check_dns_label(namespace)
+            .map_err(|problem| SpecError::field(&field, format!("{namespace:?} {problem}")))?;
+        check_reach(&field, namespace, own_namespace, scope)?;
+    }
+
+    for (index, trigger) in spec.config_map_triggers.iter().enumerate() {
+        check_dns_subdomain(&trigger.name).map_err(|problem| {
+            SpecError::field(
+                format!("spec.configMapTriggers[{index}].name"),
+                format!("{:?} {problem}", trigger.name),
+            )
+        })?;
+        if let Some(namespace) = &trigger.namespace {
+            let field = format!("spec.configMapTriggers[{index}].namespace");
+            check_dns_label(namespace)
+                .map_err(|problem| SpecError::field(&field, format!("{namespace:?} {problem}")))?;
+            check_reach(&field, namespace, own_namespace, scope)?;
+        }
+        for (key_index, key) in trigger.keys.iter().enumerate() {
+            check_config_map_key(key).map_err(|problem| {
+                SpecError::field(
+                    format!("spec.configMapTriggers[{index}].keys[{key_index}]"),
+                    format!("{key:?} {problem}"),
+                )
+            })?;
+        }
+    }
+
+    let namespaces = if spec.namespaces.is_empty() {
+        BTreeSet::from([own_namespace.to_owned()])
+    } else {
+        spec.namespaces.iter().cloned().collect()
+    };
+    Ok(ValidSpec {
+        // Bounded by MAX_BATCH_SIZE above, so it fits any usize.
+        batch_size: spec.batch_size as usize,
+        batch_timeout,
+        failure_policy: spec.failure_policy,
+        selector,
+        name_patterns,
+        exclude: spec.exclude.iter().cloned().collect(),
+        namespaces,
+        config_maps: watched_config_maps(spec, own_namespace),
+    })
+}
+
+/// Whether the operator lets this resource reach `namespace`.
+fn check_reach(
+    field: &str,
+    namespace: &str,
+    own_namespace: &str,
+    scope: &OperatorScope,
+) -> Result<(), SpecError> {
+    if let Some(watched) = &scope.watch_namespace
+        && namespace != watched
+    {
+        return Err(SpecError::NotWatched {
+            field: field.to_owned(),
+            namespace: namespace.to_owned(),
+            watched: watched.clone(),
+        });
+    }
+    if namespace != own_namespace && !scope.allow_cross_namespace {
+        return Err(SpecError::CrossNamespace {
+            field: field.to_owned(),
+            namespace: namespace.to_owned(),
+            own: own_namespace.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,153 @@
+//! Whole-spec validation: each kind of bad field, and the namespaces a resource may reach.
+
+use super::*;
+use crate::crd::ConfigMapTrigger;
+
+fn spec() -> ServiceRefreshSpec {
+    serde_json::from_value(serde_json::json!({"selector": {}})).expect("minimal spec parses")
+}
+
+fn same_namespace_only() -> OperatorScope {
+    OperatorScope::default()
+}
+
+fn error(spec: &ServiceRefreshSpec) -> String {
+    validate(spec, "arcgis", &same_namespace_only()).unwrap_err().to_string()
+}
+
+#[test]
+fn validate_reports_each_kind_of_bad_field() {
+    let mut bad_pattern = spec();
+    bad_pattern.name_patterns = vec!["ok-*".to_owned(), "Arc_*".to_owned()];
+    assert!(error(&bad_pattern).starts_with("spec.namePatterns[1]: \"Arc_*\" contains 'A'"));
+
+    let mut bad_namespace = spec();
+    bad_namespace.namespaces = vec!["arcgis".to_owned(), "Arcgis".to_owned()];
+    assert!(
+        error(&bad_namespace).starts_with("spec.namespaces[1]: \"Arcgis\" is not a valid name")
+    );
+
+    let mut bad_exclude = spec();
+    bad_exclude.exclude = vec!["".to_owned()];
+    assert_eq!(error(&bad_exclude), "spec.exclude[0]: \"\" must be 1 to 253 characters long");
+
+    let mut bad_trigger = spec();
+    bad_trigger.config_map_triggers = vec![ConfigMapTrigger {
+        name: "proxy".to_owned(),
+        namespace: None,
+        keys: vec!["a b".to_owned()],
+    }];
+    assert!(error(&bad_trigger).starts_with("spec.configMapTriggers[0].keys[0]:"));
+
+    let mut bad_size = spec();
+    bad_size.batch_size = 0;
+    assert_eq!(error(&bad_size), "spec.batchSize: 0 is outside the range 1 to 100");
+
+    let mut bad_timeout = spec();
+    bad_timeout.batch_timeout = "10x".to_owned();
+    assert_eq!(
+        validate(&bad_timeout, "arcgis", &same_namespace_only()),
+        Err(SpecError::MalformedDuration("10x".to_owned()))
+    );
+    assert_eq!(SpecError::MalformedDuration("10x".to_owned()).reason(), "InvalidSpec");
+}
+
+#[test]
+fn valid_spec_resolves_scope() {
+    let mut spec = spec();
+    spec.name_patterns = vec!["arcgis-*".to_owned()];
+    spec.exclude = vec!["arcgis-keep".to_owned()];
+    let valid = validate(&spec, "own", &same_namespace_only()).expect("valid");
+    assert_eq!(valid.batch_size, 10);
+    assert_eq!(valid.batch_timeout, SignedDuration::from_mins(10));
+    assert_eq!(valid.namespaces, BTreeSet::from(["own".to_owned()]));
+    assert!(valid.name_in_scope("arcgis-map"));
+    assert!(!valid.name_in_scope("arcgis-keep"));
+    assert!(!valid.name_in_scope("other"));
+    assert_eq!(
+        valid.describe_selection(),
+        "selector {} (every Deployment) in namespace(s) own, name patterns arcgis-*, excluding arcgis-keep"
+    );
+}
+
+#[test]
+fn other_namespaces_need_the_operator_flag() {
+    let mut cross = spec();
+    cross.namespaces = vec!["kube-system".to_owned()];
+    let refused = validate(&cross, "arcgis", &same_namespace_only()).unwrap_err();
+    assert_eq!(refused.reason(), "CrossNamespaceRefused");
+    assert_eq!(
+        refused.to_string(),
+        "spec.namespaces[0]: namespace \"kube-system\" is not this ServiceRefresh's namespace \
+         \"arcgis\"; the operator refuses cross-namespace selection unless it runs with \
+         --allow-cross-namespace"
+    );
+    let allowed = OperatorScope { watch_namespace: None, allow_cross_namespace: true };
+    assert!(validate(&cross, "arcgis", &allowed).is_ok());
+
+    // The own namespace, named explicitly, is always fine.
+    let mut own = spec();
+    own.namespaces = vec!["arcgis".to_owned()];
+    assert!(validate(&own, "arcgis", &same_namespace_only()).is_ok());
+
+    let mut trigger_elsewhere = spec();
+    trigger_elsewhere.config_map_triggers = vec![ConfigMapTrigger {
+        name: "proxy".to_owned(),
+        namespace: Some("tls".to_owned()),
+        keys: vec![],
+    }];
+    let refused = validate(&trigger_elsewhere, "arcgis", &same_namespace_only()).unwrap_err();
+    assert_eq!(refused.reason(), "CrossNamespaceRefused");
+    assert!(refused.to_string().starts_with("spec.configMapTriggers[0].namespace:"));
+}
+
+#[test]
+fn namespaces_outside_the_watched_one_are_reported_as_invisible() {
+    let watching =
+        OperatorScope { watch_namespace: Some("arcgis".to_owned()), allow_cross_namespace: true };
+    let mut other = spec();
+    other.namespaces = vec!["other".to_owned()];
+    let refused = validate(&other, "arcgis", &watching).unwrap_err();
+    assert_eq!(refused.reason(), "NamespaceNotWatched");
+    assert_eq!(
+        refused.to_string(),
+        "spec.namespaces[0]: the operator watches only namespace \"arcgis\" (--watch-namespace), \
+         so it cannot see anything in namespace \"other\""
+    );
+    let mut trigger = spec();
+    trigger.config_map_triggers = vec![ConfigMapTrigger {
+        name: "proxy".to_owned(),
+        namespace: Some("other".to_owned()),
+        keys: vec![],
+    }];
+    assert_eq!(
+        validate(&trigger, "arcgis", &watching).unwrap_err().reason(),
+        "NamespaceNotWatched"
+    );
+}
+
+#[test]
+fn watched_config_maps_resolve_namespaces_once_and_merge() {
+    let spec: ServiceRefreshSpec = serde_json::from_value(serde_json::json!({
+        "selector": {},
+        "configMapTriggers": [
+            {"name": "proxy", "keys": ["b"]},
+            {"name": "certs", "namespace": "tls", "keys": ["ca.crt"]},
+            {"name": "proxy", "keys": ["a", "b"]},
+            {"name": "all", "keys": ["x"]},
+            {"name": "all"},
+        ],
+    }))
+    .expect("spec parses");
+    let watched = watched_config_maps(&spec, "arcgis");
+    let summary: Vec<(String, Vec<String>)> =
+        watched.iter().map(|entry| (entry.key.to_string(), entry.keys.clone())).collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("arcgis/all".to_owned(), vec![]),
+            ("arcgis/proxy".to_owned(), vec!["a".to_owned(), "b".to_owned()]),
+            ("tls/certs".to_owned(), vec!["ca.crt".to_owned()]),
+        ]
+    );
+}

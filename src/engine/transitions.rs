@@ -1,0 +1,186 @@
+//! What changed in one pass, as facts: runs and batches starting and ending, services
+//! reaching their results, and the notices a person should see. The shell turns each into a
+//! structured log line and metrics, and [`Transition::event`] renders the ones worth a
+//! Kubernetes Event, with a stable [`EventReason`].
+
+use std::fmt;
+
+use super::ObjectKey;
+use crate::crd::{Phase, ServiceResult, Totals};
+
+/// Severity of a Kubernetes Event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventSeverity {
+    Normal,
+    Warning,
+}
+
+/// The `reason` of every Event the operator records; stable words tools can match on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EventReason {
+    RunStarted,
+    RunSucceeded,
+    RunFailed,
+    RunCancelled,
+    BatchStarted,
+    BatchCompleted,
+    Suspended,
+    CancelRequested,
+    NoActiveRun,
+    ExcludeUnmatched,
+    TriggerKeysMissing,
+    InvalidSpec,
+    CrossNamespaceRefused,
+    NamespaceNotWatched,
+    ConfigMapNotFound,
+}
+
+impl EventReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::RunStarted => "RunStarted",
+            Self::RunSucceeded => "RunSucceeded",
+            Self::RunFailed => "RunFailed",
+            Self::RunCancelled => "RunCancelled",
+            Self::BatchStarted => "BatchStarted",
+            Self::BatchCompleted => "BatchCompleted",
+            Self::Suspended => "Suspended",
+            Self::CancelRequested => "CancelRequested",
+            Self::NoActiveRun => "NoActiveRun",
+            Self::ExcludeUnmatched => "ExcludeUnmatched",
+            Self::TriggerKeysMissing => "TriggerKeysMissing",
+            Self::InvalidSpec => "InvalidSpec",
+            Self::CrossNamespaceRefused => "CrossNamespaceRefused",
+            Self::NamespaceNotWatched => "NamespaceNotWatched",
+            Self::ConfigMapNotFound => "ConfigMapNotFound",
+        }
+    }
+
+    /// The reason for a Stalled condition reason, when the stall deserves its own Event.
+    pub fn for_stall(reason: &str) -> Option<Self> {
+        [
+            Self::InvalidSpec,
+            Self::CrossNamespaceRefused,
+            Self::NamespaceNotWatched,
+            Self::ConfigMapNotFound,
+        ]
+        .into_iter()
+        .find(|candidate| candidate.as_str() == reason)
+    }
+}
+
+impl fmt::Display for EventReason {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(self.as_str())
+    }
+}
+
+/// A Kubernetes Event to record on the ServiceRefresh.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventNote {
+    pub severity: EventSeverity,
+    pub reason: EventReason,
+    pub message: String,
+}
+
+/// One fact about what a pass changed. `run` is the run id as written to Deployments.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Transition {
+    RunStarted {
+        run: String,
+        number: u64,
+        reason: String,
+        /// Why, in words (which trigger changed).
+        trigger: String,
+        services: usize,
+        batches: usize,
+        batch_size: usize,
+        dry_run: bool,
+    },
+    BatchStarted {
+        run: String,
+        batch: u32,
+        batches: usize,
+        services: usize,
+    },
+    BatchCompleted {
+        run: String,
+        batch: u32,
+        batches: usize,
+        ready: usize,
+        failed: usize,
+        skipped: usize,
+        seconds: f64,
+    },
+    /// A planned Deployment got its result.
+    ServiceFinished {
+        run: String,
+        batch: u32,
+        deployment: ObjectKey,
+        result: ServiceResult,
+        message: Option<String>,
+    },
+    RunFinished {
+        run: String,
+        number: u64,
+        reason: String,
+        phase: Phase,
+        totals: Totals,
+        /// The run's closing message (what failed, or how it went).
+        message: String,
+        seconds: f64,
+    },
+    /// Anything else a person should hear about, as an Event.
+    Notice(EventNote),
+}
+
+impl Transition {
+    pub fn notice(severity: EventSeverity, reason: EventReason, message: String) -> Self {
+        Self::Notice(EventNote { severity, reason, message })
+    }
+
+    /// The Event this transition records, if it deserves one. Per-service results do not:
+    /// a fleet of thousands would flood the event stream; the status lists them.
+    pub fn event(&self) -> Option<EventNote> {
+        let (severity, reason, message) = match self {
+            Self::RunStarted {
+                number, trigger, services, batches, batch_size, dry_run, ..
+            } => {
+                let dry = if *dry_run { " (dry run)" } else { "" };
+                (
+                    EventSeverity::Normal,
+                    EventReason::RunStarted,
+                    format!(
+                        "Run {number}{dry} started ({trigger}): {services} Deployments in \
+                         {batches} batches of up to {batch_size}"
+                    ),
+                )
+            }
+            Self::BatchStarted { batch, batches, services, .. } => (
+                EventSeverity::Normal,
+                EventReason::BatchStarted,
+                format!("Batch {batch} of {batches} started: {services} Deployments"),
+            ),
+            Self::BatchCompleted { batch, batches, ready, failed, skipped, .. } => (
+                if *failed > 0 { EventSeverity::Warning } else { EventSeverity::Normal },
+                EventReason::BatchCompleted,
+                format!(
+                    "Batch {batch} of {batches} completed: {ready} ready, {failed} failed, \
+                     {skipped} skipped"
+                ),
+            ),
+            Self::ServiceFinished { .. } => return None,
+            Self::RunFinished { phase, message, .. } => match phase {
+                Phase::Succeeded => {
+                    (EventSeverity::Normal, EventReason::RunSucceeded, message.clone())
+                }
+                Phase::Cancelled => {
+                    (EventSeverity::Warning, EventReason::RunCancelled, message.clone())
+                }
+                _ => (EventSeverity::Warning, EventReason::RunFailed, message.clone()),
+            },
+            Self::Notice(note) => return Some(note.clone()),
+        };
+        Some(EventNote { severity, reason, message })
+    }
+}
