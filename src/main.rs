@@ -1,5 +1,6 @@
 //! The `servicerefresh` command line: one binary whose subcommands run the operator, print
-//! the CRD, serve the simulated cluster, and run the self-contained demo.
+//! the CRD, serve the simulated cluster, run the self-contained demo, and start, follow and
+//! cancel runs (also as the kubectl plugin `kubectl servicerefresh`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -7,6 +8,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use servicerefresh::cli;
 use servicerefresh::controller::{self, OperatorConfig};
 use servicerefresh::crd::crd_yaml;
 use servicerefresh::demo::{self, DemoOptions};
@@ -44,6 +46,13 @@ enum Command {
     /// Run a simulated cluster, the operator and a ServiceRefresh in one process, showing the
     /// batches as they progress. Exits 0 when the run succeeds and 1 when it fails.
     Demo(DemoArgs),
+    /// Request a run of a ServiceRefresh; with --wait, follow it to its end. Exit code: 0
+    /// succeeded, 1 failed, 2 cancelled or timed out, 3 usage or API error.
+    Start(cli::StartArgs),
+    /// Print the plan of a ServiceRefresh's current run: batches, services and results.
+    Status(cli::StatusArgs),
+    /// Cancel a ServiceRefresh's active run: the batch in flight finishes, the rest is skipped.
+    Cancel(cli::CancelArgs),
 }
 
 #[derive(clap::Args)]
@@ -139,7 +148,7 @@ fn init_logging(format: LogFormat, default_filter: &str) {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let (cli, program) = cli::parse_args::<Cli>();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(err) => {
@@ -182,6 +191,9 @@ fn main() -> ExitCode {
             };
             runtime.block_on(demo::run(options, &mut std::io::stdout()))
         }
+        Command::Start(args) => runtime.block_on(cli::start(args, program)),
+        Command::Status(args) => runtime.block_on(cli::status(args, program)),
+        Command::Cancel(args) => runtime.block_on(cli::cancel(args, program)),
     }
 }
 
