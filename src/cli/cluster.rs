@@ -52,7 +52,12 @@ impl Target {
                     CliError::Kubeconfig { path: path.clone(), source: source.into() }
                 })?;
                 Config::from_custom_kubeconfig(kubeconfig, &options).await.map_err(|source| {
-                    CliError::Kubeconfig { path: path.clone(), source: source.into() }
+                    match &args.context {
+                        Some(context) => {
+                            CliError::Context { context: context.clone(), source: source.into() }
+                        }
+                        None => CliError::Kubeconfig { path: path.clone(), source: source.into() },
+                    }
                 })?
             }
             (None, Some(context)) => Config::from_kubeconfig(&options).await.map_err(|source| {

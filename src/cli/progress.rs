@@ -125,6 +125,8 @@ pub struct Bars {
     overall: Option<ProgressBar>,
     services: Vec<ProgressBar>,
     events: BatchEvents,
+    /// Whether the header's clock runs from our run's start yet.
+    clock_set: bool,
 }
 
 fn style(template: &str) -> ProgressStyle {
@@ -133,7 +135,7 @@ fn style(template: &str) -> ProgressStyle {
     ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar())
 }
 
-const HEADER_TEMPLATE: &str = "{spinner:.cyan} {wide_msg}";
+const HEADER_TEMPLATE: &str = "{spinner:.cyan} {msg}  {elapsed}";
 const OVERALL_TEMPLATE: &str = "  [{bar:30.green/white}] {pos}/{len} services  {msg}";
 const SERVICE_TEMPLATE: &str = "    {prefix} {wide_msg}";
 
@@ -142,7 +144,14 @@ impl Bars {
         let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
         let header = multi.add(ProgressBar::new_spinner().with_style(style(HEADER_TEMPLATE)));
         header.enable_steady_tick(Duration::from_millis(100));
-        Self { multi, header, overall: None, services: Vec::new(), events: BatchEvents::default() }
+        Self {
+            multi,
+            header,
+            overall: None,
+            services: Vec::new(),
+            events: BatchEvents::default(),
+            clock_set: false,
+        }
     }
 
     fn println(&self, line: &str) {
@@ -163,10 +172,18 @@ impl Bars {
             "{} ready, {} failed, {} skipped",
             counts.ready, counts.failed, counts.skipped
         ));
-        let elapsed =
-            run.start.map(|start| render::duration(now.duration_since(start))).unwrap_or_default();
+        if !self.clock_set
+            && let Some(elapsed) =
+                run.start.and_then(|start| Duration::try_from(now.duration_since(start)).ok())
+            // `set_elapsed` panics for an age beyond this machine's monotonic clock's start.
+            && std::time::Instant::now().checked_sub(elapsed).is_some()
+        {
+            // The header's clock shows the run's age and ticks between watch events.
+            self.header.set_elapsed(elapsed);
+            self.clock_set = true;
+        }
         let mut header = format!(
-            "{} batch {}/{}  {elapsed}",
+            "{}  batch {}/{}",
             render::run_label(run),
             plan.batch_position(),
             plan.batches.len()

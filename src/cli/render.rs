@@ -125,6 +125,9 @@ pub fn summary(run: &RunView, plan: Option<&PlanView>, now: Timestamp) -> String
         return out;
     };
     let batches = plan.batches.len();
+    let failures = || plan.batches.iter().flat_map(BatchView::failures);
+    let name_width = failures().map(|s| s.name.chars().count()).max().unwrap_or(0);
+    let result_width = failures().map(|s| result_text(s, BatchPhase::Completed).len()).max();
     for batch in &plan.batches {
         let took = batch.elapsed(now).map(|d| format!(" in {}", duration(d))).unwrap_or_default();
         let phase = match batch.phase {
@@ -137,17 +140,17 @@ pub fn summary(run: &RunView, plan: Option<&PlanView>, now: Timestamp) -> String
             batch.index,
             counts_text(&batch.counts())
         ));
-        let failures: Vec<Vec<String>> = batch
-            .failures()
-            .map(|s| {
-                vec![
-                    format!("    {}", s.name),
-                    s.result.map(|r| format!("{r:?}")).unwrap_or_default(),
-                    s.message.clone().unwrap_or_default(),
-                ]
-            })
-            .collect();
-        out.push_str(&align(&failures));
+        for service in batch.failures() {
+            let line = format!(
+                "    {:<name_width$}   {:<result_width$}   {}",
+                service.name,
+                result_text(service, batch.phase),
+                service.message.as_deref().unwrap_or_default(),
+                result_width = result_width.unwrap_or(0),
+            );
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
     }
     out
 }
