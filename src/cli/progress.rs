@@ -227,6 +227,13 @@ impl Bars {
     }
 }
 
+impl Drop for Bars {
+    /// Leaves no half-drawn bars behind, whichever way the command ends.
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
 /// The lines of the batch in flight: the services still waiting first, then those with a
 /// result, at most [`MAX_SERVICE_LINES`] with a count for the rest.
 fn service_lines(services: &[ServiceView]) -> Vec<(String, String)> {

@@ -87,7 +87,7 @@ pub fn result_text(service: &ServiceView, batch_phase: BatchPhase) -> String {
 }
 
 /// One service of the batch in flight, for the live display: `name  Ready`,
-/// `name  Failed: message` or `name  waiting: <what it waits for>`.
+/// `name  Failed: message` or `name  <what it waits for>`.
 pub fn service_progress(service: &ServiceView, name_width: usize) -> String {
     let message = service.message.as_deref().unwrap_or_default();
     let state = match service.result {
@@ -95,7 +95,8 @@ pub fn service_progress(service: &ServiceView, name_width: usize) -> String {
         Some(result) if message.is_empty() => format!("{result:?}"),
         Some(result) => format!("{result:?}: {message}"),
         None if message.is_empty() => "waiting for its rollout".to_owned(),
-        None => format!("waiting: {message}"),
+        // The engine's text already says what it waits for, in `kubectl rollout status` words.
+        None => message.to_owned(),
     };
     format!("{:<name_width$}  {state}", service.name)
 }
