@@ -56,7 +56,13 @@ pub fn locate<'a>(request: &RunRequest, plan: &'a PlanView) -> Located<'a> {
 
 fn waiting_for(plan: &PlanView) -> String {
     if let Some(run) = plan.active_run() {
-        let cancel = if run.cancel_requested { ", cancel requested" } else { "" };
+        let cancel = if run.phase == Phase::Suspended {
+            ", suspended by spec.suspend"
+        } else if run.cancel_requested {
+            ", cancel requested"
+        } else {
+            ""
+        };
         return format!(
             "run {} ({}{cancel}) is active at batch {}/{}; this request starts one follow-up run when it ends",
             run.number,

@@ -13,6 +13,7 @@ use jiff::Timestamp;
 
 use super::render;
 use super::view::{PlanView, RunView, ServiceView};
+use crate::crd::Phase;
 
 /// Service lines shown for the batch in flight; larger batches show a count for the rest.
 const MAX_SERVICE_LINES: usize = 12;
@@ -82,6 +83,8 @@ struct BatchEvents {
     run_announced: bool,
     started: usize,
     completed: usize,
+    suspended: bool,
+    cancel_announced: bool,
 }
 
 impl BatchEvents {
@@ -106,6 +109,26 @@ impl BatchEvents {
                 lines.push(render::batch_completed(batch, batches, now));
                 self.completed += 1;
             }
+        }
+        let suspended = run.active() && run.phase == Phase::Suspended;
+        if suspended != self.suspended {
+            self.suspended = suspended;
+            lines.push(if suspended {
+                format!(
+                    "run {} suspended by spec.suspend before batch {}/{batches}",
+                    run.number,
+                    plan.batch_position()
+                )
+            } else {
+                format!("run {} resumed", run.number)
+            });
+        }
+        if run.cancel_requested && run.active() && !self.cancel_announced {
+            self.cancel_announced = true;
+            lines.push(format!(
+                "run {}: cancel requested; the batch in flight finishes, the rest is skipped",
+                run.number
+            ));
         }
         lines
     }
@@ -188,7 +211,9 @@ impl Bars {
             plan.batch_position(),
             plan.batches.len()
         );
-        if run.cancel_requested && run.active() {
+        if run.active() && run.phase == Phase::Suspended {
+            header.push_str("  (suspended by spec.suspend)");
+        } else if run.cancel_requested && run.active() {
             header.push_str("  (cancel requested: the batch in flight finishes)");
         }
         self.header.set_message(header);
@@ -269,7 +294,7 @@ fn service_lines(services: &[ServiceView]) -> Vec<(String, String)> {
 mod tests {
     use super::*;
     use crate::cli::view::BatchView;
-    use crate::crd::{BatchPhase, Phase, ServiceResult, Totals};
+    use crate::crd::{BatchPhase, ServiceResult, Totals};
 
     #[test]
     fn templates_parse() {
@@ -345,6 +370,31 @@ mod tests {
                 "batch 2/2 completed: 0 ready, 1 failed, 0 skipped"
             ]
         );
+    }
+
+    #[test]
+    fn suspension_resumption_and_a_cancel_request_are_announced_once() {
+        let mut events = BatchEvents::default();
+        let now = Timestamp::UNIX_EPOCH;
+        let plan = PlanView {
+            batches: vec![batch(1, BatchPhase::Pending, &[None])],
+            ..Default::default()
+        };
+        let mut held = run();
+        held.phase = Phase::Suspended;
+        let lines = events.new_lines(&held, &plan, now);
+        assert_eq!(lines.last().unwrap(), "run 2 suspended by spec.suspend before batch 1/1");
+        assert!(events.new_lines(&held, &plan, now).is_empty());
+        let mut cancelled = run();
+        cancelled.cancel_requested = true;
+        assert_eq!(
+            events.new_lines(&cancelled, &plan, now),
+            [
+                "run 2 resumed",
+                "run 2: cancel requested; the batch in flight finishes, the rest is skipped"
+            ]
+        );
+        assert!(events.new_lines(&cancelled, &plan, now).is_empty());
     }
 
     #[test]
