@@ -2,6 +2,7 @@
 //! batches. The crate splits into the CRD types, a pure decision engine, the stateful policy
 //! the shell consults, and the thin IO shell (controller, CLI) around them.
 
+pub mod cli;
 pub mod controller;
 pub mod crd;
 #[cfg(feature = "sim")]

@@ -1,12 +1,14 @@
 //! The `servicerefresh` command line: one binary whose subcommands run the operator, print
-//! the CRD, and (with the default `sim` feature) serve the simulated cluster and run the
-//! self-contained demo.
+//! the CRD, start, follow and cancel runs (also as the kubectl plugin `kubectl
+//! servicerefresh`), and (with the default `sim` feature) serve the simulated cluster and run
+//! the self-contained demo.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use servicerefresh::cli;
 use servicerefresh::controller::{self, Clients, OperatorConfig, Timeouts};
 use servicerefresh::crd::crd_yaml;
 use servicerefresh::engine::OperatorScope;
@@ -48,6 +50,13 @@ enum Command {
     /// Run a simulated cluster, the operator and a ServiceRefresh in one process, showing the
     /// batches as they progress. Exits 0 when the run succeeds and 1 when it fails.
     Demo(sim_commands::DemoArgs),
+    /// Request a run of a ServiceRefresh; with --wait, follow it to its end. Exit code: 0
+    /// succeeded, 1 failed, 2 cancelled or timed out, 3 usage or API error.
+    Start(cli::StartArgs),
+    /// Print the plan of a ServiceRefresh's current run: batches, services and results.
+    Status(cli::StatusArgs),
+    /// Cancel a ServiceRefresh's active run: the batch in flight finishes, the rest is skipped.
+    Cancel(cli::CancelArgs),
 }
 
 #[derive(clap::Args)]
@@ -129,7 +138,7 @@ fn fatal(format: LogFormat, error: &dyn std::error::Error) -> ExitCode {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let (cli, program) = cli::parse_args::<Cli>();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => return fatal(cli.log_format, &error),
@@ -156,6 +165,9 @@ fn main() -> ExitCode {
             init_logging(cli.log_format, "error");
             runtime.block_on(sim_commands::run_demo(args))
         }
+        Command::Start(args) => runtime.block_on(cli::start(args, program)),
+        Command::Status(args) => runtime.block_on(cli::status(args, program)),
+        Command::Cancel(args) => runtime.block_on(cli::cancel(args, program)),
     }
 }
 
