@@ -476,7 +476,6 @@ async fn the_kubectl_plugin_form_names_itself_and_reads_the_context_namespace() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs engine cancellation"]
 async fn cancel_during_a_run_ends_it_cancelled_and_start_wait_exits_2() {
     let config = SimConfig { rollout_ms: 1500, rollout_jitter_ms: 0, ..fleet(6, 0) };
     let env = Env::start(config, "cancel").await;

@@ -313,6 +313,7 @@ mod tests {
                 phase: BatchPhase::Completed,
                 start_time: None,
                 end_time: None,
+                message_time: None,
                 services: vec![
                     service("a", Some(ServiceResult::Ready)),
                     ServiceStatus {
