@@ -3,6 +3,7 @@
 //! `$patch`, `$retainKeys`, `$setElementOrder`, `$deleteFromPrimitiveList`),
 //! and the list-type rules (atomic, map with keys, set) that strategic merge
 //! and server-side apply share, from built-in knowledge or a CRD schema.
+//! Apply patches are server-side apply, which lives with field ownership.
 
 use serde_json::{Map, Value};
 
@@ -95,15 +96,52 @@ fn list_type_of(node: &Value) -> ListType {
     }
 }
 
+/// The patch formats other than apply, by the content type that names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PatchType {
+    /// `application/json-patch+json` (RFC 6902).
+    Json,
+    /// `application/merge-patch+json` (RFC 7386).
+    Merge,
+    /// `application/strategic-merge-patch+json` (built-in types only).
+    StrategicMerge,
+}
+
+/// `base` patched with `patch` (strategic merge with the built-in types'
+/// list rules).
+pub fn patch_object(patch_type: PatchType, base: &Value, patch: &Value) -> Result<Value, ApiError> {
+    match patch_type {
+        PatchType::Json => {
+            let mut patched = base.clone();
+            json_patch(&mut patched, patch)?;
+            Ok(patched)
+        }
+        PatchType::Merge => {
+            if !patch.is_object() {
+                return Err(ApiError::bad_request("merge patch is not a JSON object"));
+            }
+            let mut patched = base.clone();
+            merge_patch(&mut patched, patch);
+            Ok(patched)
+        }
+        PatchType::StrategicMerge => {
+            if !patch.is_object() {
+                return Err(ApiError::bad_request("strategic merge patch is not a JSON object"));
+            }
+            strategic_merge(base, patch, &builtin_smp_list)
+        }
+    }
+}
+
 /// RFC 7386 merge patch.
-pub fn merge_patch(target: &mut Value, patch: &Value) {
+fn merge_patch(target: &mut Value, patch: &Value) {
     json_patch::merge(target, patch);
 }
 
 /// RFC 6902 JSON patch, applied one operation at a time. Like the API
 /// server's implementation, a `test` for `null` succeeds on a missing path
 /// (kube-rs' finalizer helper relies on it).
-pub fn json_patch(target: &mut Value, patch: &Value) -> Result<(), ApiError> {
+fn json_patch(target: &mut Value, patch: &Value) -> Result<(), ApiError> {
     let ops = patch.as_array().ok_or_else(|| {
         ApiError::bad_request("json: cannot unmarshal object into Go value of type jsonpatch.Patch")
     })?;

@@ -156,11 +156,6 @@ impl LabelSelector {
         Ok(LabelSelector { reqs })
     }
 
-    /// Whether the selector selects nothing-filtered (empty).
-    pub fn is_empty(&self) -> bool {
-        self.reqs.is_empty()
-    }
-
     /// Whether the labels of an object match.
     pub fn matches(&self, obj: &Value) -> bool {
         let labels = obj.pointer("/metadata/labels").and_then(Value::as_object);
@@ -237,11 +232,6 @@ impl FieldSelector {
             };
             (actual == *v) == *eq
         })
-    }
-
-    /// Whether the selector is empty.
-    pub fn is_empty(&self) -> bool {
-        self.reqs.is_empty()
     }
 
     /// Rewrites the field paths (e.g. to a storage representation).

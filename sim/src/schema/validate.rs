@@ -1,0 +1,392 @@
+//! OpenAPI v3 validation of an object against a structural schema, with the
+//! real server's field paths, error order and messages.
+
+use serde_json::{Map, Value, json};
+
+use super::go_format::{bad_value, go_number, go_syntax, quote, type_name};
+use super::{
+    FieldError, FieldErrorReason, ROOT_META, additional_schema, flag, index, join, properties,
+};
+
+/// Validates `obj` against `schema` and returns every field error, in the
+/// order the API server lists them (per node: type, string, format, number,
+/// array, enum, then object: required before properties, properties in key
+/// order where the server's order is random), then the list-type
+/// (`set`/`map`) duplicates. `anyOf`/`allOf`/`oneOf`/`not` are not checked
+/// (beyond `x-kubernetes-int-or-string`), nor `x-kubernetes-validations`.
+pub fn validate(schema: &Value, obj: &Value) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    validate_at(schema, obj, "", true, &mut errors);
+    // The server checks list types (set/map uniqueness) after the schema.
+    list_types_at(schema, obj, "", true, &mut errors);
+    errors
+}
+
+fn list_types_at(
+    schema: &Value,
+    value: &Value,
+    path: &str,
+    root: bool,
+    errors: &mut Vec<FieldError>,
+) {
+    match value {
+        Value::Array(items) => {
+            list_type_errors(schema, items, path, errors);
+            if let Some(item_schema) = schema.get("items") {
+                for (i, item) in items.iter().enumerate() {
+                    list_types_at(item_schema, item, &index(path, i), false, errors);
+                }
+            }
+        }
+        Value::Object(map) => {
+            let props = properties(schema);
+            let additional = additional_schema(schema);
+            for (key, child) in map {
+                if root && ROOT_META.contains(&key.as_str()) {
+                    continue;
+                }
+                let child_schema = props.and_then(|p| p.get(key)).or(additional);
+                if let Some(child_schema) = child_schema {
+                    list_types_at(child_schema, child, &join(path, key), false, errors);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+fn type_matches(expected: &str, value: &Value) -> bool {
+    match expected {
+        "integer" => match value {
+            Value::Number(n) => {
+                n.is_i64() || n.is_u64() || n.as_f64().is_some_and(|f| f.fract() == 0.0)
+            }
+            _ => false,
+        },
+        "number" => value.is_number(),
+        "string" => value.is_string(),
+        "boolean" => value.is_boolean(),
+        "array" => value.is_array(),
+        "object" => value.is_object(),
+        _ => true,
+    }
+}
+
+fn invalid(errors: &mut Vec<FieldError>, path: &str, value: &Value, detail: String) {
+    errors.push(FieldError {
+        field: path.to_owned(),
+        reason: FieldErrorReason::Invalid,
+        message: format!("Invalid value: {}: {detail}", bad_value(value)),
+    });
+}
+
+fn num(schema: &Value, key: &str) -> Option<f64> {
+    schema.get(key).and_then(Value::as_f64)
+}
+
+fn count(schema: &Value, key: &str) -> Option<u64> {
+    schema.get(key).and_then(Value::as_u64)
+}
+
+fn validate_at(
+    schema: &Value,
+    value: &Value,
+    path: &str,
+    root: bool,
+    errors: &mut Vec<FieldError>,
+) {
+    let int_or_string = flag(schema, "x-kubernetes-int-or-string");
+    let shown = if path.is_empty() { "<root>" } else { path };
+
+    // type (and nullable)
+    if value.is_null() {
+        if flag(schema, "nullable") {
+            return;
+        }
+        let expected = if int_or_string {
+            Some("integer,string".to_owned())
+        } else {
+            schema.get("type").and_then(Value::as_str).map(str::to_owned)
+        };
+        if let Some(expected) = expected {
+            errors.push(FieldError {
+                field: path.to_owned(),
+                reason: FieldErrorReason::TypeInvalid,
+                message: format!(
+                    "Invalid value: \"null\": {shown} in body must be of type {expected}: \"null\""
+                ),
+            });
+        }
+        return;
+    }
+    let type_ok = if int_or_string {
+        type_matches("integer", value) || value.is_string()
+    } else {
+        schema.get("type").and_then(Value::as_str).is_none_or(|t| type_matches(t, value))
+    };
+    if !type_ok {
+        let expected = if int_or_string {
+            "integer,string"
+        } else {
+            schema.get("type").and_then(Value::as_str).unwrap_or("")
+        };
+        let actual = type_name(value);
+        errors.push(FieldError {
+            field: path.to_owned(),
+            reason: FieldErrorReason::TypeInvalid,
+            message: format!(
+                "Invalid value: \"{actual}\": {shown} in body must be of type {expected}: \"{actual}\""
+            ),
+        });
+        return;
+    }
+
+    // strings
+    if let Value::String(s) = value {
+        let len = s.chars().count() as u64;
+        if let Some(max) = count(schema, "maxLength")
+            && len > max
+        {
+            let unit = if max == 1 { "byte" } else { "bytes" };
+            errors.push(FieldError {
+                field: path.to_owned(),
+                reason: FieldErrorReason::TooLong,
+                message: format!("Too long: may not be more than {max} {unit}"),
+            });
+        }
+        if let Some(min) = count(schema, "minLength")
+            && len < min
+        {
+            invalid(
+                errors,
+                path,
+                value,
+                format!("{shown} in body should be at least {min} chars long"),
+            );
+        }
+        if let Some(pattern) = schema.get("pattern").and_then(Value::as_str) {
+            // An uncompilable pattern is rejected when the CRD is created; a
+            // stored one that does not compile checks nothing.
+            if let Ok(re) = regex::Regex::new(pattern)
+                && !re.is_match(s)
+            {
+                invalid(errors, path, value, format!("{shown} in body should match '{pattern}'"));
+            }
+        }
+        // format
+        if let Some(format) = schema.get("format").and_then(Value::as_str)
+            && !format_ok(format, s)
+        {
+            errors.push(FieldError {
+                field: path.to_owned(),
+                reason: FieldErrorReason::TypeInvalid,
+                message: format!(
+                    "Invalid value: {}: {shown} in body must be of type {format}: {}",
+                    quote(s),
+                    quote(s)
+                ),
+            });
+        }
+    }
+
+    // numbers
+    if let Some(n) = value.as_f64() {
+        if let Some(m) = num(schema, "multipleOf")
+            && m > 0.0
+            && (n / m).fract() != 0.0
+        {
+            let detail = format!("{shown} in body should be a multiple of {}", go_number(m));
+            invalid(errors, path, value, detail);
+        }
+        if let Some(max) = num(schema, "maximum") {
+            if flag(schema, "exclusiveMaximum") {
+                if n >= max {
+                    let detail = format!("{shown} in body should be less than {}", go_number(max));
+                    invalid(errors, path, value, detail);
+                }
+            } else if n > max {
+                let detail =
+                    format!("{shown} in body should be less than or equal to {}", go_number(max));
+                invalid(errors, path, value, detail);
+            }
+        }
+        if let Some(min) = num(schema, "minimum") {
+            if flag(schema, "exclusiveMinimum") {
+                if n <= min {
+                    let detail =
+                        format!("{shown} in body should be greater than {}", go_number(min));
+                    invalid(errors, path, value, detail);
+                }
+            } else if n < min {
+                let detail = format!(
+                    "{shown} in body should be greater than or equal to {}",
+                    go_number(min)
+                );
+                invalid(errors, path, value, detail);
+            }
+        }
+    }
+
+    // arrays
+    if let Value::Array(items) = value {
+        let len = items.len() as u64;
+        if let Some(item_schema) = schema.get("items") {
+            for (i, item) in items.iter().enumerate() {
+                validate_at(item_schema, item, &index(path, i), false, errors);
+            }
+        }
+        if let Some(min) = count(schema, "minItems")
+            && len < min
+        {
+            invalid(
+                errors,
+                path,
+                &json!(len),
+                format!("{shown} in body should have at least {min} items"),
+            );
+        }
+        if let Some(max) = count(schema, "maxItems")
+            && len > max
+        {
+            errors.push(FieldError {
+                field: path.to_owned(),
+                reason: FieldErrorReason::TooMany,
+                message: format!("Too many: {len}: must have at most {max} items"),
+            });
+        }
+        if flag(schema, "uniqueItems") && has_duplicates(items) {
+            invalid(errors, path, value, format!("{shown} in body shouldn't contain duplicates"));
+        }
+    }
+
+    // enum
+    if let Some(allowed) = schema.get("enum").and_then(Value::as_array)
+        && !allowed.contains(value)
+    {
+        let supported: Vec<String> = allowed
+            .iter()
+            .map(|v| match v {
+                Value::String(s) => quote(s),
+                other => quote(&other.to_string()),
+            })
+            .collect();
+        errors.push(FieldError {
+            field: path.to_owned(),
+            reason: FieldErrorReason::NotSupported,
+            message: format!(
+                "Unsupported value: {}: supported values: {}",
+                bad_value(value),
+                supported.join(", ")
+            ),
+        });
+    }
+
+    // objects
+    if let Value::Object(map) = value {
+        if let Some(required) = schema.get("required").and_then(Value::as_array) {
+            for key in required.iter().filter_map(Value::as_str) {
+                if !map.contains_key(key) {
+                    errors.push(FieldError {
+                        field: join(path, key),
+                        reason: FieldErrorReason::Required,
+                        message: "Required value".to_owned(),
+                    });
+                }
+            }
+        }
+        if let Some(max) = count(schema, "maxProperties")
+            && map.len() as u64 > max
+        {
+            errors.push(FieldError {
+                field: path.to_owned(),
+                reason: FieldErrorReason::TooMany,
+                message: format!("Too many: {}: must have at most {max} items", map.len()),
+            });
+        }
+        if let Some(min) = count(schema, "minProperties")
+            && (map.len() as u64) < min
+        {
+            invalid(
+                errors,
+                path,
+                value,
+                format!("{shown} in body should have at least {min} properties"),
+            );
+        }
+        let props = properties(schema);
+        let additional = additional_schema(schema);
+        for (key, child) in map {
+            if root && ROOT_META.contains(&key.as_str()) {
+                continue;
+            }
+            let child_path = join(path, key);
+            if let Some(prop) = props.and_then(|p| p.get(key)) {
+                validate_at(prop, child, &child_path, false, errors);
+            } else if let Some(additional) = additional {
+                validate_at(additional, child, &child_path, false, errors);
+            }
+        }
+    }
+}
+
+fn format_ok(format: &str, s: &str) -> bool {
+    match format {
+        "date-time" => {
+            s.parse::<jiff::Timestamp>().is_ok()
+                && s.len() >= 20
+                && s.as_bytes().get(10).is_some_and(|c| matches!(c, b'T' | b't' | b' '))
+        }
+        "date" => s.parse::<jiff::civil::Date>().is_ok() && s.len() == 10,
+        "int32" | "int64" | "byte" | "password" | "" => true,
+        _ => true,
+    }
+}
+
+fn has_duplicates(items: &[Value]) -> bool {
+    items.iter().enumerate().any(|(i, a)| items[..i].iter().any(|b| a == b))
+}
+
+/// `x-kubernetes-list-type: set|map` uniqueness, as `field.Duplicate`.
+fn list_type_errors(schema: &Value, items: &[Value], path: &str, errors: &mut Vec<FieldError>) {
+    let list_type = schema.get("x-kubernetes-list-type").and_then(Value::as_str);
+    match list_type {
+        Some("set") => {
+            for (i, item) in items.iter().enumerate() {
+                if items[..i].contains(item) {
+                    errors.push(FieldError {
+                        field: index(path, i),
+                        reason: FieldErrorReason::Duplicate,
+                        message: format!("Duplicate value: {}", bad_value(item)),
+                    });
+                }
+            }
+        }
+        Some("map") => {
+            let keys: Vec<&str> = schema
+                .get("x-kubernetes-list-map-keys")
+                .and_then(Value::as_array)
+                .map(|k| k.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            let key_of = |item: &Value| {
+                let mut m = Map::new();
+                for k in &keys {
+                    if let Some(v) = item.get(*k) {
+                        m.insert((*k).to_owned(), v.clone());
+                    }
+                }
+                Value::Object(m)
+            };
+            let item_keys: Vec<Value> = items.iter().map(key_of).collect();
+            for (i, key) in item_keys.iter().enumerate() {
+                if item_keys[..i].contains(key) {
+                    errors.push(FieldError {
+                        field: index(path, i),
+                        reason: FieldErrorReason::Duplicate,
+                        message: format!("Duplicate value: {}", go_syntax(key)),
+                    });
+                }
+            }
+        }
+        _ => {}
+    }
+}
