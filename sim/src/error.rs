@@ -135,14 +135,20 @@ impl ApiError {
         status
     }
 
+    /// An error about one object, whose details name it.
+    fn about_object(
+        code: u16,
+        reason: &'static str,
+        gr: &GroupResource,
+        name: &str,
+        message: String,
+    ) -> Self {
+        ApiError { code, reason, message, details: Some(object_details(gr, name)) }
+    }
+
     /// 404 `<resource> "<name>" not found`.
     pub fn not_found(gr: &GroupResource, name: &str) -> Self {
-        ApiError {
-            code: 404,
-            reason: "NotFound",
-            message: format!("{gr} {name:?} not found"),
-            details: Some(object_details(gr, name)),
-        }
+        Self::about_object(404, "NotFound", gr, name, format!("{gr} {name:?} not found"))
     }
 
     /// 404 for a path that names no resource.
@@ -157,12 +163,7 @@ impl ApiError {
 
     /// 409 `<resource> "<name>" already exists`.
     pub fn already_exists(gr: &GroupResource, name: &str) -> Self {
-        ApiError {
-            code: 409,
-            reason: "AlreadyExists",
-            message: format!("{gr} {name:?} already exists"),
-            details: Some(object_details(gr, name)),
-        }
+        Self::about_object(409, "AlreadyExists", gr, name, format!("{gr} {name:?} already exists"))
     }
 
     /// 409 optimistic-concurrency conflict.
@@ -174,14 +175,10 @@ impl ApiError {
         )
     }
 
-    /// 409 `Operation cannot be fulfilled on <resource> "<name>": <msg>`.
-    pub fn conflict(gr: &GroupResource, name: &str, msg: &str) -> Self {
-        ApiError {
-            code: 409,
-            reason: "Conflict",
-            message: format!("Operation cannot be fulfilled on {gr} {name:?}: {msg}"),
-            details: Some(object_details(gr, name)),
-        }
+    /// 409 `Operation cannot be fulfilled on <resource> "<name>": <why>`.
+    pub fn conflict(gr: &GroupResource, name: &str, why: &str) -> Self {
+        let message = format!("Operation cannot be fulfilled on {gr} {name:?}: {why}");
+        Self::about_object(409, "Conflict", gr, name, message)
     }
 
     /// 409 server-side apply conflict listing the fields per manager.
@@ -261,13 +258,18 @@ impl ApiError {
     }
 
     /// 400 BadRequest.
-    pub fn bad_request(msg: impl Into<String>) -> Self {
-        ApiError { code: 400, reason: "BadRequest", message: msg.into(), details: None }
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        ApiError { code: 400, reason: "BadRequest", message: message.into(), details: None }
     }
 
     /// 415 UnsupportedMediaType.
-    pub fn unsupported_media(msg: impl Into<String>) -> Self {
-        ApiError { code: 415, reason: "UnsupportedMediaType", message: msg.into(), details: None }
+    pub fn unsupported_media(message: impl Into<String>) -> Self {
+        ApiError {
+            code: 415,
+            reason: "UnsupportedMediaType",
+            message: message.into(),
+            details: None,
+        }
     }
 
     /// 405 MethodNotAllowed.
@@ -283,29 +285,24 @@ impl ApiError {
     }
 
     /// 410 Expired.
-    pub fn expired(msg: impl Into<String>) -> Self {
-        ApiError { code: 410, reason: "Expired", message: msg.into(), details: None }
+    pub fn expired(message: impl Into<String>) -> Self {
+        ApiError { code: 410, reason: "Expired", message: message.into(), details: None }
     }
 
     /// 500 InternalError.
-    pub fn internal(msg: impl Into<String>) -> Self {
-        let msg = msg.into();
+    pub fn internal(cause: impl Into<String>) -> Self {
+        let cause = cause.into();
         ApiError {
             code: 500,
             reason: "InternalError",
-            message: format!("Internal error occurred: {msg}"),
-            details: Some(json!({"causes": [{"message": msg}]})),
+            message: format!("Internal error occurred: {cause}"),
+            details: Some(json!({"causes": [{"message": cause}]})),
         }
     }
 
-    /// 403 Forbidden.
-    pub fn forbidden(gr: &GroupResource, name: &str, msg: &str) -> Self {
-        ApiError {
-            code: 403,
-            reason: "Forbidden",
-            message: format!("{gr} {name:?} is forbidden: {msg}"),
-            details: Some(object_details(gr, name)),
-        }
+    /// 403 `<resource> "<name>" is forbidden: <why>`.
+    pub fn forbidden(gr: &GroupResource, name: &str, why: &str) -> Self {
+        Self::about_object(403, "Forbidden", gr, name, format!("{gr} {name:?} is forbidden: {why}"))
     }
 }
 

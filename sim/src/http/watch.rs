@@ -17,7 +17,7 @@ use tokio::sync::{broadcast, mpsc};
 
 use super::request::{ListSelectors, Representation, ResourceRequest, is_true};
 use super::response::{partial_metadata, with_cache_control};
-use super::table::{self, IncludeObject};
+use super::table::{self, IncludeObject, TableMetadata};
 use crate::error::{ApiError, Cause, GroupResource};
 use crate::registry::ResourceDef;
 use crate::state::SimState;
@@ -263,11 +263,11 @@ impl Watcher {
             EventObjects::Metadata => partial_metadata(stored),
             EventObjects::Table { crd, include } => {
                 let rv = metadata_str(stored, "resourceVersion").unwrap_or("");
-                table::object_table(
+                table::resource_table(
                     &self.def,
                     crd.as_deref(),
                     std::slice::from_ref(stored),
-                    rv,
+                    TableMetadata::Object(rv),
                     *include,
                 )
             }

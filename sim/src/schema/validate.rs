@@ -348,45 +348,34 @@ fn has_duplicates(items: &[Value]) -> bool {
 
 /// `x-kubernetes-list-type: set|map` uniqueness, as `field.Duplicate`.
 fn list_type_errors(schema: &Value, items: &[Value], path: &str, errors: &mut Vec<FieldError>) {
-    let list_type = schema.get("x-kubernetes-list-type").and_then(Value::as_str);
-    match list_type {
-        Some("set") => {
-            for (i, item) in items.iter().enumerate() {
-                if items[..i].contains(item) {
-                    errors.push(FieldError {
-                        field: index(path, i),
-                        reason: FieldErrorReason::Duplicate,
-                        message: format!("Duplicate value: {}", bad_value(item)),
-                    });
-                }
+    let map_keys: Vec<&str> = schema
+        .get("x-kubernetes-list-map-keys")
+        .and_then(Value::as_array)
+        .map(|keys| keys.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let key_fields = |item: &Value| {
+        let mut fields = Map::new();
+        for key in &map_keys {
+            if let Some(value) = item.get(*key) {
+                fields.insert((*key).to_owned(), value.clone());
             }
         }
-        Some("map") => {
-            let keys: Vec<&str> = schema
-                .get("x-kubernetes-list-map-keys")
-                .and_then(Value::as_array)
-                .map(|k| k.iter().filter_map(Value::as_str).collect())
-                .unwrap_or_default();
-            let key_of = |item: &Value| {
-                let mut m = Map::new();
-                for k in &keys {
-                    if let Some(v) = item.get(*k) {
-                        m.insert((*k).to_owned(), v.clone());
-                    }
-                }
-                Value::Object(m)
-            };
-            let item_keys: Vec<Value> = items.iter().map(key_of).collect();
-            for (i, key) in item_keys.iter().enumerate() {
-                if item_keys[..i].contains(key) {
-                    errors.push(FieldError {
-                        field: index(path, i),
-                        reason: FieldErrorReason::Duplicate,
-                        message: format!("Duplicate value: {}", go_syntax(key)),
-                    });
-                }
-            }
+        Value::Object(fields)
+    };
+    // What identifies an item, and how the error shows it.
+    let (identities, shown): (Vec<Value>, fn(&Value) -> String) =
+        match schema.get("x-kubernetes-list-type").and_then(Value::as_str) {
+            Some("set") => (items.to_vec(), bad_value),
+            Some("map") => (items.iter().map(key_fields).collect(), go_syntax),
+            _ => return,
+        };
+    for (i, identity) in identities.iter().enumerate() {
+        if identities[..i].contains(identity) {
+            errors.push(FieldError {
+                field: index(path, i),
+                reason: FieldErrorReason::Duplicate,
+                message: format!("Duplicate value: {}", shown(identity)),
+            });
         }
-        _ => {}
     }
 }

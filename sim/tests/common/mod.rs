@@ -68,6 +68,18 @@ impl RawHttpClient {
         self.send("PATCH", path, content_type, Some(body.to_string())).await
     }
 
+    /// Installs the Widget CRD fixture; the response status.
+    pub async fn create_widget_crd(&self) -> u16 {
+        self.post("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", &widget_crd())
+            .await
+            .status
+    }
+
+    /// A merge patch; its response body.
+    pub async fn merge_patch(&self, path: &str, body: &str) -> Value {
+        self.patch(path, "application/merge-patch+json", body).await.body
+    }
+
     pub async fn delete(&self, path: &str) -> Resp {
         self.send("DELETE", path, "", None).await
     }

@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 use crate::error::ApiError;
 use crate::http::request::{ListSelectors, Representation, ResourceRequest};
 use crate::http::response::{json_response, list_response, partial_metadata};
-use crate::http::table;
+use crate::http::table::{self, TableMetadata};
 use crate::state::SimState;
 
 /// The real server's message for a `continue` token older than the
@@ -77,7 +77,9 @@ pub fn list(sim: &Arc<SimState>, request: &ResourceRequest) -> Result<Response, 
         Representation::Table => {
             let crd = sim.store.lock().defining_crd(&target.def);
             let include = table::include_object(query.get("includeObject").map(String::as_str))?;
-            let table = table::list_table(&target.def, crd.as_deref(), &page, &metadata, include);
+            let metadata = TableMetadata::List(&metadata);
+            let table =
+                table::resource_table(&target.def, crd.as_deref(), &page, metadata, include);
             Ok(json_response(StatusCode::OK, &table))
         }
         Representation::Object => list_response(&target.def, &page, &metadata),

@@ -16,23 +16,28 @@ use crate::http::request::{
 };
 use crate::http::response::json_response;
 use crate::state::SimState;
+use crate::store::StoreInner;
 use crate::util::metadata_str;
-use crate::write;
+use crate::write::{self, WriteOptions};
 
 /// POST to a collection.
 pub fn create(sim: &Arc<SimState>, request: &ResourceRequest) -> Result<Response, ApiError> {
     let target = &request.target;
     let object = parse_object(&request.body, &request.headers)?;
     let options = write_options(&request.query, &request.headers, None)?;
-    let mut store = sim.store.lock();
-    let created = write::create(
-        &mut store,
-        &sim.rng,
-        &target.def,
-        target.namespace.as_deref(),
-        object,
-        &options,
-    )?;
+    created(sim, &mut sim.store.lock(), target, object, &options)
+}
+
+/// Creates `object` in the target's collection and answers 201 with it.
+fn created(
+    sim: &SimState,
+    store: &mut StoreInner,
+    target: &Target,
+    object: Value,
+    options: &WriteOptions<'_>,
+) -> Result<Response, ApiError> {
+    let namespace = target.namespace.as_deref();
+    let created = write::create(store, &sim.rng, &target.def, namespace, object, options)?;
     Ok(json_response(StatusCode::CREATED, &target.def.to_served(&created)))
 }
 
@@ -47,15 +52,7 @@ pub fn update(sim: &Arc<SimState>, request: &ResourceRequest) -> Result<Response
     let old = match stored_object(&store, target) {
         Ok(old) => old,
         Err(_) if target.def.plural == "events" && target.subresource.is_none() => {
-            let created = write::create(
-                &mut store,
-                &sim.rng,
-                &target.def,
-                target.namespace.as_deref(),
-                object,
-                &options,
-            )?;
-            return Ok(json_response(StatusCode::CREATED, &target.def.to_served(&created)));
+            return created(sim, &mut store, target, object, &options);
         }
         Err(not_found) => return Err(not_found),
     };
@@ -120,7 +117,7 @@ pub fn patch(sim: &Arc<SimState>, request: &ResourceRequest) -> Result<Response,
 fn apply(
     sim: &Arc<SimState>,
     request: &ResourceRequest,
-    options: &write::WriteOptions<'_>,
+    options: &WriteOptions<'_>,
 ) -> Result<Response, ApiError> {
     let target = &request.target;
     if request.query.get("fieldManager").is_none_or(String::is_empty) {

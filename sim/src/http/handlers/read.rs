@@ -9,7 +9,7 @@ use super::stored_object;
 use crate::error::ApiError;
 use crate::http::request::{Representation, ResourceRequest};
 use crate::http::response::{json_response, partial_metadata};
-use crate::http::table;
+use crate::http::table::{self, TableMetadata};
 use crate::state::SimState;
 use crate::util::metadata_str;
 
@@ -24,11 +24,11 @@ pub fn get(sim: &Arc<SimState>, request: &ResourceRequest) -> Result<Response, A
             let include =
                 table::include_object(request.query.get("includeObject").map(String::as_str))?;
             let resource_version = metadata_str(&object, "resourceVersion").unwrap_or("");
-            table::object_table(
+            table::resource_table(
                 &target.def,
                 crd.as_deref(),
                 std::slice::from_ref(&object),
-                resource_version,
+                TableMetadata::Object(resource_version),
                 include,
             )
         }

@@ -81,11 +81,14 @@ impl OpContext<'_> {
     }
 }
 
-fn with(mut op: Value, key: &str, value: Value) -> Value {
-    if let Some(m) = op.as_object_mut() {
-        m.insert(key.to_owned(), value);
+/// A write operation: `operation` with the write query parameters (those
+/// of PATCH include `force`) and its request body.
+fn write_operation(mut operation: Value, patch: bool, request_body: Value) -> Value {
+    if let Some(fields) = operation.as_object_mut() {
+        fields.insert("parameters".to_owned(), Value::Array(write_params(patch)));
+        fields.insert("requestBody".to_owned(), request_body);
     }
-    op
+    operation
 }
 
 /// The operation-id suffix of a kind, e.g.
@@ -168,13 +171,9 @@ pub fn resource_paths(
         collection.clone(),
         json!({
             "get": ctx.op("list", "list", format!("list or watch objects of kind {kind}"), ok_response(list_ref)),
-            "post": with(
-                with(
-                    ctx.op("post", "create", format!("create a {kind}"), ok_response(item_ref.clone())),
-                    "parameters",
-                    Value::Array(write_params(false)),
-                ),
-                "requestBody",
+            "post": write_operation(
+                ctx.op("post", "create", format!("create a {kind}"), ok_response(item_ref.clone())),
+                false,
                 body(&["application/json", "application/yaml"]),
             ),
             "parameters": common.clone(),
@@ -200,40 +199,19 @@ pub fn resource_paths(
                 ok_response(item_ref.clone()),
             ),
         );
-        ops.insert(
-            "put".into(),
-            with(
-                with(
-                    ctx.op(
-                        "put",
-                        &format!("replace{verb_suffix}"),
-                        format!("replace {what}"),
-                        ok_response(item_ref.clone()),
-                    ),
-                    "parameters",
-                    Value::Array(write_params(false)),
-                ),
-                "requestBody",
-                body(&["application/json", "application/yaml"]),
-            ),
+        let replace = format!("replace{verb_suffix}");
+        let replace =
+            ctx.op("put", &replace, format!("replace {what}"), ok_response(item_ref.clone()));
+        let request_body = body(&["application/json", "application/yaml"]);
+        ops.insert("put".into(), write_operation(replace, false, request_body));
+        let patch = format!("patch{verb_suffix}");
+        let patch = ctx.op(
+            "patch",
+            &patch,
+            format!("partially update {what}"),
+            ok_response(item_ref.clone()),
         );
-        ops.insert(
-            "patch".into(),
-            with(
-                with(
-                    ctx.op(
-                        "patch",
-                        &format!("patch{verb_suffix}"),
-                        format!("partially update {what}"),
-                        ok_response(item_ref.clone()),
-                    ),
-                    "parameters",
-                    Value::Array(write_params(true)),
-                ),
-                "requestBody",
-                patch_body.clone(),
-            ),
-        );
+        ops.insert("patch".into(), write_operation(patch, true, patch_body.clone()));
         if sub.is_empty() {
             ops.insert(
                 "delete".into(),

@@ -54,31 +54,35 @@ pub fn human_duration_ms(ms: i64) -> String {
     }
     let minutes = seconds / 60;
     if minutes < 10 {
-        let s = seconds % 60;
-        return if s == 0 { format!("{minutes}m") } else { format!("{minutes}m{s}s") };
+        return two_units(minutes, "m", seconds % 60, "s");
     } else if minutes < 60 * 3 {
         return format!("{minutes}m");
     }
     let hours = minutes / 60;
+    let days = hours / 24;
+    let years = days / 365;
     if hours < 8 {
-        let m = minutes % 60;
-        return if m == 0 { format!("{hours}h") } else { format!("{hours}h{m}m") };
+        two_units(hours, "h", minutes % 60, "m")
     } else if hours < 48 {
-        return format!("{hours}h");
+        format!("{hours}h")
     } else if hours < 24 * 8 {
-        let h = hours % 24;
-        return if h == 0 { format!("{}d", hours / 24) } else { format!("{}d{h}h", hours / 24) };
+        two_units(days, "d", hours % 24, "h")
     } else if hours < 24 * 365 * 2 {
-        return format!("{}d", hours / 24);
+        format!("{days}d")
     } else if hours < 24 * 365 * 8 {
-        let dy = (hours / 24) % 365;
-        return if dy == 0 {
-            format!("{}y", hours / 24 / 365)
-        } else {
-            format!("{}y{dy}d", hours / 24 / 365)
-        };
+        two_units(years, "y", days % 365, "d")
+    } else {
+        format!("{years}y")
     }
-    format!("{}y", hours / 24 / 365)
+}
+
+/// `<major><unit>`, followed by `<minor><unit>` unless the minor part is 0.
+fn two_units(major: i64, major_unit: &str, minor: i64, minor_unit: &str) -> String {
+    if minor == 0 {
+        format!("{major}{major_unit}")
+    } else {
+        format!("{major}{major_unit}{minor}{minor_unit}")
+    }
 }
 
 fn containers(obj: &Value) -> Vec<&Value> {

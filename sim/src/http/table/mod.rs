@@ -63,43 +63,34 @@ pub fn include_object(query_value: Option<&str>) -> Result<IncludeObject, ApiErr
     })
 }
 
+/// What goes into a Table's `metadata`.
+pub enum TableMetadata<'a> {
+    /// One object (a GET or a watch event): its resourceVersion.
+    Object(&'a str),
+    /// A list: its metadata (resourceVersion, continue, remainingItemCount).
+    List(&'a Value),
+}
+
 /// The Table of stored objects of `def` (`crd` is the defining CRD of a
-/// custom resource): for one object of a GET or a watch event,
-/// `resource_version` is the object's.
-pub fn object_table(
+/// custom resource).
+pub fn resource_table(
     def: &ResourceDef,
     crd: Option<&Value>,
     stored: &[Arc<Value>],
-    resource_version: &str,
+    metadata: TableMetadata<'_>,
     include_object: IncludeObject,
 ) -> Value {
-    let (columns, objects) = columns_and_objects(def, crd, stored);
-    table(&columns, &objects, resource_version, include_object, now_ms())
-}
-
-/// The Table of a list of stored objects of `def`, with the list's
-/// metadata.
-pub fn list_table(
-    def: &ResourceDef,
-    crd: Option<&Value>,
-    stored: &[Arc<Value>],
-    list_meta: &Value,
-    include_object: IncludeObject,
-) -> Value {
-    let (columns, objects) = columns_and_objects(def, crd, stored);
-    table_with_list_meta(&columns, &objects, list_meta, include_object, now_ms())
-}
-
-fn columns_and_objects(
-    def: &ResourceDef,
-    crd: Option<&Value>,
-    stored: &[Arc<Value>],
-) -> (Vec<ColumnDef>, Vec<Value>) {
     let columns = match crd {
         Some(crd) => columns_for_crd(crd, &def.version),
         None => columns_for_builtin(&def.plural),
     };
-    (columns, stored.iter().map(|object| def.to_served(object)).collect())
+    let objects: Vec<Value> = stored.iter().map(|object| def.to_served(object)).collect();
+    match metadata {
+        TableMetadata::Object(rv) => table(&columns, &objects, rv, include_object, now_ms()),
+        TableMetadata::List(list_meta) => {
+            table_with_list_meta(&columns, &objects, list_meta, include_object, now_ms())
+        }
+    }
 }
 
 /// The `Table` for `objects` with `columns`. `resource_version` goes to the
