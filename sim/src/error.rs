@@ -39,7 +39,7 @@ impl Cause {
     /// `field: Invalid value: <value>: <detail>`.
     pub fn invalid(field: &str, value: &Value, detail: &str) -> Self {
         let shown = match value {
-            Value::String(s) => format!("{s:?}"),
+            Value::String(text) => format!("{text:?}"),
             other => other.to_string(),
         };
         Cause::new("FieldValueInvalid", format!("Invalid value: {shown}: {detail}"), field)

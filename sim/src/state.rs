@@ -59,7 +59,6 @@ impl SimState {
         lock(&self.faults).clone()
     }
 
-    /// Replaces the fault configuration.
     pub fn set_faults(&self, faults: FaultConfig) {
         *lock(&self.faults) = faults;
     }

@@ -35,7 +35,6 @@ pub struct StoredEvent {
     pub gr: GroupResource,
     /// Namespace ("" for cluster-scoped).
     pub namespace: String,
-    /// Object name.
     pub name: String,
     /// Kind of change.
     pub etype: EventType,

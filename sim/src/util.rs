@@ -21,10 +21,10 @@ impl Rng {
     /// Next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        let mut mixed = self.0;
+        mixed = (mixed ^ (mixed >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        mixed = (mixed ^ (mixed >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        mixed ^ (mixed >> 31)
     }
 
     /// Uniform in `0..n` (n > 0).
@@ -44,10 +44,9 @@ impl Rng {
 
     /// A random RFC 4122 version-4 UUID (the form `metadata.uid` takes).
     pub fn uuid(&mut self) -> String {
-        let a = self.next_u64();
-        let b = self.next_u64();
-        let hi = (a & 0xFFFF_FFFF_FFFF_0FFF) | 0x4000;
-        let lo = (b & 0x3FFF_FFFF_FFFF_FFFF) | 0x8000_0000_0000_0000;
+        // Version 4 in the high half, the RFC 4122 variant in the low half.
+        let hi = (self.next_u64() & 0xFFFF_FFFF_FFFF_0FFF) | 0x4000;
+        let lo = (self.next_u64() & 0x3FFF_FFFF_FFFF_FFFF) | 0x8000_0000_0000_0000;
         format!(
             "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
             hi >> 32,
@@ -68,7 +67,7 @@ pub const NAME_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 pub fn now_rfc3339() -> String {
     let secs = jiff::Timestamp::now().as_second();
     match jiff::Timestamp::from_second(secs) {
-        Ok(t) => t.to_string(),
+        Ok(whole_seconds) => whole_seconds.to_string(),
         Err(_) => jiff::Timestamp::now().to_string(),
     }
 }

@@ -202,7 +202,8 @@ pub fn find_in_list(list: &[Value], segment: &str) -> Option<usize> {
     if let Some(key) = segment.strip_prefix("k:") {
         let probe: Value = serde_json::from_str(key).ok()?;
         let key_fields = probe.as_object()?;
-        list.iter().position(|item| key_fields.iter().all(|(k, v)| item.get(k) == Some(v)))
+        list.iter()
+            .position(|item| key_fields.iter().all(|(key, value)| item.get(key) == Some(value)))
     } else if let Some(value) = segment.strip_prefix("v:") {
         let probe: Value = serde_json::from_str(value).ok()?;
         list.iter().position(|item| *item == probe)

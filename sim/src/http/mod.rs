@@ -1,10 +1,11 @@
 //! The HTTP face of the simulated cluster: the axum router with the
-//! non-resource endpoints (`non_resource`), and for `/api` and `/apis`
-//! the routing (`routing`) to discovery (`discovery`) and the REST
-//! handlers (`handlers`, `watch`), which read requests through `request`,
-//! answer through `response`, and render Tables (`table`) and OpenAPI
-//! documents (`openapi`). Authentication and authorization belong in
-//! front of the handlers, as a layer of this router.
+//! non-resource endpoints (`non_resource`), and for `/api` and `/apis` the
+//! routing (`routing`) to discovery (`discovery`) and the REST handlers
+//! (`handlers`, `watch`), which read requests through `request`, answer
+//! through `response`, and render Tables (`table`) and OpenAPI documents.
+//!
+//! Authentication and authorization belong in front of the handlers, as a
+//! layer of this router (with a module of their own beside `routing`).
 
 mod discovery;
 mod handlers;
@@ -26,7 +27,9 @@ use axum::routing::get;
 
 use crate::state::SimState;
 
-/// The router of one simulated cluster.
+/// The routes of one simulated cluster: the non-resource endpoints by path,
+/// everything else through resource routing (the real server answers
+/// unknown paths there too).
 pub fn router(sim: Arc<SimState>) -> Router {
     Router::new()
         .route("/version", get(non_resource::version))

@@ -13,7 +13,7 @@ use crate::error::ApiError;
 use crate::registry::ResourceDef;
 use crate::util::metadata_str;
 
-/// A JSON response.
+/// A response with a JSON body (`Content-Type: application/json`).
 pub fn json_response(code: StatusCode, body: &Value) -> Response {
     json_bytes_response(code, serde_json::to_vec(body).unwrap_or_default())
 }
@@ -46,7 +46,7 @@ pub fn not_found_text() -> Response {
     response
 }
 
-/// Sets `Cache-Control`.
+/// Sets `Cache-Control`, which kubectl's discovery and OpenAPI caches obey.
 pub fn with_cache_control(mut response: Response, value: &'static str) -> Response {
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static(value));
     response

@@ -91,7 +91,7 @@ fn version_priority(version: &str) -> (u8, u64, u64) {
     let Some(rest) = version.strip_prefix('v') else {
         return (0, 0, 0);
     };
-    let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+    let digits: String = rest.chars().take_while(|ch| ch.is_ascii_digit()).collect();
     let Ok(major) = digits.parse::<u64>() else {
         return (0, 0, 0);
     };
@@ -99,15 +99,15 @@ fn version_priority(version: &str) -> (u8, u64, u64) {
     if tail.is_empty() {
         return (3, major, 0);
     }
-    let (rank, minor) = if let Some(n) = tail.strip_prefix("beta") {
-        (2, n)
-    } else if let Some(n) = tail.strip_prefix("alpha") {
-        (1, n)
+    let (rank, minor) = if let Some(minor) = tail.strip_prefix("beta") {
+        (2, minor)
+    } else if let Some(minor) = tail.strip_prefix("alpha") {
+        (1, minor)
     } else {
         return (0, 0, 0);
     };
     match minor.parse::<u64>() {
-        Ok(n) => (rank, major, n),
+        Ok(minor) => (rank, major, minor),
         Err(_) => (0, 0, 0),
     }
 }

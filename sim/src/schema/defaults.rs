@@ -8,12 +8,12 @@ use super::{ROOT_META, additional_schema, flag, properties};
 /// map values and defaulted values themselves). Before defaulting, `null`
 /// values of fields that are not `nullable` are dropped (and so get their
 /// default, if any), as the API server does.
-pub fn apply_defaults(schema: &Value, obj: &mut Value) {
-    default_at(schema, obj, true);
+pub fn apply_defaults(schema: &Value, object: &mut Value) {
+    default_at(schema, object, true);
 }
 
-fn default_at(schema: &Value, obj: &mut Value, root: bool) {
-    match obj {
+fn default_at(schema: &Value, object: &mut Value, root: bool) {
+    match object {
         Value::Object(map) => {
             if let Some(props) = properties(schema) {
                 for (key, prop) in props {
@@ -36,7 +36,7 @@ fn default_at(schema: &Value, obj: &mut Value, root: bool) {
             if let Some(additional) = additional_schema(schema) {
                 let known = properties(schema);
                 for (key, child) in map.iter_mut() {
-                    if known.is_some_and(|k| k.contains_key(key)) {
+                    if known.is_some_and(|known| known.contains_key(key)) {
                         continue;
                     }
                     default_at(additional, child, false);

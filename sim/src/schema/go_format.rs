@@ -17,22 +17,26 @@ pub fn type_name(value: &Value) -> &'static str {
 }
 
 /// Formats a number like Go's `%v` does for the common cases.
-pub fn go_number(n: f64) -> String {
-    if n.fract() == 0.0 && n.abs() < 1e21 { format!("{n:.0}") } else { format!("{n}") }
+pub fn go_number(number: f64) -> String {
+    if number.fract() == 0.0 && number.abs() < 1e21 {
+        format!("{number:.0}")
+    } else {
+        format!("{number}")
+    }
 }
 
 /// Go's `%q` for a string (close enough: JSON escaping).
-pub fn quote(s: &str) -> String {
-    Value::String(s.to_owned()).to_string()
+pub fn quote(text: &str) -> String {
+    Value::String(text.to_owned()).to_string()
 }
 
 /// Go's `%#v` of an unstructured value, roughly.
 pub fn go_syntax(value: &Value) -> String {
     match value {
         Value::Null => "interface {}(nil)".to_owned(),
-        Value::Bool(b) => b.to_string(),
-        Value::Number(n) => n.to_string(),
-        Value::String(s) => quote(s),
+        Value::Bool(flag) => flag.to_string(),
+        Value::Number(number) => number.to_string(),
+        Value::String(text) => quote(text),
         Value::Array(items) => format!(
             "[]interface {{}}{{{}}}",
             items.iter().map(go_syntax).collect::<Vec<_>>().join(", ")
@@ -40,7 +44,7 @@ pub fn go_syntax(value: &Value) -> String {
         Value::Object(map) => format!(
             "map[string]interface {{}}{{{}}}",
             map.iter()
-                .map(|(k, v)| format!("{}:{}", quote(k), go_syntax(v)))
+                .map(|(key, value)| format!("{}:{}", quote(key), go_syntax(value)))
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
@@ -51,14 +55,14 @@ pub fn go_syntax(value: &Value) -> String {
 pub fn bad_value(value: &Value) -> String {
     match value {
         Value::Null => "null".to_owned(),
-        Value::Bool(b) => b.to_string(),
-        Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
-            (Some(i), _, _) => i.to_string(),
-            (_, Some(u), _) => u.to_string(),
-            (_, _, Some(f)) => go_number(f),
-            _ => n.to_string(),
+        Value::Bool(flag) => flag.to_string(),
+        Value::Number(number) => match (number.as_i64(), number.as_u64(), number.as_f64()) {
+            (Some(signed), _, _) => signed.to_string(),
+            (_, Some(unsigned), _) => unsigned.to_string(),
+            (_, _, Some(float)) => go_number(float),
+            _ => number.to_string(),
         },
-        Value::String(s) => quote(s),
+        Value::String(text) => quote(text),
         other => go_syntax(other),
     }
 }

@@ -1,11 +1,12 @@
-//! CRD structural-schema handling, as the apiextensions-apiserver does it for
+//! CRD structural schemas, handled as the apiextensions-apiserver does for
 //! custom resources: pruning of unknown fields, defaulting, and OpenAPI v3
-//! validation with the real server's field-error messages. The schema is a
-//! CRD version's `schema.openAPIV3Schema` and the object the whole custom
-//! resource, both as `serde_json::Value`. At the root, `apiVersion`, `kind`
-//! and `metadata` are left to the server (metadata is validated separately).
-//! The server applies them in the order prune, default, validate. A later
-//! home for CEL rules (`x-kubernetes-validations`) is a sibling of
+//! validation with the real server's field-error messages.
+//!
+//! The schema is a CRD version's `schema.openAPIV3Schema` and the object the
+//! whole custom resource, both as `serde_json::Value`. At the root,
+//! `apiVersion`, `kind` and `metadata` are left to the server (metadata is
+//! validated separately). The server applies prune, default, validate in
+//! that order. CEL rules (`x-kubernetes-validations`) belong beside
 //! `validate`.
 
 mod defaults;
@@ -64,11 +65,8 @@ impl FieldErrorReason {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {message}")]
 pub struct FieldError {
-    /// Path of the field.
     pub field: String,
-    /// Cause type.
     pub reason: FieldErrorReason,
-    /// Error body (without the field).
     pub message: String,
 }
 
@@ -100,7 +98,7 @@ pub fn properties(schema: &Value) -> Option<&Map<String, Value>> {
 
 /// The schema of `additionalProperties` when it is a schema (not a bool).
 pub fn additional_schema(schema: &Value) -> Option<&Value> {
-    schema.get("additionalProperties").filter(|a| a.is_object())
+    schema.get("additionalProperties").filter(|additional| additional.is_object())
 }
 
 /// Fields the server owns at an object's root: never pruned, defaulted or

@@ -5,23 +5,23 @@ use serde_json::Value;
 
 use super::{ROOT_META, additional_schema, flag, index, join, properties};
 
-/// Drops fields not specified by `schema` from `obj` and returns their paths
+/// Drops fields not specified by `schema` from `object` and returns their paths
 /// (`spec.colour`, `spec.items[0].x`), in object order. Fields are kept
 /// under `x-kubernetes-preserve-unknown-fields: true`, and every key of a map
 /// with an `additionalProperties` schema is kept (its values pruned by that
 /// schema). At the root `apiVersion`, `kind` and `metadata` are never pruned;
 /// an `x-kubernetes-embedded-resource` keeps them too.
-pub fn prune(schema: &Value, obj: &mut Value) -> Vec<String> {
+pub fn prune(schema: &Value, object: &mut Value) -> Vec<String> {
     let mut pruned = Vec::new();
-    prune_at(schema, obj, "", true, &mut pruned);
+    prune_at(schema, object, "", true, &mut pruned);
     pruned
 }
 
-fn prune_at(schema: &Value, obj: &mut Value, path: &str, root: bool, pruned: &mut Vec<String>) {
+fn prune_at(schema: &Value, object: &mut Value, path: &str, root: bool, pruned: &mut Vec<String>) {
     if flag(schema, "x-kubernetes-int-or-string") {
         return;
     }
-    match obj {
+    match object {
         Value::Object(map) => {
             let preserve = flag(schema, "x-kubernetes-preserve-unknown-fields");
             let embedded = flag(schema, "x-kubernetes-embedded-resource");
@@ -31,7 +31,7 @@ fn prune_at(schema: &Value, obj: &mut Value, path: &str, root: bool, pruned: &mu
             for key in keys {
                 let keep_meta = (root || embedded) && ROOT_META.contains(&key.as_str());
                 let child_path = join(path, &key);
-                if let Some(prop) = props.and_then(|p| p.get(&key)) {
+                if let Some(prop) = props.and_then(|properties| properties.get(&key)) {
                     if !(root && keep_meta)
                         && let Some(child) = map.get_mut(&key)
                     {

@@ -8,17 +8,17 @@ use super::{
     FieldError, FieldErrorReason, ROOT_META, additional_schema, flag, index, join, properties,
 };
 
-/// Validates `obj` against `schema` and returns every field error, in the
+/// Validates `object` against `schema` and returns every field error, in the
 /// order the API server lists them (per node: type, string, format, number,
 /// array, enum, then object: required before properties, properties in key
 /// order where the server's order is random), then the list-type
 /// (`set`/`map`) duplicates. `anyOf`/`allOf`/`oneOf`/`not` are not checked
 /// (beyond `x-kubernetes-int-or-string`), nor `x-kubernetes-validations`.
-pub fn validate(schema: &Value, obj: &Value) -> Vec<FieldError> {
+pub fn validate(schema: &Value, object: &Value) -> Vec<FieldError> {
     let mut errors = Vec::new();
-    validate_at(schema, obj, "", true, &mut errors);
+    validate_at(schema, object, "", true, &mut errors);
     // The server checks list types (set/map uniqueness) after the schema.
-    list_types_at(schema, obj, "", true, &mut errors);
+    list_types_at(schema, object, "", true, &mut errors);
     errors
 }
 
@@ -45,7 +45,7 @@ fn list_types_at(
                 if root && ROOT_META.contains(&key.as_str()) {
                     continue;
                 }
-                let child_schema = props.and_then(|p| p.get(key)).or(additional);
+                let child_schema = props.and_then(|properties| properties.get(key)).or(additional);
                 if let Some(child_schema) = child_schema {
                     list_types_at(child_schema, child, &join(path, key), false, errors);
                 }
@@ -58,8 +58,10 @@ fn list_types_at(
 fn type_matches(expected: &str, value: &Value) -> bool {
     match expected {
         "integer" => match value {
-            Value::Number(n) => {
-                n.is_i64() || n.is_u64() || n.as_f64().is_some_and(|f| f.fract() == 0.0)
+            Value::Number(number) => {
+                number.is_i64()
+                    || number.is_u64()
+                    || number.as_f64().is_some_and(|float| float.fract() == 0.0)
             }
             _ => false,
         },
@@ -122,7 +124,10 @@ fn validate_at(
     let type_ok = if int_or_string {
         type_matches("integer", value) || value.is_string()
     } else {
-        schema.get("type").and_then(Value::as_str).is_none_or(|t| type_matches(t, value))
+        schema
+            .get("type")
+            .and_then(Value::as_str)
+            .is_none_or(|expected| type_matches(expected, value))
     };
     if !type_ok {
         let expected = if int_or_string {
@@ -142,8 +147,8 @@ fn validate_at(
     }
 
     // strings
-    if let Value::String(s) = value {
-        let len = s.chars().count() as u64;
+    if let Value::String(text) = value {
+        let len = text.chars().count() as u64;
         if let Some(max) = count(schema, "maxLength")
             && len > max
         {
@@ -167,44 +172,44 @@ fn validate_at(
         if let Some(pattern) = schema.get("pattern").and_then(Value::as_str) {
             // An uncompilable pattern is rejected when the CRD is created; a
             // stored one that does not compile checks nothing.
-            if let Ok(re) = regex::Regex::new(pattern)
-                && !re.is_match(s)
+            if let Ok(compiled) = regex::Regex::new(pattern)
+                && !compiled.is_match(text)
             {
                 invalid(errors, path, value, format!("{shown} in body should match '{pattern}'"));
             }
         }
         // format
         if let Some(format) = schema.get("format").and_then(Value::as_str)
-            && !format_ok(format, s)
+            && !format_ok(format, text)
         {
             errors.push(FieldError {
                 field: path.to_owned(),
                 reason: FieldErrorReason::TypeInvalid,
                 message: format!(
                     "Invalid value: {}: {shown} in body must be of type {format}: {}",
-                    quote(s),
-                    quote(s)
+                    quote(text),
+                    quote(text)
                 ),
             });
         }
     }
 
     // numbers
-    if let Some(n) = value.as_f64() {
-        if let Some(m) = num(schema, "multipleOf")
-            && m > 0.0
-            && (n / m).fract() != 0.0
+    if let Some(number) = value.as_f64() {
+        if let Some(multiple) = num(schema, "multipleOf")
+            && multiple > 0.0
+            && (number / multiple).fract() != 0.0
         {
-            let detail = format!("{shown} in body should be a multiple of {}", go_number(m));
+            let detail = format!("{shown} in body should be a multiple of {}", go_number(multiple));
             invalid(errors, path, value, detail);
         }
         if let Some(max) = num(schema, "maximum") {
             if flag(schema, "exclusiveMaximum") {
-                if n >= max {
+                if number >= max {
                     let detail = format!("{shown} in body should be less than {}", go_number(max));
                     invalid(errors, path, value, detail);
                 }
-            } else if n > max {
+            } else if number > max {
                 let detail =
                     format!("{shown} in body should be less than or equal to {}", go_number(max));
                 invalid(errors, path, value, detail);
@@ -212,12 +217,12 @@ fn validate_at(
         }
         if let Some(min) = num(schema, "minimum") {
             if flag(schema, "exclusiveMinimum") {
-                if n <= min {
+                if number <= min {
                     let detail =
                         format!("{shown} in body should be greater than {}", go_number(min));
                     invalid(errors, path, value, detail);
                 }
-            } else if n < min {
+            } else if number < min {
                 let detail = format!(
                     "{shown} in body should be greater than or equal to {}",
                     go_number(min)
@@ -265,8 +270,8 @@ fn validate_at(
     {
         let supported: Vec<String> = allowed
             .iter()
-            .map(|v| match v {
-                Value::String(s) => quote(s),
+            .map(|allowed| match allowed {
+                Value::String(text) => quote(text),
                 other => quote(&other.to_string()),
             })
             .collect();
@@ -320,7 +325,7 @@ fn validate_at(
                 continue;
             }
             let child_path = join(path, key);
-            if let Some(prop) = props.and_then(|p| p.get(key)) {
+            if let Some(prop) = props.and_then(|properties| properties.get(key)) {
                 validate_at(prop, child, &child_path, false, errors);
             } else if let Some(additional) = additional {
                 validate_at(additional, child, &child_path, false, errors);
@@ -329,21 +334,26 @@ fn validate_at(
     }
 }
 
-fn format_ok(format: &str, s: &str) -> bool {
+/// Whether a string has the OpenAPI `format` (only the date formats are
+/// checked, as the server's formats that matter here).
+fn format_ok(format: &str, text: &str) -> bool {
     match format {
         "date-time" => {
-            s.parse::<jiff::Timestamp>().is_ok()
-                && s.len() >= 20
-                && s.as_bytes().get(10).is_some_and(|c| matches!(c, b'T' | b't' | b' '))
+            text.parse::<jiff::Timestamp>().is_ok()
+                && text.len() >= 20
+                && text
+                    .as_bytes()
+                    .get(10)
+                    .is_some_and(|separator| matches!(separator, b'T' | b't' | b' '))
         }
-        "date" => s.parse::<jiff::civil::Date>().is_ok() && s.len() == 10,
+        "date" => text.parse::<jiff::civil::Date>().is_ok() && text.len() == 10,
         "int32" | "int64" | "byte" | "password" | "" => true,
         _ => true,
     }
 }
 
 fn has_duplicates(items: &[Value]) -> bool {
-    items.iter().enumerate().any(|(i, a)| items[..i].iter().any(|b| a == b))
+    items.iter().enumerate().any(|(i, item)| items[..i].contains(item))
 }
 
 /// `x-kubernetes-list-type: set|map` uniqueness, as `field.Duplicate`.

@@ -8,13 +8,15 @@ use serde_json::{Value, json};
 use crate::error::Cause;
 
 /// Validates a CRD; returns the causes of a 422.
-pub fn validate(obj: &Value) -> Vec<Cause> {
+pub fn validate(crd: &Value) -> Vec<Cause> {
     let mut causes = Vec::new();
-    let spec = obj.get("spec");
-    let s = |p: &str| spec.and_then(|s| s.pointer(p)).and_then(Value::as_str).unwrap_or("");
-    let group = s("/group");
-    let plural = s("/names/plural");
-    let kind = s("/names/kind");
+    let spec = crd.get("spec");
+    let text = |pointer: &str| {
+        spec.and_then(|spec| spec.pointer(pointer)).and_then(Value::as_str).unwrap_or("")
+    };
+    let group = text("/group");
+    let plural = text("/names/plural");
+    let kind = text("/names/kind");
     if group.is_empty() {
         causes.push(Cause::required("spec.group", ""));
     } else if !group.contains('.') {
@@ -30,7 +32,7 @@ pub fn validate(obj: &Value) -> Vec<Cause> {
     if kind.is_empty() {
         causes.push(Cause::required("spec.names.kind", ""));
     }
-    let scope = s("/scope");
+    let scope = text("/scope");
     if scope != "Namespaced" && scope != "Cluster" {
         causes.push(Cause::new(
             "FieldValueNotSupported",
@@ -38,7 +40,7 @@ pub fn validate(obj: &Value) -> Vec<Cause> {
             "spec.scope",
         ));
     }
-    let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
+    let name = crd.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
     if !plural.is_empty() && !group.is_empty() && name != format!("{plural}.{group}") {
         causes.push(Cause::invalid(
             "metadata.name",
@@ -46,8 +48,11 @@ pub fn validate(obj: &Value) -> Vec<Cause> {
             "must be spec.names.plural+\".\"+spec.group",
         ));
     }
-    let versions =
-        spec.and_then(|s| s.get("versions")).and_then(Value::as_array).cloned().unwrap_or_default();
+    let versions = spec
+        .and_then(|spec| spec.get("versions"))
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     if versions.is_empty() {
         causes.push(Cause::invalid(
             "spec.versions",
@@ -57,7 +62,7 @@ pub fn validate(obj: &Value) -> Vec<Cause> {
     } else {
         let storage = versions
             .iter()
-            .filter(|v| v.get("storage").and_then(Value::as_bool) == Some(true))
+            .filter(|version| version.get("storage").and_then(Value::as_bool) == Some(true))
             .count();
         if storage != 1 {
             causes.push(Cause::invalid(
@@ -66,8 +71,8 @@ pub fn validate(obj: &Value) -> Vec<Cause> {
                 "must have exactly one version marked as storage version",
             ));
         }
-        for (i, v) in versions.iter().enumerate() {
-            if v.get("schema").and_then(|s| s.get("openAPIV3Schema")).is_none() {
+        for (i, version) in versions.iter().enumerate() {
+            if version.pointer("/schema/openAPIV3Schema").is_none() {
                 causes.push(Cause::required(
                     &format!("spec.versions[{i}].schema.openAPIV3Schema"),
                     "schemas are required",
@@ -79,8 +84,8 @@ pub fn validate(obj: &Value) -> Vec<Cause> {
 }
 
 /// Fills the CRD defaults and the status its controllers would set.
-pub fn prepare(obj: &mut Value, now: &str) {
-    let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) else {
+pub fn prepare(crd: &mut Value, now: &str) {
+    let Some(spec) = crd.get_mut("spec").and_then(Value::as_object_mut) else {
         return;
     };
     if let Some(names) = spec.get_mut("names").and_then(Value::as_object_mut) {
@@ -96,46 +101,56 @@ pub fn prepare(obj: &mut Value, now: &str) {
         spec.insert("conversion".into(), json!({"strategy": "None"}));
     }
     let names = spec.get("names").cloned().unwrap_or(json!({}));
-    let storage = spec
+    let storage_version = spec
         .get("versions")
         .and_then(Value::as_array)
-        .and_then(|vs| vs.iter().find(|v| v.get("storage").and_then(Value::as_bool) == Some(true)))
-        .and_then(|v| v.get("name"))
+        .and_then(|versions| {
+            versions
+                .iter()
+                .find(|version| version.get("storage").and_then(Value::as_bool) == Some(true))
+        })
+        .and_then(|version| version.get("name"))
         .cloned()
         .unwrap_or(Value::Null);
-    let Some(m) = obj.as_object_mut() else {
+    let Some(fields) = crd.as_object_mut() else {
         return;
     };
-    let mut stored: Vec<Value> = m
+    let mut stored_versions: Vec<Value> = fields
         .get("status")
-        .and_then(|s| s.get("storedVersions"))
+        .and_then(|status| status.get("storedVersions"))
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
-    if !storage.is_null() && !stored.contains(&storage) {
-        stored.push(storage);
+    if !storage_version.is_null() && !stored_versions.contains(&storage_version) {
+        stored_versions.push(storage_version);
     }
-    let keep_time = |t: &str, m: &serde_json::Map<String, Value>| -> String {
-        m.get("status")
-            .and_then(|s| s.get("conditions"))
+    // A condition keeps its transition time while it stays True.
+    let transition_time = |condition_type: &str, fields: &serde_json::Map<String, Value>| {
+        fields
+            .get("status")
+            .and_then(|status| status.get("conditions"))
             .and_then(Value::as_array)
-            .and_then(|cs| cs.iter().find(|c| c.get("type").and_then(Value::as_str) == Some(t)))
-            .and_then(|c| c.get("lastTransitionTime"))
+            .and_then(|conditions| {
+                conditions.iter().find(|condition| {
+                    condition.get("type").and_then(Value::as_str) == Some(condition_type)
+                })
+            })
+            .and_then(|condition| condition.get("lastTransitionTime"))
             .and_then(Value::as_str)
             .unwrap_or(now)
             .to_string()
     };
-    let names_time = keep_time("NamesAccepted", m);
-    let est_time = keep_time("Established", m);
-    m.insert(
+    let names_accepted_time = transition_time("NamesAccepted", fields);
+    let established_time = transition_time("Established", fields);
+    fields.insert(
         "status".into(),
         json!({
             "conditions": [
-                {"type": "NamesAccepted", "status": "True", "lastTransitionTime": names_time, "reason": "NoConflicts", "message": "no conflicts found"},
-                {"type": "Established", "status": "True", "lastTransitionTime": est_time, "reason": "InitialNamesAccepted", "message": "the initial names have been accepted"}
+                {"type": "NamesAccepted", "status": "True", "lastTransitionTime": names_accepted_time, "reason": "NoConflicts", "message": "no conflicts found"},
+                {"type": "Established", "status": "True", "lastTransitionTime": established_time, "reason": "InitialNamesAccepted", "message": "the initial names have been accepted"}
             ],
             "acceptedNames": names,
-            "storedVersions": stored,
+            "storedVersions": stored_versions,
         }),
     );
 }

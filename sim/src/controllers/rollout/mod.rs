@@ -73,8 +73,9 @@ pub fn begin(
     let (max_surge, max_unavailable) = surge_and_unavailable(deployment, replicas);
     let deadline_ms =
         match deployment.pointer("/spec/progressDeadlineSeconds").and_then(Value::as_u64) {
-            Some(s) if s >= i32::MAX as u64 => None,
-            Some(s) => Some(s * 1000),
+            // MaxInt32 is how a Deployment opts out of the deadline.
+            Some(seconds) if seconds >= i32::MAX as u64 => None,
+            Some(seconds) => Some(seconds * 1000),
             None => Some(DEFAULT_PROGRESS_DEADLINE_SECONDS * 1000),
         };
     let paused = deployment.pointer("/spec/paused").and_then(Value::as_bool).unwrap_or(false);
@@ -82,27 +83,27 @@ pub fn begin(
     let new_rs_name = new_replica_set_name(deployment);
 
     let (current, prior_conditions, template_changed, was_paused) = match previous {
-        Some(prev) => {
-            let counts = prev.counts_at(now_ms);
+        Some(previous) => {
+            let counts = previous.counts_at(now_ms);
             // The controller sets conditions on the status it last wrote
             // (the stored one); the plan's own view serves when there is none.
             let conditions = deployment
                 .get("status")
                 .map(conditions_of)
-                .filter(|c| !c.is_empty())
-                .unwrap_or_else(|| conditions_of(&status_at(deployment, prev, now_ms)));
-            if prev.template_hash == template_hash {
-                (counts, conditions, false, prev.paused)
+                .filter(|conditions| !conditions.is_empty())
+                .unwrap_or_else(|| conditions_of(&status_at(deployment, previous, now_ms)));
+            if previous.template_hash == template_hash {
+                (counts, conditions, false, previous.paused)
             } else {
                 // Every available pod now belongs to an old ReplicaSet; the
                 // unavailable ones are cleaned up first.
                 let old = PodCounts { old: counts.available(), new_total: 0, new_ready: 0 };
-                (old, conditions, true, prev.paused)
+                (old, conditions, true, previous.paused)
             }
         }
         None => {
             let status = deployment.get("status");
-            let has_status = status.and_then(|s| s.get("observedGeneration")).is_some();
+            let has_status = status.and_then(|status| status.get("observedGeneration")).is_some();
             let conditions = status.map(conditions_of).unwrap_or_default();
             let old = PodCounts { old: available_in_status(status), new_total: 0, new_ready: 0 };
             (old, conditions, true, has_status && is_paused_status(status))
@@ -112,7 +113,7 @@ pub fn begin(
     // A paused controller creates no new ReplicaSet: the pods keep running
     // the previous template, which is what a later resume compares against.
     let template_hash = if paused && template_changed {
-        previous.map(|p| p.template_hash.clone()).unwrap_or_default()
+        previous.map(|previous| previous.template_hash.clone()).unwrap_or_default()
     } else {
         template_hash
     };
@@ -157,7 +158,7 @@ pub fn settled(deployment: &Value, now_ms: u64) -> RolloutPlan {
     let status = deployment.get("status");
     let available = available_in_status(status).min(replicas);
     let updated = status
-        .and_then(|s| s.get("updatedReplicas"))
+        .and_then(|status| status.get("updatedReplicas"))
         .and_then(Value::as_u64)
         .unwrap_or(0)
         .clamp(available, replicas);
@@ -183,11 +184,9 @@ pub fn settled(deployment: &Value, now_ms: u64) -> RolloutPlan {
 
 /// Whether the controller reported the Deployment paused.
 fn is_paused_status(status: Option<&Value>) -> bool {
-    status
-        .map(conditions_of)
-        .unwrap_or_default()
-        .iter()
-        .any(|c| c.get("reason").and_then(Value::as_str) == Some("DeploymentPaused"))
+    status.map(conditions_of).unwrap_or_default().iter().any(|condition| {
+        condition.get("reason").and_then(Value::as_str) == Some("DeploymentPaused")
+    })
 }
 
 /// A status's conditions (none when absent).
@@ -197,5 +196,5 @@ fn conditions_of(status: &Value) -> Vec<Value> {
 
 /// `status.availableReplicas`, 0 when absent.
 fn available_in_status(status: Option<&Value>) -> u64 {
-    status.and_then(|s| s.get("availableReplicas")).and_then(Value::as_u64).unwrap_or(0)
+    status.and_then(|status| status.get("availableReplicas")).and_then(Value::as_u64).unwrap_or(0)
 }

@@ -69,13 +69,15 @@ pub struct RolloutPlan {
 fn resolve_int_or_percent(value: Option<&Value>, total: u64, round_up: bool) -> u64 {
     let default = Value::String("25%".to_owned());
     let value = value.unwrap_or(&default);
-    if let Some(n) = value.as_u64() {
-        return n;
+    if let Some(count) = value.as_u64() {
+        return count;
     }
-    if let Some(pct) =
-        value.as_str().and_then(|s| s.strip_suffix('%')).and_then(|s| s.parse::<u64>().ok())
+    if let Some(percent) = value
+        .as_str()
+        .and_then(|text| text.strip_suffix('%'))
+        .and_then(|digits| digits.parse::<u64>().ok())
     {
-        let scaled = total * pct;
+        let scaled = total * percent;
         return if round_up { scaled.div_ceil(100) } else { scaled / 100 };
     }
     0
@@ -84,15 +86,15 @@ fn resolve_int_or_percent(value: Option<&Value>, total: u64, round_up: bool) -> 
 /// (maxSurge, maxUnavailable) in pods, as the controller resolves them.
 pub fn surge_and_unavailable(deployment: &Value, replicas: u64) -> (u64, u64) {
     let strategy = deployment.pointer("/spec/strategy");
-    let is_recreate =
-        strategy.and_then(|s| s.get("type")).and_then(Value::as_str) == Some("Recreate");
+    let is_recreate = strategy.and_then(|strategy| strategy.get("type")).and_then(Value::as_str)
+        == Some("Recreate");
     if is_recreate {
         return (0, replicas);
     }
-    let rolling = strategy.and_then(|s| s.get("rollingUpdate"));
-    let surge = resolve_int_or_percent(rolling.and_then(|r| r.get("maxSurge")), replicas, true);
-    let mut unavailable =
-        resolve_int_or_percent(rolling.and_then(|r| r.get("maxUnavailable")), replicas, false);
+    let rolling = strategy.and_then(|strategy| strategy.get("rollingUpdate"));
+    let limit = |key: &str| rolling.and_then(|rolling| rolling.get(key));
+    let surge = resolve_int_or_percent(limit("maxSurge"), replicas, true);
+    let mut unavailable = resolve_int_or_percent(limit("maxUnavailable"), replicas, false);
     if surge == 0 && unavailable == 0 {
         // The controller's fencepost rule: both zero would deadlock.
         unavailable = 1;
@@ -112,39 +114,40 @@ pub fn generation(deployment: &Value) -> Option<u64> {
 
 impl RolloutPlan {
     /// Scales as far as the strategy allows, as repeated controller syncs do.
-    fn scale(&self, mut c: PodCounts) -> PodCounts {
-        let r = self.replicas;
-        if c.new_total > r {
-            c.new_total = r;
-            c.new_ready = c.new_ready.min(r);
+    fn scale(&self, mut counts: PodCounts) -> PodCounts {
+        let replicas = self.replicas;
+        if counts.new_total > replicas {
+            counts.new_total = replicas;
+            counts.new_ready = counts.new_ready.min(replicas);
         }
-        let min_available = r.saturating_sub(self.max_unavailable);
+        let min_available = replicas.saturating_sub(self.max_unavailable);
         loop {
-            let before = c;
+            let before = counts;
             // Scale the new ReplicaSet up within maxSurge.
-            let max_total = r + self.max_surge;
-            if c.total() < max_total && c.new_total < r {
-                c.new_total += (max_total - c.total()).min(r - c.new_total);
+            let max_total = replicas + self.max_surge;
+            if counts.total() < max_total && counts.new_total < replicas {
+                counts.new_total += (max_total - counts.total()).min(replicas - counts.new_total);
             }
             // Scale old ReplicaSets down within maxUnavailable.
-            if c.old > 0 {
-                let new_unavailable = c.new_total - c.new_ready;
+            if counts.old > 0 {
+                let new_unavailable = counts.new_total - counts.new_ready;
                 let max_scaled_down =
-                    c.total().saturating_sub(min_available).saturating_sub(new_unavailable);
-                let by_availability = c.available().saturating_sub(min_available);
-                let down = c.old.min(max_scaled_down).min(by_availability);
+                    counts.total().saturating_sub(min_available).saturating_sub(new_unavailable);
+                let by_availability = counts.available().saturating_sub(min_available);
+                let down = counts.old.min(max_scaled_down).min(by_availability);
                 // Once the new ReplicaSet is fully available, old pods go.
-                let down = if c.new_ready >= r { c.old } else { down };
-                c.old -= down;
+                let down = if counts.new_ready >= replicas { counts.old } else { down };
+                counts.old -= down;
             }
-            if c == before {
-                return c;
+            if counts == before {
+                return counts;
             }
         }
     }
 
-    pub fn done(&self, c: &PodCounts) -> bool {
-        c.old == 0 && c.new_total == self.replicas && c.new_ready == self.replicas
+    /// Whether the rollout is complete at these counts.
+    pub fn done(&self, counts: &PodCounts) -> bool {
+        counts.old == 0 && counts.new_total == self.replicas && counts.new_ready == self.replicas
     }
 
     /// States at successive wave starts: index 0 at `started_at_ms`, index k
@@ -175,6 +178,7 @@ impl RolloutPlan {
         states
     }
 
+    /// How many waves the rollout takes (its duration is split among them).
     pub fn waves_needed(&self) -> u64 {
         if self.fail || self.paused {
             return 1;
@@ -182,16 +186,18 @@ impl RolloutPlan {
         (self.waves().len() as u64).saturating_sub(1)
     }
 
-    pub fn wave_time(&self, k: usize) -> u64 {
-        self.started_at_ms + self.wave_ms * k as u64
+    /// When wave `wave` starts.
+    pub fn wave_time(&self, wave: usize) -> u64 {
+        self.started_at_ms + self.wave_ms * wave as u64
     }
 
     /// Pod counts at `now_ms`.
     pub fn counts_at(&self, now_ms: u64) -> PodCounts {
         let states = self.waves();
+        // `waves` always holds at least the first wave.
         let mut current = states[0];
-        for (k, state) in states.iter().enumerate() {
-            if self.wave_time(k) <= now_ms {
+        for (wave, state) in states.iter().enumerate() {
+            if self.wave_time(wave) <= now_ms {
                 current = *state;
             }
         }

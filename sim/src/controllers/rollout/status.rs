@@ -33,31 +33,27 @@ fn condition(kind: &str, status: &str, reason: &str, message: &str, at_ms: u64) 
 /// changes; the changed condition moves to the end.
 fn set_condition(conditions: &mut Vec<Value>, mut new: Value) {
     let kind = new.get("type").cloned();
-    if let Some(pos) = conditions.iter().position(|c| c.get("type") == kind.as_ref()) {
+    if let Some(pos) =
+        conditions.iter().position(|condition| condition.get("type") == kind.as_ref())
+    {
         let current = &conditions[pos];
         if current.get("status") == new.get("status") && current.get("reason") == new.get("reason")
         {
             return;
         }
         if current.get("status") == new.get("status")
-            && let (Some(t), Some(obj)) = (current.get("lastTransitionTime"), new.as_object_mut())
+            && let (Some(time), Some(fields)) =
+                (current.get("lastTransitionTime"), new.as_object_mut())
         {
-            obj.insert("lastTransitionTime".to_owned(), t.clone());
+            fields.insert("lastTransitionTime".to_owned(), time.clone());
         }
         conditions.remove(pos);
     }
     conditions.push(new);
 }
 
-fn progressing_reason(conditions: &[Value]) -> Option<(String, String)> {
-    conditions.iter().find(|c| c.get("type").and_then(Value::as_str) == Some("Progressing")).map(
-        |c| {
-            (
-                c.get("status").and_then(Value::as_str).unwrap_or("").to_owned(),
-                c.get("reason").and_then(Value::as_str).unwrap_or("").to_owned(),
-            )
-        },
-    )
+fn is_progressing(condition: &Value) -> bool {
+    condition.get("type").and_then(Value::as_str) == Some("Progressing")
 }
 
 /// The progress test of the controller: more updated, ready or available
@@ -72,12 +68,12 @@ fn made_progress(before: &PodCounts, after: &PodCounts) -> bool {
 /// are omitted, as the real API serves them (`omitempty`).
 pub fn status_at(deployment: &Value, plan: &RolloutPlan, now_ms: u64) -> Value {
     let now_ms = now_ms.max(plan.started_at_ms);
-    let r = plan.replicas;
-    let min_available = r.saturating_sub(plan.max_unavailable);
+    let replicas = plan.replicas;
+    let min_available = replicas.saturating_sub(plan.max_unavailable);
     let states = plan.waves();
     let mut conditions = plan.prior_conditions.clone();
-    let available_condition = |c: &PodCounts, at: u64| {
-        if c.available() >= min_available {
+    let available_condition = |counts: &PodCounts, at: u64| {
+        if counts.available() >= min_available {
             condition(
                 "Available",
                 "True",
@@ -95,15 +91,22 @@ pub fn status_at(deployment: &Value, plan: &RolloutPlan, now_ms: u64) -> Value {
             )
         }
     };
-    let rs = &plan.new_rs_name;
-    let t0 = plan.started_at_ms;
+    let replica_set = &plan.new_rs_name;
+    let started = plan.started_at_ms;
+    // `waves` always holds at least the first wave.
     let mut current = states[0];
 
     if plan.paused {
-        set_condition(&mut conditions, available_condition(&current, t0));
+        set_condition(&mut conditions, available_condition(&current, started));
         set_condition(
             &mut conditions,
-            condition("Progressing", "Unknown", "DeploymentPaused", "Deployment is paused", t0),
+            condition(
+                "Progressing",
+                "Unknown",
+                "DeploymentPaused",
+                "Deployment is paused",
+                started,
+            ),
         );
     } else {
         if plan.resumed {
@@ -114,15 +117,15 @@ pub fn status_at(deployment: &Value, plan: &RolloutPlan, now_ms: u64) -> Value {
                     "Unknown",
                     "DeploymentResumed",
                     "Deployment is resumed",
-                    t0,
+                    started,
                 ),
             );
         }
-        // Each wave is one controller observation; `prev` is the last one.
-        let mut prev = plan.from;
-        let mut last_progress = t0;
-        for (k, state) in states.iter().enumerate() {
-            let at = plan.wave_time(k);
+        // Each wave is one controller observation; `observed` is the last one.
+        let mut observed = plan.from;
+        let mut last_progress = started;
+        for (wave, state) in states.iter().enumerate() {
+            let at = plan.wave_time(wave);
             if at > now_ms {
                 break;
             }
@@ -135,42 +138,44 @@ pub fn status_at(deployment: &Value, plan: &RolloutPlan, now_ms: u64) -> Value {
                         "Progressing",
                         "True",
                         "NewReplicaSetAvailable",
-                        &format!("ReplicaSet \"{rs}\" has successfully progressed."),
+                        &format!("ReplicaSet \"{replica_set}\" has successfully progressed."),
                         at,
                     ),
                 );
-            } else if k == 0 && plan.template_changed {
+            } else if wave == 0 && plan.template_changed {
                 set_condition(
                     &mut conditions,
                     condition(
                         "Progressing",
                         "True",
                         "NewReplicaSetCreated",
-                        &format!("Created new replica set \"{rs}\""),
+                        &format!("Created new replica set \"{replica_set}\""),
                         at,
                     ),
                 );
                 last_progress = at;
-            } else if made_progress(&prev, state) || (k == 0 && !has_progressing(&conditions)) {
-                set_progressing_updated(&mut conditions, rs, at);
+            } else if made_progress(&observed, state)
+                || (wave == 0 && !has_progressing(&conditions))
+            {
+                set_progressing_updated(&mut conditions, replica_set, at);
                 last_progress = at;
             }
-            prev = *state;
+            observed = *state;
             // No progress for longer than the deadline before the next wave
             // (or ever, when stalled): the controller marks the rollout failed.
             if let Some(deadline) = plan.deadline_ms {
                 let expiry = last_progress + deadline + 1;
-                let next = states.get(k + 1).map(|_| plan.wave_time(k + 1));
-                if !plan.done(state) && expiry <= now_ms && next.is_none_or(|n| expiry < n) {
-                    set_timed_out(&mut conditions, rs, expiry);
+                let next = states.get(wave + 1).map(|_| plan.wave_time(wave + 1));
+                if !plan.done(state) && expiry <= now_ms && next.is_none_or(|next| expiry < next) {
+                    set_timed_out(&mut conditions, replica_set, expiry);
                 }
             }
         }
     }
 
     let mut status = Map::new();
-    if let Some(g) = generation(deployment) {
-        status.insert("observedGeneration".into(), json!(g));
+    if let Some(generation) = generation(deployment) {
+        status.insert("observedGeneration".into(), json!(generation));
     }
     let ready = current.available();
     let counts = [
@@ -178,7 +183,7 @@ pub fn status_at(deployment: &Value, plan: &RolloutPlan, now_ms: u64) -> Value {
         ("updatedReplicas", current.new_total),
         ("readyReplicas", ready),
         ("availableReplicas", ready),
-        ("unavailableReplicas", r.saturating_sub(ready)),
+        ("unavailableReplicas", replicas.saturating_sub(ready)),
     ];
     for (key, value) in counts {
         if value > 0 {
@@ -193,22 +198,20 @@ pub fn status_at(deployment: &Value, plan: &RolloutPlan, now_ms: u64) -> Value {
 
 /// On progress the controller always rewrites the Progressing condition,
 /// keeping its transition time only while it stays True.
-fn set_progressing_updated(conditions: &mut Vec<Value>, rs: &str, at: u64) {
+fn set_progressing_updated(conditions: &mut Vec<Value>, replica_set: &str, at: u64) {
     let mut cond = condition(
         "Progressing",
         "True",
         "ReplicaSetUpdated",
-        &format!("ReplicaSet \"{rs}\" is progressing."),
+        &format!("ReplicaSet \"{replica_set}\" is progressing."),
         at,
     );
-    if let Some(pos) =
-        conditions.iter().position(|c| c.get("type").and_then(Value::as_str) == Some("Progressing"))
-    {
+    if let Some(pos) = conditions.iter().position(is_progressing) {
         if conditions[pos].get("status").and_then(Value::as_str) == Some("True")
-            && let (Some(t), Some(obj)) =
+            && let (Some(time), Some(fields)) =
                 (conditions[pos].get("lastTransitionTime").cloned(), cond.as_object_mut())
         {
-            obj.insert("lastTransitionTime".to_owned(), t);
+            fields.insert("lastTransitionTime".to_owned(), time);
         }
         conditions.remove(pos);
     }
@@ -216,17 +219,17 @@ fn set_progressing_updated(conditions: &mut Vec<Value>, rs: &str, at: u64) {
 }
 
 fn has_progressing(conditions: &[Value]) -> bool {
-    progressing_reason(conditions).is_some()
+    conditions.iter().any(is_progressing)
 }
 
-fn set_timed_out(conditions: &mut Vec<Value>, rs: &str, at: u64) {
+fn set_timed_out(conditions: &mut Vec<Value>, replica_set: &str, at: u64) {
     set_condition(
         conditions,
         condition(
             "Progressing",
             "False",
             "ProgressDeadlineExceeded",
-            &format!("ReplicaSet \"{rs}\" has timed out progressing."),
+            &format!("ReplicaSet \"{replica_set}\" has timed out progressing."),
             at,
         ),
     );

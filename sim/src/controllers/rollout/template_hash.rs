@@ -17,8 +17,11 @@ pub fn pod_template_hash(deployment: &Value) -> String {
         hash ^= u32::from(byte);
         hash = hash.wrapping_mul(0x0100_0193);
     }
-    let safe = NAME_ALPHABET;
-    hash.to_string().bytes().map(|b| char::from(safe[usize::from(b) % safe.len()])).collect()
+    // Each decimal digit picks a character of the alphabet.
+    hash.to_string()
+        .bytes()
+        .map(|digit| char::from(NAME_ALPHABET[usize::from(digit) % NAME_ALPHABET.len()]))
+        .collect()
 }
 
 /// `<deployment name>-<pod template hash>`.

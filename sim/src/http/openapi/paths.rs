@@ -95,7 +95,7 @@ fn write_operation(mut operation: Value, patch: bool, request_body: Value) -> Va
 /// `GisopsIoV1alpha1NamespacedServiceRefresh`.
 pub fn operation_suffix(group: &str, version: &str, kind: &str, namespaced: bool) -> String {
     let mut group_part = String::new();
-    for word in group.split(['.', '-']).filter(|w| !w.is_empty()) {
+    for word in group.split(['.', '-']).filter(|word| !word.is_empty()) {
         let mut chars = word.chars();
         if let Some(first) = chars.next() {
             group_part.extend(first.to_uppercase());

@@ -15,7 +15,7 @@ use super::{
 /// the GVK extension.
 pub fn kind_schema(group: &str, version: &str, kind: &str, schema: &Value) -> Value {
     let mut root = match schema {
-        Value::Object(m) => m.clone(),
+        Value::Object(fields) => fields.clone(),
         _ => Map::new(),
     };
     if !root.contains_key("type") {
@@ -23,8 +23,8 @@ pub fn kind_schema(group: &str, version: &str, kind: &str, schema: &Value) -> Va
     }
     let mut props = root
         .remove("properties")
-        .and_then(|p| match p {
-            Value::Object(m) => Some(m),
+        .and_then(|properties| match properties {
+            Value::Object(properties) => Some(properties),
             _ => None,
         })
         .unwrap_or_default();

@@ -25,7 +25,7 @@ pub use query::{Query, is_true, parse_query};
 /// The resource a request's path names.
 #[derive(Debug, Clone)]
 pub struct Target {
-    /// The resource.
+    /// The resource at the path's version.
     pub def: Arc<ResourceDef>,
     /// Namespace from the path.
     pub namespace: Option<String>,
@@ -179,18 +179,13 @@ impl Representation {
     }
 }
 
-/// A resource request, parsed.
+/// A resource request, parsed as far as every handler needs it; the body
+/// stays raw because only writes read it, each in its own format.
 pub struct ResourceRequest {
-    /// What the path names.
     pub target: Target,
-    /// The verb.
     pub verb: Verb,
-    /// Query parameters.
     pub query: Query,
-    /// Request headers.
     pub headers: HeaderMap,
-    /// The raw body.
     pub body: Bytes,
-    /// The representation the client accepts.
     pub representation: Representation,
 }

@@ -1,11 +1,12 @@
-//! Decoding of Kubernetes protobuf request bodies (`application/
-//! vnd.kubernetes.protobuf`): the `k8s\0` envelope (`runtime.Unknown` with
-//! its TypeMeta) and the messages kubectl's typed commands send
-//! (`kubectl create namespace|configmap|secret|deployment`), turned into the
-//! JSON objects the rest of the server handles. Field numbers follow the
-//! upstream `generated.proto` files; fields outside this subset are skipped.
-//! Non-pointer scalar fields that hold their zero value are dropped, as JSON
-//! `omitempty` would.
+//! Decoding of Kubernetes protobuf request bodies
+//! (`application/vnd.kubernetes.protobuf`) into the JSON objects the rest of
+//! the server handles: the messages kubectl's typed commands send
+//! (`kubectl create namespace|configmap|secret|deployment`).
+//!
+//! A body is the `k8s\0` envelope (`runtime.Unknown` with its TypeMeta)
+//! around the message. Field numbers follow the upstream `generated.proto`
+//! files; fields outside this subset are skipped. Non-pointer scalar fields
+//! that hold their zero value are dropped, as JSON `omitempty` would.
 
 use base64::Engine;
 use serde_json::{Map, Value, json};

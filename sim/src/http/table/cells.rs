@@ -8,24 +8,28 @@ use super::columns::{CellSource, ColumnDef};
 use super::jsonpath::eval_json_path;
 
 /// The first non-empty string among the pointers, or "".
-fn first_str<'a>(obj: &'a Value, pointers: &[&str]) -> &'a str {
-    pointers.iter().map(|p| str_at(obj, p)).find(|s| !s.is_empty()).unwrap_or("")
+fn first_str<'a>(object: &'a Value, pointers: &[&str]) -> &'a str {
+    pointers
+        .iter()
+        .map(|pointer| str_at(object, pointer))
+        .find(|text| !text.is_empty())
+        .unwrap_or("")
 }
 
-fn none_if_empty(s: &str) -> &str {
-    if s.is_empty() { "<none>" } else { s }
+fn none_if_empty(text: &str) -> &str {
+    if text.is_empty() { "<none>" } else { text }
 }
 
-fn str_at<'a>(obj: &'a Value, pointer: &str) -> &'a str {
-    obj.pointer(pointer).and_then(Value::as_str).unwrap_or("")
+fn str_at<'a>(object: &'a Value, pointer: &str) -> &'a str {
+    object.pointer(pointer).and_then(Value::as_str).unwrap_or("")
 }
 
-fn int_at(obj: &Value, pointer: &str) -> i64 {
-    obj.pointer(pointer).and_then(Value::as_i64).unwrap_or(0)
+fn int_at(object: &Value, pointer: &str) -> i64 {
+    object.pointer(pointer).and_then(Value::as_i64).unwrap_or(0)
 }
 
-fn parse_time(s: &str) -> Option<jiff::Timestamp> {
-    s.parse::<jiff::Timestamp>().ok()
+fn parse_time(text: &str) -> Option<jiff::Timestamp> {
+    text.parse::<jiff::Timestamp>().ok()
 }
 
 /// Age of an RFC 3339 timestamp at `now_ms`, `<unknown>` when absent.
@@ -34,9 +38,9 @@ fn age_of(timestamp: &str, now_ms: u64) -> String {
         return "<unknown>".to_owned();
     }
     match parse_time(timestamp) {
-        Some(t) => {
+        Some(time) => {
             let now = i64::try_from(now_ms).unwrap_or(i64::MAX);
-            human_duration_ms(now.saturating_sub(t.as_millisecond()))
+            human_duration_ms(now.saturating_sub(time.as_millisecond()))
         }
         None => "<invalid>".to_owned(),
     }
@@ -85,11 +89,13 @@ fn two_units(major: i64, major_unit: &str, minor: i64, minor_unit: &str) -> Stri
     }
 }
 
-fn containers(obj: &Value) -> Vec<&Value> {
-    obj.pointer("/spec/template/spec/containers")
-        .and_then(Value::as_array)
-        .map(|cs| cs.iter().collect())
-        .unwrap_or_default()
+/// One field of every container of the pod template, comma-separated.
+fn template_containers_field(object: &Value, pointer: &str) -> String {
+    let containers = object.pointer("/spec/template/spec/containers").and_then(Value::as_array);
+    let values: Vec<&str> = containers
+        .map(|containers| containers.iter().map(|container| str_at(container, pointer)).collect())
+        .unwrap_or_default();
+    values.join(",")
 }
 
 /// A LabelSelector as its string form (`app=web,tier in (a,b)`).
@@ -99,21 +105,21 @@ pub fn selector_string(selector: Option<&Value>) -> String {
     };
     let mut parts: Vec<String> = Vec::new();
     if let Some(labels) = selector.get("matchLabels").and_then(Value::as_object) {
-        for (k, v) in labels {
-            parts.push(format!("{k}={}", v.as_str().unwrap_or("")));
+        for (key, value) in labels {
+            parts.push(format!("{key}={}", value.as_str().unwrap_or("")));
         }
     }
-    if let Some(exprs) = selector.get("matchExpressions").and_then(Value::as_array) {
-        for e in exprs {
-            let key = e.get("key").and_then(Value::as_str).unwrap_or("");
-            let mut values: Vec<&str> = e
+    if let Some(expressions) = selector.get("matchExpressions").and_then(Value::as_array) {
+        for expression in expressions {
+            let key = expression.get("key").and_then(Value::as_str).unwrap_or("");
+            let mut values: Vec<&str> = expression
                 .get("values")
                 .and_then(Value::as_array)
-                .map(|vs| vs.iter().filter_map(Value::as_str).collect())
+                .map(|values| values.iter().filter_map(Value::as_str).collect())
                 .unwrap_or_default();
             values.sort_unstable();
             let list = values.join(",");
-            parts.push(match e.get("operator").and_then(Value::as_str).unwrap_or("") {
+            parts.push(match expression.get("operator").and_then(Value::as_str).unwrap_or("") {
                 "In" => format!("{key} in ({list})"),
                 "NotIn" => format!("{key} notin ({list})"),
                 "Exists" => key.to_owned(),
@@ -123,7 +129,7 @@ pub fn selector_string(selector: Option<&Value>) -> String {
         }
     }
     // The selector string sorts its requirements by key.
-    parts.sort_by(|a, b| requirement_key(a).cmp(requirement_key(b)));
+    parts.sort_by(|left, right| requirement_key(left).cmp(requirement_key(right)));
     parts.join(",")
 }
 
@@ -132,48 +138,45 @@ fn requirement_key(requirement: &str) -> &str {
     trimmed.split(['=', ' ']).next().unwrap_or(trimmed)
 }
 
-/// The cell of `column` for `obj`, ages computed at `now_ms`.
-pub fn cell(column: &ColumnDef, obj: &Value, now_ms: u64) -> Value {
+/// The cell of `column` for `object`, ages computed at `now_ms`.
+pub fn cell(column: &ColumnDef, object: &Value, now_ms: u64) -> Value {
     match &column.source {
-        CellSource::Name => json!(str_at(obj, "/metadata/name")),
-        CellSource::Age => json!(age_of(str_at(obj, "/metadata/creationTimestamp"), now_ms)),
+        CellSource::Name => json!(str_at(object, "/metadata/name")),
+        CellSource::Age => json!(age_of(str_at(object, "/metadata/creationTimestamp"), now_ms)),
         CellSource::CreatedAt => {
-            let ts = str_at(obj, "/metadata/creationTimestamp");
-            match parse_time(ts) {
-                Some(t) => json!(
-                    jiff::Timestamp::from_second(t.as_second())
-                        .unwrap_or(t)
+            let created = str_at(object, "/metadata/creationTimestamp");
+            match parse_time(created) {
+                Some(time) => json!(
+                    jiff::Timestamp::from_second(time.as_second())
+                        .unwrap_or(time)
                         .strftime("%Y-%m-%dT%H:%M:%SZ")
                         .to_string()
                 ),
                 None => json!("0001-01-01T00:00:00Z"),
             }
         }
-        CellSource::JsonPath(path) => json_path_cell(&column.kind, path, obj, now_ms),
+        CellSource::JsonPath(path) => json_path_cell(&column.kind, path, object, now_ms),
         CellSource::DeploymentReady => json!(format!(
             "{}/{}",
-            int_at(obj, "/status/readyReplicas"),
-            obj.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1)
+            int_at(object, "/status/readyReplicas"),
+            object.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1)
         )),
-        CellSource::DeploymentUpToDate => json!(int_at(obj, "/status/updatedReplicas")),
-        CellSource::DeploymentAvailable => json!(int_at(obj, "/status/availableReplicas")),
-        CellSource::Containers => {
-            json!(containers(obj).iter().map(|c| str_at(c, "/name")).collect::<Vec<_>>().join(","))
-        }
-        CellSource::Images => {
-            json!(containers(obj).iter().map(|c| str_at(c, "/image")).collect::<Vec<_>>().join(","))
-        }
-        CellSource::Selector => json!(selector_string(obj.pointer("/spec/selector"))),
+        CellSource::DeploymentUpToDate => json!(int_at(object, "/status/updatedReplicas")),
+        CellSource::DeploymentAvailable => json!(int_at(object, "/status/availableReplicas")),
+        CellSource::Containers => json!(template_containers_field(object, "/name")),
+        CellSource::Images => json!(template_containers_field(object, "/image")),
+        CellSource::Selector => json!(selector_string(object.pointer("/spec/selector"))),
         CellSource::ConfigMapData => {
-            let n = |key: &str| obj.get(key).and_then(Value::as_object).map_or(0, Map::len);
-            json!(n("data") + n("binaryData"))
+            let entries =
+                |key: &str| object.get(key).and_then(Value::as_object).map_or(0, Map::len);
+            json!(entries("data") + entries("binaryData"))
         }
-        CellSource::NamespaceStatus => json!(str_at(obj, "/status/phase")),
-        CellSource::LeaseHolder => json!(str_at(obj, "/spec/holderIdentity")),
+        CellSource::NamespaceStatus => json!(str_at(object, "/status/phase")),
+        CellSource::LeaseHolder => json!(str_at(object, "/spec/holderIdentity")),
         // Core v1 field names first, then their events.k8s.io/v1 names.
         CellSource::EventLastSeen => json!(age_of(
             first_str(
-                obj,
+                object,
                 &[
                     "/series/lastObservedTime",
                     "/lastTimestamp",
@@ -184,22 +187,22 @@ pub fn cell(column: &ColumnDef, obj: &Value, now_ms: u64) -> Value {
             now_ms
         )),
         CellSource::EventFirstSeen => json!(age_of(
-            first_str(obj, &["/firstTimestamp", "/deprecatedFirstTimestamp", "/eventTime"]),
+            first_str(object, &["/firstTimestamp", "/deprecatedFirstTimestamp", "/eventTime"]),
             now_ms
         )),
-        CellSource::EventType => json!(str_at(obj, "/type")),
-        CellSource::EventReason => json!(str_at(obj, "/reason")),
+        CellSource::EventType => json!(str_at(object, "/type")),
+        CellSource::EventReason => json!(str_at(object, "/reason")),
         CellSource::EventObject => json!(format!(
             "{}/{}",
-            first_str(obj, &["/involvedObject/kind", "/regarding/kind"]).to_lowercase(),
-            first_str(obj, &["/involvedObject/name", "/regarding/name"])
+            first_str(object, &["/involvedObject/kind", "/regarding/kind"]).to_lowercase(),
+            first_str(object, &["/involvedObject/name", "/regarding/name"])
         )),
         CellSource::EventSubobject => {
-            json!(first_str(obj, &["/involvedObject/fieldPath", "/regarding/fieldPath"]))
+            json!(first_str(object, &["/involvedObject/fieldPath", "/regarding/fieldPath"]))
         }
         CellSource::EventSource => {
             let component = first_str(
-                obj,
+                object,
                 &[
                     "/source/component",
                     "/deprecatedSource/component",
@@ -207,71 +210,84 @@ pub fn cell(column: &ColumnDef, obj: &Value, now_ms: u64) -> Value {
                     "/reportingController",
                 ],
             );
-            let instance =
-                first_str(obj, &["/source/host", "/deprecatedSource/host", "/reportingInstance"]);
+            let instance = first_str(
+                object,
+                &["/source/host", "/deprecatedSource/host", "/reportingInstance"],
+            );
             json!(if instance.is_empty() {
                 component.to_owned()
             } else {
                 format!("{component}, {instance}")
             })
         }
-        CellSource::EventMessage => json!(first_str(obj, &["/message", "/note"]).trim()),
+        CellSource::EventMessage => json!(first_str(object, &["/message", "/note"]).trim()),
         CellSource::EventCount => json!(
-            obj.pointer("/series/count")
+            object
+                .pointer("/series/count")
                 .and_then(Value::as_i64)
-                .or_else(|| obj.pointer("/count").and_then(Value::as_i64))
-                .unwrap_or_else(|| int_at(obj, "/deprecatedCount"))
+                .or_else(|| object.pointer("/count").and_then(Value::as_i64))
+                .unwrap_or_else(|| int_at(object, "/deprecatedCount"))
         ),
         CellSource::ReplicaSetDesired => {
-            json!(obj.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1))
+            json!(object.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1))
         }
-        CellSource::ReplicaSetCurrent => json!(int_at(obj, "/status/replicas")),
-        CellSource::ReplicaSetReady => json!(int_at(obj, "/status/readyReplicas")),
+        CellSource::ReplicaSetCurrent => json!(int_at(object, "/status/replicas")),
+        CellSource::ReplicaSetReady => json!(int_at(object, "/status/readyReplicas")),
         CellSource::PodReady => {
             let total =
-                obj.pointer("/spec/containers").and_then(Value::as_array).map_or(0, Vec::len);
-            let ready = obj.pointer("/status/containerStatuses").and_then(Value::as_array).map_or(
-                0,
-                |cs| {
-                    cs.iter()
-                        .filter(|c| c.get("ready").and_then(Value::as_bool) == Some(true))
+                object.pointer("/spec/containers").and_then(Value::as_array).map_or(0, Vec::len);
+            let ready = object
+                .pointer("/status/containerStatuses")
+                .and_then(Value::as_array)
+                .map_or(0, |statuses| {
+                    statuses
+                        .iter()
+                        .filter(|status| status.get("ready").and_then(Value::as_bool) == Some(true))
                         .count()
-                },
-            );
+                });
             json!(format!("{ready}/{total}"))
         }
         CellSource::PodStatus => {
-            let waiting =
-                obj.pointer("/status/containerStatuses").and_then(Value::as_array).and_then(|cs| {
-                    cs.iter()
-                        .filter_map(|c| c.pointer("/state/waiting/reason").and_then(Value::as_str))
-                        .find(|r| !r.is_empty())
+            let waiting = object
+                .pointer("/status/containerStatuses")
+                .and_then(Value::as_array)
+                .and_then(|statuses| {
+                    statuses
+                        .iter()
+                        .filter_map(|status| {
+                            status.pointer("/state/waiting/reason").and_then(Value::as_str)
+                        })
+                        .find(|reason| !reason.is_empty())
                 });
-            let status = if obj.pointer("/metadata/deletionTimestamp").is_some() {
+            let status = if object.pointer("/metadata/deletionTimestamp").is_some() {
                 "Terminating"
             } else {
-                waiting.unwrap_or_else(|| first_str(obj, &["/status/reason", "/status/phase"]))
+                waiting.unwrap_or_else(|| first_str(object, &["/status/reason", "/status/phase"]))
             };
             json!(status)
         }
         CellSource::PodRestarts => json!(
-            obj.pointer("/status/containerStatuses")
+            object
+                .pointer("/status/containerStatuses")
                 .and_then(Value::as_array)
-                .map_or(0, |cs| {
-                    cs.iter()
-                        .filter_map(|c| c.get("restartCount").and_then(Value::as_i64))
+                .map_or(0, |statuses| {
+                    statuses
+                        .iter()
+                        .filter_map(|status| status.get("restartCount").and_then(Value::as_i64))
                         .sum::<i64>()
                 })
                 .to_string()
         ),
-        CellSource::PodIp => json!(none_if_empty(str_at(obj, "/status/podIP"))),
-        CellSource::PodNode => json!(none_if_empty(str_at(obj, "/spec/nodeName"))),
+        CellSource::PodIp => json!(none_if_empty(str_at(object, "/status/podIP"))),
+        CellSource::PodNode => json!(none_if_empty(str_at(object, "/spec/nodeName"))),
         CellSource::PodNominatedNode => {
-            json!(none_if_empty(str_at(obj, "/status/nominatedNodeName")))
+            json!(none_if_empty(str_at(object, "/status/nominatedNodeName")))
         }
         CellSource::PodReadinessGates => {
-            let gates =
-                obj.pointer("/spec/readinessGates").and_then(Value::as_array).map_or(0, Vec::len);
+            let gates = object
+                .pointer("/spec/readinessGates")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len);
             json!(if gates == 0 { "<none>".to_owned() } else { format!("0/{gates}") })
         }
     }
@@ -280,30 +296,30 @@ pub fn cell(column: &ColumnDef, obj: &Value, now_ms: u64) -> Value {
 /// A CRD printer column cell: `null` when the path finds nothing; `string`
 /// columns print any value as JSONPath text does; `date` columns render the
 /// age of the timestamp.
-pub fn json_path_cell(kind: &str, path: &str, obj: &Value, now_ms: u64) -> Value {
-    let Some(value) = eval_json_path(obj, path) else {
+pub fn json_path_cell(kind: &str, path: &str, object: &Value, now_ms: u64) -> Value {
+    let Some(value) = eval_json_path(object, path) else {
         return Value::Null;
     };
     match kind {
         "string" => json!(jsonpath_text(value)),
         "integer" => match value {
-            Value::Number(n) => n
+            Value::Number(number) => number
                 .as_i64()
-                .or_else(|| n.as_f64().map(|f| f as i64))
-                .map_or(Value::Null, |i| json!(i)),
+                .or_else(|| number.as_f64().map(|float| float as i64))
+                .map_or(Value::Null, |integer| json!(integer)),
             _ => Value::Null,
         },
         "number" => match value {
-            Value::Number(n) => n.as_f64().map_or(Value::Null, |f| json!(f)),
+            Value::Number(number) => number.as_f64().map_or(Value::Null, |float| json!(float)),
             _ => Value::Null,
         },
         "boolean" => match value {
-            Value::Bool(b) => json!(b),
+            Value::Bool(flag) => json!(flag),
             _ => Value::Null,
         },
         "date" => match value {
-            Value::String(s) => match parse_time(s) {
-                Some(_) => json!(age_of(s, now_ms)),
+            Value::String(timestamp) => match parse_time(timestamp) {
+                Some(_) => json!(age_of(timestamp, now_ms)),
                 None => json!("<invalid>"),
             },
             _ => Value::Null,
@@ -317,16 +333,16 @@ pub fn json_path_cell(kind: &str, path: &str, obj: &Value, now_ms: u64) -> Value
 fn jsonpath_text(value: &Value) -> String {
     match value {
         Value::Null => "<nil>".to_owned(),
-        Value::String(s) => s.clone(),
-        Value::Number(n) => n.to_string(),
-        Value::Bool(b) => b.to_string(),
+        Value::String(text) => text.clone(),
+        Value::Number(number) => number.to_string(),
+        Value::Bool(flag) => flag.to_string(),
         Value::Array(items) => {
             format!("[{}]", items.iter().map(jsonpath_text).collect::<Vec<_>>().join(" "))
         }
         Value::Object(map) => format!(
             "map[{}]",
             map.iter()
-                .map(|(k, v)| format!("{k}:{}", jsonpath_text(v)))
+                .map(|(key, value)| format!("{key}:{}", jsonpath_text(value)))
                 .collect::<Vec<_>>()
                 .join(" ")
         ),

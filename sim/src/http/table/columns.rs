@@ -367,12 +367,12 @@ pub fn columns_for_builtin(resource: &str) -> Vec<ColumnDef> {
 /// version's `additionalPrinterColumns` (or the CRD's top-level ones, as
 /// v1beta1 CRDs had), or a default Age column when there are none.
 pub fn columns_for_crd(crd: &Value, version: &str) -> Vec<ColumnDef> {
-    let version_spec = crd
-        .pointer("/spec/versions")
-        .and_then(Value::as_array)
-        .and_then(|vs| vs.iter().find(|v| v.get("name").and_then(Value::as_str) == Some(version)));
+    let version_spec =
+        crd.pointer("/spec/versions").and_then(Value::as_array).and_then(|versions| {
+            versions.iter().find(|spec| spec.get("name").and_then(Value::as_str) == Some(version))
+        });
     let printer = version_spec
-        .and_then(|v| v.get("additionalPrinterColumns"))
+        .and_then(|spec| spec.get("additionalPrinterColumns"))
         .or_else(|| crd.pointer("/spec/additionalPrinterColumns"))
         .and_then(Value::as_array)
         .map(Vec::as_slice)
@@ -384,21 +384,22 @@ pub fn columns_for_crd(crd: &Value, version: &str) -> Vec<ColumnDef> {
 /// `additionalPrinterColumns`: Name, then those columns, or Age when empty.
 pub fn columns_for_printer_columns(printer_columns: &[Value]) -> Vec<ColumnDef> {
     let mut columns = vec![name_column()];
-    match Some(printer_columns).filter(|cols| !cols.is_empty()) {
-        Some(cols) => {
-            for col in cols {
-                let s = |key: &str| col.get(key).and_then(Value::as_str).unwrap_or("");
-                let path = s("jsonPath");
-                let description = match s("description") {
+    match Some(printer_columns).filter(|printer_columns| !printer_columns.is_empty()) {
+        Some(printer_columns) => {
+            for printer_column in printer_columns {
+                let text =
+                    |key: &str| printer_column.get(key).and_then(Value::as_str).unwrap_or("");
+                let path = text("jsonPath");
+                let description = match text("description") {
                     "" => format!("Custom resource definition column (in JSONPath format): {path}"),
-                    d => d.to_owned(),
+                    described => described.to_owned(),
                 };
                 columns.push(ColumnDef {
-                    name: s("name").to_owned(),
-                    kind: s("type").to_owned(),
-                    format: s("format").to_owned(),
+                    name: text("name").to_owned(),
+                    kind: text("type").to_owned(),
+                    format: text("format").to_owned(),
                     description,
-                    priority: col.get("priority").and_then(Value::as_i64).unwrap_or(0),
+                    priority: printer_column.get("priority").and_then(Value::as_i64).unwrap_or(0),
                     source: CellSource::JsonPath(path.to_owned()),
                 });
             }

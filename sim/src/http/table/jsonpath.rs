@@ -14,41 +14,43 @@ enum Step {
 /// `.a['b.c']`, optionally wrapped in `{}`.
 fn parse_json_path(path: &str) -> Option<Vec<Step>> {
     let path = path.trim();
-    let path = path.strip_prefix('{').and_then(|p| p.strip_suffix('}')).unwrap_or(path);
+    let path = path.strip_prefix('{').and_then(|inner| inner.strip_suffix('}')).unwrap_or(path);
     let path = path.strip_prefix('$').unwrap_or(path);
     let chars: Vec<char> = path.chars().collect();
     let mut steps = Vec::new();
-    let mut i = 0;
-    while i < chars.len() {
-        match chars[i] {
+    let mut at = 0;
+    while at < chars.len() {
+        match chars[at] {
             '.' => {
-                i += 1;
+                at += 1;
                 let mut key = String::new();
-                while i < chars.len() && chars[i] != '.' && chars[i] != '[' {
-                    if chars[i] == '\\' && i + 1 < chars.len() {
-                        i += 1;
+                while at < chars.len() && chars[at] != '.' && chars[at] != '[' {
+                    if chars[at] == '\\' && at + 1 < chars.len() {
+                        at += 1;
                     }
-                    key.push(chars[i]);
-                    i += 1;
+                    key.push(chars[at]);
+                    at += 1;
                 }
                 if !key.is_empty() {
                     steps.push(Step::Key(key));
                 }
             }
             '[' => {
-                let close = chars[i..].iter().position(|c| *c == ']')? + i;
-                let inner: String = chars[i + 1..close].iter().collect();
+                let close = chars[at..].iter().position(|ch| *ch == ']')? + at;
+                let inner: String = chars[at + 1..close].iter().collect();
                 let inner = inner.trim();
                 if let Some(quoted) = inner
                     .strip_prefix('\'')
-                    .and_then(|s| s.strip_suffix('\''))
-                    .or_else(|| inner.strip_prefix('"').and_then(|s| s.strip_suffix('"')))
+                    .and_then(|unquoted| unquoted.strip_suffix('\''))
+                    .or_else(|| {
+                        inner.strip_prefix('"').and_then(|unquoted| unquoted.strip_suffix('"'))
+                    })
                 {
                     steps.push(Step::Key(quoted.to_owned()));
                 } else {
                     steps.push(Step::Index(inner.parse().ok()?));
                 }
-                i = close + 1;
+                at = close + 1;
             }
             _ => return None,
         }
@@ -57,17 +59,18 @@ fn parse_json_path(path: &str) -> Option<Vec<Step>> {
 }
 
 /// Evaluates a simple JSONPath; `None` when it finds nothing.
-pub fn eval_json_path<'a>(obj: &'a Value, path: &str) -> Option<&'a Value> {
+pub fn eval_json_path<'a>(object: &'a Value, path: &str) -> Option<&'a Value> {
     let steps = parse_json_path(path)?;
-    let mut current = obj;
+    let mut current = object;
     for step in &steps {
         current = match step {
-            Step::Key(k) => current.get(k)?,
-            Step::Index(i) => {
+            Step::Key(key) => current.get(key)?,
+            Step::Index(index) => {
                 let items = current.as_array()?;
                 let len = i64::try_from(items.len()).ok()?;
-                let idx = if *i < 0 { len + i } else { *i };
-                items.get(usize::try_from(idx).ok()?)?
+                // Negative indices count from the end.
+                let index = if *index < 0 { len + index } else { *index };
+                items.get(usize::try_from(index).ok()?)?
             }
         };
     }

@@ -104,8 +104,9 @@ fn table(
 ) -> Value {
     let rows: Vec<Value> = objects
         .iter()
-        .map(|obj| {
-            let cells: Vec<Value> = columns.iter().map(|c| cell(c, obj, now_ms)).collect();
+        .map(|object| {
+            let cells: Vec<Value> =
+                columns.iter().map(|column| cell(column, object, now_ms)).collect();
             let mut row = Map::new();
             row.insert("cells".into(), Value::Array(cells));
             match include_object {
@@ -116,12 +117,12 @@ fn table(
                         json!({
                             "kind": "PartialObjectMetadata",
                             "apiVersion": "meta.k8s.io/v1",
-                            "metadata": obj.get("metadata").cloned().unwrap_or_else(|| json!({})),
+                            "metadata": object.get("metadata").cloned().unwrap_or_else(|| json!({})),
                         }),
                     );
                 }
                 IncludeObject::Object => {
-                    row.insert("object".into(), obj.clone());
+                    row.insert("object".into(), object.clone());
                 }
             }
             Value::Object(row)
@@ -145,13 +146,13 @@ fn table_with_list_meta(
     include_object: IncludeObject,
     now_ms: u64,
 ) -> Value {
-    let mut t = table(columns, objects, "", include_object, now_ms);
-    if let Some(m) = t.as_object_mut() {
-        let meta = match list_meta {
+    let mut table = table(columns, objects, "", include_object, now_ms);
+    if let Some(fields) = table.as_object_mut() {
+        let metadata = match list_meta {
             Value::Object(_) => list_meta.clone(),
             _ => json!({}),
         };
-        m.insert("metadata".into(), meta);
+        fields.insert("metadata".into(), metadata);
     }
-    t
+    table
 }
