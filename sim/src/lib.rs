@@ -17,17 +17,20 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-// Layers, lowest first: a module uses only modules listed before it.
+// Layers, lowest first: a module uses only modules of the groups above it
+// (sim/README.md says what each owns).
 mod error;
 mod util;
 
 mod registry;
+
 mod store;
 
-mod fields;
 mod patch;
 mod schema;
 mod selector;
+
+mod fields;
 mod validation;
 
 mod write;
@@ -35,6 +38,7 @@ mod write;
 mod state;
 
 mod controllers;
+
 mod fleet;
 mod http;
 

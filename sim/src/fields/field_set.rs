@@ -58,7 +58,8 @@ pub fn field_set(object: &Value, lists: &dyn Fn(&[String]) -> ListType, scope: S
         }
         if key == "metadata" {
             if let Some(metadata) = value.as_object() {
-                let owned = metadata.iter().filter(|(k, _)| !SYSTEM_METADATA.contains(&k.as_str()));
+                let owned =
+                    metadata.iter().filter(|(key, _)| !SYSTEM_METADATA.contains(&key.as_str()));
                 walker.enter(key, |walker| walker.fields(owned));
             }
             continue;

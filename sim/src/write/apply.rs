@@ -21,8 +21,7 @@ pub struct Applied {
 }
 
 /// Applies `applied` as `options.manager` to the object `name` in
-/// `namespace` (the URL's); `force` takes conflicting fields over.
-#[allow(clippy::too_many_arguments)]
+/// `namespace` (the URL's).
 pub fn apply(
     store: &mut StoreInner,
     rng: &SharedRng,
@@ -30,7 +29,6 @@ pub fn apply(
     namespace: Option<&str>,
     name: &str,
     mut applied: Value,
-    force: bool,
     options: &WriteOptions<'_>,
 ) -> Result<Applied, ApiError> {
     let has_text =
@@ -85,7 +83,7 @@ pub fn apply(
             if !applied_rv.is_empty() || options.subresource.is_some() {
                 return Err(ApiError::not_found(&def.gr(), name));
             }
-            let merged = fields::apply(None, &applied, force, &ownership)?;
+            let merged = fields::apply(None, &applied, options.force, &ownership)?;
             let object = create(store, rng, def, namespace, merged, &options)?;
             Ok(Applied { object, created: true })
         }
@@ -94,7 +92,8 @@ pub fn apply(
             if !applied_rv.is_empty() && applied_rv != old_rv {
                 return Err(ApiError::conflict_modified(&def.gr(), name));
             }
-            let merged = fields::apply(Some(&def.to_served(&old)), &applied, force, &ownership)?;
+            let merged =
+                fields::apply(Some(&def.to_served(&old)), &applied, options.force, &ownership)?;
             let object = update(store, def, &old, merged, &options)?;
             Ok(Applied { object, created: false })
         }

@@ -37,6 +37,8 @@ pub struct WriteOptions<'a> {
     pub track_managed_fields: bool,
     /// `fieldValidation=Strict`.
     pub strict: bool,
+    /// `force=true`: an apply takes the fields other managers own.
+    pub force: bool,
 }
 
 impl WriteOptions<'_> {
@@ -49,6 +51,7 @@ impl WriteOptions<'_> {
             dry_run: false,
             track_managed_fields: true,
             strict: false,
+            force: false,
         }
     }
 }

@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::stored_object;
 use crate::error::{ApiError, Cause};
 use crate::http::request::{
-    PatchFormat, ResourceRequest, Target, is_true, parse_json_or_yaml, parse_object, patch_format,
+    PatchFormat, ResourceRequest, Target, parse_json_or_yaml, parse_object, patch_format,
     write_options,
 };
 use crate::http::response::json_response;
@@ -137,7 +137,6 @@ fn apply(
         target.namespace.as_deref(),
         target.name_or_empty(),
         applied,
-        is_true(&request.query, "force"),
         options,
     )?;
     let code = if outcome.created { StatusCode::CREATED } else { StatusCode::OK };

@@ -5,7 +5,7 @@
 use axum::http::{HeaderMap, header};
 use serde_json::Value;
 
-use super::query::Query;
+use super::query::{Query, is_true};
 use crate::error::ApiError;
 use crate::patch::PatchType;
 use crate::registry::ResourceDef;
@@ -39,6 +39,7 @@ pub fn write_options<'a>(
         dry_run,
         track_managed_fields: true,
         strict: query.get("fieldValidation").map(String::as_str) == Some("Strict"),
+        force: is_true(query, "force"),
     })
 }
 
