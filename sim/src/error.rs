@@ -39,7 +39,7 @@ impl Cause {
     /// `field: Invalid value: <value>: <detail>`.
     pub fn invalid(field: &str, value: &Value, detail: &str) -> Self {
         let shown = match value {
-            Value::String(s) => format!("{s:?}"),
+            Value::String(text) => format!("{text:?}"),
             other => other.to_string(),
         };
         Cause::new("FieldValueInvalid", format!("Invalid value: {shown}: {detail}"), field)
@@ -58,6 +58,17 @@ impl Cause {
     fn to_json(&self) -> Value {
         json!({"reason": self.reason, "message": self.message, "field": self.field})
     }
+}
+
+/// A field an apply would take from another manager.
+#[derive(Debug, Clone)]
+pub struct ApplyConflict {
+    /// The manager that owns the field.
+    pub manager: String,
+    /// The apiVersion that manager wrote it with.
+    pub api_version: String,
+    /// The field, as the conflict message prints it (`.spec.replicas`).
+    pub field: String,
 }
 
 /// A group and resource, printed like the real server (`deployments.apps`,
@@ -87,22 +98,24 @@ impl std::fmt::Display for GroupResource {
     }
 }
 
-fn details(gr: &GroupResource, name: &str) -> Value {
-    let mut d = serde_json::Map::new();
+/// `Status.details` naming one object: its name (when known), group and
+/// resource (which the real server reports under `kind`).
+fn object_details(gr: &GroupResource, name: &str) -> Value {
+    let mut details = serde_json::Map::new();
     if !name.is_empty() {
-        d.insert("name".into(), json!(name));
+        details.insert("name".into(), json!(name));
     }
     if !gr.group.is_empty() {
-        d.insert("group".into(), json!(gr.group));
+        details.insert("group".into(), json!(gr.group));
     }
-    d.insert("kind".into(), json!(gr.resource));
-    Value::Object(d)
+    details.insert("kind".into(), json!(gr.resource));
+    Value::Object(details)
 }
 
 impl ApiError {
     /// The `Status` body of this error.
     pub fn to_status(&self) -> Value {
-        let mut s = json!({
+        let mut status = json!({
             "kind": "Status",
             "apiVersion": "v1",
             "metadata": {},
@@ -111,27 +124,31 @@ impl ApiError {
             "reason": self.reason,
             "code": self.code,
         });
-        if let Some(d) = &self.details
-            && let Some(map) = s.as_object_mut()
-        {
-            map.insert("details".into(), d.clone());
+        if let Some(fields) = status.as_object_mut() {
+            if let Some(details) = &self.details {
+                fields.insert("details".into(), details.clone());
+            }
+            if self.reason.is_empty() {
+                fields.remove("reason");
+            }
         }
-        if self.reason.is_empty()
-            && let Some(map) = s.as_object_mut()
-        {
-            map.remove("reason");
-        }
-        s
+        status
+    }
+
+    /// An error about one object, whose details name it.
+    fn about_object(
+        code: u16,
+        reason: &'static str,
+        gr: &GroupResource,
+        name: &str,
+        message: String,
+    ) -> Self {
+        ApiError { code, reason, message, details: Some(object_details(gr, name)) }
     }
 
     /// 404 `<resource> "<name>" not found`.
     pub fn not_found(gr: &GroupResource, name: &str) -> Self {
-        ApiError {
-            code: 404,
-            reason: "NotFound",
-            message: format!("{gr} {name:?} not found"),
-            details: Some(details(gr, name)),
-        }
+        Self::about_object(404, "NotFound", gr, name, format!("{gr} {name:?} not found"))
     }
 
     /// 404 for a path that names no resource.
@@ -146,12 +163,7 @@ impl ApiError {
 
     /// 409 `<resource> "<name>" already exists`.
     pub fn already_exists(gr: &GroupResource, name: &str) -> Self {
-        ApiError {
-            code: 409,
-            reason: "AlreadyExists",
-            message: format!("{gr} {name:?} already exists"),
-            details: Some(details(gr, name)),
-        }
+        Self::about_object(409, "AlreadyExists", gr, name, format!("{gr} {name:?} already exists"))
     }
 
     /// 409 optimistic-concurrency conflict.
@@ -163,45 +175,45 @@ impl ApiError {
         )
     }
 
-    /// 409 `Operation cannot be fulfilled on <resource> "<name>": <msg>`.
-    pub fn conflict(gr: &GroupResource, name: &str, msg: &str) -> Self {
-        ApiError {
-            code: 409,
-            reason: "Conflict",
-            message: format!("Operation cannot be fulfilled on {gr} {name:?}: {msg}"),
-            details: Some(details(gr, name)),
-        }
+    /// 409 `Operation cannot be fulfilled on <resource> "<name>": <why>`.
+    pub fn conflict(gr: &GroupResource, name: &str, why: &str) -> Self {
+        let message = format!("Operation cannot be fulfilled on {gr} {name:?}: {why}");
+        Self::about_object(409, "Conflict", gr, name, message)
     }
 
     /// 409 server-side apply conflict listing the fields per manager.
-    pub fn apply_conflict(conflicts: &[(String, String, String)]) -> Self {
-        // (manager, apiVersion, field)
-        let n = conflicts.len();
+    pub fn apply_conflict(conflicts: &[ApplyConflict]) -> Self {
+        let count = conflicts.len();
         let mut message =
-            format!("Apply failed with {n} conflict{}: ", if n == 1 { "" } else { "s" });
-        let mut by_manager: Vec<(String, String, Vec<String>)> = Vec::new();
-        for (m, v, f) in conflicts {
-            match by_manager.iter_mut().find(|(bm, bv, _)| bm == m && bv == v) {
-                Some(entry) => entry.2.push(f.clone()),
-                None => by_manager.push((m.clone(), v.clone(), vec![f.clone()])),
+            format!("Apply failed with {count} conflict{}: ", if count == 1 { "" } else { "s" });
+        let mut by_manager: Vec<(&str, &str, Vec<&str>)> = Vec::new();
+        for conflict in conflicts {
+            let (manager, api_version) = (conflict.manager.as_str(), conflict.api_version.as_str());
+            match by_manager.iter_mut().find(|(m, v, _)| *m == manager && *v == api_version) {
+                Some((_, _, fields)) => fields.push(&conflict.field),
+                None => by_manager.push((manager, api_version, vec![&conflict.field])),
             }
         }
         let parts: Vec<String> = by_manager
             .iter()
-            .map(|(m, v, fields)| {
-                if fields.len() == 1 {
-                    format!("conflict with {m:?} using {v}: {}", fields[0])
-                } else {
-                    let list: Vec<String> = fields.iter().map(|f| format!("- {f}")).collect();
-                    format!("conflicts with {m:?} using {v}:\n{}", list.join("\n"))
+            .map(|(manager, api_version, fields)| match fields.as_slice() {
+                [field] => format!("conflict with {manager:?} using {api_version}: {field}"),
+                fields => {
+                    let list: Vec<String> =
+                        fields.iter().map(|field| format!("- {field}")).collect();
+                    format!("conflicts with {manager:?} using {api_version}:\n{}", list.join("\n"))
                 }
             })
             .collect();
         message.push_str(&parts.join("\n"));
         let causes: Vec<Value> = conflicts
             .iter()
-            .map(|(m, v, f)| {
-                json!({"reason": "FieldManagerConflict", "message": format!("conflict with {m:?} using {v}"), "field": f})
+            .map(|conflict| {
+                json!({
+                    "reason": "FieldManagerConflict",
+                    "message": format!("conflict with {:?} using {}", conflict.manager, conflict.api_version),
+                    "field": conflict.field,
+                })
             })
             .collect();
         ApiError {
@@ -212,44 +224,52 @@ impl ApiError {
         }
     }
 
-    /// 422 `<Kind>.<group> "<name>" is invalid: ...`.
+    /// 422 `<Kind>.<group> "<name>" is invalid: ...`: the message lists the
+    /// causes as `field: message` (in brackets when more than one, repeated
+    /// lines dropped, as `ErrorList.ToAggregate` does); `details.causes`
+    /// carries each one.
     pub fn invalid(kind: &str, group: &str, name: &str, causes: &[Cause]) -> Self {
         let qualified = if group.is_empty() { kind.to_string() } else { format!("{kind}.{group}") };
-        let texts: Vec<String> = causes
-            .iter()
-            .map(|c| {
-                if c.field.is_empty() {
-                    c.message.clone()
-                } else {
-                    format!("{}: {}", c.field, c.message)
-                }
-            })
-            .collect();
-        let summary =
-            if texts.len() == 1 { texts[0].clone() } else { format!("[{}]", texts.join(", ")) };
-        let mut d = serde_json::Map::new();
-        d.insert("name".into(), json!(name));
-        if !group.is_empty() {
-            d.insert("group".into(), json!(group));
+        let mut lines: Vec<String> = Vec::new();
+        for cause in causes {
+            let line = format!("{}: {}", cause.field, cause.message);
+            if !lines.contains(&line) {
+                lines.push(line);
+            }
         }
-        d.insert("kind".into(), json!(kind));
-        d.insert("causes".into(), Value::Array(causes.iter().map(Cause::to_json).collect()));
+        let summary = match lines.as_slice() {
+            [one] => one.clone(),
+            many => format!("[{}]", many.join(", ")),
+        };
+        let mut details = object_details(&GroupResource::new(group, kind), name);
+        if let Some(fields) = details.as_object_mut() {
+            // Unlike the other reasons, Invalid names the object even when
+            // the name is empty (a request's options, not an object).
+            fields.insert("name".into(), json!(name));
+            fields
+                .insert("causes".into(), Value::Array(causes.iter().map(Cause::to_json).collect()));
+        }
         ApiError {
             code: 422,
             reason: "Invalid",
             message: format!("{qualified} {name:?} is invalid: {summary}"),
-            details: Some(Value::Object(d)),
+            details: Some(details),
         }
     }
 
     /// 400 BadRequest.
-    pub fn bad_request(msg: impl Into<String>) -> Self {
-        ApiError { code: 400, reason: "BadRequest", message: msg.into(), details: None }
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        ApiError { code: 400, reason: "BadRequest", message: message.into(), details: None }
     }
 
     /// 415 UnsupportedMediaType.
-    pub fn unsupported_media(msg: impl Into<String>) -> Self {
-        ApiError { code: 415, reason: "UnsupportedMediaType", message: msg.into(), details: None }
+    pub fn unsupported_media(message: impl Into<String>) -> Self {
+        ApiError {
+            code: 415,
+            reason: "UnsupportedMediaType",
+            message: message.into(),
+            details: None,
+        }
     }
 
     /// 405 MethodNotAllowed.
@@ -265,29 +285,24 @@ impl ApiError {
     }
 
     /// 410 Expired.
-    pub fn expired(msg: impl Into<String>) -> Self {
-        ApiError { code: 410, reason: "Expired", message: msg.into(), details: None }
+    pub fn expired(message: impl Into<String>) -> Self {
+        ApiError { code: 410, reason: "Expired", message: message.into(), details: None }
     }
 
     /// 500 InternalError.
-    pub fn internal(msg: impl Into<String>) -> Self {
-        let msg = msg.into();
+    pub fn internal(cause: impl Into<String>) -> Self {
+        let cause = cause.into();
         ApiError {
             code: 500,
             reason: "InternalError",
-            message: format!("Internal error occurred: {msg}"),
-            details: Some(json!({"causes": [{"message": msg}]})),
+            message: format!("Internal error occurred: {cause}"),
+            details: Some(json!({"causes": [{"message": cause}]})),
         }
     }
 
-    /// 403 Forbidden.
-    pub fn forbidden(gr: &GroupResource, name: &str, msg: &str) -> Self {
-        ApiError {
-            code: 403,
-            reason: "Forbidden",
-            message: format!("{gr} {name:?} is forbidden: {msg}"),
-            details: Some(details(gr, name)),
-        }
+    /// 403 `<resource> "<name>" is forbidden: <why>`.
+    pub fn forbidden(gr: &GroupResource, name: &str, why: &str) -> Self {
+        Self::about_object(403, "Forbidden", gr, name, format!("{gr} {name:?} is forbidden: {why}"))
     }
 }
 

@@ -1,9 +1,8 @@
 //! servicerefresh-sim: a faithful simulated Kubernetes API server for
 //! testing the servicerefresh operator and `kubectl` without a cluster. This
 //! file owns the public API (configuration, start-up, the handle with its
-//! kubeconfig, stats and fault controls); the modules below own the store,
-//! the REST layer, watches, patches, apply, the Deployment controller and
-//! the generated fleet.
+//! kubeconfig, stats and fault controls); the private modules below it form
+//! layers, each using only those before it (see `sim/README.md`).
 //!
 //! Knobs beyond [`SimConfig`]: per-Deployment annotations
 //! `sim.gisops.io/rollout-ms: "5000"` (rollout duration) and
@@ -18,28 +17,33 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-pub mod api;
-pub mod builtin;
-pub mod controller;
-pub mod crd;
-pub mod error;
-pub mod fields;
-pub mod fleet;
-pub mod hooks;
-pub mod openapi;
-pub mod patch;
-pub mod proto;
-pub mod registry;
-pub mod rollout;
-pub mod schema;
-pub mod selector;
-pub mod server;
-pub mod store;
-pub mod table;
-pub mod util;
-pub mod watch;
+// Layers, lowest first: a module uses only modules of the groups above it
+// (sim/README.md says what each owns).
+mod error;
+mod util;
+
+mod registry;
+
+mod store;
+
+mod patch;
+mod schema;
+mod selector;
+
+mod fields;
+mod validation;
+
+mod write;
+
+mod state;
+
+mod controllers;
+
+mod fleet;
+mod http;
 
 pub use error::{ApiError, SimError};
+use state::SimState;
 
 /// Configuration of a simulated cluster.
 #[derive(Debug, Clone)]
@@ -118,7 +122,7 @@ pub struct SimStats {
 /// A running simulated cluster.
 #[derive(Debug)]
 pub struct SimHandle {
-    sim: Arc<server::Sim>,
+    sim: Arc<SimState>,
     addr: SocketAddr,
     shutdown_tx: tokio::sync::watch::Sender<bool>,
     server: tokio::task::JoinHandle<()>,
@@ -132,28 +136,28 @@ pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
         .map_err(|source| SimError::Bind { addr: config.listen, source })?;
     let addr = listener.local_addr()?;
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
-    let sim = Arc::new(server::Sim::new(config.clone(), addr, shutdown_rx.clone()));
+    let sim = Arc::new(SimState::new(config.clone(), addr, shutdown_rx.clone()));
     fleet::seed(&sim, &config)?;
-    let controller = tokio::spawn(controller::run(sim.clone()));
-    let app = server::router(sim.clone());
-    let mut rx = shutdown_rx;
+    let controller = tokio::spawn(controllers::run(sim.clone()));
+    let app = http::router(sim.clone());
+    let mut shutdown = shutdown_rx;
     let server = tokio::spawn(async move {
         let graceful = async move {
-            while !*rx.borrow() {
-                if rx.changed().await.is_err() {
+            while !*shutdown.borrow() {
+                if shutdown.changed().await.is_err() {
                     break;
                 }
             }
         };
-        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(graceful).await {
-            tracing::error!(error = %e, "sim server failed");
+        if let Err(error) = axum::serve(listener, app).with_graceful_shutdown(graceful).await {
+            tracing::error!(error = %error, "sim server failed");
         }
     });
     Ok(SimHandle { sim, addr, shutdown_tx, server, controller })
 }
 
 impl SimHandle {
-    /// The listen address.
+    /// The address the server listens on (the ephemeral port resolved).
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
@@ -177,18 +181,19 @@ impl SimHandle {
         Ok(())
     }
 
-    /// The counters.
+    /// A snapshot of the counters.
     pub fn stats(&self) -> SimStats {
-        self.sim.with_stats(|s| s.clone())
+        self.sim.with_stats(|stats| stats.clone())
     }
 
-    /// Clears the request and template-change counters and the peak.
+    /// Clears the request and template-change counters and the peak (which
+    /// restarts at the rollouts in progress now).
     pub fn reset_stats(&self) {
-        self.sim.with_stats(|s| {
-            let rolling = s.rolling_now;
-            *s = SimStats::default();
-            s.rolling_now = rolling;
-            s.peak_rolling = rolling;
+        self.sim.with_stats(|stats| {
+            let rolling = stats.rolling_now;
+            *stats = SimStats::default();
+            stats.rolling_now = rolling;
+            stats.peak_rolling = rolling;
         });
     }
 

@@ -3,6 +3,7 @@
 //! `$patch`, `$retainKeys`, `$setElementOrder`, `$deleteFromPrimitiveList`),
 //! and the list-type rules (atomic, map with keys, set) that strategic merge
 //! and server-side apply share, from built-in knowledge or a CRD schema.
+//! Apply patches are server-side apply, which lives with field ownership.
 
 use serde_json::{Map, Value};
 
@@ -19,11 +20,11 @@ pub enum ListType {
     Set,
 }
 
-/// Strategic-merge list rules of the built-in types, by field name.
+/// Strategic-merge list rules of the built-in types, by field name (the
+/// patch merge keys of their Go types).
 pub fn builtin_smp_list(path: &[String]) -> ListType {
-    let field = path.last().map(String::as_str).unwrap_or("");
-    let parent = if path.len() >= 2 { path[path.len() - 2].as_str() } else { "" };
-    let key = |k: &str| ListType::Map(vec![k.to_string()]);
+    let (parent, field) = last_two_fields(path);
+    let key = |merge_key: &str| ListType::Map(vec![merge_key.to_string()]);
     match field {
         "containers"
         | "initContainers"
@@ -48,8 +49,7 @@ pub fn builtin_smp_list(path: &[String]) -> ListType {
 
 /// Server-side-apply list rules of the built-in types (list-map keys).
 pub fn builtin_ssa_list(path: &[String]) -> ListType {
-    let field = path.last().map(String::as_str).unwrap_or("");
-    let parent = if path.len() >= 2 { path[path.len() - 2].as_str() } else { "" };
+    let (parent, field) = last_two_fields(path);
     match field {
         "ports" if matches!(parent, "containers" | "initContainers" | "ephemeralContainers") => {
             ListType::Map(vec!["containerPort".into(), "protocol".into()])
@@ -59,20 +59,29 @@ pub fn builtin_ssa_list(path: &[String]) -> ListType {
     }
 }
 
+/// The parent field and the field a path ends at ("" where there is none).
+fn last_two_fields(path: &[String]) -> (&str, &str) {
+    match path {
+        [.., parent, field] => (parent, field),
+        [field] => ("", field),
+        [] => ("", ""),
+    }
+}
+
 /// List rule from a CRD `openAPIV3Schema` for a path of field names.
 pub fn schema_list_type(schema: &Value, path: &[String]) -> ListType {
     let mut node = schema;
-    for (i, field) in path.iter().enumerate() {
-        let props = node.get("properties").and_then(|p| p.get(field));
-        let next = match props {
-            Some(p) => p,
+    for (depth, field) in path.iter().enumerate() {
+        let property = node.get("properties").and_then(|properties| properties.get(field));
+        node = match property {
+            Some(property) => property,
             None => match node.get("additionalProperties") {
-                Some(ap) if ap.is_object() => ap,
+                Some(additional) if additional.is_object() => additional,
                 _ => return ListType::Atomic,
             },
         };
-        node = next;
-        if i + 1 < path.len() && node.get("type").and_then(Value::as_str) == Some("array") {
+        let is_last = depth + 1 == path.len();
+        if !is_last && node.get("type").and_then(Value::as_str) == Some("array") {
             match node.get("items") {
                 Some(items) => node = items,
                 None => return ListType::Atomic,
@@ -87,7 +96,7 @@ fn list_type_of(node: &Value) -> ListType {
         Some("map") => ListType::Map(
             node.get("x-kubernetes-list-map-keys")
                 .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(|k| k.as_str().map(String::from)).collect())
+                .map(|keys| keys.iter().filter_map(|key| key.as_str().map(String::from)).collect())
                 .unwrap_or_default(),
         ),
         Some("set") => ListType::Set,
@@ -95,188 +104,227 @@ fn list_type_of(node: &Value) -> ListType {
     }
 }
 
+/// The patch formats other than apply, by the content type that names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PatchType {
+    /// `application/json-patch+json` (RFC 6902).
+    Json,
+    /// `application/merge-patch+json` (RFC 7386).
+    Merge,
+    /// `application/strategic-merge-patch+json` (built-in types only).
+    StrategicMerge,
+}
+
+/// `base` patched with `patch` (strategic merge with the built-in types'
+/// list rules).
+pub fn patch_object(patch_type: PatchType, base: &Value, patch: &Value) -> Result<Value, ApiError> {
+    match patch_type {
+        PatchType::Json => {
+            let mut patched = base.clone();
+            json_patch(&mut patched, patch)?;
+            Ok(patched)
+        }
+        PatchType::Merge => {
+            if !patch.is_object() {
+                return Err(ApiError::bad_request("merge patch is not a JSON object"));
+            }
+            let mut patched = base.clone();
+            merge_patch(&mut patched, patch);
+            Ok(patched)
+        }
+        PatchType::StrategicMerge => {
+            if !patch.is_object() {
+                return Err(ApiError::bad_request("strategic merge patch is not a JSON object"));
+            }
+            strategic_merge(base, patch, &builtin_smp_list)
+        }
+    }
+}
+
 /// RFC 7386 merge patch.
-pub fn merge_patch(target: &mut Value, patch: &Value) {
+fn merge_patch(target: &mut Value, patch: &Value) {
     json_patch::merge(target, patch);
 }
 
 /// RFC 6902 JSON patch, applied one operation at a time. Like the API
 /// server's implementation, a `test` for `null` succeeds on a missing path
 /// (kube-rs' finalizer helper relies on it).
-pub fn json_patch(target: &mut Value, patch: &Value) -> Result<(), ApiError> {
-    let ops = patch.as_array().ok_or_else(|| {
+fn json_patch(target: &mut Value, patch: &Value) -> Result<(), ApiError> {
+    let operations = patch.as_array().ok_or_else(|| {
         ApiError::bad_request("json: cannot unmarshal object into Go value of type jsonpatch.Patch")
     })?;
-    for op in ops {
-        let is_null_test = op.get("op").and_then(Value::as_str) == Some("test")
-            && op.get("value").is_some_and(Value::is_null);
+    for operation in operations {
+        let is_null_test = operation.get("op").and_then(Value::as_str) == Some("test")
+            && operation.get("value").is_some_and(Value::is_null);
         if is_null_test {
-            let path = op.get("path").and_then(Value::as_str).unwrap_or("");
+            let path = operation.get("path").and_then(Value::as_str).unwrap_or("");
             match target.pointer(path) {
                 None | Some(Value::Null) => continue,
                 Some(_) => {}
             }
         }
-        let p: json_patch::Patch = serde_json::from_value(Value::Array(vec![op.clone()]))
-            .map_err(|e| ApiError::bad_request(format!("json: cannot unmarshal patch: {e}")))?;
-        json_patch::patch(target, &p).map_err(|e| ApiError {
+        let single: json_patch::Patch =
+            serde_json::from_value(Value::Array(vec![operation.clone()])).map_err(|error| {
+                ApiError::bad_request(format!("json: cannot unmarshal patch: {error}"))
+            })?;
+        json_patch::patch(target, &single).map_err(|error| ApiError {
             code: 422,
             reason: "Invalid",
-            message: format!("the server rejected our request due to an error in our request: {e}"),
+            message: format!(
+                "the server rejected our request due to an error in our request: {error}"
+            ),
             details: None,
         })?;
     }
     Ok(())
 }
 
-/// Whether a list element matches a key set.
-fn element_matches(elem: &Value, keys: &[String], probe: &Value) -> bool {
+/// Whether a list element has the same merge-key values as `probe`.
+fn same_merge_key(element: &Value, keys: &[String], probe: &Value) -> bool {
     !keys.is_empty()
-        && keys
-            .iter()
-            .all(|k| elem.get(k).unwrap_or(&Value::Null) == probe.get(k).unwrap_or(&Value::Null))
+        && keys.iter().all(|key| {
+            element.get(key).unwrap_or(&Value::Null) == probe.get(key).unwrap_or(&Value::Null)
+        })
 }
 
 /// Strategic merge patch of `original` with `patch`, using `lists` for list
 /// rules by field path.
-pub fn strategic_merge(
+fn strategic_merge(
     original: &Value,
     patch: &Value,
     lists: &dyn Fn(&[String]) -> ListType,
 ) -> Result<Value, ApiError> {
     let mut path = Vec::new();
-    match smp_value(Some(original), patch, &mut path, lists)? {
-        Some(v) => Ok(v),
+    match merge_value(Some(original), patch, &mut path, lists)? {
+        Some(merged) => Ok(merged),
         None => Ok(Value::Object(Map::new())),
     }
 }
 
-fn smp_value(
+/// Strategic merge of one value; `None` when the patch deletes it.
+fn merge_value(
     original: Option<&Value>,
     patch: &Value,
     path: &mut Vec<String>,
     lists: &dyn Fn(&[String]) -> ListType,
 ) -> Result<Option<Value>, ApiError> {
-    match patch {
-        Value::Object(pm) => {
-            let directive = pm.get("$patch").and_then(Value::as_str);
-            match directive {
-                Some("delete") => return Ok(None),
-                Some("replace") => {
-                    let mut clean = pm.clone();
-                    clean.remove("$patch");
-                    return Ok(Some(strip_directives(&Value::Object(clean))));
-                }
-                Some("merge") | None => {}
-                Some(other) => {
-                    return Err(ApiError::bad_request(format!(
-                        "Unknown patch type found: {other}"
-                    )));
-                }
-            }
-            let mut out = match original {
-                Some(Value::Object(o)) => o.clone(),
-                _ => Map::new(),
-            };
-            let mut retain: Option<Vec<String>> = None;
-            for (k, v) in pm {
-                if k == "$patch" || k.starts_with("$setElementOrder/") {
-                    continue;
-                }
-                if k == "$retainKeys" {
-                    retain = v
-                        .as_array()
-                        .map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect());
-                    continue;
-                }
-                if let Some(field) = k.strip_prefix("$deleteFromPrimitiveList/") {
-                    if let (Some(Value::Array(list)), Some(del)) =
-                        (out.get_mut(field), v.as_array())
-                    {
-                        list.retain(|x| !del.contains(x));
-                    }
-                    continue;
-                }
-                if v.is_null() {
-                    out.remove(k);
-                    continue;
-                }
-                path.push(k.clone());
-                let merged = match v {
-                    Value::Array(pl) => {
-                        let lt = lists(path);
-                        Some(smp_list(out.get(k), pl, &lt, path, lists)?)
-                    }
-                    _ => smp_value(out.get(k), v, path, lists)?,
-                };
-                path.pop();
-                match merged {
-                    Some(m) => {
-                        out.insert(k.clone(), m);
-                    }
-                    None => {
-                        out.remove(k);
-                    }
-                }
-            }
-            if let Some(keep) = retain {
-                out.retain(|k, _| keep.contains(k));
-            }
-            Ok(Some(Value::Object(out)))
+    let Value::Object(patch_fields) = patch else {
+        return Ok(Some(patch.clone()));
+    };
+    match directive(patch) {
+        Some("delete") => return Ok(None),
+        Some("replace") => {
+            let mut replacement = patch_fields.clone();
+            replacement.remove("$patch");
+            return Ok(Some(strip_directives(&Value::Object(replacement))));
         }
-        other => Ok(Some(other.clone())),
+        Some("merge") | None => {}
+        Some(other) => {
+            return Err(ApiError::bad_request(format!("Unknown patch type found: {other}")));
+        }
     }
+    let mut out = match original {
+        Some(Value::Object(original_fields)) => original_fields.clone(),
+        _ => Map::new(),
+    };
+    let mut retain_keys: Option<Vec<String>> = None;
+    for (key, value) in patch_fields {
+        if key == "$patch" || key.starts_with("$setElementOrder/") {
+            continue;
+        }
+        if key == "$retainKeys" {
+            retain_keys = value
+                .as_array()
+                .map(|keys| keys.iter().filter_map(|key| key.as_str().map(String::from)).collect());
+            continue;
+        }
+        if let Some(field) = key.strip_prefix("$deleteFromPrimitiveList/") {
+            if let (Some(Value::Array(list)), Some(deleted)) =
+                (out.get_mut(field), value.as_array())
+            {
+                list.retain(|item| !deleted.contains(item));
+            }
+            continue;
+        }
+        if value.is_null() {
+            out.remove(key);
+            continue;
+        }
+        path.push(key.clone());
+        let merged = match value {
+            Value::Array(patch_items) => {
+                let list_type = lists(path);
+                Some(merge_list(out.get(key), patch_items, &list_type, path, lists)?)
+            }
+            _ => merge_value(out.get(key), value, path, lists)?,
+        };
+        path.pop();
+        match merged {
+            Some(merged) => {
+                out.insert(key.clone(), merged);
+            }
+            None => {
+                out.remove(key);
+            }
+        }
+    }
+    if let Some(keep) = retain_keys {
+        out.retain(|key, _| keep.contains(key));
+    }
+    Ok(Some(Value::Object(out)))
 }
 
-fn smp_list(
+/// Strategic merge of a list by its list type: atomic lists are replaced,
+/// sets gain the new values, maps merge element by merge key.
+fn merge_list(
     original: Option<&Value>,
     patch: &[Value],
-    lt: &ListType,
+    list_type: &ListType,
     path: &mut Vec<String>,
     lists: &dyn Fn(&[String]) -> ListType,
 ) -> Result<Value, ApiError> {
-    let orig: Vec<Value> = match original {
-        Some(Value::Array(a)) => a.clone(),
+    let original_items: Vec<Value> = match original {
+        Some(Value::Array(items)) => items.clone(),
         _ => Vec::new(),
     };
-    match lt {
+    match list_type {
         ListType::Atomic => Ok(Value::Array(patch.iter().map(strip_directives).collect())),
         ListType::Set => {
-            let mut out = orig;
-            for p in patch {
-                if !out.contains(p) {
-                    out.push(p.clone());
+            let mut out = original_items;
+            for item in patch {
+                if !out.contains(item) {
+                    out.push(item.clone());
                 }
             }
             Ok(Value::Array(out))
         }
         ListType::Map(keys) => {
-            if patch.iter().any(|p| p.get("$patch").and_then(Value::as_str) == Some("replace")) {
+            if patch.iter().any(|item| directive(item) == Some("replace")) {
                 return Ok(Value::Array(
                     patch
                         .iter()
-                        .filter(|p| p.get("$patch").is_none())
+                        .filter(|item| item.get("$patch").is_none())
                         .map(strip_directives)
                         .collect(),
                 ));
             }
-            let mut out = orig;
-            for p in patch {
-                let pos = out.iter().position(|e| element_matches(e, keys, p));
-                let delete = p.get("$patch").and_then(Value::as_str) == Some("delete");
-                match (pos, delete) {
-                    (Some(i), true) => {
-                        out.remove(i);
+            let mut out = original_items;
+            for item in patch {
+                let position = out.iter().position(|element| same_merge_key(element, keys, item));
+                let delete = directive(item) == Some("delete");
+                match (position, delete) {
+                    (Some(index), true) => {
+                        out.remove(index);
                     }
                     (None, true) => {}
-                    (Some(i), false) => {
-                        if let Some(m) = smp_value(Some(&out[i]), p, path, lists)? {
-                            out[i] = m;
+                    (Some(index), false) => {
+                        if let Some(merged) = merge_value(Some(&out[index]), item, path, lists)? {
+                            out[index] = merged;
                         }
                     }
                     (None, false) => {
-                        if let Some(m) = smp_value(None, p, path, lists)? {
-                            out.push(m);
+                        if let Some(merged) = merge_value(None, item, path, lists)? {
+                            out.push(merged);
                         }
                     }
                 }
@@ -286,15 +334,22 @@ fn smp_list(
     }
 }
 
-fn strip_directives(v: &Value) -> Value {
-    match v {
-        Value::Object(m) => Value::Object(
-            m.iter()
-                .filter(|(k, _)| !k.starts_with('$'))
-                .map(|(k, v)| (k.clone(), strip_directives(v)))
+/// The `$patch` directive of a list element or object, if any.
+fn directive(item: &Value) -> Option<&str> {
+    item.get("$patch").and_then(Value::as_str)
+}
+
+/// A value without `$`-directives, at any depth.
+fn strip_directives(value: &Value) -> Value {
+    match value {
+        Value::Object(fields) => Value::Object(
+            fields
+                .iter()
+                .filter(|(key, _)| !key.starts_with('$'))
+                .map(|(key, value)| (key.clone(), strip_directives(value)))
                 .collect(),
         ),
-        Value::Array(a) => Value::Array(a.iter().map(strip_directives).collect()),
+        Value::Array(items) => Value::Array(items.iter().map(strip_directives).collect()),
         other => other.clone(),
     }
 }

@@ -1,253 +1,269 @@
 //! Label and field selectors as the API server parses them from the
-//! `labelSelector` and `fieldSelector` query parameters: equality, set-based
-//! (`in`, `notin`), existence (`key`, `!key`) requirements, comma-separated.
+//! `labelSelector` and `fieldSelector` query parameters (equality,
+//! set-based `in` / `notin`, existence `key` / `!key`, comma-separated), and
+//! label selectors from `metav1.LabelSelector` objects.
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::error::ApiError;
 
+/// The operator of one label requirement, with its values.
 #[derive(Debug, Clone, PartialEq)]
-enum Op {
-    Eq(String),
-    NotEq(String),
+enum Operator {
+    Equals(String),
+    NotEquals(String),
     In(Vec<String>),
     NotIn(Vec<String>),
     Exists,
     DoesNotExist,
 }
 
-/// A parsed label selector.
+/// A parsed label selector: every requirement must hold.
 #[derive(Debug, Clone, Default)]
 pub struct LabelSelector {
-    reqs: Vec<(String, Op)>,
+    requirements: Vec<(String, Operator)>,
 }
 
-fn valid_label_key(k: &str) -> bool {
-    let (prefix, name) = match k.rsplit_once('/') {
-        Some((p, n)) => (Some(p), n),
-        None => (None, k),
+/// Whether `key` is a valid label key: `[prefix/]name`, the prefix at most
+/// 253 characters.
+fn valid_label_key(key: &str) -> bool {
+    let (prefix, name) = match key.rsplit_once('/') {
+        Some((prefix, name)) => (Some(prefix), name),
+        None => (None, key),
     };
-    if let Some(p) = prefix
-        && (p.is_empty() || p.len() > 253)
+    if let Some(prefix) = prefix
+        && (prefix.is_empty() || prefix.len() > 253)
     {
         return false;
     }
     valid_label_value(name) && !name.is_empty()
 }
 
-fn valid_label_value(v: &str) -> bool {
-    if v.is_empty() {
+/// Whether `value` is a valid label value: empty, or at most 63
+/// alphanumerics, `-`, `_` and `.`, starting and ending alphanumeric.
+fn valid_label_value(value: &str) -> bool {
+    if value.is_empty() {
         return true;
     }
-    if v.len() > 63 {
+    if value.len() > 63 {
         return false;
     }
-    let bytes = v.as_bytes();
-    let alnum = |c: u8| c.is_ascii_alphanumeric();
-    alnum(bytes[0])
-        && alnum(bytes[bytes.len() - 1])
-        && bytes.iter().all(|&c| alnum(c) || c == b'-' || c == b'_' || c == b'.')
+    let bytes = value.as_bytes();
+    let alphanumeric = |byte: u8| byte.is_ascii_alphanumeric();
+    alphanumeric(bytes[0])
+        && alphanumeric(bytes[bytes.len() - 1])
+        && bytes.iter().all(|&byte| alphanumeric(byte) || matches!(byte, b'-' | b'_' | b'.'))
 }
 
 /// Splits on commas that are not inside parentheses.
-fn split_top(s: &str) -> Vec<String> {
-    let mut out = Vec::new();
+fn split_requirements(text: &str) -> Vec<String> {
+    let mut parts = Vec::new();
     let mut depth = 0i32;
-    let mut cur = String::new();
-    for c in s.chars() {
-        match c {
+    let mut current = String::new();
+    for ch in text.chars() {
+        match ch {
             '(' => {
                 depth += 1;
-                cur.push(c)
+                current.push(ch)
             }
             ')' => {
                 depth -= 1;
-                cur.push(c)
+                current.push(ch)
             }
-            ',' if depth == 0 => out.push(std::mem::take(&mut cur)),
-            _ => cur.push(c),
+            ',' if depth == 0 => parts.push(std::mem::take(&mut current)),
+            _ => current.push(ch),
         }
     }
-    out.push(cur);
-    out
+    parts.push(current);
+    parts
 }
 
 impl LabelSelector {
     /// Parses the `labelSelector` syntax.
-    pub fn parse(s: &str) -> Result<Self, ApiError> {
-        let mut reqs = Vec::new();
-        if s.trim().is_empty() {
-            return Ok(LabelSelector { reqs });
+    pub fn parse(text: &str) -> Result<Self, ApiError> {
+        let mut requirements = Vec::new();
+        if text.trim().is_empty() {
+            return Ok(LabelSelector { requirements });
         }
-        let bad =
+        let unparsable =
             |detail: &str| ApiError::bad_request(format!("unable to parse requirement: {detail}"));
-        for part in split_top(s) {
+        for part in split_requirements(text) {
             let part = part.trim();
             if part.is_empty() {
-                return Err(bad("found '', expected: identifier"));
+                return Err(unparsable("found '', expected: identifier"));
             }
-            let req = if let Some(k) = part.strip_prefix('!') {
-                (k.trim().to_string(), Op::DoesNotExist)
-            } else if let Some((k, v)) = part.split_once("!=") {
-                (k.trim().to_string(), Op::NotEq(v.trim().to_string()))
-            } else if let Some((k, v)) = part.split_once("==") {
-                (k.trim().to_string(), Op::Eq(v.trim().to_string()))
-            } else if let Some((k, v)) = part.split_once('=') {
-                (k.trim().to_string(), Op::Eq(v.trim().to_string()))
-            } else if let Some((k, rest)) = split_set_op(part, " notin ") {
-                (k, Op::NotIn(parse_set(&rest).ok_or_else(|| bad(part))?))
-            } else if let Some((k, rest)) = split_set_op(part, " in ") {
-                (k, Op::In(parse_set(&rest).ok_or_else(|| bad(part))?))
+            let (key, operator) = if let Some(key) = part.strip_prefix('!') {
+                (key.trim().to_string(), Operator::DoesNotExist)
+            } else if let Some((key, value)) = part.split_once("!=") {
+                (key.trim().to_string(), Operator::NotEquals(value.trim().to_string()))
+            } else if let Some((key, value)) = part.split_once("==") {
+                (key.trim().to_string(), Operator::Equals(value.trim().to_string()))
+            } else if let Some((key, value)) = part.split_once('=') {
+                (key.trim().to_string(), Operator::Equals(value.trim().to_string()))
+            } else if let Some((key, set)) = split_set_operator(part, " notin ") {
+                (key, Operator::NotIn(parse_set(&set).ok_or_else(|| unparsable(part))?))
+            } else if let Some((key, set)) = split_set_operator(part, " in ") {
+                (key, Operator::In(parse_set(&set).ok_or_else(|| unparsable(part))?))
             } else {
-                (part.to_string(), Op::Exists)
+                (part.to_string(), Operator::Exists)
             };
-            if !valid_label_key(&req.0) {
+            if !valid_label_key(&key) {
                 return Err(ApiError::bad_request(format!(
-                    "unable to parse requirement: <nil>: Invalid value: {:?}: name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character",
-                    req.0
+                    "unable to parse requirement: <nil>: Invalid value: {key:?}: name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character"
                 )));
             }
-            let values: Vec<&String> = match &req.1 {
-                Op::Eq(v) | Op::NotEq(v) => vec![v],
-                Op::In(vs) | Op::NotIn(vs) => vs.iter().collect(),
+            let values: Vec<&String> = match &operator {
+                Operator::Equals(value) | Operator::NotEquals(value) => vec![value],
+                Operator::In(values) | Operator::NotIn(values) => values.iter().collect(),
                 _ => vec![],
             };
-            for v in values {
-                if !valid_label_value(v) {
+            for value in values {
+                if !valid_label_value(value) {
                     return Err(ApiError::bad_request(format!(
-                        "unable to parse requirement: values[0][{}]: Invalid value: {v:?}: a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character",
-                        req.0
+                        "unable to parse requirement: values[0][{key}]: Invalid value: {value:?}: a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character"
                     )));
                 }
             }
-            reqs.push(req);
+            requirements.push((key, operator));
         }
-        Ok(LabelSelector { reqs })
+        Ok(LabelSelector { requirements })
     }
 
-    /// Builds a selector from a `metav1.LabelSelector` JSON object.
-    pub fn from_json(sel: &Value) -> Result<Self, String> {
-        let mut reqs = Vec::new();
-        if let Some(m) = sel.get("matchLabels").and_then(Value::as_object) {
-            for (k, v) in m {
-                reqs.push((k.clone(), Op::Eq(v.as_str().unwrap_or("").to_string())));
+    /// Builds a selector from a `metav1.LabelSelector` JSON object; the
+    /// error is the message for an unknown operator.
+    pub fn from_json(selector: &Value) -> Result<Self, String> {
+        let mut requirements = Vec::new();
+        if let Some(labels) = selector.get("matchLabels").and_then(Value::as_object) {
+            for (key, value) in labels {
+                requirements.push((
+                    key.clone(),
+                    Operator::Equals(value.as_str().unwrap_or("").to_string()),
+                ));
             }
         }
-        if let Some(exprs) = sel.get("matchExpressions").and_then(Value::as_array) {
-            for e in exprs {
-                let key = e.get("key").and_then(Value::as_str).unwrap_or("").to_string();
-                let values: Vec<String> = e
+        if let Some(expressions) = selector.get("matchExpressions").and_then(Value::as_array) {
+            for expression in expressions {
+                let key = expression.get("key").and_then(Value::as_str).unwrap_or("").to_string();
+                let values: Vec<String> = expression
                     .get("values")
                     .and_then(Value::as_array)
-                    .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+                    .map(|values| {
+                        values.iter().filter_map(|value| value.as_str().map(String::from)).collect()
+                    })
                     .unwrap_or_default();
-                let op = match e.get("operator").and_then(Value::as_str) {
-                    Some("In") => Op::In(values),
-                    Some("NotIn") => Op::NotIn(values),
-                    Some("Exists") => Op::Exists,
-                    Some("DoesNotExist") => Op::DoesNotExist,
+                let operator = match expression.get("operator").and_then(Value::as_str) {
+                    Some("In") => Operator::In(values),
+                    Some("NotIn") => Operator::NotIn(values),
+                    Some("Exists") => Operator::Exists,
+                    Some("DoesNotExist") => Operator::DoesNotExist,
                     other => {
                         return Err(format!("{other:?} is not a valid label selector operator"));
                     }
                 };
-                reqs.push((key, op));
+                requirements.push((key, operator));
             }
         }
-        Ok(LabelSelector { reqs })
-    }
-
-    /// Whether the selector selects nothing-filtered (empty).
-    pub fn is_empty(&self) -> bool {
-        self.reqs.is_empty()
+        Ok(LabelSelector { requirements })
     }
 
     /// Whether the labels of an object match.
-    pub fn matches(&self, obj: &Value) -> bool {
-        let labels = obj.pointer("/metadata/labels").and_then(Value::as_object);
+    pub fn matches(&self, object: &Value) -> bool {
+        let labels = object.pointer("/metadata/labels").and_then(Value::as_object);
         self.matches_map(labels)
     }
 
     /// Whether a label map matches.
-    pub fn matches_map(&self, labels: Option<&serde_json::Map<String, Value>>) -> bool {
-        let get = |k: &str| labels.and_then(|l| l.get(k)).and_then(Value::as_str);
-        self.reqs.iter().all(|(k, op)| match op {
-            Op::Eq(v) => get(k) == Some(v.as_str()),
-            Op::NotEq(v) => get(k) != Some(v.as_str()),
-            Op::In(vs) => get(k).is_some_and(|x| vs.iter().any(|v| v == x)),
-            Op::NotIn(vs) => get(k).is_none_or(|x| !vs.iter().any(|v| v == x)),
-            Op::Exists => get(k).is_some(),
-            Op::DoesNotExist => get(k).is_none(),
+    pub fn matches_map(&self, labels: Option<&Map<String, Value>>) -> bool {
+        let label = |key: &str| labels.and_then(|labels| labels.get(key)).and_then(Value::as_str);
+        self.requirements.iter().all(|(key, operator)| match operator {
+            Operator::Equals(value) => label(key) == Some(value.as_str()),
+            Operator::NotEquals(value) => label(key) != Some(value.as_str()),
+            Operator::In(values) => {
+                label(key).is_some_and(|actual| values.iter().any(|value| value == actual))
+            }
+            Operator::NotIn(values) => {
+                label(key).is_none_or(|actual| !values.iter().any(|value| value == actual))
+            }
+            Operator::Exists => label(key).is_some(),
+            Operator::DoesNotExist => label(key).is_none(),
         })
     }
 }
 
-fn split_set_op(part: &str, op: &str) -> Option<(String, String)> {
-    let idx = part.find(op)?;
-    Some((part[..idx].trim().to_string(), part[idx + op.len()..].trim().to_string()))
+/// `key <operator> rest` split at a set operator (` in `, ` notin `).
+fn split_set_operator(part: &str, operator: &str) -> Option<(String, String)> {
+    let at = part.find(operator)?;
+    Some((part[..at].trim().to_string(), part[at + operator.len()..].trim().to_string()))
 }
 
-fn parse_set(s: &str) -> Option<Vec<String>> {
-    let inner = s.strip_prefix('(')?.strip_suffix(')')?;
-    Some(inner.split(',').map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).collect())
+/// The values of `(a, b)`.
+fn parse_set(text: &str) -> Option<Vec<String>> {
+    let inner = text.strip_prefix('(')?.strip_suffix(')')?;
+    Some(
+        inner
+            .split(',')
+            .map(|value| value.trim().to_string())
+            .filter(|value| !value.is_empty())
+            .collect(),
+    )
 }
+
+/// One field requirement: the field path, `true` for `=` (`false` for
+/// `!=`), and the value.
+type FieldRequirement = (String, bool, String);
 
 /// A parsed field selector (`=`, `==`, `!=` on supported field paths).
 #[derive(Debug, Clone, Default)]
 pub struct FieldSelector {
-    reqs: Vec<(String, bool, String)>,
+    requirements: Vec<FieldRequirement>,
 }
 
 impl FieldSelector {
     /// Parses and checks the fields against those the resource supports.
-    pub fn parse(s: &str, supported: &[&str]) -> Result<Self, ApiError> {
-        let mut reqs = Vec::new();
-        if s.trim().is_empty() {
-            return Ok(FieldSelector { reqs });
+    pub fn parse(text: &str, supported: &[&str]) -> Result<Self, ApiError> {
+        let mut requirements = Vec::new();
+        if text.trim().is_empty() {
+            return Ok(FieldSelector { requirements });
         }
-        for part in s.split(',') {
+        for part in text.split(',') {
             let part = part.trim();
-            let (k, eq, v) = if let Some((k, v)) = part.split_once("!=") {
-                (k, false, v)
-            } else if let Some((k, v)) = part.split_once("==") {
-                (k, true, v)
-            } else if let Some((k, v)) = part.split_once('=') {
-                (k, true, v)
+            let (field, equals, value) = if let Some((field, value)) = part.split_once("!=") {
+                (field, false, value)
+            } else if let Some((field, value)) = part.split_once("==") {
+                (field, true, value)
+            } else if let Some((field, value)) = part.split_once('=') {
+                (field, true, value)
             } else {
                 return Err(ApiError::bad_request(format!(
-                    "invalid selector: '{s}'; can't understand '{part}'"
+                    "invalid selector: '{text}'; can't understand '{part}'"
                 )));
             };
-            let k = k.trim();
-            if !supported.contains(&k) {
-                return Err(ApiError::bad_request(format!("field label not supported: {k}")));
+            let field = field.trim();
+            if !supported.contains(&field) {
+                return Err(ApiError::bad_request(format!("field label not supported: {field}")));
             }
-            reqs.push((k.to_string(), eq, v.trim().to_string()));
+            requirements.push((field.to_string(), equals, value.trim().to_string()));
         }
-        Ok(FieldSelector { reqs })
+        Ok(FieldSelector { requirements })
     }
 
-    /// Whether an object matches.
-    pub fn matches(&self, obj: &Value) -> bool {
-        self.reqs.iter().all(|(path, eq, v)| {
-            let ptr = format!("/{}", path.replace('.', "/"));
-            let actual = match obj.pointer(&ptr) {
-                Some(Value::String(s)) => s.clone(),
+    /// Whether an object matches (a missing field reads as "").
+    pub fn matches(&self, object: &Value) -> bool {
+        self.requirements.iter().all(|(field, equals, wanted)| {
+            let pointer = format!("/{}", field.replace('.', "/"));
+            let actual = match object.pointer(&pointer) {
+                Some(Value::String(text)) => text.clone(),
                 Some(Value::Null) | None => String::new(),
                 Some(other) => other.to_string(),
             };
-            (actual == *v) == *eq
+            (actual == *wanted) == *equals
         })
     }
 
-    /// Whether the selector is empty.
-    pub fn is_empty(&self) -> bool {
-        self.reqs.is_empty()
-    }
-
     /// Rewrites the field paths (e.g. to a storage representation).
-    pub fn map_paths(&mut self, f: impl Fn(&str) -> String) {
-        for r in &mut self.reqs {
-            r.0 = f(&r.0);
+    pub fn map_paths(&mut self, rewrite: impl Fn(&str) -> String) {
+        for requirement in &mut self.requirements {
+            requirement.0 = rewrite(&requirement.0);
         }
     }
 }

@@ -1,8 +1,9 @@
-//! The object store: every object of every resource, one cluster-wide
-//! monotonically increasing resourceVersion, the retained window of watch
-//! events (older ones are compacted, giving 410 Expired), the live event
-//! broadcast that watches subscribe to, and the list snapshots behind
-//! `continue` tokens.
+//! The object store: every object of every resource, the registry of served
+//! resources, one cluster-wide monotonically increasing resourceVersion, the
+//! retained window of watch events (older ones are compacted, giving 410
+//! Expired), the live event broadcast that watches and controllers subscribe
+//! to, and the list snapshots behind `continue` tokens. It stores what it is
+//! given: the rules of a valid write live in the write pipeline above it.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -11,28 +12,18 @@ use serde_json::Value;
 use tokio::sync::broadcast;
 
 use crate::error::GroupResource;
-use crate::registry::Registry;
+use crate::registry::{Registry, ResourceDef};
+use crate::util::metadata_str;
 
-/// Watch event type.
+/// What a committed change did to its object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventType {
-    /// ADDED
+    /// The object was created.
     Added,
-    /// MODIFIED
+    /// The object was changed.
     Modified,
-    /// DELETED
+    /// The object was removed.
     Deleted,
-}
-
-impl EventType {
-    /// The wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventType::Added => "ADDED",
-            EventType::Modified => "MODIFIED",
-            EventType::Deleted => "DELETED",
-        }
-    }
 }
 
 /// One committed change.
@@ -44,7 +35,6 @@ pub struct StoredEvent {
     pub gr: GroupResource,
     /// Namespace ("" for cluster-scoped).
     pub namespace: String,
-    /// Object name.
     pub name: String,
     /// Kind of change.
     pub etype: EventType,
@@ -69,7 +59,7 @@ pub struct Snapshot {
 pub type EventReceiver = broadcast::Receiver<Arc<StoredEvent>>;
 
 /// Object key: (namespace or "", name).
-pub type ObjKey = (String, String);
+pub type ObjectKey = (String, String);
 
 /// The mutable state behind the store lock.
 #[derive(Debug)]
@@ -77,7 +67,7 @@ pub struct StoreInner {
     /// Last assigned resourceVersion.
     pub rv: u64,
     /// Objects per resource.
-    pub collections: HashMap<GroupResource, BTreeMap<ObjKey, Arc<Value>>>,
+    pub collections: HashMap<GroupResource, BTreeMap<ObjectKey, Arc<Value>>>,
     /// Retained events, oldest first.
     pub events: VecDeque<Arc<StoredEvent>>,
     /// How many events to retain.
@@ -89,7 +79,7 @@ pub struct StoreInner {
     /// Recent list snapshots.
     pub snapshots: VecDeque<Snapshot>,
     next_snapshot: u64,
-    tx: broadcast::Sender<Arc<StoredEvent>>,
+    live_events: broadcast::Sender<Arc<StoredEvent>>,
 }
 
 /// The store (a mutex around [`StoreInner`]).
@@ -98,12 +88,16 @@ pub struct Store {
     inner: Mutex<StoreInner>,
 }
 
+/// List snapshots kept for `continue` tokens; an older token gets 410, as
+/// a token past etcd's compaction does.
 const MAX_SNAPSHOTS: usize = 64;
 
 impl Store {
     /// An empty store retaining `window` events.
     pub fn new(window: usize) -> Self {
-        let (tx, _) = broadcast::channel(65_536);
+        // Large enough that a watch or controller only lags (and resyncs)
+        // under a burst far beyond what the tests and demos produce.
+        let (live_events, _) = broadcast::channel(65_536);
         Store {
             inner: Mutex::new(StoreInner {
                 rv: 1,
@@ -111,10 +105,10 @@ impl Store {
                 events: VecDeque::new(),
                 window: window.max(1),
                 compacted_rv: 1,
-                registry: Registry::new(),
+                registry: Registry::default(),
                 snapshots: VecDeque::new(),
                 next_snapshot: 1,
-                tx,
+                live_events,
             }),
         }
     }
@@ -123,68 +117,85 @@ impl Store {
     pub fn lock(&self) -> MutexGuard<'_, StoreInner> {
         // A panic while holding the lock leaves consistent data (every
         // mutation is a single insert/remove), so a poisoned lock is usable.
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
 impl StoreInner {
-    /// One object.
-    pub fn get(&self, gr: &GroupResource, ns: &str, name: &str) -> Option<Arc<Value>> {
-        self.collections.get(gr).and_then(|c| c.get(&(ns.to_string(), name.to_string()))).cloned()
+    /// One object (`namespace` is "" for cluster-scoped ones).
+    pub fn get(&self, gr: &GroupResource, namespace: &str, name: &str) -> Option<Arc<Value>> {
+        self.collections
+            .get(gr)
+            .and_then(|objects| objects.get(&(namespace.to_string(), name.to_string())))
+            .cloned()
     }
 
     /// All objects of a resource, optionally in one namespace, in key order.
-    pub fn list(&self, gr: &GroupResource, ns: Option<&str>) -> Vec<Arc<Value>> {
-        let Some(c) = self.collections.get(gr) else {
+    pub fn list(&self, gr: &GroupResource, namespace: Option<&str>) -> Vec<Arc<Value>> {
+        let Some(objects) = self.collections.get(gr) else {
             return Vec::new();
         };
-        match ns {
-            Some(ns) => c
-                .range((ns.to_string(), String::new())..)
-                .take_while(|((n, _), _)| n == ns)
-                .map(|(_, v)| v.clone())
+        match namespace {
+            Some(namespace) => objects
+                .range((namespace.to_string(), String::new())..)
+                .take_while(|((object_namespace, _), _)| object_namespace == namespace)
+                .map(|(_, object)| object.clone())
                 .collect(),
-            None => c.values().cloned().collect(),
+            None => objects.values().cloned().collect(),
         }
+    }
+
+    /// The CRD object that defines a custom resource (`None` for built-ins).
+    pub fn defining_crd(&self, def: &ResourceDef) -> Option<Arc<Value>> {
+        let crd_name = def.crd.as_deref()?;
+        self.get(
+            &GroupResource::new("apiextensions.k8s.io", "customresourcedefinitions"),
+            "",
+            crd_name,
+        )
     }
 
     /// Commits a change: assigns the next resourceVersion, stores (or
     /// removes, for `Deleted`) the object, records and broadcasts the event.
-    pub fn commit(&mut self, gr: &GroupResource, mut obj: Value, etype: EventType) -> Arc<Value> {
+    pub fn commit(
+        &mut self,
+        gr: &GroupResource,
+        mut object: Value,
+        etype: EventType,
+    ) -> Arc<Value> {
         self.rv += 1;
         let rv = self.rv;
-        let ns =
-            obj.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("").to_string();
-        let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
-        if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
-            m.insert("resourceVersion".into(), Value::String(rv.to_string()));
+        let namespace = metadata_str(&object, "namespace").unwrap_or("").to_string();
+        let name = metadata_str(&object, "name").unwrap_or("").to_string();
+        if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+            metadata.insert("resourceVersion".into(), Value::String(rv.to_string()));
         }
-        let obj = Arc::new(obj);
-        let coll = self.collections.entry(gr.clone()).or_default();
-        let key = (ns.clone(), name.clone());
+        let object = Arc::new(object);
+        let objects = self.collections.entry(gr.clone()).or_default();
+        let key = (namespace.clone(), name.clone());
         let prev = if etype == EventType::Deleted {
-            coll.remove(&key)
+            objects.remove(&key)
         } else {
-            coll.insert(key, obj.clone())
+            objects.insert(key, object.clone())
         };
-        let ev = Arc::new(StoredEvent {
+        let event = Arc::new(StoredEvent {
             rv,
             gr: gr.clone(),
-            namespace: ns,
+            namespace,
             name,
             etype,
-            object: obj.clone(),
+            object: object.clone(),
             prev,
         });
-        self.events.push_back(ev.clone());
+        self.events.push_back(event.clone());
         while self.events.len() > self.window {
-            if let Some(old) = self.events.pop_front() {
-                self.compacted_rv = old.rv;
+            if let Some(oldest) = self.events.pop_front() {
+                self.compacted_rv = oldest.rv;
             }
         }
-        // No receivers is fine: nobody watches.
-        let _ = self.tx.send(ev);
-        obj
+        // Sending fails only when nobody subscribes, which is fine.
+        let _ = self.live_events.send(event);
+        object
     }
 
     /// Events after `from_rv` plus a live receiver, or `Err(oldest)` when
@@ -193,13 +204,13 @@ impl StoreInner {
         if from_rv < self.compacted_rv {
             return Err(self.compacted_rv + 1);
         }
-        let backlog = self.events.iter().filter(|e| e.rv > from_rv).cloned().collect();
-        Ok((backlog, self.tx.subscribe()))
+        let backlog = self.events.iter().filter(|event| event.rv > from_rv).cloned().collect();
+        Ok((backlog, self.live_events.subscribe()))
     }
 
     /// A live receiver only.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<StoredEvent>> {
-        self.tx.subscribe()
+    pub fn subscribe(&self) -> EventReceiver {
+        self.live_events.subscribe()
     }
 
     /// Saves a list snapshot and returns its id.
@@ -217,7 +228,7 @@ impl StoreInner {
     pub fn snapshot(&self, id: u64) -> Option<(u64, Arc<Vec<Arc<Value>>>)> {
         self.snapshots
             .iter()
-            .find(|s| s.id == id && s.rv >= self.compacted_rv)
-            .map(|s| (s.rv, s.items.clone()))
+            .find(|snapshot| snapshot.id == id && snapshot.rv >= self.compacted_rv)
+            .map(|snapshot| (snapshot.rv, snapshot.items.clone()))
     }
 }

@@ -1,10 +1,14 @@
-//! Small shared helpers: a deterministic random generator (SplitMix64) for
-//! the fleet, generated names, uids and fault injection, and the time
-//! formats Kubernetes uses.
+//! Small helpers every layer shares: a deterministic random generator
+//! (SplitMix64) behind the generated fleet, names, uids, rollout jitter and
+//! fault injection, the time formats Kubernetes uses, and access to an
+//! object's type and metadata fields.
 
-use serde_json::Value;
+use std::sync::{Mutex, MutexGuard};
 
-/// SplitMix64: deterministic, seedable, good enough for simulation.
+use serde_json::{Value, json};
+
+/// SplitMix64: deterministic and seedable, so a seed reproduces a whole
+/// simulated cluster; statistical quality beyond that does not matter here.
 #[derive(Debug, Clone)]
 pub struct Rng(u64);
 
@@ -17,10 +21,10 @@ impl Rng {
     /// Next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        let mut mixed = self.0;
+        mixed = (mixed ^ (mixed >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        mixed = (mixed ^ (mixed >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        mixed ^ (mixed >> 31)
     }
 
     /// Uniform in `0..n` (n > 0).
@@ -38,12 +42,11 @@ impl Rng {
         (0..n).map(|_| char::from(alphabet[self.below(alphabet.len() as u64) as usize])).collect()
     }
 
-    /// A random RFC 4122 version-4 UUID.
+    /// A random RFC 4122 version-4 UUID (the form `metadata.uid` takes).
     pub fn uuid(&mut self) -> String {
-        let a = self.next_u64();
-        let b = self.next_u64();
-        let hi = (a & 0xFFFF_FFFF_FFFF_0FFF) | 0x4000;
-        let lo = (b & 0x3FFF_FFFF_FFFF_FFFF) | 0x8000_0000_0000_0000;
+        // Version 4 in the high half, the RFC 4122 variant in the low half.
+        let hi = (self.next_u64() & 0xFFFF_FFFF_FFFF_0FFF) | 0x4000;
+        let lo = (self.next_u64() & 0x3FFF_FFFF_FFFF_FFFF) | 0x8000_0000_0000_0000;
         format!(
             "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
             hi >> 32,
@@ -55,14 +58,16 @@ impl Rng {
     }
 }
 
-/// The alphabet of generated name suffixes (`generateName`).
+/// The alphabet of generated name suffixes (`generateName`): the real
+/// server's, without vowels so that no suffix spells a word.
 pub const NAME_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 
-/// Now as an RFC 3339 timestamp with second precision (`metav1.Time`).
+/// Now as an RFC 3339 timestamp with second precision, the precision of
+/// `metav1.Time` on the wire.
 pub fn now_rfc3339() -> String {
     let secs = jiff::Timestamp::now().as_second();
     match jiff::Timestamp::from_second(secs) {
-        Ok(t) => t.to_string(),
+        Ok(whole_seconds) => whole_seconds.to_string(),
         Err(_) => jiff::Timestamp::now().to_string(),
     }
 }
@@ -72,16 +77,47 @@ pub fn now_ms() -> u64 {
     u64::try_from(jiff::Timestamp::now().as_millisecond()).unwrap_or(0)
 }
 
-/// Inserts `metadata` if missing and returns it.
-pub fn meta_mut(obj: &mut Value) -> Option<&mut serde_json::Map<String, Value>> {
-    let m = obj.as_object_mut()?;
-    if !m.get("metadata").is_some_and(Value::is_object) {
-        m.insert("metadata".into(), Value::Object(serde_json::Map::new()));
+/// The object's `metadata` map, inserted when missing; `None` when the
+/// object is not a JSON object.
+pub fn metadata_mut(object: &mut Value) -> Option<&mut serde_json::Map<String, Value>> {
+    let fields = object.as_object_mut()?;
+    if !fields.get("metadata").is_some_and(Value::is_object) {
+        fields.insert("metadata".into(), Value::Object(serde_json::Map::new()));
     }
-    m.get_mut("metadata").and_then(Value::as_object_mut)
+    fields.get_mut("metadata").and_then(Value::as_object_mut)
 }
 
-/// A string field of `metadata`.
-pub fn meta_str<'a>(obj: &'a Value, key: &str) -> Option<&'a str> {
-    obj.get("metadata")?.get(key)?.as_str()
+/// A string field of `metadata` (`name`, `uid`, `resourceVersion`, ...).
+pub fn metadata_str<'a>(object: &'a Value, key: &str) -> Option<&'a str> {
+    object.get("metadata")?.get(key)?.as_str()
+}
+
+/// Sets an object's `apiVersion` and `kind`.
+pub fn set_type_meta(object: &mut Value, api_version: &str, kind: &str) {
+    if let Some(fields) = object.as_object_mut() {
+        fields.insert("apiVersion".into(), json!(api_version));
+        fields.insert("kind".into(), json!(kind));
+    }
+}
+
+/// One [`Rng`] shared by request handlers and controllers.
+#[derive(Debug)]
+pub struct SharedRng(Mutex<Rng>);
+
+impl SharedRng {
+    /// A shared generator from a seed.
+    pub fn new(seed: u64) -> Self {
+        SharedRng(Mutex::new(Rng::new(seed)))
+    }
+
+    /// Runs `draw` with the generator locked, so that several draws of one
+    /// decision come from one uninterrupted sequence.
+    pub fn with<R>(&self, draw: impl FnOnce(&mut Rng) -> R) -> R {
+        draw(&mut self.lock())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Rng> {
+        // The generator's state is one integer: a panic cannot leave it torn.
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }

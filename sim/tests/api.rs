@@ -43,12 +43,7 @@ async fn discovery_documents() {
     assert!(core["resources"].as_array().unwrap().iter().any(|r| r["name"] == "configmaps"));
     // CRD appears in discovery, then disappears.
     assert_eq!(c.get("/apis/example.sim.io/v1").await.status, 404);
-    assert_eq!(
-        c.post("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", &widget_crd())
-            .await
-            .status,
-        201
-    );
+    assert_eq!(c.create_widget_crd().await, 201);
     let wl = c.get("/apis/example.sim.io/v1").await.body;
     let names: Vec<&str> =
         wl["resources"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
@@ -173,28 +168,22 @@ async fn metadata_generation_and_status_isolation() {
     );
     let path = format!("{DEPLOYS}/gen");
     // Metadata-only change: no generation bump, RV bump.
-    let r = c
-        .patch(&path, "application/merge-patch+json", r#"{"metadata":{"annotations":{"a":"b"}}}"#)
-        .await
-        .body;
+    let r = c.merge_patch(&path, r#"{"metadata":{"annotations":{"a":"b"}}}"#).await;
     assert_eq!(r["metadata"]["generation"], 1);
     assert!(rv(&r) > rv(&created));
     // Spec change bumps.
-    let r = c.patch(&path, "application/merge-patch+json", r#"{"spec":{"replicas":3}}"#).await.body;
+    let r = c.merge_patch(&path, r#"{"spec":{"replicas":3}}"#).await;
     assert_eq!(r["metadata"]["generation"], 2);
     // Status through the main resource is ignored.
-    let r2 =
-        c.patch(&path, "application/merge-patch+json", r#"{"status":{"replicas":99}}"#).await.body;
+    let r2 = c.merge_patch(&path, r#"{"status":{"replicas":99}}"#).await;
     assert_ne!(r2["status"]["replicas"], 99);
     // Spec through /status is ignored, status is taken.
     let r3 = c
-        .patch(
+        .merge_patch(
             &format!("{path}/status"),
-            "application/merge-patch+json",
             r#"{"spec":{"replicas":7},"status":{"observedGeneration":42}}"#,
         )
-        .await
-        .body;
+        .await;
     assert_eq!(r3["spec"]["replicas"], 3);
     assert_eq!(r3["status"]["observedGeneration"], 42);
     assert_eq!(r3["metadata"]["generation"], 2);
@@ -223,12 +212,7 @@ async fn metadata_generation_and_status_isolation() {
 #[tokio::test]
 async fn custom_resources_generation_status_and_schema() {
     let (h, c) = sim(cfg()).await;
-    assert_eq!(
-        c.post("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", &widget_crd())
-            .await
-            .status,
-        201
-    );
+    assert_eq!(c.create_widget_crd().await, 201);
     let w = json!({"apiVersion": "example.sim.io/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": {"size": 2, "junk": 1}, "status": {"phase": "X"}});
     let created = c.post(WIDGETS, &w).await;
     assert_eq!(created.status, 201);
@@ -264,34 +248,15 @@ async fn custom_resources_generation_status_and_schema() {
     let r = c.put(&format!("{WIDGETS}/w"), &nv).await;
     assert_eq!(r.status, 422);
     // Status subresource: main endpoint ignores status, generation unchanged.
-    let s = c
-        .patch(
-            &format!("{WIDGETS}/w/status"),
-            "application/merge-patch+json",
-            r#"{"status":{"phase":"Ready"}}"#,
-        )
-        .await
-        .body;
+    let s = c.merge_patch(&format!("{WIDGETS}/w/status"), r#"{"status":{"phase":"Ready"}}"#).await;
     assert_eq!(s["status"]["phase"], "Ready");
     assert_eq!(s["metadata"]["generation"], 1);
     let m = c
-        .patch(
-            &format!("{WIDGETS}/w"),
-            "application/merge-patch+json",
-            r#"{"status":{"phase":"Nope"},"spec":{"size":3}}"#,
-        )
-        .await
-        .body;
+        .merge_patch(&format!("{WIDGETS}/w"), r#"{"status":{"phase":"Nope"},"spec":{"size":3}}"#)
+        .await;
     assert_eq!(m["status"]["phase"], "Ready");
     assert_eq!(m["metadata"]["generation"], 2);
-    let l = c
-        .patch(
-            &format!("{WIDGETS}/w"),
-            "application/merge-patch+json",
-            r#"{"metadata":{"labels":{"x":"y"}}}"#,
-        )
-        .await
-        .body;
+    let l = c.merge_patch(&format!("{WIDGETS}/w"), r#"{"metadata":{"labels":{"x":"y"}}}"#).await;
     assert_eq!(l["metadata"]["generation"], 2);
     // SMP is not for custom resources.
     let smp = c
@@ -342,7 +307,7 @@ async fn patch_types_on_deployments() {
         .body;
     assert_eq!(r["spec"]["template"]["spec"]["containers"].as_array().unwrap().len(), 1);
     // Merge patch replaces lists.
-    let r = c.patch(&path, "application/merge-patch+json", r#"{"metadata":{"annotations":{"x":null}},"spec":{"template":{"spec":{"containers":[{"name":"only","image":"a:1"}]}}}}"#).await.body;
+    let r = c.merge_patch(&path, r#"{"metadata":{"annotations":{"x":null}},"spec":{"template":{"spec":{"containers":[{"name":"only","image":"a:1"}]}}}}"#).await;
     assert!(r["metadata"]["annotations"].get("x").is_none());
     assert_eq!(r["spec"]["template"]["spec"]["containers"][0]["name"], "only");
     // JSON patch.
@@ -384,8 +349,8 @@ async fn identical_writes_do_not_bump_resource_version() {
         r#"{"spec":{"template":{"metadata":{"annotations":{"gisops.io/restarted-by":"run-1"}}}}}"#;
     // The Deployment controller writes status while the first patch rolls out, so on a
     // Deployment only the spec side is stable: no new generation, no new template change.
-    let a = c.patch(&path, "application/merge-patch+json", p).await.body;
-    let b = c.patch(&path, "application/merge-patch+json", p).await.body;
+    let a = c.merge_patch(&path, p).await;
+    let b = c.merge_patch(&path, p).await;
     assert_eq!(a["metadata"]["generation"], b["metadata"]["generation"]);
     assert_eq!(a["spec"], b["spec"]);
     let s = c.patch(&path, "application/strategic-merge-patch+json", p).await.body;
@@ -397,15 +362,12 @@ async fn identical_writes_do_not_bump_resource_version() {
     let cm = c.post(cms, &json!({"metadata": {"name": "idem"}, "data": {"a": "1"}})).await.body;
     let mut w = c.watch(&format!("{cms}?watch=true&resourceVersion={}", rv(&cm))).await;
     let p = r#"{"data":{"b":"2"}}"#;
-    let a = c.patch(&format!("{cms}/idem"), "application/merge-patch+json", p).await.body;
+    let a = c.merge_patch(&format!("{cms}/idem"), p).await;
     let b = c.patch(&format!("{cms}/idem"), "application/strategic-merge-patch+json", p).await.body;
     assert_eq!(rv(&a), rv(&b));
     let same = c.put(&format!("{cms}/idem"), &b).await.body;
     assert_eq!(rv(&same), rv(&a));
-    let marker = c
-        .patch(&format!("{cms}/idem"), "application/merge-patch+json", r#"{"data":{"c":"3"}}"#)
-        .await
-        .body;
+    let marker = c.merge_patch(&format!("{cms}/idem"), r#"{"data":{"c":"3"}}"#).await;
     let first = w.next().await.unwrap();
     assert_eq!((first["type"].as_str(), rv(&first["object"])), (Some("MODIFIED"), rv(&a)));
     let second = w.next().await.unwrap();
@@ -501,14 +463,7 @@ async fn server_side_apply() {
         200
     );
     // A JSON body works too, and Update operations are tracked.
-    let u = c
-        .patch(
-            &format!("{path}?fieldManager=editor"),
-            "application/merge-patch+json",
-            r#"{"data":{"k4":"e"}}"#,
-        )
-        .await
-        .body;
+    let u = c.merge_patch(&format!("{path}?fieldManager=editor"), r#"{"data":{"k4":"e"}}"#).await;
     let ed = u["metadata"]["managedFields"]
         .as_array()
         .unwrap()
@@ -852,12 +807,7 @@ async fn scale_subresource() {
 #[tokio::test]
 async fn finalizer_json_patches_like_kube_runtime() {
     let (h, c) = sim(cfg()).await;
-    assert_eq!(
-        c.post("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", &widget_crd())
-            .await
-            .status,
-        201
-    );
+    assert_eq!(c.create_widget_crd().await, 201);
     let w = json!({"apiVersion": "example.sim.io/v1", "kind": "Widget", "metadata": {"name": "f"}, "spec": {"size": 1}});
     c.post(WIDGETS, &w).await;
     let path = format!("{WIDGETS}/f");

@@ -23,10 +23,7 @@ async fn resume_from_resource_version() {
     let (h, c) = sim(cfg()).await;
     let a = c.post(CMS, &cm("a", "1")).await.body;
     let b = c.post(CMS, &cm("b", "1")).await.body;
-    let a2 = c
-        .patch(&format!("{CMS}/a"), "application/merge-patch+json", r#"{"data":{"v":"2"}}"#)
-        .await
-        .body;
+    let a2 = c.merge_patch(&format!("{CMS}/a"), r#"{"data":{"v":"2"}}"#).await;
     let del = c.delete(&format!("{CMS}/b")).await;
     assert_eq!(del.status, 200);
     // Resume after the first create: b ADDED, a MODIFIED, b DELETED.

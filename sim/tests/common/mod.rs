@@ -1,5 +1,7 @@
-//! Shared helpers of the sim behaviour tests: starting a sim, a small JSON
-//! HTTP client, and a watch reader that waits for events with a deadline.
+//! Shared helpers of the sim behaviour tests: starting a sim, a raw JSON HTTP
+//! client (`RawHttpClient`, named apart from the engine's model cluster and the
+//! simulated cluster itself), and a watch reader that waits for events with a
+//! deadline.
 
 #![allow(dead_code)]
 
@@ -11,14 +13,16 @@ use servicerefresh_sim::{SimConfig, SimHandle};
 
 pub const DEADLINE: Duration = Duration::from_secs(15);
 
-pub async fn sim(config: SimConfig) -> (SimHandle, Client) {
+pub async fn sim(config: SimConfig) -> (SimHandle, RawHttpClient) {
     let h = servicerefresh_sim::start(config).await.expect("sim starts");
-    let c = Client { base: h.base_url(), http: reqwest::Client::new() };
+    let c = RawHttpClient { base: h.base_url(), http: reqwest::Client::new() };
     (h, c)
 }
 
+/// Plain HTTP against the sim, for asserting exact status codes and bodies
+/// that typed clients would hide.
 #[derive(Clone)]
-pub struct Client {
+pub struct RawHttpClient {
     pub base: String,
     pub http: reqwest::Client,
 }
@@ -28,7 +32,7 @@ pub struct Resp {
     pub body: Value,
 }
 
-impl Client {
+impl RawHttpClient {
     pub async fn send(
         &self,
         method: &str,
@@ -62,6 +66,18 @@ impl Client {
 
     pub async fn patch(&self, path: &str, content_type: &str, body: &str) -> Resp {
         self.send("PATCH", path, content_type, Some(body.to_string())).await
+    }
+
+    /// Installs the Widget CRD fixture; the response status.
+    pub async fn create_widget_crd(&self) -> u16 {
+        self.post("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", &widget_crd())
+            .await
+            .status
+    }
+
+    /// A merge patch; its response body.
+    pub async fn merge_patch(&self, path: &str, body: &str) -> Value {
+        self.patch(path, "application/merge-patch+json", body).await.body
     }
 
     pub async fn delete(&self, path: &str) -> Resp {

@@ -1,0 +1,144 @@
+//! The object-changing verbs: POST (create), PUT (update; an Event is
+//! created when missing, as the real server's events registry allows),
+//! and PATCH (JSON, merge, strategic merge, or server-side apply).
+
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde_json::Value;
+
+use super::stored_object;
+use crate::error::{ApiError, Cause};
+use crate::http::request::{
+    PatchFormat, ResourceRequest, Target, parse_json_or_yaml, parse_object, patch_format,
+    write_options,
+};
+use crate::http::response::json_response;
+use crate::state::SimState;
+use crate::store::StoreInner;
+use crate::util::metadata_str;
+use crate::write::{self, WriteOptions};
+
+/// POST to a collection.
+pub fn create(sim: &Arc<SimState>, request: &ResourceRequest) -> Result<Response, ApiError> {
+    let target = &request.target;
+    let object = parse_object(&request.body, &request.headers)?;
+    let options = write_options(&request.query, &request.headers, None)?;
+    created(sim, &mut sim.store.lock(), target, object, &options)
+}
+
+/// Creates `object` in the target's collection and answers 201 with it.
+fn created(
+    sim: &SimState,
+    store: &mut StoreInner,
+    target: &Target,
+    object: Value,
+    options: &WriteOptions<'_>,
+) -> Result<Response, ApiError> {
+    let namespace = target.namespace.as_deref();
+    let created = write::create(store, &sim.rng, &target.def, namespace, object, options)?;
+    Ok(json_response(StatusCode::CREATED, &target.def.to_served(&created)))
+}
+
+/// PUT of an object.
+pub fn update(sim: &Arc<SimState>, request: &ResourceRequest) -> Result<Response, ApiError> {
+    let target = &request.target;
+    let mut object = parse_object(&request.body, &request.headers)?;
+    check_name_matches_url(target, &object)?;
+    write::check_type_meta(&target.def, &mut object)?;
+    let options = write_options(&request.query, &request.headers, target.subresource.as_deref())?;
+    let mut store = sim.store.lock();
+    let old = match stored_object(&store, target) {
+        Ok(old) => old,
+        Err(_) if target.def.plural == "events" && target.subresource.is_none() => {
+            return created(sim, &mut store, target, object, &options);
+        }
+        Err(not_found) => return Err(not_found),
+    };
+    let updated = write::update(&mut store, &target.def, &old, object, &options)?;
+    Ok(json_response(StatusCode::OK, &target.def.to_served(&updated)))
+}
+
+/// The name (and namespace, when the body has one) of a PUT body must be
+/// the URL's.
+fn check_name_matches_url(target: &Target, object: &Value) -> Result<(), ApiError> {
+    let url_name = target.name_or_empty();
+    let body_name = metadata_str(object, "name").unwrap_or("");
+    if body_name != url_name {
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({body_name}) does not match the name on the URL ({url_name})"
+        )));
+    }
+    if let (Some(url_namespace), Some(body_namespace)) =
+        (target.namespace.as_deref(), metadata_str(object, "namespace"))
+        && !body_namespace.is_empty()
+        && body_namespace != url_namespace
+    {
+        return Err(ApiError::bad_request(
+            "the namespace of the provided object does not match the namespace sent on the request",
+        ));
+    }
+    Ok(())
+}
+
+/// PATCH of an object.
+pub fn patch(sim: &Arc<SimState>, request: &ResourceRequest) -> Result<Response, ApiError> {
+    let target = &request.target;
+    let query = &request.query;
+    let format = patch_format(&request.headers, &target.def)?;
+    let options = write_options(query, &request.headers, target.subresource.as_deref())?;
+    let patch_type = match format {
+        PatchFormat::Apply => return apply(sim, request, &options),
+        PatchFormat::Patch(patch_type) => patch_type,
+    };
+    if query.contains_key("force") {
+        return Err(ApiError::invalid(
+            "PatchOptions",
+            "meta.k8s.io",
+            "",
+            &[Cause::new(
+                "FieldValueForbidden",
+                "Forbidden: may not be specified for non-apply patch",
+                "force",
+            )],
+        ));
+    }
+    let patch: Value = serde_json::from_slice(&request.body)
+        .map_err(|error| ApiError::bad_request(format!("error decoding patch: {error}")))?;
+    let mut store = sim.store.lock();
+    let old = stored_object(&store, target)?;
+    let patched = write::patch(&mut store, &target.def, &old, patch_type, &patch, &options)?;
+    Ok(json_response(StatusCode::OK, &target.def.to_served(&patched)))
+}
+
+/// PATCH with an apply patch: server-side apply, which needs a field
+/// manager.
+fn apply(
+    sim: &Arc<SimState>,
+    request: &ResourceRequest,
+    options: &WriteOptions<'_>,
+) -> Result<Response, ApiError> {
+    let target = &request.target;
+    if request.query.get("fieldManager").is_none_or(String::is_empty) {
+        return Err(ApiError::invalid(
+            "PatchOptions",
+            "meta.k8s.io",
+            "",
+            &[Cause::required("fieldManager", "is required for apply patch")],
+        ));
+    }
+    let applied = parse_json_or_yaml(&request.body, true)?;
+    let mut store = sim.store.lock();
+    let outcome = write::apply(
+        &mut store,
+        &sim.rng,
+        &target.def,
+        target.namespace.as_deref(),
+        target.name_or_empty(),
+        applied,
+        options,
+    )?;
+    let code = if outcome.created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok(json_response(code, &target.def.to_served(&outcome.object)))
+}

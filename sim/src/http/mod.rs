@@ -1,0 +1,45 @@
+//! The HTTP face of the simulated cluster: the axum router with the
+//! non-resource endpoints (`non_resource`), and for `/api` and `/apis` the
+//! routing (`routing`) to discovery (`discovery`) and the REST handlers
+//! (`handlers`, `watch`), which read requests through `request`, answer
+//! through `response`, and render Tables (`table`) and OpenAPI documents.
+//!
+//! Authentication and authorization belong in front of the handlers, as a
+//! layer of this router (with a module of their own beside `routing`).
+
+mod discovery;
+mod handlers;
+mod non_resource;
+mod openapi;
+mod request;
+mod response;
+mod routing;
+mod table;
+mod watch;
+
+#[cfg(test)]
+pub(crate) mod kubectl_harness;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::get;
+
+use crate::state::SimState;
+
+/// The routes of one simulated cluster: the non-resource endpoints by path,
+/// everything else through resource routing (the real server answers
+/// unknown paths there too).
+pub fn router(sim: Arc<SimState>) -> Router {
+    Router::new()
+        .route("/version", get(non_resource::version))
+        .route("/healthz", get(non_resource::healthy))
+        .route("/livez", get(non_resource::healthy))
+        .route("/readyz", get(non_resource::healthy))
+        .route("/sim/v1/stats", get(non_resource::stats))
+        .route("/sim/v1/faults", get(non_resource::faults).post(non_resource::set_faults))
+        .route("/openapi/v3", get(non_resource::openapi_index))
+        .route("/openapi/v3/{*path}", get(non_resource::openapi_document))
+        .fallback(routing::handle)
+        .with_state(sim)
+}

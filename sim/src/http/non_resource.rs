@@ -1,0 +1,89 @@
+//! The non-resource endpoints: `/version`, the health checks, the OpenAPI
+//! v3 documents, and the sim's own `/sim/v1/stats` and `/sim/v1/faults`.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde_json::{Value, json};
+
+use super::openapi;
+use super::response::{error_response, json_response, not_found_text, with_cache_control};
+use crate::FaultConfig;
+use crate::error::ApiError;
+use crate::state::SimState;
+
+/// `/version`, as a v1.32 server reports it.
+pub async fn version() -> Response {
+    json_response(
+        StatusCode::OK,
+        &json!({
+            "major": "1",
+            "minor": "32",
+            "gitVersion": "v1.32.0-sim",
+            "gitCommit": "0000000000000000000000000000000000000000",
+            "gitTreeState": "clean",
+            "buildDate": "2026-01-01T00:00:00Z",
+            "goVersion": "go1.23.4",
+            "compiler": "gc",
+            "platform": "linux/amd64",
+        }),
+    )
+}
+
+/// `/healthz`, `/livez`, `/readyz`.
+pub async fn healthy() -> &'static str {
+    "ok"
+}
+
+/// `GET /sim/v1/stats`.
+pub async fn stats(State(sim): State<Arc<SimState>>) -> Response {
+    let stats = sim.with_stats(|stats| stats.clone());
+    json_response(StatusCode::OK, &serde_json::to_value(stats).unwrap_or(Value::Null))
+}
+
+/// `GET /sim/v1/faults`.
+pub async fn faults(State(sim): State<Arc<SimState>>) -> Response {
+    json_response(StatusCode::OK, &serde_json::to_value(sim.faults()).unwrap_or(Value::Null))
+}
+
+/// `POST /sim/v1/faults`: replaces the fault configuration.
+pub async fn set_faults(State(sim): State<Arc<SimState>>, body: axum::body::Bytes) -> Response {
+    match serde_json::from_slice::<FaultConfig>(&body) {
+        Ok(faults) => {
+            sim.set_faults(faults.clone());
+            json_response(StatusCode::OK, &serde_json::to_value(faults).unwrap_or(Value::Null))
+        }
+        Err(error) => {
+            error_response(&ApiError::bad_request(format!("invalid fault config: {error}")))
+        }
+    }
+}
+
+/// `GET /openapi/v3`: the index of group-version documents.
+pub async fn openapi_index(State(sim): State<Arc<SimState>>) -> Response {
+    let registry = sim.store.lock().registry.clone();
+    with_cache_control(
+        json_response(StatusCode::OK, &openapi::served_index(&registry)),
+        "no-cache, private",
+    )
+}
+
+/// `GET /openapi/v3/<group-version path>`: one document; a request with
+/// the index's `?hash=` may be cached for good.
+pub async fn openapi_document(
+    State(sim): State<Arc<SimState>>,
+    Path(path): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let registry = sim.store.lock().registry.clone();
+    match openapi::served_document(&registry, &path) {
+        Some(document) => {
+            let hashed = query.is_some_and(|query| query.contains("hash="));
+            let cache_control = if hashed { "public, immutable" } else { "no-cache, private" };
+            with_cache_control(json_response(StatusCode::OK, &document), cache_control)
+        }
+        None => not_found_text(),
+    }
+}

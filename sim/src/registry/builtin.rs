@@ -1,0 +1,78 @@
+//! The built-in resources the simulated server serves, with the scope,
+//! names and subresources the real API server registers for them.
+
+use super::ResourceDef;
+
+/// One built-in resource at `v1` (every built-in the sim serves is `v1`);
+/// the exceptions to the shared defaults are set by the caller.
+fn builtin(
+    group: &str,
+    plural: &str,
+    kind: &str,
+    namespaced: bool,
+    short_names: &[&str],
+    categories: &[&str],
+    status_subresource: bool,
+) -> ResourceDef {
+    ResourceDef {
+        group: group.into(),
+        version: "v1".into(),
+        plural: plural.into(),
+        singular: kind.to_lowercase(),
+        kind: kind.into(),
+        namespaced,
+        short_names: short_names.iter().map(|name| name.to_string()).collect(),
+        categories: categories.iter().map(|category| category.to_string()).collect(),
+        status_subresource,
+        scale_subresource: false,
+        crd: None,
+        schema: None,
+        unconditional_update: true,
+        return_deleted_object: false,
+        has_generation: false,
+    }
+}
+
+/// The built-in resources; their groups appear in `/apis` in this order.
+pub fn builtin_resource_defs() -> Vec<ResourceDef> {
+    let mut namespaces = builtin("", "namespaces", "Namespace", false, &["ns"], &[], true);
+    namespaces.return_deleted_object = true;
+    let config_maps = builtin("", "configmaps", "ConfigMap", true, &["cm"], &[], false);
+    let core_events = builtin("", "events", "Event", true, &["ev"], &[], false);
+    let secrets = builtin("", "secrets", "Secret", true, &[], &[], false);
+    let mut pods = builtin("", "pods", "Pod", true, &["po"], &["all"], true);
+    pods.return_deleted_object = true;
+    let mut deployments =
+        builtin("apps", "deployments", "Deployment", true, &["deploy"], &["all"], true);
+    deployments.has_generation = true;
+    deployments.scale_subresource = true;
+    let mut replica_sets =
+        builtin("apps", "replicasets", "ReplicaSet", true, &["rs"], &["all"], true);
+    replica_sets.has_generation = true;
+    let events = builtin("events.k8s.io", "events", "Event", true, &["ev"], &[], false);
+    let leases = builtin("coordination.k8s.io", "leases", "Lease", true, &[], &[], false);
+    let mut crds = builtin(
+        "apiextensions.k8s.io",
+        "customresourcedefinitions",
+        "CustomResourceDefinition",
+        false,
+        &["crd", "crds"],
+        &["api-extensions"],
+        true,
+    );
+    crds.has_generation = true;
+    crds.unconditional_update = false;
+    crds.return_deleted_object = true;
+    vec![
+        namespaces,
+        config_maps,
+        core_events,
+        secrets,
+        pods,
+        deployments,
+        replica_sets,
+        events,
+        leases,
+        crds,
+    ]
+}
