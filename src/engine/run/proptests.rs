@@ -426,16 +426,28 @@ impl Model {
             prop_assert!(*changes <= 1, "{key} was restarted {changes} times by {run_id}");
         }
         // At most batchSize of the run's rollouts are in flight: Deployments carrying the
-        // run's identity whose rollout has neither completed nor failed.
+        // run's identity whose rollout has neither completed nor failed, and which the run has
+        // not yet seen complete (a Deployment recorded Ready may later degrade on its own,
+        // which is no rollout of ours).
         let Some(status) = &self.cluster.refresh.status else { return Ok(()) };
         let Some(run) = &status.run else { return Ok(()) };
+        let seen_complete: BTreeSet<ObjectKey> = status
+            .batches
+            .iter()
+            .flat_map(|batch| batch.services.iter())
+            .filter(|service| {
+                matches!(service.result, Some(result) if result != ServiceResult::TimedOut)
+            })
+            .map(|service| service_key(service, NS))
+            .collect();
         let in_flight = self
             .cluster
             .deployments
-            .values()
-            .filter(|deployment| {
+            .iter()
+            .filter(|(key, deployment)| {
                 let snapshot = &deployment.snapshot;
                 snapshot.restarted_by.as_deref() == Some(run.id.as_str())
+                    && !seen_complete.contains(*key)
                     && readiness::verdict(snapshot, snapshot.generation()).is_waiting()
             })
             .count();
