@@ -118,18 +118,46 @@ pub async fn run(
         })
         // A finished run frees a slot; queued resources must hear about it.
         .reconcile_on(slot_freed)
-        .graceful_shutdown_on(shutdown);
+        .graceful_shutdown_on(shutdown.clone());
+
+    // kube's controller holds its runner until the caches are ready, and a graceful shutdown
+    // waits for the runner; a shutdown before the first lists completed would wait for
+    // caches nobody fills any more. With no cache ready there is no reconcile to finish.
+    let caches_ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let synced = {
+        let caches_ready = caches_ready.clone();
+        let stores = (
+            context.cluster.deployments.clone(),
+            context.cluster.config_maps.clone(),
+            context.refreshes.clone(),
+        );
+        async move {
+            let _ = stores.0.wait_until_ready().await;
+            let _ = stores.1.wait_until_ready().await;
+            let _ = stores.2.wait_until_ready().await;
+            caches_ready.store(true, std::sync::atomic::Ordering::SeqCst);
+            std::future::pending::<()>().await;
+        }
+    };
+    let stopped_unsynced = async {
+        shutdown.await;
+        if caches_ready.load(std::sync::atomic::Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
+    };
 
     info!(server = %clients.server, namespace = namespace.unwrap_or("(all)"), max_concurrent_runs = config.max_concurrent_runs, "servicerefresh operator started");
-    controller
-        .run(reconcile, error_policy, context)
-        .for_each(|result| async move {
-            // Failures were logged by the error policy, with their causes.
-            if let Ok((object, _)) = result {
-                debug!(%object, "reconciled");
-            }
-        })
-        .await;
+    let running = controller.run(reconcile, error_policy, context).for_each(|result| async move {
+        // Failures were logged by the error policy, with their causes.
+        if let Ok((object, _)) = result {
+            debug!(%object, "reconciled");
+        }
+    });
+    tokio::select! {
+        () = running => {}
+        () = synced => {}
+        () = stopped_unsynced => info!("stopped before the caches synced; nothing was in flight"),
+    }
     info!("servicerefresh operator stopped");
     Ok(())
 }

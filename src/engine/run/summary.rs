@@ -2,8 +2,6 @@
 //! the plan, the run's closing message and phase, the history of past runs, and the
 //! conditions a resource shows once no run is active.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-
 use super::Pass;
 use crate::crd::{BatchPhase, Phase, RunSummary, ServiceRefreshStatus, ServiceResult, Totals};
 use crate::engine::conditions::Situation;
@@ -71,12 +69,19 @@ impl Pass<'_> {
             }
             format!("{} of {} Deployments failed: {listed}", failures.len(), totals.services)
         };
+        // A note made at the start (excluded names that match nothing) stays on record.
+        let start_note = run
+            .message
+            .as_deref()
+            .and_then(|message| message.split_once(super::triggers::EXCLUDE_NOTE))
+            .map(|(_, names)| format!("; {}{names}", super::triggers::EXCLUDE_NOTE))
+            .unwrap_or_default();
         let verb = match phase {
             Phase::Succeeded => "succeeded",
             Phase::Cancelled => "was cancelled",
             _ => "failed",
         };
-        let message = format!("Run {} {verb}: {outcome}", run.number);
+        let message = format!("Run {} {verb}: {outcome}{start_note}", run.number);
         let seconds = run
             .start_time
             .as_ref()
@@ -191,6 +196,3 @@ pub fn refresh_totals(status: &mut ServiceRefreshStatus) {
     status.progress = Some(progress);
     status.batch = Some(batch);
 }
-
-#[allow(dead_code)]
-fn _time(_: Time) {}

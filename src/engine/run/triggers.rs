@@ -23,6 +23,9 @@ pub const REASON_TRIGGER_CHANGED: &str = "TriggerChanged";
 pub const REASON_RUN_REQUESTED: &str = "RunRequested";
 pub const REASON_CONFIG_MAP_CHANGED: &str = "ConfigMapChanged";
 
+/// How a run's message names `spec.exclude` entries that match no Deployment.
+pub(super) const EXCLUDE_NOTE: &str = "spec.exclude names no existing Deployment: ";
+
 /// Characters of a trigger token quoted in messages; the token may be 1024 long.
 const QUOTED_TOKEN: usize = 64;
 
@@ -285,7 +288,7 @@ impl Pass<'_> {
         let mut message = trigger.message.clone();
         if !selection.unmatched_excludes.is_empty() {
             let names = selection.unmatched_excludes.join(", ");
-            message.push_str(&format!("; spec.exclude names no existing Deployment: {names}"));
+            message.push_str(&format!("; {EXCLUDE_NOTE}{names}"));
             self.notice(
                 EventSeverity::Warning,
                 EventReason::ExcludeUnmatched,
