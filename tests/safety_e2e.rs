@@ -405,3 +405,54 @@ async fn events_are_recorded_for_a_resource_with_a_very_long_name() {
     assert!(events.iter().all(|e| e.metadata.name.as_ref().is_some_and(|n| n.len() <= 253)));
     cluster.sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_resource_mid_run_leaves_no_warning_in_the_log() {
+    let config = SimConfig { rollout_ms: 1_000, rollout_jitter_ms: 0, ..fleet(6, 0) };
+    let cluster = Cluster::start(config).await;
+    let dir = std::env::temp_dir().join(format!("servicerefresh-delete-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let kubeconfig = dir.join("kubeconfig");
+    cluster.sim.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+    let mut operator = tokio::process::Command::new(env!("CARGO_BIN_EXE_servicerefresh"))
+        .args(["run", "--log-format", "json", "--kubeconfig"])
+        .arg(&kubeconfig)
+        .env("RUST_LOG", "info")
+        .stderr(std::fs::File::create(dir.join("operator.log")).expect("log file"))
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the operator starts");
+    cluster.create_refresh("doomed", json!({"selector": {}, "batchSize": 2})).await;
+    wait_for(DEADLINE, "the run to be in its first batch", || async {
+        cluster
+            .status("doomed")
+            .await
+            .filter(|s| s.batches.first().is_some_and(|b| b.start_time.is_some()))
+    })
+    .await;
+    cluster.refreshes().delete("doomed", &Default::default()).await.expect("delete");
+    // Another resource's whole run afterwards proves the operator went on working and had
+    // every chance to log about the deleted one.
+    cluster.create_refresh("after", json!({"selector": {}, "batchSize": 6})).await;
+    let status = cluster.wait_for_run_end("after", DEADLINE).await;
+    assert_eq!(status.phase, Some(Phase::Succeeded));
+    #[cfg(unix)]
+    {
+        let pid = operator.id().expect("running") as i32;
+        // SAFETY-free alternative to libc: ask the shell's kill to send SIGTERM.
+        let _ = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+    }
+    tokio::time::timeout(Duration::from_secs(30), operator.wait())
+        .await
+        .expect("the operator stops on SIGTERM")
+        .expect("the operator exits");
+    let output = std::fs::read_to_string(dir.join("operator.log")).expect("the operator's log");
+    let warnings: Vec<&str> = output
+        .lines()
+        .filter(|line| line.contains("\"level\":\"WARN\"") || line.contains("\"level\":\"ERROR\""))
+        .collect();
+    assert!(warnings.is_empty(), "warnings after deleting a resource:\n{}", warnings.join("\n"));
+    assert!(output.contains("run finished"), "the log shows the lifecycle:\n{output}");
+    let _ = std::fs::remove_dir_all(&dir);
+    cluster.sim.shutdown().await;
+}
