@@ -210,7 +210,8 @@ async fn follow(
 
 fn batch_line(status: &ServiceRefreshStatus, index: usize) -> String {
     let batch = &status.batches[index];
-    let count = |result| batch.services.iter().filter(|s| s.result == Some(result)).count();
+    let services = batch.all_services(NAMESPACE);
+    let count = |result| services.iter().filter(|s| s.result == Some(result)).count();
     let seconds = match (&batch.start_time, &batch.end_time) {
         (Some(start), Some(end)) => end.0.duration_since(start.0).as_secs_f64(),
         _ => 0.0,
@@ -233,6 +234,7 @@ fn print_summary(status: &ServiceRefreshStatus, out: &mut impl Write) {
     for index in 0..status.batches.len() {
         let _ = writeln!(out, "  {}", batch_line(status, index));
         for service in &status.batches[index].services {
+            // Ready services are folded into `ready` and have no message to show.
             if let (Some(result), Some(message)) = (service.result, service.message.as_ref())
                 && result != crate::crd::ServiceResult::Ready
             {

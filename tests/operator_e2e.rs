@@ -29,7 +29,7 @@ fn results(status: &ServiceRefreshStatus) -> BTreeMap<String, (ServiceResult, Op
     status
         .batches
         .iter()
-        .flat_map(|b| &b.services)
+        .flat_map(|b| b.all_services(NAMESPACE))
         .map(|s| {
             (
                 s.name.clone(),
@@ -66,8 +66,8 @@ async fn full_run_restarts_every_deployment_once_in_batches_of_ten() {
 
     assert_eq!(status.batches.len(), 14);
     assert!(status.batches.iter().all(|b| b.phase == BatchPhase::Completed));
-    assert!(status.batches[..13].iter().all(|b| b.services.len() == 10));
-    assert_eq!(status.batches[13].services.len(), 7);
+    assert!(status.batches[..13].iter().all(|b| b.len() == 10));
+    assert_eq!(status.batches[13].len(), 7);
     let results = results(&status);
     assert_eq!(
         results.keys().cloned().collect::<Vec<_>>(),
@@ -113,7 +113,7 @@ async fn abort_stops_after_the_first_failing_batch() {
     assert_eq!(status.phase, Some(Phase::Failed));
     let stats = cluster.sim.stats();
     for (index, batch) in status.batches.iter().enumerate() {
-        for service in &batch.services {
+        for service in &batch.all_services(NAMESPACE) {
             let changes = stats
                 .template_changes
                 .get(&format!("{NAMESPACE}/{}", service.name))

@@ -174,7 +174,7 @@ pub async fn follow(
         if request.uid.is_some() && refresh.metadata.uid != request.uid {
             return Err(deleted(target));
         }
-        let plan = refresh.status.as_ref().map(PlanView::from_status).unwrap_or_default();
+        let plan = PlanView::of(&refresh);
         let now = jiff::Timestamp::now();
         let located = locate(request, &plan);
         if matches!(located, Located::Waiting(_))

@@ -201,7 +201,7 @@ async fn run_start(args: &StartArgs, program: &str) -> Result<u8, CliError> {
         "requested a run of ServiceRefresh {object} ({RUN_REQUESTED_AT_ANNOTATION}={})",
         request.value
     ));
-    let plan = written.status.as_ref().map(PlanView::from_status).unwrap_or_default();
+    let plan = PlanView::of(&written);
     if let Some(active) = plan.active_run() {
         progress.note(&format!(
             "run {} is active; this request starts one follow-up run when it ends",
@@ -348,7 +348,7 @@ pub async fn status(args: StatusArgs, program: &str) -> ExitCode {
             let status = serde_json::to_value(&refresh.status).unwrap_or_default();
             return print_json(&status);
         }
-        let plan = refresh.status.as_ref().map(PlanView::from_status).unwrap_or_default();
+        let plan = PlanView::of(&refresh);
         let table =
             render::plan_table(&target.namespace, &target.name, &plan, jiff::Timestamp::now());
         let mut out = std::io::stdout().lock();

@@ -94,7 +94,7 @@ pub async fn request_cancel(target: &Target) -> Result<CancelOutcome, CliError> 
     let value = fresh_value();
     for _ in 0..MAX_ATTEMPTS {
         let current = target.get().await?;
-        let plan = current.status.as_ref().map(PlanView::from_status).unwrap_or_default();
+        let plan = PlanView::of(&current);
         let Some(run) = plan.active_run().cloned() else {
             return Ok(CancelOutcome::NoActiveRun { plan });
         };

@@ -145,7 +145,18 @@ impl BatchView {
 }
 
 impl PlanView {
-    pub fn from_status(status: &ServiceRefreshStatus) -> Self {
+    /// The view of a ServiceRefresh's status (empty without one).
+    pub fn of(refresh: &crate::crd::ServiceRefresh) -> Self {
+        let own_namespace = refresh.metadata.namespace.as_deref().unwrap_or_default();
+        refresh
+            .status
+            .as_ref()
+            .map(|status| Self::from_status(status, own_namespace))
+            .unwrap_or_default()
+    }
+
+    /// The view of `status`, for a ServiceRefresh in `own_namespace`.
+    pub fn from_status(status: &ServiceRefreshStatus, own_namespace: &str) -> Self {
         let batches: Vec<BatchView> = status
             .batches
             .iter()
@@ -155,7 +166,7 @@ impl PlanView {
                 start: batch.start_time.as_ref().map(|t| t.0),
                 end: batch.end_time.as_ref().map(|t| t.0),
                 services: batch
-                    .services
+                    .all_services(own_namespace)
                     .iter()
                     .map(|service| ServiceView {
                         name: match &service.namespace {
@@ -314,6 +325,7 @@ mod tests {
                 start_time: None,
                 end_time: None,
                 message_time: None,
+                ready: vec![],
                 services: vec![
                     service("a", Some(ServiceResult::Ready)),
                     ServiceStatus {
@@ -340,7 +352,7 @@ mod tests {
 
     #[test]
     fn an_ended_run_takes_its_phase_from_history_not_from_a_queued_follow_up() {
-        let view = PlanView::from_status(&status_with_ended_run_and_follow_up_queued());
+        let view = PlanView::from_status(&status_with_ended_run_and_follow_up_queued(), "arcgis");
         let run = view.run.as_ref().unwrap();
         assert_eq!(run.phase, Phase::Failed);
         assert!(!run.active());
@@ -349,7 +361,7 @@ mod tests {
 
     #[test]
     fn counts_group_failures_and_qualify_foreign_namespaces() {
-        let view = PlanView::from_status(&status_with_ended_run_and_follow_up_queued());
+        let view = PlanView::from_status(&status_with_ended_run_and_follow_up_queued(), "arcgis");
         let counts = view.counts();
         assert_eq!((counts.ready, counts.failed, counts.skipped, counts.waiting), (1, 1, 1, 0));
         assert_eq!(counts.done(), 3);
@@ -368,7 +380,7 @@ mod tests {
         }
         status.batches[0].phase = BatchPhase::Running;
         status.batches[0].services[2].result = None;
-        let view = PlanView::from_status(&status);
+        let view = PlanView::from_status(&status, "arcgis");
         assert_eq!(view.active_run().map(|r| r.phase), Some(Phase::Suspended));
         assert_eq!(view.current_batch().map(|b| b.index), Some(1));
         assert_eq!(view.counts().waiting, 1);

@@ -141,8 +141,68 @@ pub struct BatchStatus {
     /// refreshed at most every few seconds, which bounds status writes during long rollouts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message_time: Option<MicroTime>,
-    /// The Deployments of the batch, sorted by namespace and name.
+    /// The Deployments of the batch, sorted by namespace and name; once the batch has
+    /// completed, only those that did not end Ready.
+    #[serde(default)]
     pub services: Vec<ServiceStatus>,
+    /// Once the batch has completed, the Deployments that ended Ready, by name
+    /// (`namespace/name` outside the ServiceRefresh's namespace). Listing them apart keeps the
+    /// status of a plan with thousands of services well under the object size limit.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ready: Vec<String>,
+}
+
+impl BatchStatus {
+    /// Every service of the batch with its result, whether listed in `services` or in
+    /// `ready`, in plan order (namespace, then name; `own_namespace` is the ServiceRefresh's).
+    pub fn all_services(&self, own_namespace: &str) -> Vec<ServiceStatus> {
+        let mut all = self.services.clone();
+        all.extend(self.ready.iter().map(|entry| {
+            let (namespace, name) = match entry.split_once('/') {
+                Some((namespace, name)) => (Some(namespace.to_owned()), name.to_owned()),
+                None => (None, entry.clone()),
+            };
+            ServiceStatus {
+                name,
+                namespace,
+                generation: None,
+                result: Some(ServiceResult::Ready),
+                message: None,
+            }
+        }));
+        let key = |service: &ServiceStatus| {
+            (
+                service.namespace.clone().unwrap_or_else(|| own_namespace.to_owned()),
+                service.name.clone(),
+            )
+        };
+        all.sort_by_key(key);
+        all
+    }
+
+    /// How many services the batch holds.
+    pub fn len(&self) -> usize {
+        self.services.len() + self.ready.len()
+    }
+
+    /// Whether the batch holds no service.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Moves the services that ended Ready into `ready`, the compact form of a completed
+    /// batch.
+    pub fn fold_ready(&mut self) {
+        let (ready, rest): (Vec<ServiceStatus>, Vec<ServiceStatus>) =
+            std::mem::take(&mut self.services)
+                .into_iter()
+                .partition(|service| service.result == Some(ServiceResult::Ready));
+        self.services = rest;
+        self.ready.extend(ready.into_iter().map(|service| match service.namespace {
+            Some(namespace) => format!("{namespace}/{}", service.name),
+            None => service.name,
+        }));
+    }
 }
 
 /// Phase of one batch.

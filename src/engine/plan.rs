@@ -78,6 +78,7 @@ pub fn cut_batches(
             end_time: None,
             message_time: None,
             services: chunk.to_vec(),
+            ready: Vec::new(),
         })
         .collect()
 }

@@ -452,6 +452,7 @@ impl Pass<'_> {
         let batch = &mut status.batches[position];
         batch.phase = BatchPhase::Completed;
         batch.end_time = Some(MicroTime(now));
+        batch.fold_ready();
         let count = |wanted: fn(ServiceResult) -> bool| {
             batch.services.iter().filter(|service| service.result.is_some_and(wanted)).count()
         };
@@ -463,7 +464,7 @@ impl Pass<'_> {
             run: run.to_owned(),
             batch: batch.index,
             batches: total,
-            ready: count(|result| result == ServiceResult::Ready),
+            ready: batch.ready.len(),
             failed: count(ServiceResult::is_failure),
             skipped: count(|result| result == ServiceResult::Skipped),
             seconds,
@@ -498,6 +499,7 @@ impl Pass<'_> {
             if batch.phase != BatchPhase::Completed {
                 batch.phase = BatchPhase::Completed;
                 batch.end_time = Some(MicroTime(now));
+                batch.fold_ready();
             }
         }
         self.transitions
@@ -516,9 +518,25 @@ impl Pass<'_> {
             return;
         }
         let run = status.run.as_ref().map(|run| run.id.clone()).unwrap_or_default();
+        let record = run.parse::<RunId>().map(|id| id.record_annotation()).unwrap_or_default();
+        let cluster = self.observation.cluster;
+        let own_namespace = self.own_namespace;
+        // A crash can lose the record of a batch whose restarts went out: a Deployment
+        // carrying this run was restarted, so excluding it now would hide a rollout in flight.
+        let restarted_by_this_run = |service: &ServiceStatus| {
+            cluster.deployment(&plan::service_key(service, own_namespace)).is_some_and(
+                |deployment| {
+                    deployment.restarted_by.as_deref() == Some(run.as_str())
+                        || deployment.run_record(&record) == Some(run.as_str())
+                },
+            )
+        };
         for batch in &mut status.batches[first_pending..] {
             for service in &mut batch.services {
-                if service.result.is_none() && spec.exclude.contains(&service.name) {
+                if service.result.is_none()
+                    && spec.exclude.contains(&service.name)
+                    && !restarted_by_this_run(service)
+                {
                     service.result = Some(ServiceResult::Skipped);
                     service.message = Some(MESSAGE_EXCLUDED.to_owned());
                     self.transitions.push(Transition::ServiceFinished {

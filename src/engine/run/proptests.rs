@@ -301,8 +301,8 @@ impl Model {
         let planned: Vec<ObjectKey> = status
             .batches
             .iter()
-            .flat_map(|batch| batch.services.iter())
-            .map(|s| service_key(s, NS))
+            .flat_map(|batch| batch.all_services(NS))
+            .map(|s| service_key(&s, NS))
             .collect();
         let unique: BTreeSet<&ObjectKey> = planned.iter().collect();
         prop_assert_eq!(unique.len(), planned.len(), "a Deployment is planned twice");
@@ -362,9 +362,9 @@ impl Model {
         }
 
         // Ready only ever follows a restart of this run that really changed the template.
-        for service in status.batches.iter().flat_map(|batch| batch.services.iter()) {
+        for service in status.batches.iter().flat_map(|batch| batch.all_services(NS)) {
             if service.result == Some(ServiceResult::Ready) {
-                let key = service_key(service, NS);
+                let key = service_key(&service, NS);
                 let restarted =
                     self.cluster.template_changes.contains_key(&(run.id.clone(), key.clone()));
                 prop_assert!(restarted, "{} is Ready without a restart by {}", key, run.id);
@@ -374,7 +374,7 @@ impl Model {
         // An ended run gave every planned Deployment its one result.
         if run.end_time.is_some() {
             prop_assert!(status.batches.iter().all(|batch| batch.phase == BatchPhase::Completed));
-            for service in status.batches.iter().flat_map(|batch| batch.services.iter()) {
+            for service in status.batches.iter().flat_map(|batch| batch.all_services(NS)) {
                 prop_assert!(service.result.is_some(), "{} ended without a result", service.name);
             }
         }
@@ -393,12 +393,12 @@ impl Model {
         let was_ready: BTreeSet<ObjectKey> = input
             .filter(|input| input.run.as_ref().map(|r| &r.id) == Some(&run.id))
             .into_iter()
-            .flat_map(|input| input.batches.iter().flat_map(|batch| batch.services.iter()))
+            .flat_map(|input| input.batches.iter().flat_map(|batch| batch.all_services(NS)))
             .filter(|service| service.result == Some(ServiceResult::Ready))
-            .map(|service| service_key(service, NS))
+            .map(|service| service_key(&service, NS))
             .collect();
-        for service in output.batches.iter().flat_map(|batch| batch.services.iter()) {
-            let key = service_key(service, NS);
+        for service in output.batches.iter().flat_map(|batch| batch.all_services(NS)) {
+            let key = service_key(&service, NS);
             if service.result != Some(ServiceResult::Ready) || was_ready.contains(&key) {
                 continue;
             }
@@ -434,11 +434,11 @@ impl Model {
         let seen_complete: BTreeSet<ObjectKey> = status
             .batches
             .iter()
-            .flat_map(|batch| batch.services.iter())
+            .flat_map(|batch| batch.all_services(NS))
             .filter(|service| {
                 matches!(service.result, Some(result) if result != ServiceResult::TimedOut)
             })
-            .map(|service| service_key(service, NS))
+            .map(|service| service_key(&service, NS))
             .collect();
         let in_flight = self
             .cluster

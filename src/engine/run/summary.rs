@@ -178,6 +178,12 @@ pub fn refresh_totals(status: &mut ServiceRefreshStatus) {
         return;
     }
     let mut totals = Totals::default();
+    let folded: usize = status.batches.iter().map(|batch| batch.ready.len()).sum();
+    // A plan holds at most a few hundred thousand services, far below u32::MAX.
+    let folded = u32::try_from(folded).unwrap_or(u32::MAX);
+    totals.services = folded;
+    totals.restarted = folded;
+    totals.ready = folded;
     for service in status.batches.iter().flat_map(|batch| batch.services.iter()) {
         totals.services += 1;
         if service.generation.is_some() || service.result == Some(ServiceResult::Ready) {

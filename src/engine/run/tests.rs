@@ -38,7 +38,7 @@ fn results(status: &ServiceRefreshStatus) -> Vec<(String, Option<ServiceResult>,
     status
         .batches
         .iter()
-        .flat_map(|batch| batch.services.iter())
+        .flat_map(|batch| batch.all_services(NS))
         .map(|service| (service.name.clone(), service.result, service.message.clone()))
         .collect()
 }
@@ -143,7 +143,10 @@ fn a_full_run_succeeds_and_is_recorded() {
             .iter()
             .all(|batch| batch.phase == BatchPhase::Completed && batch.end_time.is_some())
     );
-    assert!(status.batches.iter().flat_map(|b| b.services.iter()).all(|s| s.generation.is_none()));
+    assert!(
+        status.batches.iter().all(|b| b.services.is_empty() && !b.ready.is_empty()),
+        "Ready services are folded"
+    );
     assert_eq!(status.history.len(), 1);
     assert_eq!(status.history[0].phase, Phase::Succeeded);
     assert_eq!(status.history[0].number, 1);
@@ -228,7 +231,7 @@ fn waiting_messages_show_kubectls_text_and_change_at_most_every_few_seconds() {
     cluster.roll_out(&keys[0]);
     cluster.now = at(6);
     let ready = cluster.pass();
-    assert_eq!(ready.status.batches[0].services[0].message, None);
+    assert_eq!(ready.status.batches[0].ready, ["svc-00"], "a Ready service keeps no message");
     assert_eq!(ready.status.phase, Some(Phase::Succeeded));
 }
 
@@ -376,7 +379,7 @@ fn a_stale_deployment_right_after_the_patch_is_not_ready() {
     cluster.start_rollout(&keys[0]);
     assert_eq!(cluster.pass().status.batches[0].services[0].result, None);
     cluster.roll_out(&keys[0]);
-    assert_eq!(cluster.pass().status.batches[0].services[0].result, Some(ServiceResult::Ready));
+    assert_eq!(cluster.pass().status.batches[0].ready, ["svc-00"]);
 }
 
 #[test]
@@ -1092,7 +1095,7 @@ fn an_overlapping_run_that_patched_over_ours_still_completes_ours() {
     cluster.patch(&other);
     cluster.roll_out(&keys[0]);
     let done = cluster.pass();
-    assert_eq!(done.status.batches[0].services[0].result, Some(ServiceResult::Ready));
+    assert_eq!(done.status.batches[0].ready, ["svc-00"]);
     assert!(done.restarts.is_empty());
 }
 
@@ -1131,6 +1134,27 @@ fn spec_edits_reach_only_batches_not_started() {
             .template_changes
             .contains_key(&("arcgis/refresh/1-01234567".to_owned(), keys[6].clone()))
     );
+}
+
+#[test]
+fn an_exclusion_cannot_hide_a_restart_whose_record_was_lost() {
+    let mut cluster = ModelCluster::new(json!({"selector": {}, "batchSize": 1}));
+    let keys = cluster.add_many(2);
+    cluster.pass();
+    let planned = cluster.refresh.status.clone();
+    let started = cluster.pass();
+    cluster.apply(&started);
+    // The status write of the batch's start is lost; then svc-00 is excluded.
+    cluster.refresh.status = planned;
+    cluster.refresh.spec.exclude = vec!["svc-00".to_owned()];
+    cluster.start_rollout(&keys[0]);
+    let next = cluster.pass();
+    assert!(next.restarts.is_empty(), "svc-00 still rolls; batch 2 must wait for it");
+    assert_eq!(next.status.batches[0].services[0].result, None);
+    assert_eq!(next.status.batches[0].services[0].generation, Some(2), "adopted");
+    cluster.roll_out(&keys[0]);
+    cluster.run_to_end();
+    assert_eq!(cluster.status().phase, Some(Phase::Succeeded));
 }
 
 #[test]
@@ -1211,6 +1235,33 @@ fn the_deployment_list_may_hold_unrelated_objects() {
     let mut view = cluster.view();
     view.deployments.insert(ObjectKey::new(NS, ""), Arc::new(nameless));
     assert_eq!(cluster.pass_with(&view).status.totals.services, 1);
+}
+
+#[test]
+fn a_completed_batch_lists_ready_services_by_name_and_keeps_the_rest() {
+    let mut cluster = ModelCluster::new(json!({"selector": {}, "namespaces": ["arcgis", "gis"]}));
+    cluster.allow_cross_namespace();
+    let keys = cluster.add_many(2);
+    cluster.add("gis", "svc-x", 1);
+    cluster.pass();
+    let first = cluster.pass();
+    cluster.apply(&first);
+    cluster.fail_rollout(&keys[1]);
+    cluster.roll_out_all();
+    cluster.fail_rollout(&keys[1]);
+    let done = cluster.pass();
+    let batch = &done.status.batches[0];
+    assert_eq!(batch.ready, ["svc-00", "gis/svc-x"]);
+    assert_eq!(batch.services.len(), 1);
+    assert_eq!(batch.services[0].result, Some(ServiceResult::Failed));
+    let names: Vec<String> = batch
+        .all_services(NS)
+        .into_iter()
+        .map(|service| format!("{:?}/{}", service.namespace, service.name))
+        .collect();
+    assert_eq!(names, ["None/svc-00", "None/svc-01", "Some(\"gis\")/svc-x"], "plan order");
+    assert_eq!(done.status.totals.ready, 2);
+    assert_eq!(done.status.progress.as_deref(), Some("2/3"));
 }
 
 #[test]
