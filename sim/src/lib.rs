@@ -9,7 +9,8 @@
 //! `sim.gisops.io/rollout-ms: "5000"` (rollout duration) and
 //! `sim.gisops.io/fail: "true"` (new pods never become available, so the
 //! rollout ends in `ProgressDeadlineExceeded`); `GET /sim/v1/stats` serves
-//! [`SimStats`] and `POST /sim/v1/faults` replaces the [`FaultConfig`].
+//! [`SimStats`], `POST /sim/v1/faults` replaces the [`FaultConfig`], and
+//! `GET /sim/v1/requests` lists every request received ([`request_log`]).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -30,6 +31,7 @@ pub mod openapi;
 pub mod patch;
 pub mod proto;
 pub mod registry;
+pub mod request_log;
 pub mod rollout;
 pub mod schema;
 pub mod selector;
@@ -40,6 +42,7 @@ pub mod util;
 pub mod watch;
 
 pub use error::{ApiError, SimError};
+pub use request_log::RequestRecord;
 
 /// Configuration of a simulated cluster.
 #[derive(Debug, Clone)]
@@ -123,6 +126,7 @@ pub struct SimHandle {
     shutdown_tx: tokio::sync::watch::Sender<bool>,
     server: tokio::task::JoinHandle<()>,
     controller: tokio::task::JoinHandle<()>,
+    requests: Arc<request_log::RequestLog>,
 }
 
 /// Starts a simulated cluster.
@@ -135,7 +139,8 @@ pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
     let sim = Arc::new(server::Sim::new(config.clone(), addr, shutdown_rx.clone()));
     fleet::seed(&sim, &config)?;
     let controller = tokio::spawn(controller::run(sim.clone()));
-    let app = server::router(sim.clone());
+    let requests = Arc::new(request_log::RequestLog::default());
+    let app = request_log::wire(server::router(sim.clone()), requests.clone());
     let mut rx = shutdown_rx;
     let server = tokio::spawn(async move {
         let graceful = async move {
@@ -149,7 +154,7 @@ pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
             tracing::error!(error = %e, "sim server failed");
         }
     });
-    Ok(SimHandle { sim, addr, shutdown_tx, server, controller })
+    Ok(SimHandle { sim, addr, shutdown_tx, server, controller, requests })
 }
 
 impl SimHandle {
@@ -180,6 +185,16 @@ impl SimHandle {
     /// The counters.
     pub fn stats(&self) -> SimStats {
         self.sim.with_stats(|s| s.clone())
+    }
+
+    /// Every request received so far, in arrival order (also at `GET /sim/v1/requests`).
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        self.requests.snapshot()
+    }
+
+    /// The request log's clock: milliseconds since the sim started.
+    pub fn now_ms(&self) -> u64 {
+        self.requests.now_ms()
     }
 
     /// Clears the request and template-change counters and the peak.

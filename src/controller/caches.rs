@@ -4,7 +4,9 @@
 //! Deployment or ConfigMap change to the ServiceRefreshes it concerns.
 
 use std::borrow::Cow;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use futures::Stream;
 use k8s_openapi::NamespaceResourceScope;
@@ -108,6 +110,34 @@ impl ClusterView for CachedCluster {
     }
 }
 
+/// When the Deployment watch last delivered an event for each Deployment, on the monotonic
+/// clock: the start of the time between a batch's last ready event and the next batch's
+/// patches. One entry per Deployment seen, as many as the cache holds.
+#[derive(Default)]
+pub struct WatchDeliveries {
+    at: Mutex<HashMap<ObjectKey, Instant>>,
+}
+
+impl WatchDeliveries {
+    pub fn record(&self, deployment: ObjectKey, at: Instant) {
+        self.lock().insert(deployment, at);
+    }
+
+    /// The latest delivery among `deployments`.
+    pub fn latest<'a>(
+        &self,
+        deployments: impl IntoIterator<Item = &'a ObjectKey>,
+    ) -> Option<Instant> {
+        let at = self.lock();
+        deployments.into_iter().filter_map(|key| at.get(key).copied()).max()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectKey, Instant>> {
+        // Single inserts and reads: a panic cannot leave the map torn.
+        self.at.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
 fn refresh_ref(key: &ObjectKey) -> ObjectRef<ServiceRefresh> {
     ObjectRef::new(&key.name).within(&key.namespace)
 }
@@ -158,6 +188,20 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
+
+    #[test]
+    fn the_latest_delivery_of_a_batch_is_its_last_event() {
+        let deliveries = WatchDeliveries::default();
+        let start = Instant::now();
+        let a = ObjectKey::new("arcgis", "a");
+        let b = ObjectKey::new("arcgis", "b");
+        assert_eq!(deliveries.latest([&a, &b]), None);
+        deliveries.record(a.clone(), start);
+        deliveries.record(b.clone(), start + std::time::Duration::from_millis(5));
+        deliveries.record(a.clone(), start + std::time::Duration::from_millis(9));
+        assert_eq!(deliveries.latest([&a, &b]), Some(start + std::time::Duration::from_millis(9)));
+        assert_eq!(deliveries.latest([&b]), Some(start + std::time::Duration::from_millis(5)));
+    }
 
     #[test]
     fn a_deployment_change_reaches_its_named_run_and_every_waiting_one() {

@@ -7,6 +7,7 @@
 
 pub mod admission;
 pub mod awaiting;
+pub mod leadership;
 pub mod requeue;
 pub mod status_memo;
 

@@ -54,6 +54,12 @@ impl StatusMemo {
             lock(&self.by_uid).remove(uid);
         }
     }
+
+    /// Drops every entry: a new leadership term starts from what the cluster says, since
+    /// another replica may have written since this one last did.
+    pub fn clear(&self) {
+        lock(&self.by_uid).clear();
+    }
 }
 
 #[cfg(test)]
@@ -83,6 +89,17 @@ mod tests {
         assert_eq!(memo.freshest(&before), Some(phase(Phase::Running)));
         // Asking again does not consume the entry while the cache still lags.
         assert_eq!(memo.freshest(&before), Some(phase(Phase::Running)));
+    }
+
+    #[test]
+    fn a_new_term_starts_without_overlays() {
+        // Fixed hazard: a replica leading again must not lay a status it wrote in an earlier
+        // term over a cache that still shows the status that write replaced.
+        let memo = StatusMemo::default();
+        let before = refresh(Some(phase(Phase::Pending)));
+        memo.remember(&before, before.status.clone(), phase(Phase::Running));
+        memo.clear();
+        assert_eq!(memo.freshest(&before), None);
     }
 
     #[test]
