@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 
 use futures::{FutureExt, StreamExt};
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, predicates};
+use kube::runtime::reflector;
+use kube::runtime::{WatchStreamExt, predicates, watcher};
 use tracing::{debug, info, warn};
 
 pub use act::{
@@ -42,7 +42,10 @@ use crate::policy::awaiting::AwaitIndex;
 use crate::policy::leadership::{Change, LossReason};
 use crate::policy::status_memo::StatusMemo;
 use crate::telemetry::{self, Telemetry};
-use caches::{WatchDeliveries, api_for, refreshes_for_config_map, refreshes_for_deployment, watch};
+use caches::{
+    Cache, CacheSync, WatchDeliveries, api_for, refreshes_for_config_map, refreshes_for_deployment,
+    watch,
+};
 use reconcile::{Context, error_policy, reconcile};
 
 /// Settings of the operator that are not part of any resource.
@@ -125,14 +128,17 @@ async fn operate(
 
     let awaiting = Arc::new(AwaitIndex::default());
     let deliveries = Arc::new(WatchDeliveries::default());
+    let sync = Arc::new(CacheSync::default());
     let (deployment_cache, deployment_writer) = reflector::store();
     let deployment_events = watch(api_for::<DeploymentSnapshot>(watches, namespace))
         .reflect(deployment_writer)
+        .inspect(synced(&sync, Cache::Deployments))
         .touched_objects();
 
     let (config_map_cache, config_map_writer) = reflector::store();
     let config_map_events = watch(api_for::<ConfigMapSnapshot>(watches, namespace))
         .reflect(config_map_writer)
+        .inspect(synced(&sync, Cache::ConfigMaps))
         .touched_objects()
         .predicate_filter(predicates::resource_version, Default::default());
 
@@ -140,14 +146,10 @@ async fn operate(
     let refresh_events = watch(api_for::<ServiceRefresh>(watches, namespace))
         .modify(|refresh: &mut ServiceRefresh| refresh.metadata.managed_fields = None)
         .reflect(refresh_writer)
+        .inspect(synced(&sync, Cache::ServiceRefreshes))
         .touched_objects();
 
-    let readiness = tokio::spawn(report_readiness(
-        telemetry.clone(),
-        deployment_cache.clone(),
-        config_map_cache.clone(),
-        refresh_cache.clone(),
-    ));
+    let readiness = tokio::spawn(report_readiness(telemetry.clone(), sync.clone()));
 
     let (wake_queued, slot_freed) = futures::channel::mpsc::unbounded();
     let (reconcile_all, reconcile_all_requested) = futures::channel::mpsc::unbounded::<()>();
@@ -164,6 +166,7 @@ async fn operate(
         telemetry: telemetry.clone(),
         leadership: clients.leadership.clone(),
         deliveries: deliveries.clone(),
+        sync,
     });
 
     let refreshes_for_mapper = refresh_cache.clone();
@@ -254,23 +257,34 @@ async fn operate(
     Ok(())
 }
 
+/// Tells `sync` when a watch stream delivers its first complete list.
+fn synced<K>(
+    sync: &Arc<CacheSync>,
+    cache: Cache,
+) -> impl Fn(&Result<watcher::Event<K>, watcher::Error>) + Send + 'static {
+    let sync = sync.clone();
+    move |event| {
+        if let Ok(watcher::Event::InitDone) = event {
+            sync.synced(cache);
+        }
+    }
+}
+
 /// Keeps `/readyz` saying which watch caches are still filling.
-async fn report_readiness(
-    telemetry: Arc<Telemetry>,
-    deployments: Store<DeploymentSnapshot>,
-    config_maps: Store<ConfigMapSnapshot>,
-    refreshes: Store<ServiceRefresh>,
-) {
-    telemetry.readiness.not_ready(
-        "waiting for the watch caches to sync: Deployments, ConfigMaps, ServiceRefreshes",
-    );
-    let _ = deployments.wait_until_ready().await;
-    telemetry
-        .readiness
-        .not_ready("waiting for the watch caches to sync: ConfigMaps, ServiceRefreshes");
-    let _ = config_maps.wait_until_ready().await;
-    telemetry.readiness.not_ready("waiting for the watch caches to sync: ServiceRefreshes");
-    let _ = refreshes.wait_until_ready().await;
-    telemetry.readiness.ready();
-    info!("watch caches synced: ready");
+async fn report_readiness(telemetry: Arc<Telemetry>, sync: Arc<CacheSync>) {
+    let mut changes = sync.subscribe();
+    loop {
+        let pending = sync.pending();
+        if pending.is_empty() {
+            telemetry.readiness.ready();
+            info!("watch caches synced: ready");
+            return;
+        }
+        telemetry
+            .readiness
+            .not_ready(format!("waiting for the watch caches to sync: {}", pending.join(", ")));
+        if changes.changed().await.is_err() {
+            return;
+        }
+    }
 }

@@ -16,7 +16,7 @@ use thiserror::Error;
 use tracing::{info, warn};
 
 use super::act::{self, ApplyError, StatusWrite, TermGate};
-use super::caches::{CachedCluster, WatchDeliveries};
+use super::caches::{Cache, CacheSync, CachedCluster, WatchDeliveries};
 use super::startup::Clients;
 use crate::crd::{Phase, ServiceRefresh, ServiceRefreshStatus};
 use crate::engine::{
@@ -70,6 +70,7 @@ pub struct Context {
     pub telemetry: Arc<Telemetry>,
     pub leadership: Arc<Leadership>,
     pub deliveries: Arc<WatchDeliveries>,
+    pub sync: Arc<CacheSync>,
 }
 
 /// What a pass leaves for the requeue decision.
@@ -101,8 +102,7 @@ async fn reconcile_passes(
     }
     // Plans and readiness verdicts read the caches, so they must be complete first. The
     // controller drives the streams that fill them, so this resolves after the first list.
-    let _ = ctx.cluster.deployments.wait_until_ready().await;
-    let _ = ctx.cluster.config_maps.wait_until_ready().await;
+    ctx.sync.wait_for(&[Cache::Deployments, Cache::ConfigMaps]).await;
     // Only the leader acts. A standby's caches stay warm; when it takes over, every
     // ServiceRefresh is reconciled afresh.
     let Ok(term) = ctx.leadership.permit(Instant::now()) else {

@@ -222,10 +222,12 @@ pub enum StartupError {
     #[error(transparent)]
     Metrics(#[from] crate::telemetry::ServeError),
     #[error(
-        "{server} does not look like a Kubernetes API server: GET /version answered {code} \
+        "{server} does not look like a Kubernetes API server: GET /version answered {answer} \
          (check the server URL in the kubeconfig)"
     )]
-    NotKubernetes { server: String, code: u16 },
+    NotKubernetes { server: String, answer: String },
+    #[error("the API server at {server} refused the operator's credentials: {code} {message}")]
+    Unauthorized { server: String, code: u16, message: String },
     #[error(
         "the ServiceRefresh CRD (servicerefreshes.gisops.io) is not installed in the cluster at \
          {server}; install it with `servicerefresh crd | kubectl apply -f -` (or `kubectl apply -f \
@@ -311,10 +313,26 @@ async fn check_once(clients: &Clients, namespace: Option<&str>) -> Result<(), Ch
     let server = clients.server.clone();
     match clients.requests.apiserver_version().await {
         Ok(_) => {}
+        Err(kube::Error::Api(status)) if status.code == 401 || status.code == 403 => {
+            return Err(Check::Final(StartupError::Unauthorized {
+                server,
+                code: status.code,
+                message: status.message.clone(),
+            }));
+        }
         Err(kube::Error::Api(status))
             if (400..500).contains(&status.code) && status.code != 429 =>
         {
-            return Err(Check::Final(StartupError::NotKubernetes { server, code: status.code }));
+            return Err(Check::Final(StartupError::NotKubernetes {
+                server,
+                answer: status.code.to_string(),
+            }));
+        }
+        Err(kube::Error::SerdeError(_)) => {
+            return Err(Check::Final(StartupError::NotKubernetes {
+                server,
+                answer: "with something other than a Kubernetes version".to_owned(),
+            }));
         }
         Err(error) if retry_worthy(&error) => return Err(Check::Retry(error)),
         Err(error) => return Err(Check::Final(StartupError::Client { server, source: error })),
