@@ -36,6 +36,9 @@ pub use startup::{
 };
 
 use crate::crd::ServiceRefresh;
+use crate::engine::run::{
+    REASON_CONFIG_MAP_CHANGED, REASON_CREATED, REASON_RUN_REQUESTED, REASON_TRIGGER_CHANGED,
+};
 use crate::engine::{ConfigMapSnapshot, DeploymentSnapshot, OperatorScope};
 use crate::policy::admission::RunSlots;
 use crate::policy::awaiting::AwaitIndex;
@@ -93,6 +96,12 @@ pub async fn run(
         }
         clients.leadership.elect(timing.validity);
     }
+    clients.telemetry.zero(
+        &[REASON_CREATED, REASON_TRIGGER_CHANGED, REASON_RUN_REQUESTED, REASON_CONFIG_MAP_CHANGED],
+        &["Succeeded", "Failed", "Cancelled"],
+        &["Ready", "Failed", "TimedOut", "Gone", "Skipped"],
+        &ReconcileError::KINDS,
+    );
     let server = match config.metrics_listen {
         Some(address) => {
             let server = telemetry::serve(address, clients.telemetry.clone()).await?;

@@ -46,6 +46,9 @@ pub enum ReconcileError {
 }
 
 impl ReconcileError {
+    /// Every [`Self::kind`].
+    pub const KINDS: [&'static str; 2] = ["status_write", "not_namespaced"];
+
     /// The `kind` label of `servicerefresh_reconcile_errors_total`.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -110,7 +113,12 @@ async fn reconcile_passes(
     };
 
     for _ in 0..MAX_PASSES_PER_RECONCILE {
-        let observed = ctx.observe(&refresh);
+        // The newest cached copy: the status memo overlays this process's last write only
+        // while the cache still shows what that write replaced, so it must be asked with
+        // what the cache shows now, not with the copy this reconcile began with.
+        let cached =
+            ctx.refreshes.get(&ObjectRef::from_obj(&*refresh)).unwrap_or_else(|| refresh.clone());
+        let observed = ctx.observe(&cached);
         let decision = ctx.admit_and_decide(&key, &observed);
         let Some(outcome) = ctx.act(&key, &observed, decision, term).await? else {
             return Ok(Action::await_change());
@@ -346,7 +354,18 @@ impl Context {
 
     /// Runs in progress and resources queued for a slot, as this leader sees them.
     fn record_run_gauges(&self) {
-        let active = self.cached_refreshes().iter().filter(|refresh| refresh.holds_slot).count();
+        let active = self
+            .refreshes
+            .state()
+            .iter()
+            .filter(|refresh| {
+                self.memo
+                    .peek(refresh)
+                    .or_else(|| refresh.status.clone())
+                    .as_ref()
+                    .is_some_and(run_active)
+            })
+            .count();
         self.telemetry.runs_active.set(i64::try_from(active).unwrap_or(i64::MAX));
         self.telemetry.runs_queued.set(i64::try_from(self.slots.queued()).unwrap_or(i64::MAX));
     }

@@ -13,7 +13,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use prometheus_client::registry::{Registry, Unit};
+use prometheus_client::registry::Registry;
 use tracing::warn;
 
 pub use http::{ServeError, Server, serve};
@@ -98,6 +98,8 @@ impl Telemetry {
         let leader = Gauge::default();
         let api_requests = Family::<RequestLabels, Counter>::default();
 
+        // Histograms carry their unit in the name rather than in a `# UNIT` line, which some
+        // OpenMetrics parsers refuse on histograms.
         let ours = registry.sub_registry_with_prefix(PREFIX);
         ours.register("runs_started", "Runs started, by reason", runs_started.clone());
         ours.register("runs_finished", "Runs finished, by result", runs_finished.clone());
@@ -106,23 +108,20 @@ impl Telemetry {
             "Planned Deployments that got their result, by result",
             restarts.clone(),
         );
-        ours.register_with_unit(
-            "batch_duration",
+        ours.register(
+            "batch_duration_seconds",
             "Time from a batch's start to its last service's result",
-            Unit::Seconds,
             batch_duration.clone(),
         );
-        ours.register_with_unit(
-            "batch_handoff",
+        ours.register(
+            "batch_handoff_seconds",
             "Time from the watch event showing a batch's last service ready to the next \
              batch's restart patches sent",
-            Unit::Seconds,
             batch_handoff.clone(),
         );
-        ours.register_with_unit(
-            "reconcile_duration",
+        ours.register(
+            "reconcile_duration_seconds",
             "Time one reconcile of a ServiceRefresh took",
-            Unit::Seconds,
             reconcile_duration.clone(),
         );
         ours.register(
@@ -178,6 +177,29 @@ impl Telemetry {
             let _ = writeln!(text, "# metrics could not be encoded: {error}\n# EOF");
         }
         text
+    }
+
+    /// Creates the series of every label value known in advance at zero, so a dashboard
+    /// sees `0` rather than no series, and rate() works from the first increment.
+    pub fn zero(
+        &self,
+        run_reasons: &[&str],
+        run_results: &[&str],
+        restart_results: &[&str],
+        error_kinds: &[&'static str],
+    ) {
+        for reason in run_reasons {
+            self.runs_started.get_or_create(&ReasonLabel { reason: (*reason).to_owned() });
+        }
+        for result in run_results {
+            self.runs_finished.get_or_create(&ResultLabel { result: (*result).to_owned() });
+        }
+        for result in restart_results {
+            self.restarts.get_or_create(&ResultLabel { result: (*result).to_owned() });
+        }
+        for kind in error_kinds {
+            self.reconcile_errors.get_or_create(&KindLabel { kind });
+        }
     }
 
     pub fn run_started(&self, reason: &str) {
