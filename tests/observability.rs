@@ -159,8 +159,37 @@ async fn the_metrics_count_what_the_run_did() {
         );
     }
 
+    // One structured line per lifecycle step, its identifiers as JSON fields.
+    let run_id = status.run.as_ref().map(|run| run.id.clone()).expect("a run");
+    for (message, fields, count) in [
+        ("leadership acquired", &["identity", "lease", "term"][..], 1),
+        ("run started", &["servicerefresh", "run", "reason", "services", "batches"][..], 1),
+        ("batch started", &["servicerefresh", "run", "batch", "services"][..], 5),
+        (
+            "batch finished",
+            &["servicerefresh", "run", "batch", "ready", "failed", "seconds"][..],
+            5,
+        ),
+        ("service failed", &["servicerefresh", "run", "batch", "deployment", "reason"][..], 2),
+        ("run finished", &["servicerefresh", "run", "phase", "ready", "failed", "summary"][..], 1),
+    ] {
+        let lines = operator.logged(message);
+        assert_eq!(lines.len(), count, "{message}: {lines:?}");
+        for line in lines {
+            for field in fields {
+                assert!(!line[*field].is_null(), "{message} has no {field}: {line}");
+            }
+            if !line["run"].is_null() {
+                assert_eq!(line["run"], run_id.as_str());
+                assert_eq!(line["servicerefresh"], "arcgis/fleet");
+            }
+        }
+    }
+
     operator.signal("TERM");
     assert!(operator.wait_exit(Duration::from_secs(30)).await.success());
+    assert_eq!(operator.logged("leadership given up").len(), 1, "on SIGTERM");
+    assert_eq!(operator.logged("leader Lease released").len(), 1, "on SIGTERM");
     cluster.sim.shutdown().await;
 }
 

@@ -307,7 +307,8 @@ pub async fn publish_events(
 }
 
 /// One structured log line per lifecycle step; per-service lines only for failures, which a
-/// person needs, not for the thousands of services that went fine.
+/// person needs, not for the thousands of services that went fine. No field is called
+/// `message`: in JSON lines that is the line's own text.
 pub fn log_transition(refresh: &str, transition: &Transition) {
     match transition {
         Transition::RunStarted { run, reason, services, batches, dry_run, trigger, .. } => {
@@ -327,25 +328,25 @@ pub fn log_transition(refresh: &str, transition: &Transition) {
         }
         Transition::ServiceFinished { run, batch, deployment, result, message } => {
             if result.is_failure() {
-                warn!(servicerefresh = refresh, run, batch, deployment = %deployment, result = ?result, message = message.as_deref().unwrap_or_default(), "service failed");
+                warn!(servicerefresh = refresh, run, batch, deployment = %deployment, result = ?result, reason = message.as_deref().unwrap_or_default(), "service failed");
             } else if *result == ServiceResult::Skipped {
-                tracing::debug!(servicerefresh = refresh, run, batch, deployment = %deployment, message = message.as_deref().unwrap_or_default(), "service skipped");
+                tracing::debug!(servicerefresh = refresh, run, batch, deployment = %deployment, reason = message.as_deref().unwrap_or_default(), "service skipped");
             }
         }
         Transition::RunFinished { run, phase, totals, message, seconds, .. } => {
             let fields = (totals.services, totals.ready, totals.failed, totals.skipped);
             if *phase == Phase::Succeeded {
-                info!(servicerefresh = refresh, run, phase = ?phase, services = fields.0, ready = fields.1, failed = fields.2, skipped = fields.3, seconds, message, "run finished");
+                info!(servicerefresh = refresh, run, phase = ?phase, services = fields.0, ready = fields.1, failed = fields.2, skipped = fields.3, seconds, summary = message, "run finished");
             } else {
-                warn!(servicerefresh = refresh, run, phase = ?phase, services = fields.0, ready = fields.1, failed = fields.2, skipped = fields.3, seconds, message, "run finished");
+                warn!(servicerefresh = refresh, run, phase = ?phase, services = fields.0, ready = fields.1, failed = fields.2, skipped = fields.3, seconds, summary = message, "run finished");
             }
         }
         Transition::Notice(note) => match note.severity {
             EventSeverity::Normal => {
-                info!(servicerefresh = refresh, reason = %note.reason, message = %note.message, "notice")
+                info!(servicerefresh = refresh, reason = %note.reason, note = %note.message, "notice")
             }
             EventSeverity::Warning => {
-                warn!(servicerefresh = refresh, reason = %note.reason, message = %note.message, "notice")
+                warn!(servicerefresh = refresh, reason = %note.reason, note = %note.message, "notice")
             }
         },
     }

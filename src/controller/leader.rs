@@ -16,8 +16,14 @@ use thiserror::Error;
 use tokio::sync::oneshot;
 use tracing::{info, warn};
 
-use super::startup::LeaseLocation;
 use crate::policy::leadership::{Change, Leadership};
+
+/// Where the leader Lease is.
+#[derive(Clone, Debug)]
+pub struct LeaseLocation {
+    pub namespace: String,
+    pub name: String,
+}
 
 /// The settings of leader election (`--lease-*`).
 #[derive(Clone, Debug)]

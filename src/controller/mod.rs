@@ -27,12 +27,11 @@ pub use act::{
     apply_decision_gated, classify_patch_result, event_name, restart_patch, status_apply_body,
 };
 pub use caches::CachedCluster;
-pub use client_stack::verb;
-pub use leader::{LeaderElectionConfig, LeaderElectionError, Timing};
+pub use leader::{LeaderElectionConfig, LeaderElectionError, LeaseLocation, Timing};
 pub use reconcile::ReconcileError;
 pub use startup::{
-    Clients, LeaseLocation, StartupError, Timeouts, Unanswered, default_lease_namespace,
-    load_config, preflight, replica_identity, user_agent,
+    Clients, StartupError, Timeouts, Unanswered, default_lease_namespace, load_config, preflight,
+    replica_identity, user_agent,
 };
 
 use crate::crd::ServiceRefresh;

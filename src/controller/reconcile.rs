@@ -123,7 +123,6 @@ async fn reconcile_passes(
         let Some(outcome) = ctx.act(&key, &observed, decision, term).await? else {
             return Ok(Action::await_change());
         };
-        ctx.record_run_gauges();
         match requeue::after_pass(
             outcome.wake_at,
             Timestamp::now(),
@@ -255,6 +254,8 @@ impl Context {
             }
             StatusWrite::Unchanged => {}
         }
+        // Gauges first: by the time a run's end is counted, it no longer shows as active.
+        self.record_run_gauges();
         let restarts_sent_at = applied.restarts_sent_at;
         let Decision { status, transitions, wake_at, wants_run_slot, awaiting, .. } =
             applied.decision;

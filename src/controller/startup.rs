@@ -18,6 +18,7 @@ use thiserror::Error;
 use tracing::info;
 
 use super::client_stack::{ApiMetricsLayer, LeaseObserverLayer, WriteFenceLayer};
+use super::leader::LeaseLocation;
 use crate::crd::ServiceRefresh;
 use crate::policy::leadership::Leadership;
 use crate::telemetry::Telemetry;
@@ -55,13 +56,6 @@ pub struct Clients {
     pub identity: String,
     pub telemetry: Arc<Telemetry>,
     pub leadership: Arc<Leadership>,
-}
-
-/// What builds the leader Lease's client, where the Lease is.
-#[derive(Clone, Debug)]
-pub struct LeaseLocation {
-    pub namespace: String,
-    pub name: String,
 }
 
 /// This replica's name: `POD_NAME`, else the host name with a random suffix (two processes on

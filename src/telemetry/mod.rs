@@ -189,16 +189,16 @@ impl Telemetry {
         error_kinds: &[&'static str],
     ) {
         for reason in run_reasons {
-            self.runs_started.get_or_create(&ReasonLabel { reason: (*reason).to_owned() });
+            let _ = self.runs_started.get_or_create(&ReasonLabel { reason: (*reason).to_owned() });
         }
         for result in run_results {
-            self.runs_finished.get_or_create(&ResultLabel { result: (*result).to_owned() });
+            let _ = self.runs_finished.get_or_create(&ResultLabel { result: (*result).to_owned() });
         }
         for result in restart_results {
-            self.restarts.get_or_create(&ResultLabel { result: (*result).to_owned() });
+            let _ = self.restarts.get_or_create(&ResultLabel { result: (*result).to_owned() });
         }
         for kind in error_kinds {
-            self.reconcile_errors.get_or_create(&KindLabel { kind });
+            let _ = self.reconcile_errors.get_or_create(&KindLabel { kind });
         }
     }
 
