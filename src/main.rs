@@ -221,15 +221,11 @@ async fn run_operator(args: RunArgs, log_format: LogFormat) -> ExitCode {
     if let Some(Err(error)) = leader_election.as_ref().map(LeaderElectionConfig::timing) {
         return fatal(log_format, &error);
     }
-    let clients = match Clients::from_config(
-        kube_config,
-        timeouts,
-        &identity,
-        leader_election.as_ref().map(|election| &election.lease),
-    ) {
-        Ok(clients) => clients,
-        Err(error) => return fatal(log_format, &error),
-    };
+    let clients =
+        match Clients::from_config(kube_config, timeouts, &identity, leader_election.as_ref()) {
+            Ok(clients) => clients,
+            Err(error) => return fatal(log_format, &error),
+        };
     let config = OperatorConfig {
         scope: OperatorScope {
             watch_namespace: args.watch_namespace,

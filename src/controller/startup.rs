@@ -18,7 +18,7 @@ use thiserror::Error;
 use tracing::info;
 
 use super::client_stack::{ApiMetricsLayer, LeaseObserverLayer, WriteFenceLayer};
-use super::leader::LeaseLocation;
+use super::leader::LeaderElectionConfig;
 use crate::crd::ServiceRefresh;
 use crate::policy::leadership::Leadership;
 use crate::telemetry::Telemetry;
@@ -112,12 +112,12 @@ pub fn user_agent(identity: &str) -> String {
 
 impl Clients {
     /// The clients for one configuration, named `identity` in every request's User-Agent;
-    /// with `lease`, also the leader Lease's client.
+    /// with leader election, also the leader Lease's client.
     pub fn from_config(
         mut config: Config,
         timeouts: Timeouts,
         identity: &str,
-        lease: Option<&LeaseLocation>,
+        election: Option<&LeaderElectionConfig>,
     ) -> Result<Self, StartupError> {
         let server = config.cluster_url.to_string();
         let telemetry = Arc::new(Telemetry::new());
@@ -141,16 +141,22 @@ impl Clients {
         // checked. The reconcile loop retries instead, through the fence again.
         config.default_retry = false;
         let requests = builder(config.clone())?.with_layer(&metrics).with_layer(&fence).build();
-        let lease = match lease {
-            Some(location) => {
+        let lease = match election {
+            Some(election) => {
                 let observer = LeaseObserverLayer {
                     leadership: leadership.clone(),
                     lease_path: format!(
                         "/namespaces/{}/leases/{}",
-                        location.namespace, location.name
+                        election.lease.namespace, election.lease.name
                     ),
                     identity: identity.to_owned(),
                 };
+                // A renewal that hangs must give way to the next try well before the fence
+                // closes: renewals come every third of the renew deadline.
+                let lease_timeout =
+                    timeouts.request.min((election.renew_deadline / 3).max(Duration::from_secs(1)));
+                config.read_timeout = Some(lease_timeout);
+                config.write_timeout = Some(lease_timeout);
                 Some(builder(config)?.with_layer(&metrics).with_layer(&observer).build())
             }
             None => None,
