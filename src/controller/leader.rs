@@ -113,6 +113,8 @@ pub async fn run(
         // Validated before the operator started; nothing to run with.
         return;
     };
+    // LeaseParams::new panics unless 0 < grace < duration; `timing` guarantees it (duration
+    // >= 3, and grace = duration - renew interval with 1 <= interval < duration).
     let params = LeaseParams::new(identity.clone(), timing.duration_secs, timing.grace_secs);
     let lease_api: Api<Lease> = Api::namespaced(client.clone(), &config.lease.namespace);
     let report = |leadership: &Leadership| {
@@ -263,6 +265,19 @@ mod tests {
                 retry: Duration::from_millis(500)
             }
         );
+    }
+
+    #[test]
+    fn every_accepted_timing_satisfies_the_lease_managers_rule() {
+        for duration in 3..=120 {
+            for deadline_ms in (0..=duration * 1_000).step_by(250) {
+                if let Ok(timing) = config(duration, deadline_ms).timing() {
+                    assert!(timing.grace_secs > 0 && timing.grace_secs < timing.duration_secs);
+                    let renew_every = Duration::from_secs(duration - timing.grace_secs);
+                    assert!(renew_every < timing.validity, "{duration}s/{deadline_ms}ms");
+                }
+            }
+        }
     }
 
     #[test]
