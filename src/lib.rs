@@ -9,3 +9,4 @@ pub mod crd;
 pub mod demo;
 pub mod engine;
 pub mod policy;
+pub mod telemetry;

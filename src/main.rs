@@ -3,13 +3,16 @@
 //! servicerefresh`), and (with the default `sim` feature) serve the simulated cluster and run
 //! the self-contained demo.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{ArgAction, Parser, Subcommand, ValueEnum};
 use servicerefresh::cli;
-use servicerefresh::controller::{self, Clients, OperatorConfig, Timeouts};
+use servicerefresh::controller::{
+    self, Clients, LeaderElectionConfig, LeaseLocation, OperatorConfig, Timeouts,
+};
 use servicerefresh::crd::crd_yaml;
 use servicerefresh::engine::OperatorScope;
 use tracing_subscriber::EnvFilter;
@@ -89,6 +92,29 @@ struct RunArgs {
     /// the operator exits anyway. A second signal exits at once.
     #[arg(long, default_value = "20s", value_parser = parse_duration)]
     shutdown_timeout: Duration,
+    /// Elect a leader through a coordination.k8s.io Lease, so that several replicas can run:
+    /// only the leader acts, the others keep warm caches and take over when it goes.
+    /// `--leader-election=false` runs a single replica without a Lease.
+    #[arg(long, default_value_t = true, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    leader_election: bool,
+    /// Name of the leader Lease.
+    #[arg(long, default_value = "servicerefresh")]
+    lease_name: String,
+    /// Namespace of the leader Lease; default: POD_NAMESPACE, else the in-cluster service
+    /// account's namespace, else the kubeconfig context's namespace.
+    #[arg(long)]
+    lease_namespace: Option<String>,
+    /// How long a Lease not renewed stays valid for the standby replicas (whole seconds).
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    lease_duration: Duration,
+    /// How long after its last renewal the leader keeps writing; the rest of the lease
+    /// duration is a safety margin against clock drift and slow requests.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    lease_renew_deadline: Duration,
+    /// Address of the /metrics (OpenMetrics), /healthz and /readyz listener; port 0 picks a
+    /// free port (logged).
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    metrics_listen: SocketAddr,
 }
 
 /// A duration such as `30s`, `2m` or `1h30m`.
@@ -176,13 +202,30 @@ async fn run_operator(args: RunArgs, log_format: LogFormat) -> ExitCode {
         connect: args.request_timeout.min(Duration::from_secs(10)),
         request: args.request_timeout,
     };
-    let clients = match controller::load_config(args.kubeconfig.as_deref())
-        .await
-        .and_then(|config| Clients::from_config(config, timeouts))
-    {
-        Ok(clients) => clients,
+    let kube_config = match controller::load_config(args.kubeconfig.as_deref()).await {
+        Ok(config) => config,
         Err(error) => return fatal(log_format, &error),
     };
+    let identity = controller::replica_identity();
+    let leader_election = args.leader_election.then(|| LeaderElectionConfig {
+        lease: LeaseLocation {
+            namespace: args
+                .lease_namespace
+                .clone()
+                .unwrap_or_else(|| controller::default_lease_namespace(&kube_config)),
+            name: args.lease_name.clone(),
+        },
+        lease_duration: args.lease_duration,
+        renew_deadline: args.lease_renew_deadline,
+    });
+    if let Some(Err(error)) = leader_election.as_ref().map(LeaderElectionConfig::timing) {
+        return fatal(log_format, &error);
+    }
+    let clients =
+        match Clients::from_config(kube_config, timeouts, &identity, leader_election.as_ref()) {
+            Ok(clients) => clients,
+            Err(error) => return fatal(log_format, &error),
+        };
     let config = OperatorConfig {
         scope: OperatorScope {
             watch_namespace: args.watch_namespace,
@@ -191,6 +234,8 @@ async fn run_operator(args: RunArgs, log_format: LogFormat) -> ExitCode {
         max_concurrent_runs: args.max_concurrent_runs as usize,
         retry_delay: Duration::from_secs(args.retry_seconds),
         startup_timeout: args.startup_timeout,
+        leader_election,
+        metrics_listen: Some(args.metrics_listen),
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let shutdown_timeout = args.shutdown_timeout;

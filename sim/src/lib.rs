@@ -8,7 +8,8 @@
 //! `sim.gisops.io/rollout-ms: "5000"` (rollout duration) and
 //! `sim.gisops.io/fail: "true"` (new pods never become available, so the
 //! rollout ends in `ProgressDeadlineExceeded`); `GET /sim/v1/stats` serves
-//! [`SimStats`] and `POST /sim/v1/faults` replaces the [`FaultConfig`].
+//! [`SimStats`], `POST /sim/v1/faults` replaces the [`FaultConfig`], and
+//! `GET /sim/v1/requests` lists every request received ([`request_log`]).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -41,8 +42,10 @@ mod controllers;
 
 mod fleet;
 mod http;
+mod request_log;
 
 pub use error::{ApiError, SimError};
+pub use request_log::RequestRecord;
 use state::SimState;
 
 /// Configuration of a simulated cluster.
@@ -127,6 +130,7 @@ pub struct SimHandle {
     shutdown_tx: tokio::sync::watch::Sender<bool>,
     server: tokio::task::JoinHandle<()>,
     controller: tokio::task::JoinHandle<()>,
+    requests: Arc<request_log::RequestLog>,
 }
 
 /// Starts a simulated cluster.
@@ -139,7 +143,8 @@ pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
     let sim = Arc::new(SimState::new(config.clone(), addr, shutdown_rx.clone()));
     fleet::seed(&sim, &config)?;
     let controller = tokio::spawn(controllers::run(sim.clone()));
-    let app = http::router(sim.clone());
+    let requests = Arc::new(request_log::RequestLog::default());
+    let app = request_log::wire(http::router(sim.clone()), requests.clone());
     let mut shutdown = shutdown_rx;
     let server = tokio::spawn(async move {
         let graceful = async move {
@@ -153,7 +158,7 @@ pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
             tracing::error!(error = %error, "sim server failed");
         }
     });
-    Ok(SimHandle { sim, addr, shutdown_tx, server, controller })
+    Ok(SimHandle { sim, addr, shutdown_tx, server, controller, requests })
 }
 
 impl SimHandle {
@@ -184,6 +189,16 @@ impl SimHandle {
     /// A snapshot of the counters.
     pub fn stats(&self) -> SimStats {
         self.sim.with_stats(|stats| stats.clone())
+    }
+
+    /// Every request received so far, in arrival order (also at `GET /sim/v1/requests`).
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        self.requests.snapshot()
+    }
+
+    /// The request log's clock: milliseconds since the sim started.
+    pub fn now_ms(&self) -> u64 {
+        self.requests.now_ms()
     }
 
     /// Clears the request and template-change counters and the peak (which

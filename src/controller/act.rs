@@ -1,7 +1,10 @@
 //! Carrying out a decision: the restart patches (a JSON merge patch of two pod-template
 //! annotations), the status write (server-side apply of the whole status under one field
 //! manager), Kubernetes Events with names that always fit, and one structured log line per
-//! lifecycle step.
+//! lifecycle step. Every write asks its [`WriteGate`] right before it is sent, so a replica
+//! that stopped leading mid-pass sends nothing more.
+
+use std::time::Instant;
 
 use futures::StreamExt;
 use jiff::Timestamp;
@@ -11,6 +14,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
+use thiserror::Error;
 use tracing::{info, warn};
 
 use crate::crd::{
@@ -21,6 +25,43 @@ use crate::engine::{
     Decision, EventNote, EventSeverity, ObjectKey, Restart, RestartOutcome, Transition,
     record_restart_outcomes,
 };
+use crate::policy::leadership::{Leadership, Refused, Term};
+
+/// Asked right before each write of a pass: may this replica still send it?
+pub trait WriteGate: Sync {
+    fn check(&self) -> Result<(), Refused>;
+}
+
+/// Every write may go (no leader election, or a test).
+pub struct Ungated;
+
+impl WriteGate for Ungated {
+    fn check(&self) -> Result<(), Refused> {
+        Ok(())
+    }
+}
+
+/// Writes may go while this replica still leads in the term the pass started in.
+pub struct TermGate<'a> {
+    pub leadership: &'a Leadership,
+    pub term: Term,
+}
+
+impl WriteGate for TermGate<'_> {
+    fn check(&self) -> Result<(), Refused> {
+        self.leadership.permit_term(self.term, Instant::now())
+    }
+}
+
+/// Why a decision was not carried out to the end.
+#[derive(Debug, Error)]
+pub enum ApplyError {
+    /// The replica stopped leading; what was not sent yet is left to the next leader.
+    #[error("stopped before the next write")]
+    Fenced(#[source] Refused),
+    #[error("writing the status failed")]
+    Status(#[source] kube::Error),
+}
 
 /// The one field manager every status write and restart patch is made under.
 pub const FIELD_MANAGER: &str = "servicerefresh";
@@ -48,40 +89,52 @@ pub fn restart_patch(restart: &Restart) -> serde_json::Value {
     patch
 }
 
-/// Sends the restart patches, a few at a time, and reports each outcome.
+/// Sends the restart patches, a few at a time, and reports each outcome; each patch asks the
+/// gate first, and once one is refused no further patch is sent.
 pub async fn send_restarts(
     client: &Client,
     restarts: &[Restart],
-) -> Vec<(ObjectKey, RestartOutcome)> {
-    futures::stream::iter(restarts.iter().cloned())
-        .map(|restart| {
-            let client = client.clone();
-            async move {
-                let api: Api<Deployment> = Api::namespaced(client, &restart.deployment.namespace);
-                let params =
-                    PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
-                let result = api
-                    .patch(&restart.deployment.name, &params, &Patch::Merge(restart_patch(&restart)))
-                    .await;
-                let outcome = classify_patch_result(result);
-                match &outcome {
-                    RestartOutcome::Patched { generation } => {
-                        info!(deployment = %restart.deployment, run = %restart.restarted_by, generation, "restarted");
+    gate: &dyn WriteGate,
+) -> Result<Vec<(ObjectKey, RestartOutcome)>, Refused> {
+    let outcomes: Vec<Result<(ObjectKey, RestartOutcome), Refused>> =
+        futures::stream::iter(restarts.iter().cloned())
+            .map(|restart| {
+                let client = client.clone();
+                async move {
+                    gate.check()?;
+                    let api: Api<Deployment> =
+                        Api::namespaced(client, &restart.deployment.namespace);
+                    let params = PatchParams {
+                        field_manager: Some(FIELD_MANAGER.into()),
+                        ..Default::default()
+                    };
+                    let result = api
+                        .patch(
+                            &restart.deployment.name,
+                            &params,
+                            &Patch::Merge(restart_patch(&restart)),
+                        )
+                        .await;
+                    let outcome = classify_patch_result(result);
+                    match &outcome {
+                        RestartOutcome::Patched { generation } => {
+                            info!(deployment = %restart.deployment, run = %restart.restarted_by, generation, "restarted");
+                        }
+                        RestartOutcome::Rejected(message) => {
+                            warn!(deployment = %restart.deployment, run = %restart.restarted_by, error = %message, "restart refused by the API server");
+                        }
+                        RestartOutcome::Transient(message) => {
+                            info!(deployment = %restart.deployment, run = %restart.restarted_by, error = %message, "restart failed; it is retried");
+                        }
+                        RestartOutcome::NotFound => {}
                     }
-                    RestartOutcome::Rejected(message) => {
-                        warn!(deployment = %restart.deployment, run = %restart.restarted_by, error = %message, "restart refused by the API server");
-                    }
-                    RestartOutcome::Transient(message) => {
-                        info!(deployment = %restart.deployment, run = %restart.restarted_by, error = %message, "restart failed; it is retried");
-                    }
-                    RestartOutcome::NotFound => {}
+                    Ok((restart.deployment, outcome))
                 }
-                (restart.deployment, outcome)
-            }
-        })
-        .buffered(PATCH_CONCURRENCY)
-        .collect()
-        .await
+            })
+            .buffered(PATCH_CONCURRENCY)
+            .collect()
+            .await;
+    outcomes.into_iter().collect()
 }
 
 /// Maps a patch response to what it means for the run.
@@ -130,6 +183,8 @@ pub struct Applied {
     pub status_write: StatusWrite,
     /// Messages of restart patches that failed transiently and will be retried.
     pub transient_failures: Vec<String>,
+    /// When the last restart patch was answered, if the pass sent any.
+    pub restarts_sent_at: Option<Instant>,
 }
 
 /// Sends the decision's restart patches, folds their outcomes into the status, and writes
@@ -139,9 +194,21 @@ pub struct Applied {
 pub async fn apply_decision(
     client: &Client,
     observed: &ServiceRefresh,
+    decision: Decision,
+) -> Result<Applied, ApplyError> {
+    apply_decision_gated(client, observed, decision, &Ungated).await
+}
+
+/// [`apply_decision`], asking `gate` before every write.
+pub async fn apply_decision_gated(
+    client: &Client,
+    observed: &ServiceRefresh,
     mut decision: Decision,
-) -> Result<Applied, kube::Error> {
-    let outcomes = send_restarts(client, &decision.restarts).await;
+    gate: &dyn WriteGate,
+) -> Result<Applied, ApplyError> {
+    let outcomes =
+        send_restarts(client, &decision.restarts, gate).await.map_err(ApplyError::Fenced)?;
+    let restarts_sent_at = (!outcomes.is_empty()).then(Instant::now);
     let namespace = observed.namespace().unwrap_or_default();
     let finished = record_restart_outcomes(&mut decision.status, &outcomes, &namespace);
     decision.transitions.extend(finished);
@@ -155,9 +222,10 @@ pub async fn apply_decision(
     let status_write = if Some(&decision.status) == observed.status.as_ref() {
         StatusWrite::Unchanged
     } else {
-        write_status(client, observed, &decision.status).await?
+        gate.check().map_err(ApplyError::Fenced)?;
+        write_status(client, observed, &decision.status).await.map_err(ApplyError::Status)?
     };
-    Ok(Applied { decision, status_write, transient_failures })
+    Ok(Applied { decision, status_write, transient_failures, restarts_sent_at })
 }
 
 pub async fn write_status(
@@ -192,8 +260,15 @@ pub fn event_name(object: &str, now: Timestamp) -> String {
 
 /// Records the Events of a pass. Events are best effort: losing one must not fail or repeat
 /// the pass. Each is created fresh, never folded into a series, because the engine emits each
-/// transition once and "batch 2 started" must not hide behind "batch 1 started".
-pub async fn publish_events(client: &Client, refresh: &ServiceRefresh, notes: &[EventNote]) {
+/// transition once and "batch 2 started" must not hide behind "batch 1 started". `instance`
+/// is this replica's identity; a refused gate drops the Events not yet sent.
+pub async fn publish_events(
+    client: &Client,
+    refresh: &ServiceRefresh,
+    notes: &[EventNote],
+    instance: &str,
+    gate: &dyn WriteGate,
+) {
     let namespace = refresh.namespace().unwrap_or_default();
     let events: Api<Event> = Api::namespaced(client.clone(), &namespace);
     let regarding = refresh.object_ref(&());
@@ -218,11 +293,13 @@ pub async fn publish_events(client: &Client, refresh: &ServiceRefresh, notes: &[
             event_time: Some(MicroTime(now)),
             regarding: Some(regarding.clone()),
             reporting_controller: Some(format!("gisops.io/{FIELD_MANAGER}")),
-            reporting_instance: Some(
-                std::env::var("POD_NAME").unwrap_or_else(|_| FIELD_MANAGER.to_owned()),
-            ),
+            reporting_instance: Some(instance.to_owned()),
             ..Event::default()
         };
+        if let Err(refused) = gate.check() {
+            info!(reason = %note.reason, servicerefresh = %format!("{namespace}/{}", refresh.name_any()), error = %refused, "event not recorded: this replica stopped leading");
+            return;
+        }
         if let Err(error) = events.create(&PostParams::default(), &event).await {
             warn!(%error, reason = %note.reason, servicerefresh = %format!("{namespace}/{}", refresh.name_any()), "could not record event");
         }
@@ -230,7 +307,8 @@ pub async fn publish_events(client: &Client, refresh: &ServiceRefresh, notes: &[
 }
 
 /// One structured log line per lifecycle step; per-service lines only for failures, which a
-/// person needs, not for the thousands of services that went fine.
+/// person needs, not for the thousands of services that went fine. No field is called
+/// `message`: in JSON lines that is the line's own text.
 pub fn log_transition(refresh: &str, transition: &Transition) {
     match transition {
         Transition::RunStarted { run, reason, services, batches, dry_run, trigger, .. } => {
@@ -250,25 +328,25 @@ pub fn log_transition(refresh: &str, transition: &Transition) {
         }
         Transition::ServiceFinished { run, batch, deployment, result, message } => {
             if result.is_failure() {
-                warn!(servicerefresh = refresh, run, batch, deployment = %deployment, result = ?result, message = message.as_deref().unwrap_or_default(), "service failed");
+                warn!(servicerefresh = refresh, run, batch, deployment = %deployment, result = ?result, reason = message.as_deref().unwrap_or_default(), "service failed");
             } else if *result == ServiceResult::Skipped {
-                tracing::debug!(servicerefresh = refresh, run, batch, deployment = %deployment, message = message.as_deref().unwrap_or_default(), "service skipped");
+                tracing::debug!(servicerefresh = refresh, run, batch, deployment = %deployment, reason = message.as_deref().unwrap_or_default(), "service skipped");
             }
         }
         Transition::RunFinished { run, phase, totals, message, seconds, .. } => {
             let fields = (totals.services, totals.ready, totals.failed, totals.skipped);
             if *phase == Phase::Succeeded {
-                info!(servicerefresh = refresh, run, phase = ?phase, services = fields.0, ready = fields.1, failed = fields.2, skipped = fields.3, seconds, message, "run finished");
+                info!(servicerefresh = refresh, run, phase = ?phase, services = fields.0, ready = fields.1, failed = fields.2, skipped = fields.3, seconds, summary = message, "run finished");
             } else {
-                warn!(servicerefresh = refresh, run, phase = ?phase, services = fields.0, ready = fields.1, failed = fields.2, skipped = fields.3, seconds, message, "run finished");
+                warn!(servicerefresh = refresh, run, phase = ?phase, services = fields.0, ready = fields.1, failed = fields.2, skipped = fields.3, seconds, summary = message, "run finished");
             }
         }
         Transition::Notice(note) => match note.severity {
             EventSeverity::Normal => {
-                info!(servicerefresh = refresh, reason = %note.reason, message = %note.message, "notice")
+                info!(servicerefresh = refresh, reason = %note.reason, note = %note.message, "notice")
             }
             EventSeverity::Warning => {
-                warn!(servicerefresh = refresh, reason = %note.reason, message = %note.message, "notice")
+                warn!(servicerefresh = refresh, reason = %note.reason, note = %note.message, "notice")
             }
         },
     }

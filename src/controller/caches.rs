@@ -4,7 +4,9 @@
 //! Deployment or ConfigMap change to the ServiceRefreshes it concerns.
 
 use std::borrow::Cow;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use futures::Stream;
 use k8s_openapi::NamespaceResourceScope;
@@ -108,6 +110,94 @@ impl ClusterView for CachedCluster {
     }
 }
 
+/// The watch caches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cache {
+    Deployments = 0,
+    ConfigMaps = 1,
+    ServiceRefreshes = 2,
+}
+
+impl Cache {
+    const ALL: [Cache; 3] = [Cache::Deployments, Cache::ConfigMaps, Cache::ServiceRefreshes];
+
+    fn name(self) -> &'static str {
+        match self {
+            Cache::Deployments => "Deployments",
+            Cache::ConfigMaps => "ConfigMaps",
+            Cache::ServiceRefreshes => "ServiceRefreshes",
+        }
+    }
+}
+
+/// Which caches hold their first complete list, told by the watch streams themselves. Any
+/// number of tasks may wait on it: `Store::wait_until_ready` wakes only the last of several
+/// concurrent waiters (its one-shot channel keeps a single waker), so a reconcile and the
+/// readiness probe waiting together could leave one of them asleep for ever.
+pub struct CacheSync {
+    synced: tokio::sync::watch::Sender<[bool; 3]>,
+}
+
+impl Default for CacheSync {
+    fn default() -> Self {
+        Self { synced: tokio::sync::watch::Sender::new([false; 3]) }
+    }
+}
+
+impl CacheSync {
+    /// `cache` received its first complete list.
+    pub fn synced(&self, cache: Cache) {
+        self.synced
+            .send_if_modified(|synced| !std::mem::replace(&mut synced[cache as usize], true));
+    }
+
+    /// Waits until every one of `caches` has synced.
+    pub async fn wait_for(&self, caches: &[Cache]) {
+        let mut synced = self.synced.subscribe();
+        let _ = synced.wait_for(|synced| caches.iter().all(|cache| synced[*cache as usize])).await;
+    }
+
+    /// The caches still filling, by name.
+    pub fn pending(&self) -> Vec<&'static str> {
+        let synced = *self.synced.borrow();
+        Cache::ALL.into_iter().filter(|cache| !synced[*cache as usize]).map(Cache::name).collect()
+    }
+
+    /// Resolves on every change.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<[bool; 3]> {
+        self.synced.subscribe()
+    }
+}
+
+/// When the Deployment watch last delivered an event for each Deployment, on the monotonic
+/// clock: the start of the time between a batch's last ready event and the next batch's
+/// patches. One small entry per Deployment seen since start (deleted ones included, which a
+/// fleet of thousands can afford).
+#[derive(Default)]
+pub struct WatchDeliveries {
+    at: Mutex<HashMap<ObjectKey, Instant>>,
+}
+
+impl WatchDeliveries {
+    pub fn record(&self, deployment: ObjectKey, at: Instant) {
+        self.lock().insert(deployment, at);
+    }
+
+    /// The latest delivery among `deployments`.
+    pub fn latest<'a>(
+        &self,
+        deployments: impl IntoIterator<Item = &'a ObjectKey>,
+    ) -> Option<Instant> {
+        let at = self.lock();
+        deployments.into_iter().filter_map(|key| at.get(key).copied()).max()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectKey, Instant>> {
+        // Single inserts and reads: a panic cannot leave the map torn.
+        self.at.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
 fn refresh_ref(key: &ObjectKey) -> ObjectRef<ServiceRefresh> {
     ObjectRef::new(&key.name).within(&key.namespace)
 }
@@ -158,6 +248,44 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
+
+    #[tokio::test]
+    async fn every_waiter_hears_that_the_caches_synced() {
+        let sync = Arc::new(CacheSync::default());
+        assert_eq!(sync.pending(), ["Deployments", "ConfigMaps", "ServiceRefreshes"]);
+        let waiters: Vec<_> = (0..3)
+            .map(|_| {
+                let sync = sync.clone();
+                tokio::spawn(async move {
+                    sync.wait_for(&[Cache::Deployments, Cache::ConfigMaps]).await
+                })
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        sync.synced(Cache::Deployments);
+        sync.synced(Cache::ConfigMaps);
+        for waiter in waiters {
+            tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
+                .await
+                .expect("every waiter wakes")
+                .expect("no panic");
+        }
+        assert_eq!(sync.pending(), ["ServiceRefreshes"]);
+    }
+
+    #[test]
+    fn the_latest_delivery_of_a_batch_is_its_last_event() {
+        let deliveries = WatchDeliveries::default();
+        let start = Instant::now();
+        let a = ObjectKey::new("arcgis", "a");
+        let b = ObjectKey::new("arcgis", "b");
+        assert_eq!(deliveries.latest([&a, &b]), None);
+        deliveries.record(a.clone(), start);
+        deliveries.record(b.clone(), start + std::time::Duration::from_millis(5));
+        deliveries.record(a.clone(), start + std::time::Duration::from_millis(9));
+        assert_eq!(deliveries.latest([&a, &b]), Some(start + std::time::Duration::from_millis(9)));
+        assert_eq!(deliveries.latest([&b]), Some(start + std::time::Duration::from_millis(5)));
+    }
 
     #[test]
     fn a_deployment_change_reaches_its_named_run_and_every_waiting_one() {

@@ -6,33 +6,48 @@
 
 mod act;
 mod caches;
+mod client_stack;
+mod leader;
 mod reconcile;
 mod startup;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::{FutureExt, StreamExt};
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
 use kube::runtime::reflector;
-use kube::runtime::{WatchStreamExt, predicates};
-use tracing::{debug, info};
+use kube::runtime::{WatchStreamExt, predicates, watcher};
+use tracing::{debug, info, warn};
 
 pub use act::{
-    Applied, FIELD_MANAGER, StatusWrite, apply_decision, classify_patch_result, event_name,
-    restart_patch, status_apply_body,
+    Applied, ApplyError, FIELD_MANAGER, StatusWrite, Ungated, WriteGate, apply_decision,
+    apply_decision_gated, classify_patch_result, event_name, restart_patch, status_apply_body,
 };
 pub use caches::CachedCluster;
+pub use leader::{LeaderElectionConfig, LeaderElectionError, LeaseLocation, Timing};
 pub use reconcile::ReconcileError;
-pub use startup::{Clients, StartupError, Timeouts, load_config, preflight};
+pub use startup::{
+    Clients, StartupError, Timeouts, Unanswered, default_lease_namespace, load_config, preflight,
+    replica_identity, user_agent,
+};
 
 use crate::crd::ServiceRefresh;
+use crate::engine::run::{
+    REASON_CONFIG_MAP_CHANGED, REASON_CREATED, REASON_RUN_REQUESTED, REASON_TRIGGER_CHANGED,
+};
 use crate::engine::{ConfigMapSnapshot, DeploymentSnapshot, OperatorScope};
 use crate::policy::admission::RunSlots;
 use crate::policy::awaiting::AwaitIndex;
+use crate::policy::leadership::{Change, LossReason};
 use crate::policy::status_memo::StatusMemo;
-use caches::{api_for, refreshes_for_config_map, refreshes_for_deployment, watch};
+use crate::telemetry::{self, Telemetry};
+use caches::{
+    Cache, CacheSync, WatchDeliveries, api_for, refreshes_for_config_map, refreshes_for_deployment,
+    watch,
+};
 use reconcile::{Context, error_policy, reconcile};
 
 /// Settings of the operator that are not part of any resource.
@@ -46,6 +61,11 @@ pub struct OperatorConfig {
     pub retry_delay: Duration,
     /// How long start-up keeps retrying an unreachable API server.
     pub startup_timeout: Duration,
+    /// Leader election through a Lease; `None`: this replica always leads (one replica, tests,
+    /// the demo). Needs clients built by [`Clients::from_config`] with the same Lease.
+    pub leader_election: Option<LeaderElectionConfig>,
+    /// Where to serve `/metrics`, `/healthz` and `/readyz`; `None`: nowhere.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Default for OperatorConfig {
@@ -55,19 +75,59 @@ impl Default for OperatorConfig {
             max_concurrent_runs: 1,
             retry_delay: Duration::from_secs(2),
             startup_timeout: Duration::from_secs(60),
+            leader_election: None,
+            metrics_listen: None,
         }
     }
 }
 
-/// Runs the operator until `shutdown` resolves. Reconciles in progress finish first.
+/// Runs the operator until `shutdown` resolves. Reconciles in progress finish first; then a
+/// leader releases its Lease.
 pub async fn run(
     clients: Clients,
     config: OperatorConfig,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), StartupError> {
+    if let Some(election) = &config.leader_election {
+        let timing = election.timing()?;
+        if clients.lease.is_none() {
+            return Err(LeaderElectionError::NoLeaseClient.into());
+        }
+        clients.leadership.elect(timing.validity);
+    }
+    clients.telemetry.zero(
+        &[REASON_CREATED, REASON_TRIGGER_CHANGED, REASON_RUN_REQUESTED, REASON_CONFIG_MAP_CHANGED],
+        &["Succeeded", "Failed", "Cancelled"],
+        &["Ready", "Failed", "TimedOut", "Gone", "Skipped"],
+        &ReconcileError::KINDS,
+    );
+    let server = match config.metrics_listen {
+        Some(address) => {
+            let server = telemetry::serve(address, clients.telemetry.clone()).await?;
+            info!(address = %server.address, "serving /metrics, /healthz and /readyz");
+            Some(server)
+        }
+        None => None,
+    };
+    let result = operate(clients, config, shutdown).await;
+    if let Some(server) = server {
+        server.stop().await;
+    }
+    result
+}
+
+async fn operate(
+    clients: Clients,
+    config: OperatorConfig,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) -> Result<(), StartupError> {
     let namespace = config.scope.watch_namespace.as_deref();
+    let telemetry = clients.telemetry.clone();
     // A signal during start-up ends the wait for the API server too.
     let shutdown = shutdown.shared();
+    telemetry
+        .readiness
+        .not_ready(format!("connecting to the Kubernetes API server at {}", clients.server));
     tokio::select! {
         checked = preflight(&clients, namespace, config.startup_timeout) => checked?,
         () = shutdown.clone() => return Ok(()),
@@ -75,14 +135,18 @@ pub async fn run(
     let watches = &clients.watches;
 
     let awaiting = Arc::new(AwaitIndex::default());
+    let deliveries = Arc::new(WatchDeliveries::default());
+    let sync = Arc::new(CacheSync::default());
     let (deployment_cache, deployment_writer) = reflector::store();
     let deployment_events = watch(api_for::<DeploymentSnapshot>(watches, namespace))
         .reflect(deployment_writer)
+        .inspect(synced(&sync, Cache::Deployments))
         .touched_objects();
 
     let (config_map_cache, config_map_writer) = reflector::store();
     let config_map_events = watch(api_for::<ConfigMapSnapshot>(watches, namespace))
         .reflect(config_map_writer)
+        .inspect(synced(&sync, Cache::ConfigMaps))
         .touched_objects()
         .predicate_filter(predicates::resource_version, Default::default());
 
@@ -90,9 +154,13 @@ pub async fn run(
     let refresh_events = watch(api_for::<ServiceRefresh>(watches, namespace))
         .modify(|refresh: &mut ServiceRefresh| refresh.metadata.managed_fields = None)
         .reflect(refresh_writer)
+        .inspect(synced(&sync, Cache::ServiceRefreshes))
         .touched_objects();
 
+    let readiness = tokio::spawn(report_readiness(telemetry.clone(), sync.clone()));
+
     let (wake_queued, slot_freed) = futures::channel::mpsc::unbounded();
+    let (reconcile_all, reconcile_all_requested) = futures::channel::mpsc::unbounded::<()>();
     let context = Arc::new(Context {
         clients: clients.clone(),
         cluster: CachedCluster { deployments: deployment_cache, config_maps: config_map_cache },
@@ -103,6 +171,10 @@ pub async fn run(
         awaiting: awaiting.clone(),
         wake_queued,
         retry_delay: config.retry_delay,
+        telemetry: telemetry.clone(),
+        leadership: clients.leadership.clone(),
+        deliveries: deliveries.clone(),
+        sync,
     });
 
     let refreshes_for_mapper = refresh_cache.clone();
@@ -111,6 +183,7 @@ pub async fn run(
     let controller = Controller::for_stream(refresh_events, refresh_cache)
         .with_config(ControllerConfig::default().debounce(Duration::ZERO))
         .watches_stream(deployment_events, move |deployment: DeploymentSnapshot| {
+            deliveries.record(deployment.key(), Instant::now());
             refreshes_for_deployment(&deployment, &awaiting)
         })
         .watches_stream(config_map_events, move |config_map: ConfigMapSnapshot| {
@@ -118,35 +191,71 @@ pub async fn run(
         })
         // A finished run frees a slot; queued resources must hear about it.
         .reconcile_on(slot_freed)
+        // A new leader looks at every resource.
+        .reconcile_all_on(reconcile_all_requested)
         .graceful_shutdown_on(shutdown.clone());
 
-    // kube's controller holds its runner until the caches are ready, and a graceful shutdown
-    // waits for the runner; a shutdown before the first lists completed would wait for
-    // caches nobody fills any more. With no cache ready there is no reconcile to finish.
-    let caches_ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let synced = {
-        let caches_ready = caches_ready.clone();
-        let stores = (
-            context.cluster.deployments.clone(),
-            context.cluster.config_maps.clone(),
-            context.refreshes.clone(),
-        );
-        async move {
-            let _ = stores.0.wait_until_ready().await;
-            let _ = stores.1.wait_until_ready().await;
-            let _ = stores.2.wait_until_ready().await;
-            caches_ready.store(true, std::sync::atomic::Ordering::SeqCst);
-            std::future::pending::<()>().await;
+    let lease_name = config
+        .leader_election
+        .as_ref()
+        .map(|election| format!("{}/{}", election.lease.namespace, election.lease.name));
+    let on_change = {
+        let context = context.clone();
+        let identity = clients.identity.clone();
+        let lease = lease_name.clone().unwrap_or_default();
+        move |change: Change| match change {
+            Change::Acquired { term } => {
+                info!(identity = %identity, lease = %lease, term, "leadership acquired");
+                context.start_term();
+                context.telemetry.leader.set(1);
+                let _ = reconcile_all.unbounded_send(());
+            }
+            Change::Lost { term, reason } => {
+                if reason == LossReason::SteppedDown {
+                    info!(identity = %identity, lease = %lease, term, reason = reason.as_str(), "leadership given up");
+                } else {
+                    warn!(identity = %identity, lease = %lease, term, reason = reason.as_str(), "leadership lost");
+                }
+                context.telemetry.leader.set(0);
+                context.telemetry.runs_active.set(0);
+                context.telemetry.runs_queued.set(0);
+            }
         }
     };
-    let stopped_unsynced = async {
-        shutdown.await;
-        if caches_ready.load(std::sync::atomic::Ordering::SeqCst) {
-            std::future::pending::<()>().await;
+    let (stop_election, election_stopped) = tokio::sync::oneshot::channel::<()>();
+    let election = match (&config.leader_election, &clients.lease) {
+        (Some(election), Some(lease_client)) => Some(tokio::spawn(leader::run(
+            lease_client.clone(),
+            election.clone(),
+            clients.identity.clone(),
+            clients.leadership.clone(),
+            on_change,
+            election_stopped,
+        ))),
+        _ => {
+            // Without election this replica leads from the start, in one term.
+            for change in clients.leadership.poll(Instant::now()) {
+                if let Change::Acquired { .. } = change {
+                    telemetry.leader.set(1);
+                }
+            }
+            None
         }
     };
 
-    info!(server = %clients.server, namespace = namespace.unwrap_or("(all)"), max_concurrent_runs = config.max_concurrent_runs, "servicerefresh operator started");
+    info!(server = %clients.server, namespace = namespace.unwrap_or("(all)"), max_concurrent_runs = config.max_concurrent_runs, identity = %clients.identity, leader_election = lease_name.as_deref().unwrap_or("off"), "servicerefresh operator started");
+    // kube's controller holds its runner until the caches are ready, and a graceful shutdown
+    // waits for the runner; a shutdown before the first lists completed would wait for
+    // caches nobody fills any more. With a cache not synced, no reconcile has run to finish.
+    let stopped_unsynced = {
+        let sync = context.sync.clone();
+        async move {
+            shutdown.await;
+            if sync.pending().is_empty() {
+                std::future::pending::<()>().await;
+            }
+        }
+    };
     let running = controller.run(reconcile, error_policy, context).for_each(|result| async move {
         // Failures were logged by the error policy, with their causes.
         if let Ok((object, _)) = result {
@@ -155,9 +264,48 @@ pub async fn run(
     });
     tokio::select! {
         () = running => {}
-        () = synced => {}
         () = stopped_unsynced => info!("stopped before the caches synced; nothing was in flight"),
     }
+    // Every reconcile has finished: only now may the Lease go to another replica.
+    if let Some(election) = election {
+        let _ = stop_election.send(());
+        let _ = election.await;
+    } else {
+        clients.leadership.step_down();
+    }
+    readiness.abort();
     info!("servicerefresh operator stopped");
     Ok(())
+}
+
+/// Tells `sync` when a watch stream delivers its first complete list.
+fn synced<K>(
+    sync: &Arc<CacheSync>,
+    cache: Cache,
+) -> impl Fn(&Result<watcher::Event<K>, watcher::Error>) + Send + 'static {
+    let sync = sync.clone();
+    move |event| {
+        if let Ok(watcher::Event::InitDone) = event {
+            sync.synced(cache);
+        }
+    }
+}
+
+/// Keeps `/readyz` saying which watch caches are still filling.
+async fn report_readiness(telemetry: Arc<Telemetry>, sync: Arc<CacheSync>) {
+    let mut changes = sync.subscribe();
+    loop {
+        let pending = sync.pending();
+        if pending.is_empty() {
+            telemetry.readiness.ready();
+            info!("watch caches synced: ready");
+            return;
+        }
+        telemetry
+            .readiness
+            .not_ready(format!("waiting for the watch caches to sync: {}", pending.join(", ")));
+        if changes.changed().await.is_err() {
+            return;
+        }
+    }
 }

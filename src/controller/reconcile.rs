@@ -5,7 +5,7 @@
 //! the next pass runs at once inside the same reconcile.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::channel::mpsc::UnboundedSender;
 use jiff::Timestamp;
@@ -13,19 +13,21 @@ use kube::ResourceExt;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
 use thiserror::Error;
-use tracing::warn;
+use tracing::{info, warn};
 
-use super::act::{self, StatusWrite};
-use super::caches::CachedCluster;
+use super::act::{self, ApplyError, StatusWrite, TermGate};
+use super::caches::{Cache, CacheSync, CachedCluster, WatchDeliveries};
 use super::startup::Clients;
-use crate::crd::{Phase, ServiceRefresh};
+use crate::crd::{Phase, ServiceRefresh, ServiceRefreshStatus};
 use crate::engine::{
     Decision, ObjectKey, Observation, OperatorScope, RunSlot, Transition, decide, run_active,
 };
 use crate::policy::admission::{CachedRefresh, RunSlots};
 use crate::policy::awaiting::AwaitIndex;
+use crate::policy::leadership::{Leadership, Term};
 use crate::policy::requeue::{self, Requeue};
 use crate::policy::status_memo::StatusMemo;
+use crate::telemetry::Telemetry;
 
 /// Passes one reconcile may run back to back before it yields to other resources.
 const MAX_PASSES_PER_RECONCILE: usize = 8;
@@ -43,6 +45,19 @@ pub enum ReconcileError {
     NotNamespaced(String),
 }
 
+impl ReconcileError {
+    /// Every [`Self::kind`].
+    pub const KINDS: [&'static str; 2] = ["status_write", "not_namespaced"];
+
+    /// The `kind` label of `servicerefresh_reconcile_errors_total`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::StatusWrite { .. } => "status_write",
+            Self::NotNamespaced(_) => "not_namespaced",
+        }
+    }
+}
+
 /// Shared state of all reconciles.
 pub struct Context {
     pub clients: Clients,
@@ -55,6 +70,10 @@ pub struct Context {
     /// Wakes queued ServiceRefreshes when a run frees its slot.
     pub wake_queued: UnboundedSender<ObjectRef<ServiceRefresh>>,
     pub retry_delay: Duration,
+    pub telemetry: Arc<Telemetry>,
+    pub leadership: Arc<Leadership>,
+    pub deliveries: Arc<WatchDeliveries>,
+    pub sync: Arc<CacheSync>,
 }
 
 /// What a pass leaves for the requeue decision.
@@ -67,6 +86,16 @@ pub async fn reconcile(
     refresh: Arc<ServiceRefresh>,
     ctx: Arc<Context>,
 ) -> Result<Action, ReconcileError> {
+    let started = Instant::now();
+    let result = reconcile_passes(refresh, &ctx).await;
+    ctx.telemetry.reconcile_duration.observe(started.elapsed().as_secs_f64());
+    result
+}
+
+async fn reconcile_passes(
+    refresh: Arc<ServiceRefresh>,
+    ctx: &Context,
+) -> Result<Action, ReconcileError> {
     let namespace =
         refresh.namespace().ok_or_else(|| ReconcileError::NotNamespaced(refresh.name_any()))?;
     let key = ObjectKey::new(namespace, refresh.name_any());
@@ -76,13 +105,22 @@ pub async fn reconcile(
     }
     // Plans and readiness verdicts read the caches, so they must be complete first. The
     // controller drives the streams that fill them, so this resolves after the first list.
-    let _ = ctx.cluster.deployments.wait_until_ready().await;
-    let _ = ctx.cluster.config_maps.wait_until_ready().await;
+    ctx.sync.wait_for(&[Cache::Deployments, Cache::ConfigMaps]).await;
+    // Only the leader acts. A standby's caches stay warm; when it takes over, every
+    // ServiceRefresh is reconciled afresh.
+    let Ok(term) = ctx.leadership.permit(Instant::now()) else {
+        return Ok(Action::await_change());
+    };
 
     for _ in 0..MAX_PASSES_PER_RECONCILE {
-        let observed = ctx.observe(&refresh);
+        // The newest cached copy: the status memo overlays this process's last write only
+        // while the cache still shows what that write replaced, so it must be asked with
+        // what the cache shows now, not with the copy this reconcile began with.
+        let cached =
+            ctx.refreshes.get(&ObjectRef::from_obj(&*refresh)).unwrap_or_else(|| refresh.clone());
+        let observed = ctx.observe(&cached);
         let decision = ctx.admit_and_decide(&key, &observed);
-        let Some(outcome) = ctx.act(&key, &observed, decision).await? else {
+        let Some(outcome) = ctx.act(&key, &observed, decision, term).await? else {
             return Ok(Action::await_change());
         };
         match requeue::after_pass(
@@ -105,6 +143,7 @@ pub fn error_policy(
     ctx: Arc<Context>,
 ) -> Action {
     warn!(servicerefresh = %format!("{}/{}", refresh.namespace().unwrap_or_default(), refresh.name_any()), error = %error, cause = %error_chain(error), "reconcile failed; retrying");
+    ctx.telemetry.reconcile_failed(error.kind());
     Action::requeue(ctx.retry_delay)
 }
 
@@ -173,17 +212,34 @@ impl Context {
         }
     }
 
-    /// Carries out a decision. Returns `None` when the resource turned out to be deleted.
+    /// Carries out a decision. Returns `None` when the resource turned out to be deleted, or
+    /// when this replica stopped leading before its next write.
     async fn act(
         &self,
         key: &ObjectKey,
         observed: &ServiceRefresh,
         decision: Decision,
+        term: Term,
     ) -> Result<Option<PassOutcome>, ReconcileError> {
         let was_active = observed.status.as_ref().is_some_and(run_active);
-        let applied = act::apply_decision(&self.clients.requests, observed, decision)
-            .await
-            .map_err(|source| ReconcileError::StatusWrite { object: key.to_string(), source })?;
+        let gate = TermGate { leadership: &self.leadership, term };
+        let applied = match act::apply_decision_gated(
+            &self.clients.requests,
+            observed,
+            decision,
+            &gate,
+        )
+        .await
+        {
+            Ok(applied) => applied,
+            Err(ApplyError::Fenced(refused)) => {
+                info!(servicerefresh = %key, reason = %refused, "stopped before the next write: this replica no longer leads");
+                return Ok(None);
+            }
+            Err(ApplyError::Status(source)) => {
+                return Err(ReconcileError::StatusWrite { object: key.to_string(), source });
+            }
+        };
         match applied.status_write {
             StatusWrite::ResourceGone => {
                 self.forget(key, observed);
@@ -198,6 +254,9 @@ impl Context {
             }
             StatusWrite::Unchanged => {}
         }
+        // Gauges first: by the time a run's end is counted, it no longer shows as active.
+        self.record_run_gauges();
+        let restarts_sent_at = applied.restarts_sent_at;
         let Decision { status, transitions, wake_at, wants_run_slot, awaiting, .. } =
             applied.decision;
         let transient_failures = applied.transient_failures.len();
@@ -205,9 +264,20 @@ impl Context {
         let name = key.to_string();
         for transition in &transitions {
             act::log_transition(&name, transition);
+            self.count(transition);
+        }
+        if let Some(sent_at) = restarts_sent_at {
+            self.record_batch_handoff(key, &status, &transitions, sent_at);
         }
         let notes: Vec<_> = transitions.iter().filter_map(Transition::event).collect();
-        act::publish_events(&self.clients.requests, observed, &notes).await;
+        act::publish_events(
+            &self.clients.requests,
+            observed,
+            &notes,
+            &self.clients.identity,
+            &gate,
+        )
+        .await;
 
         self.awaiting.set(key, &awaiting);
         if !run_active(&status) && !wants_run_slot {
@@ -221,6 +291,91 @@ impl Context {
             }
         }
         Ok(Some(PassOutcome { wake_at, transient_failures }))
+    }
+
+    /// The metrics of one transition, counted once its status is written.
+    fn count(&self, transition: &Transition) {
+        match transition {
+            Transition::RunStarted { reason, .. } => self.telemetry.run_started(reason),
+            Transition::RunFinished { phase, .. } => {
+                self.telemetry.run_finished(&format!("{phase:?}"))
+            }
+            Transition::ServiceFinished { result, .. } => {
+                self.telemetry.restart_finished(&format!("{result:?}"));
+            }
+            Transition::BatchCompleted { seconds, .. } => {
+                self.telemetry.batch_duration.observe(*seconds)
+            }
+            Transition::BatchStarted { .. } | Transition::Notice(_) => {}
+        }
+    }
+
+    /// When a pass completed one batch and sent the next one's patches: the time from the
+    /// watch event of the completed batch's last service to those patches.
+    fn record_batch_handoff(
+        &self,
+        key: &ObjectKey,
+        status: &ServiceRefreshStatus,
+        transitions: &[Transition],
+        sent_at: Instant,
+    ) {
+        let completed = transitions.iter().find_map(|transition| match transition {
+            Transition::BatchCompleted { batch, .. } => Some(*batch),
+            _ => None,
+        });
+        let started = transitions.iter().find_map(|transition| match transition {
+            Transition::BatchStarted { batch, .. } => Some(*batch),
+            _ => None,
+        });
+        let (Some(completed), Some(started)) = (completed, started) else {
+            return;
+        };
+        if started != completed + 1 {
+            return;
+        }
+        let Some(batch) = status.batches.iter().find(|batch| batch.index == completed) else {
+            return;
+        };
+        let services: Vec<ObjectKey> = batch
+            .services
+            .iter()
+            .map(|service| {
+                ObjectKey::new(
+                    service.namespace.clone().unwrap_or_else(|| key.namespace.clone()),
+                    service.name.clone(),
+                )
+            })
+            .collect();
+        if let Some(last_event) = self.deliveries.latest(&services) {
+            self.telemetry
+                .batch_handoff
+                .observe(sent_at.saturating_duration_since(last_event).as_secs_f64());
+        }
+    }
+
+    /// Runs in progress and resources queued for a slot, as this leader sees them.
+    fn record_run_gauges(&self) {
+        let active = self
+            .refreshes
+            .state()
+            .iter()
+            .filter(|refresh| {
+                self.memo
+                    .peek(refresh)
+                    .or_else(|| refresh.status.clone())
+                    .as_ref()
+                    .is_some_and(run_active)
+            })
+            .count();
+        self.telemetry.runs_active.set(i64::try_from(active).unwrap_or(i64::MAX));
+        self.telemetry.runs_queued.set(i64::try_from(self.slots.queued()).unwrap_or(i64::MAX));
+    }
+
+    /// A new leadership term: forget what this replica wrote or admitted in an earlier one;
+    /// the cluster is the truth now.
+    pub fn start_term(&self) {
+        self.memo.clear();
+        self.slots.reset();
     }
 
     fn forget(&self, key: &ObjectKey, refresh: &ServiceRefresh) {

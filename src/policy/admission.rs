@@ -75,6 +75,17 @@ impl RunSlots {
         holders(&lock(&self.state), cached, me)
     }
 
+    /// How many resources wait for a slot.
+    pub fn queued(&self) -> usize {
+        lock(&self.state).queue.len()
+    }
+
+    /// Forgets every admission and the queue: a new leadership term starts from what the
+    /// cluster says, and queued resources ask again when they are reconciled.
+    pub fn reset(&self) {
+        *lock(&self.state) = SlotState::default();
+    }
+
     /// `me` neither runs nor waits any longer (its run ended, it wants none, or it was
     /// deleted). Returns the resources still queued, which a freed slot should wake.
     pub fn release(&self, me: &ObjectKey) -> Vec<ObjectKey> {
@@ -197,6 +208,21 @@ mod tests {
         assert_eq!(slots.try_admit(&key("b"), &cache), Ok(()));
         assert_eq!(slots.try_admit(&key("a"), &cache), Ok(()));
         assert!(slots.try_admit(&key("c"), &cache).is_err(), "both slots are taken");
+    }
+
+    #[test]
+    fn a_reset_forgets_admissions_and_the_queue() {
+        let slots = RunSlots::new(1);
+        assert_eq!(slots.try_admit(&key("a"), &[idle("a"), idle("b")]), Ok(()));
+        assert!(slots.try_admit(&key("b"), &[idle("a"), idle("b")]).is_err());
+        assert_eq!(slots.queued(), 1);
+        slots.reset();
+        assert_eq!(slots.queued(), 0);
+        assert_eq!(
+            slots.try_admit(&key("b"), &[idle("a"), idle("b")]),
+            Ok(()),
+            "a's admission is gone"
+        );
     }
 
     #[test]

@@ -1,12 +1,13 @@
 //! The controller's policy with state: which resources may run now (run slots), what this
 //! process wrote last (the status memo), which resources wait on which Deployment (the await
-//! index), and when to look again (requeue). Each is a small synchronous type with its own
+//! index), when to look again (requeue), and whether this replica may write (leadership). Each is a small synchronous type with its own
 //! unit tests, so the IO shell around the engine holds no logic of its own. Locks here are
 //! never held across an await and guard plain sets and maps that every mutation leaves
 //! consistent, so a poisoned lock is taken over rather than treated as a refusal.
 
 pub mod admission;
 pub mod awaiting;
+pub mod leadership;
 pub mod requeue;
 pub mod status_memo;
 

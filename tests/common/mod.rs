@@ -3,6 +3,8 @@
 //! conditions with a deadline instead of sleeping.
 #![allow(dead_code)]
 
+pub mod process;
+
 use std::future::Future;
 use std::time::{Duration, Instant};
 

@@ -1,0 +1,212 @@
+//! The request log: every request the simulated API server received, in order, with when it
+//! arrived (milliseconds on the sim's monotonic clock since it started), its Kubernetes verb,
+//! path, User-Agent and response code (`None` while the answer is still pending). Tests read
+//! it through [`crate::SimHandle::requests`] or `GET /sim/v1/requests` to attribute each
+//! request to the client that sent it, as an audit log would. It keeps the latest
+//! [`CAPACITY`] requests, so a long-running `servicerefresh sim` does not grow without bound.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::get;
+use serde::{Deserialize, Serialize};
+
+/// One request as received.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestRecord {
+    /// Arrival, in ms since the sim started (monotonic).
+    pub at_ms: u64,
+    /// The Kubernetes verb (`get`, `list`, `watch`, `create`, `update`, `patch`, `delete`,
+    /// `deletecollection`); the lower-case HTTP method outside the resource API.
+    pub verb: String,
+    pub path: String,
+    pub user_agent: Option<String>,
+    /// The response status code; `None` while the request is being answered.
+    pub code: Option<u16>,
+}
+
+impl RequestRecord {
+    /// A request that changes state.
+    pub fn is_write(&self) -> bool {
+        matches!(self.verb.as_str(), "create" | "update" | "patch" | "delete" | "deletecollection")
+    }
+}
+
+/// How many requests the log keeps (the oldest go first).
+pub const CAPACITY: usize = 200_000;
+
+#[derive(Debug, Default)]
+struct Records {
+    /// The number of requests dropped from the front.
+    dropped: usize,
+    kept: VecDeque<RequestRecord>,
+}
+
+/// The log of one simulated cluster.
+#[derive(Debug)]
+pub struct RequestLog {
+    started: Instant,
+    records: Mutex<Records>,
+}
+
+impl Default for RequestLog {
+    fn default() -> Self {
+        Self { started: Instant::now(), records: Mutex::new(Records::default()) }
+    }
+}
+
+impl RequestLog {
+    /// Every request kept, in arrival order.
+    pub fn snapshot(&self) -> Vec<RequestRecord> {
+        self.lock().kept.iter().cloned().collect()
+    }
+
+    /// Milliseconds since the sim started, on the clock the records use.
+    pub fn now_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Appends a record; returns its number, for [`Self::answered`].
+    fn push(&self, record: RequestRecord) -> usize {
+        let mut records = self.lock();
+        if records.kept.len() == CAPACITY {
+            records.kept.pop_front();
+            records.dropped += 1;
+        }
+        records.kept.push_back(record);
+        records.dropped + records.kept.len() - 1
+    }
+
+    fn answered(&self, number: usize, code: u16) {
+        let mut records = self.lock();
+        if let Some(index) = number.checked_sub(records.dropped)
+            && let Some(record) = records.kept.get_mut(index)
+        {
+            record.code = Some(code);
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Records> {
+        // Records are pushed or updated whole; a panic cannot leave the list torn.
+        self.records.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Adds `GET /sim/v1/requests` to `app` and logs every request `app` serves.
+pub fn wire(app: Router, log: Arc<RequestLog>) -> Router {
+    app.merge(Router::new().route("/sim/v1/requests", get(serve)).with_state(log.clone()))
+        .layer(middleware::from_fn_with_state(log, record))
+}
+
+async fn serve(State(log): State<Arc<RequestLog>>) -> Response {
+    let body = serde_json::to_vec(&log.snapshot()).unwrap_or_default();
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(body.into())
+        .unwrap_or_default()
+}
+
+async fn record(State(log): State<Arc<RequestLog>>, request: Request, next: Next) -> Response {
+    let entry = RequestRecord {
+        at_ms: log.now_ms(),
+        verb: verb(request.method(), request.uri().path(), request.uri().query()),
+        path: request.uri().path().to_owned(),
+        user_agent: request
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|agent| agent.to_str().ok())
+            .map(str::to_owned),
+        code: None,
+    };
+    let number = log.push(entry);
+    let response = next.run(request).await;
+    log.answered(number, response.status().as_u16());
+    response
+}
+
+/// The verb as the API server's audit log names it.
+fn verb(method: &Method, path: &str, query: Option<&str>) -> String {
+    let watch = query.is_some_and(|q| q.split('&').any(|p| p == "watch=true" || p == "watch=1"));
+    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let rest = match segs.as_slice() {
+        ["api", _, rest @ ..] => Some(rest),
+        ["apis", _, _, rest @ ..] => Some(rest),
+        _ => None,
+    };
+    let collection = rest.map(|rest| match rest {
+        ["namespaces", _, rest @ ..] if !rest.is_empty() => rest.len() <= 1,
+        other => other.len() <= 1,
+    });
+    let verb = match (method.as_str(), collection) {
+        (_, None) => return method.as_str().to_ascii_lowercase(),
+        ("GET", _) if watch => "watch",
+        ("GET", Some(true)) => "list",
+        ("GET", _) => "get",
+        ("POST", _) => "create",
+        ("PUT", _) => "update",
+        ("PATCH", _) => "patch",
+        ("DELETE", Some(true)) => "deletecollection",
+        ("DELETE", _) => "delete",
+        (other, _) => return other.to_ascii_lowercase(),
+    };
+    verb.to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(path: &str) -> RequestRecord {
+        RequestRecord {
+            at_ms: 0,
+            verb: "get".into(),
+            path: path.into(),
+            user_agent: None,
+            code: None,
+        }
+    }
+
+    #[test]
+    fn answers_land_on_their_request_and_the_oldest_requests_go_first() {
+        let log = RequestLog::default();
+        let first = log.push(record("/a"));
+        let second = log.push(record("/b"));
+        log.answered(second, 404);
+        assert_eq!(log.snapshot().iter().map(|r| r.code).collect::<Vec<_>>(), [None, Some(404)]);
+        for _ in 0..CAPACITY {
+            log.push(record("/c"));
+        }
+        log.answered(first, 200);
+        let kept = log.snapshot();
+        assert_eq!(kept.len(), CAPACITY);
+        assert!(kept.iter().all(|r| r.path == "/c"));
+    }
+
+    #[test]
+    fn verbs_follow_the_audit_log() {
+        let cases = [
+            (Method::GET, "/api/v1/namespaces/a/configmaps", None, "list"),
+            (Method::GET, "/api/v1/namespaces/a/configmaps", Some("watch=true"), "watch"),
+            (Method::GET, "/api/v1/namespaces/a/configmaps/c", None, "get"),
+            (Method::GET, "/api/v1/namespaces/a", None, "get"),
+            (Method::GET, "/apis/apps/v1/deployments", None, "list"),
+            (Method::PATCH, "/apis/coordination.k8s.io/v1/namespaces/a/leases/l", None, "patch"),
+            (Method::POST, "/apis/events.k8s.io/v1/namespaces/a/events", None, "create"),
+            (Method::PUT, "/api/v1/namespaces/a/configmaps/c", None, "update"),
+            (Method::DELETE, "/api/v1/namespaces/a/configmaps/c", None, "delete"),
+            (Method::DELETE, "/api/v1/namespaces/a/configmaps", None, "deletecollection"),
+            (Method::GET, "/version", None, "get"),
+        ];
+        for (method, path, query, expected) in cases {
+            assert_eq!(verb(&method, path, query), expected, "{method} {path}");
+        }
+    }
+}

@@ -1,0 +1,205 @@
+//! Starting and stopping the operator process: an API server that accepts connections and
+//! never answers, one that answers 404 to everything, SIGTERM during the start-up wait, and a
+//! second signal during a graceful shutdown that would otherwise take long.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use common::process::{Kubeconfig, OperatorProcess};
+use common::{Cluster, wait_for};
+use serde_json::{Value, json};
+use servicerefresh::crd::{BatchPhase, Phase};
+use servicerefresh_sim::{FaultConfig, SimConfig};
+use tokio::net::TcpListener;
+
+/// A TCP server that accepts every connection and never answers; counts connections.
+async fn hung_server() -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("address");
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = accepted.clone();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            held.push(socket);
+        }
+    });
+    (address, accepted)
+}
+
+/// A plain HTTP server answering 404 to everything, as a web server at the wrong URL would.
+async fn not_found_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("address");
+    let app = axum::Router::new()
+        .fallback(|| async { (axum::http::StatusCode::NOT_FOUND, "404 page not found\n") });
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    address
+}
+
+fn errors(operator: &OperatorProcess) -> Vec<Value> {
+    operator
+        .lines()
+        .iter()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|line| line["level"] == "ERROR")
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unanswering_server_is_given_up_on_within_the_startup_timeout_naming_its_url() {
+    let (address, _) = hung_server().await;
+    let url = format!("http://{address}/");
+    let kubeconfig = Kubeconfig::for_server(&url);
+    let started = Instant::now();
+    let mut operator = OperatorProcess::spawn(
+        &kubeconfig.path,
+        "op-hung",
+        &["--leader-election=false", "--startup-timeout", "3s"],
+    );
+    let status = operator.wait_exit(Duration::from_secs(30)).await;
+    let took = started.elapsed();
+    assert!(!status.success());
+    assert!(took < Duration::from_secs(3 + 5), "gave up after {took:?}");
+    let fatal = errors(&operator);
+    assert_eq!(fatal.len(), 1, "one line: {:?}", operator.lines());
+    let message = fatal[0]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains(&format!("cannot reach the Kubernetes API server at {url}")),
+        "{message}"
+    );
+    assert_eq!(fatal[0]["fatal"], true, "JSON log format applies to fatal errors too");
+    let causes = fatal[0]["causes"].to_string();
+    assert!(causes.contains("no answer within"), "{causes}");
+
+    // The same in text: one `error:` line.
+    let started = Instant::now();
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_servicerefresh"))
+            .args(["run", "--kubeconfig"])
+            .arg(&kubeconfig.path)
+            .args([
+                "--leader-election=false",
+                "--startup-timeout",
+                "2s",
+                "--metrics-listen",
+                "127.0.0.1:0",
+            ])
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("runs")
+    })
+    .await
+    .expect("joined");
+    assert!(started.elapsed() < Duration::from_secs(2 + 5));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let lines: Vec<&str> = stderr.lines().filter(|line| line.starts_with("error:")).collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(lines[0].contains(&url) && lines[0].contains("no answer within"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_answering_404_is_not_a_kubernetes_api_server() {
+    let address = not_found_server().await;
+    let kubeconfig = Kubeconfig::for_server(&format!("http://{address}"));
+    let mut operator =
+        OperatorProcess::spawn(&kubeconfig.path, "op-404", &["--leader-election=false"]);
+    let status = operator.wait_exit(Duration::from_secs(30)).await;
+    assert!(!status.success());
+    let fatal = errors(&operator);
+    assert_eq!(fatal.len(), 1, "{:?}", operator.lines());
+    let message = fatal[0]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("does not look like a Kubernetes API server"), "{message}");
+    assert!(message.contains("404"), "{message}");
+    assert!(!message.contains("CRD"), "not a missing CRD: {message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_the_startup_wait_exits_within_the_shutdown_deadline() {
+    let (address, accepted) = hung_server().await;
+    let kubeconfig = Kubeconfig::for_server(&format!("http://{address}"));
+    let mut operator = OperatorProcess::spawn(
+        &kubeconfig.path,
+        "op-term",
+        &["--leader-election=false", "--startup-timeout", "10m", "--shutdown-timeout", "5s"],
+    );
+    wait_for(Duration::from_secs(30), "the operator to connect", || async {
+        (accepted.load(Ordering::SeqCst) > 0).then_some(())
+    })
+    .await;
+    let signalled = Instant::now();
+    operator.signal("TERM");
+    let status = operator.wait_exit(Duration::from_secs(30)).await;
+    let took = signalled.elapsed();
+    assert!(took < Duration::from_secs(5), "exited {took:?} after SIGTERM");
+    assert!(status.success(), "a requested stop is a clean exit: {status:?}");
+    assert!(!operator.logged("shutting down: finishing reconciles in progress").is_empty());
+    assert!(errors(&operator).is_empty(), "{:?}", operator.lines());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_signal_ends_a_slow_graceful_shutdown_at_once() {
+    let cluster = Cluster::start(SimConfig {
+        deployments: 20,
+        rollout_ms: 300,
+        rollout_jitter_ms: 50,
+        seed: 3,
+        ..SimConfig::default()
+    })
+    .await;
+    let kubeconfig = Kubeconfig::for_sim(&cluster.sim);
+    let mut operator = OperatorProcess::spawn(
+        &kubeconfig.path,
+        "op-slow",
+        &["--leader-election=false", "--request-timeout", "2m", "--shutdown-timeout", "2m"],
+    );
+    cluster.create_refresh("fleet", json!({"selector": {}, "batchSize": 5})).await;
+    wait_for(Duration::from_secs(60), "batch 1 to run", || async {
+        cluster.status("fleet").await.filter(|s| {
+            s.phase == Some(Phase::Running)
+                && s.batches.first().is_some_and(|b| b.phase == BatchPhase::Running)
+        })
+    })
+    .await;
+    // From now on the API server takes a minute to answer: the next write of the reconcile
+    // that a finished rollout triggers hangs, and a graceful shutdown would wait for it.
+    let slow_from = cluster.sim.now_ms();
+    cluster.sim.set_faults(FaultConfig { latency_ms: 60_000, ..FaultConfig::default() });
+    wait_for(Duration::from_secs(60), "a write of the operator to hang", || async {
+        cluster
+            .sim
+            .requests()
+            .iter()
+            .any(|r| {
+                r.at_ms >= slow_from
+                    && r.is_write()
+                    && r.code.is_none()
+                    && r.user_agent.as_deref().is_some_and(|ua| ua.contains("(op-slow)"))
+            })
+            .then_some(())
+    })
+    .await;
+    operator.signal("TERM");
+    operator
+        .wait_for_log("shutting down: finishing reconciles in progress", Duration::from_secs(10))
+        .await;
+    let second = Instant::now();
+    operator.signal("TERM");
+    let status = operator.wait_exit(Duration::from_secs(30)).await;
+    assert!(
+        second.elapsed() < Duration::from_secs(5),
+        "exited {:?} after the second signal",
+        second.elapsed()
+    );
+    assert_eq!(status.code(), Some(130), "{:?}", operator.lines());
+    assert!(!operator.logged("second signal: exiting at once").is_empty());
+    cluster.sim.set_faults(FaultConfig::default());
+    cluster.sim.shutdown().await;
+}
