@@ -5,11 +5,14 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use futures::FutureExt;
+use servicerefresh::admin::{self, AdminServer};
 use servicerefresh::cli;
-use servicerefresh::controller::{self, Clients, OperatorConfig, Timeouts};
+use servicerefresh::controller::{self, Clients, OperatorConfig, RefreshCache, Timeouts};
 use servicerefresh::crd::crd_yaml;
 use servicerefresh::engine::OperatorScope;
 use tracing_subscriber::EnvFilter;
@@ -89,6 +92,8 @@ struct RunArgs {
     /// the operator exits anyway. A second signal exits at once.
     #[arg(long, default_value = "20s", value_parser = parse_duration)]
     shutdown_timeout: Duration,
+    #[command(flatten)]
+    admin: admin::AdminArgs,
 }
 
 /// A duration such as `30s`, `2m` or `1h30m`.
@@ -171,7 +176,29 @@ fn main() -> ExitCode {
     }
 }
 
+/// The admin API's flags checked against the operator's: its target must be in the cache.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "--admin-target {target} is outside --watch-namespace {watched}: the operator only caches \
+     ServiceRefreshes in that namespace"
+)]
+struct AdminOutsideWatch {
+    target: String,
+    watched: String,
+}
+
 async fn run_operator(args: RunArgs, log_format: LogFormat) -> ExitCode {
+    let admin_settings = match args.admin.settings() {
+        Ok(settings) => settings,
+        Err(error) => return fatal(log_format, &error),
+    };
+    if let (Some(settings), Some(watched)) = (&admin_settings, &args.watch_namespace)
+        && settings.target.namespace != *watched
+    {
+        let error =
+            AdminOutsideWatch { target: settings.target.to_string(), watched: watched.clone() };
+        return fatal(log_format, &error);
+    }
     let timeouts = Timeouts {
         connect: args.request_timeout.min(Duration::from_secs(10)),
         request: args.request_timeout,
@@ -183,6 +210,25 @@ async fn run_operator(args: RunArgs, log_format: LogFormat) -> ExitCode {
         Ok(clients) => clients,
         Err(error) => return fatal(log_format, &error),
     };
+    let refresh_cache = RefreshCache::default();
+    let admin_server = match admin_settings {
+        Some(settings) => {
+            let authority =
+                Arc::new(admin::auth::reviews::KubeAuthority::new(clients.requests.clone()));
+            match AdminServer::bind(
+                settings,
+                clients.requests.clone(),
+                refresh_cache.clone(),
+                authority,
+            )
+            .await
+            {
+                Ok(server) => Some(server),
+                Err(error) => return fatal(log_format, &error),
+            }
+        }
+        None => None,
+    };
     let config = OperatorConfig {
         scope: OperatorScope {
             watch_namespace: args.watch_namespace,
@@ -191,8 +237,12 @@ async fn run_operator(args: RunArgs, log_format: LogFormat) -> ExitCode {
         max_concurrent_runs: args.max_concurrent_runs as usize,
         retry_delay: Duration::from_secs(args.retry_seconds),
         startup_timeout: args.startup_timeout,
+        refresh_cache,
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let stopped = stopped.map(|_| ()).shared();
+    // The admin API serves on every replica (its writes are user requests) until shutdown.
+    let admin_task = admin_server.map(|server| tokio::spawn(server.serve(stopped.clone())));
     let shutdown_timeout = args.shutdown_timeout;
     tokio::spawn(async move {
         shutdown_signal().await;
@@ -209,10 +259,21 @@ async fn run_operator(args: RunArgs, log_format: LogFormat) -> ExitCode {
             }
         }
     });
-    let operator = controller::run(clients, config, async move {
-        let _ = stopped.await;
-    });
-    match operator.await {
+    let operator = controller::run(clients, config, stopped);
+    let outcome = operator.await;
+    if let Some(mut task) = admin_task {
+        // The operator ended: the admin API, which reads its cache, ends with it. After a
+        // signal it is finishing its requests; after an operator error it is stopped.
+        if outcome.is_err() {
+            task.abort();
+        }
+        match tokio::time::timeout(Duration::from_secs(5), &mut task).await {
+            Ok(Ok(Err(error))) => return fatal(log_format, &error),
+            Ok(_) => {}
+            Err(_) => task.abort(),
+        }
+    }
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => fatal(log_format, &error),
     }

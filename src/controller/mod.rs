@@ -7,6 +7,7 @@
 mod act;
 mod caches;
 mod reconcile;
+mod shared;
 mod startup;
 
 use std::future::Future;
@@ -25,6 +26,7 @@ pub use act::{
 };
 pub use caches::CachedCluster;
 pub use reconcile::ReconcileError;
+pub use shared::RefreshCache;
 pub use startup::{Clients, StartupError, Timeouts, load_config, preflight};
 
 use crate::crd::ServiceRefresh;
@@ -46,6 +48,8 @@ pub struct OperatorConfig {
     pub retry_delay: Duration,
     /// How long start-up keeps retrying an unreachable API server.
     pub startup_timeout: Duration,
+    /// Where the ServiceRefresh cache is published once watching starts (the admin API reads it).
+    pub refresh_cache: RefreshCache,
 }
 
 impl Default for OperatorConfig {
@@ -55,6 +59,7 @@ impl Default for OperatorConfig {
             max_concurrent_runs: 1,
             retry_delay: Duration::from_secs(2),
             startup_timeout: Duration::from_secs(60),
+            refresh_cache: RefreshCache::default(),
         }
     }
 }
@@ -91,6 +96,7 @@ pub async fn run(
         .modify(|refresh: &mut ServiceRefresh| refresh.metadata.managed_fields = None)
         .reflect(refresh_writer)
         .touched_objects();
+    config.refresh_cache.publish(refresh_cache.clone());
 
     let (wake_queued, slot_freed) = futures::channel::mpsc::unbounded();
     let context = Arc::new(Context {
