@@ -200,7 +200,7 @@ pub struct Progress {
 impl Progress {
     /// Percent done, for progress bars.
     pub fn percent(&self) -> u32 {
-        if self.total == 0 { 0 } else { self.done * 100 / self.total }
+        (self.done * 100).checked_div(self.total).unwrap_or(0)
     }
 }
 
@@ -549,3 +549,6 @@ pub fn list(refresh: &ServiceRefresh, context: &JobContext) -> Vec<Job> {
     jobs.sort_by_key(|job| std::cmp::Reverse((job.starttime, job.updatedtime)));
     jobs
 }
+
+#[cfg(test)]
+mod tests;

@@ -49,7 +49,7 @@ impl PageInfo {
             token: token.map(str::to_owned),
             root: root.to_owned(),
         };
-        page.home_url = page.url("/");
+        page.home_url = page.url("");
         page.operation_url = page.url("/services/refreshAllServices");
         page.jobs_url = page.url("/jobs");
         page

@@ -90,7 +90,7 @@ pub fn plan_submit(
 #[derive(Clone, Debug, PartialEq)]
 pub enum CancelPlan {
     /// Nothing to write: the job is cancelling or cancelled already.
-    Unchanged(Job),
+    Unchanged(Box<Job>),
     /// Write this patch.
     Write(Value),
 }
@@ -105,7 +105,7 @@ pub fn plan_cancel(
     let job = jobs::find(refresh, id, context)
         .ok_or_else(|| RequestError::JobNotFound { id: id.to_owned() })?;
     match job.status {
-        JobStatus::Cancelling | JobStatus::Cancelled => Ok(CancelPlan::Unchanged(job)),
+        JobStatus::Cancelling | JobStatus::Cancelled => Ok(CancelPlan::Unchanged(Box::new(job))),
         JobStatus::Completed | JobStatus::Failed => {
             Err(RequestError::NotCancellable { id: id.to_owned(), status: job.status })
         }
@@ -214,7 +214,7 @@ impl Requests {
         let mut refresh = self.cached.current().await?;
         for _ in 0..MAX_ATTEMPTS {
             match plan_cancel(&refresh, id, &self.context, Timestamp::now())? {
-                CancelPlan::Unchanged(job) => return Ok(job),
+                CancelPlan::Unchanged(job) => return Ok(*job),
                 CancelPlan::Write(patch) => {
                     let seen = refresh.metadata.resource_version.clone();
                     let written = self.patch(&patch).await?;
@@ -249,5 +249,123 @@ impl Requests {
             result: None,
             messages: Vec::new(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::admin::config::TargetRef;
+
+    const JOB: &str = "j018bcfe56800aabbccddeeff00112233";
+
+    fn context() -> JobContext {
+        JobContext {
+            target: TargetRef { namespace: "arcgis".into(), name: "all".into() },
+            context_root: String::new(),
+        }
+    }
+
+    fn object(annotations: &[(&str, &str)], status: Option<serde_json::Value>) -> ServiceRefresh {
+        let mut fixture = ServiceRefresh::fixture("all");
+        for (key, value) in annotations {
+            fixture = fixture.annotation(key, value);
+        }
+        if let Some(status) = status {
+            fixture = fixture.status(serde_json::from_value(status).expect("status"));
+        }
+        let mut refresh = fixture.build();
+        refresh.metadata.resource_version = Some("42".into());
+        refresh
+    }
+
+    fn alice() -> Caller {
+        Caller { username: "alice".into(), ..Caller::default() }
+    }
+
+    fn now() -> Timestamp {
+        Timestamp::from_millisecond(1_700_000_000_000).expect("time")
+    }
+
+    #[test]
+    fn a_submission_writes_a_new_request_only_when_none_is_pending() {
+        let idle = object(
+            &[(RUN_REQUESTED_AT_ANNOTATION, "old")],
+            Some(json!({"triggers": {"runRequestedAt": "old"}})),
+        );
+        let SubmitPlan::Write { id, patch } = plan_submit(&idle, &alice(), JOB, now()) else {
+            panic!("a write");
+        };
+        assert_eq!(id, JOB);
+        assert_eq!(patch["metadata"]["resourceVersion"], "42");
+        assert_eq!(patch["metadata"]["annotations"][RUN_REQUESTED_AT_ANNOTATION], JOB);
+        assert_eq!(
+            patch["metadata"]["annotations"][LEDGER_ANNOTATION],
+            format!(r#"{{"{JOB}":{{"username":"alice","submitted":1700000000000}}}}"#)
+        );
+        let pending = object(
+            &[(RUN_REQUESTED_AT_ANNOTATION, "theirs")],
+            Some(json!({"triggers": {"runRequestedAt": "old"}})),
+        );
+        assert_eq!(
+            plan_submit(&pending, &alice(), JOB, now()),
+            SubmitPlan::Pending("theirs".into())
+        );
+    }
+
+    #[test]
+    fn cancelling_withdraws_a_submitted_job_and_cancels_an_executing_one() {
+        let pending = object(&[(RUN_REQUESTED_AT_ANNOTATION, JOB)], None);
+        let CancelPlan::Write(patch) = plan_cancel(&pending, JOB, &context(), now()).expect("plan")
+        else {
+            panic!("a write");
+        };
+        assert_eq!(patch["metadata"]["resourceVersion"], "42");
+        assert_eq!(
+            patch["metadata"]["annotations"][RUN_REQUESTED_AT_ANNOTATION],
+            Value::Null,
+            "removed"
+        );
+        let ledger = patch["metadata"]["annotations"][LEDGER_ANNOTATION].as_str().expect("ledger");
+        assert!(ledger.contains(r#""withdrawn":1700000000000"#), "{ledger}");
+
+        let running = json!({
+            "phase": "Running", "triggers": {"runRequestedAt": JOB},
+            "run": {"id": "r", "number": 1, "reason": "RunRequested", "request": JOB, "startTime": "2023-11-14T22:13:20Z"},
+        });
+        let executing = object(&[(RUN_REQUESTED_AT_ANNOTATION, JOB)], Some(running.clone()));
+        let CancelPlan::Write(patch) =
+            plan_cancel(&executing, JOB, &context(), now()).expect("plan")
+        else {
+            panic!("a write");
+        };
+        let value = patch["metadata"]["annotations"][CANCEL_REQUESTED_AT_ANNOTATION]
+            .as_str()
+            .expect("value");
+        assert!(value.starts_with("2023-11-14T22:13:20.000000000Z-"), "{value}");
+        assert!(patch["metadata"]["annotations"].get(RUN_REQUESTED_AT_ANNOTATION).is_none());
+
+        // Asking again changes nothing; a finished or unknown job is refused.
+        let cancelling = object(
+            &[(RUN_REQUESTED_AT_ANNOTATION, JOB), (CANCEL_REQUESTED_AT_ANNOTATION, value)],
+            Some(running),
+        );
+        assert!(matches!(
+            plan_cancel(&cancelling, JOB, &context(), now()),
+            Ok(CancelPlan::Unchanged(_))
+        ));
+        let done = object(
+            &[(RUN_REQUESTED_AT_ANNOTATION, JOB)],
+            Some(json!({"phase": "Succeeded", "triggers": {"runRequestedAt": JOB}, "history": [
+                {"id": "r", "number": 1, "reason": "RunRequested", "request": JOB, "phase": "Succeeded", "totals": {}}]})),
+        );
+        assert!(matches!(
+            plan_cancel(&done, JOB, &context(), now()),
+            Err(RequestError::NotCancellable { status: JobStatus::Completed, .. })
+        ));
+        assert!(matches!(
+            plan_cancel(&done, "jnope", &context(), now()),
+            Err(RequestError::JobNotFound { .. })
+        ));
     }
 }

@@ -44,11 +44,6 @@ impl Format {
             ))),
         }
     }
-
-    /// The format errors are answered in: JSON for pages too when `f` was unreadable.
-    pub fn parse_or_json(value: Option<&str>) -> Result<Self, (Self, ArcGisError)> {
-        Self::parse(value).map_err(|error| (Self::Json, error))
-    }
 }
 
 /// An ArcGIS error.

@@ -28,7 +28,7 @@ use super::jobs::{self, JobContext, JobStatus};
 use super::pages::{self, ErrorPage, IndexPage, JobPage, JobsPage, OperationPage, PageInfo};
 use super::params::Params;
 use super::requests::{RequestError, Requests};
-use super::respond::{ArcGisError, Format, html_response, json_response, see_other, with_headers};
+use super::respond::{ArcGisError, Format, html_response, json_response, see_other};
 
 /// What the handlers share.
 pub struct AdminApi {
@@ -51,9 +51,16 @@ pub fn router(api: Arc<AdminApi>) -> Router {
         .route("/jobs", get(list).post(list))
         .route("/jobs/{jobid}", get(job).post(job))
         .route("/jobs/{jobid}/cancel", get(cancel_with_get).post(cancel))
-        .fallback(not_found)
-        .with_state(api);
-    if root.is_empty() { routes } else { Router::new().nest(&root, routes) }
+        .fallback(not_found);
+    if root.is_empty() {
+        routes.with_state(api)
+    } else {
+        // The root answers with its trailing slash too, as ArcGIS's does.
+        Router::new()
+            .nest(&root, routes)
+            .route(&format!("{root}/"), get(index).post(index))
+            .with_state(api)
+    }
 }
 
 /// The format, and the format errors are answered in when `f` itself is wrong.
@@ -336,5 +343,8 @@ async fn not_found(
         Err(response) => return response,
     };
     let path = uri.path().strip_prefix(api.context.context_root.as_str()).unwrap_or(uri.path());
-    with_headers(api.error(format, &ArcGisError::not_found(path.trim_start_matches('/')), &params))
+    api.error(format, &ArcGisError::not_found(path.trim_start_matches('/')), &params)
 }
+
+#[cfg(test)]
+mod tests;
