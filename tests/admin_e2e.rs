@@ -324,3 +324,107 @@ async fn cancelling_a_submitted_job_withdraws_its_request() {
     assert!(status.history.iter().all(|summary| summary.request.as_deref() != Some(id.as_str())));
     harness.stop().await;
 }
+
+/// A token for ServiceAccount `name`, from the TokenRequest API.
+async fn service_account_token(client: &kube::Client, name: &str) -> String {
+    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    use kube::api::{Api, PostParams};
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), NAMESPACE);
+    let account: ServiceAccount =
+        serde_json::from_value(json!({"metadata": {"name": name}})).expect("account");
+    accounts.create(&PostParams::default(), &account).await.expect("create ServiceAccount");
+    let request = TokenRequest {
+        spec: Some(TokenRequestSpec {
+            expiration_seconds: Some(3600),
+            ..TokenRequestSpec::default()
+        }),
+        ..TokenRequest::default()
+    };
+    let issued = accounts
+        .create_token_request(name, &PostParams::default(), &request)
+        .await
+        .expect("TokenRequest");
+    issued.status.and_then(|status| status.token).expect("a token")
+}
+
+/// Grants ServiceAccount `account` the `verbs` on the target ServiceRefresh.
+async fn grant(client: &kube::Client, account: &str, verbs: &[&str]) {
+    use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+    use kube::api::{Api, PostParams};
+    let role: Role = serde_json::from_value(json!({
+        "metadata": {"name": format!("{account}-jobs")},
+        "rules": [{"apiGroups": ["gisops.io"], "resources": ["servicerefreshes"], "resourceNames": [TARGET], "verbs": verbs}],
+    }))
+    .expect("role");
+    let binding: RoleBinding = serde_json::from_value(json!({
+        "metadata": {"name": format!("{account}-jobs")},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": format!("{account}-jobs")},
+        "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": NAMESPACE}],
+    }))
+    .expect("binding");
+    Api::<Role>::namespaced(client.clone(), NAMESPACE)
+        .create(&PostParams::default(), &role)
+        .await
+        .expect("create Role");
+    Api::<RoleBinding>::namespaced(client.clone(), NAMESPACE)
+        .create(&PostParams::default(), &binding)
+        .await
+        .expect("create RoleBinding");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the simulated cluster's TokenReview and SubjectAccessReview"]
+async fn token_and_access_reviews_decide_who_may_read_submit_and_cancel() {
+    use servicerefresh::admin::auth::reviews::KubeAuthority;
+    let harness = AdminHarness::start_with(fleet(6, 0, 150), |client| {
+        std::sync::Arc::new(KubeAuthority::new(client))
+    })
+    .await;
+    create_target(&harness, 10).await;
+    let client = harness.cluster.client.clone();
+    let admin = service_account_token(&client, "job-admin").await;
+    let reader = service_account_token(&client, "job-reader").await;
+    let bystander = service_account_token(&client, "bystander").await;
+    grant(&client, "job-admin", &["get", "patch"]).await;
+    grant(&client, "job-reader", &["get"]).await;
+
+    let submitted = harness.submit(&admin).await;
+    assert_eq!(submitted["status"], "SUBMITTED", "{submitted}");
+    let id = submitted["jobid"].as_str().expect("jobid").to_owned();
+    let job = harness.get(&format!("/jobs/{id}"), &[("f", "json"), ("token", &reader)]).await;
+    assert_eq!(job["jobid"], id.as_str());
+    assert_eq!(job["username"], format!("system:serviceaccount:{NAMESPACE}:job-admin"));
+
+    // 499, 498 and 403 alike for a job that exists and one that does not.
+    let missing = "jffffffffffff00000000000000000000";
+    for (token, code) in [(None, 499), (Some("not-a-token"), 498), (Some(bystander.as_str()), 403)]
+    {
+        let mut query = vec![("f", "json")];
+        query.extend(token.map(|token| ("token", token)));
+        let existing = harness.get(&format!("/jobs/{id}"), &query).await;
+        let absent = harness.get(&format!("/jobs/{missing}"), &query).await;
+        assert_eq!(existing, absent, "no leak of the job's existence");
+        assert_eq!(existing["error"]["code"], code, "{existing}");
+    }
+    // Bearer headers work as well as the parameter.
+    let via_header = harness
+        .http
+        .get(format!("{}/jobs/{id}?f=json", harness.base))
+        .header("X-Esri-Authorization", format!("Bearer {reader}"))
+        .send()
+        .await
+        .expect("GET")
+        .json::<Value>()
+        .await
+        .expect("JSON");
+    assert_eq!(via_header["jobid"], id.as_str());
+    // get is not patch: the reader can neither submit nor cancel.
+    assert_eq!(harness.submit(&reader).await["error"]["code"], 403);
+    let refused =
+        harness.post(&format!("/jobs/{id}/cancel"), &[("f", "json"), ("token", &reader)]).await;
+    assert_eq!(refused["error"]["code"], 403);
+    let done = harness.wait_job_with(&id, &reader, "the job to end", admin_support::is_final).await;
+    assert_eq!(status_of(&done), "COMPLETED", "{done}");
+    harness.stop().await;
+}

@@ -88,7 +88,16 @@ pub struct AdminHarness {
 impl AdminHarness {
     /// Starts the simulated cluster with `sim`, the operator, and the API with `authority`.
     pub async fn start(sim: SimConfig, authority: Arc<dyn Authority>) -> Self {
+        Self::start_with(sim, move |_| authority).await
+    }
+
+    /// Like [`start`](Self::start), with the authority made from the cluster's client.
+    pub async fn start_with(
+        sim: SimConfig,
+        authority: impl FnOnce(kube::Client) -> Arc<dyn Authority>,
+    ) -> Self {
         let cluster = Cluster::start(sim).await;
+        let authority = authority(cluster.client.clone());
         let cache = RefreshCache::default();
         let operator = Operator::start_with(
             &cluster.client,
@@ -168,8 +177,19 @@ impl AdminHarness {
 
     /// Polls the job until `accept` takes it, failing at the deadline.
     pub async fn wait_job(&self, id: &str, what: &str, accept: impl Fn(&Value) -> bool) -> Value {
+        self.wait_job_with(id, READER_TOKEN, what, accept).await
+    }
+
+    /// Polls the job with `token` until `accept` takes it, failing at the deadline.
+    pub async fn wait_job_with(
+        &self,
+        id: &str,
+        token: &str,
+        what: &str,
+        accept: impl Fn(&Value) -> bool,
+    ) -> Value {
         wait_for(Duration::from_secs(120), what, || async {
-            let job = self.job(id).await;
+            let job = self.get(&format!("/jobs/{id}"), &[("f", "json"), ("token", token)]).await;
             accept(&job).then_some(job)
         })
         .await
