@@ -2,9 +2,11 @@
 //! `X-Esri-Authorization: Bearer …` or as `Authorization: Bearer …` ([`token_from`]). An
 //! [`Authority`] turns it into a [`Caller`] and decides whether that caller may read or change
 //! the target ServiceRefresh; [`reviews::KubeAuthority`] asks the API server (TokenReview,
-//! SubjectAccessReview), and `fake::StaticAuthority` answers from a table for tests. [`check`]
-//! runs both steps and says why a request is refused, before any job is looked up.
+//! SubjectAccessReview), `fake::StaticAuthority` answers from a table for tests, and
+//! [`cached::CachedAuthority`] remembers positive answers briefly. [`check`] runs both steps
+//! and says why a request is refused, before any job is looked up.
 
+pub mod cached;
 #[cfg(any(test, feature = "sim"))]
 pub mod fake;
 pub mod reviews;
@@ -27,7 +29,7 @@ pub struct Caller {
 }
 
 /// What a request does to the target ServiceRefresh.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Access {
     /// Reading jobs and pages: `get` on the ServiceRefresh.
     Read,
