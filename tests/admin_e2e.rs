@@ -428,3 +428,36 @@ async fn token_and_access_reviews_decide_who_may_read_submit_and_cancel() {
     assert_eq!(status_of(&done), "COMPLETED", "{done}");
     harness.stop().await;
 }
+
+#[test]
+fn the_admin_api_serves_plain_http_only_when_asked_to() {
+    let run = |extra: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_servicerefresh"))
+            .args([
+                "run",
+                "--kubeconfig",
+                "/nonexistent/kubeconfig",
+                "--admin-listen",
+                "127.0.0.1:0",
+            ])
+            .args(["--admin-target", "arcgis/refresh-all"])
+            .args(extra)
+            .output()
+            .expect("servicerefresh runs");
+        (output.status.code(), String::from_utf8_lossy(&output.stderr).into_owned())
+    };
+    let (code, stderr) = run(&[]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("--admin-tls-cert") && stderr.contains("--admin-plain-http"),
+        "{stderr}"
+    );
+    let (code, stderr) =
+        run(&["--admin-plain-http", "--admin-tls-cert", "c.pem", "--admin-tls-key", "k.pem"]);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("choose HTTPS or plain HTTP"), "{stderr}");
+    // With --admin-plain-http the flags are accepted: start-up goes on to the kubeconfig.
+    let (code, stderr) = run(&["--admin-plain-http"]);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("kubeconfig") && !stderr.contains("admin"), "{stderr}");
+}

@@ -147,3 +147,50 @@ impl axum::serve::Listener for TlsListener {
         Ok(self.local)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files(name: &str, cert: &str, key: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+        let dir =
+            std::env::temp_dir().join(format!("servicerefresh-tls-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (cert_path, key_path) = (dir.join("tls.crt"), dir.join("tls.key"));
+        std::fs::write(&cert_path, cert).unwrap();
+        std::fs::write(&key_path, key).unwrap();
+        (cert_path, key_path)
+    }
+
+    #[test]
+    fn a_pem_pair_loads_and_bad_files_say_which_file() {
+        let made = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+        let other = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+        let (cert, key) = files("good", &made.cert.pem(), &made.signing_key.serialize_pem());
+        let config = server_config(&cert, &key).unwrap();
+        assert_eq!(config.alpn_protocols, vec![b"http/1.1".to_vec()]);
+
+        let missing = server_config(Path::new("/nonexistent/tls.crt"), &key).unwrap_err();
+        assert!(
+            matches!(missing, TlsError::Certificate { .. })
+                && missing.to_string().contains("/nonexistent/tls.crt")
+        );
+        let (empty, key_only) = files("empty", "", &made.signing_key.serialize_pem());
+        assert!(matches!(
+            server_config(&empty, &key_only).unwrap_err(),
+            TlsError::NoCertificate { .. }
+        ));
+        let (cert_only, no_key) = files("nokey", &made.cert.pem(), "");
+        assert!(matches!(server_config(&cert_only, &no_key).unwrap_err(), TlsError::Key { .. }));
+        let (cert, wrong_key) =
+            files("mismatch", &made.cert.pem(), &other.signing_key.serialize_pem());
+        let mismatch = server_config(&cert, &wrong_key).unwrap_err();
+        assert!(matches!(mismatch, TlsError::Config { .. }), "{mismatch:?}");
+        for name in ["good", "empty", "nokey", "mismatch"] {
+            let _ = std::fs::remove_dir_all(
+                std::env::temp_dir()
+                    .join(format!("servicerefresh-tls-{}-{name}", std::process::id())),
+            );
+        }
+    }
+}
