@@ -1,7 +1,8 @@
 //! servicerefresh: a Kubernetes operator that restarts fleets of Deployments in ready-gated
 //! batches. The crate splits into the CRD types, a pure decision engine, the stateful policy
-//! the shell consults, and the thin IO shell (controller, CLI) around them.
+//! the shell consults, and the thin IO shell (controller, CLI, the admin job API) around them.
 
+pub mod admin;
 pub mod cli;
 pub mod controller;
 pub mod crd;

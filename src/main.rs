@@ -6,12 +6,15 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{ArgAction, Parser, Subcommand, ValueEnum};
+use futures::FutureExt;
+use servicerefresh::admin::{self, AdminServer};
 use servicerefresh::cli;
 use servicerefresh::controller::{
-    self, Clients, LeaderElectionConfig, LeaseLocation, OperatorConfig, Timeouts,
+    self, Clients, LeaderElectionConfig, LeaseLocation, OperatorConfig, RefreshCache, Timeouts,
 };
 use servicerefresh::crd::crd_yaml;
 use servicerefresh::engine::OperatorScope;
@@ -115,6 +118,8 @@ struct RunArgs {
     /// free port (logged).
     #[arg(long, default_value = "0.0.0.0:8080")]
     metrics_listen: SocketAddr,
+    #[command(flatten)]
+    admin: admin::AdminArgs,
 }
 
 /// A duration such as `30s`, `2m` or `1h30m`.
@@ -197,7 +202,29 @@ fn main() -> ExitCode {
     }
 }
 
+/// The admin API's flags checked against the operator's: its target must be in the cache.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "--admin-target {target} is outside --watch-namespace {watched}: the operator only caches \
+     ServiceRefreshes in that namespace"
+)]
+struct AdminOutsideWatch {
+    target: String,
+    watched: String,
+}
+
 async fn run_operator(args: RunArgs, log_format: LogFormat) -> ExitCode {
+    let admin_settings = match args.admin.settings() {
+        Ok(settings) => settings,
+        Err(error) => return fatal(log_format, &error),
+    };
+    if let (Some(settings), Some(watched)) = (&admin_settings, &args.watch_namespace)
+        && settings.target.namespace != *watched
+    {
+        let error =
+            AdminOutsideWatch { target: settings.target.to_string(), watched: watched.clone() };
+        return fatal(log_format, &error);
+    }
     let timeouts = Timeouts {
         connect: args.request_timeout.min(Duration::from_secs(10)),
         request: args.request_timeout,
@@ -226,6 +253,25 @@ async fn run_operator(args: RunArgs, log_format: LogFormat) -> ExitCode {
             Ok(clients) => clients,
             Err(error) => return fatal(log_format, &error),
         };
+    let refresh_cache = RefreshCache::default();
+    let admin_server = match admin_settings {
+        Some(settings) => {
+            let authority =
+                Arc::new(admin::auth::reviews::KubeAuthority::new(clients.requests.clone()));
+            match AdminServer::bind(
+                settings,
+                clients.requests.clone(),
+                refresh_cache.clone(),
+                authority,
+            )
+            .await
+            {
+                Ok(server) => Some(server),
+                Err(error) => return fatal(log_format, &error),
+            }
+        }
+        None => None,
+    };
     let config = OperatorConfig {
         scope: OperatorScope {
             watch_namespace: args.watch_namespace,
@@ -236,8 +282,12 @@ async fn run_operator(args: RunArgs, log_format: LogFormat) -> ExitCode {
         startup_timeout: args.startup_timeout,
         leader_election,
         metrics_listen: Some(args.metrics_listen),
+        refresh_cache,
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let stopped = stopped.map(|_| ()).shared();
+    // The admin API serves on every replica (its writes are user requests) until shutdown.
+    let admin_task = admin_server.map(|server| tokio::spawn(server.serve(stopped.clone())));
     let shutdown_timeout = args.shutdown_timeout;
     tokio::spawn(async move {
         shutdown_signal().await;
@@ -254,10 +304,21 @@ async fn run_operator(args: RunArgs, log_format: LogFormat) -> ExitCode {
             }
         }
     });
-    let operator = controller::run(clients, config, async move {
-        let _ = stopped.await;
-    });
-    match operator.await {
+    let operator = controller::run(clients, config, stopped);
+    let outcome = operator.await;
+    if let Some(mut task) = admin_task {
+        // The operator ended: the admin API, which reads its cache, ends with it. After a
+        // signal it is finishing its requests; after an operator error it is stopped.
+        if outcome.is_err() {
+            task.abort();
+        }
+        match tokio::time::timeout(Duration::from_secs(5), &mut task).await {
+            Ok(Ok(Err(error))) => return fatal(log_format, &error),
+            Ok(_) => {}
+            Err(_) => task.abort(),
+        }
+    }
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => fatal(log_format, &error),
     }

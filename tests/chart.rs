@@ -645,6 +645,8 @@ fn bad_values_fail_with_a_message_naming_the_value() {
         ("watchNamespace=arcgis,allowCrossNamespace=true", "allowCrossNamespace"),
         ("admin.enabled=true,admin.tls.secretName=sr-tls", "admin.target"),
         ("admin.enabled=true,admin.target=arcgis/refresh-all", "admin.tls.secretName"),
+        ("admin.contextRoot=/arcgis admin", "contextRoot"),
+        ("admin.contextRoot=/arcgis/admin/", "contextRoot"),
     ];
     for (set, field) in cases {
         match template(&[set]) {

@@ -9,6 +9,7 @@ mod caches;
 mod client_stack;
 mod leader;
 mod reconcile;
+mod shared;
 mod startup;
 
 use std::future::Future;
@@ -29,6 +30,7 @@ pub use act::{
 pub use caches::CachedCluster;
 pub use leader::{LeaderElectionConfig, LeaderElectionError, LeaseLocation, Timing};
 pub use reconcile::ReconcileError;
+pub use shared::RefreshCache;
 pub use startup::{
     Clients, StartupError, Timeouts, Unanswered, default_lease_namespace, load_config, preflight,
     replica_identity, user_agent,
@@ -66,6 +68,8 @@ pub struct OperatorConfig {
     pub leader_election: Option<LeaderElectionConfig>,
     /// Where to serve `/metrics`, `/healthz` and `/readyz`; `None`: nowhere.
     pub metrics_listen: Option<SocketAddr>,
+    /// Where the ServiceRefresh cache is published once watching starts (the admin API reads it).
+    pub refresh_cache: RefreshCache,
 }
 
 impl Default for OperatorConfig {
@@ -77,6 +81,7 @@ impl Default for OperatorConfig {
             startup_timeout: Duration::from_secs(60),
             leader_election: None,
             metrics_listen: None,
+            refresh_cache: RefreshCache::default(),
         }
     }
 }
@@ -156,6 +161,7 @@ async fn operate(
         .reflect(refresh_writer)
         .inspect(synced(&sync, Cache::ServiceRefreshes))
         .touched_objects();
+    config.refresh_cache.publish(refresh_cache.clone());
 
     let readiness = tokio::spawn(report_readiness(telemetry.clone(), sync.clone()));
 

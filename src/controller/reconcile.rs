@@ -337,7 +337,7 @@ impl Context {
             return;
         };
         let services: Vec<ObjectKey> = batch
-            .services
+            .all_services(&key.namespace)
             .iter()
             .map(|service| {
                 ObjectKey::new(
