@@ -139,6 +139,10 @@ struct Model {
     new_triggers: u64,
     cancels: u64,
     foreign_restarts: u64,
+    /// Rollouts (run, Deployment) that completed or exceeded their progress deadline after
+    /// the run restarted them: they left the in-flight budget for good, whatever the
+    /// Deployment does later on its own.
+    settled_rollouts: BTreeSet<(String, ObjectKey)>,
 }
 
 impl Model {
@@ -169,6 +173,7 @@ impl Model {
             new_triggers: 0,
             cancels: 0,
             foreign_restarts: 0,
+            settled_rollouts: BTreeSet::new(),
         }
     }
 
@@ -184,6 +189,7 @@ impl Model {
                         1 => self.cluster.roll_out(&key),
                         _ => self.cluster.fail_rollout(&key),
                     }
+                    self.note_settled(&key);
                 }
             }
             Op::Delete { index } => {
@@ -232,6 +238,16 @@ impl Model {
             }
         }
         Ok(())
+    }
+
+    /// Records a rollout of a run that has just completed or failed.
+    fn note_settled(&mut self, key: &ObjectKey) {
+        let Some(deployment) = self.cluster.deployments.get(key) else { return };
+        let snapshot = &deployment.snapshot;
+        let Some(run) = snapshot.restarted_by.clone() else { return };
+        if !readiness::verdict(snapshot, snapshot.generation()).is_waiting() {
+            self.settled_rollouts.insert((run, key.clone()));
+        }
     }
 
     /// The cache a pass reads: each Deployment fresh, or as it was one pass ago.
@@ -448,6 +464,7 @@ impl Model {
                 let snapshot = &deployment.snapshot;
                 snapshot.restarted_by.as_deref() == Some(run.id.as_str())
                     && !seen_complete.contains(*key)
+                    && !self.settled_rollouts.contains(&(run.id.clone(), (*key).clone()))
                     && readiness::verdict(snapshot, snapshot.generation()).is_waiting()
             })
             .count();

@@ -212,6 +212,14 @@ impl ModelCluster {
     fn set_rollout(&mut self, key: &ObjectKey, step: RolloutStep) {
         let Some(deployment) = self.deployments.get_mut(key) else { return };
         let snapshot = &mut deployment.snapshot;
+        // A real Deployment controller never rolls out a generation it finished again.
+        let finished = snapshot.rollout.as_ref().is_some_and(|rollout| {
+            rollout.observed_generation == snapshot.metadata.generation
+                && rollout.progressing_reason.as_deref() == Some("NewReplicaSetAvailable")
+        });
+        if finished && matches!(step, RolloutStep::Started) {
+            return;
+        }
         let replicas = snapshot.replicas.unwrap_or(1);
         let (total, updated, reason) = match step {
             RolloutStep::Done => (replicas, replicas, "NewReplicaSetAvailable"),
