@@ -8,6 +8,7 @@
 mod builtin;
 mod crd;
 mod custom_resource;
+mod decoding;
 mod defaults;
 mod names;
 
@@ -17,6 +18,7 @@ use crate::error::ApiError;
 use crate::registry::ResourceDef;
 use crate::util::{metadata_str, now_rfc3339};
 
+pub use decoding::{FieldValidation, Source, decode};
 pub use names::validate_name;
 
 /// Defaults and validates an object about to be stored (`old` is the stored
