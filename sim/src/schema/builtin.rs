@@ -48,13 +48,6 @@ impl BuiltinSchemas {
             .map(String::as_str)
     }
 
-    /// The kinds with a schema: (group, version, kind, definition name).
-    pub fn kinds(&self) -> impl Iterator<Item = (&str, &str, &str, &str)> {
-        self.kinds.iter().map(|((group, version, kind), name)| {
-            (group.as_str(), version.as_str(), kind.as_str(), name.as_str())
-        })
-    }
-
     /// The definition a schema refers to (`$ref`), with its name.
     pub fn referenced<'a>(&'a self, schema: &Value) -> Option<(&'a str, &'a Value)> {
         let name = schema.get("$ref").and_then(Value::as_str)?.strip_prefix(REF_PREFIX)?;

@@ -371,7 +371,7 @@ impl State<'_> {
 
 /// Checks a quantity as `resource.ParseQuantity` does; the error is its
 /// message.
-pub fn parse_quantity(text: &str) -> Result<(), &'static str> {
+fn parse_quantity(text: &str) -> Result<(), &'static str> {
     static FORMAT: std::sync::OnceLock<Option<regex::Regex>> = std::sync::OnceLock::new();
     let format = FORMAT
         .get_or_init(|| regex::Regex::new(r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$").ok());
@@ -397,7 +397,7 @@ pub fn parse_quantity(text: &str) -> Result<(), &'static str> {
 
 /// Decodes standard padded base64 as Go's `base64.StdEncoding` does (line
 /// breaks ignored); the error is the offset Go reports.
-pub fn go_base64(text: &str) -> Result<Vec<u8>, usize> {
+fn go_base64(text: &str) -> Result<Vec<u8>, usize> {
     let cleaned: String = text.chars().filter(|ch| *ch != '\r' && *ch != '\n').collect();
     let config = base64::engine::GeneralPurposeConfig::new().with_decode_allow_trailing_bits(true);
     let engine = base64::engine::GeneralPurpose::new(&base64::alphabet::STANDARD, config);

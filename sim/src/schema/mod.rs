@@ -27,9 +27,9 @@ use serde_json::{Map, Value};
 
 use crate::error::Cause;
 
-pub use builtin::{BuiltinSchemas, builtin_schemas, rewrite_refs};
-pub use cel::{CelError, check_rules, validate_rules};
-pub use decode::{DecodeError, decode, go_base64, parse_quantity};
+pub use builtin::{builtin_schemas, rewrite_refs};
+pub use cel::{check_rules, validate_rules};
+pub use decode::{DecodeError, decode};
 pub use defaults::apply_defaults;
 pub use prune::prune;
 pub use validate::validate;
