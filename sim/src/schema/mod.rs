@@ -27,7 +27,7 @@ use serde_json::{Map, Value};
 
 use crate::error::Cause;
 
-pub use builtin::{builtin_schemas, rewrite_refs};
+pub use builtin::{BuiltinSchemas, builtin_schemas, rewrite_refs};
 pub use cel::{check_rules, validate_rules};
 pub use decode::{DecodeError, decode};
 pub use defaults::apply_defaults;

@@ -214,6 +214,12 @@ pub fn compiled_definitions(
         .into_iter()
         .filter_map(|name| {
             let mut definition = schemas.definitions.get(&name)?.clone();
+            if schema::BuiltinSchemas::is_free_form(&name)
+                && let Some(fields) = definition.as_object_mut()
+            {
+                // Published as any value (their Go types decode anything).
+                fields.retain(|key, _| key == "description");
+            }
             schema::rewrite_refs(&mut definition, prefix);
             if prefix == COMPONENTS_PREFIX {
                 wrap_ref_siblings(&mut definition);
@@ -238,6 +244,7 @@ fn wrap_ref_siblings(schema: &mut Value) {
     match schema {
         Value::Object(fields) => {
             if fields.len() > 1
+                && fields.get("$ref").is_some_and(Value::is_string)
                 && let Some(reference) = fields.remove("$ref")
             {
                 fields.insert("allOf".into(), json!([{ "$ref": reference }]));
