@@ -40,12 +40,8 @@ async fn send_with_warnings(
         .send()
         .await
         .unwrap();
-    let warnings = r
-        .headers()
-        .get_all("warning")
-        .iter()
-        .map(|v| v.to_str().unwrap().to_string())
-        .collect();
+    let warnings =
+        r.headers().get_all("warning").iter().map(|v| v.to_str().unwrap().to_string()).collect();
     let status = r.status().as_u16();
     (status, r.json().await.unwrap_or(Value::Null), warnings)
 }
@@ -95,7 +91,8 @@ async fn wrong_types_are_refused_with_the_go_decoder_message() {
         r.body
     );
     let mut d = common::deployment("quantity");
-    d["spec"]["template"]["spec"]["containers"][0]["resources"] = json!({"limits": {"cpu": "lots"}});
+    d["spec"]["template"]["spec"]["containers"][0]["resources"] =
+        json!({"limits": {"cpu": "lots"}});
     let r = c.post(DEPLOYS, &d).await;
     assert_eq!(
         message(&r.body),
@@ -185,7 +182,10 @@ async fn unknown_fields_follow_field_validation() {
             r#"{"spec":{"foo":1}}"#,
         )
         .await;
-    assert_eq!((r.status, message(&r.body)), (400, "strict decoding error: unknown field \"spec\""));
+    assert_eq!(
+        (r.status, message(&r.body)),
+        (400, "strict decoding error: unknown field \"spec\"")
+    );
 
     // Server-side apply refuses fields the type does not declare.
     let r = c
@@ -234,7 +234,10 @@ async fn secrets_merge_string_data_default_their_type_and_check_base64() {
     // The type is immutable, and a TLS secret needs its keys.
     let r = c.merge_patch(&format!("{SECRETS}/s"), r#"{"type":"kubernetes.io/tls"}"#).await;
     assert_eq!(r["code"], 422, "{r}");
-    assert!(message(&r).contains("type: Invalid value: \"kubernetes.io/tls\": field is immutable"), "{r}");
+    assert!(
+        message(&r).contains("type: Invalid value: \"kubernetes.io/tls\": field is immutable"),
+        "{r}"
+    );
     let tls = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "t"}, "type": "kubernetes.io/tls"});
     let r = c.post(SECRETS, &tls).await;
     assert_eq!(
@@ -270,7 +273,8 @@ async fn metadata_rules() {
 
     // Owner references: uid required, one controller.
     let mut cm = config_map("owned");
-    cm["metadata"]["ownerReferences"] = json!([{"apiVersion": "v1", "kind": "ConfigMap", "name": "o"}]);
+    cm["metadata"]["ownerReferences"] =
+        json!([{"apiVersion": "v1", "kind": "ConfigMap", "name": "o"}]);
     let r = c.post(CMS, &cm).await;
     assert_eq!(
         message(&r.body),
@@ -299,7 +303,11 @@ async fn metadata_rules() {
     let r = c.post(CMS, &config_map(&"a".repeat(254))).await;
     assert_eq!(
         message(&r.body),
-        format!("ConfigMap \"{}\" is invalid: metadata.name: Invalid value: \"{}\": must be no more than 253 characters", "a".repeat(254), "a".repeat(254))
+        format!(
+            "ConfigMap \"{}\" is invalid: metadata.name: Invalid value: \"{}\": must be no more than 253 characters",
+            "a".repeat(254),
+            "a".repeat(254)
+        )
     );
     assert_eq!(c.create_widget_crd().await, 201);
     let widget = json!({"apiVersion": "example.sim.io/v1", "kind": "Widget", "metadata": {"name": "w".repeat(120)}, "spec": {"size": 1}});
@@ -353,8 +361,12 @@ async fn immutable_config_maps_and_data_limits() {
 async fn a_large_legitimate_status_fits() {
     // The operator's status for 10,000 services (~500 KiB) must be stored.
     let (_h, c) = sim().await;
-    let crd: Value = serde_json::from_str(include_str!("fixtures/servicerefresh-crd.json")).unwrap();
-    assert_eq!(c.post("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", &crd).await.status, 201);
+    let crd: Value =
+        serde_json::from_str(include_str!("fixtures/servicerefresh-crd.json")).unwrap();
+    assert_eq!(
+        c.post("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", &crd).await.status,
+        201
+    );
     let path = "/apis/gisops.io/v1alpha1/namespaces/arcgis/servicerefreshes";
     let sr = json!({"apiVersion": "gisops.io/v1alpha1", "kind": "ServiceRefresh", "metadata": {"name": "all"}, "spec": {"selector": {}}});
     let r = c.post(path, &sr).await;
@@ -403,7 +415,12 @@ async fn services_get_defaults_and_a_cluster_ip_that_updates_keep() {
     assert_eq!(r.body["spec"]["clusterIP"], ip.as_str());
 
     // Changing it is refused; so are bad ports and a DNS-1035-invalid name.
-    let r = c.merge_patch(&format!("{SERVICES}/web"), r#"{"spec":{"clusterIP":"10.96.0.99","clusterIPs":["10.96.0.99"]}}"#).await;
+    let r = c
+        .merge_patch(
+            &format!("{SERVICES}/web"),
+            r#"{"spec":{"clusterIP":"10.96.0.99","clusterIPs":["10.96.0.99"]}}"#,
+        )
+        .await;
     assert_eq!(r["code"], 422, "{r}");
     let bad = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "1web"},
         "spec": {"ports": [{"port": 0}, {"port": 81}]}});
@@ -444,7 +461,12 @@ async fn pod_disruption_budgets() {
     assert_eq!(r.status, 422);
     let text = message(&r.body);
     assert!(text.contains("minAvailable and maxUnavailable cannot be both set"), "{text}");
-    assert!(text.contains("spec.maxUnavailable: Invalid value: \"150%\": must not be greater than 100%"), "{text}");
+    assert!(
+        text.contains(
+            "spec.maxUnavailable: Invalid value: \"150%\": must not be greater than 100%"
+        ),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -532,7 +554,14 @@ async fn cel_validation_rules() {
     );
     assert_eq!(r.body["details"]["causes"][0]["reason"], "FieldValueInvalid");
 
-    let r = c.post(path, &gadget(json!({"minReplicas": 1, "maxReplicas": 2, "name": "x", "tags": ["toolongtag"]}))).await;
+    let r = c
+        .post(
+            path,
+            &gadget(
+                json!({"minReplicas": 1, "maxReplicas": 2, "name": "x", "tags": ["toolongtag"]}),
+            ),
+        )
+        .await;
     assert_eq!(
         message(&r.body),
         "Gadget.example.sim.io \"g\" is invalid: [spec: Invalid value: \"object\": name x must start with g-, spec.tags[0]: Invalid value: \"string\": failed rule: size(self) <= 5]"

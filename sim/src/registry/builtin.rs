@@ -84,15 +84,8 @@ pub fn builtin_resource_defs() -> Vec<ResourceDef> {
 /// authorizer).
 fn chart_resource_defs() -> Vec<ResourceDef> {
     let services = builtin("", "services", "Service", true, &["svc"], &["all"], true);
-    let mut pod_disruption_budgets = builtin(
-        "policy",
-        "poddisruptionbudgets",
-        "PodDisruptionBudget",
-        true,
-        &["pdb"],
-        &[],
-        true,
-    );
+    let mut pod_disruption_budgets =
+        builtin("policy", "poddisruptionbudgets", "PodDisruptionBudget", true, &["pdb"], &[], true);
     pod_disruption_budgets.has_generation = true;
     vec![services, pod_disruption_budgets]
 }

@@ -14,9 +14,7 @@
 
 use serde_json::Value;
 
-use super::{
-    FieldError, FieldErrorReason, ROOT_META, additional_schema, index, join, properties,
-};
+use super::{FieldError, FieldErrorReason, ROOT_META, additional_schema, index, join, properties};
 
 /// A rule that does not compile, found when its CRD is written.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -188,7 +186,9 @@ fn run_rule(
     };
     let schema_type = schema.get("type").and_then(Value::as_str).unwrap_or("object").to_string();
     let (reason, message) = match rule.get("reason").and_then(Value::as_str) {
-        Some("FieldValueForbidden") => (FieldErrorReason::Forbidden, format!("Forbidden: {detail}")),
+        Some("FieldValueForbidden") => {
+            (FieldErrorReason::Forbidden, format!("Forbidden: {detail}"))
+        }
         Some("FieldValueRequired") => {
             (FieldErrorReason::Required, format!("Required value: {detail}"))
         }

@@ -66,7 +66,8 @@ impl Context {
     fn field(&self, structure: &str, key: &str) -> Context {
         let mut fields = self.fields.clone();
         fields.push(key.to_string());
-        let path = if self.path.is_empty() { key.to_string() } else { format!("{}.{key}", self.path) };
+        let path =
+            if self.path.is_empty() { key.to_string() } else { format!("{}.{key}", self.path) };
         Context { structure: structure.to_string(), fields, path }
     }
 
@@ -111,7 +112,8 @@ fn struct_name(name: &str) -> &str {
 
 const QUANTITY: &str = "io.k8s.apimachinery.pkg.api.resource.Quantity";
 const INT_OR_STRING: &str = "io.k8s.apimachinery.pkg.util.intstr.IntOrString";
-const QUANTITY_FORMAT_MSG: &str = "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'";
+const QUANTITY_FORMAT_MSG: &str =
+    "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'";
 
 impl State<'_> {
     fn fail(&mut self, message: String) {
@@ -174,7 +176,10 @@ impl State<'_> {
             }
             Some("string") => "string".into(),
             Some("array") => {
-                format!("[]{}", schema.get("items").map(|items| self.go_type(items)).unwrap_or_default())
+                format!(
+                    "[]{}",
+                    schema.get("items").map(|items| self.go_type(items)).unwrap_or_default()
+                )
             }
             Some("object") => match schema.get("additionalProperties") {
                 Some(additional) if additional.is_object() => {
@@ -302,8 +307,10 @@ impl State<'_> {
                 match (value, additional) {
                     (Value::Object(entries), Some(additional)) => {
                         for (key, entry) in entries.iter_mut() {
-                            let entry_context =
-                                Context { path: format!("{}.{key}", context.path), ..context.clone() };
+                            let entry_context = Context {
+                                path: format!("{}.{key}", context.path),
+                                ..context.clone()
+                            };
                             self.schema(additional, entry, &entry_context);
                         }
                     }

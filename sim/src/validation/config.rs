@@ -21,8 +21,9 @@ fn config_key_errors(key: &str) -> Vec<String> {
     if key.len() > 253 {
         errors.push(max_len_error(253));
     }
-    let valid_chars =
-        |key: &str| key.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
+    let valid_chars = |key: &str| {
+        key.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
+    };
     if key.is_empty() || !valid_chars(key) {
         errors.push(CONFIG_KEY_MSG.to_string());
     }
@@ -83,7 +84,11 @@ pub fn validate_config_map(config_map: &Value, old: Option<&Value>) -> Vec<Cause
 }
 
 fn too_long(field: &str) -> Cause {
-    Cause::new("FieldValueTooLong", format!("Too long: must have at most {MAX_DATA_SIZE} bytes"), field)
+    Cause::new(
+        "FieldValueTooLong",
+        format!("Too long: must have at most {MAX_DATA_SIZE} bytes"),
+        field,
+    )
 }
 
 /// The decoded length of a base64 value.
@@ -101,12 +106,20 @@ fn immutable_data(new: &Value, old: &Value, fields: &[&str], causes: &mut Vec<Ca
         return;
     }
     if new.get("immutable").and_then(Value::as_bool) != Some(true) {
-        causes.push(Cause::new("FieldValueForbidden", format!("Forbidden: {IMMUTABLE_MSG}"), "immutable"));
+        causes.push(Cause::new(
+            "FieldValueForbidden",
+            format!("Forbidden: {IMMUTABLE_MSG}"),
+            "immutable",
+        ));
     }
     for field in fields {
         let present = |object: &Value| object.get(*field).filter(|value| !value.is_null()).cloned();
         if present(new) != present(old) {
-            causes.push(Cause::new("FieldValueForbidden", format!("Forbidden: {IMMUTABLE_MSG}"), *field));
+            causes.push(Cause::new(
+                "FieldValueForbidden",
+                format!("Forbidden: {IMMUTABLE_MSG}"),
+                *field,
+            ));
         }
     }
 }

@@ -79,7 +79,8 @@ pub fn decode(
     if unknown.is_empty() {
         return Ok(Vec::new());
     }
-    let messages: Vec<String> = unknown.iter().map(|path| format!("unknown field {path:?}")).collect();
+    let messages: Vec<String> =
+        unknown.iter().map(|path| format!("unknown field {path:?}")).collect();
     if let Source::Apply { namespace, name } = source {
         let errors: Vec<String> =
             unknown.iter().map(|path| format!(".{path}: field not declared in schema")).collect();
@@ -109,13 +110,20 @@ fn cannot_be_handled(def: &ResourceDef, why: &str) -> ApiError {
 
 /// The 500 server-side apply answers when the applied configuration does
 /// not convert to the typed object.
-fn typed_patch_error(def: &ResourceDef, namespace: &str, name: &str, errors: &[String]) -> ApiError {
+fn typed_patch_error(
+    def: &ResourceDef,
+    namespace: &str,
+    name: &str,
+    errors: &[String],
+) -> ApiError {
     let what = match errors {
         [one] => one.clone(),
         many => format!("errors:\n  {}", many.join("\n  ")),
     };
     let gvk = format!("{}/{}, Kind={}", def.group, def.version, def.kind);
-    ApiError::unknown(format!("failed to create typed patch object ({namespace}/{name}; {gvk}): {what}"))
+    ApiError::unknown(format!(
+        "failed to create typed patch object ({namespace}/{name}; {gvk}): {what}"
+    ))
 }
 
 fn decode_error(

@@ -26,7 +26,9 @@ fn is_qualified_name_part(text: &str) -> bool {
         (Some(first), Some(last)) => {
             first.is_ascii_alphanumeric()
                 && last.is_ascii_alphanumeric()
-                && bytes.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+                && bytes
+                    .iter()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
         }
         _ => false,
     }
@@ -70,7 +72,9 @@ pub fn qualified_name_errors(value: &str) -> Vec<String> {
             if prefix.is_empty() {
                 errors.push("prefix part must be non-empty".to_string());
             } else {
-                errors.extend(subdomain_errors(prefix).into_iter().map(|m| format!("prefix part {m}")));
+                errors.extend(
+                    subdomain_errors(prefix).into_iter().map(|m| format!("prefix part {m}")),
+                );
             }
             *name
         }
@@ -175,13 +179,20 @@ fn validate_owner_references(metadata: &Map<String, Value>, causes: &mut Vec<Cau
         }
         for key in ["kind", "name", "uid"] {
             if text(key).is_empty() {
-                causes.push(Cause::invalid(&format!("{path}.{key}"), &json!(""), "must not be empty"));
+                causes.push(Cause::invalid(
+                    &format!("{path}.{key}"),
+                    &json!(""),
+                    "must not be empty",
+                ));
             }
         }
         if (api_version == "v1") && text("kind") == "Event" {
             causes.push(Cause::new(
                 "FieldValueInvalid",
-                format!("Invalid value: {}: /v1, Kind=Event is disallowed from being an owner", go_owner_reference(reference)),
+                format!(
+                    "Invalid value: {}: /v1, Kind=Event is disallowed from being an owner",
+                    go_owner_reference(reference)
+                ),
                 path,
             ));
         }

@@ -30,7 +30,13 @@ fn uid_hash(object: &Value, salt: u64) -> u64 {
 fn allocate_cluster_ip(service: &Value) -> String {
     let offset = 2 + uid_hash(service, 0) % ((1 << 20) - 3);
     let address = (10u32 << 24) | (96 << 16) | offset as u32;
-    format!("{}.{}.{}.{}", address >> 24, (address >> 16) & 0xff, (address >> 8) & 0xff, address & 0xff)
+    format!(
+        "{}.{}.{}.{}",
+        address >> 24,
+        (address >> 16) & 0xff,
+        (address >> 8) & 0xff,
+        address & 0xff
+    )
 }
 
 fn set_default(fields: &mut Map<String, Value>, key: &str, value: Value) {
@@ -162,7 +168,9 @@ pub fn validate_service(service: &Value, old: Option<&Value>) -> Vec<Cause> {
         if !PROTOCOLS.contains(&protocol) {
             causes.push(Cause::new(
                 "FieldValueNotSupported",
-                format!("Unsupported value: {protocol:?}: supported values: \"SCTP\", \"TCP\", \"UDP\""),
+                format!(
+                    "Unsupported value: {protocol:?}: supported values: \"SCTP\", \"TCP\", \"UDP\""
+                ),
                 format!("{path}.protocol"),
             ));
         }
@@ -181,7 +189,11 @@ pub fn validate_service(service: &Value, old: Option<&Value>) -> Vec<Cause> {
         && service_type != "ExternalName"
         && text("clusterIP") != old_ip
     {
-        causes.push(Cause::invalid("spec.clusterIP", &json!(text("clusterIP")), "field is immutable"));
+        causes.push(Cause::invalid(
+            "spec.clusterIP",
+            &json!(text("clusterIP")),
+            "field is immutable",
+        ));
     }
     causes
 }
@@ -236,9 +248,9 @@ pub fn validate_pod_disruption_budget(budget: &Value) -> Vec<Cause> {
 fn validate_int_or_percent(value: &Value, path: &str, causes: &mut Vec<Cause>) {
     match value {
         Value::String(text) => {
-            let percent = text.strip_suffix('%').filter(|digits| {
-                !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
-            });
+            let percent = text
+                .strip_suffix('%')
+                .filter(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()));
             match percent.and_then(|digits| digits.parse::<u64>().ok()) {
                 None => causes.push(Cause::invalid(
                     path,

@@ -36,8 +36,8 @@ use serde_json::{Map, Value, json};
 use crate::registry::Registry;
 use crate::schema;
 use paths::resource_paths;
-pub use v2::{encode_protobuf, swagger_document};
 use schemas::{builtin_schema, kind_schema, list_meta, list_schema, object_meta};
+pub use v2::{encode_protobuf, swagger_document};
 
 /// One served resource of a group-version, for its document.
 #[derive(Clone, Debug, PartialEq)]

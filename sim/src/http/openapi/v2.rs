@@ -29,12 +29,8 @@ pub fn swagger_document(registry: &Registry) -> Value {
                 definitions.insert(name, published);
             }
             None => {
-                let compiled = compiled_definitions(
-                    &def.group,
-                    &def.version,
-                    &def.kind,
-                    DEFINITIONS_PREFIX,
-                );
+                let compiled =
+                    compiled_definitions(&def.group, &def.version, &def.kind, DEFINITIONS_PREFIX);
                 for (name, schema) in compiled.into_iter().flatten() {
                     definitions.entry(name).or_insert(schema);
                 }
@@ -252,7 +248,9 @@ pub fn encode_protobuf(document: &Value) -> Vec<u8> {
     out.message(2, info);
     out.message(8, Writer::default());
     let mut definitions = Writer::default();
-    for (name, schema) in document.get("definitions").and_then(Value::as_object).into_iter().flatten() {
+    for (name, schema) in
+        document.get("definitions").and_then(Value::as_object).into_iter().flatten()
+    {
         definitions.message(1, named_schema(name, schema));
     }
     out.message(9, definitions);
