@@ -264,15 +264,11 @@ impl State<'_> {
         let go_type = self.go_type(schema);
         match schema.get("type").and_then(Value::as_str) {
             Some("integer") => self.integer(value, &go_type, context),
-            Some("number") => {
-                if !value.is_number() {
-                    self.type_error(&json_kind(value), &go_type, context);
-                }
+            Some("number") if !value.is_number() => {
+                self.type_error(&json_kind(value), &go_type, context);
             }
-            Some("boolean") => {
-                if !value.is_boolean() {
-                    self.type_error(&json_kind(value), &go_type, context);
-                }
+            Some("boolean") if !value.is_boolean() => {
+                self.type_error(&json_kind(value), &go_type, context);
             }
             Some("string") => match value {
                 Value::String(text) => {
@@ -415,7 +411,7 @@ fn go_base64(text: &str) -> Result<Vec<u8>, usize> {
         Err(_) => {
             // An incomplete final quantum: Go reports where it starts.
             let len = cleaned.len();
-            if len % 4 != 0 { Err(len - len % 4) } else { Err(cleaned.find('=').unwrap_or(0)) }
+            if !len.is_multiple_of(4) { Err(len - len % 4) } else { Err(cleaned.find('=').unwrap_or(0)) }
         }
     }
 }
