@@ -411,7 +411,11 @@ fn go_base64(text: &str) -> Result<Vec<u8>, usize> {
         Err(_) => {
             // An incomplete final quantum: Go reports where it starts.
             let len = cleaned.len();
-            if !len.is_multiple_of(4) { Err(len - len % 4) } else { Err(cleaned.find('=').unwrap_or(0)) }
+            if !len.is_multiple_of(4) {
+                Err(len - len % 4)
+            } else {
+                Err(cleaned.find('=').unwrap_or(0))
+            }
         }
     }
 }
