@@ -182,7 +182,9 @@ fn run_rule(
         Ok(cel::Value::Bool(true)) => return None,
         Ok(cel::Value::Bool(false)) => failure_message(rule, text, value, old),
         Ok(other) => format!("rule did not evaluate to a bool: {other:?}"),
-        Err(error) => format!("{text}: evaluation error: {error}"),
+        // The server's wording of a runtime error (CEL-go's errors start
+        // lower case: `no such key: name`).
+        Err(error) => format!("{} evaluating rule: {}", lower_first(&error), text.trim()),
     };
     let schema_type = schema.get("type").and_then(Value::as_str).unwrap_or("object").to_string();
     let (reason, message) = match rule.get("reason").and_then(Value::as_str) {
@@ -198,6 +200,14 @@ fn run_rule(
         _ => (FieldErrorReason::Invalid, format!("Invalid value: {schema_type:?}: {detail}")),
     };
     Some(FieldError { field, reason, message })
+}
+
+fn lower_first(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    }
 }
 
 /// The message of a failed rule: its `messageExpression`'s non-empty

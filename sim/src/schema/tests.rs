@@ -461,3 +461,17 @@ fn cel_rules_run_with_self_and_old_self() {
     let broken = json!({"type": "object", "x-kubernetes-validations": [{"rule": "self.a >"}]});
     assert_eq!(check_rules(&broken).len(), 1);
 }
+
+#[test]
+fn cel_runtime_errors_are_worded_as_the_server() {
+    let schema = json!({"type": "object", "properties": {"spec": {
+        "type": "object",
+        "x-kubernetes-validations": [{"rule": "self.name == 'x'"}],
+        "properties": {"name": {"type": "string"}},
+    }}});
+    let errors = validate_rules(&schema, &json!({"spec": {}}), None);
+    assert_eq!(
+        errors[0].to_string(),
+        "spec: Invalid value: \"object\": no such key: name evaluating rule: self.name == 'x'"
+    );
+}

@@ -70,10 +70,14 @@ pub fn decode(
         let Some(root) = schemas.root(&def.group, &def.version, &def.kind) else {
             return Ok(Vec::new());
         };
-        let before = object.clone();
+        // A patch's error quotes the object as it was before decoding.
+        let before = matches!(source, Source::Patch).then(|| object.clone());
         match schema::decode(schemas, root, object) {
             Ok(decoded) => decoded.unknown_fields,
-            Err(error) => return Err(decode_error(def, &before, &error, &source)),
+            Err(error) => {
+                let original = before.unwrap_or(Value::Null);
+                return Err(decode_error(def, &original, &error, &source));
+            }
         }
     };
     if unknown.is_empty() {
