@@ -202,6 +202,34 @@ async fn unknown_fields_follow_field_validation() {
         "failed to create typed patch object (arcgis/applied; /v1, Kind=ConfigMap): .foo: field not declared in schema"
     );
 
+    // Items of associative lists are named by their keys.
+    let mut d = common::deployment("applied");
+    d["spec"]["template"]["spec"]["containers"][0]["ports"][0]["bogus"] = json!(1);
+    let r = c
+        .patch(
+            &format!("{DEPLOYS}/applied?fieldManager=test"),
+            "application/apply-patch+yaml",
+            &d.to_string(),
+        )
+        .await;
+    assert_eq!(
+        message(&r.body),
+        "failed to create typed patch object (arcgis/applied; apps/v1, Kind=Deployment): .spec.template.spec.containers[name=\"web\"].ports[containerPort=80,protocol=\"TCP\"].bogus: field not declared in schema"
+    );
+    d["spec"]["template"]["spec"]["containers"][0]["ports"][0] =
+        json!({"containerPort": 80, "hostPort": "80"});
+    let r = c
+        .patch(
+            &format!("{DEPLOYS}/applied?fieldManager=test"),
+            "application/apply-patch+yaml",
+            &d.to_string(),
+        )
+        .await;
+    assert_eq!(
+        message(&r.body),
+        "failed to create typed patch object (arcgis/applied; apps/v1, Kind=Deployment): .spec.template.spec.containers[name=\"web\"].ports[containerPort=80,protocol=\"TCP\"].hostPort: expected numeric (int or float), got string"
+    );
+
     // An unsupported directive.
     let r = c.post(&format!("{CMS}?fieldValidation=Loud"), &config_map("loud")).await;
     assert_eq!(r.status, 400);

@@ -27,10 +27,11 @@ pub struct Decoded {
 pub struct DecodeError {
     /// The Go decoder's message.
     pub message: String,
-    /// Where, as server-side apply's typed conversion words it
-    /// (`.spec.replicas: expected numeric (int or float), got string`);
-    /// `None` for the custom decoders' errors, which apply does not make.
-    pub typed: Option<String>,
+    /// Where (`spec.template.spec.containers[0].ports[0].containerPort`)
+    /// and what, as server-side apply's typed conversion words it
+    /// (`expected numeric (int or float), got string`); `None` for the
+    /// custom decoders' errors, which apply does not make.
+    pub typed: Option<(String, String)>,
 }
 
 /// Decodes `object` as the definition `root`: drops unknown fields (and
@@ -149,7 +150,7 @@ impl State<'_> {
                 number if number.contains('.') => "float64",
                 _ => "int64",
             };
-            let typed = format!(".{}: expected {expected}, got {got}", context.path);
+            let typed = (context.path.clone(), format!("expected {expected}, got {got}"));
             self.error = Some(DecodeError { message, typed: Some(typed) });
         }
     }

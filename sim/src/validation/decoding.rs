@@ -70,8 +70,9 @@ pub fn decode(
         let Some(root) = schemas.root(&def.group, &def.version, &def.kind) else {
             return Ok(Vec::new());
         };
-        // A patch's error quotes the object as it was before decoding.
-        let before = matches!(source, Source::Patch).then(|| object.clone());
+        // A patch's error quotes the object as it was before decoding; an
+        // apply's names list items by their keys.
+        let before = matches!(source, Source::Patch | Source::Apply { .. }).then(|| object.clone());
         match schema::decode(schemas, root, object) {
             Ok(decoded) => decoded.unknown_fields,
             Err(error) => {
@@ -86,8 +87,10 @@ pub fn decode(
     let messages: Vec<String> =
         unknown.iter().map(|path| format!("unknown field {path:?}")).collect();
     if let Source::Apply { namespace, name } = source {
-        let errors: Vec<String> =
-            unknown.iter().map(|path| format!(".{path}: field not declared in schema")).collect();
+        let errors: Vec<String> = unknown
+            .iter()
+            .map(|path| format!("{}: field not declared in schema", typed_path(object, path)))
+            .collect();
         return Err(typed_patch_error(def, namespace, name, &errors));
     }
     match validation {
@@ -145,8 +148,75 @@ fn decode_error(
             &[Cause::invalid("patch", &Value::String(original.to_string()), &error.message)],
         ),
         Source::Apply { namespace, name } => match &error.typed {
-            Some(typed) => typed_patch_error(def, namespace, name, std::slice::from_ref(typed)),
+            Some((path, what)) => {
+                let typed = format!("{}: {what}", typed_path(original, path));
+                typed_patch_error(def, namespace, name, &[typed])
+            }
             None => cannot_be_handled(def, &error.message),
         },
     }
+}
+
+/// The keys of the built-in associative lists (`x-kubernetes-list-map-keys`
+/// of the real schemas) by the list's field name and its parent's.
+fn list_map_keys(parent: &str, list: &str) -> &'static [&'static str] {
+    match list {
+        "containers"
+        | "initContainers"
+        | "ephemeralContainers"
+        | "env"
+        | "volumes"
+        | "imagePullSecrets"
+        | "resourceClaims" => &["name"],
+        "ports" if parent == "spec" => &["port", "protocol"],
+        "ports" => &["containerPort", "protocol"],
+        "volumeMounts" => &["mountPath"],
+        "volumeDevices" => &["devicePath"],
+        "conditions" => &["type"],
+        "hostAliases" => &["ip"],
+        _ => &[],
+    }
+}
+
+/// A decoder path (`spec.template.spec.containers[0].foo`) as
+/// structured-merge-diff prints it: with a leading dot, and items of
+/// associative lists named by their keys (`containers[name="web"]`) when
+/// the item has them all.
+fn typed_path(object: &Value, path: &str) -> String {
+    let mut out = String::new();
+    let mut node = Some(object);
+    let mut field = "";
+    for segment in path.split('.') {
+        let (name, indices) = match segment.find('[') {
+            Some(at) => (&segment[..at], &segment[at..]),
+            None => (segment, ""),
+        };
+        out.push('.');
+        out.push_str(name);
+        node = node.and_then(|node| node.get(name));
+        let parent = std::mem::replace(&mut field, name);
+        for index in indices.split('[').filter(|index| !index.is_empty()) {
+            let index = index.trim_end_matches(']');
+            let item = index.parse::<usize>().ok().and_then(|i| node.and_then(|n| n.get(i)));
+            let keys = list_map_keys(parent, field);
+            let values: Option<Vec<String>> = item.filter(|_| !keys.is_empty()).and_then(|item| {
+                keys.iter()
+                    .map(|key| {
+                        // A port's protocol has a default the typed form fills.
+                        let value = item
+                            .get(*key)
+                            .cloned()
+                            .or_else(|| (*key == "protocol").then(|| Value::String("TCP".into())));
+                        value.map(|value| format!("{key}={value}"))
+                    })
+                    .collect()
+            });
+            match values {
+                Some(values) => out.push_str(&format!("[{}]", values.join(","))),
+                None => out.push_str(&format!("[{index}]")),
+            }
+            node = item;
+        }
+    }
+    out
 }
