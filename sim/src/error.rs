@@ -300,6 +300,22 @@ impl ApiError {
         }
     }
 
+    /// 500 without a reason: an error the real server did not turn into a
+    /// `Status` itself (server-side apply's typed conversion, etcd's).
+    pub fn unknown(message: impl Into<String>) -> Self {
+        ApiError { code: 500, reason: "", message: message.into(), details: None }
+    }
+
+    /// 413 `Request entity too large: <why>`.
+    pub fn entity_too_large(why: &str) -> Self {
+        ApiError {
+            code: 413,
+            reason: "RequestEntityTooLarge",
+            message: format!("Request entity too large: {why}"),
+            details: None,
+        }
+    }
+
     /// 403 `<resource> "<name>" is forbidden: <why>`.
     pub fn forbidden(gr: &GroupResource, name: &str, why: &str) -> Self {
         Self::about_object(403, "Forbidden", gr, name, format!("{gr} {name:?} is forbidden: {why}"))

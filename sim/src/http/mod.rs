@@ -33,11 +33,13 @@ use crate::state::SimState;
 pub fn router(sim: Arc<SimState>) -> Router {
     Router::new()
         .route("/version", get(non_resource::version))
+        .route("/version/", get(non_resource::version))
         .route("/healthz", get(non_resource::healthy))
         .route("/livez", get(non_resource::healthy))
         .route("/readyz", get(non_resource::healthy))
         .route("/sim/v1/stats", get(non_resource::stats))
         .route("/sim/v1/faults", get(non_resource::faults).post(non_resource::set_faults))
+        .route("/openapi/v2", get(non_resource::openapi_v2))
         .route("/openapi/v3", get(non_resource::openapi_index))
         .route("/openapi/v3/{*path}", get(non_resource::openapi_document))
         .fallback(routing::handle)

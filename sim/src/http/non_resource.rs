@@ -1,10 +1,11 @@
-//! The non-resource endpoints: `/version`, the health checks, the OpenAPI
-//! v3 documents, and the sim's own `/sim/v1/stats` and `/sim/v1/faults`.
+//! The non-resource endpoints: `/version` (and `/version/`, which kr8s
+//! asks for), the health checks, the OpenAPI v2 and v3 documents, and the sim's own `/sim/v1/stats` and `/sim/v1/faults`.
 
 use std::sync::Arc;
 
+use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use serde_json::{Value, json};
 
@@ -59,6 +60,23 @@ pub async fn set_faults(State(sim): State<Arc<SimState>>, body: axum::body::Byte
             error_response(&ApiError::bad_request(format!("invalid fault config: {error}")))
         }
     }
+}
+
+/// `GET /openapi/v2`: the Swagger 2.0 document, as protobuf when the
+/// client asks for it (client-go asks for nothing else), else JSON.
+pub async fn openapi_v2(State(sim): State<Arc<SimState>>, headers: HeaderMap) -> Response {
+    let registry = sim.store.lock().registry.clone();
+    let document = openapi::swagger_document(&registry);
+    let accept = headers.get(header::ACCEPT).and_then(|value| value.to_str().ok()).unwrap_or("");
+    if accept.contains("protobuf") {
+        let mut response = Response::new(Body::from(openapi::encode_protobuf(&document)));
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/com.github.proto-openapi.spec.v2.v1.0+protobuf"),
+        );
+        return with_cache_control(response, "no-cache, private");
+    }
+    with_cache_control(json_response(StatusCode::OK, &document), "no-cache, private")
 }
 
 /// `GET /openapi/v3`: the index of group-version documents.

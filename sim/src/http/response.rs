@@ -27,6 +27,18 @@ fn json_bytes_response(code: StatusCode, body: Vec<u8>) -> Response {
     response
 }
 
+/// Adds a `Warning: 299 - "<text>"` header per warning, as the real
+/// server sends them (kubectl prints them as `Warning: <text>`).
+pub fn with_warnings(mut response: Response, warnings: &[String]) -> Response {
+    for warning in warnings {
+        let quoted = warning.replace('\\', "\\\\").replace('"', "\\\"");
+        if let Ok(value) = HeaderValue::from_str(&format!("299 - \"{quoted}\"")) {
+            response.headers_mut().append(header::WARNING, value);
+        }
+    }
+    response
+}
+
 /// The `Status` response of an error.
 pub fn error_response(error: &ApiError) -> Response {
     json_response(

@@ -15,17 +15,19 @@ use super::response::{error_response, json_response, not_found_text};
 use crate::error::ApiError;
 use crate::state::SimState;
 
-/// The largest request body read (the real server's limit is 3 MiB for
-/// objects; this only guards the process).
-const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+/// The largest request body the real server reads (`MaxRequestBodyBytes`,
+/// 3 MiB); a larger one is a 413.
+const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
 
 /// Entry point for every request the non-resource routes do not take.
 pub async fn handle(State(sim): State<Arc<SimState>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
         Ok(body) => body,
-        Err(error) => {
-            return error_response(&ApiError::bad_request(format!("reading body: {error}")));
+        Err(_) => {
+            return error_response(&ApiError::entity_too_large(&format!(
+                "limit is {MAX_BODY_BYTES}"
+            )));
         }
     };
     let latency = sim.faults().latency_ms;

@@ -63,7 +63,7 @@ pub fn builtin_resource_defs() -> Vec<ResourceDef> {
     crds.has_generation = true;
     crds.unconditional_update = false;
     crds.return_deleted_object = true;
-    vec![
+    let mut defs = vec![
         namespaces,
         config_maps,
         core_events,
@@ -74,5 +74,18 @@ pub fn builtin_resource_defs() -> Vec<ResourceDef> {
         events,
         leases,
         crds,
-    ]
+    ];
+    defs.extend(chart_resource_defs());
+    defs
+}
+
+/// Services and PodDisruptionBudgets: what a Helm chart needs beyond the
+/// kinds above (ServiceAccounts and the RBAC kinds come with the
+/// authorizer).
+fn chart_resource_defs() -> Vec<ResourceDef> {
+    let services = builtin("", "services", "Service", true, &["svc"], &["all"], true);
+    let mut pod_disruption_budgets =
+        builtin("policy", "poddisruptionbudgets", "PodDisruptionBudget", true, &["pdb"], &[], true);
+    pod_disruption_budgets.has_generation = true;
+    vec![services, pod_disruption_budgets]
 }

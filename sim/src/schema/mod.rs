@@ -6,9 +6,15 @@
 //! whole custom resource, both as `serde_json::Value`. At the root,
 //! `apiVersion`, `kind` and `metadata` are left to the server (metadata is
 //! validated separately). The server applies prune, default, validate in
-//! that order. CEL rules (`x-kubernetes-validations`) belong beside
-//! `validate`.
+//! that order, then the CEL rules (`x-kubernetes-validations`, `cel`).
+//!
+//! The built-in kinds have schemas too (`builtin`, from k8s-openapi), which
+//! typed decoding (`decode`) applies to request bodies as the real server's
+//! Go decoder does.
 
+mod builtin;
+mod cel;
+mod decode;
 mod defaults;
 mod go_format;
 mod prune;
@@ -21,6 +27,9 @@ use serde_json::{Map, Value};
 
 use crate::error::Cause;
 
+pub use builtin::{BuiltinSchemas, builtin_schemas, rewrite_refs};
+pub use cel::{check_rules, validate_rules};
+pub use decode::{DecodeError, decode};
 pub use defaults::apply_defaults;
 pub use prune::prune;
 pub use validate::validate;
@@ -42,6 +51,8 @@ pub enum FieldErrorReason {
     TooMany,
     /// `FieldValueDuplicate` (list-type set/map).
     Duplicate,
+    /// `FieldValueForbidden` (a CEL rule's reason).
+    Forbidden,
 }
 
 impl FieldErrorReason {
@@ -55,6 +66,7 @@ impl FieldErrorReason {
             Self::TooLong => "FieldValueTooLong",
             Self::TooMany => "FieldValueTooMany",
             Self::Duplicate => "FieldValueDuplicate",
+            Self::Forbidden => "FieldValueForbidden",
         }
     }
 }

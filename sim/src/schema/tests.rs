@@ -367,3 +367,111 @@ fn invalid_status_body() {
     assert!(core["message"].as_str().unwrap().starts_with("ConfigMap \"c\" is invalid: "));
     assert_eq!(core["details"].get("group"), None);
 }
+
+/// Decodes `object` as a built-in kind; the error message or the unknown
+/// fields.
+fn decode_as(root: &str, object: Value) -> Result<Vec<String>, String> {
+    let mut object = object;
+    decode(builtin_schemas(), root, &mut object)
+        .map(|decoded| decoded.unknown_fields)
+        .map_err(|error| error.message)
+}
+
+#[test]
+fn typed_decoding_words_errors_as_go() {
+    let deployment = "io.k8s.api.apps.v1.Deployment";
+    assert_eq!(
+        decode_as(deployment, json!({"spec": "x"})),
+        Err("json: cannot unmarshal string into Go struct field Deployment.spec of type v1.DeploymentSpec".into())
+    );
+    assert_eq!(
+        decode_as(deployment, json!({"spec": {"template": {"spec": {"containers": {}}}}})),
+        Err("json: cannot unmarshal object into Go struct field PodSpec.spec.template.spec.containers of type []v1.Container".into())
+    );
+    assert_eq!(
+        decode_as(deployment, json!({"spec": {"replicas": 3_000_000_000_i64}})),
+        Err("json: cannot unmarshal number 3000000000 into Go struct field DeploymentSpec.spec.replicas of type int32".into())
+    );
+    assert_eq!(
+        decode_as(deployment, json!({"spec": {"paused": "yes"}})),
+        Err("json: cannot unmarshal string into Go struct field DeploymentSpec.spec.paused of type bool".into())
+    );
+    assert_eq!(
+        decode_as("io.k8s.api.core.v1.ConfigMap", json!({"data": {"a": 1}})),
+        Err("json: cannot unmarshal number into Go struct field ConfigMap.data of type string"
+            .into())
+    );
+    // null sets nothing; quantities may be numbers; unknown fields are
+    // reported with their indices.
+    assert_eq!(
+        decode_as(
+            deployment,
+            json!({"metadata": {"labels": null}, "spec": {"template": {"spec": {"containers": [
+                {"name": "a", "resources": {"limits": {"cpu": 1, "memory": "1Gi"}}, "x": 1}
+            ]}}}})
+        ),
+        Ok(vec!["spec.template.spec.containers[0].x".to_string()])
+    );
+    let secret = "io.k8s.api.core.v1.Secret";
+    assert_eq!(
+        decode_as(secret, json!({"data": {"k": "abc"}})),
+        Err("illegal base64 data at input byte 0".into())
+    );
+    assert_eq!(
+        decode_as(secret, json!({"data": {"k": "aGVsbG8"}})),
+        Err("illegal base64 data at input byte 4".into())
+    );
+    assert_eq!(decode_as(secret, json!({"data": {"k": "aGVsbG8="}})), Ok(vec![]));
+    assert_eq!(
+        decode_as("io.k8s.api.core.v1.Pod", json!({"spec": {"containers": [{"resources": {"limits": {"cpu": "1Zi"}}}]}})),
+        Err("quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'".into())
+    );
+}
+
+#[test]
+fn cel_rules_run_with_self_and_old_self() {
+    let schema = json!({
+        "type": "object",
+        "properties": {"spec": {
+            "type": "object",
+            "x-kubernetes-validations": [
+                {"rule": "self.a < self.b"},
+                {"rule": "self.a >= oldSelf.a", "message": "a may not decrease", "reason": "FieldValueInvalid"},
+            ],
+            "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+        }},
+    });
+    let object = json!({"spec": {"a": 2, "b": 1}});
+    let errors = validate_rules(&schema, &object, None);
+    assert_eq!(errors.len(), 1);
+    assert_eq!(
+        errors[0].to_string(),
+        "spec: Invalid value: \"object\": failed rule: self.a < self.b"
+    );
+    let old = json!({"spec": {"a": 3, "b": 4}});
+    let errors = validate_rules(&schema, &object, Some(&old));
+    assert_eq!(
+        errors.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        [
+            "spec: Invalid value: \"object\": failed rule: self.a < self.b",
+            "spec: Invalid value: \"object\": a may not decrease"
+        ]
+    );
+    assert!(check_rules(&schema).is_empty());
+    let broken = json!({"type": "object", "x-kubernetes-validations": [{"rule": "self.a >"}]});
+    assert_eq!(check_rules(&broken).len(), 1);
+}
+
+#[test]
+fn cel_runtime_errors_are_worded_as_the_server() {
+    let schema = json!({"type": "object", "properties": {"spec": {
+        "type": "object",
+        "x-kubernetes-validations": [{"rule": "self.name == 'x'"}],
+        "properties": {"name": {"type": "string"}},
+    }}});
+    let errors = validate_rules(&schema, &json!({"spec": {}}), None);
+    assert_eq!(
+        errors[0].to_string(),
+        "spec: Invalid value: \"object\": no such key: name evaluating rule: self.name == 'x'"
+    );
+}

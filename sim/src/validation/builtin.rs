@@ -1,41 +1,34 @@
 //! Validation of built-in kinds with the real field paths and messages:
-//! labels of every object, and Deployments (replicas, selector against the
-//! template, immutable selector, containers, progress deadline). Checks of
-//! further built-in kinds belong here, one function per kind.
+//! Deployments (replicas, selector against the template, immutable
+//! selector, containers, progress deadline), and the dispatch to the checks
+//! of ConfigMaps and Secrets (`config`), Services and PodDisruptionBudgets
+//! (`service`). Checks of further built-in kinds belong here, one function
+//! per kind.
 
 use serde_json::{Map, Value, json};
 
 use super::names::{LABEL_MSG, is_dns_label};
+use super::{config, service};
 use crate::error::Cause;
 use crate::registry::ResourceDef;
 use crate::selector::LabelSelector;
-
-/// The real server's message for an invalid label value.
-const LABEL_VALUE_MSG: &str = "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')";
 
 /// Validates a built-in object (create or update). `old` is the stored
 /// object on update.
 pub fn validate_object(def: &ResourceDef, object: &Value, old: Option<&Value>) -> Vec<Cause> {
     let mut causes = Vec::new();
-    validate_labels(object, &mut causes);
     if def.is("apps", "deployments") {
         validate_deployment(object, old, &mut causes);
+    } else if def.is("", "configmaps") {
+        causes.extend(config::validate_config_map(object, old));
+    } else if def.is("", "secrets") {
+        causes.extend(config::validate_secret(object, old));
+    } else if def.is("", "services") {
+        causes.extend(service::validate_service(object, old));
+    } else if def.is("policy", "poddisruptionbudgets") {
+        causes.extend(service::validate_pod_disruption_budget(object));
     }
     causes
-}
-
-fn validate_labels(object: &Value, causes: &mut Vec<Cause>) {
-    let Some(labels) = object.pointer("/metadata/labels").and_then(Value::as_object) else {
-        return;
-    };
-    for (key, value) in labels {
-        if !value.is_string() {
-            causes.push(Cause::invalid("metadata.labels", value, "must be a string"));
-        } else if LabelSelector::parse(&format!("{key}={}", value.as_str().unwrap_or(""))).is_err()
-        {
-            causes.push(Cause::invalid("metadata.labels", value, LABEL_VALUE_MSG));
-        }
-    }
 }
 
 fn validate_deployment(deployment: &Value, old: Option<&Value>, causes: &mut Vec<Cause>) {

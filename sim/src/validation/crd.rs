@@ -1,11 +1,12 @@
-//! CustomResourceDefinitions as objects: structural checks of a CRD, its
-//! defaults, and the status the apiextensions controller would set
+//! CustomResourceDefinitions as objects: structural checks of a CRD (its
+//! CEL rules must compile), its defaults, and the status the apiextensions controller would set
 //! (NamesAccepted, Established, acceptedNames, storedVersions). What a CRD
 //! serves is the registry's business.
 
 use serde_json::{Value, json};
 
 use crate::error::Cause;
+use crate::schema;
 
 /// Validates a CRD; returns the causes of a 422.
 pub fn validate(crd: &Value) -> Vec<Cause> {
@@ -72,11 +73,18 @@ pub fn validate(crd: &Value) -> Vec<Cause> {
             ));
         }
         for (i, version) in versions.iter().enumerate() {
-            if version.pointer("/schema/openAPIV3Schema").is_none() {
-                causes.push(Cause::required(
-                    &format!("spec.versions[{i}].schema.openAPIV3Schema"),
-                    "schemas are required",
-                ));
+            let base = format!("spec.versions[{i}].schema.openAPIV3Schema");
+            match version.pointer("/schema/openAPIV3Schema") {
+                None => causes.push(Cause::required(&base, "schemas are required")),
+                Some(structural) => {
+                    for error in schema::check_rules(structural) {
+                        causes.push(Cause::invalid(
+                            &format!("{base}.{}", error.path),
+                            &json!(error.rule),
+                            &format!("compilation failed: {}", error.message),
+                        ));
+                    }
+                }
             }
         }
     }

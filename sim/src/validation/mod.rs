@@ -1,15 +1,25 @@
 //! Admission of an object about to be stored: the server's defaults and
-//! validation, per kind. Built-in kinds get their typed defaults and checks
-//! (`defaults`, `builtin`), custom resources their CRD schema
-//! (`custom_resource`), and CRDs themselves their structural checks and
-//! status (`crd`). Typed validation of more built-in kinds belongs beside
-//! `builtin`.
+//! validation, per kind. Every object gets the metadata checks
+//! (`metadata`); built-in kinds their typed defaults and checks
+//! (`defaults`, `builtin`, which dispatches to `config` for ConfigMaps and
+//! Secrets and `service` for Services and PodDisruptionBudgets), custom
+//! resources their CRD schema and CEL rules (`custom_resource`), and CRDs
+//! themselves their structural checks and status (`crd`). Last, the stored
+//! form must fit etcd's request limit. Typed validation of more built-in
+//! kinds belongs beside `builtin`.
+//!
+//! Before admission, `decoding` turns a request's object into what the real
+//! server's decoder would make of it (types, unknown fields).
 
 mod builtin;
+mod config;
 mod crd;
 mod custom_resource;
+mod decoding;
 mod defaults;
+mod metadata;
 mod names;
+mod service;
 
 use serde_json::Value;
 
@@ -17,6 +27,7 @@ use crate::error::ApiError;
 use crate::registry::ResourceDef;
 use crate::util::{metadata_str, now_rfc3339};
 
+pub use decoding::{FieldValidation, Source, decode};
 pub use names::validate_name;
 
 /// Defaults and validates an object about to be stored (`old` is the stored
@@ -29,10 +40,12 @@ pub fn admit(
 ) -> Result<(), ApiError> {
     let name = metadata_str(object, "name").unwrap_or("").to_string();
     if def.is_custom() {
-        custom_resource::admit(def, object, strict)?;
+        custom_resource::admit(def, object, old, strict)?;
     } else {
         defaults::default_object(def, object);
-        let causes = builtin::validate_object(def, object, old);
+        prepare(def, object, old);
+        let mut causes = metadata::validate_metadata(object);
+        causes.extend(builtin::validate_object(def, object, old));
         if !causes.is_empty() {
             return Err(ApiError::invalid(&def.kind, &def.group, &name, &causes));
         }
@@ -43,6 +56,33 @@ pub fn admit(
             return Err(ApiError::invalid(&def.kind, &def.group, &name, &causes));
         }
         crd::prepare(object, &now_rfc3339());
+    }
+    check_storage_size(object)
+}
+
+/// What the server sets on built-in kinds beyond their defaults, which may
+/// depend on the stored object: a Secret's `stringData` and type, a
+/// Service's allocations, a PodDisruptionBudget's first status.
+fn prepare(def: &ResourceDef, object: &mut Value, old: Option<&Value>) {
+    if def.is("", "secrets") {
+        config::default_secret(object);
+    } else if def.is("", "services") {
+        service::prepare_service(object, old);
+    } else if def.is("policy", "poddisruptionbudgets") {
+        service::prepare_pod_disruption_budget(object, old);
+    }
+}
+
+/// etcd's default `--max-request-bytes` (1.5 MiB), which every stored
+/// object must fit into.
+const MAX_STORED_BYTES: usize = 1536 * 1024;
+
+/// The error etcd answers (and the API server passes on as a 500) for an
+/// object too large to store.
+fn check_storage_size(object: &Value) -> Result<(), ApiError> {
+    let size = serde_json::to_vec(object).map(|bytes| bytes.len()).unwrap_or(0);
+    if size > MAX_STORED_BYTES {
+        return Err(ApiError::unknown("etcdserver: request is too large"));
     }
     Ok(())
 }

@@ -1,13 +1,13 @@
-//! Object name rules: DNS-1123 labels and subdomains, with the real
-//! server's messages.
+//! Object name rules: DNS-1123 labels and subdomains, DNS-1035 labels,
+//! with the real server's messages.
 
 use serde_json::json;
 
+use super::metadata::{max_len_error, subdomain_errors};
 use crate::error::Cause;
 use crate::registry::ResourceDef;
 
-/// The real server's messages for invalid names.
-const SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
+/// The real server's message for an invalid DNS label.
 pub const LABEL_MSG: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
 
 /// Whether `name` is a DNS-1123 label: at most 63 lower-case
@@ -26,22 +26,33 @@ pub fn is_dns_label(name: &str) -> bool {
     }
 }
 
-/// Whether `name` is a DNS-1123 subdomain: dot-separated labels, at most
-/// 253 characters.
-fn is_dns_subdomain(name: &str) -> bool {
-    !name.is_empty() && name.len() <= 253 && name.split('.').all(is_dns_label)
+/// The real server's message for a Service name (a DNS-1035 label).
+const DNS1035_MSG: &str = "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')";
+
+/// Whether `name` is a DNS-1035 label: a DNS-1123 label starting with a
+/// letter.
+fn is_dns1035_label(name: &str) -> bool {
+    is_dns_label(name) && name.starts_with(|ch: char| ch.is_ascii_lowercase())
 }
 
-/// Checks `metadata.name`: namespaces are DNS labels, everything else a
-/// DNS subdomain.
+/// Checks `metadata.name`: namespaces are DNS labels, Services DNS-1035
+/// labels, everything else a DNS subdomain (up to 253 characters, with no
+/// limit on its parts).
 pub fn validate_name(def: &ResourceDef, name: &str) -> Option<Cause> {
-    let invalid = |message| Some(Cause::invalid("metadata.name", &json!(name), message));
-    if def.plural == "namespaces" {
+    let invalid = |message: &str| Some(Cause::invalid("metadata.name", &json!(name), message));
+    if def.is("", "namespaces") {
         if !is_dns_label(name) {
             return invalid(LABEL_MSG);
         }
-    } else if !is_dns_subdomain(name) {
-        return invalid(SUBDOMAIN_MSG);
+    } else if def.is("", "services") {
+        if name.len() > 63 {
+            return invalid(&max_len_error(63));
+        }
+        if !is_dns1035_label(name) {
+            return invalid(DNS1035_MSG);
+        }
+    } else if let Some(message) = subdomain_errors(name).first() {
+        return invalid(message);
     }
     None
 }

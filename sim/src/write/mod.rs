@@ -21,7 +21,7 @@ use crate::util::{metadata_str, set_type_meta};
 pub use apply::apply;
 pub use create::create;
 pub use delete::{DeletePreconditions, delete};
-pub use patch::patch;
+pub use patch::patched;
 pub use update::update;
 
 /// Options of one write.

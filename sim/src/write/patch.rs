@@ -1,26 +1,22 @@
 //! Patching an object with a JSON, merge or strategic merge patch: the
-//! patch applies to the object as the request's version serves it, then the
-//! result goes through [`update`](super::update).
-
-use std::sync::Arc;
+//! patch applies to the object as the request's version serves it; the
+//! caller decodes the result (as the real server does, with the request's
+//! `fieldValidation`) and stores it through [`update`](super::update).
 
 use serde_json::{Value, json};
 
-use super::{WriteOptions, update};
 use crate::error::ApiError;
 use crate::patch::{PatchType, patch_object};
 use crate::registry::ResourceDef;
-use crate::store::StoreInner;
 use crate::util::{metadata_mut, metadata_str};
 
-/// Patches the stored object `old`; returns the stored result.
-pub fn patch(
-    store: &mut StoreInner,
+/// The object a patch of the stored `old` makes, before it is decoded and
+/// stored (with [`update`](super::update)).
+pub fn patched(
     def: &ResourceDef,
-    old: &Arc<Value>,
+    old: &Value,
     patch_type: PatchType,
     patch: &Value,
-    options: &WriteOptions<'_>,
 ) -> Result<Value, ApiError> {
     let mut patched = patch_object(patch_type, &def.to_served(old), patch)?;
     // The name and namespace cannot change through a patch.
@@ -32,5 +28,5 @@ pub fn patch(
             metadata.insert("namespace".into(), json!(namespace));
         }
     }
-    update(store, def, old, patched, options)
+    Ok(patched)
 }

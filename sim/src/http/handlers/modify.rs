@@ -14,18 +14,38 @@ use crate::http::request::{
     PatchFormat, ResourceRequest, Target, parse_json_or_yaml, parse_object, patch_format,
     write_options,
 };
-use crate::http::response::json_response;
+use crate::http::response::{json_response, with_warnings};
+use crate::registry::ResourceDef;
 use crate::state::SimState;
 use crate::store::StoreInner;
 use crate::util::metadata_str;
+use crate::validation::{self, FieldValidation, Source};
 use crate::write::{self, WriteOptions};
+
+/// The request's `fieldValidation`.
+fn field_validation(request: &ResourceRequest) -> Result<FieldValidation, ApiError> {
+    FieldValidation::parse(request.query.get("fieldValidation").map(String::as_str))
+}
+
+/// Decodes a request body as the resource's kind (after checking that it
+/// is one); returns the warnings.
+fn decode_body(
+    def: &ResourceDef,
+    object: &mut Value,
+    validation: FieldValidation,
+) -> Result<Vec<String>, ApiError> {
+    write::check_type_meta(def, &mut object.clone())?;
+    validation::decode(def, object, validation, Source::Body)
+}
 
 /// POST to a collection.
 pub fn create(sim: &Arc<SimState>, request: &ResourceRequest) -> Result<Response, ApiError> {
     let target = &request.target;
-    let object = parse_object(&request.body, &request.headers)?;
+    let mut object = parse_object(&request.body, &request.headers)?;
+    let warnings = decode_body(&target.def, &mut object, field_validation(request)?)?;
     let options = write_options(&request.query, &request.headers, None)?;
-    created(sim, &mut sim.store.lock(), target, object, &options)
+    let response = created(sim, &mut sim.store.lock(), target, object, &options)?;
+    Ok(with_warnings(response, &warnings))
 }
 
 /// Creates `object` in the target's collection and answers 201 with it.
@@ -45,6 +65,7 @@ fn created(
 pub fn update(sim: &Arc<SimState>, request: &ResourceRequest) -> Result<Response, ApiError> {
     let target = &request.target;
     let mut object = parse_object(&request.body, &request.headers)?;
+    let warnings = decode_body(&target.def, &mut object, field_validation(request)?)?;
     check_name_matches_url(target, &object)?;
     write::check_type_meta(&target.def, &mut object)?;
     let options = write_options(&request.query, &request.headers, target.subresource.as_deref())?;
@@ -52,12 +73,14 @@ pub fn update(sim: &Arc<SimState>, request: &ResourceRequest) -> Result<Response
     let old = match stored_object(&store, target) {
         Ok(old) => old,
         Err(_) if target.def.plural == "events" && target.subresource.is_none() => {
-            return created(sim, &mut store, target, object, &options);
+            let response = created(sim, &mut store, target, object, &options)?;
+            return Ok(with_warnings(response, &warnings));
         }
         Err(not_found) => return Err(not_found),
     };
     let updated = write::update(&mut store, &target.def, &old, object, &options)?;
-    Ok(json_response(StatusCode::OK, &target.def.to_served(&updated)))
+    let response = json_response(StatusCode::OK, &target.def.to_served(&updated));
+    Ok(with_warnings(response, &warnings))
 }
 
 /// The name (and namespace, when the body has one) of a PUT body must be
@@ -106,10 +129,14 @@ pub fn patch(sim: &Arc<SimState>, request: &ResourceRequest) -> Result<Response,
     }
     let patch: Value = serde_json::from_slice(&request.body)
         .map_err(|error| ApiError::bad_request(format!("error decoding patch: {error}")))?;
+    let validation = field_validation(request)?;
     let mut store = sim.store.lock();
     let old = stored_object(&store, target)?;
-    let patched = write::patch(&mut store, &target.def, &old, patch_type, &patch, &options)?;
-    Ok(json_response(StatusCode::OK, &target.def.to_served(&patched)))
+    let mut patched = write::patched(&target.def, &old, patch_type, &patch)?;
+    let warnings = validation::decode(&target.def, &mut patched, validation, Source::Patch)?;
+    let updated = write::update(&mut store, &target.def, &old, patched, &options)?;
+    let response = json_response(StatusCode::OK, &target.def.to_served(&updated));
+    Ok(with_warnings(response, &warnings))
 }
 
 /// PATCH with an apply patch: server-side apply, which needs a field
@@ -129,6 +156,12 @@ fn apply(
         ));
     }
     let applied = parse_json_or_yaml(&request.body, true)?;
+    field_validation(request)?;
+    if applied.get("kind").and_then(Value::as_str) == Some(target.def.kind.as_str()) {
+        let source =
+            Source::Apply { namespace: target.namespace_or_empty(), name: target.name_or_empty() };
+        validation::decode(&target.def, &mut applied.clone(), FieldValidation::Strict, source)?;
+    }
     let mut store = sim.store.lock();
     let outcome = write::apply(
         &mut store,

@@ -1,8 +1,9 @@
-//! The OpenAPI v3 documents the API server publishes at `/openapi/v3`: the
+//! The OpenAPI documents the API server publishes: at `/openapi/v3` the
 //! index of group-versions and one document per group-version, built from
-//! the served resources (the CRDs' `openAPIV3Schema`s, and small described
-//! schemas of the built-in kinds in `schemas`), with the operations of
-//! `paths`.
+//! the served resources (the CRDs' `openAPIV3Schema`s, and the built-in
+//! kinds' compiled-in schemas, the same that typed decoding checks), with
+//! the operations of `paths`; at `/openapi/v2` one Swagger 2.0 document of
+//! the same definitions, as JSON or protobuf (`v2`).
 //!
 //! kubectl reads them for two things, both of which this module serves
 //! faithfully:
@@ -25,6 +26,7 @@
 
 mod paths;
 mod schemas;
+mod v2;
 
 #[cfg(test)]
 mod tests;
@@ -32,8 +34,10 @@ mod tests;
 use serde_json::{Map, Value, json};
 
 use crate::registry::Registry;
+use crate::schema;
 use paths::resource_paths;
 use schemas::{builtin_schema, kind_schema, list_meta, list_schema, object_meta};
+pub use v2::{encode_protobuf, swagger_document};
 
 /// One served resource of a group-version, for its document.
 #[derive(Clone, Debug, PartialEq)]
@@ -148,20 +152,31 @@ pub fn group_version_document(group: &str, version: &str, resources: &[ResourceS
     let mut paths = Map::new();
     let mut schemas = Map::new();
     for res in resources {
-        let schema =
-            res.schema.clone().unwrap_or_else(|| builtin_schema(group, version, &res.kind));
-        schemas.insert(
-            definition_name(group, version, &res.kind),
-            kind_schema(group, version, &res.kind, &schema),
-        );
+        let definition = definition_name(group, version, &res.kind);
+        let compiled = match &res.schema {
+            Some(_) => None,
+            None => compiled_definitions(group, version, &res.kind, COMPONENTS_PREFIX),
+        };
+        match compiled {
+            Some(definitions) => {
+                for (name, schema) in definitions {
+                    schemas.entry(name).or_insert(schema);
+                }
+            }
+            None => {
+                let schema =
+                    res.schema.clone().unwrap_or_else(|| builtin_schema(group, version, &res.kind));
+                schemas.insert(definition.clone(), kind_schema(group, version, &res.kind, &schema));
+            }
+        }
         schemas.insert(
             definition_name(group, version, &format!("{}List", res.kind)),
             list_schema(group, version, &res.kind),
         );
         resource_paths(group, version, res, &mut paths);
     }
-    schemas.insert(OBJECT_META.into(), object_meta());
-    schemas.insert(LIST_META.into(), list_meta());
+    schemas.entry(OBJECT_META).or_insert_with(object_meta);
+    schemas.entry(LIST_META).or_insert_with(list_meta);
     json!({
         "openapi": "3.0.0",
         "info": {"title": "Kubernetes", "version": "v1.32.0"},
@@ -178,6 +193,69 @@ pub fn group_version_document(group: &str, version: &str, resources: &[ResourceS
             },
         },
     })
+}
+
+/// Where a v3 document's references point.
+const COMPONENTS_PREFIX: &str = "#/components/schemas/";
+
+/// The definitions of a built-in kind compiled into the server (the kind's
+/// and every one it refers to), references rewritten to `prefix`, the kind
+/// marked with its GVK; `None` for a kind without a compiled-in schema.
+pub fn compiled_definitions(
+    group: &str,
+    version: &str,
+    kind: &str,
+    prefix: &str,
+) -> Option<Vec<(String, Value)>> {
+    let schemas = schema::builtin_schemas();
+    let root = schemas.root(group, version, kind)?;
+    let definitions = schemas
+        .closure(&[root])
+        .into_iter()
+        .filter_map(|name| {
+            let mut definition = schemas.definitions.get(&name)?.clone();
+            if schema::BuiltinSchemas::is_free_form(&name)
+                && let Some(fields) = definition.as_object_mut()
+            {
+                // Published as any value (their Go types decode anything).
+                fields.retain(|key, _| key == "description");
+            }
+            schema::rewrite_refs(&mut definition, prefix);
+            if prefix == COMPONENTS_PREFIX {
+                wrap_ref_siblings(&mut definition);
+            }
+            if name == root
+                && let Some(fields) = definition.as_object_mut()
+            {
+                fields.insert(
+                    "x-kubernetes-group-version-kind".into(),
+                    json!([gvk(group, version, kind)]),
+                );
+            }
+            Some((name, definition))
+        })
+        .collect();
+    Some(definitions)
+}
+
+/// A reference with siblings (a description, a default) written as the
+/// real v3 documents do: `allOf: [{$ref}]` beside them.
+fn wrap_ref_siblings(schema: &mut Value) {
+    match schema {
+        Value::Object(fields) => {
+            if fields.len() > 1
+                && fields.get("$ref").is_some_and(Value::is_string)
+                && let Some(reference) = fields.remove("$ref")
+            {
+                fields.insert("allOf".into(), json!([{ "$ref": reference }]));
+            }
+            for value in fields.values_mut() {
+                wrap_ref_siblings(value);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(wrap_ref_siblings),
+        _ => {}
+    }
 }
 
 /// The group-versions the registry serves, in first-seen order.

@@ -110,9 +110,16 @@ fn builtin_documents() {
             schema: None,
         }],
     );
-    let d = &doc["components"]["schemas"]["io.k8s.api.apps.v1.Deployment"];
+    let schemas = &doc["components"]["schemas"];
+    let d = &schemas["io.k8s.api.apps.v1.Deployment"];
+    assert_eq!(
+        d["properties"]["spec"]["allOf"][0]["$ref"],
+        "#/components/schemas/io.k8s.api.apps.v1.DeploymentSpec"
+    );
+    assert_eq!(d["x-kubernetes-group-version-kind"][0]["kind"], "Deployment");
     assert!(
-        d["properties"]["spec"]["properties"]["progressDeadlineSeconds"]["description"]
+        schemas["io.k8s.api.apps.v1.DeploymentSpec"]["properties"]["progressDeadlineSeconds"]
+            ["description"]
             .as_str()
             .unwrap()
             .contains("ProgressDeadlineExceeded")

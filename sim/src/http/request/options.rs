@@ -10,6 +10,7 @@ use crate::error::ApiError;
 use crate::patch::PatchType;
 use crate::registry::ResourceDef;
 use crate::selector::{FieldSelector, LabelSelector};
+use crate::validation::FieldValidation;
 use crate::write::{DeletePreconditions, WriteOptions};
 
 /// The patch types every resource accepts (the error message lists them).
@@ -38,7 +39,8 @@ pub fn write_options<'a>(
         subresource,
         dry_run,
         track_managed_fields: true,
-        strict: query.get("fieldValidation").map(String::as_str) == Some("Strict"),
+        strict: FieldValidation::parse(query.get("fieldValidation").map(String::as_str))?
+            == FieldValidation::Strict,
         force: is_true(query, "force"),
     })
 }

@@ -1,7 +1,7 @@
 //! Decoding of Kubernetes protobuf request bodies
 //! (`application/vnd.kubernetes.protobuf`) into the JSON objects the rest of
 //! the server handles: the messages kubectl's typed commands send
-//! (`kubectl create namespace|configmap|secret|deployment`).
+//! (`kubectl create namespace|configmap|secret|deployment|service|pdb`).
 //!
 //! A body is the `k8s\0` envelope (`runtime.Unknown` with its TypeMeta)
 //! around the message. Field numbers follow the upstream `generated.proto`
@@ -132,6 +132,32 @@ const SECRET: &[FieldSpec] = &[
     (4, "stringData", FieldType::MapStr),
     (5, "immutable", FieldType::BoolKeep),
 ];
+const SERVICE_PORT: &[FieldSpec] = &[
+    (1, "name", FieldType::Str),
+    (2, "protocol", FieldType::Str),
+    (3, "port", FieldType::Int),
+    (4, "targetPort", FieldType::IntOrString),
+    (5, "nodePort", FieldType::Int),
+    (6, "appProtocol", FieldType::Str),
+];
+const SERVICE_SPEC: &[FieldSpec] = &[
+    (1, "ports", FieldType::RepMsg(SERVICE_PORT)),
+    (2, "selector", FieldType::MapStr),
+    (3, "clusterIP", FieldType::Str),
+    (4, "type", FieldType::Str),
+    (5, "externalIPs", FieldType::RepStr),
+    (7, "sessionAffinity", FieldType::Str),
+    (10, "externalName", FieldType::Str),
+];
+const SERVICE: &[FieldSpec] =
+    &[(1, "metadata", FieldType::Msg(OBJECT_META)), (2, "spec", FieldType::Msg(SERVICE_SPEC))];
+const BUDGET_SPEC: &[FieldSpec] = &[
+    (1, "minAvailable", FieldType::IntOrString),
+    (2, "selector", FieldType::Msg(LABEL_SELECTOR)),
+    (3, "maxUnavailable", FieldType::IntOrString),
+];
+const BUDGET: &[FieldSpec] =
+    &[(1, "metadata", FieldType::Msg(OBJECT_META)), (2, "spec", FieldType::Msg(BUDGET_SPEC))];
 const TYPE_META: &[FieldSpec] = &[(1, "apiVersion", FieldType::Str), (2, "kind", FieldType::Str)];
 
 fn bad(msg: &str) -> ApiError {
@@ -321,6 +347,8 @@ pub fn decode_object(body: &[u8]) -> Result<Value, ApiError> {
         ("v1", "ConfigMap") => CONFIG_MAP,
         ("v1", "Secret") => SECRET,
         ("apps/v1", "Deployment") => DEPLOYMENT,
+        ("v1", "Service") => SERVICE,
+        ("policy/v1", "PodDisruptionBudget") => BUDGET,
         _ => {
             return Err(ApiError::unsupported_media(format!(
                 "the simulated API server cannot decode protobuf for {api_version}, Kind={kind}; send application/json"

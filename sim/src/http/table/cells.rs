@@ -32,6 +32,62 @@ fn parse_time(text: &str) -> Option<jiff::Timestamp> {
     text.parse::<jiff::Timestamp>().ok()
 }
 
+/// An `IntOrString` as the printers show it, `N/A` when unset.
+fn int_or_string(object: &Value, pointer: &str) -> String {
+    match object.pointer(pointer) {
+        Some(Value::String(text)) => text.clone(),
+        Some(Value::Number(number)) => number.to_string(),
+        _ => "N/A".to_owned(),
+    }
+}
+
+/// The printers' External-IP of a Service (`getServiceExternalIP`).
+fn service_external_ip(service: &Value) -> String {
+    let external_ips: Vec<&str> = service
+        .pointer("/spec/externalIPs")
+        .and_then(Value::as_array)
+        .map(|ips| ips.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    match str_at(service, "/spec/type") {
+        "ExternalName" => str_at(service, "/spec/externalName").to_owned(),
+        "LoadBalancer" => {
+            let mut ips: Vec<String> = service
+                .pointer("/status/loadBalancer/ingress")
+                .and_then(Value::as_array)
+                .map(|ingress| {
+                    ingress
+                        .iter()
+                        .map(|entry| first_str(entry, &["/ip", "/hostname"]).to_owned())
+                        .filter(|ip| !ip.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default();
+            ips.extend(external_ips.iter().map(|ip| (*ip).to_owned()));
+            if ips.is_empty() { "<pending>".to_owned() } else { ips.join(",") }
+        }
+        _ if !external_ips.is_empty() => external_ips.join(","),
+        _ => "<none>".to_owned(),
+    }
+}
+
+/// The printers' Port(s) of a Service: `port[:nodePort]/protocol`.
+fn service_ports(service: &Value) -> String {
+    let ports: Vec<String> = service
+        .pointer("/spec/ports")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|port| {
+            let protocol = str_at(port, "/protocol");
+            match int_at(port, "/nodePort") {
+                0 => format!("{}/{protocol}", int_at(port, "/port")),
+                node_port => format!("{}:{node_port}/{protocol}", int_at(port, "/port")),
+            }
+        })
+        .collect();
+    none_if_empty(&ports.join(",")).to_owned()
+}
+
 /// Age of an RFC 3339 timestamp at `now_ms`, `<unknown>` when absent.
 fn age_of(timestamp: &str, now_ms: u64) -> String {
     if timestamp.is_empty() {
@@ -171,6 +227,26 @@ pub fn cell(column: &ColumnDef, object: &Value, now_ms: u64) -> Value {
                 |key: &str| object.get(key).and_then(Value::as_object).map_or(0, Map::len);
             json!(entries("data") + entries("binaryData"))
         }
+        CellSource::SecretType => json!(str_at(object, "/type")),
+        CellSource::SecretData => {
+            json!(object.get("data").and_then(Value::as_object).map_or(0, Map::len))
+        }
+        CellSource::ServiceType => json!(str_at(object, "/spec/type")),
+        CellSource::ServiceClusterIp => json!(none_if_empty(str_at(object, "/spec/clusterIP"))),
+        CellSource::ServiceExternalIp => json!(service_external_ip(object)),
+        CellSource::ServicePorts => json!(service_ports(object)),
+        CellSource::ServiceSelector => {
+            let selector = object.pointer("/spec/selector").and_then(Value::as_object);
+            let pairs: Vec<String> = selector
+                .into_iter()
+                .flatten()
+                .map(|(key, value)| format!("{key}={}", value.as_str().unwrap_or("")))
+                .collect();
+            json!(none_if_empty(&pairs.join(",")))
+        }
+        CellSource::BudgetMinAvailable => json!(int_or_string(object, "/spec/minAvailable")),
+        CellSource::BudgetMaxUnavailable => json!(int_or_string(object, "/spec/maxUnavailable")),
+        CellSource::BudgetAllowedDisruptions => json!(int_at(object, "/status/disruptionsAllowed")),
         CellSource::NamespaceStatus => json!(str_at(object, "/status/phase")),
         CellSource::LeaseHolder => json!(str_at(object, "/spec/holderIdentity")),
         // Core v1 field names first, then their events.k8s.io/v1 names.

@@ -5,6 +5,8 @@
 
 use serde_json::{Value, json};
 
+use crate::schema;
+
 /// How a column's cell is computed from an object.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CellSource {
@@ -72,6 +74,26 @@ pub enum CellSource {
     PodNominatedNode,
     /// Pod: readiness gates.
     PodReadinessGates,
+    /// Secret: `type`.
+    SecretType,
+    /// Secret: number of `data` entries.
+    SecretData,
+    /// Service: `spec.type`.
+    ServiceType,
+    /// Service: `spec.clusterIP`.
+    ServiceClusterIp,
+    /// Service: external IPs, load-balancer ingress or external name.
+    ServiceExternalIp,
+    /// Service: `port[:nodePort]/protocol`, comma-separated.
+    ServicePorts,
+    /// Service: `spec.selector` as `k=v,...`.
+    ServiceSelector,
+    /// PodDisruptionBudget: `spec.minAvailable` or `N/A`.
+    BudgetMinAvailable,
+    /// PodDisruptionBudget: `spec.maxUnavailable` or `N/A`.
+    BudgetMaxUnavailable,
+    /// PodDisruptionBudget: `status.disruptionsAllowed`.
+    BudgetAllowedDisruptions,
 }
 
 /// One column: its `TableColumnDefinition` and how to compute its cells.
@@ -356,11 +378,79 @@ pub fn columns_for_builtin(resource: &str) -> Vec<ColumnDef> {
             .wide(),
             name_column().wide(),
         ],
+        "secrets" => vec![
+            name_column(),
+            ColumnDef::new(
+                "Type",
+                "string",
+                &field_doc("io.k8s.api.core.v1.Secret", "type"),
+                CellSource::SecretType,
+            ),
+            ColumnDef::new(
+                "Data",
+                "string",
+                &field_doc("io.k8s.api.core.v1.Secret", "data"),
+                CellSource::SecretData,
+            ),
+            age_column(),
+        ],
+        "services" => {
+            let doc = |field: &str| field_doc("io.k8s.api.core.v1.ServiceSpec", field);
+            vec![
+                name_column(),
+                ColumnDef::new("Type", "string", &doc("type"), CellSource::ServiceType),
+                ColumnDef::new("Cluster-IP", "string", &doc("clusterIP"), CellSource::ServiceClusterIp),
+                ColumnDef::new(
+                    "External-IP",
+                    "string",
+                    &doc("externalIPs"),
+                    CellSource::ServiceExternalIp,
+                ),
+                ColumnDef::new("Port(s)", "string", &doc("ports"), CellSource::ServicePorts),
+                age_column(),
+                ColumnDef::new("Selector", "string", &doc("selector"), CellSource::ServiceSelector)
+                    .wide(),
+            ]
+        }
+        "poddisruptionbudgets" => vec![
+            name_column(),
+            ColumnDef::new(
+                "Min Available",
+                "string",
+                "The minimum number of pods that must be available.",
+                CellSource::BudgetMinAvailable,
+            ),
+            ColumnDef::new(
+                "Max Unavailable",
+                "string",
+                "The maximum number of pods that may be unavailable.",
+                CellSource::BudgetMaxUnavailable,
+            ),
+            ColumnDef::new(
+                "Allowed Disruptions",
+                "integer",
+                "Calculated number of pods that may be disrupted at this time.",
+                CellSource::BudgetAllowedDisruptions,
+            ),
+            age_column(),
+        ],
         _ => vec![
             name_column(),
             ColumnDef::new("Created At", "date", CREATED_DESC, CellSource::CreatedAt),
         ],
     }
+}
+
+/// A field's description in the kind's schema (the printers use the same
+/// Swagger docs).
+fn field_doc(definition: &str, field: &str) -> String {
+    schema::builtin_schemas()
+        .definitions
+        .get(definition)
+        .and_then(|schema| schema.pointer(&format!("/properties/{field}/description")))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned()
 }
 
 /// Columns of a custom resource of `crd` at `version`: Name, then the
