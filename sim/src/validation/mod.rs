@@ -10,6 +10,7 @@ mod crd;
 mod custom_resource;
 mod defaults;
 mod names;
+mod rbac;
 
 use serde_json::Value;
 
@@ -32,7 +33,9 @@ pub fn admit(
         custom_resource::admit(def, object, strict)?;
     } else {
         defaults::default_object(def, object);
-        let causes = builtin::validate_object(def, object, old);
+        rbac::default_object(def, object);
+        let mut causes = builtin::validate_object(def, object, old);
+        causes.extend(rbac::validate(def, object, old));
         if !causes.is_empty() {
             return Err(ApiError::invalid(&def.kind, &def.group, &name, &causes));
         }

@@ -7,7 +7,7 @@ use crate::error::Cause;
 use crate::registry::ResourceDef;
 
 /// The real server's messages for invalid names.
-const SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
+pub const SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
 pub const LABEL_MSG: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
 
 /// Whether `name` is a DNS-1123 label: at most 63 lower-case
@@ -28,18 +28,23 @@ pub fn is_dns_label(name: &str) -> bool {
 
 /// Whether `name` is a DNS-1123 subdomain: dot-separated labels, at most
 /// 253 characters.
-fn is_dns_subdomain(name: &str) -> bool {
+pub fn is_dns_subdomain(name: &str) -> bool {
     !name.is_empty() && name.len() <= 253 && name.split('.').all(is_dns_label)
 }
 
-/// Checks `metadata.name`: namespaces are DNS labels, everything else a
-/// DNS subdomain.
+/// Checks `metadata.name`: namespaces are DNS labels, RBAC objects path
+/// segments, everything else a DNS subdomain.
 pub fn validate_name(def: &ResourceDef, name: &str) -> Option<Cause> {
     let invalid = |message| Some(Cause::invalid("metadata.name", &json!(name), message));
     if def.plural == "namespaces" {
         if !is_dns_label(name) {
             return invalid(LABEL_MSG);
         }
+    } else if super::rbac::is_rbac(def) {
+        // RBAC names are path segments (`system:discovery`).
+        return super::rbac::path_segment_messages(name)
+            .first()
+            .and_then(|message| invalid(message));
     } else if !is_dns_subdomain(name) {
         return invalid(SUBDOMAIN_MSG);
     }

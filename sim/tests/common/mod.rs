@@ -15,7 +15,7 @@ pub const DEADLINE: Duration = Duration::from_secs(15);
 
 pub async fn sim(config: SimConfig) -> (SimHandle, RawHttpClient) {
     let h = servicerefresh_sim::start(config).await.expect("sim starts");
-    let c = RawHttpClient { base: h.base_url(), http: reqwest::Client::new() };
+    let c = RawHttpClient::with_token(h.base_url(), &h.admin_token());
     (h, c)
 }
 
@@ -33,6 +33,21 @@ pub struct Resp {
 }
 
 impl RawHttpClient {
+    /// A client that sends `Authorization: Bearer <token>` with every request.
+    pub fn with_token(base: String, token: &str) -> Self {
+        let mut headers = reqwest::header::HeaderMap::new();
+        let value =
+            reqwest::header::HeaderValue::from_str(&format!("Bearer {token}")).expect("token");
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+        let http = reqwest::Client::builder().default_headers(headers).build().expect("client");
+        RawHttpClient { base, http }
+    }
+
+    /// A client without credentials.
+    pub fn anonymous(base: String) -> Self {
+        RawHttpClient { base, http: reqwest::Client::new() }
+    }
+
     pub async fn send(
         &self,
         method: &str,
