@@ -10,6 +10,23 @@ use crate::registry::ResourceDef;
 pub const SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
 pub const LABEL_MSG: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
 
+/// The group of the RBAC kinds, whose names are path segments.
+pub const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
+
+/// The messages of `path.IsValidPathSegmentName`.
+pub fn path_segment_messages(name: &str) -> Vec<String> {
+    for illegal in [".", ".."] {
+        if name == illegal {
+            return vec![format!("may not be '{illegal}'")];
+        }
+    }
+    ["/", "%"]
+        .iter()
+        .filter(|illegal| name.contains(**illegal))
+        .map(|illegal| format!("may not contain '{illegal}'"))
+        .collect()
+}
+
 /// Whether `name` is a DNS-1123 label: at most 63 lower-case
 /// alphanumerics or `-`, starting and ending alphanumeric.
 pub fn is_dns_label(name: &str) -> bool {
@@ -40,11 +57,9 @@ pub fn validate_name(def: &ResourceDef, name: &str) -> Option<Cause> {
         if !is_dns_label(name) {
             return invalid(LABEL_MSG);
         }
-    } else if super::rbac::is_rbac(def) {
+    } else if def.group == RBAC_GROUP && !def.is_custom() {
         // RBAC names are path segments (`system:discovery`).
-        return super::rbac::path_segment_messages(name)
-            .first()
-            .and_then(|message| invalid(message));
+        return path_segment_messages(name).first().and_then(|message| invalid(message));
     } else if !is_dns_subdomain(name) {
         return invalid(SUBDOMAIN_MSG);
     }

@@ -5,16 +5,9 @@
 
 use serde_json::{Value, json};
 
-use super::names::{SUBDOMAIN_MSG, is_dns_subdomain};
+use super::names::{RBAC_GROUP, SUBDOMAIN_MSG, is_dns_subdomain, path_segment_messages};
 use crate::error::Cause;
 use crate::registry::ResourceDef;
-
-const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
-
-/// Whether `def` is one of the RBAC kinds.
-pub fn is_rbac(def: &ResourceDef) -> bool {
-    def.group == RBAC_GROUP && !def.is_custom()
-}
 
 /// `SetDefaults_Subject` and the bindings' `roleRef.apiGroup` default.
 pub fn default_object(def: &ResourceDef, object: &mut Value) {
@@ -35,20 +28,6 @@ pub fn default_object(def: &ResourceDef, object: &mut Value) {
             }
         }
     }
-}
-
-/// The messages of `path.IsValidPathSegmentName`, the rule for RBAC names.
-pub fn path_segment_messages(name: &str) -> Vec<String> {
-    for illegal in [".", ".."] {
-        if name == illegal {
-            return vec![format!("may not be '{illegal}'")];
-        }
-    }
-    ["/", "%"]
-        .iter()
-        .filter(|illegal| name.contains(**illegal))
-        .map(|illegal| format!("may not contain '{illegal}'"))
-        .collect()
 }
 
 fn strings(value: Option<&Value>) -> Vec<String> {
