@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod kubectl;
+
 use std::time::Duration;
 
 use futures::StreamExt;
