@@ -32,19 +32,36 @@ struct Kubeconfigs {
     basic: PathBuf,
 }
 
-async fn can_i(bin: &KubectlBin, configs: &Kubeconfigs, token: &str, args: &[&str], expected: bool) {
+async fn can_i(
+    bin: &KubectlBin,
+    configs: &Kubeconfigs,
+    token: &str,
+    args: &[&str],
+    expected: bool,
+) {
     let mut full = vec!["--token", token, "auth", "can-i"];
     full.extend_from_slice(args);
     let ran = bin.run(&configs.anonymous, &full).await;
     let answer = if expected { "yes" } else { "no" };
     assert_eq!(ran.stdout.trim(), answer, "kubectl {} auth can-i {args:?}:\n{ran}", bin.version);
-    assert_eq!(ran.code, Some(if expected { 0 } else { 1 }), "kubectl {} auth can-i {args:?}:\n{ran}", bin.version);
+    assert_eq!(
+        ran.code,
+        Some(if expected { 0 } else { 1 }),
+        "kubectl {} auth can-i {args:?}:\n{ran}",
+        bin.version
+    );
 }
 
 /// A command the ServiceAccount may not run: `message` after kubectl's
 /// `Error from server (Forbidden): `, or the whole line when `message`
 /// starts with `error:`.
-async fn forbidden(bin: &KubectlBin, configs: &Kubeconfigs, token: &str, args: &[&str], message: &str) {
+async fn forbidden(
+    bin: &KubectlBin,
+    configs: &Kubeconfigs,
+    token: &str,
+    args: &[&str],
+    message: &str,
+) {
     let mut full = vec!["--token", token];
     full.extend_from_slice(args);
     let ran = bin.run(&configs.anonymous, &full).await;
@@ -54,7 +71,11 @@ async fn forbidden(bin: &KubectlBin, configs: &Kubeconfigs, token: &str, args: &
     } else {
         format!("Error from server (Forbidden): {message}")
     };
-    assert!(ran.stderr.contains(&expected), "kubectl {} {args:?}: wanted {expected}\n{ran}", bin.version);
+    assert!(
+        ran.stderr.contains(&expected),
+        "kubectl {} {args:?}: wanted {expected}\n{ran}",
+        bin.version
+    );
 }
 
 async fn check(bin: &KubectlBin, configs: &Kubeconfigs) {
@@ -90,8 +111,12 @@ async fn check(bin: &KubectlBin, configs: &Kubeconfigs) {
     ] {
         can_i(bin, configs, token, args, expected).await;
     }
-    let list = bin.ok(&configs.anonymous, &["--token", token, "auth", "can-i", "--list", "-n", "arcgis"]).await;
-    let row = |resource: &str| list.lines().find(|line| line.starts_with(resource)).unwrap_or("").to_string();
+    let list = bin
+        .ok(&configs.anonymous, &["--token", token, "auth", "can-i", "--list", "-n", "arcgis"])
+        .await;
+    let row = |resource: &str| {
+        list.lines().find(|line| line.starts_with(resource)).unwrap_or("").to_string()
+    };
     let deployments = row("deployments.apps ");
     assert!(deployments.contains("[get list watch patch]"), "{version}: {list}");
     assert!(row("configmaps ").contains("[proxy-settings]"), "{version}: {list}");
@@ -101,18 +126,35 @@ async fn check(bin: &KubectlBin, configs: &Kubeconfigs) {
     let whoami = bin.run(&configs.anonymous, &["--token", token, "auth", "whoami"]).await;
     if kubectl::minor(bin) >= 28 {
         assert!(whoami.ok(), "{version}: {whoami}");
-        assert!(whoami.stdout.contains(&format!("Username   {SA}")) || whoami.stdout.lines().any(|line| line.starts_with("Username") && line.ends_with(SA)), "{version}: {whoami}");
         assert!(
-            whoami.stdout.contains("[system:serviceaccounts system:serviceaccounts:arcgis system:authenticated]"),
+            whoami.stdout.contains(&format!("Username   {SA}"))
+                || whoami
+                    .stdout
+                    .lines()
+                    .any(|line| line.starts_with("Username") && line.ends_with(SA)),
             "{version}: {whoami}"
         );
-        assert!(whoami.stdout.contains("authentication.kubernetes.io/credential-id"), "{version}: {whoami}");
+        assert!(
+            whoami.stdout.contains(
+                "[system:serviceaccounts system:serviceaccounts:arcgis system:authenticated]"
+            ),
+            "{version}: {whoami}"
+        );
+        assert!(
+            whoami.stdout.contains("authentication.kubernetes.io/credential-id"),
+            "{version}: {whoami}"
+        );
     } else {
         // kubectl 1.27 asks authentication.k8s.io/v1beta1 and v1alpha1, which a
         // 1.32 server does not serve by default.
-        assert!(whoami.stderr.contains("the selfsubjectreviews API is not enabled in the cluster"), "{version}: {whoami}");
+        assert!(
+            whoami.stderr.contains("the selfsubjectreviews API is not enabled in the cluster"),
+            "{version}: {whoami}"
+        );
     }
-    let admin = bin.run(&configs.admin, &["auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"]).await;
+    let admin = bin
+        .run(&configs.admin, &["auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"])
+        .await;
     if kubectl::minor(bin) >= 28 {
         assert_eq!(admin.stdout, "kubernetes-admin", "{version}: {admin}");
     }
@@ -167,13 +209,18 @@ async fn check(bin: &KubectlBin, configs: &Kubeconfigs) {
     )
     .await;
     // And what it may.
-    let listed = bin.ok(&configs.anonymous, &["--token", token, "get", "deployments", "-n", "default"]).await;
+    let listed = bin
+        .ok(&configs.anonymous, &["--token", token, "get", "deployments", "-n", "default"])
+        .await;
     assert!(listed.contains("web"), "{version}: {listed}");
 
     // Without credentials.
     let anonymous = bin.run(&configs.basic, &["get", "pods"]).await;
     assert!(!anonymous.ok());
-    assert!(anonymous.stderr.contains("error: You must be logged in to the server (Unauthorized)"), "{version}: {anonymous}");
+    assert!(
+        anonymous.stderr.contains("error: You must be logged in to the server (Unauthorized)"),
+        "{version}: {anonymous}"
+    );
     let expired = bin.run(&configs.anonymous, &["--token", "not-a-token", "get", "pods"]).await;
     assert!(expired.stderr.contains("(Unauthorized)"), "{version}: {expired}");
 }
@@ -195,20 +242,34 @@ async fn kubectl_auth_matrix() {
         anonymous: dir.join("anonymous"),
         basic: dir.join("basic"),
     };
-    std::fs::write(&configs.admin, h.secure_kubeconfig_yaml("admin", Some(&h.admin_token()), "arcgis"))
-        .expect("kubeconfig");
+    std::fs::write(
+        &configs.admin,
+        h.secure_kubeconfig_yaml("admin", Some(&h.admin_token()), "arcgis"),
+    )
+    .expect("kubeconfig");
     let anonymous = h.secure_kubeconfig_yaml("anonymous", None, "arcgis");
     std::fs::write(&configs.anonymous, &anonymous).expect("kubeconfig");
-    let basic = anonymous.replace("  user: {}", "  user:\n    username: nobody\n    password: nothing");
+    let basic =
+        anonymous.replace("  user: {}", "  user:\n    username: nobody\n    password: nothing");
     assert_ne!(basic, anonymous);
     std::fs::write(&configs.basic, basic).expect("kubeconfig");
     configs.openapi_v2 = bins[0].run(&configs.admin, &["get", "--raw", "/openapi/v2"]).await.ok();
-    bins[0].ok(&configs.admin, &["create", "deployment", "web", "--image=nginx:1.27", "-n", "default"]).await;
-    bins[0].ok(&configs.admin, &["create", "deployment", "web", "--image=nginx:1.27", "-n", "kube-system"]).await;
+    bins[0]
+        .ok(&configs.admin, &["create", "deployment", "web", "--image=nginx:1.27", "-n", "default"])
+        .await;
+    bins[0]
+        .ok(
+            &configs.admin,
+            &["create", "deployment", "web", "--image=nginx:1.27", "-n", "kube-system"],
+        )
+        .await;
     for bin in &bins {
         check(bin, &configs).await;
     }
-    eprintln!("checked kubectl {:?}", bins.iter().map(|bin| bin.version.as_str()).collect::<Vec<_>>());
+    eprintln!(
+        "checked kubectl {:?}",
+        bins.iter().map(|bin| bin.version.as_str()).collect::<Vec<_>>()
+    );
     let _ = std::fs::remove_dir_all(&dir);
     h.shutdown().await;
 }

@@ -27,6 +27,8 @@ pub async fn sim(config: SimConfig) -> (SimHandle, RawHttpClient) {
 pub struct RawHttpClient {
     pub base: String,
     pub http: reqwest::Client,
+    /// The bearer token every request carries, if any.
+    pub token: Option<String>,
 }
 
 pub struct Resp {
@@ -42,12 +44,12 @@ impl RawHttpClient {
             reqwest::header::HeaderValue::from_str(&format!("Bearer {token}")).expect("token");
         headers.insert(reqwest::header::AUTHORIZATION, value);
         let http = reqwest::Client::builder().default_headers(headers).build().expect("client");
-        RawHttpClient { base, http }
+        RawHttpClient { base, http, token: Some(token.to_string()) }
     }
 
     /// A client without credentials.
     pub fn anonymous(base: String) -> Self {
-        RawHttpClient { base, http: reqwest::Client::new() }
+        RawHttpClient { base, http: reqwest::Client::new(), token: None }
     }
 
     pub async fn send(
