@@ -14,7 +14,7 @@ use serde_json::{Map, Value, json};
 use super::attributes::{Attributes, RequestInfo};
 use super::user::{SYSTEM_MASTERS, UserInfo, service_account_username};
 use crate::error::GroupResource;
-use crate::store::StoreInner;
+use crate::store::{Store, StoreInner};
 use crate::util::metadata_str;
 
 /// The API group of the RBAC kinds.
@@ -246,12 +246,13 @@ pub fn aggregate(errors: &[String]) -> String {
     }
 }
 
-/// Authorizes a request: `system:masters` first, then RBAC.
-pub fn authorize(store: &StoreInner, attributes: &Attributes) -> Decision {
+/// Authorizes a request: `system:masters` first (without taking the store
+/// lock), then RBAC.
+pub fn authorize(store: &Store, attributes: &Attributes) -> Decision {
     if attributes.user.in_group(SYSTEM_MASTERS) {
         return Decision { allowed: true, reason: String::new() };
     }
-    let (grants, errors) = resolve(store, &attributes.user, &attributes.request.namespace);
+    let (grants, errors) = resolve(&store.lock(), &attributes.user, &attributes.request.namespace);
     for grant in &grants {
         if grant.rules.iter().any(|rule| rule.allows(&attributes.request)) {
             return Decision {
@@ -267,8 +268,8 @@ pub fn authorize(store: &StoreInner, attributes: &Attributes) -> Decision {
 
 /// The `status` of a SelfSubjectRulesReview: the resource rules and the
 /// non-resource rules that apply to the user in `namespace`.
-pub fn rules_review_status(store: &StoreInner, user: &UserInfo, namespace: &str) -> Value {
-    let (grants, errors) = resolve(store, user, namespace);
+pub fn rules_review_status(store: &Store, user: &UserInfo, namespace: &str) -> Value {
+    let (grants, errors) = resolve(&store.lock(), user, namespace);
     let mut resource_rules = Vec::new();
     let mut non_resource_rules = Vec::new();
     for rule in grants.iter().flat_map(|grant| grant.rules.iter()) {

@@ -128,7 +128,7 @@ impl Fixture {
     }
 
     fn allows(&self, user: &UserInfo, request: RequestInfo) -> (bool, String) {
-        let decision = authorize(&self.store.lock(), &Attributes { user: user.clone(), request });
+        let decision = authorize(&self.store, &Attributes { user: user.clone(), request });
         (decision.allowed, decision.reason)
     }
 }
@@ -266,7 +266,7 @@ fn masters_are_allowed_everything_and_missing_roles_are_reasons() {
     let fixture = Fixture::new();
     let admin = UserInfo {
         name: "admin".into(),
-        groups: vec![SYSTEM_MASTERS_FOR_TEST.into()],
+        groups: vec![super::user::SYSTEM_MASTERS.into()],
         ..UserInfo::default()
     };
     assert_eq!(fixture.allows(&admin, non_resource("delete", "/anything")), (true, String::new()));
@@ -293,8 +293,6 @@ fn masters_are_allowed_everything_and_missing_roles_are_reasons() {
     assert_eq!(aggregate(&["x".into(), "x".into()]), "x");
 }
 
-const SYSTEM_MASTERS_FOR_TEST: &str = "system:masters";
-
 #[test]
 fn rules_reviews_list_resource_and_non_resource_rules() {
     let fixture = Fixture::new();
@@ -303,7 +301,7 @@ fn rules_reviews_list_resource_and_non_resource_rules() {
             if object["kind"] == "ClusterRole" { "clusterroles" } else { "clusterrolebindings" };
         fixture.add(plural, object);
     }
-    let status = rules_review_status(&fixture.store.lock(), &sa("a", "b"), "a");
+    let status = rules_review_status(&fixture.store, &sa("a", "b"), "a");
     let resources = status["resourceRules"].as_array().cloned().unwrap_or_default();
     assert!(
         resources.iter().any(|rule| rule["resources"]
@@ -343,8 +341,7 @@ fn service_account_tokens_authenticate_until_the_account_changes() {
     let (token, expiry) =
         authority.issue(&fixture.store.lock(), &rng, &grant(3600, api_audiences())).unwrap();
     assert_eq!(expiry, 1_003_600);
-    let authenticated =
-        authority.authenticate(&fixture.store.lock(), &token, None, 1_000_010).unwrap();
+    let authenticated = authority.authenticate(&fixture.store, &token, None, 1_000_010).unwrap();
     assert_eq!(authenticated.user.name, "system:serviceaccount:arcgis:op");
     assert_eq!(
         authenticated.user.groups,
@@ -357,37 +354,37 @@ fn service_account_tokens_authenticate_until_the_account_changes() {
     );
     assert_eq!(authenticated.audiences, api_audiences());
     // Expiry, with the minute of leeway.
-    assert!(authority.authenticate(&fixture.store.lock(), &token, None, 1_003_660).is_ok());
+    assert!(authority.authenticate(&fixture.store, &token, None, 1_003_660).is_ok());
     assert_eq!(
-        authority.authenticate(&fixture.store.lock(), &token, None, 1_003_661),
+        authority.authenticate(&fixture.store, &token, None, 1_003_661),
         Err("[invalid bearer token, service account token has expired]".to_string())
     );
     // Other audiences.
     assert_eq!(
-        authority.authenticate(&fixture.store.lock(), &token, Some(&["vault".to_string()]), 1_000_010),
+        authority.authenticate(&fixture.store, &token, Some(&["vault".to_string()]), 1_000_010),
         Err(r#"[invalid bearer token, token audiences ["https://kubernetes.default.svc.cluster.local"] is invalid for the target audiences ["vault"]]"#.to_string())
     );
     let (vault, _) =
         authority.issue(&fixture.store.lock(), &rng, &grant(600, vec!["vault".into()])).unwrap();
-    assert!(authority.authenticate(&fixture.store.lock(), &vault, None, 1_000_010).is_err());
+    assert!(authority.authenticate(&fixture.store, &vault, None, 1_000_010).is_err());
     assert!(
         authority
-            .authenticate(&fixture.store.lock(), &vault, Some(&["vault".to_string()]), 1_000_010)
+            .authenticate(&fixture.store, &vault, Some(&["vault".to_string()]), 1_000_010)
             .is_ok()
     );
     // A tampered token, another cluster's token, garbage.
     let tampered = format!("{}x", &token[..token.len() - 1]);
-    assert!(authority.authenticate(&fixture.store.lock(), &tampered, None, 1_000_010).is_err());
+    assert!(authority.authenticate(&fixture.store, &tampered, None, 1_000_010).is_err());
     let other = TokenAuthority::new(&mut Rng::new(8));
-    assert!(other.authenticate(&fixture.store.lock(), &token, None, 1_000_010).is_err());
+    assert!(other.authenticate(&fixture.store, &token, None, 1_000_010).is_err());
     assert_eq!(
-        authority.authenticate(&fixture.store.lock(), "not-a-token", None, 1_000_010),
+        authority.authenticate(&fixture.store, "not-a-token", None, 1_000_010),
         Err("invalid bearer token".to_string())
     );
     // The account recreated under another uid.
     fixture.add("serviceaccounts", account("arcgis", "op", "uid-2"));
     assert_eq!(
-        authority.authenticate(&fixture.store.lock(), &token, None, 1_000_010),
+        authority.authenticate(&fixture.store, &token, None, 1_000_010),
         Err("[invalid bearer token, service account UID (uid-2) does not match claim (uid-1)]"
             .to_string())
     );
@@ -406,18 +403,12 @@ fn service_account_tokens_authenticate_until_the_account_changes() {
 fn the_admin_token_is_a_master() {
     let fixture = Fixture::new();
     let authority = TokenAuthority::new(&mut Rng::new(7));
-    let admin =
-        authority.authenticate(&fixture.store.lock(), authority.admin_token(), None, 0).unwrap();
+    let admin = authority.authenticate(&fixture.store, authority.admin_token(), None, 0).unwrap();
     assert_eq!(admin.user.name, "kubernetes-admin");
     assert_eq!(admin.user.groups, ["system:masters", "system:authenticated"]);
     assert!(
         authority
-            .authenticate(
-                &fixture.store.lock(),
-                authority.admin_token(),
-                Some(&["x".to_string()]),
-                0
-            )
+            .authenticate(&fixture.store, authority.admin_token(), Some(&["x".to_string()]), 0)
             .is_err()
     );
 }

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use super::user::{AUTHENTICATED, SYSTEM_MASTERS, UserInfo};
 use crate::error::{ApiError, GroupResource};
-use crate::store::StoreInner;
+use crate::store::{Store, StoreInner};
 use crate::util::{Rng, SharedRng, metadata_str};
 
 /// The issuer and default audience of a kubeadm cluster
@@ -148,7 +148,7 @@ impl TokenAuthority {
     /// real server's aggregated authentication error.
     pub fn authenticate(
         &self,
-        store: &StoreInner,
+        store: &Store,
         token: &str,
         audiences: Option<&[String]>,
         now: i64,
@@ -173,7 +173,7 @@ impl TokenAuthority {
         let Some(claims) = self.our_claims(token) else {
             return Err(INVALID_BEARER_TOKEN.to_string());
         };
-        self.validate(store, token, &claims, &requested, now)
+        self.validate(&store.lock(), token, &claims, &requested, now)
             .map_err(|error| format!("[{INVALID_BEARER_TOKEN}, {error}]"))
     }
 

@@ -111,14 +111,11 @@ pub fn impersonate(
     if !uid.is_empty() {
         actions.push(acting_as("authentication.k8s.io", "uids", "", "", &uid));
     }
-    {
-        let store = sim.store.lock();
-        for action in actions {
-            let attributes = Attributes { user: requestor.clone(), request: action };
-            let decision = auth::authorize(&store, &attributes);
-            if !decision.allowed {
-                return Err(Box::new(forbidden(&attributes, &decision.reason)));
-            }
+    for action in actions {
+        let attributes = Attributes { user: requestor.clone(), request: action };
+        let decision = auth::authorize(&sim.store, &attributes);
+        if !decision.allowed {
+            return Err(Box::new(forbidden(&attributes, &decision.reason)));
         }
     }
     if username == ANONYMOUS {

@@ -70,7 +70,7 @@ pub async fn filter(
     let query = request.uri().query().map(parse_query).unwrap_or_default();
     let attributes =
         Attributes { user, request: auth::request_info(request.method().as_str(), &path, &query) };
-    let decision = auth::authorize(&sim.store.lock(), &attributes);
+    let decision = auth::authorize(&sim.store, &attributes);
     if !decision.allowed {
         return forbidden(&attributes, &decision.reason);
     }
@@ -96,9 +96,8 @@ fn bearer_token(headers: &HeaderMap) -> Option<&str> {
 fn authenticate(sim: &SimState, headers: &HeaderMap, path: &str, secure: bool) -> Option<UserInfo> {
     match bearer_token(headers) {
         Some(token) => {
-            let store = sim.store.lock();
-            let outcome =
-                sim.tokens.authenticate(&store, token, None, jiff::Timestamp::now().as_second());
+            let now = jiff::Timestamp::now().as_second();
+            let outcome = sim.tokens.authenticate(&sim.store, token, None, now);
             match outcome {
                 Ok(authenticated) => Some(authenticated.user),
                 Err(error) => {

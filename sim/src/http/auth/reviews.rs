@@ -63,7 +63,7 @@ fn review(sim: &Arc<SimState>, request: &ResourceRequest) -> Result<Response, Ap
     let mut object = parse_object(&request.body, &request.headers)?;
     check_type_meta(def, &mut object)?;
     let spec = object.get("spec").cloned().unwrap_or(json!({}));
-    let store = sim.store.lock();
+    let store = &sim.store;
     match def.plural.as_str() {
         "tokenreviews" => {
             let token = spec.get("token").and_then(Value::as_str).unwrap_or("");
@@ -78,7 +78,7 @@ fn review(sim: &Arc<SimState>, request: &ResourceRequest) -> Result<Response, Ap
                 .map(|items| items.iter().filter_map(Value::as_str).map(String::from).collect())
                 .filter(|audiences: &Vec<String>| !audiences.is_empty());
             let now = jiff::Timestamp::now().as_second();
-            let status = match sim.tokens.authenticate(&store, token, audiences.as_deref(), now) {
+            let status = match sim.tokens.authenticate(store, token, audiences.as_deref(), now) {
                 Ok(authenticated) => json!({
                     "authenticated": true,
                     "user": authenticated.user.to_json(),
@@ -103,7 +103,7 @@ fn review(sim: &Arc<SimState>, request: &ResourceRequest) -> Result<Response, Ap
             let causes = [causes, metadata_causes(&object, false)].concat();
             invalid_unless_empty(def, &causes)?;
             let attributes = auth::review_attributes(auth::spec_user(&spec), &spec);
-            Ok(answered(object, auth::access_review_status(&auth::authorize(&store, &attributes))))
+            Ok(answered(object, auth::access_review_status(&auth::authorize(store, &attributes))))
         }
         "localsubjectaccessreviews" => {
             let url_namespace = request.target.namespace_or_empty().to_string();
@@ -138,20 +138,20 @@ fn review(sim: &Arc<SimState>, request: &ResourceRequest) -> Result<Response, Ap
             }
             invalid_unless_empty(def, &causes)?;
             let attributes = auth::review_attributes(auth::spec_user(&spec), &spec);
-            Ok(answered(object, auth::access_review_status(&auth::authorize(&store, &attributes))))
+            Ok(answered(object, auth::access_review_status(&auth::authorize(store, &attributes))))
         }
         "selfsubjectaccessreviews" => {
             let causes = [spec_causes(&spec, false), metadata_causes(&object, false)].concat();
             invalid_unless_empty(def, &causes)?;
             let attributes = auth::review_attributes(request.user.clone(), &spec);
-            Ok(answered(object, auth::access_review_status(&auth::authorize(&store, &attributes))))
+            Ok(answered(object, auth::access_review_status(&auth::authorize(store, &attributes))))
         }
         "selfsubjectrulesreviews" => {
             let namespace = spec.get("namespace").and_then(Value::as_str).unwrap_or("");
             if namespace.is_empty() {
                 return Err(ApiError::bad_request("no namespace on request"));
             }
-            let status = auth::rules_review_status(&store, &request.user.clone(), namespace);
+            let status = auth::rules_review_status(store, &request.user, namespace);
             Ok(answered(object, status))
         }
         _ => Err(ApiError::method_not_allowed("POST", &def.gr())),
