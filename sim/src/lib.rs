@@ -11,11 +11,16 @@
 //! [`SimStats`] and `POST /sim/v1/faults` replaces the [`FaultConfig`].
 //!
 //! Every API request is authenticated and authorized as on a real cluster
-//! with RBAC: the kubeconfig carries an admin token ([`SimHandle::admin_token`],
-//! user `kubernetes-admin` in `system:masters`), ServiceAccount tokens come
-//! from TokenRequests or [`SimHandle::service_account_token`], requests
-//! without a token get 401 except on `/healthz`, `/livez`, `/readyz` and
-//! `/version`, and `/sim/v1/*` needs no token.
+//! with RBAC. The port speaks TLS ([`SimHandle::secure_url`], certificate
+//! signed by [`SimHandle::ca_certificate_pem`]) and plain HTTP
+//! ([`SimHandle::base_url`]). Bearer tokens work on both: the admin token
+//! ([`SimHandle::admin_token`], user `kubernetes-admin` in `system:masters`)
+//! and ServiceAccount tokens (TokenRequests, or
+//! [`SimHandle::service_account_token`]). Without credentials, a TLS request
+//! is anonymous and gets 401 except on `/healthz`, `/livez`, `/readyz` and
+//! `/version`, while a plain-HTTP request acts as `system:unsecured`, an
+//! admin, as on the insecure port of servers before 1.20 (kubectl sends no
+//! credentials over plain HTTP). `/sim/v1/*` takes no credentials.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
