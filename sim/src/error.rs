@@ -339,4 +339,7 @@ pub enum SimError {
     /// Seeding the store failed.
     #[error("seeding the cluster: {0}")]
     Seed(#[from] ApiError),
+    /// A request made through the handle failed as the API would answer it.
+    #[error("{0}")]
+    Request(ApiError),
 }

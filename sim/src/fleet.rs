@@ -1,15 +1,16 @@
 //! The generated cluster: namespaces (`default`, `kube-system`, the fleet
-//! namespace) and a deterministic fleet of ArcGIS-like service Deployments
+//! namespace), the default RBAC policy and ServiceAccounts, and a deterministic fleet of ArcGIS-like service Deployments
 //! (names, labels, realistic pod templates, replica counts, failure knobs),
 //! created through the write pipeline and marked fully rolled out.
 
 use serde_json::{Value, json};
 
 use crate::SimConfig;
-use crate::controllers::{FAIL_ANNOTATION, rolled_out_status};
+use crate::auth;
+use crate::controllers::{self, FAIL_ANNOTATION, rolled_out_status};
 use crate::error::SimError;
 use crate::state::SimState;
-use crate::store::EventType;
+use crate::store::{EventType, StoreInner};
 use crate::util::{Rng, now_ms};
 use crate::write::{self, WriteOptions};
 
@@ -150,6 +151,31 @@ pub fn deployment(rng: &mut Rng, namespace: &str, index: usize, progress_deadlin
     })
 }
 
+/// The default RBAC policy, and the `default` ServiceAccount of each
+/// namespace (which the ServiceAccount controller creates for later ones).
+fn seed_access_control(
+    store: &mut StoreInner,
+    sim: &SimState,
+    namespaces: &[String],
+) -> Result<(), SimError> {
+    let system = WriteOptions::internal("kube-apiserver");
+    for object in auth::bootstrap_policy() {
+        let plural =
+            if object["kind"] == "ClusterRole" { "clusterroles" } else { "clusterrolebindings" };
+        if let Some(def) = store.registry.get(auth::RBAC_GROUP, "v1", plural) {
+            write::create(store, &sim.rng, &def, None, object, &system)?;
+        }
+    }
+    let controller = WriteOptions::internal("kube-controller-manager");
+    if let Some(def) = store.registry.get("", "v1", "serviceaccounts") {
+        for namespace in namespaces {
+            let account = controllers::default_service_account(namespace);
+            write::create(store, &sim.rng, &def, Some(namespace), account, &controller)?;
+        }
+    }
+    Ok(())
+}
+
 /// Creates the namespaces and the fleet in the store.
 pub fn seed(sim: &SimState, config: &SimConfig) -> Result<(), SimError> {
     let mut store = sim.store.lock();
@@ -167,6 +193,7 @@ pub fn seed(sim: &SimState, config: &SimConfig) -> Result<(), SimError> {
     for name in &names {
         write::create(&mut store, &sim.rng, &namespace_def, None, namespace(name), &system)?;
     }
+    seed_access_control(&mut store, sim, &names)?;
     let mut rng = Rng::new(config.seed);
     let mut failing = vec![false; config.deployments];
     let mut chosen = 0;

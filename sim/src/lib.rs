@@ -10,11 +10,24 @@
 //! rollout ends in `ProgressDeadlineExceeded`); `GET /sim/v1/stats` serves
 //! [`SimStats`], `POST /sim/v1/faults` replaces the [`FaultConfig`], and
 //! `GET /sim/v1/requests` lists every request received ([`request_log`]).
+//!
+//! Every API request is authenticated and authorized as on a real cluster
+//! with RBAC. The port speaks TLS ([`SimHandle::secure_url`], certificate
+//! signed by [`SimHandle::ca_certificate_pem`]) and plain HTTP
+//! ([`SimHandle::base_url`]). Bearer tokens work on both: the admin token
+//! ([`SimHandle::admin_token`], user `kubernetes-admin` in `system:masters`)
+//! and ServiceAccount tokens (TokenRequests, or
+//! [`SimHandle::service_account_token`]). Without credentials, a TLS request
+//! is anonymous and gets 401 except on `/healthz`, `/livez`, `/readyz` and
+//! `/version`, while a plain-HTTP request acts as `system:unsecured`, an
+//! admin, as on the insecure port of servers before 1.20 (kubectl sends no
+//! credentials over plain HTTP). `/sim/v1/*` takes no credentials.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -31,6 +44,7 @@ mod patch;
 mod schema;
 mod selector;
 
+mod auth;
 mod fields;
 mod validation;
 
@@ -133,6 +147,30 @@ pub struct SimHandle {
     requests: Arc<request_log::RequestLog>,
 }
 
+/// A kubeconfig for one server, user and namespace.
+fn kubeconfig(
+    server: &str,
+    ca: Option<&str>,
+    user: &str,
+    token: Option<&str>,
+    namespace: &str,
+) -> String {
+    use base64::Engine;
+    let ca = ca
+        .map(|ca| {
+            let data = base64::engine::general_purpose::STANDARD.encode(ca);
+            format!("    certificate-authority-data: {data}\n")
+        })
+        .unwrap_or_default();
+    let credentials = match token {
+        Some(token) => format!("\n    token: {token}"),
+        None => " {}".to_string(),
+    };
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: sim\n  cluster:\n    server: {server}\n{ca}users:\n- name: {user}\n  user:{credentials}\ncontexts:\n- name: {user}\n  context:\n    cluster: sim\n    user: {user}\n    namespace: {namespace}\ncurrent-context: {user}\npreferences: {{}}\n"
+    )
+}
+
 /// Starts a simulated cluster.
 pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -144,7 +182,9 @@ pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
     fleet::seed(&sim, &config)?;
     let controller = tokio::spawn(controllers::run(sim.clone()));
     let requests = Arc::new(request_log::RequestLog::default());
-    let app = request_log::wire(http::router(sim.clone()), requests.clone());
+    let app = request_log::wire(http::router(sim.clone()), requests.clone())
+        .into_make_service_with_connect_info::<http::Transport>();
+    let listener = http::SimListener::new(listener)?;
     let mut shutdown = shutdown_rx;
     let server = tokio::spawn(async move {
         let graceful = async move {
@@ -167,17 +207,120 @@ impl SimHandle {
         self.addr
     }
 
-    /// `http://<addr>`.
+    /// `http://<addr>`: the plain-HTTP side of the port, where a request
+    /// without credentials acts as an admin (`system:unsecured`, as on the
+    /// insecure port of servers before 1.20).
     pub fn base_url(&self) -> String {
         format!("http://{}", self.addr)
     }
 
-    /// A kubeconfig (cluster, user and context `sim`) for this server.
+    /// `https://<addr>`: the secure side of the port, where every request
+    /// is authenticated as on a real API server (its certificate is signed
+    /// by [`Self::ca_certificate_pem`]).
+    pub fn secure_url(&self) -> String {
+        format!("https://{}", self.addr)
+    }
+
+    /// The CA certificate (PEM) clients of [`Self::secure_url`] trust.
+    pub fn ca_certificate_pem(&self) -> &'static str {
+        http::CA_PEM
+    }
+
+    /// A kubeconfig (cluster, user and context `sim`) for the plain-HTTP
+    /// side with the admin token: kube-rs sends the token, kubectl (which
+    /// sends no credentials over plain HTTP) acts as `system:unsecured`;
+    /// both are admins.
     pub fn kubeconfig_yaml(&self, namespace: &str) -> String {
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: sim\n  cluster:\n    server: {url}\nusers:\n- name: sim\n  user:\n    token: sim\ncontexts:\n- name: sim\n  context:\n    cluster: sim\n    user: sim\n    namespace: {namespace}\ncurrent-context: sim\npreferences: {{}}\n",
-            url = self.base_url()
-        )
+        kubeconfig(&self.base_url(), None, "sim", Some(&self.admin_token()), namespace)
+    }
+
+    /// A kubeconfig for the secure side (cluster `sim` with its CA, user
+    /// and context `user`), authenticating with `token`, or anonymous
+    /// without one.
+    pub fn secure_kubeconfig_yaml(
+        &self,
+        user: &str,
+        token: Option<&str>,
+        namespace: &str,
+    ) -> String {
+        kubeconfig(&self.secure_url(), Some(http::CA_PEM), user, token, namespace)
+    }
+
+    /// The admin token the kubeconfig carries: user `kubernetes-admin`,
+    /// groups `system:masters` and `system:authenticated`.
+    pub fn admin_token(&self) -> String {
+        self.sim.tokens.admin_token().to_string()
+    }
+
+    /// Creates the ServiceAccount `namespace/name` unless it exists (the
+    /// namespace must exist).
+    pub fn create_service_account(&self, namespace: &str, name: &str) -> Result<(), SimError> {
+        let mut store = self.sim.store.lock();
+        let Some(def) = store.registry.get("", "v1", "serviceaccounts") else {
+            return Ok(());
+        };
+        let account = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {"name": name, "namespace": namespace},
+        });
+        let options = write::WriteOptions::internal("sim");
+        match write::create(&mut store, &self.sim.rng, &def, Some(namespace), account, &options) {
+            Ok(_) => Ok(()),
+            Err(error) if error.reason == "AlreadyExists" => Ok(()),
+            Err(error) => Err(SimError::Request(error)),
+        }
+    }
+
+    /// A token of the ServiceAccount `namespace/name`, valid for `duration`
+    /// for the API audience, as a TokenRequest (`kubectl create token NAME
+    /// -n NAMESPACE --duration ...`) issues it; unlike the API, any
+    /// duration of at least a second is accepted. Fails (404) when the
+    /// ServiceAccount does not exist.
+    pub fn service_account_token(
+        &self,
+        namespace: &str,
+        name: &str,
+        duration: Duration,
+    ) -> Result<String, SimError> {
+        let grant = auth::TokenGrant {
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+            expiration_seconds: i64::try_from(duration.as_secs().max(1)).unwrap_or(i64::MAX / 2),
+            audiences: auth::api_audiences(),
+            bound: None,
+            now: jiff::Timestamp::now().as_second(),
+        };
+        let store = self.sim.store.lock();
+        let (token, _) =
+            self.sim.tokens.issue(&store, &self.sim.rng, &grant).map_err(SimError::Request)?;
+        Ok(token)
+    }
+
+    /// A kubeconfig for the secure side that authenticates as the
+    /// ServiceAccount `namespace/name` (a token valid for a day; user and
+    /// context named `system:serviceaccount:<namespace>:<name>`, in the
+    /// ServiceAccount's namespace): a client using it, kubectl included, has
+    /// exactly the ServiceAccount's rights.
+    pub fn service_account_kubeconfig_yaml(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<String, SimError> {
+        let token = self.service_account_token(namespace, name, Duration::from_secs(86_400))?;
+        let user = format!("system:serviceaccount:{namespace}:{name}");
+        Ok(self.secure_kubeconfig_yaml(&user, Some(&token), namespace))
+    }
+
+    /// Writes [`Self::service_account_kubeconfig_yaml`] to `path`.
+    pub fn write_service_account_kubeconfig(
+        &self,
+        namespace: &str,
+        name: &str,
+        path: &Path,
+    ) -> Result<(), SimError> {
+        std::fs::write(path, self.service_account_kubeconfig_yaml(namespace, name)?)?;
+        Ok(())
     }
 
     /// Writes [`Self::kubeconfig_yaml`] for the fleet namespace to `path`.

@@ -6,9 +6,10 @@
 use std::net::SocketAddr;
 use std::sync::{Mutex, MutexGuard};
 
+use crate::auth::TokenAuthority;
 use crate::error::{ApiError, GroupResource};
 use crate::store::Store;
-use crate::util::SharedRng;
+use crate::util::{Rng, SharedRng};
 use crate::{FaultConfig, SimConfig, SimStats};
 
 /// Shared state of one simulated cluster.
@@ -25,6 +26,8 @@ pub struct SimState {
     pub rng: SharedRng,
     /// Flips to true on shutdown; watches and controllers end on it.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// The admin token, and the key that signs ServiceAccount tokens.
+    pub tokens: TokenAuthority,
     stats: Mutex<SimStats>,
     faults: Mutex<FaultConfig>,
 }
@@ -48,6 +51,8 @@ impl SimState {
             // Apart from the fleet's generator, so that requests do not
             // change which fleet a seed produces.
             rng: SharedRng::new(config.seed.wrapping_add(0x5eed)),
+            // A generator of its own, so that the other draws stay the same.
+            tokens: TokenAuthority::new(&mut Rng::new(config.seed.wrapping_add(0x70c3))),
             config,
             shutdown,
             addr,

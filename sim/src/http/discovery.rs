@@ -40,12 +40,13 @@ pub fn resource_list(registry: &Registry, group: &str, version: &str) -> Value {
 
 /// A resource's entries: itself and its subresources.
 fn resource_entries(def: &ResourceDef) -> Vec<Value> {
+    let verbs: &[&str] = if def.is_review() { &["create"] } else { &VERBS };
     let mut main = json!({
         "name": def.plural,
         "singularName": def.singular,
         "namespaced": def.namespaced,
         "kind": def.kind,
-        "verbs": VERBS,
+        "verbs": verbs,
     });
     if let Some(fields) = main.as_object_mut() {
         if !def.short_names.is_empty() {
@@ -74,6 +75,17 @@ fn resource_entries(def: &ResourceDef) -> Vec<Value> {
             "version": "v1",
             "kind": "Scale",
             "verbs": ["get", "patch", "update"],
+        }));
+    }
+    for subresource in def.create_subresources() {
+        entries.push(json!({
+            "name": format!("{}/{}", def.plural, subresource.name),
+            "singularName": "",
+            "namespaced": def.namespaced,
+            "group": subresource.group,
+            "version": subresource.version,
+            "kind": subresource.kind,
+            "verbs": ["create"],
         }));
     }
     entries

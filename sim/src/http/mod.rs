@@ -4,9 +4,12 @@
 //! (`handlers`, `watch`), which read requests through `request`, answer
 //! through `response`, and render Tables (`table`) and OpenAPI documents.
 //!
-//! Authentication and authorization belong in front of the handlers, as a
-//! layer of this router (with a module of their own beside `routing`).
+//! Authentication and authorization (`auth`) are a layer in front of every
+//! route; their create-only endpoints are served from there too. The
+//! router is served on `tls::SimListener`, one port speaking TLS and plain
+//! HTTP.
 
+mod auth;
 mod discovery;
 mod handlers;
 mod non_resource;
@@ -15,6 +18,7 @@ mod request;
 mod response;
 mod routing;
 mod table;
+mod tls;
 mod watch;
 
 #[cfg(test)]
@@ -23,9 +27,12 @@ pub(crate) mod kubectl_harness;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::middleware;
 use axum::routing::get;
 
 use crate::state::SimState;
+
+pub use tls::{CA_PEM, SimListener, Transport};
 
 /// The routes of one simulated cluster: the non-resource endpoints by path,
 /// everything else through resource routing (the real server answers
@@ -43,5 +50,7 @@ pub fn router(sim: Arc<SimState>) -> Router {
         .route("/openapi/v3", get(non_resource::openapi_index))
         .route("/openapi/v3/{*path}", get(non_resource::openapi_document))
         .fallback(routing::handle)
+        // Last, so that it wraps every route above and the fallback.
+        .layer(middleware::from_fn_with_state(sim.clone(), auth::filter))
         .with_state(sim)
 }

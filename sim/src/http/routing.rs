@@ -12,6 +12,7 @@ use super::discovery;
 use super::handlers;
 use super::request::{Representation, ResourceRequest, Target, Verb, parse_query};
 use super::response::{error_response, json_response, not_found_text};
+use crate::auth::UserInfo;
 use crate::error::ApiError;
 use crate::state::SimState;
 
@@ -87,6 +88,11 @@ pub async fn handle(State(sim): State<Arc<SimState>>, request: Request) -> Respo
                 headers: parts.headers,
                 body,
                 representation,
+                user: parts
+                    .extensions
+                    .get::<UserInfo>()
+                    .cloned()
+                    .unwrap_or_else(UserInfo::anonymous),
             })
         })
         .and_then(|request| handlers::serve(&sim, &request));

@@ -76,6 +76,7 @@ pub fn builtin_resource_defs() -> Vec<ResourceDef> {
         crds,
     ];
     defs.extend(chart_resource_defs());
+    defs.extend(access_control_defs());
     defs
 }
 
@@ -88,4 +89,36 @@ fn chart_resource_defs() -> Vec<ResourceDef> {
         builtin("policy", "poddisruptionbudgets", "PodDisruptionBudget", true, &["pdb"], &[], true);
     pod_disruption_budgets.has_generation = true;
     vec![services, pod_disruption_budgets]
+}
+
+/// Authentication and authorization: ServiceAccounts (with their
+/// `token` subresource, see `ResourceDef::create_subresource`), the four
+/// RBAC kinds, and the create-only reviews (`ResourceDef::is_review`),
+/// whose groups follow the built-in ones in `/apis`.
+fn access_control_defs() -> Vec<ResourceDef> {
+    let mut service_accounts =
+        builtin("", "serviceaccounts", "ServiceAccount", true, &["sa"], &[], false);
+    service_accounts.return_deleted_object = true;
+    let rbac = |plural: &str, kind: &str, namespaced: bool| {
+        builtin("rbac.authorization.k8s.io", plural, kind, namespaced, &[], &[], false)
+    };
+    let authentication = |plural: &str, kind: &str| {
+        builtin("authentication.k8s.io", plural, kind, false, &[], &[], false)
+    };
+    let authorization = |plural: &str, kind: &str, namespaced: bool| {
+        builtin("authorization.k8s.io", plural, kind, namespaced, &[], &[], false)
+    };
+    vec![
+        service_accounts,
+        authentication("tokenreviews", "TokenReview"),
+        authentication("selfsubjectreviews", "SelfSubjectReview"),
+        authorization("localsubjectaccessreviews", "LocalSubjectAccessReview", true),
+        authorization("selfsubjectaccessreviews", "SelfSubjectAccessReview", false),
+        authorization("selfsubjectrulesreviews", "SelfSubjectRulesReview", false),
+        authorization("subjectaccessreviews", "SubjectAccessReview", false),
+        rbac("clusterrolebindings", "ClusterRoleBinding", false),
+        rbac("clusterroles", "ClusterRole", false),
+        rbac("rolebindings", "RoleBinding", true),
+        rbac("roles", "Role", true),
+    ]
 }

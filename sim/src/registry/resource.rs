@@ -6,6 +6,16 @@ use serde_json::Value;
 
 use crate::error::GroupResource;
 
+/// A create-only subresource and the kind it takes and answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CreateSubresource {
+    /// The subresource, e.g. `token`.
+    pub name: &'static str,
+    pub group: &'static str,
+    pub version: &'static str,
+    pub kind: &'static str,
+}
+
 /// Everything the server knows about one served resource at one version.
 #[derive(Debug, Clone)]
 pub struct ResourceDef {
@@ -70,6 +80,31 @@ impl ResourceDef {
     /// registry itself.
     pub fn is_crd(&self) -> bool {
         self.is("apiextensions.k8s.io", "customresourcedefinitions")
+    }
+
+    /// Whether this is one of the create-only reviews of the
+    /// authentication and authorization APIs (TokenReview,
+    /// SubjectAccessReview, ...): answered in the response, never stored.
+    pub fn is_review(&self) -> bool {
+        !self.is_custom()
+            && matches!(self.group.as_str(), "authentication.k8s.io" | "authorization.k8s.io")
+            && self.kind.ends_with("Review")
+    }
+
+    /// A create-only subresource the real server registers for this
+    /// resource (`serviceaccounts/token`, a TokenRequest).
+    pub fn create_subresource(&self, subresource: &str) -> Option<CreateSubresource> {
+        (self.is("", "serviceaccounts") && subresource == "token").then_some(CreateSubresource {
+            name: "token",
+            group: "authentication.k8s.io",
+            version: "v1",
+            kind: "TokenRequest",
+        })
+    }
+
+    /// Every create-only subresource of this resource.
+    pub fn create_subresources(&self) -> Vec<CreateSubresource> {
+        self.create_subresource("token").into_iter().collect()
     }
 
     /// The field paths `fieldSelector` accepts for this resource: the

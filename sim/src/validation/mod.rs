@@ -19,6 +19,7 @@ mod decoding;
 mod defaults;
 mod metadata;
 mod names;
+mod rbac;
 mod service;
 
 use serde_json::Value;
@@ -43,9 +44,11 @@ pub fn admit(
         custom_resource::admit(def, object, old, strict)?;
     } else {
         defaults::default_object(def, object);
+        rbac::default_object(def, object);
         prepare(def, object, old);
         let mut causes = metadata::validate_metadata(object);
         causes.extend(builtin::validate_object(def, object, old));
+        causes.extend(rbac::validate(def, object, old));
         if !causes.is_empty() {
             return Err(ApiError::invalid(&def.kind, &def.group, &name, &causes));
         }

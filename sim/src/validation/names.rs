@@ -10,6 +10,23 @@ use crate::registry::ResourceDef;
 /// The real server's message for an invalid DNS label.
 pub const LABEL_MSG: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
 
+/// The group of the RBAC kinds, whose names are path segments.
+pub const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
+
+/// The messages of `path.IsValidPathSegmentName`.
+pub fn path_segment_messages(name: &str) -> Vec<String> {
+    for illegal in [".", ".."] {
+        if name == illegal {
+            return vec![format!("may not be '{illegal}'")];
+        }
+    }
+    ["/", "%"]
+        .iter()
+        .filter(|illegal| name.contains(**illegal))
+        .map(|illegal| format!("may not contain '{illegal}'"))
+        .collect()
+}
+
 /// Whether `name` is a DNS-1123 label: at most 63 lower-case
 /// alphanumerics or `-`, starting and ending alphanumeric.
 pub fn is_dns_label(name: &str) -> bool {
@@ -36,8 +53,7 @@ fn is_dns1035_label(name: &str) -> bool {
 }
 
 /// Checks `metadata.name`: namespaces are DNS labels, Services DNS-1035
-/// labels, everything else a DNS subdomain (up to 253 characters, with no
-/// limit on its parts).
+/// labels, RBAC objects path segments, everything else a DNS subdomain.
 pub fn validate_name(def: &ResourceDef, name: &str) -> Option<Cause> {
     let invalid = |message: &str| Some(Cause::invalid("metadata.name", &json!(name), message));
     if def.is("", "namespaces") {
@@ -51,6 +67,9 @@ pub fn validate_name(def: &ResourceDef, name: &str) -> Option<Cause> {
         if !is_dns1035_label(name) {
             return invalid(DNS1035_MSG);
         }
+    } else if def.group == RBAC_GROUP && !def.is_custom() {
+        // RBAC names are path segments (`system:discovery`).
+        return path_segment_messages(name).first().and_then(|message| invalid(message));
     } else if let Some(message) = subdomain_errors(name).first() {
         return invalid(message);
     }

@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod kubectl;
+
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -15,7 +17,7 @@ pub const DEADLINE: Duration = Duration::from_secs(15);
 
 pub async fn sim(config: SimConfig) -> (SimHandle, RawHttpClient) {
     let h = servicerefresh_sim::start(config).await.expect("sim starts");
-    let c = RawHttpClient { base: h.base_url(), http: reqwest::Client::new() };
+    let c = RawHttpClient::with_token(h.base_url(), &h.admin_token());
     (h, c)
 }
 
@@ -25,6 +27,8 @@ pub async fn sim(config: SimConfig) -> (SimHandle, RawHttpClient) {
 pub struct RawHttpClient {
     pub base: String,
     pub http: reqwest::Client,
+    /// The bearer token every request carries, if any.
+    pub token: Option<String>,
 }
 
 pub struct Resp {
@@ -33,6 +37,21 @@ pub struct Resp {
 }
 
 impl RawHttpClient {
+    /// A client that sends `Authorization: Bearer <token>` with every request.
+    pub fn with_token(base: String, token: &str) -> Self {
+        let mut headers = reqwest::header::HeaderMap::new();
+        let value =
+            reqwest::header::HeaderValue::from_str(&format!("Bearer {token}")).expect("token");
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+        let http = reqwest::Client::builder().default_headers(headers).build().expect("client");
+        RawHttpClient { base, http, token: Some(token.to_string()) }
+    }
+
+    /// A client without credentials.
+    pub fn anonymous(base: String) -> Self {
+        RawHttpClient { base, http: reqwest::Client::new(), token: None }
+    }
+
     pub async fn send(
         &self,
         method: &str,

@@ -29,6 +29,9 @@ pub fn serve(sim: &Arc<SimState>, request: &ResourceRequest) -> Result<Response,
         None => target.def.plural.clone(),
     };
     sim.count_request(request.verb.as_str(), &resource);
+    if let Some(answer) = super::auth::serve(sim, request) {
+        return answer;
+    }
     if request.verb.is_write()
         && let Some(error) = sim.injected_fault(&target.def.gr(), target.name_or_empty())
     {

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, header};
 
+use crate::auth::UserInfo;
 use crate::error::ApiError;
 use crate::registry::{Registry, ResourceDef};
 
@@ -82,7 +83,8 @@ impl Target {
         let subresource = subresource.map(|subresource| subresource.to_string());
         if let Some(subresource) = &subresource {
             let served = (subresource == "status" && def.status_subresource)
-                || (subresource == "scale" && def.scale_subresource);
+                || (subresource == "scale" && def.scale_subresource)
+                || def.create_subresource(subresource).is_some();
             if !served {
                 return Err(ApiError::no_resource());
             }
@@ -123,6 +125,13 @@ impl Verb {
             (Method::GET, false) => Verb::List,
             (Method::GET, true) => Verb::Get,
             (Method::POST, false) => Verb::Create,
+            (Method::POST, true)
+                if target.subresource.as_deref().is_some_and(|subresource| {
+                    target.def.create_subresource(subresource).is_some()
+                }) =>
+            {
+                Verb::Create
+            }
             (Method::PUT, true) => Verb::Update,
             (Method::PATCH, true) => Verb::Patch,
             (Method::DELETE, true) => Verb::Delete,
@@ -188,4 +197,6 @@ pub struct ResourceRequest {
     pub headers: HeaderMap,
     pub body: Bytes,
     pub representation: Representation,
+    /// The user the authentication filter found (`http::auth`).
+    pub user: UserInfo,
 }

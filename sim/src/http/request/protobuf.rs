@@ -158,6 +158,120 @@ const BUDGET_SPEC: &[FieldSpec] = &[
 ];
 const BUDGET: &[FieldSpec] =
     &[(1, "metadata", FieldType::Msg(OBJECT_META)), (2, "spec", FieldType::Msg(BUDGET_SPEC))];
+// Authentication and authorization: ServiceAccounts, the RBAC kinds, and
+// the reviews and TokenRequests of `kubectl auth` and `kubectl create token`.
+const OBJECT_REFERENCE: &[FieldSpec] = &[
+    (1, "kind", FieldType::Str),
+    (2, "namespace", FieldType::Str),
+    (3, "name", FieldType::Str),
+    (4, "uid", FieldType::Str),
+    (5, "apiVersion", FieldType::Str),
+];
+const SERVICE_ACCOUNT: &[FieldSpec] = &[
+    (1, "metadata", FieldType::Msg(OBJECT_META)),
+    (2, "secrets", FieldType::RepMsg(OBJECT_REFERENCE)),
+    (3, "imagePullSecrets", FieldType::RepMsg(&[(1, "name", FieldType::Str)])),
+    (4, "automountServiceAccountToken", FieldType::BoolKeep),
+];
+const POLICY_RULE: &[FieldSpec] = &[
+    (1, "verbs", FieldType::RepStr),
+    (2, "apiGroups", FieldType::RepStr),
+    (3, "resources", FieldType::RepStr),
+    (4, "resourceNames", FieldType::RepStr),
+    (5, "nonResourceURLs", FieldType::RepStr),
+];
+const ROLE: &[FieldSpec] =
+    &[(1, "metadata", FieldType::Msg(OBJECT_META)), (2, "rules", FieldType::RepMsg(POLICY_RULE))];
+const CLUSTER_ROLE: &[FieldSpec] = &[
+    (1, "metadata", FieldType::Msg(OBJECT_META)),
+    (2, "rules", FieldType::RepMsg(POLICY_RULE)),
+    (
+        3,
+        "aggregationRule",
+        FieldType::Msg(&[(1, "clusterRoleSelectors", FieldType::RepMsg(LABEL_SELECTOR))]),
+    ),
+];
+const SUBJECT: &[FieldSpec] = &[
+    (1, "kind", FieldType::Str),
+    (2, "apiGroup", FieldType::Str),
+    (3, "name", FieldType::Str),
+    (4, "namespace", FieldType::Str),
+];
+const ROLE_REF: &[FieldSpec] =
+    &[(1, "apiGroup", FieldType::Str), (2, "kind", FieldType::Str), (3, "name", FieldType::Str)];
+const ROLE_BINDING: &[FieldSpec] = &[
+    (1, "metadata", FieldType::Msg(OBJECT_META)),
+    (2, "subjects", FieldType::RepMsg(SUBJECT)),
+    (3, "roleRef", FieldType::Msg(ROLE_REF)),
+];
+const BOUND_OBJECT_REFERENCE: &[FieldSpec] = &[
+    (1, "kind", FieldType::Str),
+    (2, "apiVersion", FieldType::Str),
+    (3, "name", FieldType::Str),
+    (4, "uid", FieldType::Str),
+];
+const TOKEN_REQUEST: &[FieldSpec] = &[
+    (1, "metadata", FieldType::Msg(OBJECT_META)),
+    (
+        2,
+        "spec",
+        FieldType::Msg(&[
+            (1, "audiences", FieldType::RepStr),
+            (3, "boundObjectRef", FieldType::Msg(BOUND_OBJECT_REFERENCE)),
+            (4, "expirationSeconds", FieldType::IntKeep),
+        ]),
+    ),
+];
+const TOKEN_REVIEW: &[FieldSpec] = &[
+    (1, "metadata", FieldType::Msg(OBJECT_META)),
+    (
+        2,
+        "spec",
+        FieldType::Msg(&[(1, "token", FieldType::Str), (2, "audiences", FieldType::RepStr)]),
+    ),
+];
+const SELF_SUBJECT_REVIEW: &[FieldSpec] = &[(1, "metadata", FieldType::Msg(OBJECT_META))];
+const RESOURCE_ATTRIBUTES: &[FieldSpec] = &[
+    (1, "namespace", FieldType::Str),
+    (2, "verb", FieldType::Str),
+    (3, "group", FieldType::Str),
+    (4, "version", FieldType::Str),
+    (5, "resource", FieldType::Str),
+    (6, "subresource", FieldType::Str),
+    (7, "name", FieldType::Str),
+];
+const NON_RESOURCE_ATTRIBUTES: &[FieldSpec] =
+    &[(1, "path", FieldType::Str), (2, "verb", FieldType::Str)];
+const SELF_SUBJECT_ACCESS_REVIEW: &[FieldSpec] = &[
+    (1, "metadata", FieldType::Msg(OBJECT_META)),
+    (
+        2,
+        "spec",
+        FieldType::Msg(&[
+            (1, "resourceAttributes", FieldType::Msg(RESOURCE_ATTRIBUTES)),
+            (2, "nonResourceAttributes", FieldType::Msg(NON_RESOURCE_ATTRIBUTES)),
+        ]),
+    ),
+];
+const SUBJECT_ACCESS_REVIEW: &[FieldSpec] = &[
+    (1, "metadata", FieldType::Msg(OBJECT_META)),
+    (
+        2,
+        "spec",
+        FieldType::Msg(&[
+            (1, "resourceAttributes", FieldType::Msg(RESOURCE_ATTRIBUTES)),
+            (2, "nonResourceAttributes", FieldType::Msg(NON_RESOURCE_ATTRIBUTES)),
+            (3, "user", FieldType::Str),
+            (4, "groups", FieldType::RepStr),
+            (6, "uid", FieldType::Str),
+        ]),
+    ),
+];
+const SELF_SUBJECT_RULES_REVIEW: &[FieldSpec] = &[
+    (1, "metadata", FieldType::Msg(OBJECT_META)),
+    (2, "spec", FieldType::Msg(&[(1, "namespace", FieldType::Str)])),
+];
+
 const TYPE_META: &[FieldSpec] = &[(1, "apiVersion", FieldType::Str), (2, "kind", FieldType::Str)];
 
 fn bad(msg: &str) -> ApiError {
@@ -349,6 +463,18 @@ pub fn decode_object(body: &[u8]) -> Result<Value, ApiError> {
         ("apps/v1", "Deployment") => DEPLOYMENT,
         ("v1", "Service") => SERVICE,
         ("policy/v1", "PodDisruptionBudget") => BUDGET,
+        ("v1", "ServiceAccount") => SERVICE_ACCOUNT,
+        ("rbac.authorization.k8s.io/v1", "Role") => ROLE,
+        ("rbac.authorization.k8s.io/v1", "ClusterRole") => CLUSTER_ROLE,
+        ("rbac.authorization.k8s.io/v1", "RoleBinding" | "ClusterRoleBinding") => ROLE_BINDING,
+        ("authentication.k8s.io/v1", "TokenRequest") => TOKEN_REQUEST,
+        ("authentication.k8s.io/v1", "TokenReview") => TOKEN_REVIEW,
+        ("authentication.k8s.io/v1", "SelfSubjectReview") => SELF_SUBJECT_REVIEW,
+        ("authorization.k8s.io/v1", "SelfSubjectAccessReview") => SELF_SUBJECT_ACCESS_REVIEW,
+        ("authorization.k8s.io/v1", "SubjectAccessReview" | "LocalSubjectAccessReview") => {
+            SUBJECT_ACCESS_REVIEW
+        }
+        ("authorization.k8s.io/v1", "SelfSubjectRulesReview") => SELF_SUBJECT_RULES_REVIEW,
         _ => {
             return Err(ApiError::unsupported_media(format!(
                 "the simulated API server cannot decode protobuf for {api_version}, Kind={kind}; send application/json"
