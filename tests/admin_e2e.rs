@@ -374,7 +374,6 @@ async fn grant(client: &kube::Client, account: &str, verbs: &[&str]) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the simulated cluster's TokenReview and SubjectAccessReview"]
 async fn token_and_access_reviews_decide_who_may_read_submit_and_cancel() {
     use servicerefresh::admin::auth::reviews::KubeAuthority;
     let harness = AdminHarness::start_with(fleet(6, 0, 150), |client| {

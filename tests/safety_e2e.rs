@@ -389,7 +389,6 @@ async fn run_on_create_false_waits_for_the_configmap_to_change() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the sim's corrected name check (sim round 2)"]
 async fn events_are_recorded_for_a_resource_with_a_very_long_name() {
     let cluster = Cluster::start(fleet(2, 0)).await;
     let operator = operator_with(&cluster, OperatorScope::default(), 1);
