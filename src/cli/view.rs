@@ -298,6 +298,7 @@ mod tests {
             name: name.into(),
             namespace: None,
             generation: None,
+            uid: None,
             result,
             message: None,
         }

@@ -166,6 +166,7 @@ impl BatchStatus {
                 name,
                 namespace,
                 generation: None,
+                uid: None,
                 result: Some(ServiceResult::Ready),
                 message: None,
             }
@@ -230,6 +231,11 @@ pub struct ServiceStatus {
     /// rolled out. Readiness is judged only once the Deployment has observed it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generation: Option<i64>,
+    /// The uid of the Deployment the run restarted, kept until its result: a Deployment
+    /// deleted and created again under the same name is then told apart from a cache that
+    /// has not seen the restart yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
     /// The outcome; absent while the service is waiting or rolling out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<ServiceResult>,

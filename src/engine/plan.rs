@@ -90,6 +90,7 @@ pub fn planned_service(key: &ObjectKey, own_namespace: &str) -> ServiceStatus {
         name: key.name.clone(),
         namespace: (key.namespace != own_namespace).then(|| key.namespace.clone()),
         generation: None,
+        uid: None,
         result: None,
         message: None,
     }

@@ -8,7 +8,8 @@ use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 
 use super::{
-    MESSAGE_CANCELLED, MESSAGE_EXCLUDED, MESSAGE_GONE, MESSAGE_PAUSED, MESSAGE_RESTARTED, Pass,
+    MESSAGE_CANCELLED, MESSAGE_EXCLUDED, MESSAGE_GONE, MESSAGE_PAUSED, MESSAGE_REPLACED,
+    MESSAGE_RESTARTED, Pass,
 };
 use crate::crd::{
     BatchPhase, FailurePolicy, Phase, ServiceRefreshStatus, ServiceResult, ServiceStatus,
@@ -99,6 +100,7 @@ fn finish(
 ) {
     service.result = Some(result);
     service.message = message.clone();
+    service.uid = None;
     if result == ServiceResult::Ready {
         // The restart is done; only failures keep the generation, as evidence it happened.
         service.generation = None;
@@ -301,12 +303,26 @@ impl Pass<'_> {
                     // between patch and status write): adopt it instead of patching again.
                     // If another run restarted it since, its current rollout includes ours.
                     service.generation = Some(deployment.generation());
+                    service.uid = deployment.metadata.uid.clone();
                     service.message = Some(MESSAGE_RESTARTED.to_owned());
                     adopted = true;
                     deployment.generation()
                 }
                 None => continue,
             };
+            if service.uid.is_some() && deployment.metadata.uid != service.uid {
+                // A new Deployment of the same name: its pods are fresh anyway, and waiting
+                // for the old object's generation would only time out.
+                finish(
+                    &mut finished,
+                    index,
+                    key,
+                    service,
+                    ServiceResult::Gone,
+                    Some(MESSAGE_REPLACED.to_owned()),
+                );
+                continue;
+            }
             match readiness::verdict(&deployment, generation) {
                 Verdict::Ready => {
                     finish(&mut finished, index, key, service, ServiceResult::Ready, None)
@@ -407,6 +423,8 @@ impl Pass<'_> {
             }
             in_flight += 1;
             self.awaiting.insert(key.clone());
+            // The resourceVersion precondition pins the patch to this very object.
+            service.uid = deployment.metadata.uid.clone();
             self.restarts.push(Restart {
                 deployment: key,
                 restarted_at: run.restarted_at.clone(),

@@ -27,6 +27,8 @@ pub use triggers::{
 };
 
 pub const MESSAGE_GONE: &str = "Deployment was deleted during the run";
+pub const MESSAGE_REPLACED: &str =
+    "Deployment was deleted and created again during the run; the new one starts with fresh pods";
 pub const MESSAGE_PAUSED: &str = "Deployment is paused; a restart would not roll out";
 pub const MESSAGE_DRY_RUN: &str = "dry run: not restarted";
 pub const MESSAGE_EXCLUDED: &str = "excluded by spec.exclude after planning";

@@ -83,12 +83,14 @@ impl ModelCluster {
         self.run_slot = RunSlot::Busy { holders };
     }
 
-    /// Adds a Deployment that is fully rolled out at generation 1.
+    /// Adds a Deployment that is fully rolled out at generation 1, under a new uid.
     pub fn add(&mut self, namespace: &str, name: &str, replicas: i32) -> ObjectKey {
         let mut snapshot = DeploymentSnapshot::default();
         snapshot.metadata.namespace = Some(namespace.to_owned());
         snapshot.metadata.name = Some(name.to_owned());
         snapshot.metadata.generation = Some(1);
+        // Each object gets its own uid, as a Deployment created again under the same name does.
+        snapshot.metadata.uid = Some(format!("uid-{}", self.resource_version + 1));
         snapshot.replicas = Some(replicas);
         let key = ObjectKey::new(namespace, name);
         self.deployments.insert(key.clone(), ModelDeployment { snapshot, restarted_at: None });
@@ -233,6 +235,15 @@ impl ModelCluster {
             available_replicas: Some(replicas),
             progressing_reason: Some(reason.to_owned()),
         });
+        self.touch(key);
+    }
+
+    /// Someone (a HorizontalPodAutoscaler, a person) scales the Deployment: a spec change, so
+    /// a new generation the Deployment controller has yet to observe.
+    pub fn scale(&mut self, key: &ObjectKey, replicas: i32) {
+        let Some(deployment) = self.deployments.get_mut(key) else { return };
+        deployment.snapshot.replicas = Some(replicas);
+        *deployment.snapshot.metadata.generation.get_or_insert(0) += 1;
         self.touch(key);
     }
 

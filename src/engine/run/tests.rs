@@ -473,6 +473,25 @@ fn a_deployment_deleted_after_its_restart_is_gone_not_timed_out() {
 }
 
 #[test]
+fn a_deployment_recreated_after_its_restart_is_gone_at_once() {
+    // Argo CD's Replace sync deletes and creates again: the new object starts at generation
+    // 1 with fresh pods, so waiting for the old object's generation would only time out.
+    let mut cluster = ModelCluster::new(json!({"selector": {}, "batchTimeout": "1m"}));
+    let keys = cluster.add_many(1);
+    cluster.pass();
+    let restarting = cluster.pass();
+    cluster.apply(&restarting);
+    cluster.deployments.remove(&keys[0]);
+    cluster.add(NS, "svc-00", 1);
+    let replaced = cluster.pass();
+    assert!(replaced.restarts.is_empty());
+    assert_eq!(
+        results(&replaced.status),
+        vec![("svc-00".to_owned(), Some(ServiceResult::Gone), Some(MESSAGE_REPLACED.to_owned()))]
+    );
+}
+
+#[test]
 fn suspend_holds_the_next_batch_but_lets_the_current_one_finish() {
     let mut cluster = ModelCluster::new(json!({"selector": {}, "batchSize": 1}));
     let keys = cluster.add_many(2);

@@ -1,0 +1,365 @@
+//! The promises the property tests check: about each decision against the status it started
+//! from, about every status that reaches the API server, about the cluster whatever the
+//! status says, and, once the world settles, about the whole history (one run per trigger
+//! burst, every result backed by what really happened to the Deployment).
+
+use std::collections::BTreeSet;
+
+use jiff::SignedDuration;
+use proptest::prelude::*;
+
+use super::model::{BATCH_TIMEOUT_SECONDS, FOREIGN_RUN, Model};
+use crate::crd::{BatchPhase, ServiceRefreshStatus, ServiceResult, ServiceStatus};
+use crate::engine::plan::service_key;
+use crate::engine::readiness;
+use crate::engine::run::test_support::{ModelView, NS};
+use crate::engine::run::{MESSAGE_GONE, MESSAGE_REPLACED, run_active};
+use crate::engine::{Decision, ObjectKey, RunId, Transition};
+
+fn all_services(status: &ServiceRefreshStatus) -> Vec<ServiceStatus> {
+    status.batches.iter().flat_map(|batch| batch.all_services(NS)).collect()
+}
+
+/// Promises about a single decision, checked against the status it started from.
+pub fn check_decision(
+    input: Option<&ServiceRefreshStatus>,
+    decision: &Decision,
+) -> Result<(), TestCaseError> {
+    let output_running: BTreeSet<ObjectKey> = decision
+        .status
+        .batches
+        .iter()
+        .filter(|batch| batch.phase == BatchPhase::Running)
+        .flat_map(|batch| batch.services.iter())
+        .filter(|service| service.result.is_none() && service.generation.is_none())
+        .map(|service| service_key(service, NS))
+        .collect();
+    let persisted_run = input.and_then(|status| status.run.as_ref());
+    for restart in &decision.restarts {
+        // Restarts come only from the batch this pass leaves running, for a run whose start
+        // was persisted before, and carry that persisted start.
+        prop_assert!(
+            output_running.contains(&restart.deployment),
+            "{} restarted outside the running batch",
+            restart.deployment
+        );
+        let run = persisted_run.filter(|run| run.id == restart.restarted_by);
+        prop_assert!(run.is_some(), "a restart for a run not persisted: {}", restart.restarted_by);
+        prop_assert!(
+            !run.is_some_and(|run| run.dry_run),
+            "a dry run restarted {}",
+            restart.deployment
+        );
+        let persisted_start = run.and_then(|run| run.start_time.as_ref()).map(|t| t.0.to_string());
+        prop_assert_eq!(Some(restart.restarted_at.clone()), persisted_start);
+        let id: Result<RunId, _> = restart.restarted_by.parse();
+        prop_assert!(id.is_ok_and(|id| id.owner == ObjectKey::new(NS, "refresh")));
+    }
+    if let Some(input) = input
+        && run_active(input)
+    {
+        // A trigger seen during a run waits for the run's end: a new run starts only in a
+        // pass that ended the previous one.
+        let input_id = input.run.as_ref().map(|run| run.id.clone());
+        if decision.status.run.as_ref().map(|run| run.id.clone()) != input_id {
+            let ended = decision
+                .status
+                .history
+                .iter()
+                .any(|summary| Some(&summary.id) == input_id.as_ref());
+            prop_assert!(ended, "a run started while {:?} was active", input_id);
+        }
+    }
+    if decision.status.batches.iter().any(|batch| batch.phase == BatchPhase::Running)
+        && !decision.restarts.is_empty()
+    {
+        prop_assert!(decision.wake_at.is_some(), "a running batch needs a deadline to wake for");
+    }
+    let same_run = decision.status.run.as_ref().map(|r| &r.id)
+        == input.and_then(|i| i.run.as_ref()).map(|r| &r.id);
+    for transition in &decision.transitions {
+        if let Transition::ServiceFinished { deployment, .. } = transition {
+            let had_result = same_run
+                && input.is_some_and(|input| {
+                    all_services(input).iter().any(|service| {
+                        service_key(service, NS) == *deployment && service.result.is_some()
+                    })
+                });
+            prop_assert!(!had_result, "{deployment} got a second result");
+        }
+    }
+    Ok(())
+}
+
+/// The counts and printer-column strings, recomputed from the services themselves.
+fn check_totals(status: &ServiceRefreshStatus) -> Result<(), TestCaseError> {
+    let services = all_services(status);
+    let count = |wanted: fn(Option<ServiceResult>) -> bool| {
+        u32::try_from(services.iter().filter(|service| wanted(service.result)).count())
+            .unwrap_or(u32::MAX)
+    };
+    let totals = &status.totals;
+    prop_assert_eq!(totals.services as usize, services.len(), "totals.services");
+    prop_assert_eq!(totals.ready, count(|result| result == Some(ServiceResult::Ready)));
+    prop_assert_eq!(totals.skipped, count(|result| result == Some(ServiceResult::Skipped)));
+    prop_assert_eq!(totals.failed, count(|result| result.is_some_and(ServiceResult::is_failure)));
+    prop_assert!(totals.restarted >= totals.ready && totals.restarted <= totals.services);
+    prop_assert_eq!(status.progress.clone(), Some(format!("{}/{}", totals.ready, totals.services)));
+    let current = status
+        .batches
+        .iter()
+        .position(|batch| batch.phase != BatchPhase::Completed)
+        .map_or(status.batches.len(), |position| position + 1);
+    prop_assert_eq!(status.batch.clone(), Some(format!("{current}/{}", status.batches.len())));
+    Ok(())
+}
+
+impl Model {
+    /// Promises about every status that reaches the API server.
+    pub fn check_persisted(&mut self, status: &ServiceRefreshStatus) -> Result<(), TestCaseError> {
+        let Some(run) = &status.run else { return Ok(()) };
+        check_totals(status)?;
+        let planned: Vec<ObjectKey> =
+            all_services(status).iter().map(|s| service_key(s, NS)).collect();
+        let unique: BTreeSet<&ObjectKey> = planned.iter().collect();
+        prop_assert_eq!(unique.len(), planned.len(), "a Deployment is planned twice");
+        let first_plan = self.plans.entry(run.id.clone()).or_insert_with(|| planned.clone());
+        prop_assert_eq!(&*first_plan, &planned, "the plan of a run changed");
+
+        // Under Abort, no batch after one with a failure ever starts.
+        if self.abort {
+            let first_failed = status
+                .batches
+                .iter()
+                .find(|batch| {
+                    batch.services.iter().any(|s| s.result.is_some_and(|r| r.is_failure()))
+                })
+                .map(|batch| batch.index);
+            if let Some(first_failed) = first_failed {
+                for batch in status.batches.iter().filter(|batch| batch.index > first_failed) {
+                    prop_assert!(
+                        batch.start_time.is_none(),
+                        "batch {} started after a failure under Abort",
+                        batch.index
+                    );
+                }
+            }
+        }
+
+        // No batch starts after a cancel is seen.
+        let started: BTreeSet<u32> = status
+            .batches
+            .iter()
+            .filter(|batch| batch.start_time.is_some())
+            .map(|batch| batch.index)
+            .collect();
+        if run.cancel_request.is_some() {
+            let at_cancel =
+                self.started_at_cancel.entry(run.id.clone()).or_insert_with(|| started.clone());
+            prop_assert!(
+                started.is_subset(at_cancel),
+                "batches {:?} started after the cancel (started then: {:?})",
+                started,
+                at_cancel
+            );
+        }
+
+        // Batches run strictly one after another.
+        let running =
+            status.batches.iter().filter(|batch| batch.phase == BatchPhase::Running).count();
+        prop_assert!(running <= 1);
+        if let Some(first_open) =
+            status.batches.iter().position(|batch| batch.phase != BatchPhase::Completed)
+        {
+            prop_assert!(
+                status.batches[first_open + 1..]
+                    .iter()
+                    .all(|batch| batch.phase == BatchPhase::Pending)
+            );
+        }
+
+        // A batch with a timed-out service lasted at least spec.batchTimeout.
+        for batch in &status.batches {
+            let timed_out =
+                batch.all_services(NS).iter().any(|s| s.result == Some(ServiceResult::TimedOut));
+            if let (true, Some(start), Some(end)) = (timed_out, &batch.start_time, &batch.end_time)
+            {
+                let lasted = end.0.duration_since(start.0);
+                prop_assert!(
+                    lasted >= SignedDuration::from_secs(BATCH_TIMEOUT_SECONDS),
+                    "batch {} timed out after {lasted:?}",
+                    batch.index
+                );
+            }
+        }
+
+        // Ready only ever follows a restart of this run that really changed the template.
+        for service in all_services(status) {
+            if service.result == Some(ServiceResult::Ready) {
+                let key = service_key(&service, NS);
+                let restarted = self.restarted_by(&run.id, &key);
+                prop_assert!(restarted, "{} is Ready without a restart by {}", key, run.id);
+            }
+        }
+
+        // An ended run gave every planned Deployment its one result.
+        if run.end_time.is_some() {
+            prop_assert!(status.batches.iter().all(|batch| batch.phase == BatchPhase::Completed));
+            for service in all_services(status) {
+                prop_assert!(service.result.is_some(), "{} ended without a result", service.name);
+            }
+        }
+        Ok(())
+    }
+
+    /// A Ready verdict needs the cache the pass read to show our restart rolled out: a status
+    /// left over from before the patch must never count.
+    pub fn check_new_results(
+        &self,
+        input: Option<&ServiceRefreshStatus>,
+        output: &ServiceRefreshStatus,
+        cache: &ModelView,
+    ) -> Result<(), TestCaseError> {
+        let Some(run) = &output.run else { return Ok(()) };
+        let was_ready: BTreeSet<ObjectKey> = input
+            .filter(|input| input.run.as_ref().map(|r| &r.id) == Some(&run.id))
+            .map(all_services)
+            .unwrap_or_default()
+            .iter()
+            .filter(|service| service.result == Some(ServiceResult::Ready))
+            .map(|service| service_key(service, NS))
+            .collect();
+        for service in all_services(output) {
+            let key = service_key(&service, NS);
+            if service.result != Some(ServiceResult::Ready) || was_ready.contains(&key) {
+                continue;
+            }
+            let patched = self.cluster.patch_generations.get(&(run.id.clone(), key.clone()));
+            let observed = cache
+                .deployments
+                .get(&key)
+                .and_then(|d| d.rollout.as_ref())
+                .and_then(|status| status.observed_generation);
+            prop_assert!(
+                patched.is_some() && observed >= patched.copied(),
+                "{key} judged Ready on observedGeneration {observed:?} before our patch's {patched:?}"
+            );
+        }
+        Ok(())
+    }
+
+    /// Promises about the cluster, whatever the status says.
+    pub fn check_cluster(&self) -> Result<(), TestCaseError> {
+        // A run changes each pod template at most once.
+        for ((run_id, key), changes) in &self.cluster.template_changes {
+            if run_id == FOREIGN_RUN {
+                continue;
+            }
+            prop_assert!(*changes <= 1, "{key} was restarted {changes} times by {run_id}");
+        }
+        // At most batchSize of the run's rollouts are in flight: Deployments carrying the
+        // run's identity whose rollout has neither completed nor failed, and which the run has
+        // not yet seen complete (a Deployment recorded Ready may later degrade on its own,
+        // which is no rollout of ours).
+        let Some(status) = &self.cluster.refresh.status else { return Ok(()) };
+        let Some(run) = &status.run else { return Ok(()) };
+        let seen_complete: BTreeSet<ObjectKey> = all_services(status)
+            .iter()
+            .filter(|service| {
+                matches!(service.result, Some(result) if result != ServiceResult::TimedOut)
+            })
+            .map(|service| service_key(service, NS))
+            .collect();
+        let in_flight = self
+            .cluster
+            .deployments
+            .iter()
+            .filter(|(key, deployment)| {
+                let snapshot = &deployment.snapshot;
+                snapshot.restarted_by.as_deref() == Some(run.id.as_str())
+                    && !seen_complete.contains(*key)
+                    && !self.settled_rollouts.contains(&(run.id.clone(), (*key).clone()))
+                    && readiness::verdict(snapshot, snapshot.generation()).is_waiting()
+            })
+            .count();
+        prop_assert!(
+            in_flight <= self.max_batch_size,
+            "{in_flight} Deployments in flight with batchSize {}",
+            self.max_batch_size
+        );
+        Ok(())
+    }
+
+    /// Promises about the whole history once the world settled.
+    pub fn check_settled(&mut self) -> Result<(), TestCaseError> {
+        let status = self.cluster.status().clone();
+        self.check_persisted(&status)?;
+        let Some(run) = &status.run else {
+            return Err(TestCaseError::fail("no run after settling"));
+        };
+
+        // Trigger changes coalesce, and none is lost: one run for the creation, one per burst.
+        prop_assert_eq!(run.number, 1 + self.bursts, "runs for {} trigger bursts", self.bursts);
+
+        // Every result is backed by what happened to the Deployment.
+        for service in all_services(&status) {
+            let key = service_key(&service, NS);
+            let message = service.message.as_deref().unwrap_or_default();
+            let changed = self.restarted_by(&run.id, &key);
+            match service.result {
+                Some(ServiceResult::Gone) => {
+                    let deleted = self
+                        .deleted_during
+                        .iter()
+                        .any(|(number, deleted)| *deleted == key && number + 1 >= run.number);
+                    prop_assert!(
+                        deleted,
+                        "{key} is Gone but was never deleted during run {}",
+                        run.number
+                    );
+                    prop_assert!(
+                        message == MESSAGE_GONE || message == MESSAGE_REPLACED,
+                        "{message}"
+                    );
+                }
+                Some(ServiceResult::Ready) => prop_assert!(changed, "{key} Ready without restart"),
+                Some(ServiceResult::Failed) if !message.starts_with("restart rejected") => {
+                    prop_assert!(changed, "{key} Failed without restart: {message}")
+                }
+                Some(ServiceResult::TimedOut) if !message.starts_with("not restarted") => {
+                    prop_assert!(changed, "{key} TimedOut without restart: {message}")
+                }
+                _ => {}
+            }
+        }
+
+        // Once settled, a pass with nothing new changes nothing.
+        let settled = self.cluster.pass();
+        prop_assert_eq!(&settled.status, &status);
+        prop_assert!(
+            settled.restarts.is_empty(),
+            "a settled pass restarted {:?}",
+            settled.restarts
+        );
+        prop_assert!(
+            settled.transitions.is_empty(),
+            "a settled pass reported {:?}",
+            settled.transitions
+        );
+        Ok(())
+    }
+
+    /// With the world frozen (no patch applied, no time passing), passes converge.
+    pub fn check_fixed_point(&mut self) -> Result<(), TestCaseError> {
+        let view = self.cluster.view();
+        let mut previous = self.cluster.refresh.status.clone();
+        for _ in 0..8 {
+            let decision = self.cluster.pass_with(&view);
+            if previous.as_ref() == Some(&decision.status) {
+                return Ok(());
+            }
+            previous = Some(decision.status);
+        }
+        Err(TestCaseError::fail("status kept changing with nothing new"))
+    }
+}

@@ -1,0 +1,598 @@
+//! The model the property tests drive: the engine's model cluster plus what the checks need
+//! to remember across passes (plans, cancel points, trigger bursts, settled rollouts, the
+//! states reached), and each generated operation applied in the controller's real order of
+//! writes.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use jiff::SignedDuration;
+use proptest::prelude::*;
+use serde_json::json;
+
+use super::checks;
+use crate::crd::{
+    CANCEL_REQUESTED_AT_ANNOTATION, Phase, RUN_REQUESTED_AT_ANNOTATION, ServiceRefreshStatus,
+    ServiceResult,
+};
+use crate::engine::conditions::{self, STALLED};
+use crate::engine::readiness;
+use crate::engine::run::test_support::{ModelCluster, ModelView, NS};
+use crate::engine::run::{
+    MESSAGE_EXCLUDED, MESSAGE_PAUSED, REASON_CONFIG_MAP_CHANGED, REASON_RUN_REQUESTED, run_active,
+};
+use crate::engine::{ObjectKey, Restart, RestartOutcome, RunSlot};
+
+/// The second namespace of two-namespace setups.
+pub const OTHER_NS: &str = "gis";
+/// Another resource's run, restarting the same Deployments.
+pub const FOREIGN_RUN: &str = "arcgis/other/1-89abcdef";
+/// The trigger ConfigMap every generated resource watches.
+const CONFIG_MAP: &str = "proxy";
+/// `spec.batchTimeout` of the generated resources, in seconds.
+pub const BATCH_TIMEOUT_SECONDS: i64 = 60;
+/// How far behind the API server a cache may be. Informer caches lag by milliseconds to
+/// seconds; the engine needs them to lag less than `spec.batchTimeout`, or a patch whose
+/// response was lost could still look unapplied when its batch times out, and the next batch
+/// would start beside its rollout.
+const MAX_CACHE_LAG_SECONDS: i64 = 30;
+
+/// How the controller's side of one pass goes after `decide` returned.
+#[derive(Clone, Copy, Debug)]
+pub enum Delivery {
+    /// Patches sent, outcomes recorded, status written.
+    Full,
+    /// The operator dies after this many of the patches reached the API server.
+    CrashAfterPatches(usize),
+    /// Every patch sent, then the status write fails (a conflict, a timeout).
+    StatusWriteFails,
+}
+
+#[derive(Clone, Debug)]
+pub enum Op {
+    /// One reconcile pass. Bit i of `stale_mask` reads Deployment i from the cache as it was
+    /// one pass earlier; bit i of `transient_mask` fails patch i transiently, and with
+    /// `lost_response` that patch reached the server although the client saw an error.
+    Pass {
+        stale_mask: u8,
+        delivery: Delivery,
+        transient_mask: u8,
+        lost_response: bool,
+        rejected: Option<usize>,
+    },
+    /// The Deployment controller moves Deployment `index`: 0 starts, 1 finishes, 2 fails.
+    Rollout {
+        index: usize,
+        step: u8,
+    },
+    Delete {
+        index: usize,
+    },
+    /// Deleted and created again: a fresh, rolled-out Deployment of the same name.
+    Recreate {
+        index: usize,
+    },
+    Pause {
+        index: usize,
+        paused: bool,
+    },
+    /// An autoscaler changes `spec.replicas`: a new generation, rolled out by later steps.
+    Scale {
+        index: usize,
+        replicas: i32,
+    },
+    Advance {
+        seconds: i64,
+    },
+    /// `spec.trigger` gets a new value.
+    NewTrigger,
+    /// `gisops.io/run-requested-at` gets a new value.
+    RunRequested,
+    /// The watched ConfigMap gets new content (and exists again if it was deleted).
+    ConfigMapChange,
+    ConfigMapDelete,
+    /// `gisops.io/cancel-requested-at` gets a new value.
+    Cancel,
+    Admission(bool),
+    /// Spec edits: they may only reach batches not started.
+    SetBatchSize(u32),
+    Exclude {
+        index: usize,
+    },
+    Suspend(bool),
+    DryRun(bool),
+    /// `spec.batchTimeout` becomes unusable (true) or valid again (false).
+    UnusableSpec(bool),
+    /// Another resource's run restarts Deployment `index` and starts rolling it out.
+    ForeignRestart {
+        index: usize,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub struct Setup {
+    pub replicas: Vec<i32>,
+    pub batch_size: u32,
+    pub abort: bool,
+    /// Deployments alternate between the resource's namespace and another one.
+    pub two_namespaces: bool,
+}
+
+/// States worth reaching: a property is only as good as the cases that exercise it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Reached {
+    FollowUpRun,
+    RunCancelled,
+    RunAborted,
+    ServiceTimedOut,
+    ServiceGone,
+    ServiceFailed,
+    PausedSkipped,
+    ExcludedAfterPlanning,
+    HeldForAnotherRun,
+    HeldForTheBudget,
+    ConfigMapRun,
+    RequestedRun,
+    DryRun,
+    Suspended,
+    UnusableSpecStall,
+    ConfigMapMissing,
+    StaleConflict,
+    CrashAfterSomePatches,
+    StatusWriteLost,
+    OtherNamespace,
+}
+
+impl Reached {
+    pub const ALL: [Reached; 20] = [
+        Reached::FollowUpRun,
+        Reached::RunCancelled,
+        Reached::RunAborted,
+        Reached::ServiceTimedOut,
+        Reached::ServiceGone,
+        Reached::ServiceFailed,
+        Reached::PausedSkipped,
+        Reached::ExcludedAfterPlanning,
+        Reached::HeldForAnotherRun,
+        Reached::HeldForTheBudget,
+        Reached::ConfigMapRun,
+        Reached::RequestedRun,
+        Reached::DryRun,
+        Reached::Suspended,
+        Reached::UnusableSpecStall,
+        Reached::ConfigMapMissing,
+        Reached::StaleConflict,
+        Reached::CrashAfterSomePatches,
+        Reached::StatusWriteLost,
+        Reached::OtherNamespace,
+    ];
+}
+
+pub struct Model {
+    pub cluster: ModelCluster,
+    pub keys: Vec<ObjectKey>,
+    /// The largest batchSize the spec has had: a batch keeps the size it was cut with.
+    pub max_batch_size: usize,
+    pub abort: bool,
+    /// The cache one pass ago, for stale reads, and when it was current.
+    previous_view: ModelView,
+    previous_view_at: jiff::Timestamp,
+    /// The plan of each run as first persisted.
+    pub plans: BTreeMap<String, Vec<ObjectKey>>,
+    /// Per run, the batches started when a cancel was first persisted.
+    pub started_at_cancel: BTreeMap<String, BTreeSet<u32>>,
+    /// Rollouts (run, Deployment) that completed or exceeded their progress deadline after
+    /// the run restarted them: they left the in-flight budget for good, whatever the
+    /// Deployment does later on its own.
+    pub settled_rollouts: BTreeSet<(String, ObjectKey)>,
+    /// Deployments deleted (or recreated) since the start, by the run number persisted then.
+    pub deleted_during: BTreeSet<(u64, ObjectKey)>,
+    /// Restarts (run, Deployment) of objects since deleted and created again.
+    pub restarted_replaced: BTreeSet<(String, ObjectKey)>,
+    counter: u64,
+    config_map_content: u64,
+    config_map_present: bool,
+    /// Trigger changes are coalesced: a burst opens at the first change after a run
+    /// started and closes when the next run starts.
+    burst_open: bool,
+    pub bursts: u64,
+    last_persisted_run: u64,
+    reached: BTreeSet<Reached>,
+}
+
+impl Model {
+    pub fn new(setup: &Setup) -> Self {
+        let policy = if setup.abort { "Abort" } else { "Continue" };
+        let namespaces = if setup.two_namespaces { json!([NS, OTHER_NS]) } else { json!([NS]) };
+        let mut cluster = ModelCluster::new(json!({
+            "selector": {},
+            "namespaces": namespaces,
+            "batchSize": setup.batch_size,
+            "batchTimeout": format!("{BATCH_TIMEOUT_SECONDS}s"),
+            "failurePolicy": policy,
+            "trigger": "0",
+            "configMapTriggers": [{"name": CONFIG_MAP}],
+        }));
+        cluster.allow_cross_namespace();
+        cluster.set_config_map(NS, CONFIG_MAP, &[("proxy", "0")]);
+        let keys: Vec<ObjectKey> = setup
+            .replicas
+            .iter()
+            .enumerate()
+            .map(|(index, &replicas)| {
+                let namespace = if setup.two_namespaces && index % 2 == 1 { OTHER_NS } else { NS };
+                cluster.add(namespace, &format!("svc-{index}"), replicas)
+            })
+            .collect();
+        let previous_view = cluster.view();
+        let previous_view_at = cluster.now;
+        Self {
+            cluster,
+            keys,
+            max_batch_size: setup.batch_size as usize,
+            abort: setup.abort,
+            previous_view,
+            previous_view_at,
+            plans: BTreeMap::new(),
+            started_at_cancel: BTreeMap::new(),
+            settled_rollouts: BTreeSet::new(),
+            deleted_during: BTreeSet::new(),
+            restarted_replaced: BTreeSet::new(),
+            counter: 0,
+            config_map_content: 0,
+            config_map_present: true,
+            burst_open: false,
+            bursts: 0,
+            last_persisted_run: 0,
+            reached: BTreeSet::new(),
+        }
+    }
+
+    pub fn reached(&self) -> BTreeSet<Reached> {
+        self.reached.clone()
+    }
+
+    /// Whether the run changed the pod template of this Deployment, or of an object of the
+    /// same name it replaced.
+    pub fn restarted_by(&self, run: &str, key: &ObjectKey) -> bool {
+        let entry = (run.to_owned(), key.clone());
+        self.cluster.template_changes.contains_key(&entry)
+            || self.restarted_replaced.contains(&entry)
+    }
+
+    fn next(&mut self) -> u64 {
+        self.counter += 1;
+        self.counter
+    }
+
+    /// A trigger changed: it opens a burst unless one is open, or no run has started yet
+    /// (the creation run takes it along).
+    fn trigger_changed(&mut self) {
+        if self.last_persisted_run > 0 && !self.burst_open {
+            self.burst_open = true;
+            self.bursts += 1;
+        }
+    }
+
+    fn run_number(&self) -> u64 {
+        self.cluster.refresh.status.as_ref().and_then(|s| s.run.as_ref()).map_or(0, |r| r.number)
+    }
+
+    pub fn apply(&mut self, op: &Op) -> Result<(), TestCaseError> {
+        match op {
+            Op::Pass { stale_mask, delivery, transient_mask, lost_response, rejected } => {
+                self.pass(*stale_mask, *delivery, *transient_mask, *lost_response, *rejected)?;
+            }
+            Op::Rollout { index, step } => {
+                if let Some(key) = self.rollout_target(*index) {
+                    match step {
+                        0 => self.cluster.start_rollout(&key),
+                        1 => self.cluster.roll_out(&key),
+                        _ => self.cluster.fail_rollout(&key),
+                    }
+                    self.note_settled(&key);
+                }
+            }
+            Op::Delete { index } => {
+                if let Some(key) = self.keys.get(*index).cloned()
+                    && self.cluster.deployments.remove(&key).is_some()
+                {
+                    self.deleted_during.insert((self.run_number(), key));
+                }
+            }
+            Op::Recreate { index } => {
+                if let Some(key) = self.keys.get(*index).cloned() {
+                    self.cluster.deployments.remove(&key);
+                    self.deleted_during.insert((self.run_number(), key.clone()));
+                    // At most one restart per run is a promise per object: the new one has
+                    // not been restarted by anyone yet.
+                    let (replaced, kept) = std::mem::take(&mut self.cluster.template_changes)
+                        .into_iter()
+                        .partition(|((_, changed), _)| *changed == key);
+                    self.cluster.template_changes = kept;
+                    self.restarted_replaced.extend(replaced.into_keys());
+                    self.cluster.add(&key.namespace, &key.name, 1);
+                }
+            }
+            Op::Pause { index, paused } => {
+                if let Some(key) = self.keys.get(*index).cloned()
+                    && self.cluster.deployments.contains_key(&key)
+                {
+                    self.cluster.deployment_mut(&key).paused = *paused;
+                }
+            }
+            Op::Scale { index, replicas } => {
+                if let Some(key) = self.keys.get(*index).cloned() {
+                    self.cluster.scale(&key, *replicas);
+                }
+            }
+            Op::Advance { seconds } => self.cluster.now += SignedDuration::from_secs(*seconds),
+            Op::NewTrigger => {
+                let value = self.next();
+                self.cluster.refresh.spec.trigger = Some(format!("t{value}"));
+                self.trigger_changed();
+            }
+            Op::RunRequested => {
+                let value = self.next();
+                self.cluster.annotate(RUN_REQUESTED_AT_ANNOTATION, &format!("r{value}"));
+                self.trigger_changed();
+            }
+            Op::ConfigMapChange => {
+                self.config_map_content = self.next();
+                self.restore_config_map();
+                self.trigger_changed();
+            }
+            Op::ConfigMapDelete => {
+                self.cluster.delete_config_map(NS, CONFIG_MAP);
+                self.config_map_present = false;
+            }
+            Op::Cancel => {
+                let value = self.next();
+                self.cluster.annotate(CANCEL_REQUESTED_AT_ANNOTATION, &format!("c{value}"));
+            }
+            Op::Admission(allowed) => {
+                self.cluster.run_slot =
+                    if *allowed { RunSlot::Granted } else { RunSlot::Busy { holders: vec![] } };
+            }
+            Op::SetBatchSize(size) => {
+                self.cluster.refresh.spec.batch_size = *size;
+                self.max_batch_size = self.max_batch_size.max(*size as usize);
+            }
+            Op::Exclude { index } => {
+                if let Some(key) = self.keys.get(*index) {
+                    self.cluster.refresh.spec.exclude.push(key.name.clone());
+                }
+            }
+            Op::Suspend(suspend) => self.cluster.refresh.spec.suspend = *suspend,
+            Op::DryRun(dry_run) => self.cluster.refresh.spec.dry_run = *dry_run,
+            Op::UnusableSpec(unusable) => {
+                self.cluster.refresh.spec.batch_timeout =
+                    if *unusable { "10x".to_owned() } else { format!("{BATCH_TIMEOUT_SECONDS}s") };
+            }
+            Op::ForeignRestart { index } => {
+                if let Some(key) = self.keys.get(*index).cloned()
+                    && self.cluster.deployments.contains_key(&key)
+                {
+                    let value = self.next();
+                    let restart = Restart {
+                        deployment: key.clone(),
+                        restarted_at: format!("foreign-{value}"),
+                        restarted_by: FOREIGN_RUN.to_owned(),
+                        record_annotation: "gisops.io/run-89abcdef".to_owned(),
+                        resource_version: None,
+                    };
+                    self.cluster.patch(&restart);
+                    self.cluster.start_rollout(&key);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The Deployment a rollout step moves: one with a rollout to make progress on when
+    /// there is one, so that steps mostly land where the run is waiting.
+    fn rollout_target(&self, index: usize) -> Option<ObjectKey> {
+        let lagging: Vec<&ObjectKey> = self
+            .keys
+            .iter()
+            .filter(|key| {
+                self.cluster.deployments.get(*key).is_some_and(|deployment| {
+                    let snapshot = &deployment.snapshot;
+                    readiness::verdict(snapshot, snapshot.generation()).is_waiting()
+                })
+            })
+            .collect();
+        match lagging.len() {
+            0 => self.keys.get(index).cloned(),
+            count => Some(lagging[index % count].clone()),
+        }
+    }
+
+    fn restore_config_map(&mut self) {
+        let content = self.config_map_content.to_string();
+        self.cluster.set_config_map(NS, CONFIG_MAP, &[("proxy", content.as_str())]);
+        self.config_map_present = true;
+    }
+
+    /// Records a rollout of a run that has just completed or failed.
+    fn note_settled(&mut self, key: &ObjectKey) {
+        let Some(deployment) = self.cluster.deployments.get(key) else { return };
+        let snapshot = &deployment.snapshot;
+        let Some(run) = snapshot.restarted_by.clone() else { return };
+        if !readiness::verdict(snapshot, snapshot.generation()).is_waiting() {
+            self.settled_rollouts.insert((run, key.clone()));
+        }
+    }
+
+    /// The cache a pass reads: each Deployment fresh, or as it was one pass ago if that was
+    /// less than [`MAX_CACHE_LAG_SECONDS`] ago.
+    fn cache(&self, stale_mask: u8) -> ModelView {
+        let mut view = self.cluster.view();
+        let lag = self.cluster.now.duration_since(self.previous_view_at);
+        if lag > SignedDuration::from_secs(MAX_CACHE_LAG_SECONDS) {
+            return view;
+        }
+        for (index, key) in self.keys.iter().enumerate() {
+            if stale_mask & (1 << (index % 8)) != 0 {
+                match self.previous_view.deployments.get(key) {
+                    Some(old) => view.deployments.insert(key.clone(), old.clone()),
+                    None => view.deployments.remove(key),
+                };
+            }
+        }
+        view
+    }
+
+    pub fn pass(
+        &mut self,
+        stale_mask: u8,
+        delivery: Delivery,
+        transient_mask: u8,
+        lost_response: bool,
+        rejected: Option<usize>,
+    ) -> Result<(), TestCaseError> {
+        let cache = self.cache(stale_mask);
+        self.previous_view = self.cluster.view();
+        self.previous_view_at = self.cluster.now;
+        let input = self.cluster.refresh.status.clone();
+
+        let decision = self.cluster.pass_with(&cache);
+        checks::check_decision(input.as_ref(), &decision)?;
+        self.check_new_results(input.as_ref(), &decision.status, &cache)?;
+
+        let sent = match delivery {
+            Delivery::CrashAfterPatches(count) => count.min(decision.restarts.len()),
+            _ => decision.restarts.len(),
+        };
+        let mut outcomes = Vec::new();
+        for (position, restart) in decision.restarts.iter().take(sent).enumerate() {
+            let outcome = if transient_mask & (1 << (position % 8)) != 0 {
+                if lost_response {
+                    self.cluster.patch(restart);
+                }
+                RestartOutcome::Transient("503 Service Unavailable".to_owned())
+            } else if rejected == Some(position) {
+                RestartOutcome::Rejected("admission webhook denied the request".to_owned())
+            } else {
+                let outcome = self.cluster.patch(restart);
+                if matches!(outcome, RestartOutcome::Transient(_)) {
+                    self.reached.insert(Reached::StaleConflict);
+                }
+                outcome
+            };
+            outcomes.push((restart.deployment.clone(), outcome));
+        }
+        match delivery {
+            Delivery::Full => {
+                self.cluster.record(&outcomes);
+                let status = self.cluster.status().clone();
+                self.persisted(&status)?;
+            }
+            Delivery::CrashAfterPatches(_) => {
+                if sent > 0 {
+                    self.reached.insert(Reached::CrashAfterSomePatches);
+                }
+                self.cluster.refresh.status = input;
+            }
+            Delivery::StatusWriteFails => {
+                if !decision.restarts.is_empty() {
+                    self.reached.insert(Reached::StatusWriteLost);
+                }
+                self.cluster.refresh.status = input;
+            }
+        }
+        self.check_cluster()
+    }
+
+    /// Everything the checks and the bookkeeping learn from a status that was written.
+    fn persisted(&mut self, status: &ServiceRefreshStatus) -> Result<(), TestCaseError> {
+        self.check_persisted(status)?;
+        self.note_reached(status);
+        let number = status.run.as_ref().map_or(0, |run| run.number);
+        if number > self.last_persisted_run {
+            // A run started: it took every trigger change made so far along.
+            self.last_persisted_run = number;
+            self.burst_open = false;
+        }
+        Ok(())
+    }
+
+    fn note_reached(&mut self, status: &ServiceRefreshStatus) {
+        let mut reached = Vec::new();
+        if let Some(run) = &status.run {
+            if run.number >= 2 {
+                reached.push(Reached::FollowUpRun);
+            }
+            if run.reason == REASON_CONFIG_MAP_CHANGED {
+                reached.push(Reached::ConfigMapRun);
+            }
+            if run.reason == REASON_RUN_REQUESTED {
+                reached.push(Reached::RequestedRun);
+            }
+            if run.dry_run {
+                reached.push(Reached::DryRun);
+            }
+        }
+        match status.phase {
+            Some(Phase::Cancelled) => reached.push(Reached::RunCancelled),
+            Some(Phase::Suspended) => reached.push(Reached::Suspended),
+            _ => {}
+        }
+        if let Some(stalled) = conditions::find(&status.conditions, STALLED)
+            && stalled.status == "True"
+        {
+            match stalled.reason.as_str() {
+                "InvalidSpec" => reached.push(Reached::UnusableSpecStall),
+                "ConfigMapNotFound" => reached.push(Reached::ConfigMapMissing),
+                _ => {}
+            }
+        }
+        for service in status.batches.iter().flat_map(|batch| batch.all_services(NS)) {
+            if service.namespace.is_some() {
+                reached.push(Reached::OtherNamespace);
+            }
+            let message = service.message.as_deref().unwrap_or_default();
+            match service.result {
+                Some(ServiceResult::TimedOut) => reached.push(Reached::ServiceTimedOut),
+                Some(ServiceResult::Gone) => reached.push(Reached::ServiceGone),
+                Some(ServiceResult::Failed) => reached.push(Reached::ServiceFailed),
+                Some(ServiceResult::Skipped) if message == MESSAGE_PAUSED => {
+                    reached.push(Reached::PausedSkipped)
+                }
+                Some(ServiceResult::Skipped) if message == MESSAGE_EXCLUDED => {
+                    reached.push(Reached::ExcludedAfterPlanning)
+                }
+                Some(ServiceResult::Skipped) if message.contains("run aborted") => {
+                    reached.push(Reached::RunAborted)
+                }
+                None if message.starts_with("held: run") => {
+                    reached.push(Reached::HeldForAnotherRun)
+                }
+                None if message.starts_with("held: ") => reached.push(Reached::HeldForTheBudget),
+                _ => {}
+            }
+        }
+        self.reached.extend(reached);
+    }
+
+    /// Lets the world settle: the spec becomes usable, nothing is suspended, a slot is free,
+    /// the ConfigMap exists, every patch succeeds, rollouts finish, time passes. Every run
+    /// must end and every trigger change must be taken up.
+    pub fn drain(&mut self) -> Result<(), TestCaseError> {
+        self.cluster.run_slot = RunSlot::Granted;
+        self.cluster.refresh.spec.suspend = false;
+        self.cluster.refresh.spec.batch_timeout = format!("{BATCH_TIMEOUT_SECONDS}s");
+        if !self.config_map_present {
+            self.restore_config_map();
+        }
+        for _ in 0..400 {
+            self.pass(0, Delivery::Full, 0, false, None)?;
+            self.cluster.roll_out_all();
+            let status = self.cluster.status();
+            if !run_active(status) && !self.burst_open && status.run.is_some() {
+                return Ok(());
+            }
+            self.cluster.now += SignedDuration::from_secs(20);
+        }
+        Err(TestCaseError::fail("the run never ended or a trigger was never taken up"))
+    }
+}
