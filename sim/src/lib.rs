@@ -71,6 +71,14 @@ pub struct SimConfig {
     pub event_window: usize,
     /// Interval of BOOKMARK events on watches that allow them, in ms.
     pub bookmark_interval_ms: u64,
+    /// Deployments get ReplicaSets and Pods that follow their rollouts
+    /// (default true); false leaves the Deployment status alone.
+    pub workload_objects: bool,
+    /// A generated fleet of at most this many Deployments starts with its
+    /// ReplicaSets and Pods (default 1,000); a larger one gets them per
+    /// Deployment on its first rollout, which keeps start-up fast and small
+    /// (see sim/README.md for the figures).
+    pub fleet_objects_limit: usize,
 }
 
 impl Default for SimConfig {
@@ -87,6 +95,8 @@ impl Default for SimConfig {
             seed: 1,
             event_window: 10_000,
             bookmark_interval_ms: 60_000,
+            workload_objects: true,
+            fleet_objects_limit: 1_000,
         }
     }
 }
@@ -106,8 +116,40 @@ pub struct FaultConfig {
     pub watch_drop_every_ms: Option<u64>,
 }
 
+/// How late scheduled status changes were written: the Deployment
+/// controller wakes when a rollout's next status change is due, and this
+/// records by how much it missed (timer precision and load).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(default)]
+pub struct DelayStats {
+    /// Status changes written on schedule.
+    pub count: u64,
+    /// Sum of the delays in microseconds (the mean is `total_us / count`).
+    pub total_us: u64,
+    /// The largest delay in microseconds.
+    pub max_us: u64,
+    /// How many delays fell in each bucket, by the bucket's inclusive upper
+    /// bound in microseconds (`u64::MAX` for the rest).
+    pub buckets: BTreeMap<u64, u64>,
+}
+
+impl DelayStats {
+    /// The bucket bounds, in microseconds.
+    pub const BOUNDS_US: [u64; 9] = [250, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000, u64::MAX];
+
+    /// Records one delay.
+    pub fn record(&mut self, delay_us: u64) {
+        self.count += 1;
+        self.total_us += delay_us;
+        self.max_us = self.max_us.max(delay_us);
+        let bound = Self::BOUNDS_US.iter().copied().find(|bound| delay_us <= *bound).unwrap_or(u64::MAX);
+        *self.buckets.entry(bound).or_insert(0) += 1;
+    }
+}
+
 /// Counters of a simulated cluster (also at `GET /sim/v1/stats`).
 #[derive(Serialize, Deserialize, Clone, Debug, Default)]
+#[serde(default)]
 pub struct SimStats {
     /// Pod-template changes per Deployment (`ns/name`).
     pub template_changes: BTreeMap<String, u64>,
@@ -117,6 +159,9 @@ pub struct SimStats {
     pub rolling_now: u64,
     /// Requests per `verb resource` (e.g. `patch deployments`).
     pub requests: BTreeMap<String, u64>,
+    /// How late the Deployment controller wrote the status changes of
+    /// rollouts after they were due.
+    pub status_delays: DelayStats,
 }
 
 /// A running simulated cluster.

@@ -39,7 +39,17 @@ fn summary(label: &str, mut late_ms: Vec<f64>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_changes_are_written_when_due() {
-    let (h, c) = sim(SimConfig { rollout_ms: ROLLOUT_MS, ..Default::default() }).await;
+    measure_lateness(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_changes_without_replica_sets_are_written_when_due() {
+    measure_lateness(false).await;
+}
+
+async fn measure_lateness(workload_objects: bool) {
+    let (h, c) =
+        sim(SimConfig { rollout_ms: ROLLOUT_MS, workload_objects, ..Default::default() }).await;
     for i in 0..COUNT {
         let mut d = deployment(&format!("t{i}"));
         d["metadata"]["annotations"] =
@@ -121,10 +131,21 @@ async fn status_changes_are_written_when_due() {
         middle.push(late(changes[1].0, ROLLOUT_MS / 2));
         last.push(late(changes[2].0, ROLLOUT_MS));
     }
-    println!("status changes of {COUNT} rollouts of {ROLLOUT_MS} ms, lateness after due:");
+    println!(
+        "status changes of {COUNT} rollouts of {ROLLOUT_MS} ms (ReplicaSets and Pods: {workload_objects}), lateness after due:"
+    );
     summary("first (rollout begins)", first);
     summary("second (half way)", middle);
     summary("complete", last);
+    let delays = h.stats().status_delays;
+    println!(
+        "written by the controller after due (on its own clock): n={} mean {:.3} ms max {:.3} ms, per bucket (upper bound µs: count) {:?}",
+        delays.count,
+        delays.total_us as f64 / delays.count.max(1) as f64 / 1000.0,
+        delays.max_us as f64 / 1000.0,
+        delays.buckets
+    );
+    assert!(delays.count >= 2 * COUNT as u64, "two scheduled changes per rollout at least");
     h.shutdown().await;
 }
 
