@@ -180,8 +180,7 @@ pub fn seed(sim: &SimState, config: &SimConfig) -> Result<(), SimError> {
         }
     }
     let deployer = WriteOptions::internal("arcgis-deployer");
-    let with_objects =
-        config.workload_objects && config.deployments <= config.fleet_objects_limit;
+    let with_objects = config.workload_objects && config.deployments <= config.fleet_objects_limit;
     let now = now_ms();
     for (index, fail) in failing.iter().enumerate() {
         let mut generated =

@@ -8,7 +8,8 @@
 //! `sim.gisops.io/rollout-ms: "5000"` (rollout duration) and
 //! `sim.gisops.io/fail: "true"` (new pods never become available, so the
 //! rollout ends in `ProgressDeadlineExceeded`); `GET /sim/v1/stats` serves
-//! [`SimStats`] and `POST /sim/v1/faults` replaces the [`FaultConfig`].
+//! [`SimStats`] and `POST /sim/v1/faults` replaces the [`FaultConfig`] and
+//! [`FaultMix`] (one JSON object with the fields of both).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -65,6 +66,8 @@ pub struct SimConfig {
     pub progress_deadline_seconds: i32,
     /// Fault injection.
     pub faults: FaultConfig,
+    /// Which errors injected faults are, and rates per request kind.
+    pub fault_mix: FaultMix,
     /// Seed of every random choice.
     pub seed: u64,
     /// Watch events retained for resuming watches (older: 410 Expired).
@@ -92,6 +95,7 @@ impl Default for SimConfig {
             fail: 0,
             progress_deadline_seconds: 600,
             faults: FaultConfig::default(),
+            fault_mix: FaultMix::default(),
             seed: 1,
             event_window: 10_000,
             bookmark_interval_ms: 60_000,
@@ -101,11 +105,15 @@ impl Default for SimConfig {
     }
 }
 
-/// Fault injection knobs (changeable at runtime).
+/// Fault injection knobs (changeable at runtime). Which errors an injected
+/// fault is, and the rates of other request kinds, are a [`FaultMix`].
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct FaultConfig {
-    /// Fraction (0..1) of writes answered 500 or 409 (half each).
+    /// Fraction (0..1) of writes (create, update, patch, delete,
+    /// deletecollection) answered with an injected error: 500, 429 with
+    /// `Retry-After`, or a 504 timeout, as the [`FaultMix`] weighs them. Never
+    /// a 409: a real server answers 409 only to a stale resourceVersion.
     #[serde(alias = "writeErrorRate")]
     pub write_error_rate: f64,
     /// Latency added to every request, in ms.
@@ -114,6 +122,59 @@ pub struct FaultConfig {
     /// Close open watch streams after this long, in ms.
     #[serde(alias = "watchDropEveryMs")]
     pub watch_drop_every_ms: Option<u64>,
+}
+
+/// What injected faults are and which requests they hit (changeable at
+/// runtime; `POST /sim/v1/faults` takes these fields beside the
+/// [`FaultConfig`] ones).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct FaultMix {
+    /// Error rates (0..1) per request kind, by verb (`get`, `list`,
+    /// `watch`, `create`, `update`, `patch`, `delete`, `deletecollection`)
+    /// or by `verb resource` as [`SimStats::requests`] names them (`patch
+    /// deployments`, `update servicerefreshes/status`), the latter first.
+    /// Writes without an entry use `write_error_rate`; reads without one
+    /// never fail.
+    #[serde(alias = "errorRates")]
+    pub error_rates: BTreeMap<String, f64>,
+    /// Relative weight of 500 InternalError (`etcdserver: request timed out`).
+    #[serde(alias = "internalErrorWeight")]
+    pub internal_error_weight: f64,
+    /// Relative weight of 429 Too Many Requests (priority and fairness
+    /// rejecting the request), sent with `Retry-After`.
+    #[serde(alias = "tooManyRequestsWeight")]
+    pub too_many_requests_weight: f64,
+    /// Relative weight of 504 Timeout (the request outlived the server's
+    /// request timeout); never for watches, which the timeout exempts.
+    #[serde(alias = "timeoutWeight")]
+    pub timeout_weight: f64,
+    /// `Retry-After` of an injected 429, in seconds.
+    #[serde(alias = "retryAfterSeconds")]
+    pub retry_after_seconds: u64,
+    /// How long a timed-out request hangs before its 504, in ms (the real
+    /// server waits its request timeout, 60 s by default; a client with a
+    /// shorter timeout of its own gives up first).
+    #[serde(alias = "timeoutMs")]
+    pub timeout_ms: u64,
+    /// A timed-out write is still carried out, as when the server's handler
+    /// outlives the request's timeout; the client cannot tell.
+    #[serde(alias = "timeoutCommits")]
+    pub timeout_commits: bool,
+}
+
+impl Default for FaultMix {
+    fn default() -> Self {
+        FaultMix {
+            error_rates: BTreeMap::new(),
+            internal_error_weight: 1.0,
+            too_many_requests_weight: 1.0,
+            timeout_weight: 1.0,
+            retry_after_seconds: 1,
+            timeout_ms: 0,
+            timeout_commits: false,
+        }
+    }
 }
 
 /// How late scheduled status changes were written: the Deployment
@@ -135,14 +196,16 @@ pub struct DelayStats {
 
 impl DelayStats {
     /// The bucket bounds, in microseconds.
-    pub const BOUNDS_US: [u64; 9] = [250, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000, u64::MAX];
+    pub const BOUNDS_US: [u64; 9] =
+        [250, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000, u64::MAX];
 
     /// Records one delay.
     pub fn record(&mut self, delay_us: u64) {
         self.count += 1;
         self.total_us += delay_us;
         self.max_us = self.max_us.max(delay_us);
-        let bound = Self::BOUNDS_US.iter().copied().find(|bound| delay_us <= *bound).unwrap_or(u64::MAX);
+        let bound =
+            Self::BOUNDS_US.iter().copied().find(|bound| delay_us <= *bound).unwrap_or(u64::MAX);
         *self.buckets.entry(bound).or_insert(0) += 1;
     }
 }
@@ -242,9 +305,14 @@ impl SimHandle {
         });
     }
 
-    /// Replaces the fault configuration.
+    /// Replaces the fault configuration (the [`FaultMix`] stays).
     pub fn set_faults(&self, faults: FaultConfig) {
         self.sim.set_faults(faults);
+    }
+
+    /// Replaces which errors faults inject and the rates per request kind.
+    pub fn set_fault_mix(&self, mix: FaultMix) {
+        self.sim.set_fault_mix(mix);
     }
 
     /// Stops the server, its watches and the controller.

@@ -148,7 +148,12 @@ impl StoreInner {
     /// The objects of a resource in one namespace whose names start with
     /// `prefix`, in name order (how controllers find the ReplicaSets and
     /// Pods they name after their owners without scanning a namespace).
-    pub fn list_prefix(&self, gr: &GroupResource, namespace: &str, prefix: &str) -> Vec<Arc<Value>> {
+    pub fn list_prefix(
+        &self,
+        gr: &GroupResource,
+        namespace: &str,
+        prefix: &str,
+    ) -> Vec<Arc<Value>> {
         let Some(objects) = self.collections.get(gr) else {
             return Vec::new();
         };

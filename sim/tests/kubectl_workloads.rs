@@ -112,8 +112,14 @@ async fn rollout_history_undo_and_the_objects_a_rollout_leaves() {
     let owner = &reused["metadata"]["ownerReferences"][0];
     assert_eq!(owner["kind"], "Deployment");
     assert_eq!(owner["uid"], d["metadata"]["uid"]);
-    assert_eq!((owner["controller"].clone(), owner["blockOwnerDeletion"].clone()), (json!(true), json!(true)));
-    let pods = json_of(&k.ok(&["get", "pods", "-n", NS, "-l", &format!("pod-template-hash={hash}"), "-o", "json"]).await);
+    assert_eq!(
+        (owner["controller"].clone(), owner["blockOwnerDeletion"].clone()),
+        (json!(true), json!(true))
+    );
+    let pods = json_of(
+        &k.ok(&["get", "pods", "-n", NS, "-l", &format!("pod-template-hash={hash}"), "-o", "json"])
+            .await,
+    );
     let pods = pods["items"].as_array().unwrap();
     assert_eq!(pods.len(), 2);
     for pod in pods {
@@ -124,9 +130,14 @@ async fn rollout_history_undo_and_the_objects_a_rollout_leaves() {
 
     // The Deployment controller's Events: every size change of every
     // ReplicaSet, in order.
-    let events = c.get(&format!("/api/v1/namespaces/{NS}/events?fieldSelector=reason%3DScalingReplicaSet")).await.body;
+    let events = c
+        .get(&format!("/api/v1/namespaces/{NS}/events?fieldSelector=reason%3DScalingReplicaSet"))
+        .await
+        .body;
     let mut events: Vec<Value> = events["items"].as_array().unwrap().clone();
-    events.sort_by_key(|e| e["metadata"]["resourceVersion"].as_str().unwrap().parse::<u64>().unwrap());
+    events.sort_by_key(|e| {
+        e["metadata"]["resourceVersion"].as_str().unwrap().parse::<u64>().unwrap()
+    });
     let messages: Vec<&str> = events.iter().map(|e| e["message"].as_str().unwrap()).collect();
     let old = messages[0].split_whitespace().nth(4).unwrap().to_string();
     let new = messages[1].split_whitespace().nth(4).unwrap().to_string();
@@ -148,7 +159,8 @@ async fn rollout_history_undo_and_the_objects_a_rollout_leaves() {
     assert!(events.iter().all(|e| e["involvedObject"]["kind"] == "Deployment"
         && e["source"]["component"] == "deployment-controller"
         && e["type"] == "Normal"));
-    let out = k.ok(&["get", "events", "-n", NS, "--field-selector", "reason=ScalingReplicaSet"]).await;
+    let out =
+        k.ok(&["get", "events", "-n", NS, "--field-selector", "reason=ScalingReplicaSet"]).await;
     assert!(out.contains(&format!("Scaled up replica set {old} from 0 to 2")), "{out}");
     h.shutdown().await;
 }
@@ -161,8 +173,10 @@ async fn counts(c: &RawHttpClient) -> (usize, usize) {
 }
 
 async fn gone(c: &RawHttpClient, path: &str) {
-    eventually(&format!("{path} gone"), || async { (c.get(path).await.status == 404).then_some(()) })
-        .await;
+    eventually(&format!("{path} gone"), || async {
+        (c.get(path).await.status == 404).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -179,7 +193,10 @@ async fn delete_cascades_as_on_a_real_cluster() {
     let out = k.ok(&["delete", "deployment/web", "-n", NS, "--cascade=background"]).await;
     assert!(out.contains("deleted"), "{out}");
     assert_eq!(c.get(&deploy).await.status, 404);
-    eventually("ReplicaSet and Pods collected", || async { (counts(&c).await == (0, 0)).then_some(()) }).await;
+    eventually("ReplicaSet and Pods collected", || async {
+        (counts(&c).await == (0, 0)).then_some(())
+    })
+    .await;
 
     // Orphan: the dependents stay and lose their owner reference.
     web(&k).await;
@@ -192,7 +209,8 @@ async fn delete_cascades_as_on_a_real_cluster() {
     // The orphans go with their ReplicaSet (background by default).
     let rs_name = rs["metadata"]["name"].as_str().unwrap().to_string();
     k.ok(&["delete", "rs", &rs_name, "-n", NS]).await;
-    eventually("orphaned pods collected", || async { (counts(&c).await == (0, 0)).then_some(()) }).await;
+    eventually("orphaned pods collected", || async { (counts(&c).await == (0, 0)).then_some(()) })
+        .await;
 
     // Foreground: the owner waits, with deletionTimestamp and the
     // foregroundDeletion finalizer, until its blocking dependents are gone.
@@ -201,7 +219,13 @@ async fn delete_cascades_as_on_a_real_cluster() {
     let pods = c.get(&format!("/api/v1/namespaces/{NS}/pods")).await.body;
     let held = pods["items"][0]["metadata"]["name"].as_str().unwrap().to_string();
     let pod_path = format!("/api/v1/namespaces/{NS}/pods/{held}");
-    let r = c.patch(&pod_path, "application/merge-patch+json", r#"{"metadata":{"finalizers":["example.com/hold"]}}"#).await;
+    let r = c
+        .patch(
+            &pod_path,
+            "application/merge-patch+json",
+            r#"{"metadata":{"finalizers":["example.com/hold"]}}"#,
+        )
+        .await;
     assert_eq!(r.status, 200, "{}", r.body);
     k.ok(&["delete", "deployment/web", "-n", NS, "--cascade=foreground", "--wait=false"]).await;
     let d = eventually("the ReplicaSet waiting too", || async {
@@ -220,7 +244,9 @@ async fn delete_cascades_as_on_a_real_cluster() {
     assert_eq!(d["metadata"]["generation"], 2);
     let pod = c.get(&pod_path).await.body;
     assert!(pod["metadata"]["deletionTimestamp"].is_string());
-    let r = c.patch(&pod_path, "application/merge-patch+json", r#"{"metadata":{"finalizers":null}}"#).await;
+    let r = c
+        .patch(&pod_path, "application/merge-patch+json", r#"{"metadata":{"finalizers":null}}"#)
+        .await;
     assert_eq!(r.status, 200, "{}", r.body);
     gone(&c, &deploy).await;
     assert_eq!(counts(&c).await, (0, 0));
@@ -240,7 +266,17 @@ async fn a_deleted_namespace_is_terminating_until_it_is_empty() {
     };
     web(&k).await;
     k.ok(&["create", "configmap", "held", "-n", NS, "--from-literal=a=b"]).await;
-    k.ok(&["patch", "configmap", "held", "-n", NS, "--type=merge", "-p", r#"{"metadata":{"finalizers":["example.com/hold"]}}"#]).await;
+    k.ok(&[
+        "patch",
+        "configmap",
+        "held",
+        "-n",
+        NS,
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"finalizers":["example.com/hold"]}}"#,
+    ])
+    .await;
     k.ok(&["delete", "namespace", NS, "--wait=false"]).await;
     let out = k.ok(&["get", "namespace", NS]).await;
     assert!(out.contains("Terminating"), "{out}");
@@ -256,20 +292,35 @@ async fn a_deleted_namespace_is_terminating_until_it_is_empty() {
         let ns = c.get(&format!("/api/v1/namespaces/{NS}")).await.body;
         let conditions = ns["status"]["conditions"].as_array()?;
         let remaining = conditions.iter().find(|c| c["type"] == "NamespaceContentRemaining")?;
-        (remaining["message"] == "Some resources are remaining: configmaps. has 1 resource instances")
+        (remaining["message"]
+            == "Some resources are remaining: configmaps. has 1 resource instances")
             .then_some(ns)
     })
     .await;
     let conditions = ns["status"]["conditions"].as_array().unwrap();
-    let finalizers = conditions.iter().find(|c| c["type"] == "NamespaceFinalizersRemaining").unwrap();
+    let finalizers =
+        conditions.iter().find(|c| c["type"] == "NamespaceFinalizersRemaining").unwrap();
     assert_eq!(finalizers["status"], "True");
     assert_eq!(finalizers["reason"], "SomeFinalizerRemain");
-    assert_eq!(finalizers["message"], "Some finalizers are remaining: example.com/hold in 1 resource instances");
+    assert_eq!(
+        finalizers["message"],
+        "Some finalizers are remaining: example.com/hold in 1 resource instances"
+    );
     assert_eq!(ns["status"]["phase"], "Terminating");
     assert_eq!(ns["spec"]["finalizers"], json!(["kubernetes"]));
     assert_eq!(counts(&c).await, (0, 0));
     assert_eq!(c.get(&format!("/apis/apps/v1/namespaces/{NS}/deployments/web")).await.status, 404);
-    k.ok(&["patch", "configmap", "held", "-n", NS, "--type=merge", "-p", r#"{"metadata":{"finalizers":null}}"#]).await;
+    k.ok(&[
+        "patch",
+        "configmap",
+        "held",
+        "-n",
+        NS,
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"finalizers":null}}"#,
+    ])
+    .await;
     let out = k.ok(&["wait", "--for=delete", &format!("namespace/{NS}"), "--timeout=30s"]).await;
     assert!(out.contains("deleted") || out.is_empty(), "{out}");
     assert_eq!(c.get(&format!("/api/v1/namespaces/{NS}")).await.status, 404);

@@ -85,7 +85,10 @@ fn on_event(sim: &SimState, pending: &mut HashMap<GroupResource, String>, event:
         return;
     };
     let relevant = event.etype == EventType::Deleted
-        || event.prev.as_deref().is_some_and(|prev| finalizers_of(prev) != finalizers_of(&event.object));
+        || event
+            .prev
+            .as_deref()
+            .is_some_and(|prev| finalizers_of(prev) != finalizers_of(&event.object));
     if relevant {
         sync(sim, pending, &crd_name);
     }
@@ -100,17 +103,17 @@ fn sync(sim: &SimState, pending: &mut HashMap<GroupResource, String>, name: &str
     if !cleaning_up(&crd) {
         return;
     }
-    let Some(crd_def) = store.registry.get("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+    let Some(crd_def) =
+        store.registry.get("apiextensions.k8s.io", "v1", "customresourcedefinitions")
     else {
         return;
     };
     let gr = served(&crd);
-    let in_progress = crd
-        .pointer("/status/conditions")
-        .and_then(Value::as_array)
-        .is_some_and(|conditions| {
+    let in_progress =
+        crd.pointer("/status/conditions").and_then(Value::as_array).is_some_and(|conditions| {
             conditions.iter().any(|condition| {
-                condition["type"] == "Terminating" && condition["reason"] == "InstanceDeletionInProgress"
+                condition["type"] == "Terminating"
+                    && condition["reason"] == "InstanceDeletionInProgress"
             })
         });
     let mut crd = crd;
@@ -177,7 +180,8 @@ fn sync(sim: &SimState, pending: &mut HashMap<GroupResource, String>, name: &str
     // Without finalizers the update removes the CRD, and the registry stops
     // serving its resources.
     let options = WriteOptions::internal(MANAGER);
-    if let Err(error) = write::update(&mut store, &crd_def, &crd, with_rv(updated, &crd), &options) {
+    if let Err(error) = write::update(&mut store, &crd_def, &crd, with_rv(updated, &crd), &options)
+    {
         tracing::debug!(error = %error, crd = name, "removing the CRD cleanup finalizer failed");
     }
 }

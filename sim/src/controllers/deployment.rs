@@ -99,7 +99,8 @@ fn now_us() -> i128 {
 /// Runs the controller until shutdown.
 pub async fn run(sim: Arc<SimState>) {
     let mut events = sim.store.lock().subscribe();
-    let mut controller = Controller { sim: sim.clone(), tracked: HashMap::new(), timers: BTreeSet::new() };
+    let mut controller =
+        Controller { sim: sim.clone(), tracked: HashMap::new(), timers: BTreeSet::new() };
     controller.rescan();
     let mut shutdown = sim.shutdown.clone();
     loop {
@@ -187,7 +188,11 @@ impl Controller {
             if event.etype == EventType::Deleted {
                 self.untrack(&key);
             } else {
-                self.observe(&event.object, event.prev.as_deref(), event.etype == EventType::Modified);
+                self.observe(
+                    &event.object,
+                    event.prev.as_deref(),
+                    event.etype == EventType::Modified,
+                );
             }
             return;
         }
@@ -287,13 +292,8 @@ impl Controller {
         }
         let (duration, fail) = rollout_knobs(&self.sim, deployment);
         let now = now_ms();
-        let plan = rollout::begin(
-            deployment,
-            previous_plan.map(|known| &known.plan),
-            now,
-            duration,
-            fail,
-        );
+        let plan =
+            rollout::begin(deployment, previous_plan.map(|known| &known.plan), now, duration, fail);
         let had_plan = previous_plan.is_some();
         if plan.template_changed && modified && had_plan {
             self.sim.with_stats(|stats| {
@@ -372,9 +372,11 @@ impl Controller {
             && workload.revision > 0
             && let Some(metadata) = metadata_mut(&mut updated)
         {
-            let annotations = metadata.entry("annotations").or_insert_with(|| serde_json::json!({}));
+            let annotations =
+                metadata.entry("annotations").or_insert_with(|| serde_json::json!({}));
             if let Some(annotations) = annotations.as_object_mut() {
-                annotations.insert(REVISION_ANNOTATION.into(), workload.revision.to_string().into());
+                annotations
+                    .insert(REVISION_ANNOTATION.into(), workload.revision.to_string().into());
             }
         }
         let active = known.active && !done;

@@ -49,7 +49,12 @@ struct Identity {
 impl Identity {
     fn of(gr: &GroupResource, object: &Value) -> Identity {
         let field = |key: &str| metadata_str(object, key).unwrap_or("").to_string();
-        Identity { gr: gr.clone(), namespace: field("namespace"), name: field("name"), uid: field("uid") }
+        Identity {
+            gr: gr.clone(),
+            namespace: field("namespace"),
+            name: field("name"),
+            uid: field("uid"),
+        }
     }
 }
 
@@ -137,11 +142,7 @@ fn has_finalizer(object: &Value, finalizer: &str) -> bool {
 /// The served resource of an owner reference's kind (any version).
 fn resource_of(store: &StoreInner, reference: &OwnerRef) -> Option<Arc<ResourceDef>> {
     let group = reference.group().to_string();
-    store
-        .registry
-        .all()
-        .find(|def| def.group == group && def.kind == reference.kind)
-        .cloned()
+    store.registry.all().find(|def| def.group == group && def.kind == reference.kind).cloned()
 }
 
 /// The served resource whose objects are stored under `gr`.
@@ -158,7 +159,9 @@ impl Collector {
             store
                 .collections
                 .iter()
-                .flat_map(|(gr, objects)| objects.values().map(move |object| (gr.clone(), object.clone())))
+                .flat_map(|(gr, objects)| {
+                    objects.values().map(move |object| (gr.clone(), object.clone()))
+                })
                 .collect()
         };
         for (gr, object) in &everything {
@@ -232,7 +235,12 @@ impl Collector {
     }
 
     /// The stored owner a reference of `item` points to (matching uid).
-    fn owner_object(&self, store: &StoreInner, item: &Identity, owner: &OwnerRef) -> Option<Arc<Value>> {
+    fn owner_object(
+        &self,
+        store: &StoreInner,
+        item: &Identity,
+        owner: &OwnerRef,
+    ) -> Option<Arc<Value>> {
         let def = resource_of(store, owner)?;
         let namespace = if def.namespaced { item.namespace.as_str() } else { "" };
         store
@@ -269,11 +277,9 @@ impl Collector {
         let dependents = self.graph.dependents_of(&item.uid);
         let mut blocking = false;
         for dependent in &dependents {
-            let blocks = self
-                .graph
-                .owners
-                .get(dependent)
-                .is_some_and(|owners| owners.iter().any(|owner| owner.uid == item.uid && owner.block_owner_deletion));
+            let blocks = self.graph.owners.get(dependent).is_some_and(|owners| {
+                owners.iter().any(|owner| owner.uid == item.uid && owner.block_owner_deletion)
+            });
             if blocks {
                 blocking = true;
             }
@@ -399,7 +405,10 @@ impl Collector {
             Propagation::Background
         };
         let options = DeleteOptions {
-            preconditions: DeletePreconditions { uid: Some(item.uid.clone()), resource_version: None },
+            preconditions: DeletePreconditions {
+                uid: Some(item.uid.clone()),
+                resource_version: None,
+            },
             propagation: Some(propagation),
             dry_run: false,
         };
@@ -429,10 +438,14 @@ fn write_update(store: &mut StoreInner, def: &ResourceDef, current: &Arc<Value>,
     let mut updated = updated;
     // Writes are conditional on the state just read, as the collector's
     // patches are.
-    if let (Some(metadata), Some(rv)) = (metadata_mut(&mut updated), metadata_str(current, "resourceVersion")) {
+    if let (Some(metadata), Some(rv)) =
+        (metadata_mut(&mut updated), metadata_str(current, "resourceVersion"))
+    {
         metadata.insert("resourceVersion".into(), json!(rv));
     }
-    if let Err(error) = write::update(store, def, current, updated, &WriteOptions::internal(MANAGER)) {
+    if let Err(error) =
+        write::update(store, def, current, updated, &WriteOptions::internal(MANAGER))
+    {
         tracing::debug!(error = %error, "garbage collector update failed");
     }
 }

@@ -15,7 +15,9 @@ use crate::error::GroupResource;
 use crate::state::SimState;
 use crate::store::{EventType, StoreInner, StoredEvent};
 use crate::util::{metadata_str, now_rfc3339};
-use crate::write::{self, DeleteOptions, DeletePreconditions, Propagation, WriteOptions, finalizers_of};
+use crate::write::{
+    self, DeleteOptions, DeletePreconditions, Propagation, WriteOptions, finalizers_of,
+};
 
 /// The finalizer of `spec.finalizers` this controller owns.
 const KUBERNETES_FINALIZER: &str = "kubernetes";
@@ -28,7 +30,11 @@ fn namespaces() -> GroupResource {
 /// The deletion conditions the controller maintains, with their reasons
 /// and messages when all is well.
 const CONDITIONS: [(&str, &str, &str); 5] = [
-    ("NamespaceDeletionDiscoveryFailure", "ResourcesDiscovered", "All resources successfully discovered"),
+    (
+        "NamespaceDeletionDiscoveryFailure",
+        "ResourcesDiscovered",
+        "All resources successfully discovered",
+    ),
     (
         "NamespaceDeletionGroupVersionParsingFailure",
         "ParsedGroupVersions",
@@ -90,7 +96,10 @@ fn on_event(sim: &SimState, terminating: &mut HashSet<String>, event: &StoredEve
     // finalizers: look again.
     if !event.namespace.is_empty() && terminating.contains(&event.namespace) {
         let relevant = event.etype == EventType::Deleted
-            || event.prev.as_deref().is_some_and(|prev| finalizers_of(prev) != finalizers_of(&event.object));
+            || event
+                .prev
+                .as_deref()
+                .is_some_and(|prev| finalizers_of(prev) != finalizers_of(&event.object));
         if relevant {
             let namespace = event.namespace.clone();
             sync(sim, terminating, &namespace);
@@ -112,7 +121,8 @@ fn sync(sim: &SimState, terminating: &mut HashSet<String>, name: &str) {
     let Some(def) = store.registry.get("", "v1", "namespaces") else {
         return;
     };
-    let finalized = !spec_finalizers(&namespace).iter().any(|finalizer| finalizer == KUBERNETES_FINALIZER);
+    let finalized =
+        !spec_finalizers(&namespace).iter().any(|finalizer| finalizer == KUBERNETES_FINALIZER);
     if !finalized {
         let (remaining, finalizers) = delete_content(&mut store, name);
         let namespace = set_conditions(&mut store, &def, &namespace, &remaining, &finalizers);
@@ -228,20 +238,31 @@ fn set_conditions(
                     .iter()
                     .map(|(resource, count)| format!("{resource} has {count} resource instances"))
                     .collect();
-                ("True", "SomeResourcesRemain", format!("Some resources are remaining: {}", parts.join(", ")))
+                (
+                    "True",
+                    "SomeResourcesRemain",
+                    format!("Some resources are remaining: {}", parts.join(", ")),
+                )
             }
             "NamespaceFinalizersRemaining" if !finalizers.is_empty() => {
                 let parts: Vec<String> = finalizers
                     .iter()
                     .map(|(finalizer, count)| format!("{finalizer} in {count} resource instances"))
                     .collect();
-                ("True", "SomeFinalizerRemain", format!("Some finalizers are remaining: {}", parts.join(", ")))
+                (
+                    "True",
+                    "SomeFinalizerRemain",
+                    format!("Some finalizers are remaining: {}", parts.join(", ")),
+                )
             }
             _ => ("False", ok_reason, ok_message.to_string()),
         };
         match conditions.iter_mut().find(|condition| condition["type"] == kind) {
             Some(existing) => {
-                if existing["status"] != status || existing["reason"] != reason || existing["message"] != message.as_str() {
+                if existing["status"] != status
+                    || existing["reason"] != reason
+                    || existing["message"] != message.as_str()
+                {
                     if existing["status"] != status {
                         existing["lastTransitionTime"] = json!(now);
                     }

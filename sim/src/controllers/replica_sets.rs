@@ -158,7 +158,9 @@ fn creation_key(object: &Value) -> (String, String) {
 
 fn is_ready(pod: &Value) -> bool {
     pod.pointer("/status/conditions").and_then(Value::as_array).is_some_and(|conditions| {
-        conditions.iter().any(|condition| condition["type"] == "Ready" && condition["status"] == "True")
+        conditions
+            .iter()
+            .any(|condition| condition["type"] == "Ready" && condition["status"] == "True")
     })
 }
 
@@ -191,7 +193,8 @@ pub fn begin(
     {
         owned.insert(0, created);
     }
-    let max_old = owned.iter().filter(|rs| !is_new(rs)).map(|rs| revision_of(rs)).max().unwrap_or(0);
+    let max_old =
+        owned.iter().filter(|rs| !is_new(rs)).map(|rs| revision_of(rs)).max().unwrap_or(0);
     let revision = match owned.iter().find(|rs| is_new(rs)) {
         Some(existing) if revision_of(existing) > max_old => revision_of(existing),
         _ if new_rs.is_none() => revision_of(deployment).max(max_old),
@@ -263,8 +266,7 @@ fn build_replica_set(
         }
     }
     let labels = template.pointer("/metadata/labels").cloned().unwrap_or_else(|| json!({}));
-    let mut selector =
-        deployment.pointer("/spec/selector").cloned().unwrap_or_else(|| json!({}));
+    let mut selector = deployment.pointer("/spec/selector").cloned().unwrap_or_else(|| json!({}));
     if let Some(selector) = selector.as_object_mut() {
         let match_labels = selector.entry("matchLabels").or_insert_with(|| json!({}));
         if let Some(match_labels) = match_labels.as_object_mut() {
@@ -273,10 +275,8 @@ fn build_replica_set(
     }
     let mut annotations = copied_annotations(deployment);
     annotations.insert(REVISION_ANNOTATION.into(), json!(revision.to_string()));
-    annotations.insert(
-        DESIRED_REPLICAS_ANNOTATION.into(),
-        json!(spec_replicas(deployment).to_string()),
-    );
+    annotations
+        .insert(DESIRED_REPLICAS_ANNOTATION.into(), json!(spec_replicas(deployment).to_string()));
     annotations.insert(MAX_REPLICAS_ANNOTATION.into(), json!(max_replicas.to_string()));
     let mut spec = json!({"replicas": replicas, "selector": selector, "template": template});
     if let Some(min_ready) = deployment.pointer("/spec/minReadySeconds") {
@@ -356,7 +356,16 @@ pub fn reconcile(
             }
             _ => counts.new_total,
         };
-        ensure_new_replica_set(sim, store, defs, deployment, plan, workload, new_rs, new_desired(first));
+        ensure_new_replica_set(
+            sim,
+            store,
+            defs,
+            deployment,
+            plan,
+            workload,
+            new_rs,
+            new_desired(first),
+        );
     }
     // Old pods go oldest ReplicaSet first.
     let mut removed = plan.from.old.saturating_sub(counts.old);
@@ -384,7 +393,12 @@ pub fn reconcile(
 /// Deletes the Deployment's old, empty ReplicaSets beyond its
 /// `revisionHistoryLimit` (lowest revisions first), as the real controller
 /// does once a rollout completes.
-pub fn clean_up_history(store: &mut StoreInner, defs: &Defs, deployment: &Value, workload: &Workload) {
+pub fn clean_up_history(
+    store: &mut StoreInner,
+    defs: &Defs,
+    deployment: &Value,
+    workload: &Workload,
+) {
     let limit =
         deployment.pointer("/spec/revisionHistoryLimit").and_then(Value::as_u64).unwrap_or(10);
     let cleanable: Vec<Arc<Value>> = owned_replica_sets(store, deployment)
@@ -435,7 +449,13 @@ fn ensure_new_replica_set(
         Some(rs) => rs,
         None => {
             let hash = name.rsplit('-').next().unwrap_or("");
-            let rs = build_replica_set(deployment, hash, workload.revision, desired.replicas, max_replicas);
+            let rs = build_replica_set(
+                deployment,
+                hash,
+                workload.revision,
+                desired.replicas,
+                max_replicas,
+            );
             let created = match create_object(sim, store, &defs.replica_sets, rs) {
                 Ok(created) => created,
                 Err(error) => {
@@ -537,7 +557,13 @@ fn update_replica_set(
     }
     let from = spec_replicas(rs);
     let to = spec_replicas(&updated);
-    match write::update(store, &defs.replica_sets, rs, updated, &WriteOptions::internal(CONTROLLER_MANAGER)) {
+    match write::update(
+        store,
+        &defs.replica_sets,
+        rs,
+        updated,
+        &WriteOptions::internal(CONTROLLER_MANAGER),
+    ) {
         Ok(stored) => {
             if from != to {
                 record_scaling(sim, store, defs, deployment, name_of(rs), from, to);
@@ -640,10 +666,8 @@ fn set_replica_set_status(
     if let Some(fields) = updated.as_object_mut() {
         fields.insert("status".into(), status);
     }
-    let options = WriteOptions {
-        subresource: Some("status"),
-        ..WriteOptions::internal(CONTROLLER_MANAGER)
-    };
+    let options =
+        WriteOptions { subresource: Some("status"), ..WriteOptions::internal(CONTROLLER_MANAGER) };
     if let Err(error) = write::update(store, def, &current, updated, &options) {
         tracing::debug!(error = %error, replica_set = name_of(rs), "ReplicaSet status update failed");
     }
@@ -807,8 +831,13 @@ fn pod_status(pod: &Value, phase: PodPhase, sim: Option<&SimState>) -> Value {
             });
             if running {
                 status["state"] = json!({"running": {"startedAt": started_at}});
-                status["imageID"] = json!(format!("{}@sha256:{}", image.split(':').next().unwrap_or(image), digest(image)));
-                status["containerID"] = json!(format!("containerd://{}", digest(&format!("{}{name}", name_of(pod)))));
+                status["imageID"] = json!(format!(
+                    "{}@sha256:{}",
+                    image.split(':').next().unwrap_or(image),
+                    digest(image)
+                ));
+                status["containerID"] =
+                    json!(format!("containerd://{}", digest(&format!("{}{name}", name_of(pod)))));
             } else {
                 status["state"] = json!({"waiting": {"reason": "ContainerCreating"}});
             }
@@ -936,7 +965,12 @@ fn record_event(
 /// generated fleet): its ReplicaSet at revision 1 with ready pods. Their
 /// statuses are committed directly, as the fleet's Deployment status is:
 /// the objects start settled, as if the controllers had long finished.
-pub fn materialize_settled(sim: &SimState, store: &mut StoreInner, defs: &Defs, deployment: &Value) {
+pub fn materialize_settled(
+    sim: &SimState,
+    store: &mut StoreInner,
+    defs: &Defs,
+    deployment: &Value,
+) {
     let hash = pod_template_hash(deployment);
     let replicas = spec_replicas(deployment);
     let (max_surge, _) = surge_and_unavailable(deployment, replicas);

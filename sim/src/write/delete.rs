@@ -200,7 +200,11 @@ fn delete_generic(
     let finalizers = finalizers_for_propagation(&current, options.propagation);
     if finalizers.is_empty() {
         if options.dry_run {
-            return Deletion { object: def.to_served(old), removed: true, answer_with_status: false };
+            return Deletion {
+                object: def.to_served(old),
+                removed: true,
+                answer_with_status: false,
+            };
         }
         let stored = store.commit(&def.storage_gr(), (**old).clone(), EventType::Deleted);
         sync_registry(store, def, &stored, true);
@@ -216,7 +220,11 @@ fn delete_generic(
     }
     mark_deleting(&mut deleting);
     if options.dry_run || deleting == **old {
-        return Deletion { object: def.to_served(&deleting), removed: false, answer_with_status: false };
+        return Deletion {
+            object: def.to_served(&deleting),
+            removed: false,
+            answer_with_status: false,
+        };
     }
     let stored = store.commit(&def.storage_gr(), deleting, EventType::Modified);
     Deletion { object: def.to_served(&stored), removed: false, answer_with_status: false }
@@ -256,7 +264,11 @@ fn delete_namespace(
             };
         }
         let stored = store.commit(&def.storage_gr(), terminating, EventType::Modified);
-        return Deletion { object: def.to_served(&stored), removed: false, answer_with_status: false };
+        return Deletion {
+            object: def.to_served(&stored),
+            removed: false,
+            answer_with_status: false,
+        };
     }
     let spec_finalizers =
         old.pointer("/spec/finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty());
@@ -276,8 +288,7 @@ fn start_crd_deletion(
     options: &DeleteOptions,
 ) -> Deletion {
     let mut terminating = (**old).clone();
-    let mut finalizers =
-        finalizers_for_propagation(&finalizers_of(old), options.propagation);
+    let mut finalizers = finalizers_for_propagation(&finalizers_of(old), options.propagation);
     if !finalizers.iter().any(|finalizer| finalizer == CRD_CLEANUP_FINALIZER) {
         finalizers.push(CRD_CLEANUP_FINALIZER.into());
     }

@@ -45,9 +45,9 @@ mod tests;
 
 use serde_json::Value;
 
-pub use plan::{PodCounts, RolloutPlan};
 use plan::spec_replicas;
 pub use plan::surge_and_unavailable;
+pub use plan::{PodCounts, RolloutPlan};
 pub use status::{is_complete, next_change_after, status_at};
 use template_hash::new_replica_set_name;
 pub use template_hash::pod_template_hash;
