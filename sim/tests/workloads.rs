@@ -174,14 +174,12 @@ async fn the_replica_sets_follow_the_rollout_as_helm_wait_sees_it() {
     c.patch(&format!("{DEPLOYS}/web"), "application/strategic-merge-patch+json", RESTART).await;
     // The new ReplicaSet's ready count climbs 0 -> 1 -> 2 as the rollout goes.
     let mut new_ready = Vec::new();
-    let mut new_name = String::new();
-    loop {
+    let new_name = loop {
         let ev = w.next().await.expect("a ReplicaSet event");
         let rs = &ev["object"];
         if rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"] != "2" {
             continue;
         }
-        new_name = rs["metadata"]["name"].as_str().unwrap_or("").to_string();
         let ready = rs["status"]["readyReplicas"].as_u64().unwrap_or(0);
         if new_ready.last() != Some(&ready)
             && rs["status"]["observedGeneration"] == rs["metadata"]["generation"]
@@ -189,9 +187,9 @@ async fn the_replica_sets_follow_the_rollout_as_helm_wait_sees_it() {
             new_ready.push(ready);
         }
         if ready == 2 {
-            break;
+            break rs["metadata"]["name"].as_str().unwrap_or("").to_string();
         }
-    }
+    };
     assert_eq!(new_ready, [0, 1, 2]);
     let d = rolled_out(&c, "web").await;
     assert!(!helm_would_wait(&c, "web").await);

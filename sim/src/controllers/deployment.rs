@@ -16,7 +16,7 @@ use serde_json::Value;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::owners::{is_deleting, owner_refs};
-use super::replica_sets::{self, Defs, REVISION_ANNOTATION, Workload};
+use super::replica_sets::{self, Defs, REVISION_ANNOTATION, Rollout, Workload};
 use super::rollout::{self, PodCounts, RolloutPlan};
 use crate::error::GroupResource;
 use crate::state::SimState;
@@ -410,16 +410,14 @@ impl Controller {
         {
             // A plan's first step starts from the pods it began with.
             let previous = known.applied.or(Some(known.plan.from));
-            replica_sets::reconcile(
-                &sim,
-                &mut store,
-                &defs,
-                &current,
-                &known.plan,
+            let rollout = Rollout {
+                sim: &sim,
+                defs: &defs,
+                deployment: &current,
+                plan: &known.plan,
                 workload,
-                previous,
-                counts,
-            );
+            };
+            replica_sets::reconcile(&rollout, &mut store, previous, counts);
             known.applied = Some(counts);
             if !known.active {
                 replica_sets::clean_up_history(&mut store, &defs, &current, workload);

@@ -145,7 +145,7 @@ fn owned_pods(store: &StoreInner, rs: &Value) -> Vec<Arc<Value>> {
         .into_iter()
         .filter(|pod| is_controlled_by(pod, uid) && !is_deleting(pod))
         .collect();
-    owned.sort_by(|a, b| creation_key(a).cmp(&creation_key(b)));
+    owned.sort_by_key(|pod| creation_key(pod));
     owned
 }
 
@@ -328,27 +328,34 @@ fn create_object(
     )
 }
 
+/// What a reconcile of one Deployment's objects works from.
+pub struct Rollout<'a> {
+    pub sim: &'a SimState,
+    pub defs: &'a Defs,
+    /// The Deployment as stored.
+    pub deployment: &'a Value,
+    pub plan: &'a RolloutPlan,
+    pub workload: &'a Workload,
+}
+
 /// Brings the Deployment's ReplicaSets and Pods to `counts` (the plan's pod
 /// counts now) from `previous` (the counts they were last brought to), in
 /// the order the real controller's successive syncs take: the new
 /// ReplicaSet up as far as maxSurge allows with the old pods still there,
 /// the old ReplicaSets down, then the new one the rest of the way.
 pub fn reconcile(
-    sim: &SimState,
+    rollout: &Rollout<'_>,
     store: &mut StoreInner,
-    defs: &Defs,
-    deployment: &Value,
-    plan: &RolloutPlan,
-    workload: &Workload,
     previous: Option<PodCounts>,
     counts: PodCounts,
 ) {
+    let plan = rollout.plan;
     let new_desired = |replicas: u64| Desired {
         replicas,
         ready: counts.new_ready.min(replicas),
         failing: plan.fail,
     };
-    if let Some(new_rs) = &workload.new_rs {
+    if let Some(new_rs) = &rollout.workload.new_rs {
         let first = match previous {
             Some(previous) if counts.new_total > previous.new_total => {
                 let room = (plan.replicas + plan.max_surge).saturating_sub(previous.old);
@@ -356,37 +363,19 @@ pub fn reconcile(
             }
             _ => counts.new_total,
         };
-        ensure_new_replica_set(
-            sim,
-            store,
-            defs,
-            deployment,
-            plan,
-            workload,
-            new_rs,
-            new_desired(first),
-        );
+        ensure_new_replica_set(rollout, store, new_rs, new_desired(first));
     }
     // Old pods go oldest ReplicaSet first.
     let mut removed = plan.from.old.saturating_sub(counts.old);
-    for (name, at_start) in &workload.old {
+    for (name, at_start) in &rollout.workload.old {
         let gone = removed.min(*at_start);
         removed -= gone;
         let keep = at_start - gone;
         let desired = Desired { replicas: keep, ready: keep, failing: false };
-        ensure_old_replica_set(sim, store, defs, deployment, plan, name, desired);
+        ensure_old_replica_set(rollout, store, name, desired);
     }
-    if let Some(new_rs) = &workload.new_rs {
-        ensure_new_replica_set(
-            sim,
-            store,
-            defs,
-            deployment,
-            plan,
-            workload,
-            new_rs,
-            new_desired(counts.new_total),
-        );
+    if let Some(new_rs) = &rollout.workload.new_rs {
+        ensure_new_replica_set(rollout, store, new_rs, new_desired(counts.new_total));
     }
 }
 
@@ -433,17 +422,13 @@ struct Desired {
     failing: bool,
 }
 
-#[allow(clippy::too_many_arguments)]
 fn ensure_new_replica_set(
-    sim: &SimState,
+    rollout: &Rollout<'_>,
     store: &mut StoreInner,
-    defs: &Defs,
-    deployment: &Value,
-    plan: &RolloutPlan,
-    workload: &Workload,
     name: &str,
     desired: Desired,
 ) {
+    let Rollout { sim, defs, deployment, plan, workload } = *rollout;
     let max_replicas = plan.replicas + plan.max_surge;
     let rs = match store.get(&replica_sets(), namespace_of(deployment), name) {
         Some(rs) => rs,
@@ -497,14 +482,12 @@ fn ensure_new_replica_set(
 }
 
 fn ensure_old_replica_set(
-    sim: &SimState,
+    rollout: &Rollout<'_>,
     store: &mut StoreInner,
-    defs: &Defs,
-    deployment: &Value,
-    plan: &RolloutPlan,
     name: &str,
     desired: Desired,
 ) {
+    let Rollout { sim, defs, deployment, plan, .. } = *rollout;
     let Some(rs) = store.get(&replica_sets(), namespace_of(deployment), name) else {
         return;
     };
