@@ -38,6 +38,9 @@ struct TrackedDeployment {
     workload: Option<Workload>,
     /// The pod counts its ReplicaSets and Pods were last brought to.
     applied: Option<PodCounts>,
+    /// Someone else changed its ReplicaSets or Pods: look again even if the
+    /// counts did not change.
+    stale: bool,
     /// The plan still writes statuses.
     active: bool,
     /// The plan rolls pods (counts towards `rolling_now`).
@@ -224,7 +227,7 @@ impl Controller {
             if let Some(known) = self.tracked.get_mut(&key)
                 && known.workload.is_some()
             {
-                known.applied = None;
+                known.stale = true;
                 let now = now_ms();
                 self.schedule(&key, Some(now));
             }
@@ -281,6 +284,7 @@ impl Controller {
                     plan,
                     workload: None,
                     applied: None,
+                    stale: false,
                     active: false,
                     rolling: false,
                     due: None,
@@ -317,6 +321,7 @@ impl Controller {
                 plan,
                 workload,
                 applied: None,
+                stale: false,
                 active: true,
                 rolling,
                 due: None,
@@ -405,7 +410,7 @@ impl Controller {
         }
         let counts = known.plan.counts_at(now);
         if let Some(workload) = &known.workload
-            && known.applied != Some(counts)
+            && (known.stale || known.applied != Some(counts))
             && let Some(defs) = Defs::lookup(&store)
         {
             // A plan's first step starts from the pods it began with.
@@ -419,6 +424,7 @@ impl Controller {
             };
             replica_sets::reconcile(&rollout, &mut store, previous, counts);
             known.applied = Some(counts);
+            known.stale = false;
             if !known.active {
                 replica_sets::clean_up_history(&mut store, &defs, &current, workload);
             }
