@@ -4,13 +4,13 @@
 //! write pipeline's status update (so resourceVersion bumps and MODIFIED
 //! events happen as with a real controller) exactly when the plan says the
 //! status changes: it sleeps until the earliest next change of any tracked
-//! rollout, not on a fixed tick. With each status change it brings the
+//! rollout (on a precise timer), not on a fixed tick. With each status change it brings the
 //! Deployment's ReplicaSets and Pods in line (`replica_sets`), and it keeps
 //! the template-change and concurrent-rollout statistics.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tokio::sync::broadcast::error::RecvError;
@@ -18,6 +18,7 @@ use tokio::sync::broadcast::error::RecvError;
 use super::owners::{is_deleting, owner_refs};
 use super::replica_sets::{self, Defs, REVISION_ANNOTATION, Rollout, Workload};
 use super::rollout::{self, PodCounts, RolloutPlan};
+use super::timer::PreciseTimer;
 use crate::error::GroupResource;
 use crate::state::SimState;
 use crate::store::{EventType, ObjectKey, StoredEvent};
@@ -106,8 +107,9 @@ pub async fn run(sim: Arc<SimState>) {
         Controller { sim: sim.clone(), tracked: HashMap::new(), timers: BTreeSet::new() };
     controller.rescan();
     let mut shutdown = sim.shutdown.clone();
+    let timer = PreciseTimer::new();
     loop {
-        let wake = controller.next_wake();
+        timer.set(controller.next_wake());
         tokio::select! {
             received = events.recv() => match received {
                 Ok(event) => controller.on_event(&event),
@@ -118,16 +120,9 @@ pub async fn run(sim: Arc<SimState>) {
                 }
                 Err(RecvError::Closed) => return,
             },
-            () = sleep_until(wake) => controller.fire_due(),
+            () = timer.fired() => controller.fire_due(),
             _ = shutdown.changed() => return,
         }
-    }
-}
-
-async fn sleep_until(wake: Option<tokio::time::Instant>) {
-    match wake {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }
 
@@ -140,12 +135,12 @@ struct Controller {
 }
 
 impl Controller {
-    /// When the earliest timer is due, on the runtime's clock.
-    fn next_wake(&self) -> Option<tokio::time::Instant> {
+    /// When the earliest timer is due, on the monotonic clock.
+    fn next_wake(&self) -> Option<Instant> {
         let (due_ms, _) = self.timers.first()?;
         let wait_us = (i128::from(*due_ms) * 1000 - now_us()).max(0);
         let wait = Duration::from_micros(u64::try_from(wait_us).unwrap_or(0));
-        Some(tokio::time::Instant::now() + wait)
+        Some(Instant::now() + wait)
     }
 
     /// Syncs every Deployment whose timer is due.
@@ -159,10 +154,7 @@ impl Controller {
             if let Some(known) = self.tracked.get_mut(&key) {
                 known.due = None;
             }
-            if self.sync(&key, now) {
-                let late_us = u64::try_from(now_us() - i128::from(due) * 1000).unwrap_or(0);
-                self.sim.with_stats(|stats| stats.status_delays.record(late_us));
-            }
+            self.sync(&key, now, Some(due));
         }
     }
 
@@ -329,7 +321,7 @@ impl Controller {
         );
         self.update_rolling();
         // The new status (and the first scaling) happens now, not on a tick.
-        self.sync(&key, now);
+        self.sync(&key, now, None);
     }
 
     /// Publishes how many rollouts are in progress (and the peak).
@@ -342,25 +334,25 @@ impl Controller {
         });
     }
 
-    /// Writes the Deployment's status at `now` (with its ReplicaSets and Pods
-    /// first) and sets its timer to the plan's next change. Returns whether
-    /// the status changed.
-    fn sync(&mut self, key: &ObjectKey, now: u64) -> bool {
+    /// Writes the Deployment's status at `now`, then brings its ReplicaSets
+    /// and Pods in line, and sets its timer to the plan's next change. A
+    /// status change that was `due` (ms) is recorded with its delay.
+    fn sync(&mut self, key: &ObjectKey, now: u64, due: Option<u64>) {
         let sim = self.sim.clone();
         let mut store = sim.store.lock();
         let Some(deployment) = store.get(&deployments(), &key.0, &key.1) else {
             drop(store);
             self.untrack(key);
-            return false;
+            return;
         };
         let Some(def) = store.registry.get("apps", "v1", "deployments") else {
-            return false;
+            return;
         };
         let Some(known) = self.tracked.get_mut(key) else {
-            return false;
+            return;
         };
         if generation_of(&deployment) != known.generation || is_deleting(&deployment) {
-            return false;
+            return;
         }
         let status = rollout::status_at(&deployment, &known.plan, now);
         let done = known.active
@@ -402,7 +394,13 @@ impl Controller {
                 ..WriteOptions::internal("kube-controller-manager")
             };
             match write::update(&mut store, &def, &deployment, updated, &options) {
-                Ok(stored) => current = Arc::new(stored),
+                Ok(stored) => {
+                    current = Arc::new(stored);
+                    if let Some(due) = due {
+                        let late_us = u64::try_from(now_us() - i128::from(due) * 1000).unwrap_or(0);
+                        sim.with_stats(|stats| stats.status_delays.record(late_us));
+                    }
+                }
                 Err(error) => {
                     tracing::warn!(error = %error, deployment = %format!("{}/{}", key.0, key.1), "status update failed");
                 }
@@ -434,7 +432,6 @@ impl Controller {
         }
         drop(store);
         self.schedule(key, next);
-        changed
     }
 }
 

@@ -11,7 +11,8 @@
 //! - `namespaces`: a deleted namespace's contents, then the namespace.
 //! - `crd_cleanup`: a deleted CRD's custom resources, then the CRD.
 //!
-//! `owners` holds the owner-reference helpers they share.
+//! `owners` holds the owner-reference helpers they share; `timer` the
+//! Deployment controller's precise timer.
 
 mod crd_cleanup;
 mod deployment;
@@ -20,6 +21,7 @@ mod namespaces;
 mod owners;
 mod replica_sets;
 mod rollout;
+mod timer;
 
 use std::sync::Arc;
 
@@ -29,14 +31,21 @@ use crate::store::StoreInner;
 pub use deployment::{FAIL_ANNOTATION, rolled_out_status};
 pub use replica_sets::REVISION_ANNOTATION;
 
-/// Runs every controller until shutdown.
+/// Runs every controller until shutdown, each as a task of its own (so
+/// that the Deployment controller's timer never waits behind another
+/// controller's work).
 pub async fn run(sim: Arc<SimState>) {
-    tokio::join!(
-        deployment::run(sim.clone()),
-        garbage_collector::run(sim.clone()),
-        namespaces::run(sim.clone()),
-        crd_cleanup::run(sim),
-    );
+    let tasks = [
+        tokio::spawn(deployment::run(sim.clone())),
+        tokio::spawn(garbage_collector::run(sim.clone())),
+        tokio::spawn(namespaces::run(sim.clone())),
+        tokio::spawn(crd_cleanup::run(sim)),
+    ];
+    for task in tasks {
+        if let Err(error) = task.await {
+            tracing::error!(error = %error, "a simulated controller failed");
+        }
+    }
 }
 
 /// Creates the ReplicaSet and ready Pods of a Deployment created rolled out
