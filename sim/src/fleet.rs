@@ -218,5 +218,8 @@ pub fn seed(sim: &SimState, config: &SimConfig) -> Result<(), SimError> {
             materialize_settled(sim, &mut store, &stored);
         }
     }
+    // The seeding's own events are history no client saw; a fresh server's
+    // watch cache starts from its current state too.
+    store.compact();
     Ok(())
 }

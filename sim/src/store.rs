@@ -219,6 +219,13 @@ impl StoreInner {
         object
     }
 
+    /// Forgets the retained events, as a freshly started server's watch
+    /// cache starts from a list: watching from an older version is 410.
+    pub fn compact(&mut self) {
+        self.events.clear();
+        self.compacted_rv = self.rv;
+    }
+
     /// Events after `from_rv` plus a live receiver, or `Err(oldest)` when
     /// `from_rv` is older than the retained window.
     pub fn watch_from(&self, from_rv: u64) -> Result<(Vec<Arc<StoredEvent>>, EventReceiver), u64> {

@@ -645,10 +645,9 @@ fn set_replica_set_status(
     if current.get("status") == Some(&status) {
         return;
     }
-    let mut updated = (*current).clone();
-    if let Some(fields) = updated.as_object_mut() {
-        fields.insert("status".into(), status);
-    }
+    // A status write carries the metadata (which a ReplicaSet's status
+    // strategy keeps) and the status; the spec stays as stored.
+    let updated = json!({"metadata": current.get("metadata"), "status": status});
     let options =
         WriteOptions { subresource: Some("status"), ..WriteOptions::internal(CONTROLLER_MANAGER) };
     if let Err(error) = write::update(store, def, &current, updated, &options) {
@@ -722,10 +721,8 @@ fn set_pod_phase_with(
     if pod.get("status") == Some(&status) {
         return;
     }
-    let mut updated = (**pod).clone();
-    if let Some(fields) = updated.as_object_mut() {
-        fields.insert("status".into(), status);
-    }
+    // The pod status strategy takes only the status of a status write.
+    let updated = json!({"status": status});
     let options = WriteOptions { subresource: Some("status"), ..WriteOptions::internal(KUBELET) };
     if let Err(error) = write::update(store, &defs.pods, pod, updated, &options) {
         tracing::debug!(error = %error, pod = name_of(pod), "pod status update failed");

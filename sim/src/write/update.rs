@@ -112,6 +112,7 @@ pub fn update(
                 if let Some(metadata) = metadata_mut(&mut base) {
                     metadata.insert("managedFields".into(), managed_fields.clone());
                 }
+                fields::canonicalize(&mut base);
                 fields::track_update(Some(&base), &mut new, &ownership);
             }
             None => fields::track_update(Some(old), &mut new, &ownership),
@@ -129,9 +130,20 @@ pub fn update(
     if let Some(metadata) = metadata_mut(&mut new) {
         metadata.insert("resourceVersion".into(), json!(old_rv));
     }
-    let mut old_comparable = (**old).clone();
-    set_type_meta(&mut old_comparable, &def.storage_api_version(), &def.kind);
-    if new == old_comparable {
+    // Compared as stored with the storage type meta (a copy only when the
+    // stored object lacks it).
+    let storage_api_version = def.storage_api_version();
+    let stored_as_is = old.get("apiVersion").and_then(Value::as_str)
+        == Some(storage_api_version.as_str())
+        && old.get("kind").and_then(Value::as_str) == Some(def.kind.as_str());
+    let unchanged = if stored_as_is {
+        new == **old
+    } else {
+        let mut old_comparable = (**old).clone();
+        set_type_meta(&mut old_comparable, &storage_api_version, &def.kind);
+        new == old_comparable
+    };
+    if unchanged {
         // A no-op: nothing is committed and the resourceVersion stays.
         return Ok(def.to_served(old));
     }
