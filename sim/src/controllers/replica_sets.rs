@@ -607,7 +607,7 @@ fn ensure_pods(
     let unready = if desired.failing { PodPhase::Unready } else { PodPhase::Starting };
     for (index, pod) in pods.iter().enumerate() {
         let phase = if (index as u64) < desired.ready { PodPhase::Ready } else { unready };
-        set_pod_phase(store, defs, pod, phase);
+        set_pod_phase(sim, store, defs, pod, phase);
     }
     for index in pods.len()..wanted {
         let phase = if (index as u64) < desired.ready { PodPhase::Ready } else { unready };
@@ -695,7 +695,7 @@ fn create_pod(sim: &SimState, store: &mut StoreInner, defs: &Defs, rs: &Value, p
     match create_object(sim, store, &defs.pods, build_pod(sim, rs)) {
         Ok(created) => {
             if let Some(stored) = store.get(&pods(), namespace_of(&created), name_of(&created)) {
-                set_pod_phase_with(store, defs, &stored, phase, Some(sim));
+                set_pod_phase(sim, store, defs, &stored, phase);
             }
         }
         Err(error) => {
@@ -704,18 +704,14 @@ fn create_pod(sim: &SimState, store: &mut StoreInner, defs: &Defs, rs: &Value, p
     }
 }
 
-fn set_pod_phase(store: &mut StoreInner, defs: &Defs, pod: &Arc<Value>, phase: PodPhase) {
-    set_pod_phase_with(store, defs, pod, phase, None);
-}
-
-/// The kubelet's status write: `phase` (and the IPs it assigns on first
-/// start, drawn from `sim`'s generator when given).
-fn set_pod_phase_with(
+/// The kubelet's status write: `phase` (and the IP it assigns on first
+/// start, drawn from `sim`'s generator).
+fn set_pod_phase(
+    sim: &SimState,
     store: &mut StoreInner,
     defs: &Defs,
     pod: &Arc<Value>,
     phase: PodPhase,
-    sim: Option<&SimState>,
 ) {
     let status = pod_status(pod, phase, sim);
     if pod.get("status") == Some(&status) {
@@ -731,7 +727,7 @@ fn set_pod_phase_with(
 
 /// A pod's status in `phase`, keeping its start time, IPs and condition
 /// transition times.
-fn pod_status(pod: &Value, phase: PodPhase, sim: Option<&SimState>) -> Value {
+fn pod_status(pod: &Value, phase: PodPhase, sim: &SimState) -> Value {
     let previous = pod.get("status");
     let now = now_rfc3339();
     let kept = |key: &str| previous.and_then(|status| status.get(key)).cloned();
@@ -742,8 +738,10 @@ fn pod_status(pod: &Value, phase: PodPhase, sim: Option<&SimState>) -> Value {
         .and_then(|node| NODES.iter().position(|known| *known == node))
         .unwrap_or(0);
     let host_ip = format!("10.0.0.{}", node_index + 11);
+    let running = phase != PodPhase::Starting;
+    // The IP comes with the sandbox, on first start.
     let pod_ip = kept("podIP").or_else(|| {
-        sim.map(|sim| {
+        running.then(|| {
             let (a, b) = sim.rng.with(|rng| (rng.below(250), 2 + rng.below(250)));
             json!(format!("10.244.{a}.{b}"))
         })
@@ -752,7 +750,6 @@ fn pod_status(pod: &Value, phase: PodPhase, sim: Option<&SimState>) -> Value {
         pod.pointer("/spec/containers").and_then(Value::as_array).cloned().unwrap_or_default();
     let names: Vec<&str> =
         containers.iter().filter_map(|container| container["name"].as_str()).collect();
-    let running = phase != PodPhase::Starting;
     let ready = phase == PodPhase::Ready;
     let unready_message = format!("containers with unready status: [{}]", names.join(" "));
     let condition = |kind: &str, ok: bool, reason: Option<&str>| {
@@ -965,7 +962,7 @@ pub fn materialize_settled(
     for _ in 0..replicas {
         match create_object(sim, store, &defs.pods, build_pod(sim, &rs)) {
             Ok(mut pod) => {
-                let status = pod_status(&pod, PodPhase::Ready, Some(sim));
+                let status = pod_status(&pod, PodPhase::Ready, sim);
                 if let Some(fields) = pod.as_object_mut() {
                     fields.insert("status".into(), status);
                 }
