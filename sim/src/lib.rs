@@ -4,6 +4,12 @@
 //! kubeconfig, stats and fault controls); the private modules below it form
 //! layers, each using only those before it (see `sim/README.md`).
 //!
+//! Deployments get ReplicaSets and Pods that follow their simulated
+//! rollouts, deleted objects are garbage-collected by owner reference, and
+//! deleted namespaces and CRDs stay `Terminating` until emptied, as in a
+//! real cluster (`sim/README.md` lists what the sim covers and where it
+//! still differs).
+//!
 //! Knobs beyond [`SimConfig`]: per-Deployment annotations
 //! `sim.gisops.io/rollout-ms: "5000"` (rollout duration) and
 //! `sim.gisops.io/fail: "true"` (new pods never become available, so the
