@@ -85,6 +85,24 @@ async fn a_small_generated_fleet_starts_with_its_replica_sets_and_pods() {
         pods_total += pods.len();
     }
     assert_eq!(items(&c.get(PODS).await.body).len(), pods_total);
+    // A deleted pod of a settled Deployment is replaced; the Deployment's
+    // status is not rewritten.
+    let d = &deployments[0];
+    let rs = replica_sets_of(&c, d).await.remove(0);
+    let victim = pods_of(&c, &rs).await.remove(0);
+    let victim = victim["metadata"]["name"].as_str().unwrap().to_string();
+    assert_eq!(c.delete(&format!("{PODS}/{victim}")).await.status, 200);
+    let replicas = d["spec"]["replicas"].as_u64().unwrap() as usize;
+    eventually("the pod replaced", || async {
+        let pods = pods_of(&c, &rs).await;
+        (pods.len() == replicas
+            && pods.iter().all(|p| p["metadata"]["name"] != victim.as_str() && ready(p)))
+        .then_some(())
+    })
+    .await;
+    let name = d["metadata"]["name"].as_str().unwrap();
+    let now = c.get(&format!("{DEPLOYS}/{name}")).await.body;
+    assert_eq!(now["metadata"]["resourceVersion"], d["metadata"]["resourceVersion"]);
     h.shutdown().await;
 }
 

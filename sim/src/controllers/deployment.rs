@@ -214,15 +214,36 @@ impl Controller {
         } else {
             None
         };
-        if let Some(name) = owner {
-            let key = (event.namespace.clone(), name);
-            if let Some(known) = self.tracked.get_mut(&key)
-                && known.workload.is_some()
+        let Some(name) = owner else {
+            return;
+        };
+        let key = (event.namespace.clone(), name);
+        let Some(known) = self.tracked.get_mut(&key) else {
+            return;
+        };
+        let now = now_ms();
+        if known.workload.is_none() && self.sim.config.workload_objects {
+            // A Deployment found settled (the generated fleet): its objects
+            // are its plan's final state.
+            let mut store = self.sim.store.lock();
+            if let (Some(defs), Some(deployment)) =
+                (Defs::lookup(&store), store.get(&deployments(), &key.0, &key.1))
             {
-                known.stale = true;
-                let now = now_ms();
-                self.schedule(&key, Some(now));
+                let workload = replica_sets::begin(
+                    &self.sim,
+                    &mut store,
+                    &defs,
+                    &deployment,
+                    &known.plan,
+                    None,
+                );
+                known.workload = Some(workload);
+                known.applied = Some(known.plan.counts_at(now));
             }
+        }
+        if known.workload.is_some() {
+            known.stale = true;
+            self.schedule(&key, Some(now));
         }
     }
 
@@ -386,7 +407,9 @@ impl Controller {
         // The status goes first: it is what was due. The ReplicaSets and Pods
         // follow under the same lock, so no request sees one without the
         // other.
-        let changed = updated != *deployment;
+        // A finished plan's status is settled: only its objects are looked
+        // at again (when someone else changed them).
+        let changed = (known.active || done) && updated != *deployment;
         let mut current = deployment.clone();
         if changed {
             let options = WriteOptions {
