@@ -23,18 +23,29 @@
 //! "kubelet": `Pending` (ContainerCreating) until the model makes them
 //! ready, then `Running` and `Ready`; a failing rollout's pods run but never
 //! become ready.
+//!
+//! This module plans and reconciles; `objects` builds what the controllers
+//! create, `kubelet` the pod statuses, `events` the Events.
+
+mod events;
+mod kubelet;
+mod objects;
 
 use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
-use super::owners::{controller_reference, is_controlled_by, is_deleting};
+use events::record_scaling;
+use kubelet::{PodPhase, pod_status};
+use objects::{build_pod, build_replica_set, copied_annotations};
+
+use super::owners::{is_controlled_by, is_deleting};
 use super::rollout::{PodCounts, RolloutPlan, pod_template_hash, surge_and_unavailable};
 use crate::error::{ApiError, GroupResource};
 use crate::registry::ResourceDef;
 use crate::state::SimState;
 use crate::store::{EventType, StoreInner};
-use crate::util::{metadata_mut, metadata_str, now_rfc3339};
+use crate::util::{metadata_mut, metadata_str};
 use crate::write::{self, DeleteOptions, DeletePreconditions, WriteOptions};
 
 /// The revision of a Deployment (on it and on its ReplicaSets).
@@ -247,68 +258,6 @@ fn materialize_previous(
         create_pod(sim, store, defs, &created, PodPhase::Ready);
     }
     store.get(&replica_sets(), namespace_of(&created), name_of(&created))
-}
-
-/// A new ReplicaSet for the Deployment's template.
-fn build_replica_set(
-    deployment: &Value,
-    hash: &str,
-    revision: u64,
-    replicas: u64,
-    max_replicas: u64,
-) -> Value {
-    let name = format!("{}-{hash}", name_of(deployment));
-    let mut template = deployment.pointer("/spec/template").cloned().unwrap_or_else(|| json!({}));
-    if let Some(metadata) = metadata_mut(&mut template) {
-        let labels = metadata.entry("labels").or_insert_with(|| json!({}));
-        if let Some(labels) = labels.as_object_mut() {
-            labels.insert(HASH_LABEL.into(), json!(hash));
-        }
-    }
-    let labels = template.pointer("/metadata/labels").cloned().unwrap_or_else(|| json!({}));
-    let mut selector = deployment.pointer("/spec/selector").cloned().unwrap_or_else(|| json!({}));
-    if let Some(selector) = selector.as_object_mut() {
-        let match_labels = selector.entry("matchLabels").or_insert_with(|| json!({}));
-        if let Some(match_labels) = match_labels.as_object_mut() {
-            match_labels.insert(HASH_LABEL.into(), json!(hash));
-        }
-    }
-    let mut annotations = copied_annotations(deployment);
-    annotations.insert(REVISION_ANNOTATION.into(), json!(revision.to_string()));
-    annotations
-        .insert(DESIRED_REPLICAS_ANNOTATION.into(), json!(spec_replicas(deployment).to_string()));
-    annotations.insert(MAX_REPLICAS_ANNOTATION.into(), json!(max_replicas.to_string()));
-    let mut spec = json!({"replicas": replicas, "selector": selector, "template": template});
-    if let Some(min_ready) = deployment.pointer("/spec/minReadySeconds") {
-        spec["minReadySeconds"] = min_ready.clone();
-    }
-    json!({
-        "apiVersion": "apps/v1",
-        "kind": "ReplicaSet",
-        "metadata": {
-            "name": name,
-            "namespace": namespace_of(deployment),
-            "labels": labels,
-            "annotations": annotations,
-            "ownerReferences": [controller_reference(deployment, "apps/v1", "Deployment")],
-        },
-        "spec": spec,
-    })
-}
-
-/// The Deployment's annotations a ReplicaSet carries.
-fn copied_annotations(deployment: &Value) -> Map<String, Value> {
-    deployment
-        .pointer("/metadata/annotations")
-        .and_then(Value::as_object)
-        .map(|annotations| {
-            annotations
-                .iter()
-                .filter(|(key, _)| !ANNOTATIONS_NOT_COPIED.contains(&key.as_str()))
-                .map(|(key, value)| (key.clone(), value.clone()))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 fn create_object(
@@ -560,17 +509,6 @@ fn update_replica_set(
     }
 }
 
-/// The kubelet's view of one pod.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum PodPhase {
-    /// Created, containers being created.
-    Starting,
-    /// Containers running, readiness failing.
-    Unready,
-    /// Running and ready.
-    Ready,
-}
-
 /// The ReplicaSet controller and kubelet: `desired.replicas` pods, the
 /// oldest `desired.ready` of them ready; then the ReplicaSet's status.
 fn ensure_pods(
@@ -655,41 +593,6 @@ fn set_replica_set_status(
     }
 }
 
-/// A new pod of a ReplicaSet, bound to a node (there is no scheduler).
-fn build_pod(sim: &SimState, rs: &Value) -> Value {
-    let template = rs.pointer("/spec/template").cloned().unwrap_or_else(|| json!({}));
-    let mut spec = template.get("spec").cloned().unwrap_or_else(|| json!({}));
-    let node = NODES[sim.rng.with(|rng| rng.below(NODES.len() as u64)) as usize];
-    if let Some(fields) = spec.as_object_mut() {
-        fields.insert("nodeName".into(), json!(node));
-        let account = fields
-            .get("serviceAccountName")
-            .and_then(Value::as_str)
-            .unwrap_or("default")
-            .to_string();
-        fields.insert("serviceAccountName".into(), json!(account));
-        fields.insert("serviceAccount".into(), json!(account));
-        fields.entry("enableServiceLinks").or_insert(json!(true));
-        fields.entry("priority").or_insert(json!(0));
-        fields.entry("preemptionPolicy").or_insert(json!("PreemptLowerPriority"));
-        fields.entry("tolerations").or_insert(json!([
-            {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
-            {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
-        ]));
-    }
-    let mut metadata = json!({
-        "generateName": format!("{}-", name_of(rs)),
-        "namespace": namespace_of(rs),
-        "ownerReferences": [controller_reference(rs, "apps/v1", "ReplicaSet")],
-    });
-    for key in ["labels", "annotations"] {
-        if let Some(value) = template.pointer(&format!("/metadata/{key}")) {
-            metadata[key] = value.clone();
-        }
-    }
-    json!({"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec})
-}
-
 /// Creates one pod of a ReplicaSet, then writes its status.
 fn create_pod(sim: &SimState, store: &mut StoreInner, defs: &Defs, rs: &Value, phase: PodPhase) {
     match create_object(sim, store, &defs.pods, build_pod(sim, rs)) {
@@ -722,219 +625,6 @@ fn set_pod_phase(
     let options = WriteOptions { subresource: Some("status"), ..WriteOptions::internal(KUBELET) };
     if let Err(error) = write::update(store, &defs.pods, pod, updated, &options) {
         tracing::debug!(error = %error, pod = name_of(pod), "pod status update failed");
-    }
-}
-
-/// A pod's status in `phase`, keeping its start time, IPs and condition
-/// transition times.
-fn pod_status(pod: &Value, phase: PodPhase, sim: &SimState) -> Value {
-    let previous = pod.get("status");
-    let now = now_rfc3339();
-    let kept = |key: &str| previous.and_then(|status| status.get(key)).cloned();
-    let start_time = kept("startTime").unwrap_or_else(|| json!(now));
-    let node_index = pod
-        .pointer("/spec/nodeName")
-        .and_then(Value::as_str)
-        .and_then(|node| NODES.iter().position(|known| *known == node))
-        .unwrap_or(0);
-    let host_ip = format!("10.0.0.{}", node_index + 11);
-    let running = phase != PodPhase::Starting;
-    // The IP comes with the sandbox, on first start.
-    let pod_ip = kept("podIP").or_else(|| {
-        running.then(|| {
-            let (a, b) = sim.rng.with(|rng| (rng.below(250), 2 + rng.below(250)));
-            json!(format!("10.244.{a}.{b}"))
-        })
-    });
-    let containers: Vec<Value> =
-        pod.pointer("/spec/containers").and_then(Value::as_array).cloned().unwrap_or_default();
-    let names: Vec<&str> =
-        containers.iter().filter_map(|container| container["name"].as_str()).collect();
-    let ready = phase == PodPhase::Ready;
-    let unready_message = format!("containers with unready status: [{}]", names.join(" "));
-    let condition = |kind: &str, ok: bool, reason: Option<&str>| {
-        let mut condition = json!({
-            "type": kind,
-            "status": if ok { "True" } else { "False" },
-            "lastProbeTime": null,
-            "lastTransitionTime": now,
-        });
-        let old = previous
-            .and_then(|status| status.get("conditions"))
-            .and_then(Value::as_array)
-            .and_then(|conditions| conditions.iter().find(|old| old["type"] == kind));
-        if let Some(old) = old
-            && old["status"] == condition["status"]
-        {
-            condition["lastTransitionTime"] = old["lastTransitionTime"].clone();
-        }
-        if let Some(reason) = reason {
-            condition["reason"] = json!(reason);
-            condition["message"] = json!(unready_message);
-        }
-        condition
-    };
-    let not_ready = (!ready).then_some("ContainersNotReady");
-    let conditions = json!([
-        condition("PodReadyToStartContainers", running, None),
-        condition("Initialized", true, None),
-        condition("Ready", ready, not_ready),
-        condition("ContainersReady", ready, not_ready),
-        condition("PodScheduled", true, None),
-    ]);
-    let old_statuses = previous
-        .and_then(|status| status.get("containerStatuses"))
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let container_statuses: Vec<Value> = containers
-        .iter()
-        .map(|container| {
-            let name = container["name"].as_str().unwrap_or("");
-            let image = container["image"].as_str().unwrap_or("");
-            let old = old_statuses.iter().find(|old| old["name"] == name);
-            let started_at = old
-                .and_then(|old| old.pointer("/state/running/startedAt"))
-                .cloned()
-                .unwrap_or_else(|| json!(now));
-            let mut status = json!({
-                "name": name,
-                "image": image,
-                "imageID": "",
-                "ready": ready,
-                "restartCount": 0,
-                "started": running,
-                "lastState": {},
-            });
-            if running {
-                status["state"] = json!({"running": {"startedAt": started_at}});
-                status["imageID"] = json!(format!(
-                    "{}@sha256:{}",
-                    image.split(':').next().unwrap_or(image),
-                    digest(image)
-                ));
-                status["containerID"] =
-                    json!(format!("containerd://{}", digest(&format!("{}{name}", name_of(pod)))));
-            } else {
-                status["state"] = json!({"waiting": {"reason": "ContainerCreating"}});
-            }
-            status
-        })
-        .collect();
-    let mut status = json!({
-        "phase": if running { "Running" } else { "Pending" },
-        "conditions": conditions,
-        "hostIP": host_ip,
-        "hostIPs": [{"ip": host_ip}],
-        "startTime": start_time,
-        "containerStatuses": container_statuses,
-        "qosClass": qos_class(&containers),
-    });
-    if running && let Some(pod_ip) = pod_ip {
-        status["podIP"] = pod_ip.clone();
-        status["podIPs"] = json!([{"ip": pod_ip}]);
-    }
-    status
-}
-
-/// A stable 64-hex-digit digest of `text` (image and container ids).
-fn digest(text: &str) -> String {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut out = String::with_capacity(64);
-    for round in 0u8..4 {
-        for byte in text.bytes().chain([round]) {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-        out.push_str(&format!("{hash:016x}"));
-    }
-    out
-}
-
-/// The pod's QoS class from its containers' requests and limits.
-fn qos_class(containers: &[Value]) -> &'static str {
-    let mut any = false;
-    let mut guaranteed = true;
-    for container in containers {
-        let requests = container.pointer("/resources/requests").and_then(Value::as_object);
-        let limits = container.pointer("/resources/limits").and_then(Value::as_object);
-        if requests.is_some_and(|r| !r.is_empty()) || limits.is_some_and(|l| !l.is_empty()) {
-            any = true;
-        }
-        for resource in ["cpu", "memory"] {
-            let limit = limits.and_then(|limits| limits.get(resource));
-            let request = requests.and_then(|requests| requests.get(resource)).or(limit);
-            if limit.is_none() || request != limit {
-                guaranteed = false;
-            }
-        }
-    }
-    match (any, guaranteed) {
-        (false, _) => "BestEffort",
-        (true, true) => "Guaranteed",
-        (true, false) => "Burstable",
-    }
-}
-
-/// Records the Deployment controller's `ScalingReplicaSet` Event.
-fn record_scaling(
-    sim: &SimState,
-    store: &mut StoreInner,
-    defs: &Defs,
-    deployment: &Value,
-    replica_set: &str,
-    from: u64,
-    to: u64,
-) {
-    let direction = if from < to { "up" } else { "down" };
-    let message = format!("Scaled {direction} replica set {replica_set} from {from} to {to}");
-    record_event(sim, store, defs, deployment, "ScalingReplicaSet", &message);
-}
-
-/// Records a Normal core/v1 Event about a Deployment, as the controller
-/// manager's event recorder writes it.
-fn record_event(
-    sim: &SimState,
-    store: &mut StoreInner,
-    defs: &Defs,
-    deployment: &Value,
-    reason: &str,
-    message: &str,
-) {
-    let namespace = namespace_of(deployment);
-    let nanos = jiff::Timestamp::now().as_nanosecond();
-    let mut name = format!("{}.{:x}", name_of(deployment), nanos);
-    let mut bump = 0u32;
-    while store.get(&defs.events.storage_gr(), namespace, &name).is_some() && bump < 1000 {
-        bump += 1;
-        name = format!("{}.{:x}", name_of(deployment), nanos + i128::from(bump));
-    }
-    let now = now_rfc3339();
-    let event = json!({
-        "apiVersion": "v1",
-        "kind": "Event",
-        "metadata": {"name": name, "namespace": namespace},
-        "involvedObject": {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "name": name_of(deployment),
-            "namespace": namespace,
-            "uid": metadata_str(deployment, "uid").unwrap_or(""),
-            "resourceVersion": metadata_str(deployment, "resourceVersion").unwrap_or(""),
-        },
-        "reason": reason,
-        "message": message,
-        "source": {"component": "deployment-controller"},
-        "firstTimestamp": now,
-        "lastTimestamp": now,
-        "count": 1,
-        "type": "Normal",
-        "eventTime": null,
-        "reportingComponent": "deployment-controller",
-        "reportingInstance": "",
-    });
-    if let Err(error) = create_object(sim, store, &defs.events, event) {
-        tracing::debug!(error = %error, "recording an Event failed");
     }
 }
 
