@@ -399,17 +399,21 @@ impl Controller {
         }
         let active = known.active && !done;
         let next = if active { rollout::next_change_after(&known.plan, now) } else { None };
+        // A finished plan's status is settled: only its objects are looked
+        // at again (when someone else changed them).
+        let changed = (known.active || done) && updated != *deployment;
         if done {
             // Counted before the final status is visible, so that whoever
             // sees a finished rollout also sees it gone from `rolling_now`.
             known.active = false;
+            self.update_rolling();
         }
+        let Some(known) = self.tracked.get_mut(key) else {
+            return;
+        };
         // The status goes first: it is what was due. The ReplicaSets and Pods
         // follow under the same lock, so no request sees one without the
         // other.
-        // A finished plan's status is settled: only its objects are looked
-        // at again (when someone else changed them).
-        let changed = (known.active || done) && updated != *deployment;
         let mut current = deployment.clone();
         if changed {
             let options = WriteOptions {
@@ -449,9 +453,6 @@ impl Controller {
             if !known.active {
                 replica_sets::clean_up_history(&mut store, &defs, &current, workload);
             }
-        }
-        if done {
-            self.update_rolling();
         }
         drop(store);
         self.schedule(key, next);
