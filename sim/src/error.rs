@@ -316,6 +316,16 @@ impl ApiError {
         }
     }
 
+    /// 504 Timeout, as the server's request timeout answers.
+    pub fn timeout() -> Self {
+        ApiError {
+            code: 504,
+            reason: "Timeout",
+            message: "Timeout: request did not complete within the allotted timeout".into(),
+            details: Some(json!({})),
+        }
+    }
+
     /// 403 `<resource> "<name>" is forbidden: <why>`.
     pub fn forbidden(gr: &GroupResource, name: &str, why: &str) -> Self {
         Self::about_object(403, "Forbidden", gr, name, format!("{gr} {name:?} is forbidden: {why}"))

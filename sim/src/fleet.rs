@@ -7,7 +7,9 @@ use serde_json::{Value, json};
 
 use crate::SimConfig;
 use crate::auth;
-use crate::controllers::{self, FAIL_ANNOTATION, rolled_out_status};
+use crate::controllers::{
+    self,     FAIL_ANNOTATION, REVISION_ANNOTATION, materialize_settled, rolled_out_status,
+};
 use crate::error::SimError;
 use crate::state::SimState;
 use crate::store::{EventType, StoreInner};
@@ -205,6 +207,7 @@ pub fn seed(sim: &SimState, config: &SimConfig) -> Result<(), SimError> {
         }
     }
     let deployer = WriteOptions::internal("arcgis-deployer");
+    let with_objects = config.workload_objects && config.deployments <= config.fleet_objects_limit;
     let now = now_ms();
     for (index, fail) in failing.iter().enumerate() {
         let mut generated =
@@ -227,8 +230,23 @@ pub fn seed(sim: &SimState, config: &SimConfig) -> Result<(), SimError> {
         if let Some(fields) = created.as_object_mut() {
             fields.insert("status".into(), status);
         }
+        if with_objects
+            && let Some(annotations) = created
+                .pointer_mut("/metadata")
+                .and_then(Value::as_object_mut)
+                .map(|metadata| metadata.entry("annotations").or_insert_with(|| json!({})))
+                .and_then(Value::as_object_mut)
+        {
+            annotations.insert(REVISION_ANNOTATION.into(), json!("1"));
+        }
         // Committed directly: a status the controller would have written.
-        store.commit(&deployment_def.gr(), created, EventType::Modified);
+        let stored = store.commit(&deployment_def.gr(), created, EventType::Modified);
+        if with_objects {
+            materialize_settled(sim, &mut store, &stored);
+        }
     }
+    // The seeding's own events are history no client saw; a fresh server's
+    // watch cache starts from its current state too.
+    store.compact();
     Ok(())
 }

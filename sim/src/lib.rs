@@ -4,11 +4,18 @@
 //! kubeconfig, stats and fault controls); the private modules below it form
 //! layers, each using only those before it (see `sim/README.md`).
 //!
+//! Deployments get ReplicaSets and Pods that follow their simulated
+//! rollouts, deleted objects are garbage-collected by owner reference, and
+//! deleted namespaces and CRDs stay `Terminating` until emptied, as in a
+//! real cluster (`sim/README.md` lists what the sim covers and where it
+//! still differs).
+//!
 //! Knobs beyond [`SimConfig`]: per-Deployment annotations
 //! `sim.gisops.io/rollout-ms: "5000"` (rollout duration) and
 //! `sim.gisops.io/fail: "true"` (new pods never become available, so the
 //! rollout ends in `ProgressDeadlineExceeded`); `GET /sim/v1/stats` serves
-//! [`SimStats`], `POST /sim/v1/faults` replaces the [`FaultConfig`], and
+//! [`SimStats`], `POST /sim/v1/faults` replaces the [`FaultConfig`] and
+//! [`FaultMix`] (one JSON object with the fields of both), and
 //! `GET /sim/v1/requests` lists every request received ([`request_log`]).
 //!
 //! Every API request is authenticated and authorized as on a real cluster
@@ -82,12 +89,22 @@ pub struct SimConfig {
     pub progress_deadline_seconds: i32,
     /// Fault injection.
     pub faults: FaultConfig,
+    /// Which errors injected faults are, and rates per request kind.
+    pub fault_mix: FaultMix,
     /// Seed of every random choice.
     pub seed: u64,
     /// Watch events retained for resuming watches (older: 410 Expired).
     pub event_window: usize,
     /// Interval of BOOKMARK events on watches that allow them, in ms.
     pub bookmark_interval_ms: u64,
+    /// Deployments get ReplicaSets and Pods that follow their rollouts
+    /// (default true); false leaves the Deployment status alone.
+    pub workload_objects: bool,
+    /// A generated fleet of at most this many Deployments starts with its
+    /// ReplicaSets and Pods (default 1,000); a larger one gets them per
+    /// Deployment on its first rollout, which keeps start-up fast and small
+    /// (see sim/README.md for the figures).
+    pub fleet_objects_limit: usize,
 }
 
 impl Default for SimConfig {
@@ -101,18 +118,25 @@ impl Default for SimConfig {
             fail: 0,
             progress_deadline_seconds: 600,
             faults: FaultConfig::default(),
+            fault_mix: FaultMix::default(),
             seed: 1,
             event_window: 10_000,
             bookmark_interval_ms: 60_000,
+            workload_objects: true,
+            fleet_objects_limit: 1_000,
         }
     }
 }
 
-/// Fault injection knobs (changeable at runtime).
+/// Fault injection knobs (changeable at runtime). Which errors an injected
+/// fault is, and the rates of other request kinds, are a [`FaultMix`].
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct FaultConfig {
-    /// Fraction (0..1) of writes answered 500 or 409 (half each).
+    /// Fraction (0..1) of writes (create, update, patch, delete,
+    /// deletecollection) answered with an injected error: 500, 429 with
+    /// `Retry-After`, or a 504 timeout, as the [`FaultMix`] weighs them. Never
+    /// a 409: a real server answers 409 only to a stale resourceVersion.
     #[serde(alias = "writeErrorRate")]
     pub write_error_rate: f64,
     /// Latency added to every request, in ms.
@@ -123,8 +147,95 @@ pub struct FaultConfig {
     pub watch_drop_every_ms: Option<u64>,
 }
 
+/// What injected faults are and which requests they hit (changeable at
+/// runtime; `POST /sim/v1/faults` takes these fields beside the
+/// [`FaultConfig`] ones).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct FaultMix {
+    /// Error rates (0..1) per request kind, by verb (`get`, `list`,
+    /// `watch`, `create`, `update`, `patch`, `delete`, `deletecollection`)
+    /// or by `verb resource` as [`SimStats::requests`] names them (`patch
+    /// deployments`, `update servicerefreshes/status`), the latter first.
+    /// Writes without an entry use `write_error_rate`; reads without one
+    /// never fail.
+    #[serde(alias = "errorRates")]
+    pub error_rates: BTreeMap<String, f64>,
+    /// Relative weight of 500 InternalError (`etcdserver: request timed out`).
+    #[serde(alias = "internalErrorWeight")]
+    pub internal_error_weight: f64,
+    /// Relative weight of 429 Too Many Requests (priority and fairness
+    /// rejecting the request), sent with `Retry-After`.
+    #[serde(alias = "tooManyRequestsWeight")]
+    pub too_many_requests_weight: f64,
+    /// Relative weight of 504 Timeout (the request outlived the server's
+    /// request timeout); never for watches, which the timeout exempts.
+    #[serde(alias = "timeoutWeight")]
+    pub timeout_weight: f64,
+    /// `Retry-After` of an injected 429, in seconds.
+    #[serde(alias = "retryAfterSeconds")]
+    pub retry_after_seconds: u64,
+    /// How long a timed-out request hangs before its 504, in ms (the real
+    /// server waits its request timeout, 60 s by default; a client with a
+    /// shorter timeout of its own gives up first).
+    #[serde(alias = "timeoutMs")]
+    pub timeout_ms: u64,
+    /// A timed-out write is still carried out, as when the server's handler
+    /// outlives the request's timeout; the client cannot tell.
+    #[serde(alias = "timeoutCommits")]
+    pub timeout_commits: bool,
+}
+
+impl Default for FaultMix {
+    fn default() -> Self {
+        FaultMix {
+            error_rates: BTreeMap::new(),
+            internal_error_weight: 1.0,
+            too_many_requests_weight: 1.0,
+            timeout_weight: 1.0,
+            retry_after_seconds: 1,
+            timeout_ms: 0,
+            timeout_commits: false,
+        }
+    }
+}
+
+/// How late scheduled status changes were written: the Deployment
+/// controller wakes when a rollout's next status change is due, and this
+/// records by how much it missed (timer precision and load).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(default)]
+pub struct DelayStats {
+    /// Status changes written on schedule.
+    pub count: u64,
+    /// Sum of the delays in microseconds (the mean is `total_us / count`).
+    pub total_us: u64,
+    /// The largest delay in microseconds.
+    pub max_us: u64,
+    /// How many delays fell in each bucket, by the bucket's inclusive upper
+    /// bound in microseconds (`u64::MAX` for the rest).
+    pub buckets: BTreeMap<u64, u64>,
+}
+
+impl DelayStats {
+    /// The bucket bounds, in microseconds.
+    pub const BOUNDS_US: [u64; 9] =
+        [250, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000, u64::MAX];
+
+    /// Records one delay.
+    pub fn record(&mut self, delay_us: u64) {
+        self.count += 1;
+        self.total_us += delay_us;
+        self.max_us = self.max_us.max(delay_us);
+        let bound =
+            Self::BOUNDS_US.iter().copied().find(|bound| delay_us <= *bound).unwrap_or(u64::MAX);
+        *self.buckets.entry(bound).or_insert(0) += 1;
+    }
+}
+
 /// Counters of a simulated cluster (also at `GET /sim/v1/stats`).
 #[derive(Serialize, Deserialize, Clone, Debug, Default)]
+#[serde(default)]
 pub struct SimStats {
     /// Pod-template changes per Deployment (`ns/name`).
     pub template_changes: BTreeMap<String, u64>,
@@ -134,6 +245,9 @@ pub struct SimStats {
     pub rolling_now: u64,
     /// Requests per `verb resource` (e.g. `patch deployments`).
     pub requests: BTreeMap<String, u64>,
+    /// How late the Deployment controller wrote the status changes of
+    /// rollouts after they were due.
+    pub status_delays: DelayStats,
 }
 
 /// A running simulated cluster.
@@ -355,9 +469,14 @@ impl SimHandle {
         });
     }
 
-    /// Replaces the fault configuration.
+    /// Replaces the fault configuration (the [`FaultMix`] stays).
     pub fn set_faults(&self, faults: FaultConfig) {
         self.sim.set_faults(faults);
+    }
+
+    /// Replaces which errors faults inject and the rates per request kind.
+    pub fn set_fault_mix(&self, mix: FaultMix) {
+        self.sim.set_fault_mix(mix);
     }
 
     /// Stops the server, its watches and the controller.

@@ -145,6 +145,27 @@ impl StoreInner {
         }
     }
 
+    /// The objects of a resource in one namespace whose names start with
+    /// `prefix`, in name order (how controllers find the ReplicaSets and
+    /// Pods they name after their owners without scanning a namespace).
+    pub fn list_prefix(
+        &self,
+        gr: &GroupResource,
+        namespace: &str,
+        prefix: &str,
+    ) -> Vec<Arc<Value>> {
+        let Some(objects) = self.collections.get(gr) else {
+            return Vec::new();
+        };
+        objects
+            .range((namespace.to_string(), prefix.to_string())..)
+            .take_while(|((object_namespace, name), _)| {
+                object_namespace == namespace && name.starts_with(prefix)
+            })
+            .map(|(_, object)| object.clone())
+            .collect()
+    }
+
     /// The CRD object that defines a custom resource (`None` for built-ins).
     pub fn defining_crd(&self, def: &ResourceDef) -> Option<Arc<Value>> {
         let crd_name = def.crd.as_deref()?;
@@ -196,6 +217,13 @@ impl StoreInner {
         // Sending fails only when nobody subscribes, which is fine.
         let _ = self.live_events.send(event);
         object
+    }
+
+    /// Forgets the retained events, as a freshly started server's watch
+    /// cache starts from a list: watching from an older version is 410.
+    pub fn compact(&mut self) {
+        self.events.clear();
+        self.compacted_rv = self.rv;
     }
 
     /// Events after `from_rv` plus a live receiver, or `Err(oldest)` when

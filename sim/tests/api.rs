@@ -59,7 +59,11 @@ async fn discovery_documents() {
         .delete("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.example.sim.io")
         .await;
     assert_eq!(del.status, 200);
-    assert_eq!(c.get("/apis/example.sim.io/v1").await.status, 404);
+    // The CRD finalizer removes it once its (here no) custom resources are gone.
+    eventually("the CRD gone from discovery", || async {
+        (c.get("/apis/example.sim.io/v1").await.status == 404).then_some(())
+    })
+    .await;
     assert_eq!(c.get(WIDGETS).await.status, 404);
     h.shutdown().await;
 }
@@ -618,7 +622,8 @@ async fn namespaces_lifecycle_and_delete_semantics() {
         .await
         .body;
     let d = c.delete("/api/v1/namespaces/arcgis/configmaps/held").await;
-    assert_eq!(d.status, 202);
+    // 200 with the object: only `orphanDependents: false` gets a 202.
+    assert_eq!(d.status, 200);
     assert!(d.body["metadata"]["deletionTimestamp"].is_string());
     assert!(rv(&d.body) > rv(&cm));
     let rel = c
@@ -630,12 +635,15 @@ async fn namespaces_lifecycle_and_delete_semantics() {
         .await;
     assert_eq!(rel.status, 200);
     assert_eq!(c.get("/api/v1/namespaces/arcgis/configmaps/held").await.status, 404);
-    // Namespace deletion removes content.
+    // Namespace deletion removes content, then the namespace.
     let del = c.delete("/api/v1/namespaces/team").await;
     assert_eq!(del.status, 200);
     assert_eq!(del.body["status"]["phase"], "Terminating");
+    eventually("the namespace gone", || async {
+        (c.get("/api/v1/namespaces/team").await.status == 404).then_some(())
+    })
+    .await;
     assert_eq!(c.get("/api/v1/namespaces/team/configmaps/x").await.status, 404);
-    assert_eq!(c.get("/api/v1/namespaces/team").await.status, 404);
     assert_eq!(
         c.post("/api/v1/namespaces/team/configmaps", &json!({"metadata": {"name": "y"}}))
             .await
@@ -705,10 +713,13 @@ async fn fault_injection() {
                 &json!({"metadata": {"name": format!("f{i}")}}),
             )
             .await;
-        assert_eq!(r.body["kind"], "Status");
+        // 429 comes from the priority and fairness filter, in plain text.
+        if r.status != 429 {
+            assert_eq!(r.body["kind"], "Status");
+        }
         codes.insert(r.status);
     }
-    assert_eq!(codes, [409u16, 500].into_iter().collect());
+    assert_eq!(codes, [429u16, 500, 504].into_iter().collect());
     // Reads are unaffected.
     assert_eq!(c.get(DEPLOYS).await.status, 200);
     h.set_faults(servicerefresh_sim::FaultConfig {
@@ -817,7 +828,7 @@ async fn finalizer_json_patches_like_kube_runtime() {
     assert_eq!(r.body["metadata"]["finalizers"], json!(["gisops.io/cleanup"]));
     assert_eq!(c.patch(&path, "application/json-patch+json", add).await.status, 422);
     let d = c.delete(&path).await;
-    assert_eq!(d.status, 202);
+    assert_eq!(d.status, 200);
     assert!(d.body["metadata"]["deletionTimestamp"].is_string());
     let remove = r#"[{"op":"test","path":"/metadata/finalizers/0","value":"gisops.io/cleanup"},{"op":"remove","path":"/metadata/finalizers/0"}]"#;
     let r = c.patch(&path, "application/json-patch+json", remove).await;

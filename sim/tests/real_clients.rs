@@ -204,11 +204,10 @@ async fn python_client_and_kr8s() {
     assert!(out.contains("ok: kr8s connects"), "{out}");
 }
 
-/// `helm install --wait` of the chart `helm create` makes: its
-/// ServiceAccount comes with the authorizer's branch and `--wait` needs
-/// ReplicaSets and Pods that become ready (the controllers' branch).
+/// `helm install --wait` of the chart `helm create` makes: a
+/// ServiceAccount, a Service, and a Deployment whose ReplicaSet and Pods
+/// `--wait` watches until they are ready.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs ServiceAccount and ReplicaSets from the other sim branches"]
 async fn helm_installs_the_chart_helm_create_makes() {
     let (_h, dir) = start("helm").await;
     let chart = dir.join("demo").display().to_string();

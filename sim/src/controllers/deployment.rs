@@ -1,22 +1,28 @@
 //! The simulated Deployment controller: a background task that notices
 //! generation changes of Deployments (from the store's event stream),
-//! starts a rollout plan for each, and on every tick writes the plan's
-//! status through the write pipeline's status update (so resourceVersion
-//! bumps and MODIFIED events happen as with a real controller). It also
-//! keeps the template-change and concurrent-rollout statistics.
+//! starts a rollout plan for each, and writes the plan's status through the
+//! write pipeline's status update (so resourceVersion bumps and MODIFIED
+//! events happen as with a real controller) exactly when the plan says the
+//! status changes: it sleeps until the earliest next change of any tracked
+//! rollout (on a precise timer), not on a fixed tick. With each status change it brings the
+//! Deployment's ReplicaSets and Pods in line (`replica_sets`), and it keeps
+//! the template-change and concurrent-rollout statistics.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tokio::sync::broadcast::error::RecvError;
 
-use super::rollout::{self, RolloutPlan};
+use super::owners::{is_deleting, owner_refs};
+use super::replica_sets::{self, Defs, REVISION_ANNOTATION, Rollout, Workload};
+use super::rollout::{self, PodCounts, RolloutPlan};
+use super::timer::PreciseTimer;
 use crate::error::GroupResource;
 use crate::state::SimState;
-use crate::store::{EventType, ObjectKey};
-use crate::util::{metadata_str, now_ms};
+use crate::store::{EventType, ObjectKey, StoredEvent};
+use crate::util::{metadata_mut, metadata_str, now_ms};
 use crate::write::{self, WriteOptions};
 
 /// Per-Deployment annotation: rollout duration in milliseconds.
@@ -24,22 +30,25 @@ pub const ROLLOUT_MS_ANNOTATION: &str = "sim.gisops.io/rollout-ms";
 /// Per-Deployment annotation: new pods never become available.
 pub const FAIL_ANNOTATION: &str = "sim.gisops.io/fail";
 
-/// How often rollouts advance: fine enough that statuses change in small
-/// steps even for rollouts of a few hundred milliseconds.
-const TICK: Duration = Duration::from_millis(20);
-
 /// What the controller remembers of one Deployment.
 struct TrackedDeployment {
     /// The generation the plan is for.
     generation: i64,
     plan: RolloutPlan,
+    /// The plan's ReplicaSets (`None`: none are made for this Deployment).
+    workload: Option<Workload>,
+    /// The pod counts its ReplicaSets and Pods were last brought to.
+    applied: Option<PodCounts>,
+    /// Someone else changed its ReplicaSets or Pods: look again even if the
+    /// counts did not change.
+    stale: bool,
     /// The plan still writes statuses.
     active: bool,
     /// The plan rolls pods (counts towards `rolling_now`).
     rolling: bool,
+    /// When the controller next looks at it (its entry in the timers).
+    due: Option<u64>,
 }
-
-type Tracked = HashMap<ObjectKey, TrackedDeployment>;
 
 fn key_of(deployment: &Value) -> ObjectKey {
     let field = |key: &str| metadata_str(deployment, key).unwrap_or("").to_string();
@@ -86,90 +95,376 @@ pub fn rolled_out_status(deployment: &Value, now_ms: u64) -> Value {
     rollout::status_at(deployment, &plan, now_ms)
 }
 
+/// Now in microseconds since the Unix epoch (the timers' precision).
+fn now_us() -> i128 {
+    jiff::Timestamp::now().as_microsecond() as i128
+}
+
 /// Runs the controller until shutdown.
 pub async fn run(sim: Arc<SimState>) {
     let mut events = sim.store.lock().subscribe();
-    let mut tracked = Tracked::new();
-    rescan(&sim, &mut tracked);
+    let mut controller =
+        Controller { sim: sim.clone(), tracked: HashMap::new(), timers: BTreeSet::new() };
+    controller.rescan();
     let mut shutdown = sim.shutdown.clone();
-    let mut ticker = tokio::time::interval(TICK);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let timer = PreciseTimer::new();
     loop {
+        timer.set(controller.next_wake());
         tokio::select! {
             received = events.recv() => match received {
-                Ok(event) => {
-                    if event.gr != deployments() {
-                        continue;
-                    }
-                    if event.etype == EventType::Deleted {
-                        tracked.remove(&(event.namespace.clone(), event.name.clone()));
-                        update_rolling(&sim, &tracked);
-                        continue;
-                    }
-                    observe(&sim, &mut tracked, &event.object, event.etype == EventType::Modified);
-                }
+                Ok(event) => controller.on_event(&event),
                 Err(RecvError::Lagged(_)) => {
                     // Events were missed: start over from the stored state.
                     events = sim.store.lock().subscribe();
-                    rescan(&sim, &mut tracked);
+                    controller.rescan();
                 }
                 Err(RecvError::Closed) => return,
             },
-            _ = ticker.tick() => tick(&sim, &mut tracked),
+            () = timer.fired() => controller.fire_due(),
             _ = shutdown.changed() => return,
         }
     }
 }
 
-/// Brings the tracked set in line with the stored Deployments.
-fn rescan(sim: &SimState, tracked: &mut Tracked) {
-    let all = sim.store.lock().list(&deployments(), None);
-    tracked.retain(|key, _| all.iter().any(|deployment| key_of(deployment) == *key));
-    for deployment in all {
-        observe(sim, tracked, &deployment, false);
-    }
+struct Controller {
+    sim: Arc<SimState>,
+    tracked: HashMap<ObjectKey, TrackedDeployment>,
+    /// (due time in ms since the epoch, Deployment): when each active plan's
+    /// status next changes.
+    timers: BTreeSet<(u64, ObjectKey)>,
 }
 
-/// Starts a plan for a Deployment whose generation changed (`modified`: by
-/// an update, which counts as a template change in the stats).
-fn observe(sim: &SimState, tracked: &mut Tracked, deployment: &Value, modified: bool) {
-    let key = key_of(deployment);
-    let generation = generation_of(deployment);
-    let observed =
-        deployment.pointer("/status/observedGeneration").and_then(Value::as_i64).unwrap_or(0);
-    let previous = tracked.get(&key);
-    match previous {
-        Some(known) if known.generation == generation => return,
-        None if observed >= generation => {
-            // Settled (e.g. the generated fleet): remember a finished plan so
-            // that a later change knows which template the pods run.
-            let plan = rollout::begin(deployment, None, 0, 0, false);
-            let settled = TrackedDeployment { generation, plan, active: false, rolling: false };
-            tracked.insert(key, settled);
+impl Controller {
+    /// When the earliest timer is due, on the monotonic clock.
+    fn next_wake(&self) -> Option<Instant> {
+        let (due_ms, _) = self.timers.first()?;
+        let wait_us = (i128::from(*due_ms) * 1000 - now_us()).max(0);
+        let wait = Duration::from_micros(u64::try_from(wait_us).unwrap_or(0));
+        Some(Instant::now() + wait)
+    }
+
+    /// Syncs every Deployment whose timer is due.
+    fn fire_due(&mut self) {
+        let now = now_ms();
+        while let Some((due, key)) = self.timers.first().cloned() {
+            if due > now {
+                break;
+            }
+            self.timers.remove(&(due, key.clone()));
+            if let Some(known) = self.tracked.get_mut(&key) {
+                known.due = None;
+            }
+            self.sync(&key, now, Some(due));
+        }
+    }
+
+    fn schedule(&mut self, key: &ObjectKey, at: Option<u64>) {
+        let Some(known) = self.tracked.get_mut(key) else {
+            return;
+        };
+        if let Some(old) = known.due.take() {
+            self.timers.remove(&(old, key.clone()));
+        }
+        if let Some(at) = at {
+            known.due = Some(at);
+            self.timers.insert((at, key.clone()));
+        }
+    }
+
+    fn untrack(&mut self, key: &ObjectKey) {
+        self.schedule(key, None);
+        self.tracked.remove(key);
+        self.update_rolling();
+    }
+
+    fn on_event(&mut self, event: &StoredEvent) {
+        if event.gr == deployments() {
+            let key = (event.namespace.clone(), event.name.clone());
+            if event.etype == EventType::Deleted {
+                self.untrack(&key);
+            } else {
+                self.observe(
+                    &event.object,
+                    event.prev.as_deref(),
+                    event.etype == EventType::Modified,
+                );
+            }
             return;
         }
-        _ => {}
+        // Someone else removed (or started removing) a ReplicaSet or Pod of
+        // a rolling Deployment: bring its objects back in line.
+        let replaced = event.etype == EventType::Deleted
+            || (is_deleting(&event.object)
+                && event.prev.as_deref().is_some_and(|prev| !is_deleting(prev)));
+        if !replaced {
+            return;
+        }
+        let owner = if event.gr == GroupResource::new("apps", "replicasets") {
+            controller_name(&event.object, "Deployment")
+        } else if event.gr == GroupResource::new("", "pods") {
+            controller_name(&event.object, "ReplicaSet").and_then(|replica_set| {
+                let store = self.sim.store.lock();
+                let rs = store.get(
+                    &GroupResource::new("apps", "replicasets"),
+                    &event.namespace,
+                    &replica_set,
+                )?;
+                controller_name(&rs, "Deployment")
+            })
+        } else {
+            None
+        };
+        let Some(name) = owner else {
+            return;
+        };
+        let key = (event.namespace.clone(), name);
+        let Some(known) = self.tracked.get_mut(&key) else {
+            return;
+        };
+        let now = now_ms();
+        if known.workload.is_none() && self.sim.config.workload_objects {
+            // A Deployment found settled (the generated fleet): its objects
+            // are its plan's final state.
+            let mut store = self.sim.store.lock();
+            if let (Some(defs), Some(deployment)) =
+                (Defs::lookup(&store), store.get(&deployments(), &key.0, &key.1))
+            {
+                let workload = replica_sets::begin(
+                    &self.sim,
+                    &mut store,
+                    &defs,
+                    &deployment,
+                    &known.plan,
+                    None,
+                );
+                known.workload = Some(workload);
+                known.applied = Some(known.plan.counts_at(now));
+            }
+        }
+        if known.workload.is_some() {
+            known.stale = true;
+            self.schedule(&key, Some(now));
+        }
     }
-    let (duration, fail) = rollout_knobs(sim, deployment);
-    let plan =
-        rollout::begin(deployment, previous.map(|known| &known.plan), now_ms(), duration, fail);
-    if plan.template_changed && modified && previous.is_some() {
-        sim.with_stats(|stats| {
-            *stats.template_changes.entry(format!("{}/{}", key.0, key.1)).or_insert(0) += 1;
+
+    /// Brings the tracked set in line with the stored Deployments.
+    fn rescan(&mut self) {
+        let all = self.sim.store.lock().list(&deployments(), None);
+        let keys: Vec<ObjectKey> = self
+            .tracked
+            .keys()
+            .filter(|key| !all.iter().any(|deployment| key_of(deployment) == **key))
+            .cloned()
+            .collect();
+        for key in keys {
+            self.untrack(&key);
+        }
+        for deployment in all {
+            self.observe(&deployment, None, false);
+        }
+    }
+
+    /// Starts a plan for a Deployment whose generation changed (`modified`:
+    /// by an update, which counts as a template change in the stats;
+    /// `previous`: the object before the change, when known).
+    fn observe(&mut self, deployment: &Value, previous: Option<&Value>, modified: bool) {
+        let key = key_of(deployment);
+        let generation = generation_of(deployment);
+        if is_deleting(deployment) {
+            // Being deleted (in the foreground, or held by finalizers): the
+            // controller only reports; the garbage collector removes the
+            // ReplicaSets.
+            if self.tracked.get(&key).is_some_and(|known| known.active) {
+                self.schedule(&key, None);
+                if let Some(known) = self.tracked.get_mut(&key) {
+                    known.active = false;
+                }
+                self.update_rolling();
+            }
+            return;
+        }
+        let observed =
+            deployment.pointer("/status/observedGeneration").and_then(Value::as_i64).unwrap_or(0);
+        let previous_plan = self.tracked.get(&key);
+        match previous_plan {
+            Some(known) if known.generation == generation => return,
+            None if observed >= generation => {
+                // Settled (e.g. the generated fleet): remember a finished plan
+                // so that a later change knows which template the pods run.
+                let plan = rollout::begin(deployment, None, 0, 0, false);
+                let settled = TrackedDeployment {
+                    generation,
+                    plan,
+                    workload: None,
+                    applied: None,
+                    stale: false,
+                    active: false,
+                    rolling: false,
+                    due: None,
+                };
+                self.tracked.insert(key, settled);
+                return;
+            }
+            _ => {}
+        }
+        let (duration, fail) = rollout_knobs(&self.sim, deployment);
+        let now = now_ms();
+        let plan =
+            rollout::begin(deployment, previous_plan.map(|known| &known.plan), now, duration, fail);
+        let had_plan = previous_plan.is_some();
+        if plan.template_changed && modified && had_plan {
+            self.sim.with_stats(|stats| {
+                *stats.template_changes.entry(format!("{}/{}", key.0, key.1)).or_insert(0) += 1;
+            });
+        }
+        let workload = if self.sim.config.workload_objects {
+            let mut store = self.sim.store.lock();
+            Defs::lookup(&store).map(|defs| {
+                replica_sets::begin(&self.sim, &mut store, &defs, deployment, &plan, previous)
+            })
+        } else {
+            None
+        };
+        let rolling = plan.template_changed && !plan.paused;
+        self.schedule(&key, None);
+        self.tracked.insert(
+            key.clone(),
+            TrackedDeployment {
+                generation,
+                plan,
+                workload,
+                applied: None,
+                stale: false,
+                active: true,
+                rolling,
+                due: None,
+            },
+        );
+        self.update_rolling();
+        // The new status (and the first scaling) happens now, not on a tick.
+        self.sync(&key, now, None);
+    }
+
+    /// Publishes how many rollouts are in progress (and the peak).
+    fn update_rolling(&self) {
+        let rolling =
+            self.tracked.values().filter(|known| known.active && known.rolling).count() as u64;
+        self.sim.with_stats(|stats| {
+            stats.rolling_now = rolling;
+            stats.peak_rolling = stats.peak_rolling.max(rolling);
         });
     }
-    let rolling = plan.template_changed && !plan.paused;
-    tracked.insert(key, TrackedDeployment { generation, plan, active: true, rolling });
-    update_rolling(sim, tracked);
+
+    /// Writes the Deployment's status at `now`, then brings its ReplicaSets
+    /// and Pods in line, and sets its timer to the plan's next change. A
+    /// status change that was `due` (ms) is recorded with its delay.
+    fn sync(&mut self, key: &ObjectKey, now: u64, due: Option<u64>) {
+        let sim = self.sim.clone();
+        let mut store = sim.store.lock();
+        let Some(deployment) = store.get(&deployments(), &key.0, &key.1) else {
+            drop(store);
+            self.untrack(key);
+            return;
+        };
+        let Some(def) = store.registry.get("apps", "v1", "deployments") else {
+            return;
+        };
+        let Some(known) = self.tracked.get_mut(key) else {
+            return;
+        };
+        if generation_of(&deployment) != known.generation || is_deleting(&deployment) {
+            return;
+        }
+        let status = rollout::status_at(&deployment, &known.plan, now);
+        let done = known.active
+            && (rollout::is_complete(&status, &deployment)
+                || (known.plan.fail && deadline_exceeded(&status))
+                || (known.plan.paused && now > known.plan.started_at_ms));
+        let mut updated = (*deployment).clone();
+        if let Some(fields) = updated.as_object_mut() {
+            fields.insert("status".into(), status);
+        }
+        // The controller writes the revision of the new ReplicaSet with the
+        // status (the status strategy keeps annotations).
+        if let Some(workload) = &known.workload
+            && workload.revision > 0
+            && let Some(metadata) = metadata_mut(&mut updated)
+        {
+            let annotations =
+                metadata.entry("annotations").or_insert_with(|| serde_json::json!({}));
+            if let Some(annotations) = annotations.as_object_mut() {
+                annotations
+                    .insert(REVISION_ANNOTATION.into(), workload.revision.to_string().into());
+            }
+        }
+        let active = known.active && !done;
+        let next = if active { rollout::next_change_after(&known.plan, now) } else { None };
+        // A finished plan's status is settled: only its objects are looked
+        // at again (when someone else changed them).
+        let changed = (known.active || done) && updated != *deployment;
+        if done {
+            // Counted before the final status is visible, so that whoever
+            // sees a finished rollout also sees it gone from `rolling_now`.
+            known.active = false;
+            self.update_rolling();
+        }
+        let Some(known) = self.tracked.get_mut(key) else {
+            return;
+        };
+        // The status goes first: it is what was due. The ReplicaSets and Pods
+        // follow under the same lock, so no request sees one without the
+        // other.
+        let mut current = deployment.clone();
+        if changed {
+            let options = WriteOptions {
+                subresource: Some("status"),
+                ..WriteOptions::internal("kube-controller-manager")
+            };
+            match write::update(&mut store, &def, &deployment, updated, &options) {
+                Ok(stored) => {
+                    current = Arc::new(stored);
+                    if let Some(due) = due {
+                        let late_us = u64::try_from(now_us() - i128::from(due) * 1000).unwrap_or(0);
+                        sim.with_stats(|stats| stats.status_delays.record(late_us));
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(error = %error, deployment = %format!("{}/{}", key.0, key.1), "status update failed");
+                }
+            }
+        }
+        let counts = known.plan.counts_at(now);
+        if let Some(workload) = &known.workload
+            && (known.stale || known.applied != Some(counts))
+            && let Some(defs) = Defs::lookup(&store)
+        {
+            // A plan's first step starts from the pods it began with.
+            let previous = known.applied.or(Some(known.plan.from));
+            let rollout = Rollout {
+                sim: &sim,
+                defs: &defs,
+                deployment: &current,
+                plan: &known.plan,
+                workload,
+            };
+            replica_sets::reconcile(&rollout, &mut store, previous, counts);
+            known.applied = Some(counts);
+            known.stale = false;
+            if !known.active {
+                replica_sets::clean_up_history(&mut store, &defs, &current, workload);
+            }
+        }
+        drop(store);
+        self.schedule(key, next);
+    }
 }
 
-/// Publishes how many rollouts are in progress (and the peak).
-fn update_rolling(sim: &SimState, tracked: &Tracked) {
-    let rolling = tracked.values().filter(|known| known.active && known.rolling).count() as u64;
-    sim.with_stats(|stats| {
-        stats.rolling_now = rolling;
-        stats.peak_rolling = stats.peak_rolling.max(rolling);
-    });
+/// The name of an object's controller of `kind`, from its owner references.
+fn controller_name(object: &Value, kind: &str) -> Option<String> {
+    owner_refs(object)
+        .into_iter()
+        .find(|reference| reference.controller && reference.kind == kind)
+        .map(|reference| reference.name)
 }
 
 fn deadline_exceeded(status: &Value) -> bool {
@@ -180,74 +475,4 @@ fn deadline_exceeded(status: &Value) -> bool {
                     == Some("ProgressDeadlineExceeded")
         })
     })
-}
-
-/// Writes the current status of every active plan.
-fn tick(sim: &SimState, tracked: &mut Tracked) {
-    let now = now_ms();
-    let gr = deployments();
-    let def = sim.store.lock().registry.get("apps", "v1", "deployments");
-    let Some(def) = def else {
-        return;
-    };
-    let keys: Vec<ObjectKey> =
-        tracked.iter().filter(|(_, known)| known.active).map(|(key, _)| key.clone()).collect();
-    for key in keys {
-        let Some(deployment) = sim.store.lock().get(&gr, &key.0, &key.1) else {
-            if let Some(known) = tracked.get_mut(&key) {
-                known.active = false;
-            }
-            update_rolling(sim, tracked);
-            continue;
-        };
-        let Some(known) = tracked.get_mut(&key) else {
-            continue;
-        };
-        if generation_of(&deployment) != known.generation {
-            continue;
-        }
-        let status = rollout::status_at(&deployment, &known.plan, now);
-        let done = rollout::is_complete(&status, &deployment)
-            || (known.plan.fail && deadline_exceeded(&status))
-            || (known.plan.paused && now > known.plan.started_at_ms);
-        if done {
-            // Counted before the final status is visible, so that whoever
-            // sees a finished rollout also sees it gone from `rolling_now`.
-            known.active = false;
-            update_rolling(sim, tracked);
-        }
-        if deployment.get("status") == Some(&status) {
-            continue;
-        }
-        let mut updated = (*deployment).clone();
-        if let Some(fields) = updated.as_object_mut() {
-            fields.insert("status".into(), status);
-        }
-        let options = WriteOptions {
-            subresource: Some("status"),
-            ..WriteOptions::internal("kube-controller-manager")
-        };
-        let mut store = sim.store.lock();
-        // Re-read under the lock: a request may have changed it meanwhile.
-        match store.get(&gr, &key.0, &key.1) {
-            Some(current)
-                if current.pointer("/metadata/resourceVersion")
-                    == deployment.pointer("/metadata/resourceVersion") =>
-            {
-                if let Err(error) = write::update(&mut store, &def, &current, updated, &options) {
-                    tracing::warn!(error = %error, deployment = %format!("{}/{}", key.0, key.1), "status update failed");
-                }
-            }
-            _ => {
-                // Changed since: the next tick recomputes from the new state.
-                drop(store);
-                if let Some(known) = tracked.get_mut(&key)
-                    && done
-                {
-                    known.active = true;
-                    update_rolling(sim, tracked);
-                }
-            }
-        }
-    }
 }

@@ -1,22 +1,62 @@
 //! The background controllers of the simulated cluster: tasks that watch
 //! the store and write through the write pipeline, as the real
-//! kube-controller-manager does through the API. Today the Deployment
-//! controller (`deployment`, its rollout model in `rollout`) and the
-//! ServiceAccount controller (`service_accounts`); garbage
-//! collection and ReplicaSet/Pod controllers belong beside it.
+//! kube-controller-manager and apiextensions-apiserver do through the API.
+//!
+//! - `deployment`: the Deployment controller, its rollout model in
+//!   `rollout`, and the ReplicaSets and Pods derived from it in
+//!   `replica_sets` (as the ReplicaSet controller and kubelet would write
+//!   them).
+//! - `garbage_collector`: owner references, with background, foreground
+//!   and orphan propagation.
+//! - `namespaces`: a deleted namespace's contents, then the namespace.
+//! - `crd_cleanup`: a deleted CRD's custom resources, then the CRD.
+//!
+//! - `service_accounts`: each namespace's `default` ServiceAccount.
+//!
+//! `owners` holds the owner-reference helpers they share; `timer` the
+//! Deployment controller's precise timer.
 
+mod crd_cleanup;
 mod deployment;
+mod garbage_collector;
+mod namespaces;
+mod owners;
+mod replica_sets;
 mod rollout;
 mod service_accounts;
+mod timer;
 
 use std::sync::Arc;
 
 use crate::state::SimState;
+use crate::store::StoreInner;
 
 pub use deployment::{FAIL_ANNOTATION, rolled_out_status};
 pub use service_accounts::default_service_account;
+pub use replica_sets::REVISION_ANNOTATION;
 
-/// Runs every controller until shutdown.
+/// Runs every controller until shutdown, each as a task of its own (so
+/// that the Deployment controller's timer never waits behind another
+/// controller's work).
 pub async fn run(sim: Arc<SimState>) {
-    tokio::join!(deployment::run(sim.clone()), service_accounts::run(sim));
+    let tasks = [
+        tokio::spawn(deployment::run(sim.clone())),
+        tokio::spawn(garbage_collector::run(sim.clone())),
+        tokio::spawn(namespaces::run(sim.clone())),
+        tokio::spawn(crd_cleanup::run(sim.clone())),
+        tokio::spawn(service_accounts::run(sim)),
+    ];
+    for task in tasks {
+        if let Err(error) = task.await {
+            tracing::error!(error = %error, "a simulated controller failed");
+        }
+    }
+}
+
+/// Creates the ReplicaSet and ready Pods of a Deployment created rolled out
+/// (the generated fleet), as if the controllers had long finished.
+pub fn materialize_settled(sim: &SimState, store: &mut StoreInner, deployment: &serde_json::Value) {
+    if let Some(defs) = replica_sets::Defs::lookup(store) {
+        replica_sets::materialize_settled(sim, store, &defs, deployment);
+    }
 }

@@ -69,6 +69,130 @@ pub fn field_set(object: &Value, lists: &dyn Fn(&[String]) -> ListType, scope: S
     out
 }
 
+/// What an update changes, as [`field_set`]s of both sides would say
+/// (`changed`: paths `new` sets to another value, and list elements it adds;
+/// `removed`: paths `old` sets and `new` does not), found by walking only
+/// the subtrees in which the two differ.
+pub fn changed_fields(
+    old: &Value,
+    new: &Value,
+    lists: &dyn Fn(&[String]) -> ListType,
+    scope: Scope,
+) -> (FieldSet, FieldSet) {
+    let mut diff = Diff {
+        old,
+        new,
+        path: Vec::new(),
+        names: Vec::new(),
+        lists,
+        changed: FieldSet::new(),
+        removed: FieldSet::new(),
+    };
+    let empty = Map::new();
+    let old_fields = old.as_object().unwrap_or(&empty);
+    let new_fields = new.as_object().unwrap_or(&empty);
+    let keys: BTreeSet<&String> = old_fields.keys().chain(new_fields.keys()).collect();
+    for key in keys {
+        match (key.as_str(), scope) {
+            ("apiVersion" | "kind", _) => continue,
+            ("status", Scope::NoStatus) => continue,
+            ("status", _) => {}
+            (_, Scope::StatusOnly) => continue,
+            _ => {}
+        }
+        let (before, after) = (old_fields.get(key), new_fields.get(key));
+        if key == "metadata" {
+            // System metadata is nobody's; the rest as any other fields.
+            let before = before.and_then(Value::as_object).unwrap_or(&empty);
+            let after = after.and_then(Value::as_object).unwrap_or(&empty);
+            let names: BTreeSet<&String> = before
+                .keys()
+                .chain(after.keys())
+                .filter(|name| !SYSTEM_METADATA.contains(&name.as_str()))
+                .collect();
+            for name in names {
+                diff.enter(key, |diff| {
+                    diff.enter(name, |diff| diff.node(before.get(name), after.get(name)))
+                });
+            }
+            continue;
+        }
+        diff.enter(key, |diff| diff.node(before, after));
+    }
+    (diff.changed, diff.removed)
+}
+
+/// The walk behind [`changed_fields`].
+struct Diff<'a> {
+    old: &'a Value,
+    new: &'a Value,
+    path: FieldPath,
+    names: Vec<String>,
+    lists: &'a dyn Fn(&[String]) -> ListType,
+    changed: FieldSet,
+    removed: FieldSet,
+}
+
+impl Diff<'_> {
+    fn enter(&mut self, key: &str, visit: impl FnOnce(&mut Self)) {
+        self.path.push(format!("f:{key}"));
+        self.names.push(key.to_string());
+        visit(self);
+        self.path.pop();
+        self.names.pop();
+    }
+
+    /// The paths under the current one, as [`field_set`] finds them.
+    fn paths(&self, value: Option<&Value>) -> FieldSet {
+        let mut out = FieldSet::new();
+        if let Some(value) = value {
+            let mut walker = Walker {
+                path: self.path.clone(),
+                names: self.names.clone(),
+                lists: self.lists,
+                out: &mut out,
+            };
+            walker.value(value);
+        }
+        out
+    }
+
+    fn node(&mut self, before: Option<&Value>, after: Option<&Value>) {
+        if before == after {
+            return;
+        }
+        if let (Some(Value::Object(before)), Some(Value::Object(after))) = (before, after)
+            && !before.is_empty()
+            && !after.is_empty()
+        {
+            let keys: BTreeSet<&String> = before.keys().chain(after.keys()).collect();
+            for key in keys {
+                self.enter(key, |diff| diff.node(before.get(key), after.get(key)));
+            }
+            return;
+        }
+        let old_paths = self.paths(before);
+        let new_paths = self.paths(after);
+        for path in &new_paths {
+            let changed = if is_list_element(path) {
+                !old_paths.contains(path)
+            } else {
+                get_at(self.old, path) != get_at(self.new, path)
+            };
+            if changed {
+                self.changed.insert(path.clone());
+            }
+        }
+        self.removed.extend(old_paths.difference(&new_paths).cloned());
+    }
+}
+
+/// Whether a path ends at a list element (`k:` or `v:`), whose presence,
+/// not value, is what is owned.
+pub fn is_list_element(path: &FieldPath) -> bool {
+    path.last().is_some_and(|segment| segment.starts_with("k:") || segment.starts_with("v:"))
+}
+
 /// The depth-first walk behind [`field_set`]: `path` in FieldsV1 notation,
 /// `names` the plain field names the list rules are looked up by.
 struct Walker<'a> {
@@ -169,6 +293,19 @@ pub fn to_fields_v1(set: &FieldSet) -> Value {
         node.own = true;
     }
     root.render()
+}
+
+/// Whether a `fieldsV1` object holds a path (as [`from_fields_v1`] would
+/// find it: a leaf, or a node marked with `"."`).
+pub fn fields_v1_contains(fields_v1: &Value, path: &[String]) -> bool {
+    let mut node = fields_v1;
+    for segment in path {
+        match node.get(segment) {
+            Some(child) => node = child,
+            None => return false,
+        }
+    }
+    node.as_object().is_some_and(|children| children.is_empty() || children.contains_key("."))
 }
 
 /// Parses a `fieldsV1` object.

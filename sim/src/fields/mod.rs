@@ -17,8 +17,11 @@ use crate::registry::ResourceDef;
 
 pub use apply::apply;
 pub use field_set::Scope;
-use field_set::{FieldPath, FieldSet, field_set, get_at};
-use managed::{ManagedFieldsEntry, read_entries, write_entries};
+use field_set::{FieldSet, changed_fields, field_set, is_list_element};
+use managed::{
+    ManagedFieldsEntry, parse_entry, raw_entries, raw_entry_is, raw_entry_owns_any, read_entries,
+    render_entry, write_entries, write_raw_entries,
+};
 
 /// How the lists of a resource merge, by field-name path.
 pub type ListRules<'a> = Box<dyn Fn(&[String]) -> ListType + 'a>;
@@ -73,55 +76,73 @@ impl<'a> OwnershipContext<'a> {
     }
 }
 
-/// Whether a path ends at a list element (`k:` or `v:`), whose presence,
-/// not value, is what is owned.
-fn is_list_element(path: &FieldPath) -> bool {
-    path.last().is_some_and(|segment| segment.starts_with("k:") || segment.starts_with("v:"))
-}
-
 /// Records an Update operation that turned `old` into `new`: the manager
-/// takes every field it changed, others lose them.
+/// takes every field it changed, others lose them. Entries the change does
+/// not touch are kept as stored (they are canonical: this module wrote
+/// them, or [`canonicalize`] did).
 pub fn track_update(old: Option<&Value>, new: &mut Value, context: &OwnershipContext<'_>) {
-    let mut entries = old.map(read_entries).unwrap_or_default();
-    let new_fields = field_set(new, &*context.lists, context.scope);
-    let old_fields =
-        old.map(|old| field_set(old, &*context.lists, context.scope)).unwrap_or_default();
-    let changed: FieldSet = new_fields
-        .iter()
-        .filter(|path| match old {
-            None => true,
-            Some(_) if is_list_element(path) => !old_fields.contains(*path),
-            Some(old) => get_at(old, path) != get_at(new, path),
-        })
-        .cloned()
-        .collect();
-    let removed: FieldSet = old_fields.difference(&new_fields).cloned().collect();
+    let stored = old.map(raw_entries).unwrap_or_default();
+    let (changed, removed) = match old {
+        None => (field_set(new, &*context.lists, context.scope), FieldSet::new()),
+        Some(old) => changed_fields(old, new, &*context.lists, context.scope),
+    };
     if changed.is_empty() && removed.is_empty() {
-        write_entries(new, &entries);
+        write_raw_entries(new, stored);
         return;
     }
     let subresource = context.subresource.as_deref();
     let mut found = false;
-    for entry in entries.iter_mut() {
-        if entry.is(&context.manager, "Update", subresource) {
+    let mut entries = Vec::with_capacity(stored.len() + 1);
+    for raw in stored {
+        if raw_entry_is(&raw, &context.manager, "Update", subresource) {
             found = true;
+            // Fields it owns already, none of them gone: only the entry's
+            // time and apiVersion change.
+            if changed.iter().all(|path| raw_entry_owns_any(&raw, [path]))
+                && !raw_entry_owns_any(&raw, &removed)
+            {
+                let mut raw = raw;
+                if let Some(fields) = raw.as_object_mut() {
+                    fields.insert("time".into(), Value::String(context.now.clone()));
+                    fields.insert("apiVersion".into(), Value::String(context.api_version.clone()));
+                }
+                entries.push(raw);
+                continue;
+            }
+            let mut entry = parse_entry(&raw);
             entry.fields.extend(changed.iter().cloned());
             entry.fields.retain(|path| !removed.contains(path));
             entry.time = context.now.clone();
             entry.api_version = context.api_version.clone();
-        } else {
+            if !entry.fields.is_empty() {
+                entries.push(render_entry(&entry));
+            }
+        } else if raw_entry_owns_any(&raw, changed.iter().chain(&removed)) {
+            let mut entry = parse_entry(&raw);
             entry.fields.retain(|path| !changed.contains(path) && !removed.contains(path));
+            if !entry.fields.is_empty() {
+                entries.push(render_entry(&entry));
+            }
+        } else {
+            entries.push(raw);
         }
     }
-    if !found {
-        entries.push(ManagedFieldsEntry {
+    if !found && !changed.is_empty() {
+        entries.push(render_entry(&ManagedFieldsEntry {
             manager: context.manager.clone(),
             operation: "Update".into(),
             api_version: context.api_version.clone(),
             time: context.now.clone(),
             subresource: context.subresource.clone(),
             fields: changed,
-        });
+        }));
     }
-    write_entries(new, &entries);
+    write_raw_entries(new, entries);
+}
+
+/// Rewrites an object's `managedFields` in canonical form (as a client may
+/// send them otherwise).
+pub fn canonicalize(object: &mut Value) {
+    let entries = read_entries(object);
+    write_entries(object, &entries);
 }

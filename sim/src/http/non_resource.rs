@@ -11,9 +11,9 @@ use serde_json::{Value, json};
 
 use super::openapi;
 use super::response::{error_response, json_response, not_found_text, with_cache_control};
-use crate::FaultConfig;
 use crate::error::ApiError;
 use crate::state::SimState;
+use crate::{FaultConfig, FaultMix};
 
 /// `/version`, as a v1.32 server reports it.
 pub async fn version() -> Response {
@@ -44,16 +44,29 @@ pub async fn stats(State(sim): State<Arc<SimState>>) -> Response {
     json_response(StatusCode::OK, &serde_json::to_value(stats).unwrap_or(Value::Null))
 }
 
-/// `GET /sim/v1/faults`.
-pub async fn faults(State(sim): State<Arc<SimState>>) -> Response {
-    json_response(StatusCode::OK, &serde_json::to_value(sim.faults()).unwrap_or(Value::Null))
+/// The fault knobs as `/sim/v1/faults` serves and takes them: the fields of
+/// [`FaultConfig`] and [`FaultMix`] in one object (a body with only the
+/// former, as before the mix existed, leaves the mix at its defaults).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Faults {
+    #[serde(flatten)]
+    config: FaultConfig,
+    #[serde(flatten)]
+    mix: FaultMix,
 }
 
-/// `POST /sim/v1/faults`: replaces the fault configuration.
+/// `GET /sim/v1/faults`.
+pub async fn faults(State(sim): State<Arc<SimState>>) -> Response {
+    let faults = Faults { config: sim.faults(), mix: sim.fault_mix() };
+    json_response(StatusCode::OK, &serde_json::to_value(faults).unwrap_or(Value::Null))
+}
+
+/// `POST /sim/v1/faults`: replaces the fault configuration and mix.
 pub async fn set_faults(State(sim): State<Arc<SimState>>, body: axum::body::Bytes) -> Response {
-    match serde_json::from_slice::<FaultConfig>(&body) {
+    match serde_json::from_slice::<Faults>(&body) {
         Ok(faults) => {
-            sim.set_faults(faults.clone());
+            sim.set_faults(faults.config.clone());
+            sim.set_fault_mix(faults.mix.clone());
             json_response(StatusCode::OK, &serde_json::to_value(faults).unwrap_or(Value::Null))
         }
         Err(error) => {

@@ -39,12 +39,39 @@ pub fn with_warnings(mut response: Response, warnings: &[String]) -> Response {
     response
 }
 
-/// The `Status` response of an error.
+/// The `Status` response of an error (with `Retry-After` when its details
+/// carry `retryAfterSeconds`, as the real server's response writer adds).
 pub fn error_response(error: &ApiError) -> Response {
-    json_response(
+    let mut response = json_response(
         StatusCode::from_u16(error.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
         &error.to_status(),
-    )
+    );
+    let retry_after = error
+        .details
+        .as_ref()
+        .and_then(|details| details.get("retryAfterSeconds"))
+        .and_then(serde_json::Value::as_u64)
+        .filter(|seconds| *seconds > 0);
+    if let Some(seconds) = retry_after
+        && let Ok(value) = HeaderValue::from_str(&seconds.to_string())
+    {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
+}
+
+/// The 429 of the server's priority and fairness (and max-in-flight)
+/// filters: a plain-text body and `Retry-After`.
+pub fn too_many_requests(retry_after_seconds: u64) -> Response {
+    let mut response = Response::new(Body::from("Too many requests, please try again later.\n"));
+    *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    headers.insert("X-Content-Type-Options", HeaderValue::from_static("nosniff"));
+    if let Ok(value) = HeaderValue::from_str(&retry_after_seconds.to_string()) {
+        headers.insert(header::RETRY_AFTER, value);
+    }
+    response
 }
 
 /// The plain-text 404 the real server answers for a path it does not

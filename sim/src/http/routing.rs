@@ -77,27 +77,21 @@ pub async fn handle(State(sim): State<Arc<SimState>>, request: Request) -> Respo
     // Resolved in a statement of its own, so that the store lock is released
     // before the handler takes it.
     let target = Target::resolve(&sim.store.lock().registry, group, version, resource_path);
-    let result = target
-        .and_then(|target| {
-            let verb = Verb::of(&parts.method, &target, &query)?;
-            let representation = Representation::accepted(&parts.headers);
-            Ok(ResourceRequest {
-                target,
-                verb,
-                query,
-                headers: parts.headers,
-                body,
-                representation,
-                user: parts
-                    .extensions
-                    .get::<UserInfo>()
-                    .cloned()
-                    .unwrap_or_else(UserInfo::anonymous),
-            })
+    let request = target.and_then(|target| {
+        let verb = Verb::of(&parts.method, &target, &query)?;
+        let representation = Representation::accepted(&parts.headers);
+        Ok(ResourceRequest {
+            target,
+            verb,
+            query,
+            headers: parts.headers,
+            body,
+            representation,
+            user: parts.extensions.get::<UserInfo>().cloned().unwrap_or_else(UserInfo::anonymous),
         })
-        .and_then(|request| handlers::serve(&sim, &request));
-    match result {
-        Ok(response) => response,
+    });
+    match request {
+        Ok(request) => handlers::serve(&sim, &request).await,
         Err(error) => error_response(&error),
     }
 }

@@ -51,6 +51,8 @@ pub fn create(
         String::new()
     };
     let mut name = metadata.get("name").and_then(Value::as_str).unwrap_or("").to_string();
+    // Admission sees the name before `generateName` fills it in.
+    let requested_name = name.clone();
     if name.is_empty() {
         let prefix = metadata.get("generateName").and_then(Value::as_str).unwrap_or("").to_string();
         if prefix.is_empty() {
@@ -97,7 +99,10 @@ pub fn create(
         metadata.remove("managedFields");
     }
     if def.namespaced {
-        check_namespace_accepts(store, def, &namespace, &name)?;
+        check_namespace_accepts(store, def, &namespace, &requested_name)?;
+    }
+    if def.is_custom() {
+        check_crd_accepts(store, def)?;
     }
     if store.get(&def.storage_gr(), &namespace, &name).is_some() {
         return Err(ApiError::already_exists(&def.gr(), &name));
@@ -134,15 +139,49 @@ fn check_namespace_accepts(
     let namespaces = GroupResource::new("", "namespaces");
     match store.get(&namespaces, "", namespace) {
         None => Err(ApiError::not_found(&namespaces, namespace)),
-        Some(found) if found.pointer("/metadata/deletionTimestamp").is_some() => {
-            Err(ApiError::forbidden(
-                &def.gr(),
-                name,
-                &format!(
-                    "unable to create new content in namespace {namespace} because it is being terminated"
-                ),
-            ))
+        Some(found)
+            if found.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating") =>
+        {
+            // The NamespaceLifecycle admission plugin's error, with its cause.
+            let why = format!(
+                "unable to create new content in namespace {namespace} because it is being terminated"
+            );
+            let gr = def.gr();
+            let mut error = if name.is_empty() {
+                ApiError {
+                    message: format!("{gr} is forbidden: {why}"),
+                    ..ApiError::forbidden(&gr, name, &why)
+                }
+            } else {
+                ApiError::forbidden(&gr, name, &why)
+            };
+            if let Some(details) = error.details.as_mut().and_then(Value::as_object_mut) {
+                details.insert(
+                    "causes".into(),
+                    json!([{
+                        "reason": "NamespaceTerminating",
+                        "message": format!("namespace {namespace} is being terminated"),
+                        "field": "metadata.namespace",
+                    }]),
+                );
+            }
+            Err(error)
         }
         Some(_) => Ok(()),
     }
+}
+
+/// Custom resources of a CRD being deleted cannot be created (the
+/// apiextensions handler's 405).
+fn check_crd_accepts(store: &StoreInner, def: &ResourceDef) -> Result<(), ApiError> {
+    let terminating = store
+        .defining_crd(def)
+        .is_some_and(|crd| crd.pointer("/metadata/deletionTimestamp").is_some());
+    if !terminating {
+        return Ok(());
+    }
+    Err(ApiError {
+        message: "create not allowed while custom resource definition is terminating".into(),
+        ..ApiError::method_not_allowed("create", &def.gr())
+    })
 }

@@ -20,7 +20,10 @@ use crate::util::{metadata_str, set_type_meta};
 
 pub use apply::apply;
 pub use create::create;
-pub use delete::{DeletePreconditions, delete};
+pub use delete::{
+    CRD_CLEANUP_FINALIZER, DeleteOptions, DeletePreconditions, FOREGROUND_FINALIZER,
+    ORPHAN_FINALIZER, Propagation, delete, finalizers_of, set_crd_condition,
+};
 pub use patch::patched;
 pub use update::update;
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
+use super::delete::finalizers_of;
 use super::{WriteOptions, sync_registry};
 use crate::error::{ApiError, Cause};
 use crate::fields::{self, OwnershipContext};
@@ -59,6 +60,21 @@ pub fn update(
     let mut new = if options.subresource == Some("status") {
         let mut new = (**old).clone();
         copy_field(incoming.get("status"), &mut new, "status");
+        if status_keeps_metadata(def) {
+            // Their status strategies reset only the spec (and a
+            // Deployment's labels): the controllers write annotations such
+            // as the revision with the status.
+            copy_field(incoming.get("metadata"), &mut new, "metadata");
+            if def.is("apps", "deployments") {
+                let labels = old.pointer("/metadata/labels").cloned();
+                if let Some(metadata) = metadata_mut(&mut new) {
+                    match labels {
+                        Some(labels) => metadata.insert("labels".into(), labels),
+                        None => metadata.remove("labels"),
+                    };
+                }
+            }
+        }
         new
     } else {
         let mut new = incoming;
@@ -72,6 +88,7 @@ pub fn update(
     }
     keep_system_metadata(old, &mut new);
     set_type_meta(&mut new, &def.storage_api_version(), &def.kind);
+    check_no_new_finalizers(def, old, &new)?;
     validation::admit(def, &mut new, Some(old), options.strict)?;
     if def.has_generation && def.spec_changed(old, &new) {
         let generation = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0);
@@ -95,6 +112,7 @@ pub fn update(
                 if let Some(metadata) = metadata_mut(&mut base) {
                     metadata.insert("managedFields".into(), managed_fields.clone());
                 }
+                fields::canonicalize(&mut base);
                 fields::track_update(Some(&base), &mut new, &ownership);
             }
             None => fields::track_update(Some(old), &mut new, &ownership),
@@ -112,17 +130,33 @@ pub fn update(
     if let Some(metadata) = metadata_mut(&mut new) {
         metadata.insert("resourceVersion".into(), json!(old_rv));
     }
-    let mut old_comparable = (**old).clone();
-    set_type_meta(&mut old_comparable, &def.storage_api_version(), &def.kind);
-    if new == old_comparable {
+    // Compared as stored with the storage type meta (a copy only when the
+    // stored object lacks it).
+    let storage_api_version = def.storage_api_version();
+    let stored_as_is = old.get("apiVersion").and_then(Value::as_str)
+        == Some(storage_api_version.as_str())
+        && old.get("kind").and_then(Value::as_str) == Some(def.kind.as_str());
+    let unchanged = if stored_as_is {
+        new == **old
+    } else {
+        let mut old_comparable = (**old).clone();
+        set_type_meta(&mut old_comparable, &storage_api_version, &def.kind);
+        new == old_comparable
+    };
+    if unchanged {
         // A no-op: nothing is committed and the resourceVersion stays.
         return Ok(def.to_served(old));
     }
     if options.dry_run {
         return Ok(new);
     }
-    let no_finalizers_left =
+    let mut no_finalizers_left =
         new.pointer("/metadata/finalizers").and_then(Value::as_array).is_none_or(Vec::is_empty);
+    if def.is("", "namespaces") {
+        // A namespace also waits for `spec.finalizers` (the namespace
+        // controller's), and goes only by a delete once they are empty.
+        no_finalizers_left = false;
+    }
     if new.pointer("/metadata/deletionTimestamp").is_some() && no_finalizers_left {
         let stored = store.commit(&def.storage_gr(), new, EventType::Deleted);
         sync_registry(store, def, &stored, true);
@@ -131,6 +165,46 @@ pub fn update(
     let stored = store.commit(&def.storage_gr(), new, EventType::Modified);
     sync_registry(store, def, &stored, false);
     Ok((*stored).clone())
+}
+
+/// Whether a status write of this resource keeps the metadata it carries
+/// (the real status strategies of Deployments and ReplicaSets reset only
+/// the spec; most others keep only the status).
+fn status_keeps_metadata(def: &ResourceDef) -> bool {
+    def.is("apps", "deployments") || def.is("apps", "replicasets")
+}
+
+/// An object being deleted takes no new finalizers (the real
+/// `ValidateNoNewFinalizers`, a 422 with its message).
+fn check_no_new_finalizers(def: &ResourceDef, old: &Value, new: &Value) -> Result<(), ApiError> {
+    if old.pointer("/metadata/deletionTimestamp").is_none() {
+        return Ok(());
+    }
+    let old_finalizers = finalizers_of(old);
+    let mut added: Vec<String> = finalizers_of(new)
+        .into_iter()
+        .filter(|finalizer| !old_finalizers.contains(finalizer))
+        .collect();
+    if added.is_empty() {
+        return Ok(());
+    }
+    added.sort();
+    added.dedup();
+    // Go's `%#v` of a string slice.
+    let quoted: Vec<String> = added.iter().map(|finalizer| format!("{finalizer:?}")).collect();
+    Err(ApiError::invalid(
+        &def.kind,
+        &def.group,
+        metadata_str(old, "name").unwrap_or(""),
+        &[Cause::new(
+            "FieldValueForbidden",
+            format!(
+                "Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers []string{{{}}}",
+                quoted.join(", ")
+            ),
+            "metadata.finalizers",
+        )],
+    ))
 }
 
 /// Sets `to[key]` to `value`, or removes it when there is none.

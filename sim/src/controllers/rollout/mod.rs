@@ -45,10 +45,12 @@ mod tests;
 
 use serde_json::Value;
 
+use plan::spec_replicas;
+pub use plan::surge_and_unavailable;
 pub use plan::{PodCounts, RolloutPlan};
-use plan::{spec_replicas, surge_and_unavailable};
-pub use status::{is_complete, status_at};
-use template_hash::{new_replica_set_name, pod_template_hash};
+pub use status::{is_complete, next_change_after, status_at};
+use template_hash::new_replica_set_name;
+pub use template_hash::pod_template_hash;
 
 /// The default `spec.progressDeadlineSeconds` the API server fills in.
 pub const DEFAULT_PROGRESS_DEADLINE_SECONDS: u64 = 600;

@@ -247,3 +247,31 @@ pub fn is_complete(status: &Value, deployment: &Value) -> bool {
         && get("availableReplicas") == desired
         && observed >= generation(deployment).unwrap_or(0)
 }
+
+/// The first instant after `after_ms` at which [`status_at`] (or the pod
+/// counts of [`RolloutPlan::counts_at`]) may change: a wave start, or a
+/// progress deadline expiring one deadline (plus the controller's strict
+/// millisecond) after a wave that made progress. `None` when nothing can
+/// change any more. The controller sleeps until then.
+pub fn next_change_after(plan: &RolloutPlan, after_ms: u64) -> Option<u64> {
+    if plan.paused {
+        // The paused status is written once; the plan is done just after.
+        let done_at = plan.started_at_ms + 1;
+        return (done_at > after_ms).then_some(done_at);
+    }
+    let waves = plan.waves().len();
+    let mut next: Option<u64> = None;
+    let mut consider = |at: u64| {
+        if at > after_ms && next.is_none_or(|next| at < next) {
+            next = Some(at);
+        }
+    };
+    for wave in 0..waves {
+        let at = plan.wave_time(wave);
+        consider(at);
+        if let Some(deadline) = plan.deadline_ms {
+            consider(at + deadline + 1);
+        }
+    }
+    next
+}

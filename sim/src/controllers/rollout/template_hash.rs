@@ -33,11 +33,24 @@ fn name_of(deployment: &Value) -> &str {
     deployment.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("")
 }
 
-/// JSON with object keys sorted, so the hash does not depend on key order.
+/// Whether a value is what a typed Go object marshals as nothing: null, or an
+/// empty object or list (so that a template a client echoes back with
+/// `creationTimestamp: null` or `resources: {}` hashes like the stored one).
+fn is_empty(value: &Value) -> bool {
+    match value {
+        Value::Null => true,
+        Value::Object(map) => map.values().all(is_empty),
+        Value::Array(items) => items.is_empty(),
+        _ => false,
+    }
+}
+
+/// JSON with object keys sorted and empty values left out, so the hash
+/// depends neither on key order nor on how a client spells "unset".
 fn write_canonical(value: &Value, out: &mut String) {
     match value {
         Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
+            let mut keys: Vec<&String> = map.keys().filter(|key| !is_empty(&map[*key])).collect();
             keys.sort();
             out.push('{');
             for (i, key) in keys.iter().enumerate() {

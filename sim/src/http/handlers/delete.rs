@@ -1,5 +1,5 @@
-//! DELETE of an object (preconditions, dry run, finalizers) and of a
-//! collection (every object the selectors match).
+//! DELETE of an object (preconditions, dry run, propagation policy,
+//! finalizers) and of a collection (every object the selectors match).
 
 use std::sync::Arc;
 
@@ -12,22 +12,26 @@ use crate::error::ApiError;
 use crate::http::request::{ListSelectors, ResourceRequest, delete_options, parse_delete_options};
 use crate::http::response::{delete_success_status, json_response};
 use crate::state::SimState;
-use crate::write::{self, DeletePreconditions};
+use crate::write;
 
-/// DELETE of an object: 200 when it is gone, 202 while finalizers hold it.
+/// DELETE of an object: 200, whether it is gone or finalizers hold it (202
+/// only for the deprecated `orphanDependents: false`, as the real server).
 pub fn delete(sim: &Arc<SimState>, request: &ResourceRequest) -> Result<Response, ApiError> {
     let target = &request.target;
-    let (preconditions, dry_run) =
-        delete_options(&request.query, &parse_delete_options(&request.body));
+    let delete = delete_options(&request.query, &parse_delete_options(&request.body))?;
     let mut store = sim.store.lock();
     let old = stored_object(&store, target)?;
-    let deletion = write::delete(&mut store, &target.def, &old, &preconditions, dry_run)?;
+    let deletion = write::delete(&mut store, &target.def, &old, &delete.options)?;
     let body = if deletion.answer_with_status {
         delete_success_status(&target.def, &deletion.object)
     } else {
         deletion.object
     };
-    let code = if deletion.removed { StatusCode::OK } else { StatusCode::ACCEPTED };
+    let code = if !deletion.removed && delete.accepted_if_pending {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
     Ok(json_response(code, &body))
 }
 
@@ -38,7 +42,7 @@ pub fn delete_collection(
 ) -> Result<Response, ApiError> {
     let target = &request.target;
     let selectors = ListSelectors::from_query(&target.def, &request.query)?;
-    let dry_run = request.query.get("dryRun").map(String::as_str) == Some("All");
+    let delete = delete_options(&request.query, &parse_delete_options(&request.body))?;
     let mut store = sim.store.lock();
     let matching: Vec<Arc<Value>> = store
         .list(&target.def.storage_gr(), target.namespace.as_deref())
@@ -46,9 +50,8 @@ pub fn delete_collection(
         .filter(|object| selectors.matches(object))
         .collect();
     let mut deleted = Vec::new();
-    let no_preconditions = DeletePreconditions::default();
     for old in matching {
-        let deletion = write::delete(&mut store, &target.def, &old, &no_preconditions, dry_run)?;
+        let deletion = write::delete(&mut store, &target.def, &old, &delete.options)?;
         // Resources that answer a delete with a Status list the object as
         // it was before.
         deleted.push(if deletion.answer_with_status {

@@ -1,5 +1,6 @@
 //! The REST handlers of resource requests: counting and fault injection
-//! for every request, then one handler per verb (`read`, `list`, `modify`,
+//! (500, 429 with `Retry-After`, 504 timeouts, never a 409) for every
+//! request, then one handler per verb (`read`, `list`, `modify`,
 //! `delete`, and the `scale` subresource); watches are the `watch` module's.
 //! Handlers parse what they need, call the write pipeline under the store
 //! lock, and render the response.
@@ -16,28 +17,53 @@ use axum::response::Response;
 use serde_json::Value;
 
 use super::request::{ResourceRequest, Target, Verb};
+use super::response::{error_response, too_many_requests};
 use super::watch;
 use crate::error::ApiError;
-use crate::state::SimState;
+use crate::state::{InjectedFault, SimState};
 use crate::store::StoreInner;
 
-/// Serves one parsed resource request.
-pub fn serve(sim: &Arc<SimState>, request: &ResourceRequest) -> Result<Response, ApiError> {
+/// Serves one parsed resource request: counts it, injects the configured
+/// fault if one is drawn, else answers it.
+pub async fn serve(sim: &Arc<SimState>, request: &ResourceRequest) -> Response {
     let target = &request.target;
     let resource = match &target.subresource {
         Some(subresource) => format!("{}/{subresource}", target.def.plural),
         None => target.def.plural.clone(),
     };
-    sim.count_request(request.verb.as_str(), &resource);
+    let verb = request.verb.as_str();
+    sim.count_request(verb, &resource);
     if let Some(answer) = super::auth::serve(sim, request) {
-        return answer;
+        return answer.unwrap_or_else(|error| error_response(&error));
     }
-    if request.verb.is_write()
-        && let Some(error) = sim.injected_fault(&target.def.gr(), target.name_or_empty())
-    {
-        return Err(error);
+    match sim.injected_fault(verb, &resource, request.verb.is_write()) {
+        None => {}
+        Some(InjectedFault::InternalError) => {
+            return error_response(&ApiError::internal("etcdserver: request timed out"));
+        }
+        Some(InjectedFault::TooManyRequests { retry_after_seconds }) => {
+            return too_many_requests(retry_after_seconds);
+        }
+        Some(InjectedFault::Timeout { after_ms, commits }) => {
+            if commits {
+                // The handler runs on; only its answer is lost.
+                let _ = answer(sim, request);
+            }
+            if after_ms > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(after_ms)).await;
+            }
+            return error_response(&ApiError::timeout());
+        }
     }
-    if target.subresource.as_deref() == Some("scale") {
+    match answer(sim, request) {
+        Ok(response) => response,
+        Err(error) => error_response(&error),
+    }
+}
+
+/// Answers a request by its verb.
+fn answer(sim: &Arc<SimState>, request: &ResourceRequest) -> Result<Response, ApiError> {
+    if request.target.subresource.as_deref() == Some("scale") {
         return scale::serve(sim, request);
     }
     match request.verb {

@@ -3,15 +3,15 @@
 //! preconditions, and the label and field selectors.
 
 use axum::http::{HeaderMap, header};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::query::{Query, is_true};
-use crate::error::ApiError;
+use crate::error::{ApiError, Cause};
 use crate::patch::PatchType;
 use crate::registry::ResourceDef;
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::validation::FieldValidation;
-use crate::write::{DeletePreconditions, WriteOptions};
+use crate::write::{DeleteOptions, DeletePreconditions, Propagation, WriteOptions};
 
 /// The patch types every resource accepts (the error message lists them).
 const PATCH_TYPES: &str =
@@ -100,22 +100,69 @@ pub fn unsupported_patch_type(def: &ResourceDef) -> ApiError {
     ))
 }
 
-/// The preconditions and dry-run flag of a DELETE (from its query and its
-/// `DeleteOptions` body).
-pub fn delete_options(query: &Query, options: &Value) -> (DeletePreconditions, bool) {
+/// What a DELETE asks for (from its query and its `DeleteOptions` body).
+pub struct DeleteRequest {
+    /// The options the write pipeline takes.
+    pub options: DeleteOptions,
+    /// The deprecated `orphanDependents` was `false`: an object finalizers
+    /// hold is answered 202 (the only case the real server does so).
+    pub accepted_if_pending: bool,
+}
+
+/// The options of a DELETE; 422 for invalid ones, as `ValidateDeleteOptions`.
+pub fn delete_options(query: &Query, body: &Value) -> Result<DeleteRequest, ApiError> {
     let dry_run = query.get("dryRun").map(String::as_str) == Some("All")
-        || options
+        || body
             .get("dryRun")
             .and_then(Value::as_array)
             .is_some_and(|stages| stages.iter().any(|stage| stage == "All"));
     let precondition = |key: &str| {
-        options.pointer(&format!("/preconditions/{key}")).and_then(Value::as_str).map(String::from)
+        body.pointer(&format!("/preconditions/{key}")).and_then(Value::as_str).map(String::from)
     };
     let preconditions = DeletePreconditions {
         uid: precondition("uid"),
         resource_version: precondition("resourceVersion"),
     };
-    (preconditions, dry_run)
+    let policy = body
+        .get("propagationPolicy")
+        .and_then(Value::as_str)
+        .map(String::from)
+        .or_else(|| query.get("propagationPolicy").cloned());
+    let orphan_dependents = body
+        .get("orphanDependents")
+        .and_then(Value::as_bool)
+        .or_else(|| query.get("orphanDependents").map(|value| value == "true"));
+    let invalid = |cause: Cause| {
+        ApiError::invalid("DeleteOptions", "meta.k8s.io", "", std::slice::from_ref(&cause))
+    };
+    let propagation = match (policy.as_deref(), orphan_dependents) {
+        (Some(policy), Some(_)) => {
+            return Err(invalid(Cause::invalid(
+                "propagationPolicy",
+                &json!(policy),
+                "orphanDependents and deletionPropagation cannot be both set",
+            )));
+        }
+        (Some("Orphan"), None) => Some(Propagation::Orphan),
+        (Some("Background"), None) => Some(Propagation::Background),
+        (Some("Foreground"), None) => Some(Propagation::Foreground),
+        (Some(other), None) => {
+            return Err(invalid(Cause::new(
+                "FieldValueNotSupported",
+                format!(
+                    "Unsupported value: {other:?}: supported values: \"Foreground\", \"Background\", \"Orphan\", \"nil\""
+                ),
+                "propagationPolicy",
+            )));
+        }
+        (None, Some(true)) => Some(Propagation::Orphan),
+        (None, Some(false)) => Some(Propagation::Background),
+        (None, None) => None,
+    };
+    Ok(DeleteRequest {
+        options: DeleteOptions { preconditions, propagation, dry_run },
+        accepted_if_pending: orphan_dependents == Some(false),
+    })
 }
 
 /// The label and field selectors of a list, watch or deletecollection.

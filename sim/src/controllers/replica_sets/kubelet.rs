@@ -1,0 +1,171 @@
+//! The kubelet's side of a pod: its status in each phase of the simulated
+//! rollout (conditions, container states, IPs, QoS class), as the real
+//! kubelet reports it.
+
+use serde_json::{Value, json};
+
+use super::{NODES, name_of};
+use crate::state::SimState;
+use crate::util::now_rfc3339;
+
+/// The kubelet's view of one pod.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum PodPhase {
+    /// Created, containers being created.
+    Starting,
+    /// Containers running, readiness failing.
+    Unready,
+    /// Running and ready.
+    Ready,
+}
+
+/// A pod's status in `phase`, keeping its start time, IPs and condition
+/// transition times.
+pub fn pod_status(pod: &Value, phase: PodPhase, sim: &SimState) -> Value {
+    let previous = pod.get("status");
+    let now = now_rfc3339();
+    let kept = |key: &str| previous.and_then(|status| status.get(key)).cloned();
+    let start_time = kept("startTime").unwrap_or_else(|| json!(now));
+    let node_index = pod
+        .pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .and_then(|node| NODES.iter().position(|known| *known == node))
+        .unwrap_or(0);
+    let host_ip = format!("10.0.0.{}", node_index + 11);
+    let running = phase != PodPhase::Starting;
+    // The IP comes with the sandbox, on first start.
+    let pod_ip = kept("podIP").or_else(|| {
+        running.then(|| {
+            let (a, b) = sim.rng.with(|rng| (rng.below(250), 2 + rng.below(250)));
+            json!(format!("10.244.{a}.{b}"))
+        })
+    });
+    let containers: Vec<Value> =
+        pod.pointer("/spec/containers").and_then(Value::as_array).cloned().unwrap_or_default();
+    let names: Vec<&str> =
+        containers.iter().filter_map(|container| container["name"].as_str()).collect();
+    let ready = phase == PodPhase::Ready;
+    let unready_message = format!("containers with unready status: [{}]", names.join(" "));
+    let condition = |kind: &str, ok: bool, reason: Option<&str>| {
+        let mut condition = json!({
+            "type": kind,
+            "status": if ok { "True" } else { "False" },
+            "lastProbeTime": null,
+            "lastTransitionTime": now,
+        });
+        let old = previous
+            .and_then(|status| status.get("conditions"))
+            .and_then(Value::as_array)
+            .and_then(|conditions| conditions.iter().find(|old| old["type"] == kind));
+        if let Some(old) = old
+            && old["status"] == condition["status"]
+        {
+            condition["lastTransitionTime"] = old["lastTransitionTime"].clone();
+        }
+        if let Some(reason) = reason {
+            condition["reason"] = json!(reason);
+            condition["message"] = json!(unready_message);
+        }
+        condition
+    };
+    let not_ready = (!ready).then_some("ContainersNotReady");
+    let conditions = json!([
+        condition("PodReadyToStartContainers", running, None),
+        condition("Initialized", true, None),
+        condition("Ready", ready, not_ready),
+        condition("ContainersReady", ready, not_ready),
+        condition("PodScheduled", true, None),
+    ]);
+    let old_statuses = previous
+        .and_then(|status| status.get("containerStatuses"))
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let container_statuses: Vec<Value> = containers
+        .iter()
+        .map(|container| {
+            let name = container["name"].as_str().unwrap_or("");
+            let image = container["image"].as_str().unwrap_or("");
+            let old = old_statuses.iter().find(|old| old["name"] == name);
+            let started_at = old
+                .and_then(|old| old.pointer("/state/running/startedAt"))
+                .cloned()
+                .unwrap_or_else(|| json!(now));
+            let mut status = json!({
+                "name": name,
+                "image": image,
+                "imageID": "",
+                "ready": ready,
+                "restartCount": 0,
+                "started": running,
+                "lastState": {},
+            });
+            if running {
+                status["state"] = json!({"running": {"startedAt": started_at}});
+                status["imageID"] = json!(format!(
+                    "{}@sha256:{}",
+                    image.split(':').next().unwrap_or(image),
+                    digest(image)
+                ));
+                status["containerID"] =
+                    json!(format!("containerd://{}", digest(&format!("{}{name}", name_of(pod)))));
+            } else {
+                status["state"] = json!({"waiting": {"reason": "ContainerCreating"}});
+            }
+            status
+        })
+        .collect();
+    let mut status = json!({
+        "phase": if running { "Running" } else { "Pending" },
+        "conditions": conditions,
+        "hostIP": host_ip,
+        "hostIPs": [{"ip": host_ip}],
+        "startTime": start_time,
+        "containerStatuses": container_statuses,
+        "qosClass": qos_class(&containers),
+    });
+    if running && let Some(pod_ip) = pod_ip {
+        status["podIP"] = pod_ip.clone();
+        status["podIPs"] = json!([{"ip": pod_ip}]);
+    }
+    status
+}
+
+/// A stable 64-hex-digit digest of `text` (image and container ids).
+fn digest(text: &str) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut out = String::with_capacity(64);
+    for round in 0u8..4 {
+        for byte in text.bytes().chain([round]) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        out.push_str(&format!("{hash:016x}"));
+    }
+    out
+}
+
+/// The pod's QoS class from its containers' requests and limits.
+fn qos_class(containers: &[Value]) -> &'static str {
+    let mut any = false;
+    let mut guaranteed = true;
+    for container in containers {
+        let requests = container.pointer("/resources/requests").and_then(Value::as_object);
+        let limits = container.pointer("/resources/limits").and_then(Value::as_object);
+        if requests.is_some_and(|r| !r.is_empty()) || limits.is_some_and(|l| !l.is_empty()) {
+            any = true;
+        }
+        for resource in ["cpu", "memory"] {
+            let limit = limits.and_then(|limits| limits.get(resource));
+            let request = requests.and_then(|requests| requests.get(resource)).or(limit);
+            if limit.is_none() || request != limit {
+                guaranteed = false;
+            }
+        }
+    }
+    match (any, guaranteed) {
+        (false, _) => "BestEffort",
+        (true, true) => "Guaranteed",
+        (true, false) => "Burstable",
+    }
+}
