@@ -140,10 +140,12 @@ pub enum Reached {
     CrashAfterSomePatches,
     StatusWriteLost,
     OtherNamespace,
+    /// A run that started once the world had settled, whose every result the oracle knows.
+    SettledRunJudged,
 }
 
 impl Reached {
-    pub const ALL: [Reached; 20] = [
+    pub const ALL: [Reached; 21] = [
         Reached::FollowUpRun,
         Reached::RunCancelled,
         Reached::RunAborted,
@@ -164,6 +166,7 @@ impl Reached {
         Reached::CrashAfterSomePatches,
         Reached::StatusWriteLost,
         Reached::OtherNamespace,
+        Reached::SettledRunJudged,
     ];
 }
 
@@ -196,6 +199,8 @@ pub struct Model {
     burst_open: bool,
     pub bursts: u64,
     last_persisted_run: u64,
+    /// The run number persisted when the world began to settle.
+    pub run_at_drain: u64,
     reached: BTreeSet<Reached>,
 }
 
@@ -243,8 +248,13 @@ impl Model {
             burst_open: false,
             bursts: 0,
             last_persisted_run: 0,
+            run_at_drain: 0,
             reached: BTreeSet::new(),
         }
+    }
+
+    pub fn reach(&mut self, state: Reached) {
+        self.reached.insert(state);
     }
 
     pub fn reached(&self) -> BTreeSet<Reached> {
@@ -578,13 +588,14 @@ impl Model {
     /// the ConfigMap exists, every patch succeeds, rollouts finish, time passes. Every run
     /// must end and every trigger change must be taken up.
     pub fn drain(&mut self) -> Result<(), TestCaseError> {
+        self.run_at_drain = self.run_number();
         self.cluster.run_slot = RunSlot::Granted;
         self.cluster.refresh.spec.suspend = false;
         self.cluster.refresh.spec.batch_timeout = format!("{BATCH_TIMEOUT_SECONDS}s");
         if !self.config_map_present {
             self.restore_config_map();
         }
-        for _ in 0..400 {
+        for _ in 0..150 {
             self.pass(0, Delivery::Full, 0, false, None)?;
             self.cluster.roll_out_all();
             let status = self.cluster.status();
