@@ -144,12 +144,14 @@ async fn operate(
     let sync = Arc::new(CacheSync::default());
     let (deployment_cache, deployment_writer) = reflector::store();
     let deployment_events = watch(api_for::<DeploymentSnapshot>(watches, namespace))
+        .inspect(log_refusals(Cache::Deployments))
         .reflect(deployment_writer)
         .inspect(synced(&sync, Cache::Deployments))
         .touched_objects();
 
     let (config_map_cache, config_map_writer) = reflector::store();
     let config_map_events = watch(api_for::<ConfigMapSnapshot>(watches, namespace))
+        .inspect(log_refusals(Cache::ConfigMaps))
         .reflect(config_map_writer)
         .inspect(synced(&sync, Cache::ConfigMaps))
         .touched_objects()
@@ -157,6 +159,7 @@ async fn operate(
 
     let (refresh_cache, refresh_writer) = reflector::store();
     let refresh_events = watch(api_for::<ServiceRefresh>(watches, namespace))
+        .inspect(log_refusals(Cache::ServiceRefreshes))
         .modify(|refresh: &mut ServiceRefresh| refresh.metadata.managed_fields = None)
         .reflect(refresh_writer)
         .inspect(synced(&sync, Cache::ServiceRefreshes))
@@ -295,6 +298,40 @@ fn synced<K>(
             sync.synced(cache);
         }
     }
+}
+
+/// Logs every watch or list the API server refuses (401, 403: a missing permission or a
+/// revoked token), naming the cache and quoting the server's message, which says which verb on
+/// which resource was refused. The watcher retries with backoff, so a missing right shows up
+/// as one such line every few seconds, while the cache it feeds stays stale or unsynced. Other
+/// watch errors (dropped connections, expired versions) are routine and logged at debug.
+fn log_refusals<K>(cache: Cache) -> impl Fn(&Result<watcher::Event<K>, watcher::Error>) + Send {
+    move |event| {
+        let Err(error) = event else {
+            return;
+        };
+        match refusal(error) {
+            Some(status) => warn!(
+                watch = cache.name(),
+                code = status.code,
+                error = %status.message,
+                "watch refused by the API server; retrying with backoff"
+            ),
+            None => debug!(watch = cache.name(), %error, "watch failed; retrying with backoff"),
+        }
+    }
+}
+
+/// The API server's answer when a watch error is an authentication or authorization refusal.
+fn refusal(error: &watcher::Error) -> Option<&kube::core::Status> {
+    let status = match error {
+        watcher::Error::InitialListFailed(kube::Error::Api(status))
+        | watcher::Error::WatchStartFailed(kube::Error::Api(status))
+        | watcher::Error::WatchFailed(kube::Error::Api(status))
+        | watcher::Error::WatchError(status) => status.as_ref(),
+        _ => return None,
+    };
+    matches!(status.code, 401 | 403).then_some(status)
 }
 
 /// Keeps `/readyz` saying which watch caches are still filling.
