@@ -192,6 +192,8 @@ pub fn outside_a_pod(args: &[String], mounts: &Mounts<'_>) -> Vec<String> {
                 "--metrics-listen" | "--admin-listen" => format!("{flag}=127.0.0.1:0"),
                 "--admin-tls-cert" => file(mounts.tls_cert),
                 "--admin-tls-key" => file(mounts.tls_key),
+                // A URL path, not a file.
+                "--admin-context-root" => arg.clone(),
                 _ => {
                     assert!(!value.starts_with('/'), "{arg}: an in-pod path the test cannot map");
                     arg.clone()
