@@ -289,7 +289,12 @@ async fn install_run_upgrade_uninstall(helm: Helm, mode: Mode) {
         peak_kib as f64 / 1024.0
     );
 
-    // Upgrade: a new revision, and the new command line runs the next run.
+    // Upgrade as README says: the CRD first (helm never upgrades it), then the release; a new
+    // revision, and the new command line runs the next run.
+    let crds = common::helm::chart().join("crds").display().to_string();
+    let applied =
+        helm.kubectl(&["apply", "-f", &crds]).await.unwrap_or_else(|error| panic!("{error}"));
+    assert!(applied.contains("servicerefreshes.gisops.io"), "{applied}");
     let upgraded = helm.upgrade(&["maxConcurrentRuns=2"]).await;
     assert!(upgraded.contains("REVISION: 2"), "{upgraded}");
     let secret = release_secret(&admin, 2).await.expect("the release Secret of revision 2");

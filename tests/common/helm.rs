@@ -112,6 +112,25 @@ impl HelmClient {
         }
     }
 
+    /// Runs kubectl with the same admin kubeconfig: its standard output, or why it failed.
+    pub async fn kubectl(&self, args: &[&str]) -> Result<String, String> {
+        let home = &self.home.path;
+        let output = tokio::process::Command::new("kubectl")
+            .args(args)
+            .env("KUBECONFIG", home.join("kubeconfig"))
+            .env("HOME", home)
+            .env("KUBECACHEDIR", home.join("kube-cache"))
+            .output()
+            .await
+            .expect("kubectl is installed (see README)");
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        if output.status.success() {
+            Ok(stdout)
+        } else {
+            Err(format!("kubectl {args:?}: {stdout}{}", String::from_utf8_lossy(&output.stderr)))
+        }
+    }
+
     fn release_args<'a>(&self, verb: &'a str, sets: &[&'a str]) -> Vec<&'a str> {
         let mut args = vec![verb, RELEASE];
         args.extend(["--namespace", RELEASE_NAMESPACE]);
