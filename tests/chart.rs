@@ -606,7 +606,7 @@ fn the_operator_gets_the_contracted_command_line() {
     );
     assert_eq!(
         container["resources"],
-        json!({"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}})
+        json!({"requests": {"cpu": "50m", "memory": "48Mi"}, "limits": {"memory": "128Mi"}})
     );
     let service = one(&objects, "Service");
     assert_eq!(service["spec"]["ports"][0]["targetPort"], "metrics");

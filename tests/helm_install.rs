@@ -367,3 +367,54 @@ async fn cluster_wide_install_with_helm_3_runs_50_deployments_with_only_its_serv
 async fn namespaced_install_with_helm_4_runs_50_deployments_with_only_its_role() {
     install_run_upgrade_uninstall(Helm::V4, Mode::Namespaced).await;
 }
+
+/// The figures of values.yaml's resource comment: the operator's resident memory once its
+/// caches synced and at its peak during one run over every Deployment (batches of 100), by
+/// fleet size. Figures, not pass/fail; for the release build run
+/// `cargo test --release --test helm_install -- --ignored --nocapture memory`
+/// (`SERVICEREFRESH_MEMORY_FLEETS=50,2000` picks the sizes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "figures for values.yaml; minutes long"]
+async fn memory_by_fleet_size() {
+    use common::process::{Kubeconfig, OperatorProcess};
+    let fleets = std::env::var("SERVICEREFRESH_MEMORY_FLEETS")
+        .unwrap_or_else(|_| "50,500,2000,5000,10000".to_owned());
+    let mut table = vec!["Deployments   caches synced   peak during the run".to_owned()];
+    for fleet in fleets.split(',').map(|n| n.trim().parse::<usize>().expect("a number")) {
+        let cluster = Cluster::start(SimConfig {
+            deployments: fleet,
+            rollout_ms: 300,
+            rollout_jitter_ms: 100,
+            seed: 7,
+            ..SimConfig::default()
+        })
+        .await;
+        let kubeconfig = Kubeconfig::for_sim(&cluster.sim);
+        let operator =
+            OperatorProcess::spawn(&kubeconfig.path, "memory", &["--leader-election=false"]);
+        operator.wait_for_log("watch caches synced: ready", DEADLINE).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let synced = operator.rss_kib().expect("VmRSS");
+        cluster
+            .create_refresh("all", json!({"selector": {}, "batchSize": 100, "batchTimeout": "10m"}))
+            .await;
+        let mut peak = 0;
+        loop {
+            peak = peak.max(operator.rss_kib().expect("VmRSS"));
+            let status = cluster.status("all").await;
+            if status.and_then(|status| status.phase).is_some_and(|phase| phase == Phase::Succeeded)
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        table.push(format!(
+            "{fleet:>11}   {:>9.0} MiB   {:>15.0} MiB",
+            synced as f64 / 1024.0,
+            peak as f64 / 1024.0
+        ));
+        drop(operator);
+        cluster.sim.shutdown().await;
+    }
+    eprintln!("{}", table.join("\n"));
+}

@@ -264,6 +264,12 @@ impl Lab {
         };
         let installed = HelmClient::new(helm, &sim).install(&sets).await;
         assert!(installed.contains("STATUS: deployed"), "{installed}");
+        // The notes tell the admin API's callers which right they need on which target.
+        assert!(
+            installed.contains("The ArcGIS-compatible job API runs arcgis/probe"),
+            "{installed}"
+        );
+        assert!(installed.contains("servicerefreshes/probe in arcgis"), "{installed}");
 
         let config_maps: Api<ConfigMap> = Api::namespaced(admin.clone(), NAMESPACE);
         let trigger = serde_json::from_value(json!({
