@@ -352,3 +352,39 @@ async fn report_readiness(telemetry: Arc<Telemetry>, sync: Arc<CacheSync>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use kube::core::Status;
+    use kube::runtime::watcher::Error;
+
+    use super::refusal;
+
+    fn status(code: u16) -> Box<Status> {
+        Status::failure("deployments.apps is forbidden: User \"u\" cannot watch", "Forbidden")
+            .with_code(code)
+            .boxed()
+    }
+
+    #[test]
+    fn refused_lists_and_watches_are_told_apart_from_routine_watch_errors() {
+        let refused = [
+            Error::InitialListFailed(kube::Error::Api(status(403))),
+            Error::WatchStartFailed(kube::Error::Api(status(403))),
+            Error::WatchFailed(kube::Error::Api(status(401))),
+            Error::WatchError(status(403)),
+        ];
+        for error in &refused {
+            let found = refusal(error).unwrap_or_else(|| panic!("{error} is a refusal"));
+            assert!(found.message.starts_with("deployments.apps is forbidden"));
+        }
+        let routine = [
+            Error::WatchError(status(410)),
+            Error::InitialListFailed(kube::Error::Api(status(500))),
+            Error::NoResourceVersion,
+        ];
+        for error in &routine {
+            assert!(refusal(error).is_none(), "{error} is routine");
+        }
+    }
+}
