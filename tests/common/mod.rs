@@ -3,6 +3,7 @@
 //! conditions with a deadline instead of sleeping.
 #![allow(dead_code)]
 
+pub mod helm;
 pub mod process;
 
 use std::future::Future;
