@@ -420,6 +420,41 @@ fn a_crash_after_the_patches_before_the_status_write_repeats_nothing() {
 }
 
 #[test]
+fn a_retry_across_a_second_boundary_sends_the_identical_patch() {
+    // The run starts 1 ms before a second boundary and the operator dies after the patches
+    // but before the status write; the retry runs 2 ms later, in the next second. A
+    // restartedAt taken from the clock would differ and restart the Deployment twice.
+    let mut cluster = ModelCluster::new(json!({"selector": {}}));
+    let keys = cluster.add_many(2);
+    cluster.now = at(0) + SignedDuration::from_millis(999);
+    cluster.pass();
+    let persisted = cluster.refresh.status.clone();
+    let stale = cluster.view();
+    let first = cluster.pass();
+    for restart in &first.restarts {
+        cluster.patch(restart);
+    }
+    cluster.refresh.status = persisted;
+    cluster.now = at(1) + SignedDuration::from_millis(1);
+
+    let retry = cluster.pass_with(&stale);
+    let unconditional = |decision: &Decision| -> Vec<Restart> {
+        decision
+            .restarts
+            .iter()
+            .map(|restart| Restart { resource_version: None, ..restart.clone() })
+            .collect()
+    };
+    assert_eq!(unconditional(&retry), unconditional(&first));
+    for restart in unconditional(&retry) {
+        cluster.patch(&restart);
+    }
+    for key in &keys {
+        assert_eq!(cluster.deployments[key].snapshot.generation(), 2, "{key} restarted once");
+    }
+}
+
+#[test]
 fn deleted_deployments_are_gone_and_paused_ones_skipped() {
     let mut cluster = ModelCluster::new(json!({"selector": {}}));
     let keys = cluster.add_many(3);
