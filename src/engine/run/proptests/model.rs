@@ -37,7 +37,7 @@ pub const BATCH_TIMEOUT_SECONDS: i64 = 60;
 const MAX_CACHE_LAG_SECONDS: i64 = 30;
 
 /// How the controller's side of one pass goes after `decide` returned.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, serde::Deserialize)]
 pub enum Delivery {
     /// Patches sent, outcomes recorded, status written.
     Full,
@@ -47,7 +47,7 @@ pub enum Delivery {
     StatusWriteFails,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Deserialize)]
 pub enum Op {
     /// One reconcile pass. Bit i of `stale_mask` reads Deployment i from the cache as it was
     /// one pass earlier; bit i of `transient_mask` fails patch i transiently, and with
@@ -108,7 +108,7 @@ pub enum Op {
     },
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Deserialize)]
 pub struct Setup {
     pub replicas: Vec<i32>,
     pub batch_size: u32,
