@@ -243,3 +243,36 @@ fn an_exclusion_cannot_hide_a_restart_whose_record_was_lost() {
     cluster.run_to_end();
     assert_eq!(cluster.status().phase, Some(Phase::Succeeded));
 }
+
+#[test]
+fn a_restart_lost_in_a_later_batch_keeps_its_place_in_the_budget() {
+    // Batch 1 holds a paused Deployment, batch 2 another. One pass skips the paused one,
+    // starts batch 2 and patches its Deployment, then the operator dies before the status
+    // write. Meanwhile the first Deployment is unpaused. The persisted status still shows
+    // batch 1 pending, but batch 2's rollout is under way: restarting the first now would
+    // put two rollouts in flight with batchSize 1.
+    let mut cluster = ModelCluster::new(json!({"selector": {}, "batchSize": 1}));
+    let keys = cluster.add_many(2);
+    cluster.deployment_mut(&keys[0]).paused = true;
+    cluster.pass();
+    let persisted = cluster.refresh.status.clone();
+    let lost = cluster.pass();
+    assert_eq!(lost.restarts.len(), 1, "batch 2 started in the lost pass");
+    cluster.patch(&lost.restarts[0]);
+    cluster.start_rollout(&keys[1]);
+    cluster.refresh.status = persisted;
+    cluster.deployment_mut(&keys[0]).paused = false;
+
+    let after_crash = cluster.pass();
+    assert_eq!(after_crash.restarts, vec![], "held while batch 2's rollout is in flight");
+    cluster.apply(&after_crash);
+    cluster.roll_out(&keys[1]);
+    let freed = cluster.pass();
+    assert_eq!(freed.restarts.len(), 1);
+    assert_eq!(freed.restarts[0].deployment, keys[0]);
+    cluster.apply(&freed);
+    cluster.roll_out(&keys[0]);
+    cluster.run_to_end();
+    assert_eq!(cluster.status().phase, Some(Phase::Succeeded));
+    assert_eq!(cluster.deployments[&keys[1]].snapshot.generation(), 2, "restarted exactly once");
+}
