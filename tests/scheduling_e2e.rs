@@ -189,7 +189,13 @@ async fn dry_run_plans_and_restarts_nothing_and_suspend_holds_before_the_first_b
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn suspending_mid_run_finishes_the_batch_in_flight_and_sends_nothing_more() {
-    let config = SimConfig { rollout_ms: 1_500, rollout_jitter_ms: 0, ..fleet(12) };
+    // Rollouts long enough to suspend during batch 1, within their progress deadline.
+    let config = SimConfig {
+        rollout_ms: 1_500,
+        rollout_jitter_ms: 0,
+        progress_deadline_seconds: 600,
+        ..fleet(12)
+    };
     let cluster = Cluster::start(config).await;
     let names = cluster.all_deployment_names().await;
     let operator = Operator::start(&cluster.client);
