@@ -35,6 +35,11 @@ impl Kubeconfig {
         ))
     }
 
+    /// The temporary directory holding it, for the files of the client that uses it.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     fn with_yaml(yaml: &str) -> Self {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let dir = std::env::temp_dir().join(format!(
