@@ -42,7 +42,7 @@ fn refresh_with_running_batch() -> ServiceRefresh {
 
 fn deployment(name: &str) -> DeploymentSnapshot {
     serde_json::from_value(json!({
-        "metadata": {"name": name, "namespace": "arcgis", "generation": 1, "resourceVersion": "41", "labels": {"app": "gis"}},
+        "metadata": {"name": name, "namespace": "arcgis", "uid": format!("uid-{name}"), "generation": 1, "resourceVersion": "41", "labels": {"app": "gis"}},
         "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "gis"}}, "template": {"metadata": {"labels": {"app": "gis"}}}},
         "status": {"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "readyReplicas": 1, "availableReplicas": 1}
     }))
@@ -147,16 +147,27 @@ async fn restart_patches_and_status_apply_are_exactly_these_requests() {
     ]);
 
     let server = tokio::spawn(async move {
+        let decided = next(&mut handle, echo_status).await;
         let mut patches = Vec::new();
         for _ in 0..2 {
             patches.push(next(&mut handle, |seen| (200, patched_deployment(seen, 2))).await);
         }
         let status = next(&mut handle, echo_status).await;
-        (patches, status)
+        (decided, patches, status)
     });
 
     let applied = carry_out(&client, &refresh, &cluster, now()).await;
-    let (mut patches, status) = server.await.expect("mock server");
+    let (decided, mut patches, status) = server.await.expect("mock server");
+    // The restarts are on record before they are sent: a crash after the patches leaves a
+    // status that names every Deployment that may have been restarted.
+    assert_eq!(decided.method, Method::PATCH);
+    assert!(decided.path_and_query.ends_with(&format!(
+        "/servicerefreshes/refresh/status?&force=true&fieldManager={FIELD_MANAGER}"
+    )));
+    let decided_services = &decided.body["status"]["batches"][0]["services"];
+    assert_eq!(decided_services[0]["uid"], "uid-arcgis-a-mapserver-1");
+    assert_eq!(decided_services[1]["uid"], "uid-arcgis-b-mapserver-2");
+    assert!(decided_services[0].get("generation").is_none());
     patches.sort_by(|a, b| a.path_and_query.cmp(&b.path_and_query));
 
     for (seen, name) in patches.iter().zip(["arcgis-a-mapserver-1", "arcgis-b-mapserver-2"]) {
@@ -256,6 +267,7 @@ async fn deleted_and_failing_deployments_are_recorded_not_retried_forever() {
     ]);
 
     let server = tokio::spawn(async move {
+        next(&mut handle, echo_status).await;
         for _ in 0..2 {
             next(&mut handle, |seen| {
                 if seen.path_and_query.contains("arcgis-a-mapserver-1") {
@@ -292,6 +304,7 @@ async fn a_conflict_on_the_restart_patch_is_retried_not_a_failure() {
         deployment("arcgis-b-mapserver-2"),
     ]);
     let server = tokio::spawn(async move {
+        next(&mut handle, echo_status).await;
         for _ in 0..2 {
             next(&mut handle, |seen| {
                 let name = if seen.path_and_query.contains("-1?") { "arcgis-a-mapserver-1" } else { "arcgis-b-mapserver-2" };
@@ -301,10 +314,14 @@ async fn a_conflict_on_the_restart_patch_is_retried_not_a_failure() {
             })
             .await;
         }
-        next(&mut handle, echo_status).await
+        handle
     });
     let applied = carry_out(&client, &refresh, &cluster, now()).await;
-    server.await.expect("mock server");
+    let mut handle = server.await.expect("mock server");
+    // The conflicts change nothing on record: the decided restarts were written before the
+    // patches, so no second status write follows.
+    handle.allow(0);
+    assert!(futures::poll!(Box::pin(handle.next_request())).is_pending());
     assert_eq!(applied.transient_failures.len(), 2);
     assert!(applied.transient_failures[0].contains("changed since the operator last saw it"));
     assert!(

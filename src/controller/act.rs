@@ -21,11 +21,14 @@ use crate::crd::{
     Phase, RESTARTED_AT_ANNOTATION, RESTARTED_BY_ANNOTATION, ServiceRefresh, ServiceRefreshStatus,
     ServiceResult,
 };
+use crate::engine::DeploymentSnapshot;
 use crate::engine::{
     Decision, EventNote, EventSeverity, ObjectKey, Restart, RestartOutcome, Transition,
     record_restart_outcomes,
 };
 use crate::policy::leadership::{Leadership, Refused, Term};
+use crate::policy::patch_memo::PatchMemo;
+use crate::policy::status_memo::StatusMemo;
 
 /// Asked right before each write of a pass: may this replica still send it?
 pub trait WriteGate: Sync {
@@ -90,11 +93,13 @@ pub fn restart_patch(restart: &Restart) -> serde_json::Value {
 }
 
 /// Sends the restart patches, a few at a time, and reports each outcome; each patch asks the
-/// gate first, and once one is refused no further patch is sent.
+/// gate first, and once one is refused no further patch is sent. Every accepted patch is
+/// remembered in `patches` at once, so a later failure of this pass cannot hide it.
 pub async fn send_restarts(
     client: &Client,
     restarts: &[Restart],
     gate: &dyn WriteGate,
+    patches: &PatchMemo,
 ) -> Result<Vec<(ObjectKey, RestartOutcome)>, Refused> {
     let outcomes: Vec<Result<(ObjectKey, RestartOutcome), Refused>> =
         futures::stream::iter(restarts.iter().cloned())
@@ -115,6 +120,13 @@ pub async fn send_restarts(
                             &Patch::Merge(restart_patch(&restart)),
                         )
                         .await;
+                    if let Ok(deployment) = &result {
+                        patches.remember(
+                            restart.deployment.clone(),
+                            restart.resource_version.as_deref(),
+                            DeploymentSnapshot::from_deployment(deployment),
+                        );
+                    }
                     let outcome = classify_patch_result(result);
                     match &outcome {
                         RestartOutcome::Patched { generation } => {
@@ -179,6 +191,7 @@ pub enum StatusWrite {
 #[derive(Debug)]
 pub struct Applied {
     /// The decision, its status and transitions completed with the patches' outcomes.
+    /// `status_write` tells what became of the last status write of the pass.
     pub decision: Decision,
     pub status_write: StatusWrite,
     /// Messages of restart patches that failed transiently and will be retried.
@@ -187,27 +200,56 @@ pub struct Applied {
     pub restarts_sent_at: Option<Instant>,
 }
 
-/// Sends the decision's restart patches, folds their outcomes into the status, and writes
-/// the status if it changed: restarts first, so a batch is on record only with its restarts
-/// sent, and a crash in between repeats byte-identical patches. Events and logs are left to
-/// the caller, which publishes them only once the status is written.
+/// What this process remembers of its own writes until the caches show them.
+#[derive(Clone, Copy)]
+pub struct WriteMemos<'a> {
+    pub status: &'a StatusMemo,
+    pub patches: &'a PatchMemo,
+}
+
+/// Carries out a decision in the order that keeps every restart on record before it is
+/// sent: the status first (when it changed), so a batch's start and its decided restarts are
+/// persisted; then the restart patches; then the status again with their outcomes. A crash or
+/// a failed write anywhere leaves the API server with a status that names every restart that
+/// may have happened, and the next pass repeats byte-identical patches (or adopts them).
+/// Events and logs are left to the caller, which publishes them only once the status is
+/// written.
 pub async fn apply_decision(
     client: &Client,
     observed: &ServiceRefresh,
     decision: Decision,
 ) -> Result<Applied, ApplyError> {
-    apply_decision_gated(client, observed, decision, &Ungated).await
+    let memos = WriteMemos { status: &StatusMemo::default(), patches: &PatchMemo::default() };
+    apply_decision_gated(client, observed, decision, &Ungated, memos).await
 }
 
-/// [`apply_decision`], asking `gate` before every write.
+/// [`apply_decision`], asking `gate` before every write and remembering every accepted
+/// write in `memos` at once, so a later failure in the pass cannot hide it.
 pub async fn apply_decision_gated(
     client: &Client,
     observed: &ServiceRefresh,
     mut decision: Decision,
     gate: &dyn WriteGate,
+    memos: WriteMemos<'_>,
 ) -> Result<Applied, ApplyError> {
-    let outcomes =
-        send_restarts(client, &decision.restarts, gate).await.map_err(ApplyError::Fenced)?;
+    let mut on_record = observed.status.clone();
+    let mut status_write = StatusWrite::Unchanged;
+    if on_record.as_ref() != Some(&decision.status) {
+        status_write =
+            write_remembered(client, observed, &on_record, &decision.status, gate, memos).await?;
+        if status_write == StatusWrite::ResourceGone {
+            return Ok(Applied {
+                decision,
+                status_write,
+                transient_failures: Vec::new(),
+                restarts_sent_at: None,
+            });
+        }
+        on_record = Some(decision.status.clone());
+    }
+    let outcomes = send_restarts(client, &decision.restarts, gate, memos.patches)
+        .await
+        .map_err(ApplyError::Fenced)?;
     let restarts_sent_at = (!outcomes.is_empty()).then(Instant::now);
     let namespace = observed.namespace().unwrap_or_default();
     let finished = record_restart_outcomes(&mut decision.status, &outcomes, &namespace);
@@ -219,13 +261,28 @@ pub async fn apply_decision_gated(
             _ => None,
         })
         .collect();
-    let status_write = if Some(&decision.status) == observed.status.as_ref() {
-        StatusWrite::Unchanged
-    } else {
-        gate.check().map_err(ApplyError::Fenced)?;
-        write_status(client, observed, &decision.status).await.map_err(ApplyError::Status)?
-    };
+    if on_record.as_ref() != Some(&decision.status) {
+        status_write =
+            write_remembered(client, observed, &on_record, &decision.status, gate, memos).await?;
+    }
     Ok(Applied { decision, status_write, transient_failures, restarts_sent_at })
+}
+
+/// One status write, asked of the gate first and remembered once accepted.
+async fn write_remembered(
+    client: &Client,
+    observed: &ServiceRefresh,
+    replaced: &Option<ServiceRefreshStatus>,
+    status: &ServiceRefreshStatus,
+    gate: &dyn WriteGate,
+    memos: WriteMemos<'_>,
+) -> Result<StatusWrite, ApplyError> {
+    gate.check().map_err(ApplyError::Fenced)?;
+    let written = write_status(client, observed, status).await.map_err(ApplyError::Status)?;
+    if written == StatusWrite::Written {
+        memos.status.remember(observed, replaced.clone(), status.clone());
+    }
+    Ok(written)
 }
 
 pub async fn write_status(

@@ -20,6 +20,7 @@ use crate::crd::ServiceRefresh;
 use crate::engine::spec::watched_config_maps;
 use crate::engine::{ClusterView, ConfigMapSnapshot, DeploymentSnapshot, ObjectKey, RunId, plan};
 use crate::policy::awaiting::AwaitIndex;
+use crate::policy::patch_memo::PatchMemo;
 
 impl Resource for DeploymentSnapshot {
     type DynamicType = ();
@@ -90,15 +91,18 @@ where
     watcher(api, watcher::Config::default().any_semantic()).default_backoff()
 }
 
-/// The engine's view of the caches.
+/// The engine's view of the caches, with this process's own restart patches laid over a
+/// Deployment cache that has not caught up with them.
 pub struct CachedCluster {
     pub deployments: Store<DeploymentSnapshot>,
     pub config_maps: Store<ConfigMapSnapshot>,
+    pub patches: PatchMemo,
 }
 
 impl ClusterView for CachedCluster {
     fn deployment(&self, key: &ObjectKey) -> Option<Arc<DeploymentSnapshot>> {
-        self.deployments.get(&ObjectRef::new(&key.name).within(&key.namespace))
+        let cached = self.deployments.get(&ObjectRef::new(&key.name).within(&key.namespace));
+        self.patches.overlay(key, cached)
     }
 
     fn deployments(&self) -> Vec<Arc<DeploymentSnapshot>> {

@@ -24,8 +24,9 @@ use kube::runtime::{WatchStreamExt, predicates, watcher};
 use tracing::{debug, info, warn};
 
 pub use act::{
-    Applied, ApplyError, FIELD_MANAGER, StatusWrite, Ungated, WriteGate, apply_decision,
-    apply_decision_gated, classify_patch_result, event_name, restart_patch, status_apply_body,
+    Applied, ApplyError, FIELD_MANAGER, StatusWrite, Ungated, WriteGate, WriteMemos,
+    apply_decision, apply_decision_gated, classify_patch_result, event_name, restart_patch,
+    status_apply_body,
 };
 pub use caches::CachedCluster;
 pub use leader::{LeaderElectionConfig, LeaderElectionError, LeaseLocation, Timing};
@@ -44,6 +45,7 @@ use crate::engine::{ConfigMapSnapshot, DeploymentSnapshot, OperatorScope};
 use crate::policy::admission::RunSlots;
 use crate::policy::awaiting::AwaitIndex;
 use crate::policy::leadership::{Change, LossReason};
+use crate::policy::patch_memo::PatchMemo;
 use crate::policy::status_memo::StatusMemo;
 use crate::telemetry::{self, Telemetry};
 use caches::{
@@ -172,7 +174,11 @@ async fn operate(
     let (reconcile_all, reconcile_all_requested) = futures::channel::mpsc::unbounded::<()>();
     let context = Arc::new(Context {
         clients: clients.clone(),
-        cluster: CachedCluster { deployments: deployment_cache, config_maps: config_map_cache },
+        cluster: CachedCluster {
+            deployments: deployment_cache,
+            config_maps: config_map_cache,
+            patches: PatchMemo::default(),
+        },
         refreshes: refresh_cache.clone(),
         scope: config.scope.clone(),
         slots: RunSlots::new(config.max_concurrent_runs),

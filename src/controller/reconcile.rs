@@ -15,7 +15,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use thiserror::Error;
 use tracing::{info, warn};
 
-use super::act::{self, ApplyError, StatusWrite, TermGate};
+use super::act::{self, ApplyError, StatusWrite, TermGate, WriteMemos};
 use super::caches::{Cache, CacheSync, CachedCluster, WatchDeliveries};
 use super::startup::Clients;
 use crate::crd::{Phase, ServiceRefresh, ServiceRefreshStatus};
@@ -218,6 +218,7 @@ impl Context {
             observed,
             decision,
             &gate,
+            WriteMemos { status: &self.memo, patches: &self.cluster.patches },
         )
         .await
         {
@@ -235,14 +236,7 @@ impl Context {
                 self.forget(key, observed);
                 return Ok(None);
             }
-            StatusWrite::Written => {
-                self.memo.remember(
-                    observed,
-                    observed.status.clone(),
-                    applied.decision.status.clone(),
-                );
-            }
-            StatusWrite::Unchanged => {}
+            StatusWrite::Written | StatusWrite::Unchanged => {}
         }
         // Gauges first: by the time a run's end is counted, it no longer shows as active.
         self.record_run_gauges();

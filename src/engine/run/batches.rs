@@ -25,6 +25,12 @@ use crate::engine::{ObjectKey, Restart, RunId};
 /// every rollout step, and writing each would multiply status writes.
 pub const MESSAGE_REFRESH: SignedDuration = SignedDuration::from_secs(5);
 
+/// How far behind the API server the watch cache may plausibly lag. A restart whose patch
+/// was sent but never confirmed (its response or the status write recording it was lost)
+/// may be rolling although the cache does not show it yet; once its batch has ended, it keeps
+/// a place in the in-flight budget this long, or for as long as it is seen rolling.
+pub const UNCONFIRMED_RESTART_GRACE: SignedDuration = SignedDuration::from_secs(30);
+
 /// The run being driven, as a batch needs it.
 struct RunContext {
     id: String,
@@ -226,6 +232,9 @@ impl Pass<'_> {
                             readiness::verdict(&deployment, generation).is_waiting()
                         })
                     }
+                    (None, Some(ServiceResult::TimedOut)) if service.uid.is_some() => {
+                        self.unconfirmed_restart_in_flight(&key, batch.end_time.as_ref(), run)
+                    }
                     (None, None) if batch.phase == BatchPhase::Pending => {
                         self.observation.cluster.deployment(&key).is_some_and(|deployment| {
                             marked_by(&deployment, run)
@@ -242,6 +251,31 @@ impl Pass<'_> {
             }
         }
         in_flight
+    }
+
+    /// Whether a restart sent in a batch that timed out before it was confirmed may still be
+    /// rolling: seen rolling with this run's mark, or not seen at all and the cache not yet
+    /// trustworthy (within [`UNCONFIRMED_RESTART_GRACE`] of the batch's end).
+    fn unconfirmed_restart_in_flight(
+        &mut self,
+        key: &ObjectKey,
+        batch_end: Option<&MicroTime>,
+        run: &RunContext,
+    ) -> bool {
+        let Some(deployment) = self.observation.cluster.deployment(key) else {
+            return false;
+        };
+        if marked_by(&deployment, run) {
+            return readiness::verdict(&deployment, deployment.generation()).is_waiting();
+        }
+        let trusted_from = batch_end
+            .and_then(|end| end.0.checked_add(UNCONFIRMED_RESTART_GRACE).ok())
+            .unwrap_or(Timestamp::MIN);
+        if self.now >= trusted_from {
+            return false;
+        }
+        self.wake_no_later_than(trusted_from);
+        true
     }
 
     /// Works through the unresolved services of the running batch: first those restarted
@@ -418,7 +452,11 @@ impl Pass<'_> {
                     .unwrap_or_else(|| "the restart patch has not succeeded (see the operator's log for the API errors)".to_owned());
                 let message =
                     format!("not restarted within spec.batchTimeout {timeout_text}: {why}");
+                // A restart decided earlier whose patch was never confirmed keeps its uid: the
+                // next batches hold its place until the cache can show whether it landed.
+                let sent = service.uid.take();
                 finish(&mut finished, index, key, service, ServiceResult::TimedOut, Some(message));
+                service.uid = sent;
                 continue;
             }
             unresolved = true;

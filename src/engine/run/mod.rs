@@ -9,6 +9,8 @@ mod batches;
 mod summary;
 mod triggers;
 
+pub use batches::UNCONFIRMED_RESTART_GRACE;
+
 use std::collections::BTreeSet;
 
 use jiff::Timestamp;

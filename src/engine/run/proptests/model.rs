@@ -18,9 +18,11 @@ use crate::engine::conditions::{self, STALLED};
 use crate::engine::readiness;
 use crate::engine::run::test_support::{ModelCluster, ModelView, NS};
 use crate::engine::run::{
-    MESSAGE_EXCLUDED, MESSAGE_PAUSED, REASON_CONFIG_MAP_CHANGED, REASON_RUN_REQUESTED, run_active,
+    MESSAGE_EXCLUDED, MESSAGE_PAUSED, REASON_CONFIG_MAP_CHANGED, REASON_RUN_REQUESTED,
+    UNCONFIRMED_RESTART_GRACE, run_active,
 };
 use crate::engine::{ObjectKey, Restart, RestartOutcome, RunSlot};
+use crate::policy::patch_memo::PatchMemo;
 
 /// The second namespace of two-namespace setups.
 pub const OTHER_NS: &str = "gis";
@@ -31,20 +33,28 @@ const CONFIG_MAP: &str = "proxy";
 /// `spec.batchTimeout` of the generated resources, in seconds.
 pub const BATCH_TIMEOUT_SECONDS: i64 = 60;
 /// How far behind the API server a cache may be. Informer caches lag by milliseconds to
-/// seconds; the engine needs them to lag less than `spec.batchTimeout`, or a patch whose
-/// response was lost could still look unapplied when its batch times out, and the next batch
-/// would start beside its rollout.
-const MAX_CACHE_LAG_SECONDS: i64 = 30;
+/// seconds; the engine holds a place in the in-flight budget for a restart it could not
+/// confirm for [`UNCONFIRMED_RESTART_GRACE`] after its batch ended, so a cache lagging longer
+/// could hide a rollout while the next batch starts beside it.
+const MAX_CACHE_LAG_SECONDS: i64 = UNCONFIRMED_RESTART_GRACE.as_secs();
 
-/// How the controller's side of one pass goes after `decide` returned.
+/// How the controller's side of one pass goes after `decide` returned. The controller
+/// writes the status first when it changed (the batch's start and its decided restarts),
+/// then sends the patches, then writes the status again with their outcomes.
 #[derive(Clone, Copy, Debug, serde::Deserialize)]
 pub enum Delivery {
-    /// Patches sent, outcomes recorded, status written.
+    /// Status written, patches sent, outcomes written.
     Full,
-    /// The operator dies after this many of the patches reached the API server.
+    /// The operator dies after this many of the patches reached the API server (the first
+    /// status write went through). The next process starts with fresh caches (its first list
+    /// is a consistent read) and empty memos.
     CrashAfterPatches(usize),
-    /// Every patch sent, then the status write fails (a conflict, a timeout).
+    /// The pass's first status write fails (a conflict, a timeout): nothing more is sent. A
+    /// pass whose decision left the status unchanged sends its patches and fails to write
+    /// their outcomes.
     StatusWriteFails,
+    /// Status written and patches sent; the write of their outcomes fails.
+    OutcomeWriteFails,
 }
 
 #[derive(Clone, Debug, serde::Deserialize)]
@@ -179,6 +189,10 @@ pub struct Model {
     /// The cache one pass ago, for stale reads, and when it was current.
     previous_view: ModelView,
     previous_view_at: jiff::Timestamp,
+    /// The controller's read-your-writes memo of its accepted restart patches.
+    patch_memo: PatchMemo,
+    /// The operator restarted since the last pass: its caches were just listed.
+    caches_relisted: bool,
     /// The plan of each run as first persisted.
     pub plans: BTreeMap<String, Vec<ObjectKey>>,
     /// Per run, the batches started when a cancel was first persisted.
@@ -237,6 +251,8 @@ impl Model {
             abort: setup.abort,
             previous_view,
             previous_view_at,
+            patch_memo: PatchMemo::default(),
+            caches_relisted: false,
             plans: BTreeMap::new(),
             started_at_cancel: BTreeMap::new(),
             settled_rollouts: BTreeSet::new(),
@@ -434,11 +450,13 @@ impl Model {
     }
 
     /// The cache a pass reads: each Deployment fresh, or as it was one pass ago if that was
-    /// less than [`MAX_CACHE_LAG_SECONDS`] ago.
-    fn cache(&self, stale_mask: u8) -> ModelView {
+    /// less than [`MAX_CACHE_LAG_SECONDS`] ago and the operator has not restarted since, with
+    /// the controller's accepted patches laid over it as the real controller does.
+    fn cache(&mut self, stale_mask: u8) -> ModelView {
         let mut view = self.cluster.view();
         let lag = self.cluster.now.duration_since(self.previous_view_at);
-        if lag > SignedDuration::from_secs(MAX_CACHE_LAG_SECONDS) {
+        let relisted = std::mem::take(&mut self.caches_relisted);
+        if lag > SignedDuration::from_secs(MAX_CACHE_LAG_SECONDS) || relisted {
             return view;
         }
         for (index, key) in self.keys.iter().enumerate() {
@@ -448,6 +466,13 @@ impl Model {
                     None => view.deployments.remove(key),
                 };
             }
+        }
+        for key in &self.keys {
+            let cached = view.deployments.get(key).cloned();
+            match self.patch_memo.overlay(key, cached) {
+                Some(seen) => view.deployments.insert(key.clone(), seen),
+                None => view.deployments.remove(key),
+            };
         }
         view
     }
@@ -469,6 +494,14 @@ impl Model {
         checks::check_decision(input.as_ref(), &decision)?;
         self.check_new_results(input.as_ref(), &decision.status, &cache)?;
 
+        let first_write = input.as_ref() != Some(&decision.status);
+        if first_write {
+            if matches!(delivery, Delivery::StatusWriteFails) {
+                self.cluster.refresh.status = input;
+                return self.check_cluster();
+            }
+            self.persisted(&decision.status)?;
+        }
         let sent = match delivery {
             Delivery::CrashAfterPatches(count) => count.min(decision.restarts.len()),
             _ => decision.restarts.len(),
@@ -484,30 +517,48 @@ impl Model {
                 RestartOutcome::Rejected("admission webhook denied the request".to_owned())
             } else {
                 let outcome = self.cluster.patch(restart);
-                if matches!(outcome, RestartOutcome::Transient(_)) {
-                    self.reached.insert(Reached::StaleConflict);
+                match &outcome {
+                    RestartOutcome::Transient(_) => {
+                        self.reached.insert(Reached::StaleConflict);
+                    }
+                    RestartOutcome::Patched { .. } => {
+                        let written =
+                            self.cluster.deployments[&restart.deployment].snapshot.clone();
+                        self.patch_memo.remember(
+                            restart.deployment.clone(),
+                            restart.resource_version.as_deref(),
+                            written,
+                        );
+                    }
+                    _ => {}
                 }
                 outcome
             };
             outcomes.push((restart.deployment.clone(), outcome));
         }
+        // What the first write (or the observed status) put on record.
+        let on_record = self.cluster.refresh.status.clone();
         match delivery {
-            Delivery::Full => {
-                self.cluster.record(&outcomes);
-                let status = self.cluster.status().clone();
-                self.persisted(&status)?;
-            }
             Delivery::CrashAfterPatches(_) => {
                 if sent > 0 {
                     self.reached.insert(Reached::CrashAfterSomePatches);
                 }
-                self.cluster.refresh.status = input;
+                self.patch_memo = PatchMemo::default();
+                self.caches_relisted = true;
             }
-            Delivery::StatusWriteFails => {
-                if !decision.restarts.is_empty() {
+            Delivery::Full => {
+                self.cluster.record(&outcomes);
+                if self.cluster.refresh.status != on_record {
+                    let status = self.cluster.status().clone();
+                    self.persisted(&status)?;
+                }
+            }
+            Delivery::StatusWriteFails | Delivery::OutcomeWriteFails => {
+                self.cluster.record(&outcomes);
+                if self.cluster.refresh.status != on_record && !decision.restarts.is_empty() {
                     self.reached.insert(Reached::StatusWriteLost);
                 }
-                self.cluster.refresh.status = input;
+                self.cluster.refresh.status = on_record;
             }
         }
         self.check_cluster()

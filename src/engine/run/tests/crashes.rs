@@ -247,8 +247,9 @@ fn an_exclusion_cannot_hide_a_restart_whose_record_was_lost() {
 #[test]
 fn a_restart_lost_in_a_later_batch_keeps_its_place_in_the_budget() {
     // Batch 1 holds a paused Deployment, batch 2 another. One pass skips the paused one,
-    // starts batch 2 and patches its Deployment, then the operator dies before the status
-    // write. Meanwhile the first Deployment is unpaused. The persisted status still shows
+    // starts batch 2 and patches its Deployment, and its status never lands (the controller
+    // writes a batch's start before its patches, so only a status restored from a backup or
+    // written by an older operator looks like this). Meanwhile the first one is unpaused. The persisted status still shows
     // batch 1 pending, but batch 2's rollout is under way: restarting the first now would
     // put two rollouts in flight with batchSize 1.
     let mut cluster = ModelCluster::new(json!({"selector": {}, "batchSize": 1}));
@@ -275,4 +276,66 @@ fn a_restart_lost_in_a_later_batch_keeps_its_place_in_the_budget() {
     cluster.run_to_end();
     assert_eq!(cluster.status().phase, Some(Phase::Succeeded));
     assert_eq!(cluster.deployments[&keys[1]].snapshot.generation(), 2, "restarted exactly once");
+}
+
+#[test]
+fn a_restart_unconfirmed_at_the_timeout_holds_its_place_until_the_cache_can_show_it() {
+    // The first patch fails; its retry goes through just before the batch times out, but
+    // the status write recording it is lost, and at the timeout the cache still lags behind
+    // the patch. The engine cannot tell "never restarted" from "not seen yet": the next batch
+    // must not start its restart beside a rollout that may be under way.
+    let mut cluster =
+        ModelCluster::new(json!({"selector": {}, "batchSize": 1, "batchTimeout": "60s"}));
+    let keys = cluster.add_many(2);
+    cluster.pass();
+    let first_try = cluster.pass();
+    assert_eq!(first_try.restarts.len(), 1);
+    // Transient failure: nothing reaches the Deployment.
+    cluster.record(&[(keys[0].clone(), RestartOutcome::Transient("503".to_owned()))]);
+    let before_patch = cluster.view();
+
+    cluster.now = at(50);
+    let retry = cluster.pass();
+    let persisted = cluster.refresh.status.clone();
+    assert_eq!(retry.restarts.len(), 1);
+    cluster.patch(&retry.restarts[0]);
+    cluster.start_rollout(&keys[0]);
+    cluster.refresh.status = persisted; // the write recording the patch is lost
+
+    cluster.now = at(60);
+    let timeout = cluster.pass_with(&before_patch);
+    assert_eq!(timeout.status.batches[0].services[0].result, Some(ServiceResult::TimedOut));
+    assert_eq!(timeout.restarts, vec![], "held: the restart in batch 1 is unconfirmed");
+    let wake_at = timeout.wake_at.expect("comes back when the cache can be trusted");
+    assert!(wake_at <= at(90), "{wake_at}");
+
+    // The cache catches up and shows the rollout: the place stays held until it completes.
+    cluster.now = at(70);
+    assert_eq!(cluster.pass().restarts, vec![]);
+    cluster.roll_out(&keys[0]);
+    let freed = cluster.pass();
+    assert_eq!(freed.restarts.len(), 1);
+    assert_eq!(freed.restarts[0].deployment, keys[1]);
+}
+
+#[test]
+fn a_restart_that_never_landed_frees_its_place_once_the_cache_can_be_trusted() {
+    let mut cluster =
+        ModelCluster::new(json!({"selector": {}, "batchSize": 1, "batchTimeout": "60s"}));
+    let keys = cluster.add_many(2);
+    cluster.pass();
+    cluster.pass();
+    cluster.record(&[(keys[0].clone(), RestartOutcome::Transient("503".to_owned()))]);
+
+    cluster.now = at(60);
+    let timeout = cluster.pass();
+    assert_eq!(timeout.status.batches[0].services[0].result, Some(ServiceResult::TimedOut));
+    assert_eq!(timeout.restarts, vec![]);
+    assert_eq!(timeout.wake_at, Some(at(90)));
+    cluster.now = at(89);
+    assert_eq!(cluster.pass().restarts, vec![]);
+    cluster.now = at(90);
+    let freed = cluster.pass();
+    assert_eq!(freed.restarts.len(), 1);
+    assert_eq!(freed.restarts[0].deployment, keys[1]);
 }

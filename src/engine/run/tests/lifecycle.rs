@@ -131,6 +131,27 @@ fn a_full_run_succeeds_and_is_recorded() {
 }
 
 #[test]
+fn a_decision_holds_a_run_slot_exactly_while_its_run_is_active() {
+    // Admission counts slot holders by this: a resource that kept its slot after its run
+    // ended would block every queued run, one that dropped it mid-run would let a second
+    // run start beside it.
+    let mut cluster = ModelCluster::new(json!({"selector": {}, "runOnCreate": false}));
+    let keys = cluster.add_many(1);
+    let idle = cluster.pass();
+    assert!(!idle.holds_run_slot(), "no run yet");
+    cluster.annotate(crate::crd::RUN_REQUESTED_AT_ANNOTATION, "now");
+    let planned = cluster.pass();
+    assert!(planned.holds_run_slot(), "a run planned");
+    let restarting = cluster.pass();
+    assert!(restarting.holds_run_slot(), "a run restarting");
+    cluster.apply(&restarting);
+    cluster.roll_out(&keys[0]);
+    let ended = cluster.pass();
+    assert_eq!(ended.status.phase, Some(Phase::Succeeded));
+    assert!(!ended.holds_run_slot(), "the run ended");
+}
+
+#[test]
 fn the_last_ready_service_starts_the_next_batch_in_the_same_pass() {
     let mut cluster = ModelCluster::new(json!({"selector": {}, "batchSize": 2}));
     let keys = cluster.add_many(4);
