@@ -187,7 +187,9 @@ fn main() -> ExitCode {
             Err(error) => fatal(cli.log_format, &error),
         },
         Command::Run(args) => {
-            init_logging(cli.log_format, "info");
+            // The operator logs refused watches itself, with the server's message; kube's
+            // watcher would repeat each as a debug dump of the error at warn level.
+            init_logging(cli.log_format, "info,kube_runtime::watcher=error");
             runtime.block_on(run_operator(args, cli.log_format))
         }
         #[cfg(feature = "sim")]

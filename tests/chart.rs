@@ -39,9 +39,18 @@ fn helm() -> PathBuf {
     })
 }
 
+/// helm 4 from `.ci/tools/bin/helm4`, if installed.
+fn helm4() -> Option<PathBuf> {
+    Some(root().join(".ci/tools/bin/helm4")).filter(|path| path.is_file())
+}
+
 /// `helm template` with `--set` values: the rendered objects, or helm's error output.
 fn template(sets: &[&str]) -> Result<Vec<Value>, String> {
-    let mut command = Command::new(helm());
+    template_with(&helm(), sets)
+}
+
+fn template_with(helm: &std::path::Path, sets: &[&str]) -> Result<Vec<Value>, String> {
+    let mut command = Command::new(helm);
     command.arg("template").arg(RELEASE).arg(chart()).args(["--namespace", RELEASE_NAMESPACE]);
     for set in sets {
         command.args(["--set", set]);
@@ -597,7 +606,7 @@ fn the_operator_gets_the_contracted_command_line() {
     );
     assert_eq!(
         container["resources"],
-        json!({"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}})
+        json!({"requests": {"cpu": "50m", "memory": "48Mi"}, "limits": {"memory": "128Mi"}})
     );
     let service = one(&objects, "Service");
     assert_eq!(service["spec"]["ports"][0]["targetPort"], "metrics");
@@ -647,14 +656,29 @@ fn bad_values_fail_with_a_message_naming_the_value() {
         ("admin.enabled=true,admin.target=arcgis/refresh-all", "admin.tls.secretName"),
         ("admin.contextRoot=/arcgis admin", "contextRoot"),
         ("admin.contextRoot=/arcgis/admin/", "contextRoot"),
+        ("admin.target=refresh-all", "admin.target"),
+        ("metrics.port=70000", "metrics.port"),
+        ("metrics.service.type=Ingress", "metrics.service.type"),
+        ("image.pullPolicy=Sometimes", "image.pullPolicy"),
+        ("leaderElection.leaseName=Bad_Name", "leaderElection.leaseName"),
+        ("resources.limit.memory=1Gi", "limit"),
+        ("terminationGracePeriodSeconds=-1", "terminationGracePeriodSeconds"),
+        ("extraArgs=--retry-seconds=5", "extraArgs"),
+        ("podLabels.team=1", "podLabels.team"),
     ];
-    for (set, field) in cases {
-        match template(&[set]) {
-            Ok(_) => panic!("helm template --set {set} rendered"),
-            Err(err) => assert!(
-                err.contains(field),
-                "the error for --set {set} does not name {field}:\n{err}"
-            ),
+    let helms: Vec<PathBuf> = std::iter::once(helm()).chain(helm4()).collect();
+    for helm in &helms {
+        for (set, field) in cases {
+            // helm 3 names a value by its dotted path, helm 4 by its JSON pointer.
+            let pointer = format!("/{}", field.replace('.', "/"));
+            match template_with(helm, &[set]) {
+                Ok(_) => panic!("{} template --set {set} rendered", helm.display()),
+                Err(err) => assert!(
+                    err.contains(field) || err.contains(&pointer),
+                    "{}: the error for --set {set} does not name {field}:\n{err}",
+                    helm.display()
+                ),
+            }
         }
     }
 }
@@ -670,4 +694,23 @@ fn the_charts_crd_is_the_committed_crd() {
         "charts/servicerefresh/crds/servicerefresh.yaml differs from crds/servicerefresh.yaml: \
          cp crds/servicerefresh.yaml charts/servicerefresh/crds/"
     );
+}
+
+// ---- Flux ---------------------------------------------------------------------------------
+
+/// README's Flux example: a Kustomization that waits for the ServiceRefreshes' kstatus health,
+/// after the operator's release.
+#[test]
+fn the_flux_example_waits_for_the_runs() {
+    let text = std::fs::read_to_string(root().join("examples/flux/kustomization.yaml")).unwrap();
+    let kustomization: Value = serde_saphyr::from_str(&text).expect("the example parses");
+    assert_eq!(kustomization["apiVersion"], "kustomize.toolkit.fluxcd.io/v1");
+    assert_eq!(kustomization["kind"], "Kustomization");
+    let spec = &kustomization["spec"];
+    assert_eq!(spec["wait"], true, "kstatus health checks of every applied object");
+    assert!(spec["timeout"].as_str().is_some_and(|timeout| timeout.ends_with('m')));
+    assert_eq!(spec["dependsOn"][0]["name"], "servicerefresh-operator");
+    for reason in ["Ready", "Reconciling", "Stalled", "AwaitingTrigger", "RunCancelled"] {
+        assert!(text.contains(reason), "the example's comment explains {reason}");
+    }
 }

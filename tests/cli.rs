@@ -22,28 +22,65 @@ fn crd_subcommand_prints_the_committed_crd() {
     );
 }
 
+/// Each option of a clap help text, by its flags (`--kubeconfig`, `-n`), with its
+/// description: the text after the signature on the same line (short help), or the lines
+/// below it up to the first blank line (long help, which puts defaults and possible values
+/// after that blank line).
+fn options(help: &str) -> Vec<(Vec<String>, String)> {
+    let lines: Vec<&str> = help.lines().collect();
+    let is_option = |line: &str| {
+        let line = line.trim_start();
+        line.starts_with("--")
+            || (line.starts_with('-') && line.chars().nth(1).is_some_and(char::is_alphanumeric))
+    };
+    let mut options = Vec::new();
+    for (index, line) in lines.iter().enumerate().filter(|(_, line)| is_option(line)) {
+        let line = line.trim();
+        let (signature, same_line) = line.split_once("  ").unwrap_or((line, ""));
+        let flags = signature
+            .split([',', ' ', '='])
+            .filter(|word| word.starts_with('-'))
+            .map(str::to_owned)
+            .collect();
+        let below = lines[index + 1..]
+            .iter()
+            .map(|line| line.trim())
+            .take_while(|line| !line.is_empty() && !is_option(line))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let description = if same_line.trim().is_empty() { below } else { same_line.trim().into() };
+        options.push((flags, description));
+    }
+    options
+}
+
 #[test]
 fn run_help_documents_every_flag() {
     let output = binary().args(["run", "--help"]).output().expect("binary runs");
+    assert!(output.status.success(), "run --help exits 0: {output:?}");
     let help = String::from_utf8_lossy(&output.stdout);
+    let options = options(&help);
     for flag in [
         "--kubeconfig",
         "--watch-namespace",
         "--max-concurrent-runs",
         "--retry-seconds",
         "--log-format",
+        "--leader-election",
+        "--metrics-listen",
     ] {
-        let line = help
-            .lines()
-            .find(|l| l.contains(flag))
-            .unwrap_or_else(|| panic!("{flag} missing:\n{help}"));
-        let documented = line.trim().len() > flag.len() + 12
-            || help
-                .lines()
-                .skip_while(|l| !l.contains(flag))
-                .nth(1)
-                .is_some_and(|l| !l.trim().is_empty());
-        assert!(documented, "{flag} has no description:\n{help}");
+        assert!(
+            options.iter().any(|(flags, _)| flags.iter().any(|f| f == flag)),
+            "{flag} missing:\n{help}"
+        );
+    }
+    assert!(options.len() >= 20, "every option is found: {options:?}");
+    for (flags, description) in &options {
+        // A description is words, not just a default or a list of values.
+        assert!(
+            description.split_whitespace().count() >= 3 && !description.starts_with('['),
+            "{flags:?} has no description:\n{help}"
+        );
     }
 }
 

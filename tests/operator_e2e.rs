@@ -1,12 +1,14 @@
 //! End-to-end behaviour of the operator against the simulated cluster: full runs, Abort,
-//! operator restarts mid-run, API faults, and the API requests a run costs.
+//! operator restarts mid-run, API faults, the API requests a run costs, GitOps re-applies and
+//! bad input. What starts, queues and holds a run is `scheduling_e2e.rs`; crashes at the
+//! worst moment of every batch are `crash_e2e.rs`.
 
 mod common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::{Cluster, NAMESPACE, Operator, wait_for};
+use common::{Cluster, NAMESPACE, Operator, assert_template_changes, wait_for};
 use serde_json::json;
 use servicerefresh::crd::{BatchPhase, Phase, ServiceRefreshStatus, ServiceResult};
 use servicerefresh_sim::{FaultConfig, SimConfig};
@@ -37,17 +39,6 @@ fn results(status: &ServiceRefreshStatus) -> BTreeMap<String, (ServiceResult, Op
             )
         })
         .collect()
-}
-
-fn assert_each_restarted_once(stats: &servicerefresh_sim::SimStats, names: &[String]) {
-    for name in names {
-        let key = format!("{NAMESPACE}/{name}");
-        assert_eq!(
-            stats.template_changes.get(&key).copied().unwrap_or(0),
-            1,
-            "{key} must have its pod template changed exactly once"
-        );
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -90,7 +81,7 @@ async fn full_run_restarts_every_deployment_once_in_batches_of_ten() {
     assert_eq!(status.batch.as_deref(), Some("14/14"));
 
     let stats = cluster.sim.stats();
-    assert_each_restarted_once(&stats, &names);
+    assert_template_changes(&cluster.sim, &names, 1);
     assert!(stats.peak_rolling <= 10, "peak rolling {} exceeds the batch size", stats.peak_rolling);
     cluster.sim.shutdown().await;
 }
@@ -163,7 +154,7 @@ async fn operator_restarts_mid_run_never_restart_a_deployment_twice() {
     operator.stop().await;
     assert_eq!(status.phase, Some(Phase::Succeeded), "{:?}", status.run);
     assert_eq!(status.totals.ready, 60);
-    assert_each_restarted_once(&cluster.sim.stats(), &names);
+    assert_template_changes(&cluster.sim, &names, 1);
     cluster.sim.shutdown().await;
 }
 
@@ -193,7 +184,7 @@ async fn run_completes_despite_failing_writes_and_dropped_watches() {
     operator.stop().await;
     assert_eq!(status.phase, Some(Phase::Succeeded), "{:?}", status.run);
     assert_eq!(status.totals.ready, 50);
-    assert_each_restarted_once(&cluster.sim.stats(), &names);
+    assert_template_changes(&cluster.sim, &names, 1);
     cluster.sim.shutdown().await;
 }
 
@@ -291,70 +282,6 @@ fn condition<'a>(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_changed_trigger_configmap_starts_a_new_run() {
-    use k8s_openapi::api::core::v1::ConfigMap;
-    let cluster = Cluster::start(fleet(8, 0)).await;
-    let config_maps: kube::Api<ConfigMap> =
-        kube::Api::namespaced(cluster.client.clone(), NAMESPACE);
-    let proxy: ConfigMap = serde_json::from_value(json!({
-        "metadata": {"name": "proxy-settings"}, "data": {"https_proxy": "http://proxy-a:3128", "unrelated": "1"}
-    }))
-    .expect("valid ConfigMap");
-    config_maps.create(&Default::default(), &proxy).await.expect("create ConfigMap");
-    let operator = Operator::start(&cluster.client);
-    cluster
-        .create_refresh(
-            "on-proxy-change",
-            json!({"selector": {}, "configMapTriggers": [{"name": "proxy-settings", "keys": ["https_proxy"]}]}),
-        )
-        .await;
-    let first = cluster.wait_for_run_end("on-proxy-change", RUN_DEADLINE).await;
-    assert_eq!(first.run.as_ref().map(|r| r.number), Some(1));
-
-    // A key outside `keys` changes nothing; the watched key starts run 2.
-    let patch = kube::api::Patch::Merge(json!({"data": {"unrelated": "2"}}));
-    config_maps.patch("proxy-settings", &Default::default(), &patch).await.expect("patch");
-    let patch = kube::api::Patch::Merge(json!({"data": {"https_proxy": "http://proxy-b:3128"}}));
-    config_maps.patch("proxy-settings", &Default::default(), &patch).await.expect("patch");
-    let second = wait_for(RUN_DEADLINE, "the ConfigMap-triggered run to end", || async {
-        cluster.status("on-proxy-change").await.filter(|s| {
-            s.run.as_ref().is_some_and(|r| r.number >= 2)
-                && matches!(s.phase, Some(Phase::Succeeded | Phase::Failed))
-        })
-    })
-    .await;
-    operator.stop().await;
-    let run = second.run.as_ref().expect("run");
-    assert_eq!((run.number, run.reason.as_str()), (2, "ConfigMapChanged"));
-    assert_eq!(second.phase, Some(Phase::Succeeded));
-    cluster.sim.shutdown().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn runs_are_serialized_and_the_second_waits_queued() {
-    let cluster = Cluster::start(fleet(20, 0)).await;
-    let operator = Operator::start(&cluster.client);
-    cluster.create_refresh("first", json!({"selector": {}, "batchSize": 5})).await;
-    wait_for(RUN_DEADLINE, "the first run to start", || async {
-        cluster.status("first").await.filter(|s| s.phase == Some(Phase::Running))
-    })
-    .await;
-    cluster.create_refresh("second", json!({"selector": {}, "batchSize": 5})).await;
-    let queued = wait_for(RUN_DEADLINE, "the second to be queued", || async {
-        cluster.status("second").await.filter(|s| s.phase == Some(Phase::Pending))
-    })
-    .await;
-    assert_eq!(condition(&queued, "Reconciling").map(|c| c.reason.as_str()), Some("Queued"));
-    let first = cluster.wait_for_run_end("first", RUN_DEADLINE).await;
-    let second = cluster.wait_for_run_end("second", RUN_DEADLINE).await;
-    operator.stop().await;
-    let first_end = first.run.and_then(|r| r.end_time).expect("first ended");
-    let second_start = second.run.and_then(|r| r.start_time).expect("second started");
-    assert!(second_start >= first_end, "the second run starts after the first ends");
-    cluster.sim.shutdown().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_ends_stalled_with_an_actionable_message() {
     let cluster = Cluster::start(fleet(4, 0)).await;
     let operator = Operator::start(&cluster.client);
@@ -393,40 +320,5 @@ async fn bad_input_ends_stalled_with_an_actionable_message() {
         stats.template_changes
     );
     operator.stop().await;
-    cluster.sim.shutdown().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dry_run_plans_and_restarts_nothing_and_suspend_holds_before_the_next_batch() {
-    let cluster = Cluster::start(fleet(12, 0)).await;
-    let operator = Operator::start_with(
-        &cluster.client,
-        servicerefresh::controller::OperatorConfig {
-            max_concurrent_runs: 2,
-            retry_delay: Duration::from_millis(200),
-            ..Default::default()
-        },
-    );
-    cluster.create_refresh("dry", json!({"selector": {}, "batchSize": 5, "dryRun": true})).await;
-    let dry = cluster.wait_for_run_end("dry", RUN_DEADLINE).await;
-    assert_eq!(dry.phase, Some(Phase::Succeeded));
-    assert_eq!((dry.batches.len(), dry.totals.skipped, dry.totals.restarted), (3, 12, 0));
-    assert!(cluster.sim.stats().template_changes.values().all(|&n| n == 0));
-
-    cluster.create_refresh("held", json!({"selector": {}, "batchSize": 5, "suspend": true})).await;
-    let held = wait_for(RUN_DEADLINE, "the run to be suspended", || async {
-        cluster.status("held").await.filter(|s| s.phase == Some(Phase::Suspended))
-    })
-    .await;
-    assert_eq!(held.batches.len(), 3, "the plan is recorded while suspended");
-    assert!(held.batches.iter().all(|b| b.phase == BatchPhase::Pending));
-    assert!(cluster.sim.stats().template_changes.values().all(|&n| n == 0), "nothing restarted");
-
-    let resume = kube::api::Patch::Merge(json!({"spec": {"suspend": false}}));
-    cluster.refreshes().patch("held", &Default::default(), &resume).await.expect("resume");
-    let done = cluster.wait_for_run_end("held", RUN_DEADLINE).await;
-    operator.stop().await;
-    assert_eq!(done.phase, Some(Phase::Succeeded));
-    assert_eq!(done.totals.ready, 12);
     cluster.sim.shutdown().await;
 }

@@ -180,7 +180,8 @@ async fn outside_the_watched_namespace_the_operator_says_it_cannot_see() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overlapping_runs_both_finish_without_waiting_out_a_timeout() {
-    let cluster = Cluster::start(fleet(20, 0)).await;
+    // 30 Deployments, so that two runs of 10 in flight each is a bound the fleet could break.
+    let cluster = Cluster::start(fleet(30, 0)).await;
     let names = cluster.all_deployment_names().await;
     let operator = operator_with(&cluster, OperatorScope::default(), 2);
     // A timeout this long would fail the test's deadline if either run waited it out.
@@ -192,12 +193,13 @@ async fn overlapping_runs_both_finish_without_waiting_out_a_timeout() {
     operator.stop().await;
     for status in [&left, &right] {
         assert_eq!(status.phase, Some(Phase::Succeeded), "{:?}", status.run);
-        assert_eq!(status.totals.ready, 20);
+        assert_eq!(status.totals.ready, 30);
     }
     for name in &names {
         assert_eq!(changes(&cluster, NAMESPACE, name), 2, "{name}: restarted once by each run");
     }
-    assert!(cluster.sim.stats().peak_rolling <= 20);
+    let peak = cluster.sim.stats().peak_rolling;
+    assert!(peak <= 20, "{peak} rollouts at once: more than batchSize 10 per run");
     cluster.sim.shutdown().await;
 }
 
@@ -435,16 +437,15 @@ async fn deleting_a_resource_mid_run_leaves_no_warning_in_the_log() {
     cluster.create_refresh("after", json!({"selector": {}, "batchSize": 6})).await;
     let status = cluster.wait_for_run_end("after", DEADLINE).await;
     assert_eq!(status.phase, Some(Phase::Succeeded));
-    #[cfg(unix)]
-    {
-        let pid = operator.id().expect("running") as i32;
-        // SAFETY-free alternative to libc: ask the shell's kill to send SIGTERM.
-        let _ = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
-    }
-    tokio::time::timeout(Duration::from_secs(30), operator.wait())
+    let pid = operator.id().expect("running");
+    // kill(1) sends the SIGTERM, as a kubelet stopping the pod would.
+    let sent = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+    assert!(sent.as_ref().is_ok_and(|status| status.success()), "kill -TERM {pid}: {sent:?}");
+    let exited = tokio::time::timeout(Duration::from_secs(30), operator.wait())
         .await
         .expect("the operator stops on SIGTERM")
-        .expect("the operator exits");
+        .expect("the operator's exit status");
+    assert!(exited.success(), "SIGTERM ends the operator cleanly: {exited}");
     let output = std::fs::read_to_string(dir.join("operator.log")).expect("the operator's log");
     let warnings: Vec<&str> = output
         .lines()

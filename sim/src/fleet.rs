@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use crate::SimConfig;
 use crate::auth;
 use crate::controllers::{
-    self,     FAIL_ANNOTATION, REVISION_ANNOTATION, materialize_settled, rolled_out_status,
+    self, FAIL_ANNOTATION, REVISION_ANNOTATION, materialize_settled, rolled_out_status,
 };
 use crate::error::SimError;
 use crate::state::SimState;

@@ -11,12 +11,17 @@
 //! still differs).
 //!
 //! Knobs beyond [`SimConfig`]: per-Deployment annotations
-//! `sim.gisops.io/rollout-ms: "5000"` (rollout duration) and
+//! `sim.gisops.io/rollout-ms: "5000"` (rollout duration),
 //! `sim.gisops.io/fail: "true"` (new pods never become available, so the
-//! rollout ends in `ProgressDeadlineExceeded`); `GET /sim/v1/stats` serves
+//! rollout ends in `ProgressDeadlineExceeded`), `sim.gisops.io/frozen:
+//! "true"` (the Deployment controller leaves it alone, so its status is
+//! what clients write to the status subresource) and
+//! `sim.gisops.io/no-defaults: "true"` (stored without the API server's
+//! defaults, e.g. without `spec.replicas`); `GET /sim/v1/stats` serves
 //! [`SimStats`], `POST /sim/v1/faults` replaces the [`FaultConfig`] and
-//! [`FaultMix`] (one JSON object with the fields of both), and
-//! `GET /sim/v1/requests` lists every request received ([`request_log`]).
+//! [`FaultMix`] (one JSON object with the fields of both, its
+//! [`FaultRule`]s included), and `GET /sim/v1/requests` lists every
+//! request received ([`request_log`]).
 //!
 //! Every API request is authenticated and authorized as on a real cluster
 //! with RBAC. The port speaks TLS ([`SimHandle::secure_url`], certificate
@@ -184,6 +189,73 @@ pub struct FaultMix {
     /// outlives the request's timeout; the client cannot tell.
     #[serde(alias = "timeoutCommits")]
     pub timeout_commits: bool,
+    /// Deterministic faults, applied before the rates: each fails chosen
+    /// requests of one kind, whatever the rates draw.
+    pub rules: Vec<FaultRule>,
+}
+
+/// A deterministic fault: fail the next request of one kind once a request
+/// of another kind has arrived since the last one of the first kind. For
+/// example `fail: "patch servicerefreshes/status"`, `after: "patch
+/// deployments"` loses the status write an operator sends right after a
+/// batch's restart patches, every time, where a rate would hit it by luck.
+/// The sim keeps the rule's state (`armed`, `fired`) in place, so `GET
+/// /sim/v1/faults` and [`SimHandle::fault_mix`] show how often it fired.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct FaultRule {
+    /// The requests it fails, by `verb resource` as [`SimStats::requests`]
+    /// names them (`patch servicerefreshes/status`).
+    pub fail: String,
+    /// The requests that arm it (`patch deployments`): a `fail` request is
+    /// failed when at least one of these arrived since the previous `fail`
+    /// request (answered or failed). Empty: every `fail` request is.
+    pub after: String,
+    /// How many more requests it may fail; `None`: any number.
+    pub times: Option<u64>,
+    /// What a failed request is answered.
+    pub error: RuleError,
+    /// With [`RuleError::Timeout`]: how long the request hangs before its
+    /// 504, in ms (a sim shutting down ends the wait). Long enough, it keeps
+    /// the request in flight while a test kills its client.
+    #[serde(alias = "hangMs")]
+    pub hang_ms: u64,
+    /// With [`RuleError::Timeout`]: the write is carried out, only its answer
+    /// is lost.
+    pub commits: bool,
+    /// State: an `after` request arrived since the last `fail` request.
+    pub armed: bool,
+    /// State: how many requests it failed so far.
+    pub fired: u64,
+}
+
+impl Default for FaultRule {
+    fn default() -> Self {
+        FaultRule {
+            fail: String::new(),
+            after: String::new(),
+            times: Some(1),
+            error: RuleError::InternalError,
+            hang_ms: 0,
+            commits: false,
+            armed: false,
+            fired: 0,
+        }
+    }
+}
+
+/// The answer of a request a [`FaultRule`] fails.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub enum RuleError {
+    /// 500 InternalError (`etcdserver: request timed out`); nothing is
+    /// carried out.
+    InternalError,
+    /// 429 Too Many Requests with `Retry-After` (the mix's
+    /// `retry_after_seconds`); nothing is carried out.
+    TooManyRequests,
+    /// 504 Timeout, after the rule's `hang_ms`, carried out or not as its
+    /// `commits` says.
+    Timeout,
 }
 
 impl Default for FaultMix {
@@ -196,6 +268,7 @@ impl Default for FaultMix {
             retry_after_seconds: 1,
             timeout_ms: 0,
             timeout_commits: false,
+            rules: Vec::new(),
         }
     }
 }
@@ -474,9 +547,20 @@ impl SimHandle {
         self.sim.set_faults(faults);
     }
 
-    /// Replaces which errors faults inject and the rates per request kind.
+    /// Replaces which errors faults inject, the rates per request kind and
+    /// the rules (whose state starts as given).
     pub fn set_fault_mix(&self, mix: FaultMix) {
         self.sim.set_fault_mix(mix);
+    }
+
+    /// The fault mix now, with the rules' state (`armed`, `fired`).
+    pub fn fault_mix(&self) -> FaultMix {
+        self.sim.fault_mix()
+    }
+
+    /// Adds a rule to the mix and returns its index in [`FaultMix::rules`].
+    pub fn add_fault_rule(&self, rule: FaultRule) -> usize {
+        self.sim.add_fault_rule(rule)
     }
 
     /// Stops the server, its watches and the controller.

@@ -9,7 +9,7 @@ use std::sync::{Mutex, MutexGuard};
 use crate::auth::TokenAuthority;
 use crate::store::Store;
 use crate::util::{Rng, SharedRng};
-use crate::{FaultConfig, FaultMix, SimConfig, SimStats};
+use crate::{FaultConfig, FaultMix, FaultRule, RuleError, SimConfig, SimStats};
 
 /// Shared state of one simulated cluster.
 #[derive(Debug)]
@@ -87,6 +87,13 @@ impl SimState {
         lock(&self.faults).1 = mix;
     }
 
+    /// Adds a rule to the mix; returns its index.
+    pub fn add_fault_rule(&self, rule: FaultRule) -> usize {
+        let rules = &mut lock(&self.faults).1.rules;
+        rules.push(rule);
+        rules.len() - 1
+    }
+
     /// Counts one request as `verb resource` (e.g. `patch deployments`).
     pub fn count_request(&self, verb: &str, resource: &str) {
         *lock(&self.stats).requests.entry(format!("{verb} {resource}")).or_insert(0) += 1;
@@ -98,19 +105,34 @@ impl SimState {
     }
 
     /// The fault injected into a request (`verb`, and `resource` as the
-    /// request counters name it), drawn per the configured rate of its kind
-    /// and the mix's weights. Never a conflict: a real server answers 409
-    /// only to a stale resourceVersion, which the write pipeline checks.
+    /// request counters name it): the first of the mix's rules it sets off,
+    /// else one drawn per the configured rate of its kind and the mix's
+    /// weights. Never a conflict: a real server answers 409 only to a stale
+    /// resourceVersion, which the write pipeline checks.
     pub fn injected_fault(
         &self,
         verb: &str,
         resource: &str,
         is_write: bool,
     ) -> Option<InjectedFault> {
-        let (faults, mix) = lock(&self.faults).clone();
+        let kind = format!("{verb} {resource}");
+        let (faults, mix) = {
+            let mut guard = lock(&self.faults);
+            let retry_after_seconds = guard.1.retry_after_seconds;
+            // Every rule sees every request (to arm or disarm), even once one fired.
+            let mut fired = None;
+            for rule in &mut guard.1.rules {
+                let fault = rule_fault(rule, &kind, retry_after_seconds);
+                fired = fired.or(fault);
+            }
+            if fired.is_some() {
+                return fired;
+            }
+            guard.clone()
+        };
         let rate = mix
             .error_rates
-            .get(&format!("{verb} {resource}"))
+            .get(&kind)
             .or_else(|| mix.error_rates.get(verb))
             .copied()
             .unwrap_or(if is_write { faults.write_error_rate } else { 0.0 });
@@ -151,5 +173,92 @@ impl SimState {
                 },
             })
         })
+    }
+}
+
+/// Advances `rule` over one request of `kind`; the fault it injects, if it
+/// fires on this request.
+fn rule_fault(rule: &mut FaultRule, kind: &str, retry_after_seconds: u64) -> Option<InjectedFault> {
+    if kind == rule.fail {
+        let armed = std::mem::take(&mut rule.armed) || rule.after.is_empty();
+        if !armed || rule.times == Some(0) {
+            return None;
+        }
+        rule.times = rule.times.map(|times| times - 1);
+        rule.fired += 1;
+        return Some(match rule.error {
+            RuleError::InternalError => InjectedFault::InternalError,
+            RuleError::TooManyRequests => InjectedFault::TooManyRequests { retry_after_seconds },
+            RuleError::Timeout => {
+                InjectedFault::Timeout { after_ms: rule.hang_ms, commits: rule.commits }
+            }
+        });
+    }
+    if kind == rule.after {
+        rule.armed = true;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status_after_patches(times: Option<u64>) -> FaultRule {
+        FaultRule {
+            fail: "patch servicerefreshes/status".into(),
+            after: "patch deployments".into(),
+            times,
+            ..FaultRule::default()
+        }
+    }
+
+    #[test]
+    fn a_rule_fails_the_first_status_write_after_patches_and_only_that_one() {
+        let mut rule = status_after_patches(None);
+        let status = "patch servicerefreshes/status";
+        assert_eq!(rule_fault(&mut rule, status, 1), None, "not armed yet");
+        assert_eq!(rule_fault(&mut rule, "patch deployments", 1), None);
+        assert_eq!(rule_fault(&mut rule, "patch deployments", 1), None);
+        assert_eq!(rule_fault(&mut rule, "get deployments", 1), None, "other kinds change nothing");
+        assert_eq!(rule_fault(&mut rule, status, 1), Some(InjectedFault::InternalError));
+        assert_eq!(rule_fault(&mut rule, status, 1), None, "the failed write disarmed it");
+        assert_eq!(rule_fault(&mut rule, "patch deployments", 1), None);
+        assert_eq!(rule_fault(&mut rule, status, 1), Some(InjectedFault::InternalError));
+        assert_eq!(rule.fired, 2);
+    }
+
+    #[test]
+    fn a_limited_rule_stops_after_its_count_and_says_how_it_answers() {
+        let mut rule = FaultRule {
+            error: RuleError::Timeout,
+            hang_ms: 250,
+            commits: true,
+            ..status_after_patches(Some(1))
+        };
+        let status = "patch servicerefreshes/status";
+        rule_fault(&mut rule, "patch deployments", 1);
+        assert_eq!(
+            rule_fault(&mut rule, status, 1),
+            Some(InjectedFault::Timeout { after_ms: 250, commits: true })
+        );
+        rule_fault(&mut rule, "patch deployments", 1);
+        assert_eq!(rule_fault(&mut rule, status, 1), None, "spent");
+        assert_eq!((rule.times, rule.fired), (Some(0), 1));
+
+        let mut unarmed = FaultRule {
+            fail: "create events".into(),
+            error: RuleError::TooManyRequests,
+            times: Some(2),
+            ..FaultRule::default()
+        };
+        for _ in 0..2 {
+            assert_eq!(
+                rule_fault(&mut unarmed, "create events", 7),
+                Some(InjectedFault::TooManyRequests { retry_after_seconds: 7 }),
+                "without `after`, every request of the kind is failed"
+            );
+        }
+        assert_eq!(rule_fault(&mut unarmed, "create events", 7), None);
     }
 }

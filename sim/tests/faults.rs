@@ -1,7 +1,9 @@
 //! Fault injection as a real API server fails: 500, 429 with `Retry-After`
 //! and 504 timeouts, per request kind; a 409 only for a stale
 //! resourceVersion (the write pipeline's real check), so a patch without one
-//! is never answered 409, and one with a stale one always is.
+//! is never answered 409, and one with a stale one always is. Rules fail
+//! chosen requests deterministically: the first of one kind after another
+//! kind arrived, a given number of times, answered 500, 429 or 504.
 
 mod common;
 
@@ -9,7 +11,7 @@ use std::collections::BTreeSet;
 
 use common::*;
 use serde_json::{Value, json};
-use servicerefresh_sim::{FaultConfig, FaultMix, SimConfig};
+use servicerefresh_sim::{FaultConfig, FaultMix, FaultRule, RuleError, SimConfig};
 
 const DEPLOYS: &str = "/apis/apps/v1/namespaces/arcgis/deployments";
 const CMS: &str = "/api/v1/namespaces/arcgis/configmaps";
@@ -176,4 +178,86 @@ async fn the_faults_endpoint_keeps_its_json_shape() {
     assert_eq!(mix.timeout_ms, 5);
     h.set_faults(FaultConfig::default());
     h.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_rule_fails_exactly_the_write_that_follows_another_kind() {
+    let (h, c) = sim(cfg()).await;
+    c.post(CMS, &json!({"metadata": {"name": "x"}, "data": {"a": "0"}})).await;
+    // The first patch of ConfigMap x after a Deployment was created is lost, twice.
+    let r = c
+        .post(
+            "/sim/v1/faults",
+            &json!({"rules": [{"fail": "patch configmaps", "after": "create deployments", "times": 2}]}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let patch = |value: &str| format!(r#"{{"data":{{"a":"{value}"}}}}"#);
+    let cm = format!("{CMS}/x");
+    assert_eq!(c.patch(&cm, "application/merge-patch+json", &patch("1")).await.status, 200);
+    for round in 0..3 {
+        c.post(DEPLOYS, &deployment(&format!("web-{round}"))).await;
+        let lost = c.patch(&cm, "application/merge-patch+json", &patch("lost")).await;
+        let kept = c.patch(&cm, "application/merge-patch+json", &patch(&round.to_string())).await;
+        if round < 2 {
+            assert_eq!(lost.status, 500, "round {round}: {}", lost.body);
+            assert_eq!(
+                lost.body["message"],
+                "Internal error occurred: etcdserver: request timed out"
+            );
+        } else {
+            assert_eq!(lost.status, 200, "spent after two");
+        }
+        assert_eq!(kept.status, 200, "round {round}: only the first patch after the create");
+    }
+    assert_eq!(c.get(&cm).await.body["data"]["a"], "2", "the failed patches were not applied");
+    let rule = &h.fault_mix().rules[0];
+    assert_eq!((rule.fired, rule.times, rule.armed), (2, Some(0), false));
+    let served = c.get("/sim/v1/faults").await.body;
+    assert_eq!(served["rules"][0]["fired"], 2, "{served}");
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_rule_can_time_out_a_write_that_still_happens_or_hang_until_shutdown() {
+    let (h, c) = sim(cfg()).await;
+    c.post(CMS, &json!({"metadata": {"name": "x"}, "data": {"a": "0"}})).await;
+    let index = h.add_fault_rule(FaultRule {
+        fail: "patch configmaps".into(),
+        times: None,
+        error: RuleError::Timeout,
+        commits: true,
+        ..FaultRule::default()
+    });
+    let cm = format!("{CMS}/x");
+    for value in ["1", "2"] {
+        let body = format!(r#"{{"data":{{"a":"{value}"}}}}"#);
+        let r = c.patch(&cm, "application/merge-patch+json", &body).await;
+        assert_eq!(r.status, 504, "{}", r.body);
+        assert_eq!(c.get(&cm).await.body["data"]["a"], value, "committed despite the 504");
+    }
+    assert_eq!(h.fault_mix().rules[index].fired, 2);
+
+    // A write that hangs is in flight (the request log shows no answer) until the sim
+    // shuts down.
+    h.set_fault_mix(FaultMix {
+        rules: vec![FaultRule {
+            fail: "patch configmaps".into(),
+            error: RuleError::Timeout,
+            hang_ms: 600_000,
+            ..FaultRule::default()
+        }],
+        ..FaultMix::default()
+    });
+    let hanging = tokio::spawn({
+        let c = c.clone();
+        async move { c.patch(&cm, "application/merge-patch+json", r#"{"data":{"a":"3"}}"#).await }
+    });
+    eventually("the patch to hang", || async { (h.fault_mix().rules[0].fired == 1).then_some(()) })
+        .await;
+    let pending = h.requests().into_iter().rfind(|r| r.path.ends_with("/configmaps/x"));
+    assert_eq!(pending.map(|r| (r.verb, r.code)), Some(("patch".to_owned(), None)));
+    h.shutdown().await;
+    let answered = hanging.await.expect("the client task");
+    assert_eq!(answered.status, 504, "answered at shutdown, not after ten minutes");
 }

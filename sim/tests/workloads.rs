@@ -1,7 +1,8 @@
 //! The ReplicaSets and Pods the simulated controllers keep for Deployments:
 //! the generated fleet (at start-up, or on first rollout for large fleets),
 //! what `helm upgrade --wait` checks during a rollout, pods replaced after a
-//! delete, `revisionHistoryLimit`, failing and paused rollouts, scaling.
+//! delete, `revisionHistoryLimit`, failing and paused rollouts, scaling, and
+//! the frozen fixtures the controller leaves alone.
 
 mod common;
 
@@ -344,5 +345,52 @@ async fn failing_paused_and_scaled_deployments() {
         events.iter().any(|e| e["message"] == format!("Scaled up replica set {name} from 2 to 4")),
         "{events:?}"
     );
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_frozen_deployment_keeps_the_status_clients_write() {
+    let (h, c) = sim(SimConfig { rollout_ms: 100, ..Default::default() }).await;
+    let mut frozen = deployment("fixture");
+    frozen["metadata"]["annotations"] =
+        json!({"sim.gisops.io/frozen": "true", "sim.gisops.io/no-defaults": "true"});
+    frozen["spec"].as_object_mut().expect("spec").remove("replicas");
+    assert_eq!(c.post(DEPLOYS, &frozen).await.status, 201);
+    // The controller handles events in order: once a Deployment created later has rolled
+    // out, it has seen the frozen one and left it alone.
+    c.post(DEPLOYS, &deployment("witness")).await;
+    rolled_out(&c, "witness").await;
+    let stored = c.get(&format!("{DEPLOYS}/fixture")).await.body;
+    let status = stored["status"].as_object();
+    assert!(status.is_none_or(|s| s.is_empty()), "no status from the controller: {stored}");
+    assert_eq!(stored["spec"].get("replicas"), None, "stored without defaults: {stored}");
+    assert_eq!(stored["spec"].get("strategy"), None);
+    assert!(replica_sets_of(&c, &stored).await.is_empty(), "no ReplicaSets");
+
+    let status = json!({
+        "observedGeneration": 1, "replicas": 2, "updatedReplicas": 1, "availableReplicas": 1,
+        "conditions": [
+            {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"},
+            {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}
+        ]
+    });
+    let body = json!({"status": status}).to_string();
+    let written =
+        c.patch(&format!("{DEPLOYS}/fixture/status"), "application/merge-patch+json", &body).await;
+    assert_eq!(written.status, 200, "{}", written.body);
+    // A spec change bumps the generation; the controller still writes nothing.
+    let resized = c.merge_patch(&format!("{DEPLOYS}/fixture"), r#"{"spec":{"paused":true}}"#).await;
+    assert_eq!(resized["metadata"]["generation"], 2);
+    c.merge_patch(&format!("{DEPLOYS}/witness"), RESTART).await;
+    rolled_out(&c, "witness").await;
+    let stored = c.get(&format!("{DEPLOYS}/fixture")).await.body;
+    assert_eq!(stored["status"], status, "exactly as written");
+
+    // Without the knobs the same object is defaulted and rolled out.
+    let mut plain = deployment("plain");
+    plain["spec"].as_object_mut().expect("spec").remove("replicas");
+    c.post(DEPLOYS, &plain).await;
+    let plain = rolled_out(&c, "plain").await;
+    assert_eq!(plain["spec"]["replicas"], 1);
     h.shutdown().await;
 }

@@ -29,6 +29,7 @@ use super::pages::{self, ErrorPage, IndexPage, JobPage, JobsPage, OperationPage,
 use super::params::Params;
 use super::requests::{RequestError, Requests};
 use super::respond::{ArcGisError, Format, html_response, json_response, see_other};
+use crate::telemetry;
 
 /// What the handlers share.
 pub struct AdminApi {
@@ -95,7 +96,7 @@ impl AdminApi {
                 Err(ArcGisError::forbidden())
             }
             Err(Denial::Unavailable(error)) => {
-                warn!(error = %error, cause = %source_chain(&error), "admin API: cannot check a token");
+                warn!(error = %error, cause = %telemetry::error_causes(&error), "admin API: cannot check a token");
                 Err(ArcGisError::unavailable("The token could not be checked.".to_owned()))
             }
         }
@@ -127,16 +128,6 @@ impl AdminApi {
     }
 }
 
-fn source_chain(error: &dyn std::error::Error) -> String {
-    let mut causes = Vec::new();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        causes.push(cause.to_string());
-        source = cause.source();
-    }
-    causes.join(": ")
-}
-
 /// A failed request in ArcGIS's terms; server-side failures are logged with their causes.
 fn request_error(error: &RequestError) -> ArcGisError {
     match error {
@@ -149,7 +140,7 @@ fn request_error(error: &RequestError) -> ArcGisError {
             ArcGisError::unavailable(format!("{}.", capitalized(&error.to_string())))
         }
         RequestError::Cache(CacheError::TargetMissing { .. }) | RequestError::Patch { .. } => {
-            warn!(error = %error, cause = %source_chain(error), "admin API: request failed");
+            warn!(error = %error, cause = %telemetry::error_causes(error), "admin API: request failed");
             ArcGisError::internal(format!("{}.", capitalized(&error.to_string())))
         }
     }
@@ -171,9 +162,22 @@ async fn prologue(
     params: &Params,
     access: Access,
 ) -> Result<Format, Response> {
+    authorized(api, headers, params, access).await.map(|(format, _)| format)
+}
+
+/// The prologue of a write, which also needs to know who asked.
+async fn authorized(
+    api: &AdminApi,
+    headers: &HeaderMap,
+    params: &Params,
+    access: Access,
+) -> Result<(Format, Caller), Response> {
     let format = format_of(params).map_err(|error| error.to_json_response(false))?;
-    api.caller(headers, params, access).await.map_err(|error| api.error(format, &error, params))?;
-    Ok(format)
+    let caller = api
+        .caller(headers, params, access)
+        .await
+        .map_err(|error| api.error(format, &error, params))?;
+    Ok((format, caller))
 }
 
 async fn index(State(api): State<Arc<AdminApi>>, headers: HeaderMap, params: Params) -> Response {
@@ -213,13 +217,9 @@ async fn operation_page(
 }
 
 async fn submit(State(api): State<Arc<AdminApi>>, headers: HeaderMap, params: Params) -> Response {
-    let format = match format_of(&params) {
-        Ok(format) => format,
-        Err(error) => return error.to_json_response(false),
-    };
-    let caller = match api.caller(&headers, &params, Access::Write).await {
-        Ok(caller) => caller,
-        Err(error) => return api.error(format, &error, &params),
+    let (format, caller) = match authorized(&api, &headers, &params, Access::Write).await {
+        Ok(admitted) => admitted,
+        Err(response) => return response,
     };
     let submission = match api.requests.submit(&caller).await {
         Ok(submission) => submission,
@@ -301,13 +301,9 @@ async fn cancel(
     headers: HeaderMap,
     params: Params,
 ) -> Response {
-    let format = match format_of(&params) {
-        Ok(format) => format,
-        Err(error) => return error.to_json_response(false),
-    };
-    let caller = match api.caller(&headers, &params, Access::Write).await {
-        Ok(caller) => caller,
-        Err(error) => return api.error(format, &error, &params),
+    let (format, caller) = match authorized(&api, &headers, &params, Access::Write).await {
+        Ok(admitted) => admitted,
+        Err(response) => return response,
     };
     let job = match api.requests.cancel(&id).await {
         Ok(job) => job,

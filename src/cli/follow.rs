@@ -260,21 +260,12 @@ fn deleted(target: &Target) -> CliError {
 mod tests {
     use super::*;
     use crate::cli::view::ConditionView;
-    use crate::crd::Totals;
 
     fn run(number: u64, request: Option<&str>, ended: Option<Phase>) -> RunView {
         RunView {
-            number,
-            id: format!("ns/x/{number}"),
-            reason: "RunRequested".into(),
-            message: None,
-            request: request.map(String::from),
             phase: ended.unwrap_or(Phase::Running),
-            start: None,
             end: ended.map(|_| jiff::Timestamp::UNIX_EPOCH),
-            cancel_requested: false,
-            dry_run: false,
-            totals: Totals::default(),
+            ..RunView::fixture(number, request)
         }
     }
 

@@ -294,7 +294,7 @@ fn service_lines(services: &[ServiceView]) -> Vec<(String, String)> {
 mod tests {
     use super::*;
     use crate::cli::view::BatchView;
-    use crate::crd::{BatchPhase, ServiceResult, Totals};
+    use crate::crd::{BatchPhase, ServiceResult};
 
     #[test]
     fn templates_parse() {
@@ -322,19 +322,7 @@ mod tests {
     }
 
     fn run() -> RunView {
-        RunView {
-            number: 2,
-            id: "x".into(),
-            reason: "RunRequested".into(),
-            message: None,
-            request: None,
-            phase: Phase::Running,
-            start: None,
-            end: None,
-            cancel_requested: false,
-            dry_run: false,
-            totals: Totals::default(),
-        }
+        RunView { number: 2, id: "x".into(), ..RunView::fixture(2, None) }
     }
 
     #[test]

@@ -125,22 +125,9 @@ fn contended(target: &Target) -> CliError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::{Phase, Totals};
 
     fn run(number: u64, request: Option<&str>) -> RunView {
-        RunView {
-            number,
-            id: format!("ns/x/{number}"),
-            reason: "RunRequested".into(),
-            message: None,
-            request: request.map(String::from),
-            phase: Phase::Running,
-            start: None,
-            end: None,
-            cancel_requested: false,
-            dry_run: false,
-            totals: Totals::default(),
-        }
+        RunView::fixture(number, request)
     }
 
     #[test]

@@ -48,6 +48,26 @@ pub struct RunView {
     pub totals: Totals,
 }
 
+#[cfg(test)]
+impl RunView {
+    /// A running run requested under `request`, with nothing counted yet.
+    pub fn fixture(number: u64, request: Option<&str>) -> Self {
+        RunView {
+            number,
+            id: format!("ns/x/{number}"),
+            reason: "RunRequested".into(),
+            message: None,
+            request: request.map(String::from),
+            phase: Phase::Running,
+            start: None,
+            end: None,
+            cancel_requested: false,
+            dry_run: false,
+            totals: Totals::default(),
+        }
+    }
+}
+
 impl RunView {
     /// Whether the run is still going.
     pub fn active(&self) -> bool {

@@ -121,7 +121,7 @@ pub enum Cache {
 impl Cache {
     const ALL: [Cache; 3] = [Cache::Deployments, Cache::ConfigMaps, Cache::ServiceRefreshes];
 
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Cache::Deployments => "Deployments",
             Cache::ConfigMaps => "ConfigMaps",

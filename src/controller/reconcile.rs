@@ -27,7 +27,7 @@ use crate::policy::awaiting::AwaitIndex;
 use crate::policy::leadership::{Leadership, Term};
 use crate::policy::requeue::{self, Requeue};
 use crate::policy::status_memo::StatusMemo;
-use crate::telemetry::Telemetry;
+use crate::telemetry::{self, Telemetry};
 
 /// Passes one reconcile may run back to back before it yields to other resources.
 const MAX_PASSES_PER_RECONCILE: usize = 8;
@@ -142,19 +142,9 @@ pub fn error_policy(
     error: &ReconcileError,
     ctx: Arc<Context>,
 ) -> Action {
-    warn!(servicerefresh = %format!("{}/{}", refresh.namespace().unwrap_or_default(), refresh.name_any()), error = %error, cause = %error_chain(error), "reconcile failed; retrying");
+    warn!(servicerefresh = %format!("{}/{}", refresh.namespace().unwrap_or_default(), refresh.name_any()), error = %error, cause = %telemetry::error_causes(error), "reconcile failed; retrying");
     ctx.telemetry.reconcile_failed(error.kind());
     Action::requeue(ctx.retry_delay)
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut causes = Vec::new();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        causes.push(cause.to_string());
-        source = cause.source();
-    }
-    causes.join(": ")
 }
 
 impl Context {

@@ -2,6 +2,8 @@
 //! applies (kubectl's `DeploymentStatusViewer`), word for word in its messages, plus one gate
 //! of our own: a status that has not yet observed the generation our restart produced is
 //! never judged, so a status left over from the previous rollout cannot read as Ready.
+//! `kubectl_verdicts.yaml` holds 42 crafted states with the real kubectl's verdicts; the
+//! `kubectl_table` tests hold the engine to them.
 
 use super::observed::DeploymentSnapshot;
 
@@ -75,233 +77,43 @@ pub fn verdict(deployment: &DeploymentSnapshot, restart_generation: i64) -> Verd
 }
 
 #[cfg(test)]
+mod kubectl_table;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::engine::observed::RolloutStatus;
 
-    struct Row {
-        what: &'static str,
-        generation: i64,
-        spec_replicas: Option<i32>,
-        paused: bool,
-        /// (observedGeneration, replicas, updated, available); None = no status at all.
-        status: Option<(i64, i32, i32, i32)>,
-        progressing: Option<(&'static str, &'static str)>,
-        restart_generation: i64,
-        /// What `kubectl rollout status deployment/web` prints (ours, for the gate row).
-        expected: Verdict,
-    }
-
-    fn deployment(row: &Row) -> DeploymentSnapshot {
-        let mut deployment = DeploymentSnapshot::default();
-        deployment.metadata.name = Some("web".to_owned());
-        deployment.metadata.generation = Some(row.generation);
-        deployment.replicas = row.spec_replicas;
-        deployment.paused = row.paused;
-        deployment.rollout =
-            row.status.map(|(observed, replicas, updated, available)| RolloutStatus {
+    fn complete(generation: i64, observed: i64) -> DeploymentSnapshot {
+        let mut deployment = DeploymentSnapshot {
+            replicas: Some(3),
+            rollout: Some(RolloutStatus {
                 observed_generation: Some(observed),
-                replicas: Some(replicas),
-                updated_replicas: Some(updated),
-                available_replicas: Some(available),
-                progressing_reason: row.progressing.map(|(_, reason)| reason.to_owned()),
-            });
+                replicas: Some(3),
+                updated_replicas: Some(3),
+                available_replicas: Some(3),
+                progressing_reason: Some("NewReplicaSetAvailable".to_owned()),
+            }),
+            ..DeploymentSnapshot::default()
+        };
+        deployment.metadata.name = Some("web".to_owned());
+        deployment.metadata.generation = Some(generation);
         deployment
     }
 
-    fn waiting(message: &str) -> Verdict {
-        Verdict::Waiting(message.to_owned())
-    }
-
     #[test]
-    fn verdicts_follow_kubectl_rollout_status() {
-        let observe = "Waiting for deployment spec update to be observed...";
-        let rows = [
-            Row {
-                what: "patched, controller has not observed the new generation yet",
-                generation: 5,
-                spec_replicas: Some(3),
-                paused: false,
-                status: Some((4, 3, 3, 3)),
-                progressing: Some(("True", "NewReplicaSetAvailable")),
-                restart_generation: 5,
-                expected: waiting(observe),
-            },
-            Row {
-                what: "stale cache right after our patch: old generation, old fully ready status; \
-                       kubectl would say 'successfully rolled out', our gate says wait",
-                generation: 4,
-                spec_replicas: Some(3),
-                paused: false,
-                status: Some((4, 3, 3, 3)),
-                progressing: Some(("True", "NewReplicaSetAvailable")),
-                restart_generation: 5,
-                expected: waiting(observe),
-            },
-            Row {
-                what: "new ReplicaSet scaling up",
-                generation: 5,
-                spec_replicas: Some(3),
-                paused: false,
-                status: Some((5, 4, 1, 3)),
-                progressing: Some(("True", "ReplicaSetUpdated")),
-                restart_generation: 5,
-                expected: waiting(
-                    "Waiting for deployment \"web\" rollout to finish: 1 out of 3 new replicas have been updated...",
-                ),
-            },
-            Row {
-                what: "all updated, old replicas still terminating",
-                generation: 5,
-                spec_replicas: Some(3),
-                paused: false,
-                status: Some((5, 5, 3, 3)),
-                progressing: Some(("True", "ReplicaSetUpdated")),
-                restart_generation: 5,
-                expected: waiting(
-                    "Waiting for deployment \"web\" rollout to finish: 2 old replicas are pending termination...",
-                ),
-            },
-            Row {
-                what: "all updated, not all available",
-                generation: 5,
-                spec_replicas: Some(3),
-                paused: false,
-                status: Some((5, 3, 3, 1)),
-                progressing: Some(("True", "ReplicaSetUpdated")),
-                restart_generation: 5,
-                expected: waiting(
-                    "Waiting for deployment \"web\" rollout to finish: 1 of 3 updated replicas are available...",
-                ),
-            },
-            Row {
-                what: "complete",
-                generation: 5,
-                spec_replicas: Some(3),
-                paused: false,
-                status: Some((5, 3, 3, 3)),
-                progressing: Some(("True", "NewReplicaSetAvailable")),
-                restart_generation: 5,
-                expected: Verdict::Ready,
-            },
-            Row {
-                what: "observedGeneration ahead of our restart (someone edited the spec since): judged",
-                generation: 7,
-                spec_replicas: Some(2),
-                paused: false,
-                status: Some((7, 2, 2, 2)),
-                progressing: Some(("True", "NewReplicaSetAvailable")),
-                restart_generation: 5,
-                expected: Verdict::Ready,
-            },
-            Row {
-                what: "scaled to zero",
-                generation: 5,
-                spec_replicas: Some(0),
-                paused: false,
-                status: Some((5, 0, 0, 0)),
-                progressing: Some(("True", "NewReplicaSetAvailable")),
-                restart_generation: 5,
-                expected: Verdict::Ready,
-            },
-            Row {
-                what: "progress deadline exceeded",
-                generation: 5,
-                spec_replicas: Some(3),
-                paused: false,
-                status: Some((5, 4, 1, 3)),
-                progressing: Some(("False", "ProgressDeadlineExceeded")),
-                restart_generation: 5,
-                expected: Verdict::Failed(
-                    "deployment \"web\" exceeded its progress deadline".to_owned(),
-                ),
-            },
-            Row {
-                what: "progress deadline exceeded but generation not observed: kubectl still waits",
-                generation: 6,
-                spec_replicas: Some(3),
-                paused: false,
-                status: Some((5, 4, 1, 3)),
-                progressing: Some(("False", "ProgressDeadlineExceeded")),
-                restart_generation: 6,
-                expected: waiting(observe),
-            },
-            Row {
-                what: "no status at all (freshly created or never reconciled)",
-                generation: 1,
-                spec_replicas: Some(1),
-                paused: false,
-                status: None,
-                progressing: None,
-                restart_generation: 1,
-                expected: waiting(observe),
-            },
-            Row {
-                what: "spec.replicas absent: kubectl skips the updated-versus-desired check",
-                generation: 2,
-                spec_replicas: None,
-                paused: false,
-                status: Some((2, 0, 0, 0)),
-                progressing: Some(("True", "ReplicaSetUpdated")),
-                restart_generation: 2,
-                expected: Verdict::Ready,
-            },
-            Row {
-                what: "spec.replicas absent, old replicas left",
-                generation: 2,
-                spec_replicas: None,
-                paused: false,
-                status: Some((2, 2, 1, 1)),
-                progressing: Some(("True", "ReplicaSetUpdated")),
-                restart_generation: 2,
-                expected: waiting(
-                    "Waiting for deployment \"web\" rollout to finish: 1 old replicas are pending termination...",
-                ),
-            },
-            Row {
-                what: "spec.replicas absent, one replica rolled out",
-                generation: 2,
-                spec_replicas: None,
-                paused: false,
-                status: Some((2, 1, 1, 1)),
-                progressing: Some(("True", "NewReplicaSetAvailable")),
-                restart_generation: 2,
-                expected: Verdict::Ready,
-            },
-            Row {
-                what: "paused: the controller observes the generation but rolls nothing out, \
-                       so kubectl waits forever on the updated count",
-                generation: 5,
-                spec_replicas: Some(3),
-                paused: true,
-                status: Some((5, 3, 0, 3)),
-                progressing: Some(("Unknown", "DeploymentPaused")),
-                restart_generation: 5,
-                expected: waiting(
-                    "Waiting for deployment \"web\" rollout to finish: 0 out of 3 new replicas have been updated...",
-                ),
-            },
-            Row {
-                what: "surge: more replicas than desired, all updated and available but old pods left",
-                generation: 3,
-                spec_replicas: Some(2),
-                paused: false,
-                status: Some((3, 3, 2, 2)),
-                progressing: Some(("True", "ReplicaSetUpdated")),
-                restart_generation: 3,
-                expected: waiting(
-                    "Waiting for deployment \"web\" rollout to finish: 1 old replicas are pending termination...",
-                ),
-            },
-        ];
-        for row in &rows {
-            assert_eq!(
-                verdict(&deployment(row), row.restart_generation),
-                row.expected,
-                "{}",
-                row.what
-            );
-        }
+    fn a_status_from_before_our_restart_is_never_judged() {
+        let observe =
+            Verdict::Waiting("Waiting for deployment spec update to be observed...".to_owned());
+        // A stale cache right after our patch: the old generation with its fully ready status.
+        // kubectl would say "successfully rolled out"; the engine waits for generation 5.
+        assert_eq!(verdict(&complete(4, 4), 5), observe);
+        // The patched object, not observed yet: both wait.
+        assert_eq!(verdict(&complete(5, 4), 5), observe);
+        assert_eq!(verdict(&complete(5, 5), 5), Verdict::Ready);
+        // Someone changed the spec again since our restart and it rolled out: that rollout
+        // includes ours.
+        assert_eq!(verdict(&complete(7, 7), 5), Verdict::Ready);
     }
 
     #[test]

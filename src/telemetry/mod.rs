@@ -19,6 +19,18 @@ use tracing::warn;
 pub use http::{ServeError, Server, serve};
 pub use readiness::Readiness;
 
+/// The causes behind an error, outermost first, for the `cause` field of a log line (the
+/// error's own text goes in `error`).
+pub fn error_causes(error: &dyn std::error::Error) -> String {
+    let mut causes = Vec::new();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        causes.push(cause.to_string());
+        source = cause.source();
+    }
+    causes.join(": ")
+}
+
 /// The prefix of every operator metric (process metrics keep the conventional `process_`).
 pub const PREFIX: &str = "servicerefresh";
 

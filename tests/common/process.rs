@@ -35,6 +35,11 @@ impl Kubeconfig {
         ))
     }
 
+    /// The temporary directory holding it, for the files of the client that uses it.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     fn with_yaml(yaml: &str) -> Self {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let dir = std::env::temp_dir().join(format!(
@@ -78,7 +83,8 @@ impl OperatorProcess {
     /// Starts `servicerefresh --log-format json run --kubeconfig PATH --metrics-listen
     /// 127.0.0.1:0 ARGS...` with `POD_NAME=identity`.
     pub fn spawn(kubeconfig: &Path, identity: &str, args: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_servicerefresh"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_servicerefresh"));
+        command
             .args(["--log-format", "json", "run", "--kubeconfig"])
             .arg(kubeconfig)
             .args(["--metrics-listen", "127.0.0.1:0", "--retry-seconds", "1"])
@@ -86,7 +92,28 @@ impl OperatorProcess {
             .env("POD_NAME", identity)
             .env_remove("POD_NAMESPACE")
             .env_remove("SERVICEREFRESH_KUBECONFIG")
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", "info");
+        Self::spawn_command(command, identity)
+    }
+
+    /// Starts `servicerefresh ARGS...` exactly as given (a pod's command line), with
+    /// `POD_NAME=identity` and the environment `env`; nothing else of the test's environment
+    /// that the operator reads (KUBECONFIG, POD_NAMESPACE, RUST_LOG, ...) is passed on.
+    pub fn spawn_args(identity: &str, args: &[String], env: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_servicerefresh"));
+        command
+            .args(args)
+            .env("POD_NAME", identity)
+            .env_remove("POD_NAMESPACE")
+            .env_remove("KUBECONFIG")
+            .env_remove("SERVICEREFRESH_KUBECONFIG")
+            .env_remove("RUST_LOG")
+            .envs(env.iter().copied());
+        Self::spawn_command(command, identity)
+    }
+
+    fn spawn_command(mut command: Command, identity: &str) -> Self {
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -109,6 +136,21 @@ impl OperatorProcess {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Its resident set size in KiB (`VmRSS` in /proc/PID/status), while it runs (Linux).
+    pub fn rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
+        let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    }
+
+    /// Whether it has exited (without waiting).
+    pub fn has_exited(&mut self) -> bool {
+        if self.exited.is_none() {
+            self.exited = self.child.try_wait().ok().flatten();
+        }
+        self.exited.is_some()
     }
 
     /// Every line it wrote to standard error so far.

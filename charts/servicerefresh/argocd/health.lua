@@ -1,7 +1,9 @@
 -- Argo CD health check for gisops.io/ServiceRefresh: the body of
 -- resource.customizations.health.gisops.io_ServiceRefresh in argocd-cm.
--- Maps the resource's phase and kstatus conditions (Ready / Reconciling / Stalled) to
--- Healthy / Progressing / Degraded / Suspended. Lua 5.1, as Argo CD runs it.
+-- Maps the resource's kstatus conditions (Ready / Reconciling / Stalled) and phase to Argo CD
+-- health: Cancelled or Stalled -> Degraded, Suspended -> Suspended, Reconciling (Queued,
+-- Running) -> Progressing, Ready (Succeeded, AwaitingTrigger) -> Healthy. Lua 5.1, as Argo CD
+-- runs it.
 local hs = {}
 
 local function condition(status, type)
@@ -34,7 +36,7 @@ local function describe(c, fallback)
 end
 
 local status = obj.status
-if status == nil or status.phase == nil then
+if status == nil or (status.phase == nil and status.conditions == nil) then
   hs.status = "Progressing"
   hs.message = "Waiting for the operator to pick up the ServiceRefresh"
   return hs
@@ -47,37 +49,58 @@ if generation ~= nil and (status.observedGeneration == nil or status.observedGen
   return hs
 end
 
+local function is_true(c)
+  return c ~= nil and c.status == "True"
+end
+
 local phase = status.phase
+local ready = condition(status, "Ready")
+local reconciling = condition(status, "Reconciling")
 local stalled = condition(status, "Stalled")
 
-if phase == "Succeeded" then
-  hs.status = "Healthy"
-  hs.message = describe(condition(status, "Ready"), "Run succeeded")
-elseif phase == "Failed" then
-  hs.status = "Degraded"
-  hs.message = describe(stalled, "Run failed")
-elseif phase == "Cancelled" then
+-- kstatus first: the conditions say what the resource needs now; the phase says how the last
+-- run went (it stays Succeeded when a trigger ConfigMap disappears afterwards, and a
+-- runOnCreate: false resource has none until its first run).
+if phase == "Cancelled" then
+  -- Stalled RunCancelled: the run was stopped before its end; a person asked for it, and the
+  -- remaining Deployments were not restarted.
   hs.status = "Degraded"
   local message = nil
-  if stalled ~= nil and stalled.status == "True" then
+  if is_true(stalled) then
     message = describe(stalled, nil)
   end
   if message == nil and status.run ~= nil and status.run.message ~= nil then
     message = "Cancelled: " .. status.run.message
   end
-  hs.message = message or describe(condition(status, "Ready"), "Run cancelled")
-elseif phase == "Suspended" then
+  hs.message = message or describe(ready, "Run cancelled")
+elseif is_true(stalled) then
+  -- RunFailed, NothingSelected, InvalidSpec, CrossNamespaceRefused, NamespaceNotWatched,
+  -- ConfigMapNotFound: the message says what to fix.
+  hs.status = "Degraded"
+  hs.message = describe(stalled, "Stalled")
+elseif phase == "Suspended" or (is_true(reconciling) and reconciling.reason == "Suspended") then
   hs.status = "Suspended"
-  hs.message = describe(condition(status, "Reconciling"), "Suspended by spec.suspend")
+  hs.message = describe(reconciling, "Suspended by spec.suspend")
+elseif is_true(reconciling) then
+  -- Queued (waiting for a run slot) or Running.
+  hs.status = "Progressing"
+  hs.message = describe(reconciling, phase or "Reconciling")
+elseif is_true(ready) then
+  -- Succeeded, or AwaitingTrigger (runOnCreate: false, no run yet).
+  hs.status = "Healthy"
+  hs.message = describe(ready, "Ready")
+elseif phase == "Succeeded" then
+  hs.status = "Healthy"
+  hs.message = describe(ready, "Run succeeded")
+elseif phase == "Failed" then
+  hs.status = "Degraded"
+  hs.message = describe(stalled, "Run failed")
 elseif phase == "Pending" or phase == "Running" then
-  -- kstatus: Stalled=True wins over an ongoing phase (the resource needs a person).
-  if stalled ~= nil and stalled.status == "True" then
-    hs.status = "Degraded"
-    hs.message = describe(stalled, "Stalled")
-  else
-    hs.status = "Progressing"
-    hs.message = describe(condition(status, "Reconciling"), phase)
-  end
+  hs.status = "Progressing"
+  hs.message = describe(reconciling, phase)
+elseif phase == nil then
+  hs.status = "Progressing"
+  hs.message = "Waiting for the operator to pick up the ServiceRefresh"
 else
   hs.status = "Unknown"
   hs.message = "Unknown phase " .. tostring(phase)

@@ -6,7 +6,8 @@
 //! status changes: it sleeps until the earliest next change of any tracked
 //! rollout (on a precise timer), not on a fixed tick. With each status change it brings the
 //! Deployment's ReplicaSets and Pods in line (`replica_sets`), and it keeps
-//! the template-change and concurrent-rollout statistics.
+//! the template-change and concurrent-rollout statistics. Deployments
+//! annotated [`FROZEN_ANNOTATION`] are left alone.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -29,6 +30,11 @@ use crate::write::{self, WriteOptions};
 pub const ROLLOUT_MS_ANNOTATION: &str = "sim.gisops.io/rollout-ms";
 /// Per-Deployment annotation: new pods never become available.
 pub const FAIL_ANNOTATION: &str = "sim.gisops.io/fail";
+/// Per-Deployment annotation: with `"true"` the controller leaves the
+/// Deployment alone (no rollout, no status, no ReplicaSets or Pods), so its
+/// status is exactly what clients write to the `status` subresource: a
+/// fixture for judging crafted statuses with real clients.
+pub const FROZEN_ANNOTATION: &str = "sim.gisops.io/frozen";
 
 /// What the controller remembers of one Deployment.
 struct TrackedDeployment {
@@ -269,6 +275,12 @@ impl Controller {
     /// `previous`: the object before the change, when known).
     fn observe(&mut self, deployment: &Value, previous: Option<&Value>, modified: bool) {
         let key = key_of(deployment);
+        if annotation(deployment, FROZEN_ANNOTATION) == Some("true") {
+            if self.tracked.contains_key(&key) {
+                self.untrack(&key);
+            }
+            return;
+        }
         let generation = generation_of(deployment);
         if is_deleting(deployment) {
             // Being deleted (in the foreground, or held by finalizers): the

@@ -32,8 +32,8 @@ use crate::state::SimState;
 use crate::store::StoreInner;
 
 pub use deployment::{FAIL_ANNOTATION, rolled_out_status};
-pub use service_accounts::default_service_account;
 pub use replica_sets::REVISION_ANNOTATION;
+pub use service_accounts::default_service_account;
 
 /// Runs every controller until shutdown, each as a task of its own (so
 /// that the Deployment controller's timer never waits behind another

@@ -1,9 +1,17 @@
 //! The API server's defaults for built-in kinds: Deployments and their pod
-//! templates, and Namespaces (finalizer, phase, name label).
+//! templates, and Namespaces (finalizer, phase, name label). A Deployment
+//! annotated [`NO_DEFAULTS_ANNOTATION`] is stored as written, a sim-only
+//! knob for fixtures no real server would store (`spec.replicas` absent).
 
 use serde_json::{Map, Value, json};
 
 use crate::registry::ResourceDef;
+
+/// Deployment annotation: with `"true"`, none of the defaults below is
+/// applied to it (a real server always defaults, so this exists only for
+/// fixtures, such as a Deployment without `spec.replicas` for `kubectl
+/// rollout status`).
+pub const NO_DEFAULTS_ANNOTATION: &str = "sim.gisops.io/no-defaults";
 
 /// Applies the API server's defaults for a built-in kind.
 pub fn default_object(def: &ResourceDef, object: &mut Value) {
@@ -52,6 +60,14 @@ fn default_namespace(namespace: &mut Value) {
 }
 
 fn default_deployment(deployment: &mut Value) {
+    let no_defaults = deployment
+        .pointer("/metadata/annotations")
+        .and_then(|annotations| annotations.get(NO_DEFAULTS_ANNOTATION))
+        .and_then(Value::as_str)
+        == Some("true");
+    if no_defaults {
+        return;
+    }
     let Some(fields) = deployment.as_object_mut() else {
         return;
     };

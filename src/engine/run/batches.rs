@@ -204,29 +204,37 @@ impl Pass<'_> {
     }
 
     /// Rollouts of this run outside the batch at `position` that still hold a place in the
-    /// in-flight budget: restarted, still rolling, and timed out in an earlier batch. Each is
-    /// awaited, so its completion frees the place at once.
+    /// in-flight budget: restarted, still rolling, and either timed out in an earlier batch or
+    /// restarted by a pass whose status write was lost (a crash after it moved on to a later
+    /// batch). Each is awaited, so its completion frees the place at once.
     fn rollouts_in_flight_elsewhere(
         &mut self,
         status: &ServiceRefreshStatus,
         position: usize,
+        run: &RunContext,
     ) -> usize {
         let mut in_flight = 0;
         for (index, batch) in status.batches.iter().enumerate() {
-            if index == position || batch.phase == BatchPhase::Pending {
+            if index == position {
                 continue;
             }
             for service in &batch.services {
-                let (Some(generation), Some(ServiceResult::TimedOut)) =
-                    (service.generation, service.result)
-                else {
-                    continue;
-                };
                 let key = plan::service_key(service, self.own_namespace);
-                let still_rolling =
-                    self.observation.cluster.deployment(&key).is_some_and(|deployment| {
-                        readiness::verdict(&deployment, generation).is_waiting()
-                    });
+                let still_rolling = match (service.generation, service.result) {
+                    (Some(generation), Some(ServiceResult::TimedOut)) => {
+                        self.observation.cluster.deployment(&key).is_some_and(|deployment| {
+                            readiness::verdict(&deployment, generation).is_waiting()
+                        })
+                    }
+                    (None, None) if batch.phase == BatchPhase::Pending => {
+                        self.observation.cluster.deployment(&key).is_some_and(|deployment| {
+                            marked_by(&deployment, run)
+                                && readiness::verdict(&deployment, deployment.generation())
+                                    .is_waiting()
+                        })
+                    }
+                    _ => false,
+                };
                 if still_rolling {
                     in_flight += 1;
                     self.awaiting.insert(key);
@@ -247,7 +255,7 @@ impl Pass<'_> {
         run: &RunContext,
     ) -> bool {
         status.phase = Some(Phase::Running);
-        let mut in_flight = self.rollouts_in_flight_elsewhere(status, position);
+        let mut in_flight = self.rollouts_in_flight_elsewhere(status, position, run);
         let timeout_text = self.observation.refresh.spec.batch_timeout.clone();
         let own_namespace = self.own_namespace;
         let now = self.now;
@@ -296,9 +304,7 @@ impl Pass<'_> {
             };
             let generation = match service.generation {
                 Some(generation) => generation,
-                None if deployment.restarted_by.as_deref() == Some(run.id.as_str())
-                    || deployment.run_record(&run.record_annotation) == Some(run.id.as_str()) =>
-                {
+                None if marked_by(&deployment, run) => {
                     // Our patch went through but its outcome was never recorded (a crash
                     // between patch and status write): adopt it instead of patching again.
                     // If another run restarted it since, its current rollout includes ours.
@@ -592,6 +598,12 @@ impl Pass<'_> {
 
 /// The run rolling `deployment` out right now, when that is another run than `run`: its
 /// pod template names a run, and the rollout of its current generation has not ended.
+/// Whether this run's patch reached the Deployment, whatever the status recorded.
+fn marked_by(deployment: &DeploymentSnapshot, run: &RunContext) -> bool {
+    deployment.restarted_by.as_deref() == Some(run.id.as_str())
+        || deployment.run_record(&run.record_annotation) == Some(run.id.as_str())
+}
+
 fn rolled_out_by_another_run(deployment: &DeploymentSnapshot, run: &str) -> Option<RunId> {
     let other: RunId = deployment.restarted_by.as_deref()?.parse().ok()?;
     let rolling = readiness::verdict(deployment, deployment.generation()).is_waiting();

@@ -1,9 +1,9 @@
 //! The REST handlers of resource requests: counting and fault injection
-//! (500, 429 with `Retry-After`, 504 timeouts, never a 409) for every
-//! request, then one handler per verb (`read`, `list`, `modify`,
-//! `delete`, and the `scale` subresource); watches are the `watch` module's.
-//! Handlers parse what they need, call the write pipeline under the store
-//! lock, and render the response.
+//! (500, 429 with `Retry-After`, 504 timeouts, never a 409; drawn by rate or
+//! set off by a rule) for every request, then one handler per verb (`read`,
+//! `list`, `modify`, `delete`, and the `scale` subresource); watches are the
+//! `watch` module's. Handlers parse what they need, call the write pipeline
+//! under the store lock, and render the response.
 
 mod delete;
 mod list;
@@ -50,7 +50,13 @@ pub async fn serve(sim: &Arc<SimState>, request: &ResourceRequest) -> Response {
                 let _ = answer(sim, request);
             }
             if after_ms > 0 {
-                tokio::time::sleep(std::time::Duration::from_millis(after_ms)).await;
+                // A sim shutting down answers at once, so that no hanging request holds
+                // its graceful shutdown.
+                let mut shutdown = sim.shutdown.clone();
+                tokio::select! {
+                    () = tokio::time::sleep(std::time::Duration::from_millis(after_ms)) => {}
+                    _ = shutdown.wait_for(|stopping| *stopping) => {}
+                }
             }
             return error_response(&ApiError::timeout());
         }

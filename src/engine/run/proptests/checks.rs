@@ -8,12 +8,14 @@ use std::collections::BTreeSet;
 use jiff::SignedDuration;
 use proptest::prelude::*;
 
-use super::model::{BATCH_TIMEOUT_SECONDS, FOREIGN_RUN, Model};
+use super::model::{BATCH_TIMEOUT_SECONDS, FOREIGN_RUN, Model, Reached};
 use crate::crd::{BatchPhase, ServiceRefreshStatus, ServiceResult, ServiceStatus};
 use crate::engine::plan::service_key;
 use crate::engine::readiness;
 use crate::engine::run::test_support::{ModelView, NS};
-use crate::engine::run::{MESSAGE_GONE, MESSAGE_REPLACED, run_active};
+use crate::engine::run::{
+    MESSAGE_DRY_RUN, MESSAGE_GONE, MESSAGE_PAUSED, MESSAGE_REPLACED, run_active,
+};
 use crate::engine::{Decision, ObjectKey, RunId, Transition};
 
 fn all_services(status: &ServiceRefreshStatus) -> Vec<ServiceStatus> {
@@ -330,6 +332,40 @@ impl Model {
                     prop_assert!(changed, "{key} TimedOut without restart: {message}")
                 }
                 _ => {}
+            }
+        }
+
+        // A run that started after the world settled saw no faults, no edits and every
+        // rollout finish: its results are known in advance.
+        if run.number > self.run_at_drain && run.cancel_request.is_none() {
+            self.reach(Reached::SettledRunJudged);
+            for service in all_services(&status) {
+                let key = service_key(&service, NS);
+                let restarts = self.cluster.template_changes.get(&(run.id.clone(), key.clone()));
+                let expected = match self.cluster.deployments.get(&key) {
+                    _ if run.dry_run => (ServiceResult::Skipped, Some(MESSAGE_DRY_RUN)),
+                    None => (ServiceResult::Gone, Some(MESSAGE_GONE)),
+                    Some(deployment) if deployment.snapshot.paused => {
+                        (ServiceResult::Skipped, Some(MESSAGE_PAUSED))
+                    }
+                    Some(_) => (ServiceResult::Ready, None),
+                };
+                let actual = (service.result, service.message.as_deref());
+                prop_assert_eq!(
+                    actual,
+                    (Some(expected.0), expected.1),
+                    "{} in run {}",
+                    key,
+                    run.number
+                );
+                let expected_restarts = (expected.0 == ServiceResult::Ready).then_some(&1);
+                prop_assert_eq!(
+                    restarts,
+                    expected_restarts,
+                    "restarts of {} by run {}",
+                    key,
+                    run.number
+                );
             }
         }
 

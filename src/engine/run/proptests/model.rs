@@ -37,7 +37,7 @@ pub const BATCH_TIMEOUT_SECONDS: i64 = 60;
 const MAX_CACHE_LAG_SECONDS: i64 = 30;
 
 /// How the controller's side of one pass goes after `decide` returned.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, serde::Deserialize)]
 pub enum Delivery {
     /// Patches sent, outcomes recorded, status written.
     Full,
@@ -47,7 +47,7 @@ pub enum Delivery {
     StatusWriteFails,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Deserialize)]
 pub enum Op {
     /// One reconcile pass. Bit i of `stale_mask` reads Deployment i from the cache as it was
     /// one pass earlier; bit i of `transient_mask` fails patch i transiently, and with
@@ -108,7 +108,7 @@ pub enum Op {
     },
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Deserialize)]
 pub struct Setup {
     pub replicas: Vec<i32>,
     pub batch_size: u32,
@@ -140,10 +140,12 @@ pub enum Reached {
     CrashAfterSomePatches,
     StatusWriteLost,
     OtherNamespace,
+    /// A run that started once the world had settled, whose every result the oracle knows.
+    SettledRunJudged,
 }
 
 impl Reached {
-    pub const ALL: [Reached; 20] = [
+    pub const ALL: [Reached; 21] = [
         Reached::FollowUpRun,
         Reached::RunCancelled,
         Reached::RunAborted,
@@ -164,6 +166,7 @@ impl Reached {
         Reached::CrashAfterSomePatches,
         Reached::StatusWriteLost,
         Reached::OtherNamespace,
+        Reached::SettledRunJudged,
     ];
 }
 
@@ -196,6 +199,8 @@ pub struct Model {
     burst_open: bool,
     pub bursts: u64,
     last_persisted_run: u64,
+    /// The run number persisted when the world began to settle.
+    pub run_at_drain: u64,
     reached: BTreeSet<Reached>,
 }
 
@@ -243,8 +248,13 @@ impl Model {
             burst_open: false,
             bursts: 0,
             last_persisted_run: 0,
+            run_at_drain: 0,
             reached: BTreeSet::new(),
         }
+    }
+
+    pub fn reach(&mut self, state: Reached) {
+        self.reached.insert(state);
     }
 
     pub fn reached(&self) -> BTreeSet<Reached> {
@@ -578,13 +588,14 @@ impl Model {
     /// the ConfigMap exists, every patch succeeds, rollouts finish, time passes. Every run
     /// must end and every trigger change must be taken up.
     pub fn drain(&mut self) -> Result<(), TestCaseError> {
+        self.run_at_drain = self.run_number();
         self.cluster.run_slot = RunSlot::Granted;
         self.cluster.refresh.spec.suspend = false;
         self.cluster.refresh.spec.batch_timeout = format!("{BATCH_TIMEOUT_SECONDS}s");
         if !self.config_map_present {
             self.restore_config_map();
         }
-        for _ in 0..400 {
+        for _ in 0..150 {
             self.pass(0, Delivery::Full, 0, false, None)?;
             self.cluster.roll_out_all();
             let status = self.cluster.status();

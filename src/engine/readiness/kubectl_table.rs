@@ -1,0 +1,116 @@
+//! The engine's verdict against `kubectl rollout status` on the 42 crafted Deployment states
+//! of `kubectl_verdicts.yaml`, whose kubectl verdicts were recorded with the real kubectl (and
+//! are re-derived with it by `tests/readiness_kubectl.rs`). Each state goes through the same
+//! parsing as the operator's cache, so the first-`Progressing`-condition rule and an absent
+//! `spec.replicas` are judged from the JSON exactly as served.
+//!
+//! The one deliberate difference, tested on every row: the engine also waits until the status
+//! has observed the generation of its own restart, so a cached object from before the restart
+//! patch, fully rolled out at its old generation, never reads as Ready.
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{Verdict, verdict};
+use crate::engine::observed::DeploymentSnapshot;
+
+/// The table, as kubectl's verdicts were recorded.
+const TABLE: &str = include_str!("kubectl_verdicts.yaml");
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Row {
+    name: String,
+    what: String,
+    generation: i64,
+    spec: Value,
+    #[serde(default)]
+    status: Option<Value>,
+    kubectl: Recorded,
+}
+
+#[derive(Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+struct Recorded {
+    result: String,
+    message: String,
+}
+
+fn rows() -> Vec<Row> {
+    serde_saphyr::from_str(TABLE).expect("kubectl_verdicts.yaml parses")
+}
+
+/// The Deployment of a row, parsed as the operator's cache parses what the API server sends.
+fn snapshot(row: &Row) -> DeploymentSnapshot {
+    let mut object = json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": row.name, "namespace": "arcgis", "generation": row.generation},
+        "spec": row.spec,
+    });
+    if let Some(status) = &row.status {
+        object["status"] = status.clone();
+    }
+    serde_json::from_value(object).expect("a Deployment snapshot")
+}
+
+/// The engine's verdict in the words kubectl prints.
+fn as_kubectl(name: &str, verdict: Verdict) -> Recorded {
+    let (result, message) = match verdict {
+        Verdict::Ready => ("success", format!("deployment {name:?} successfully rolled out")),
+        Verdict::Waiting(message) => ("waiting", message),
+        Verdict::Failed(message) => ("failure", message),
+    };
+    Recorded { result: result.to_owned(), message }
+}
+
+#[test]
+fn the_table_holds_42_distinct_states_in_every_outcome() {
+    let rows = rows();
+    assert_eq!(rows.len(), 42);
+    let mut names: Vec<&str> = rows.iter().map(|row| row.name.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), 42, "row names are unique");
+    for result in ["success", "waiting", "failure"] {
+        assert!(rows.iter().any(|row| row.kubectl.result == result), "no {result} row");
+    }
+    assert!(rows.iter().any(|row| row.spec.get("replicas").is_none()), "no absent spec.replicas");
+}
+
+#[test]
+fn the_engine_agrees_with_kubectl_on_every_state() {
+    let mut disagreements = Vec::new();
+    for row in rows() {
+        let deployment = snapshot(&row);
+        // Judged at the Deployment's own generation: kubectl's rule exactly.
+        let engine = as_kubectl(&row.name, verdict(&deployment, row.generation));
+        if engine != row.kubectl {
+            disagreements.push(format!(
+                "{} ({}): kubectl {:?}, engine {:?}",
+                row.name, row.what, row.kubectl, engine
+            ));
+        }
+    }
+    assert!(disagreements.is_empty(), "{}", disagreements.join("\n"));
+}
+
+#[test]
+fn the_one_deliberate_difference_is_waiting_for_our_own_restart() {
+    let observe = "Waiting for deployment spec update to be observed...";
+    for row in rows() {
+        let deployment = snapshot(&row);
+        let observed = deployment.rollout.as_ref().and_then(|r| r.observed_generation);
+        // Our restart produced a generation the cached object has not reached: kubectl
+        // judges the cached object (it knows of no restart); the engine waits.
+        let restart = row.generation.max(observed.unwrap_or(0)) + 1;
+        assert_eq!(
+            verdict(&deployment, restart),
+            Verdict::Waiting(observe.to_owned()),
+            "{} ({}), where kubectl says {:?}",
+            row.name,
+            row.what,
+            row.kubectl
+        );
+    }
+}

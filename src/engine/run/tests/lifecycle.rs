@@ -1,0 +1,439 @@
+//! How a run moves: creation, batches, readiness, timeouts, results, the status it writes.
+
+use std::sync::Arc;
+
+use jiff::SignedDuration;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, Time};
+use serde_json::json;
+
+use super::super::test_support::{ModelCluster, NS, at};
+use super::super::*;
+use super::{condition, reasons, results};
+use crate::crd::{BatchPhase, Phase, ServiceResult, Totals};
+use crate::engine::DeploymentSnapshot;
+use crate::engine::conditions::{READY, RECONCILING};
+
+#[test]
+fn creation_plans_then_starts_a_batch_with_its_restarts() {
+    let mut cluster = ModelCluster::new(json!({"selector": {}, "batchSize": 2}));
+    let keys = cluster.add_many(3);
+
+    let planned = cluster.pass();
+    assert!(planned.restarts.is_empty(), "no restart in the pass that plans");
+    assert_eq!(reasons(&planned), ["RunStarted"]);
+    assert_eq!(planned.wake_at, Some(at(0)), "the next pass follows the plan's write at once");
+    let status = cluster.status();
+    assert_eq!(status.phase, Some(Phase::Running));
+    assert_eq!(status.observed_generation, Some(1));
+    let run = status.run.as_ref().expect("run");
+    assert_eq!(
+        (run.id.as_str(), run.number, run.reason.as_str()),
+        ("arcgis/refresh/1-01234567", 1, "Created")
+    );
+    assert_eq!(status.batches.len(), 2);
+    assert!(status.batches.iter().all(|batch| batch.phase == BatchPhase::Pending));
+    assert_eq!(status.totals.services, 3);
+    assert_eq!((status.progress.as_deref(), status.batch.as_deref()), (Some("0/3"), Some("1/2")));
+    assert_eq!(condition(status, RECONCILING), ("True", "Running", "batch 1 of 2"));
+
+    cluster.now = at(5);
+    let started = cluster.pass();
+    assert_eq!(reasons(&started), ["BatchStarted"]);
+    assert_eq!(cluster.status().batches[0].phase, BatchPhase::Running);
+    assert_eq!(cluster.status().batches[0].start_time, Some(MicroTime(at(5))));
+    // restartedAt is the run's persisted start, not the batch's: a repeated patch after a
+    // crash is byte-identical.
+    assert_eq!(
+        started.restarts,
+        vec![
+            Restart {
+                deployment: keys[0].clone(),
+                restarted_at: "2026-11-26T18:26:29Z".to_owned(),
+                restarted_by: "arcgis/refresh/1-01234567".to_owned(),
+                record_annotation: "gisops.io/run-01234567".to_owned(),
+                resource_version: cluster.deployments[&keys[0]]
+                    .snapshot
+                    .metadata
+                    .resource_version
+                    .clone(),
+            },
+            Restart {
+                deployment: keys[1].clone(),
+                restarted_at: "2026-11-26T18:26:29Z".to_owned(),
+                restarted_by: "arcgis/refresh/1-01234567".to_owned(),
+                record_annotation: "gisops.io/run-01234567".to_owned(),
+                resource_version: cluster.deployments[&keys[1]]
+                    .snapshot
+                    .metadata
+                    .resource_version
+                    .clone(),
+            },
+        ]
+    );
+    assert_eq!(started.wake_at, Some(at(5) + SignedDuration::from_mins(10)));
+    assert_eq!(started.awaiting, keys[..2].iter().cloned().collect());
+    cluster.apply(&started);
+    let services = &cluster.status().batches[0].services;
+    assert_eq!(services[0].generation, Some(2));
+    assert_eq!(services[0].message.as_deref(), Some(MESSAGE_RESTARTED));
+}
+
+#[test]
+fn sub_second_clock_does_not_leak_into_whole_second_fields() {
+    let mut cluster = ModelCluster::new(json!({"selector": {}}));
+    cluster.add_many(1);
+    cluster.now = at(0) + SignedDuration::from_millis(750);
+    cluster.pass();
+    let start = cluster.status().run.as_ref().and_then(|run| run.start_time.clone());
+    assert_eq!(start, Some(Time(at(0))));
+    cluster.now = at(1) + SignedDuration::from_nanos(1_234_567);
+    cluster.pass();
+    assert_eq!(
+        cluster.status().batches[0].start_time,
+        Some(MicroTime(at(1) + SignedDuration::from_micros(1_234))),
+        "batch times keep microseconds, what the API server stores"
+    );
+}
+
+#[test]
+fn a_full_run_succeeds_and_is_recorded() {
+    let mut cluster = ModelCluster::new(json!({"selector": {}, "batchSize": 2}));
+    cluster.add_many(5);
+    cluster.run_to_end();
+    let status = cluster.status();
+    assert_eq!(status.phase, Some(Phase::Succeeded));
+    assert_eq!(
+        status.totals,
+        Totals { services: 5, restarted: 5, ready: 5, failed: 0, skipped: 0 }
+    );
+    assert_eq!((status.progress.as_deref(), status.batch.as_deref()), (Some("5/5"), Some("3/3")));
+    assert!(
+        status
+            .batches
+            .iter()
+            .all(|batch| batch.phase == BatchPhase::Completed && batch.end_time.is_some())
+    );
+    assert!(
+        status.batches.iter().all(|b| b.services.is_empty() && !b.ready.is_empty()),
+        "Ready services are folded"
+    );
+    assert_eq!(status.history.len(), 1);
+    assert_eq!(status.history[0].phase, Phase::Succeeded);
+    assert_eq!(status.history[0].number, 1);
+    assert_eq!(
+        condition(status, READY),
+        ("True", "Succeeded", "Run 1 succeeded: 5 of 5 Deployments ready, 0 skipped")
+    );
+    assert_eq!(condition(status, RECONCILING).0, "False");
+    assert_eq!(condition(status, STALLED).0, "False");
+    assert!(cluster.template_changes.values().all(|&changes| changes == 1));
+    assert_eq!(cluster.template_changes.len(), 5);
+}
+
+#[test]
+fn the_last_ready_service_starts_the_next_batch_in_the_same_pass() {
+    let mut cluster = ModelCluster::new(json!({"selector": {}, "batchSize": 2}));
+    let keys = cluster.add_many(4);
+    cluster.pass();
+    let first = cluster.pass();
+    cluster.apply(&first);
+    cluster.roll_out(&keys[0]);
+    cluster.roll_out(&keys[1]);
+    let next = cluster.pass();
+    assert_eq!(reasons(&next), ["BatchCompleted", "BatchStarted"]);
+    assert_eq!(
+        next.restarts.iter().map(|restart| restart.deployment.clone()).collect::<Vec<_>>(),
+        keys[2..].to_vec()
+    );
+}
+
+#[test]
+fn a_pass_with_nothing_new_returns_the_identical_status() {
+    let mut cluster = ModelCluster::new(json!({"selector": {}, "batchSize": 2}));
+    let keys = cluster.add_many(3);
+    cluster.pass();
+    let restarting = cluster.pass();
+    cluster.apply(&restarting);
+
+    // Waiting on rollouts that have not progressed.
+    let before = cluster.status().clone();
+    cluster.now = at(30);
+    let waiting = cluster.pass();
+    assert_eq!(waiting.status, before);
+    assert!(waiting.transitions.is_empty() && waiting.restarts.is_empty());
+
+    // After the run.
+    cluster.start_rollout(&keys[0]);
+    cluster.run_to_end();
+    let done = cluster.status().clone();
+    cluster.now = at(3_600);
+    let later = cluster.pass();
+    assert_eq!(later.status, done);
+    assert!(later.transitions.is_empty() && later.restarts.is_empty() && later.wake_at.is_none());
+    assert!(later.awaiting.is_empty());
+}
+
+#[test]
+fn waiting_messages_show_kubectls_text_and_change_at_most_every_few_seconds() {
+    let mut cluster = ModelCluster::new(json!({"selector": {}}));
+    let keys = cluster.add_many(1);
+    cluster.pass();
+    let restarting = cluster.pass();
+    cluster.apply(&restarting);
+    cluster.start_rollout(&keys[0]);
+    cluster.now = at(1);
+    let early = cluster.pass();
+    assert_eq!(
+        early.status.batches[0].services[0].message.as_deref(),
+        Some(MESSAGE_RESTARTED),
+        "within the refresh interval the status stays as written"
+    );
+    assert_eq!(early.wake_at, Some(at(0) + batches::MESSAGE_REFRESH));
+    cluster.now = at(5);
+    let refreshed = cluster.pass();
+    assert_eq!(
+        refreshed.status.batches[0].services[0].message.as_deref(),
+        Some(
+            "Waiting for deployment \"svc-00\" rollout to finish: 1 old replicas are pending termination..."
+        )
+    );
+    assert_eq!(refreshed.status.batches[0].message_time, Some(MicroTime(at(5))));
+    cluster.roll_out(&keys[0]);
+    cluster.now = at(6);
+    let ready = cluster.pass();
+    assert_eq!(ready.status.batches[0].ready, ["svc-00"], "a Ready service keeps no message");
+    assert_eq!(ready.status.phase, Some(Phase::Succeeded));
+}
+
+#[test]
+fn deleted_deployments_are_gone_and_paused_ones_skipped() {
+    let mut cluster = ModelCluster::new(json!({"selector": {}}));
+    let keys = cluster.add_many(3);
+    cluster.deployment_mut(&keys[1]).paused = true;
+    cluster.pass();
+    cluster.deployments.remove(&keys[2]);
+    let decision = cluster.pass();
+    assert_eq!(
+        decision.restarts.iter().map(|r| r.deployment.clone()).collect::<Vec<_>>(),
+        vec![keys[0].clone()]
+    );
+    cluster.apply(&decision);
+    cluster.run_to_end();
+    let status = cluster.status();
+    assert_eq!(
+        results(status),
+        vec![
+            ("svc-00".to_owned(), Some(ServiceResult::Ready), None),
+            ("svc-01".to_owned(), Some(ServiceResult::Skipped), Some(MESSAGE_PAUSED.to_owned())),
+            ("svc-02".to_owned(), Some(ServiceResult::Gone), Some(MESSAGE_GONE.to_owned())),
+        ]
+    );
+    assert_eq!(status.phase, Some(Phase::Failed));
+    assert_eq!(
+        status.totals,
+        Totals { services: 3, restarted: 1, ready: 1, failed: 1, skipped: 1 }
+    );
+    let (stalled, reason, message) = condition(status, STALLED);
+    assert_eq!((stalled, reason), ("True", "RunFailed"));
+    assert_eq!(
+        message,
+        "Run 1 failed: 1 of 3 Deployments failed: arcgis/svc-02: Gone: Deployment was deleted during the run"
+    );
+    assert_eq!(condition(status, READY), ("False", "RunFailed", message));
+}
+
+#[test]
+fn batches_time_out_with_the_last_waiting_message() {
+    let mut cluster = ModelCluster::new(json!({"selector": {}, "batchTimeout": "90s"}));
+    let keys = cluster.add_many(2);
+    cluster.pass();
+    let restarting = cluster.pass();
+    assert_eq!(restarting.wake_at, Some(at(90)));
+    // One restart goes through, the other keeps failing transiently.
+    cluster.patch(&restarting.restarts[0]);
+    cluster.record(&[
+        (keys[0].clone(), RestartOutcome::Patched { generation: 2 }),
+        (keys[1].clone(), RestartOutcome::Transient("503".to_owned())),
+    ]);
+    cluster.start_rollout(&keys[0]);
+    cluster.now = at(89);
+    let waiting = cluster.pass();
+    assert_eq!(waiting.restarts.len(), 1, "the transient failure is retried");
+    assert_eq!(waiting.wake_at, Some(at(90)));
+    cluster.now = at(90);
+    let timed_out = cluster.pass();
+    assert!(timed_out.restarts.is_empty());
+    assert_eq!(
+        results(&timed_out.status),
+        vec![
+            (
+                "svc-00".to_owned(),
+                Some(ServiceResult::TimedOut),
+                Some(
+                    "not ready after spec.batchTimeout 90s: Waiting for deployment \"svc-00\" rollout to finish: \
+                     1 old replicas are pending termination..."
+                        .to_owned()
+                )
+            ),
+            (
+                "svc-01".to_owned(),
+                Some(ServiceResult::TimedOut),
+                Some("not restarted within spec.batchTimeout 90s: the restart patch has not succeeded \
+                      (see the operator's log for the API errors)".to_owned())
+            ),
+        ]
+    );
+    assert_eq!(timed_out.status.phase, Some(Phase::Failed));
+    assert_eq!(timed_out.status.totals.restarted, 1);
+    assert_eq!(timed_out.wake_at, None);
+    assert_eq!(
+        timed_out.awaiting,
+        [keys[0].clone()].into(),
+        "the timed-out rollout still rolls, and its end must be heard"
+    );
+}
+
+#[test]
+fn sub_second_timeouts_are_exact_and_never_preempt_the_restarts() {
+    let mut cluster = ModelCluster::new(json!({"selector": {}, "batchTimeout": "500ms"}));
+    let keys = cluster.add_many(1);
+    cluster.pass();
+    cluster.now = at(0) + SignedDuration::from_millis(900);
+    let restarting = cluster.pass();
+    assert_eq!(restarting.restarts.len(), 1, "the batch's start sends its restarts");
+    cluster.apply(&restarting);
+    cluster.start_rollout(&keys[0]);
+    cluster.now = at(0) + SignedDuration::from_millis(1_399);
+    assert_eq!(
+        cluster.pass().status.batches[0].services[0].result,
+        None,
+        "1 ms before the deadline"
+    );
+    cluster.now = at(0) + SignedDuration::from_millis(1_400);
+    let timed_out = cluster.pass();
+    let service = &timed_out.status.batches[0].services[0];
+    assert_eq!(service.result, Some(ServiceResult::TimedOut));
+    assert!(
+        service
+            .message
+            .as_deref()
+            .is_some_and(|m| m.starts_with("not ready after spec.batchTimeout 500ms:")),
+        "{:?}",
+        service.message
+    );
+}
+
+#[test]
+fn restart_outcomes_are_recorded() {
+    let mut cluster = ModelCluster::new(json!({"selector": {}}));
+    let keys = cluster.add_many(4);
+    cluster.pass();
+    cluster.pass();
+    let finished = cluster.record(&[
+        (keys[0].clone(), RestartOutcome::Patched { generation: 7 }),
+        (keys[1].clone(), RestartOutcome::NotFound),
+        (
+            keys[2].clone(),
+            RestartOutcome::Rejected("admission webhook denied the request".to_owned()),
+        ),
+        (keys[3].clone(), RestartOutcome::Transient("connection reset".to_owned())),
+        (ObjectKey::new(NS, "unplanned"), RestartOutcome::NotFound),
+    ]);
+    assert_eq!(finished.len(), 2, "Gone and Failed are results; the rest are not yet");
+    let services = &cluster.status().batches[0].services;
+    assert_eq!(services[0].generation, Some(7));
+    assert_eq!(
+        (services[1].result, services[1].message.as_deref()),
+        (Some(ServiceResult::Gone), Some(MESSAGE_GONE))
+    );
+    assert_eq!(
+        (services[2].result, services[2].message.as_deref()),
+        (
+            Some(ServiceResult::Failed),
+            Some("restart rejected: admission webhook denied the request")
+        )
+    );
+    assert_eq!((services[3].result, services[3].generation), (None, None));
+    assert_eq!(
+        cluster.status().totals,
+        Totals { services: 4, restarted: 1, ready: 0, failed: 2, skipped: 0 }
+    );
+}
+
+#[test]
+fn history_keeps_the_ten_newest_runs() {
+    let mut cluster = ModelCluster::new(json!({"selector": {}, "trigger": "0"}));
+    cluster.add_many(1);
+    for round in 1..=12 {
+        cluster.refresh.spec.trigger = Some(round.to_string());
+        cluster.run_to_end();
+    }
+    let history = &cluster.status().history;
+    assert_eq!(history.len(), MAX_HISTORY);
+    assert_eq!(history[0].id, "arcgis/refresh/12-01234567");
+    assert_eq!(history[9].id, "arcgis/refresh/3-01234567");
+}
+
+#[test]
+fn the_deployment_list_may_hold_unrelated_objects() {
+    let mut cluster = ModelCluster::new(json!({"selector": {}}));
+    cluster.add_many(1);
+    cluster.add("elsewhere", "x", 1);
+    let mut nameless = DeploymentSnapshot::default();
+    nameless.metadata.namespace = Some(NS.to_owned());
+    let mut view = cluster.view();
+    view.deployments.insert(ObjectKey::new(NS, ""), Arc::new(nameless));
+    assert_eq!(cluster.pass_with(&view).status.totals.services, 1);
+}
+
+#[test]
+fn a_completed_batch_lists_ready_services_by_name_and_keeps_the_rest() {
+    let mut cluster = ModelCluster::new(json!({"selector": {}, "namespaces": ["arcgis", "gis"]}));
+    cluster.allow_cross_namespace();
+    let keys = cluster.add_many(2);
+    cluster.add("gis", "svc-x", 1);
+    cluster.pass();
+    let first = cluster.pass();
+    cluster.apply(&first);
+    cluster.fail_rollout(&keys[1]);
+    cluster.roll_out_all();
+    cluster.fail_rollout(&keys[1]);
+    let done = cluster.pass();
+    let batch = &done.status.batches[0];
+    assert_eq!(batch.ready, ["svc-00", "gis/svc-x"]);
+    assert_eq!(batch.services.len(), 1);
+    assert_eq!(batch.services[0].result, Some(ServiceResult::Failed));
+    let names: Vec<String> = batch
+        .all_services(NS)
+        .into_iter()
+        .map(|service| format!("{:?}/{}", service.namespace, service.name))
+        .collect();
+    assert_eq!(names, ["None/svc-00", "None/svc-01", "Some(\"gis\")/svc-x"], "plan order");
+    assert_eq!(done.status.totals.ready, 2);
+    assert_eq!(done.status.progress.as_deref(), Some("2/3"));
+}
+
+#[test]
+fn five_thousand_services_fit_the_status_budget() {
+    let mut cluster =
+        ModelCluster::new(json!({"selector": {}, "batchSize": 100, "batchTimeout": "1m"}));
+    for i in 0..5_000 {
+        cluster.add(NS, &format!("arcgis-service-{i:04}-mapserver-0123456789"), 1);
+    }
+    cluster.pass();
+    // The first batch never rolls out and times out, which puts long messages in the status.
+    let restarting = cluster.pass();
+    cluster.apply(&restarting);
+    cluster.now = at(61);
+    cluster.pass();
+    cluster.run_to_end();
+    let status = cluster.status();
+    assert_eq!(
+        status.totals,
+        Totals { services: 5_000, restarted: 5_000, ready: 4_900, failed: 100, skipped: 0 }
+    );
+    let size = serde_json::to_vec(status).expect("status serializes").len();
+    assert!(size < 512 * 1024, "status is {size} bytes");
+    let message = status.run.as_ref().and_then(|run| run.message.as_deref()).unwrap_or_default();
+    assert!(message.ends_with("; and 90 more"), "{message}");
+}
