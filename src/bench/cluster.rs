@@ -78,7 +78,8 @@ impl BenchCluster {
         let yaml = sim.kubeconfig_yaml(NAMESPACE);
         let path = dir.join("kubeconfig");
         std::fs::write(&path, &yaml).map_err(|error| ClusterError::Write(path.clone(), error))?;
-        let kubeconfig = kube::config::Kubeconfig::from_yaml(&yaml).map_err(ClusterError::Kubeconfig)?;
+        let kubeconfig =
+            kube::config::Kubeconfig::from_yaml(&yaml).map_err(ClusterError::Kubeconfig)?;
         let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
             .await
             .map_err(ClusterError::Kubeconfig)?;

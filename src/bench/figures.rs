@@ -102,7 +102,8 @@ impl Report {
                 (Some(target), _) => (target.describe(figure.unit), "MISSED"),
                 (None, _) => (String::new(), ""),
             };
-            let _ = writeln!(out, "{:<width$}  {measured:>14}  {target:>14}  {result}", figure.label);
+            let _ =
+                writeln!(out, "{:<width$}  {measured:>14}  {target:>14}  {result}", figure.label);
         }
         out
     }
@@ -115,9 +116,7 @@ fn unit_suffix(unit: &str) -> String {
 /// A number with as many decimals as its size needs.
 fn number(value: f64) -> String {
     let magnitude = value.abs();
-    if value.fract() == 0.0 && magnitude < 1e15 {
-        format!("{value:.0}")
-    } else if magnitude >= 100.0 {
+    if (value.fract() == 0.0 && magnitude < 1e15) || magnitude >= 100.0 {
         format!("{value:.0}")
     } else if magnitude >= 10.0 {
         format!("{value:.1}")
@@ -142,7 +141,10 @@ mod tests {
         assert!(table.contains("1.019"), "{table}");
         assert!(table.contains("MISSED"), "{table}");
         let json = serde_json::to_value(&report).expect("serializes");
-        assert_eq!(json["figures"][0]["target"], serde_json::json!({"kind": "atMost", "value": 1.02}));
+        assert_eq!(
+            json["figures"][0]["target"],
+            serde_json::json!({"kind": "atMost", "value": 1.02})
+        );
         assert_eq!(json["figures"][2].get("met"), None);
     }
 }

@@ -8,6 +8,7 @@ mod cluster;
 mod figures;
 mod kubectl_loop;
 mod operator;
+mod record;
 mod scenarios;
 mod status_size;
 mod timeline;
@@ -20,9 +21,7 @@ use serde_json::json;
 
 pub use figures::{Figure, Report, Target};
 use operator::Launch;
-use scenarios::{BATCH_SIZE, FootprintFigures, RunFigures};
-
-const MIB: f64 = 1024.0;
+use scenarios::BATCH_SIZE;
 
 /// Flags of `servicerefresh bench`.
 #[derive(clap::Args, Debug)]
@@ -147,7 +146,7 @@ async fn measure(args: &BenchArgs) -> Result<Report, Box<dyn std::error::Error>>
     );
     report.setup.insert("operatorBinary".into(), json!(launch.binary.display().to_string()));
     report.setup.insert("operatorEnv".into(), json!(launch.env));
-    let checked = Checked { quick: args.quick };
+    let checked = record::Checked { quick: args.quick };
 
     if wanted(Scenario::Runs) {
         let mut handoffs = Vec::new();
@@ -155,9 +154,9 @@ async fn measure(args: &BenchArgs) -> Result<Report, Box<dyn std::error::Error>>
             progress(&format!("whole run: {deployments} Deployments x {} ms", sizes.rollout_ms));
             let run = scenarios::whole_run(&launch, deployments, sizes.rollout_ms).await?;
             handoffs.extend(run.handoffs_ms.iter().copied());
-            report_run(&mut report, checked, &run);
+            record::run(&mut report, checked, &run);
         }
-        report_handoffs(&mut report, checked, &handoffs);
+        record::handoffs(&mut report, checked, &handoffs);
     }
     if wanted(Scenario::Baseline) {
         if kubectl_loop::available() {
@@ -173,10 +172,9 @@ async fn measure(args: &BenchArgs) -> Result<Report, Box<dyn std::error::Error>>
             .await;
             cluster.shutdown().await;
             let elapsed = elapsed?.as_secs_f64() * 1000.0;
-            let ideal = (names.len().div_ceil(BATCH_SIZE as usize) as u64 * sizes.rollout_ms) as f64;
-            let n = names.len();
-            report.note(&format!("baseline{n}.seconds"), &format!("kubectl loop, {n} Deployments: run time"), elapsed / 1000.0, "s");
-            report.note(&format!("baseline{n}.ratio"), &format!("kubectl loop, {n} Deployments: run time / ideal"), elapsed / ideal, "");
+            let ideal =
+                (names.len().div_ceil(BATCH_SIZE as usize) as u64 * sizes.rollout_ms) as f64;
+            record::baseline(&mut report, names.len(), elapsed, ideal);
         } else {
             progress("kubectl not found: no baseline");
         }
@@ -184,88 +182,21 @@ async fn measure(args: &BenchArgs) -> Result<Report, Box<dyn std::error::Error>>
     if wanted(Scenario::Footprint) {
         for &(fleet, picked, whole) in &sizes.footprints {
             progress(&format!("footprint: {fleet} Deployments in the cluster, a run of {picked}"));
-            let figures = scenarios::footprint(&launch, fleet, picked, sizes.rollout_ms, whole).await?;
-            report_footprint(&mut report, checked, &figures);
+            let figures =
+                scenarios::footprint(&launch, fleet, picked, sizes.rollout_ms, whole).await?;
+            record::footprint(&mut report, checked, &figures);
         }
     }
     if wanted(Scenario::Status) {
         let services = sizes.status_services;
         progress(&format!("status size: {services} services"));
-        let sizes = tokio::task::spawn_blocking(move || status_size::measure(services, BATCH_SIZE)).await??;
-        checked.check(&mut report, &format!("status{services}.largestKiB"), &format!("status size, {services} services (largest during the run)"), sizes.largest as f64 / 1024.0, "KiB", Target::AtMost(512.0));
-        report.note(&format!("status{services}.finalKiB"), &format!("status size, {services} services (at the end)"), sizes.last as f64 / 1024.0, "KiB");
+        let sizes = tokio::task::spawn_blocking(move || status_size::measure(services, BATCH_SIZE))
+            .await??;
+        record::status(&mut report, checked, services, &sizes);
     }
     Ok(report)
 }
 
 fn progress(text: &str) {
     eprintln!("bench: {text}");
-}
-
-/// Targets apply at the full sizes only; quick figures are shown without them.
-#[derive(Clone, Copy)]
-struct Checked {
-    quick: bool,
-}
-
-impl Checked {
-    fn check(self, report: &mut Report, id: &str, label: &str, value: f64, unit: &'static str, target: Target) {
-        if self.quick {
-            report.note(id, label, value, unit);
-        } else {
-            report.check(id, label, value, unit, target);
-        }
-    }
-}
-
-fn report_run(report: &mut Report, checked: Checked, run: &RunFigures) {
-    let n = run.deployments;
-    let id = |name: &str| format!("run{n}.{name}");
-    let label = |what: &str| format!("run of {n}: {what}");
-    report.note(&id("seconds"), &label("run time"), run.elapsed_ms / 1000.0, "s");
-    checked.check(report, &id("ratio"), &label("run time / ideal"), run.elapsed_ms / run.ideal_ms, "", Target::AtMost(1.02));
-    report.note(&id("applyToFirstPatchMs"), &label("apply -> first restart patch"), run.apply_to_first_patch_ms, "ms");
-    let restarted = f64::from(run.restarted.max(1));
-    checked.check(report, &id("patchesPerRestart"), &label("Deployment writes per restarted Deployment"), run.count("patch deployments") as f64 / restarted, "", Target::AtMost(1.05));
-    checked.check(report, &id("statusWritesPerBatch"), &label("status writes per batch"), run.count("patch servicerefreshes/status") as f64 / run.batches as f64, "", Target::AtMost(2.0));
-    let gets: u64 = run.requests.iter().filter(|(key, _)| key.starts_with("get ") && key.as_str() != "get leases").map(|(_, count)| count).sum();
-    checked.check(report, &id("gets"), &label("GETs (besides the leader Lease)"), gets as f64, "", Target::Exactly(0.0));
-    for kind in ["deployments", "configmaps", "servicerefreshes"] {
-        checked.check(report, &id(&format!("lists.{kind}")), &label(&format!("LISTs of {kind}")), run.count(&format!("list {kind}")) as f64, "", Target::Exactly(1.0));
-    }
-    report.note(&id("cpuPer1000Restarts"), &label("operator CPU per 1,000 restarts"), run.cpu_seconds / restarted * 1000.0, "s");
-    report.note(&id("peakRssMiB"), &label("operator peak RSS"), run.memory.peak_kib as f64 / MIB, "MiB");
-    report.requests.insert(format!("run{n}"), json!(run.requests));
-    if run.phase != Some(crate::crd::Phase::Succeeded) {
-        progress(&format!("warning: the run of {n} ended {:?}", run.phase));
-    }
-}
-
-fn report_handoffs(report: &mut Report, checked: Checked, handoffs: &[f64]) {
-    let median = timeline::quantile(handoffs, 0.5);
-    let p99 = timeline::quantile(handoffs, 0.99);
-    report.note("handoff.samples", "batch handoffs measured", handoffs.len() as f64, "");
-    checked.check(report, "handoff.medianMs", "batch handoff, median", median, "ms", Target::AtMost(10.0));
-    checked.check(report, "handoff.p99Ms", "batch handoff, p99", p99, "ms", Target::AtMost(25.0));
-    report.note("handoff.maxMs", "batch handoff, max", handoffs.iter().copied().fold(f64::NAN, f64::max), "ms");
-}
-
-fn report_footprint(report: &mut Report, checked: Checked, figures: &FootprintFigures) {
-    let (fleet, picked) = (figures.fleet, figures.picked);
-    let id = |name: &str| format!("fleet{fleet}.{name}");
-    let label = |what: &str| format!("{fleet} in cluster: {what}");
-    let budget = if fleet >= 10_000 { 40.0 } else { 25.0 };
-    checked.check(report, &id("peakRssMiB"), &label(&format!("operator peak RSS, run of {picked}")), figures.after_run.peak_kib as f64 / MIB, "MiB", Target::AtMost(budget));
-    report.note(&id("rssAfterRunMiB"), &label("operator RSS after the run"), figures.after_run.rss_kib as f64 / MIB, "MiB");
-    report.note(&id("rssSyncedMiB"), &label("operator RSS once synced"), figures.synced.rss_kib as f64 / MIB, "MiB");
-    checked.check(report, &id("applyPickedMs"), &label(&format!("apply -> first patch, run of {picked}")), figures.apply_picked_ms, "ms", Target::AtMost(500.0));
-    if let Some(ms) = figures.apply_whole_fleet_ms {
-        checked.check(report, &id("applyWholeFleetMs"), &label(&format!("apply -> first patch, plan of {fleet}")), ms, "ms", Target::AtMost(500.0));
-    }
-    if let Some(memory) = figures.after_whole_fleet_plan {
-        report.note(&id("peakRssWholePlanMiB"), &label(&format!("operator peak RSS after planning {fleet}")), memory.peak_kib as f64 / MIB, "MiB");
-    }
-    if figures.phase != Some(crate::crd::Phase::Succeeded) {
-        progress(&format!("warning: the run of {picked} ended {:?}", figures.phase));
-    }
 }

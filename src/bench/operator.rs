@@ -46,6 +46,10 @@ pub struct Memory {
     pub rss_kib: u64,
     /// `VmHWM`: the peak resident size since the process started.
     pub peak_kib: u64,
+    /// `RssAnon`: the resident part that is heap and stacks.
+    pub anon_kib: u64,
+    /// `RssFile`: the resident part mapped from files, mostly the binary's code.
+    pub file_kib: u64,
 }
 
 /// How the operator is started.
@@ -65,7 +69,11 @@ pub struct OperatorProcess {
 impl OperatorProcess {
     /// Starts `servicerefresh --log-format json run` against `kubeconfig` with leader
     /// election on (as the chart runs it), its Lease in `namespace`.
-    pub fn spawn(launch: &Launch, kubeconfig: &Path, namespace: &str) -> Result<Self, OperatorError> {
+    pub fn spawn(
+        launch: &Launch,
+        kubeconfig: &Path,
+        namespace: &str,
+    ) -> Result<Self, OperatorError> {
         let mut command = Command::new(&launch.binary);
         command
             .args(["--log-format", "json", "run", "--kubeconfig"])
@@ -122,7 +130,7 @@ impl OperatorProcess {
         })
     }
 
-    /// Resident memory now and at its peak.
+    /// Resident memory now and at its peak, and what the resident part is.
     pub fn memory(&self) -> Result<Memory, OperatorError> {
         let pid = self.pid();
         let text = std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -133,7 +141,12 @@ impl OperatorProcess {
                 .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
                 .ok_or(OperatorError::ProcField(pid, "status", name))
         };
-        Ok(Memory { rss_kib: field("VmRSS:")?, peak_kib: field("VmHWM:")? })
+        Ok(Memory {
+            rss_kib: field("VmRSS:")?,
+            peak_kib: field("VmHWM:")?,
+            anon_kib: field("RssAnon:")?,
+            file_kib: field("RssFile:")?,
+        })
     }
 
     /// CPU time used so far, user and system, in seconds.

@@ -40,6 +40,9 @@ pub struct RunFigures {
     pub apply_to_first_patch_ms: f64,
     /// Per batch boundary, in ms (see [`timeline::handoffs`]).
     pub handoffs_ms: Vec<f64>,
+    /// Per batch: patch spread and rollout as observed (see [`timeline::batch_times`]).
+    pub batch_times: Vec<timeline::BatchTimes>,
+    pub rollout_ms: u64,
     pub phase: Option<Phase>,
     pub restarted: u32,
     /// The operator's requests over its whole life (start-up lists included), by
@@ -76,7 +79,8 @@ async fn measure_run(
     rollout_ms: u64,
 ) -> Result<RunFigures, ScenarioError> {
     let ready = ReadyTimes::watch(cluster.client.clone()).await;
-    let operator = OperatorProcess::spawn(launch, &cluster.kubeconfig(), super::cluster::NAMESPACE)?;
+    let operator =
+        OperatorProcess::spawn(launch, &cluster.kubeconfig(), super::cluster::NAMESPACE)?;
     operator.wait_ready(Duration::from_secs(120)).await?;
     // The leader election's first acquisition happens right after the caches sync.
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -103,6 +107,8 @@ async fn measure_run(
         ideal_ms,
         apply_to_first_patch_ms: (first_patch.at_ms - run.created.at_ms) as f64,
         handoffs_ms: timeline::handoffs(&status, &run, &ready, &clock),
+        batch_times: timeline::batch_times(&status, &run, &ready, &clock),
+        rollout_ms,
         phase: status.phase,
         restarted: status.totals.restarted,
         requests: timeline::operator_counts(&records),
@@ -156,7 +162,8 @@ async fn measure_footprint(
     let step = (names.len() / picked.max(1)).max(1);
     let chosen: Vec<String> = names.iter().step_by(step).take(picked).cloned().collect();
     cluster.pick(&chosen).await?;
-    let operator = OperatorProcess::spawn(launch, &cluster.kubeconfig(), super::cluster::NAMESPACE)?;
+    let operator =
+        OperatorProcess::spawn(launch, &cluster.kubeconfig(), super::cluster::NAMESPACE)?;
     operator.wait_ready(Duration::from_secs(300)).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let synced = operator.memory()?;

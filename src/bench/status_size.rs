@@ -99,7 +99,8 @@ pub fn measure(count: usize, batch_size: u32) -> Result<StatusSizes, serde_json:
         let size = serde_json::to_vec(&status)?.len();
         sizes.largest = sizes.largest.max(size);
         sizes.last = size;
-        let ended = matches!(status.phase, Some(Phase::Succeeded | Phase::Failed | Phase::Cancelled));
+        let ended =
+            matches!(status.phase, Some(Phase::Succeeded | Phase::Failed | Phase::Cancelled));
         refresh.status = Some(status);
         now += SignedDuration::from_secs(1);
         if ended {

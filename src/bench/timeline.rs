@@ -54,31 +54,30 @@ pub fn arrival(record: &RequestRecord) -> f64 {
 
 /// When the benchmark's own Deployment watch first delivered each Deployment rolled out
 /// after a restart (its pod template names a run, and `kubectl rollout status` would say
-/// done).
-#[derive(Clone, Default)]
+/// done). The watch ends when this is dropped, before its cluster goes away.
 pub struct ReadyTimes {
     first_ready: Arc<Mutex<HashMap<String, Instant>>>,
+    task: tokio::task::AbortHandle,
 }
 
 impl ReadyTimes {
     /// Starts the watch and returns once it has listed the Deployments.
     pub async fn watch(client: kube::Client) -> Self {
-        let times = Self::default();
+        let first_ready = Arc::new(Mutex::new(HashMap::new()));
         let api: Api<DeploymentSnapshot> = Api::namespaced(client, NAMESPACE);
         let (listed, listed_rx) = tokio::sync::oneshot::channel::<()>();
-        let sink = times.first_ready.clone();
-        tokio::spawn(async move {
+        let sink = first_ready.clone();
+        let task = tokio::spawn(async move {
             let mut listed = Some(listed);
             let mut events = watcher::watcher(api, watcher::Config::default()).boxed();
             while let Some(event) = events.next().await {
                 let at = Instant::now();
                 match event {
-                    Ok(watcher::Event::Apply(deployment)) => {
+                    Ok(watcher::Event::Apply(deployment))
                         if deployment.restarted_by.is_some()
-                            && verdict(&deployment, deployment.generation()) == Verdict::Ready
-                        {
-                            lock(&sink).entry(deployment.name().to_owned()).or_insert(at);
-                        }
+                            && verdict(&deployment, deployment.generation()) == Verdict::Ready =>
+                    {
+                        lock(&sink).entry(deployment.name().to_owned()).or_insert(at);
                     }
                     Ok(watcher::Event::InitDone) => {
                         if let Some(listed) = listed.take() {
@@ -90,11 +89,17 @@ impl ReadyTimes {
             }
         });
         let _ = listed_rx.await;
-        times
+        Self { first_ready, task: task.abort_handle() }
     }
 
     pub fn get(&self, name: &str) -> Option<Instant> {
         lock(&self.first_ready).get(name).copied()
+    }
+}
+
+impl Drop for ReadyTimes {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
 
@@ -134,12 +139,37 @@ fn object_name(path: &str, resource: &str) -> Option<String> {
     segments.next().map(str::to_owned)
 }
 
-/// The operator's requests by `verb resource`, among `records`.
+/// The operator's requests by `verb resource`, among `records`. The start-up check (`GET
+/// /version`, then a one-item LIST of ServiceRefreshes to see the CRD is installed, before
+/// any watch starts) is counted apart, under `startup-check ...`, so the LIST counts are the
+/// watch caches' own; so are the further pages of a paginated LIST (`continue=`), under
+/// `list-page ...`, so one LIST counts once however many pages it took.
 pub fn operator_counts(records: &[RequestRecord]) -> BTreeMap<String, u64> {
     let mut counts = BTreeMap::new();
+    let mut checking = false;
     for record in records.iter().filter(|record| from_operator(record)) {
         let resource = resource_of(&record.path).unwrap_or_else(|| record.path.clone());
-        *counts.entry(format!("{} {resource}", record.verb)).or_insert(0) += 1;
+        let probe = match (record.verb.as_str(), resource.as_str()) {
+            ("get", "/version") => {
+                checking = true;
+                true
+            }
+            ("list", "servicerefreshes") if checking => {
+                checking = false;
+                true
+            }
+            _ => false,
+        };
+        let page = record.verb == "list"
+            && record.query.as_deref().is_some_and(|query| {
+                query.split('&').any(|pair| pair.starts_with("continue=") && pair.len() > 9)
+            });
+        let key = match (probe, page) {
+            (true, _) => format!("startup-check {} {resource}", record.verb),
+            (false, true) => format!("list-page {resource}"),
+            (false, false) => format!("{} {resource}", record.verb),
+        };
+        *counts.entry(key).or_insert(0) += 1;
     }
     counts
 }
@@ -232,6 +262,46 @@ pub fn handoffs(
         .collect()
 }
 
+/// Where one batch's time went, in ms: from its first restart patch arriving to its last
+/// (`spread`), and from that last patch to the benchmark's watch delivering the batch's last
+/// service ready (`rollout`, the rollout time itself plus the sim's and the watch's delays).
+#[derive(Clone, Copy, Debug)]
+pub struct BatchTimes {
+    pub spread: f64,
+    pub rollout: f64,
+}
+
+/// [`BatchTimes`] of every batch whose times are complete.
+pub fn batch_times(
+    status: &ServiceRefreshStatus,
+    requests: &RunRequests,
+    ready: &ReadyTimes,
+    clock: &SimClock,
+) -> Vec<BatchTimes> {
+    let patches = requests.first_patches();
+    status
+        .batches
+        .iter()
+        .filter_map(|batch| {
+            let names: Vec<String> =
+                batch.all_services(NAMESPACE).into_iter().map(|s| s.name).collect();
+            let sent = names
+                .iter()
+                .map(|name| patches.get(name).map(|record| arrival(record)))
+                .collect::<Option<Vec<f64>>>()?;
+            let last_ready = names
+                .iter()
+                .map(|name| ready.get(name).map(|at| clock.ms(at)))
+                .collect::<Option<Vec<f64>>>()?
+                .into_iter()
+                .fold(f64::MIN, f64::max);
+            let first = sent.iter().copied().fold(f64::MAX, f64::min);
+            let last = sent.iter().copied().fold(f64::MIN, f64::max);
+            Some(BatchTimes { spread: last - first, rollout: last_ready - last })
+        })
+        .collect()
+}
+
 /// The `fraction` quantile (nearest rank) of `values`.
 pub fn quantile(values: &[f64], fraction: f64) -> f64 {
     if values.is_empty() {
@@ -268,6 +338,35 @@ mod tests {
             object_name("/apis/apps/v1/namespaces/arcgis/deployments/web", "deployments"),
             Some("web".to_owned())
         );
+    }
+
+    #[test]
+    fn the_startup_check_is_counted_apart() {
+        let record = |verb: &str, path: &str| RequestRecord {
+            at_ms: 0,
+            verb: verb.to_owned(),
+            path: path.to_owned(),
+            query: None,
+            user_agent: Some(format!("servicerefresh ({IDENTITY})")),
+            code: Some(200),
+        };
+        let refreshes = "/apis/gisops.io/v1alpha1/namespaces/arcgis/servicerefreshes";
+        let records = [
+            record("get", "/version"),
+            record("list", refreshes),
+            record("list", "/apis/apps/v1/namespaces/arcgis/deployments"),
+            record("list", refreshes),
+            RequestRecord {
+                query: Some("limit=500&continue=abc".to_owned()),
+                ..record("list", "/apis/apps/v1/namespaces/arcgis/deployments")
+            },
+        ];
+        let counts = operator_counts(&records);
+        assert_eq!(counts.get("startup-check get /version"), Some(&1));
+        assert_eq!(counts.get("startup-check list servicerefreshes"), Some(&1));
+        assert_eq!(counts.get("list servicerefreshes"), Some(&1));
+        assert_eq!(counts.get("list deployments"), Some(&1));
+        assert_eq!(counts.get("list-page deployments"), Some(&1));
     }
 
     #[test]
