@@ -3,6 +3,8 @@
 //! the shell consults, and the thin IO shell (controller, CLI, the admin job API) around them.
 
 pub mod admin;
+#[cfg(feature = "sim")]
+pub mod bench;
 pub mod cli;
 pub mod controller;
 pub mod crd;

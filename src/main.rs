@@ -56,6 +56,10 @@ enum Command {
     /// Run a simulated cluster, the operator and a ServiceRefresh in one process, showing the
     /// batches as they progress. Exits 0 when the run succeeds and 1 when it fails.
     Demo(sim_commands::DemoArgs),
+    #[cfg(feature = "sim")]
+    /// Measure the operator on simulated clusters (run time against the ideal, batch handoff,
+    /// requests, memory, CPU, status size) and print each figure beside its target.
+    Bench(servicerefresh::bench::BenchArgs),
     /// Request a run of a ServiceRefresh; with --wait, follow it to its end. Exit code: 0
     /// succeeded, 1 failed, 2 cancelled or timed out, 3 usage or API error.
     Start(cli::StartArgs),
@@ -197,6 +201,11 @@ fn main() -> ExitCode {
         Command::Demo(args) => {
             init_logging(cli.log_format, "error");
             runtime.block_on(sim_commands::run_demo(args))
+        }
+        #[cfg(feature = "sim")]
+        Command::Bench(args) => {
+            init_logging(cli.log_format, "error");
+            runtime.block_on(servicerefresh::bench::run(args))
         }
         Command::Start(args) => runtime.block_on(cli::start(args, program)),
         Command::Status(args) => runtime.block_on(cli::status(args, program)),

@@ -1,6 +1,6 @@
 //! The request log: every request the simulated API server received, in order, with when it
 //! arrived (milliseconds on the sim's monotonic clock since it started), its Kubernetes verb,
-//! path, User-Agent and response code (`None` while the answer is still pending). Tests read
+//! path and query, User-Agent and response code (`None` while the answer is still pending). Tests read
 //! it through [`crate::SimHandle::requests`] or `GET /sim/v1/requests` to attribute each
 //! request to the client that sent it, as an audit log would. It keeps the latest
 //! [`CAPACITY`] requests, so a long-running `servicerefresh sim` does not grow without bound.
@@ -27,6 +27,9 @@ pub struct RequestRecord {
     /// `deletecollection`); the lower-case HTTP method outside the resource API.
     pub verb: String,
     pub path: String,
+    /// The query string, as sent (`limit=500&continue=...`), when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
     pub user_agent: Option<String>,
     /// The response status code; `None` while the request is being answered.
     pub code: Option<u16>,
@@ -119,6 +122,7 @@ async fn record(State(log): State<Arc<RequestLog>>, request: Request, next: Next
         at_ms: log.now_ms(),
         verb: verb(request.method(), request.uri().path(), request.uri().query()),
         path: request.uri().path().to_owned(),
+        query: request.uri().query().map(str::to_owned),
         user_agent: request
             .headers()
             .get(header::USER_AGENT)
@@ -169,6 +173,7 @@ mod tests {
             at_ms: 0,
             verb: "get".into(),
             path: path.into(),
+            query: None,
             user_agent: None,
             code: None,
         }
