@@ -23,6 +23,10 @@ LABEL org.opencontainers.image.title="servicerefresh" \
       org.opencontainers.image.description="Kubernetes operator that restarts fleets of Deployments in ready-gated batches" \
       org.opencontainers.image.licenses="Apache-2.0"
 COPY --from=builder /out/servicerefresh /servicerefresh
+# Two malloc arenas instead of glibc's 8 per core: the operator's threads allocate little and
+# briefly, and the default arenas hold about 6 MiB of freed memory (measured by
+# `servicerefresh bench --only footprint --operator-env MALLOC_ARENA_MAX=2`; see README).
+ENV MALLOC_ARENA_MAX=2
 USER 65532:65532
 ENTRYPOINT ["/servicerefresh"]
 CMD ["run"]
