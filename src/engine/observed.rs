@@ -487,6 +487,14 @@ mod tests {
 
     #[test]
     fn parsing_and_converting_a_deployment_agree() {
+        // The watch cache parses; the patch memo converts a patch response. Both must see the
+        // same Deployment, or a memo entry would look like a different object.
+        let agree = |full: &Deployment| {
+            let parsed: DeploymentSnapshot =
+                serde_json::from_value(serde_json::to_value(full).expect("json")).expect("parses");
+            assert_eq!(parsed, DeploymentSnapshot::from_deployment(full));
+            parsed
+        };
         let full: Deployment = serde_json::from_value(json!({
             "metadata": {"name": "web", "namespace": "arcgis", "generation": 2},
             "spec": {
@@ -498,10 +506,30 @@ mod tests {
             ]}
         }))
         .expect("deployment");
-        let parsed: DeploymentSnapshot =
-            serde_json::from_value(serde_json::to_value(&full).expect("json")).expect("parses");
-        assert_eq!(parsed, DeploymentSnapshot::from_deployment(&full));
-        assert_eq!(parsed.replicas, None);
+        assert_eq!(agree(&full).replicas, None);
+
+        let full: Deployment = serde_json::from_value(json!({
+            "metadata": {
+                "name": "web", "namespace": "arcgis", "uid": "u-1", "resourceVersion": "7",
+                "generation": 3, "labels": {"app": "gis"},
+                "deletionTimestamp": "2026-11-26T18:00:00Z",
+                "annotations": {"gisops.io/run-0123": "x/y/1-z", "owner": "team-a"}
+            },
+            "spec": {"selector": {}, "template": {}, "replicas": 2, "paused": true}
+        }))
+        .expect("deployment");
+        let parsed = agree(&full);
+        assert_eq!(parsed.metadata.uid.as_deref(), Some("u-1"));
+        assert_eq!(parsed.run_record("gisops.io/run-0123"), Some("x/y/1-z"));
+        assert_eq!(parsed.metadata.annotations.as_ref().map(BTreeMap::len), Some(1));
+        assert!(parsed.paused);
+
+        let unrelated_only: Deployment = serde_json::from_value(json!({
+            "metadata": {"name": "web", "namespace": "arcgis", "annotations": {"owner": "team-a"}},
+            "spec": {"selector": {}, "template": {}}
+        }))
+        .expect("deployment");
+        assert_eq!(agree(&unrelated_only).metadata.annotations, None);
     }
 
     #[test]

@@ -4,17 +4,21 @@
 //! that is still rolling keeps its place until it completes or exceeds its progress deadline,
 //! and a Deployment another run is rolling out is held, uncounted, until that rollout ends.
 
+mod budget;
+mod edits;
+
+pub use budget::UNCONFIRMED_RESTART_GRACE;
+use budget::{marked_by, rolled_out_by_another_run};
+
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 
 use super::{
-    MESSAGE_CANCELLED, MESSAGE_EXCLUDED, MESSAGE_GONE, MESSAGE_PAUSED, MESSAGE_REPLACED,
-    MESSAGE_RESTARTED, Pass,
+    MESSAGE_CANCELLED, MESSAGE_GONE, MESSAGE_PAUSED, MESSAGE_REPLACED, MESSAGE_RESTARTED, Pass,
 };
 use crate::crd::{
     BatchPhase, FailurePolicy, Phase, ServiceRefreshStatus, ServiceResult, ServiceStatus,
 };
-use crate::engine::observed::DeploymentSnapshot;
 use crate::engine::plan;
 use crate::engine::readiness::{self, Verdict};
 use crate::engine::spec::ValidSpec;
@@ -25,14 +29,8 @@ use crate::engine::{ObjectKey, Restart, RunId};
 /// every rollout step, and writing each would multiply status writes.
 pub const MESSAGE_REFRESH: SignedDuration = SignedDuration::from_secs(5);
 
-/// How far behind the API server the watch cache may plausibly lag. A restart whose patch
-/// was sent but never confirmed (its response or the status write recording it was lost)
-/// may be rolling although the cache does not show it yet; once its batch has ended, it keeps
-/// a place in the in-flight budget this long, or for as long as it is seen rolling.
-pub const UNCONFIRMED_RESTART_GRACE: SignedDuration = SignedDuration::from_secs(30);
-
 /// The run being driven, as a batch needs it.
-struct RunContext {
+pub(super) struct RunContext {
     id: String,
     /// Where this resource records its runs on a Deployment.
     record_annotation: String,
@@ -206,75 +204,6 @@ impl Pass<'_> {
             batches: total,
             services,
         });
-        true
-    }
-
-    /// Rollouts of this run outside the batch at `position` that still hold a place in the
-    /// in-flight budget: restarted, still rolling, and either timed out in an earlier batch or
-    /// restarted by a pass whose status write was lost (a crash after it moved on to a later
-    /// batch). Each is awaited, so its completion frees the place at once.
-    fn rollouts_in_flight_elsewhere(
-        &mut self,
-        status: &ServiceRefreshStatus,
-        position: usize,
-        run: &RunContext,
-    ) -> usize {
-        let mut in_flight = 0;
-        for (index, batch) in status.batches.iter().enumerate() {
-            if index == position {
-                continue;
-            }
-            for service in &batch.services {
-                let key = plan::service_key(service, self.own_namespace);
-                let still_rolling = match (service.generation, service.result) {
-                    (Some(generation), Some(ServiceResult::TimedOut)) => {
-                        self.observation.cluster.deployment(&key).is_some_and(|deployment| {
-                            readiness::verdict(&deployment, generation).is_waiting()
-                        })
-                    }
-                    (None, Some(ServiceResult::TimedOut)) if service.uid.is_some() => {
-                        self.unconfirmed_restart_in_flight(&key, batch.end_time.as_ref(), run)
-                    }
-                    (None, None) if batch.phase == BatchPhase::Pending => {
-                        self.observation.cluster.deployment(&key).is_some_and(|deployment| {
-                            marked_by(&deployment, run)
-                                && readiness::verdict(&deployment, deployment.generation())
-                                    .is_waiting()
-                        })
-                    }
-                    _ => false,
-                };
-                if still_rolling {
-                    in_flight += 1;
-                    self.awaiting.insert(key);
-                }
-            }
-        }
-        in_flight
-    }
-
-    /// Whether a restart sent in a batch that timed out before it was confirmed may still be
-    /// rolling: seen rolling with this run's mark, or not seen at all and the cache not yet
-    /// trustworthy (within [`UNCONFIRMED_RESTART_GRACE`] of the batch's end).
-    fn unconfirmed_restart_in_flight(
-        &mut self,
-        key: &ObjectKey,
-        batch_end: Option<&MicroTime>,
-        run: &RunContext,
-    ) -> bool {
-        let Some(deployment) = self.observation.cluster.deployment(key) else {
-            return false;
-        };
-        if marked_by(&deployment, run) {
-            return readiness::verdict(&deployment, deployment.generation()).is_waiting();
-        }
-        let trusted_from = batch_end
-            .and_then(|end| end.0.checked_add(UNCONFIRMED_RESTART_GRACE).ok())
-            .unwrap_or(Timestamp::MIN);
-        if self.now >= trusted_from {
-            return false;
-        }
-        self.wake_no_later_than(trusted_from);
         true
     }
 
@@ -567,85 +496,6 @@ impl Pass<'_> {
         self.transitions
             .extend(finished.into_iter().map(|finished| finished.into_transition(&run)));
     }
-
-    /// Spec edits during a run reach only the batches not started yet: newly excluded
-    /// Deployments there are skipped, and a new batchSize re-cuts them in the same order.
-    fn apply_spec_edits(&mut self, status: &mut ServiceRefreshStatus, spec: &ValidSpec) {
-        let first_pending = status
-            .batches
-            .iter()
-            .rposition(|batch| batch.phase != BatchPhase::Pending)
-            .map_or(0, |position| position + 1);
-        if first_pending >= status.batches.len() {
-            return;
-        }
-        let run = status.run.as_ref().map(|run| run.id.clone()).unwrap_or_default();
-        let record = run.parse::<RunId>().map(|id| id.record_annotation()).unwrap_or_default();
-        let cluster = self.observation.cluster;
-        let own_namespace = self.own_namespace;
-        // A crash can lose the record of a batch whose restarts went out: a Deployment
-        // carrying this run was restarted, so excluding it now would hide a rollout in flight.
-        let restarted_by_this_run = |service: &ServiceStatus| {
-            cluster.deployment(&plan::service_key(service, own_namespace)).is_some_and(
-                |deployment| {
-                    deployment.restarted_by.as_deref() == Some(run.as_str())
-                        || deployment.run_record(&record) == Some(run.as_str())
-                },
-            )
-        };
-        for batch in &mut status.batches[first_pending..] {
-            for service in &mut batch.services {
-                if service.result.is_none()
-                    && spec.exclude.contains(&service.name)
-                    && !restarted_by_this_run(service)
-                {
-                    service.result = Some(ServiceResult::Skipped);
-                    service.message = Some(MESSAGE_EXCLUDED.to_owned());
-                    self.transitions.push(Transition::ServiceFinished {
-                        run: run.clone(),
-                        batch: batch.index,
-                        deployment: plan::service_key(service, self.own_namespace),
-                        result: ServiceResult::Skipped,
-                        message: service.message.clone(),
-                    });
-                }
-            }
-        }
-        let first_index = u32::try_from(first_pending + 1).unwrap_or(u32::MAX);
-        let pending = &status.batches[first_pending..];
-        // Checking the shape first spares re-cutting (and cloning) thousands of services on
-        // every pass of a large run.
-        let already_cut =
-            pending.iter().zip(first_index..).enumerate().all(|(position, (batch, index))| {
-                let is_last = position + 1 == pending.len();
-                let size = batch.services.len();
-                batch.index == index
-                    && batch.start_time.is_none()
-                    && batch.end_time.is_none()
-                    && (size == spec.batch_size || (is_last && size > 0 && size < spec.batch_size))
-            });
-        if !already_cut {
-            let services: Vec<ServiceStatus> =
-                pending.iter().flat_map(|batch| batch.services.iter().cloned()).collect();
-            let recut = plan::cut_batches(&services, spec.batch_size, first_index);
-            status.batches.truncate(first_pending);
-            status.batches.extend(recut);
-        }
-    }
-}
-
-/// The run rolling `deployment` out right now, when that is another run than `run`: its
-/// pod template names a run, and the rollout of its current generation has not ended.
-/// Whether this run's patch reached the Deployment, whatever the status recorded.
-fn marked_by(deployment: &DeploymentSnapshot, run: &RunContext) -> bool {
-    deployment.restarted_by.as_deref() == Some(run.id.as_str())
-        || deployment.run_record(&run.record_annotation) == Some(run.id.as_str())
-}
-
-fn rolled_out_by_another_run(deployment: &DeploymentSnapshot, run: &str) -> Option<RunId> {
-    let other: RunId = deployment.restarted_by.as_deref()?.parse().ok()?;
-    let rolling = readiness::verdict(deployment, deployment.generation()).is_waiting();
-    (other.to_string() != run && rolling).then_some(other)
 }
 
 fn last_batch_with_failure(status: &ServiceRefreshStatus) -> Option<u32> {
