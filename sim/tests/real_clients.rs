@@ -223,4 +223,58 @@ async fn helm_installs_the_chart_helm_create_makes() {
     assert!(out.contains("STATUS: deployed"), "{out}");
     let (ok, out, err) = run(&dir, "kubectl", &["get", "service", "demo", "-n", "arcgis"]).await;
     assert!(ok && out.contains("ClusterIP"), "{out}{err}");
+
+    // The rest of a release's life: an upgrade that rolls the Deployment out, a rollback to
+    // the first revision, and an uninstall that waits for everything to be gone.
+    let (ok, out, err) = run(
+        &dir,
+        "helm",
+        &[
+            "upgrade",
+            "demo",
+            &chart,
+            "--namespace",
+            "arcgis",
+            "--wait",
+            "--timeout",
+            "60s",
+            "--set",
+            "replicaCount=2",
+        ],
+    )
+    .await;
+    assert!(ok, "helm upgrade:\n{out}\n{err}");
+    let (ok, out, err) = run(
+        &dir,
+        "kubectl",
+        &["get", "deployment", "demo", "-n", "arcgis", "-o", "jsonpath={.status.readyReplicas}"],
+    )
+    .await;
+    assert!(ok && out.trim() == "2", "ready replicas after the upgrade: {out}{err}");
+    let (ok, out, err) = run(
+        &dir,
+        "helm",
+        &["rollback", "demo", "1", "--namespace", "arcgis", "--wait", "--timeout", "60s"],
+    )
+    .await;
+    assert!(ok, "helm rollback:\n{out}\n{err}");
+    let (ok, out, err) = run(&dir, "helm", &["history", "demo", "--namespace", "arcgis"]).await;
+    assert!(ok && out.lines().count() == 4, "three revisions after the rollback:\n{out}{err}");
+    let (ok, out, err) = run(
+        &dir,
+        "kubectl",
+        &["get", "deployment", "demo", "-n", "arcgis", "-o", "jsonpath={.spec.replicas}"],
+    )
+    .await;
+    assert!(ok && out.trim() == "1", "replicas after the rollback: {out}{err}");
+    let (ok, out, err) = run(
+        &dir,
+        "helm",
+        &["uninstall", "demo", "--namespace", "arcgis", "--wait", "--timeout", "60s"],
+    )
+    .await;
+    assert!(ok, "helm uninstall:\n{out}\n{err}");
+    let (ok, out, err) =
+        run(&dir, "kubectl", &["get", "deployments,services", "-n", "arcgis", "-o", "name"]).await;
+    assert!(ok && !out.contains("demo"), "left after the uninstall: {out}{err}");
 }
