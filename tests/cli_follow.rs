@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Cluster, NAMESPACE, Operator, wait_for};
+use common::{NAMESPACE, Operator, SimCluster, wait_for};
 use kube::api::Patch;
 use serde_json::{Value, json};
 use servicerefresh::crd::{CANCEL_REQUESTED_AT_ANNOTATION, Phase, RUN_REQUESTED_AT_ANNOTATION};
@@ -32,7 +32,7 @@ fn fleet(deployments: usize, fail: usize) -> SimConfig {
 
 /// A simulated cluster, the operator, and a kubeconfig for the CLI.
 struct Env {
-    cluster: Cluster,
+    cluster: SimCluster,
     operator: Operator,
     dir: PathBuf,
     kubeconfig: PathBuf,
@@ -47,7 +47,7 @@ fn temp_dir(test: &str) -> PathBuf {
 
 impl Env {
     async fn start(config: SimConfig, test: &str) -> Self {
-        let cluster = Cluster::start(config).await;
+        let cluster = SimCluster::start(config).await;
         let operator = Operator::start(&cluster.client);
         let dir = temp_dir(test);
         let kubeconfig = dir.join("kubeconfig");

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::process::{Kubeconfig, OperatorProcess};
-use common::{Cluster, NAMESPACE, Operator, wait_for};
+use common::{NAMESPACE, Operator, SimCluster, wait_for};
 use serde_json::json;
 use servicerefresh::crd::{Phase, ServiceRefreshStatus};
 use servicerefresh_sim::{FaultRule, RequestRecord, RuleError, SimConfig};
@@ -48,7 +48,7 @@ fn after_the_patches(error: RuleError, times: Option<u64>) -> FaultRule {
 /// changed exactly once, and each batch's patches were followed by a status write that was
 /// lost (`lost` says which answers count as lost).
 fn assert_once_each_despite_a_crash_per_batch(
-    cluster: &Cluster,
+    cluster: &SimCluster,
     status: &ServiceRefreshStatus,
     lost: impl Fn(Option<u16>) -> bool,
 ) {
@@ -101,13 +101,13 @@ fn assert_once_each_despite_a_crash_per_batch(
 
 /// Fails the test at once if any Deployment was restarted a second time: a run that restarts
 /// again after each crash may never end, and the test should not wait out its deadline.
-fn assert_no_second_restart(cluster: &Cluster) {
+fn assert_no_second_restart(cluster: &SimCluster) {
     let stats = cluster.sim.stats();
     let twice: Vec<_> = stats.template_changes.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "restarted more than once: {twice:?}");
 }
 
-async fn wait_for_the_run_end(cluster: &Cluster) -> ServiceRefreshStatus {
+async fn wait_for_the_run_end(cluster: &SimCluster) -> ServiceRefreshStatus {
     wait_for(DEADLINE, "the run to end", || async {
         assert_no_second_restart(cluster);
         cluster.status(NAME).await.filter(|status| {
@@ -118,8 +118,8 @@ async fn wait_for_the_run_end(cluster: &Cluster) -> ServiceRefreshStatus {
 }
 
 /// Runs a ServiceRefresh over the fleet with `rule` in place and the operator in-process.
-async fn run_with(rule: FaultRule) -> (Cluster, ServiceRefreshStatus, u64) {
-    let cluster = Cluster::start(fleet()).await;
+async fn run_with(rule: FaultRule) -> (SimCluster, ServiceRefreshStatus, u64) {
+    let cluster = SimCluster::start(fleet()).await;
     let index = cluster.sim.add_fault_rule(rule);
     let operator = Operator::start(&cluster.client);
     cluster.create_refresh(NAME, json!({"selector": {}, "batchSize": BATCH_SIZE})).await;
@@ -155,7 +155,7 @@ async fn a_status_write_answered_504_but_committed_restarts_nothing_twice() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_killed_after_every_batch_of_patches_restarts_nothing_twice() {
-    let cluster = Cluster::start(fleet()).await;
+    let cluster = SimCluster::start(fleet()).await;
     let kubeconfig = Kubeconfig::for_sim(&cluster.sim);
     // One replica without a Lease: its successor starts at once.
     let flags = ["--leader-election=false"];

@@ -104,7 +104,7 @@ async fn the_argo_cd_fixtures_are_valid_service_refreshes() {
     use kube::api::{Patch, PatchParams};
     use servicerefresh::crd::ServiceRefresh;
 
-    let cluster = common::Cluster::start(servicerefresh_sim::SimConfig::default()).await;
+    let cluster = common::SimCluster::start(servicerefresh_sim::SimConfig::default()).await;
     let api = cluster.refreshes();
     let params = PatchParams::apply("argocd-fixtures").force();
     let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -18,7 +18,7 @@ use common::helm::{
     ChartOperator, FULLNAME, Helm, HelmClient, Mounts, RELEASE, RELEASE_NAMESPACE, container_args,
     operator_container, outside_a_pod,
 };
-use common::{Cluster, NAMESPACE};
+use common::{NAMESPACE, SimCluster};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Secret, Service, ServiceAccount};
@@ -149,7 +149,7 @@ async fn check_release_objects(admin: &Client, mode: Mode) {
 /// Waits for the run of `name` to end, sampling the operator's resident memory meanwhile:
 /// the final status and the highest VmRSS seen, in KiB.
 async fn run_to_end(
-    cluster: &Cluster,
+    cluster: &SimCluster,
     operator: &common::process::OperatorProcess,
     name: &str,
     run: u64,
@@ -203,7 +203,7 @@ async fn lease_holder(admin: &Client) -> Option<String> {
 /// Runs the chart's pod `pod` through run `run` of `name`, checks that every Deployment was
 /// restarted and that the API server refused none of its requests, stops it gracefully, and
 /// returns its peak resident memory in KiB.
-async fn operate(cluster: &Cluster, pod: &str, name: &str, run: u64) -> u64 {
+async fn operate(cluster: &SimCluster, pod: &str, name: &str, run: u64) -> u64 {
     let container = operator_container(&cluster.client).await;
     let args =
         outside_a_pod(&container_args(&container), &Mounts { tls_cert: None, tls_key: None });
@@ -280,7 +280,7 @@ async fn install_run_upgrade_uninstall(helm: Helm, mode: Mode) {
     );
     assert!(args.contains(&"--leader-election=true".to_owned()), "{args:?}");
 
-    let cluster = Cluster { sim, client: admin.clone() };
+    let cluster = SimCluster { sim, client: admin.clone() };
     let pod = format!("{FULLNAME}-5d8f7c9b4-x2k7p");
     let peak_kib = operate(&cluster, &pod, "refresh-all", 1).await;
     eprintln!(
@@ -381,7 +381,7 @@ async fn memory_by_fleet_size() {
         .unwrap_or_else(|_| "50,500,2000,5000,10000".to_owned());
     let mut table = vec!["Deployments   caches synced   peak during the run".to_owned()];
     for fleet in fleets.split(',').map(|n| n.trim().parse::<usize>().expect("a number")) {
-        let cluster = Cluster::start(SimConfig {
+        let cluster = SimCluster::start(SimConfig {
             deployments: fleet,
             rollout_ms: 300,
             rollout_jitter_ms: 100,

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use common::process::{Kubeconfig, OperatorProcess, SHORT_LEASE, http_get, lease_holder};
-use common::{Cluster, NAMESPACE, wait_for};
+use common::{NAMESPACE, SimCluster, wait_for};
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, ListParams};
 use serde_json::json;
@@ -30,7 +30,7 @@ fn fleet(deployments: usize, rollout_ms: u64) -> SimConfig {
     }
 }
 
-async fn wait_for_holder(cluster: &Cluster, identity: &str, deadline: Duration) -> Duration {
+async fn wait_for_holder(cluster: &SimCluster, identity: &str, deadline: Duration) -> Duration {
     let started = Instant::now();
     wait_for(deadline, &format!("{identity} to hold the Lease"), || async {
         (lease_holder(&cluster.client).await.as_deref() == Some(identity)).then_some(())
@@ -47,7 +47,7 @@ async fn wait_ready(operator: &OperatorProcess) {
     .await;
 }
 
-async fn wait_for_batch(cluster: &Cluster, name: &str, batch: usize) -> ServiceRefreshStatus {
+async fn wait_for_batch(cluster: &SimCluster, name: &str, batch: usize) -> ServiceRefreshStatus {
     wait_for(DEADLINE, &format!("batch {batch} of {name} to run"), || async {
         cluster.status(name).await.filter(|status| {
             status.batches.get(batch - 1).is_some_and(|b| b.phase == BatchPhase::Running)
@@ -57,7 +57,7 @@ async fn wait_for_batch(cluster: &Cluster, name: &str, batch: usize) -> ServiceR
 }
 
 /// How many BatchStarted Events each batch of `name` got.
-async fn batch_started_events(cluster: &Cluster, name: &str) -> BTreeMap<u32, usize> {
+async fn batch_started_events(cluster: &SimCluster, name: &str) -> BTreeMap<u32, usize> {
     let events: Api<Event> = Api::namespaced(cluster.client.clone(), NAMESPACE);
     let mut counts = BTreeMap::new();
     for event in events.list(&ListParams::default()).await.expect("list events").items {
@@ -78,7 +78,7 @@ async fn batch_started_events(cluster: &Cluster, name: &str) -> BTreeMap<u32, us
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_standby_takes_over_a_run_after_a_crash_and_after_a_graceful_stop() {
-    let cluster = Cluster::start(fleet(200, 1_000)).await;
+    let cluster = SimCluster::start(fleet(200, 1_000)).await;
     let kubeconfig = Kubeconfig::for_sim(&cluster.sim);
     let mut first = OperatorProcess::spawn(&kubeconfig.path, "op-a", SHORT_LEASE);
     wait_for_holder(&cluster, "op-a", Duration::from_secs(30)).await;
@@ -149,7 +149,7 @@ async fn the_standby_takes_over_a_run_after_a_crash_and_after_a_graceful_stop() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_paused_past_its_lease_writes_nothing_after_the_standby_took_over() {
-    let cluster = Cluster::start(fleet(100, 600)).await;
+    let cluster = SimCluster::start(fleet(100, 600)).await;
     let kubeconfig = Kubeconfig::for_sim(&cluster.sim);
     let paused = OperatorProcess::spawn(&kubeconfig.path, "op-a", SHORT_LEASE);
     wait_for_holder(&cluster, "op-a", Duration::from_secs(30)).await;

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::process::{Kubeconfig, OperatorProcess, SHORT_LEASE, http_get};
-use common::{Cluster, wait_for};
+use common::{SimCluster, wait_for};
 use openmetrics_parser::{MetricsExposition, OpenMetricsType, OpenMetricsValue};
 use serde_json::json;
 use servicerefresh::crd::Phase;
@@ -78,7 +78,7 @@ fn histogram_count(metrics: &Exposition, family: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_metrics_count_what_the_run_did() {
-    let cluster = Cluster::start(SimConfig {
+    let cluster = SimCluster::start(SimConfig {
         deployments: 30,
         fail: 2,
         rollout_ms: 150,
@@ -195,7 +195,7 @@ async fn the_metrics_count_what_the_run_did() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readyz_says_why_until_the_caches_have_synced_and_healthz_answers() {
-    let cluster = Cluster::start(SimConfig { deployments: 5, ..SimConfig::default() }).await;
+    let cluster = SimCluster::start(SimConfig { deployments: 5, ..SimConfig::default() }).await;
     // Every LIST (and every other API request) is answered after 3 s.
     cluster.sim.set_faults(FaultConfig { latency_ms: 3_000, ..FaultConfig::default() });
     let kubeconfig = Kubeconfig::for_sim(&cluster.sim);

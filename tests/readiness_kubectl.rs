@@ -11,7 +11,7 @@ mod common;
 use std::process::Output;
 
 use common::kubectl::Kubectl;
-use common::{Cluster, NAMESPACE};
+use common::{NAMESPACE, SimCluster};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Patch, PatchParams, PostParams};
 use serde::Deserialize;
@@ -70,7 +70,7 @@ fn engine_verdict(name: &str, served: &Value) -> Recorded {
 }
 
 /// Creates the row's Deployment, brings it to the row's generation and writes its status.
-async fn craft(cluster: &Cluster, row: &Row) {
+async fn craft(cluster: &SimCluster, row: &Row) {
     let mut annotations = json!({"sim.gisops.io/frozen": "true"});
     if row.spec.get("replicas").is_none() {
         // A real server always defaults spec.replicas; only the sim's knob keeps it absent.
@@ -106,7 +106,7 @@ async fn craft(cluster: &Cluster, row: &Row) {
 }
 
 /// The Deployment exactly as the API serves it, as raw JSON.
-async fn served(cluster: &Cluster, name: &str) -> Value {
+async fn served(cluster: &SimCluster, name: &str) -> Value {
     let url = format!(
         "{}/apis/apps/v1/namespaces/{NAMESPACE}/deployments/{name}",
         cluster.sim.base_url()
@@ -120,7 +120,7 @@ async fn served(cluster: &Cluster, name: &str) -> Value {
 async fn kubectl_rollout_status_gives_the_recorded_verdict_on_every_crafted_state() {
     let rows: Vec<Row> = serde_saphyr::from_str(TABLE).expect("the table parses");
     assert_eq!(rows.len(), 42);
-    let cluster = Cluster::start(SimConfig { deployments: 0, ..SimConfig::default() }).await;
+    let cluster = SimCluster::start(SimConfig { deployments: 0, ..SimConfig::default() }).await;
     let kubectl = Kubectl::for_sim(&cluster.sim);
     let mut mismatches = Vec::new();
     for row in &rows {

@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Cluster, NAMESPACE, Operator, wait_for};
+use common::{NAMESPACE, Operator, SimCluster, wait_for};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use k8s_openapi::api::events::v1::Event;
@@ -34,7 +34,11 @@ fn fleet(deployments: usize, fail: usize) -> SimConfig {
     }
 }
 
-fn operator_with(cluster: &Cluster, scope: OperatorScope, max_concurrent_runs: usize) -> Operator {
+fn operator_with(
+    cluster: &SimCluster,
+    scope: OperatorScope,
+    max_concurrent_runs: usize,
+) -> Operator {
     Operator::start_with(
         &cluster.client,
         OperatorConfig {
@@ -57,7 +61,7 @@ fn condition<'a>(
         .map(|c| (c.status.as_str(), c.reason.as_str(), c.message.as_str()))
 }
 
-async fn create_namespace(cluster: &Cluster, name: &str) {
+async fn create_namespace(cluster: &SimCluster, name: &str) {
     let namespaces: Api<Namespace> = Api::all(cluster.client.clone());
     let namespace: Namespace =
         serde_json::from_value(json!({"metadata": {"name": name}})).expect("namespace");
@@ -68,7 +72,7 @@ async fn create_namespace(cluster: &Cluster, name: &str) {
     }
 }
 
-async fn create_deployment(cluster: &Cluster, namespace: &str, name: &str) {
+async fn create_deployment(cluster: &SimCluster, namespace: &str, name: &str) {
     create_namespace(cluster, namespace).await;
     let deployments: Api<Deployment> = Api::namespaced(cluster.client.clone(), namespace);
     let deployment: Deployment = serde_json::from_value(json!({
@@ -87,7 +91,7 @@ async fn create_deployment(cluster: &Cluster, namespace: &str, name: &str) {
 }
 
 async fn create_config_map(
-    cluster: &Cluster,
+    cluster: &SimCluster,
     namespace: &str,
     name: &str,
     data: serde_json::Value,
@@ -100,7 +104,7 @@ async fn create_config_map(
     config_maps.create(&PostParams::default(), &config_map).await.expect("create ConfigMap");
 }
 
-async fn wait_for_stall(cluster: &Cluster, name: &str, reason: &str) -> ServiceRefreshStatus {
+async fn wait_for_stall(cluster: &SimCluster, name: &str, reason: &str) -> ServiceRefreshStatus {
     wait_for(DEADLINE, &format!("{name} to stall with {reason}"), || async {
         cluster.status(name).await.filter(|status| {
             condition(status, "Stalled")
@@ -110,7 +114,7 @@ async fn wait_for_stall(cluster: &Cluster, name: &str, reason: &str) -> ServiceR
     .await
 }
 
-async fn events_about(cluster: &Cluster, name: &str) -> Vec<Event> {
+async fn events_about(cluster: &SimCluster, name: &str) -> Vec<Event> {
     let events: Api<Event> = Api::namespaced(cluster.client.clone(), NAMESPACE);
     let all = events.list(&ListParams::default()).await.expect("list events");
     all.items
@@ -119,13 +123,13 @@ async fn events_about(cluster: &Cluster, name: &str) -> Vec<Event> {
         .collect()
 }
 
-fn changes(cluster: &Cluster, namespace: &str, name: &str) -> u64 {
+fn changes(cluster: &SimCluster, namespace: &str, name: &str) -> u64 {
     cluster.sim.stats().template_changes.get(&format!("{namespace}/{name}")).copied().unwrap_or(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_namespace_is_refused_unless_the_operator_allows_it() {
-    let cluster = Cluster::start(fleet(2, 0)).await;
+    let cluster = SimCluster::start(fleet(2, 0)).await;
     create_deployment(&cluster, "kube-system", "coredns").await;
     let operator = operator_with(&cluster, OperatorScope::default(), 1);
     cluster.create_refresh("reach", json!({"selector": {}, "namespaces": ["kube-system"]})).await;
@@ -154,7 +158,7 @@ async fn another_namespace_is_refused_unless_the_operator_allows_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outside_the_watched_namespace_the_operator_says_it_cannot_see() {
-    let cluster = Cluster::start(fleet(2, 0)).await;
+    let cluster = SimCluster::start(fleet(2, 0)).await;
     create_deployment(&cluster, "other", "elsewhere").await;
     create_config_map(&cluster, "other", "proxy", json!({"https_proxy": "http://p:3128"})).await;
     let watching =
@@ -181,7 +185,7 @@ async fn outside_the_watched_namespace_the_operator_says_it_cannot_see() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overlapping_runs_both_finish_without_waiting_out_a_timeout() {
     // 30 Deployments, so that two runs of 10 in flight each is a bound the fleet could break.
-    let cluster = Cluster::start(fleet(30, 0)).await;
+    let cluster = SimCluster::start(fleet(30, 0)).await;
     let names = cluster.all_deployment_names().await;
     let operator = operator_with(&cluster, OperatorScope::default(), 2);
     // A timeout this long would fail the test's deadline if either run waited it out.
@@ -207,7 +211,7 @@ async fn overlapping_runs_both_finish_without_waiting_out_a_timeout() {
 async fn timed_out_rollouts_keep_their_place_so_never_more_than_a_batch_rolls() {
     // Six Deployments never become ready and never reach their progress deadline.
     let config = SimConfig { progress_deadline_seconds: 3_600, ..fleet(60, 6) };
-    let cluster = Cluster::start(config).await;
+    let cluster = SimCluster::start(config).await;
     let operator = operator_with(&cluster, OperatorScope::default(), 1);
     cluster
         .create_refresh("bounded", json!({"selector": {}, "batchSize": 10, "batchTimeout": "3s"}))
@@ -224,7 +228,7 @@ async fn timed_out_rollouts_keep_their_place_so_never_more_than_a_batch_rolls() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sub_second_timeout_is_exact_and_says_what_happened() {
     let config = SimConfig { rollout_ms: 2_000, rollout_jitter_ms: 0, ..fleet(4, 0) };
-    let cluster = Cluster::start(config).await;
+    let cluster = SimCluster::start(config).await;
     let names = cluster.all_deployment_names().await;
     let operator = operator_with(&cluster, OperatorScope::default(), 1);
     cluster
@@ -249,7 +253,7 @@ async fn a_sub_second_timeout_is_exact_and_says_what_happened() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oversized_trigger_is_refused_and_a_long_one_is_recorded_as_a_digest() {
-    let cluster = Cluster::start(fleet(1, 0)).await;
+    let cluster = SimCluster::start(fleet(1, 0)).await;
     let huge = "x".repeat(1024 * 1024);
     let refused = cluster
         .refreshes()
@@ -285,7 +289,7 @@ async fn an_oversized_trigger_is_refused_and_a_long_one_is_recorded_as_a_digest(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_selection_that_matches_nothing_fails_loudly() {
-    let cluster = Cluster::start(fleet(3, 0)).await;
+    let cluster = SimCluster::start(fleet(3, 0)).await;
     let operator = operator_with(&cluster, OperatorScope::default(), 1);
     cluster
         .create_refresh("none", json!({"selector": {"matchLabels": {"app": "does-not-exist"}}}))
@@ -302,7 +306,7 @@ async fn a_selection_that_matches_nothing_fails_loudly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unmatched_excludes_and_missing_trigger_keys_are_reported() {
-    let cluster = Cluster::start(fleet(3, 0)).await;
+    let cluster = SimCluster::start(fleet(3, 0)).await;
     create_config_map(&cluster, NAMESPACE, "proxy", json!({"https_proxy": "http://p:3128"})).await;
     let operator = operator_with(&cluster, OperatorScope::default(), 1);
     cluster
@@ -331,7 +335,7 @@ async fn unmatched_excludes_and_missing_trigger_keys_are_reported() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rolling_service_shows_what_it_waits_for_and_a_queued_one_who_holds_the_slot() {
     let config = SimConfig { rollout_ms: 8_000, rollout_jitter_ms: 0, ..fleet(2, 0) };
-    let cluster = Cluster::start(config).await;
+    let cluster = SimCluster::start(config).await;
     let operator = operator_with(&cluster, OperatorScope::default(), 1);
     cluster.create_refresh("slow", json!({"selector": {}, "batchSize": 2})).await;
     let rolling = wait_for(DEADLINE, "a kubectl waiting message", || async {
@@ -359,7 +363,7 @@ async fn a_rolling_service_shows_what_it_waits_for_and_a_queued_one_who_holds_th
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_on_create_false_waits_for_the_configmap_to_change() {
-    let cluster = Cluster::start(fleet(3, 0)).await;
+    let cluster = SimCluster::start(fleet(3, 0)).await;
     let names = cluster.all_deployment_names().await;
     create_config_map(&cluster, NAMESPACE, "proxy", json!({"https_proxy": "http://a:3128"})).await;
     let operator = operator_with(&cluster, OperatorScope::default(), 1);
@@ -392,7 +396,7 @@ async fn run_on_create_false_waits_for_the_configmap_to_change() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_are_recorded_for_a_resource_with_a_very_long_name() {
-    let cluster = Cluster::start(fleet(2, 0)).await;
+    let cluster = SimCluster::start(fleet(2, 0)).await;
     let operator = operator_with(&cluster, OperatorScope::default(), 1);
     let name = format!("refresh-{}", "a".repeat(240));
     assert_eq!(name.len(), 248);
@@ -410,7 +414,7 @@ async fn events_are_recorded_for_a_resource_with_a_very_long_name() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_a_resource_mid_run_leaves_no_warning_in_the_log() {
     let config = SimConfig { rollout_ms: 1_000, rollout_jitter_ms: 0, ..fleet(6, 0) };
-    let cluster = Cluster::start(config).await;
+    let cluster = SimCluster::start(config).await;
     let dir = std::env::temp_dir().join(format!("servicerefresh-delete-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let kubeconfig = dir.join("kubeconfig");

@@ -9,7 +9,7 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    Cluster, NAMESPACE, Operator, applied_deployment_patches, assert_template_changes, wait_for,
+    NAMESPACE, Operator, SimCluster, applied_deployment_patches, assert_template_changes, wait_for,
 };
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, Patch, PatchParams};
@@ -35,7 +35,7 @@ fn reason<'a>(status: &'a ServiceRefreshStatus, kind: &str) -> Option<&'a str> {
     status.conditions.iter().find(|c| c.type_ == kind).map(|c| c.reason.as_str())
 }
 
-async fn wait_for_run(cluster: &Cluster, name: &str, number: u64) -> ServiceRefreshStatus {
+async fn wait_for_run(cluster: &SimCluster, name: &str, number: u64) -> ServiceRefreshStatus {
     wait_for(RUN_DEADLINE, &format!("run {number} of {name} to end"), || async {
         cluster.status(name).await.filter(|s| {
             s.run.as_ref().is_some_and(|r| r.number >= number)
@@ -46,13 +46,13 @@ async fn wait_for_run(cluster: &Cluster, name: &str, number: u64) -> ServiceRefr
 }
 
 /// The index in the sim's request log the next request will get.
-fn log_mark(cluster: &Cluster) -> usize {
+fn log_mark(cluster: &SimCluster) -> usize {
     cluster.sim.requests().len()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_changed_trigger_configmap_restarts_every_deployment_once_more() {
-    let cluster = Cluster::start(fleet(8)).await;
+    let cluster = SimCluster::start(fleet(8)).await;
     let names = cluster.all_deployment_names().await;
     let config_maps: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), NAMESPACE);
     let proxy: ConfigMap = serde_json::from_value(json!({
@@ -100,7 +100,7 @@ async fn a_changed_trigger_configmap_restarts_every_deployment_once_more() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runs_are_serialized_and_never_overlap_on_the_cluster() {
-    let cluster = Cluster::start(fleet(20)).await;
+    let cluster = SimCluster::start(fleet(20)).await;
     let names = cluster.all_deployment_names().await;
     let operator = Operator::start(&cluster.client);
     cluster.create_refresh("first", json!({"selector": {}, "batchSize": 5})).await;
@@ -145,7 +145,7 @@ async fn runs_are_serialized_and_never_overlap_on_the_cluster() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dry_run_plans_and_restarts_nothing_and_suspend_holds_before_the_first_batch() {
-    let cluster = Cluster::start(fleet(12)).await;
+    let cluster = SimCluster::start(fleet(12)).await;
     let names = cluster.all_deployment_names().await;
     let operator = Operator::start_with(
         &cluster.client,
@@ -196,7 +196,7 @@ async fn suspending_mid_run_finishes_the_batch_in_flight_and_sends_nothing_more(
         progress_deadline_seconds: 600,
         ..fleet(12)
     };
-    let cluster = Cluster::start(config).await;
+    let cluster = SimCluster::start(config).await;
     let names = cluster.all_deployment_names().await;
     let operator = Operator::start(&cluster.client);
     cluster.create_refresh("paused", json!({"selector": {}, "batchSize": 4})).await;

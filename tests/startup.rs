@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::process::{Kubeconfig, OperatorProcess};
-use common::{Cluster, wait_for};
+use common::{SimCluster, wait_for};
 use serde_json::{Value, json};
 use servicerefresh::crd::{BatchPhase, Phase};
 use servicerefresh_sim::{FaultConfig, SimConfig};
@@ -146,7 +146,7 @@ async fn sigterm_during_the_startup_wait_exits_within_the_shutdown_deadline() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_signal_ends_a_slow_graceful_shutdown_at_once() {
-    let cluster = Cluster::start(SimConfig {
+    let cluster = SimCluster::start(SimConfig {
         deployments: 20,
         rollout_ms: 300,
         rollout_jitter_ms: 50,

@@ -17,7 +17,7 @@ use servicerefresh_sim::SimConfig;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::common::{Cluster, NAMESPACE, Operator, wait_for};
+use crate::common::{NAMESPACE, Operator, SimCluster, wait_for};
 
 /// The ServiceRefresh the API runs.
 pub const TARGET: &str = "refresh-all";
@@ -75,7 +75,7 @@ fn rand_suffix() -> usize {
 
 /// The cluster, the operator and the admin API over HTTPS.
 pub struct AdminHarness {
-    pub cluster: Cluster,
+    pub cluster: SimCluster,
     pub operator: Option<Operator>,
     /// E.g. `https://127.0.0.1:40123/arcgis/admin`.
     pub base: String,
@@ -96,7 +96,7 @@ impl AdminHarness {
         sim: SimConfig,
         authority: impl FnOnce(kube::Client) -> Arc<dyn Authority>,
     ) -> Self {
-        let cluster = Cluster::start(sim).await;
+        let cluster = SimCluster::start(sim).await;
         let authority = authority(cluster.client.clone());
         let cache = RefreshCache::default();
         let operator = Operator::start_with(

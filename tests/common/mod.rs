@@ -54,12 +54,12 @@ pub async fn install_crd(client: &Client) {
 }
 
 /// The simulated cluster with the CRD installed and a client for it.
-pub struct Cluster {
+pub struct SimCluster {
     pub sim: SimHandle,
     pub client: Client,
 }
 
-impl Cluster {
+impl SimCluster {
     pub async fn start(config: SimConfig) -> Self {
         let sim = servicerefresh_sim::start(SimConfig { namespace: NAMESPACE.into(), ..config })
             .await
