@@ -80,8 +80,9 @@ async fn sim_client(sim: &SimHandle) -> Result<Client, DemoError> {
     Ok(Client::try_from(config)?)
 }
 
-/// Installs the ServiceRefresh CRD, as `kubectl apply -f crds/` would.
-async fn install_crd(client: &Client) -> Result<(), kube::Error> {
+/// Installs the ServiceRefresh CRD, as `kubectl apply -f crds/` would (the end-to-end tests
+/// install it the same way).
+pub async fn install_crd(client: &Client) -> Result<(), kube::Error> {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let params = PatchParams::apply(controller::FIELD_MANAGER).force();
     crds.patch(ServiceRefresh::crd_name(), &params, &Patch::Apply(crate::crd::crd())).await?;

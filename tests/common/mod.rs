@@ -18,9 +18,8 @@ use std::time::{Duration, Instant};
 use futures::FutureExt;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::Client;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
-use kube::{Client, CustomResourceExt};
 use serde_json::json;
 use servicerefresh::controller::{self, Clients, OperatorConfig};
 use servicerefresh::crd::{Phase, ServiceRefresh, ServiceRefreshStatus};
@@ -46,11 +45,7 @@ pub async fn sim_client(sim: &SimHandle) -> Client {
 
 /// Installs the ServiceRefresh CRD, as `kubectl apply -f crds/` would.
 pub async fn install_crd(client: &Client) {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let params = PatchParams::apply("servicerefresh-tests").force();
-    crds.patch(ServiceRefresh::crd_name(), &params, &Patch::Apply(servicerefresh::crd::crd()))
-        .await
-        .expect("the CRD installs");
+    servicerefresh::demo::install_crd(client).await.expect("the CRD installs");
 }
 
 /// The simulated cluster with the CRD installed and a client for it.
