@@ -241,6 +241,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn reconcile_errors_start_at_zero_per_kind_and_count_each_failure() {
+        let telemetry = Telemetry::new();
+        telemetry.zero(&[], &[], &[], &["status_write", "not_namespaced"]);
+        telemetry.reconcile_failed("status_write");
+        telemetry.reconcile_failed("status_write");
+        let text = telemetry.encode();
+        for line in [
+            "servicerefresh_reconcile_errors_total{kind=\"status_write\"} 2",
+            "servicerefresh_reconcile_errors_total{kind=\"not_namespaced\"} 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+        }
+    }
+
+    #[test]
     fn the_exposition_names_every_family_with_the_prefix_and_ends_with_eof() {
         let telemetry = Telemetry::new();
         telemetry.run_started("Created");
