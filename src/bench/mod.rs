@@ -10,7 +10,7 @@ mod kubectl_loop;
 mod operator;
 mod record;
 mod scenarios;
-mod status_size;
+pub mod status_size;
 mod timeline;
 
 use std::path::PathBuf;

@@ -4,6 +4,7 @@
 //! are part of the figure.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use jiff::{SignedDuration, Timestamp};
 
@@ -53,9 +54,34 @@ fn rolled_out(generation: i64, replicas: i32) -> RolloutStatus {
     }
 }
 
-/// Drives a whole run of `count` services in batches of `batch_size`; every restart
-/// completes by the next pass, one in fifty with `ProgressDeadlineExceeded`.
+/// What one pass of a model run cost and wrote.
+#[derive(Clone, Copy, Debug)]
+pub struct PassFigures {
+    /// The time `decide` took.
+    pub decide: Duration,
+    /// The status the pass wrote (restart outcomes folded in), in bytes of JSON.
+    pub status_bytes: usize,
+}
+
+/// The status sizes of a whole run of `count` services in batches of `batch_size`.
 pub fn measure(count: usize, batch_size: u32) -> Result<StatusSizes, serde_json::Error> {
+    let mut sizes = StatusSizes::default();
+    drive_run(count, batch_size, |pass| {
+        sizes.passes += 1;
+        sizes.largest = sizes.largest.max(pass.status_bytes);
+        sizes.last = pass.status_bytes;
+    })?;
+    Ok(sizes)
+}
+
+/// Drives a whole run of `count` services in batches of `batch_size`, telling `each_pass`
+/// what every pass cost; every restart completes by the next pass, one in fifty with
+/// `ProgressDeadlineExceeded`. `cargo bench --bench engine` times the passes with it.
+pub fn drive_run(
+    count: usize,
+    batch_size: u32,
+    mut each_pass: impl FnMut(PassFigures),
+) -> Result<(), serde_json::Error> {
     let mut cluster = fleet(count)?;
     let scope = OperatorScope::default();
     let mut refresh: ServiceRefresh = serde_json::from_value(serde_json::json!({
@@ -64,9 +90,9 @@ pub fn measure(count: usize, batch_size: u32) -> Result<StatusSizes, serde_json:
         "spec": {"selector": {}, "batchSize": batch_size},
     }))?;
     let mut now = Timestamp::UNIX_EPOCH + SignedDuration::from_hours(24 * 365 * 56);
-    let mut sizes = StatusSizes::default();
     // Each batch takes a few passes; the bound only stops a run that would never end.
     for _ in 0..count * 4 + 100 {
+        let started = Instant::now();
         let decision = decide(&Observation {
             refresh: &refresh,
             cluster: &cluster,
@@ -74,7 +100,7 @@ pub fn measure(count: usize, batch_size: u32) -> Result<StatusSizes, serde_json:
             run_slot: RunSlot::Granted,
             now,
         });
-        sizes.passes += 1;
+        let decide_time = started.elapsed();
         let mut status = decision.status;
         let mut outcomes = Vec::new();
         for restart in &decision.restarts {
@@ -96,9 +122,10 @@ pub fn measure(count: usize, batch_size: u32) -> Result<StatusSizes, serde_json:
             outcomes.push((restart.deployment.clone(), RestartOutcome::Patched { generation }));
         }
         record_restart_outcomes(&mut status, &outcomes, NAMESPACE);
-        let size = serde_json::to_vec(&status)?.len();
-        sizes.largest = sizes.largest.max(size);
-        sizes.last = size;
+        each_pass(PassFigures {
+            decide: decide_time,
+            status_bytes: serde_json::to_vec(&status)?.len(),
+        });
         let ended =
             matches!(status.phase, Some(Phase::Succeeded | Phase::Failed | Phase::Cancelled));
         refresh.status = Some(status);
@@ -107,5 +134,5 @@ pub fn measure(count: usize, batch_size: u32) -> Result<StatusSizes, serde_json:
             break;
         }
     }
-    Ok(sizes)
+    Ok(())
 }
