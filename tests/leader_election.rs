@@ -39,6 +39,15 @@ async fn wait_for_holder(cluster: &SimCluster, identity: &str, deadline: Duratio
     started.elapsed()
 }
 
+/// Every Deployment's `metadata.generation`, by name.
+async fn generations(cluster: &SimCluster) -> BTreeMap<String, i64> {
+    let list = cluster.deployments().list(&ListParams::default()).await.expect("list deployments");
+    list.items
+        .into_iter()
+        .filter_map(|d| Some((d.metadata.name?, d.metadata.generation?)))
+        .collect()
+}
+
 async fn wait_ready(operator: &OperatorProcess) {
     let address = operator.metrics_address().await;
     wait_for(Duration::from_secs(60), &format!("{} to be ready", operator.identity), || async {
@@ -85,6 +94,7 @@ async fn the_standby_takes_over_a_run_after_a_crash_and_after_a_graceful_stop() 
     let mut second = OperatorProcess::spawn(&kubeconfig.path, "op-b", SHORT_LEASE);
     wait_ready(&second).await;
     assert_eq!(lease_holder(&cluster.client).await.as_deref(), Some("op-a"), "the standby waits");
+    let generations_before = generations(&cluster).await;
 
     cluster
         .create_refresh("fleet", json!({"selector": {}, "batchSize": 10, "batchTimeout": "5m"}))
@@ -119,6 +129,15 @@ async fn the_standby_takes_over_a_run_after_a_crash_and_after_a_graceful_stop() 
     assert_eq!((status.totals.services, status.totals.ready), (200, 200));
     assert_eq!(status.batches.len(), 20);
 
+    let generations_after = generations(&cluster).await;
+    assert_eq!(generations_after.len(), 200);
+    for (name, after) in &generations_after {
+        assert_eq!(
+            Some(after - 1),
+            generations_before.get(name).copied(),
+            "{name}: one new generation"
+        );
+    }
     let stats = cluster.sim.stats();
     let names = cluster.all_deployment_names().await;
     assert_eq!(names.len(), 200);
