@@ -317,8 +317,8 @@ impl Pass<'_> {
                         ServiceResult::TimedOut,
                         Some(message),
                     );
-                    // Still rolling: it keeps its place in the in-flight budget.
-                    in_flight += 1;
+                    // Still rolling: it keeps its place in the in-flight budget of the
+                    // batches after this one (no restart follows in a timed-out batch).
                     self.awaiting.insert(plan::service_key(service, own_namespace));
                 }
                 Verdict::Waiting(message) => {

@@ -33,7 +33,11 @@ pub fn check_decision(
         .iter()
         .filter(|batch| batch.phase == BatchPhase::Running)
         .flat_map(|batch| batch.services.iter())
-        .filter(|service| service.result.is_none() && service.generation.is_none())
+        // The controller writes this status before the patches: each restart must be on it,
+        // with the uid of the object it patches.
+        .filter(|service| {
+            service.result.is_none() && service.generation.is_none() && service.uid.is_some()
+        })
         .map(|service| service_key(service, NS))
         .collect();
     let persisted_run = input.and_then(|status| status.run.as_ref());
@@ -42,7 +46,7 @@ pub fn check_decision(
         // was persisted before, and carry that persisted start.
         prop_assert!(
             output_running.contains(&restart.deployment),
-            "{} restarted outside the running batch",
+            "{} restarted outside the running batch or off the record",
             restart.deployment
         );
         let run = persisted_run.filter(|run| run.id == restart.restarted_by);

@@ -198,6 +198,10 @@ fn a_deployment_another_run_is_rolling_out_is_held_then_restarted() {
     let after = cluster.pass();
     assert_eq!(after.restarts.len(), 1);
     assert_eq!(after.restarts[0].deployment, keys[0]);
+    // The controller writes this status before the patch: the restart must be on it, even
+    // though svc-01 still rolls and nothing else in the batch changed.
+    let held = &after.status.batches[0].services[0];
+    assert_eq!(held.uid, cluster.deployments[&keys[0]].snapshot.metadata.uid, "on record");
     cluster.apply(&after);
     cluster.run_to_end();
     assert_eq!(cluster.status().phase, Some(Phase::Succeeded));
