@@ -24,12 +24,14 @@
 //! ready, then `Running` and `Ready`; a failing rollout's pods run but never
 //! become ready.
 //!
-//! This module plans and reconciles; `objects` builds what the controllers
-//! create, `kubelet` the pod statuses, `events` the Events.
+//! This module plans and reconciles; `pods` keeps a ReplicaSet's pods,
+//! `objects` builds what the controllers create, `kubelet` the pod statuses,
+//! `events` the Events.
 
 mod events;
 mod kubelet;
 mod objects;
+mod pods;
 
 use std::sync::Arc;
 
@@ -38,6 +40,7 @@ use serde_json::{Map, Value, json};
 use events::record_scaling;
 use kubelet::{PodPhase, pod_status};
 use objects::{build_pod, build_replica_set, copied_annotations};
+use pods::{create_pod, ensure_pods};
 
 use super::owners::{is_controlled_by, is_deleting};
 use super::rollout::{PodCounts, RolloutPlan, pod_template_hash, surge_and_unavailable};
@@ -147,32 +150,11 @@ pub fn owned_replica_sets(store: &StoreInner, deployment: &Value) -> Vec<Arc<Val
     owned
 }
 
-/// The pods a ReplicaSet controls that are not being deleted, oldest first.
-fn owned_pods(store: &StoreInner, rs: &Value) -> Vec<Arc<Value>> {
-    let uid = metadata_str(rs, "uid").unwrap_or("");
-    let prefix = format!("{}-", name_of(rs));
-    let mut owned: Vec<Arc<Value>> = store
-        .list_prefix(&pods(), namespace_of(rs), &prefix)
-        .into_iter()
-        .filter(|pod| is_controlled_by(pod, uid) && !is_deleting(pod))
-        .collect();
-    owned.sort_by_key(|pod| creation_key(pod));
-    owned
-}
-
 fn creation_key(object: &Value) -> (String, String) {
     (
         metadata_str(object, "creationTimestamp").unwrap_or("").to_string(),
         name_of(object).to_string(),
     )
-}
-
-fn is_ready(pod: &Value) -> bool {
-    pod.pointer("/status/conditions").and_then(Value::as_array).is_some_and(|conditions| {
-        conditions
-            .iter()
-            .any(|condition| condition["type"] == "Ready" && condition["status"] == "True")
-    })
 }
 
 /// Plans the ReplicaSets of a rollout that begins now: which ReplicaSet is
@@ -509,53 +491,6 @@ fn update_replica_set(
     }
 }
 
-/// The ReplicaSet controller and kubelet: `desired.replicas` pods, the
-/// oldest `desired.ready` of them ready; then the ReplicaSet's status.
-fn ensure_pods(
-    sim: &SimState,
-    store: &mut StoreInner,
-    defs: &Defs,
-    rs: &Arc<Value>,
-    desired: Desired,
-) {
-    let mut pods = owned_pods(store, rs);
-    let wanted = desired.replicas as usize;
-    if pods.len() > wanted {
-        // Unready pods go first, then the newest.
-        let mut victims = pods.clone();
-        victims.sort_by(|a, b| {
-            is_ready(a).cmp(&is_ready(b)).then(creation_key(b).cmp(&creation_key(a)))
-        });
-        for pod in victims.into_iter().take(pods.len() - wanted) {
-            let options = DeleteOptions {
-                preconditions: DeletePreconditions {
-                    uid: metadata_str(&pod, "uid").map(String::from),
-                    resource_version: None,
-                },
-                ..DeleteOptions::default()
-            };
-            if let Err(error) = write::delete(store, &defs.pods, &pod, &options) {
-                tracing::debug!(error = %error, pod = name_of(&pod), "deleting a pod failed");
-            }
-        }
-        pods = owned_pods(store, rs);
-    }
-    // Ready pods stay ready; the oldest unready ones become ready first.
-    pods.sort_by(|a, b| is_ready(b).cmp(&is_ready(a)).then(creation_key(a).cmp(&creation_key(b))));
-    let unready = if desired.failing { PodPhase::Unready } else { PodPhase::Starting };
-    for (index, pod) in pods.iter().enumerate() {
-        let phase = if (index as u64) < desired.ready { PodPhase::Ready } else { unready };
-        set_pod_phase(sim, store, defs, pod, phase);
-    }
-    for index in pods.len()..wanted {
-        let phase = if (index as u64) < desired.ready { PodPhase::Ready } else { unready };
-        create_pod(sim, store, defs, rs, phase);
-    }
-    let pods = owned_pods(store, rs);
-    let ready = pods.iter().filter(|pod| is_ready(pod)).count() as u64;
-    set_replica_set_status(store, &defs.replica_sets, rs, pods.len() as u64, ready);
-}
-
 /// Writes a ReplicaSet's status (the ReplicaSet controller's).
 fn set_replica_set_status(
     store: &mut StoreInner,
@@ -590,41 +525,6 @@ fn set_replica_set_status(
         WriteOptions { subresource: Some("status"), ..WriteOptions::internal(CONTROLLER_MANAGER) };
     if let Err(error) = write::update(store, def, &current, updated, &options) {
         tracing::debug!(error = %error, replica_set = name_of(rs), "ReplicaSet status update failed");
-    }
-}
-
-/// Creates one pod of a ReplicaSet, then writes its status.
-fn create_pod(sim: &SimState, store: &mut StoreInner, defs: &Defs, rs: &Value, phase: PodPhase) {
-    match create_object(sim, store, &defs.pods, build_pod(sim, rs)) {
-        Ok(created) => {
-            if let Some(stored) = store.get(&pods(), namespace_of(&created), name_of(&created)) {
-                set_pod_phase(sim, store, defs, &stored, phase);
-            }
-        }
-        Err(error) => {
-            tracing::debug!(error = %error, replica_set = name_of(rs), "creating a pod failed");
-        }
-    }
-}
-
-/// The kubelet's status write: `phase` (and the IP it assigns on first
-/// start, drawn from `sim`'s generator).
-fn set_pod_phase(
-    sim: &SimState,
-    store: &mut StoreInner,
-    defs: &Defs,
-    pod: &Arc<Value>,
-    phase: PodPhase,
-) {
-    let status = pod_status(pod, phase, sim);
-    if pod.get("status") == Some(&status) {
-        return;
-    }
-    // The pod status strategy takes only the status of a status write.
-    let updated = json!({"status": status});
-    let options = WriteOptions { subresource: Some("status"), ..WriteOptions::internal(KUBELET) };
-    if let Err(error) = write::update(store, &defs.pods, pod, updated, &options) {
-        tracing::debug!(error = %error, pod = name_of(pod), "pod status update failed");
     }
 }
 
