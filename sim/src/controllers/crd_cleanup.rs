@@ -9,7 +9,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
-use tokio::sync::broadcast::error::RecvError;
 
 use crate::error::GroupResource;
 use crate::state::SimState;
@@ -39,24 +38,9 @@ fn cleaning_up(crd: &Value) -> bool {
 
 /// Runs the finalizer until shutdown.
 pub async fn run(sim: Arc<SimState>) {
-    let mut events = sim.store.lock().subscribe();
     // Custom resources of CRDs being cleaned up -> the CRD's name.
     let mut pending: HashMap<GroupResource, String> = HashMap::new();
-    resync(&sim, &mut pending);
-    let mut shutdown = sim.shutdown.clone();
-    loop {
-        tokio::select! {
-            received = events.recv() => match received {
-                Ok(event) => on_event(&sim, &mut pending, &event),
-                Err(RecvError::Lagged(_)) => {
-                    events = sim.store.lock().subscribe();
-                    resync(&sim, &mut pending);
-                }
-                Err(RecvError::Closed) => return,
-            },
-            _ = shutdown.changed() => return,
-        }
-    }
+    super::follow_store(&sim, &mut pending, resync, on_event).await;
 }
 
 fn resync(sim: &SimState, pending: &mut HashMap<GroupResource, String>) {

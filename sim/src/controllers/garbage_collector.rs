@@ -20,7 +20,6 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use serde_json::{Value, json};
-use tokio::sync::broadcast::error::RecvError;
 
 use super::owners::{OwnerRef, is_deleting, owner_refs};
 use crate::error::GroupResource;
@@ -101,23 +100,14 @@ impl Graph {
 
 /// Runs the collector until shutdown.
 pub async fn run(sim: Arc<SimState>) {
-    let mut events = sim.store.lock().subscribe();
     let mut collector = Collector { sim: sim.clone(), graph: Graph::default() };
-    collector.resync();
-    let mut shutdown = sim.shutdown.clone();
-    loop {
-        tokio::select! {
-            received = events.recv() => match received {
-                Ok(event) => collector.on_event(&event),
-                Err(RecvError::Lagged(_)) => {
-                    events = sim.store.lock().subscribe();
-                    collector.resync();
-                }
-                Err(RecvError::Closed) => return,
-            },
-            _ = shutdown.changed() => return,
-        }
-    }
+    super::follow_store(
+        &sim,
+        &mut collector,
+        |_, collector| collector.resync(),
+        |_, collector, event| collector.on_event(event),
+    )
+    .await;
 }
 
 struct Collector {

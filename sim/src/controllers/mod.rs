@@ -28,8 +28,10 @@ mod timer;
 
 use std::sync::Arc;
 
+use tokio::sync::broadcast::error::RecvError;
+
 use crate::state::SimState;
-use crate::store::StoreInner;
+use crate::store::{StoreInner, StoredEvent};
 
 pub use deployment::{FAIL_ANNOTATION, rolled_out_status};
 pub use replica_sets::REVISION_ANNOTATION;
@@ -49,6 +51,33 @@ pub async fn run(sim: Arc<SimState>) {
     for task in tasks {
         if let Err(error) = task.await {
             tracing::error!(error = %error, "a simulated controller failed");
+        }
+    }
+}
+
+/// Feeds a controller's `state` every change of the store until shutdown: `resync` first
+/// and whenever events were missed (it starts over from the stored state), `on_event` for
+/// each change.
+async fn follow_store<S>(
+    sim: &SimState,
+    state: &mut S,
+    resync: fn(&SimState, &mut S),
+    on_event: fn(&SimState, &mut S, &StoredEvent),
+) {
+    let mut events = sim.store.lock().subscribe();
+    resync(sim, state);
+    let mut shutdown = sim.shutdown.clone();
+    loop {
+        tokio::select! {
+            received = events.recv() => match received {
+                Ok(event) => on_event(sim, state, &event),
+                Err(RecvError::Lagged(_)) => {
+                    events = sim.store.lock().subscribe();
+                    resync(sim, state);
+                }
+                Err(RecvError::Closed) => return,
+            },
+            _ = shutdown.changed() => return,
         }
     }
 }

@@ -9,7 +9,6 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use serde_json::{Value, json};
-use tokio::sync::broadcast::error::RecvError;
 
 use crate::error::GroupResource;
 use crate::state::SimState;
@@ -51,23 +50,8 @@ const CONDITIONS: [(&str, &str, &str); 5] = [
 
 /// Runs the controller until shutdown.
 pub async fn run(sim: Arc<SimState>) {
-    let mut events = sim.store.lock().subscribe();
     let mut terminating: HashSet<String> = HashSet::new();
-    resync(&sim, &mut terminating);
-    let mut shutdown = sim.shutdown.clone();
-    loop {
-        tokio::select! {
-            received = events.recv() => match received {
-                Ok(event) => on_event(&sim, &mut terminating, &event),
-                Err(RecvError::Lagged(_)) => {
-                    events = sim.store.lock().subscribe();
-                    resync(&sim, &mut terminating);
-                }
-                Err(RecvError::Closed) => return,
-            },
-            _ = shutdown.changed() => return,
-        }
-    }
+    super::follow_store(&sim, &mut terminating, resync, on_event).await;
 }
 
 fn resync(sim: &SimState, terminating: &mut HashSet<String>) {
