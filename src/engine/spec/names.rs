@@ -110,5 +110,9 @@ mod tests {
         assert!(check_label_value("-lead").is_err());
         assert!(check_config_map_key("ca.crt").is_ok());
         assert!(check_config_map_key("a b").is_err());
+        // The API server's limit is 253 characters, inclusive.
+        assert!(check_config_map_key(&"k".repeat(253)).is_ok());
+        assert!(check_config_map_key(&"k".repeat(254)).is_err());
+        assert!(check_config_map_key("").is_err());
     }
 }
