@@ -52,6 +52,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn patterns_are_equal_by_their_text() {
+        // Specs are compared (an unchanged spec changes nothing), so equal text must compare
+        // equal although the compiled globs cannot be compared.
+        let glob = |pattern: &str| NamePattern::compile(pattern).expect(pattern);
+        assert_eq!(glob("arcgis-*"), glob("arcgis-*"));
+        assert_ne!(glob("arcgis-*"), glob("arcgis-?"));
+    }
+
+    #[test]
     fn globs_match_whole_names() {
         let glob = |pattern: &str| NamePattern::compile(pattern).expect(pattern);
         assert!(glob("arcgis-*-mapserver-*").matches("arcgis-roads-mapserver-abc"));
