@@ -53,8 +53,8 @@ mod tests {
 
     #[test]
     fn patterns_are_equal_by_their_text() {
-        // Specs are compared (an unchanged spec changes nothing), so equal text must compare
-        // equal although the compiled globs cannot be compared.
+        // A checked spec compares by what the user wrote: equal text must compare equal,
+        // although the compiled globs cannot be compared.
         let glob = |pattern: &str| NamePattern::compile(pattern).expect(pattern);
         assert_eq!(glob("arcgis-*"), glob("arcgis-*"));
         assert_ne!(glob("arcgis-*"), glob("arcgis-?"));
