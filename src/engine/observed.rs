@@ -346,7 +346,8 @@ pub struct ConfigMapSnapshot {
 }
 
 impl ConfigMapSnapshot {
-    /// The snapshot of string entries, for tests and tools.
+    /// The snapshot of string entries, for tests.
+    #[cfg(test)]
     pub fn from_data<'a>(
         namespace: &str,
         name: &str,
