@@ -487,6 +487,34 @@ mod tests {
     }
 
     #[test]
+    fn malformed_annotations_are_refused_saying_what_was_expected() {
+        // A watch that cannot parse an object logs the error; it must say what was wrong.
+        let error = serde_json::from_value::<DeploymentSnapshot>(json!({
+            "metadata": {"name": "web", "namespace": "arcgis", "annotations": "not a map"},
+            "spec": {"selector": {}, "template": {}}
+        }))
+        .expect_err("annotations must be a map");
+        assert!(error.to_string().contains("expected a map of annotations"), "{error}");
+    }
+
+    #[test]
+    fn a_static_cluster_finds_its_deployments_by_namespace_and_name() {
+        let deployment = |namespace: &str, name: &str| -> DeploymentSnapshot {
+            serde_json::from_value(json!({
+                "metadata": {"name": name, "namespace": namespace},
+                "spec": {"selector": {}, "template": {}}
+            }))
+            .expect("deployment")
+        };
+        let cluster =
+            StaticCluster::with_deployments([deployment("arcgis", "a"), deployment("other", "a")]);
+        assert_eq!(cluster.deployments().len(), 2);
+        let found = cluster.deployment(&ObjectKey::new("other", "a")).expect("found");
+        assert_eq!(found.metadata.namespace.as_deref(), Some("other"));
+        assert!(cluster.deployment(&ObjectKey::new("arcgis", "b")).is_none());
+    }
+
+    #[test]
     fn parsing_and_converting_a_deployment_agree() {
         // The watch cache parses; the patch memo converts a patch response. Both must see the
         // same Deployment, or a memo entry would look like a different object.
