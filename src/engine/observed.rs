@@ -487,14 +487,28 @@ mod tests {
     }
 
     #[test]
-    fn malformed_annotations_are_refused_saying_what_was_expected() {
+    fn malformed_objects_are_refused_saying_what_was_expected() {
         // A watch that cannot parse an object logs the error; it must say what was wrong.
-        let error = serde_json::from_value::<DeploymentSnapshot>(json!({
+        let deployment = |object: serde_json::Value| {
+            serde_json::from_value::<DeploymentSnapshot>(object).expect_err("malformed").to_string()
+        };
+        let error = deployment(json!({
             "metadata": {"name": "web", "namespace": "arcgis", "annotations": "not a map"},
             "spec": {"selector": {}, "template": {}}
+        }));
+        assert!(error.contains("expected a map of annotations"), "{error}");
+        let error = deployment(json!({
+            "metadata": {"name": "web", "namespace": "arcgis"},
+            "spec": {"selector": {}, "template": {"metadata": {"annotations": ["a list"]}}}
+        }));
+        assert!(error.contains("expected a map of annotations"), "{error}");
+        let error = serde_json::from_value::<ConfigMapSnapshot>(json!({
+            "metadata": {"name": "proxy", "namespace": "arcgis"},
+            "data": "not a map"
         }))
-        .expect_err("annotations must be a map");
-        assert!(error.to_string().contains("expected a map of annotations"), "{error}");
+        .expect_err("data must be a map")
+        .to_string();
+        assert!(error.contains("expected a map of strings"), "{error}");
     }
 
     #[test]
