@@ -67,7 +67,8 @@ impl FromStr for RunId {
             return Err(invalid());
         };
         let (number, uid) = rest.split_once('-').ok_or_else(invalid)?;
-        let number_ok = !number.is_empty() && number.bytes().all(|byte| byte.is_ascii_digit());
+        // Digits only: `parse` alone would take "+1"; it refuses an empty number itself.
+        let number_ok = number.bytes().all(|byte| byte.is_ascii_digit());
         if namespace.is_empty() || name.is_empty() || uid.is_empty() || !number_ok {
             return Err(invalid());
         }
@@ -98,6 +99,7 @@ mod tests {
             "/refresh/1-a",
             "arcgis//1-a",
             "arcgis/refresh/-a",
+            "arcgis/refresh/+1-a",
             "arcgis/refresh/1-",
             "arcgis/refresh/99999999999999999999999-a",
         ] {

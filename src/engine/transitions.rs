@@ -184,3 +184,34 @@ impl Transition {
         Some(EventNote { severity, reason, message })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_with_failures_completes_with_a_warning_one_without_normally() {
+        let severity = |failed| {
+            Transition::BatchCompleted {
+                run: "arcgis/refresh/1-0123".to_owned(),
+                batch: 1,
+                batches: 2,
+                ready: 9,
+                failed,
+                skipped: 0,
+                seconds: 3.0,
+            }
+            .event()
+            .expect("an event")
+            .severity
+        };
+        assert_eq!(severity(0), EventSeverity::Normal);
+        assert_eq!(severity(1), EventSeverity::Warning);
+    }
+
+    #[test]
+    fn event_reasons_print_as_kubernetes_shows_them() {
+        assert_eq!(EventReason::BatchStarted.to_string(), "BatchStarted");
+        assert_eq!(EventReason::InvalidSpec.to_string(), "InvalidSpec");
+    }
+}

@@ -227,6 +227,28 @@ fn waiting_messages_show_kubectls_text_and_change_at_most_every_few_seconds() {
 }
 
 #[test]
+fn a_result_within_a_running_batch_waits_for_the_next_write() {
+    // Writing each result alone would cost a status write per service: a Ready service whose
+    // batch still rolls is written with the batch's end or the next message refresh.
+    let mut cluster = ModelCluster::new(json!({"selector": {}, "batchSize": 2}));
+    let keys = cluster.add_many(2);
+    cluster.pass();
+    let restarting = cluster.pass();
+    cluster.apply(&restarting);
+    cluster.start_rollout(&keys[1]);
+    cluster.roll_out(&keys[0]);
+    let written = cluster.status().clone();
+    cluster.now = at(1);
+    let early = cluster.pass();
+    assert_eq!(early.status, written, "nothing to write yet");
+    assert!(early.transitions.is_empty(), "the result is announced when it is written");
+    assert_eq!(early.wake_at, Some(at(0) + batches::MESSAGE_REFRESH));
+    cluster.roll_out(&keys[1]);
+    let done = cluster.pass();
+    assert_eq!(done.status.batches[0].ready, ["svc-00", "svc-01"]);
+}
+
+#[test]
 fn deleted_deployments_are_gone_and_paused_ones_skipped() {
     let mut cluster = ModelCluster::new(json!({"selector": {}}));
     let keys = cluster.add_many(3);

@@ -229,6 +229,11 @@ fn an_invalid_spec_stalls_and_holds_the_active_run() {
     let again = cluster.pass();
     assert!(again.transitions.is_empty(), "the stall is announced once");
     assert_eq!(again.status, stalled.status);
+    // The same reason with a new problem is news: the user must hear what is wrong now.
+    cluster.refresh.spec.batch_timeout = "20y".to_owned();
+    let other_problem = cluster.pass();
+    assert_eq!(reasons(&other_problem), ["InvalidSpec"]);
+    assert!(events(&other_problem)[0].message.contains("\"20y\""));
 
     cluster.refresh.spec.batch_timeout = "10m".to_owned();
     cluster.pass();
