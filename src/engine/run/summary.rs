@@ -189,11 +189,14 @@ pub fn refresh_totals(status: &mut ServiceRefreshStatus) {
         if service.generation.is_some() || service.result == Some(ServiceResult::Ready) {
             totals.restarted += 1;
         }
+        // Exhaustive, so a new result must be placed in the totals before it compiles.
         match service.result {
             Some(ServiceResult::Ready) => totals.ready += 1,
             Some(ServiceResult::Skipped) => totals.skipped += 1,
-            Some(result) if result.is_failure() => totals.failed += 1,
-            _ => {}
+            Some(ServiceResult::Failed | ServiceResult::TimedOut | ServiceResult::Gone) => {
+                totals.failed += 1
+            }
+            None => {}
         }
     }
     let progress = format!("{}/{}", totals.ready, totals.services);
@@ -201,4 +204,39 @@ pub fn refresh_totals(status: &mut ServiceRefreshStatus) {
     status.totals = totals;
     status.progress = Some(progress);
     status.batch = Some(batch);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ended(results: &[ServiceResult]) -> ServiceRefreshStatus {
+        let services: Vec<serde_json::Value> = results
+            .iter()
+            .enumerate()
+            .map(|(index, result)| serde_json::json!({"name": format!("svc-{index}"), "result": result}))
+            .collect();
+        let mut status: ServiceRefreshStatus = serde_json::from_value(serde_json::json!({
+            "run": {"id": "arcgis/refresh/1-0123", "number": 1, "reason": "Created", "dryRun": false},
+            "batches": [{"index": 1, "phase": "Completed", "services": services}]
+        }))
+        .expect("a status");
+        refresh_totals(&mut status);
+        status
+    }
+
+    #[test]
+    fn a_run_without_a_recorded_phase_is_judged_by_its_results() {
+        // Statuses written before the history held phases.
+        assert_eq!(last_run_phase(&ended(&[ServiceResult::Ready])), Phase::Succeeded);
+        assert_eq!(
+            last_run_phase(&ended(&[ServiceResult::Ready, ServiceResult::Skipped])),
+            Phase::Succeeded
+        );
+        assert_eq!(
+            last_run_phase(&ended(&[ServiceResult::Ready, ServiceResult::Gone])),
+            Phase::Failed
+        );
+        assert_eq!(last_run_phase(&ended(&[])), Phase::Failed, "nothing selected");
+    }
 }

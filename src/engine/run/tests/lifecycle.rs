@@ -249,6 +249,67 @@ fn a_result_within_a_running_batch_waits_for_the_next_write() {
 }
 
 #[test]
+fn ten_failures_are_all_listed_and_nothing_more_is_promised() {
+    let mut cluster = ModelCluster::new(json!({"selector": {}, "batchSize": 10}));
+    let keys = cluster.add_many(10);
+    cluster.pass();
+    let restarting = cluster.pass();
+    cluster.apply(&restarting);
+    for key in &keys {
+        cluster.fail_rollout(key);
+    }
+    let ended = cluster.pass();
+    assert_eq!(ended.status.phase, Some(Phase::Failed));
+    let (_, _, message) = condition(&ended.status, READY);
+    assert!(message.contains("10 of 10 Deployments failed"), "{message}");
+    assert!(message.contains("svc-09"), "{message}");
+    assert!(!message.contains("more"), "{message}");
+}
+
+#[test]
+fn a_completed_batch_counts_its_skipped_and_failed_services() {
+    let mut cluster = ModelCluster::new(json!({"selector": {}, "batchSize": 3}));
+    let keys = cluster.add_many(3);
+    cluster.deployment_mut(&keys[1]).paused = true;
+    cluster.pass();
+    let restarting = cluster.pass();
+    cluster.apply(&restarting);
+    cluster.roll_out(&keys[0]);
+    cluster.fail_rollout(&keys[2]);
+    let completed = cluster.pass();
+    let counts: Vec<(usize, usize, usize)> = completed
+        .transitions
+        .iter()
+        .filter_map(|transition| match transition {
+            Transition::BatchCompleted { ready, failed, skipped, .. } => {
+                Some((*ready, *failed, *skipped))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(counts, [(1, 1, 1)]);
+}
+
+#[test]
+fn a_first_message_and_a_stale_one_wait_for_the_refresh_never_for_the_past() {
+    // One service would get its first waiting message now (it had none), another's changed
+    // message waits for the refresh.
+    let mut cluster = ModelCluster::new(json!({"selector": {}, "batchSize": 2}));
+    let keys = cluster.add_many(2);
+    cluster.pass();
+    let restarting = cluster.pass();
+    cluster.apply(&restarting);
+    cluster.start_rollout(&keys[0]);
+    cluster.start_rollout(&keys[1]);
+    let status = cluster.refresh.status.as_mut().expect("status");
+    status.batches[0].services[0].message = None;
+    cluster.now = at(2);
+    let decision = cluster.pass();
+    // Both wait for the refresh due since the batch's start; never a wake-up in the past.
+    assert_eq!(decision.wake_at, Some(at(0) + batches::MESSAGE_REFRESH));
+}
+
+#[test]
 fn deleted_deployments_are_gone_and_paused_ones_skipped() {
     let mut cluster = ModelCluster::new(json!({"selector": {}}));
     let keys = cluster.add_many(3);
