@@ -316,3 +316,24 @@ fn a_cancel_before_the_first_batch_skips_everything() {
     assert_eq!(cancelled.status.totals.skipped, 2);
     assert!(cluster.template_changes.is_empty());
 }
+
+#[test]
+fn a_new_trigger_is_quoted_in_the_run_message_and_cut_when_long() {
+    let message_after = |token: &str| {
+        let mut cluster = ModelCluster::new(json!({"selector": {}, "trigger": "v1"}));
+        let keys = cluster.add_many(1);
+        cluster.pass();
+        let restarting = cluster.pass();
+        cluster.apply(&restarting);
+        cluster.roll_out(&keys[0]);
+        cluster.run_to_end();
+        cluster.refresh.spec.trigger = Some(token.to_owned());
+        cluster.pass();
+        cluster.status().run.as_ref().and_then(|run| run.message.clone()).unwrap_or_default()
+    };
+    assert_eq!(message_after("v2"), r#"spec.trigger changed to "v2""#);
+    let exactly_64 = "x".repeat(64);
+    assert_eq!(message_after(&exactly_64), format!("spec.trigger changed to {exactly_64:?}"));
+    let long = "y".repeat(65);
+    assert_eq!(message_after(&long), format!("spec.trigger changed to {:?}...", "y".repeat(64)));
+}
