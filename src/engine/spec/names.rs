@@ -92,11 +92,13 @@ mod tests {
         assert!(check_dns_label("arcgis").is_ok());
         assert!(check_dns_label("Arcgis").is_err());
         assert!(check_dns_label("-a").is_err());
+        assert!(check_dns_label(&"a".repeat(63)).is_ok(), "63 characters is the limit, inclusive");
         assert!(check_dns_label(&"a".repeat(64)).is_err());
         assert!(check_dns_subdomain("a.b-c.d").is_ok());
         assert!(check_dns_subdomain("a..b").is_err());
         // Long names without dots are valid subdomains (a real API server accepts them).
         assert!(check_dns_subdomain(&"a".repeat(200)).is_ok());
+        assert!(check_dns_subdomain(&"a".repeat(253)).is_ok(), "253 is the limit, inclusive");
         assert!(check_dns_subdomain(&"a".repeat(254)).is_err());
     }
 
