@@ -61,6 +61,12 @@ mod tests {
     }
 
     #[test]
+    fn patterns_are_as_long_as_a_name_may_be() {
+        assert!(NamePattern::compile(&"a".repeat(253)).is_ok());
+        assert!(NamePattern::compile(&"a".repeat(254)).is_err());
+    }
+
+    #[test]
     fn globs_match_whole_names() {
         let glob = |pattern: &str| NamePattern::compile(pattern).expect(pattern);
         assert!(glob("arcgis-*-mapserver-*").matches("arcgis-roads-mapserver-abc"));

@@ -6,7 +6,7 @@ use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 
 use super::RunContext;
-use crate::crd::{BatchPhase, ServiceRefreshStatus, ServiceResult};
+use crate::crd::{ServiceRefreshStatus, ServiceResult};
 use crate::engine::observed::DeploymentSnapshot;
 use crate::engine::run::Pass;
 use crate::engine::{ObjectKey, RunId, plan, readiness};
@@ -43,9 +43,11 @@ impl Pass<'_> {
                     (None, Some(ServiceResult::TimedOut)) if service.uid.is_some() => {
                         self.unconfirmed_restart_in_flight(&key, batch.end_time.as_ref(), run)
                     }
-                    (None, None) if batch.phase == BatchPhase::Pending => {
+                    // Outside the running batch, only batches not started have services
+                    // without a result.
+                    (None, None) => {
                         self.observation.cluster.deployment(&key).is_some_and(|deployment| {
-                            marked_by(&deployment, run)
+                            marked_by(&deployment, &run.id, &run.record_annotation)
                                 && readiness::verdict(&deployment, deployment.generation())
                                     .is_waiting()
                         })
@@ -73,7 +75,7 @@ impl Pass<'_> {
         let Some(deployment) = self.observation.cluster.deployment(key) else {
             return false;
         };
-        if marked_by(&deployment, run) {
+        if marked_by(&deployment, &run.id, &run.record_annotation) {
             return readiness::verdict(&deployment, deployment.generation()).is_waiting();
         }
         let trusted_from = batch_end
@@ -87,10 +89,15 @@ impl Pass<'_> {
     }
 }
 
-/// Whether this run's patch reached the Deployment, whatever the status recorded.
-pub(super) fn marked_by(deployment: &DeploymentSnapshot, run: &RunContext) -> bool {
-    deployment.restarted_by.as_deref() == Some(run.id.as_str())
-        || deployment.run_record(&run.record_annotation) == Some(run.id.as_str())
+/// Whether the patch of run `run` (recorded under `record_annotation`) reached the
+/// Deployment, whatever the status recorded.
+pub(super) fn marked_by(
+    deployment: &DeploymentSnapshot,
+    run: &str,
+    record_annotation: &str,
+) -> bool {
+    deployment.restarted_by.as_deref() == Some(run)
+        || deployment.run_record(record_annotation) == Some(run)
 }
 
 /// The run rolling `deployment` out right now, when that is another run than `run`: its

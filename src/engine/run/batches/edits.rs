@@ -1,5 +1,7 @@
 //! Spec edits during a run: they reach only the batches not started yet.
 
+use super::budget::marked_by;
+use crate::crd::BatchStatus;
 use crate::crd::{BatchPhase, ServiceRefreshStatus, ServiceResult, ServiceStatus};
 use crate::engine::run::{MESSAGE_EXCLUDED, Pass};
 use crate::engine::spec::ValidSpec;
@@ -25,12 +27,9 @@ impl Pass<'_> {
         // A crash can lose the record of a batch whose restarts went out: a Deployment
         // carrying this run was restarted, so excluding it now would hide a rollout in flight.
         let restarted_by_this_run = |service: &ServiceStatus| {
-            cluster.deployment(&plan::service_key(service, own_namespace)).is_some_and(
-                |deployment| {
-                    deployment.restarted_by.as_deref() == Some(run.as_str())
-                        || deployment.run_record(&record) == Some(run.as_str())
-                },
-            )
+            cluster
+                .deployment(&plan::service_key(service, own_namespace))
+                .is_some_and(|deployment| marked_by(&deployment, &run, &record))
         };
         for batch in &mut status.batches[first_pending..] {
             for service in &mut batch.services {
@@ -54,15 +53,7 @@ impl Pass<'_> {
         let pending = &status.batches[first_pending..];
         // Checking the shape first spares re-cutting (and cloning) thousands of services on
         // every pass of a large run.
-        let already_cut =
-            pending.iter().zip(first_index..).enumerate().all(|(position, (batch, index))| {
-                let is_last = position + 1 == pending.len();
-                let size = batch.services.len();
-                batch.index == index
-                    && batch.start_time.is_none()
-                    && batch.end_time.is_none()
-                    && (size == spec.batch_size || (is_last && size > 0 && size < spec.batch_size))
-            });
+        let already_cut = cut_as(pending, first_index, spec.batch_size);
         if !already_cut {
             let services: Vec<ServiceStatus> =
                 pending.iter().flat_map(|batch| batch.services.iter().cloned()).collect();
@@ -70,5 +61,57 @@ impl Pass<'_> {
             status.batches.truncate(first_pending);
             status.batches.extend(recut);
         }
+    }
+}
+
+/// Whether `pending` (numbered from `first_index`) is cut in batches of `batch_size`: each
+/// full, but the last, which may be smaller, and none started.
+fn cut_as(pending: &[BatchStatus], first_index: u32, batch_size: usize) -> bool {
+    pending.iter().zip(first_index..).enumerate().all(|(position, (batch, index))| {
+        let is_last = position + 1 == pending.len();
+        let size = batch.services.len();
+        batch.index == index
+            && batch.start_time.is_none()
+            && batch.end_time.is_none()
+            && (size == batch_size || (is_last && size > 0 && size < batch_size))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batches(first_index: u32, sizes: &[usize]) -> Vec<BatchStatus> {
+        let batches: Vec<serde_json::Value> = sizes
+            .iter()
+            .zip(first_index..)
+            .map(|(size, index)| {
+                let services: Vec<serde_json::Value> = (0..*size)
+                    .map(|n| serde_json::json!({"name": format!("s{index}-{n}")}))
+                    .collect();
+                serde_json::json!({"index": index, "phase": "Pending", "services": services})
+            })
+            .collect();
+        serde_json::from_value(serde_json::Value::Array(batches)).expect("batches")
+    }
+
+    #[test]
+    fn pending_batches_are_cut_when_full_but_the_last() {
+        assert!(cut_as(&batches(2, &[3, 3, 1]), 2, 3));
+        assert!(cut_as(&batches(2, &[3, 3, 3]), 2, 3));
+        assert!(cut_as(&batches(1, &[2]), 1, 3), "a single short batch");
+        assert!(!cut_as(&batches(2, &[3, 1, 3]), 2, 3), "a short batch before the last");
+        assert!(!cut_as(&batches(2, &[3, 4]), 2, 3), "a last batch above the size");
+        assert!(!cut_as(&batches(2, &[3, 0]), 2, 3), "an empty last batch");
+        assert!(!cut_as(&batches(2, &[2, 2]), 2, 3), "another size");
+        assert!(!cut_as(&batches(3, &[3, 3]), 2, 3), "numbered from elsewhere");
+        let mut started = batches(2, &[3, 3]);
+        started[1].start_time = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(
+            jiff::Timestamp::UNIX_EPOCH,
+        ));
+        assert!(!cut_as(&started, 2, 3), "a started batch");
+        let mut ended = batches(2, &[3]);
+        ended[0].end_time = started[1].start_time.clone();
+        assert!(!cut_as(&ended, 2, 3), "an ended batch");
     }
 }

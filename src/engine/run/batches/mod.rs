@@ -267,7 +267,7 @@ impl Pass<'_> {
             };
             let generation = match service.generation {
                 Some(generation) => generation,
-                None if marked_by(&deployment, run) => {
+                None if marked_by(&deployment, &run.id, &run.record_annotation) => {
                     // Our patch went through but its outcome was never recorded (a crash
                     // between patch and status write): adopt it instead of patching again.
                     // If another run restarted it since, its current rollout includes ours.

@@ -343,3 +343,25 @@ fn a_restart_that_never_landed_frees_its_place_once_the_cache_can_be_trusted() {
     assert_eq!(freed.restarts.len(), 1);
     assert_eq!(freed.restarts[0].deployment, keys[1]);
 }
+
+#[test]
+fn a_service_held_until_its_batch_timed_out_holds_no_place_after_it() {
+    // Never restarted (another run was rolling it out the whole batch), so nothing of this run
+    // can be rolling: the next batch starts its restarts at once, not after the grace period
+    // kept for restarts sent but never confirmed.
+    let mut cluster =
+        ModelCluster::new(json!({"selector": {}, "batchSize": 1, "batchTimeout": "60s"}));
+    let keys = cluster.add_many(2);
+    let other = "arcgis/other/4-89abcdef";
+    cluster.deployment_mut(&keys[0]).restarted_by = Some(other.to_owned());
+    cluster.deployment_mut(&keys[0]).metadata.generation = Some(2);
+    cluster.start_rollout(&keys[0]);
+    cluster.pass();
+    assert_eq!(cluster.pass().restarts, vec![], "held for the other run");
+    cluster.now = at(60);
+    let timed_out = cluster.pass();
+    let held = &timed_out.status.batches[0].services[0];
+    assert_eq!((held.result, held.uid.as_deref()), (Some(ServiceResult::TimedOut), None));
+    assert_eq!(timed_out.restarts.len(), 1, "batch 2 starts at once");
+    assert_eq!(timed_out.restarts[0].deployment, keys[1]);
+}
