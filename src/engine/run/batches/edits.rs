@@ -68,12 +68,13 @@ impl Pass<'_> {
 /// full, but the last, which may be smaller, and none started.
 fn cut_as(pending: &[BatchStatus], first_index: u32, batch_size: usize) -> bool {
     pending.iter().zip(first_index..).enumerate().all(|(position, (batch, index))| {
-        let is_last = position + 1 == pending.len();
         let size = batch.services.len();
-        batch.index == index
-            && batch.start_time.is_none()
-            && batch.end_time.is_none()
-            && (size == batch_size || (is_last && size > 0 && size < batch_size))
+        let size_fits = if position + 1 == pending.len() {
+            (1..=batch_size).contains(&size)
+        } else {
+            size == batch_size
+        };
+        batch.index == index && batch.start_time.is_none() && batch.end_time.is_none() && size_fits
     })
 }
 
