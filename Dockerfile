@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # The operator image: `docker build -t REGISTRY/servicerefresh:TAG .` (BuildKit, the default
-# builder since Docker 23). The simulated cluster and the sim/demo subcommands are left out
-# (--no-default-features drops the default `sim` feature).
+# builder since Docker 23). The development crate (the simulated cluster and the sim, demo and
+# bench subcommands) is left out: --no-default-features drops the default `dev` feature.
 
 # Builder: the Rust toolchain CI uses (Cargo.toml's rust-version or newer).
 FROM rust:1.95.0-bookworm AS builder

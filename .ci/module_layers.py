@@ -6,7 +6,13 @@ or a parent re-exporting its children, is the normal shape of a module and is no
 Test-only modules (`#[cfg(test)] mod x;` and inline `#[cfg(test)] mod x { ... }`) are left
 out, because tests may reach across layers.
 
-Usage: module_layers.py CRATE_SRC_DIR [...]   (exit 1 and the cycle when one is found)
+Where ARCHITECTURE.md lists what a module may import, the script checks those lists too
+(ALLOWED below): an import of a sibling that is not on the list fails, even without a cycle.
+Between crates, the compiler enforces the layers: a crate can only import its dependencies;
+`--crates` checks the workspace's dependency graph (cargo metadata) against CRATES below, so a
+new dependency against the grain fails here before anyone builds on it.
+
+Usage: module_layers.py [--crates] CRATE_SRC_DIR [...]   (exit 1 and the offence when found)
 Add --graph to print each level's edges.
 """
 
@@ -16,6 +22,41 @@ import sys
 from collections import defaultdict
 
 IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
+
+# What each top-level module of a crate may import, as ARCHITECTURE.md draws it:
+# {crate src dir: {module: {modules it may import}}}. Levels not listed are checked for
+# cycles only.
+ALLOWED = {
+    "crates/core/src": {
+        "crd": set(),
+        "engine": {"crd"},
+        "policy": {"engine", "crd"},
+    },
+    "crates/operator/src": {
+        "shutdown": set(),
+        "telemetry": set(),
+        "controller": {"telemetry"},
+    },
+}
+
+# The workspace crates each crate may depend on (normal dependencies), as ARCHITECTURE.md
+# draws them. Dev-dependencies are free: tests may reach across layers.
+CRATES = {
+    "kube-request-info": set(),
+    "servicerefresh-core": set(),
+    "servicerefresh-sim": {"kube-request-info"},
+    "servicerefresh-operator": {"servicerefresh-core", "kube-request-info"},
+    "servicerefresh-admin": {"servicerefresh-core", "servicerefresh-operator"},
+    "servicerefresh-cli": {"servicerefresh-core"},
+    "servicerefresh-dev": {"servicerefresh-core", "servicerefresh-operator", "servicerefresh-sim"},
+    "servicerefresh": {
+        "servicerefresh-core",
+        "servicerefresh-operator",
+        "servicerefresh-admin",
+        "servicerefresh-cli",
+        "servicerefresh-dev",
+    },
+}
 
 
 def strip_comments_and_strings(text):
@@ -219,6 +260,13 @@ def check(src, show_graph):
             parent = module[:common]
             levels[parent][module[common]].add(target[common])
     ok = True
+    allowed = ALLOWED.get(os.path.normpath(src), {})
+    for source, targets in sorted(levels[()].items()):
+        if source not in allowed:
+            continue
+        for target in sorted(targets - allowed[source]):
+            ok = False
+            print(f"{src}: {source} imports {target}, which ARCHITECTURE.md does not allow")
     for parent in sorted(levels):
         edges = levels[parent]
         label = "::".join(("crate",) + parent)
@@ -233,13 +281,37 @@ def check(src, show_graph):
     return ok
 
 
+def check_crates():
+    import json
+    import subprocess
+
+    metadata = json.loads(subprocess.run(
+        ["cargo", "metadata", "--format-version", "1", "--no-deps"],
+        check=True, capture_output=True, text=True).stdout)
+    members = {package["name"]: package for package in metadata["packages"]}
+    ok = True
+    for name, package in sorted(members.items()):
+        if name not in CRATES:
+            ok = False
+            print(f"crate {name} is not in .ci/module_layers.py's CRATES: say where it sits")
+            continue
+        for dependency in package["dependencies"]:
+            if dependency["name"] in members and dependency.get("kind") is None \
+                    and dependency["name"] not in CRATES[name]:
+                ok = False
+                print(f"crate {name} depends on {dependency['name']}, which ARCHITECTURE.md does not allow")
+    return ok
+
+
 def main():
-    args = [a for a in sys.argv[1:] if a != "--graph"]
-    if not args:
+    args = [a for a in sys.argv[1:] if a not in ("--graph", "--crates")]
+    if not args and "--crates" not in sys.argv:
         sys.exit(__doc__)
     results = [check(src, "--graph" in sys.argv) for src in args]
+    if "--crates" in sys.argv:
+        results.append(check_crates())
     if all(results):
-        print(f"no module cycles in {', '.join(args)}")
+        print(f"layers hold: {', '.join(args + (['the crate graph'] if '--crates' in sys.argv else []))}")
     else:
         sys.exit(1)
 

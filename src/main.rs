@@ -11,17 +11,17 @@ use std::time::Duration;
 
 use clap::{ArgAction, Parser, Subcommand, ValueEnum};
 use futures::FutureExt;
-use servicerefresh::admin::{self, AdminServer};
-use servicerefresh::cli;
-use servicerefresh::controller::{
+use servicerefresh_admin::{self as admin, AdminServer};
+use servicerefresh_cli as cli;
+use servicerefresh_core::crd::crd_yaml;
+use servicerefresh_core::engine::OperatorScope;
+#[cfg(feature = "dev")]
+use servicerefresh_dev::{bench, sim_commands};
+use servicerefresh_operator::controller::{
     self, Clients, LeaderElectionConfig, LeaseLocation, OperatorConfig, RefreshCache, Timeouts,
 };
-use servicerefresh::crd::crd_yaml;
-use servicerefresh::engine::OperatorScope;
+use servicerefresh_operator::shutdown::shutdown_signal;
 use tracing_subscriber::EnvFilter;
-
-#[cfg(feature = "sim")]
-mod sim_commands;
 
 /// Restarts fleets of Kubernetes Deployments in ready-gated batches, driven by the
 /// ServiceRefresh custom resource (gisops.io/v1alpha1).
@@ -49,17 +49,17 @@ enum Command {
     Run(RunArgs),
     /// Print the ServiceRefresh CustomResourceDefinition as YAML.
     Crd,
-    #[cfg(feature = "sim")]
+    #[cfg(feature = "dev")]
     /// Serve a simulated Kubernetes API on loopback and write a kubeconfig for it.
     Sim(sim_commands::SimArgs),
-    #[cfg(feature = "sim")]
+    #[cfg(feature = "dev")]
     /// Run a simulated cluster, the operator and a ServiceRefresh in one process, showing the
     /// batches as they progress. Exits 0 when the run succeeds and 1 when it fails.
     Demo(sim_commands::DemoArgs),
-    #[cfg(feature = "sim")]
+    #[cfg(feature = "dev")]
     /// Measure the operator on simulated clusters (run time against the ideal, batch handoff,
     /// requests, memory, CPU, status size) and print each figure beside its target.
-    Bench(servicerefresh::bench::BenchArgs),
+    Bench(bench::BenchArgs),
     /// Request a run of a ServiceRefresh; with --wait, follow it to its end. Exit code: 0
     /// succeeded, 1 failed, 2 cancelled or timed out, 3 usage or API error.
     Start(cli::StartArgs),
@@ -192,20 +192,20 @@ fn main() -> ExitCode {
             init_logging(cli.log_format, "info,kube_runtime::watcher=error");
             runtime.block_on(run_operator(args, cli.log_format))
         }
-        #[cfg(feature = "sim")]
+        #[cfg(feature = "dev")]
         Command::Sim(args) => {
             init_logging(cli.log_format, "warn");
             runtime.block_on(sim_commands::run_sim(args))
         }
-        #[cfg(feature = "sim")]
+        #[cfg(feature = "dev")]
         Command::Demo(args) => {
             init_logging(cli.log_format, "error");
             runtime.block_on(sim_commands::run_demo(args))
         }
-        #[cfg(feature = "sim")]
+        #[cfg(feature = "dev")]
         Command::Bench(args) => {
             init_logging(cli.log_format, "error");
-            runtime.block_on(servicerefresh::bench::run(args))
+            runtime.block_on(bench::run(args))
         }
         Command::Start(args) => runtime.block_on(cli::start(args, program)),
         Command::Status(args) => runtime.block_on(cli::status(args, program)),
@@ -332,29 +332,5 @@ async fn run_operator(args: RunArgs, log_format: LogFormat) -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => fatal(log_format, &error),
-    }
-}
-
-/// Resolves on SIGINT or SIGTERM, so the operator drains its reconciles on `kubectl delete pod`.
-pub(crate) async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut terminate =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(signal) => signal,
-                Err(_) => {
-                    let _ = interrupt.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = interrupt => {}
-            _ = terminate.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = interrupt.await;
     }
 }

@@ -15,7 +15,7 @@ use admin_support::{
 use common::{NAMESPACE, wait_for};
 use kube::api::{Patch, PatchParams};
 use serde_json::{Value, json};
-use servicerefresh::crd::{Phase, RUN_REQUESTED_AT_ANNOTATION};
+use servicerefresh_core::crd::{Phase, RUN_REQUESTED_AT_ANNOTATION};
 use servicerefresh_sim::SimConfig;
 
 const DEADLINE: Duration = Duration::from_secs(120);
@@ -375,7 +375,7 @@ async fn grant(client: &kube::Client, account: &str, verbs: &[&str]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_and_access_reviews_decide_who_may_read_submit_and_cancel() {
-    use servicerefresh::admin::auth::reviews::KubeAuthority;
+    use servicerefresh_admin::auth::reviews::KubeAuthority;
     let harness = AdminHarness::start_with(fleet(6, 0, 150), |client| {
         std::sync::Arc::new(KubeAuthority::new(client))
     })

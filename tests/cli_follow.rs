@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use common::{NAMESPACE, Operator, SimCluster, wait_for};
 use kube::api::Patch;
 use serde_json::{Value, json};
-use servicerefresh::crd::{CANCEL_REQUESTED_AT_ANNOTATION, Phase, RUN_REQUESTED_AT_ANNOTATION};
+use servicerefresh_core::crd::{
+    CANCEL_REQUESTED_AT_ANNOTATION, Phase, RUN_REQUESTED_AT_ANNOTATION,
+};
 use servicerefresh_sim::SimConfig;
 use tokio::process::{Child, Command};
 

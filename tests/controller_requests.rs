@@ -6,11 +6,11 @@ use jiff::Timestamp;
 use kube::Client;
 use kube::client::Body;
 use serde_json::{Value, json};
-use servicerefresh::controller::{Applied, FIELD_MANAGER, StatusWrite, apply_decision};
-use servicerefresh::crd::ServiceRefresh;
-use servicerefresh::engine::{
+use servicerefresh_core::crd::ServiceRefresh;
+use servicerefresh_core::engine::{
     DeploymentSnapshot, Observation, OperatorScope, RunSlot, StaticCluster, decide,
 };
+use servicerefresh_operator::controller::{Applied, FIELD_MANAGER, StatusWrite, apply_decision};
 use tower_test::mock::{self, Handle};
 
 const RUN_ID: &str = "arcgis/refresh/1-abcdef12";

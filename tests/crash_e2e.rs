@@ -14,7 +14,7 @@ use std::time::Duration;
 use common::process::{Kubeconfig, OperatorProcess};
 use common::{NAMESPACE, Operator, SimCluster, wait_for};
 use serde_json::json;
-use servicerefresh::crd::{Phase, ServiceRefreshStatus};
+use servicerefresh_core::crd::{Phase, ServiceRefreshStatus};
 use servicerefresh_sim::{FaultRule, RequestRecord, RuleError, SimConfig};
 
 const DEADLINE: Duration = Duration::from_secs(120);

@@ -4,7 +4,7 @@
 mod common;
 
 use serde_json::Value;
-use servicerefresh::crd::{crd, crd_yaml};
+use servicerefresh_core::crd::{crd, crd_yaml};
 
 fn schema() -> Value {
     let crd = serde_json::to_value(crd()).expect("CRD serializes");
@@ -102,7 +102,7 @@ fn contained(fixture: &Value, stored: &Value) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_argo_cd_fixtures_are_valid_service_refreshes() {
     use kube::api::{Patch, PatchParams};
-    use servicerefresh::crd::ServiceRefresh;
+    use servicerefresh_core::crd::ServiceRefresh;
 
     let cluster = common::SimCluster::start(servicerefresh_sim::SimConfig::default()).await;
     let api = cluster.refreshes();
@@ -144,7 +144,7 @@ async fn the_argo_cd_fixtures_are_valid_service_refreshes() {
             stored.unwrap_or_else(|error| panic!("{name}: the status is refused: {error}"));
         // Both through the operator's types, which write times in one format.
         let stored = serde_json::to_value(stored.status).expect("JSON");
-        let written: servicerefresh::crd::ServiceRefreshStatus =
+        let written: servicerefresh_core::crd::ServiceRefreshStatus =
             serde_json::from_value(status).expect("the status reads");
         let written = serde_json::to_value(written).expect("JSON");
         assert!(contained(&written, &stored), "{name}: stored as\n{stored:#}\nnot as\n{written:#}");

@@ -28,7 +28,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::Client;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use serde_json::json;
-use servicerefresh::crd::{Phase, ServiceRefresh, ServiceRefreshStatus};
+use servicerefresh_core::crd::{Phase, ServiceRefresh, ServiceRefreshStatus};
 use servicerefresh_sim::{SimConfig, SimHandle};
 
 const FLEET: usize = 50;

@@ -13,7 +13,7 @@ use common::{NAMESPACE, SimCluster, wait_for};
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, ListParams};
 use serde_json::json;
-use servicerefresh::crd::{BatchPhase, Phase, ServiceRefreshStatus};
+use servicerefresh_core::crd::{BatchPhase, Phase, ServiceRefreshStatus};
 use servicerefresh_sim::SimConfig;
 
 /// The test's Lease duration; the standby must lead within it plus 2 s of the leader's death.

@@ -11,7 +11,7 @@ use common::process::{Kubeconfig, OperatorProcess, SHORT_LEASE, http_get};
 use common::{SimCluster, wait_for};
 use openmetrics_parser::{MetricsExposition, OpenMetricsType, OpenMetricsValue};
 use serde_json::json;
-use servicerefresh::crd::Phase;
+use servicerefresh_core::crd::Phase;
 use servicerefresh_sim::{FaultConfig, SimConfig};
 
 type Exposition = MetricsExposition<OpenMetricsType, OpenMetricsValue>;

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::{NAMESPACE, Operator, SimCluster, assert_template_changes, wait_for};
 use serde_json::json;
-use servicerefresh::crd::{BatchPhase, Phase, ServiceRefreshStatus, ServiceResult};
+use servicerefresh_core::crd::{BatchPhase, Phase, ServiceRefreshStatus, ServiceResult};
 use servicerefresh_sim::{FaultConfig, SimConfig};
 
 const RUN_DEADLINE: Duration = Duration::from_secs(120);

@@ -41,7 +41,7 @@ use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBind
 use kube::Client;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
-use servicerefresh::crd::{Phase, ServiceRefresh};
+use servicerefresh_core::crd::{Phase, ServiceRefresh};
 use servicerefresh_sim::{SimConfig, SimHandle};
 
 /// The ServiceRefresh of every probe, also the admin API's target.

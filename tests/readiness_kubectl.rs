@@ -1,5 +1,5 @@
 //! The readiness table against the real `kubectl rollout status`: every one of the 42 crafted
-//! Deployment states of `src/engine/readiness/kubectl_verdicts.yaml` is written verbatim to
+//! Deployment states of `crates/core/src/engine/readiness/kubectl_verdicts.yaml` is written verbatim to
 //! the simulated cluster (its Deployment controller holding off, annotation
 //! `sim.gisops.io/frozen`), judged by `kubectl rollout status --watch=false`, and the verdict
 //! must be the one the table records, message included, so the table the engine's unit test
@@ -16,11 +16,11 @@ use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Patch, PatchParams, PostParams};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use servicerefresh::engine::DeploymentSnapshot;
-use servicerefresh::engine::readiness::{Verdict, verdict};
+use servicerefresh_core::engine::DeploymentSnapshot;
+use servicerefresh_core::engine::readiness::{Verdict, verdict};
 use servicerefresh_sim::SimConfig;
 
-const TABLE: &str = include_str!("../src/engine/readiness/kubectl_verdicts.yaml");
+const TABLE: &str = include_str!("../crates/core/src/engine/readiness/kubectl_verdicts.yaml");
 
 #[derive(Debug, Deserialize)]
 struct Row {

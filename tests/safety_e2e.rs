@@ -2,7 +2,7 @@
 //! by hand: tenancy (no reach into other namespaces unless allowed, honest answers outside
 //! the watched namespace), overlapping runs that never wait out a timeout, the in-flight
 //! bound after timeouts, sub-second timeouts, and the mistakes that must not pass silently.
-#![cfg(feature = "sim")]
+#![cfg(feature = "dev")]
 
 mod common;
 
@@ -15,9 +15,9 @@ use k8s_openapi::api::events::v1::Event;
 use kube::Api;
 use kube::api::{ListParams, Patch, PostParams};
 use serde_json::json;
-use servicerefresh::controller::OperatorConfig;
-use servicerefresh::crd::{Phase, ServiceRefreshStatus, ServiceResult};
-use servicerefresh::engine::OperatorScope;
+use servicerefresh_core::crd::{Phase, ServiceRefreshStatus, ServiceResult};
+use servicerefresh_core::engine::OperatorScope;
+use servicerefresh_operator::controller::OperatorConfig;
 use servicerefresh_sim::SimConfig;
 
 const DEADLINE: Duration = Duration::from_secs(90);

@@ -14,8 +14,8 @@ use common::{
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
-use servicerefresh::controller::OperatorConfig;
-use servicerefresh::crd::{BatchPhase, Phase, ServiceRefreshStatus};
+use servicerefresh_core::crd::{BatchPhase, Phase, ServiceRefreshStatus};
+use servicerefresh_operator::controller::OperatorConfig;
 use servicerefresh_sim::SimConfig;
 
 const RUN_DEADLINE: Duration = Duration::from_secs(120);

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use common::process::{Kubeconfig, OperatorProcess};
 use common::{SimCluster, wait_for};
 use serde_json::{Value, json};
-use servicerefresh::crd::{BatchPhase, Phase};
+use servicerefresh_core::crd::{BatchPhase, Phase};
 use servicerefresh_sim::{FaultConfig, SimConfig};
 use tokio::net::TcpListener;
 

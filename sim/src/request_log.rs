@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{Method, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::get;
@@ -120,7 +120,11 @@ async fn serve(State(log): State<Arc<RequestLog>>) -> Response {
 async fn record(State(log): State<Arc<RequestLog>>, request: Request, next: Next) -> Response {
     let entry = RequestRecord {
         at_ms: log.now_ms(),
-        verb: verb(request.method(), request.uri().path(), request.uri().query()),
+        verb: kube_request_info::verb(
+            request.method().as_str(),
+            request.uri().path(),
+            request.uri().query(),
+        ),
         path: request.uri().path().to_owned(),
         query: request.uri().query().map(str::to_owned),
         user_agent: request
@@ -134,34 +138,6 @@ async fn record(State(log): State<Arc<RequestLog>>, request: Request, next: Next
     let response = next.run(request).await;
     log.answered(number, response.status().as_u16());
     response
-}
-
-/// The verb as the API server's audit log names it.
-fn verb(method: &Method, path: &str, query: Option<&str>) -> String {
-    let watch = query.is_some_and(|q| q.split('&').any(|p| p == "watch=true" || p == "watch=1"));
-    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    let rest = match segs.as_slice() {
-        ["api", _, rest @ ..] => Some(rest),
-        ["apis", _, _, rest @ ..] => Some(rest),
-        _ => None,
-    };
-    let collection = rest.map(|rest| match rest {
-        ["namespaces", _, rest @ ..] if !rest.is_empty() => rest.len() <= 1,
-        other => other.len() <= 1,
-    });
-    let verb = match (method.as_str(), collection) {
-        (_, None) => return method.as_str().to_ascii_lowercase(),
-        ("GET", _) if watch => "watch",
-        ("GET", Some(true)) => "list",
-        ("GET", _) => "get",
-        ("POST", _) => "create",
-        ("PUT", _) => "update",
-        ("PATCH", _) => "patch",
-        ("DELETE", Some(true)) => "deletecollection",
-        ("DELETE", _) => "delete",
-        (other, _) => return other.to_ascii_lowercase(),
-    };
-    verb.to_owned()
 }
 
 #[cfg(test)]
@@ -193,25 +169,5 @@ mod tests {
         let kept = log.snapshot();
         assert_eq!(kept.len(), CAPACITY);
         assert!(kept.iter().all(|r| r.path == "/c"));
-    }
-
-    #[test]
-    fn verbs_follow_the_audit_log() {
-        let cases = [
-            (Method::GET, "/api/v1/namespaces/a/configmaps", None, "list"),
-            (Method::GET, "/api/v1/namespaces/a/configmaps", Some("watch=true"), "watch"),
-            (Method::GET, "/api/v1/namespaces/a/configmaps/c", None, "get"),
-            (Method::GET, "/api/v1/namespaces/a", None, "get"),
-            (Method::GET, "/apis/apps/v1/deployments", None, "list"),
-            (Method::PATCH, "/apis/coordination.k8s.io/v1/namespaces/a/leases/l", None, "patch"),
-            (Method::POST, "/apis/events.k8s.io/v1/namespaces/a/events", None, "create"),
-            (Method::PUT, "/api/v1/namespaces/a/configmaps/c", None, "update"),
-            (Method::DELETE, "/api/v1/namespaces/a/configmaps/c", None, "delete"),
-            (Method::DELETE, "/api/v1/namespaces/a/configmaps", None, "deletecollection"),
-            (Method::GET, "/version", None, "get"),
-        ];
-        for (method, path, query, expected) in cases {
-            assert_eq!(verb(&method, path, query), expected, "{method} {path}");
-        }
     }
 }

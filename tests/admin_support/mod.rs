@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use servicerefresh::admin::auth::fake::StaticAuthority;
-use servicerefresh::admin::{
+use servicerefresh_admin::auth::fake::StaticAuthority;
+use servicerefresh_admin::{
     Access, AdminServer, AdminSettings, Authority, ContextRoot, TargetRef, Transport,
 };
-use servicerefresh::controller::{OperatorConfig, RefreshCache};
+use servicerefresh_operator::controller::{OperatorConfig, RefreshCache};
 use servicerefresh_sim::SimConfig;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;

@@ -21,8 +21,8 @@ use k8s_openapi::api::apps::v1::Deployment;
 use kube::Client;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
-use servicerefresh::controller::{self, Clients, OperatorConfig};
-use servicerefresh::crd::{Phase, ServiceRefresh, ServiceRefreshStatus};
+use servicerefresh_core::crd::{Phase, ServiceRefresh, ServiceRefreshStatus};
+use servicerefresh_operator::controller::{self, Clients, OperatorConfig};
 use servicerefresh_sim::{RequestRecord, SimConfig, SimHandle};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -45,7 +45,7 @@ pub async fn sim_client(sim: &SimHandle) -> Client {
 
 /// Installs the ServiceRefresh CRD, as `kubectl apply -f crds/` would.
 pub async fn install_crd(client: &Client) {
-    servicerefresh::demo::install_crd(client).await.expect("the CRD installs");
+    servicerefresh_dev::demo::install_crd(client).await.expect("the CRD installs");
 }
 
 /// The simulated cluster with the CRD installed and a client for it.

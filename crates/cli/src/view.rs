@@ -1,0 +1,409 @@
+//! The one place where the CLI reads a `ServiceRefreshStatus`. It turns the status into the
+//! few facts the commands and the renderer need: the current run and past runs, the plan
+//! batch by batch with each service's result, counts, and the conditions' reasons. If the
+//! status layout changes (a more compact form of the batches for large plans, say), only this
+//! module changes.
+
+use jiff::Timestamp;
+
+use servicerefresh_core::crd::{BatchPhase, Phase, ServiceRefreshStatus, ServiceResult, Totals};
+
+/// What the CLI knows about one ServiceRefresh's status.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PlanView {
+    /// Phase of the resource: of the current run, or how the last run ended.
+    pub phase: Option<Phase>,
+    /// The current (or last) run.
+    pub run: Option<RunView>,
+    /// Earlier runs, newest first. Includes the current run once it has ended.
+    pub history: Vec<RunView>,
+    /// The current run's plan.
+    pub batches: Vec<BatchView>,
+    /// Counts over the current run's plan, as the operator recorded them.
+    pub totals: Totals,
+    /// The kstatus conditions.
+    pub conditions: Vec<ConditionView>,
+    /// The `gisops.io/run-requested-at` value the operator handled last.
+    pub handled_request: Option<String>,
+}
+
+/// One run: the current one or an entry of the history.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunView {
+    pub number: u64,
+    pub id: String,
+    /// Why it started: Created, TriggerChanged, RunRequested or ConfigMapChanged.
+    pub reason: String,
+    pub message: Option<String>,
+    /// The `gisops.io/run-requested-at` value this run serves, if any.
+    pub request: Option<String>,
+    /// The run's phase: Running, Suspended or Pending while active, how it ended afterwards.
+    pub phase: Phase,
+    pub start: Option<Timestamp>,
+    pub end: Option<Timestamp>,
+    /// Whether a cancel request reached this run.
+    pub cancel_requested: bool,
+    pub dry_run: bool,
+    /// Counts at the end of the run; for the active run, the live counts.
+    pub totals: Totals,
+}
+
+#[cfg(test)]
+impl RunView {
+    /// A running run requested under `request`, with nothing counted yet.
+    pub fn fixture(number: u64, request: Option<&str>) -> Self {
+        RunView {
+            number,
+            id: format!("ns/x/{number}"),
+            reason: "RunRequested".into(),
+            message: None,
+            request: request.map(String::from),
+            phase: Phase::Running,
+            start: None,
+            end: None,
+            cancel_requested: false,
+            dry_run: false,
+            totals: Totals::default(),
+        }
+    }
+}
+
+impl RunView {
+    /// Whether the run is still going.
+    pub fn active(&self) -> bool {
+        self.end.is_none()
+    }
+}
+
+/// One batch of the plan.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BatchView {
+    /// Position in the plan, counting from 1.
+    pub index: u32,
+    pub phase: BatchPhase,
+    pub start: Option<Timestamp>,
+    pub end: Option<Timestamp>,
+    pub services: Vec<ServiceView>,
+}
+
+/// One service (Deployment) of the plan.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServiceView {
+    /// The Deployment's name, prefixed with `namespace/` when it lives in another namespace
+    /// than the ServiceRefresh.
+    pub name: String,
+    /// Its result; `None` while it waits or rolls out.
+    pub result: Option<ServiceResult>,
+    /// Why it is not Ready, or what it waits for.
+    pub message: Option<String>,
+}
+
+/// Results counted over a set of services.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub ready: usize,
+    /// Failed, TimedOut and Gone together.
+    pub failed: usize,
+    pub skipped: usize,
+    /// Services without a result yet.
+    pub waiting: usize,
+}
+
+impl Counts {
+    fn of<'a>(services: impl IntoIterator<Item = &'a ServiceView>) -> Self {
+        let mut counts = Counts::default();
+        for service in services {
+            match service.result {
+                Some(ServiceResult::Ready) => counts.ready += 1,
+                Some(ServiceResult::Skipped) => counts.skipped += 1,
+                Some(_) => counts.failed += 1,
+                None => counts.waiting += 1,
+            }
+        }
+        counts
+    }
+
+    /// Services with a result.
+    pub fn done(&self) -> usize {
+        self.ready + self.failed + self.skipped
+    }
+
+    pub fn total(&self) -> usize {
+        self.done() + self.waiting
+    }
+}
+
+/// One kstatus condition.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConditionView {
+    pub type_: String,
+    pub status: bool,
+    pub reason: String,
+    pub message: String,
+}
+
+impl BatchView {
+    pub fn counts(&self) -> Counts {
+        Counts::of(&self.services)
+    }
+
+    /// Time from the batch's start to its end, or to `now` while it runs.
+    pub fn elapsed(&self, now: Timestamp) -> Option<jiff::SignedDuration> {
+        let start = self.start?;
+        Some(self.end.unwrap_or(now).duration_since(start))
+    }
+
+    /// Services that failed, timed out or disappeared.
+    pub fn failures(&self) -> impl Iterator<Item = &ServiceView> {
+        self.services.iter().filter(|s| s.result.is_some_and(ServiceResult::is_failure))
+    }
+
+    /// Whether the batch's restarts have begun.
+    pub fn started(&self) -> bool {
+        self.phase != BatchPhase::Pending || self.start.is_some()
+    }
+}
+
+impl PlanView {
+    /// The view of a ServiceRefresh's status (empty without one).
+    pub fn of(refresh: &servicerefresh_core::crd::ServiceRefresh) -> Self {
+        let own_namespace = refresh.metadata.namespace.as_deref().unwrap_or_default();
+        refresh
+            .status
+            .as_ref()
+            .map(|status| Self::from_status(status, own_namespace))
+            .unwrap_or_default()
+    }
+
+    /// The view of `status`, for a ServiceRefresh in `own_namespace`.
+    pub fn from_status(status: &ServiceRefreshStatus, own_namespace: &str) -> Self {
+        let batches: Vec<BatchView> = status
+            .batches
+            .iter()
+            .map(|batch| BatchView {
+                index: batch.index,
+                phase: batch.phase,
+                start: batch.start_time.as_ref().map(|t| t.0),
+                end: batch.end_time.as_ref().map(|t| t.0),
+                services: batch
+                    .all_services(own_namespace)
+                    .iter()
+                    .map(|service| ServiceView {
+                        name: match &service.namespace {
+                            Some(namespace) => format!("{namespace}/{}", service.name),
+                            None => service.name.clone(),
+                        },
+                        result: service.result,
+                        message: service.message.clone(),
+                    })
+                    .collect(),
+            })
+            .collect();
+        let history: Vec<RunView> = status
+            .history
+            .iter()
+            .map(|summary| RunView {
+                number: summary.number,
+                id: summary.id.clone(),
+                reason: summary.reason.clone(),
+                message: summary.message.clone(),
+                request: summary.request.clone(),
+                phase: summary.phase,
+                start: summary.start_time.as_ref().map(|t| t.0),
+                end: summary.end_time.as_ref().map(|t| t.0),
+                cancel_requested: summary.phase == Phase::Cancelled,
+                dry_run: false,
+                totals: summary.totals.clone(),
+            })
+            .collect();
+        let run = status.run.as_ref().map(|run| {
+            let ended = run.end_time.is_some();
+            let recorded = history.iter().find(|past| past.id == run.id);
+            let phase = if !ended {
+                status.phase.filter(|p| !is_terminal(*p)).unwrap_or(Phase::Running)
+            } else if let Some(recorded) = recorded {
+                recorded.phase
+            } else if let Some(phase) = status.phase.filter(|p| is_terminal(*p)) {
+                phase
+            } else if batches.iter().any(|b| b.failures().next().is_some()) {
+                Phase::Failed
+            } else if run.cancel_request.is_some() {
+                Phase::Cancelled
+            } else {
+                Phase::Succeeded
+            };
+            RunView {
+                number: run.number,
+                id: run.id.clone(),
+                reason: run.reason.clone(),
+                message: run.message.clone(),
+                request: run.request.clone(),
+                phase,
+                start: run.start_time.as_ref().map(|t| t.0),
+                end: run.end_time.as_ref().map(|t| t.0),
+                cancel_requested: run.cancel_request.is_some(),
+                dry_run: run.dry_run,
+                totals: status.totals.clone(),
+            }
+        });
+        let conditions = status
+            .conditions
+            .iter()
+            .map(|c| ConditionView {
+                type_: c.type_.clone(),
+                status: c.status == "True",
+                reason: c.reason.clone(),
+                message: c.message.clone(),
+            })
+            .collect();
+        PlanView {
+            phase: status.phase,
+            run,
+            history,
+            batches,
+            totals: status.totals.clone(),
+            conditions,
+            handled_request: status.triggers.run_requested_at.clone(),
+        }
+    }
+
+    /// Results over the whole plan.
+    pub fn counts(&self) -> Counts {
+        Counts::of(self.batches.iter().flat_map(|b| &b.services))
+    }
+
+    /// The batch being restarted: the first one not completed, once it has started.
+    pub fn current_batch(&self) -> Option<&BatchView> {
+        self.batches.iter().find(|b| b.phase != BatchPhase::Completed).filter(|b| b.started())
+    }
+
+    /// 1-based number of the first batch not completed (the number of batches when all are).
+    pub fn batch_position(&self) -> usize {
+        self.batches
+            .iter()
+            .position(|b| b.phase != BatchPhase::Completed)
+            .map_or(self.batches.len(), |i| i + 1)
+    }
+
+    /// The active run, if any.
+    pub fn active_run(&self) -> Option<&RunView> {
+        self.run.as_ref().filter(|run| run.active())
+    }
+
+    /// A condition that is True, by type.
+    pub fn true_condition(&self, type_: &str) -> Option<&ConditionView> {
+        self.conditions.iter().find(|c| c.type_ == type_ && c.status)
+    }
+
+    /// Why the resource cannot start a run, when it is Stalled for a reason other than the
+    /// failure of its last run: an unusable spec or a missing trigger ConfigMap.
+    pub fn blocked(&self) -> Option<&ConditionView> {
+        self.true_condition("Stalled").filter(|c| c.reason != "RunFailed")
+    }
+}
+
+/// Whether a run in this phase has ended.
+pub fn is_terminal(phase: Phase) -> bool {
+    matches!(phase, Phase::Succeeded | Phase::Failed | Phase::Cancelled)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use servicerefresh_core::crd::{BatchStatus, RunStatus, RunSummary, ServiceStatus};
+
+    fn service(name: &str, result: Option<ServiceResult>) -> ServiceStatus {
+        ServiceStatus {
+            name: name.into(),
+            namespace: None,
+            generation: None,
+            uid: None,
+            result,
+            message: None,
+        }
+    }
+
+    fn status_with_ended_run_and_follow_up_queued() -> ServiceRefreshStatus {
+        let run = RunStatus {
+            id: "arcgis/x/2-abc".into(),
+            number: 2,
+            reason: "RunRequested".into(),
+            message: None,
+            request: Some("r2".into()),
+            cancel_request: None,
+            dry_run: false,
+            start_time: Some(Time(Timestamp::from_second(100).unwrap())),
+            end_time: Some(Time(Timestamp::from_second(160).unwrap())),
+        };
+        ServiceRefreshStatus {
+            // A follow-up is queued: the phase no longer tells how run 2 ended.
+            phase: Some(Phase::Pending),
+            run: Some(run),
+            batches: vec![BatchStatus {
+                index: 1,
+                phase: BatchPhase::Completed,
+                start_time: None,
+                end_time: None,
+                message_time: None,
+                ready: vec![],
+                services: vec![
+                    service("a", Some(ServiceResult::Ready)),
+                    ServiceStatus {
+                        namespace: Some("other".into()),
+                        ..service("b", Some(ServiceResult::TimedOut))
+                    },
+                    service("c", Some(ServiceResult::Skipped)),
+                ],
+            }],
+            history: vec![RunSummary {
+                id: "arcgis/x/2-abc".into(),
+                number: 2,
+                reason: "RunRequested".into(),
+                request: Some("r2".into()),
+                phase: Phase::Failed,
+                message: None,
+                start_time: None,
+                end_time: None,
+                totals: Totals::default(),
+            }],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn an_ended_run_takes_its_phase_from_history_not_from_a_queued_follow_up() {
+        let view = PlanView::from_status(&status_with_ended_run_and_follow_up_queued(), "arcgis");
+        let run = view.run.as_ref().unwrap();
+        assert_eq!(run.phase, Phase::Failed);
+        assert!(!run.active());
+        assert!(view.active_run().is_none());
+    }
+
+    #[test]
+    fn counts_group_failures_and_qualify_foreign_namespaces() {
+        let view = PlanView::from_status(&status_with_ended_run_and_follow_up_queued(), "arcgis");
+        let counts = view.counts();
+        assert_eq!((counts.ready, counts.failed, counts.skipped, counts.waiting), (1, 1, 1, 0));
+        assert_eq!(counts.done(), 3);
+        let failures: Vec<_> = view.batches[0].failures().map(|s| s.name.as_str()).collect();
+        assert_eq!(failures, ["other/b"]);
+        assert_eq!(view.batch_position(), 1);
+        assert!(view.current_batch().is_none());
+    }
+
+    #[test]
+    fn an_active_run_keeps_the_live_phase() {
+        let mut status = status_with_ended_run_and_follow_up_queued();
+        status.phase = Some(Phase::Suspended);
+        if let Some(run) = status.run.as_mut() {
+            run.end_time = None;
+        }
+        status.batches[0].phase = BatchPhase::Running;
+        status.batches[0].services[2].result = None;
+        let view = PlanView::from_status(&status, "arcgis");
+        assert_eq!(view.active_run().map(|r| r.phase), Some(Phase::Suspended));
+        assert_eq!(view.current_batch().map(|b| b.index), Some(1));
+        assert_eq!(view.counts().waiting, 1);
+    }
+}

@@ -1,0 +1,132 @@
+//! The decision engine: pure functions from observed state to a new status plus actions.
+//! Nothing here performs IO or reads a clock; the controller supplies `now` and every
+//! observation, and carries out the returned actions. This is the heart of the operator.
+
+pub mod conditions;
+pub mod observed;
+pub mod plan;
+pub mod readiness;
+pub mod run;
+pub mod run_id;
+mod snapshot_kinds;
+pub mod spec;
+pub mod transitions;
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use jiff::{SignedDuration, Timestamp};
+
+use crate::crd::{ServiceRefresh, ServiceRefreshStatus};
+
+pub use conditions::SlotHolder;
+pub use observed::{ClusterView, ConfigMapSnapshot, DeploymentSnapshot, StaticCluster};
+pub use run::{decide, record_restart_outcomes, run_active};
+pub use run_id::RunId;
+pub use spec::OperatorScope;
+pub use transitions::{EventNote, EventReason, EventSeverity, Transition};
+
+/// How long a queued resource waits before it looks at the run slots again on its own. A
+/// finished run wakes queued resources at once; this covers a wake-up that raced the cache.
+pub const QUEUED_RECHECK: SignedDuration = SignedDuration::from_secs(5);
+
+/// Namespace and name of a Deployment (or ConfigMap); ordering is namespace, then name,
+/// which is the order a plan restarts services in.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ObjectKey {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl ObjectKey {
+    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        Self { namespace: namespace.into(), name: name.into() }
+    }
+}
+
+impl fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// Whether this resource may start a run now, as cluster-wide admission sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RunSlot {
+    /// A slot is reserved for this resource.
+    Granted,
+    /// Every slot is taken, by these resources.
+    Busy { holders: Vec<SlotHolder> },
+}
+
+/// Everything one reconcile pass observed. The engine reads only this.
+pub struct Observation<'a> {
+    /// The ServiceRefresh as cached (metadata, spec and the status as last written).
+    pub refresh: &'a ServiceRefresh,
+    /// The Deployments and ConfigMaps, as the caches hold them.
+    pub cluster: &'a dyn ClusterView,
+    /// Where the operator lets a resource reach.
+    pub scope: &'a OperatorScope,
+    /// Whether a new run may start in this pass.
+    pub run_slot: RunSlot,
+    /// The current time.
+    pub now: Timestamp,
+}
+
+/// What one pass decided: the status to write and the actions to carry out.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Decision {
+    /// The complete new status. Equal to the observed status when nothing changed, so the
+    /// controller can skip the write.
+    pub status: ServiceRefreshStatus,
+    /// Deployments to restart now, in plan order. The controller sends them before it writes
+    /// the status, so a restart is on record the moment its batch is.
+    pub restarts: Vec<Restart>,
+    /// What changed, for Events, logs and metrics.
+    pub transitions: Vec<Transition>,
+    /// When to reconcile again if no watch event arrives first: a batch deadline, a queued
+    /// re-check, or now when the next step must follow a status write at once.
+    pub wake_at: Option<Timestamp>,
+    /// A run is due but the pass had no run slot: ask admission, then decide again.
+    pub wants_run_slot: bool,
+    /// Deployments whose changes this resource must hear about: the services of the batch in
+    /// flight and the timed-out rollouts still holding a place in the in-flight budget.
+    pub awaiting: BTreeSet<ObjectKey>,
+}
+
+impl Decision {
+    /// Whether the resource has a run in progress and so holds a cluster-wide run slot.
+    pub fn holds_run_slot(&self) -> bool {
+        run_active(&self.status)
+    }
+}
+
+/// One restart: patch these two pod-template annotations onto the Deployment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Restart {
+    pub deployment: ObjectKey,
+    /// Value for `kubectl.kubernetes.io/restartedAt`: the run's persisted start time, so a
+    /// repeated patch is identical and changes nothing.
+    pub restarted_at: String,
+    /// Value for `gisops.io/restarted-by`: the run identity.
+    pub restarted_by: String,
+    /// The Deployment metadata annotation recording the run for its resource.
+    pub record_annotation: String,
+    /// The Deployment's resourceVersion as the pass saw it, sent as a precondition: a patch
+    /// decided on a cache that has fallen behind (another run restarted the Deployment since)
+    /// is refused with a conflict instead of restarting it a second time.
+    pub resource_version: Option<String>,
+}
+
+/// What happened when the controller sent one restart patch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RestartOutcome {
+    /// Patched; the Deployment's `metadata.generation` after the patch.
+    Patched { generation: i64 },
+    /// The Deployment no longer exists (404).
+    NotFound,
+    /// The API server refused the patch for good (e.g. 403, 422); the message says why.
+    Rejected(String),
+    /// A transient failure (5xx, 429, timeout); the restart is retried on a later pass.
+    Transient(String),
+}

@@ -1,0 +1,253 @@
+//! `servicerefresh demo`: a simulated cluster, the operator and one ServiceRefresh in a
+//! single process. It shows the batches progressing live and ends with a per-batch summary,
+//! so a new user sees the whole product in under thirty seconds without a cluster.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::watcher;
+use kube::{Client, CustomResourceExt};
+use serde_json::json;
+use servicerefresh_sim::{FaultConfig, SimConfig, SimHandle};
+use thiserror::Error;
+
+use servicerefresh_core::crd::{BatchPhase, Phase, ServiceRefresh, ServiceRefreshStatus};
+use servicerefresh_operator::controller::{self, Clients, OperatorConfig};
+
+/// Namespace the demo fleet lives in.
+const NAMESPACE: &str = "arcgis";
+/// A run that has not ended by then is reported as stuck.
+const DEADLINE: Duration = Duration::from_secs(90);
+
+/// Shape of the demo cluster and run.
+#[derive(Clone, Debug)]
+pub struct DemoOptions {
+    pub deployments: usize,
+    pub fail: usize,
+    pub batch_size: u32,
+}
+
+/// What can stop the demo before the run ends.
+#[derive(Debug, Error)]
+pub enum DemoError {
+    #[error("cannot start the simulated cluster")]
+    Sim(#[source] servicerefresh_sim::SimError),
+    #[error("cannot configure a client for the simulated cluster")]
+    Kubeconfig(#[source] kube::config::KubeconfigError),
+    #[error("the Kubernetes API refused a request: {}", api_message(.0))]
+    Api(#[from] kube::Error),
+    #[error("the demo's ServiceRefresh manifest does not parse")]
+    Manifest(#[source] serde_json::Error),
+    #[error("the run did not end within {0:?}")]
+    Timeout(Duration),
+    #[error("the operator stopped")]
+    Operator(#[source] controller::StartupError),
+    #[error("the watch on the ServiceRefresh ended before the run did")]
+    WatchEnded,
+}
+
+fn api_message(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) => status.message.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Runs the demo, writing progress to `out`. The exit code reflects the run's outcome.
+pub async fn run(options: DemoOptions, out: &mut impl Write) -> ExitCode {
+    match run_demo(&options, out).await {
+        Ok(Phase::Succeeded) => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::from(1),
+        Err(err) => {
+            let _ = writeln!(out, "error: {err}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// A kube client for the demo's simulated cluster.
+async fn sim_client(sim: &SimHandle) -> Result<Client, DemoError> {
+    let kubeconfig = kube::config::Kubeconfig::from_yaml(&sim.kubeconfig_yaml(NAMESPACE))
+        .map_err(DemoError::Kubeconfig)?;
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .map_err(DemoError::Kubeconfig)?;
+    Ok(Client::try_from(config)?)
+}
+
+/// Installs the ServiceRefresh CRD, as `kubectl apply -f crds/` would (the end-to-end tests
+/// install it the same way).
+pub async fn install_crd(client: &Client) -> Result<(), kube::Error> {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let params = PatchParams::apply(controller::FIELD_MANAGER).force();
+    crds.patch(ServiceRefresh::crd_name(), &params, &Patch::Apply(servicerefresh_core::crd::crd()))
+        .await?;
+    Ok(())
+}
+
+async fn run_demo(options: &DemoOptions, out: &mut impl Write) -> Result<Phase, DemoError> {
+    let started = Instant::now();
+    let sim = servicerefresh_sim::start(SimConfig {
+        namespace: NAMESPACE.into(),
+        deployments: options.deployments,
+        rollout_ms: 1200,
+        rollout_jitter_ms: 800,
+        fail: options.fail,
+        progress_deadline_seconds: 4,
+        faults: FaultConfig::default(),
+        ..SimConfig::default()
+    })
+    .await
+    .map_err(DemoError::Sim)?;
+    let client = sim_client(&sim).await?;
+    let _ = writeln!(
+        out,
+        "simulated cluster at {} with {} Deployments in namespace {NAMESPACE} ({} built to fail)",
+        sim.base_url(),
+        options.deployments,
+        options.fail
+    );
+    slow_down_a_few(&client).await?;
+    install_crd(&client).await?;
+
+    let (stop_operator, operator_stopped) = tokio::sync::oneshot::channel::<()>();
+    let clients = Clients::single(client.clone(), sim.base_url());
+    let operator = tokio::spawn(controller::run(clients, OperatorConfig::default(), async move {
+        let _ = operator_stopped.await;
+    }));
+
+    let refreshes: Api<ServiceRefresh> = Api::namespaced(client.clone(), NAMESPACE);
+    let manifest: ServiceRefresh = serde_json::from_value(json!({
+        "apiVersion": "gisops.io/v1alpha1",
+        "kind": "ServiceRefresh",
+        "metadata": {"name": "refresh-all-services", "namespace": NAMESPACE},
+        "spec": {
+            "selector": {"matchLabels": {"app.kubernetes.io/managed-by": "arcgis"}},
+            "batchSize": options.batch_size,
+            "batchTimeout": "30s",
+            "trigger": "proxy-settings-v2"
+        }
+    }))
+    .map_err(DemoError::Manifest)?;
+    refreshes.create(&PostParams::default(), &manifest).await?;
+    let _ = writeln!(
+        out,
+        "applied ServiceRefresh {NAMESPACE}/refresh-all-services (batchSize {})\n",
+        options.batch_size
+    );
+
+    let outcome = tokio::time::timeout(DEADLINE, follow(&refreshes, out, started)).await;
+    let _ = stop_operator.send(());
+    let operator_result = operator.await;
+    sim.shutdown().await;
+    let status = match outcome {
+        Ok(status) => status?,
+        Err(_) => return Err(DemoError::Timeout(DEADLINE)),
+    };
+    if let Ok(Err(error)) = operator_result {
+        return Err(DemoError::Operator(error));
+    }
+    print_summary(&status, out);
+    let phase = status.phase.unwrap_or(Phase::Failed);
+    let _ = writeln!(out, "\nrun {phase:?} in {:.1}s", started.elapsed().as_secs_f64());
+    Ok(phase)
+}
+
+/// A few Deployments roll out slowly, as big map services do.
+async fn slow_down_a_few(client: &Client) -> Result<(), DemoError> {
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), NAMESPACE);
+    let list = deployments.list(&ListParams::default()).await?;
+    for deployment in list.items.iter().rev().step_by(9).take(3) {
+        let name = deployment.metadata.name.clone().unwrap_or_default();
+        let patch = json!({"metadata": {"annotations": {"sim.gisops.io/rollout-ms": "3500"}}});
+        deployments.patch(&name, &PatchParams::default(), &Patch::Merge(patch)).await?;
+    }
+    Ok(())
+}
+
+/// Prints a line whenever the run's progress changes, until the run ends.
+async fn follow(
+    refreshes: &Api<ServiceRefresh>,
+    out: &mut impl Write,
+    started: Instant,
+) -> Result<ServiceRefreshStatus, DemoError> {
+    let config = watcher::Config::default().fields("metadata.name=refresh-all-services");
+    let mut events = watcher::watcher(refreshes.clone(), config).boxed();
+    let mut last_line = String::new();
+    let mut announced_batches = 0usize;
+    while let Some(event) = events.next().await {
+        let Ok(watcher::Event::Apply(refresh) | watcher::Event::InitApply(refresh)) = event else {
+            continue;
+        };
+        let Some(status) = refresh.status else { continue };
+        while announced_batches < status.batches.len()
+            && status.batches[announced_batches].phase == BatchPhase::Completed
+        {
+            let _ = writeln!(out, "  {}", batch_line(&status, announced_batches));
+            announced_batches += 1;
+        }
+        let line = format!(
+            "[{:>5.1}s] {:<9} batch {:<6} ready {:<8} failed {}",
+            started.elapsed().as_secs_f64(),
+            status.phase.map(|p| format!("{p:?}")).unwrap_or_default(),
+            status.batch.clone().unwrap_or_default(),
+            status.progress.clone().unwrap_or_default(),
+            status.totals.failed,
+        );
+        if line[9..] != last_line.get(9..).unwrap_or_default()[..] {
+            let _ = writeln!(out, "{line}");
+            last_line = line;
+        }
+        if matches!(status.phase, Some(Phase::Succeeded | Phase::Failed | Phase::Cancelled)) {
+            return Ok(status);
+        }
+    }
+    Err(DemoError::WatchEnded)
+}
+
+fn batch_line(status: &ServiceRefreshStatus, index: usize) -> String {
+    let batch = &status.batches[index];
+    let services = batch.all_services(NAMESPACE);
+    let count = |result| services.iter().filter(|s| s.result == Some(result)).count();
+    let seconds = match (&batch.start_time, &batch.end_time) {
+        (Some(start), Some(end)) => end.0.duration_since(start.0).as_secs_f64(),
+        _ => 0.0,
+    };
+    format!(
+        "batch {:>2}/{} done in {:>4.1}s: {} ready, {} failed, {} timed out, {} gone, {} skipped",
+        batch.index,
+        status.batches.len(),
+        seconds,
+        count(servicerefresh_core::crd::ServiceResult::Ready),
+        count(servicerefresh_core::crd::ServiceResult::Failed),
+        count(servicerefresh_core::crd::ServiceResult::TimedOut),
+        count(servicerefresh_core::crd::ServiceResult::Gone),
+        count(servicerefresh_core::crd::ServiceResult::Skipped),
+    )
+}
+
+fn print_summary(status: &ServiceRefreshStatus, out: &mut impl Write) {
+    let _ = writeln!(out, "\nsummary:");
+    for index in 0..status.batches.len() {
+        let _ = writeln!(out, "  {}", batch_line(status, index));
+        for service in &status.batches[index].services {
+            // Ready services are folded into `ready` and have no message to show.
+            if let (Some(result), Some(message)) = (service.result, service.message.as_ref())
+                && result != servicerefresh_core::crd::ServiceResult::Ready
+            {
+                let _ = writeln!(out, "      {} {:?}: {message}", service.name, result);
+            }
+        }
+    }
+    let totals = &status.totals;
+    let _ = writeln!(
+        out,
+        "totals: {} services, {} restarted, {} ready, {} failed, {} skipped",
+        totals.services, totals.restarted, totals.ready, totals.failed, totals.skipped
+    );
+}

@@ -1,0 +1,268 @@
+//! The operator's view of the cluster: reflector caches of ServiceRefreshes and of lean
+//! Deployment and ConfigMap snapshots (parsed straight from the watch, never as full
+//! objects), the [`ClusterView`] the engine reads them through, and the mappers that route a
+//! Deployment or ConfigMap change to the ServiceRefreshes it concerns.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use futures::Stream;
+use k8s_openapi::NamespaceResourceScope;
+use kube::api::Api;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, Resource};
+
+use servicerefresh_core::crd::ServiceRefresh;
+use servicerefresh_core::engine::spec::watched_config_maps;
+use servicerefresh_core::engine::{
+    ClusterView, ConfigMapSnapshot, DeploymentSnapshot, ObjectKey, RunId, plan,
+};
+use servicerefresh_core::policy::awaiting::AwaitIndex;
+use servicerefresh_core::policy::patch_memo::PatchMemo;
+
+/// An API handle for a namespaced kind, in one namespace or all of them.
+pub fn api_for<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>,
+{
+    match namespace {
+        Some(namespace) => Api::namespaced(client.clone(), namespace),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// A watch with kube's default backoff, resuming from where it was after a dropped
+/// connection and re-listing only when the server says the version expired.
+pub fn watch<K>(api: Api<K>) -> impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+    K::DynamicType: Default,
+{
+    watcher(api, watcher::Config::default().any_semantic()).default_backoff()
+}
+
+/// The engine's view of the caches, with this process's own restart patches laid over a
+/// Deployment cache that has not caught up with them.
+pub struct CachedCluster {
+    pub deployments: Store<DeploymentSnapshot>,
+    pub config_maps: Store<ConfigMapSnapshot>,
+    pub patches: PatchMemo,
+}
+
+impl ClusterView for CachedCluster {
+    fn deployment(&self, key: &ObjectKey) -> Option<Arc<DeploymentSnapshot>> {
+        let cached = self.deployments.get(&ObjectRef::new(&key.name).within(&key.namespace));
+        self.patches.overlay(key, cached)
+    }
+
+    fn deployments(&self) -> Vec<Arc<DeploymentSnapshot>> {
+        self.deployments.state()
+    }
+
+    fn config_map(&self, key: &ObjectKey) -> Option<Arc<ConfigMapSnapshot>> {
+        self.config_maps.get(&ObjectRef::new(&key.name).within(&key.namespace))
+    }
+}
+
+/// The watch caches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cache {
+    Deployments = 0,
+    ConfigMaps = 1,
+    ServiceRefreshes = 2,
+}
+
+impl Cache {
+    const ALL: [Cache; 3] = [Cache::Deployments, Cache::ConfigMaps, Cache::ServiceRefreshes];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Cache::Deployments => "Deployments",
+            Cache::ConfigMaps => "ConfigMaps",
+            Cache::ServiceRefreshes => "ServiceRefreshes",
+        }
+    }
+}
+
+/// Which caches hold their first complete list, told by the watch streams themselves. Any
+/// number of tasks may wait on it: `Store::wait_until_ready` wakes only the last of several
+/// concurrent waiters (its one-shot channel keeps a single waker), so a reconcile and the
+/// readiness probe waiting together could leave one of them asleep for ever.
+pub struct CacheSync {
+    synced: tokio::sync::watch::Sender<[bool; 3]>,
+}
+
+impl Default for CacheSync {
+    fn default() -> Self {
+        Self { synced: tokio::sync::watch::Sender::new([false; 3]) }
+    }
+}
+
+impl CacheSync {
+    /// `cache` received its first complete list.
+    pub fn synced(&self, cache: Cache) {
+        self.synced
+            .send_if_modified(|synced| !std::mem::replace(&mut synced[cache as usize], true));
+    }
+
+    /// Waits until every one of `caches` has synced.
+    pub async fn wait_for(&self, caches: &[Cache]) {
+        let mut synced = self.synced.subscribe();
+        let _ = synced.wait_for(|synced| caches.iter().all(|cache| synced[*cache as usize])).await;
+    }
+
+    /// The caches still filling, by name.
+    pub fn pending(&self) -> Vec<&'static str> {
+        let synced = *self.synced.borrow();
+        Cache::ALL.into_iter().filter(|cache| !synced[*cache as usize]).map(Cache::name).collect()
+    }
+
+    /// Resolves on every change.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<[bool; 3]> {
+        self.synced.subscribe()
+    }
+}
+
+/// When the Deployment watch last delivered an event for each Deployment, on the monotonic
+/// clock: the start of the time between a batch's last ready event and the next batch's
+/// patches. One small entry per Deployment seen since start (deleted ones included, which a
+/// fleet of thousands can afford).
+#[derive(Default)]
+pub struct WatchDeliveries {
+    at: Mutex<HashMap<ObjectKey, Instant>>,
+}
+
+impl WatchDeliveries {
+    pub fn record(&self, deployment: ObjectKey, at: Instant) {
+        self.lock().insert(deployment, at);
+    }
+
+    /// The latest delivery among `deployments`.
+    pub fn latest<'a>(
+        &self,
+        deployments: impl IntoIterator<Item = &'a ObjectKey>,
+    ) -> Option<Instant> {
+        let at = self.lock();
+        deployments.into_iter().filter_map(|key| at.get(key).copied()).max()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectKey, Instant>> {
+        // Single inserts and reads: a panic cannot leave the map torn.
+        self.at.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+fn refresh_ref(key: &ObjectKey) -> ObjectRef<ServiceRefresh> {
+    ObjectRef::new(&key.name).within(&key.namespace)
+}
+
+/// The ServiceRefreshes a Deployment change concerns: the run named on its pod template,
+/// and every resource whose last pass said it waits on this Deployment (another run may
+/// have overwritten the name since).
+pub fn refreshes_for_deployment(
+    deployment: &DeploymentSnapshot,
+    awaiting: &AwaitIndex,
+) -> Vec<ObjectRef<ServiceRefresh>> {
+    let mut owners: Vec<ObjectRef<ServiceRefresh>> =
+        awaiting.waiting_on(&deployment.key()).iter().map(refresh_ref).collect();
+    if let Some(run) = deployment.restarted_by.as_deref().and_then(|id| id.parse::<RunId>().ok()) {
+        let owner = refresh_ref(&run.owner);
+        if !owners.contains(&owner) {
+            owners.push(owner);
+        }
+    }
+    owners
+}
+
+/// The ServiceRefreshes whose `configMapTriggers` name this ConfigMap.
+pub fn refreshes_for_config_map(
+    refreshes: &Store<ServiceRefresh>,
+    config_map: &ConfigMapSnapshot,
+) -> Vec<ObjectRef<ServiceRefresh>> {
+    let (Some(namespace), Some(name)) =
+        (config_map.metadata.namespace.as_deref(), config_map.metadata.name.as_deref())
+    else {
+        return Vec::new();
+    };
+    let changed = ObjectKey::new(namespace, name);
+    refreshes
+        .state()
+        .iter()
+        .filter(|refresh| {
+            watched_config_maps(&refresh.spec, plan::own_namespace(refresh))
+                .iter()
+                .any(|watched| watched.key == changed)
+        })
+        .map(|refresh| ObjectRef::from_obj(refresh.as_ref()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn every_waiter_hears_that_the_caches_synced() {
+        let sync = Arc::new(CacheSync::default());
+        assert_eq!(sync.pending(), ["Deployments", "ConfigMaps", "ServiceRefreshes"]);
+        let waiters: Vec<_> = (0..3)
+            .map(|_| {
+                let sync = sync.clone();
+                tokio::spawn(async move {
+                    sync.wait_for(&[Cache::Deployments, Cache::ConfigMaps]).await
+                })
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        sync.synced(Cache::Deployments);
+        sync.synced(Cache::ConfigMaps);
+        for waiter in waiters {
+            tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
+                .await
+                .expect("every waiter wakes")
+                .expect("no panic");
+        }
+        assert_eq!(sync.pending(), ["ServiceRefreshes"]);
+    }
+
+    #[test]
+    fn the_latest_delivery_of_a_batch_is_its_last_event() {
+        let deliveries = WatchDeliveries::default();
+        let start = Instant::now();
+        let a = ObjectKey::new("arcgis", "a");
+        let b = ObjectKey::new("arcgis", "b");
+        assert_eq!(deliveries.latest([&a, &b]), None);
+        deliveries.record(a.clone(), start);
+        deliveries.record(b.clone(), start + std::time::Duration::from_millis(5));
+        deliveries.record(a.clone(), start + std::time::Duration::from_millis(9));
+        assert_eq!(deliveries.latest([&a, &b]), Some(start + std::time::Duration::from_millis(9)));
+        assert_eq!(deliveries.latest([&b]), Some(start + std::time::Duration::from_millis(5)));
+    }
+
+    #[test]
+    fn a_deployment_change_reaches_its_named_run_and_every_waiting_one() {
+        let awaiting = AwaitIndex::default();
+        let mut deployment = DeploymentSnapshot::default();
+        deployment.metadata.namespace = Some("arcgis".to_owned());
+        deployment.metadata.name = Some("d".to_owned());
+        assert!(refreshes_for_deployment(&deployment, &awaiting).is_empty());
+
+        deployment.restarted_by = Some("arcgis/b/2-0123abcd".to_owned());
+        awaiting.set(&ObjectKey::new("arcgis", "a"), &BTreeSet::from([deployment.key()]));
+        let owners = refreshes_for_deployment(&deployment, &awaiting);
+        assert_eq!(
+            owners,
+            vec![ObjectRef::new("a").within("arcgis"), ObjectRef::new("b").within("arcgis")]
+        );
+
+        deployment.restarted_by = Some("arcgis/a/1-0123abcd".to_owned());
+        assert_eq!(refreshes_for_deployment(&deployment, &awaiting).len(), 1, "no duplicates");
+
+        deployment.restarted_by = Some("not a run id".to_owned());
+        assert_eq!(refreshes_for_deployment(&deployment, &awaiting).len(), 1);
+    }
+}

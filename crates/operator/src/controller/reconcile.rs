@@ -1,0 +1,374 @@
+//! One reconcile of a ServiceRefresh: observe (the cached resource with this process's own
+//! latest write laid over it), admit (decide; when the engine wants a run slot, ask for one
+//! and decide again), act (patches, then the status write, then Events and logs), and requeue.
+//! When the engine needs its next step right after a status write, as after planning a run,
+//! the next pass runs at once inside the same reconcile.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::channel::mpsc::UnboundedSender;
+use jiff::Timestamp;
+use kube::ResourceExt;
+use kube::runtime::controller::Action;
+use kube::runtime::reflector::{ObjectRef, Store};
+use thiserror::Error;
+use tracing::{info, warn};
+
+use super::act::{self, ApplyError, StatusWrite, TermGate, WriteMemos};
+use super::caches::{Cache, CacheSync, CachedCluster, WatchDeliveries};
+use super::startup::Clients;
+use crate::telemetry::{self, Telemetry};
+use servicerefresh_core::crd::{Phase, ServiceRefresh, ServiceRefreshStatus};
+use servicerefresh_core::engine::{
+    Decision, ObjectKey, Observation, OperatorScope, RunSlot, Transition, decide, run_active,
+};
+use servicerefresh_core::policy::admission::{CachedRefresh, RunSlots};
+use servicerefresh_core::policy::awaiting::AwaitIndex;
+use servicerefresh_core::policy::leadership::{Leadership, Term};
+use servicerefresh_core::policy::requeue::{self, Requeue};
+use servicerefresh_core::policy::status_memo::StatusMemo;
+
+/// Passes one reconcile may run back to back before it yields to other resources.
+const MAX_PASSES_PER_RECONCILE: usize = 8;
+
+/// Why a reconcile did not complete; it is retried after the configured delay.
+#[derive(Debug, Error)]
+pub enum ReconcileError {
+    #[error("writing the status of {object} failed")]
+    StatusWrite {
+        object: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("ServiceRefresh {0} has no namespace")]
+    NotNamespaced(String),
+}
+
+impl ReconcileError {
+    /// Every [`Self::kind`].
+    pub const KINDS: [&'static str; 2] = ["status_write", "not_namespaced"];
+
+    /// The `kind` label of `servicerefresh_reconcile_errors_total`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::StatusWrite { .. } => "status_write",
+            Self::NotNamespaced(_) => "not_namespaced",
+        }
+    }
+}
+
+/// Shared state of all reconciles.
+pub struct Context {
+    pub clients: Clients,
+    pub cluster: CachedCluster,
+    pub refreshes: Store<ServiceRefresh>,
+    pub scope: OperatorScope,
+    pub slots: RunSlots,
+    pub memo: StatusMemo,
+    pub awaiting: Arc<AwaitIndex>,
+    /// Wakes queued ServiceRefreshes when a run frees its slot.
+    pub wake_queued: UnboundedSender<ObjectRef<ServiceRefresh>>,
+    pub retry_delay: Duration,
+    pub telemetry: Arc<Telemetry>,
+    pub leadership: Arc<Leadership>,
+    pub deliveries: Arc<WatchDeliveries>,
+    pub sync: Arc<CacheSync>,
+}
+
+/// What a pass leaves for the requeue decision.
+struct PassOutcome {
+    wake_at: Option<Timestamp>,
+    transient_failures: usize,
+}
+
+pub async fn reconcile(
+    refresh: Arc<ServiceRefresh>,
+    ctx: Arc<Context>,
+) -> Result<Action, ReconcileError> {
+    let started = Instant::now();
+    let result = reconcile_passes(refresh, &ctx).await;
+    ctx.telemetry.reconcile_duration.observe(started.elapsed().as_secs_f64());
+    result
+}
+
+async fn reconcile_passes(
+    refresh: Arc<ServiceRefresh>,
+    ctx: &Context,
+) -> Result<Action, ReconcileError> {
+    let namespace =
+        refresh.namespace().ok_or_else(|| ReconcileError::NotNamespaced(refresh.name_any()))?;
+    let key = ObjectKey::new(namespace, refresh.name_any());
+    if refresh.metadata.deletion_timestamp.is_some() {
+        ctx.forget(&key, &refresh);
+        return Ok(Action::await_change());
+    }
+    // Plans and readiness verdicts read the caches, so they must be complete first. The
+    // controller drives the streams that fill them, so this resolves after the first list.
+    ctx.sync.wait_for(&[Cache::Deployments, Cache::ConfigMaps]).await;
+    // Only the leader acts. A standby's caches stay warm; when it takes over, every
+    // ServiceRefresh is reconciled afresh.
+    let Ok(term) = ctx.leadership.permit(Instant::now()) else {
+        return Ok(Action::await_change());
+    };
+
+    for _ in 0..MAX_PASSES_PER_RECONCILE {
+        // The newest cached copy: the status memo overlays this process's last write only
+        // while the cache still shows what that write replaced, so it must be asked with
+        // what the cache shows now, not with the copy this reconcile began with.
+        let cached =
+            ctx.refreshes.get(&ObjectRef::from_obj(&*refresh)).unwrap_or_else(|| refresh.clone());
+        let observed = ctx.observe(&cached);
+        let decision = ctx.admit_and_decide(&key, &observed);
+        let Some(outcome) = ctx.act(&key, &observed, decision, term).await? else {
+            return Ok(Action::await_change());
+        };
+        match requeue::after_pass(
+            outcome.wake_at,
+            Timestamp::now(),
+            outcome.transient_failures,
+            ctx.retry_delay,
+        ) {
+            Requeue::AtOnce => continue,
+            Requeue::After(delay) => return Ok(Action::requeue(delay)),
+            Requeue::OnChange => return Ok(Action::await_change()),
+        }
+    }
+    Ok(Action::requeue(Duration::from_millis(1)))
+}
+
+pub fn error_policy(
+    refresh: Arc<ServiceRefresh>,
+    error: &ReconcileError,
+    ctx: Arc<Context>,
+) -> Action {
+    warn!(servicerefresh = %format!("{}/{}", refresh.namespace().unwrap_or_default(), refresh.name_any()), error = %error, cause = %telemetry::error_causes(error), "reconcile failed; retrying");
+    ctx.telemetry.reconcile_failed(error.kind());
+    Action::requeue(ctx.retry_delay)
+}
+
+impl Context {
+    /// The resource as cached, with this process's latest status write laid over it while
+    /// the cache has not caught up.
+    fn observe(&self, cached: &ServiceRefresh) -> ServiceRefresh {
+        let mut observed = cached.clone();
+        if let Some(fresher) = self.memo.freshest(cached) {
+            observed.status = Some(fresher);
+        }
+        observed
+    }
+
+    fn cached_refreshes(&self) -> Vec<CachedRefresh> {
+        self.refreshes
+            .state()
+            .iter()
+            .map(|refresh| {
+                let status = self.memo.freshest(refresh).or_else(|| refresh.status.clone());
+                CachedRefresh {
+                    key: ObjectKey::new(
+                        refresh.namespace().unwrap_or_default(),
+                        refresh.name_any(),
+                    ),
+                    holds_slot: status.as_ref().is_some_and(run_active),
+                    suspended: status.as_ref().and_then(|status| status.phase)
+                        == Some(Phase::Suspended),
+                }
+            })
+            .collect()
+    }
+
+    /// Decides without a run slot; when the engine wants one, asks admission and, if a slot
+    /// is granted, decides again with it. The second pass happens only when a run is due.
+    fn admit_and_decide(&self, key: &ObjectKey, observed: &ServiceRefresh) -> Decision {
+        let cached = self.cached_refreshes();
+        let mut observation = Observation {
+            refresh: observed,
+            cluster: &self.cluster,
+            scope: &self.scope,
+            run_slot: RunSlot::Busy { holders: self.slots.holders(key, &cached) },
+            now: Timestamp::now(),
+        };
+        let decision = decide(&observation);
+        if !decision.wants_run_slot {
+            return decision;
+        }
+        match self.slots.try_admit(key, &cached) {
+            Ok(()) => {
+                observation.run_slot = RunSlot::Granted;
+                observation.now = Timestamp::now();
+                decide(&observation)
+            }
+            Err(_) => decision,
+        }
+    }
+
+    /// Carries out a decision. Returns `None` when the resource turned out to be deleted, or
+    /// when this replica stopped leading before its next write.
+    async fn act(
+        &self,
+        key: &ObjectKey,
+        observed: &ServiceRefresh,
+        decision: Decision,
+        term: Term,
+    ) -> Result<Option<PassOutcome>, ReconcileError> {
+        let was_active = observed.status.as_ref().is_some_and(run_active);
+        let gate = TermGate { leadership: &self.leadership, term };
+        let applied = match act::apply_decision_gated(
+            &self.clients.requests,
+            observed,
+            decision,
+            &gate,
+            WriteMemos { status: &self.memo, patches: &self.cluster.patches },
+        )
+        .await
+        {
+            Ok(applied) => applied,
+            Err(ApplyError::Fenced(refused)) => {
+                info!(servicerefresh = %key, reason = %refused, "stopped before the next write: this replica no longer leads");
+                return Ok(None);
+            }
+            Err(ApplyError::Status(source)) => {
+                return Err(ReconcileError::StatusWrite { object: key.to_string(), source });
+            }
+        };
+        match applied.status_write {
+            StatusWrite::ResourceGone => {
+                self.forget(key, observed);
+                return Ok(None);
+            }
+            StatusWrite::Written | StatusWrite::Unchanged => {}
+        }
+        // Gauges first: by the time a run's end is counted, it no longer shows as active.
+        self.record_run_gauges();
+        let restarts_sent_at = applied.restarts_sent_at;
+        let Decision { status, transitions, wake_at, wants_run_slot, awaiting, .. } =
+            applied.decision;
+        let transient_failures = applied.transient_failures.len();
+
+        let name = key.to_string();
+        for transition in &transitions {
+            act::log_transition(&name, transition);
+            self.count(transition);
+        }
+        if let Some(sent_at) = restarts_sent_at {
+            self.record_batch_handoff(key, &status, &transitions, sent_at);
+        }
+        let notes: Vec<_> = transitions.iter().filter_map(Transition::event).collect();
+        act::publish_events(
+            &self.clients.requests,
+            observed,
+            &notes,
+            &self.clients.identity,
+            &gate,
+        )
+        .await;
+
+        self.awaiting.set(key, &awaiting);
+        if !run_active(&status) && !wants_run_slot {
+            let queued = self.slots.release(key);
+            if was_active {
+                for waiting in queued {
+                    let _ = self
+                        .wake_queued
+                        .unbounded_send(ObjectRef::new(&waiting.name).within(&waiting.namespace));
+                }
+            }
+        }
+        Ok(Some(PassOutcome { wake_at, transient_failures }))
+    }
+
+    /// The metrics of one transition, counted once its status is written.
+    fn count(&self, transition: &Transition) {
+        match transition {
+            Transition::RunStarted { reason, .. } => self.telemetry.run_started(reason),
+            Transition::RunFinished { phase, .. } => {
+                self.telemetry.run_finished(&format!("{phase:?}"))
+            }
+            Transition::ServiceFinished { result, .. } => {
+                self.telemetry.restart_finished(&format!("{result:?}"));
+            }
+            Transition::BatchCompleted { seconds, .. } => {
+                self.telemetry.batch_duration.observe(*seconds)
+            }
+            Transition::BatchStarted { .. } | Transition::Notice(_) => {}
+        }
+    }
+
+    /// When a pass completed one batch and sent the next one's patches: the time from the
+    /// watch event of the completed batch's last service to those patches.
+    fn record_batch_handoff(
+        &self,
+        key: &ObjectKey,
+        status: &ServiceRefreshStatus,
+        transitions: &[Transition],
+        sent_at: Instant,
+    ) {
+        let completed = transitions.iter().find_map(|transition| match transition {
+            Transition::BatchCompleted { batch, .. } => Some(*batch),
+            _ => None,
+        });
+        let started = transitions.iter().find_map(|transition| match transition {
+            Transition::BatchStarted { batch, .. } => Some(*batch),
+            _ => None,
+        });
+        let (Some(completed), Some(started)) = (completed, started) else {
+            return;
+        };
+        if started != completed + 1 {
+            return;
+        }
+        let Some(batch) = status.batches.iter().find(|batch| batch.index == completed) else {
+            return;
+        };
+        let services: Vec<ObjectKey> = batch
+            .all_services(&key.namespace)
+            .iter()
+            .map(|service| {
+                ObjectKey::new(
+                    service.namespace.clone().unwrap_or_else(|| key.namespace.clone()),
+                    service.name.clone(),
+                )
+            })
+            .collect();
+        if let Some(last_event) = self.deliveries.latest(&services) {
+            self.telemetry
+                .batch_handoff
+                .observe(sent_at.saturating_duration_since(last_event).as_secs_f64());
+        }
+    }
+
+    /// Runs in progress and resources queued for a slot, as this leader sees them.
+    fn record_run_gauges(&self) {
+        let active = self
+            .refreshes
+            .state()
+            .iter()
+            .filter(|refresh| {
+                self.memo
+                    .peek(refresh)
+                    .or_else(|| refresh.status.clone())
+                    .as_ref()
+                    .is_some_and(run_active)
+            })
+            .count();
+        self.telemetry.runs_active.set(i64::try_from(active).unwrap_or(i64::MAX));
+        self.telemetry.runs_queued.set(i64::try_from(self.slots.queued()).unwrap_or(i64::MAX));
+    }
+
+    /// A new leadership term: forget what this replica wrote or admitted in an earlier one;
+    /// the cluster is the truth now.
+    pub fn start_term(&self) {
+        self.memo.clear();
+        self.slots.reset();
+    }
+
+    fn forget(&self, key: &ObjectKey, refresh: &ServiceRefresh) {
+        self.memo.forget(refresh);
+        self.awaiting.set(key, &Default::default());
+        for waiting in self.slots.release(key) {
+            let _ = self
+                .wake_queued
+                .unbounded_send(ObjectRef::new(&waiting.name).within(&waiting.namespace));
+        }
+    }
+}
