@@ -161,13 +161,14 @@ async fn a_job_goes_submitted_executing_completed_and_reports_the_status_results
     let run = status.run.as_ref().expect("run");
     assert_eq!(run.request.as_deref(), Some(id.as_str()));
     assert_eq!(status.history[0].request.as_deref(), Some(id.as_str()));
-    let expected: BTreeMap<(u64, String), (Value, Value)> = status
+    let view = harness.cluster.run_view(TARGET).await;
+    let expected: BTreeMap<(u64, String), (Value, Value)> = view
         .batches
         .iter()
         .flat_map(|batch| {
-            batch.all_services(NAMESPACE).into_iter().map(move |service| {
+            batch.services.iter().map(move |service| {
                 (
-                    (u64::from(batch.index), service.name.clone()),
+                    (u64::from(batch.index), service.key.name.clone()),
                     (json!(service.result), json!(service.message)),
                 )
             })

@@ -376,6 +376,7 @@ const OPERATOR_RULES: &[&str] = &[
     "apps deployments: list,patch,watch",
     "core configmaps: list,watch",
     "events.k8s.io events: create",
+    "gisops.io servicerefreshplans: create,list,patch",
 ];
 const ADMIN_RULES: &[&str] = &["gisops.io servicerefreshes: patch"];
 const AUTH_RULES: &[&str] = &[

@@ -501,12 +501,13 @@ async fn cancel_during_a_run_ends_it_cancelled_and_start_wait_exits_2() {
     assert_eq!(result["outcome"], "Cancelled");
     assert_eq!(result["status"]["phase"], "Cancelled");
     let batches = result["status"]["batches"].as_array().expect("batches");
-    // A completed batch lists its Ready services by name under `ready`.
-    let skipped = |b: &Value| {
-        b.get("ready").is_none()
-            && b["services"].as_array().unwrap().iter().all(|s| s["result"] == "Skipped")
-    };
-    assert!(!skipped(&batches[0]), "the batch in flight finishes");
-    assert!(batches[1..].iter().all(skipped), "the rest is skipped");
+    assert_eq!(batches.len(), 1, "no batch starts after the cancel");
+    assert_eq!(batches[0]["counts"]["ready"], 2, "the batch in flight finishes");
+    let results = result["status"]["results"].as_array().expect("result groups");
+    let cancelled: Vec<&Value> =
+        results.iter().filter(|group| group["reason"] == "Cancelled").collect();
+    assert_eq!(cancelled.len(), 1, "{results:?}");
+    assert_eq!((&cancelled[0]["result"], &cancelled[0]["count"]), (&json!("Skipped"), &json!(4)));
+    assert_eq!(cancelled[0]["positions"], "2-5", "the rest is skipped");
     env.shutdown().await;
 }

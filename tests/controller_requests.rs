@@ -8,7 +8,8 @@ use kube::client::Body;
 use serde_json::{Value, json};
 use servicerefresh_core::crd::ServiceRefresh;
 use servicerefresh_core::engine::{
-    DeploymentSnapshot, Observation, OperatorScope, RunSlot, StaticCluster, decide,
+    DeploymentSnapshot, ObjectKey, Observation, OperatorScope, Plan, PlanEntry, RunSlot,
+    StaticCluster, decide,
 };
 use servicerefresh_operator::controller::{Applied, FIELD_MANAGER, StatusWrite, apply_decision};
 use tower_test::mock::{self, Handle};
@@ -17,8 +18,15 @@ const RUN_ID: &str = "arcgis/refresh/1-abcdef12";
 const RUN_START: &str = "2026-11-26T17:59:59Z";
 const BATCH_START: &str = "2026-11-26T18:00:00Z";
 
+/// The run's plan: the two Deployments of its one batch.
+fn plan() -> Plan {
+    let entries = ["arcgis-a-mapserver-1", "arcgis-b-mapserver-2"]
+        .map(|name| PlanEntry { key: ObjectKey::new("arcgis", name), wave: 0 });
+    Plan::new(RUN_ID, entries.to_vec())
+}
+
 fn refresh_with_running_batch() -> ServiceRefresh {
-    serde_json::from_value(json!({
+    let mut refresh: ServiceRefresh = serde_json::from_value(json!({
         "apiVersion": "gisops.io/v1alpha1",
         "kind": "ServiceRefresh",
         "metadata": {"name": "refresh", "namespace": "arcgis", "uid": "abcdef12-0000-4000-8000-000000000000", "generation": 1},
@@ -31,13 +39,23 @@ fn refresh_with_running_batch() -> ServiceRefresh {
             "progress": "0/2",
             "batch": "1/1",
             "batches": [{
-                "index": 1, "phase": "Running", "startTime": BATCH_START,
-                "services": [{"name": "arcgis-a-mapserver-1"}, {"name": "arcgis-b-mapserver-2"}]
+                "index": 1, "phase": "Running", "startTime": BATCH_START, "positions": "0-1",
+                "services": [
+                    {"name": "arcgis-a-mapserver-1", "position": 0},
+                    {"name": "arcgis-b-mapserver-2", "position": 1},
+                ]
             }],
             "triggers": {}
         }
     }))
-    .expect("valid ServiceRefresh")
+    .expect("valid ServiceRefresh");
+    let reference = plan().reference(&refresh, 1);
+    if let Some(run) = refresh.status.as_mut().and_then(|status| status.run.as_mut()) {
+        run.plan = Some(reference);
+        run.next_position = 2;
+        run.batch_size = Some(2);
+    }
+    refresh
 }
 
 fn deployment(name: &str) -> DeploymentSnapshot {
@@ -52,10 +70,11 @@ fn deployment(name: &str) -> DeploymentSnapshot {
 fn observation<'a>(
     refresh: &'a ServiceRefresh,
     cluster: &'a StaticCluster,
+    plan: &'a Plan,
     now: Timestamp,
     scope: &'a OperatorScope,
 ) -> Observation<'a> {
-    Observation { refresh, cluster, scope, run_slot: RunSlot::Granted, now }
+    Observation { refresh, cluster, scope, plan: Some(plan), run_slot: RunSlot::Granted, now }
 }
 
 async fn carry_out(
@@ -65,7 +84,8 @@ async fn carry_out(
     now: Timestamp,
 ) -> Applied {
     let scope = OperatorScope::default();
-    let decision = decide(&observation(refresh, cluster, now, &scope));
+    let plan = plan();
+    let decision = decide(&observation(refresh, cluster, &plan, now, &scope));
     apply_decision(client, refresh, decision).await.expect("the pass completes")
 }
 
@@ -234,7 +254,8 @@ async fn a_pass_with_nothing_new_sends_no_request() {
     ]);
     // Settle the status the way the previous pass would have written it.
     let scope = OperatorScope::default();
-    let settled = decide(&observation(&refresh, &cluster, now(), &scope)).status;
+    let plan = plan();
+    let settled = decide(&observation(&refresh, &cluster, &plan, now(), &scope)).status;
     refresh.status = Some(settled);
     let later: Timestamp = "2026-11-26T18:00:03Z".parse().expect("valid timestamp");
 

@@ -47,14 +47,15 @@ fn after_the_patches(error: RuleError, times: Option<u64>) -> FaultRule {
 /// What every test asserts once the run ended: it succeeded, each Deployment's pod template
 /// changed exactly once, and each batch's patches were followed by a status write that was
 /// lost (`lost` says which answers count as lost).
-fn assert_once_each_despite_a_crash_per_batch(
+async fn assert_once_each_despite_a_crash_per_batch(
     cluster: &SimCluster,
     status: &ServiceRefreshStatus,
     lost: impl Fn(Option<u16>) -> bool,
 ) {
     assert_eq!(status.phase, Some(Phase::Succeeded), "{:?}", status.run);
     assert_eq!(status.totals.ready as usize, DEPLOYMENTS);
-    assert_eq!(status.batches.len(), DEPLOYMENTS.div_ceil(BATCH_SIZE));
+    let view = cluster.run_view(NAME).await;
+    assert_eq!(view.batches.len(), DEPLOYMENTS.div_ceil(BATCH_SIZE));
     let stats = cluster.sim.stats();
     assert_eq!(stats.template_changes.len(), DEPLOYMENTS, "{:?}", stats.template_changes);
     for (deployment, changes) in &stats.template_changes {
@@ -77,13 +78,13 @@ fn assert_once_each_despite_a_crash_per_batch(
         .collect();
     let status_path =
         format!("/apis/gisops.io/v1alpha1/namespaces/{NAMESPACE}/servicerefreshes/{NAME}/status");
-    for batch in &status.batches {
+    for batch in &view.batches {
         let last_patch = batch
-            .all_services(NAMESPACE)
+            .services
             .iter()
             .map(|service| {
-                *applied_patches.get(&service.name).unwrap_or_else(|| {
-                    panic!("batch {}: no applied restart patch of {}", batch.index, service.name)
+                *applied_patches.get(&service.key.name).unwrap_or_else(|| {
+                    panic!("batch {}: no applied restart patch of {}", batch.index, service.key)
                 })
             })
             .max()
@@ -134,14 +135,14 @@ async fn a_status_write_lost_after_every_batch_restarts_nothing_twice() {
     let (cluster, status, fired) =
         run_with(after_the_patches(RuleError::InternalError, None)).await;
     assert!(fired >= status.batches.len() as u64, "the rule fired {fired} times");
-    assert_once_each_despite_a_crash_per_batch(&cluster, &status, |code| code == Some(500));
+    assert_once_each_despite_a_crash_per_batch(&cluster, &status, |code| code == Some(500)).await;
     cluster.sim.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_status_write_timing_out_after_every_batch_restarts_nothing_twice() {
     let (cluster, status, _) = run_with(after_the_patches(RuleError::Timeout, None)).await;
-    assert_once_each_despite_a_crash_per_batch(&cluster, &status, |code| code == Some(504));
+    assert_once_each_despite_a_crash_per_batch(&cluster, &status, |code| code == Some(504)).await;
     cluster.sim.shutdown().await;
 }
 
@@ -149,7 +150,7 @@ async fn a_status_write_timing_out_after_every_batch_restarts_nothing_twice() {
 async fn a_status_write_answered_504_but_committed_restarts_nothing_twice() {
     let rule = FaultRule { commits: true, ..after_the_patches(RuleError::Timeout, None) };
     let (cluster, status, _) = run_with(rule).await;
-    assert_once_each_despite_a_crash_per_batch(&cluster, &status, |code| code == Some(504));
+    assert_once_each_despite_a_crash_per_batch(&cluster, &status, |code| code == Some(504)).await;
     cluster.sim.shutdown().await;
 }
 
@@ -197,6 +198,6 @@ async fn an_operator_killed_after_every_batch_of_patches_restarts_nothing_twice(
     assert!(operator.wait_exit(Duration::from_secs(30)).await.success(), "a clean exit");
     assert_eq!(kills, batches, "one kill per batch");
     // The write in flight at each kill was never answered.
-    assert_once_each_despite_a_crash_per_batch(&cluster, &status, |code| code.is_none());
+    assert_once_each_despite_a_crash_per_batch(&cluster, &status, |code| code.is_none()).await;
     cluster.sim.shutdown().await;
 }

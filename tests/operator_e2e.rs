@@ -11,6 +11,7 @@ use std::time::Duration;
 use common::{NAMESPACE, Operator, SimCluster, assert_template_changes, wait_for};
 use serde_json::json;
 use servicerefresh_core::crd::{BatchPhase, Phase, ServiceRefreshStatus, ServiceResult};
+use servicerefresh_core::engine::view::RunView;
 use servicerefresh_sim::{FaultConfig, SimConfig};
 
 const RUN_DEADLINE: Duration = Duration::from_secs(120);
@@ -27,14 +28,11 @@ fn fleet(deployments: usize, fail: usize) -> SimConfig {
     }
 }
 
-fn results(status: &ServiceRefreshStatus) -> BTreeMap<String, (ServiceResult, Option<String>)> {
-    status
-        .batches
-        .iter()
-        .flat_map(|b| b.all_services(NAMESPACE))
+fn results(view: &RunView) -> BTreeMap<String, (ServiceResult, Option<String>)> {
+    view.services()
         .map(|s| {
             (
-                s.name.clone(),
+                s.key.name.clone(),
                 (s.result.expect("every planned service has a result"), s.message.clone()),
             )
         })
@@ -55,11 +53,12 @@ async fn full_run_restarts_every_deployment_once_in_batches_of_ten() {
     let status = cluster.wait_for_run_end("full", RUN_DEADLINE).await;
     operator.stop().await;
 
-    assert_eq!(status.batches.len(), 14);
-    assert!(status.batches.iter().all(|b| b.phase == BatchPhase::Completed));
-    assert!(status.batches[..13].iter().all(|b| b.len() == 10));
-    assert_eq!(status.batches[13].len(), 7);
-    let results = results(&status);
+    let view = cluster.run_view("full").await;
+    assert_eq!(view.batches.len(), 14);
+    assert!(view.batches.iter().all(|b| b.phase == BatchPhase::Completed));
+    assert!(view.batches[..13].iter().all(|b| b.services.len() == 10));
+    assert_eq!(view.batches[13].services.len(), 7);
+    let results = results(&view);
     assert_eq!(
         results.keys().cloned().collect::<Vec<_>>(),
         names,
@@ -103,26 +102,27 @@ async fn abort_stops_after_the_first_failing_batch() {
 
     assert_eq!(status.phase, Some(Phase::Failed));
     let stats = cluster.sim.stats();
-    for (index, batch) in status.batches.iter().enumerate() {
-        for service in &batch.all_services(NAMESPACE) {
-            let changes = stats
-                .template_changes
-                .get(&format!("{NAMESPACE}/{}", service.name))
-                .copied()
-                .unwrap_or(0);
-            if index <= first_failing_batch {
-                assert_eq!(changes, 1, "{} in batch {} is restarted", service.name, index + 1);
-                assert_ne!(service.result, Some(ServiceResult::Skipped));
-            } else {
-                assert_eq!(
-                    changes,
-                    0,
-                    "{} in batch {} must not be restarted after the abort",
-                    service.name,
-                    index + 1
-                );
-                assert_eq!(service.result, Some(ServiceResult::Skipped), "{}", service.name);
-            }
+    let view = cluster.run_view("abort").await;
+    let mut services: Vec<_> = view.services().collect();
+    services.sort_by_key(|service| service.position);
+    assert_eq!(services.len(), names.len(), "every planned service has a result");
+    // Batches of 5 cut in plan order: plan position / 5 is the batch.
+    for service in services {
+        let index = service.position.expect("a planned service has a position") as usize / 5;
+        let name = &service.key.name;
+        let changes =
+            stats.template_changes.get(&format!("{NAMESPACE}/{name}")).copied().unwrap_or(0);
+        if index <= first_failing_batch {
+            assert_eq!(changes, 1, "{name} in batch {} is restarted", index + 1);
+            assert_ne!(service.result, Some(ServiceResult::Skipped));
+        } else {
+            assert_eq!(
+                changes,
+                0,
+                "{name} in batch {} must not be restarted after the abort",
+                index + 1
+            );
+            assert_eq!(service.result, Some(ServiceResult::Skipped), "{name}");
         }
     }
     cluster.sim.shutdown().await;
@@ -139,7 +139,7 @@ async fn operator_restarts_mid_run_never_restart_a_deployment_twice() {
     for (round, batch) in [(0, 2usize), (1, 5), (2, 8)] {
         wait_for(RUN_DEADLINE, &format!("batch {batch} to start"), || async {
             let status = cluster.status("restarts").await?;
-            status.batches.get(batch - 1).filter(|b| b.phase != BatchPhase::Pending).map(|_| ())
+            common::batch(&status, batch).map(|_| ())
         })
         .await;
         if round == 1 {

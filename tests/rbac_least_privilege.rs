@@ -167,6 +167,13 @@ impl Grant {
     /// The part of the API server's 403 message that names the refused request.
     fn refusal(&self) -> String {
         match self {
+            // A server-side apply that creates its object is authorized as a create too, and
+            // refused as the handler words it: `<resource>.<group> "<name>" is forbidden`.
+            Grant::Verb { verb, group, resource, .. }
+                if verb == "create" && resource == "servicerefreshplans" =>
+            {
+                format!("{resource}.{group} \"")
+            }
             Grant::Verb { verb, group, resource, .. } => {
                 format!("cannot {verb} resource \"{resource}\" in API group \"{group}\"")
             }
@@ -480,8 +487,14 @@ impl Lab {
                 .json::<Value>()
                 .await
                 .expect("JSON");
+            let named = job["result"]["batches"].as_array().map_or(0, |batches| {
+                batches.iter().map(|b| b["services"].as_array().map_or(0, Vec::len)).sum()
+            });
             match job["status"].as_str() {
-                Some("COMPLETED") => Ok(Some(())),
+                Some("COMPLETED") if named as u32 == DEPLOYMENTS => Ok(Some(())),
+                Some("COMPLETED") => {
+                    Err(format!("the job names {named} of its {DEPLOYMENTS} services: {job}"))
+                }
                 Some("FAILED" | "CANCELLED") | None => Err(format!("the job answered {job}")),
                 Some(_) => Ok(None),
             }
@@ -632,6 +645,9 @@ async fn every_rule_of_the_cluster_wide_chart_is_needed() {
             "ClusterRole sr-servicerefresh: gisops.io servicerefreshes list",
             "ClusterRole sr-servicerefresh: gisops.io servicerefreshes watch",
             "ClusterRole sr-servicerefresh: gisops.io servicerefreshes/status patch",
+            "ClusterRole sr-servicerefresh: gisops.io servicerefreshplans list",
+            "ClusterRole sr-servicerefresh: gisops.io servicerefreshplans create",
+            "ClusterRole sr-servicerefresh: gisops.io servicerefreshplans patch",
             "ClusterRole sr-servicerefresh: apps deployments list",
             "ClusterRole sr-servicerefresh: apps deployments watch",
             "ClusterRole sr-servicerefresh: apps deployments patch",
@@ -657,6 +673,9 @@ async fn every_rule_of_the_namespaced_chart_is_needed() {
             "Role arcgis/sr-servicerefresh: gisops.io servicerefreshes list",
             "Role arcgis/sr-servicerefresh: gisops.io servicerefreshes watch",
             "Role arcgis/sr-servicerefresh: gisops.io servicerefreshes/status patch",
+            "Role arcgis/sr-servicerefresh: gisops.io servicerefreshplans list",
+            "Role arcgis/sr-servicerefresh: gisops.io servicerefreshplans create",
+            "Role arcgis/sr-servicerefresh: gisops.io servicerefreshplans patch",
             "Role arcgis/sr-servicerefresh: apps deployments list",
             "Role arcgis/sr-servicerefresh: apps deployments watch",
             "Role arcgis/sr-servicerefresh: apps deployments patch",

@@ -21,7 +21,8 @@ use k8s_openapi::api::apps::v1::Deployment;
 use kube::Client;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
-use servicerefresh_core::crd::{Phase, ServiceRefresh, ServiceRefreshStatus};
+use servicerefresh_core::crd::{BatchStatus, Phase, ServiceRefresh, ServiceRefreshStatus};
+use servicerefresh_core::engine::view::RunView;
 use servicerefresh_operator::controller::{self, Clients, OperatorConfig};
 use servicerefresh_sim::{RequestRecord, SimConfig, SimHandle};
 use tokio::sync::oneshot;
@@ -41,6 +42,11 @@ pub async fn sim_client(sim: &SimHandle) -> Client {
         .expect("the sim's kubeconfig is usable");
     config.default_retry = false;
     Client::try_from(config).expect("client")
+}
+
+/// The started batch with number `index` (from 1) of `status`, if it is listed.
+pub fn batch(status: &ServiceRefreshStatus, index: usize) -> Option<&BatchStatus> {
+    status.batches.iter().find(|batch| batch.index as usize == index)
 }
 
 /// Installs the ServiceRefresh CRD, as `kubectl apply -f crds/` would.
@@ -70,6 +76,15 @@ impl SimCluster {
 
     pub fn deployments(&self) -> Api<Deployment> {
         Api::namespaced(self.client.clone(), NAMESPACE)
+    }
+
+    /// The current run of the ServiceRefresh `name` as a person reads it: its batches with
+    /// every service named through the run's plan objects.
+    pub async fn run_view(&self, name: &str) -> RunView {
+        let refresh = self.refreshes().get(name).await.expect("the ServiceRefresh exists");
+        let plan = servicerefresh_dev::plans::plan_of(&self.client, &refresh).await;
+        let status = refresh.status.unwrap_or_default();
+        RunView::new(&status, plan.as_ref(), NAMESPACE)
     }
 
     /// Names of the Deployments built to fail, sorted.

@@ -28,7 +28,9 @@ use servicerefresh_core::crd::{
     BatchPhase, CANCEL_REQUESTED_AT_ANNOTATION, Phase, RUN_REQUESTED_AT_ANNOTATION, RunStatus,
     RunSummary, ServiceRefresh, ServiceRefreshStatus, ServiceResult, Totals,
 };
+use servicerefresh_core::engine::Plan;
 use servicerefresh_core::engine::conditions::{self, RECONCILING, STALLED};
+use servicerefresh_core::engine::view::{self as core_view, RunView};
 
 /// The operation that submits jobs, below the context root.
 pub const OPERATION: &str = "/services/refreshAllServices";
@@ -274,7 +276,12 @@ fn own_namespace(refresh: &ServiceRefresh) -> String {
 
 /// The job `id` of `refresh`, or `None` when no pending request, run, history entry or
 /// withdrawal knows it.
-pub fn find(refresh: &ServiceRefresh, id: &str, context: &JobContext) -> Option<Job> {
+pub fn find(
+    refresh: &ServiceRefresh,
+    plan: Option<&Plan>,
+    id: &str,
+    context: &JobContext,
+) -> Option<Job> {
     let empty = ServiceRefreshStatus::default();
     let status = refresh.status.as_ref().unwrap_or(&empty);
     let ledger = Ledger::of(refresh);
@@ -292,7 +299,7 @@ pub fn find(refresh: &ServiceRefresh, id: &str, context: &JobContext) -> Option<
         messages: Vec::new(),
     };
     if let Some(run) = status.run.as_ref().filter(|run| run.request.as_deref() == Some(id)) {
-        current_run_job(&mut job, refresh, status, run, context);
+        current_run_job(&mut job, refresh, plan, status, run, context);
     } else if let Some(summary) =
         status.history.iter().find(|summary| summary.request.as_deref() == Some(id))
     {
@@ -328,6 +335,7 @@ fn run_info(run_id: &str, number: u64, reason: &str, dry_run: bool) -> RunInfo {
 fn current_run_job(
     job: &mut Job,
     refresh: &ServiceRefresh,
+    plan: Option<&Plan>,
     status: &ServiceRefreshStatus,
     run: &RunStatus,
     context: &JobContext,
@@ -355,30 +363,57 @@ fn current_run_job(
         job.starttime = start;
     }
     job.endtime = millis(run.end_time.as_ref());
-    let batches: Vec<BatchResult> = status
-        .batches
-        .iter()
-        .map(|batch| BatchResult {
-            index: batch.index,
-            status: match batch.phase {
-                BatchPhase::Pending => "PENDING",
-                BatchPhase::Running => "EXECUTING",
-                BatchPhase::Completed => "COMPLETED",
-            },
-            starttime: micro_millis(batch.start_time.as_ref()),
-            endtime: micro_millis(batch.end_time.as_ref()),
-            services: batch
-                .all_services(&own)
-                .iter()
-                .map(|service| ServiceView {
-                    name: service.name.clone(),
-                    namespace: service.namespace.clone().unwrap_or_else(|| own.clone()),
-                    result: service.result,
-                    message: service.message.clone(),
-                })
-                .collect(),
-        })
-        .collect();
+    let view = RunView::new(status, plan, &own);
+    let service_view = |service: &core_view::ServiceView| ServiceView {
+        name: service.key.name.clone(),
+        namespace: service.key.namespace.clone(),
+        result: service.result,
+        message: service.message.clone(),
+    };
+    let mut batches: Vec<BatchResult> = Vec::new();
+    if let Some(earlier) = &status.earlier_batches {
+        batches.push(BatchResult {
+            index: earlier.batches,
+            status: "COMPLETED",
+            starttime: micro_millis(earlier.start_time.as_ref()),
+            endtime: micro_millis(earlier.end_time.as_ref()),
+            services: view.earlier_services.iter().map(service_view).collect(),
+        });
+    }
+    batches.extend(view.batches.iter().map(|batch| BatchResult {
+        index: batch.index,
+        status: match batch.phase {
+            BatchPhase::Pending => "PENDING",
+            BatchPhase::Running => "EXECUTING",
+            BatchPhase::Completed => "COMPLETED",
+        },
+        starttime: batch.start_time.map_or(0, |time| time.as_millisecond()),
+        endtime: batch.end_time.map_or(0, |time| time.as_millisecond()),
+        services: batch.services.iter().map(service_view).collect(),
+    }));
+    // The batches still to come, as the next cut will make them.
+    let size = run.batch_size.unwrap_or(1).max(1) as usize;
+    let mut next = batches.last().map_or(0, |batch| batch.index) + 1;
+    for chunk in view.not_started.chunks(size) {
+        batches.push(BatchResult {
+            index: next,
+            status: "PENDING",
+            starttime: 0,
+            endtime: 0,
+            services: chunk.iter().map(service_view).collect(),
+        });
+        next += 1;
+    }
+    if !view.unbatched.is_empty() {
+        // Skipped without a batch (excluded, cancelled before their batch, a dry run).
+        batches.push(BatchResult {
+            index: next,
+            status: "SKIPPED",
+            starttime: 0,
+            endtime: 0,
+            services: view.unbatched.iter().map(service_view).collect(),
+        });
+    }
     job.updatedtime = status
         .batches
         .iter()
@@ -387,16 +422,11 @@ fn current_run_job(
         .chain([job.updatedtime, job.starttime, job.endtime])
         .max()
         .unwrap_or(0);
-    let services: Vec<&ServiceView> = batches.iter().flat_map(|batch| &batch.services).collect();
     let progress = Progress {
-        done: services.iter().filter(|service| service.result.is_some()).count() as u32,
-        total: services.len() as u32,
+        done: status.totals.ready + status.totals.failed + status.totals.skipped,
+        total: status.totals.services,
     };
-    let failures: Vec<ServiceView> = services
-        .iter()
-        .filter(|service| service.failed())
-        .map(|service| (*service).clone())
-        .collect();
+    let failures: Vec<ServiceView> = view.failures().into_iter().map(service_view).collect();
 
     let messages = &mut job.messages;
     messages.push(message(
@@ -545,7 +575,7 @@ pub fn list(refresh: &ServiceRefresh, context: &JobContext) -> Vec<Job> {
     for id in ledger.ids() {
         add(Some(id));
     }
-    let mut jobs: Vec<Job> = ids.iter().filter_map(|id| find(refresh, id, context)).collect();
+    let mut jobs: Vec<Job> = ids.iter().filter_map(|id| find(refresh, None, id, context)).collect();
     jobs.sort_by_key(|job| std::cmp::Reverse((job.starttime, job.updatedtime)));
     jobs
 }

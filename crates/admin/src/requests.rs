@@ -25,6 +25,7 @@ use super::ledger::{LEDGER_ANNOTATION, Ledger};
 use servicerefresh_core::crd::{
     CANCEL_REQUESTED_AT_ANNOTATION, RUN_REQUESTED_AT_ANNOTATION, ServiceRefresh,
 };
+use servicerefresh_core::engine::Plan;
 
 /// Field manager of the API's writes.
 pub const FIELD_MANAGER: &str = "servicerefresh-admin";
@@ -104,7 +105,7 @@ pub fn plan_cancel(
     context: &JobContext,
     now: Timestamp,
 ) -> Result<CancelPlan, RequestError> {
-    let job = jobs::find(refresh, id, context)
+    let job = jobs::find(refresh, None, id, context)
         .ok_or_else(|| RequestError::JobNotFound { id: id.to_owned() })?;
     match job.status {
         JobStatus::Cancelling | JobStatus::Cancelled => Ok(CancelPlan::Unchanged(Box::new(job))),
@@ -150,6 +151,19 @@ pub struct Requests {
 }
 
 impl Requests {
+    /// The plan of `refresh`'s current run, which names its services; `None` when it cannot
+    /// be read (the job then shows what the status alone holds).
+    pub async fn plan_of(&self, refresh: &ServiceRefresh) -> Option<Plan> {
+        let client = self.api.clone().into_client();
+        match servicerefresh_operator::controller::plans::read_plan(&client, refresh).await {
+            Ok(plan) => plan,
+            Err(error) => {
+                tracing::warn!(%error, "admin API: cannot read the run's plan objects; the job shows the status alone");
+                None
+            }
+        }
+    }
+
     pub fn new(cached: CachedTarget, client: kube::Client, context: JobContext) -> Self {
         let target = cached.target();
         let api = Api::namespaced(client, &target.namespace);
@@ -190,7 +204,8 @@ impl Requests {
                         Some(written) => {
                             // Read-your-writes: the caller may ask for the job right away.
                             let cached = self.cached.wait_past(seen.as_deref()).await?;
-                            let newest = if jobs::find(&cached, &id, &self.context).is_some() {
+                            let newest = if jobs::find(&cached, None, &id, &self.context).is_some()
+                            {
                                 cached
                             } else {
                                 Arc::new(written)
@@ -227,7 +242,7 @@ impl Requests {
                         } else {
                             refresh
                         };
-                        return jobs::find(&newest, id, &self.context)
+                        return jobs::find(&newest, None, id, &self.context)
                             .ok_or_else(|| RequestError::JobNotFound { id: id.to_owned() });
                     }
                 }
@@ -240,7 +255,7 @@ impl Requests {
     }
 
     fn job_or_submitted(&self, refresh: &ServiceRefresh, id: &str) -> Job {
-        jobs::find(refresh, id, &self.context).unwrap_or_else(|| Job {
+        jobs::find(refresh, None, id, &self.context).unwrap_or_else(|| Job {
             jobid: id.to_owned(),
             status: JobStatus::Submitted,
             starttime: jobs::submitted_at(id).unwrap_or(0),

@@ -283,7 +283,8 @@ async fn job(
         Ok(refresh) => refresh,
         Err(error) => return api.error(format, &cache_error(error), &params),
     };
-    let Some(job) = jobs::find(&refresh, &id, &api.context) else {
+    let plan = api.requests.plan_of(&refresh).await;
+    let Some(job) = jobs::find(&refresh, plan.as_ref(), &id, &api.context) else {
         return api.error(format, &ArcGisError::job_not_found(&id), &params);
     };
     match format {

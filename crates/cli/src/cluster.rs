@@ -6,12 +6,14 @@
 
 use std::path::PathBuf;
 
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 
 use super::error::{CliError, root_cause};
-use servicerefresh_core::crd::ServiceRefresh;
+use servicerefresh_core::crd::{ServiceRefresh, ServiceRefreshPlan};
+use servicerefresh_core::engine::Plan;
+use servicerefresh_core::engine::plan::PLAN_OWNER_LABEL;
 
 /// Field manager of the CLI's writes, distinct from the operator's.
 pub const FIELD_MANAGER: &str = "servicerefresh-cli";
@@ -85,6 +87,21 @@ impl Target {
         match self.api.get(&self.name).await {
             Ok(refresh) => Ok(refresh),
             Err(err) => Err(self.classify(err, "read").await),
+        }
+    }
+
+    /// The plan of `refresh`'s current run, joined from its ServiceRefreshPlan objects.
+    /// `None` when it has no run, or its plan objects do not add up (yet).
+    pub async fn plan_of(&self, refresh: &ServiceRefresh) -> Result<Option<Plan>, CliError> {
+        let reference = refresh.status.as_ref().and_then(|s| s.run.as_ref()?.plan.clone());
+        let (Some(reference), Some(uid)) = (reference, refresh.metadata.uid.as_deref()) else {
+            return Ok(None);
+        };
+        let plans: Api<ServiceRefreshPlan> = Api::namespaced(self.client.clone(), &self.namespace);
+        let params = ListParams::default().labels(&format!("{PLAN_OWNER_LABEL}={uid}"));
+        match plans.list(&params).await {
+            Ok(list) => Ok(Plan::from_objects(&reference, &list.items).ok()),
+            Err(err) => Err(self.classify(err, "read the plan of").await),
         }
     }
 

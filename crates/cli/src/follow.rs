@@ -19,6 +19,7 @@ use super::progress::Progress;
 use super::request::RunRequest;
 use super::view::{PlanView, RunView};
 use servicerefresh_core::crd::{Phase, RUN_REQUESTED_AT_ANNOTATION, ServiceRefresh};
+use servicerefresh_core::engine::Plan;
 
 /// Watch failures that last this long without a single good event end the command.
 const WATCH_FAILURE_GRACE: Duration = Duration::from_secs(30);
@@ -68,7 +69,7 @@ fn waiting_for(plan: &PlanView) -> String {
             run.number,
             run.reason,
             plan.batch_position(),
-            plan.batches.len()
+            plan.total_batches()
         );
     }
     if let Some(blocked) = plan.blocked() {
@@ -132,6 +133,8 @@ pub async fn follow(
     };
     let mut newer_requests = BTreeSet::new();
     let mut failing_since: Option<Instant> = None;
+    // The run's plan, read again only when the status refers to another one.
+    let mut run_plan: Option<Plan> = None;
 
     loop {
         let event = tokio::select! {
@@ -174,7 +177,14 @@ pub async fn follow(
         if request.uid.is_some() && refresh.metadata.uid != request.uid {
             return Err(deleted(target));
         }
-        let plan = PlanView::of(&refresh);
+        let reference = refresh.status.as_ref().and_then(|s| s.run.as_ref()?.plan.as_ref());
+        if reference.map(|reference| reference.digest.as_str())
+            != run_plan.as_ref().map(|plan| plan.digest())
+        {
+            // A plan that cannot be read leaves the services unnamed, never the run unfollowed.
+            run_plan = target.plan_of(&refresh).await.unwrap_or(None);
+        }
+        let plan = PlanView::of(&refresh, run_plan.as_ref());
         let now = jiff::Timestamp::now();
         let located = locate(request, &plan);
         if matches!(located, Located::Waiting(_))

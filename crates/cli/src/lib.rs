@@ -201,7 +201,8 @@ async fn run_start(args: &StartArgs, program: &str) -> Result<u8, CliError> {
         "requested a run of ServiceRefresh {object} ({RUN_REQUESTED_AT_ANNOTATION}={})",
         request.value
     ));
-    let plan = PlanView::of(&written);
+    // Only whether a run is active matters here: the services' names are not needed.
+    let plan = PlanView::of(&written, None);
     if let Some(active) = plan.active_run() {
         progress.note(&format!(
             "run {} is active; this request starts one follow-up run when it ends",
@@ -278,7 +279,7 @@ fn where_it_stands(run: Option<&RunView>, plan: &PlanView) -> String {
                 "run {} is at batch {}/{} with {}/{} services done",
                 run.number,
                 plan.batch_position(),
-                plan.batches.len(),
+                plan.total_batches(),
                 counts.done(),
                 counts.total()
             )
@@ -348,7 +349,8 @@ pub async fn status(args: StatusArgs, program: &str) -> ExitCode {
             let status = serde_json::to_value(&refresh.status).unwrap_or_default();
             return print_json(&status);
         }
-        let plan = PlanView::of(&refresh);
+        let run_plan = target.plan_of(&refresh).await?;
+        let plan = PlanView::of(&refresh, run_plan.as_ref());
         let table =
             render::plan_table(&target.namespace, &target.name, &plan, jiff::Timestamp::now());
         let mut out = std::io::stdout().lock();

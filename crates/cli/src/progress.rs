@@ -81,8 +81,9 @@ fn eprintln_flushed(line: &str) {
 #[derive(Default)]
 struct BatchEvents {
     run_announced: bool,
-    started: usize,
-    completed: usize,
+    /// The number of the last batch announced as started, and as completed.
+    started: u32,
+    completed: u32,
     suspended: bool,
     cancel_announced: bool,
 }
@@ -90,7 +91,7 @@ struct BatchEvents {
 impl BatchEvents {
     fn new_lines(&mut self, run: &RunView, plan: &PlanView, now: Timestamp) -> Vec<String> {
         let mut lines = Vec::new();
-        let batches = plan.batches.len();
+        let batches = plan.total_batches();
         if !self.run_announced {
             self.run_announced = true;
             lines.push(format!(
@@ -99,15 +100,17 @@ impl BatchEvents {
                 plan.counts().total(),
             ));
         }
-        for (i, batch) in plan.batches.iter().enumerate() {
+        for batch in plan.listed_batches() {
             let completed = batch.phase == servicerefresh_core::crd::BatchPhase::Completed;
-            if i == self.started && (batch.started() || completed) {
-                lines.push(render::batch_started(batch, batches));
-                self.started += 1;
+            if batch.index > self.started && (batch.started() || completed) {
+                if batch.folded <= 1 {
+                    lines.push(render::batch_started(batch, batches));
+                }
+                self.started = batch.index;
             }
-            if i == self.completed && i < self.started && completed {
+            if batch.index > self.completed && batch.index <= self.started && completed {
                 lines.push(render::batch_completed(batch, batches, now));
-                self.completed += 1;
+                self.completed = batch.index;
             }
         }
         let suspended = run.active() && run.phase == Phase::Suspended;
@@ -209,7 +212,7 @@ impl Bars {
             "{}  batch {}/{}",
             render::run_label(run),
             plan.batch_position(),
-            plan.batches.len()
+            plan.total_batches()
         );
         if run.active() && run.phase == Phase::Suspended {
             header.push_str("  (suspended by spec.suspend)");
@@ -310,6 +313,7 @@ mod tests {
     fn batch(index: u32, phase: BatchPhase, results: &[Option<ServiceResult>]) -> BatchView {
         BatchView {
             index,
+            folded: 1,
             phase,
             start: None,
             end: None,

@@ -74,7 +74,12 @@ pub fn batch_started(batch: &BatchView, batches: usize) -> String {
 /// `batch 2/14 completed in 3.2s: 9 ready, 1 failed, 0 skipped`.
 pub fn batch_completed(batch: &BatchView, batches: usize, now: Timestamp) -> String {
     let took = batch.elapsed(now).map(|d| format!(" in {}", duration(d))).unwrap_or_default();
-    format!("batch {}/{batches} completed{took}: {}", batch.index, counts_text(&batch.counts()))
+    let what = if batch.folded > 1 { "batches" } else { "batch" };
+    format!(
+        "{what} {} completed{took}: {}",
+        batch_label(batch, batches),
+        counts_text(&batch.counts())
+    )
 }
 
 /// The result column of a service: its result, or what it is doing without one.
@@ -125,20 +130,21 @@ pub fn summary(run: &RunView, plan: Option<&PlanView>, now: Timestamp) -> String
         }
         return out;
     };
-    let batches = plan.batches.len();
-    let failures = || plan.batches.iter().flat_map(BatchView::failures);
+    let batches = plan.total_batches();
+    let failures = || plan.listed_batches().flat_map(BatchView::failures);
     let name_width = failures().map(|s| s.name.chars().count()).max().unwrap_or(0);
     let result_width = failures().map(|s| result_text(s, BatchPhase::Completed).len()).max();
-    for batch in &plan.batches {
+    for batch in plan.listed_batches() {
         let took = batch.elapsed(now).map(|d| format!(" in {}", duration(d))).unwrap_or_default();
         let phase = match batch.phase {
             BatchPhase::Completed => "completed",
             BatchPhase::Running => "running",
             BatchPhase::Pending => "not started",
         };
+        let what = if batch.folded > 1 { "batches" } else { "batch" };
         out.push_str(&format!(
-            "  batch {}/{batches} {phase}{took}: {}\n",
-            batch.index,
+            "  {what} {} {phase}{took}: {}\n",
+            batch_label(batch, batches),
             counts_text(&batch.counts())
         ));
         for service in batch.failures() {
@@ -153,7 +159,20 @@ pub fn summary(run: &RunView, plan: Option<&PlanView>, now: Timestamp) -> String
             out.push('\n');
         }
     }
+    if !plan.unbatched.is_empty() {
+        let counts = Counts::of(&plan.unbatched);
+        out.push_str(&format!("  not in a batch: {}\n", counts_text(&counts)));
+    }
     out
+}
+
+/// A batch's number out of `total`; `1-N/total` for the batches the status sums up.
+fn batch_label(batch: &BatchView, total: usize) -> String {
+    if batch.folded > 1 {
+        format!("1-{}/{total}", batch.index)
+    } else {
+        format!("{}/{total}", batch.index)
+    }
 }
 
 /// The plan table of `servicerefresh status`: the run's identity and timing, the totals, the
@@ -202,10 +221,10 @@ pub fn plan_table(namespace: &str, name: &str, plan: &PlanView, now: Timestamp) 
             t.services, t.restarted, t.ready, t.failed, t.skipped
         ),
     ]);
-    if !plan.batches.is_empty() {
+    if plan.total_batches() > 0 {
         head.push(vec![
             "Batch:".into(),
-            format!("{}/{}", plan.batch_position(), plan.batches.len()),
+            format!("{}/{}", plan.batch_position(), plan.total_batches()),
         ]);
     }
     for condition in plan.conditions.iter().filter(|c| c.status) {
@@ -215,22 +234,22 @@ pub fn plan_table(namespace: &str, name: &str, plan: &PlanView, now: Timestamp) 
         ]);
     }
     let mut out = align(&head);
-    if plan.batches.is_empty() {
+    if plan.total_batches() == 0 && plan.unbatched.is_empty() {
         return out;
     }
     out.push('\n');
-    let batches = plan.batches.len();
+    let batches = plan.total_batches();
     let mut rows = vec![
         ["BATCH", "PHASE", "STARTED", "DURATION", "SERVICE", "RESULT", "MESSAGE"]
             .map(String::from)
             .to_vec(),
     ];
-    for batch in &plan.batches {
+    for batch in plan.listed_batches() {
         for (i, service) in batch.services.iter().enumerate() {
             let first = i == 0;
             let cell = |text: String| if first { text } else { String::new() };
             rows.push(vec![
-                cell(format!("{}/{batches}", batch.index)),
+                cell(batch_label(batch, batches)),
                 cell(format!("{:?}", batch.phase)),
                 cell(batch.start.map(time).unwrap_or_else(|| "-".into())),
                 cell(batch.elapsed(now).map(duration).unwrap_or_else(|| "-".into())),
@@ -239,6 +258,18 @@ pub fn plan_table(namespace: &str, name: &str, plan: &PlanView, now: Timestamp) 
                 service.message.clone().unwrap_or_default(),
             ]);
         }
+    }
+    for (i, service) in plan.unbatched.iter().enumerate() {
+        let cell = |text: &str| if i == 0 { text.to_owned() } else { String::new() };
+        rows.push(vec![
+            cell("-"),
+            cell("none"),
+            cell("-"),
+            cell("-"),
+            service.name.clone(),
+            result_text(service, BatchPhase::Completed),
+            service.message.clone().unwrap_or_default(),
+        ]);
     }
     out.push_str(&align(&rows));
     out
@@ -276,6 +307,7 @@ mod tests {
             batches: vec![
                 BatchView {
                     index: 1,
+                    folded: 1,
                     phase: BatchPhase::Completed,
                     start: Some(ts(1_001)),
                     end: Some(ts(1_004)),
@@ -286,6 +318,7 @@ mod tests {
                 },
                 BatchView {
                     index: 2,
+                    folded: 1,
                     phase: BatchPhase::Running,
                     start: Some(ts(1_004)),
                     end: None,

@@ -87,7 +87,7 @@ pub enum CancelOutcome {
     /// The active run had a cancel request already; nothing was written.
     AlreadyRequested { run: RunView },
     /// No run is active; nothing was written.
-    NoActiveRun { plan: PlanView },
+    NoActiveRun { plan: Box<PlanView> },
 }
 
 /// Requests cancellation of the active run, if there is one. With no active run nothing is
@@ -96,9 +96,9 @@ pub async fn request_cancel(target: &Target) -> Result<CancelOutcome, CliError> 
     let value = fresh_value();
     for _ in 0..MAX_ATTEMPTS {
         let current = target.get().await?;
-        let plan = PlanView::of(&current);
+        let plan = PlanView::of(&current, None);
         let Some(run) = plan.active_run().cloned() else {
-            return Ok(CancelOutcome::NoActiveRun { plan });
+            return Ok(CancelOutcome::NoActiveRun { plan: Box::new(plan) });
         };
         if run.cancel_requested {
             return Ok(CancelOutcome::AlreadyRequested { run });

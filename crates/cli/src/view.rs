@@ -1,12 +1,15 @@
-//! The one place where the CLI reads a `ServiceRefreshStatus`. It turns the status into the
-//! few facts the commands and the renderer need: the current run and past runs, the plan
-//! batch by batch with each service's result, counts, and the conditions' reasons. If the
-//! status layout changes (a more compact form of the batches for large plans, say), only this
-//! module changes.
+//! The one place where the CLI reads a `ServiceRefreshStatus`. It turns the status and the
+//! run's plan (read through the core's run view) into the few facts the commands and the
+//! renderer need: the current run and past runs, the batches with each service's result,
+//! the batches still to come as `batchSize` will cut them, counts, and the conditions'
+//! reasons.
 
 use jiff::Timestamp;
 
 use servicerefresh_core::crd::{BatchPhase, Phase, ServiceRefreshStatus, ServiceResult, Totals};
+use servicerefresh_core::engine::Plan;
+use servicerefresh_core::engine::results::display_name;
+use servicerefresh_core::engine::view::{self as core_view, RunView as CoreRunView};
 
 /// What the CLI knows about one ServiceRefresh's status.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -17,8 +20,13 @@ pub struct PlanView {
     pub run: Option<RunView>,
     /// Earlier runs, newest first. Includes the current run once it has ended.
     pub history: Vec<RunView>,
-    /// The current run's plan.
+    /// The current run's batches: those started (the earliest may be summed up in
+    /// `earlier`), then those to come, as `batchSize` will cut them.
     pub batches: Vec<BatchView>,
+    /// The earliest batches of a long run, summed up in the status.
+    pub earlier: Option<BatchView>,
+    /// Services skipped without a batch: excluded, cancelled before their batch, a dry run.
+    pub unbatched: Vec<ServiceView>,
     /// Counts over the current run's plan, as the operator recorded them.
     pub totals: Totals,
     /// The kstatus conditions.
@@ -78,8 +86,12 @@ impl RunView {
 /// One batch of the plan.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BatchView {
-    /// Position in the plan, counting from 1.
+    /// Number of the batch in the run, counting from 1; for batches the status sums up, the
+    /// number of the last of them.
     pub index: u32,
+    /// How many batches this entry stands for: more than one when the status sums up the
+    /// earliest batches of a long run.
+    pub folded: u32,
     pub phase: BatchPhase,
     pub start: Option<Timestamp>,
     pub end: Option<Timestamp>,
@@ -110,7 +122,7 @@ pub struct Counts {
 }
 
 impl Counts {
-    fn of<'a>(services: impl IntoIterator<Item = &'a ServiceView>) -> Self {
+    pub fn of<'a>(services: impl IntoIterator<Item = &'a ServiceView>) -> Self {
         let mut counts = Counts::default();
         for service in services {
             match service.result {
@@ -165,40 +177,61 @@ impl BatchView {
 }
 
 impl PlanView {
-    /// The view of a ServiceRefresh's status (empty without one).
-    pub fn of(refresh: &servicerefresh_core::crd::ServiceRefresh) -> Self {
+    /// The view of a ServiceRefresh's status (empty without one), with the services named
+    /// through its run's `plan` when it is known.
+    pub fn of(refresh: &servicerefresh_core::crd::ServiceRefresh, plan: Option<&Plan>) -> Self {
         let own_namespace = refresh.metadata.namespace.as_deref().unwrap_or_default();
         refresh
             .status
             .as_ref()
-            .map(|status| Self::from_status(status, own_namespace))
+            .map(|status| Self::from_status(status, own_namespace, plan))
             .unwrap_or_default()
     }
 
     /// The view of `status`, for a ServiceRefresh in `own_namespace`.
-    pub fn from_status(status: &ServiceRefreshStatus, own_namespace: &str) -> Self {
-        let batches: Vec<BatchView> = status
-            .batches
-            .iter()
-            .map(|batch| BatchView {
-                index: batch.index,
-                phase: batch.phase,
-                start: batch.start_time.as_ref().map(|t| t.0),
-                end: batch.end_time.as_ref().map(|t| t.0),
-                services: batch
-                    .all_services(own_namespace)
-                    .iter()
-                    .map(|service| ServiceView {
-                        name: match &service.namespace {
-                            Some(namespace) => format!("{namespace}/{}", service.name),
-                            None => service.name.clone(),
-                        },
-                        result: service.result,
-                        message: service.message.clone(),
-                    })
-                    .collect(),
-            })
-            .collect();
+    pub fn from_status(
+        status: &ServiceRefreshStatus,
+        own_namespace: &str,
+        plan: Option<&Plan>,
+    ) -> Self {
+        let run_view = CoreRunView::new(status, plan, own_namespace);
+        let service = |service: &core_view::ServiceView| ServiceView {
+            name: display_name(&service.key, own_namespace),
+            result: service.result,
+            message: service.message.clone(),
+        };
+        let earlier = status.earlier_batches.as_ref().map(|earlier| BatchView {
+            index: earlier.batches,
+            folded: earlier.batches,
+            phase: BatchPhase::Completed,
+            start: earlier.start_time.as_ref().map(|t| t.0),
+            end: earlier.end_time.as_ref().map(|t| t.0),
+            services: run_view.earlier_services.iter().map(service).collect(),
+        });
+        let mut batches: Vec<BatchView> = Vec::new();
+        batches.extend(run_view.batches.iter().map(|batch| BatchView {
+            index: batch.index,
+            folded: 1,
+            phase: batch.phase,
+            start: batch.start_time,
+            end: batch.end_time,
+            services: batch.services.iter().map(service).collect(),
+        }));
+        // The batches still to come, as the next cut will make them.
+        let size = status.run.as_ref().and_then(|run| run.batch_size).unwrap_or(1).max(1) as usize;
+        let started = earlier.as_ref().map_or(0, |earlier| earlier.index);
+        let first_pending = batches.last().map_or(started, |batch| batch.index) + 1;
+        for (index, chunk) in (first_pending..).zip(run_view.not_started.chunks(size)) {
+            batches.push(BatchView {
+                index,
+                folded: 1,
+                phase: BatchPhase::Pending,
+                start: None,
+                end: None,
+                services: chunk.iter().map(service).collect(),
+            });
+        }
+        let unbatched: Vec<ServiceView> = run_view.unbatched.iter().map(service).collect();
         let history: Vec<RunView> = status
             .history
             .iter()
@@ -225,7 +258,7 @@ impl PlanView {
                 recorded.phase
             } else if let Some(phase) = status.phase.filter(|p| is_terminal(*p)) {
                 phase
-            } else if batches.iter().any(|b| b.failures().next().is_some()) {
+            } else if status.totals.failed > 0 {
                 Phase::Failed
             } else if run.cancel_request.is_some() {
                 Phase::Cancelled
@@ -261,6 +294,8 @@ impl PlanView {
             run,
             history,
             batches,
+            earlier,
+            unbatched,
             totals: status.totals.clone(),
             conditions,
             handled_request: status.triggers.run_requested_at.clone(),
@@ -269,7 +304,26 @@ impl PlanView {
 
     /// Results over the whole plan.
     pub fn counts(&self) -> Counts {
-        Counts::of(self.batches.iter().flat_map(|b| &b.services))
+        Counts::of(self.services())
+    }
+
+    /// Every service of the plan: the earliest batches', the listed batches', the skipped.
+    pub fn services(&self) -> impl Iterator<Item = &ServiceView> {
+        self.earlier
+            .iter()
+            .chain(&self.batches)
+            .flat_map(|batch| &batch.services)
+            .chain(&self.unbatched)
+    }
+
+    /// The batches in order: the earliest summed up (if any), then those listed.
+    pub fn listed_batches(&self) -> impl Iterator<Item = &BatchView> {
+        self.earlier.iter().chain(&self.batches)
+    }
+
+    /// How many batches the run has: those summed up, those listed, and those to come.
+    pub fn total_batches(&self) -> usize {
+        self.earlier.as_ref().map_or(0, |earlier| earlier.folded as usize) + self.batches.len()
     }
 
     /// The batch being restarted: the first one not completed, once it has started.
@@ -279,10 +333,13 @@ impl PlanView {
 
     /// 1-based number of the first batch not completed (the number of batches when all are).
     pub fn batch_position(&self) -> usize {
-        self.batches
-            .iter()
-            .position(|b| b.phase != BatchPhase::Completed)
-            .map_or(self.batches.len(), |i| i + 1)
+        let earlier = self.earlier.as_ref().map_or(0, |earlier| earlier.folded as usize);
+        earlier
+            + self
+                .batches
+                .iter()
+                .position(|b| b.phase != BatchPhase::Completed)
+                .map_or(self.batches.len(), |i| i + 1)
     }
 
     /// The active run, if any.
@@ -316,6 +373,8 @@ mod tests {
     fn service(name: &str, result: Option<ServiceResult>) -> ServiceStatus {
         ServiceStatus {
             name: name.into(),
+            position: None,
+            reason: None,
             namespace: None,
             generation: None,
             uid: None,
@@ -333,6 +392,10 @@ mod tests {
             request: Some("r2".into()),
             cancel_request: None,
             dry_run: false,
+            plan: None,
+            next_position: 0,
+            batch_size: None,
+            selection: None,
             start_time: Some(Time(Timestamp::from_second(100).unwrap())),
             end_time: Some(Time(Timestamp::from_second(160).unwrap())),
         };
@@ -346,6 +409,8 @@ mod tests {
                 start_time: None,
                 end_time: None,
                 message_time: None,
+                positions: None,
+                counts: None,
                 ready: vec![],
                 services: vec![
                     service("a", Some(ServiceResult::Ready)),
@@ -373,7 +438,8 @@ mod tests {
 
     #[test]
     fn an_ended_run_takes_its_phase_from_history_not_from_a_queued_follow_up() {
-        let view = PlanView::from_status(&status_with_ended_run_and_follow_up_queued(), "arcgis");
+        let view =
+            PlanView::from_status(&status_with_ended_run_and_follow_up_queued(), "arcgis", None);
         let run = view.run.as_ref().unwrap();
         assert_eq!(run.phase, Phase::Failed);
         assert!(!run.active());
@@ -382,7 +448,8 @@ mod tests {
 
     #[test]
     fn counts_group_failures_and_qualify_foreign_namespaces() {
-        let view = PlanView::from_status(&status_with_ended_run_and_follow_up_queued(), "arcgis");
+        let view =
+            PlanView::from_status(&status_with_ended_run_and_follow_up_queued(), "arcgis", None);
         let counts = view.counts();
         assert_eq!((counts.ready, counts.failed, counts.skipped, counts.waiting), (1, 1, 1, 0));
         assert_eq!(counts.done(), 3);
@@ -401,7 +468,7 @@ mod tests {
         }
         status.batches[0].phase = BatchPhase::Running;
         status.batches[0].services[2].result = None;
-        let view = PlanView::from_status(&status, "arcgis");
+        let view = PlanView::from_status(&status, "arcgis", None);
         assert_eq!(view.active_run().map(|r| r.phase), Some(Phase::Suspended));
         assert_eq!(view.current_batch().map(|b| b.index), Some(1));
         assert_eq!(view.counts().waiting, 1);

@@ -9,14 +9,18 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::Client;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::watcher;
-use kube::{Client, CustomResourceExt};
 use serde_json::json;
 use servicerefresh_sim::{FaultConfig, SimConfig, SimHandle};
 use thiserror::Error;
 
-use servicerefresh_core::crd::{BatchPhase, Phase, ServiceRefresh, ServiceRefreshStatus};
+use servicerefresh_core::crd::{
+    BatchPhase, BatchStatus, Phase, ServiceRefresh, ServiceRefreshStatus,
+};
+use servicerefresh_core::engine::Plan;
+use servicerefresh_core::engine::view::RunView;
 use servicerefresh_operator::controller::{self, Clients, OperatorConfig};
 
 /// Namespace the demo fleet lives in.
@@ -80,13 +84,15 @@ async fn sim_client(sim: &SimHandle) -> Result<Client, DemoError> {
     Ok(Client::try_from(config)?)
 }
 
-/// Installs the ServiceRefresh CRD, as `kubectl apply -f crds/` would (the end-to-end tests
-/// install it the same way).
+/// Installs the CRDs (ServiceRefresh and ServiceRefreshPlan), as `kubectl apply -f crds/`
+/// would (the end-to-end tests install them the same way).
 pub async fn install_crd(client: &Client) -> Result<(), kube::Error> {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let params = PatchParams::apply(controller::FIELD_MANAGER).force();
-    crds.patch(ServiceRefresh::crd_name(), &params, &Patch::Apply(servicerefresh_core::crd::crd()))
-        .await?;
+    for crd in servicerefresh_core::crd::crds() {
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        crds.patch(&name, &params, &Patch::Apply(crd)).await?;
+    }
     Ok(())
 }
 
@@ -144,15 +150,21 @@ async fn run_demo(options: &DemoOptions, out: &mut impl Write) -> Result<Phase, 
     let outcome = tokio::time::timeout(DEADLINE, follow(&refreshes, out, started)).await;
     let _ = stop_operator.send(());
     let operator_result = operator.await;
-    sim.shutdown().await;
-    let status = match outcome {
-        Ok(status) => status?,
-        Err(_) => return Err(DemoError::Timeout(DEADLINE)),
+    let refresh = match outcome {
+        Ok(refresh) => refresh,
+        Err(_) => Err(DemoError::Timeout(DEADLINE)),
     };
+    let plan = match &refresh {
+        Ok(refresh) => crate::plans::plan_of(&client, refresh).await,
+        Err(_) => None,
+    };
+    sim.shutdown().await;
+    let refresh = refresh?;
+    let status = refresh.status.unwrap_or_default();
     if let Ok(Err(error)) = operator_result {
         return Err(DemoError::Operator(error));
     }
-    print_summary(&status, out);
+    print_summary(&status, plan.as_ref(), out);
     let phase = status.phase.unwrap_or(Phase::Failed);
     let _ = writeln!(out, "\nrun {phase:?} in {:.1}s", started.elapsed().as_secs_f64());
     Ok(phase)
@@ -175,7 +187,7 @@ async fn follow(
     refreshes: &Api<ServiceRefresh>,
     out: &mut impl Write,
     started: Instant,
-) -> Result<ServiceRefreshStatus, DemoError> {
+) -> Result<Box<ServiceRefresh>, DemoError> {
     let config = watcher::Config::default().fields("metadata.name=refresh-all-services");
     let mut events = watcher::watcher(refreshes.clone(), config).boxed();
     let mut last_line = String::new();
@@ -184,12 +196,12 @@ async fn follow(
         let Ok(watcher::Event::Apply(refresh) | watcher::Event::InitApply(refresh)) = event else {
             continue;
         };
-        let Some(status) = refresh.status else { continue };
-        while announced_batches < status.batches.len()
-            && status.batches[announced_batches].phase == BatchPhase::Completed
-        {
-            let _ = writeln!(out, "  {}", batch_line(&status, announced_batches));
-            announced_batches += 1;
+        let Some(status) = refresh.status.clone() else { continue };
+        for batch in &status.batches {
+            if batch.index as usize > announced_batches && batch.phase == BatchPhase::Completed {
+                let _ = writeln!(out, "  {}", batch_line(&status, batch));
+                announced_batches = batch.index as usize;
+            }
         }
         let line = format!(
             "[{:>5.1}s] {:<9} batch {:<6} ready {:<8} failed {}",
@@ -204,43 +216,42 @@ async fn follow(
             last_line = line;
         }
         if matches!(status.phase, Some(Phase::Succeeded | Phase::Failed | Phase::Cancelled)) {
-            return Ok(status);
+            return Ok(Box::new(refresh));
         }
     }
     Err(DemoError::WatchEnded)
 }
 
-fn batch_line(status: &ServiceRefreshStatus, index: usize) -> String {
-    let batch = &status.batches[index];
-    let services = batch.all_services(NAMESPACE);
-    let count = |result| services.iter().filter(|s| s.result == Some(result)).count();
+fn batch_line(status: &ServiceRefreshStatus, batch: &BatchStatus) -> String {
+    let counts = batch.counts.clone().unwrap_or_default();
     let seconds = match (&batch.start_time, &batch.end_time) {
         (Some(start), Some(end)) => end.0.duration_since(start.0).as_secs_f64(),
         _ => 0.0,
     };
+    let total = status
+        .batch
+        .as_deref()
+        .and_then(|batch| batch.split_once('/'))
+        .map_or("?", |(_, total)| total);
     format!(
-        "batch {:>2}/{} done in {:>4.1}s: {} ready, {} failed, {} timed out, {} gone, {} skipped",
-        batch.index,
-        status.batches.len(),
-        seconds,
-        count(servicerefresh_core::crd::ServiceResult::Ready),
-        count(servicerefresh_core::crd::ServiceResult::Failed),
-        count(servicerefresh_core::crd::ServiceResult::TimedOut),
-        count(servicerefresh_core::crd::ServiceResult::Gone),
-        count(servicerefresh_core::crd::ServiceResult::Skipped),
+        "batch {:>2}/{total} done in {:>4.1}s: {} ready, {} failed, {} skipped",
+        batch.index, seconds, counts.ready, counts.failed, counts.skipped,
     )
 }
 
-fn print_summary(status: &ServiceRefreshStatus, out: &mut impl Write) {
+fn print_summary(status: &ServiceRefreshStatus, plan: Option<&Plan>, out: &mut impl Write) {
     let _ = writeln!(out, "\nsummary:");
-    for index in 0..status.batches.len() {
-        let _ = writeln!(out, "  {}", batch_line(status, index));
-        for service in &status.batches[index].services {
-            // Ready services are folded into `ready` and have no message to show.
+    let view = RunView::new(status, plan, NAMESPACE);
+    for batch in &status.batches {
+        let _ = writeln!(out, "  {}", batch_line(status, batch));
+        let Some(listed) = view.batches.iter().find(|listed| listed.index == batch.index) else {
+            continue;
+        };
+        for service in &listed.services {
             if let (Some(result), Some(message)) = (service.result, service.message.as_ref())
                 && result != servicerefresh_core::crd::ServiceResult::Ready
             {
-                let _ = writeln!(out, "      {} {:?}: {message}", service.name, result);
+                let _ = writeln!(out, "      {} {:?}: {message}", service.key.name, result);
             }
         }
     }

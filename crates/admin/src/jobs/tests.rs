@@ -87,7 +87,7 @@ fn a_request_no_run_handled_is_submitted_and_names_its_submitter() {
         &[(RUN_REQUESTED_AT_ANNOTATION, JOB), (LEDGER_ANNOTATION, &ledger(&[(JOB, "alice")]))],
         None,
     );
-    let job = find(&object, JOB, &context()).expect("pending job");
+    let job = find(&object, None, JOB, &context()).expect("pending job");
     assert_eq!(job.status, JobStatus::Submitted);
     assert_eq!(
         (job.starttime, job.endtime, job.updatedtime),
@@ -98,7 +98,7 @@ fn a_request_no_run_handled_is_submitted_and_names_its_submitter() {
     assert!(job.result.is_none());
     assert!(job.messages[0].description.contains("Submitted by alice"));
     assert_eq!(pending_request(&object), Some(JOB));
-    assert!(find(&object, "j-unknown", &context()).is_none());
+    assert!(find(&object, None, "j-unknown", &context()).is_none());
 }
 
 #[test]
@@ -113,13 +113,13 @@ fn a_request_waiting_for_the_run_in_progress_or_a_slot_is_submitted() {
                 "lastTransitionTime": "2023-11-14T22:13:20Z"}],
         })),
     );
-    let job = find(&object, JOB, &context()).unwrap();
+    let job = find(&object, None, JOB, &context()).unwrap();
     assert_eq!(job.status, JobStatus::Submitted);
     let text: Vec<&str> = job.messages.iter().map(|m| m.description.as_str()).collect();
     assert!(text.iter().any(|m| m.contains("Run 3 is in progress")), "{text:?}");
     assert!(text.iter().any(|m| m.starts_with("Queued: a run")), "{text:?}");
     // The run in progress serves the older job.
-    assert_eq!(find(&object, OLDER, &context()).unwrap().status, JobStatus::Executing);
+    assert_eq!(find(&object, None, OLDER, &context()).unwrap().status, JobStatus::Executing);
 }
 
 #[test]
@@ -130,7 +130,7 @@ fn the_running_run_is_executing_with_its_plan_and_cancelling_once_asked() {
         "triggers": {"runRequestedAt": JOB},
     });
     let object = refresh(&[(RUN_REQUESTED_AT_ANNOTATION, JOB)], Some(running.clone()));
-    let job = find(&object, JOB, &context()).unwrap();
+    let job = find(&object, None, JOB, &context()).unwrap();
     assert_eq!(job.status, JobStatus::Executing);
     assert_eq!(job.starttime, 1_700_000_000_000);
     assert_eq!(job.endtime, 0);
@@ -152,7 +152,7 @@ fn the_running_run_is_executing_with_its_plan_and_cancelling_once_asked() {
         &[(RUN_REQUESTED_AT_ANNOTATION, JOB), (CANCEL_REQUESTED_AT_ANNOTATION, "now")],
         Some(running.clone()),
     );
-    assert_eq!(find(&asked, JOB, &context()).unwrap().status, JobStatus::Cancelling);
+    assert_eq!(find(&asked, None, JOB, &context()).unwrap().status, JobStatus::Cancelling);
     // ...and so does one it recorded.
     let mut recorded = running;
     recorded["run"]["cancelRequest"] = json!("now");
@@ -161,7 +161,7 @@ fn the_running_run_is_executing_with_its_plan_and_cancelling_once_asked() {
         &[(RUN_REQUESTED_AT_ANNOTATION, JOB), (CANCEL_REQUESTED_AT_ANNOTATION, "now")],
         Some(recorded),
     );
-    let job = find(&seen, JOB, &context()).unwrap();
+    let job = find(&seen, None, JOB, &context()).unwrap();
     assert_eq!(job.status, JobStatus::Cancelling);
     assert!(job.messages.iter().any(|m| m.description.starts_with("Cancel requested")));
 }
@@ -184,7 +184,7 @@ fn ended_runs_map_to_completed_failed_and_cancelled() {
                     "phase": phase, "message": format!("Run 5 {phase}"), "totals": {"services": 3}}],
             })),
         );
-        let job = find(&object, JOB, &context()).unwrap();
+        let job = find(&object, None, JOB, &context()).unwrap();
         assert_eq!(job.status, expected, "{phase}");
         assert!(job.status.is_final());
         assert_eq!(job.endtime, 1_700_000_040_000);
@@ -212,7 +212,7 @@ fn older_jobs_come_from_the_history_without_their_plan() {
             ],
         })),
     );
-    let older = find(&object, OLDER, &context()).unwrap();
+    let older = find(&object, None, OLDER, &context()).unwrap();
     assert_eq!(older.status, JobStatus::Failed);
     assert_eq!((older.starttime, older.endtime), (1_699_999_800_000, 1_699_999_860_000));
     let result = older.result.as_ref().unwrap();
@@ -235,7 +235,7 @@ fn a_withdrawn_request_reads_cancelled_and_an_unusable_spec_warns() {
         .with_submitted(JOB, "alice", 1_700_000_000_000)
         .with_withdrawn(JOB, 1_700_000_001_000);
     let object = refresh(&[(LEDGER_ANNOTATION, &withdrawn.to_annotation())], None);
-    let job = find(&object, JOB, &context()).unwrap();
+    let job = find(&object, None, JOB, &context()).unwrap();
     assert_eq!((job.status, job.endtime), (JobStatus::Cancelled, 1_700_000_001_000));
     assert!(job.result.is_none());
     assert_eq!(list(&object, &context()).len(), 1);
@@ -246,7 +246,7 @@ fn a_withdrawn_request_reads_cancelled_and_an_unusable_spec_warns() {
             "reason": "InvalidSpec", "message": "spec.batchTimeout \"soon\" is not a duration",
             "lastTransitionTime": "2023-11-14T22:13:20Z"}]})),
     );
-    let job = find(&stalled, JOB, &context()).unwrap();
+    let job = find(&stalled, None, JOB, &context()).unwrap();
     assert_eq!(job.status, JobStatus::Submitted);
     assert!(
         job.messages
@@ -258,7 +258,7 @@ fn a_withdrawn_request_reads_cancelled_and_an_unusable_spec_warns() {
 #[test]
 fn the_job_json_has_arcgis_field_names() {
     let object = refresh(&[(RUN_REQUESTED_AT_ANNOTATION, JOB)], None);
-    let value = serde_json::to_value(find(&object, JOB, &context()).unwrap()).unwrap();
+    let value = serde_json::to_value(find(&object, None, JOB, &context()).unwrap()).unwrap();
     let keys: Vec<&str> = value.as_object().unwrap().keys().map(String::as_str).collect();
     for key in [
         "jobid",

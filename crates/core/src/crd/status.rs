@@ -34,9 +34,22 @@ pub struct ServiceRefreshStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch: Option<String>,
 
-    /// The plan of the current run, batch by batch, with each service's result.
+    /// The started batches of the current run, newest last: the one in flight with a row
+    /// per service, the completed ones as counts. At most 100 are listed; earlier ones are
+    /// summed up in `earlierBatches`. The services not started yet are in the run's plan
+    /// (`kubectl get servicerefreshplans`), not here.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub batches: Vec<BatchStatus>,
+
+    /// The completed batches no longer listed in `batches`, summed up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub earlier_batches: Option<EarlierBatches>,
+
+    /// Every service of the current run that did not end Ready, grouped by cause: one entry
+    /// per result, reason and message, with the services' positions in the plan. The job API
+    /// and `servicerefresh status` name each of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub results: Vec<ResultGroup>,
 
     /// Conditions in the kstatus convention: `Ready`, `Reconciling` and `Stalled`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -94,12 +107,42 @@ pub struct RunStatus {
     /// Whether this run is a dry run that restarts nothing.
     #[serde(default)]
     pub dry_run: bool,
+    /// Where the run's plan is: the ServiceRefreshPlan objects holding its services in
+    /// restart order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<PlanRef>,
+    /// Position in the plan of the next service to put in a batch; the services before it
+    /// are in a started batch or already have a result.
+    #[serde(default)]
+    pub next_position: u32,
+    /// How many services the next batch takes: `spec.batchSize` as of the latest batch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_size: Option<u32>,
+    /// Digest of the selection (`selector`, `namePatterns`, `namespaces`) the plan was made
+    /// from. When the spec's selection changes during the run, the services it no longer
+    /// selects are skipped in the batches not started yet, as `exclude` edits are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selection: Option<String>,
     /// When the run was planned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_time: Option<Time>,
     /// When the run ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_time: Option<Time>,
+}
+
+/// Where a run's plan is kept.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanRef {
+    /// Name of the first ServiceRefreshPlan object (`<refresh>-plan-0`); part k ends in `-k`.
+    pub name: String,
+    /// How many ServiceRefreshPlan objects hold the plan.
+    pub parts: u32,
+    /// How many services the plan holds.
+    pub services: u32,
+    /// Digest of the plan, as in each of its objects.
+    pub digest: String,
 }
 
 /// Counts over the current run's plan.
@@ -123,14 +166,18 @@ pub struct Totals {
     pub skipped: u32,
 }
 
-/// One batch of the plan.
+/// One started batch of the run.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BatchStatus {
-    /// Position of the batch in the plan, counting from 1.
+    /// Number of the batch in the run, counting from 1.
     pub index: u32,
-    /// Pending, Running or Completed.
+    /// Running or Completed (Pending only in statuses written by operator versions that
+    /// listed the whole plan here).
     pub phase: BatchPhase,
+    /// The plan positions of the batch's services, as ranges such as `120-129`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub positions: Option<String>,
     /// When the batch's restarts began, to the microsecond: the batch timeout counts from it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_time: Option<MicroTime>,
@@ -141,69 +188,85 @@ pub struct BatchStatus {
     /// refreshed at most every few seconds, which bounds status writes during long rollouts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message_time: Option<MicroTime>,
-    /// The Deployments of the batch, sorted by namespace and name; once the batch has
-    /// completed, only those that did not end Ready.
-    #[serde(default)]
+    /// The batch's services while it runs, in plan order, with what each waits for or how
+    /// it ended. Once the batch has completed, only those whose rollout may still be in
+    /// flight stay listed (they hold a place in the in-flight budget); every result is in
+    /// `counts` and the status's `results`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub services: Vec<ServiceStatus>,
-    /// Once the batch has completed, the Deployments that ended Ready, by name
-    /// (`namespace/name` outside the ServiceRefresh's namespace). Listing them apart keeps the
-    /// status of a plan with thousands of services well under the object size limit.
+    /// How the batch's services ended, once it has completed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counts: Option<BatchCounts>,
+    /// Deployments that ended Ready, by name, as operator versions that kept the whole plan
+    /// in the status wrote them. Read once to move such a run to a plan object.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ready: Vec<String>,
 }
 
-impl BatchStatus {
-    /// Every service of the batch with its result, whether listed in `services` or in
-    /// `ready`, in plan order (namespace, then name; `own_namespace` is the ServiceRefresh's).
-    pub fn all_services(&self, own_namespace: &str) -> Vec<ServiceStatus> {
-        let mut all = self.services.clone();
-        all.extend(self.ready.iter().map(|entry| {
-            let (namespace, name) = match entry.split_once('/') {
-                Some((namespace, name)) => (Some(namespace.to_owned()), name.to_owned()),
-                None => (None, entry.clone()),
-            };
-            ServiceStatus {
-                name,
-                namespace,
-                generation: None,
-                uid: None,
-                result: Some(ServiceResult::Ready),
-                message: None,
-            }
-        }));
-        let key = |service: &ServiceStatus| {
-            (
-                service.namespace.clone().unwrap_or_else(|| own_namespace.to_owned()),
-                service.name.clone(),
-            )
-        };
-        all.sort_by_key(key);
-        all
-    }
+/// How the services of one or more completed batches ended.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchCounts {
+    /// Services that became ready after their restart.
+    #[serde(default)]
+    pub ready: u32,
+    /// Services whose restart was sent (ready or not).
+    #[serde(default)]
+    pub restarted: u32,
+    /// Services that Failed, TimedOut or are Gone.
+    #[serde(default)]
+    pub failed: u32,
+    /// Services that were Skipped.
+    #[serde(default)]
+    pub skipped: u32,
+}
 
-    /// How many services the batch holds.
-    pub fn len(&self) -> usize {
-        self.services.len() + self.ready.len()
+impl BatchCounts {
+    /// Adds `other` to these counts.
+    pub fn add(&mut self, other: &BatchCounts) {
+        self.ready += other.ready;
+        self.restarted += other.restarted;
+        self.failed += other.failed;
+        self.skipped += other.skipped;
     }
+}
 
-    /// Whether the batch holds no service.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
+/// The completed batches of a run no longer listed one by one, summed up.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EarlierBatches {
+    /// How many batches are summed up: batches 1 to this number.
+    pub batches: u32,
+    /// When the first of them started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<MicroTime>,
+    /// When the last of them completed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<MicroTime>,
+    /// How their services ended.
+    #[serde(default)]
+    pub counts: BatchCounts,
+}
 
-    /// Moves the services that ended Ready into `ready`, the compact form of a completed
-    /// batch.
-    pub fn fold_ready(&mut self) {
-        let (ready, rest): (Vec<ServiceStatus>, Vec<ServiceStatus>) =
-            std::mem::take(&mut self.services)
-                .into_iter()
-                .partition(|service| service.result == Some(ServiceResult::Ready));
-        self.services = rest;
-        self.ready.extend(ready.into_iter().map(|service| match service.namespace {
-            Some(namespace) => format!("{namespace}/{}", service.name),
-            None => service.name,
-        }));
-    }
+/// Services of a run that ended the same way for the same cause.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ResultGroup {
+    /// How the services ended: Failed, TimedOut, Gone or Skipped.
+    pub result: ServiceResult,
+    /// Why, as a CamelCase reason such as `ProgressDeadlineExceeded`, `RolloutTimedOut`,
+    /// `RestartRejected`, `Deleted`, `Paused`, `Excluded` or `Cancelled`.
+    pub reason: String,
+    /// What happened to the first of them, in words (shortened when very long).
+    pub message: String,
+    /// How many services ended this way.
+    pub count: u32,
+    /// Their positions in the run's plan, as ranges such as `3,7,120-129`.
+    pub positions: String,
+    /// The first few of them by name (`namespace/name` outside the ServiceRefresh's own
+    /// namespace).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub examples: Vec<String>,
 }
 
 /// Phase of one batch.
@@ -217,12 +280,15 @@ pub enum BatchPhase {
     Completed,
 }
 
-/// One Deployment of the plan and its result.
+/// One Deployment of a started batch and its result.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceStatus {
     /// Name of the Deployment.
     pub name: String,
+    /// Position of the Deployment in the run's plan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<u32>,
     /// Namespace of the Deployment; omitted when it is the ServiceRefresh's own namespace,
     /// which keeps the status small for large fleets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -239,6 +305,9 @@ pub struct ServiceStatus {
     /// The outcome; absent while the service is waiting or rolling out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<ServiceResult>,
+    /// Why the service ended as it did, as a CamelCase reason (absent for Ready).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     /// Why the service is not Ready, or what it is waiting for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,

@@ -5,22 +5,26 @@
 pub mod conditions;
 pub mod observed;
 pub mod plan;
+pub mod positions;
 pub mod readiness;
+pub mod results;
 pub mod run;
 pub mod run_id;
 mod snapshot_kinds;
 pub mod spec;
 pub mod transitions;
+pub mod view;
 
 use std::collections::BTreeSet;
 use std::fmt;
 
 use jiff::{SignedDuration, Timestamp};
 
-use crate::crd::{ServiceRefresh, ServiceRefreshStatus};
+use crate::crd::{ServiceRefresh, ServiceRefreshPlan, ServiceRefreshStatus};
 
 pub use conditions::SlotHolder;
 pub use observed::{ClusterView, ConfigMapSnapshot, DeploymentSnapshot, StaticCluster};
+pub use plan::{Plan, PlanEntry};
 pub use run::{decide, record_restart_outcomes, run_active};
 pub use run_id::RunId;
 pub use spec::OperatorScope;
@@ -67,6 +71,9 @@ pub struct Observation<'a> {
     pub cluster: &'a dyn ClusterView,
     /// Where the operator lets a resource reach.
     pub scope: &'a OperatorScope,
+    /// The active run's plan, joined from its plan objects, when they are known. The engine
+    /// uses it only when it is the plan the status refers to.
+    pub plan: Option<&'a Plan>,
     /// Whether a new run may start in this pass.
     pub run_slot: RunSlot,
     /// The current time.
@@ -79,8 +86,11 @@ pub struct Decision {
     /// The complete new status. Equal to the observed status when nothing changed, so the
     /// controller can skip the write.
     pub status: ServiceRefreshStatus,
-    /// Deployments to restart now, in plan order. The controller sends them before it writes
-    /// the status, so a restart is on record the moment its batch is.
+    /// Plan objects of a run this pass planned. The controller writes them (creating or
+    /// replacing) before the status that refers to them.
+    pub plan_objects: Vec<ServiceRefreshPlan>,
+    /// Deployments to restart now, in plan order. The controller sends them after it wrote
+    /// the status that names them, so a restart is on record before it is sent.
     pub restarts: Vec<Restart>,
     /// What changed, for Events, logs and metrics.
     pub transitions: Vec<Transition>,

@@ -1,5 +1,5 @@
 //! The controller's policy with state: which resources may run now (run slots), what this
-//! process wrote last (the status and patch memos), which resources wait on which Deployment (the await
+//! process wrote last (the status, patch and plan memos), which resources wait on which Deployment (the await
 //! index), when to look again (requeue), and whether this replica may write (leadership). Each is a small synchronous type with its own
 //! unit tests, so the IO shell around the engine holds no logic of its own. Locks here are
 //! never held across an await and guard plain sets and maps that every mutation leaves
@@ -9,6 +9,7 @@ pub mod admission;
 pub mod awaiting;
 pub mod leadership;
 pub mod patch_memo;
+pub mod plan_memo;
 pub mod requeue;
 pub mod status_memo;
 

@@ -186,6 +186,12 @@ impl BenchCluster {
         tokio::time::timeout(deadline, follow).await.map_err(|_| ClusterError::Timeout(deadline))?
     }
 
+    /// The plan of the ServiceRefresh `name`'s current run.
+    pub async fn plan_of(&self, name: &str) -> Option<servicerefresh_core::engine::Plan> {
+        let refresh = self.refreshes().get(name).await.ok()?;
+        crate::plans::plan_of(&self.client, &refresh).await
+    }
+
     fn refreshes(&self) -> Api<ServiceRefresh> {
         Api::namespaced(self.client.clone(), NAMESPACE)
     }

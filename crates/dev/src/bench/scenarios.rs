@@ -92,6 +92,7 @@ async fn measure_run(
     cluster.apply("bench", BATCH_SIZE, false).await?;
     let deadline = Duration::from_millis(ideal_ms as u64 * 4) + Duration::from_secs(60);
     let (status, _) = cluster.wait_for_end("bench", deadline).await?;
+    let plan = cluster.plan_of("bench").await;
     let cpu_seconds = operator.cpu_seconds()? - cpu_before;
     let memory = operator.memory()?;
     operator.stop().await;
@@ -106,8 +107,8 @@ async fn measure_run(
         elapsed_ms: (last_write.at_ms - run.created.at_ms) as f64,
         ideal_ms,
         apply_to_first_patch_ms: (first_patch.at_ms - run.created.at_ms) as f64,
-        handoffs_ms: timeline::handoffs(&status, &run, &ready, &clock),
-        batch_times: timeline::batch_times(&status, &run, &ready, &clock),
+        handoffs_ms: timeline::handoffs(&status, plan.as_ref(), &run, &ready, &clock),
+        batch_times: timeline::batch_times(&status, plan.as_ref(), &run, &ready, &clock),
         rollout_ms,
         phase: status.phase,
         restarted: status.totals.restarted,

@@ -11,8 +11,8 @@ use jiff::{SignedDuration, Timestamp};
 use servicerefresh_core::crd::{Phase, ServiceRefresh};
 use servicerefresh_core::engine::observed::RolloutStatus;
 use servicerefresh_core::engine::{
-    DeploymentSnapshot, Observation, OperatorScope, RestartOutcome, RunSlot, StaticCluster, decide,
-    record_restart_outcomes,
+    DeploymentSnapshot, Observation, OperatorScope, Plan, RestartOutcome, RunSlot, StaticCluster,
+    decide, record_restart_outcomes,
 };
 
 const NAMESPACE: &str = "arcgis";
@@ -90,6 +90,7 @@ pub fn drive_run(
         "spec": {"selector": {}, "batchSize": batch_size},
     }))?;
     let mut now = Timestamp::UNIX_EPOCH + SignedDuration::from_hours(24 * 365 * 56);
+    let mut plan: Option<Plan> = None;
     // Each batch takes a few passes; the bound only stops a run that would never end.
     for _ in 0..count * 4 + 100 {
         let started = Instant::now();
@@ -97,11 +98,17 @@ pub fn drive_run(
             refresh: &refresh,
             cluster: &cluster,
             scope: &scope,
+            plan: plan.as_ref(),
             run_slot: RunSlot::Granted,
             now,
         });
         let decide_time = started.elapsed();
         let mut status = decision.status;
+        if let Some(reference) = status.run.as_ref().and_then(|run| run.plan.as_ref())
+            && !decision.plan_objects.is_empty()
+        {
+            plan = Plan::from_objects(reference, &decision.plan_objects).ok();
+        }
         let mut outcomes = Vec::new();
         for restart in &decision.restarts {
             let Some(deployment) = cluster.deployments.get_mut(&restart.deployment) else {

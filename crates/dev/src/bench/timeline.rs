@@ -17,7 +17,9 @@ use super::cluster::NAMESPACE;
 use super::operator::IDENTITY;
 use servicerefresh_core::crd::ServiceRefreshStatus;
 use servicerefresh_core::engine::DeploymentSnapshot;
+use servicerefresh_core::engine::Plan;
 use servicerefresh_core::engine::readiness::{Verdict, verdict};
+use servicerefresh_core::engine::view::batch_members;
 
 /// The sim's request-log clock (milliseconds since the sim started, truncated) read from
 /// this process's monotonic clock, to a fraction of a millisecond.
@@ -232,15 +234,19 @@ impl<'a> RunRequests<'a> {
 /// the batch's first restart patch. Batches whose times are incomplete are left out.
 pub fn handoffs(
     status: &ServiceRefreshStatus,
+    plan: Option<&Plan>,
     requests: &RunRequests,
     ready: &ReadyTimes,
     clock: &SimClock,
 ) -> Vec<f64> {
     let patches = requests.first_patches();
+    let Some(plan) = plan else {
+        return Vec::new();
+    };
     let batches: Vec<Vec<String>> = status
         .batches
         .iter()
-        .map(|batch| batch.all_services(NAMESPACE).into_iter().map(|s| s.name).collect())
+        .map(|batch| batch_members(batch, plan).into_iter().map(|key| key.name).collect())
         .collect();
     batches
         .windows(2)
@@ -274,17 +280,21 @@ pub struct BatchTimes {
 /// [`BatchTimes`] of every batch whose times are complete.
 pub fn batch_times(
     status: &ServiceRefreshStatus,
+    plan: Option<&Plan>,
     requests: &RunRequests,
     ready: &ReadyTimes,
     clock: &SimClock,
 ) -> Vec<BatchTimes> {
     let patches = requests.first_patches();
+    let Some(plan) = plan else {
+        return Vec::new();
+    };
     status
         .batches
         .iter()
         .filter_map(|batch| {
             let names: Vec<String> =
-                batch.all_services(NAMESPACE).into_iter().map(|s| s.name).collect();
+                batch_members(batch, plan).into_iter().map(|key| key.name).collect();
             let sent = names
                 .iter()
                 .map(|name| patches.get(name).map(|record| arrival(record)))

@@ -18,16 +18,18 @@ use thiserror::Error;
 use tracing::{info, warn};
 
 use servicerefresh_core::crd::{
-    Phase, RESTARTED_AT_ANNOTATION, RESTARTED_BY_ANNOTATION, ServiceRefresh, ServiceRefreshStatus,
-    ServiceResult,
+    Phase, RESTARTED_AT_ANNOTATION, RESTARTED_BY_ANNOTATION, ServiceRefresh, ServiceRefreshPlan,
+    ServiceRefreshStatus, ServiceResult,
 };
 use servicerefresh_core::engine::DeploymentSnapshot;
+use servicerefresh_core::engine::Plan;
 use servicerefresh_core::engine::{
     Decision, EventNote, EventSeverity, ObjectKey, Restart, RestartOutcome, Transition,
     record_restart_outcomes,
 };
 use servicerefresh_core::policy::leadership::{Leadership, Refused, Term};
 use servicerefresh_core::policy::patch_memo::PatchMemo;
+use servicerefresh_core::policy::plan_memo::PlanMemo;
 use servicerefresh_core::policy::status_memo::StatusMemo;
 
 /// Asked right before each write of a pass: may this replica still send it?
@@ -64,6 +66,12 @@ pub enum ApplyError {
     Fenced(#[source] Refused),
     #[error("writing the status failed")]
     Status(#[source] kube::Error),
+    #[error("writing the run's plan object {name} failed")]
+    Plan {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
 }
 
 /// The one field manager every status write and restart patch is made under.
@@ -205,11 +213,13 @@ pub struct Applied {
 pub struct WriteMemos<'a> {
     pub status: &'a StatusMemo,
     pub patches: &'a PatchMemo,
+    pub plans: &'a PlanMemo,
 }
 
 /// Carries out a decision in the order that keeps every restart on record before it is
-/// sent: the status first (when it changed), so a batch's start and its decided restarts are
-/// persisted; then the restart patches; then the status again with their outcomes. A crash or
+/// sent: the plan objects of a run just planned, then the status (when it changed), so a
+/// batch's start and its decided restarts are persisted; then the restart patches; then the
+/// status again with their outcomes. A crash or
 /// a failed write anywhere leaves the API server with a status that names every restart that
 /// may have happened, and the next pass repeats byte-identical patches (or adopts them).
 /// Events and logs are left to the caller, which publishes them only once the status is
@@ -219,7 +229,11 @@ pub async fn apply_decision(
     observed: &ServiceRefresh,
     decision: Decision,
 ) -> Result<Applied, ApplyError> {
-    let memos = WriteMemos { status: &StatusMemo::default(), patches: &PatchMemo::default() };
+    let memos = WriteMemos {
+        status: &StatusMemo::default(),
+        patches: &PatchMemo::default(),
+        plans: &PlanMemo::default(),
+    };
     apply_decision_gated(client, observed, decision, &Ungated, memos).await
 }
 
@@ -235,8 +249,10 @@ pub async fn apply_decision_gated(
     let mut on_record = observed.status.clone();
     let mut status_write = StatusWrite::Unchanged;
     if on_record.as_ref() != Some(&decision.status) {
+        write_plans(client, observed, &decision, gate, memos.plans).await?;
         status_write =
             write_remembered(client, observed, &on_record, &decision.status, gate, memos).await?;
+
         if status_write == StatusWrite::ResourceGone {
             return Ok(Applied {
                 decision,
@@ -266,6 +282,37 @@ pub async fn apply_decision_gated(
             write_remembered(client, observed, &on_record, &decision.status, gate, memos).await?;
     }
     Ok(Applied { decision, status_write, transient_failures, restarts_sent_at })
+}
+
+/// Writes the plan objects of a run just planned (server-side apply: created, or replaced
+/// when an earlier attempt left them), each asked of the gate first, and remembers the plan.
+async fn write_plans(
+    client: &Client,
+    observed: &ServiceRefresh,
+    decision: &Decision,
+    gate: &dyn WriteGate,
+    plans: &PlanMemo,
+) -> Result<(), ApplyError> {
+    if decision.plan_objects.is_empty() {
+        return Ok(());
+    }
+    let namespace = observed.namespace().unwrap_or_default();
+    let api: Api<ServiceRefreshPlan> = Api::namespaced(client.clone(), &namespace);
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    for object in &decision.plan_objects {
+        gate.check().map_err(ApplyError::Fenced)?;
+        let name = object.metadata.name.clone().unwrap_or_default();
+        api.patch(&name, &params, &Patch::Apply(object))
+            .await
+            .map_err(|source| ApplyError::Plan { name: name.clone(), source })?;
+    }
+    let reference = decision.status.run.as_ref().and_then(|run| run.plan.as_ref());
+    if let (Some(reference), Some(uid)) = (reference, observed.metadata.uid.as_deref())
+        && let Ok(plan) = Plan::from_objects(reference, &decision.plan_objects)
+    {
+        plans.remember(uid, plan);
+    }
+    Ok(())
 }
 
 /// One status write, asked of the gate first and remembered once accepted.

@@ -8,6 +8,7 @@ mod act;
 mod caches;
 mod client_stack;
 mod leader;
+pub mod plans;
 mod reconcile;
 mod shared;
 mod startup;
@@ -52,6 +53,7 @@ use servicerefresh_core::policy::admission::RunSlots;
 use servicerefresh_core::policy::awaiting::AwaitIndex;
 use servicerefresh_core::policy::leadership::{Change, LossReason};
 use servicerefresh_core::policy::patch_memo::PatchMemo;
+use servicerefresh_core::policy::plan_memo::PlanMemo;
 use servicerefresh_core::policy::status_memo::StatusMemo;
 
 /// Settings of the operator that are not part of any resource.
@@ -180,6 +182,7 @@ async fn operate(
             patches: PatchMemo::default(),
         },
         refreshes: refresh_cache.clone(),
+        plan_memo: PlanMemo::default(),
         scope: config.scope.clone(),
         slots: RunSlots::new(config.max_concurrent_runs),
         memo: StatusMemo::default(),

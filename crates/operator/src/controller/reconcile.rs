@@ -17,15 +17,18 @@ use tracing::{info, warn};
 
 use super::act::{self, ApplyError, StatusWrite, TermGate, WriteMemos};
 use super::caches::{Cache, CacheSync, CachedCluster, WatchDeliveries};
+use super::plans;
 use super::startup::Clients;
 use crate::telemetry::{self, Telemetry};
 use servicerefresh_core::crd::{Phase, ServiceRefresh, ServiceRefreshStatus};
+use servicerefresh_core::engine::view::batch_members;
 use servicerefresh_core::engine::{
-    Decision, ObjectKey, Observation, OperatorScope, RunSlot, Transition, decide, run_active,
+    Decision, ObjectKey, Observation, OperatorScope, Plan, RunSlot, Transition, decide, run_active,
 };
 use servicerefresh_core::policy::admission::{CachedRefresh, RunSlots};
 use servicerefresh_core::policy::awaiting::AwaitIndex;
 use servicerefresh_core::policy::leadership::{Leadership, Term};
+use servicerefresh_core::policy::plan_memo::PlanMemo;
 use servicerefresh_core::policy::requeue::{self, Requeue};
 use servicerefresh_core::policy::status_memo::StatusMemo;
 
@@ -41,18 +44,26 @@ pub enum ReconcileError {
         #[source]
         source: kube::Error,
     },
+    #[error("writing plan object {plan} of {object} failed")]
+    PlanWrite {
+        object: String,
+        plan: String,
+        #[source]
+        source: kube::Error,
+    },
     #[error("ServiceRefresh {0} has no namespace")]
     NotNamespaced(String),
 }
 
 impl ReconcileError {
     /// Every [`Self::kind`].
-    pub const KINDS: [&'static str; 2] = ["status_write", "not_namespaced"];
+    pub const KINDS: [&'static str; 3] = ["status_write", "plan_write", "not_namespaced"];
 
     /// The `kind` label of `servicerefresh_reconcile_errors_total`.
     pub fn kind(&self) -> &'static str {
         match self {
             Self::StatusWrite { .. } => "status_write",
+            Self::PlanWrite { .. } => "plan_write",
             Self::NotNamespaced(_) => "not_namespaced",
         }
     }
@@ -63,6 +74,8 @@ pub struct Context {
     pub clients: Clients,
     pub cluster: CachedCluster,
     pub refreshes: Store<ServiceRefresh>,
+    /// The plans of the resources' current runs, read once from their plan objects.
+    pub plan_memo: PlanMemo,
     pub scope: OperatorScope,
     pub slots: RunSlots,
     pub memo: StatusMemo,
@@ -119,7 +132,8 @@ async fn reconcile_passes(
         let cached =
             ctx.refreshes.get(&ObjectRef::from_obj(&*refresh)).unwrap_or_else(|| refresh.clone());
         let observed = ctx.observe(&cached);
-        let decision = ctx.admit_and_decide(&key, &observed);
+        let plan = ctx.plan_of(&observed).await;
+        let decision = ctx.admit_and_decide(&key, &observed, plan);
         let Some(outcome) = ctx.act(&key, &observed, decision, term).await? else {
             return Ok(Action::await_change());
         };
@@ -177,14 +191,42 @@ impl Context {
             .collect()
     }
 
+    /// The plan the resource's current run refers to: the one this process knows, or the one
+    /// its plan objects hold (read once, then known). `None` when the run has no plan or its
+    /// objects cannot be read now; the engine waits for it.
+    async fn plan_of(&self, refresh: &ServiceRefresh) -> Option<Arc<Plan>> {
+        let reference = refresh.status.as_ref()?.run.as_ref()?.plan.as_ref()?;
+        let uid = refresh.metadata.uid.as_deref()?;
+        if let Some(plan) = self.plan_memo.get(uid, reference) {
+            return Some(plan);
+        }
+        match plans::read_plan(&self.clients.requests, refresh).await {
+            Ok(Some(plan)) => {
+                self.plan_memo.remember(uid, plan);
+                self.plan_memo.get(uid, reference)
+            }
+            Ok(None) => None,
+            Err(error) => {
+                warn!(servicerefresh = %refresh.name_any(), %error, "could not read the run's plan objects");
+                None
+            }
+        }
+    }
+
     /// Decides without a run slot; when the engine wants one, asks admission and, if a slot
     /// is granted, decides again with it. The second pass happens only when a run is due.
-    fn admit_and_decide(&self, key: &ObjectKey, observed: &ServiceRefresh) -> Decision {
+    fn admit_and_decide(
+        &self,
+        key: &ObjectKey,
+        observed: &ServiceRefresh,
+        plan: Option<Arc<Plan>>,
+    ) -> Decision {
         let cached = self.cached_refreshes();
         let mut observation = Observation {
             refresh: observed,
             cluster: &self.cluster,
             scope: &self.scope,
+            plan: plan.as_deref(),
             run_slot: RunSlot::Busy { holders: self.slots.holders(key, &cached) },
             now: Timestamp::now(),
         };
@@ -218,7 +260,11 @@ impl Context {
             observed,
             decision,
             &gate,
-            WriteMemos { status: &self.memo, patches: &self.cluster.patches },
+            WriteMemos {
+                status: &self.memo,
+                patches: &self.cluster.patches,
+                plans: &self.plan_memo,
+            },
         )
         .await
         {
@@ -229,6 +275,13 @@ impl Context {
             }
             Err(ApplyError::Status(source)) => {
                 return Err(ReconcileError::StatusWrite { object: key.to_string(), source });
+            }
+            Err(ApplyError::Plan { name, source }) => {
+                return Err(ReconcileError::PlanWrite {
+                    object: key.to_string(),
+                    plan: name,
+                    source,
+                });
             }
         };
         match applied.status_write {
@@ -320,16 +373,10 @@ impl Context {
         let Some(batch) = status.batches.iter().find(|batch| batch.index == completed) else {
             return;
         };
-        let services: Vec<ObjectKey> = batch
-            .all_services(&key.namespace)
-            .iter()
-            .map(|service| {
-                ObjectKey::new(
-                    service.namespace.clone().unwrap_or_else(|| key.namespace.clone()),
-                    service.name.clone(),
-                )
-            })
-            .collect();
+        let Some(plan) = self.plan_memo_for(key, status) else {
+            return;
+        };
+        let services = batch_members(batch, &plan);
         if let Some(last_event) = self.deliveries.latest(&services) {
             self.telemetry
                 .batch_handoff
@@ -359,11 +406,22 @@ impl Context {
     /// the cluster is the truth now.
     pub fn start_term(&self) {
         self.memo.clear();
+        self.plan_memo.clear();
         self.slots.reset();
+    }
+
+    /// The plan this process knows for `status`'s run of the resource `key`.
+    fn plan_memo_for(&self, key: &ObjectKey, status: &ServiceRefreshStatus) -> Option<Arc<Plan>> {
+        let reference = status.run.as_ref()?.plan.as_ref()?;
+        let refresh = self.refreshes.get(&ObjectRef::new(&key.name).within(&key.namespace))?;
+        self.plan_memo.get(refresh.metadata.uid.as_deref()?, reference)
     }
 
     fn forget(&self, key: &ObjectKey, refresh: &ServiceRefresh) {
         self.memo.forget(refresh);
+        if let Some(uid) = refresh.metadata.uid.as_deref() {
+            self.plan_memo.forget(uid);
+        }
         self.awaiting.set(key, &Default::default());
         for waiting in self.slots.release(key) {
             let _ = self

@@ -9,6 +9,7 @@ use axum::response::Response;
 use serde_json::Value;
 
 use super::stored_object;
+use crate::auth::{self, Attributes, RequestInfo};
 use crate::error::{ApiError, Cause};
 use crate::http::request::{
     PatchFormat, ResourceRequest, Target, parse_json_or_yaml, parse_object, patch_format,
@@ -139,6 +140,33 @@ pub fn patch(sim: &Arc<SimState>, request: &ResourceRequest) -> Result<Response,
     Ok(with_warnings(response, &warnings))
 }
 
+/// An apply that creates its object is also a create: the real handler
+/// authorizes `create` for it (`withAuthorization` in the patch handler),
+/// so `patch` alone cannot create. Refused as the real server words it,
+/// `<resource> "<name>" is forbidden: <the authorizer's reason>`.
+fn authorize_create_by_apply(sim: &SimState, request: &ResourceRequest) -> Result<(), ApiError> {
+    let target = &request.target;
+    let attributes = Attributes {
+        user: request.user.clone(),
+        request: RequestInfo {
+            resource_request: true,
+            path: String::new(),
+            verb: "create".to_owned(),
+            api_group: target.def.group.clone(),
+            api_version: target.def.version.clone(),
+            namespace: target.namespace_or_empty().to_owned(),
+            resource: target.def.plural.clone(),
+            subresource: target.subresource.clone().unwrap_or_default(),
+            name: target.name_or_empty().to_owned(),
+        },
+    };
+    let decision = auth::authorize(&sim.store, &attributes);
+    if decision.allowed {
+        return Ok(());
+    }
+    Err(ApiError::forbidden(&target.def.gr(), target.name_or_empty(), &decision.reason))
+}
+
 /// PATCH with an apply patch: server-side apply, which needs a field
 /// manager.
 fn apply(
@@ -163,6 +191,11 @@ fn apply(
         validation::decode(&target.def, &mut applied.clone(), FieldValidation::Strict, source)?;
     }
     let mut store = sim.store.lock();
+    if stored_object(&store, target).is_err() {
+        drop(store);
+        authorize_create_by_apply(sim, request)?;
+        store = sim.store.lock();
+    }
     let outcome = write::apply(
         &mut store,
         &sim.rng,

@@ -1,12 +1,13 @@
-//! How a run is counted and closed: the totals and printer-column strings recomputed from
-//! the plan, the run's closing message and phase, the history of past runs, and the
-//! conditions a resource shows once no run is active.
+//! How a run is counted and closed: the totals and printer-column strings, the run's closing
+//! message and phase, the history of past runs, and the conditions a resource shows once no
+//! run is active.
 
 use super::Pass;
-use crate::crd::{BatchPhase, Phase, RunSummary, ServiceRefreshStatus, ServiceResult, Totals};
+use crate::crd::{Phase, RunSummary, ServiceRefreshStatus, ServiceResult};
 use crate::engine::conditions::Situation;
-use crate::engine::plan;
-use crate::engine::spec::{self, OperatorScope};
+use crate::engine::positions::PositionSet;
+use crate::engine::results;
+use crate::engine::spec::{self, OperatorScope, ValidSpec};
 use crate::engine::transitions::Transition;
 
 /// Finished runs kept in `status.history`.
@@ -15,116 +16,161 @@ pub const MAX_HISTORY: usize = 10;
 /// message (and the condition that carries it) small for large fleets.
 const MAX_LISTED_FAILURES: usize = 10;
 
-impl Pass<'_> {
-    pub(super) fn end_run(&mut self, status: &mut ServiceRefreshStatus) {
-        refresh_totals(status);
-        let failures: Vec<String> = status
-            .batches
-            .iter()
-            .flat_map(|batch| batch.services.iter())
-            .filter(|service| service.result.is_some_and(ServiceResult::is_failure))
-            .map(|service| {
-                let key = plan::service_key(service, self.own_namespace);
-                let result = service.result.map(|result| format!("{result:?}")).unwrap_or_default();
-                format!("{key}: {result}: {}", service.message.as_deref().unwrap_or_default())
-            })
-            .collect();
-        let totals = status.totals.clone();
-        let batches = status.batches.len();
-        let now = self.now_time();
-        let selection = self.describe_selection();
-        let Some(run) = status.run.as_mut() else {
-            return;
-        };
-        let cancelled = run.cancel_request.is_some();
-        let phase = if cancelled {
-            Phase::Cancelled
-        } else if failures.is_empty() && totals.services > 0 {
-            Phase::Succeeded
-        } else {
-            Phase::Failed
-        };
-        let outcome = if totals.services == 0 {
-            format!("nothing selected: no Deployment matched the {selection}")
-        } else if run.dry_run {
-            format!(
-                "dry run planned {} Deployments in {batches} batches; nothing was restarted",
-                totals.services
-            )
-        } else if cancelled {
-            format!(
-                "cancelled: {} of {} Deployments ready, {} failed, {} skipped",
-                totals.ready, totals.services, totals.failed, totals.skipped
-            )
-        } else if failures.is_empty() {
-            format!(
-                "{} of {} Deployments ready, {} skipped",
-                totals.ready, totals.services, totals.skipped
-            )
-        } else {
-            let mut listed =
-                failures.iter().take(MAX_LISTED_FAILURES).cloned().collect::<Vec<_>>().join("; ");
-            if failures.len() > MAX_LISTED_FAILURES {
-                listed.push_str(&format!("; and {} more", failures.len() - MAX_LISTED_FAILURES));
-            }
-            format!("{} of {} Deployments failed: {listed}", failures.len(), totals.services)
-        };
-        // A note made at the start (excluded names that match nothing) stays on record.
-        let start_note = run
-            .message
-            .as_deref()
-            .and_then(|message| message.split_once(super::triggers::EXCLUDE_NOTE))
-            .map(|(_, names)| format!("; {}{names}", super::triggers::EXCLUDE_NOTE))
-            .unwrap_or_default();
-        let verb = match phase {
-            Phase::Succeeded => "succeeded",
-            Phase::Cancelled => "was cancelled",
-            _ => "failed",
-        };
-        let message = format!("Run {} {verb}: {outcome}{start_note}", run.number);
-        let seconds = run
-            .start_time
-            .as_ref()
-            .map_or(0.0, |start| now.0.duration_since(start.0).as_secs_f64());
-        run.end_time = Some(now);
-        run.message = Some(message.clone());
-        status.history.insert(
-            0,
-            RunSummary {
-                id: run.id.clone(),
-                number: run.number,
-                reason: run.reason.clone(),
-                request: run.request.clone(),
-                phase,
-                message: Some(message.clone()),
-                start_time: run.start_time.clone(),
-                end_time: run.end_time.clone(),
-                totals: totals.clone(),
-            },
-        );
-        status.history.truncate(MAX_HISTORY);
-        status.phase = Some(phase);
-        let (run, number, reason) = (run.id.clone(), run.number, run.reason.clone());
-        self.transitions.push(Transition::RunFinished {
-            run,
-            number,
-            reason,
+pub(super) fn end_run(pass: &mut Pass, status: &mut ServiceRefreshStatus) {
+    refresh_totals(status);
+    let (failures, listed_count) = listed_failures(pass, status);
+    let totals = status.totals.clone();
+    let now = pass.now_time();
+    let selection = describe_selection(pass);
+    let Some(run) = status.run.as_mut() else {
+        return;
+    };
+    let cancelled = run.cancel_request.is_some();
+    let phase = if cancelled {
+        Phase::Cancelled
+    } else if totals.failed == 0 && totals.services > 0 {
+        Phase::Succeeded
+    } else {
+        Phase::Failed
+    };
+    let outcome = if totals.services == 0 {
+        format!("nothing selected: no Deployment matched the {selection}")
+    } else if run.dry_run {
+        let batches = status.batches.last().map_or(0, |batch| batch.index);
+        format!(
+            "dry run planned {} Deployments in {batches} batches; nothing was restarted",
+            totals.services
+        )
+    } else if cancelled {
+        format!(
+            "{} of {} Deployments ready, {} failed, {} skipped",
+            totals.ready, totals.services, totals.failed, totals.skipped
+        )
+    } else if totals.failed == 0 {
+        format!(
+            "{} of {} Deployments ready, {} skipped",
+            totals.ready, totals.services, totals.skipped
+        )
+    } else {
+        let mut listed = failures.join("; ");
+        let more = (totals.failed as usize).saturating_sub(listed_count);
+        if more > 0 {
+            listed.push_str(&format!("; and {more} more"));
+        }
+        format!("{} of {} Deployments failed: {listed}", totals.failed, totals.services)
+    };
+    // A note made at the start (excluded names that match nothing) stays on record.
+    let start_note = run
+        .message
+        .as_deref()
+        .and_then(|message| message.split_once(super::EXCLUDE_NOTE))
+        .map(|(_, names)| format!("; {}{names}", super::EXCLUDE_NOTE))
+        .unwrap_or_default();
+    let verb = match phase {
+        Phase::Succeeded => "succeeded",
+        Phase::Cancelled => "was cancelled",
+        _ => "failed",
+    };
+    let message = shorten_run_message(format!("Run {} {verb}: {outcome}{start_note}", run.number));
+    let seconds =
+        run.start_time.as_ref().map_or(0.0, |start| now.0.duration_since(start.0).as_secs_f64());
+    run.end_time = Some(now);
+    run.message = Some(message.clone());
+    status.history.insert(
+        0,
+        RunSummary {
+            id: run.id.clone(),
+            number: run.number,
+            reason: run.reason.clone(),
+            request: run.request.clone(),
             phase,
-            totals,
-            message,
-            seconds,
-        });
-    }
+            message: Some(message.clone()),
+            start_time: run.start_time.clone(),
+            end_time: run.end_time.clone(),
+            totals: totals.clone(),
+        },
+    );
+    status.history.truncate(MAX_HISTORY);
+    status.phase = Some(phase);
+    let (run, number, reason) = (run.id.clone(), run.number, run.reason.clone());
+    pass.out.transitions.push(Transition::RunFinished {
+        run,
+        number,
+        reason,
+        phase,
+        totals,
+        message,
+        seconds,
+    });
+}
 
-    /// The selection of the current spec in words, or why there is none.
-    fn describe_selection(&self) -> String {
-        let refresh = self.observation.refresh;
-        // The run is being driven, so the spec validated in this pass.
-        let scope: &OperatorScope = self.observation.scope;
-        spec::validate(&refresh.spec, self.own_namespace, scope)
-            .map(|valid| valid.describe_selection())
-            .unwrap_or_else(|error| error.to_string())
+/// Longest closing message of a run, in characters: it is the message of the Ready and
+/// Stalled conditions too.
+const MAX_RUN_MESSAGE_CHARS: usize = 4_096;
+
+fn shorten_run_message(message: String) -> String {
+    if message.chars().count() <= MAX_RUN_MESSAGE_CHARS {
+        return message;
     }
+    let mut short: String = message.chars().take(MAX_RUN_MESSAGE_CHARS - 1).collect();
+    short.push('…');
+    short
+}
+
+/// The first failures of the run in plan order, for its closing message: the services of
+/// one cause named together before the cause's message. Returns the phrases and how many
+/// services they name.
+fn listed_failures(pass: &Pass, status: &ServiceRefreshStatus) -> (Vec<String>, usize) {
+    let plan = pass.plan_of(status);
+    let mut causes: Vec<(u32, Vec<String>, ServiceResult, String)> = Vec::new();
+    // The services of one cause are named together, before the message about the first.
+    for group in status.results.iter().filter(|group| group.result.is_failure()) {
+        let positions = PositionSet::parse(&group.positions).unwrap_or_default();
+        let names: Vec<(u32, String)> = positions
+            .iter()
+            .take(MAX_LISTED_FAILURES)
+            .filter_map(|position| Some((position, plan?.get(position)?.key.to_string())))
+            .collect();
+        if let Some(&(first, _)) = names.first() {
+            let names = names.into_iter().map(|(_, name)| name).collect();
+            causes.push((first, names, group.result, group.message.clone()));
+        }
+    }
+    for row in status.batches.iter().flat_map(|batch| &batch.services) {
+        if let (Some(result), Some(position)) = (row.result, row.position)
+            && result.is_failure()
+            && results::group_of(&status.results, position).is_none()
+        {
+            let key = crate::engine::plan::service_key(row, pass.own_namespace);
+            causes.push((
+                position,
+                vec![key.to_string()],
+                result,
+                row.message.clone().unwrap_or_default(),
+            ));
+        }
+    }
+    causes.sort_by_key(|(position, ..)| *position);
+    let mut budget = MAX_LISTED_FAILURES;
+    let mut phrases = Vec::new();
+    for (_, mut names, result, message) in causes {
+        if budget == 0 {
+            break;
+        }
+        names.truncate(budget);
+        budget -= names.len();
+        phrases.push(format!("{}: {result:?}: {message}", names.join(", ")));
+    }
+    (phrases, MAX_LISTED_FAILURES - budget)
+}
+
+/// The selection of the current spec in words, or why there is none.
+fn describe_selection(pass: &Pass) -> String {
+    let refresh = pass.observation.refresh;
+    let scope: &OperatorScope = pass.observation.scope;
+    spec::validate(&refresh.spec, pass.own_namespace, scope)
+        .map(|valid| valid.describe_selection())
+        .unwrap_or_else(|error| error.to_string())
 }
 
 /// The conditions once no run is active: those of the last run's outcome.
@@ -137,7 +183,9 @@ pub(super) fn ended_situation(status: &mut ServiceRefreshStatus) -> Situation {
     status.phase = Some(phase);
     match phase {
         Phase::Cancelled => Situation::Cancelled { message },
-        Phase::Failed if status.totals.services == 0 => Situation::NothingSelected { message },
+        Phase::Failed if results::totals(status).services == 0 => {
+            Situation::NothingSelected { message }
+        }
         Phase::Failed => Situation::RunFailed { message },
         _ => Situation::Succeeded { message },
     }
@@ -152,91 +200,54 @@ fn last_run_phase(status: &ServiceRefreshStatus) -> Phase {
         .filter(|summary| status.run.as_ref().is_some_and(|run| run.id == summary.id))
         .map(|summary| summary.phase);
     recorded.unwrap_or_else(|| {
-        let failed = status
-            .batches
-            .iter()
-            .flat_map(|batch| batch.services.iter())
-            .any(|service| service.result.is_some_and(ServiceResult::is_failure));
-        if failed || status.totals.services == 0 { Phase::Failed } else { Phase::Succeeded }
+        let totals = results::totals(status);
+        if totals.failed > 0 || totals.services == 0 { Phase::Failed } else { Phase::Succeeded }
     })
 }
 
-/// 1-based number of the first batch not completed, or the number of batches when all are.
-pub(super) fn current_batch_number(status: &ServiceRefreshStatus) -> usize {
-    status
-        .batches
-        .iter()
-        .position(|batch| batch.phase != BatchPhase::Completed)
-        .map_or(status.batches.len(), |position| position + 1)
+/// The number of the current batch and an estimate of how many the run has: the batches
+/// started so far, plus the services not in a batch yet cut at `spec.batchSize`.
+pub(super) fn batch_numbers(status: &ServiceRefreshStatus, spec: &ValidSpec) -> (usize, usize) {
+    batch_numbers_with(status, Some(spec.batch_size.get()))
 }
 
-/// Recomputes the counts and the printer-column strings from the plan. A service counts as
-/// restarted once its restart generation is known (kept on failures for that reason) or it
-/// became Ready, which only follows a restart.
+/// [`batch_numbers`] with the batch size to assume for the rest (by default, the size of
+/// the latest batch).
+pub(super) fn batch_numbers_with(
+    status: &ServiceRefreshStatus,
+    batch_size: Option<usize>,
+) -> (usize, usize) {
+    let started = status
+        .batches
+        .last()
+        .map(|batch| batch.index)
+        .or_else(|| status.earlier_batches.as_ref().map(|earlier| earlier.batches))
+        .unwrap_or(0) as usize;
+    let Some(run) = &status.run else {
+        return (started, started);
+    };
+    let end = run.plan.as_ref().map_or(0, |plan| plan.services);
+    let resulted_ahead = results::resulted_positions(&status.results)
+        .iter()
+        .filter(|position| *position >= run.next_position)
+        .count();
+    let remaining = (end.saturating_sub(run.next_position) as usize).saturating_sub(resulted_ahead);
+    let recorded = run.batch_size.map(|size| size as usize);
+    let size = batch_size.or(recorded).unwrap_or(1).max(1);
+    let total = started + remaining.div_ceil(size);
+    let running = status.batches.iter().any(|batch| batch.phase == crate::crd::BatchPhase::Running);
+    let current = if running || remaining == 0 { started } else { started + 1 };
+    (current.min(total), total)
+}
+
+/// Recomputes the counts and the printer-column strings.
 pub fn refresh_totals(status: &mut ServiceRefreshStatus) {
     if status.run.is_none() {
         return;
     }
-    let mut totals = Totals::default();
-    let folded: usize = status.batches.iter().map(|batch| batch.ready.len()).sum();
-    // A plan holds at most a few hundred thousand services, far below u32::MAX.
-    let folded = u32::try_from(folded).unwrap_or(u32::MAX);
-    totals.services = folded;
-    totals.restarted = folded;
-    totals.ready = folded;
-    for service in status.batches.iter().flat_map(|batch| batch.services.iter()) {
-        totals.services += 1;
-        if service.generation.is_some() || service.result == Some(ServiceResult::Ready) {
-            totals.restarted += 1;
-        }
-        // Exhaustive, so a new result must be placed in the totals before it compiles.
-        match service.result {
-            Some(ServiceResult::Ready) => totals.ready += 1,
-            Some(ServiceResult::Skipped) => totals.skipped += 1,
-            Some(ServiceResult::Failed | ServiceResult::TimedOut | ServiceResult::Gone) => {
-                totals.failed += 1
-            }
-            None => {}
-        }
-    }
-    let progress = format!("{}/{}", totals.ready, totals.services);
-    let batch = format!("{}/{}", current_batch_number(status), status.batches.len());
+    let totals = results::totals(status);
+    let (batch, batches) = batch_numbers_with(status, None);
+    status.progress = Some(format!("{}/{}", totals.ready, totals.services));
+    status.batch = Some(format!("{batch}/{batches}"));
     status.totals = totals;
-    status.progress = Some(progress);
-    status.batch = Some(batch);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn ended(results: &[ServiceResult]) -> ServiceRefreshStatus {
-        let services: Vec<serde_json::Value> = results
-            .iter()
-            .enumerate()
-            .map(|(index, result)| serde_json::json!({"name": format!("svc-{index}"), "result": result}))
-            .collect();
-        let mut status: ServiceRefreshStatus = serde_json::from_value(serde_json::json!({
-            "run": {"id": "arcgis/refresh/1-0123", "number": 1, "reason": "Created", "dryRun": false},
-            "batches": [{"index": 1, "phase": "Completed", "services": services}]
-        }))
-        .expect("a status");
-        refresh_totals(&mut status);
-        status
-    }
-
-    #[test]
-    fn a_run_without_a_recorded_phase_is_judged_by_its_results() {
-        // Statuses written before the history held phases.
-        assert_eq!(last_run_phase(&ended(&[ServiceResult::Ready])), Phase::Succeeded);
-        assert_eq!(
-            last_run_phase(&ended(&[ServiceResult::Ready, ServiceResult::Skipped])),
-            Phase::Succeeded
-        );
-        assert_eq!(
-            last_run_phase(&ended(&[ServiceResult::Ready, ServiceResult::Gone])),
-            Phase::Failed
-        );
-        assert_eq!(last_run_phase(&ended(&[])), Phase::Failed, "nothing selected");
-    }
 }

@@ -9,10 +9,12 @@ use std::sync::Arc;
 use jiff::Timestamp;
 
 use super::record_restart_outcomes;
-use crate::crd::{ServiceRefresh, ServiceRefreshStatus};
+use crate::crd::{ServiceRefresh, ServiceRefreshPlan, ServiceRefreshSpec, ServiceRefreshStatus};
 use crate::engine::observed::RolloutStatus;
+use crate::engine::spec::{ValidSpec, validate};
+use crate::engine::view::RunView;
 use crate::engine::{
-    ConfigMapSnapshot, Decision, DeploymentSnapshot, ObjectKey, Observation, OperatorScope,
+    ConfigMapSnapshot, Decision, DeploymentSnapshot, ObjectKey, Observation, OperatorScope, Plan,
     Restart, RestartOutcome, RunSlot, SlotHolder, StaticCluster, Transition, decide,
 };
 
@@ -23,6 +25,12 @@ pub const T0: i64 = 1_795_717_589;
 
 pub fn at(seconds: i64) -> Timestamp {
     Timestamp::from_second(T0 + seconds).expect("test times are in range")
+}
+
+/// A spec as a user writes it, validated in the fixture namespace.
+pub fn valid_spec(spec: serde_json::Value) -> ValidSpec {
+    let spec: ServiceRefreshSpec = serde_json::from_value(spec).expect("spec parses");
+    validate(&spec, NS, &OperatorScope::default()).expect("spec is valid")
 }
 
 /// A model Deployment: the snapshot the engine sees plus the template annotations the API
@@ -49,6 +57,8 @@ pub struct ModelCluster {
     pub patch_generations: BTreeMap<(String, ObjectKey), i64>,
     /// The cluster-wide resourceVersion of the last change.
     pub resource_version: u64,
+    /// The ServiceRefreshPlan objects, by name.
+    pub plans: BTreeMap<String, ServiceRefreshPlan>,
 }
 
 impl ModelCluster {
@@ -63,6 +73,7 @@ impl ModelCluster {
             template_changes: BTreeMap::new(),
             patch_generations: BTreeMap::new(),
             resource_version: 0,
+            plans: BTreeMap::new(),
         }
     }
 
@@ -138,16 +149,43 @@ impl ModelCluster {
         }
     }
 
-    /// One pass against `view` as the (possibly stale) cache; the status is persisted.
+    /// The plan the persisted status refers to, joined from the plan objects.
+    pub fn plan(&self) -> Option<Plan> {
+        self.plan_of(self.refresh.status.as_ref()?)
+    }
+
+    /// The plan `status` refers to, joined from the plan objects.
+    pub fn plan_of(&self, status: &ServiceRefreshStatus) -> Option<Plan> {
+        let reference = status.run.as_ref()?.plan.as_ref()?;
+        Plan::from_objects(reference, self.plans.values()).ok()
+    }
+
+    /// The run as a person reads it: every service with its result.
+    pub fn run_view(&self) -> RunView {
+        RunView::new(self.status(), self.plan().as_ref(), NS)
+    }
+
+    /// Writes a decision's plan objects, then its status: the controller's order.
+    pub fn persist(&mut self, decision: &Decision) {
+        for object in &decision.plan_objects {
+            let name = object.metadata.name.clone().unwrap_or_default();
+            self.plans.insert(name, object.clone());
+        }
+        self.refresh.status = Some(decision.status.clone());
+    }
+
+    /// One pass against `view` as the (possibly stale) cache; the decision is persisted.
     pub fn pass_with(&mut self, view: &ModelView) -> Decision {
+        let plan = self.plan();
         let decision = decide(&Observation {
             refresh: &self.refresh,
             cluster: view,
             scope: &self.scope,
+            plan: plan.as_ref(),
             run_slot: self.run_slot.clone(),
             now: self.now,
         });
-        self.refresh.status = Some(decision.status.clone());
+        self.persist(&decision);
         decision
     }
 

@@ -9,8 +9,11 @@ mod names;
 mod patterns;
 mod selector;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::hash::Hasher;
+use std::num::NonZeroUsize;
 
+use fnv::FnvHasher;
 use jiff::SignedDuration;
 
 pub use duration::{MAX_BATCH_TIMEOUT, parse_batch_timeout};
@@ -107,11 +110,17 @@ pub fn watched_config_maps(
     watched
 }
 
-/// A spec that passed validation, in the parsed form the engine works with.
+/// A spec that passed validation, in the parsed form the engine works with. Every value is
+/// checked here once; the engine trusts the typed values and clamps nothing downstream.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ValidSpec {
-    pub batch_size: usize,
+    pub batch_size: NonZeroUsize,
     pub batch_timeout: SignedDuration,
+    /// `spec.batchTimeout` as written, for messages.
+    pub batch_timeout_text: String,
+    pub suspend: bool,
+    pub dry_run: bool,
+    pub run_on_create: bool,
     pub failure_policy: FailurePolicy,
     pub selector: LabelFilter,
     /// Empty means every name matches.
@@ -128,6 +137,41 @@ impl ValidSpec {
         let pattern_ok = self.name_patterns.is_empty()
             || self.name_patterns.iter().any(|pattern| pattern.matches(name));
         pattern_ok && !self.exclude.contains(name)
+    }
+
+    /// A digest of what selects the services (selector, name patterns, namespaces), recorded
+    /// with a plan: a run tells a selection edited after planning from the one it planned.
+    pub fn selection_digest(&self) -> String {
+        let mut hasher = FnvHasher::default();
+        let mut text = |text: &str| {
+            hasher.write(&(text.len() as u64).to_le_bytes());
+            hasher.write(text.as_bytes());
+        };
+        text(&self.selector.to_string());
+        for pattern in &self.name_patterns {
+            text(pattern.as_str());
+        }
+        text("|");
+        for namespace in &self.namespaces {
+            text(namespace);
+        }
+        format!("fnv1a64-{:016x}", hasher.finish())
+    }
+
+    /// Whether a workload still belongs to the selection: in a target namespace, matched by
+    /// the selector and a name pattern, and not excluded.
+    pub fn selects(
+        &self,
+        namespace: &str,
+        name: &str,
+        labels: Option<&BTreeMap<String, String>>,
+    ) -> bool {
+        self.namespaces.contains(namespace)
+            && labels.map_or_else(
+                || self.selector.matches(&BTreeMap::new()),
+                |labels| self.selector.matches(labels),
+            )
+            && self.name_in_scope(name)
     }
 
     /// The selection in words, for a person wondering why it matched nothing.
@@ -152,12 +196,16 @@ pub fn validate(
     own_namespace: &str,
     scope: &OperatorScope,
 ) -> Result<ValidSpec, SpecError> {
-    if spec.batch_size == 0 || spec.batch_size > MAX_BATCH_SIZE {
-        return Err(SpecError::field(
-            "spec.batchSize",
-            format!("{} is outside the range 1 to {MAX_BATCH_SIZE}", spec.batch_size),
-        ));
-    }
+    let batch_size = usize::try_from(spec.batch_size)
+        .ok()
+        .filter(|size| *size <= MAX_BATCH_SIZE as usize)
+        .and_then(NonZeroUsize::new)
+        .ok_or_else(|| {
+            SpecError::field(
+                "spec.batchSize",
+                format!("{} is outside the range 1 to {MAX_BATCH_SIZE}", spec.batch_size),
+            )
+        })?;
     let batch_timeout = parse_batch_timeout(&spec.batch_timeout)?;
     let selector = LabelFilter::compile(&spec.selector)?;
 
@@ -212,9 +260,12 @@ pub fn validate(
         spec.namespaces.iter().cloned().collect()
     };
     Ok(ValidSpec {
-        // Bounded by MAX_BATCH_SIZE above, so it fits any usize.
-        batch_size: spec.batch_size as usize,
+        batch_size,
         batch_timeout,
+        batch_timeout_text: spec.batch_timeout.clone(),
+        suspend: spec.suspend,
+        dry_run: spec.dry_run,
+        run_on_create: spec.run_on_create,
         failure_policy: spec.failure_policy,
         selector,
         name_patterns,

@@ -58,7 +58,7 @@ fn valid_spec_resolves_scope() {
     spec.name_patterns = vec!["arcgis-*".to_owned()];
     spec.exclude = vec!["arcgis-keep".to_owned()];
     let valid = validate(&spec, "own", &same_namespace_only()).expect("valid");
-    assert_eq!(valid.batch_size, 10);
+    assert_eq!(valid.batch_size.get(), 10);
     assert_eq!(valid.batch_timeout, SignedDuration::from_mins(10));
     assert_eq!(valid.namespaces, BTreeSet::from(["own".to_owned()]));
     assert!(valid.name_in_scope("arcgis-map"));

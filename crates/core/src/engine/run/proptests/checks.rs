@@ -9,22 +9,25 @@ use jiff::SignedDuration;
 use proptest::prelude::*;
 
 use super::model::{BATCH_TIMEOUT_SECONDS, FOREIGN_RUN, Model, Reached};
-use crate::crd::{BatchPhase, ServiceRefreshStatus, ServiceResult, ServiceStatus};
+use crate::crd::{BatchPhase, ServiceRefreshStatus, ServiceResult};
 use crate::engine::plan::service_key;
 use crate::engine::readiness;
 use crate::engine::run::test_support::{ModelView, NS};
 use crate::engine::run::{
     MESSAGE_DRY_RUN, MESSAGE_GONE, MESSAGE_PAUSED, MESSAGE_REPLACED, run_active,
 };
-use crate::engine::{Decision, ObjectKey, RunId, Transition};
+use crate::engine::view::{RunView, ServiceView};
+use crate::engine::{Decision, ObjectKey, Plan, RunId, Transition};
 
-fn all_services(status: &ServiceRefreshStatus) -> Vec<ServiceStatus> {
-    status.batches.iter().flat_map(|batch| batch.all_services(NS)).collect()
+/// Every service of `status`'s run, named through its plan.
+pub fn all_services(status: &ServiceRefreshStatus, plan: Option<&Plan>) -> Vec<ServiceView> {
+    RunView::new(status, plan, NS).services().cloned().collect()
 }
 
 /// Promises about a single decision, checked against the status it started from.
 pub fn check_decision(
     input: Option<&ServiceRefreshStatus>,
+    input_plan: Option<&Plan>,
     decision: &Decision,
 ) -> Result<(), TestCaseError> {
     let output_running: BTreeSet<ObjectKey> = decision
@@ -87,9 +90,9 @@ pub fn check_decision(
         if let Transition::ServiceFinished { deployment, .. } = transition {
             let had_result = same_run
                 && input.is_some_and(|input| {
-                    all_services(input).iter().any(|service| {
-                        service_key(service, NS) == *deployment && service.result.is_some()
-                    })
+                    all_services(input, input_plan)
+                        .iter()
+                        .any(|service| service.key == *deployment && service.result.is_some())
                 });
             prop_assert!(!had_result, "{deployment} got a second result");
         }
@@ -98,8 +101,8 @@ pub fn check_decision(
 }
 
 /// The counts and printer-column strings, recomputed from the services themselves.
-fn check_totals(status: &ServiceRefreshStatus) -> Result<(), TestCaseError> {
-    let services = all_services(status);
+fn check_totals(status: &ServiceRefreshStatus, plan: &Plan) -> Result<(), TestCaseError> {
+    let services = all_services(status, Some(plan));
     let count = |wanted: fn(Option<ServiceResult>) -> bool| {
         u32::try_from(services.iter().filter(|service| wanted(service.result)).count())
             .unwrap_or(u32::MAX)
@@ -111,12 +114,19 @@ fn check_totals(status: &ServiceRefreshStatus) -> Result<(), TestCaseError> {
     prop_assert_eq!(totals.failed, count(|result| result.is_some_and(ServiceResult::is_failure)));
     prop_assert!(totals.restarted >= totals.ready && totals.restarted <= totals.services);
     prop_assert_eq!(status.progress.clone(), Some(format!("{}/{}", totals.ready, totals.services)));
-    let current = status
-        .batches
-        .iter()
-        .position(|batch| batch.phase != BatchPhase::Completed)
-        .map_or(status.batches.len(), |position| position + 1);
-    prop_assert_eq!(status.batch.clone(), Some(format!("{current}/{}", status.batches.len())));
+    let (current, total) = status
+        .batch
+        .as_deref()
+        .and_then(|batch| batch.split_once('/'))
+        .and_then(|(current, total)| {
+            Some((current.parse::<u32>().ok()?, total.parse::<u32>().ok()?))
+        })
+        .ok_or_else(|| TestCaseError::fail(format!("batch column {:?}", status.batch)))?;
+    let started = status.batches.last().map_or(0, |batch| batch.index);
+    prop_assert!(current <= total && started <= total, "batch column {current}/{total}");
+    if !run_active(status) {
+        prop_assert_eq!(current, total, "an ended run shows its last batch");
+    }
     Ok(())
 }
 
@@ -124,17 +134,28 @@ impl Model {
     /// Promises about every status that reaches the API server.
     pub fn check_persisted(&mut self, status: &ServiceRefreshStatus) -> Result<(), TestCaseError> {
         let Some(run) = &status.run else { return Ok(()) };
-        check_totals(status)?;
+        let Some(plan) = self.cluster.plan_of(status) else {
+            // A run's plan objects are written over by the next run's, so an ended run's plan
+            // may be gone when the next run's first status write failed; an active run's never.
+            prop_assert!(
+                run.end_time.is_some(),
+                "the plan of active run {} is not written",
+                run.id
+            );
+            return Ok(());
+        };
+        check_totals(status, &plan)?;
         let planned: Vec<ObjectKey> =
-            all_services(status).iter().map(|s| service_key(s, NS)).collect();
+            plan.entries().iter().map(|entry| entry.key.clone()).collect();
         let unique: BTreeSet<&ObjectKey> = planned.iter().collect();
         prop_assert_eq!(unique.len(), planned.len(), "a Deployment is planned twice");
         let first_plan = self.plans.entry(run.id.clone()).or_insert_with(|| planned.clone());
         prop_assert_eq!(&*first_plan, &planned, "the plan of a run changed");
 
+        let view = RunView::new(status, Some(&plan), NS);
         // Under Abort, no batch after one with a failure ever starts.
         if self.abort {
-            let first_failed = status
+            let first_failed = view
                 .batches
                 .iter()
                 .find(|batch| {
@@ -170,27 +191,28 @@ impl Model {
             );
         }
 
-        // Batches run strictly one after another.
-        let running =
-            status.batches.iter().filter(|batch| batch.phase == BatchPhase::Running).count();
-        prop_assert!(running <= 1);
-        if let Some(first_open) =
-            status.batches.iter().position(|batch| batch.phase != BatchPhase::Completed)
-        {
+        // Batches run strictly one after another: only the newest may be running, and each
+        // is numbered after the one before.
+        for (index, batch) in status.batches.iter().enumerate() {
+            let last = index + 1 == status.batches.len();
             prop_assert!(
-                status.batches[first_open + 1..]
-                    .iter()
-                    .all(|batch| batch.phase == BatchPhase::Pending)
+                last || batch.phase == BatchPhase::Completed,
+                "batch {} open",
+                batch.index
             );
+            prop_assert!(batch.phase != BatchPhase::Pending, "a pending batch in the status");
+            if let Some(next) = status.batches.get(index + 1) {
+                prop_assert_eq!(next.index, batch.index + 1);
+            }
         }
 
         // A batch with a timed-out service lasted at least spec.batchTimeout.
-        for batch in &status.batches {
+        for batch in &view.batches {
             let timed_out =
-                batch.all_services(NS).iter().any(|s| s.result == Some(ServiceResult::TimedOut));
+                batch.services.iter().any(|s| s.result == Some(ServiceResult::TimedOut));
             if let (true, Some(start), Some(end)) = (timed_out, &batch.start_time, &batch.end_time)
             {
-                let lasted = end.0.duration_since(start.0);
+                let lasted = end.duration_since(*start);
                 prop_assert!(
                     lasted >= SignedDuration::from_secs(BATCH_TIMEOUT_SECONDS),
                     "batch {} timed out after {lasted:?}",
@@ -200,19 +222,19 @@ impl Model {
         }
 
         // Ready only ever follows a restart of this run that really changed the template.
-        for service in all_services(status) {
+        for service in view.services() {
             if service.result == Some(ServiceResult::Ready) {
-                let key = service_key(&service, NS);
-                let restarted = self.restarted_by(&run.id, &key);
-                prop_assert!(restarted, "{} is Ready without a restart by {}", key, run.id);
+                let restarted = self.restarted_by(&run.id, &service.key);
+                prop_assert!(restarted, "{} is Ready without a restart by {}", service.key, run.id);
             }
         }
 
         // An ended run gave every planned Deployment its one result.
         if run.end_time.is_some() {
             prop_assert!(status.batches.iter().all(|batch| batch.phase == BatchPhase::Completed));
-            for service in all_services(status) {
-                prop_assert!(service.result.is_some(), "{} ended without a result", service.name);
+            prop_assert_eq!(view.services().count(), plan.len(), "every planned service is listed");
+            for service in view.services() {
+                prop_assert!(service.result.is_some(), "{} ended without a result", service.key);
             }
         }
         Ok(())
@@ -229,14 +251,14 @@ impl Model {
         let Some(run) = &output.run else { return Ok(()) };
         let was_ready: BTreeSet<ObjectKey> = input
             .filter(|input| input.run.as_ref().map(|r| &r.id) == Some(&run.id))
-            .map(all_services)
+            .map(|input| all_services(input, self.cluster.plan_of(input).as_ref()))
             .unwrap_or_default()
             .iter()
             .filter(|service| service.result == Some(ServiceResult::Ready))
-            .map(|service| service_key(service, NS))
+            .map(|service| service.key.clone())
             .collect();
-        for service in all_services(output) {
-            let key = service_key(&service, NS);
+        for service in all_services(output, self.cluster.plan_of(output).as_ref()) {
+            let key = service.key.clone();
             if service.result != Some(ServiceResult::Ready) || was_ready.contains(&key) {
                 continue;
             }
@@ -269,13 +291,16 @@ impl Model {
         // which is no rollout of ours).
         let Some(status) = &self.cluster.refresh.status else { return Ok(()) };
         let Some(run) = &status.run else { return Ok(()) };
-        let seen_complete: BTreeSet<ObjectKey> = all_services(status)
-            .iter()
-            .filter(|service| {
-                matches!(service.result, Some(result) if result != ServiceResult::TimedOut)
-            })
-            .map(|service| service_key(service, NS))
-            .collect();
+        let seen_complete: BTreeSet<ObjectKey> = all_services(
+            status,
+            self.cluster.plan_of(status).as_ref(),
+        )
+        .iter()
+        .filter(
+            |service| matches!(service.result, Some(result) if result != ServiceResult::TimedOut),
+        )
+        .map(|service| service.key.clone())
+        .collect();
         let in_flight = self
             .cluster
             .deployments
@@ -307,9 +332,10 @@ impl Model {
         // Trigger changes coalesce, and none is lost: one run for the creation, one per burst.
         prop_assert_eq!(run.number, 1 + self.bursts, "runs for {} trigger bursts", self.bursts);
 
+        let services = all_services(&status, self.cluster.plan_of(&status).as_ref());
         // Every result is backed by what happened to the Deployment.
-        for service in all_services(&status) {
-            let key = service_key(&service, NS);
+        for service in &services {
+            let key = service.key.clone();
             let message = service.message.as_deref().unwrap_or_default();
             let changed = self.restarted_by(&run.id, &key);
             match service.result {
@@ -343,8 +369,8 @@ impl Model {
         // rollout finish: its results are known in advance.
         if run.number > self.run_at_drain && run.cancel_request.is_none() {
             self.reach(Reached::SettledRunJudged);
-            for service in all_services(&status) {
-                let key = service_key(&service, NS);
+            for service in &services {
+                let key = service.key.clone();
                 let restarts = self.cluster.template_changes.get(&(run.id.clone(), key.clone()));
                 let expected = match self.cluster.deployments.get(&key) {
                     _ if run.dry_run => (ServiceResult::Skipped, Some(MESSAGE_DRY_RUN)),

@@ -489,9 +489,10 @@ impl Model {
         self.previous_view = self.cluster.view();
         self.previous_view_at = self.cluster.now;
         let input = self.cluster.refresh.status.clone();
+        let input_plan = self.cluster.plan();
 
         let decision = self.cluster.pass_with(&cache);
-        checks::check_decision(input.as_ref(), &decision)?;
+        checks::check_decision(input.as_ref(), input_plan.as_ref(), &decision)?;
         self.check_new_results(input.as_ref(), &decision.status, &cache)?;
 
         let first_write = input.as_ref() != Some(&decision.status);
@@ -607,8 +608,9 @@ impl Model {
                 _ => {}
             }
         }
-        for service in status.batches.iter().flat_map(|batch| batch.all_services(NS)) {
-            if service.namespace.is_some() {
+        let plan = self.cluster.plan_of(status);
+        for service in checks::all_services(status, plan.as_ref()) {
+            if service.key.namespace != NS {
                 reached.push(Reached::OtherNamespace);
             }
             let message = service.message.as_deref().unwrap_or_default();

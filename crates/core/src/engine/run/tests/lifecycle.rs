@@ -8,10 +8,10 @@ use serde_json::json;
 
 use super::super::test_support::{ModelCluster, NS, at};
 use super::super::*;
-use super::{condition, reasons, results};
+use super::{batch_results, condition, reasons, results};
 use crate::crd::{BatchPhase, Phase, ServiceResult, Totals};
-use crate::engine::DeploymentSnapshot;
 use crate::engine::conditions::{READY, RECONCILING};
+use crate::engine::{DeploymentSnapshot, Restart};
 
 #[test]
 fn creation_plans_then_starts_a_batch_with_its_restarts() {
@@ -30,8 +30,9 @@ fn creation_plans_then_starts_a_batch_with_its_restarts() {
         (run.id.as_str(), run.number, run.reason.as_str()),
         ("arcgis/refresh/1-01234567", 1, "Created")
     );
-    assert_eq!(status.batches.len(), 2);
-    assert!(status.batches.iter().all(|batch| batch.phase == BatchPhase::Pending));
+    assert!(status.batches.is_empty(), "batches are cut as they start, from the plan");
+    assert_eq!(planned.plan_objects.len(), 1, "the plan is written with the run's start");
+    assert_eq!(cluster.plan().map(|plan| plan.len()), Some(3));
     assert_eq!(status.totals.services, 3);
     assert_eq!((status.progress.as_deref(), status.batch.as_deref()), (Some("0/3"), Some("1/2")));
     assert_eq!(condition(status, RECONCILING), ("True", "Running", "batch 1 of 2"));
@@ -114,8 +115,12 @@ fn a_full_run_succeeds_and_is_recorded() {
             .all(|batch| batch.phase == BatchPhase::Completed && batch.end_time.is_some())
     );
     assert!(
-        status.batches.iter().all(|b| b.services.is_empty() && !b.ready.is_empty()),
-        "Ready services are folded"
+        status
+            .batches
+            .iter()
+            .all(|b| b.services.is_empty()
+                && b.counts.as_ref().is_some_and(|counts| counts.ready > 0)),
+        "completed batches keep counts, not rows"
     );
     assert_eq!(status.history.len(), 1);
     assert_eq!(status.history[0].phase, Phase::Succeeded);
@@ -222,7 +227,11 @@ fn waiting_messages_show_kubectls_text_and_change_at_most_every_few_seconds() {
     cluster.roll_out(&keys[0]);
     cluster.now = at(6);
     let ready = cluster.pass();
-    assert_eq!(ready.status.batches[0].ready, ["svc-00"], "a Ready service keeps no message");
+    assert_eq!(
+        batch_results(&cluster, 1),
+        [("svc-00".to_owned(), Some(ServiceResult::Ready), None)],
+        "a Ready service keeps no message"
+    );
     assert_eq!(ready.status.phase, Some(Phase::Succeeded));
 }
 
@@ -245,7 +254,12 @@ fn a_result_within_a_running_batch_waits_for_the_next_write() {
     assert_eq!(early.wake_at, Some(at(0) + batches::MESSAGE_REFRESH));
     cluster.roll_out(&keys[1]);
     let done = cluster.pass();
-    assert_eq!(done.status.batches[0].ready, ["svc-00", "svc-01"]);
+    assert_eq!(done.status.batches[0].counts.as_ref().map(|counts| counts.ready), Some(2));
+    assert!(
+        batch_results(&cluster, 1)
+            .iter()
+            .all(|(_, result, _)| *result == Some(ServiceResult::Ready))
+    );
 }
 
 #[test]
@@ -324,15 +338,15 @@ fn deleted_deployments_are_gone_and_paused_ones_skipped() {
     );
     cluster.apply(&decision);
     cluster.run_to_end();
-    let status = cluster.status();
     assert_eq!(
-        results(status),
+        results(&cluster),
         vec![
             ("svc-00".to_owned(), Some(ServiceResult::Ready), None),
             ("svc-01".to_owned(), Some(ServiceResult::Skipped), Some(MESSAGE_PAUSED.to_owned())),
             ("svc-02".to_owned(), Some(ServiceResult::Gone), Some(MESSAGE_GONE.to_owned())),
         ]
     );
+    let status = cluster.status();
     assert_eq!(status.phase, Some(Phase::Failed));
     assert_eq!(
         status.totals,
@@ -369,7 +383,7 @@ fn batches_time_out_with_the_last_waiting_message() {
     let timed_out = cluster.pass();
     assert!(timed_out.restarts.is_empty());
     assert_eq!(
-        results(&timed_out.status),
+        results(&cluster),
         vec![
             (
                 "svc-00".to_owned(),
@@ -492,7 +506,7 @@ fn the_deployment_list_may_hold_unrelated_objects() {
 }
 
 #[test]
-fn a_completed_batch_lists_ready_services_by_name_and_keeps_the_rest() {
+fn a_completed_batch_counts_ready_services_and_groups_the_rest_by_cause() {
     let mut cluster = ModelCluster::new(json!({"selector": {}, "namespaces": ["arcgis", "gis"]}));
     cluster.allow_cross_namespace();
     let keys = cluster.add_many(2);
@@ -505,15 +519,23 @@ fn a_completed_batch_lists_ready_services_by_name_and_keeps_the_rest() {
     cluster.fail_rollout(&keys[1]);
     let done = cluster.pass();
     let batch = &done.status.batches[0];
-    assert_eq!(batch.ready, ["svc-00", "gis/svc-x"]);
-    assert_eq!(batch.services.len(), 1);
-    assert_eq!(batch.services[0].result, Some(ServiceResult::Failed));
-    let names: Vec<String> = batch
-        .all_services(NS)
-        .into_iter()
-        .map(|service| format!("{:?}/{}", service.namespace, service.name))
-        .collect();
-    assert_eq!(names, ["None/svc-00", "None/svc-01", "Some(\"gis\")/svc-x"], "plan order");
+    assert_eq!(
+        batch.counts,
+        Some(crate::crd::BatchCounts { ready: 2, restarted: 3, failed: 1, skipped: 0 })
+    );
+    assert!(batch.services.is_empty(), "no row of a completed batch but those still in flight");
+    assert_eq!(done.status.results.len(), 1);
+    let failed = &done.status.results[0];
+    assert_eq!(
+        (failed.result, failed.reason.as_str()),
+        (ServiceResult::Failed, "ProgressDeadlineExceeded")
+    );
+    assert_eq!((failed.count, failed.positions.as_str()), (1, "1"));
+    assert_eq!(failed.examples, ["svc-01"]);
+    let view = cluster.run_view();
+    let names: Vec<String> =
+        view.batches[0].services.iter().map(|service| service.key.to_string()).collect();
+    assert_eq!(names, ["arcgis/svc-00", "arcgis/svc-01", "gis/svc-x"], "plan order");
     assert_eq!(done.status.totals.ready, 2);
     assert_eq!(done.status.progress.as_deref(), Some("2/3"));
 }

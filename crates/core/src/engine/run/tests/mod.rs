@@ -6,7 +6,7 @@ mod lifecycle;
 mod spec;
 mod triggers;
 
-use super::test_support::NS;
+use super::test_support::ModelCluster;
 use super::*;
 use crate::crd::ServiceResult;
 use crate::engine::transitions::Transition;
@@ -32,13 +32,29 @@ pub(super) fn events(decision: &Decision) -> Vec<crate::engine::EventNote> {
     decision.transitions.iter().filter_map(Transition::event).collect()
 }
 
+/// Every service of the model's current run in plan order, with its result and message.
 pub(super) fn results(
-    status: &ServiceRefreshStatus,
+    cluster: &ModelCluster,
 ) -> Vec<(String, Option<ServiceResult>, Option<String>)> {
-    status
-        .batches
+    let view = cluster.run_view();
+    let mut services: Vec<_> = view.services().cloned().collect();
+    services.sort_by_key(|service| service.position);
+    services
+        .into_iter()
+        .map(|service| (service.key.name, service.result, service.message))
+        .collect()
+}
+
+/// The services of batch `index` (from 1) as a person reads them: name, result and message.
+pub(super) fn batch_results(
+    cluster: &ModelCluster,
+    index: u32,
+) -> Vec<(String, Option<ServiceResult>, Option<String>)> {
+    let view = cluster.run_view();
+    let batch = view.batches.iter().find(|batch| batch.index == index).expect("batch listed");
+    batch
+        .services
         .iter()
-        .flat_map(|batch| batch.all_services(NS))
-        .map(|service| (service.name.clone(), service.result, service.message.clone()))
+        .map(|service| (service.key.name.clone(), service.result, service.message.clone()))
         .collect()
 }

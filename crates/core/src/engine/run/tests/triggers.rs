@@ -271,7 +271,7 @@ fn cancelling_finishes_the_batch_in_flight_and_skips_the_rest() {
     let status = cluster.status();
     assert_eq!(status.phase, Some(Phase::Cancelled));
     assert_eq!(
-        results(status)[1..].to_vec(),
+        results(&cluster)[1..].to_vec(),
         vec![
             ("svc-01".to_owned(), Some(ServiceResult::Ready), None),
             ("svc-02".to_owned(), Some(ServiceResult::Skipped), Some(MESSAGE_CANCELLED.to_owned())),
@@ -284,7 +284,7 @@ fn cancelling_finishes_the_batch_in_flight_and_skips_the_rest() {
     assert_eq!(status.history[0].phase, Phase::Cancelled);
     assert_eq!(
         status.run.as_ref().and_then(|run| run.message.as_deref()),
-        Some("Run 1 was cancelled: cancelled: 2 of 5 Deployments ready, 0 failed, 3 skipped")
+        Some("Run 1 was cancelled: 2 of 5 Deployments ready, 0 failed, 3 skipped")
     );
     assert!(cluster.pass().transitions.is_empty(), "settled");
     assert_eq!(cluster.template_changes.len(), 2);

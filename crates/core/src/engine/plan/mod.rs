@@ -1,6 +1,11 @@
-//! Selection and planning: which Deployments a run covers, in which order and in which
-//! batches, plus the content digest that detects changes to trigger ConfigMaps. The plan is
-//! a snapshot taken once at run start; later changes to the fleet do not alter it.
+//! Selection and planning: which Deployments a run covers and in which order (the plan,
+//! kept in plan objects by [`parts`]), plus the content digest that detects changes to
+//! trigger ConfigMaps. The plan is a snapshot taken once at run start; later changes to the
+//! fleet do not alter it.
+
+mod parts;
+
+pub use parts::{PLAN_OWNER_LABEL, Plan, PlanEntry, PlanError, part_name};
 
 use std::collections::BTreeSet;
 use std::hash::Hasher;
@@ -10,7 +15,7 @@ use fnv::FnvHasher;
 use super::ObjectKey;
 use super::observed::{ClusterView, ConfigMapSnapshot};
 use super::spec::ValidSpec;
-use crate::crd::{BatchPhase, BatchStatus, ServiceRefresh, ServiceStatus};
+use crate::crd::{ServiceRefresh, ServiceStatus};
 
 /// The namespace a ServiceRefresh lives in; every relative reference resolves against it.
 /// A namespaced object always has one once stored, so the fallback only covers hand-built
@@ -44,13 +49,8 @@ pub fn select(spec: &ValidSpec, cluster: &dyn ClusterView) -> Selection {
             continue;
         }
         existing_names.insert(name.to_owned());
-        let labels = deployment.metadata.labels.as_ref();
         let in_scope = deployment.metadata.deletion_timestamp.is_none()
-            && labels.map_or_else(
-                || spec.selector.matches(&Default::default()),
-                |labels| spec.selector.matches(labels),
-            )
-            && spec.name_in_scope(name);
+            && spec.selects(namespace, name, deployment.metadata.labels.as_ref());
         if in_scope {
             selected.insert(ObjectKey::new(namespace, name));
         }
@@ -61,37 +61,17 @@ pub fn select(spec: &ValidSpec, cluster: &dyn ClusterView) -> Selection {
     }
 }
 
-/// Cuts sorted services into Pending batches of at most `batch_size`, numbering them from
-/// `first_index`.
-pub fn cut_batches(
-    services: &[ServiceStatus],
-    batch_size: usize,
-    first_index: u32,
-) -> Vec<BatchStatus> {
-    services
-        .chunks(batch_size.max(1))
-        .zip(first_index..)
-        .map(|(chunk, index)| BatchStatus {
-            index,
-            phase: BatchPhase::Pending,
-            start_time: None,
-            end_time: None,
-            message_time: None,
-            services: chunk.to_vec(),
-            ready: Vec::new(),
-        })
-        .collect()
-}
-
-/// The plan entry of one Deployment, not yet restarted. The namespace is left out when it is
-/// the resource's own, to keep the status small for large fleets.
-pub fn planned_service(key: &ObjectKey, own_namespace: &str) -> ServiceStatus {
+/// The row of a plan entry in a started batch. The namespace is left out when it is the
+/// resource's own, to keep the status small.
+pub fn service_row(entry: &PlanEntry, position: u32, own_namespace: &str) -> ServiceStatus {
     ServiceStatus {
-        name: key.name.clone(),
-        namespace: (key.namespace != own_namespace).then(|| key.namespace.clone()),
+        name: entry.key.name.clone(),
+        position: Some(position),
+        namespace: (entry.key.namespace != own_namespace).then(|| entry.key.namespace.clone()),
         generation: None,
         uid: None,
         result: None,
+        reason: None,
         message: None,
     }
 }
@@ -247,24 +227,6 @@ mod tests {
             select(&valid, &fleet).deployments,
             vec![ObjectKey::new("own", "alive"), ObjectKey::new("own", "bare")]
         );
-    }
-
-    #[test]
-    fn batches_are_cut_in_order_and_omit_own_namespace() {
-        let keys: Vec<ObjectKey> = (0..7)
-            .map(|i| ObjectKey::new(if i < 5 { "own" } else { "x" }, format!("d{i}")))
-            .collect();
-        let services: Vec<ServiceStatus> =
-            keys.iter().map(|key| planned_service(key, "own")).collect();
-        let batches = cut_batches(&services, 3, 1);
-        assert_eq!(batches.iter().map(|b| b.index).collect::<Vec<_>>(), vec![1, 2, 3]);
-        assert_eq!(batches.iter().map(|b| b.services.len()).collect::<Vec<_>>(), vec![3, 3, 1]);
-        assert!(batches.iter().all(|b| b.phase == BatchPhase::Pending));
-        assert_eq!(batches[0].services[0].namespace, None);
-        assert_eq!(batches[2].services[0].namespace.as_deref(), Some("x"));
-        let round_trip: Vec<ObjectKey> =
-            batches.iter().flat_map(|b| b.services.iter()).map(|s| service_key(s, "own")).collect();
-        assert_eq!(round_trip, keys);
     }
 
     fn config_map(data: &[(&str, &str)]) -> ConfigMapSnapshot {
