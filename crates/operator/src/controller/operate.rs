@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::channel::mpsc::{self, UnboundedReceiver, UnboundedSender};
-use futures::future::Shared;
+use futures::future::{BoxFuture, Shared};
 use futures::{FutureExt, StreamExt};
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
 use kube::runtime::reflector::ObjectRef;
@@ -31,7 +31,7 @@ use servicerefresh_core::policy::patch_memo::PatchMemo;
 use servicerefresh_core::policy::status_memo::StatusMemo;
 
 /// The shutdown signal, awaited in several places.
-type Shutdown = Shared<futures::future::BoxFuture<'static, ()>>;
+type Shutdown = Shared<BoxFuture<'static, ()>>;
 
 /// Runs the operator from the start-up checks to the Lease's release.
 pub async fn operate(
