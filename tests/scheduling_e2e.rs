@@ -193,10 +193,12 @@ async fn suspending_mid_run_finishes_the_batch_in_flight_and_sends_nothing_more(
     let names = cluster.all_deployment_names().await;
     let operator = Operator::start(&cluster.client);
     cluster.create_refresh("paused", json!({"selector": {}, "batchSize": 4})).await;
-    // The status shows batch 1 running only once its restart patches went out.
+    // The plan's status write can show batch 1 running before its restart patches went
+    // out (the next pass sends them): wait for both.
     wait_for(RUN_DEADLINE, "batch 1 to run", || async {
         let status = cluster.status("paused").await?;
-        (status.batches.first()?.phase == BatchPhase::Running).then_some(())
+        let patched = applied_deployment_patches(&cluster.sim.requests()) == 4;
+        (status.batches.first()?.phase == BatchPhase::Running && patched).then_some(())
     })
     .await;
     let suspended_at = log_mark(&cluster);
