@@ -23,7 +23,7 @@ const DEADLINE: Duration = Duration::from_secs(90);
 struct ChromeDriver {
     child: Child,
     port: u16,
-    profile: std::path::PathBuf,
+    profile: tempfile::TempDir,
 }
 
 impl ChromeDriver {
@@ -38,8 +38,10 @@ impl ChromeDriver {
             .stderr(Stdio::null())
             .spawn()
             .expect("chromedriver runs (install it with .ci/install-tools: Debian package chromium-driver)");
-        let profile = std::env::temp_dir()
-            .join(format!("servicerefresh-chromium-{}-{port}", std::process::id()));
+        let profile = tempfile::Builder::new()
+            .prefix("servicerefresh-chromium-")
+            .tempdir()
+            .expect("a profile directory");
         wait_for(Duration::from_secs(30), "chromedriver to listen", || async {
             tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok().map(|_| ())
         })
@@ -58,7 +60,7 @@ impl ChromeDriver {
                     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
                     "--window-size=1280,1600",
-                    format!("--user-data-dir={}", self.profile.display()),
+                    format!("--user-data-dir={}", self.profile.path().display()),
                 ],
             },
         });
@@ -77,7 +79,7 @@ impl Drop for ChromeDriver {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.profile);
+        // The profile directory goes after this, once chromium has stopped writing to it.
     }
 }
 

@@ -6,10 +6,8 @@ use std::process::Command;
 
 #[test]
 fn bench_quick_status_prints_and_writes_its_figures() {
-    let dir =
-        std::env::temp_dir().join(format!("servicerefresh-bench-smoke-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("scratch directory");
-    let json = dir.join("bench.json");
+    let dir = tempfile::tempdir().expect("scratch directory");
+    let json = dir.path().join("bench.json");
     let output = Command::new(env!("CARGO_BIN_EXE_servicerefresh"))
         .args(["bench", "--quick", "--only", "status", "--json"])
         .arg(&json)
@@ -21,7 +19,6 @@ fn bench_quick_status_prints_and_writes_its_figures() {
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).expect("JSON written"))
             .expect("JSON parses");
-    let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(report["setup"]["quick"], true);
     let ids: Vec<&str> = report["figures"]
         .as_array()

@@ -89,9 +89,8 @@ async fn run_without_the_crd_exits_with_one_clear_line() {
     let sim = servicerefresh_sim::start(SimConfig { deployments: 0, ..SimConfig::default() })
         .await
         .expect("sim starts");
-    let dir = std::env::temp_dir().join(format!("servicerefresh-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let kubeconfig = dir.join("kubeconfig");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let kubeconfig = dir.path().join("kubeconfig");
     sim.write_kubeconfig(&kubeconfig).expect("kubeconfig");
 
     let output = tokio::task::spawn_blocking(move || {
@@ -110,5 +109,4 @@ async fn run_without_the_crd_exits_with_one_clear_line() {
     assert_eq!(lines.len(), 1, "exactly one line, got:\n{stderr}");
     assert!(lines[0].contains("CRD") && lines[0].contains("kubectl apply"), "{stderr}");
     sim.shutdown().await;
-    let _ = std::fs::remove_dir_all(&dir);
 }

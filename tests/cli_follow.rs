@@ -8,51 +8,39 @@ use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{NAMESPACE, Operator, SimCluster, wait_for};
+use common::{NAMESPACE, Operator, SimCluster, fleet, wait_for};
 use kube::api::Patch;
 use serde_json::{Value, json};
 use servicerefresh_core::crd::{
     CANCEL_REQUESTED_AT_ANNOTATION, Phase, RUN_REQUESTED_AT_ANNOTATION,
 };
 use servicerefresh_sim::SimConfig;
+use tempfile::TempDir;
 use tokio::process::{Child, Command};
 
 const DEADLINE: Duration = Duration::from_secs(90);
 const BINARY: &str = env!("CARGO_BIN_EXE_servicerefresh");
 
-fn fleet(deployments: usize, fail: usize) -> SimConfig {
-    SimConfig {
-        deployments,
-        fail,
-        rollout_ms: 150,
-        rollout_jitter_ms: 100,
-        progress_deadline_seconds: 1,
-        seed: 7,
-        ..SimConfig::default()
-    }
-}
+/// The generated fleet these tests were written against.
+const FLEET_SEED: u64 = 7;
 
 /// A simulated cluster, the operator, and a kubeconfig for the CLI.
 struct Env {
     cluster: SimCluster,
     operator: Operator,
-    dir: PathBuf,
+    dir: TempDir,
     kubeconfig: PathBuf,
-}
-
-fn temp_dir(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir()
-        .join(format!("servicerefresh-cli-follow-{}-{test}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
 }
 
 impl Env {
     async fn start(config: SimConfig, test: &str) -> Self {
         let cluster = SimCluster::start(config).await;
         let operator = Operator::start(&cluster.client);
-        let dir = temp_dir(test);
-        let kubeconfig = dir.join("kubeconfig");
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("servicerefresh-cli-follow-{test}-"))
+            .tempdir()
+            .expect("temp dir");
+        let kubeconfig = dir.path().join("kubeconfig");
         cluster.sim.write_kubeconfig(&kubeconfig).expect("kubeconfig");
         Self { cluster, operator, dir, kubeconfig }
     }
@@ -103,7 +91,6 @@ impl Env {
     async fn shutdown(self) {
         self.operator.stop().await;
         self.cluster.sim.shutdown().await;
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -169,7 +156,7 @@ async fn wait_for_phase(env: &Env, name: &str, phase: Phase) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn start_wait_follows_the_next_run_not_the_ended_one_with_plain_lines_on_a_pipe() {
-    let env = Env::start(fleet(6, 0), "next-run").await;
+    let env = Env::start(fleet(6, 0, FLEET_SEED), "next-run").await;
     // Run 1 has ended Succeeded: its Ready condition already holds, which a naive waiter
     // would take for the new run's.
     env.create_and_finish_first_run("r", json!({"selector": {}, "batchSize": 3})).await;
@@ -204,7 +191,7 @@ async fn start_wait_follows_the_next_run_not_the_ended_one_with_plain_lines_on_a
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn start_wait_exits_1_and_names_each_failed_service_with_json_on_stdout() {
-    let env = Env::start(fleet(6, 2), "failures").await;
+    let env = Env::start(fleet(6, 2, FLEET_SEED), "failures").await;
     let failing = env.cluster.failing_deployments().await;
     env.create_and_finish_first_run("r", json!({"selector": {}, "batchSize": 3})).await;
 
@@ -234,7 +221,7 @@ async fn start_wait_exits_1_and_names_each_failed_service_with_json_on_stdout() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn start_wait_exits_2_when_the_timeout_passes_first() {
-    let config = SimConfig { progress_deadline_seconds: 600, ..fleet(4, 0) };
+    let config = SimConfig { progress_deadline_seconds: 600, ..fleet(4, 0, FLEET_SEED) };
     let env = Env::start(config, "timeout").await;
     env.create_and_finish_first_run("r", json!({"selector": {}, "batchSize": 2})).await;
     for name in env.cluster.all_deployment_names().await {
@@ -257,7 +244,7 @@ async fn start_wait_exits_2_when_the_timeout_passes_first() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_during_a_run_is_followed_as_its_follow_up_run() {
-    let env = Env::start(fleet(6, 0), "follow-up").await;
+    let env = Env::start(fleet(6, 0, FLEET_SEED), "follow-up").await;
     // Run 1 is planned and held before its first batch, so the request meets an active run.
     env.cluster.create_refresh("r", json!({"selector": {}, "batchSize": 3, "suspend": true})).await;
     wait_for_phase(&env, "r", Phase::Suspended).await;
@@ -279,7 +266,7 @@ async fn a_request_during_a_run_is_followed_as_its_follow_up_run() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_newer_request_by_another_client_is_followed_and_named() {
-    let env = Env::start(fleet(4, 0), "superseded").await;
+    let env = Env::start(fleet(4, 0, FLEET_SEED), "superseded").await;
     env.cluster.create_refresh("r", json!({"selector": {}, "batchSize": 2, "suspend": true})).await;
     wait_for_phase(&env, "r", Phase::Suspended).await;
 
@@ -313,7 +300,7 @@ async fn progress_bars_animate_under_a_terminal() {
         std::process::Command::new("script").arg("--version").output().is_ok(),
         "the `script` utility (util-linux) runs the CLI under a pseudo-terminal"
     );
-    let env = Env::start(SimConfig { rollout_ms: 400, ..fleet(6, 0) }, "pty").await;
+    let env = Env::start(SimConfig { rollout_ms: 400, ..fleet(6, 0, FLEET_SEED) }, "pty").await;
     env.create_and_finish_first_run("r", json!({"selector": {}, "batchSize": 3})).await;
 
     let words = [BINARY, "start", "r", "--wait", "--kubeconfig", env.kubeconfig.to_str().unwrap()];
@@ -344,7 +331,7 @@ async fn progress_bars_animate_under_a_terminal() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn usage_and_api_errors_exit_3_with_one_clear_line() {
-    let env = Env::start(fleet(2, 0), "errors").await;
+    let env = Env::start(fleet(2, 0, FLEET_SEED), "errors").await;
     env.create_and_finish_first_run("r", json!({"selector": {}})).await;
     let server = env.cluster.sim.base_url();
     let one_line = |ran: &Ran| {
@@ -366,7 +353,7 @@ async fn usage_and_api_errors_exit_3_with_one_clear_line() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         listener.local_addr().expect("address")
     };
-    let unreachable = env.dir.join("unreachable");
+    let unreachable = env.dir.path().join("unreachable");
     let config = std::fs::read_to_string(&env.kubeconfig).expect("kubeconfig");
     let config = config.replace(server.trim_start_matches("http://"), &closed.to_string());
     std::fs::write(&unreachable, config).expect("write kubeconfig");
@@ -375,8 +362,8 @@ async fn usage_and_api_errors_exit_3_with_one_clear_line() {
     assert!(line.contains("cannot reach") && line.contains(&closed.to_string()), "{line}");
 
     // A cluster without the CRD.
-    let bare = servicerefresh_sim::start(fleet(0, 0)).await.expect("sim starts");
-    let bare_config = env.dir.join("bare");
+    let bare = servicerefresh_sim::start(fleet(0, 0, FLEET_SEED)).await.expect("sim starts");
+    let bare_config = env.dir.path().join("bare");
     bare.write_kubeconfig(&bare_config).expect("kubeconfig");
     let ran = Ran::of(cli_with(&bare_config, &["start", "r", "--wait"]).output().await.unwrap());
     let line = one_line(&ran);
@@ -396,7 +383,7 @@ async fn usage_and_api_errors_exit_3_with_one_clear_line() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_prints_the_plan_table_and_cancel_without_an_active_run_says_so() {
-    let env = Env::start(fleet(5, 1), "status").await;
+    let env = Env::start(fleet(5, 1, FLEET_SEED), "status").await;
     let failing = env.cluster.failing_deployments().await;
     env.create_and_finish_first_run("r", json!({"selector": {}, "batchSize": 2})).await;
 
@@ -441,9 +428,9 @@ async fn status_prints_the_plan_table_and_cancel_without_an_active_run_says_so()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_kubectl_plugin_form_names_itself_and_reads_the_context_namespace() {
-    let env = Env::start(fleet(2, 0), "plugin").await;
+    let env = Env::start(fleet(2, 0, FLEET_SEED), "plugin").await;
     env.create_and_finish_first_run("r", json!({"selector": {}})).await;
-    let plugin = env.dir.join("kubectl-servicerefresh");
+    let plugin = env.dir.path().join("kubectl-servicerefresh");
     std::os::unix::fs::symlink(BINARY, &plugin).expect("symlink the plugin");
 
     let help = std::process::Command::new(&plugin).args(["start", "--help"]).output().unwrap();
@@ -463,7 +450,8 @@ async fn the_kubectl_plugin_form_names_itself_and_reads_the_context_namespace() 
     assert!(ran.stderr.starts_with("kubectl servicerefresh: error:"), "{}", ran.stderr);
 
     // Through kubectl's plugin dispatch; the namespace comes from the kubeconfig context.
-    let path = format!("{}:{}", env.dir.display(), std::env::var("PATH").unwrap_or_default());
+    let path =
+        format!("{}:{}", env.dir.path().display(), std::env::var("PATH").unwrap_or_default());
     let ran = Ran::of(
         std::process::Command::new("kubectl")
             .args(["servicerefresh", "status", "r"])
@@ -479,7 +467,7 @@ async fn the_kubectl_plugin_form_names_itself_and_reads_the_context_namespace() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_during_a_run_ends_it_cancelled_and_start_wait_exits_2() {
-    let config = SimConfig { rollout_ms: 1500, rollout_jitter_ms: 0, ..fleet(6, 0) };
+    let config = SimConfig { rollout_ms: 1500, rollout_jitter_ms: 0, ..fleet(6, 0, FLEET_SEED) };
     let env = Env::start(config, "cancel").await;
     env.create_and_finish_first_run("r", json!({"selector": {}, "batchSize": 2})).await;
 

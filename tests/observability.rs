@@ -183,8 +183,15 @@ async fn the_metrics_count_what_the_run_did() {
                 assert_eq!(line["run"], run_id.as_str());
                 assert_eq!(line["servicerefresh"], "arcgis/fleet");
             }
+            // Span data once: the span list, without the current span repeated beside it.
+            assert!(line.get("span").is_none(), "{message} repeats its span: {line}");
         }
     }
+    let started = &operator.logged("run started")[0];
+    let spans = started["spans"].as_array().expect("a reconcile's line lists its spans");
+    assert_eq!(spans.len(), 1, "{started}");
+    assert_eq!(spans[0]["name"], "reconciling object", "{started}");
+    assert_eq!(spans[0]["object.ref"], "ServiceRefresh.v1alpha1.gisops.io/fleet.arcgis");
 
     operator.signal("TERM");
     assert!(operator.wait_exit(Duration::from_secs(30)).await.success());

@@ -8,25 +8,16 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::{NAMESPACE, Operator, SimCluster, assert_template_changes, wait_for};
+use common::{NAMESPACE, Operator, SimCluster, assert_template_changes, fleet, wait_for};
 use serde_json::json;
 use servicerefresh_core::crd::{BatchPhase, Phase, ServiceRefreshStatus, ServiceResult};
 use servicerefresh_core::engine::view::RunView;
-use servicerefresh_sim::{FaultConfig, SimConfig};
+use servicerefresh_sim::FaultConfig;
 
 const RUN_DEADLINE: Duration = Duration::from_secs(120);
 
-fn fleet(deployments: usize, fail: usize) -> SimConfig {
-    SimConfig {
-        deployments,
-        fail,
-        rollout_ms: 150,
-        rollout_jitter_ms: 100,
-        progress_deadline_seconds: 1,
-        seed: 7,
-        ..SimConfig::default()
-    }
-}
+/// The generated fleet these tests were written against.
+const FLEET_SEED: u64 = 7;
 
 fn results(view: &RunView) -> BTreeMap<String, (ServiceResult, Option<String>)> {
     view.services()
@@ -41,7 +32,7 @@ fn results(view: &RunView) -> BTreeMap<String, (ServiceResult, Option<String>)> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_run_restarts_every_deployment_once_in_batches_of_ten() {
-    let cluster = SimCluster::start(fleet(137, 3)).await;
+    let cluster = SimCluster::start(fleet(137, 3, FLEET_SEED)).await;
     let names = cluster.all_deployment_names().await;
     let failing = cluster.failing_deployments().await;
     assert_eq!((names.len(), failing.len()), (137, 3));
@@ -87,7 +78,7 @@ async fn full_run_restarts_every_deployment_once_in_batches_of_ten() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn abort_stops_after_the_first_failing_batch() {
-    let cluster = SimCluster::start(fleet(40, 2)).await;
+    let cluster = SimCluster::start(fleet(40, 2, FLEET_SEED)).await;
     let names = cluster.all_deployment_names().await;
     let failing = cluster.failing_deployments().await;
     let first_failing_batch =
@@ -130,7 +121,7 @@ async fn abort_stops_after_the_first_failing_batch() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operator_restarts_mid_run_never_restart_a_deployment_twice() {
-    let cluster = SimCluster::start(fleet(60, 0)).await;
+    let cluster = SimCluster::start(fleet(60, 0, FLEET_SEED)).await;
     let names = cluster.all_deployment_names().await;
     let mut operator = Operator::start(&cluster.client);
     cluster.create_refresh("restarts", json!({"selector": {}, "batchSize": 6})).await;
@@ -160,7 +151,7 @@ async fn operator_restarts_mid_run_never_restart_a_deployment_twice() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_completes_despite_failing_writes_and_dropped_watches() {
-    let cluster = SimCluster::start(fleet(50, 0)).await;
+    let cluster = SimCluster::start(fleet(50, 0, FLEET_SEED)).await;
     let names = cluster.all_deployment_names().await;
     cluster.sim.set_faults(FaultConfig {
         write_error_rate: 0.05,
@@ -190,7 +181,7 @@ async fn run_completes_despite_failing_writes_and_dropped_watches() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_costs_one_patch_per_deployment_and_a_few_status_writes_per_batch() {
-    let cluster = SimCluster::start(fleet(100, 0)).await;
+    let cluster = SimCluster::start(fleet(100, 0, FLEET_SEED)).await;
     cluster.sim.reset_stats();
     let operator = Operator::start(&cluster.client);
     cluster.create_refresh("counts", json!({"selector": {}, "batchSize": 10})).await;
@@ -217,7 +208,7 @@ async fn a_run_costs_one_patch_per_deployment_and_a_few_status_writes_per_batch(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reapplying_an_unchanged_spec_starts_nothing_and_a_new_trigger_starts_one_run() {
-    let cluster = SimCluster::start(fleet(12, 0)).await;
+    let cluster = SimCluster::start(fleet(12, 0, FLEET_SEED)).await;
     let names = cluster.all_deployment_names().await;
     let operator = Operator::start(&cluster.client);
     cluster
@@ -283,7 +274,7 @@ fn condition<'a>(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_ends_stalled_with_an_actionable_message() {
-    let cluster = SimCluster::start(fleet(4, 0)).await;
+    let cluster = SimCluster::start(fleet(4, 0, FLEET_SEED)).await;
     let operator = Operator::start(&cluster.client);
     cluster
         .create_refresh(

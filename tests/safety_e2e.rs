@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{NAMESPACE, Operator, SimCluster, wait_for};
+use common::{NAMESPACE, Operator, SimCluster, fleet, wait_for};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use k8s_openapi::api::events::v1::Event;
@@ -22,17 +22,8 @@ use servicerefresh_sim::SimConfig;
 
 const DEADLINE: Duration = Duration::from_secs(90);
 
-fn fleet(deployments: usize, fail: usize) -> SimConfig {
-    SimConfig {
-        deployments,
-        fail,
-        rollout_ms: 150,
-        rollout_jitter_ms: 100,
-        progress_deadline_seconds: 1,
-        seed: 11,
-        ..SimConfig::default()
-    }
-}
+/// The generated fleet these tests were written against.
+const FLEET_SEED: u64 = 11;
 
 fn operator_with(
     cluster: &SimCluster,
@@ -129,7 +120,7 @@ fn changes(cluster: &SimCluster, namespace: &str, name: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_namespace_is_refused_unless_the_operator_allows_it() {
-    let cluster = SimCluster::start(fleet(2, 0)).await;
+    let cluster = SimCluster::start(fleet(2, 0, FLEET_SEED)).await;
     create_deployment(&cluster, "kube-system", "coredns").await;
     let operator = operator_with(&cluster, OperatorScope::default(), 1);
     cluster.create_refresh("reach", json!({"selector": {}, "namespaces": ["kube-system"]})).await;
@@ -158,7 +149,7 @@ async fn another_namespace_is_refused_unless_the_operator_allows_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outside_the_watched_namespace_the_operator_says_it_cannot_see() {
-    let cluster = SimCluster::start(fleet(2, 0)).await;
+    let cluster = SimCluster::start(fleet(2, 0, FLEET_SEED)).await;
     create_deployment(&cluster, "other", "elsewhere").await;
     create_config_map(&cluster, "other", "proxy", json!({"https_proxy": "http://p:3128"})).await;
     let watching =
@@ -185,7 +176,7 @@ async fn outside_the_watched_namespace_the_operator_says_it_cannot_see() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overlapping_runs_both_finish_without_waiting_out_a_timeout() {
     // 30 Deployments, so that two runs of 10 in flight each is a bound the fleet could break.
-    let cluster = SimCluster::start(fleet(30, 0)).await;
+    let cluster = SimCluster::start(fleet(30, 0, FLEET_SEED)).await;
     let names = cluster.all_deployment_names().await;
     let operator = operator_with(&cluster, OperatorScope::default(), 2);
     // A timeout this long would fail the test's deadline if either run waited it out.
@@ -210,7 +201,7 @@ async fn overlapping_runs_both_finish_without_waiting_out_a_timeout() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timed_out_rollouts_keep_their_place_so_never_more_than_a_batch_rolls() {
     // Six Deployments never become ready and never reach their progress deadline.
-    let config = SimConfig { progress_deadline_seconds: 3_600, ..fleet(60, 6) };
+    let config = SimConfig { progress_deadline_seconds: 3_600, ..fleet(60, 6, FLEET_SEED) };
     let cluster = SimCluster::start(config).await;
     let operator = operator_with(&cluster, OperatorScope::default(), 1);
     cluster
@@ -227,7 +218,7 @@ async fn timed_out_rollouts_keep_their_place_so_never_more_than_a_batch_rolls() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sub_second_timeout_is_exact_and_says_what_happened() {
-    let config = SimConfig { rollout_ms: 2_000, rollout_jitter_ms: 0, ..fleet(4, 0) };
+    let config = SimConfig { rollout_ms: 2_000, rollout_jitter_ms: 0, ..fleet(4, 0, FLEET_SEED) };
     let cluster = SimCluster::start(config).await;
     let names = cluster.all_deployment_names().await;
     let operator = operator_with(&cluster, OperatorScope::default(), 1);
@@ -253,7 +244,7 @@ async fn a_sub_second_timeout_is_exact_and_says_what_happened() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oversized_trigger_is_refused_and_a_long_one_is_recorded_as_a_digest() {
-    let cluster = SimCluster::start(fleet(1, 0)).await;
+    let cluster = SimCluster::start(fleet(1, 0, FLEET_SEED)).await;
     let huge = "x".repeat(1024 * 1024);
     let refused = cluster
         .refreshes()
@@ -289,7 +280,7 @@ async fn an_oversized_trigger_is_refused_and_a_long_one_is_recorded_as_a_digest(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_selection_that_matches_nothing_fails_loudly() {
-    let cluster = SimCluster::start(fleet(3, 0)).await;
+    let cluster = SimCluster::start(fleet(3, 0, FLEET_SEED)).await;
     let operator = operator_with(&cluster, OperatorScope::default(), 1);
     cluster
         .create_refresh("none", json!({"selector": {"matchLabels": {"app": "does-not-exist"}}}))
@@ -306,7 +297,7 @@ async fn a_selection_that_matches_nothing_fails_loudly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unmatched_excludes_and_missing_trigger_keys_are_reported() {
-    let cluster = SimCluster::start(fleet(3, 0)).await;
+    let cluster = SimCluster::start(fleet(3, 0, FLEET_SEED)).await;
     create_config_map(&cluster, NAMESPACE, "proxy", json!({"https_proxy": "http://p:3128"})).await;
     let operator = operator_with(&cluster, OperatorScope::default(), 1);
     cluster
@@ -334,7 +325,7 @@ async fn unmatched_excludes_and_missing_trigger_keys_are_reported() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rolling_service_shows_what_it_waits_for_and_a_queued_one_who_holds_the_slot() {
-    let config = SimConfig { rollout_ms: 8_000, rollout_jitter_ms: 0, ..fleet(2, 0) };
+    let config = SimConfig { rollout_ms: 8_000, rollout_jitter_ms: 0, ..fleet(2, 0, FLEET_SEED) };
     let cluster = SimCluster::start(config).await;
     let operator = operator_with(&cluster, OperatorScope::default(), 1);
     cluster.create_refresh("slow", json!({"selector": {}, "batchSize": 2})).await;
@@ -363,7 +354,7 @@ async fn a_rolling_service_shows_what_it_waits_for_and_a_queued_one_who_holds_th
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_on_create_false_waits_for_the_configmap_to_change() {
-    let cluster = SimCluster::start(fleet(3, 0)).await;
+    let cluster = SimCluster::start(fleet(3, 0, FLEET_SEED)).await;
     let names = cluster.all_deployment_names().await;
     create_config_map(&cluster, NAMESPACE, "proxy", json!({"https_proxy": "http://a:3128"})).await;
     let operator = operator_with(&cluster, OperatorScope::default(), 1);
@@ -396,7 +387,7 @@ async fn run_on_create_false_waits_for_the_configmap_to_change() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_are_recorded_for_a_resource_with_a_very_long_name() {
-    let cluster = SimCluster::start(fleet(2, 0)).await;
+    let cluster = SimCluster::start(fleet(2, 0, FLEET_SEED)).await;
     let operator = operator_with(&cluster, OperatorScope::default(), 1);
     let name = format!("refresh-{}", "a".repeat(240));
     assert_eq!(name.len(), 248);
@@ -413,17 +404,16 @@ async fn events_are_recorded_for_a_resource_with_a_very_long_name() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_a_resource_mid_run_leaves_no_warning_in_the_log() {
-    let config = SimConfig { rollout_ms: 1_000, rollout_jitter_ms: 0, ..fleet(6, 0) };
+    let config = SimConfig { rollout_ms: 1_000, rollout_jitter_ms: 0, ..fleet(6, 0, FLEET_SEED) };
     let cluster = SimCluster::start(config).await;
-    let dir = std::env::temp_dir().join(format!("servicerefresh-delete-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let kubeconfig = dir.join("kubeconfig");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let kubeconfig = dir.path().join("kubeconfig");
     cluster.sim.write_kubeconfig(&kubeconfig).expect("kubeconfig");
     let mut operator = tokio::process::Command::new(env!("CARGO_BIN_EXE_servicerefresh"))
         .args(["run", "--log-format", "json", "--kubeconfig"])
         .arg(&kubeconfig)
         .env("RUST_LOG", "info")
-        .stderr(std::fs::File::create(dir.join("operator.log")).expect("log file"))
+        .stderr(std::fs::File::create(dir.path().join("operator.log")).expect("log file"))
         .kill_on_drop(true)
         .spawn()
         .expect("the operator starts");
@@ -450,13 +440,13 @@ async fn deleting_a_resource_mid_run_leaves_no_warning_in_the_log() {
         .expect("the operator stops on SIGTERM")
         .expect("the operator's exit status");
     assert!(exited.success(), "SIGTERM ends the operator cleanly: {exited}");
-    let output = std::fs::read_to_string(dir.join("operator.log")).expect("the operator's log");
+    let output =
+        std::fs::read_to_string(dir.path().join("operator.log")).expect("the operator's log");
     let warnings: Vec<&str> = output
         .lines()
         .filter(|line| line.contains("\"level\":\"WARN\"") || line.contains("\"level\":\"ERROR\""))
         .collect();
     assert!(warnings.is_empty(), "warnings after deleting a resource:\n{}", warnings.join("\n"));
     assert!(output.contains("run finished"), "the log shows the lifecycle:\n{output}");
-    let _ = std::fs::remove_dir_all(&dir);
     cluster.sim.shutdown().await;
 }

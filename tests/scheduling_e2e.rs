@@ -9,7 +9,8 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    NAMESPACE, Operator, SimCluster, applied_deployment_patches, assert_template_changes, wait_for,
+    NAMESPACE, Operator, SimCluster, applied_deployment_patches, assert_template_changes, fleet,
+    wait_for,
 };
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, Patch, PatchParams};
@@ -20,16 +21,8 @@ use servicerefresh_sim::SimConfig;
 
 const RUN_DEADLINE: Duration = Duration::from_secs(120);
 
-fn fleet(deployments: usize) -> SimConfig {
-    SimConfig {
-        deployments,
-        rollout_ms: 150,
-        rollout_jitter_ms: 100,
-        progress_deadline_seconds: 1,
-        seed: 7,
-        ..SimConfig::default()
-    }
-}
+/// The generated fleet these tests were written against.
+const FLEET_SEED: u64 = 7;
 
 fn reason<'a>(status: &'a ServiceRefreshStatus, kind: &str) -> Option<&'a str> {
     status.conditions.iter().find(|c| c.type_ == kind).map(|c| c.reason.as_str())
@@ -52,7 +45,7 @@ fn log_mark(cluster: &SimCluster) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_changed_trigger_configmap_restarts_every_deployment_once_more() {
-    let cluster = SimCluster::start(fleet(8)).await;
+    let cluster = SimCluster::start(fleet(8, 0, FLEET_SEED)).await;
     let names = cluster.all_deployment_names().await;
     let config_maps: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), NAMESPACE);
     let proxy: ConfigMap = serde_json::from_value(json!({
@@ -100,7 +93,7 @@ async fn a_changed_trigger_configmap_restarts_every_deployment_once_more() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runs_are_serialized_and_never_overlap_on_the_cluster() {
-    let cluster = SimCluster::start(fleet(20)).await;
+    let cluster = SimCluster::start(fleet(20, 0, FLEET_SEED)).await;
     let names = cluster.all_deployment_names().await;
     let operator = Operator::start(&cluster.client);
     cluster.create_refresh("first", json!({"selector": {}, "batchSize": 5})).await;
@@ -145,7 +138,7 @@ async fn runs_are_serialized_and_never_overlap_on_the_cluster() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dry_run_plans_and_restarts_nothing_and_suspend_holds_before_the_first_batch() {
-    let cluster = SimCluster::start(fleet(12)).await;
+    let cluster = SimCluster::start(fleet(12, 0, FLEET_SEED)).await;
     let names = cluster.all_deployment_names().await;
     let operator = Operator::start_with(
         &cluster.client,
@@ -197,16 +190,18 @@ async fn suspending_mid_run_finishes_the_batch_in_flight_and_sends_nothing_more(
         rollout_ms: 1_500,
         rollout_jitter_ms: 0,
         progress_deadline_seconds: 600,
-        ..fleet(12)
+        ..fleet(12, 0, FLEET_SEED)
     };
     let cluster = SimCluster::start(config).await;
     let names = cluster.all_deployment_names().await;
     let operator = Operator::start(&cluster.client);
     cluster.create_refresh("paused", json!({"selector": {}, "batchSize": 4})).await;
-    // The status shows batch 1 running only once its restart patches went out.
+    // The plan's status write can show batch 1 running before its restart patches went
+    // out (the next pass sends them): wait for both.
     wait_for(RUN_DEADLINE, "batch 1 to run", || async {
         let status = cluster.status("paused").await?;
-        (status.batches.first()?.phase == BatchPhase::Running).then_some(())
+        let patched = applied_deployment_patches(&cluster.sim.requests()) == 4;
+        (status.batches.first()?.phase == BatchPhase::Running && patched).then_some(())
     })
     .await;
     let suspended_at = log_mark(&cluster);

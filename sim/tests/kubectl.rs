@@ -6,7 +6,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{Kubectl, kubectl_available, temp_dir};
+use common::{Kubectl, kubectl_available};
 use servicerefresh_sim::SimConfig;
 
 fn fixture(name: &str) -> String {
@@ -21,9 +21,7 @@ async fn kubectl_end_to_end() {
     }
     let (h, _c) =
         common::sim(SimConfig { deployments: 6, rollout_ms: 500, ..Default::default() }).await;
-    let dir = temp_dir("e2e");
-    h.write_kubeconfig(&dir.join("kubeconfig")).expect("kubeconfig");
-    let k = Kubectl { dir: dir.clone() };
+    let k = Kubectl::for_sim(&h, "e2e");
 
     let out = k.ok(&["get", "deployments", "-n", "arcgis"]).await;
     let lines: Vec<&str> = out.lines().collect();
@@ -130,5 +128,4 @@ async fn kubectl_end_to_end() {
     let (ok, _, err) = k.run(&["get", "widget", "w1", "-n", "arcgis"]).await;
     assert!(!ok && err.contains("NotFound"), "{err}");
     h.shutdown().await;
-    let _ = std::fs::remove_dir_all(&dir);
 }

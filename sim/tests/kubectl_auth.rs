@@ -233,14 +233,12 @@ async fn kubectl_auth_matrix() {
         return;
     }
     let (h, _c) = common::sim(SimConfig::default()).await;
-    let dir = std::env::temp_dir().join(format!("sim-kubectl-auth-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let dir = tempfile::Builder::new().prefix("sim-kubectl-auth-").tempdir().expect("temp dir");
     let mut configs = Kubeconfigs {
-        admin: dir.join("admin"),
+        admin: dir.path().join("admin"),
         openapi_v2: false,
-        anonymous: dir.join("anonymous"),
-        basic: dir.join("basic"),
+        anonymous: dir.path().join("anonymous"),
+        basic: dir.path().join("basic"),
     };
     std::fs::write(
         &configs.admin,
@@ -270,6 +268,5 @@ async fn kubectl_auth_matrix() {
         "checked kubectl {:?}",
         bins.iter().map(|bin| bin.version.as_str()).collect::<Vec<_>>()
     );
-    let _ = std::fs::remove_dir_all(&dir);
     h.shutdown().await;
 }

@@ -59,9 +59,8 @@ async fn token_and_subject_access_reviews_from_python() {
         .await;
     assert_eq!(r.status, 201, "{}", r.body);
 
-    let dir = std::env::temp_dir().join(format!("sim-python-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let kubeconfig = dir.join("kubeconfig");
+    let dir = tempfile::Builder::new().prefix("sim-python-").tempdir().expect("temp dir");
+    let kubeconfig = dir.path().join("kubeconfig");
     h.write_service_account_kubeconfig("arcgis", "reviewer", &kubeconfig).expect("kubeconfig");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/python_auth.py");
     let out = tokio::process::Command::new("python3")
@@ -96,6 +95,5 @@ async fn token_and_subject_access_reviews_from_python() {
             r#"namespaces is forbidden: User "{SA}" cannot list resource "namespaces" in API group "" at the cluster scope"#
         )
     );
-    let _ = std::fs::remove_dir_all(&dir);
     h.shutdown().await;
 }

@@ -6,20 +6,14 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use servicerefresh_sim::{SimConfig, SimHandle};
+use tempfile::TempDir;
 
 fn available(program: &str, args: &[&str]) -> bool {
     Command::new(program).args(args).output().is_ok_and(|o| o.status.success())
-}
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("sim-clients-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).expect("temp dir");
-    d
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> String {
@@ -48,10 +42,14 @@ async fn run(dir: &Path, program: &str, args: &[&str]) -> (bool, String, String)
     )
 }
 
-async fn start(tag: &str) -> (SimHandle, PathBuf) {
+/// The sim, and a fresh directory (removed on drop) holding its kubeconfig.
+async fn start(tag: &str) -> (SimHandle, TempDir) {
     let (h, _c) = common::sim(SimConfig::default()).await;
-    let dir = temp_dir(tag);
-    h.write_kubeconfig(&dir.join("kubeconfig")).expect("kubeconfig");
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("sim-clients-{tag}-"))
+        .tempdir()
+        .expect("temp dir");
+    h.write_kubeconfig(&dir.path().join("kubeconfig")).expect("kubeconfig");
     (h, dir)
 }
 
@@ -93,7 +91,8 @@ async fn kubectl_sees_the_real_servers_validation() {
         eprintln!("kubectl not installed: skipping");
         return;
     }
-    let (_h, dir) = start("kubectl").await;
+    let (_h, scratch) = start("kubectl").await;
+    let dir = scratch.path().to_path_buf();
     let kubectl = |args: Vec<String>| {
         let dir = dir.clone();
         async move {
@@ -195,7 +194,8 @@ async fn python_client_and_kr8s() {
         );
         return;
     }
-    let (_h, dir) = start("python").await;
+    let (_h, scratch) = start("python").await;
+    let dir = scratch.path().to_path_buf();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/python_clients.py");
     let kubeconfig = dir.join("kubeconfig").display().to_string();
     let (ok, out, err) =
@@ -209,7 +209,8 @@ async fn python_client_and_kr8s() {
 /// `--wait` watches until they are ready.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn helm_installs_the_chart_helm_create_makes() {
-    let (_h, dir) = start("helm").await;
+    let (_h, scratch) = start("helm").await;
+    let dir = scratch.path().to_path_buf();
     let chart = dir.join("demo").display().to_string();
     let (ok, _, err) = run(&dir, "helm", &["create", &chart]).await;
     assert!(ok, "helm create: {err}");

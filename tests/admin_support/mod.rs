@@ -14,6 +14,7 @@ use servicerefresh_admin::{
 };
 use servicerefresh_operator::controller::{OperatorConfig, RefreshCache};
 use servicerefresh_sim::SimConfig;
+use tempfile::TempDir;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -38,7 +39,7 @@ pub fn fake_authority() -> Arc<dyn Authority> {
 
 /// A self-signed certificate for 127.0.0.1 and localhost, written to a fresh directory.
 pub struct TestCertificate {
-    pub dir: PathBuf,
+    pub dir: TempDir,
     pub cert: PathBuf,
     pub key: PathBuf,
     pub pem: String,
@@ -51,26 +52,16 @@ impl TestCertificate {
             "localhost".to_owned(),
         ])
         .expect("certificate");
-        let unique = format!("servicerefresh-admin-{}-{:x}", std::process::id(), rand_suffix());
-        let dir = std::env::temp_dir().join(unique);
-        std::fs::create_dir_all(&dir).expect("certificate directory");
-        let (cert, key) = (dir.join("tls.crt"), dir.join("tls.key"));
+        let dir = tempfile::Builder::new()
+            .prefix("servicerefresh-admin-")
+            .tempdir()
+            .expect("certificate directory");
+        let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
         let pem = made.cert.pem();
         std::fs::write(&cert, &pem).expect("write certificate");
         std::fs::write(&key, made.signing_key.serialize_pem()).expect("write key");
         Self { dir, cert, key, pem }
     }
-}
-
-impl Drop for TestCertificate {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn rand_suffix() -> usize {
-    use std::hash::{BuildHasher, Hasher};
-    std::collections::hash_map::RandomState::new().build_hasher().finish() as usize
 }
 
 /// The cluster, the operator and the admin API over HTTPS.

@@ -6,13 +6,13 @@
 //! runtime, so the Deployment itself never runs anything.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::Client;
 use kube::api::Api;
 use serde_json::Value;
 use servicerefresh_sim::SimHandle;
+use tempfile::TempDir;
 
 use super::NAMESPACE;
 use super::process::OperatorProcess;
@@ -31,29 +31,12 @@ pub fn chart() -> PathBuf {
     root().join("charts").join("servicerefresh")
 }
 
-/// A fresh directory, removed on drop.
-pub struct Scratch {
-    pub path: PathBuf,
-}
-
-impl Scratch {
-    pub fn new(tag: &str) -> Self {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "servicerefresh-{tag}-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).expect("scratch directory");
-        Self { path }
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.path);
-    }
+/// A fresh directory named after `tag`, removed on drop.
+pub fn scratch(tag: &str) -> TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("servicerefresh-{tag}-"))
+        .tempdir()
+        .expect("scratch directory")
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,20 +60,20 @@ impl Helm {
 /// helm with the simulated cluster's admin kubeconfig and a home of its own.
 pub struct HelmClient {
     pub helm: Helm,
-    home: Scratch,
+    home: TempDir,
 }
 
 impl HelmClient {
     pub fn new(helm: Helm, sim: &SimHandle) -> Self {
-        let home = Scratch::new("helm");
-        std::fs::write(home.path.join("kubeconfig"), sim.kubeconfig_yaml(NAMESPACE))
+        let home = scratch("helm");
+        std::fs::write(home.path().join("kubeconfig"), sim.kubeconfig_yaml(NAMESPACE))
             .expect("kubeconfig written");
         Self { helm, home }
     }
 
     /// Runs helm with `args`: its standard output, or why it failed.
     pub async fn run(&self, args: &[&str]) -> Result<String, String> {
-        let home = &self.home.path;
+        let home = self.home.path();
         let output = tokio::process::Command::new(self.helm.binary())
             .args(args)
             .env("KUBECONFIG", home.join("kubeconfig"))
@@ -114,7 +97,7 @@ impl HelmClient {
 
     /// Runs kubectl with the same admin kubeconfig: its standard output, or why it failed.
     pub async fn kubectl(&self, args: &[&str]) -> Result<String, String> {
-        let home = &self.home.path;
+        let home = self.home.path();
         let output = tokio::process::Command::new("kubectl")
             .args(args)
             .env("KUBECONFIG", home.join("kubeconfig"))
@@ -248,15 +231,15 @@ pub struct ChartOperator {
     pub process: OperatorProcess,
     /// The ServiceAccount kubeconfig the process uses.
     pub kubeconfig: PathBuf,
-    _scratch: Scratch,
+    _scratch: TempDir,
 }
 
 impl ChartOperator {
     /// Starts pod `pod` of the installed Deployment, with `args` (from [`outside_a_pod`]).
     pub async fn start(sim: &SimHandle, admin: &Client, pod: &str, args: &[String]) -> Self {
         let container = operator_container(admin).await;
-        let scratch = Scratch::new("operator");
-        let kubeconfig = scratch.path.join("kubeconfig");
+        let dir = scratch("operator");
+        let kubeconfig = dir.path().join("kubeconfig");
         sim.write_service_account_kubeconfig(RELEASE_NAMESPACE, FULLNAME, &kubeconfig)
             .expect("a kubeconfig with the chart ServiceAccount's token");
         let mut env = container_env(&container, pod);
@@ -268,6 +251,6 @@ impl ChartOperator {
         let env: Vec<(&str, &str)> =
             env.iter().map(|(name, value)| (name.as_str(), value.as_str())).collect();
         let process = OperatorProcess::spawn_args(pod, args, &env);
-        Self { process, kubeconfig, _scratch: scratch }
+        Self { process, kubeconfig, _scratch: dir }
     }
 }

@@ -158,6 +158,21 @@ impl SimCluster {
     }
 }
 
+/// A generated fleet of `deployments` Deployments, `fail` of them built to fail, whose
+/// rollouts take 150 to 250 ms and fail after a 1 s progress deadline; `seed` picks the names,
+/// the failing Deployments and the rollout times.
+pub fn fleet(deployments: usize, fail: usize, seed: u64) -> SimConfig {
+    SimConfig {
+        deployments,
+        fail,
+        rollout_ms: 150,
+        rollout_jitter_ms: 100,
+        progress_deadline_seconds: 1,
+        seed,
+        ..SimConfig::default()
+    }
+}
+
 /// Asserts, from the sim's own counter, that each named Deployment's pod template changed
 /// exactly `times` times.
 pub fn assert_template_changes(sim: &SimHandle, names: &[String], times: u64) {

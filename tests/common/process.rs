@@ -6,7 +6,6 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,12 +13,13 @@ use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::Api;
 use serde_json::Value;
 use servicerefresh_sim::SimHandle;
+use tempfile::TempDir;
 
 use super::{NAMESPACE, wait_for};
 
 /// A kubeconfig for `sim` in a fresh temporary directory, removed on drop.
 pub struct Kubeconfig {
-    dir: PathBuf,
+    dir: TempDir,
     pub path: PathBuf,
 }
 
@@ -37,26 +37,17 @@ impl Kubeconfig {
 
     /// The temporary directory holding it, for the files of the client that uses it.
     pub fn dir(&self) -> &Path {
-        &self.dir
+        self.dir.path()
     }
 
     fn with_yaml(yaml: &str) -> Self {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "servicerefresh-test-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).expect("temporary directory");
-        let path = dir.join("kubeconfig");
+        let dir = tempfile::Builder::new()
+            .prefix("servicerefresh-test-")
+            .tempdir()
+            .expect("temporary directory");
+        let path = dir.path().join("kubeconfig");
         std::fs::write(&path, yaml).expect("kubeconfig written");
         Self { dir, path }
-    }
-}
-
-impl Drop for Kubeconfig {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

@@ -14,10 +14,7 @@ use crate::error::GroupResource;
 use crate::state::SimState;
 use crate::store::{EventType, StoredEvent};
 use crate::util::{metadata_mut, metadata_str};
-use crate::write::{
-    self, CRD_CLEANUP_FINALIZER, DeleteOptions, DeletePreconditions, Propagation, WriteOptions,
-    finalizers_of, set_crd_condition,
-};
+use crate::write::{self, CRD_CLEANUP_FINALIZER, WriteOptions, finalizers_of, set_crd_condition};
 
 const MANAGER: &str = "kube-apiserver";
 
@@ -117,22 +114,7 @@ fn sync(sim: &SimState, pending: &mut HashMap<GroupResource, String>, name: &str
     let custom_def =
         store.registry.all().find(|def| def.storage_gr() == gr && def.is_custom()).cloned();
     if let Some(custom_def) = &custom_def {
-        for object in store.list(&gr, None) {
-            if object.pointer("/metadata/deletionTimestamp").is_some() {
-                continue;
-            }
-            let options = DeleteOptions {
-                preconditions: DeletePreconditions {
-                    uid: metadata_str(&object, "uid").map(String::from),
-                    resource_version: None,
-                },
-                propagation: Some(Propagation::Background),
-                dry_run: false,
-            };
-            if let Err(error) = write::delete(&mut store, custom_def, &object, &options) {
-                tracing::debug!(error = %error, "deleting a custom resource failed");
-            }
-        }
+        write::delete_remaining(&mut store, custom_def, None);
     }
     if !store.list(&gr, None).is_empty() {
         return;

@@ -14,9 +14,7 @@ use crate::error::GroupResource;
 use crate::state::SimState;
 use crate::store::{EventType, StoreInner, StoredEvent};
 use crate::util::{metadata_str, now_rfc3339};
-use crate::write::{
-    self, DeleteOptions, DeletePreconditions, Propagation, WriteOptions, finalizers_of,
-};
+use crate::write::{self, WriteOptions, finalizers_of};
 
 /// The finalizer of `spec.finalizers` this controller owns.
 const KUBERNETES_FINALIZER: &str = "kubernetes";
@@ -130,14 +128,7 @@ fn sync(sim: &SimState, terminating: &mut HashSet<String>, name: &str) {
     if !spec_finalizers(&namespace).is_empty() {
         return;
     }
-    let options = DeleteOptions {
-        preconditions: DeletePreconditions {
-            uid: metadata_str(&namespace, "uid").map(String::from),
-            resource_version: None,
-        },
-        ..DeleteOptions::default()
-    };
-    if let Err(error) = write::delete(&mut store, &def, &namespace, &options) {
+    if let Err(error) = write::delete_same(&mut store, &def, &namespace, None) {
         tracing::debug!(error = %error, namespace = name, "deleting a namespace failed");
     }
 }
@@ -162,24 +153,8 @@ fn delete_content(
         let Some(def) = store.registry.all().find(|def| def.storage_gr() == *gr).cloned() else {
             continue;
         };
-        if !def.namespaced {
-            continue;
-        }
-        for object in store.list(gr, Some(namespace)) {
-            if object.pointer("/metadata/deletionTimestamp").is_some() {
-                continue;
-            }
-            let options = DeleteOptions {
-                preconditions: DeletePreconditions {
-                    uid: metadata_str(&object, "uid").map(String::from),
-                    resource_version: None,
-                },
-                propagation: Some(Propagation::Background),
-                dry_run: false,
-            };
-            if let Err(error) = write::delete(store, &def, &object, &options) {
-                tracing::debug!(error = %error, "deleting namespace content failed");
-            }
+        if def.namespaced {
+            write::delete_remaining(store, &def, Some(namespace));
         }
     }
     let mut remaining: BTreeMap<String, u64> = BTreeMap::new();

@@ -163,7 +163,7 @@ fn existing(log: Log) -> Router {
 
 /// A kubectl configured for a running throwaway server.
 pub struct Kubectl {
-    dir: std::path::PathBuf,
+    dir: tempfile::TempDir,
     log: Log,
 }
 
@@ -191,14 +191,9 @@ impl Kubectl {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.ok()?;
         let addr = listener.local_addr().ok()?;
         tokio::spawn(async move { axum::serve(listener, app).await });
-        let dir = std::env::temp_dir().join(format!(
-            "sim-kubectl-{}-{}",
-            std::process::id(),
-            addr.port()
-        ));
-        std::fs::create_dir_all(&dir).ok()?;
+        let dir = tempfile::Builder::new().prefix("sim-kubectl-").tempdir().ok()?;
         std::fs::write(
-            dir.join("kubeconfig"),
+            dir.path().join("kubeconfig"),
             format!(
                 "apiVersion: v1\nkind: Config\nclusters:\n- name: sim\n  cluster:\n    server: http://{addr}\nusers:\n- name: sim\n  user: {{}}\ncontexts:\n- name: sim\n  context: {{cluster: sim, user: sim, namespace: default}}\ncurrent-context: sim\n"
             ),
@@ -214,7 +209,7 @@ impl Kubectl {
 
     /// Writes a file next to the kubeconfig and returns its path.
     pub fn write(&self, name: &str, content: &str) -> String {
-        let path = self.dir.join(name);
+        let path = self.dir.path().join(name);
         std::fs::write(&path, content).unwrap_or_default();
         path.to_string_lossy().into_owned()
     }
@@ -224,9 +219,9 @@ impl Kubectl {
         let out = tokio::process::Command::new(KUBECTL)
             .args(args)
             .arg("--kubeconfig")
-            .arg(self.dir.join("kubeconfig"))
+            .arg(self.dir.path().join("kubeconfig"))
             .arg("--cache-dir")
-            .arg(self.dir.join("cache"))
+            .arg(self.dir.path().join("cache"))
             .output()
             .await;
         match out {
@@ -237,11 +232,5 @@ impl Kubectl {
             ),
             Err(e) => (false, String::new(), e.to_string()),
         }
-    }
-}
-
-impl Drop for Kubectl {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -14,7 +14,8 @@
 
 use serde_json::Value;
 
-use super::{FieldError, FieldErrorReason, ROOT_META, additional_schema, index, join, properties};
+use super::walk::{Node, Step};
+use super::{FieldError, FieldErrorReason, additional_schema, join, properties};
 
 /// A rule that does not compile, found when its CRD is written.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,73 +66,59 @@ fn check_at(schema: &Value, path: &str, errors: &mut Vec<CelError>) {
 /// object on update); returns the failures.
 pub fn validate_rules(schema: &Value, object: &Value, old: Option<&Value>) -> Vec<FieldError> {
     let mut errors = Vec::new();
-    rules_at(schema, object, old, "", true, &mut errors);
+    rules_at(&Node::root(schema, object), old, &mut errors);
     errors
 }
 
-fn rules_at(
-    schema: &Value,
-    value: &Value,
-    old: Option<&Value>,
-    path: &str,
-    root: bool,
-    errors: &mut Vec<FieldError>,
-) {
-    if value.is_null() {
+fn rules_at(node: &Node<'_>, old: Option<&Value>, errors: &mut Vec<FieldError>) {
+    if node.value.is_null() {
         return;
     }
     // Children first is not the server's order; it checks a node's rules,
     // then descends. Same here.
-    if let Some(rules) = schema.get("x-kubernetes-validations").and_then(Value::as_array) {
-        let self_value = if root { root_self(value) } else { value.clone() };
-        let old_value = old.map(|old| if root { root_self(old) } else { old.clone() });
+    if let Some(rules) = node.schema.get("x-kubernetes-validations").and_then(Value::as_array) {
+        let self_value = if node.root { root_self(node.value) } else { node.value.clone() };
+        let old_value = old.map(|old| if node.root { root_self(old) } else { old.clone() });
         for rule in rules {
-            if let Some(error) = run_rule(schema, rule, &self_value, old_value.as_ref(), path) {
+            if let Some(error) =
+                run_rule(node.schema, rule, &self_value, old_value.as_ref(), &node.path)
+            {
                 errors.push(error);
             }
         }
     }
-    match value {
-        Value::Object(map) => {
-            let props = properties(schema);
-            let additional = additional_schema(schema);
-            for (key, child) in map {
-                if root && ROOT_META.contains(&key.as_str()) {
-                    continue;
-                }
-                let child_schema = props.and_then(|properties| properties.get(key)).or(additional);
-                if let Some(child_schema) = child_schema {
-                    let old_child = old.and_then(|old| old.get(key));
-                    rules_at(child_schema, child, old_child, &join(path, key), false, errors);
-                }
-            }
-        }
-        Value::Array(items) => {
-            if let Some(item_schema) = schema.get("items") {
-                // Transition rules of list items correlate only in map
-                // lists (by their keys); other items have no old value.
-                let map_keys: Vec<&str> = schema
-                    .get("x-kubernetes-list-map-keys")
-                    .and_then(Value::as_array)
-                    .map(|keys| keys.iter().filter_map(Value::as_str).collect())
-                    .unwrap_or_default();
-                let old_items = old.and_then(Value::as_array);
-                for (i, item) in items.iter().enumerate() {
-                    let old_item = if map_keys.is_empty() {
-                        None
-                    } else {
-                        old_items.and_then(|olds| {
-                            olds.iter().find(|candidate| {
-                                map_keys.iter().all(|key| candidate.get(key) == item.get(key))
-                            })
-                        })
-                    };
-                    rules_at(item_schema, item, old_item, &index(path, i), false, errors);
-                }
-            }
-        }
-        _ => {}
+    let map_keys = list_map_keys(node.schema);
+    for (step, child) in node.children() {
+        let old_child = match step {
+            Step::Key(key) => old.and_then(|old| old.get(key)),
+            Step::Index(_) => correlated_item(&map_keys, old, child.value),
+        };
+        rules_at(&child, old_child, errors);
     }
+}
+
+/// The `x-kubernetes-list-map-keys` of a list schema.
+fn list_map_keys(schema: &Value) -> Vec<&str> {
+    schema
+        .get("x-kubernetes-list-map-keys")
+        .and_then(Value::as_array)
+        .map(|keys| keys.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
+}
+
+/// The old value of a list item: transition rules of list items correlate only in map lists
+/// (by their keys); other items have no old value.
+fn correlated_item<'a>(
+    map_keys: &[&str],
+    old: Option<&'a Value>,
+    item: &Value,
+) -> Option<&'a Value> {
+    if map_keys.is_empty() {
+        return None;
+    }
+    old.and_then(Value::as_array)?
+        .iter()
+        .find(|candidate| map_keys.iter().all(|key| candidate.get(key) == item.get(key)))
 }
 
 /// `self` at the root: the object with only `name` and `generateName` of

@@ -6,7 +6,8 @@
 //! whole custom resource, both as `serde_json::Value`. At the root,
 //! `apiVersion`, `kind` and `metadata` are left to the server (metadata is
 //! validated separately). The server applies prune, default, validate in
-//! that order, then the CEL rules (`x-kubernetes-validations`, `cel`).
+//! that order, then the CEL rules (`x-kubernetes-validations`, `cel`);
+//! validation and the rules walk the object along the schema alike (`walk`).
 //!
 //! The built-in kinds have schemas too (`builtin`, from k8s-openapi), which
 //! typed decoding (`decode`) applies to request bodies as the real server's
@@ -19,6 +20,7 @@ mod defaults;
 mod go_format;
 mod prune;
 mod validate;
+mod walk;
 
 #[cfg(test)]
 mod tests;

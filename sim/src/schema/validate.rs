@@ -4,9 +4,8 @@
 use serde_json::{Map, Value, json};
 
 use super::go_format::{bad_value, go_number, go_syntax, quote, type_name};
-use super::{
-    FieldError, FieldErrorReason, ROOT_META, additional_schema, flag, index, join, properties,
-};
+use super::walk::Node;
+use super::{FieldError, FieldErrorReason, flag, index, join};
 
 /// Validates `object` against `schema` and returns every field error, in the
 /// order the API server lists them (per node: type, string, format, number,
@@ -16,42 +15,19 @@ use super::{
 /// (beyond `x-kubernetes-int-or-string`), nor `x-kubernetes-validations`.
 pub fn validate(schema: &Value, object: &Value) -> Vec<FieldError> {
     let mut errors = Vec::new();
-    validate_at(schema, object, "", true, &mut errors);
+    let root = Node::root(schema, object);
+    validate_at(&root, &mut errors);
     // The server checks list types (set/map uniqueness) after the schema.
-    list_types_at(schema, object, "", true, &mut errors);
+    list_types_at(&root, &mut errors);
     errors
 }
 
-fn list_types_at(
-    schema: &Value,
-    value: &Value,
-    path: &str,
-    root: bool,
-    errors: &mut Vec<FieldError>,
-) {
-    match value {
-        Value::Array(items) => {
-            list_type_errors(schema, items, path, errors);
-            if let Some(item_schema) = schema.get("items") {
-                for (i, item) in items.iter().enumerate() {
-                    list_types_at(item_schema, item, &index(path, i), false, errors);
-                }
-            }
-        }
-        Value::Object(map) => {
-            let props = properties(schema);
-            let additional = additional_schema(schema);
-            for (key, child) in map {
-                if root && ROOT_META.contains(&key.as_str()) {
-                    continue;
-                }
-                let child_schema = props.and_then(|properties| properties.get(key)).or(additional);
-                if let Some(child_schema) = child_schema {
-                    list_types_at(child_schema, child, &join(path, key), false, errors);
-                }
-            }
-        }
-        _ => {}
+fn list_types_at(node: &Node<'_>, errors: &mut Vec<FieldError>) {
+    if let Value::Array(items) = node.value {
+        list_type_errors(node.schema, items, &node.path, errors);
+    }
+    for (_, child) in node.children() {
+        list_types_at(&child, errors);
     }
 }
 
@@ -90,13 +66,8 @@ fn count(schema: &Value, key: &str) -> Option<u64> {
     schema.get(key).and_then(Value::as_u64)
 }
 
-fn validate_at(
-    schema: &Value,
-    value: &Value,
-    path: &str,
-    root: bool,
-    errors: &mut Vec<FieldError>,
-) {
+fn validate_at(node: &Node<'_>, errors: &mut Vec<FieldError>) {
+    let (schema, value, path) = (node.schema, node.value, node.path.as_str());
     let int_or_string = flag(schema, "x-kubernetes-int-or-string");
     let shown = if path.is_empty() { "<root>" } else { path };
 
@@ -235,10 +206,8 @@ fn validate_at(
     // arrays
     if let Value::Array(items) = value {
         let len = items.len() as u64;
-        if let Some(item_schema) = schema.get("items") {
-            for (i, item) in items.iter().enumerate() {
-                validate_at(item_schema, item, &index(path, i), false, errors);
-            }
+        for (_, item) in node.children() {
+            validate_at(&item, errors);
         }
         if let Some(min) = count(schema, "minItems")
             && len < min
@@ -318,18 +287,8 @@ fn validate_at(
                 format!("{shown} in body should have at least {min} properties"),
             );
         }
-        let props = properties(schema);
-        let additional = additional_schema(schema);
-        for (key, child) in map {
-            if root && ROOT_META.contains(&key.as_str()) {
-                continue;
-            }
-            let child_path = join(path, key);
-            if let Some(prop) = props.and_then(|properties| properties.get(key)) {
-                validate_at(prop, child, &child_path, false, errors);
-            } else if let Some(additional) = additional {
-                validate_at(additional, child, &child_path, false, errors);
-            }
+        for (_, child) in node.children() {
+            validate_at(&child, errors);
         }
     }
 }

@@ -87,6 +87,40 @@ pub fn delete(
     Ok(delete_generic(store, def, old, options))
 }
 
+/// Deletes `object` only while the stored object is still it (its uid as the precondition),
+/// as the controllers do: a namesake created since is left alone.
+pub fn delete_same(
+    store: &mut StoreInner,
+    def: &ResourceDef,
+    object: &Arc<Value>,
+    propagation: Option<Propagation>,
+) -> Result<Deletion, ApiError> {
+    let options = DeleteOptions {
+        preconditions: DeletePreconditions {
+            uid: metadata_str(object, "uid").map(String::from),
+            resource_version: None,
+        },
+        propagation,
+        dry_run: false,
+    };
+    delete(store, def, object, &options)
+}
+
+/// Deletes every object of `def` in `namespace` (or everywhere) that is not being deleted
+/// yet, in the background, each with [`delete_same`]: how the namespace controller and the CRD
+/// finalizer empty what is being deleted. A failure is left for their next look.
+pub fn delete_remaining(store: &mut StoreInner, def: &ResourceDef, namespace: Option<&str>) {
+    for object in store.list(&def.storage_gr(), namespace) {
+        if object.pointer("/metadata/deletionTimestamp").is_some() {
+            continue;
+        }
+        if let Err(error) = delete_same(store, def, &object, Some(Propagation::Background)) {
+            let name = metadata_str(&object, "name").unwrap_or_default();
+            tracing::debug!(error = %error, resource = %def.storage_gr(), name, "deleting failed");
+        }
+    }
+}
+
 /// The precondition check the real server makes before anything else (its
 /// `BeforeDelete`), with its messages.
 fn check_preconditions(

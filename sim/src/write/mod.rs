@@ -22,7 +22,8 @@ pub use apply::apply;
 pub use create::create;
 pub use delete::{
     CRD_CLEANUP_FINALIZER, DeleteOptions, DeletePreconditions, FOREGROUND_FINALIZER,
-    ORPHAN_FINALIZER, Propagation, delete, finalizers_of, set_crd_condition,
+    ORPHAN_FINALIZER, Propagation, delete, delete_remaining, delete_same, finalizers_of,
+    set_crd_condition,
 };
 pub use patch::patched;
 pub use update::update;

@@ -6,6 +6,9 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
+
+use tempfile::TempDir;
 
 /// Where the Cloud SDK keeps the versioned kubectls.
 const SDK_BIN: &str = "/usr/lib/google-cloud-sdk/bin";
@@ -19,8 +22,8 @@ pub struct KubectlBin {
     pub path: PathBuf,
     /// `1.27` ... `1.33`, or `installed` for the one on the PATH.
     pub version: String,
-    /// Home and cache directory of this binary's runs.
-    home: PathBuf,
+    /// Home and cache directory of this binary's runs, removed with the last clone.
+    home: Arc<TempDir>,
 }
 
 /// What one run printed and how it ended.
@@ -56,11 +59,11 @@ fn runs(path: &Path) -> bool {
 
 impl KubectlBin {
     fn new(path: PathBuf, version: &str, tag: &str) -> Self {
-        let home = std::env::temp_dir()
-            .join(format!("sim-kubectl-{tag}-{version}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&home);
-        let _ = std::fs::create_dir_all(&home);
-        KubectlBin { path, version: version.to_string(), home }
+        let home = tempfile::Builder::new()
+            .prefix(&format!("sim-kubectl-{tag}-{version}-"))
+            .tempdir()
+            .expect("a home directory for kubectl");
+        KubectlBin { path, version: version.to_string(), home: Arc::new(home) }
     }
 
     /// Runs `kubectl --kubeconfig <kubeconfig> <args>`.
@@ -69,8 +72,8 @@ impl KubectlBin {
             .arg("--kubeconfig")
             .arg(kubeconfig)
             .args(args)
-            .env("HOME", &self.home)
-            .env("KUBECACHEDIR", self.home.join("cache"))
+            .env("HOME", self.home.path())
+            .env("KUBECACHEDIR", self.home.path().join("cache"))
             .env_remove("KUBECONFIG")
             .stdin(Stdio::null())
             .output()
@@ -90,12 +93,6 @@ impl KubectlBin {
         let ran = self.run(kubeconfig, args).await;
         assert!(ran.ok(), "kubectl {} {args:?} failed:\n{ran}", self.version);
         ran.stdout
-    }
-}
-
-impl Drop for KubectlBin {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.home);
     }
 }
 

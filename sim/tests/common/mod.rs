@@ -7,12 +7,12 @@
 
 pub mod kubectl;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use futures::StreamExt;
 use serde_json::{Value, json};
 use servicerefresh_sim::{SimConfig, SimHandle};
+use tempfile::TempDir;
 
 pub const DEADLINE: Duration = Duration::from_secs(15);
 
@@ -205,23 +205,23 @@ where
 
 /// The real `kubectl` with its own kubeconfig, home and cache.
 pub struct Kubectl {
-    pub dir: PathBuf,
+    pub dir: TempDir,
 }
 
 impl Kubectl {
     /// A kubectl for the sim `h`, in a fresh directory named after `tag`.
     pub fn for_sim(h: &SimHandle, tag: &str) -> Kubectl {
         let dir = temp_dir(tag);
-        h.write_kubeconfig(&dir.join("kubeconfig")).expect("kubeconfig");
+        h.write_kubeconfig(&dir.path().join("kubeconfig")).expect("kubeconfig");
         Kubectl { dir }
     }
 
     pub async fn run(&self, args: &[&str]) -> (bool, String, String) {
         let out = tokio::process::Command::new("kubectl")
             .args(args)
-            .env("KUBECONFIG", self.dir.join("kubeconfig"))
-            .env("HOME", &self.dir)
-            .env("KUBECACHEDIR", self.dir.join("cache"))
+            .env("KUBECONFIG", self.dir.path().join("kubeconfig"))
+            .env("HOME", self.dir.path())
+            .env("KUBECACHEDIR", self.dir.path().join("cache"))
             .output()
             .await
             .expect("kubectl runs");
@@ -246,12 +246,6 @@ impl Kubectl {
     }
 }
 
-impl Drop for Kubectl {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 pub fn kubectl_available() -> bool {
     std::process::Command::new("kubectl")
         .arg("version")
@@ -260,9 +254,7 @@ pub fn kubectl_available() -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-pub fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("sim-kubectl-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).expect("temp dir");
-    d
+/// A fresh directory named after `tag`, removed on drop.
+pub fn temp_dir(tag: &str) -> TempDir {
+    tempfile::Builder::new().prefix(&format!("sim-kubectl-{tag}-")).tempdir().expect("temp dir")
 }

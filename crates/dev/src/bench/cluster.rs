@@ -5,7 +5,6 @@
 //! the request log tells apart from the operator's by their User-Agent.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -18,6 +17,7 @@ use kube::runtime::watcher;
 use kube::{Client, CustomResourceExt};
 use serde_json::json;
 use servicerefresh_sim::{SimConfig, SimHandle};
+use tempfile::TempDir;
 use thiserror::Error;
 
 use servicerefresh_core::crd::{Phase, ServiceRefresh, ServiceRefreshStatus};
@@ -35,6 +35,8 @@ pub enum ClusterError {
     Sim(#[source] servicerefresh_sim::SimError),
     #[error("cannot configure a client for the simulated cluster")]
     Kubeconfig(#[source] kube::config::KubeconfigError),
+    #[error("cannot create a temporary directory for the kubeconfig")]
+    Scratch(#[source] std::io::Error),
     #[error("cannot write the kubeconfig {0}")]
     Write(PathBuf, #[source] std::io::Error),
     #[error("the simulated API refused a request")]
@@ -51,7 +53,7 @@ pub enum ClusterError {
 pub struct BenchCluster {
     pub sim: SimHandle,
     pub client: Client,
-    dir: PathBuf,
+    dir: TempDir,
 }
 
 impl BenchCluster {
@@ -68,15 +70,12 @@ impl BenchCluster {
         })
         .await
         .map_err(ClusterError::Sim)?;
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "servicerefresh-bench-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).map_err(|error| ClusterError::Write(dir.clone(), error))?;
+        let dir = tempfile::Builder::new()
+            .prefix("servicerefresh-bench-")
+            .tempdir()
+            .map_err(ClusterError::Scratch)?;
         let yaml = sim.kubeconfig_yaml(NAMESPACE);
-        let path = dir.join("kubeconfig");
+        let path = dir.path().join("kubeconfig");
         std::fs::write(&path, &yaml).map_err(|error| ClusterError::Write(path.clone(), error))?;
         let kubeconfig =
             kube::config::Kubeconfig::from_yaml(&yaml).map_err(ClusterError::Kubeconfig)?;
@@ -98,12 +97,12 @@ impl BenchCluster {
 
     /// The kubeconfig file for the operator process and kubectl.
     pub fn kubeconfig(&self) -> PathBuf {
-        self.dir.join("kubeconfig")
+        self.dir.path().join("kubeconfig")
     }
 
     /// A directory for kubectl's caches, removed with the cluster.
     pub fn scratch(&self) -> &Path {
-        &self.dir
+        self.dir.path()
     }
 
     /// The names of the fleet's Deployments, sorted (the order a plan restarts them in).
@@ -199,6 +198,5 @@ impl BenchCluster {
     /// Stops the sim and removes the kubeconfig.
     pub async fn shutdown(self) {
         self.sim.shutdown().await;
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

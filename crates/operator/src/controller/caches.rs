@@ -7,12 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use futures::Stream;
-use k8s_openapi::NamespaceResourceScope;
-use kube::api::Api;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Client, Resource};
 
 use servicerefresh_core::crd::ServiceRefresh;
 use servicerefresh_core::engine::spec::watched_config_maps;
@@ -21,27 +16,6 @@ use servicerefresh_core::engine::{
 };
 use servicerefresh_core::policy::awaiting::AwaitIndex;
 use servicerefresh_core::policy::patch_memo::PatchMemo;
-
-/// An API handle for a namespaced kind, in one namespace or all of them.
-pub fn api_for<K>(client: &Client, namespace: Option<&str>) -> Api<K>
-where
-    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>,
-{
-    match namespace {
-        Some(namespace) => Api::namespaced(client.clone(), namespace),
-        None => Api::all(client.clone()),
-    }
-}
-
-/// A watch with kube's default backoff, resuming from where it was after a dropped
-/// connection and re-listing only when the server says the version expired.
-pub fn watch<K>(api: Api<K>) -> impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send
-where
-    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
-    K::DynamicType: Default,
-{
-    watcher(api, watcher::Config::default().any_semantic()).default_backoff()
-}
 
 /// The engine's view of the caches, with this process's own restart patches laid over a
 /// Deployment cache that has not caught up with them.

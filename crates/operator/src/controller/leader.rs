@@ -16,6 +16,7 @@ use thiserror::Error;
 use tokio::sync::oneshot;
 use tracing::{info, warn};
 
+use super::answers::failure_text;
 use servicerefresh_core::policy::leadership::{Change, Leadership};
 
 /// Where the leader Lease is.
@@ -135,7 +136,7 @@ pub async fn run(
         let manager = match built {
             Ok(manager) => manager,
             Err(error) => {
-                warn!(%error, lease = %lease_name(&config), "leader election: cannot read or create the Lease; retrying");
+                warn!(error = %failure_text(&error), lease = %lease_name(&config), "leader election: cannot read or create the Lease; retrying");
                 tokio::select! {
                     biased;
                     _ = &mut stop => break,
@@ -154,7 +155,7 @@ pub async fn run(
                     info!(lease = %lease_name(&config), identity, "leader Lease released")
                 }
                 Ok(Err(error)) => {
-                    warn!(%error, lease = %lease_name(&config), "could not release the leader Lease; it expires by itself")
+                    warn!(error = %failure_text(&error), lease = %lease_name(&config), "could not release the leader Lease; it expires by itself")
                 }
                 Err(_) => {
                     warn!(lease = %lease_name(&config), "releasing the leader Lease timed out; it expires by itself")
@@ -201,7 +202,7 @@ async fn follow(
                         changed = manager.changed().boxed();
                     }
                     Err(error) => {
-                        warn!(%error, lease = %lease_name(config), "leader election: a Lease request failed; retrying");
+                        warn!(error = %failure_text(&error), lease = %lease_name(config), "leader election: a Lease request failed; retrying");
                         let retry = timing.retry;
                         changed = async move {
                             tokio::time::sleep(retry).await;

@@ -1,26 +1,22 @@
 //! Connecting to the cluster: building clients from a kubeconfig or the in-cluster config,
 //! with timeouts on every request but watches, a User-Agent naming this replica, and the
-//! layers that count requests and fence writes; and the checks that tell apart "cannot reach
-//! the server", "this is not a Kubernetes API server" and "the CRD is not installed" before
-//! the operator starts watching, retried with backoff for a bounded time because in a pod the
-//! API server is sometimes briefly unreachable at start.
+//! layers that count requests and fence writes; and why start-up can fail ([`StartupError`]),
+//! the checks before watching included (in [`super::preflight`]).
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use http::HeaderValue;
 use http::header::USER_AGENT;
-use kube::api::{Api, ListParams};
 use kube::client::ClientBuilder;
 use kube::{Client, Config};
 use thiserror::Error;
-use tracing::info;
 
+use super::answers::{failure_text, status_text};
 use super::client_stack::{ApiMetricsLayer, LeaseObserverLayer, WriteFenceLayer};
 use super::leader::LeaderElectionConfig;
 use crate::telemetry::Telemetry;
-use servicerefresh_core::crd::ServiceRefresh;
 use servicerefresh_core::policy::leadership::Leadership;
 
 /// Timeouts of the operator's requests.
@@ -207,6 +203,7 @@ pub enum StartupError {
     #[error("cannot reach the Kubernetes API server at {server} (gave up after {waited:.1?})")]
     Unreachable {
         server: String,
+        /// How long start-up really tried, the last attempt included.
         waited: Duration,
         #[source]
         source: Unanswered,
@@ -226,8 +223,13 @@ pub enum StartupError {
          (check the server URL in the kubeconfig)"
     )]
     NotKubernetes { server: String, answer: String },
-    #[error("the API server at {server} refused the operator's credentials: {code} {message}")]
-    Unauthorized { server: String, code: u16, message: String },
+    #[error(
+        "the API server at {server} refused the operator's credentials ({answer}); check the \
+         ServiceAccount token or kubeconfig"
+    )]
+    Unauthorized { server: String, answer: String },
+    #[error("the API server at {server} refused to tell its version ({answer})")]
+    VersionRefused { server: String, answer: String },
     #[error(
         "the ServiceRefresh CRD (servicerefreshes.gisops.io) is not installed in the cluster at \
          {server}; install it with `servicerefresh crd | kubectl apply -f -` (or `kubectl apply -f \
@@ -241,10 +243,27 @@ pub enum StartupError {
 /// Why the last attempt to reach the API server failed.
 #[derive(Debug, Error)]
 pub enum Unanswered {
-    #[error(transparent)]
-    Failed(#[from] kube::Error),
+    /// No connection, or it broke: the cause in a few words, then the client's own error.
+    #[error("{cause}")]
+    Failed {
+        cause: String,
+        #[source]
+        source: Box<kube::Error>,
+    },
+    /// The server answered that it cannot serve yet (5xx, 429).
+    #[error("{answer}")]
+    NotReady { answer: String },
     #[error("no answer within {0:.1?}")]
     NoAnswer(Duration),
+}
+
+impl From<kube::Error> for Unanswered {
+    fn from(error: kube::Error) -> Self {
+        match &error {
+            kube::Error::Api(status) => Self::NotReady { answer: status_text(status) },
+            _ => Self::Failed { cause: failure_text(&error), source: Box::new(error) },
+        }
+    }
 }
 
 /// The cluster configuration from an explicit kubeconfig file, or else KUBECONFIG or the
@@ -260,99 +279,5 @@ pub async fn load_config(kubeconfig: Option<&Path>) -> Result<Config, StartupErr
             )
         }
         None => Config::infer().await.map_err(StartupError::NoConfig),
-    }
-}
-
-/// Checks that the server is a Kubernetes API server with the CRD installed, listing
-/// ServiceRefreshes in `namespace` (or all namespaces), which is also the permission the
-/// operator needs most. Unreachable servers and 5xx answers are retried with backoff until
-/// `give_up_after`, each attempt bounded by the time left; answers that will not change are
-/// reported at once.
-pub async fn preflight(
-    clients: &Clients,
-    namespace: Option<&str>,
-    give_up_after: Duration,
-) -> Result<(), StartupError> {
-    let started = Instant::now();
-    let mut backoff = Duration::from_millis(200);
-    loop {
-        let left = give_up_after.saturating_sub(started.elapsed());
-        let error = match tokio::time::timeout(left, check_once(clients, namespace)).await {
-            Ok(Ok(())) => return Ok(()),
-            Ok(Err(Check::Final(error))) => return Err(error),
-            Ok(Err(Check::Retry(error))) => Unanswered::Failed(error),
-            Err(_) => Unanswered::NoAnswer(left),
-        };
-        let waited = started.elapsed();
-        if waited + backoff > give_up_after {
-            return Err(StartupError::Unreachable {
-                server: clients.server.clone(),
-                waited,
-                source: error,
-            });
-        }
-        info!(server = %clients.server, error = %error, retry_in = ?backoff, "API server not ready; retrying");
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(5));
-    }
-}
-
-enum Check {
-    Final(StartupError),
-    Retry(kube::Error),
-}
-
-fn retry_worthy(error: &kube::Error) -> bool {
-    match error {
-        kube::Error::Api(status) => status.code >= 500 || status.code == 429,
-        _ => true,
-    }
-}
-
-async fn check_once(clients: &Clients, namespace: Option<&str>) -> Result<(), Check> {
-    let server = clients.server.clone();
-    match clients.requests.apiserver_version().await {
-        Ok(_) => {}
-        Err(kube::Error::Api(status)) if status.code == 401 || status.code == 403 => {
-            return Err(Check::Final(StartupError::Unauthorized {
-                server,
-                code: status.code,
-                message: status.message.clone(),
-            }));
-        }
-        Err(kube::Error::Api(status))
-            if (400..500).contains(&status.code) && status.code != 429 =>
-        {
-            return Err(Check::Final(StartupError::NotKubernetes {
-                server,
-                answer: status.code.to_string(),
-            }));
-        }
-        Err(kube::Error::SerdeError(_)) => {
-            return Err(Check::Final(StartupError::NotKubernetes {
-                server,
-                answer: "with something other than a Kubernetes version".to_owned(),
-            }));
-        }
-        Err(error) if retry_worthy(&error) => return Err(Check::Retry(error)),
-        Err(error) => return Err(Check::Final(StartupError::Client { server, source: error })),
-    }
-    let api: Api<ServiceRefresh> = match namespace {
-        Some(namespace) => Api::namespaced(clients.requests.clone(), namespace),
-        None => Api::all(clients.requests.clone()),
-    };
-    let scope = namespace.map(|ns| format!(" in namespace {ns}")).unwrap_or_default();
-    match api.list(&ListParams::default().limit(1)).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(status)) if status.code == 404 => {
-            Err(Check::Final(StartupError::CrdMissing { server }))
-        }
-        Err(error) if retry_worthy(&error) => Err(Check::Retry(error)),
-        Err(kube::Error::Api(status)) => Err(Check::Final(StartupError::Refused {
-            server,
-            scope,
-            message: status.message.clone(),
-        })),
-        Err(error) => Err(Check::Final(StartupError::Client { server, source: error })),
     }
 }

@@ -156,7 +156,8 @@ impl Telemetry {
 
         // kubert-prometheus-process (Linkerd's collector for prometheus-client) reads /proc:
         // process_cpu_seconds_total, process_resident_memory_bytes, process_open_fds,
-        // process_max_fds, process_threads, process_start_time_seconds, and more.
+        // process_max_fds, process_threads, process_start_time_seconds, and more (but not its
+        // network counters: see LEFT_OUT).
         if let Err(error) =
             kubert_prometheus_process::register(registry.sub_registry_with_prefix("process"))
         {
@@ -188,7 +189,7 @@ impl Telemetry {
             text.clear();
             let _ = writeln!(text, "# metrics could not be encoded: {error}\n# EOF");
         }
-        text
+        without_families(&text, &LEFT_OUT)
     }
 
     /// Creates the series of every label value known in advance at zero, so a dashboard
@@ -234,6 +235,33 @@ impl Telemetry {
         let code = code.map_or_else(|| "error".to_owned(), |code| code.to_string());
         self.api_requests.get_or_create(&RequestLabels { verb, code }).inc();
     }
+}
+
+/// Families of the process collector left out of `/metrics`. kubert-prometheus-process reads
+/// them from `/proc/<pid>/net/netstat`, which counts the traffic of the whole network
+/// namespace (every container of the pod, or the host's), not of this process as their HELP
+/// text says; the collector has no way to word that differently or leave them out.
+const LEFT_OUT: [&str; 2] = ["process_network_receive_bytes", "process_network_transmit_bytes"];
+
+/// `text` without the metadata and samples of the `families`.
+fn without_families(text: &str, families: &[&str]) -> String {
+    let left_out = |line: &str| {
+        let metric = ["# HELP ", "# TYPE ", "# UNIT "]
+            .iter()
+            .find_map(|prefix| line.strip_prefix(prefix))
+            .unwrap_or(line);
+        let name = metric.split([' ', '{']).next().unwrap_or_default();
+        families.iter().any(|family| {
+            name.strip_prefix(family)
+                .is_some_and(|suffix| ["", "_total", "_created"].contains(&suffix))
+        })
+    };
+    let mut kept = String::with_capacity(text.len());
+    for line in text.lines().filter(|line| !left_out(line)) {
+        kept.push_str(line);
+        kept.push('\n');
+    }
+    kept
 }
 
 #[cfg(test)]
@@ -292,5 +320,17 @@ mod tests {
         ] {
             assert!(text.lines().any(|l| l.starts_with(family)), "missing {family} in\n{text}");
         }
+        assert!(!text.contains("process_network"), "the namespace's traffic, not ours:\n{text}");
+    }
+
+    #[test]
+    fn a_left_out_family_goes_with_its_metadata_and_nothing_else_does() {
+        let text = "# HELP a_bytes A.\n# TYPE a_bytes counter\n# UNIT a_bytes bytes\n\
+                    a_bytes_total 3\n# HELP a_bytes_more Other.\n# TYPE a_bytes_more gauge\n\
+                    a_bytes_more{x=\"1\"} 1\n# EOF\n";
+        assert_eq!(
+            without_families(text, &["a_bytes"]),
+            "# HELP a_bytes_more Other.\n# TYPE a_bytes_more gauge\na_bytes_more{x=\"1\"} 1\n# EOF\n"
+        );
     }
 }

@@ -1,0 +1,93 @@
+//! How the operator words what the API server answered, or why nothing came back, in its log
+//! lines and errors: the code, its reason and the server's message on one line ("401
+//! Unauthorized: ..."), or the cause of a failed connection in a few words ("connection
+//! refused"), never the debug dump of a `Status` that kube's errors display.
+
+use std::error::Error;
+
+use kube::core::Status;
+
+/// `403 Forbidden: leases.coordination.k8s.io is forbidden: ...`: the code, its standard
+/// reason phrase, and the server's message when it says more than the phrase.
+pub fn status_text(status: &Status) -> String {
+    let phrase = http::StatusCode::from_u16(status.code)
+        .ok()
+        .and_then(|code| code.canonical_reason())
+        .unwrap_or(status.reason.as_str());
+    let head = format!("{} {phrase}", status.code).trim_end().to_owned();
+    let message = status.message.trim();
+    let says_more = !message.is_empty()
+        && !message.eq_ignore_ascii_case(phrase)
+        && !message.eq_ignore_ascii_case(&status.reason);
+    if says_more { format!("{head}: {message}") } else { head }
+}
+
+/// A failed request in one line: the server's answer when there was one (found anywhere in
+/// the error's chain), else the innermost cause, such as `connection refused`.
+pub fn failure_text(error: &(dyn Error + 'static)) -> String {
+    let mut innermost: &(dyn Error + 'static) = error;
+    let mut current = Some(error);
+    while let Some(cause) = current {
+        if let Some(kube::Error::Api(status)) = cause.downcast_ref::<kube::Error>() {
+            return status_text(status);
+        }
+        innermost = cause;
+        current = cause.source();
+    }
+    plain_cause(&innermost.to_string())
+}
+
+/// `Connection refused (os error 111)` as `connection refused`.
+fn plain_cause(text: &str) -> String {
+    let text = match text.rfind(" (os error ") {
+        Some(at) if text.ends_with(')') => &text[..at],
+        _ => text,
+    };
+    let mut chars = text.chars();
+    match chars.next() {
+        // Keep acronyms ("TLS ...") as written.
+        Some(first) if chars.clone().next().is_some_and(char::is_lowercase) => {
+            first.to_lowercase().chain(chars).collect()
+        }
+        _ => text.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_answer_reads_as_code_reason_and_message() {
+        let unauthorized = Status::failure("Unauthorized", "Unauthorized").with_code(401);
+        assert_eq!(status_text(&unauthorized), "401 Unauthorized");
+        let forbidden = Status::failure(
+            "leases.coordination.k8s.io \"x\" is forbidden: User \"u\" cannot get",
+            "Forbidden",
+        )
+        .with_code(403);
+        assert_eq!(
+            status_text(&forbidden),
+            "403 Forbidden: leases.coordination.k8s.io \"x\" is forbidden: User \"u\" cannot get"
+        );
+        let unavailable = Status::failure("etcd is down", "ServiceUnavailable").with_code(503);
+        assert_eq!(status_text(&unavailable), "503 Service Unavailable: etcd is down");
+    }
+
+    #[test]
+    fn a_failure_is_the_answer_in_its_chain_or_its_innermost_cause() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("leader election failed")]
+        struct Outer(#[source] kube::Error);
+
+        let status = Status::failure("Unauthorized", "Unauthorized").with_code(401).boxed();
+        let wrapped = Outer(kube::Error::Api(status));
+        assert_eq!(failure_text(&wrapped), "401 Unauthorized");
+        assert!(!failure_text(&wrapped).contains("Status {"));
+
+        let refused = std::io::Error::other("Connection refused (os error 111)");
+        assert_eq!(failure_text(&refused), "connection refused");
+        let tls = std::io::Error::other("TLS handshake failed");
+        assert_eq!(failure_text(&tls), "TLS handshake failed");
+    }
+}

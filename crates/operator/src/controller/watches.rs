@@ -1,0 +1,203 @@
+//! The watch streams that fill the operator's caches: one per kind (Deployments, ConfigMaps,
+//! ServiceRefreshes), each feeding its reflector store, telling [`CacheSync`] when its first
+//! list is complete and logging what the API server refuses; and `/readyz`, which follows
+//! those first lists.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use k8s_openapi::NamespaceResourceScope;
+use kube::api::Api;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, predicates, watcher};
+use kube::{Client, Resource};
+use tracing::{debug, info, warn};
+
+use super::caches::{Cache, CacheSync};
+use crate::telemetry::Telemetry;
+use servicerefresh_core::crd::ServiceRefresh;
+use servicerefresh_core::engine::{ConfigMapSnapshot, DeploymentSnapshot};
+
+/// The reflector stores the watches fill, and how far they got.
+pub struct Caches {
+    pub deployments: Store<DeploymentSnapshot>,
+    pub config_maps: Store<ConfigMapSnapshot>,
+    pub refreshes: Store<ServiceRefresh>,
+    pub sync: Arc<CacheSync>,
+}
+
+/// A watch stream of changed objects, already reflected into its store.
+pub type Changes<K> = BoxStream<'static, Result<K, watcher::Error>>;
+
+/// The changed objects of each watch, for the controller to route. Nothing is watched until
+/// they are polled.
+pub struct CacheEvents {
+    pub deployments: Changes<DeploymentSnapshot>,
+    pub config_maps: Changes<ConfigMapSnapshot>,
+    pub refreshes: Changes<ServiceRefresh>,
+}
+
+/// The three watches in `namespace` (or all namespaces) and the caches they fill.
+pub fn watch_caches(watches: &Client, namespace: Option<&str>) -> (Caches, CacheEvents) {
+    let sync = Arc::new(CacheSync::default());
+
+    let (deployments, writer) = reflector::store();
+    let deployment_events = watch(api_for::<DeploymentSnapshot>(watches, namespace))
+        .inspect(log_refusals(Cache::Deployments))
+        .reflect(writer)
+        .inspect(synced(&sync, Cache::Deployments))
+        .touched_objects()
+        .boxed();
+
+    let (config_maps, writer) = reflector::store();
+    let config_map_events = watch(api_for::<ConfigMapSnapshot>(watches, namespace))
+        .inspect(log_refusals(Cache::ConfigMaps))
+        .reflect(writer)
+        .inspect(synced(&sync, Cache::ConfigMaps))
+        .touched_objects()
+        .predicate_filter(predicates::resource_version, Default::default())
+        .boxed();
+
+    let (refreshes, writer) = reflector::store();
+    let refresh_events = watch(api_for::<ServiceRefresh>(watches, namespace))
+        .inspect(log_refusals(Cache::ServiceRefreshes))
+        .modify(|refresh: &mut ServiceRefresh| refresh.metadata.managed_fields = None)
+        .reflect(writer)
+        .inspect(synced(&sync, Cache::ServiceRefreshes))
+        .touched_objects()
+        .boxed();
+
+    let caches = Caches { deployments, config_maps, refreshes, sync };
+    let events = CacheEvents {
+        deployments: deployment_events,
+        config_maps: config_map_events,
+        refreshes: refresh_events,
+    };
+    (caches, events)
+}
+
+/// An API handle for a namespaced kind, in one namespace or all of them.
+fn api_for<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>,
+{
+    match namespace {
+        Some(namespace) => Api::namespaced(client.clone(), namespace),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// A watch with kube's default backoff, resuming from where it was after a dropped
+/// connection and re-listing only when the server says the version expired.
+fn watch<K>(
+    api: Api<K>,
+) -> impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+    K::DynamicType: Default,
+{
+    watcher(api, watcher::Config::default().any_semantic()).default_backoff()
+}
+
+/// Tells `sync` when a watch stream delivers its first complete list.
+fn synced<K>(
+    sync: &Arc<CacheSync>,
+    cache: Cache,
+) -> impl Fn(&Result<watcher::Event<K>, watcher::Error>) + Send + 'static {
+    let sync = sync.clone();
+    move |event| {
+        if let Ok(watcher::Event::InitDone) = event {
+            sync.synced(cache);
+        }
+    }
+}
+
+/// Logs every watch or list the API server refuses (401, 403: a missing permission or a
+/// revoked token), naming the cache and quoting the server's message, which says which verb on
+/// which resource was refused. The watcher retries with backoff, so a missing right shows up
+/// as one such line every few seconds, while the cache it feeds stays stale or unsynced. Other
+/// watch errors (dropped connections, expired versions) are routine and logged at debug.
+fn log_refusals<K>(cache: Cache) -> impl Fn(&Result<watcher::Event<K>, watcher::Error>) + Send {
+    move |event| {
+        let Err(error) = event else {
+            return;
+        };
+        match refusal(error) {
+            Some(status) => warn!(
+                watch = cache.name(),
+                code = status.code,
+                error = %status.message,
+                "watch refused by the API server; retrying with backoff"
+            ),
+            None => debug!(watch = cache.name(), %error, "watch failed; retrying with backoff"),
+        }
+    }
+}
+
+/// The API server's answer when a watch error is an authentication or authorization refusal.
+fn refusal(error: &watcher::Error) -> Option<&kube::core::Status> {
+    let status = match error {
+        watcher::Error::InitialListFailed(kube::Error::Api(status))
+        | watcher::Error::WatchStartFailed(kube::Error::Api(status))
+        | watcher::Error::WatchFailed(kube::Error::Api(status))
+        | watcher::Error::WatchError(status) => status.as_ref(),
+        _ => return None,
+    };
+    matches!(status.code, 401 | 403).then_some(status)
+}
+
+/// Keeps `/readyz` saying which watch caches are still filling.
+pub async fn report_readiness(telemetry: Arc<Telemetry>, sync: Arc<CacheSync>) {
+    let mut changes = sync.subscribe();
+    loop {
+        let pending = sync.pending();
+        if pending.is_empty() {
+            telemetry.readiness.ready();
+            info!("watch caches synced: ready");
+            return;
+        }
+        telemetry
+            .readiness
+            .not_ready(format!("waiting for the watch caches to sync: {}", pending.join(", ")));
+        if changes.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kube::core::Status;
+    use kube::runtime::watcher::Error;
+
+    use super::refusal;
+
+    fn status(code: u16) -> Box<Status> {
+        Status::failure("deployments.apps is forbidden: User \"u\" cannot watch", "Forbidden")
+            .with_code(code)
+            .boxed()
+    }
+
+    #[test]
+    fn refused_lists_and_watches_are_told_apart_from_routine_watch_errors() {
+        let refused = [
+            Error::InitialListFailed(kube::Error::Api(status(403))),
+            Error::WatchStartFailed(kube::Error::Api(status(403))),
+            Error::WatchFailed(kube::Error::Api(status(401))),
+            Error::WatchError(status(403)),
+        ];
+        for error in &refused {
+            let found = refusal(error).unwrap_or_else(|| panic!("{error} is a refusal"));
+            assert!(found.message.starts_with("deployments.apps is forbidden"));
+        }
+        let routine = [
+            Error::WatchError(status(410)),
+            Error::InitialListFailed(kube::Error::Api(status(500))),
+            Error::NoResourceVersion,
+        ];
+        for error in &routine {
+            assert!(refusal(error).is_none(), "{error} is routine");
+        }
+    }
+}
