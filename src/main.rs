@@ -6,7 +6,6 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{ArgAction, Parser, Subcommand, ValueEnum};
@@ -213,6 +212,9 @@ fn main() -> ExitCode {
     }
 }
 
+/// API requests the admin job API sends at once (reviews and job writes); more wait.
+const ADMIN_API_CONCURRENCY: usize = 4;
+
 /// The admin API's flags checked against the operator's: its target must be in the cache.
 #[derive(Debug, thiserror::Error)]
 #[error(
@@ -259,24 +261,26 @@ async fn run_operator(args: RunArgs, log_format: LogFormat) -> ExitCode {
     if let Some(Err(error)) = leader_election.as_ref().map(LeaderElectionConfig::timing) {
         return fatal(log_format, &error);
     }
-    let clients =
-        match Clients::from_config(kube_config, timeouts, &identity, leader_election.as_ref()) {
-            Ok(clients) => clients,
-            Err(error) => return fatal(log_format, &error),
-        };
+    let clients = match Clients::from_config(
+        kube_config.clone(),
+        timeouts,
+        &identity,
+        leader_election.as_ref(),
+    ) {
+        Ok(clients) => clients,
+        Err(error) => return fatal(log_format, &error),
+    };
     let refresh_cache = RefreshCache::default();
     let admin_server = match admin_settings {
         Some(settings) => {
-            let authority =
-                Arc::new(admin::auth::reviews::KubeAuthority::new(clients.requests.clone()));
-            match AdminServer::bind(
-                settings,
-                clients.requests.clone(),
-                refresh_cache.clone(),
-                authority,
-            )
-            .await
-            {
+            // The API's reviews and writes are user requests: their own client, unfenced
+            // (standbys serve too) and with its own concurrency limit.
+            let users = match clients.for_users(kube_config, timeouts, ADMIN_API_CONCURRENCY) {
+                Ok(client) => client,
+                Err(error) => return fatal(log_format, &error),
+            };
+            let authority = admin::auth::kube_authority(users.clone());
+            match AdminServer::bind(settings, users, refresh_cache.clone(), authority).await {
                 Ok(server) => Some(server),
                 Err(error) => return fatal(log_format, &error),
             }

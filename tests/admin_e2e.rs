@@ -116,7 +116,12 @@ async fn a_job_goes_submitted_executing_completed_and_reports_the_status_results
     let id = submitted["jobid"].as_str().expect("jobid").to_owned();
     assert!(id.starts_with('j') && id.len() == 33, "{id}");
     assert_eq!(submitted["status"], "SUBMITTED");
-    assert_eq!(submitted["jobsUrl"], format!("{}/jobs/{id}", harness.base));
+    // jobsUrl is relative to the request (no --admin-external-url): resolved against the
+    // operation's URL, as clients resolve it, it names the job.
+    let operation = reqwest::Url::parse(&format!("{}/services/refreshAllServices", harness.base))
+        .expect("URL");
+    let jobs_url = operation.join(submitted["jobsUrl"].as_str().expect("jobsUrl")).expect("joins");
+    assert_eq!(jobs_url.as_str(), format!("{}/jobs/{id}", harness.base));
     assert_eq!(
         submitted.as_object().map(|o| o.len()),
         Some(3),

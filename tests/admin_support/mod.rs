@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::Value;
 use servicerefresh_admin::auth::fake::StaticAuthority;
 use servicerefresh_admin::{
-    Access, AdminServer, AdminSettings, Authority, ContextRoot, TargetRef, Transport,
+    Access, AdminServer, AdminSettings, Authority, TargetRef, Transport,
 };
 use servicerefresh_operator::controller::{OperatorConfig, RefreshCache};
 use servicerefresh_sim::SimConfig;
@@ -108,15 +108,11 @@ impl AdminHarness {
             },
         );
         let certificate = TestCertificate::new();
-        let settings = AdminSettings {
-            listen: "127.0.0.1:0".parse().expect("address"),
-            target: TargetRef { namespace: NAMESPACE.to_owned(), name: TARGET.to_owned() },
-            context_root: ContextRoot::default(),
-            transport: Transport::Tls {
-                cert: certificate.cert.clone(),
-                key: certificate.key.clone(),
-            },
-        };
+        let settings = AdminSettings::new(
+            "127.0.0.1:0".parse().expect("address"),
+            TargetRef { namespace: NAMESPACE.to_owned(), name: TARGET.to_owned() },
+            Transport::Tls { cert: certificate.cert.clone(), key: certificate.key.clone() },
+        );
         let server = AdminServer::bind(settings, cluster.client.clone(), cache, authority)
             .await
             .expect("the admin API binds");

@@ -1,8 +1,11 @@
 //! The job view of a ServiceRefresh: which jobs exist, their ArcGIS status, times and
 //! per-batch, per-service results, computed from the object alone (its annotations, its
-//! status and the admin ledger), so it is a pure function of the cached object.
+//! status and the admin ledger in `status.jobs`), so it is a pure function of the cached
+//! object.
 //!
-//! A job is a run request: the value of `gisops.io/run-requested-at`. It is
+//! A job is a run request submitted through this API: an entry of the ledger, whose id the
+//! API wrote to `gisops.io/run-requested-at`. A request value that is no ledger job (the
+//! CLI's, `kubectl annotate`'s) starts a run but is no job here. A job is
 //! - SUBMITTED while the annotation holds it and no run has handled it yet (the run waits
 //!   for a run slot, or for the run in progress to end);
 //! - EXECUTING while the run that recorded it in `status.run.request` is active, and
@@ -18,12 +21,11 @@
 //! <https://developers.arcgis.com/rest/enterprise-administration/enterprise/job/>. Its
 //! `messages` use the `{type, description}` shape of ArcGIS job messages.
 
-use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, Time};
 use serde::Serialize;
 
 use super::config::TargetRef;
-use super::ledger::Ledger;
+use super::ledger::{Ledger, submitted_at};
 use servicerefresh_core::crd::{
     BatchPhase, CANCEL_REQUESTED_AT_ANNOTATION, Phase, RUN_REQUESTED_AT_ANNOTATION, RunStatus,
     RunSummary, ServiceRefresh, ServiceRefreshStatus, ServiceResult, Totals,
@@ -65,35 +67,6 @@ impl JobStatus {
     pub fn is_final(self) -> bool {
         matches!(self, Self::Cancelled | Self::Failed | Self::Completed)
     }
-}
-
-/// A new job id, ArcGIS-style: `j` and 32 hex digits, the first 12 the submission time in
-/// epoch milliseconds (so ids sort by time and tell when they were submitted), the other 20
-/// random.
-pub fn new_job_id(now: Timestamp) -> String {
-    let mut random = [0u8; 10];
-    if getrandom::fill(&mut random).is_err() {
-        // No operating-system randomness: the per-process hasher keys still differ per call.
-        use std::hash::{BuildHasher, Hasher};
-        let bits = std::collections::hash_map::RandomState::new().build_hasher().finish();
-        random[..8].copy_from_slice(&bits.to_le_bytes());
-    }
-    let millis = now.as_millisecond().clamp(0, 0xffff_ffff_ffff);
-    let random: String = random.iter().map(|byte| format!("{byte:02x}")).collect();
-    format!("j{millis:012x}{random}")
-}
-
-/// When a job was submitted, read from its id: ours (`j` + time + random) or the CLI's
-/// (`<RFC 3339 time>-<suffix>`). Other values tell nothing.
-pub fn submitted_at(id: &str) -> Option<i64> {
-    if let Some(hex) = id.strip_prefix('j')
-        && hex.len() == 32
-        && hex.bytes().all(|b| b.is_ascii_hexdigit())
-    {
-        return i64::from_str_radix(&hex[..12], 16).ok();
-    }
-    let (time, _) = id.rsplit_once('-')?;
-    time.parse::<Timestamp>().ok().map(Timestamp::as_millisecond)
 }
 
 /// Where the job API is and what it runs, for the job JSON.
@@ -272,14 +245,14 @@ fn own_namespace(refresh: &ServiceRefresh) -> String {
     refresh.metadata.namespace.clone().unwrap_or_default()
 }
 
-/// The job `id` of `refresh`, or `None` when no pending request, run, history entry or
-/// withdrawal knows it.
+/// The job `id` of `refresh`, or `None` when the ledger does not hold it, or when no
+/// pending request, run, history entry or withdrawal knows it (any more).
 pub fn find(refresh: &ServiceRefresh, id: &str, context: &JobContext) -> Option<Job> {
     let empty = ServiceRefreshStatus::default();
     let status = refresh.status.as_ref().unwrap_or(&empty);
     let ledger = Ledger::of(refresh);
-    let entry = ledger.get(id);
-    let submitted = entry.map(|entry| entry.submitted).or_else(|| submitted_at(id)).unwrap_or(0);
+    let entry = ledger.get(id)?;
+    let submitted = submitted_at(id).unwrap_or_else(|| entry.submit_time.0.as_millisecond());
     let mut job = Job {
         jobid: id.to_owned(),
         status: JobStatus::Submitted,
@@ -287,7 +260,7 @@ pub fn find(refresh: &ServiceRefresh, id: &str, context: &JobContext) -> Option<
         endtime: 0,
         updatedtime: submitted,
         operation_uri: context.operation_uri(),
-        username: entry.map(|entry| entry.username.clone()).filter(|name| !name.is_empty()),
+        username: Some(entry.username.clone()).filter(|name| !name.is_empty()),
         result: None,
         messages: Vec::new(),
     };
@@ -299,7 +272,7 @@ pub fn find(refresh: &ServiceRefresh, id: &str, context: &JobContext) -> Option<
         history_job(&mut job, summary, context);
     } else if pending_request(refresh) == Some(id) {
         pending_job(&mut job, status, context);
-    } else if let Some(withdrawn) = entry.and_then(|entry| entry.withdrawn) {
+    } else if let Some(withdrawn) = entry.withdraw_time.as_ref().map(|at| at.0.as_millisecond()) {
         job.status = JobStatus::Cancelled;
         job.endtime = withdrawn;
         job.updatedtime = withdrawn.max(submitted);
@@ -524,28 +497,11 @@ fn pending_job(job: &mut Job, status: &ServiceRefreshStatus, context: &JobContex
     }
 }
 
-/// Every job `refresh` knows, newest first: the pending one, the latest run's, those in the
-/// run history, and withdrawn ones.
+/// Every job `refresh` knows, newest first: the ledger's jobs that are pending, served by
+/// the latest run or one in the history, or withdrawn.
 pub fn list(refresh: &ServiceRefresh, context: &JobContext) -> Vec<Job> {
-    let status = refresh.status.as_ref();
-    let mut ids: Vec<String> = Vec::new();
-    let mut add = |id: Option<&str>| {
-        if let Some(id) = id
-            && !ids.iter().any(|known| known == id)
-        {
-            ids.push(id.to_owned());
-        }
-    };
-    add(pending_request(refresh));
-    add(status.and_then(|status| status.run.as_ref()).and_then(|run| run.request.as_deref()));
-    for summary in status.map(|status| status.history.as_slice()).unwrap_or_default() {
-        add(summary.request.as_deref());
-    }
     let ledger = Ledger::of(refresh);
-    for id in ledger.ids() {
-        add(Some(id));
-    }
-    let mut jobs: Vec<Job> = ids.iter().filter_map(|id| find(refresh, id, context)).collect();
+    let mut jobs: Vec<Job> = ledger.ids().filter_map(|id| find(refresh, id, context)).collect();
     jobs.sort_by_key(|job| std::cmp::Reverse((job.starttime, job.updatedtime)));
     jobs
 }

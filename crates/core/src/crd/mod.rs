@@ -13,7 +13,7 @@ pub use spec::{
     ConfigMapTrigger, FailurePolicy, MAX_TRIGGER_LENGTH, ServiceRefresh, ServiceRefreshSpec,
 };
 pub use status::{
-    BatchPhase, BatchStatus, ConfigMapHash, Phase, RunStatus, RunSummary, ServiceRefreshStatus,
+    AdminJob, BatchPhase, BatchStatus, ConfigMapHash, Phase, RunStatus, RunSummary, ServiceRefreshStatus,
     ServiceResult, ServiceStatus, Totals, TriggerRecord,
 };
 
