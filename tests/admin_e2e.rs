@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use admin_support::{
-    ADMIN_TOKEN, AdminHarness, NOBODY_TOKEN, READER_TOKEN, TARGET, fake_authority, status_of,
+    ADMIN_TOKEN, AdminHarness, NOBODY_TOKEN, READER_TOKEN, TARGET, fake_authority, grant,
+    service_account_token, status_of,
 };
 use common::{NAMESPACE, wait_for};
 use kube::api::{Patch, PatchParams};
@@ -328,54 +329,6 @@ async fn cancelling_a_submitted_job_withdraws_its_request() {
     assert_eq!(status.run.as_ref().map(|run| run.number), Some(1), "one run, the next job's");
     assert!(status.history.iter().all(|summary| summary.request.as_deref() != Some(id.as_str())));
     harness.stop().await;
-}
-
-/// A token for ServiceAccount `name`, from the TokenRequest API.
-async fn service_account_token(client: &kube::Client, name: &str) -> String {
-    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
-    use k8s_openapi::api::core::v1::ServiceAccount;
-    use kube::api::{Api, PostParams};
-    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), NAMESPACE);
-    let account: ServiceAccount =
-        serde_json::from_value(json!({"metadata": {"name": name}})).expect("account");
-    accounts.create(&PostParams::default(), &account).await.expect("create ServiceAccount");
-    let request = TokenRequest {
-        spec: Some(TokenRequestSpec {
-            expiration_seconds: Some(3600),
-            ..TokenRequestSpec::default()
-        }),
-        ..TokenRequest::default()
-    };
-    let issued = accounts
-        .create_token_request(name, &PostParams::default(), &request)
-        .await
-        .expect("TokenRequest");
-    issued.status.and_then(|status| status.token).expect("a token")
-}
-
-/// Grants ServiceAccount `account` the `verbs` on the target ServiceRefresh.
-async fn grant(client: &kube::Client, account: &str, verbs: &[&str]) {
-    use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-    use kube::api::{Api, PostParams};
-    let role: Role = serde_json::from_value(json!({
-        "metadata": {"name": format!("{account}-jobs")},
-        "rules": [{"apiGroups": ["gisops.io"], "resources": ["servicerefreshes"], "resourceNames": [TARGET], "verbs": verbs}],
-    }))
-    .expect("role");
-    let binding: RoleBinding = serde_json::from_value(json!({
-        "metadata": {"name": format!("{account}-jobs")},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": format!("{account}-jobs")},
-        "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": NAMESPACE}],
-    }))
-    .expect("binding");
-    Api::<Role>::namespaced(client.clone(), NAMESPACE)
-        .create(&PostParams::default(), &role)
-        .await
-        .expect("create Role");
-    Api::<RoleBinding>::namespaced(client.clone(), NAMESPACE)
-        .create(&PostParams::default(), &binding)
-        .await
-        .expect("create RoleBinding");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use servicerefresh_admin::auth::fake::StaticAuthority;
 use servicerefresh_admin::{
     Access, AdminServer, AdminSettings, Authority, TargetRef, Transport,
@@ -218,3 +218,52 @@ pub fn status_of(job: &Value) -> &str {
 pub fn is_final(job: &Value) -> bool {
     matches!(status_of(job), "COMPLETED" | "FAILED" | "CANCELLED")
 }
+
+/// A token for ServiceAccount `name`, from the TokenRequest API.
+pub async fn service_account_token(client: &kube::Client, name: &str) -> String {
+    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    use kube::api::{Api, PostParams};
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), NAMESPACE);
+    let account: ServiceAccount =
+        serde_json::from_value(json!({"metadata": {"name": name}})).expect("account");
+    accounts.create(&PostParams::default(), &account).await.expect("create ServiceAccount");
+    let request = TokenRequest {
+        spec: Some(TokenRequestSpec {
+            expiration_seconds: Some(3600),
+            ..TokenRequestSpec::default()
+        }),
+        ..TokenRequest::default()
+    };
+    let issued = accounts
+        .create_token_request(name, &PostParams::default(), &request)
+        .await
+        .expect("TokenRequest");
+    issued.status.and_then(|status| status.token).expect("a token")
+}
+
+/// Grants ServiceAccount `account` the `verbs` on the target ServiceRefresh.
+pub async fn grant(client: &kube::Client, account: &str, verbs: &[&str]) {
+    use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+    use kube::api::{Api, PostParams};
+    let role: Role = serde_json::from_value(json!({
+        "metadata": {"name": format!("{account}-jobs")},
+        "rules": [{"apiGroups": ["gisops.io"], "resources": ["servicerefreshes"], "resourceNames": [TARGET], "verbs": verbs}],
+    }))
+    .expect("role");
+    let binding: RoleBinding = serde_json::from_value(json!({
+        "metadata": {"name": format!("{account}-jobs")},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": format!("{account}-jobs")},
+        "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": NAMESPACE}],
+    }))
+    .expect("binding");
+    Api::<Role>::namespaced(client.clone(), NAMESPACE)
+        .create(&PostParams::default(), &role)
+        .await
+        .expect("create Role");
+    Api::<RoleBinding>::namespaced(client.clone(), NAMESPACE)
+        .create(&PostParams::default(), &binding)
+        .await
+        .expect("create RoleBinding");
+}
+
