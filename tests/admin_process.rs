@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use admin_support::{TARGET, TestCertificate, grant, service_account_token};
+use admin_support::{TARGET, TestCertificate, grant, service_account_token, tls_connector};
 use common::process::{Kubeconfig, OperatorProcess};
 use common::{NAMESPACE, SimCluster, wait_for};
 use serde_json::{Value, json};
@@ -52,7 +52,8 @@ impl AdminProcess {
         let kubeconfig = Kubeconfig::for_sim(&cluster.sim);
         let certificate = TestCertificate::new();
         let target = format!("{NAMESPACE}/{TARGET}");
-        let (cert, key) = (certificate.cert.display().to_string(), certificate.key.display().to_string());
+        let (cert, key) =
+            (certificate.cert.display().to_string(), certificate.key.display().to_string());
         let operator = OperatorProcess::spawn(
             &kubeconfig.path,
             "admin-0",
@@ -68,15 +69,8 @@ impl AdminProcess {
         let address: SocketAddr =
             line["listen"].as_str().and_then(|a| a.parse().ok()).expect("the listen address");
         let base = format!("https://{address}/arcgis/admin");
-        let process = Self {
-            cluster,
-            operator,
-            address,
-            base,
-            certificate,
-            token,
-            _kubeconfig: kubeconfig,
-        };
+        let process =
+            Self { cluster, operator, address, base, certificate, token, _kubeconfig: kubeconfig };
         let http = process.client(None);
         wait_for(Duration::from_secs(60), "the job API to answer", || async {
             process.jobs(&http).await.ok().filter(|jobs| jobs.get("jobs").is_some())
@@ -159,7 +153,8 @@ async fn bad_tokens_and_polls_cost_a_bounded_number_of_reviews() {
     }
     let polling = started.elapsed();
     let (tokens_after, rights_after) = process.reviews();
-    let (poll_tokens, poll_rights) = (tokens_after - tokens_after_guesses, rights_after - rights_before);
+    let (poll_tokens, poll_rights) =
+        (tokens_after - tokens_after_guesses, rights_after - rights_before);
     println!(
         "1,000 invalid tokens from one address: {guess_reviews} TokenReviews, answers by code {codes:?}; \
          100 valid polls in {polling:.1?}: {poll_tokens} TokenReviews, {poll_rights} SubjectAccessReviews"
@@ -300,18 +295,7 @@ async fn five_thousand_hostile_connections_neither_starve_requests_nor_exhaust_m
     }
     let baseline = process.rss_kib();
 
-    let mut roots = rustls::RootCertStore::empty();
-    let pem = process.certificate.pem.as_bytes();
-    for certificate in rustls_pemfile_certificates(pem) {
-        roots.add(certificate).expect("the test certificate");
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("TLS versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let tls = TlsConnector::from(Arc::new(config));
+    let tls = tls_connector(&process.certificate.pem);
 
     // Sample the operator's memory for as long as the attack lasts.
     let pid = process.operator.pid();
@@ -340,7 +324,8 @@ async fn five_thousand_hostile_connections_neither_starve_requests_nor_exhaust_m
     let started = Instant::now();
     let mut attackers = Vec::with_capacity(HOSTILE);
     for n in 0..HOSTILE {
-        let hostility = [Hostility::HalfOpenTls, Hostility::PartialHeaders, Hostility::IdleKeepAlive][n % 3];
+        let hostility =
+            [Hostility::HalfOpenTls, Hostility::PartialHeaders, Hostility::IdleKeepAlive][n % 3];
         let source = IpAddr::from([127, 0, 0, 2 + (n % 4) as u8]);
         let staged = opening.clone().acquire_owned().await.expect("semaphore");
         attackers.push(tokio::spawn(attack(
@@ -405,12 +390,4 @@ fn rss_of(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
-}
-
-/// The certificates of a PEM text.
-fn rustls_pemfile_certificates(pem: &[u8]) -> Vec<rustls::pki_types::CertificateDer<'static>> {
-    use rustls::pki_types::pem::PemObject;
-    rustls::pki_types::CertificateDer::pem_slice_iter(pem)
-        .collect::<Result<Vec<_>, _>>()
-        .expect("PEM certificates")
 }

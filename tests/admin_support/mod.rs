@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use servicerefresh_admin::auth::fake::StaticAuthority;
 use servicerefresh_admin::{
-    Access, AdminServer, AdminSettings, Authority, TargetRef, Transport,
+    Access, AdminServer, AdminSettings, Authority, ConnectionLimits, TargetRef, Transport,
 };
 use servicerefresh_operator::controller::{OperatorConfig, RefreshCache};
 use servicerefresh_sim::SimConfig;
@@ -73,6 +73,22 @@ fn rand_suffix() -> usize {
     std::collections::hash_map::RandomState::new().build_hasher().finish() as usize
 }
 
+/// A TLS client configuration trusting exactly the certificates of `pem`.
+pub fn tls_connector(pem: &str) -> tokio_rustls::TlsConnector {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for certificate in rustls::pki_types::CertificateDer::pem_slice_iter(pem.as_bytes()) {
+        roots.add(certificate.expect("PEM certificate")).expect("the test certificate");
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+}
+
 /// The cluster, the operator and the admin API over HTTPS.
 pub struct AdminHarness {
     pub cluster: SimCluster,
@@ -96,6 +112,15 @@ impl AdminHarness {
         sim: SimConfig,
         authority: impl FnOnce(kube::Client) -> Arc<dyn Authority>,
     ) -> Self {
+        Self::start_limited(sim, authority, ConnectionLimits::default()).await
+    }
+
+    /// Like [`start_with`](Self::start_with), with these connection limits.
+    pub async fn start_limited(
+        sim: SimConfig,
+        authority: impl FnOnce(kube::Client) -> Arc<dyn Authority>,
+        limits: ConnectionLimits,
+    ) -> Self {
         let cluster = SimCluster::start(sim).await;
         let authority = authority(cluster.client.clone());
         let cache = RefreshCache::default();
@@ -108,11 +133,12 @@ impl AdminHarness {
             },
         );
         let certificate = TestCertificate::new();
-        let settings = AdminSettings::new(
+        let mut settings = AdminSettings::new(
             "127.0.0.1:0".parse().expect("address"),
             TargetRef { namespace: NAMESPACE.to_owned(), name: TARGET.to_owned() },
             Transport::Tls { cert: certificate.cert.clone(), key: certificate.key.clone() },
         );
+        settings.limits = limits;
         let server = AdminServer::bind(settings, cluster.client.clone(), cache, authority)
             .await
             .expect("the admin API binds");
@@ -266,4 +292,3 @@ pub async fn grant(client: &kube::Client, account: &str, verbs: &[&str]) {
         .await
         .expect("create RoleBinding");
 }
-

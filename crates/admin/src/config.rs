@@ -359,7 +359,8 @@ impl AdminArgs {
             (None, None, true) => Transport::PlainHttp,
             (None, None, false) => return Err(ConfigError::NoTransport),
         };
-        let external_url = self.admin_external_url.as_deref().map(ExternalUrl::parse).transpose()?;
+        let external_url =
+            self.admin_external_url.as_deref().map(ExternalUrl::parse).transpose()?;
         let limits = ConnectionLimits {
             header_read_timeout: self.admin_header_read_timeout,
             idle_timeout: self.admin_idle_timeout,
@@ -496,7 +497,11 @@ mod tests {
                 max_connections_per_client: 10,
             }
         );
-        for bad in ["--admin-max-connections=0", "--admin-idle-timeout=0s", "--admin-header-read-timeout=soon"] {
+        for bad in [
+            "--admin-max-connections=0",
+            "--admin-idle-timeout=0s",
+            "--admin-header-read-timeout=soon",
+        ] {
             assert!(args(&[base[0], bad]).is_err(), "{bad}");
         }
         assert_eq!(AdminArgs::default().settings(), Ok(None));

@@ -85,8 +85,10 @@ impl AdminServer {
         };
         let addr = settings.listen;
         let bind_error = |source| AdminError::Bind { addr, source };
-        let listener =
-            tokio::net::TcpListener::bind(addr).await.and_then(|l| l.into_std()).map_err(bind_error)?;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .and_then(|l| l.into_std())
+            .map_err(bind_error)?;
         let local = listener.local_addr().map_err(bind_error)?;
         let context = JobContext {
             target: settings.target.clone(),

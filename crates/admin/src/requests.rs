@@ -292,9 +292,15 @@ impl Requests {
         id: &str,
         written: ServiceRefresh,
     ) -> Result<Arc<ServiceRefresh>, RequestError> {
-        let cached =
-            self.cached.wait_until(|refresh| jobs::find(refresh, id, &self.context).is_some()).await?;
-        Ok(if jobs::find(&cached, id, &self.context).is_some() { cached } else { Arc::new(written) })
+        let cached = self
+            .cached
+            .wait_until(|refresh| jobs::find(refresh, id, &self.context).is_some())
+            .await?;
+        Ok(if jobs::find(&cached, id, &self.context).is_some() {
+            cached
+        } else {
+            Arc::new(written)
+        })
     }
 
     fn job_or_submitted(&self, refresh: &ServiceRefresh, id: &str) -> Job {
@@ -341,11 +347,9 @@ mod tests {
             fixture = fixture.annotation(key, value);
         }
         let mut status = status.unwrap_or_else(|| json!({}));
-        status["jobs"] = ledger.apply_body(&ServiceRefresh::fixture("all").build())["status"]
-            ["jobs"]
-            .clone();
-        let mut refresh =
-            fixture.status(serde_json::from_value(status).expect("status")).build();
+        status["jobs"] =
+            ledger.apply_body(&ServiceRefresh::fixture("all").build())["status"]["jobs"].clone();
+        let mut refresh = fixture.status(serde_json::from_value(status).expect("status")).build();
         refresh.metadata.resource_version = Some("42".into());
         refresh
     }
@@ -389,13 +393,15 @@ mod tests {
     fn cancelling_withdraws_a_submitted_job_and_cancels_an_executing_one() {
         // A submitted job: first the ledger records the withdrawal, then the request goes.
         let pending = object(&[(RUN_REQUESTED_AT_ANNOTATION, JOB)], None, &submitted());
-        let CancelPlan::Record(ledger) = plan_cancel(&pending, JOB, &context(), now()).expect("plan")
+        let CancelPlan::Record(ledger) =
+            plan_cancel(&pending, JOB, &context(), now()).expect("plan")
         else {
             panic!("a ledger write");
         };
         assert!(ledger.get(JOB).is_some_and(|job| job.withdraw_time.is_some()));
         let recorded = object(&[(RUN_REQUESTED_AT_ANNOTATION, JOB)], None, &ledger);
-        let CancelPlan::Write(patch) = plan_cancel(&recorded, JOB, &context(), now()).expect("plan")
+        let CancelPlan::Write(patch) =
+            plan_cancel(&recorded, JOB, &context(), now()).expect("plan")
         else {
             panic!("a write");
         };

@@ -98,7 +98,9 @@ impl ArcGisError {
         Self::new(
             429,
             "Too many invalid tokens. Try again later.",
-            vec![format!("Too many invalid tokens came from this address; try again in {seconds} s.")],
+            vec![format!(
+                "Too many invalid tokens came from this address; try again in {seconds} s."
+            )],
         )
     }
 

@@ -243,9 +243,17 @@ async fn cancel_with_get(State(api): State<Arc<AdminApi>>, admitted: Admitted<Re
     api.error(admitted.format, &ArcGisError::post_only("cancel"), &admitted.params)
 }
 
-async fn not_found(State(api): State<Arc<AdminApi>>, uri: Uri, admitted: Admitted<Read>) -> Response {
+async fn not_found(
+    State(api): State<Arc<AdminApi>>,
+    uri: Uri,
+    admitted: Admitted<Read>,
+) -> Response {
     let path = uri.path().strip_prefix(api.context.context_root.as_str()).unwrap_or(uri.path());
-    api.error(admitted.format, &ArcGisError::not_found(path.trim_start_matches('/')), &admitted.params)
+    api.error(
+        admitted.format,
+        &ArcGisError::not_found(path.trim_start_matches('/')),
+        &admitted.params,
+    )
 }
 
 #[cfg(test)]

@@ -166,8 +166,7 @@ mod tests {
         let keys: Vec<TokenDigest> = cached.tokens.iter().map(|(key, _)| *key).collect();
         assert!(keys.contains(&digest("reader")) && keys.len() == 2);
 
-        let forgetful =
-            CachedAuthority::with_ttls(inner.clone(), Duration::ZERO, Duration::ZERO);
+        let forgetful = CachedAuthority::with_ttls(inner.clone(), Duration::ZERO, Duration::ZERO);
         let before = inner.reviews();
         forgetful.authenticate("reader").await.unwrap();
         forgetful.authenticate("reader").await.unwrap();

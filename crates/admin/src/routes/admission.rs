@@ -55,7 +55,8 @@ impl<R: Right> FromRequest<Arc<AdminApi>> for Admitted<R> {
         let params = Params::read(&parts, body, api.body_timeout)
             .await
             .map_err(|error| error.to_json_response(false))?;
-        let format = Format::parse(params.get("f")).map_err(|error| error.to_json_response(false))?;
+        let format =
+            Format::parse(params.get("f")).map_err(|error| error.to_json_response(false))?;
         let refuse = |error: ArcGisError| api.error(format, &error, &params);
         if R::ACCESS == Access::Write
             && let Some(origin) = foreign_origin(&parts.headers, api.external_url.as_ref())
@@ -201,13 +202,19 @@ mod tests {
         assert!(ours(&[host, ("referer", "https://evil.example/page")]).is_some());
         assert!(ours(&[("origin", "https://gis.example.com")]).is_some(), "no Host: not ours");
         // Without a port in Host, the host name decides (a proxy may have dropped the port).
-        assert_eq!(ours(&[("host", "gis.example.com"), ("origin", "https://gis.example.com")]), None);
+        assert_eq!(
+            ours(&[("host", "gis.example.com"), ("origin", "https://gis.example.com")]),
+            None
+        );
 
         let external = ExternalUrl::parse("https://gis.example.com/arcgis/admin").unwrap();
         let with = |pairs: &[(&'static str, &'static str)]| {
             foreign_origin(&headers(pairs), Some(&external))
         };
-        assert_eq!(with(&[("host", "internal:8443"), ("origin", "https://gis.example.com:443")]), None);
+        assert_eq!(
+            with(&[("host", "internal:8443"), ("origin", "https://gis.example.com:443")]),
+            None
+        );
         assert!(with(&[("host", "evil.example"), ("origin", "https://evil.example")]).is_some());
         assert!(with(&[("origin", "http://gis.example.com")]).is_some(), "another scheme");
     }

@@ -243,7 +243,11 @@ async fn jobs_list_the_pending_current_and_history_newest_first() {
     let harness = harness(Some(target_object()));
     let (_, _, body) =
         call(&harness.router, get("/arcgis/admin/jobs?f=json&token=reader-token")).await;
-    assert_eq!(json_of(&body), json!({"jobs": [RUNNING_JOB, DONE_JOB]}), "the ledger's served jobs");
+    assert_eq!(
+        json_of(&body),
+        json!({"jobs": [RUNNING_JOB, DONE_JOB]}),
+        "the ledger's served jobs"
+    );
     let (_, _, page) = call(&harness.router, get("/arcgis/admin/jobs?token=reader-token")).await;
     assert!(
         page.contains(&format!("/arcgis/admin/jobs/{DONE_JOB}?f=html&#38;token=reader-token")),
@@ -370,7 +374,11 @@ async fn browsers_may_not_post_from_a_foreign_origin() {
         (Some("https://evil.example"), None, submit),
         (Some("null"), None, submit),
         (None, Some("https://evil.example/page"), submit),
-        (Some("https://evil.example"), Some("https://gis.example.com/arcgis/admin"), cancel.as_str()),
+        (
+            Some("https://evil.example"),
+            Some("https://gis.example.com/arcgis/admin"),
+            cancel.as_str(),
+        ),
     ] {
         let error = json_of(&call(&harness.router, from(origin, referer, path)).await.2);
         assert_eq!(error["error"]["code"], 403, "{origin:?} {referer:?}: {error}");
@@ -399,14 +407,16 @@ async fn an_address_that_keeps_sending_invalid_tokens_costs_a_bounded_number_of_
     let cached: Arc<dyn Authority> = Arc::new(CachedAuthority::new(table.clone()));
     let harness = harness_with(Some(target_object()), None, Some(cached));
     let from = |client: &str, token: &str| {
-        let mut request =
-            get(&format!("/arcgis/admin/jobs/{RUNNING_JOB}?f=json&token={token}"));
+        let mut request = get(&format!("/arcgis/admin/jobs/{RUNNING_JOB}?f=json&token={token}"));
         let address: SocketAddr = format!("{client}:40000").parse().expect("address");
         request.extensions_mut().insert(ConnectInfo(address));
         request
     };
     // The reader's token is known before the flood.
-    assert_eq!(json_of(&call(&harness.router, from("127.0.0.2", "reader-token")).await.2)["jobid"], RUNNING_JOB);
+    assert_eq!(
+        json_of(&call(&harness.router, from("127.0.0.2", "reader-token")).await.2)["jobid"],
+        RUNNING_JOB
+    );
     let mut codes = std::collections::BTreeMap::<i64, usize>::new();
     for n in 0..200 {
         let answer = call(&harness.router, from("127.0.0.2", &format!("guess-{n}"))).await.2;
@@ -416,11 +426,16 @@ async fn an_address_that_keeps_sending_invalid_tokens_costs_a_bounded_number_of_
     assert_eq!(codes, [(429, 200 - limit), (498, limit)].into_iter().collect());
     assert_eq!(table.reviews(), 2 + limit, "the reader's two reviews and one per allowed guess");
     // The known token still works from that address; another address is not stopped.
-    assert_eq!(json_of(&call(&harness.router, from("127.0.0.2", "reader-token")).await.2)["jobid"], RUNNING_JOB);
+    assert_eq!(
+        json_of(&call(&harness.router, from("127.0.0.2", "reader-token")).await.2)["jobid"],
+        RUNNING_JOB
+    );
     let other = json_of(&call(&harness.router, from("127.0.0.3", "guess-x")).await.2);
     assert_eq!(other["error"]["code"], 498);
-    let stopped = harness.router.clone().oneshot(from("127.0.0.2", "guess-y")).await.expect("infallible");
-    let wait: u64 = stopped.headers()[header::RETRY_AFTER].to_str().expect("ascii").parse().expect("seconds");
+    let stopped =
+        harness.router.clone().oneshot(from("127.0.0.2", "guess-y")).await.expect("infallible");
+    let wait: u64 =
+        stopped.headers()[header::RETRY_AFTER].to_str().expect("ascii").parse().expect("seconds");
     assert!((1..=60).contains(&wait), "{wait}");
 }
 
@@ -482,7 +497,10 @@ async fn submitting_writes_the_request_conditionally_and_answers_with_the_new_jo
         let body: Value =
             serde_json::from_slice(&request.into_body().collect_bytes().await.expect("body"))
                 .expect("json");
-        assert_eq!(body["metadata"]["resourceVersion"], "11", "conditional on the annotated object");
+        assert_eq!(
+            body["metadata"]["resourceVersion"], "11",
+            "conditional on the annotated object"
+        );
         assert_eq!(body["status"]["jobs"][0]["id"], id.as_str());
         assert_eq!(body["status"]["jobs"][0]["username"], "alice");
         assert_eq!(body["status"].as_object().map(|status| status.len()), Some(1), "{body}");
@@ -491,7 +509,10 @@ async fn submitting_writes_the_request_conditionally_and_answers_with_the_new_jo
             serde_json::from_value(body["status"]["jobs"].clone()).expect("jobs");
         recorded.metadata.resource_version = Some("12".into());
         // The watch delivers the writes to the cache, as it would after real ones.
-        writer.lock().expect("writer").apply_watcher_event(&watcher::Event::Apply(recorded.clone()));
+        writer
+            .lock()
+            .expect("writer")
+            .apply_watcher_event(&watcher::Event::Apply(recorded.clone()));
         send.send_response(ok(&recorded));
         id
     });

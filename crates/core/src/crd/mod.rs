@@ -13,8 +13,8 @@ pub use spec::{
     ConfigMapTrigger, FailurePolicy, MAX_TRIGGER_LENGTH, ServiceRefresh, ServiceRefreshSpec,
 };
 pub use status::{
-    AdminJob, BatchPhase, BatchStatus, ConfigMapHash, Phase, RunStatus, RunSummary, ServiceRefreshStatus,
-    ServiceResult, ServiceStatus, Totals, TriggerRecord,
+    AdminJob, BatchPhase, BatchStatus, ConfigMapHash, Phase, RunStatus, RunSummary,
+    ServiceRefreshStatus, ServiceResult, ServiceStatus, Totals, TriggerRecord,
 };
 
 /// API group of the resource.
