@@ -181,11 +181,23 @@ impl Progress {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct BatchResult {
     pub index: u32,
-    /// PENDING, EXECUTING or COMPLETED.
+    /// PENDING, EXECUTING or COMPLETED (a completed batch may hold failures: see `failed`).
     pub status: &'static str,
     pub starttime: i64,
     pub endtime: i64,
+    /// Its services that Failed, TimedOut or are Gone.
+    pub failed: u32,
     pub services: Vec<ServiceView>,
+}
+
+impl BatchResult {
+    /// The status for people: a completed batch with failures says so.
+    pub fn label(&self) -> &'static str {
+        match (self.status, self.failed) {
+            ("COMPLETED", 1..) => "COMPLETED WITH FAILURES",
+            (status, _) => status,
+        }
+    }
 }
 
 /// One Deployment of the plan and its result.
@@ -340,6 +352,11 @@ fn current_run_job(
             },
             starttime: micro_millis(batch.start_time.as_ref()),
             endtime: micro_millis(batch.end_time.as_ref()),
+            failed: batch
+                .services
+                .iter()
+                .filter(|service| service.result.is_some_and(ServiceResult::is_failure))
+                .count() as u32,
             services: batch
                 .all_services(&own)
                 .iter()

@@ -229,7 +229,7 @@ async fn f_selects_compact_json_pretty_json_or_a_page() {
             page.contains(r#"<span id="status" class="status EXECUTING">EXECUTING</span>"#),
             "{page}"
         );
-        assert!(page.contains(r#"id="progress""#) && page.contains(r#"<table id="batches">"#));
+        assert!(page.contains(r#"id="progress""#) && page.contains(r#"<table id="batches""#));
         assert!(page.contains("svc-&#60;a&#62;") || page.contains("svc-&lt;a&gt;"), "escaped");
         assert!(page.contains("exceeded its progress deadline"));
         assert!(page.contains(r#"http-equiv="refresh""#), "a running job's page reloads itself");
