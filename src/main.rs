@@ -45,7 +45,7 @@ enum LogFormat {
 #[derive(Subcommand)]
 enum Command {
     /// Run the operator against the cluster of the in-cluster config or KUBECONFIG.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print the ServiceRefresh CustomResourceDefinition as YAML.
     Crd,
     #[cfg(feature = "dev")]
@@ -189,7 +189,7 @@ fn main() -> ExitCode {
             // The operator logs refused watches itself, with the server's message; kube's
             // watcher would repeat each as a debug dump of the error at warn level.
             init_logging(cli.log_format, "info,kube_runtime::watcher=error");
-            runtime.block_on(run_operator(args, cli.log_format))
+            runtime.block_on(run_operator(*args, cli.log_format))
         }
         #[cfg(feature = "dev")]
         Command::Sim(args) => {
