@@ -186,15 +186,18 @@ impl Requests {
     }
 
     /// Writes the ledger `change` makes of `refresh`'s, conditional on `refresh`'s version;
-    /// on a conflict, reads the object again and makes the change again. Returns the object
-    /// as written (or as it was, when `change` has nothing to write).
+    /// on a conflict, makes the change again on the newer object from the cache: one that
+    /// `shows` what must be in it (the caller's own write just before) and is not the version
+    /// that conflicted. (The operator may not `get` ServiceRefreshes: its cache is how it
+    /// reads them.) Returns the object as written, or as it was when `change` has nothing to
+    /// write.
     async fn record(
         &self,
-        mut refresh: ServiceRefresh,
+        mut refresh: Arc<ServiceRefresh>,
         change: impl Fn(&Ledger) -> Option<Ledger>,
-    ) -> Result<ServiceRefresh, RequestError> {
+        shows: impl Fn(&ServiceRefresh) -> bool,
+    ) -> Result<Arc<ServiceRefresh>, RequestError> {
         let target = self.cached.target();
-        let failed = |source| RequestError::Ledger { target: target.to_string(), source };
         // The status belongs to the API and the operator: force takes the field over from
         // anyone else who wrote it (a person editing the status by hand).
         let params = PatchParams::apply(FIELD_MANAGER).force();
@@ -204,16 +207,22 @@ impl Requests {
             };
             let body = ledger.apply_body(&refresh);
             match self.api.patch_status(&target.name, &params, &Patch::Apply(&body)).await {
-                Ok(written) => return Ok(written),
-                // Our own write just changed the object, so the cache may not show it yet:
-                // read the object itself.
+                Ok(written) => return Ok(Arc::new(written)),
                 Err(kube::Error::Api(status)) if status.code == 409 => {
-                    refresh = self.api.get(&target.name).await.map_err(failed)?;
+                    let tried = refresh.metadata.resource_version.clone();
+                    refresh = self
+                        .cached
+                        .wait_until(|cached| {
+                            cached.metadata.resource_version != tried && shows(cached)
+                        })
+                        .await?;
                 }
                 Err(kube::Error::Api(status)) if status.code == 404 => {
                     return Err(CacheError::TargetMissing { target: target.clone() }.into());
                 }
-                Err(source) => return Err(failed(source)),
+                Err(source) => {
+                    return Err(RequestError::Ledger { target: target.to_string(), source });
+                }
             }
         }
         Err(RequestError::Contended { target: self.target_name(), attempts: MAX_ATTEMPTS })
@@ -237,10 +246,18 @@ impl Requests {
                         refresh = self.cached.wait_past(seen.as_deref()).await?;
                         continue;
                     };
+                    let requested = |refresh: &ServiceRefresh| {
+                        jobs::pending_request(refresh).is_some_and(|pending| pending == id)
+                            || refresh.status.as_ref().is_some_and(|status| {
+                                status.triggers.run_requested_at.as_deref() == Some(id.as_str())
+                            })
+                    };
                     let recorded = self
-                        .record(written, |ledger| {
-                            Some(ledger.with_submitted(&id, &caller.username, now))
-                        })
+                        .record(
+                            Arc::new(written),
+                            |ledger| Some(ledger.with_submitted(&id, &caller.username, now)),
+                            requested,
+                        )
                         .await?;
                     // Read-your-writes: the caller may ask for the job right away.
                     let newest = self.cached_with(&id, recorded).await?;
@@ -262,10 +279,9 @@ impl Requests {
             match plan_cancel(&refresh, id, &self.context, now)? {
                 CancelPlan::Unchanged(job) => return Ok(*job),
                 CancelPlan::Record(_) => {
-                    let recorded = self
-                        .record(refresh.as_ref().clone(), |ledger| ledger.with_withdrawn(id, now))
+                    refresh = self
+                        .record(refresh, |ledger| ledger.with_withdrawn(id, now), |_| true)
                         .await?;
-                    refresh = Arc::new(recorded);
                 }
                 CancelPlan::Write(patch) => {
                     let seen = refresh.metadata.resource_version.clone();
@@ -290,17 +306,13 @@ impl Requests {
     async fn cached_with(
         &self,
         id: &str,
-        written: ServiceRefresh,
+        written: Arc<ServiceRefresh>,
     ) -> Result<Arc<ServiceRefresh>, RequestError> {
         let cached = self
             .cached
             .wait_until(|refresh| jobs::find(refresh, id, &self.context).is_some())
             .await?;
-        Ok(if jobs::find(&cached, id, &self.context).is_some() {
-            cached
-        } else {
-            Arc::new(written)
-        })
+        Ok(if jobs::find(&cached, id, &self.context).is_some() { cached } else { written })
     }
 
     fn job_or_submitted(&self, refresh: &ServiceRefresh, id: &str) -> Job {
