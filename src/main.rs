@@ -32,7 +32,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the operator against the cluster of the in-cluster config or KUBECONFIG.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print the ServiceRefresh CustomResourceDefinition as YAML.
     Crd,
     #[cfg(feature = "dev")]
@@ -78,7 +78,7 @@ fn main() -> ExitCode {
                 cli.log_format,
                 "info,kube_runtime::watcher=error,kube_client::client::builder=off",
             );
-            executor.block_on(runtime::run(args, cli.log_format))
+            executor.block_on(runtime::run(*args, cli.log_format))
         }
         #[cfg(feature = "dev")]
         Command::Sim(args) => {

@@ -1,8 +1,11 @@
 //! The admin pages in a real browser: headless Chromium, driven through chromedriver
 //! (WebDriver, with fantoccini), submits the refreshAllServices form over HTTPS and reads the
 //! job page the API redirects to, which reloads itself until the job ends: its status, its
-//! progress and the batch table with the failed service's message. Needs `chromium` and
-//! `chromium-driver` (`.ci/install-tools` installs them).
+//! progress and the batch table with the failed service's message. The job page and the job
+//! list are then laid out at 1200x900 and at a phone's 390x844: no horizontal scrolling, no
+//! service name broken mid-word on the wide screen. With `ADMIN_SCREENSHOTS=DIR` the test
+//! writes the screenshots there (`ADMIN_SCREENSHOTS=docs/screenshots` refreshes the committed
+//! ones). Needs `chromium` and `chromium-driver` (`.ci/install-tools` installs them).
 
 mod admin_support;
 mod common;
@@ -88,6 +91,60 @@ async fn text(browser: &Client, css: &str) -> Option<String> {
     browser.find(Locator::Css(css)).await.ok()?.text().await.ok()
 }
 
+/// Takes a screenshot, saved as `name` in `$ADMIN_SCREENSHOTS` when that is set.
+async fn save_screenshot(browser: &Client, name: &str) {
+    let png = browser.screenshot().await.expect("screenshot");
+    if let Ok(dir) = std::env::var("ADMIN_SCREENSHOTS") {
+        std::fs::create_dir_all(&dir).expect("screenshot directory");
+        std::fs::write(std::path::Path::new(&dir).join(name), png).expect("write the screenshot");
+    }
+}
+
+/// Lays the current page out at a desktop's and a phone's size: the page never scrolls
+/// sideways, and on the desktop no service name or job id breaks across lines. Saves each
+/// screenshot as `admin-<page>-<width>.png` in `$ADMIN_SCREENSHOTS`, when set.
+async fn check_layout(browser: &Client, page: &str) {
+    for (width, height) in [(1200, 900), (390, 844)] {
+        browser.set_window_size(width, height).await.expect("resize");
+        let inner = browser.execute("return window.innerWidth", vec![]).await.expect("script");
+        let inner = inner.as_u64().expect("a width");
+        assert!(inner <= u64::from(width) && inner >= u64::from(width) - 20, "viewport {inner}");
+        let scroll = browser
+            .execute("return document.documentElement.scrollWidth", vec![])
+            .await
+            .expect("script")
+            .as_u64()
+            .expect("a width");
+        assert!(scroll <= inner, "{page} at {width}px scrolls sideways: {scroll} > {inner}");
+        if width == 1200 {
+            let broken = browser
+                .execute(
+                    "return [...document.querySelectorAll('td .mono')]\
+                     .filter(e => e.getClientRects().length > 1).map(e => e.textContent)",
+                    vec![],
+                )
+                .await
+                .expect("script");
+            assert_eq!(broken, json!([]), "{page}: names broken across lines at {width}px");
+        }
+        save_screenshot(browser, &format!("admin-{page}-{width}.png")).await;
+        // The batch table, below the job's facts.
+        let scrolled = browser
+            .execute(
+                "const t = document.getElementById('batches'); \
+                 if (t) { t.scrollIntoView(); } return t !== null",
+                vec![],
+            )
+            .await
+            .expect("script");
+        if scrolled == json!(true) {
+            save_screenshot(browser, &format!("admin-{page}-batches-{width}.png")).await;
+            browser.execute("window.scrollTo(0, 0)", vec![]).await.expect("script");
+        }
+    }
+    browser.set_window_size(1280, 1600).await.expect("resize back");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_operation_form_submits_a_job_and_its_page_shows_the_batches() {
     let sim = SimConfig {
@@ -153,14 +210,17 @@ async fn the_operation_form_submits_a_job_and_its_page_shows_the_batches() {
     assert_eq!(text(&browser, "#username").await.as_deref(), Some("alice"));
     let progress = text(&browser, "#progress-text").await.expect("progress text");
     assert!(progress.starts_with("7 of 7 services done: 6 ready, 1 failed"), "{progress}");
-    let width = browser
-        .find(Locator::Css("#progress"))
-        .await
-        .expect("bar")
-        .attr("style")
-        .await
-        .expect("style");
-    assert_eq!(width.as_deref(), Some("width: 100%"));
+    // The bar shows the shares of ready and failed services, not one solid 100%.
+    for (segment, width) in [("ready", "85.7%"), ("failed", "14.3%")] {
+        let style = browser
+            .find(Locator::Css(&format!("#progress .seg.{segment}")))
+            .await
+            .expect("segment")
+            .attr("style")
+            .await
+            .expect("style");
+        assert_eq!(style, Some(format!("width: {width}")), "{segment}");
+    }
 
     // The batch table: every service, the failed one marked with its message.
     let rows = browser.find_all(Locator::Css("table#batches tbody tr")).await.expect("rows");
@@ -177,11 +237,10 @@ async fn the_operation_form_submits_a_job_and_its_page_shows_the_batches() {
     let message =
         row.find(Locator::Css("td.message")).await.expect("cell").text().await.expect("text");
     assert!(message.contains("exceeded its progress deadline"), "{message}");
+    let batch = row.find(Locator::Css(".batch-status")).await.expect("cell").text().await;
+    assert_eq!(batch.expect("text"), "COMPLETED WITH FAILURES");
     assert!(browser.find(Locator::Css("#cancel")).await.is_err(), "an ended job offers no cancel");
-    if let Ok(path) = std::env::var("ADMIN_SCREENSHOT") {
-        std::fs::write(path, browser.screenshot().await.expect("screenshot"))
-            .expect("write the screenshot");
-    }
+    check_layout(&browser, "job").await;
 
     // The job list links to it.
     browser.find(Locator::LinkText("Jobs")).await.expect("nav").click().await.expect("click");
@@ -190,6 +249,7 @@ async fn the_operation_form_submits_a_job_and_its_page_shows_the_batches() {
     })
     .await;
     assert!(link.attr("href").await.expect("href").is_some_and(|href| href.contains(&id)));
+    check_layout(&browser, "jobs").await;
 
     browser.close().await.expect("close the browser");
     drop(driver);

@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use admin_support::{
-    ADMIN_TOKEN, AdminHarness, NOBODY_TOKEN, READER_TOKEN, TARGET, fake_authority, status_of,
+    ADMIN_TOKEN, AdminHarness, NOBODY_TOKEN, READER_TOKEN, TARGET, fake_authority, grant,
+    service_account_token, status_of, tls_connector,
 };
 use common::{NAMESPACE, wait_for};
 use kube::api::{Patch, PatchParams};
@@ -116,7 +117,12 @@ async fn a_job_goes_submitted_executing_completed_and_reports_the_status_results
     let id = submitted["jobid"].as_str().expect("jobid").to_owned();
     assert!(id.starts_with('j') && id.len() == 33, "{id}");
     assert_eq!(submitted["status"], "SUBMITTED");
-    assert_eq!(submitted["jobsUrl"], format!("{}/jobs/{id}", harness.base));
+    // jobsUrl is relative to the request (no --admin-external-url): resolved against the
+    // operation's URL, as clients resolve it, it names the job.
+    let operation =
+        reqwest::Url::parse(&format!("{}/services/refreshAllServices", harness.base)).expect("URL");
+    let jobs_url = operation.join(submitted["jobsUrl"].as_str().expect("jobsUrl")).expect("joins");
+    assert_eq!(jobs_url.as_str(), format!("{}/jobs/{id}", harness.base));
     assert_eq!(
         submitted.as_object().map(|o| o.len()),
         Some(3),
@@ -181,6 +187,85 @@ async fn a_job_goes_submitted_executing_completed_and_reports_the_status_results
     assert_eq!(done["result"]["run"]["number"], run.number);
     assert_eq!(done["result"]["batches"].as_array().map(Vec::len), Some(3));
     assert!(done["result"]["failures"].as_array().is_some_and(Vec::is_empty));
+
+    // The operator wrote its status many times during the run; the job's ledger entry, which
+    // the API wrote under its own field manager, survived every write, and neither manager
+    // owns the other's fields.
+    let object = harness.cluster.refreshes().get(TARGET).await.expect("target");
+    let ledger = &object.status.as_ref().expect("status").jobs;
+    assert_eq!(ledger.len(), 1, "{ledger:?}");
+    assert_eq!((ledger[0].id.as_str(), ledger[0].username.as_str()), (id.as_str(), "alice"));
+    let status_writes = harness
+        .cluster
+        .sim
+        .requests()
+        .iter()
+        .filter(|r| r.verb == "patch" && r.path.ends_with(&format!("/{TARGET}/status")))
+        .count();
+    assert!(status_writes > 5, "the run wrote its status {status_writes} times");
+    let owned = |manager: &str| -> String {
+        object
+            .metadata
+            .managed_fields
+            .iter()
+            .flatten()
+            .filter(|entry| {
+                entry.manager.as_deref() == Some(manager)
+                    && entry.subresource.as_deref() == Some("status")
+            })
+            .map(|entry| serde_json::to_string(&entry.fields_v1).expect("fields"))
+            .collect()
+    };
+    let admin_fields = owned(servicerefresh_admin::requests::FIELD_MANAGER);
+    let operator_fields = owned(servicerefresh_operator::controller::FIELD_MANAGER);
+    assert!(admin_fields.contains("f:jobs") && !admin_fields.contains("f:phase"), "{admin_fields}");
+    assert!(
+        operator_fields.contains("f:phase") && !operator_fields.contains("f:jobs"),
+        "{operator_fields}"
+    );
+    harness.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whoever_may_annotate_can_start_runs_but_cannot_forge_jobs() {
+    let harness = AdminHarness::start(fleet(4, 0, 100), fake_authority()).await;
+    create_target(&harness, 10).await;
+    // What anyone allowed to patch the ServiceRefresh can write: the old ledger annotation,
+    // and a request value shaped like a job id or not.
+    let forged = json!({"metadata": {"annotations": {
+        "gisops.io/admin-jobs": r#"{"jFORGED":{"username":"system:admin","submitted":1}}"#,
+        RUN_REQUESTED_AT_ANNOTATION: "jFORGED",
+    }}});
+    harness
+        .cluster
+        .refreshes()
+        .patch(TARGET, &PatchParams::default(), &Patch::Merge(&forged))
+        .await
+        .expect("annotate");
+    // The request starts a run (the ad-hoc trigger)...
+    let status = harness.cluster.wait_for_run_end(TARGET, DEADLINE).await;
+    assert_eq!(status.run.as_ref().and_then(|run| run.request.as_deref()), Some("jFORGED"));
+    // ...but no job: not listed, not found, no submitter anywhere.
+    let listed = harness.get("/jobs", &[("f", "json"), ("token", READER_TOKEN)]).await;
+    assert_eq!(listed, json!({"jobs": []}));
+    let job = harness.job("jFORGED").await;
+    assert_eq!(job["error"]["code"], 404, "{job}");
+    let page = harness
+        .http
+        .get(format!("{}/jobs", harness.base))
+        .query(&[("token", READER_TOKEN)])
+        .send()
+        .await
+        .expect("GET")
+        .text()
+        .await
+        .expect("page");
+    assert!(!page.contains("system:admin") && !page.contains("jFORGED"), "{page}");
+    // A job submitted through the API next to it is listed, with its real submitter.
+    let id = harness.submit(ADMIN_TOKEN).await["jobid"].as_str().expect("jobid").to_owned();
+    let listed = harness.get("/jobs", &[("f", "json"), ("token", READER_TOKEN)]).await;
+    assert_eq!(listed, json!({"jobs": [id]}));
+    assert_eq!(harness.job(&id).await["username"], "alice");
     harness.stop().await;
 }
 
@@ -326,54 +411,6 @@ async fn cancelling_a_submitted_job_withdraws_its_request() {
     harness.stop().await;
 }
 
-/// A token for ServiceAccount `name`, from the TokenRequest API.
-async fn service_account_token(client: &kube::Client, name: &str) -> String {
-    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
-    use k8s_openapi::api::core::v1::ServiceAccount;
-    use kube::api::{Api, PostParams};
-    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), NAMESPACE);
-    let account: ServiceAccount =
-        serde_json::from_value(json!({"metadata": {"name": name}})).expect("account");
-    accounts.create(&PostParams::default(), &account).await.expect("create ServiceAccount");
-    let request = TokenRequest {
-        spec: Some(TokenRequestSpec {
-            expiration_seconds: Some(3600),
-            ..TokenRequestSpec::default()
-        }),
-        ..TokenRequest::default()
-    };
-    let issued = accounts
-        .create_token_request(name, &PostParams::default(), &request)
-        .await
-        .expect("TokenRequest");
-    issued.status.and_then(|status| status.token).expect("a token")
-}
-
-/// Grants ServiceAccount `account` the `verbs` on the target ServiceRefresh.
-async fn grant(client: &kube::Client, account: &str, verbs: &[&str]) {
-    use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-    use kube::api::{Api, PostParams};
-    let role: Role = serde_json::from_value(json!({
-        "metadata": {"name": format!("{account}-jobs")},
-        "rules": [{"apiGroups": ["gisops.io"], "resources": ["servicerefreshes"], "resourceNames": [TARGET], "verbs": verbs}],
-    }))
-    .expect("role");
-    let binding: RoleBinding = serde_json::from_value(json!({
-        "metadata": {"name": format!("{account}-jobs")},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": format!("{account}-jobs")},
-        "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": NAMESPACE}],
-    }))
-    .expect("binding");
-    Api::<Role>::namespaced(client.clone(), NAMESPACE)
-        .create(&PostParams::default(), &role)
-        .await
-        .expect("create Role");
-    Api::<RoleBinding>::namespaced(client.clone(), NAMESPACE)
-        .create(&PostParams::default(), &binding)
-        .await
-        .expect("create RoleBinding");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_and_access_reviews_decide_who_may_read_submit_and_cancel() {
     use servicerefresh_admin::auth::reviews::KubeAuthority;
@@ -426,6 +463,77 @@ async fn token_and_access_reviews_decide_who_may_read_submit_and_cancel() {
     assert_eq!(refused["error"]["code"], 403);
     let done = harness.wait_job_with(&id, &reader, "the job to end", admin_support::is_final).await;
     assert_eq!(status_of(&done), "COMPLETED", "{done}");
+    harness.stop().await;
+}
+
+/// Waits until the server closes `stream`: a read answers end-of-file or an error.
+async fn closed_by_the_server(mut stream: impl tokio::io::AsyncRead + Unpin, what: &str) {
+    use tokio::io::AsyncReadExt;
+    let mut buffer = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buffer)).await {
+            Ok(Ok(0) | Err(_)) => return,
+            Ok(Ok(_)) => {}
+            Err(_) => panic!("the server kept {what} open"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_slow_and_idle_connections_are_closed_and_each_address_is_capped() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpSocket, TcpStream};
+    let limits = servicerefresh_admin::ConnectionLimits {
+        header_read_timeout: Duration::from_secs(1),
+        idle_timeout: Duration::from_secs(2),
+        max_connections: 8,
+        max_connections_per_client: 2,
+    };
+    let harness = AdminHarness::start_limited(fleet(2, 0, 100), |_| fake_authority(), limits).await;
+    let address: std::net::SocketAddr = harness
+        .base
+        .trim_start_matches("https://")
+        .split('/')
+        .next()
+        .expect("host")
+        .parse()
+        .expect("address");
+    let tls = tls_connector(&harness.certificate.pem);
+    let name = || rustls::pki_types::ServerName::try_from("127.0.0.1").expect("name");
+    let from = |last: u8| async move {
+        let socket = TcpSocket::new_v4().expect("socket");
+        socket.bind(std::net::SocketAddr::from(([127, 0, 0, last], 0))).expect("bind");
+        socket.connect(address).await.expect("connect")
+    };
+
+    // Silent: connected, never a byte of the TLS handshake.
+    closed_by_the_server(
+        TcpStream::connect(address).await.expect("connect"),
+        "a silent connection",
+    )
+    .await;
+    // Slow: part of a request head, never the rest.
+    let mut slow = tls.connect(name(), from(2).await).await.expect("handshake");
+    slow.write_all(b"GET /arcgis/admin/jobs HTTP/1.1\r\nHost: x\r\nX-Slow: a")
+        .await
+        .expect("write");
+    closed_by_the_server(slow, "a partial request head").await;
+    // Idle: one request answered, then nothing.
+    let mut idle = tls.connect(name(), from(3).await).await.expect("handshake");
+    idle.write_all(b"GET /arcgis/admin/?f=json HTTP/1.1\r\nHost: x\r\n\r\n").await.expect("write");
+    let mut answer = [0u8; 256];
+    let read = idle.read(&mut answer).await.expect("an answer");
+    assert!(String::from_utf8_lossy(&answer[..read]).starts_with("HTTP/1.1 200"));
+    closed_by_the_server(idle, "an idle kept-alive connection").await;
+
+    // Two connections per address: a third from the same address is closed before its
+    // handshake; another address still gets in.
+    let _first = tls.connect(name(), from(4).await).await.expect("first");
+    let _second = tls.connect(name(), from(4).await).await.expect("second");
+    assert!(tls.connect(name(), from(4).await).await.is_err(), "a third from one address");
+    let other = tls.connect(name(), from(5).await).await;
+    assert!(other.is_ok(), "another address: {:?}", other.err());
     harness.stop().await;
 }
 

@@ -625,9 +625,23 @@ fn the_operator_gets_the_contracted_command_line() {
         "--admin-context-root=/arcgis/admin",
         "--admin-tls-cert=/tls/tls.crt",
         "--admin-tls-key=/tls/tls.key",
+        "--admin-header-read-timeout=10s",
+        "--admin-idle-timeout=60s",
+        "--admin-max-connections=512",
+        "--admin-max-connections-per-client=64",
     ] {
         assert!(admin_args.contains(&arg), "{arg} missing from {admin_args:?}");
     }
+    assert!(
+        !admin_args.iter().any(|arg| arg.starts_with("--admin-external-url")),
+        "no external URL unless set: {admin_args:?}"
+    );
+    let external = render(&[ADMIN, "admin.externalUrl=https://gis.example.com/arcgis/admin"]);
+    assert!(
+        args(&external).contains(&"--admin-external-url=https://gis.example.com/arcgis/admin"),
+        "{:?}",
+        args(&external)
+    );
     let services = of_kind(&admin, "Service");
     let admin_service =
         services.iter().find(|s| s["metadata"]["name"] == "sr-servicerefresh-admin").unwrap();
@@ -657,6 +671,14 @@ fn bad_values_fail_with_a_message_naming_the_value() {
         ("admin.enabled=true,admin.target=arcgis/refresh-all", "admin.tls.secretName"),
         ("admin.contextRoot=/arcgis admin", "contextRoot"),
         ("admin.contextRoot=/arcgis/admin/", "contextRoot"),
+        ("admin.contextRoot=/arcgis/../admin", "contextRoot"),
+        ("admin.contextRoot=/arcgis/./admin", "contextRoot"),
+        ("admin.contextRoot=/arcgis//admin", "contextRoot"),
+        ("admin.contextRoot=/arcgis/%2e%2e", "contextRoot"),
+        ("admin.externalUrl=gis.example.com", "externalUrl"),
+        ("admin.externalUrl=https://gis.example.com/a?b", "externalUrl"),
+        ("admin.idleTimeout=forever", "idleTimeout"),
+        ("admin.maxConnections=0", "maxConnections"),
         ("admin.target=refresh-all", "admin.target"),
         ("metrics.port=70000", "metrics.port"),
         ("metrics.service.type=Ingress", "metrics.service.type"),

@@ -9,7 +9,6 @@ mod shutdown;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use servicerefresh_admin::{self as admin, AdminError, AdminServer, AdminSettings};
@@ -48,6 +47,9 @@ pub enum RunError {
     },
 }
 
+/// API requests the admin job API sends at once (reviews and job writes); more wait.
+const ADMIN_API_CONCURRENCY: usize = 4;
+
 /// Runs the operator (and the admin API, when asked) until a signal or a fatal error.
 pub async fn run(args: RunArgs, log_format: LogFormat) -> ExitCode {
     match run_operator(args).await {
@@ -61,11 +63,20 @@ async fn run_operator(args: RunArgs) -> Result<(), RunError> {
     let kube_config = controller::load_config(args.kubeconfig.as_deref()).await?;
     let identity = controller::replica_identity();
     let leader_election = args.leader_election(&kube_config)?;
-    let clients =
-        Clients::from_config(kube_config, args.timeouts(), &identity, leader_election.as_ref())?;
+    let clients = Clients::from_config(
+        kube_config.clone(),
+        args.timeouts(),
+        &identity,
+        leader_election.as_ref(),
+    )?;
     let refresh_cache = RefreshCache::default();
     let admin_server = match admin_settings {
-        Some(settings) => Some(bind_admin(settings, &clients, &refresh_cache).await?),
+        Some(settings) => {
+            // The API's reviews and writes are user requests: their own client, unfenced
+            // (standbys serve too) and with its own concurrency limit.
+            let users = clients.for_users(kube_config, args.timeouts(), ADMIN_API_CONCURRENCY)?;
+            Some(bind_admin(settings, users, &refresh_cache).await?)
+        }
         None => None,
     };
     let stopped = shutdown::on_signal(args.shutdown_timeout);
@@ -83,13 +94,11 @@ async fn run_operator(args: RunArgs) -> Result<(), RunError> {
 /// certificate fails start-up at once.
 async fn bind_admin(
     settings: AdminSettings,
-    clients: &Clients,
+    users: kube::Client,
     refresh_cache: &RefreshCache,
 ) -> Result<AdminServer, RunError> {
-    let authority = Arc::new(admin::auth::reviews::KubeAuthority::new(clients.requests.clone()));
-    let server =
-        AdminServer::bind(settings, clients.requests.clone(), refresh_cache.clone(), authority)
-            .await?;
+    let authority = admin::auth::kube_authority(users.clone());
+    let server = AdminServer::bind(settings, users, refresh_cache.clone(), authority).await?;
     Ok(server)
 }
 

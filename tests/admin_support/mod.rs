@@ -7,10 +7,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use servicerefresh_admin::auth::fake::StaticAuthority;
 use servicerefresh_admin::{
-    Access, AdminServer, AdminSettings, Authority, ContextRoot, TargetRef, Transport,
+    Access, AdminServer, AdminSettings, Authority, ConnectionLimits, TargetRef, Transport,
 };
 use servicerefresh_operator::controller::{OperatorConfig, RefreshCache};
 use servicerefresh_sim::SimConfig;
@@ -64,6 +64,22 @@ impl TestCertificate {
     }
 }
 
+/// A TLS client configuration trusting exactly the certificates of `pem`.
+pub fn tls_connector(pem: &str) -> tokio_rustls::TlsConnector {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for certificate in rustls::pki_types::CertificateDer::pem_slice_iter(pem.as_bytes()) {
+        roots.add(certificate.expect("PEM certificate")).expect("the test certificate");
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+}
+
 /// The cluster, the operator and the admin API over HTTPS.
 pub struct AdminHarness {
     pub cluster: SimCluster,
@@ -87,6 +103,15 @@ impl AdminHarness {
         sim: SimConfig,
         authority: impl FnOnce(kube::Client) -> Arc<dyn Authority>,
     ) -> Self {
+        Self::start_limited(sim, authority, ConnectionLimits::default()).await
+    }
+
+    /// Like [`start_with`](Self::start_with), with these connection limits.
+    pub async fn start_limited(
+        sim: SimConfig,
+        authority: impl FnOnce(kube::Client) -> Arc<dyn Authority>,
+        limits: ConnectionLimits,
+    ) -> Self {
         let cluster = SimCluster::start(sim).await;
         let authority = authority(cluster.client.clone());
         let cache = RefreshCache::default();
@@ -99,15 +124,12 @@ impl AdminHarness {
             },
         );
         let certificate = TestCertificate::new();
-        let settings = AdminSettings {
-            listen: "127.0.0.1:0".parse().expect("address"),
-            target: TargetRef { namespace: NAMESPACE.to_owned(), name: TARGET.to_owned() },
-            context_root: ContextRoot::default(),
-            transport: Transport::Tls {
-                cert: certificate.cert.clone(),
-                key: certificate.key.clone(),
-            },
-        };
+        let mut settings = AdminSettings::new(
+            "127.0.0.1:0".parse().expect("address"),
+            TargetRef { namespace: NAMESPACE.to_owned(), name: TARGET.to_owned() },
+            Transport::Tls { cert: certificate.cert.clone(), key: certificate.key.clone() },
+        );
+        settings.limits = limits;
         let server = AdminServer::bind(settings, cluster.client.clone(), cache, authority)
             .await
             .expect("the admin API binds");
@@ -212,4 +234,52 @@ pub fn status_of(job: &Value) -> &str {
 /// Whether a job has ended: COMPLETED, FAILED or CANCELLED.
 pub fn is_final(job: &Value) -> bool {
     matches!(status_of(job), "COMPLETED" | "FAILED" | "CANCELLED")
+}
+
+/// A token for ServiceAccount `name`, from the TokenRequest API.
+pub async fn service_account_token(client: &kube::Client, name: &str) -> String {
+    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    use kube::api::{Api, PostParams};
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), NAMESPACE);
+    let account: ServiceAccount =
+        serde_json::from_value(json!({"metadata": {"name": name}})).expect("account");
+    accounts.create(&PostParams::default(), &account).await.expect("create ServiceAccount");
+    let request = TokenRequest {
+        spec: Some(TokenRequestSpec {
+            expiration_seconds: Some(3600),
+            ..TokenRequestSpec::default()
+        }),
+        ..TokenRequest::default()
+    };
+    let issued = accounts
+        .create_token_request(name, &PostParams::default(), &request)
+        .await
+        .expect("TokenRequest");
+    issued.status.and_then(|status| status.token).expect("a token")
+}
+
+/// Grants ServiceAccount `account` the `verbs` on the target ServiceRefresh.
+pub async fn grant(client: &kube::Client, account: &str, verbs: &[&str]) {
+    use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+    use kube::api::{Api, PostParams};
+    let role: Role = serde_json::from_value(json!({
+        "metadata": {"name": format!("{account}-jobs")},
+        "rules": [{"apiGroups": ["gisops.io"], "resources": ["servicerefreshes"], "resourceNames": [TARGET], "verbs": verbs}],
+    }))
+    .expect("role");
+    let binding: RoleBinding = serde_json::from_value(json!({
+        "metadata": {"name": format!("{account}-jobs")},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": format!("{account}-jobs")},
+        "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": NAMESPACE}],
+    }))
+    .expect("binding");
+    Api::<Role>::namespaced(client.clone(), NAMESPACE)
+        .create(&PostParams::default(), &role)
+        .await
+        .expect("create Role");
+    Api::<RoleBinding>::namespaced(client.clone(), NAMESPACE)
+        .create(&PostParams::default(), &binding)
+        .await
+        .expect("create RoleBinding");
 }

@@ -76,13 +76,20 @@ impl CachedTarget {
     /// conditional on `seen` changed it, so any other version includes that write), or until
     /// the deadline. Returns the newest cached object.
     pub async fn wait_past(&self, seen: Option<&str>) -> Result<Arc<ServiceRefresh>, CacheError> {
+        self.wait_until(|refresh| refresh.metadata.resource_version.as_deref() != seen).await
+    }
+
+    /// Waits until the cached target is gone or `shows` takes it, or until the deadline.
+    /// Returns the newest cached object.
+    pub async fn wait_until(
+        &self,
+        shows: impl Fn(&ServiceRefresh) -> bool,
+    ) -> Result<Arc<ServiceRefresh>, CacheError> {
         let store = self.ready_store().await?;
         let deadline = Instant::now() + CATCH_UP_TIMEOUT;
         loop {
             let current = store.get(&self.key());
-            let moved = current
-                .as_ref()
-                .is_none_or(|refresh| refresh.metadata.resource_version.as_deref() != seen);
+            let moved = current.as_deref().is_none_or(&shows);
             if moved || Instant::now() >= deadline {
                 return current
                     .ok_or_else(|| CacheError::TargetMissing { target: self.target.clone() });

@@ -1,20 +1,31 @@
 //! The admin API's flags (`servicerefresh run --admin-*`) and the settings they make: the
-//! listen address, the ServiceRefresh that `refreshAllServices` runs, the URL prefix, and the
-//! transport (HTTPS with a certificate, or plain HTTP only when explicitly asked for). Every
-//! combination that cannot work is refused here, at start-up, with a message saying what to
-//! pass instead.
+//! listen address, the ServiceRefresh that `refreshAllServices` runs, the URL prefix and the
+//! external URL, the transport (HTTPS with a certificate, or plain HTTP only when explicitly
+//! asked for), and the connection limits. Every combination that cannot work is refused here,
+//! at start-up, with a message saying what to pass instead.
 
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use thiserror::Error;
 
 /// ArcGIS Enterprise's admin context root, the default URL prefix.
 pub const DEFAULT_CONTEXT_ROOT: &str = "/arcgis/admin";
+/// Default of `--admin-header-read-timeout`.
+pub const DEFAULT_HEADER_READ_TIMEOUT: &str = "10s";
+/// Default of `--admin-idle-timeout`.
+pub const DEFAULT_IDLE_TIMEOUT: &str = "60s";
+/// Default of `--admin-max-connections`: with the ~30 KiB a held connection costs, about
+/// 15 MiB at the cap, well inside the chart's 128Mi memory limit.
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 512;
+/// Default of `--admin-max-connections-per-client`: room for a proxy's connection pool or a
+/// few browsers behind one NAT address, far below the total.
+pub const DEFAULT_MAX_CONNECTIONS_PER_CLIENT: u32 = 64;
 
 /// Flags of the admin API, flattened into `servicerefresh run`.
-#[derive(clap::Args, Clone, Debug, Default)]
+#[derive(clap::Args, Clone, Debug)]
 pub struct AdminArgs {
     /// Serve the ArcGIS-compatible job API (POST <root>/services/refreshAllServices,
     /// <root>/jobs/<jobid>) on this address, e.g. 0.0.0.0:8443. Off by default.
@@ -37,6 +48,78 @@ pub struct AdminArgs {
     /// clear text: only for a listener on loopback or behind a TLS-terminating proxy.
     #[arg(long)]
     pub admin_plain_http: bool,
+    /// The URL clients reach the context root at, e.g. https://gis.example.com/arcgis/admin:
+    /// the base of the absolute `jobsUrl` answers and the only origin whose browser posts are
+    /// accepted. Without it, `jobsUrl` is relative to the request and posts must come from
+    /// the Host they were sent to.
+    #[arg(long, value_name = "URL")]
+    pub admin_external_url: Option<String>,
+    /// How long a client may take from connecting to the end of its request headers (TLS
+    /// handshake included), and to send a form body; also how long the headers of each later
+    /// request on a kept-alive connection may take.
+    #[arg(long, value_name = "DURATION", default_value = DEFAULT_HEADER_READ_TIMEOUT, value_parser = parse_duration)]
+    pub admin_header_read_timeout: Duration,
+    /// How long a kept-alive connection may wait for its next request before it is closed.
+    #[arg(long, value_name = "DURATION", default_value = DEFAULT_IDLE_TIMEOUT, value_parser = parse_duration)]
+    pub admin_idle_timeout: Duration,
+    /// Connections the job API holds at once; further ones are closed at once.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONNECTIONS, value_parser = clap::value_parser!(u32).range(1..))]
+    pub admin_max_connections: u32,
+    /// Connections one client address may hold at once; further ones are closed at once.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONNECTIONS_PER_CLIENT, value_parser = clap::value_parser!(u32).range(1..))]
+    pub admin_max_connections_per_client: u32,
+}
+
+impl Default for AdminArgs {
+    fn default() -> Self {
+        Self {
+            admin_listen: None,
+            admin_target: None,
+            admin_context_root: DEFAULT_CONTEXT_ROOT.to_owned(),
+            admin_tls_cert: None,
+            admin_tls_key: None,
+            admin_plain_http: false,
+            admin_external_url: None,
+            admin_header_read_timeout: ConnectionLimits::default().header_read_timeout,
+            admin_idle_timeout: ConnectionLimits::default().idle_timeout,
+            admin_max_connections: DEFAULT_MAX_CONNECTIONS,
+            admin_max_connections_per_client: DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
+        }
+    }
+}
+
+/// A duration such as `10s`, `2m` or `1m30s`, at least one second.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let duration: jiff::SignedDuration = text
+        .parse()
+        .map_err(|error| format!("{text:?} is not a duration such as 10s or 2m: {error}"))?;
+    let duration =
+        Duration::try_from(duration).map_err(|_| format!("{text:?} must not be negative"))?;
+    if duration < Duration::from_secs(1) {
+        return Err(format!("{text:?} is shorter than one second"));
+    }
+    Ok(duration)
+}
+
+/// What one connection may cost: how long it may stay without sending a request, and how
+/// many the API holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    pub header_read_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_connections: u32,
+    pub max_connections_per_client: u32,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_client: DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
+        }
+    }
 }
 
 /// The ServiceRefresh a job runs.
@@ -91,19 +174,78 @@ impl ContextRoot {
         if text.ends_with('/') {
             return Err(invalid("it must not end with /"));
         }
-        let segment_ok = |segment: &str| {
-            !segment.is_empty()
-                && segment.chars().all(|c| c.is_ascii_alphanumeric() || "-._~".contains(c))
-        };
-        if !text[1..].split('/').all(segment_ok) {
-            return Err(invalid("each segment must be letters, digits, '-', '.', '_' or '~'"));
-        }
+        check_segments(&text[1..]).map_err(invalid)?;
         Ok(Self(text.to_owned()))
     }
 
     /// The prefix, empty for the server's root.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+/// Checks the segments of a canonical URL path (without its leading `/`): no empty, `.` or
+/// `..` segment, no percent-encoding, only unreserved characters. A path a browser or proxy
+/// would rewrite is refused rather than served under two names.
+fn check_segments(path: &str) -> Result<(), &'static str> {
+    for segment in path.split('/') {
+        match segment {
+            "" => return Err("it must not have empty segments (//)"),
+            "." | ".." => return Err("it must not have '.' or '..' segments"),
+            _ if segment.contains('%') => return Err("it must not be percent-encoded"),
+            _ if !segment.chars().all(|c| c.is_ascii_alphanumeric() || "-._~".contains(c)) => {
+                return Err("each segment must be letters, digits, '-', '.', '_' or '~'");
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The URL clients reach the context root at, without a trailing slash, e.g.
+/// `https://gis.example.com/arcgis/admin`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExternalUrl {
+    base: String,
+    origin: String,
+}
+
+impl ExternalUrl {
+    /// Parses an absolute `http` or `https` URL with a host, no user, query or fragment, and
+    /// a canonical path.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let invalid =
+            |reason: &'static str| ConfigError::ExternalUrl { value: text.to_owned(), reason };
+        let trimmed = text.strip_suffix('/').unwrap_or(text);
+        if trimmed.contains(['?', '#']) {
+            return Err(invalid("it must not have a query or a fragment"));
+        }
+        let uri: http::Uri = trimmed.parse().map_err(|_| invalid("it is not a URL"))?;
+        let scheme = match uri.scheme_str() {
+            Some(scheme @ ("http" | "https")) => scheme,
+            _ => return Err(invalid("it must start with https:// or http://")),
+        };
+        let authority = uri.authority().ok_or_else(|| invalid("it must name a host"))?;
+        if authority.as_str().contains('@') {
+            return Err(invalid("it must not carry a user name"));
+        }
+        let path = uri.path();
+        if path != "/" && !path.is_empty() {
+            check_segments(&path[1..]).map_err(invalid)?;
+        }
+        let origin = format!("{scheme}://{}", authority.as_str().to_ascii_lowercase());
+        let path = if path == "/" { "" } else { path };
+        Ok(Self { base: format!("{origin}{path}"), origin })
+    }
+
+    /// The URL of the context root, e.g. `https://gis.example.com/arcgis/admin`.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// `scheme://host[:port]`, lower-case, as browsers send it in `Origin`.
+    pub fn origin(&self) -> &str {
+        &self.origin
     }
 }
 
@@ -139,6 +281,22 @@ pub struct AdminSettings {
     pub target: TargetRef,
     pub context_root: ContextRoot,
     pub transport: Transport,
+    pub external_url: Option<ExternalUrl>,
+    pub limits: ConnectionLimits,
+}
+
+impl AdminSettings {
+    /// Settings for `target` on `listen` with `transport`, everything else by default.
+    pub fn new(listen: SocketAddr, target: TargetRef, transport: Transport) -> Self {
+        Self {
+            listen,
+            target,
+            context_root: ContextRoot::default(),
+            transport,
+            external_url: None,
+            limits: ConnectionLimits::default(),
+        }
+    }
 }
 
 /// A combination of admin flags that cannot work.
@@ -154,6 +312,10 @@ pub enum ConfigError {
         "--admin-context-root {value:?} is not a URL path prefix: {reason} (e.g. /arcgis/admin)"
     )]
     ContextRoot { value: String, reason: &'static str },
+    #[error(
+        "--admin-external-url {value:?} is not usable: {reason} (e.g. https://gis.example.com/arcgis/admin)"
+    )]
+    ExternalUrl { value: String, reason: &'static str },
     #[error(
         "the admin API serves HTTPS: pass --admin-tls-cert and --admin-tls-key (PEM files), or \
          --admin-plain-http to serve plain HTTP (tokens then cross the network unencrypted)"
@@ -178,6 +340,7 @@ impl AdminArgs {
                 ("--admin-tls-cert", self.admin_tls_cert.is_some()),
                 ("--admin-tls-key", self.admin_tls_key.is_some()),
                 ("--admin-plain-http", self.admin_plain_http),
+                ("--admin-external-url", self.admin_external_url.is_some()),
             ];
             return match stray.into_iter().find(|(_, given)| *given) {
                 Some((flag, _)) => Err(ConfigError::WithoutListen { flag }),
@@ -196,76 +359,17 @@ impl AdminArgs {
             (None, None, true) => Transport::PlainHttp,
             (None, None, false) => return Err(ConfigError::NoTransport),
         };
-        Ok(Some(AdminSettings { listen, target, context_root, transport }))
+        let external_url =
+            self.admin_external_url.as_deref().map(ExternalUrl::parse).transpose()?;
+        let limits = ConnectionLimits {
+            header_read_timeout: self.admin_header_read_timeout,
+            idle_timeout: self.admin_idle_timeout,
+            max_connections: self.admin_max_connections,
+            max_connections_per_client: self.admin_max_connections_per_client,
+        };
+        Ok(Some(AdminSettings { listen, target, context_root, transport, external_url, limits }))
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn args(flags: &[&str]) -> Result<AdminArgs, clap::Error> {
-        #[derive(clap::Parser)]
-        struct Wrapper {
-            #[command(flatten)]
-            admin: AdminArgs,
-        }
-        use clap::Parser;
-        Wrapper::try_parse_from(std::iter::once("run").chain(flags.iter().copied()))
-            .map(|w| w.admin)
-    }
-
-    #[test]
-    fn off_by_default_and_https_when_given_a_certificate() {
-        assert_eq!(args(&[]).unwrap().settings(), Ok(None));
-        let settings = args(&[
-            "--admin-listen=0.0.0.0:8443",
-            "--admin-target=arcgis/refresh-all",
-            "--admin-tls-cert=/tls/tls.crt",
-            "--admin-tls-key=/tls/tls.key",
-        ])
-        .unwrap()
-        .settings()
-        .unwrap()
-        .unwrap();
-        assert_eq!(settings.target.to_string(), "arcgis/refresh-all");
-        assert_eq!(settings.context_root.as_str(), "/arcgis/admin");
-        assert_eq!(settings.transport.scheme(), "https");
-    }
-
-    #[test]
-    fn plain_http_only_when_asked_and_never_with_a_certificate() {
-        let base = ["--admin-listen=127.0.0.1:0", "--admin-target=arcgis/x"];
-        assert_eq!(args(&base).unwrap().settings(), Err(ConfigError::NoTransport));
-        let plain = args(&[base[0], base[1], "--admin-plain-http"]).unwrap().settings().unwrap();
-        assert_eq!(plain.unwrap().transport, Transport::PlainHttp);
-        let both = args(&[
-            base[0],
-            base[1],
-            "--admin-plain-http",
-            "--admin-tls-cert=c",
-            "--admin-tls-key=k",
-        ]);
-        assert_eq!(both.unwrap().settings(), Err(ConfigError::BothTransports));
-        let half = args(&[base[0], base[1], "--admin-tls-cert=c"]);
-        assert_eq!(half.unwrap().settings(), Err(ConfigError::HalfTls));
-        assert!(ConfigError::NoTransport.to_string().contains("--admin-plain-http"));
-    }
-
-    #[test]
-    fn target_and_context_root_are_checked() {
-        assert!(TargetRef::parse("arcgis/refresh-all").is_ok());
-        for bad in ["refresh-all", "arcgis/", "/x", "Arcgis/x", "a/b/c", "a.b/x"] {
-            assert!(TargetRef::parse(bad).is_err(), "{bad}");
-        }
-        assert_eq!(ContextRoot::parse("/").unwrap().as_str(), "");
-        assert_eq!(ContextRoot::parse("/gis/admin").unwrap().as_str(), "/gis/admin");
-        for bad in ["admin", "/admin/", "/a//b", "/a b", "/{x}"] {
-            assert!(ContextRoot::parse(bad).is_err(), "{bad}");
-        }
-        let missing = args(&["--admin-listen=127.0.0.1:0", "--admin-plain-http"]).unwrap();
-        assert_eq!(missing.settings(), Err(ConfigError::MissingTarget));
-        let stray = args(&["--admin-target=arcgis/x"]).unwrap();
-        assert_eq!(stray.settings(), Err(ConfigError::WithoutListen { flag: "--admin-target" }));
-    }
-}
+mod tests;

@@ -1,8 +1,11 @@
 //! The job view of a ServiceRefresh: which jobs exist, their ArcGIS status, times and
 //! per-batch, per-service results, computed from the object alone (its annotations, its
-//! status and the admin ledger), so it is a pure function of the cached object.
+//! status and the admin ledger in `status.jobs`), so it is a pure function of the cached
+//! object.
 //!
-//! A job is a run request: the value of `gisops.io/run-requested-at`. It is
+//! A job is a run request submitted through this API: an entry of the ledger, whose id the
+//! API wrote to `gisops.io/run-requested-at`. A request value that is no ledger job (the
+//! CLI's, `kubectl annotate`'s) starts a run but is no job here. A job is
 //! - SUBMITTED while the annotation holds it and no run has handled it yet (the run waits
 //!   for a run slot, or for the run in progress to end);
 //! - EXECUTING while the run that recorded it in `status.run.request` is active, and
@@ -18,12 +21,11 @@
 //! <https://developers.arcgis.com/rest/enterprise-administration/enterprise/job/>. Its
 //! `messages` use the `{type, description}` shape of ArcGIS job messages.
 
-use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, Time};
 use serde::Serialize;
 
 use super::config::TargetRef;
-use super::ledger::Ledger;
+use super::ledger::{Ledger, submitted_at};
 use servicerefresh_core::crd::{
     BatchPhase, CANCEL_REQUESTED_AT_ANNOTATION, Phase, RUN_REQUESTED_AT_ANNOTATION, RunStatus,
     RunSummary, ServiceRefresh, ServiceRefreshStatus, ServiceResult, Totals,
@@ -67,35 +69,6 @@ impl JobStatus {
     pub fn is_final(self) -> bool {
         matches!(self, Self::Cancelled | Self::Failed | Self::Completed)
     }
-}
-
-/// A new job id, ArcGIS-style: `j` and 32 hex digits, the first 12 the submission time in
-/// epoch milliseconds (so ids sort by time and tell when they were submitted), the other 20
-/// random.
-pub fn new_job_id(now: Timestamp) -> String {
-    let mut random = [0u8; 10];
-    if getrandom::fill(&mut random).is_err() {
-        // No operating-system randomness: the per-process hasher keys still differ per call.
-        use std::hash::{BuildHasher, Hasher};
-        let bits = std::collections::hash_map::RandomState::new().build_hasher().finish();
-        random[..8].copy_from_slice(&bits.to_le_bytes());
-    }
-    let millis = now.as_millisecond().clamp(0, 0xffff_ffff_ffff);
-    let random: String = random.iter().map(|byte| format!("{byte:02x}")).collect();
-    format!("j{millis:012x}{random}")
-}
-
-/// When a job was submitted, read from its id: ours (`j` + time + random) or the CLI's
-/// (`<RFC 3339 time>-<suffix>`). Other values tell nothing.
-pub fn submitted_at(id: &str) -> Option<i64> {
-    if let Some(hex) = id.strip_prefix('j')
-        && hex.len() == 32
-        && hex.bytes().all(|b| b.is_ascii_hexdigit())
-    {
-        return i64::from_str_radix(&hex[..12], 16).ok();
-    }
-    let (time, _) = id.rsplit_once('-')?;
-    time.parse::<Timestamp>().ok().map(Timestamp::as_millisecond)
 }
 
 /// Where the job API is and what it runs, for the job JSON.
@@ -210,11 +183,23 @@ impl Progress {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct BatchResult {
     pub index: u32,
-    /// PENDING, EXECUTING or COMPLETED.
+    /// PENDING, EXECUTING or COMPLETED (a completed batch may hold failures: see `failed`).
     pub status: &'static str,
     pub starttime: i64,
     pub endtime: i64,
+    /// Its services that Failed, TimedOut or are Gone.
+    pub failed: u32,
     pub services: Vec<ServiceView>,
+}
+
+impl BatchResult {
+    /// The status for people: a completed batch with failures says so.
+    pub fn label(&self) -> &'static str {
+        match (self.status, self.failed) {
+            ("COMPLETED", 1..) => "COMPLETED WITH FAILURES",
+            (status, _) => status,
+        }
+    }
 }
 
 /// One Deployment of the plan and its result.
@@ -270,12 +255,19 @@ fn micro_millis(time: Option<&MicroTime>) -> i64 {
     time.map_or(0, |time| time.0.as_millisecond())
 }
 
+/// How many of `services` failed, timed out or are gone.
+fn failed_in(services: &[core_view::ServiceView]) -> u32 {
+    services.iter().filter(|service| service.result.is_some_and(ServiceResult::is_failure)).count()
+        as u32
+}
+
 fn own_namespace(refresh: &ServiceRefresh) -> String {
     refresh.metadata.namespace.clone().unwrap_or_default()
 }
 
-/// The job `id` of `refresh`, or `None` when no pending request, run, history entry or
-/// withdrawal knows it.
+/// The job `id` of `refresh`, or `None` when the ledger does not hold it, or when no
+/// pending request, run, history entry or withdrawal knows it (any more). `plan` names the
+/// services of the latest run.
 pub fn find(
     refresh: &ServiceRefresh,
     plan: Option<&Plan>,
@@ -285,8 +277,8 @@ pub fn find(
     let empty = ServiceRefreshStatus::default();
     let status = refresh.status.as_ref().unwrap_or(&empty);
     let ledger = Ledger::of(refresh);
-    let entry = ledger.get(id);
-    let submitted = entry.map(|entry| entry.submitted).or_else(|| submitted_at(id)).unwrap_or(0);
+    let entry = ledger.get(id)?;
+    let submitted = submitted_at(id).unwrap_or_else(|| entry.submit_time.0.as_millisecond());
     let mut job = Job {
         jobid: id.to_owned(),
         status: JobStatus::Submitted,
@@ -294,7 +286,7 @@ pub fn find(
         endtime: 0,
         updatedtime: submitted,
         operation_uri: context.operation_uri(),
-        username: entry.map(|entry| entry.username.clone()).filter(|name| !name.is_empty()),
+        username: Some(entry.username.clone()).filter(|name| !name.is_empty()),
         result: None,
         messages: Vec::new(),
     };
@@ -306,7 +298,7 @@ pub fn find(
         history_job(&mut job, summary, context);
     } else if pending_request(refresh) == Some(id) {
         pending_job(&mut job, status, context);
-    } else if let Some(withdrawn) = entry.and_then(|entry| entry.withdrawn) {
+    } else if let Some(withdrawn) = entry.withdraw_time.as_ref().map(|at| at.0.as_millisecond()) {
         job.status = JobStatus::Cancelled;
         job.endtime = withdrawn;
         job.updatedtime = withdrawn.max(submitted);
@@ -377,6 +369,7 @@ fn current_run_job(
             status: "COMPLETED",
             starttime: micro_millis(earlier.start_time.as_ref()),
             endtime: micro_millis(earlier.end_time.as_ref()),
+            failed: failed_in(&view.earlier_services),
             services: view.earlier_services.iter().map(service_view).collect(),
         });
     }
@@ -389,17 +382,20 @@ fn current_run_job(
         },
         starttime: batch.start_time.map_or(0, |time| time.as_millisecond()),
         endtime: batch.end_time.map_or(0, |time| time.as_millisecond()),
+        failed: batch.counts.failed,
         services: batch.services.iter().map(service_view).collect(),
     }));
     // The batches still to come, as the next cut will make them.
     let size = run.batch_size.unwrap_or(1).max(1) as usize;
-    let mut next = batches.last().map_or(0, |batch| batch.index) + 1;
+    let first_pending = batches.last().map_or(0, |batch| batch.index) + 1;
+    let mut next = first_pending;
     for chunk in view.not_started.chunks(size) {
         batches.push(BatchResult {
             index: next,
             status: "PENDING",
             starttime: 0,
             endtime: 0,
+            failed: 0,
             services: chunk.iter().map(service_view).collect(),
         });
         next += 1;
@@ -411,6 +407,7 @@ fn current_run_job(
             status: "SKIPPED",
             starttime: 0,
             endtime: 0,
+            failed: 0,
             services: view.unbatched.iter().map(service_view).collect(),
         });
     }
@@ -554,28 +551,12 @@ fn pending_job(job: &mut Job, status: &ServiceRefreshStatus, context: &JobContex
     }
 }
 
-/// Every job `refresh` knows, newest first: the pending one, the latest run's, those in the
-/// run history, and withdrawn ones.
+/// Every job `refresh` knows, newest first: the ledger's jobs that are pending, served by
+/// the latest run or one in the history, or withdrawn.
 pub fn list(refresh: &ServiceRefresh, context: &JobContext) -> Vec<Job> {
-    let status = refresh.status.as_ref();
-    let mut ids: Vec<String> = Vec::new();
-    let mut add = |id: Option<&str>| {
-        if let Some(id) = id
-            && !ids.iter().any(|known| known == id)
-        {
-            ids.push(id.to_owned());
-        }
-    };
-    add(pending_request(refresh));
-    add(status.and_then(|status| status.run.as_ref()).and_then(|run| run.request.as_deref()));
-    for summary in status.map(|status| status.history.as_slice()).unwrap_or_default() {
-        add(summary.request.as_deref());
-    }
     let ledger = Ledger::of(refresh);
-    for id in ledger.ids() {
-        add(Some(id));
-    }
-    let mut jobs: Vec<Job> = ids.iter().filter_map(|id| find(refresh, None, id, context)).collect();
+    let mut jobs: Vec<Job> =
+        ledger.ids().filter_map(|id| find(refresh, None, id, context)).collect();
     jobs.sort_by_key(|job| std::cmp::Reverse((job.starttime, job.updatedtime)));
     jobs
 }

@@ -4,10 +4,10 @@
 //! a run of one ServiceRefresh (`--admin-target`), requested through the same annotations the
 //! CLI writes; its state is read from the operator's ServiceRefresh cache. This module owns
 //! the server's assembly and life; the submodules own the flags ([`config`]), HTTPS
-//! ([`tls`]), callers and rights ([`auth`]), the cache reads ([`cache`]), the job view
-//! ([`jobs`]), what the API remembers itself ([`ledger`]), the writes ([`requests`]), request
-//! parameters ([`params`]), answers and errors ([`respond`]), pages ([`pages`]) and the
-//! routes ([`routes`]).
+//! ([`tls`]), connections and their limits ([`serve`]), callers and rights ([`auth`]), the
+//! cache reads ([`cache`]), the job view ([`jobs`]), what the API remembers itself
+//! ([`ledger`]), the writes ([`requests`]), request parameters ([`params`]), answers and
+//! errors ([`respond`]), pages ([`pages`]) and the routes ([`routes`]).
 
 pub mod auth;
 pub mod cache;
@@ -19,6 +19,7 @@ pub mod params;
 pub mod requests;
 pub mod respond;
 pub mod routes;
+pub mod serve;
 pub mod tls;
 
 use std::future::Future;
@@ -27,18 +28,21 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use thiserror::Error;
-use tokio::net::TcpListener;
 use tracing::info;
 
 pub use auth::{Access, Authority, Caller};
-pub use config::{AdminArgs, AdminSettings, ContextRoot, TargetRef, Transport};
+pub use config::{
+    AdminArgs, AdminSettings, ConnectionLimits, ContextRoot, ExternalUrl, TargetRef, Transport,
+};
 
+use auth::limiter::FailureLimiter;
 use cache::CachedTarget;
 use jobs::JobContext;
 use requests::Requests;
 use routes::AdminApi;
+use serve::ConnectionGate;
 use servicerefresh_operator::controller::RefreshCache;
-use tls::{TlsError, TlsListener};
+use tls::TlsError;
 
 /// Why the admin API could not start or stopped serving.
 #[derive(Debug, Error)]
@@ -55,23 +59,20 @@ pub enum AdminError {
     Serve(#[source] io::Error),
 }
 
-enum Listening {
-    Tls(TlsListener),
-    Plain(TcpListener),
-}
-
 /// The admin API, bound and ready to serve.
 pub struct AdminServer {
-    listening: Listening,
+    listener: std::net::TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
     local: SocketAddr,
     router: axum::Router,
+    gate: Arc<ConnectionGate>,
     settings: AdminSettings,
 }
 
 impl AdminServer {
     /// Loads the certificate and binds the listener, so start-up fails at once on a bad
-    /// certificate or a taken port. `client` sends the annotation patches; `authority`
-    /// checks tokens and rights.
+    /// certificate or a taken port. `client` sends the annotation patches and the ledger
+    /// writes; `authority` checks tokens and rights.
     pub async fn bind(
         settings: AdminSettings,
         client: kube::Client,
@@ -84,12 +85,11 @@ impl AdminServer {
         };
         let addr = settings.listen;
         let bind_error = |source| AdminError::Bind { addr, source };
-        let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .and_then(|l| l.into_std())
+            .map_err(bind_error)?;
         let local = listener.local_addr().map_err(bind_error)?;
-        let listening = match tls {
-            Some(config) => Listening::Tls(TlsListener::new(listener, config).map_err(bind_error)?),
-            None => Listening::Plain(listener),
-        };
         let context = JobContext {
             target: settings.target.clone(),
             context_root: settings.context_root.as_str().to_owned(),
@@ -97,19 +97,26 @@ impl AdminServer {
         let cached = CachedTarget::new(cache, settings.target.clone());
         let api = AdminApi {
             authority,
+            failures: FailureLimiter::default(),
             requests: Requests::new(cached.clone(), client, context.clone()),
             cached,
             context,
-            scheme: settings.transport.scheme(),
-            fallback_host: local.to_string(),
+            external_url: settings.external_url.clone(),
+            body_timeout: settings.limits.header_read_timeout,
         };
         let router = routes::router(Arc::new(api));
-        Ok(Self { listening, local, router, settings })
+        let gate = ConnectionGate::new(settings.limits);
+        Ok(Self { listener, tls, local, router, gate, settings })
     }
 
     /// The address it listens on (the real port when bound to port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local
+    }
+
+    /// The connections it holds, for tests and diagnostics.
+    pub fn connections(&self) -> Arc<ConnectionGate> {
+        self.gate.clone()
     }
 
     /// The base URL of the API on its local address, e.g. `https://127.0.0.1:8443/arcgis/admin`.
@@ -127,19 +134,17 @@ impl AdminServer {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), AdminError> {
+        let limits = self.settings.limits;
         info!(
             listen = %self.local, scheme = self.settings.transport.scheme(),
             root = self.settings.context_root.as_str(), target = %self.settings.target,
+            max_connections = limits.max_connections,
+            max_connections_per_client = limits.max_connections_per_client,
+            header_read_timeout = ?limits.header_read_timeout, idle_timeout = ?limits.idle_timeout,
             "admin job API listening"
         );
-        match self.listening {
-            Listening::Tls(listener) => {
-                axum::serve(listener, self.router).with_graceful_shutdown(shutdown).await
-            }
-            Listening::Plain(listener) => {
-                axum::serve(listener, self.router).with_graceful_shutdown(shutdown).await
-            }
-        }
-        .map_err(AdminError::Serve)
+        serve::serve(self.listener, self.tls, limits, self.gate, self.router, shutdown)
+            .await
+            .map_err(AdminError::Serve)
     }
 }

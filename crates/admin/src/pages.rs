@@ -99,6 +99,34 @@ pub struct OperationPage<'a> {
     pub action: String,
 }
 
+/// One part of the progress bar: services with one kind of result.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Segment {
+    /// `ready`, `failed` or `skipped`: the CSS class and the legend.
+    pub kind: &'static str,
+    pub count: u32,
+    /// Its share of the plan, in percent with one decimal, for the `width` style.
+    pub width: String,
+}
+
+/// The progress bar of a job: a segment per kind of result, the rest still to do.
+fn segments(job: &Job) -> Vec<Segment> {
+    let Some(result) = &job.result else {
+        return Vec::new();
+    };
+    let total = result.progress.total;
+    let totals = &result.totals;
+    [("ready", totals.ready), ("failed", totals.failed), ("skipped", totals.skipped)]
+        .into_iter()
+        .filter(|(_, count)| *count > 0 && total > 0)
+        .map(|(kind, count)| Segment {
+            kind,
+            count,
+            width: format!("{:.1}", f64::from(count.min(total)) * 100.0 / f64::from(total)),
+        })
+        .collect()
+}
+
 #[derive(Template)]
 #[template(path = "job.html")]
 pub struct JobPage<'a> {
@@ -110,6 +138,7 @@ pub struct JobPage<'a> {
     pub updatedtime: String,
     pub refresh_seconds: Option<u32>,
     pub cancel_action: Option<String>,
+    pub segments: Vec<Segment>,
 }
 
 impl<'a> JobPage<'a> {
@@ -125,6 +154,7 @@ impl<'a> JobPage<'a> {
             refresh_seconds: (!job.status.is_final()).then_some(RELOAD_SECONDS),
             cancel_action: cancellable
                 .then(|| page.action(&format!("/jobs/{}/cancel", encode(&job.jobid)))),
+            segments: segments(job),
         }
     }
 }
@@ -237,6 +267,59 @@ mod tests {
             endtime: 1_700_000_001_000,
             ..job(JobStatus::Completed)
         }
+    }
+
+    #[test]
+    fn a_failed_job_shows_its_ready_and_failed_shares_and_batches_with_failures_say_so() {
+        use crate::jobs::{BatchResult, JobResult, Progress, RunInfo, ServiceView};
+        use servicerefresh_core::crd::{ServiceResult, Totals};
+        let service = |name: &str, result| ServiceView {
+            name: name.into(),
+            namespace: "arcgis".into(),
+            result: Some(result),
+            message: None,
+        };
+        let failed = Job {
+            result: Some(JobResult {
+                service_refresh: "arcgis/x".into(),
+                run: RunInfo {
+                    id: "r".into(),
+                    number: 1,
+                    reason: "RunRequested".into(),
+                    dry_run: false,
+                },
+                summary: None,
+                totals: Totals { services: 7, restarted: 7, ready: 6, failed: 1, skipped: 0 },
+                progress: Progress { done: 7, total: 7 },
+                batches: vec![BatchResult {
+                    index: 1,
+                    status: "COMPLETED",
+                    starttime: 0,
+                    endtime: 0,
+                    failed: 1,
+                    services: vec![
+                        service("a", ServiceResult::Ready),
+                        service("b", ServiceResult::Failed),
+                    ],
+                }],
+                failures: Vec::new(),
+            }),
+            ..job(JobStatus::Failed)
+        };
+        let segments = segments(&failed);
+        let shares: Vec<(&str, &str)> =
+            segments.iter().map(|s| (s.kind, s.width.as_str())).collect();
+        assert_eq!(shares, vec![("ready", "85.7"), ("failed", "14.3")]);
+        let page = PageInfo::new("Job", "arcgis/x".into(), "/arcgis/admin", None);
+        let html = render(&JobPage::new(&page, &failed));
+        assert!(
+            html.contains(
+                r#"class="seg failed" data-kind="failed" data-count="1" style="width: 14.3%""#
+            ),
+            "{html}"
+        );
+        assert!(html.contains("COMPLETED WITH FAILURES"), "{html}");
+        assert!(!html.contains(">COMPLETED<"), "{html}");
     }
 
     #[test]

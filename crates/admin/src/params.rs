@@ -1,10 +1,14 @@
 //! ArcGIS request parameters (`f`, `token`): taken from the query string and, for a POST
 //! with a form body (`application/x-www-form-urlencoded`, what ArcGIS clients and HTML forms
 //! send), from the body as well; a value in the body wins over the same name in the query.
+//! The body is read with a size limit and a deadline, so a client trickling it cannot hold a
+//! connection and a buffer.
 
-use axum::extract::{FromRequest, Request};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::request::Parts;
 use axum::http::{Method, header};
-use axum::response::{IntoResponse, Response};
 
 use super::respond::ArcGisError;
 
@@ -40,32 +44,32 @@ impl Params {
     }
 }
 
-impl<S: Send + Sync> FromRequest<S> for Params {
-    type Rejection = Response;
-
-    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let query = request.uri().query().map(str::to_owned);
-        let is_form = request.method() == Method::POST
-            && request
-                .headers()
+impl Params {
+    /// The parameters of a request: its query, and its form body read within `deadline`.
+    pub async fn read(parts: &Parts, body: Body, deadline: Duration) -> Result<Self, ArcGisError> {
+        let query = parts.uri.query();
+        let is_form = parts.method == Method::POST
+            && parts
+                .headers
                 .get(header::CONTENT_TYPE)
                 .and_then(|value| value.to_str().ok())
                 .is_some_and(|value| {
                     value.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded")
                 });
         if !is_form {
-            return Ok(Self::parse(query.as_deref(), None));
+            return Ok(Self::parse(query, None));
         }
-        let _ = state;
-        let bytes =
-            axum::body::to_bytes(request.into_body(), MAX_FORM_BYTES).await.map_err(|_| {
-                ArcGisError::bad_request(format!(
-                    "The form body is unreadable or larger than {MAX_FORM_BYTES} bytes."
-                ))
-                .to_json_response(false)
-                .into_response()
-            })?;
-        Ok(Self::parse(query.as_deref(), Some(&bytes)))
+        let unreadable = || {
+            ArcGisError::bad_request(format!(
+                "The form body is unreadable, larger than {MAX_FORM_BYTES} bytes, or took longer \
+                 than {deadline:?} to arrive."
+            ))
+        };
+        let bytes = tokio::time::timeout(deadline, axum::body::to_bytes(body, MAX_FORM_BYTES))
+            .await
+            .map_err(|_| unreadable())?
+            .map_err(|_| unreadable())?;
+        Ok(Self::parse(query, Some(&bytes)))
     }
 }
 

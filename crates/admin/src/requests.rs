@@ -1,13 +1,14 @@
-//! Submitting and cancelling jobs: each a merge patch of the target's annotations, like
-//! `kubectl annotate`, conditional on the resourceVersion the decision was made from, so two
-//! clients (or two replicas) never both think they created the pending job, and a cancel
-//! never reaches a run that started after the decision. On a conflict the decision is made
-//! again from the newer cached object. These writes are user requests, not operator
-//! actions, so any replica may send them, leader or not.
+//! Submitting and cancelling jobs. A submission sets `gisops.io/run-requested-at` to a new job
+//! id with a merge patch, like `kubectl annotate`, then records the job and its submitter in
+//! `status.jobs` ([`Ledger`]) with a server-side apply. Each write is conditional on the
+//! resourceVersion its decision was made from, so two clients (or two replicas) never both
+//! think they created the pending job, and a cancel never reaches a run that started after
+//! the decision. On a conflict the decision is made again from a newer object. These writes
+//! are user requests, not operator actions, so any replica may send them, leader or not.
 //!
-//! Cancelling a SUBMITTED job withdraws its request: the run-requested annotation is
-//! removed (the operator treats a removed request as no request) and the ledger records the
-//! withdrawal, so the job reads CANCELLED and no run serves it. A run that other triggers
+//! Cancelling a SUBMITTED job withdraws its request: the ledger records the withdrawal, then
+//! the run-requested annotation is removed (the operator treats a removed request as no
+//! request), so the job reads CANCELLED and no run serves it. A run that other triggers
 //! start anyway is not this job's. Cancelling an EXECUTING job sets
 //! `gisops.io/cancel-requested-at`: the batch in flight finishes and the rest is skipped.
 
@@ -21,13 +22,13 @@ use thiserror::Error;
 use super::auth::Caller;
 use super::cache::{CacheError, CachedTarget};
 use super::jobs::{self, Job, JobContext, JobStatus};
-use super::ledger::{LEDGER_ANNOTATION, Ledger};
+use super::ledger::{self, Ledger};
 use servicerefresh_core::crd::{
     CANCEL_REQUESTED_AT_ANNOTATION, RUN_REQUESTED_AT_ANNOTATION, ServiceRefresh,
 };
 use servicerefresh_core::engine::Plan;
 
-/// Field manager of the API's writes.
+/// Field manager of the API's writes: the annotations it sets and `status.jobs`.
 pub const FIELD_MANAGER: &str = "servicerefresh-admin";
 /// Conditional writes tried this many times while others keep changing the object.
 const MAX_ATTEMPTS: usize = 5;
@@ -39,6 +40,12 @@ pub enum RequestError {
     Cache(#[from] CacheError),
     #[error("the API server refused to annotate ServiceRefresh {target}")]
     Patch {
+        target: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("the API server refused to record the job in the status of ServiceRefresh {target}")]
+    Ledger {
         target: String,
         #[source]
         source: kube::Error,
@@ -63,42 +70,39 @@ pub struct Submission {
 /// The write a submission needs, decided from one version of the object.
 #[derive(Clone, Debug, PartialEq)]
 pub enum SubmitPlan {
-    /// A job is pending already: answer with it and write nothing.
+    /// A job of this API is pending already: answer with it and write nothing.
     Pending(String),
-    /// Write this patch, which makes `id` the pending job.
+    /// Write this patch, which makes `id` the pending request; then record the job.
     Write { id: String, patch: Value },
 }
 
-/// Decides a submission: the pending job if there is one, else a patch setting `new_id`.
-pub fn plan_submit(
-    refresh: &ServiceRefresh,
-    caller: &Caller,
-    new_id: &str,
-    now: Timestamp,
-) -> SubmitPlan {
-    if let Some(pending) = jobs::pending_request(refresh) {
+/// Decides a submission: the pending job if there is one, else a patch requesting `new_id`.
+/// A pending request that is no job of this API (the CLI's) is replaced: one run serves
+/// both, as when two clients annotate one after the other.
+pub fn plan_submit(refresh: &ServiceRefresh, new_id: &str) -> SubmitPlan {
+    if let Some(pending) = jobs::pending_request(refresh)
+        && Ledger::of(refresh).get(pending).is_some()
+    {
         return SubmitPlan::Pending(pending.to_owned());
     }
-    let ledger = Ledger::of(refresh).with_submitted(new_id, &caller.username, now.as_millisecond());
     SubmitPlan::Write {
         id: new_id.to_owned(),
-        patch: annotations_patch(
-            refresh,
-            json!({ RUN_REQUESTED_AT_ANNOTATION: new_id, LEDGER_ANNOTATION: ledger.to_annotation() }),
-        ),
+        patch: annotations_patch(refresh, json!({ RUN_REQUESTED_AT_ANNOTATION: new_id })),
     }
 }
 
-/// The write a cancellation needs.
+/// The next step of a cancellation.
 #[derive(Clone, Debug, PartialEq)]
 pub enum CancelPlan {
     /// Nothing to write: the job is cancelling or cancelled already.
     Unchanged(Box<Job>),
+    /// Record the withdrawal of the submitted job: write this ledger.
+    Record(Ledger),
     /// Write this patch.
     Write(Value),
 }
 
-/// Decides a cancellation of job `id`.
+/// Decides the next step of cancelling job `id`.
 pub fn plan_cancel(
     refresh: &ServiceRefresh,
     id: &str,
@@ -113,11 +117,17 @@ pub fn plan_cancel(
             Err(RequestError::NotCancellable { id: id.to_owned(), status: job.status })
         }
         JobStatus::Submitted => {
-            let ledger = Ledger::of(refresh).with_withdrawn(id, now.as_millisecond());
-            Ok(CancelPlan::Write(annotations_patch(
-                refresh,
-                json!({ RUN_REQUESTED_AT_ANNOTATION: null, LEDGER_ANNOTATION: ledger.to_annotation() }),
-            )))
+            let ledger = Ledger::of(refresh);
+            match ledger.get(id).and_then(|entry| entry.withdraw_time.as_ref()) {
+                None => ledger
+                    .with_withdrawn(id, now)
+                    .map(CancelPlan::Record)
+                    .ok_or_else(|| RequestError::JobNotFound { id: id.to_owned() }),
+                Some(_) => Ok(CancelPlan::Write(annotations_patch(
+                    refresh,
+                    json!({ RUN_REQUESTED_AT_ANNOTATION: null }),
+                ))),
+            }
         }
         JobStatus::Executing => Ok(CancelPlan::Write(annotations_patch(
             refresh,
@@ -138,7 +148,7 @@ fn annotations_patch(refresh: &ServiceRefresh, annotations: Value) -> Value {
 
 /// A unique value for a request annotation: the time to the nanosecond and a random suffix.
 fn fresh_value(now: Timestamp) -> String {
-    let id = jobs::new_job_id(now);
+    let id = ledger::new_job_id(now);
     format!("{now:.9}-{}", &id[id.len() - 6..])
 }
 
@@ -170,6 +180,10 @@ impl Requests {
         Self { cached, api, context }
     }
 
+    fn target_name(&self) -> String {
+        self.cached.target().to_string()
+    }
+
     /// Sends `patch`; `Ok(None)` on a conflict (the object changed since the decision).
     async fn patch(&self, patch: &Value) -> Result<Option<ServiceRefresh>, RequestError> {
         let params =
@@ -181,8 +195,51 @@ impl Requests {
             Err(kube::Error::Api(status)) if status.code == 404 => {
                 Err(CacheError::TargetMissing { target: target.clone() }.into())
             }
-            Err(source) => Err(RequestError::Patch { target: target.to_string(), source }),
+            Err(source) => Err(RequestError::Patch { target: self.target_name(), source }),
         }
+    }
+
+    /// Writes the ledger `change` makes of `refresh`'s, conditional on `refresh`'s version;
+    /// on a conflict, makes the change again on the newer object from the cache: one that
+    /// `shows` what must be in it (the caller's own write just before) and is not the version
+    /// that conflicted. (The operator may not `get` ServiceRefreshes: its cache is how it
+    /// reads them.) Returns the object as written, or as it was when `change` has nothing to
+    /// write.
+    async fn record(
+        &self,
+        mut refresh: Arc<ServiceRefresh>,
+        change: impl Fn(&Ledger) -> Option<Ledger>,
+        shows: impl Fn(&ServiceRefresh) -> bool,
+    ) -> Result<Arc<ServiceRefresh>, RequestError> {
+        let target = self.cached.target();
+        // The status belongs to the API and the operator: force takes the field over from
+        // anyone else who wrote it (a person editing the status by hand).
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        for _ in 0..MAX_ATTEMPTS {
+            let Some(ledger) = change(&Ledger::of(&refresh)) else {
+                return Ok(refresh);
+            };
+            let body = ledger.apply_body(&refresh);
+            match self.api.patch_status(&target.name, &params, &Patch::Apply(&body)).await {
+                Ok(written) => return Ok(Arc::new(written)),
+                Err(kube::Error::Api(status)) if status.code == 409 => {
+                    let tried = refresh.metadata.resource_version.clone();
+                    refresh = self
+                        .cached
+                        .wait_until(|cached| {
+                            cached.metadata.resource_version != tried && shows(cached)
+                        })
+                        .await?;
+                }
+                Err(kube::Error::Api(status)) if status.code == 404 => {
+                    return Err(CacheError::TargetMissing { target: target.clone() }.into());
+                }
+                Err(source) => {
+                    return Err(RequestError::Ledger { target: target.to_string(), source });
+                }
+            }
+        }
+        Err(RequestError::Contended { target: self.target_name(), attempts: MAX_ATTEMPTS })
     }
 
     /// Requests a run, or answers with the job already pending.
@@ -190,8 +247,7 @@ impl Requests {
         let mut refresh = self.cached.current().await?;
         for _ in 0..MAX_ATTEMPTS {
             let now = Timestamp::now();
-            let id = jobs::new_job_id(now);
-            match plan_submit(&refresh, caller, &id, now) {
+            match plan_submit(&refresh, &ledger::new_job_id(now)) {
                 SubmitPlan::Pending(pending) => {
                     return Ok(Submission {
                         job: self.job_or_submitted(&refresh, &pending),
@@ -200,38 +256,47 @@ impl Requests {
                 }
                 SubmitPlan::Write { id, patch } => {
                     let seen = refresh.metadata.resource_version.clone();
-                    match self.patch(&patch).await? {
-                        Some(written) => {
-                            // Read-your-writes: the caller may ask for the job right away.
-                            let cached = self.cached.wait_past(seen.as_deref()).await?;
-                            let newest = if jobs::find(&cached, None, &id, &self.context).is_some()
-                            {
-                                cached
-                            } else {
-                                Arc::new(written)
-                            };
-                            return Ok(Submission {
-                                job: self.job_or_submitted(&newest, &id),
-                                created: true,
-                            });
-                        }
-                        None => refresh = self.cached.wait_past(seen.as_deref()).await?,
-                    }
+                    let Some(written) = self.patch(&patch).await? else {
+                        refresh = self.cached.wait_past(seen.as_deref()).await?;
+                        continue;
+                    };
+                    let requested = |refresh: &ServiceRefresh| {
+                        jobs::pending_request(refresh).is_some_and(|pending| pending == id)
+                            || refresh.status.as_ref().is_some_and(|status| {
+                                status.triggers.run_requested_at.as_deref() == Some(id.as_str())
+                            })
+                    };
+                    let recorded = self
+                        .record(
+                            Arc::new(written),
+                            |ledger| Some(ledger.with_submitted(&id, &caller.username, now)),
+                            requested,
+                        )
+                        .await?;
+                    // Read-your-writes: the caller may ask for the job right away.
+                    let newest = self.cached_with(&id, recorded).await?;
+                    return Ok(Submission {
+                        job: self.job_or_submitted(&newest, &id),
+                        created: true,
+                    });
                 }
             }
         }
-        Err(RequestError::Contended {
-            target: self.cached.target().to_string(),
-            attempts: MAX_ATTEMPTS,
-        })
+        Err(RequestError::Contended { target: self.target_name(), attempts: MAX_ATTEMPTS })
     }
 
     /// Requests cancellation of job `id`, and returns the job as it then reads.
     pub async fn cancel(&self, id: &str) -> Result<Job, RequestError> {
         let mut refresh = self.cached.current().await?;
         for _ in 0..MAX_ATTEMPTS {
-            match plan_cancel(&refresh, id, &self.context, Timestamp::now())? {
+            let now = Timestamp::now();
+            match plan_cancel(&refresh, id, &self.context, now)? {
                 CancelPlan::Unchanged(job) => return Ok(*job),
+                CancelPlan::Record(_) => {
+                    refresh = self
+                        .record(refresh, |ledger| ledger.with_withdrawn(id, now), |_| true)
+                        .await?;
+                }
                 CancelPlan::Write(patch) => {
                     let seen = refresh.metadata.resource_version.clone();
                     let written = self.patch(&patch).await?;
@@ -248,19 +313,29 @@ impl Requests {
                 }
             }
         }
-        Err(RequestError::Contended {
-            target: self.cached.target().to_string(),
-            attempts: MAX_ATTEMPTS,
-        })
+        Err(RequestError::Contended { target: self.target_name(), attempts: MAX_ATTEMPTS })
+    }
+
+    /// The cached object once it shows job `id`, or `written` if the cache is slow to.
+    async fn cached_with(
+        &self,
+        id: &str,
+        written: Arc<ServiceRefresh>,
+    ) -> Result<Arc<ServiceRefresh>, RequestError> {
+        let cached = self
+            .cached
+            .wait_until(|refresh| jobs::find(refresh, None, id, &self.context).is_some())
+            .await?;
+        Ok(if jobs::find(&cached, None, id, &self.context).is_some() { cached } else { written })
     }
 
     fn job_or_submitted(&self, refresh: &ServiceRefresh, id: &str) -> Job {
         jobs::find(refresh, None, id, &self.context).unwrap_or_else(|| Job {
             jobid: id.to_owned(),
             status: JobStatus::Submitted,
-            starttime: jobs::submitted_at(id).unwrap_or(0),
+            starttime: ledger::submitted_at(id).unwrap_or(0),
             endtime: 0,
-            updatedtime: jobs::submitted_at(id).unwrap_or(0),
+            updatedtime: ledger::submitted_at(id).unwrap_or(0),
             operation_uri: self.context.operation_uri(),
             username: None,
             result: None,
@@ -274,7 +349,8 @@ mod tests {
     use super::*;
     use crate::config::TargetRef;
 
-    const JOB: &str = "j018bcfe56800aabbccddeeff00112233";
+    /// A job id as the API makes them, submitted at `now()`.
+    const JOB: &str = "j018bcfe568007abc8bccddeeff001122";
 
     fn context() -> JobContext {
         JobContext {
@@ -283,57 +359,75 @@ mod tests {
         }
     }
 
-    fn object(annotations: &[(&str, &str)], status: Option<serde_json::Value>) -> ServiceRefresh {
-        let mut fixture = ServiceRefresh::fixture("all");
-        for (key, value) in annotations {
-            fixture = fixture.annotation(key, value);
-        }
-        if let Some(status) = status {
-            fixture = fixture.status(serde_json::from_value(status).expect("status"));
-        }
-        let mut refresh = fixture.build();
-        refresh.metadata.resource_version = Some("42".into());
-        refresh
-    }
-
-    fn alice() -> Caller {
-        Caller { username: "alice".into(), ..Caller::default() }
-    }
-
     fn now() -> Timestamp {
         Timestamp::from_millisecond(1_700_000_000_000).expect("time")
     }
 
+    fn object(
+        annotations: &[(&str, &str)],
+        status: Option<serde_json::Value>,
+        ledger: &Ledger,
+    ) -> ServiceRefresh {
+        let mut fixture = ServiceRefresh::fixture("all");
+        for (key, value) in annotations {
+            fixture = fixture.annotation(key, value);
+        }
+        let mut status = status.unwrap_or_else(|| json!({}));
+        status["jobs"] =
+            ledger.apply_body(&ServiceRefresh::fixture("all").build())["status"]["jobs"].clone();
+        let mut refresh = fixture.status(serde_json::from_value(status).expect("status")).build();
+        refresh.metadata.resource_version = Some("42".into());
+        refresh
+    }
+
+    fn submitted() -> Ledger {
+        Ledger::default().with_submitted(JOB, "alice", now())
+    }
+
     #[test]
-    fn a_submission_writes_a_new_request_only_when_none_is_pending() {
+    fn a_submission_writes_a_new_request_unless_a_job_is_pending() {
         let idle = object(
             &[(RUN_REQUESTED_AT_ANNOTATION, "old")],
             Some(json!({"triggers": {"runRequestedAt": "old"}})),
+            &Ledger::default(),
         );
-        let SubmitPlan::Write { id, patch } = plan_submit(&idle, &alice(), JOB, now()) else {
+        let SubmitPlan::Write { id, patch } = plan_submit(&idle, JOB) else {
             panic!("a write");
         };
         assert_eq!(id, JOB);
-        assert_eq!(patch["metadata"]["resourceVersion"], "42");
-        assert_eq!(patch["metadata"]["annotations"][RUN_REQUESTED_AT_ANNOTATION], JOB);
         assert_eq!(
-            patch["metadata"]["annotations"][LEDGER_ANNOTATION],
-            format!(r#"{{"{JOB}":{{"username":"alice","submitted":1700000000000}}}}"#)
+            patch,
+            json!({"metadata": {"resourceVersion": "42", "annotations": {RUN_REQUESTED_AT_ANNOTATION: JOB}}}),
+            "only the request: who submitted it goes to the status"
         );
-        let pending = object(
-            &[(RUN_REQUESTED_AT_ANNOTATION, "theirs")],
+        let pending_job = object(
+            &[(RUN_REQUESTED_AT_ANNOTATION, JOB)],
             Some(json!({"triggers": {"runRequestedAt": "old"}})),
+            &submitted(),
         );
-        assert_eq!(
-            plan_submit(&pending, &alice(), JOB, now()),
-            SubmitPlan::Pending("theirs".into())
+        assert_eq!(plan_submit(&pending_job, "jother"), SubmitPlan::Pending(JOB.into()));
+        // A pending request that is no job of ours (the CLI's) is replaced: one run serves both.
+        let pending_other = object(
+            &[(RUN_REQUESTED_AT_ANNOTATION, "2023-11-14T22:13:20Z-3f9a1c")],
+            Some(json!({"triggers": {"runRequestedAt": "old"}})),
+            &Ledger::default(),
         );
+        assert!(matches!(plan_submit(&pending_other, JOB), SubmitPlan::Write { .. }));
     }
 
     #[test]
     fn cancelling_withdraws_a_submitted_job_and_cancels_an_executing_one() {
-        let pending = object(&[(RUN_REQUESTED_AT_ANNOTATION, JOB)], None);
-        let CancelPlan::Write(patch) = plan_cancel(&pending, JOB, &context(), now()).expect("plan")
+        // A submitted job: first the ledger records the withdrawal, then the request goes.
+        let pending = object(&[(RUN_REQUESTED_AT_ANNOTATION, JOB)], None, &submitted());
+        let CancelPlan::Record(ledger) =
+            plan_cancel(&pending, JOB, &context(), now()).expect("plan")
+        else {
+            panic!("a ledger write");
+        };
+        assert!(ledger.get(JOB).is_some_and(|job| job.withdraw_time.is_some()));
+        let recorded = object(&[(RUN_REQUESTED_AT_ANNOTATION, JOB)], None, &ledger);
+        let CancelPlan::Write(patch) =
+            plan_cancel(&recorded, JOB, &context(), now()).expect("plan")
         else {
             panic!("a write");
         };
@@ -343,14 +437,18 @@ mod tests {
             Value::Null,
             "removed"
         );
-        let ledger = patch["metadata"]["annotations"][LEDGER_ANNOTATION].as_str().expect("ledger");
-        assert!(ledger.contains(r#""withdrawn":1700000000000"#), "{ledger}");
+        let withdrawn = object(&[], None, &ledger);
+        assert!(matches!(
+            plan_cancel(&withdrawn, JOB, &context(), now()),
+            Ok(CancelPlan::Unchanged(job)) if job.status == JobStatus::Cancelled
+        ));
 
         let running = json!({
             "phase": "Running", "triggers": {"runRequestedAt": JOB},
             "run": {"id": "r", "number": 1, "reason": "RunRequested", "request": JOB, "startTime": "2023-11-14T22:13:20Z"},
         });
-        let executing = object(&[(RUN_REQUESTED_AT_ANNOTATION, JOB)], Some(running.clone()));
+        let executing =
+            object(&[(RUN_REQUESTED_AT_ANNOTATION, JOB)], Some(running.clone()), &submitted());
         let CancelPlan::Write(patch) =
             plan_cancel(&executing, JOB, &context(), now()).expect("plan")
         else {
@@ -366,6 +464,7 @@ mod tests {
         let cancelling = object(
             &[(RUN_REQUESTED_AT_ANNOTATION, JOB), (CANCEL_REQUESTED_AT_ANNOTATION, value)],
             Some(running),
+            &submitted(),
         );
         assert!(matches!(
             plan_cancel(&cancelling, JOB, &context(), now()),
@@ -375,6 +474,7 @@ mod tests {
             &[(RUN_REQUESTED_AT_ANNOTATION, JOB)],
             Some(json!({"phase": "Succeeded", "triggers": {"runRequestedAt": JOB}, "history": [
                 {"id": "r", "number": 1, "reason": "RunRequested", "request": JOB, "phase": "Succeeded", "totals": {}}]})),
+            &submitted(),
         );
         assert!(matches!(
             plan_cancel(&done, JOB, &context(), now()),

@@ -1,7 +1,7 @@
 //! How the API answers: the `f` parameter (`json` compact, `pjson` pretty, `html`; ArcGIS's
 //! default is `html`), ArcGIS's error shape `{"error": {"code", "message", "details"}}`, and
-//! the headers every answer carries (no caching, no sniffing, no referrer: pages carry the
-//! token in their links, as ArcGIS pages do).
+//! the headers every answer carries (no caching, no sniffing, no referrer to other sites:
+//! pages carry the token in their links, as ArcGIS pages do).
 //!
 //! ArcGIS answers errors with HTTP 200 and the real code in the body; its clients look for
 //! `error` in the JSON, and some break on other statuses. Observed and documented in: the
@@ -80,6 +80,27 @@ impl ArcGisError {
             403,
             "You do not have permissions to access this resource or perform this operation.",
             Vec::new(),
+        )
+    }
+
+    /// A state-changing request a browser sent from another site's page.
+    pub fn foreign_origin() -> Self {
+        Self::new(
+            403,
+            "You do not have permissions to access this resource or perform this operation.",
+            vec!["The request came from a page of another origin.".to_owned()],
+        )
+    }
+
+    /// A client address that presented too many invalid tokens: its unknown tokens are not
+    /// checked for `seconds`.
+    pub fn too_many_failures(seconds: u64) -> Self {
+        Self::new(
+            429,
+            "Too many invalid tokens. Try again later.",
+            vec![format!(
+                "Too many invalid tokens came from this address; try again in {seconds} s."
+            )],
         )
     }
 
@@ -173,7 +194,9 @@ pub fn with_headers(mut response: Response) -> Response {
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    // same-origin, not no-referrer: with no-referrer, browsers send `Origin: null` on our own
+    // form posts, which the origin check must refuse. Other sites still get no Referer.
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(
         header::CONTENT_SECURITY_POLICY,

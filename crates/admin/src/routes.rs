@@ -9,38 +9,48 @@
 //! | GET, POST | `/jobs/<jobid>` | get | the job |
 //! | POST | `/jobs/<jobid>/cancel` | patch | the job after the cancel request |
 //!
-//! Every request is authenticated and authorized before anything is looked up, so a refused
-//! request never tells whether a job exists. State is read from the operator's cache.
+//! Every request is admitted ([`admission::Admitted`]: authenticated, authorized, and for a
+//! write from no foreign origin) before anything is looked up, so a refused request never
+//! tells whether a job exists. State is read from the operator's cache. Absolute URLs are
+//! built from `--admin-external-url` only, never from the request's Host header.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Uri, header};
+use axum::http::Uri;
 use axum::response::Response;
 use axum::routing::get;
 use serde_json::json;
 use tracing::{info, warn};
 
-use super::auth::{self, Access, Authority, Caller, Denial};
+pub mod admission;
+
+use super::auth::Authority;
+use super::auth::limiter::FailureLimiter;
 use super::cache::{CacheError, CachedTarget};
+use super::config::ExternalUrl;
 use super::jobs::{self, JobContext, JobStatus};
 use super::pages::{self, ErrorPage, IndexPage, JobPage, JobsPage, OperationPage, PageInfo};
 use super::params::Params;
 use super::requests::{RequestError, Requests};
 use super::respond::{ArcGisError, Format, html_response, json_response, see_other};
+use admission::{Admitted, Read, Write};
 use servicerefresh_operator::telemetry;
 
 /// What the handlers share.
 pub struct AdminApi {
     pub authority: Arc<dyn Authority>,
+    /// Invalid tokens per client address.
+    pub failures: FailureLimiter,
     pub cached: CachedTarget,
     pub requests: Requests,
     pub context: JobContext,
-    /// `https`, or `http` with `--admin-plain-http`.
-    pub scheme: &'static str,
-    /// `host:port` for absolute URLs when a request has no usable Host header.
-    pub fallback_host: String,
+    /// Where clients reach the context root, for absolute URLs and the origin check.
+    pub external_url: Option<ExternalUrl>,
+    /// How long a form body may take to arrive.
+    pub body_timeout: Duration,
 }
 
 /// The router: the API below `context.context_root`, a plain 404 elsewhere.
@@ -64,11 +74,6 @@ pub fn router(api: Arc<AdminApi>) -> Router {
     }
 }
 
-/// The format, and the format errors are answered in when `f` itself is wrong.
-fn format_of(params: &Params) -> Result<Format, ArcGisError> {
-    Format::parse(params.get("f"))
-}
-
 impl AdminApi {
     fn page(&self, title: &str, params: &Params) -> PageInfo {
         PageInfo::new(
@@ -77,29 +82,6 @@ impl AdminApi {
             &self.context.context_root,
             params.get("token"),
         )
-    }
-
-    /// Authenticates and authorizes the request, or says why not in ArcGIS's terms.
-    async fn caller(
-        &self,
-        headers: &HeaderMap,
-        params: &Params,
-        access: Access,
-    ) -> Result<Caller, ArcGisError> {
-        let token = auth::token_from(params.get("token"), headers);
-        match auth::check(self.authority.as_ref(), token, access, &self.context.target).await {
-            Ok(caller) => Ok(caller),
-            Err(Denial::TokenRequired) => Err(ArcGisError::token_required()),
-            Err(Denial::InvalidToken) => Err(ArcGisError::invalid_token()),
-            Err(Denial::Forbidden { username, verb, target }) => {
-                info!(%username, verb, %target, "admin API: request refused by SubjectAccessReview");
-                Err(ArcGisError::forbidden())
-            }
-            Err(Denial::Unavailable(error)) => {
-                warn!(error = %error, cause = %telemetry::error_causes(&error), "admin API: cannot check a token");
-                Err(ArcGisError::unavailable("The token could not be checked.".to_owned()))
-            }
-        }
     }
 
     /// An error in the requested format: JSON, or a page (asking for a token when needed).
@@ -114,17 +96,14 @@ impl AdminApi {
         }
     }
 
-    /// `scheme://host` for absolute URLs, from the Host header the client used.
-    fn origin(&self, headers: &HeaderMap) -> String {
-        let host = headers
-            .get(header::HOST)
-            .and_then(|value| value.to_str().ok())
-            .filter(|host| {
-                !host.is_empty()
-                    && host.chars().all(|c| c.is_ascii_alphanumeric() || "-.:[]".contains(c))
-            })
-            .unwrap_or(&self.fallback_host);
-        format!("{}://{host}", self.scheme)
+    /// `jobsUrl` of job `id`: below the external URL, else relative to the submitting
+    /// request's path (`<root>/services/refreshAllServices`), which every client resolves
+    /// to `<root>/jobs/<id>` whatever host or proxy path it used.
+    fn jobs_url(&self, id: &str) -> String {
+        match &self.external_url {
+            Some(external) => format!("{}/jobs/{}", external.base(), pages::encode(id)),
+            None => format!("../jobs/{}", pages::encode(id)),
+        }
     }
 }
 
@@ -139,7 +118,9 @@ fn request_error(error: &RequestError) -> ArcGisError {
             warn!(error = %error, "admin API: request not carried out");
             ArcGisError::unavailable(format!("{}.", capitalized(&error.to_string())))
         }
-        RequestError::Cache(CacheError::TargetMissing { .. }) | RequestError::Patch { .. } => {
+        RequestError::Cache(CacheError::TargetMissing { .. })
+        | RequestError::Patch { .. }
+        | RequestError::Ledger { .. } => {
             warn!(error = %error, cause = %telemetry::error_causes(error), "admin API: request failed");
             ArcGisError::internal(format!("{}.", capitalized(&error.to_string())))
         }
@@ -155,39 +136,10 @@ fn cache_error(error: CacheError) -> ArcGisError {
     request_error(&RequestError::Cache(error))
 }
 
-/// Runs the common prologue: the format, then the caller's right. Errors are answers.
-async fn prologue(
-    api: &AdminApi,
-    headers: &HeaderMap,
-    params: &Params,
-    access: Access,
-) -> Result<Format, Response> {
-    authorized(api, headers, params, access).await.map(|(format, _)| format)
-}
-
-/// The prologue of a write, which also needs to know who asked.
-async fn authorized(
-    api: &AdminApi,
-    headers: &HeaderMap,
-    params: &Params,
-    access: Access,
-) -> Result<(Format, Caller), Response> {
-    let format = format_of(params).map_err(|error| error.to_json_response(false))?;
-    let caller = api
-        .caller(headers, params, access)
-        .await
-        .map_err(|error| api.error(format, &error, params))?;
-    Ok((format, caller))
-}
-
-async fn index(State(api): State<Arc<AdminApi>>, headers: HeaderMap, params: Params) -> Response {
-    let format = match prologue(&api, &headers, &params, Access::Read).await {
-        Ok(format) => format,
-        Err(response) => return response,
-    };
-    match format {
+async fn index(State(api): State<Arc<AdminApi>>, admitted: Admitted<Read>) -> Response {
+    match admitted.format {
         Format::Html => {
-            let page = api.page("ServiceRefresh job API", &params);
+            let page = api.page("ServiceRefresh job API", &admitted.params);
             html_response(pages::render(&IndexPage { page: &page }))
         }
         json_format => json_response(
@@ -197,15 +149,8 @@ async fn index(State(api): State<Arc<AdminApi>>, headers: HeaderMap, params: Par
     }
 }
 
-async fn operation_page(
-    State(api): State<Arc<AdminApi>>,
-    headers: HeaderMap,
-    params: Params,
-) -> Response {
-    let format = match prologue(&api, &headers, &params, Access::Read).await {
-        Ok(format) => format,
-        Err(response) => return response,
-    };
+async fn operation_page(State(api): State<Arc<AdminApi>>, admitted: Admitted<Read>) -> Response {
+    let Admitted { format, params, .. } = admitted;
     match format {
         Format::Html => {
             let page = api.page("Refresh All Services", &params);
@@ -216,11 +161,8 @@ async fn operation_page(
     }
 }
 
-async fn submit(State(api): State<Arc<AdminApi>>, headers: HeaderMap, params: Params) -> Response {
-    let (format, caller) = match authorized(&api, &headers, &params, Access::Write).await {
-        Ok(admitted) => admitted,
-        Err(response) => return response,
-    };
+async fn submit(State(api): State<Arc<AdminApi>>, admitted: Admitted<Write>) -> Response {
+    let Admitted { format, caller, params, .. } = admitted;
     let submission = match api.requests.submit(&caller).await {
         Ok(submission) => submission,
         Err(error) => return api.error(format, &request_error(&error), &params),
@@ -232,26 +174,15 @@ async fn submit(State(api): State<Arc<AdminApi>>, headers: HeaderMap, params: Pa
     );
     match format {
         Format::Html => see_other(&api.page("", &params).job_url(id)),
-        json_format => {
-            let jobs_url = format!(
-                "{}{}/jobs/{}",
-                api.origin(&headers),
-                api.context.context_root,
-                pages::encode(id)
-            );
-            json_response(
-                &json!({"jobsUrl": jobs_url, "jobid": id, "status": JobStatus::Submitted}),
-                json_format == Format::Pjson,
-            )
-        }
+        json_format => json_response(
+            &json!({"jobsUrl": api.jobs_url(id), "jobid": id, "status": JobStatus::Submitted}),
+            json_format == Format::Pjson,
+        ),
     }
 }
 
-async fn list(State(api): State<Arc<AdminApi>>, headers: HeaderMap, params: Params) -> Response {
-    let format = match prologue(&api, &headers, &params, Access::Read).await {
-        Ok(format) => format,
-        Err(response) => return response,
-    };
+async fn list(State(api): State<Arc<AdminApi>>, admitted: Admitted<Read>) -> Response {
+    let Admitted { format, params, .. } = admitted;
     let refresh = match api.cached.current().await {
         Ok(refresh) => refresh,
         Err(error) => return api.error(format, &cache_error(error), &params),
@@ -272,13 +203,9 @@ async fn list(State(api): State<Arc<AdminApi>>, headers: HeaderMap, params: Para
 async fn job(
     State(api): State<Arc<AdminApi>>,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    params: Params,
+    admitted: Admitted<Read>,
 ) -> Response {
-    let format = match prologue(&api, &headers, &params, Access::Read).await {
-        Ok(format) => format,
-        Err(response) => return response,
-    };
+    let Admitted { format, params, .. } = admitted;
     let refresh = match api.cached.current().await {
         Ok(refresh) => refresh,
         Err(error) => return api.error(format, &cache_error(error), &params),
@@ -299,13 +226,9 @@ async fn job(
 async fn cancel(
     State(api): State<Arc<AdminApi>>,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    params: Params,
+    admitted: Admitted<Write>,
 ) -> Response {
-    let (format, caller) = match authorized(&api, &headers, &params, Access::Write).await {
-        Ok(admitted) => admitted,
-        Err(response) => return response,
-    };
+    let Admitted { format, caller, params, .. } = admitted;
     let job = match api.requests.cancel(&id).await {
         Ok(job) => job,
         Err(error) => return api.error(format, &request_error(&error), &params),
@@ -317,30 +240,21 @@ async fn cancel(
     }
 }
 
-async fn cancel_with_get(
-    State(api): State<Arc<AdminApi>>,
-    headers: HeaderMap,
-    params: Params,
-) -> Response {
-    let format = match prologue(&api, &headers, &params, Access::Read).await {
-        Ok(format) => format,
-        Err(response) => return response,
-    };
-    api.error(format, &ArcGisError::post_only("cancel"), &params)
+async fn cancel_with_get(State(api): State<Arc<AdminApi>>, admitted: Admitted<Read>) -> Response {
+    api.error(admitted.format, &ArcGisError::post_only("cancel"), &admitted.params)
 }
 
 async fn not_found(
     State(api): State<Arc<AdminApi>>,
     uri: Uri,
-    headers: HeaderMap,
-    params: Params,
+    admitted: Admitted<Read>,
 ) -> Response {
-    let format = match prologue(&api, &headers, &params, Access::Read).await {
-        Ok(format) => format,
-        Err(response) => return response,
-    };
     let path = uri.path().strip_prefix(api.context.context_root.as_str()).unwrap_or(uri.path());
-    api.error(format, &ArcGisError::not_found(path.trim_start_matches('/')), &params)
+    api.error(
+        admitted.format,
+        &ArcGisError::not_found(path.trim_start_matches('/')),
+        &admitted.params,
+    )
 }
 
 #[cfg(test)]

@@ -3,15 +3,18 @@
 //! [`Authority`] turns it into a [`Caller`] and decides whether that caller may read or change
 //! the target ServiceRefresh; [`reviews::KubeAuthority`] asks the API server (TokenReview,
 //! SubjectAccessReview), `fake::StaticAuthority` answers from a table for tests, and
-//! [`cached::CachedAuthority`] remembers positive answers briefly. [`check`] runs both steps
-//! and says why a request is refused, before any job is looked up.
+//! [`cached::CachedAuthority`] remembers answers briefly. [`check`] runs both steps and says
+//! why a request is refused, before any job is looked up; [`limiter`] stops a client address
+//! that keeps presenting bad tokens from costing reviews.
 
 pub mod cached;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fake;
+pub mod limiter;
 pub mod reviews;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use axum::http::HeaderMap;
 use futures::future::BoxFuture;
@@ -54,6 +57,9 @@ pub enum AuthError {
     TokenReview(#[source] kube::Error),
     #[error("the SubjectAccessReview request failed")]
     AccessReview(#[source] kube::Error),
+    /// One failed review answering several callers that asked at once.
+    #[error(transparent)]
+    Shared(Arc<AuthError>),
 }
 
 /// Authenticates tokens and authorizes callers.
@@ -71,6 +77,18 @@ pub trait Authority: Send + Sync {
         access: Access,
         target: &'a TargetRef,
     ) -> BoxFuture<'a, Result<bool, AuthError>>;
+
+    /// Whether `token` is known to be valid without asking anyone (a remembered answer).
+    fn known<'a>(&'a self, token: &'a str) -> BoxFuture<'a, bool> {
+        let _ = token;
+        Box::pin(std::future::ready(false))
+    }
+}
+
+/// The authority of a running operator: TokenReview and SubjectAccessReview through
+/// `client`, their answers remembered briefly ([`cached`]).
+pub fn kube_authority(client: kube::Client) -> Arc<dyn Authority> {
+    Arc::new(cached::CachedAuthority::new(Arc::new(reviews::KubeAuthority::new(client))))
 }
 
 /// Why a request was refused.

@@ -4,11 +4,13 @@
 use serde_json::json;
 
 use super::*;
-use crate::ledger::{LEDGER_ANNOTATION, Ledger};
+use crate::ledger::Ledger;
+use jiff::Timestamp;
 use servicerefresh_core::crd::ServiceRefreshStatus;
 
-const JOB: &str = "j018bcfe56800aabbccddeeff00112233";
-const OLDER: &str = "j018bcfe56700ffeeddccbbaa99887766";
+/// Job ids as the API makes them (UUIDv7), submitted at 1_700_000_000_000 and 256 ms before.
+const JOB: &str = "j018bcfe568007abc8bccddeeff001122";
+const OLDER: &str = "j018bcfe567007fee9eddccbbaa998877";
 
 fn context() -> JobContext {
     JobContext {
@@ -21,18 +23,28 @@ fn status(value: serde_json::Value) -> ServiceRefreshStatus {
     serde_json::from_value(value).expect("status fixture parses")
 }
 
+/// The target with `annotations` and status, whose ledger holds JOB and OLDER, both
+/// submitted by alice.
 fn refresh(
     annotations: &[(&str, &str)],
     status_value: Option<serde_json::Value>,
+) -> ServiceRefresh {
+    refresh_with_ledger(annotations, status_value, &ledger(&[(JOB, "alice"), (OLDER, "alice")]))
+}
+
+fn refresh_with_ledger(
+    annotations: &[(&str, &str)],
+    status_value: Option<serde_json::Value>,
+    ledger: &Ledger,
 ) -> ServiceRefresh {
     let mut fixture = ServiceRefresh::fixture("all");
     for (key, value) in annotations {
         fixture = fixture.annotation(key, value);
     }
-    if let Some(value) = status_value {
-        fixture = fixture.status(status(value));
-    }
-    fixture.build()
+    let mut value = status_value.unwrap_or_else(|| json!({}));
+    let body = ledger.apply_body(&ServiceRefresh::fixture("all").build());
+    value["jobs"] = body["status"]["jobs"].clone();
+    fixture.status(status(value)).build()
 }
 
 fn run(number: u64, request: Option<&str>, end: Option<&str>) -> serde_json::Value {
@@ -57,36 +69,16 @@ fn batches() -> serde_json::Value {
     ])
 }
 
-fn ledger(entries: &[(&str, &str)]) -> String {
-    entries
-        .iter()
-        .fold(Ledger::default(), |ledger, (id, user)| {
-            ledger.with_submitted(id, user, 1_700_000_000_000)
-        })
-        .to_annotation()
-}
-
-#[test]
-fn job_ids_carry_their_submission_time() {
-    let now: Timestamp = "2023-11-14T22:13:20.123Z".parse().unwrap();
-    let (a, b) = (new_job_id(now), new_job_id(now));
-    assert_ne!(a, b);
-    assert!(
-        a.starts_with('j') && a.len() == 33 && a[1..].bytes().all(|c| c.is_ascii_hexdigit()),
-        "{a}"
-    );
-    assert_eq!(submitted_at(&a), Some(1_700_000_000_123));
-    // The CLI's request values tell their time too; anything else does not.
-    assert_eq!(submitted_at("2023-11-14T22:13:20.5Z-3f9a1c"), Some(1_700_000_000_500));
-    assert_eq!(submitted_at("manual"), None);
+fn ledger(entries: &[(&str, &str)]) -> Ledger {
+    entries.iter().fold(Ledger::default(), |ledger, (id, user)| {
+        let at = crate::ledger::submitted_at(id).expect("a job id");
+        ledger.with_submitted(id, user, Timestamp::from_millisecond(at).expect("time"))
+    })
 }
 
 #[test]
 fn a_request_no_run_handled_is_submitted_and_names_its_submitter() {
-    let object = refresh(
-        &[(RUN_REQUESTED_AT_ANNOTATION, JOB), (LEDGER_ANNOTATION, &ledger(&[(JOB, "alice")]))],
-        None,
-    );
+    let object = refresh(&[(RUN_REQUESTED_AT_ANNOTATION, JOB)], None);
     let job = find(&object, None, JOB, &context()).expect("pending job");
     assert_eq!(job.status, JobStatus::Submitted);
     assert_eq!(
@@ -231,10 +223,10 @@ fn older_jobs_come_from_the_history_without_their_plan() {
 
 #[test]
 fn a_withdrawn_request_reads_cancelled_and_an_unusable_spec_warns() {
-    let withdrawn = Ledger::default()
-        .with_submitted(JOB, "alice", 1_700_000_000_000)
-        .with_withdrawn(JOB, 1_700_000_001_000);
-    let object = refresh(&[(LEDGER_ANNOTATION, &withdrawn.to_annotation())], None);
+    let withdrawn = ledger(&[(JOB, "alice")])
+        .with_withdrawn(JOB, Timestamp::from_millisecond(1_700_000_001_000).expect("time"))
+        .expect("a ledger job");
+    let object = refresh_with_ledger(&[], None, &withdrawn);
     let job = find(&object, None, JOB, &context()).unwrap();
     assert_eq!((job.status, job.endtime), (JobStatus::Cancelled, 1_700_000_001_000));
     assert!(job.result.is_none());
@@ -274,4 +266,28 @@ fn the_job_json_has_arcgis_field_names() {
     }
     assert_eq!(value["status"], "SUBMITTED");
     assert_eq!(value["messages"][0]["type"], "esriJobMessageTypeInformative");
+}
+
+#[test]
+fn run_requests_that_are_no_ledger_job_are_no_jobs() {
+    // Whoever may annotate can set any request value, and a person who may edit the status
+    // by hand any ledger entry; neither makes a job, let alone one with a submitter.
+    let forged_ledger: ServiceRefreshStatus = status(json!({"jobs": [
+        {"id": "jFORGED", "username": "system:admin", "submitTime": "2023-11-14T22:13:20.000000Z"},
+    ]}));
+    let mut object = refresh_with_ledger(
+        &[(RUN_REQUESTED_AT_ANNOTATION, "jFORGED")],
+        Some(json!({"run": run(1, Some("2023-11-14T22:13:20Z-3f9a1c"), None),
+                    "history": [{"id": "h", "number": 1, "reason": "RunRequested", "request": JOB,
+                                 "phase": "Succeeded", "totals": {}}]})),
+        &Ledger::default(),
+    );
+    if let Some(status) = object.status.as_mut() {
+        status.jobs = forged_ledger.jobs;
+    }
+    assert_eq!(pending_request(&object), Some("jFORGED"), "the request still starts a run");
+    for id in ["jFORGED", "2023-11-14T22:13:20Z-3f9a1c", JOB] {
+        assert!(find(&object, None, id, &context()).is_none(), "{id}");
+    }
+    assert!(list(&object, &context()).is_empty());
 }

@@ -15,7 +15,7 @@ pub use spec::{
     ConfigMapTrigger, FailurePolicy, MAX_TRIGGER_LENGTH, ServiceRefresh, ServiceRefreshSpec,
 };
 pub use status::{
-    BatchCounts, BatchPhase, BatchStatus, ConfigMapHash, EarlierBatches, Phase, PlanRef,
+    AdminJob, BatchCounts, BatchPhase, BatchStatus, ConfigMapHash, EarlierBatches, Phase, PlanRef,
     ResultGroup, RunStatus, RunSummary, ServiceRefreshStatus, ServiceResult, ServiceStatus, Totals,
     TriggerRecord,
 };

@@ -62,6 +62,30 @@ pub struct ServiceRefreshStatus {
     /// Summaries of earlier runs, newest first, at most ten.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<RunSummary>,
+
+    /// Jobs submitted through the admin job API (`servicerefresh run --admin-listen`), newest
+    /// first, at most twenty: who submitted each, and when. Only the job API writes this
+    /// field, with server-side apply under its own field manager (servicerefresh-admin) on
+    /// the status subresource, which only the operator's identity may write; the operator's
+    /// own status writes leave it out, and runs carry it over unchanged.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub jobs: Vec<AdminJob>,
+}
+
+/// A job submitted through the admin job API.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AdminJob {
+    /// The job id: `j` and 32 lower-case hex digits (a UUIDv7). The job's run is the one whose
+    /// `run.request` (or `history[].request`) is this id.
+    pub id: String,
+    /// Who submitted the job, as the TokenReview of their token named them.
+    pub username: String,
+    /// When the job was submitted.
+    pub submit_time: MicroTime,
+    /// When the job was cancelled before any run started for it: its request was withdrawn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub withdraw_time: Option<MicroTime>,
 }
 
 /// Phase of a run.

@@ -176,13 +176,19 @@ pub fn classify_patch_result(result: Result<Deployment, kube::Error>) -> Restart
     }
 }
 
-/// The server-side apply body for the status subresource.
+/// The server-side apply body for the status subresource. It never names `status.jobs`:
+/// that field belongs to the admin job API's field manager, and a field an apply body leaves
+/// out is neither taken over nor removed by it, so the two writers never undo each other.
 pub fn status_apply_body(status: &ServiceRefreshStatus) -> serde_json::Value {
-    json!({
+    let mut body = json!({
         "apiVersion": "gisops.io/v1alpha1",
         "kind": "ServiceRefresh",
         "status": status,
-    })
+    });
+    if let Some(status) = body.get_mut("status").and_then(serde_json::Value::as_object_mut) {
+        status.remove("jobs");
+    }
+    body
 }
 
 /// What became of a status write.
@@ -459,6 +465,20 @@ pub fn log_transition(refresh: &str, transition: &Transition) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_status_apply_body_never_names_the_admin_job_ledger() {
+        let status: ServiceRefreshStatus = serde_json::from_value(json!({
+            "phase": "Running",
+            "jobs": [{"id": "j018bcfe568007abc8bccddeeff001122", "username": "alice",
+                      "submitTime": "2023-11-14T22:13:20.000000Z"}],
+        }))
+        .expect("status");
+        let body = status_apply_body(&status);
+        assert_eq!(body["status"]["phase"], "Running");
+        assert!(body["status"].get("jobs").is_none(), "{body}");
+        assert_eq!(status.jobs.len(), 1, "the status itself keeps it");
+    }
 
     #[test]
     fn event_names_always_fit_and_stay_valid() {

@@ -54,7 +54,7 @@ pub struct Clients {
     pub leadership: Arc<Leadership>,
 }
 
-/// This replica's name: `POD_NAME`, else the host name with a random suffix (two processes on
+/// This replica's name: `POD_NAME`, else the host name and a UUIDv7 (two processes on
 /// one host must not share a Lease identity).
 pub fn replica_identity() -> String {
     if let Ok(name) = std::env::var("POD_NAME")
@@ -69,19 +69,7 @@ pub fn replica_identity() -> String {
         .map(|name| name.trim().to_owned())
         .filter(|name| !name.is_empty())
         .unwrap_or_else(|| "servicerefresh".to_owned());
-    format!("{host}-{}", random_suffix())
-}
-
-/// Eight hex digits that differ between processes: the standard library seeds each
-/// `RandomState` from the operating system's randomness.
-fn random_suffix() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u32(std::process::id());
-    if let Ok(since_epoch) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
-        hasher.write_u128(since_epoch.as_nanos());
-    }
-    format!("{:08x}", hasher.finish() & 0xffff_ffff)
+    format!("{host}-{}", uuid::Uuid::now_v7().simple())
 }
 
 /// Where the Lease lives unless `--lease-namespace` says: `POD_NAMESPACE`, else the
@@ -166,6 +154,34 @@ impl Clients {
             telemetry,
             leadership,
         })
+    }
+
+    /// A client for the requests this replica sends on behalf of users (the admin job API's
+    /// TokenReviews, SubjectAccessReviews and job writes): like the others it names this
+    /// replica and is counted in the metrics, but it passes no leadership fence (any replica
+    /// serves users, standbys included) and sends at most `concurrency` requests at once.
+    /// Its own connections and limit keep a flood of user requests queued behind one another,
+    /// never in front of the operator's own reads and writes.
+    pub fn for_users(
+        &self,
+        mut config: Config,
+        timeouts: Timeouts,
+        concurrency: usize,
+    ) -> Result<Client, StartupError> {
+        let agent = user_agent(&self.identity);
+        let agent = HeaderValue::from_str(&agent)
+            .map_err(|source| StartupError::UserAgent { agent: agent.clone(), source })?;
+        config.headers.push((USER_AGENT, agent));
+        config.connect_timeout = Some(timeouts.connect);
+        config.read_timeout = Some(timeouts.request);
+        config.write_timeout = Some(timeouts.request);
+        config.default_retry = false;
+        let metrics = ApiMetricsLayer { telemetry: self.telemetry.clone() };
+        Ok(ClientBuilder::try_from(config)
+            .map_err(|source| StartupError::Client { server: self.server.clone(), source })?
+            .with_layer(&metrics)
+            .with_layer(&tower::limit::ConcurrencyLimitLayer::new(concurrency.max(1)))
+            .build())
     }
 
     /// One client for everything, as tests and the demo use against a local simulated

@@ -564,3 +564,27 @@ fn five_thousand_services_fit_the_status_budget() {
     let message = status.run.as_ref().and_then(|run| run.message.as_deref()).unwrap_or_default();
     assert!(message.ends_with("; and 90 more"), "{message}");
 }
+
+#[test]
+fn the_admin_job_ledger_is_carried_through_every_pass_unchanged() {
+    // status.jobs belongs to the admin job API: the engine builds each status from the
+    // observed one and must hand it back untouched, run after run.
+    let mut cluster = ModelCluster::new(json!({"selector": {}, "batchSize": 1}));
+    cluster.add_many(2);
+    let jobs: Vec<crate::crd::AdminJob> = serde_json::from_value(json!([
+        {"id": "j018bcfe568007abc8bccddeeff001122", "username": "alice",
+         "submitTime": "2023-11-14T22:13:20.000000Z"},
+        {"id": "j018bcfe567007fee9eddccbbaa998877", "username": "bob",
+         "submitTime": "2023-11-14T22:13:19.744000Z", "withdrawTime": "2023-11-14T22:13:21.000000Z"},
+    ]))
+    .expect("jobs");
+    cluster.refresh.status.get_or_insert_default().jobs = jobs.clone();
+    cluster.run_to_end();
+    assert_eq!(cluster.status().jobs, jobs);
+    for value in ["a", "b"] {
+        cluster.annotate(crate::crd::RUN_REQUESTED_AT_ANNOTATION, value);
+        cluster.run_to_end();
+        assert_eq!(cluster.status().jobs, jobs, "after the run requested with {value}");
+    }
+    assert!(cluster.status().history.len() >= 3);
+}
