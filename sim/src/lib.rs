@@ -177,6 +177,11 @@ pub struct FaultMix {
     /// request timeout); never for watches, which the timeout exempts.
     #[serde(alias = "timeoutWeight")]
     pub timeout_weight: f64,
+    /// Relative weight of etcd refusing the object as too large (500
+    /// `etcdserver: request is too large`, see [`RuleError::RequestTooLarge`]);
+    /// 0 by default, so mixes written before it stay as they were.
+    #[serde(alias = "requestTooLargeWeight")]
+    pub request_too_large_weight: f64,
     /// `Retry-After` of an injected 429, in seconds.
     #[serde(alias = "retryAfterSeconds")]
     pub retry_after_seconds: u64,
@@ -256,6 +261,12 @@ pub enum RuleError {
     /// 504 Timeout, after the rule's `hang_ms`, carried out or not as its
     /// `commits` says.
     Timeout,
+    /// 500 with the message `etcdserver: request is too large`, as the API
+    /// server answers when etcd refuses an object over its request limit:
+    /// the storage error reaches the client unconverted, so the `Status`
+    /// has no `reason` and no `details` (what the sim's own size check
+    /// answers too); nothing is carried out.
+    RequestTooLarge,
 }
 
 impl Default for FaultMix {
@@ -265,6 +276,7 @@ impl Default for FaultMix {
             internal_error_weight: 1.0,
             too_many_requests_weight: 1.0,
             timeout_weight: 1.0,
+            request_too_large_weight: 0.0,
             retry_after_seconds: 1,
             timeout_ms: 0,
             timeout_commits: false,

@@ -40,6 +40,8 @@ pub enum InjectedFault {
     TooManyRequests { retry_after_seconds: u64 },
     /// 504 Timeout after `after_ms`; `commits`: the write still happens.
     Timeout { after_ms: u64, commits: bool },
+    /// 500 `etcdserver: request is too large`, etcd refusing the object.
+    RequestTooLarge,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -145,6 +147,7 @@ impl SimState {
             mix.internal_error_weight.max(0.0),
             mix.too_many_requests_weight.max(0.0),
             timeout_weight,
+            mix.request_too_large_weight.max(0.0),
         ];
         let total: f64 = weights.iter().sum();
         if total <= 0.0 {
@@ -167,10 +170,11 @@ impl SimState {
                 1 => {
                     InjectedFault::TooManyRequests { retry_after_seconds: mix.retry_after_seconds }
                 }
-                _ => InjectedFault::Timeout {
+                2 => InjectedFault::Timeout {
                     after_ms: mix.timeout_ms,
                     commits: mix.timeout_commits,
                 },
+                _ => InjectedFault::RequestTooLarge,
             })
         })
     }
@@ -192,6 +196,7 @@ fn rule_fault(rule: &mut FaultRule, kind: &str, retry_after_seconds: u64) -> Opt
             RuleError::Timeout => {
                 InjectedFault::Timeout { after_ms: rule.hang_ms, commits: rule.commits }
             }
+            RuleError::RequestTooLarge => InjectedFault::RequestTooLarge,
         });
     }
     if kind == rule.after {

@@ -1,5 +1,5 @@
 //! The REST handlers of resource requests: counting and fault injection
-//! (500, 429 with `Retry-After`, 504 timeouts, never a 409; drawn by rate or
+//! (500, 429 with `Retry-After`, 504 timeouts, etcd's too-large 500, never a 409; drawn by rate or
 //! set off by a rule) for every request, then one handler per verb (`read`,
 //! `list`, `modify`, `delete`, and the `scale` subresource); watches are the
 //! `watch` module's. Handlers parse what they need, call the write pipeline
@@ -43,6 +43,9 @@ pub async fn serve(sim: &Arc<SimState>, request: &ResourceRequest) -> Response {
         }
         Some(InjectedFault::TooManyRequests { retry_after_seconds }) => {
             return too_many_requests(retry_after_seconds);
+        }
+        Some(InjectedFault::RequestTooLarge) => {
+            return error_response(&ApiError::request_too_large());
         }
         Some(InjectedFault::Timeout { after_ms, commits }) => {
             if commits {
