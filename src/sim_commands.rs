@@ -33,8 +33,9 @@ pub struct SimArgs {
     /// Number of generated Deployments whose new pods never become available.
     #[arg(long, default_value_t = 0)]
     fail: usize,
-    /// progressDeadlineSeconds of the generated Deployments.
-    #[arg(long, default_value_t = 600)]
+    /// progressDeadlineSeconds of the generated Deployments: how long a failing one takes to
+    /// report ProgressDeadlineExceeded (Deployments you create get the API default, 600).
+    #[arg(long, default_value_t = 60)]
     progress_deadline_seconds: i32,
     /// Fraction (0 to 1) of write requests answered with an error.
     #[arg(long, default_value_t = 0.0, value_parser = parse_fraction)]

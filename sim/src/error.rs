@@ -359,4 +359,7 @@ pub enum SimError {
     /// A request made through the handle failed as the API would answer it.
     #[error("{0}")]
     Request(ApiError),
+    /// The cluster's certificates could not be made.
+    #[error("{0}")]
+    Pki(#[from] crate::pki::PkiError),
 }

@@ -46,6 +46,7 @@ use serde::{Deserialize, Serialize};
 // Layers, lowest first: a module uses only modules of the groups above it
 // (sim/README.md says what each owns).
 mod error;
+mod pki;
 mod util;
 
 mod registry;
@@ -71,6 +72,7 @@ mod http;
 mod request_log;
 
 pub use error::{ApiError, SimError};
+pub use pki::{PkiError, ServingCertificate};
 pub use request_log::RequestRecord;
 use state::SimState;
 
@@ -90,7 +92,10 @@ pub struct SimConfig {
     pub rollout_jitter_ms: u64,
     /// How many generated Deployments never become available.
     pub fail: usize,
-    /// `spec.progressDeadlineSeconds` of generated Deployments.
+    /// `spec.progressDeadlineSeconds` of generated Deployments (default 60,
+    /// so that a failing one reports `ProgressDeadlineExceeded` within a
+    /// minute of trying it out; the API server's default for Deployments
+    /// clients create stays 600).
     pub progress_deadline_seconds: i32,
     /// Fault injection.
     pub faults: FaultConfig,
@@ -121,7 +126,7 @@ impl Default for SimConfig {
             rollout_ms: 2_000,
             rollout_jitter_ms: 0,
             fail: 0,
-            progress_deadline_seconds: 600,
+            progress_deadline_seconds: 60,
             faults: FaultConfig::default(),
             fault_mix: FaultMix::default(),
             seed: 1,
@@ -377,13 +382,14 @@ pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
         .map_err(|source| SimError::Bind { addr: config.listen, source })?;
     let addr = listener.local_addr()?;
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
-    let sim = Arc::new(SimState::new(config.clone(), addr, shutdown_rx.clone()));
+    let pki = pki::ClusterPki::generate()?;
+    let sim = Arc::new(SimState::new(config.clone(), addr, shutdown_rx.clone(), pki));
     fleet::seed(&sim, &config)?;
     let controller = tokio::spawn(controllers::run(sim.clone()));
     let requests = Arc::new(request_log::RequestLog::default());
     let app = request_log::wire(http::router(sim.clone()), requests.clone())
         .into_make_service_with_connect_info::<http::Transport>();
-    let listener = http::SimListener::new(listener)?;
+    let listener = http::SimListener::new(listener, sim.pki.api_server())?;
     let mut shutdown = shutdown_rx;
     let server = tokio::spawn(async move {
         let graceful = async move {
@@ -420,9 +426,11 @@ impl SimHandle {
         format!("https://{}", self.addr)
     }
 
-    /// The CA certificate (PEM) clients of [`Self::secure_url`] trust.
-    pub fn ca_certificate_pem(&self) -> &'static str {
-        http::CA_PEM
+    /// The cluster CA's certificate (PEM), which clients of
+    /// [`Self::secure_url`] trust: generated when the sim starts, so each
+    /// sim has its own.
+    pub fn ca_certificate_pem(&self) -> &str {
+        self.sim.pki.ca_pem()
     }
 
     /// A kubeconfig (cluster, user and context `sim`) for the plain-HTTP
@@ -431,6 +439,49 @@ impl SimHandle {
     /// both are admins.
     pub fn kubeconfig_yaml(&self, namespace: &str) -> String {
         kubeconfig(&self.base_url(), None, "sim", Some(&self.admin_token()), namespace)
+    }
+
+    /// A kubeconfig for the secure side with the admin token (user and
+    /// context `kubernetes-admin`, in `namespace`), as kubeadm's
+    /// `admin.conf`: kubectl sends the token over TLS, so `kubectl auth
+    /// whoami` answers `kubernetes-admin`.
+    pub fn secure_admin_kubeconfig_yaml(&self, namespace: &str) -> String {
+        self.secure_kubeconfig_yaml(auth::ADMIN_USER, Some(&self.admin_token()), namespace)
+    }
+
+    /// A serving certificate signed by the cluster CA for `dns_names` and
+    /// `ips` (for a server of your own, such as the operator's admin API,
+    /// that clients trusting [`Self::ca_certificate_pem`] then trust).
+    pub fn issue_serving_certificate(
+        &self,
+        dns_names: &[String],
+        ips: &[std::net::IpAddr],
+    ) -> Result<ServingCertificate, SimError> {
+        let common_name = dns_names
+            .first()
+            .cloned()
+            .or_else(|| ips.first().map(ToString::to_string))
+            .unwrap_or_else(|| "localhost".to_string());
+        Ok(self.sim.pki.issue(&common_name, dns_names, ips)?)
+    }
+
+    /// Creates the namespace `name` unless it exists.
+    pub fn create_namespace(&self, name: &str) -> Result<(), SimError> {
+        let mut store = self.sim.store.lock();
+        let Some(def) = store.registry.get("", "v1", "namespaces") else {
+            return Ok(());
+        };
+        let namespace = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": name},
+        });
+        let options = write::WriteOptions::internal("sim");
+        match write::create(&mut store, &self.sim.rng, &def, None, namespace, &options) {
+            Ok(_) => Ok(()),
+            Err(error) if error.reason == "AlreadyExists" => Ok(()),
+            Err(error) => Err(SimError::Request(error)),
+        }
     }
 
     /// A kubeconfig for the secure side (cluster `sim` with its CA, user
@@ -442,7 +493,7 @@ impl SimHandle {
         token: Option<&str>,
         namespace: &str,
     ) -> String {
-        kubeconfig(&self.secure_url(), Some(http::CA_PEM), user, token, namespace)
+        kubeconfig(&self.secure_url(), Some(self.sim.pki.ca_pem()), user, token, namespace)
     }
 
     /// The admin token the kubeconfig carries: user `kubernetes-admin`,

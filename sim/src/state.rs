@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::{Mutex, MutexGuard};
 
 use crate::auth::TokenAuthority;
+use crate::pki::ClusterPki;
 use crate::store::Store;
 use crate::util::{Rng, SharedRng};
 use crate::{FaultConfig, FaultMix, FaultRule, RuleError, SimConfig, SimStats};
@@ -27,6 +28,8 @@ pub struct SimState {
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     /// The admin token, and the key that signs ServiceAccount tokens.
     pub tokens: TokenAuthority,
+    /// The cluster CA and the API server's certificate.
+    pub pki: ClusterPki,
     stats: Mutex<SimStats>,
     faults: Mutex<(FaultConfig, FaultMix)>,
 }
@@ -50,11 +53,13 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl SimState {
-    /// The state of a cluster started with `config`, listening on `addr`.
+    /// The state of a cluster started with `config`, listening on `addr`,
+    /// with the certificates of `pki`.
     pub fn new(
         config: SimConfig,
         addr: SocketAddr,
         shutdown: tokio::sync::watch::Receiver<bool>,
+        pki: ClusterPki,
     ) -> Self {
         SimState {
             store: Store::new(config.event_window),
@@ -68,6 +73,7 @@ impl SimState {
             config,
             shutdown,
             addr,
+            pki,
         }
     }
 
