@@ -37,7 +37,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -46,11 +46,14 @@ use serde::{Deserialize, Serialize};
 // Layers, lowest first: a module uses only modules of the groups above it
 // (sim/README.md says what each owns).
 mod error;
+mod images;
 mod pki;
 mod util;
 
 mod registry;
 
+mod pod_logs;
+mod runtime;
 mod store;
 
 mod patch;
@@ -74,6 +77,7 @@ mod request_log;
 pub use error::{ApiError, SimError};
 pub use pki::{PkiError, ServingCertificate};
 pub use request_log::RequestRecord;
+pub use runtime::{ProcessEntry as ContainerProcess, ProcessLabels};
 use state::SimState;
 
 /// Configuration of a simulated cluster.
@@ -115,6 +119,39 @@ pub struct SimConfig {
     /// Deployment on its first rollout, which keeps start-up fast and small
     /// (see sim/README.md for the figures).
     pub fleet_objects_limit: usize,
+    /// Images the kubelet runs for real, by repository (the image reference
+    /// without tag or digest), each standing for a local executable: the
+    /// image's entrypoint. A pod bound to a node with a container of such an
+    /// image runs as local processes (see sim/README.md, "The kubelet");
+    /// empty (the default): every pod's status is simulated.
+    pub run_images: BTreeMap<String, PathBuf>,
+    /// The kubelet's timings and files.
+    pub kubelet: KubeletConfig,
+}
+
+/// The kubelet of pods that run for real.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KubeletConfig {
+    /// The first crash-loop back-off, in ms (real: 10 s); it doubles up to
+    /// 30 times this (real: 5 min) and is forgotten after 60 times this
+    /// without a crash (real: 10 min). Default 1 s.
+    pub crash_loop_backoff_ms: u64,
+    /// Lifetime of the ServiceAccount tokens mounted into pods, in seconds
+    /// (the kubelet asks for 3607 s); each is replaced at 80% of its life.
+    pub pod_token_expiration_seconds: i64,
+    /// Where the pods' files go; default: a temporary directory of this
+    /// sim, removed at shutdown.
+    pub root_dir: Option<PathBuf>,
+}
+
+impl Default for KubeletConfig {
+    fn default() -> Self {
+        KubeletConfig {
+            crash_loop_backoff_ms: 1_000,
+            pod_token_expiration_seconds: 3_607,
+            root_dir: None,
+        }
+    }
 }
 
 impl Default for SimConfig {
@@ -134,6 +171,8 @@ impl Default for SimConfig {
             bookmark_interval_ms: 60_000,
             workload_objects: true,
             fleet_objects_limit: 1_000,
+            run_images: BTreeMap::new(),
+            kubelet: KubeletConfig::default(),
         }
     }
 }
@@ -340,10 +379,22 @@ pub struct SimStats {
     pub status_delays: DelayStats,
 }
 
+/// Kills every process the kubelet started when the handle goes, even
+/// without [`SimHandle::shutdown`] (a test that panics).
+#[derive(Debug)]
+struct ProcessReaper(Arc<runtime::ProcessTable>);
+
+impl Drop for ProcessReaper {
+    fn drop(&mut self) {
+        self.0.kill_all();
+    }
+}
+
 /// A running simulated cluster.
 #[derive(Debug)]
 pub struct SimHandle {
     sim: Arc<SimState>,
+    _reaper: ProcessReaper,
     addr: SocketAddr,
     shutdown_tx: tokio::sync::watch::Sender<bool>,
     server: tokio::task::JoinHandle<()>,
@@ -383,7 +434,10 @@ pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
     let addr = listener.local_addr()?;
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     let pki = pki::ClusterPki::generate()?;
-    let sim = Arc::new(SimState::new(config.clone(), addr, shutdown_rx.clone(), pki));
+    let container_runtime = runtime::ContainerRuntime::new()?;
+    let reaper = ProcessReaper(container_runtime.processes().clone());
+    let sim =
+        Arc::new(SimState::new(config.clone(), addr, shutdown_rx.clone(), pki, container_runtime));
     fleet::seed(&sim, &config)?;
     let controller = tokio::spawn(controllers::run(sim.clone()));
     let requests = Arc::new(request_log::RequestLog::default());
@@ -403,7 +457,7 @@ pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
             tracing::error!(error = %error, "sim server failed");
         }
     });
-    Ok(SimHandle { sim, addr, shutdown_tx, server, controller, requests })
+    Ok(SimHandle { sim, _reaper: reaper, addr, shutdown_tx, server, controller, requests })
 }
 
 impl SimHandle {
@@ -626,9 +680,17 @@ impl SimHandle {
         self.sim.add_fault_rule(rule)
     }
 
-    /// Stops the server, its watches and the controller.
+    /// The container processes the kubelet runs now (pods of
+    /// [`SimConfig::run_images`]), by main process id.
+    pub fn container_processes(&self) -> Vec<ContainerProcess> {
+        self.sim.runtime.processes().list()
+    }
+
+    /// Stops the server, its watches and the controllers; every process the
+    /// kubelet started is killed first.
     pub async fn shutdown(self) {
         let _ = self.shutdown_tx.send(true);
+        self.sim.runtime.shut_down();
         let _ = self.server.await;
         let _ = self.controller.await;
     }

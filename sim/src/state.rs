@@ -1,13 +1,17 @@
 //! The shared state of one running simulated cluster, as the REST handlers
 //! and the background controllers see it: the store, the configuration it
 //! started with, the counters, the current faults, the shared random
-//! generator, and the shutdown signal.
+//! generator, the shutdown signal, and the kubelet's container runtime and
+//! container logs.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 
 use crate::auth::TokenAuthority;
 use crate::pki::ClusterPki;
+use crate::pod_logs::PodLogs;
+use crate::runtime::ContainerRuntime;
 use crate::store::Store;
 use crate::util::{Rng, SharedRng};
 use crate::{FaultConfig, FaultMix, FaultRule, RuleError, SimConfig, SimStats};
@@ -30,6 +34,12 @@ pub struct SimState {
     pub tokens: TokenAuthority,
     /// The cluster CA and the API server's certificate.
     pub pki: ClusterPki,
+    /// What the kubelet's containers wrote.
+    pub logs: PodLogs,
+    /// The processes the kubelet runs.
+    pub runtime: ContainerRuntime,
+    /// Where the kubelet keeps the pods' files.
+    pub kubelet_root: PathBuf,
     stats: Mutex<SimStats>,
     faults: Mutex<(FaultConfig, FaultMix)>,
 }
@@ -54,15 +64,25 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl SimState {
     /// The state of a cluster started with `config`, listening on `addr`,
-    /// with the certificates of `pki`.
+    /// with the certificates of `pki` and the container runtime `runtime`.
     pub fn new(
         config: SimConfig,
         addr: SocketAddr,
         shutdown: tokio::sync::watch::Receiver<bool>,
         pki: ClusterPki,
+        runtime: ContainerRuntime,
     ) -> Self {
+        let store = Store::new(config.event_window);
+        store.lock().kubelet_repositories = config.run_images.keys().cloned().collect();
+        let kubelet_root = config.kubelet.root_dir.clone().unwrap_or_else(|| {
+            std::env::temp_dir().join(format!(
+                "servicerefresh-sim-kubelet-{}-{}",
+                std::process::id(),
+                addr.port()
+            ))
+        });
         SimState {
-            store: Store::new(config.event_window),
+            store,
             stats: Mutex::new(SimStats::default()),
             faults: Mutex::new((config.faults.clone(), config.fault_mix.clone())),
             // Apart from the fleet's generator, so that requests do not
@@ -74,6 +94,9 @@ impl SimState {
             shutdown,
             addr,
             pki,
+            logs: PodLogs::default(),
+            runtime,
+            kubelet_root,
         }
     }
 
@@ -100,6 +123,12 @@ impl SimState {
         let rules = &mut lock(&self.faults).1.rules;
         rules.push(rule);
         rules.len() - 1
+    }
+
+    /// Whether the kubelet runs pods of this pod spec for real (one of its
+    /// images is in `SimConfig::run_images`).
+    pub fn runs_for_real(&self, pod_spec: &serde_json::Value) -> bool {
+        crate::images::spec_runs_for_real(self.config.run_images.keys(), pod_spec)
     }
 
     /// Counts one request as `verb resource` (e.g. `patch deployments`).

@@ -128,6 +128,7 @@ fn sync(sim: &SimState, pending: &mut HashMap<GroupResource, String>, name: &str
                 },
                 propagation: Some(Propagation::Background),
                 dry_run: false,
+                grace_period_seconds: None,
             };
             if let Err(error) = write::delete(&mut store, custom_def, &object, &options) {
                 tracing::debug!(error = %error, "deleting a custom resource failed");

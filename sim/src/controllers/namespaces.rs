@@ -176,6 +176,7 @@ fn delete_content(
                 },
                 propagation: Some(Propagation::Background),
                 dry_run: false,
+                grace_period_seconds: None,
             };
             if let Err(error) = write::delete(store, &def, &object, &options) {
                 tracing::debug!(error = %error, "deleting namespace content failed");

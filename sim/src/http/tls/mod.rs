@@ -118,8 +118,8 @@ fn acceptor(certificate: &ServingCertificate) -> io::Result<TlsAcceptor> {
     };
     let chain: Vec<CertificateDer<'static>> =
         CertificateDer::pem_slice_iter(certificate.chain_pem.as_bytes())
-        .collect::<Result<_, _>>()
-        .map_err(|error| invalid(&error))?;
+            .collect::<Result<_, _>>()
+            .map_err(|error| invalid(&error))?;
     let key = PrivateKeyDer::from_pem_slice(certificate.key_pem.as_bytes())
         .map_err(|error| invalid(&error))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
