@@ -93,21 +93,24 @@ impl Backoff {
         finished.saturating_duration_since(self.last_update) > self.max() * 2
     }
 
-    /// How much longer a container that ended at `finished` must wait.
-    fn remaining(&self, finished: Instant) -> Option<Duration> {
+    /// How much longer (at `now`) a container that ended at `finished` must wait.
+    fn remaining(&self, finished: Instant, now: Instant) -> Option<Duration> {
         let current = self.current?;
         if self.expired(finished) {
             return None;
         }
-        current.checked_sub(finished.elapsed()).filter(|left| !left.is_zero())
+        current
+            .checked_sub(now.saturating_duration_since(finished))
+            .filter(|left| !left.is_zero())
     }
 
-    fn next(&mut self, finished: Instant) {
+    /// Renews the back-off at `now` for a container that ended at `finished`.
+    fn next(&mut self, finished: Instant, now: Instant) {
         self.current = match self.current {
             Some(current) if !self.expired(finished) => Some((current * 2).min(self.max())),
             _ => Some(self.initial),
         };
-        self.last_update = Instant::now();
+        self.last_update = now;
     }
 }
 
@@ -233,7 +236,7 @@ impl Container {
                 wait_for_stop(&mut self.setup.stop).await;
                 return;
             }
-            if let Some(left) = self.backoff.remaining(finished) {
+            if let Some(left) = self.backoff.remaining(finished, Instant::now()) {
                 let message = format!(
                     "back-off {} restarting failed container={} pod={}_{}({})",
                     go_duration(self.backoff.current.unwrap_or(left)),
@@ -253,7 +256,7 @@ impl Container {
                     return;
                 }
             }
-            self.backoff.next(finished);
+            self.backoff.next(finished, Instant::now());
             // The instance before the last one is forgotten, its log with it.
             if let Some(older) =
                 self.current.last_terminated.as_ref().and_then(|t| t.container_id.clone())
@@ -580,25 +583,23 @@ mod tests {
         }
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn the_back_off_doubles_to_its_cap_and_is_forgotten_after_twice_that() {
-        let mut backoff = Backoff::new(Duration::from_secs(10));
-        let finished = Instant::now();
-        assert_eq!(backoff.remaining(finished), None, "the first restart is immediate");
-        backoff.next(finished);
+    #[test]
+    fn the_back_off_doubles_to_its_cap_and_is_forgotten_after_twice_that() {
+        let second = Duration::from_secs(1);
+        let mut backoff = Backoff::new(10 * second);
+        let mut now = Instant::now();
+        assert_eq!(backoff.remaining(now, now), None, "the first restart is immediate");
+        backoff.next(now, now);
         let mut waits = Vec::new();
         for _ in 0..7 {
-            let finished = Instant::now();
-            waits.push(backoff.remaining(finished).map(|left| left.as_secs()));
-            backoff.next(finished);
+            waits.push(backoff.remaining(now, now).map(|left| left.as_secs()));
+            backoff.next(now, now);
         }
-        assert_eq!(
-            waits,
-            [Some(10), Some(20), Some(40), Some(80), Some(160), Some(300), Some(300)]
-        );
-        tokio::time::advance(Duration::from_secs(601)).await;
-        assert_eq!(backoff.remaining(Instant::now()), None);
-        backoff.next(Instant::now());
-        assert_eq!(backoff.current, Some(Duration::from_secs(10)));
+        assert_eq!(waits, [Some(10), Some(20), Some(40), Some(80), Some(160), Some(300), Some(300)]);
+        assert_eq!(backoff.remaining(now, now + 120 * second).map(|left| left.as_secs()), Some(180));
+        now += 601 * second;
+        assert_eq!(backoff.remaining(now, now), None);
+        backoff.next(now, now);
+        assert_eq!(backoff.current, Some(10 * second));
     }
 }

@@ -358,7 +358,7 @@ mod tests {
     fn values_expand_earlier_variables_and_the_downward_api_fills_in() {
         let store = store_with(&[]);
         let env = env_of(
-            json!({"name": "main", "env": [
+            json!({"name": "main", "resources": pod()["spec"]["containers"][0]["resources"], "env": [
                 {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
                 {"name": "LISTEN", "value": "$(POD_IP):8080 $(LATER) $$(POD_IP)"},
                 {"name": "LATER", "value": "x"},
