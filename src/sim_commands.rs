@@ -222,7 +222,8 @@ pub async fn run_sim(args: SimArgs) -> ExitCode {
 /// say where everything is.
 fn write_files(sim: &SimHandle, args: &SimArgs) -> Result<Vec<String>, String> {
     let write = |path: &Path, contents: &str| {
-        std::fs::write(path, contents).map_err(|error| format!("cannot write {}: {error}", path.display()))
+        std::fs::write(path, contents)
+            .map_err(|error| format!("cannot write {}: {error}", path.display()))
     };
     let mut lines = vec![
         format!("simulated cluster listening on {}", sim.base_url()),
@@ -250,8 +251,10 @@ fn write_files(sim: &SimHandle, args: &SimArgs) -> Result<Vec<String>, String> {
         let mut names = vec!["localhost".to_string()];
         names.extend(args.certificate_dns_name.iter().cloned());
         let ips = [IpAddr::V4(Ipv4Addr::LOCALHOST), IpAddr::V6(Ipv6Addr::LOCALHOST)];
-        let issued = sim.issue_serving_certificate(&names, &ips).map_err(|error| error.to_string())?;
-        std::fs::create_dir_all(dir).map_err(|error| format!("cannot create {}: {error}", dir.display()))?;
+        let issued =
+            sim.issue_serving_certificate(&names, &ips).map_err(|error| error.to_string())?;
+        std::fs::create_dir_all(dir)
+            .map_err(|error| format!("cannot create {}: {error}", dir.display()))?;
         write(&dir.join("tls.crt"), &issued.chain_pem)?;
         write_private(&dir.join("tls.key"), &issued.key_pem)?;
         write(&dir.join("ca.crt"), sim.ca_certificate_pem())?;

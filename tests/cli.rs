@@ -138,7 +138,11 @@ fn start_sim(dir: &std::path::Path, args: &[&str]) -> (std::process::Child, Vec<
 }
 
 /// kubectl with `kubeconfig` and a home in `dir`: its output, or its error output.
-fn kubectl(dir: &std::path::Path, kubeconfig: &std::path::Path, args: &[&str]) -> Result<String, String> {
+fn kubectl(
+    dir: &std::path::Path,
+    kubeconfig: &std::path::Path,
+    args: &[&str],
+) -> Result<String, String> {
     let output = Command::new("kubectl")
         .arg("--kubeconfig")
         .arg(kubeconfig)
@@ -188,19 +192,31 @@ async fn sim_writes_https_kubeconfigs_for_real_identities_and_issues_certificate
     }
 
     let whoami = |kubeconfig: &str| {
-        kubectl(&dir, &dir.join(kubeconfig), &["auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"])
+        kubectl(
+            &dir,
+            &dir.join(kubeconfig),
+            &["auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"],
+        )
     };
     assert_eq!(whoami("sim-https.kubeconfig").as_deref(), Ok("kubernetes-admin"));
     assert_eq!(whoami("viewer.kubeconfig").as_deref(), Ok("system:serviceaccount:tenants:viewer"));
     let https_config = std::fs::read_to_string(dir.join("sim-https.kubeconfig")).expect("written");
-    assert!(https_config.contains(&format!("server: {https}")) && https_config.contains("certificate-authority-data:"));
-    let refused = kubectl(&dir, &dir.join("viewer.kubeconfig"), &["get", "deployments", "-n", "arcgis"]);
+    assert!(
+        https_config.contains(&format!("server: {https}"))
+            && https_config.contains("certificate-authority-data:")
+    );
+    let refused =
+        kubectl(&dir, &dir.join("viewer.kubeconfig"), &["get", "deployments", "-n", "arcgis"]);
     let refused = refused.expect_err("RBAC gives the ServiceAccount nothing");
     assert!(
         refused.contains("Error from server (Forbidden): deployments.apps is forbidden: User \"system:serviceaccount:tenants:viewer\" cannot list resource \"deployments\" in API group \"apps\" in the namespace \"arcgis\""),
         "{refused}"
     );
-    let admin = kubectl(&dir, &dir.join("sim-https.kubeconfig"), &["get", "deployments", "-n", "arcgis", "-o", "name"]);
+    let admin = kubectl(
+        &dir,
+        &dir.join("sim-https.kubeconfig"),
+        &["get", "deployments", "-n", "arcgis", "-o", "name"],
+    );
     assert_eq!(admin.map(|names| names.lines().count()), Ok(2));
 
     // The certificate serves HTTPS that curl trusts with the CA file, by every name it has.
@@ -264,7 +280,9 @@ async fn serve_tls_once_per_request(
                 let mut request = [0u8; 1024];
                 let _ = stream.read(&mut request).await;
                 let _ = stream
-                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                    )
                     .await;
                 let _ = stream.shutdown().await;
             });

@@ -99,9 +99,7 @@ impl Backoff {
         if self.expired(finished) {
             return None;
         }
-        current
-            .checked_sub(now.saturating_duration_since(finished))
-            .filter(|left| !left.is_zero())
+        current.checked_sub(now.saturating_duration_since(finished)).filter(|left| !left.is_zero())
     }
 
     /// Renews the back-off at `now` for a container that ended at `finished`.
@@ -595,8 +593,14 @@ mod tests {
             waits.push(backoff.remaining(now, now).map(|left| left.as_secs()));
             backoff.next(now, now);
         }
-        assert_eq!(waits, [Some(10), Some(20), Some(40), Some(80), Some(160), Some(300), Some(300)]);
-        assert_eq!(backoff.remaining(now, now + 120 * second).map(|left| left.as_secs()), Some(180));
+        assert_eq!(
+            waits,
+            [Some(10), Some(20), Some(40), Some(80), Some(160), Some(300), Some(300)]
+        );
+        assert_eq!(
+            backoff.remaining(now, now + 120 * second).map(|left| left.as_secs()),
+            Some(180)
+        );
         now += 601 * second;
         assert_eq!(backoff.remaining(now, now), None);
         backoff.next(now, now);
