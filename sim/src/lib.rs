@@ -8,7 +8,11 @@
 //! rollouts, deleted objects are garbage-collected by owner reference, and
 //! deleted namespaces and CRDs stay `Terminating` until emptied, as in a
 //! real cluster (`sim/README.md` lists what the sim covers and where it
-//! still differs).
+//! still differs). Pods of the images in [`SimConfig::run_images`] run for
+//! real: the sim's kubelet starts their containers as local processes, with
+//! their environment, a loopback IP and a mounted ServiceAccount token,
+//! probes them, restarts them, serves their output as `pods/log`, and kills
+//! them on deletion (SIGTERM, the grace period, SIGKILL) and at shutdown.
 //!
 //! Knobs beyond [`SimConfig`]: per-Deployment annotations
 //! `sim.gisops.io/rollout-ms: "5000"` (rollout duration),
