@@ -436,6 +436,18 @@ async fn deleting_a_pod_sends_sigterm_then_sigkill_after_the_grace_period() {
     assert_eq!(terminated["exitCode"], 137, "SIGKILL after the grace period: {last}");
     assert_eq!(last["status"]["phase"], "Failed");
     assert!(h.container_processes().is_empty(), "{:?}", h.container_processes());
+
+    // A pod deleted before the kubelet got to it is removed all the same.
+    create(&c, &app_pod("hasty", &["sleep"], json!({}))).await;
+    assert_eq!(c.delete(&format!("{PODS}/hasty")).await.status, 200);
+    eventually("the hasty pod to be gone", || async {
+        (c.get(&format!("{PODS}/hasty")).await.status == 404).then_some(())
+    })
+    .await;
+    eventually("its process to be gone", || async {
+        h.container_processes().is_empty().then_some(())
+    })
+    .await;
     h.shutdown().await;
 }
 

@@ -24,10 +24,10 @@ use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::Instant;
 
 use super::argv;
+use super::backoff::{Backoff, go_duration};
 use super::env::{PodContext, container_env};
-use super::probes::{ProbeKind, Target, Timing, Verdict, probe_once};
+use super::probes::{ExecContext, ProbeKind, Target, prober};
 use super::status::{ContainerReport, State, Terminated};
-use crate::pod_logs::ContainerLog;
 use crate::runtime::{ContainerProcess, Exit, Launch, ProcessLabels, StartError};
 use crate::state::SimState;
 use crate::util::metadata_str;
@@ -51,65 +51,6 @@ pub struct ContainerSetup {
     pub changed: Arc<Notify>,
     /// Becomes `Some(grace)` when the pod is deleted.
     pub stop: watch::Receiver<Option<Duration>>,
-}
-
-/// A Go duration as `time.Duration.String()` prints it (`10s`, `1m20s`, `1.6s`, `500ms`).
-pub fn go_duration(duration: Duration) -> String {
-    if duration.is_zero() {
-        return "0s".into();
-    }
-    if duration < Duration::from_secs(1) {
-        return format!("{}ms", duration.as_secs_f64() * 1000.0);
-    }
-    let total = duration.as_secs();
-    let (hours, minutes) = (total / 3600, (total % 3600) / 60);
-    let seconds = (total % 60) as f64 + f64::from(duration.subsec_nanos()) / 1e9;
-    match (hours, minutes) {
-        (0, 0) => format!("{seconds}s"),
-        (0, _) => format!("{minutes}m{seconds}s"),
-        _ => format!("{hours}h{minutes}m{seconds}s"),
-    }
-}
-
-/// The kubelet's crash-loop back-off of one container.
-#[derive(Debug)]
-struct Backoff {
-    initial: Duration,
-    current: Option<Duration>,
-    last_update: Instant,
-}
-
-impl Backoff {
-    fn new(initial: Duration) -> Self {
-        Backoff { initial, current: None, last_update: Instant::now() }
-    }
-
-    fn max(&self) -> Duration {
-        self.initial * 30
-    }
-
-    /// A back-off not renewed for twice its maximum is forgotten.
-    fn expired(&self, finished: Instant) -> bool {
-        finished.saturating_duration_since(self.last_update) > self.max() * 2
-    }
-
-    /// How much longer (at `now`) a container that ended at `finished` must wait.
-    fn remaining(&self, finished: Instant, now: Instant) -> Option<Duration> {
-        let current = self.current?;
-        if self.expired(finished) {
-            return None;
-        }
-        current.checked_sub(now.saturating_duration_since(finished)).filter(|left| !left.is_zero())
-    }
-
-    /// Renews the back-off at `now` for a container that ended at `finished`.
-    fn next(&mut self, finished: Instant, now: Instant) {
-        self.current = match self.current {
-            Some(current) if !self.expired(finished) => Some((current * 2).min(self.max())),
-            _ => Some(self.initial),
-        };
-        self.last_update = now;
-    }
 }
 
 /// How one instance of the container ended.
@@ -498,112 +439,5 @@ fn terminated(
         started_at: Some(started_at),
         finished_at: jiff::Timestamp::now(),
         container_id: Some(id.to_string()),
-    }
-}
-
-/// How an exec probe runs a command "in the container".
-#[derive(Clone)]
-struct ExecContext {
-    sim: Arc<SimState>,
-    env: Vec<(String, String)>,
-    cwd: PathBuf,
-    labels: ProcessLabels,
-}
-
-impl ExecContext {
-    async fn run(&self, command: Vec<String>, timeout: Duration) -> Result<i32, String> {
-        let mut words = command.into_iter();
-        let program = words.next().ok_or("exec probe without a command")?;
-        let launch = Launch {
-            program,
-            args: words.collect(),
-            env: self.env.clone(),
-            cwd: self.cwd.clone(),
-            labels: self.labels.clone(),
-            log: ContainerLog::detached(),
-        };
-        let mut process =
-            self.sim.runtime.start(launch).await.map_err(|error| error.to_string())?;
-        match tokio::time::timeout(timeout, process.wait()).await {
-            Ok(exit) => Ok(exit.code),
-            Err(_) => Err(format!("command timed out after {}", go_duration(timeout))),
-        }
-    }
-}
-
-/// Runs one probe on its period and sends each change of its verdict (and
-/// the first verdict of a startup or readiness probe).
-async fn prober(
-    kind: ProbeKind,
-    probe: Value,
-    target: Target,
-    exec: ExecContext,
-    verdicts: mpsc::UnboundedSender<(ProbeKind, bool)>,
-) {
-    let timing = Timing::of(&probe);
-    let mut verdict = Verdict::new(kind);
-    tokio::time::sleep(timing.initial_delay).await;
-    let mut next = Instant::now();
-    loop {
-        let result = probe_once(&probe, &target, timing.timeout, async |command, timeout| {
-            exec.run(command, timeout).await
-        })
-        .await;
-        if let Err(message) = &result {
-            tracing::debug!(?kind, %message, "probe failed");
-        }
-        if verdict.record(result.is_ok(), &timing)
-            && verdicts.send((kind, verdict.passing)).is_err()
-        {
-            return;
-        }
-        next += timing.period;
-        tokio::time::sleep_until(next).await;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_print_as_go_prints_them() {
-        let cases = [
-            (Duration::from_secs(10), "10s"),
-            (Duration::from_secs(80), "1m20s"),
-            (Duration::from_secs(300), "5m0s"),
-            (Duration::from_millis(1600), "1.6s"),
-            (Duration::from_millis(200), "200ms"),
-            (Duration::from_secs(3_700), "1h1m40s"),
-        ];
-        for (duration, printed) in cases {
-            assert_eq!(go_duration(duration), printed);
-        }
-    }
-
-    #[test]
-    fn the_back_off_doubles_to_its_cap_and_is_forgotten_after_twice_that() {
-        let second = Duration::from_secs(1);
-        let mut backoff = Backoff::new(10 * second);
-        let mut now = Instant::now();
-        assert_eq!(backoff.remaining(now, now), None, "the first restart is immediate");
-        backoff.next(now, now);
-        let mut waits = Vec::new();
-        for _ in 0..7 {
-            waits.push(backoff.remaining(now, now).map(|left| left.as_secs()));
-            backoff.next(now, now);
-        }
-        assert_eq!(
-            waits,
-            [Some(10), Some(20), Some(40), Some(80), Some(160), Some(300), Some(300)]
-        );
-        assert_eq!(
-            backoff.remaining(now, now + 120 * second).map(|left| left.as_secs()),
-            Some(180)
-        );
-        now += 601 * second;
-        assert_eq!(backoff.remaining(now, now), None);
-        backoff.next(now, now);
-        assert_eq!(backoff.current, Some(10 * second));
     }
 }

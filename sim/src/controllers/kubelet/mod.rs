@@ -2,7 +2,7 @@
 //! every pod bound to a node (`spec.nodeName` set, as a kubelet only runs
 //! its node's pods) with a container of such an image, and not finished, is
 //! run by a `worker` (its sandbox and status) with one task per container
-//! (`container`: process, probes, restarts), from the container's
+//! (`container`: process, probes, restarts after the `backoff`), from the container's
 //! environment (`env`) and command line (`argv`), in a `sandbox` of its own
 //! (loopback IP, directory, mounted token), reporting a status built by
 //! `status`, probed by `probes`. Pods of other images keep the simulated
@@ -14,6 +14,7 @@
 //! pods' files removed.
 
 mod argv;
+mod backoff;
 mod container;
 mod env;
 mod probes;
@@ -82,12 +83,7 @@ impl Kubelet {
             return;
         }
         let (seen, updates) = watch::channel(PodSeen::Present(pod.clone()));
-        let task = tokio::spawn(worker::run(
-            self.sim.clone(),
-            self.sim.kubelet_root.clone(),
-            pod.clone(),
-            updates,
-        ));
+        let task = tokio::spawn(worker::run(self.sim.clone(), pod.clone(), updates));
         self.workers.insert(uid, Worker { seen, task });
     }
 

@@ -5,8 +5,11 @@
 //! environment, success for exit 0), each within `timeoutSeconds`; and the
 //! thresholds that turn single results into the probe's verdict
 //! (`successThreshold`, `failureThreshold`, with the defaults of the API).
-//! `grpc` probes are not run: they count as failures.
+//! `grpc` probes are not run: they count as failures. A prober task runs one
+//! probe of a running container on its period and reports each change of
+//! its verdict.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,6 +22,13 @@ use rustls::{DigitallySignedStruct, SignatureScheme};
 use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::backoff::go_duration;
+use crate::pod_logs::ContainerLog;
+use crate::runtime::{Launch, ProcessLabels};
+use crate::state::SimState;
 
 /// The User-Agent of the kubelet's HTTP probes.
 const USER_AGENT: &str = "kube-probe/1.32";
@@ -320,6 +330,67 @@ fn tls_connector() -> tokio_rustls::TlsConnector {
                 .with_root_certificates(rustls::RootCertStore::empty())
                 .with_no_client_auth(),
         )),
+    }
+}
+
+/// How an exec probe runs a command "in the container".
+#[derive(Clone)]
+pub struct ExecContext {
+    pub sim: Arc<SimState>,
+    pub env: Vec<(String, String)>,
+    pub cwd: PathBuf,
+    pub labels: ProcessLabels,
+}
+
+impl ExecContext {
+    async fn run(&self, command: Vec<String>, timeout: Duration) -> Result<i32, String> {
+        let mut words = command.into_iter();
+        let program = words.next().ok_or("exec probe without a command")?;
+        let launch = Launch {
+            program,
+            args: words.collect(),
+            env: self.env.clone(),
+            cwd: self.cwd.clone(),
+            labels: self.labels.clone(),
+            log: ContainerLog::detached(),
+        };
+        let mut process =
+            self.sim.runtime.start(launch).await.map_err(|error| error.to_string())?;
+        match tokio::time::timeout(timeout, process.wait()).await {
+            Ok(exit) => Ok(exit.code),
+            Err(_) => Err(format!("command timed out after {}", go_duration(timeout))),
+        }
+    }
+}
+
+/// Runs one probe on its period and sends each change of its verdict (and
+/// the first verdict of a startup or readiness probe).
+pub async fn prober(
+    kind: ProbeKind,
+    probe: Value,
+    target: Target,
+    exec: ExecContext,
+    verdicts: mpsc::UnboundedSender<(ProbeKind, bool)>,
+) {
+    let timing = Timing::of(&probe);
+    let mut verdict = Verdict::new(kind);
+    tokio::time::sleep(timing.initial_delay).await;
+    let mut next = Instant::now();
+    loop {
+        let result = probe_once(&probe, &target, timing.timeout, async |command, timeout| {
+            exec.run(command, timeout).await
+        })
+        .await;
+        if let Err(message) = &result {
+            tracing::debug!(?kind, %message, "probe failed");
+        }
+        if verdict.record(result.is_ok(), &timing)
+            && verdicts.send((kind, verdict.passing)).is_err()
+        {
+            return;
+        }
+        next += timing.period;
+        tokio::time::sleep_until(next).await;
     }
 }
 

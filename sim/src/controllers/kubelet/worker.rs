@@ -76,13 +76,10 @@ fn grace_of(pod: &Value) -> Duration {
     Duration::from_secs(seconds)
 }
 
-/// Runs pod `first` until it is gone; its files go under `root`.
-pub async fn run(
-    sim: Arc<SimState>,
-    _root: PathBuf,
-    first: Arc<Value>,
-    updates: watch::Receiver<PodSeen>,
-) {
+/// Runs pod `first` until it is gone.
+pub async fn run(sim: Arc<SimState>, first: Arc<Value>, mut updates: watch::Receiver<PodSeen>) {
+    // The pod as first seen counts as a change: one deleted already stops at once.
+    updates.mark_changed();
     let containers: Vec<Value> =
         first.pointer("/spec/containers").and_then(Value::as_array).cloned().unwrap_or_default();
     let field = |key: &str| metadata_str(&first, key).unwrap_or("").to_string();
@@ -258,6 +255,8 @@ impl Pod {
             reports.iter().map(|report| report.borrow().clone()).collect()
         };
         self.write_status(Some(&pod_ip), &snapshot(&reports), false);
+        // Whatever happened to the pod while the sandbox was made is looked at first.
+        self.updates.mark_changed();
         let mut stopping = false;
         let mut refresh = token.map(|token| refresh_instant(&token));
         let mut shutdown = self.shutdown.clone();
