@@ -273,9 +273,13 @@ pub fn next_change_after(plan: &RolloutPlan, after_ms: u64) -> Option<u64> {
             next = Some(at);
         }
     };
-    for (at, _) in plan.timeline() {
+    let timeline = plan.timeline();
+    // A plan that follows pods stays active once complete, but a complete
+    // rollout has no deadline left.
+    let completed = plan.observed.is_some() && timeline.iter().any(|(_, state)| plan.done(state));
+    for (at, _) in timeline {
         consider(at);
-        if let Some(deadline) = plan.deadline_ms {
+        if let Some(deadline) = plan.deadline_ms.filter(|_| !completed) {
             consider(at + deadline + 1);
         }
     }
