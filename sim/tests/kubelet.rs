@@ -319,6 +319,70 @@ async fn readiness_follows_the_http_probe_and_the_deployment_follows_readiness()
     h.shutdown().await;
 }
 
+/// A free TCP port on this machine (for a process that binds every address).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("0.0.0.0:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("a free port")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_and_exec_probes_and_a_liveness_kill_and_a_port_clash() {
+    let scratch = Scratch::new("probes");
+    let (h, c) = start(&scratch.0, |_| {}).await;
+    let mut pod = app_pod("lively", &["serve"], json!({"terminationGracePeriodSeconds": 5}));
+    let container = &mut pod["spec"]["containers"][0];
+    container["env"].as_array_mut().unwrap().push(json!({"name": "PORT", "value": "8080"}));
+    container["readinessProbe"] = json!({"tcpSocket": {"port": 8080}, "periodSeconds": 1});
+    container["livenessProbe"] = json!({"exec": {"command": ["sh", "-c", "test ! -e dead"]}, "periodSeconds": 1, "failureThreshold": 1});
+    let created = create(&c, &pod).await;
+    let uid = created["metadata"]["uid"].as_str().unwrap();
+    pod_where(&c, "lively", "the tcpSocket probe to pass", |pod| condition(pod, "Ready") == "True")
+        .await;
+    let rootfs = scratch.0.join(format!("arcgis_lively_{uid}/rootfs"));
+    std::fs::write(rootfs.join("dead"), "").expect("marker");
+    let restarted = pod_where(&c, "lively", "the liveness probe to restart it", |pod| {
+        pod["status"]["containerStatuses"][0]["restartCount"].as_u64().unwrap_or(0) >= 1
+    })
+    .await;
+    let last = &restarted["status"]["containerStatuses"][0]["lastState"]["terminated"];
+    assert_eq!(last["exitCode"], 0, "SIGTERM, which the app handles: {last}");
+    std::fs::remove_file(rootfs.join("dead")).expect("marker removed");
+    pod_where(&c, "lively", "the restarted container to be ready", |pod| {
+        condition(pod, "Ready") == "True"
+    })
+    .await;
+    let (_, previous) = log_of(&c, "lively", "previous=true").await;
+    assert!(previous.contains("got SIGTERM"), "{previous}");
+    let (_, recent) = log_of(&c, "lively", "sinceSeconds=3600&tailLines=1").await;
+    assert_eq!(recent.lines().count(), 1, "{recent}");
+
+    // Pods share the host's network: two binding 0.0.0.0 on one port clash, as with hostNetwork.
+    let port = free_port().to_string();
+    for name in ["first", "second"] {
+        let mut pod = app_pod(name, &["serve"], json!({}));
+        let env = pod["spec"]["containers"][0]["env"].as_array_mut().unwrap();
+        env.push(json!({"name": "PORT", "value": port}));
+        env.push(json!({"name": "BIND", "value": "0.0.0.0"}));
+        create(&c, &pod).await;
+        if name == "first" {
+            log_containing(&c, "first", "serving on 0.0.0.0").await;
+        }
+    }
+    let clashed = pod_where(&c, "second", "the second to crash", |pod| {
+        pod["status"]["containerStatuses"][0]["lastState"]["terminated"]["exitCode"] == 1
+    })
+    .await;
+    assert_eq!(
+        clashed["status"]["containerStatuses"][0]["lastState"]["terminated"]["reason"],
+        "Error"
+    );
+    let (_, crashed) = log_of(&c, "second", "previous=true").await;
+    assert!(crashed.contains("Address already in use"), "{crashed}");
+    h.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_exit_terminates_the_container_and_restarts_it_with_back_off() {
     let scratch = Scratch::new("crash");

@@ -354,36 +354,35 @@ impl Container {
         }
         let ended = loop {
             tokio::select! {
-                exit = process.wait() => break Ended::Exited(terminated(exit, started_at, &id, None)),
-                grace = wait_for_stop(&mut self.setup.stop) => {
-                    let exit = terminate(&mut process, grace).await;
-                    break Ended::Stopped(Some(terminated(exit, started_at, &id, None)));
-                }
-                Some((kind, passing)) = results.recv() => match (kind, passing) {
-                    (ProbeKind::Readiness, ready) => {
-                        let started = self.current.started;
-                        self.publish(|report| report.ready = ready && started);
-                    }
-                    (ProbeKind::Startup, true) => {
-                        self.publish(|report| report.started = true);
-                        if spec.get(ProbeKind::Readiness.field()).is_none() {
-                            self.publish(|report| report.ready = true);
+                            exit = process.wait() => break Ended::Exited(terminated(exit, started_at, &id)),
+                            grace = wait_for_stop(&mut self.setup.stop) => {
+                                let exit = terminate(&mut process, grace).await;
+                                break Ended::Stopped(Some(terminated(exit, started_at, &id)));
+                            }
+                            Some((kind, passing)) = results.recv() => match (kind, passing) {
+                                (ProbeKind::Readiness, ready) => {
+                                    let started = self.current.started;
+                                    self.publish(|report| report.ready = ready && started);
+                                }
+                                (ProbeKind::Startup, true) => {
+                                    self.publish(|report| report.started = true);
+                                    if spec.get(ProbeKind::Readiness.field()).is_none() {
+                                        self.publish(|report| report.ready = true);
+                                    }
+                                    spawn_prober(ProbeKind::Readiness, &mut probers);
+                                    spawn_prober(ProbeKind::Liveness, &mut probers);
+                                }
+                                (ProbeKind::Liveness | ProbeKind::Startup, false) => {
+            let grace = self.probe_grace(kind);
+                                    // The kubelet says so in a `Killing` event; the container's
+                                    // state shows only how it ended.
+                                    tracing::debug!(container = %self.name, ?kind, "failed its probe, will be restarted");
+                                    let exit = terminate(&mut process, grace).await;
+                                    break Ended::Exited(terminated(exit, started_at, &id));
+                                }
+                                (ProbeKind::Liveness, true) => {}
+                            },
                         }
-                        spawn_prober(ProbeKind::Readiness, &mut probers);
-                        spawn_prober(ProbeKind::Liveness, &mut probers);
-                    }
-                    (ProbeKind::Liveness | ProbeKind::Startup, false) => {
-                        let grace = self.probe_grace(kind);
-                        let exit = terminate(&mut process, grace).await;
-                        let message = format!("Container {} failed {} probe, will be restarted", self.name, match kind {
-                            ProbeKind::Startup => "startup",
-                            _ => "liveness",
-                        });
-                        break Ended::Exited(terminated(exit, started_at, &id, Some(message)));
-                    }
-                    (ProbeKind::Liveness, true) => {}
-                },
-            }
         };
         for handle in probers {
             handle.abort();
@@ -425,17 +424,12 @@ async fn terminate(process: &mut ContainerProcess, grace: Duration) -> Exit {
     }
 }
 
-fn terminated(
-    exit: Exit,
-    started_at: jiff::Timestamp,
-    id: &str,
-    message: Option<String>,
-) -> Terminated {
+fn terminated(exit: Exit, started_at: jiff::Timestamp, id: &str) -> Terminated {
     Terminated {
         exit_code: exit.code,
         signal: None,
         reason: if exit.code == 0 { "Completed".into() } else { "Error".into() },
-        message,
+        message: None,
         started_at: Some(started_at),
         finished_at: jiff::Timestamp::now(),
         container_id: Some(id.to_string()),

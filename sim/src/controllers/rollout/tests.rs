@@ -420,7 +420,11 @@ fn a_plan_that_follows_pods_moves_only_when_they_become_ready() {
     assert!(!plan.fail, "the pods decide, not the failure knob");
     let first = plan.counts_at(T0 + 600_000);
     assert_eq!(first, PodCounts { old: 2, new_total: 1, new_ready: 0 }, "surge 1, then wait");
-    assert_eq!(next_change_after(&plan, T0 + 20_000), Some(T0 + 20_000 + 600_001), "only the deadline");
+    assert_eq!(
+        next_change_after(&plan, T0 + 20_000),
+        Some(T0 + 20_000 + 600_001),
+        "only the deadline"
+    );
 
     assert!(plan.observe_ready(T0 + 30_000, 1));
     assert_eq!(plan.counts_at(T0 + 30_000), PodCounts { old: 1, new_total: 2, new_ready: 1 });
