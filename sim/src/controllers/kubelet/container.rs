@@ -161,6 +161,8 @@ impl Container {
                 Ended::Exited(terminated) => terminated,
             };
             let finished = Instant::now();
+            // The instance before this one: forgotten (its log with it) once this one restarts.
+            let older = self.current.last_terminated.as_ref().and_then(|t| t.container_id.clone());
             let restart = match restart_policy.as_str() {
                 "Never" => false,
                 "OnFailure" => terminated.exit_code != 0,
@@ -196,10 +198,8 @@ impl Container {
                 }
             }
             self.backoff.next(finished, Instant::now());
-            // The instance before the last one is forgotten, its log with it.
             if let Some(older) =
-                self.current.last_terminated.as_ref().and_then(|t| t.container_id.clone())
-                && Some(&older) != terminated.container_id.as_ref()
+                older.filter(|older| Some(older) != terminated.container_id.as_ref())
             {
                 self.setup.sim.logs.remove(&older);
             }
