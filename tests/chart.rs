@@ -650,6 +650,22 @@ fn the_operator_gets_the_contracted_command_line() {
     assert_eq!(mount["mountPath"], "/tls");
     assert_eq!(mount["readOnly"], true);
 
+    // Where pods share a network (the simulated cluster), each binds its own IP.
+    let own_ip = render(&[
+        ADMIN,
+        "listenHost=$(POD_IP)",
+        "extraEnv[0].name=POD_IP",
+        "extraEnv[0].valueFrom.fieldRef.fieldPath=status.podIP",
+    ]);
+    let own_ip_args = args(&own_ip);
+    for arg in ["--metrics-listen=$(POD_IP):8080", "--admin-listen=$(POD_IP):8443"] {
+        assert!(own_ip_args.contains(&arg), "{arg} missing from {own_ip_args:?}");
+    }
+    assert_eq!(
+        operator_container(&own_ip)["env"][2],
+        json!({"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}})
+    );
+
     let monitored = render(&["metrics.serviceMonitor.enabled=true"]);
     assert_eq!(one(&monitored, "ServiceMonitor")["spec"]["endpoints"][0]["port"], "metrics");
 }

@@ -1,13 +1,16 @@
 //! `helm install` of charts/servicerefresh into the simulated cluster with authentication and
 //! RBAC enforced, in both modes: cluster-wide (ClusterRole) with helm 3.18, namespaced
-//! (`watchNamespace: arcgis`, Role and RoleBinding only) with helm 4. Each test checks every
-//! object of the release through the API, runs the operator as the chart's pod would (the
-//! installed Deployment's args and environment, the chart ServiceAccount's token and nothing
-//! more, leader election on as by default) through a full run of 50 Deployments in which no
-//! request of the operator is refused, then `helm upgrade` (the new command line runs the next
-//! run) and `helm uninstall` (the CRD and the ServiceRefreshes stay, the token dies).
+//! (`watchNamespace: arcgis`, Role and RoleBinding only) with helm 4. The operator runs as the
+//! chart's pods: the sim's kubelet starts the operator binary for the chart's image
+//! (`SimConfig::run_images`), with the Deployment's command line and environment and the chart
+//! ServiceAccount's mounted token as its only credential. Each test checks every object of the
+//! release through the API, waits for `kubectl rollout status` (availability follows the
+//! processes' readiness probes), reads the leader's `kubectl logs`, runs 50 Deployments in which
+//! no request of either replica is refused, then `helm upgrade` (a rolling update: the new pods
+//! take over the Lease and the new command line runs the next run) and `helm uninstall` (the
+//! processes get SIGTERM and end, the CRD and the ServiceRefreshes stay, the token dies).
 //!
-//! The operator's resident memory during the run is printed (`--nocapture`); values.yaml's
+//! The leader's resident memory during the run is printed (`--nocapture`); values.yaml's
 //! resource comment records the figures.
 
 mod common;
@@ -15,19 +18,19 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::helm::{
-    ChartOperator, FULLNAME, Helm, HelmClient, Mounts, RELEASE, RELEASE_NAMESPACE, container_args,
-    operator_container, outside_a_pod,
+    FULLNAME, Helm, HelmClient, RELEASE, RELEASE_NAMESPACE, SIM_NETWORK_SETS, chart_image_sim,
+    container_args, operator_container,
 };
-use common::{NAMESPACE, SimCluster};
+use common::{NAMESPACE, SimCluster, wait_for};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Secret, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{Pod, Secret, Service, ServiceAccount};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::Client;
 use kube::api::{Api, ListParams, Patch, PatchParams};
-use serde_json::json;
+use serde_json::{Value, json};
 use servicerefresh_core::crd::{Phase, ServiceRefresh, ServiceRefreshStatus};
 use servicerefresh_sim::{SimConfig, SimHandle};
 
@@ -41,23 +44,26 @@ enum Mode {
 }
 
 impl Mode {
+    /// The values of the mode, and the two the simulated cluster's shared network needs.
     fn sets(self) -> Vec<&'static str> {
-        match self {
+        let mut sets = match self {
             Mode::ClusterWide => vec![],
             Mode::Namespaced => vec!["watchNamespace=arcgis"],
-        }
+        };
+        sets.extend(SIM_NETWORK_SETS);
+        sets
     }
 }
 
 async fn start_sim() -> SimHandle {
-    servicerefresh_sim::start(SimConfig {
+    servicerefresh_sim::start(chart_image_sim(SimConfig {
         namespace: NAMESPACE.into(),
         deployments: FLEET,
         rollout_ms: 300,
         rollout_jitter_ms: 100,
         seed: 7,
         ..SimConfig::default()
-    })
+    }))
     .await
     .expect("simulated cluster starts")
 }
@@ -146,18 +152,65 @@ async fn check_release_objects(admin: &Client, mode: Mode) {
     crds.get("servicerefreshes.gisops.io").await.expect("the CRD, from the chart's crds/");
 }
 
-/// Waits for the run of `name` to end, sampling the operator's resident memory meanwhile:
-/// the final status and the highest VmRSS seen, in KiB.
+/// The operator pods of the release that are not being deleted, by name.
+async fn operator_pods(admin: &Client) -> Vec<Pod> {
+    let pods: Api<Pod> = Api::namespaced(admin.clone(), RELEASE_NAMESPACE);
+    let selector =
+        format!("app.kubernetes.io/instance={RELEASE},app.kubernetes.io/component=operator");
+    let mut list: Vec<Pod> = pods
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .expect("list pods")
+        .items
+        .into_iter()
+        .filter(|pod| pod.metadata.deletion_timestamp.is_none())
+        .collect();
+    list.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+    list
+}
+
+fn name_of(pod: &Pod) -> String {
+    pod.metadata.name.clone().unwrap_or_default()
+}
+
+/// `kubectl rollout status`, as the chart's NOTES say: it returns once both replicas are
+/// available, which the readiness probes of the running operators decide.
+async fn rolled_out(helm: &HelmClient) {
+    let deployment = format!("deployment/{FULLNAME}");
+    let status = helm
+        .kubectl(&["-n", RELEASE_NAMESPACE, "rollout", "status", &deployment, "--timeout=120s"])
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+    assert!(status.contains("successfully rolled out"), "{status}");
+}
+
+/// The resident set size of a process in KiB (`VmRSS`), while it runs.
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The process the kubelet runs for pod `pod`.
+fn process_of(sim: &SimHandle, pod: &str) -> Option<u32> {
+    sim.container_processes()
+        .into_iter()
+        .find(|process| process.labels.namespace == RELEASE_NAMESPACE && process.labels.pod == pod)
+        .map(|process| process.pid)
+}
+
+/// Waits for the run of `name` to end, sampling the leader's resident memory meanwhile: the
+/// final status and the highest VmRSS seen, in KiB.
 async fn run_to_end(
     cluster: &SimCluster,
-    operator: &common::process::OperatorProcess,
+    leader: u32,
     name: &str,
     run: u64,
 ) -> (ServiceRefreshStatus, u64) {
     let mut peak = 0;
     let started = Instant::now();
     loop {
-        peak = peak.max(operator.rss_kib().unwrap_or(0));
+        peak = peak.max(rss_kib(leader).unwrap_or(0));
         if let Some(status) = cluster.status(name).await
             && status.run.as_ref().is_some_and(|current| current.number == run)
             && matches!(status.phase, Some(Phase::Succeeded | Phase::Failed | Phase::Cancelled))
@@ -166,8 +219,7 @@ async fn run_to_end(
         }
         assert!(
             started.elapsed() < DEADLINE,
-            "run {run} of {name} did not end within {DEADLINE:?}; operator log:\n{}",
-            operator.lines().join("\n")
+            "run {run} of {name} did not end within {DEADLINE:?}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -200,18 +252,31 @@ async fn lease_holder(admin: &Client) -> Option<String> {
         .filter(|holder| !holder.is_empty())
 }
 
-/// Runs the chart's pod `pod` through run `run` of `name`, checks that every Deployment was
-/// restarted and that the API server refused none of its requests, stops it gracefully, and
-/// returns its peak resident memory in KiB.
-async fn operate(cluster: &SimCluster, pod: &str, name: &str, run: u64) -> u64 {
-    let container = operator_container(&cluster.client).await;
-    let args =
-        outside_a_pod(&container_args(&container), &Mounts { tls_cert: None, tls_key: None });
-    let mut operator = ChartOperator::start(&cluster.sim, &cluster.client, pod, &args).await;
-    let process = &mut operator.process;
-    let acquired = process.wait_for_log("leadership acquired", DEADLINE).await;
+/// The JSON lines of `kubectl logs <pod>` whose `message` is `message`.
+async fn logged(helm: &HelmClient, pod: &str, message: &str) -> Vec<Value> {
+    let logs = helm.kubectl(&["-n", RELEASE_NAMESPACE, "logs", pod]).await.unwrap_or_default();
+    logs.lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|line| line["message"] == message)
+        .collect()
+}
+
+/// Runs run `run` of `name` on the installed operator pods: one of them leads (its `kubectl
+/// logs` says so), every Deployment is restarted, neither replica's requests are refused.
+/// Returns the leader's peak resident memory in KiB.
+async fn operate(cluster: &SimCluster, helm: &HelmClient, name: &str, run: u64) -> u64 {
+    let pods: Vec<String> = operator_pods(&cluster.client).await.iter().map(name_of).collect();
+    assert_eq!(pods.len(), 2, "{pods:?}");
+    let leader = wait_for(DEADLINE, "one of the pods to lead", || async {
+        lease_holder(&cluster.client).await.filter(|holder| pods.contains(holder))
+    })
+    .await;
+    let acquired = wait_for(DEADLINE, "kubectl logs to show the leadership", || async {
+        logged(helm, &leader, "leadership acquired").await.into_iter().next()
+    })
+    .await;
     assert_eq!(acquired["lease"], format!("{RELEASE_NAMESPACE}/{FULLNAME}"));
-    assert_eq!(lease_holder(&cluster.client).await.as_deref(), Some(pod));
+    let pid = process_of(&cluster.sim, &leader).expect("the leader's process runs");
     if run == 1 {
         cluster
             .create_refresh(name, json!({"selector": {}, "batchSize": 10, "batchTimeout": "2m"}))
@@ -227,26 +292,22 @@ async fn operate(cluster: &SimCluster, pod: &str, name: &str, run: u64) -> u64 {
             .await
             .expect("change the trigger");
     }
-    let (status, peak_kib) = run_to_end(cluster, process, name, run).await;
+    let (status, peak_kib) = run_to_end(cluster, pid, name, run).await;
     assert_eq!(status.phase, Some(Phase::Succeeded), "{status:#?}");
     assert_eq!((status.totals.services, status.totals.ready), (FLEET as u32, FLEET as u32));
     let mut changes = cluster.sim.stats().template_changes;
     changes.retain(|deployment, _| deployment.starts_with(&format!("{NAMESPACE}/")));
     assert_eq!(changes.len(), FLEET, "every Deployment was restarted");
     assert!(changes.values().all(|count| *count == run), "{changes:?}");
-
-    let (sent, refused) = refused_requests(&cluster.sim, pod);
-    assert!(sent > FLEET, "{sent} requests from {pod}");
-    assert!(refused.is_empty(), "the chart's RBAC refused requests of {pod}: {refused:#?}");
-    let forbidden: Vec<String> =
-        process.lines().into_iter().filter(|line| line.contains("forbidden")).collect();
-    assert!(forbidden.is_empty(), "{forbidden:#?}");
-
-    process.signal("TERM");
-    let exited = process.wait_exit(Duration::from_secs(30)).await;
-    assert!(exited.success(), "{exited:?}\n{}", process.lines().join("\n"));
-    process.wait_for_log("leader Lease released", Duration::from_secs(1)).await;
-    assert_eq!(lease_holder(&cluster.client).await, None);
+    for pod in &pods {
+        let (sent, refused) = refused_requests(&cluster.sim, pod);
+        assert!(sent > 0, "{pod} talked to the API server");
+        assert!(refused.is_empty(), "the chart's RBAC refused requests of {pod}: {refused:#?}");
+    }
+    let (sent, _) = refused_requests(&cluster.sim, &leader);
+    assert!(sent > FLEET, "{sent} requests from the leader {leader}");
+    let logs = helm.kubectl(&["-n", RELEASE_NAMESPACE, "logs", &leader]).await.unwrap_or_default();
+    assert!(!logs.contains("forbidden"), "{logs}");
     peak_kib
 }
 
@@ -280,9 +341,26 @@ async fn install_run_upgrade_uninstall(helm: Helm, mode: Mode) {
     );
     assert!(args.contains(&"--leader-election=true".to_owned()), "{args:?}");
 
+    // The pods run: each replica on its own IP, its readiness probe answered by its own
+    // operator, and `kubectl rollout status` sees the Deployment available.
     let cluster = SimCluster { sim, client: admin.clone() };
-    let pod = format!("{FULLNAME}-5d8f7c9b4-x2k7p");
-    let peak_kib = operate(&cluster, &pod, "refresh-all", 1).await;
+    rolled_out(&helm).await;
+    let pods = operator_pods(&admin).await;
+    let ips: Vec<String> = pods
+        .iter()
+        .map(|pod| pod.status.as_ref().and_then(|status| status.pod_ip.clone()).unwrap_or_default())
+        .collect();
+    assert!(ips.len() == 2 && ips[0] != ips[1], "{ips:?}");
+    for pod in &pods {
+        let pid = process_of(&cluster.sim, &name_of(pod)).expect("a process per pod");
+        let cmdline = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let ip = pod.status.as_ref().and_then(|status| status.pod_ip.clone()).unwrap_or_default();
+        assert!(
+            cmdline.split('\0').any(|arg| arg == format!("--metrics-listen={ip}:8080")),
+            "{cmdline:?}"
+        );
+    }
+    let peak_kib = operate(&cluster, &helm, "refresh-all", 1).await;
     eprintln!(
         "{:?} {mode:?}: the operator's peak RSS during a run of {FLEET} Deployments: {:.1} MiB (debug build)",
         helm.helm,
@@ -290,11 +368,13 @@ async fn install_run_upgrade_uninstall(helm: Helm, mode: Mode) {
     );
 
     // Upgrade as README says: the CRD first (helm never upgrades it), then the release; a new
-    // revision, and the new command line runs the next run.
+    // revision, a rolling update of the pods, and the new command line runs the next run.
     let crds = common::helm::chart().join("crds").display().to_string();
     let applied =
         helm.kubectl(&["apply", "-f", &crds]).await.unwrap_or_else(|error| panic!("{error}"));
     assert!(applied.contains("servicerefreshes.gisops.io"), "{applied}");
+    let old_pids: Vec<u32> =
+        cluster.sim.container_processes().iter().map(|process| process.pid).collect();
     let upgraded = helm.upgrade(&["maxConcurrentRuns=2"]).await;
     assert!(upgraded.contains("REVISION: 2"), "{upgraded}");
     let secret = release_secret(&admin, 2).await.expect("the release Secret of revision 2");
@@ -304,7 +384,19 @@ async fn install_run_upgrade_uninstall(helm: Helm, mode: Mode) {
     let args = container_args(&operator_container(&admin).await);
     assert!(args.contains(&"--max-concurrent-runs=2".to_owned()), "{args:?}");
     assert_eq!(args.iter().any(|arg| arg == "--watch-namespace=arcgis"), mode == Mode::Namespaced);
-    operate(&cluster, &format!("{FULLNAME}-7b9d6f5c8-q4m2n"), "refresh-all", 2).await;
+    rolled_out(&helm).await;
+    wait_for(DEADLINE, "the old pods' processes to end", || async {
+        let running: Vec<u32> =
+            cluster.sim.container_processes().iter().map(|process| process.pid).collect();
+        (old_pids.iter().all(|pid| !running.contains(pid)) && running.len() == 2).then_some(())
+    })
+    .await;
+    for process in cluster.sim.container_processes() {
+        let cmdline =
+            std::fs::read_to_string(format!("/proc/{}/cmdline", process.pid)).unwrap_or_default();
+        assert!(cmdline.split('\0').any(|arg| arg == "--max-concurrent-runs=2"), "{cmdline:?}");
+    }
+    operate(&cluster, &helm, "refresh-all", 2).await;
     let kubeconfig = {
         let yaml = cluster
             .sim
@@ -316,6 +408,22 @@ async fn install_run_upgrade_uninstall(helm: Helm, mode: Mode) {
     // Uninstall: the operator and its rights go; the CRD and the ServiceRefreshes stay.
     let uninstalled = helm.uninstall().await;
     assert!(uninstalled.contains(&format!("release \"{RELEASE}\" uninstalled")), "{uninstalled}");
+    // The pods get SIGTERM and every process ends. (The leader cannot hand the Lease back:
+    // helm deletes the ServiceAccount and the Lease Role together with the Deployment, as on
+    // a real cluster, so the Lease expires instead.)
+    wait_for(DEADLINE, "the operator processes to end", || async {
+        cluster.sim.container_processes().is_empty().then_some(())
+    })
+    .await;
+    wait_for(DEADLINE, "the operator pods to be gone", || async {
+        let pods: Api<Pod> = Api::namespaced(admin.clone(), RELEASE_NAMESPACE);
+        pods.list(&ListParams::default())
+            .await
+            .ok()
+            .filter(|list| list.items.is_empty())
+            .map(|_| ())
+    })
+    .await;
     let secrets: Api<Secret> = Api::namespaced(admin.clone(), RELEASE_NAMESPACE);
     let release_secrets = ListParams::default().labels(&format!("owner=helm,name={RELEASE}"));
     assert!(secrets.list(&release_secrets).await.expect("list").items.is_empty());

@@ -306,6 +306,13 @@ impl ApiError {
         ApiError { code: 500, reason: "", message: message.into(), details: None }
     }
 
+    /// etcd refusing an object over its request limit (`--max-request-bytes`,
+    /// 1.5 MiB by default): the API server passes the storage error on
+    /// unconverted, a 500 without `reason` or `details`.
+    pub fn request_too_large() -> Self {
+        Self::unknown("etcdserver: request is too large")
+    }
+
     /// 413 `Request entity too large: <why>`.
     pub fn entity_too_large(why: &str) -> Self {
         ApiError {
@@ -352,4 +359,7 @@ pub enum SimError {
     /// A request made through the handle failed as the API would answer it.
     #[error("{0}")]
     Request(ApiError),
+    /// The cluster's certificates could not be made.
+    #[error("{0}")]
+    Pki(#[from] crate::pki::PkiError),
 }

@@ -8,7 +8,11 @@
 //! rollouts, deleted objects are garbage-collected by owner reference, and
 //! deleted namespaces and CRDs stay `Terminating` until emptied, as in a
 //! real cluster (`sim/README.md` lists what the sim covers and where it
-//! still differs).
+//! still differs). Pods of the images in [`SimConfig::run_images`] run for
+//! real: the sim's kubelet starts their containers as local processes, with
+//! their environment, a loopback IP and a mounted ServiceAccount token,
+//! probes them, restarts them, serves their output as `pods/log`, and kills
+//! them on deletion (SIGTERM, the grace period, SIGKILL) and at shutdown.
 //!
 //! Knobs beyond [`SimConfig`]: per-Deployment annotations
 //! `sim.gisops.io/rollout-ms: "5000"` (rollout duration),
@@ -37,7 +41,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -46,10 +50,14 @@ use serde::{Deserialize, Serialize};
 // Layers, lowest first: a module uses only modules of the groups above it
 // (sim/README.md says what each owns).
 mod error;
+mod images;
+mod pki;
 mod util;
 
 mod registry;
 
+mod pod_logs;
+mod runtime;
 mod store;
 
 mod patch;
@@ -71,7 +79,9 @@ mod http;
 mod request_log;
 
 pub use error::{ApiError, SimError};
+pub use pki::{PkiError, ServingCertificate};
 pub use request_log::RequestRecord;
+pub use runtime::{ProcessEntry as ContainerProcess, ProcessLabels};
 use state::SimState;
 
 /// Configuration of a simulated cluster.
@@ -90,7 +100,10 @@ pub struct SimConfig {
     pub rollout_jitter_ms: u64,
     /// How many generated Deployments never become available.
     pub fail: usize,
-    /// `spec.progressDeadlineSeconds` of generated Deployments.
+    /// `spec.progressDeadlineSeconds` of generated Deployments (default 60,
+    /// so that a failing one reports `ProgressDeadlineExceeded` within a
+    /// minute of trying it out; the API server's default for Deployments
+    /// clients create stays 600).
     pub progress_deadline_seconds: i32,
     /// Fault injection.
     pub faults: FaultConfig,
@@ -110,6 +123,39 @@ pub struct SimConfig {
     /// Deployment on its first rollout, which keeps start-up fast and small
     /// (see sim/README.md for the figures).
     pub fleet_objects_limit: usize,
+    /// Images the kubelet runs for real, by repository (the image reference
+    /// without tag or digest), each standing for a local executable: the
+    /// image's entrypoint. A pod bound to a node with a container of such an
+    /// image runs as local processes (see sim/README.md, "The kubelet");
+    /// empty (the default): every pod's status is simulated.
+    pub run_images: BTreeMap<String, PathBuf>,
+    /// The kubelet's timings and files.
+    pub kubelet: KubeletConfig,
+}
+
+/// The kubelet of pods that run for real.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KubeletConfig {
+    /// The first crash-loop back-off, in ms (real: 10 s); it doubles up to
+    /// 30 times this (real: 5 min) and is forgotten after 60 times this
+    /// without a crash (real: 10 min). Default 1 s.
+    pub crash_loop_backoff_ms: u64,
+    /// Lifetime of the ServiceAccount tokens mounted into pods, in seconds
+    /// (the kubelet asks for 3607 s); each is replaced at 80% of its life.
+    pub pod_token_expiration_seconds: i64,
+    /// Where the pods' files go; default: a temporary directory of this
+    /// sim, removed at shutdown.
+    pub root_dir: Option<PathBuf>,
+}
+
+impl Default for KubeletConfig {
+    fn default() -> Self {
+        KubeletConfig {
+            crash_loop_backoff_ms: 1_000,
+            pod_token_expiration_seconds: 3_607,
+            root_dir: None,
+        }
+    }
 }
 
 impl Default for SimConfig {
@@ -121,7 +167,7 @@ impl Default for SimConfig {
             rollout_ms: 2_000,
             rollout_jitter_ms: 0,
             fail: 0,
-            progress_deadline_seconds: 600,
+            progress_deadline_seconds: 60,
             faults: FaultConfig::default(),
             fault_mix: FaultMix::default(),
             seed: 1,
@@ -129,6 +175,8 @@ impl Default for SimConfig {
             bookmark_interval_ms: 60_000,
             workload_objects: true,
             fleet_objects_limit: 1_000,
+            run_images: BTreeMap::new(),
+            kubelet: KubeletConfig::default(),
         }
     }
 }
@@ -177,6 +225,11 @@ pub struct FaultMix {
     /// request timeout); never for watches, which the timeout exempts.
     #[serde(alias = "timeoutWeight")]
     pub timeout_weight: f64,
+    /// Relative weight of etcd refusing the object as too large (500
+    /// `etcdserver: request is too large`, see [`RuleError::RequestTooLarge`]);
+    /// 0 by default, so mixes written before it stay as they were.
+    #[serde(alias = "requestTooLargeWeight")]
+    pub request_too_large_weight: f64,
     /// `Retry-After` of an injected 429, in seconds.
     #[serde(alias = "retryAfterSeconds")]
     pub retry_after_seconds: u64,
@@ -256,6 +309,12 @@ pub enum RuleError {
     /// 504 Timeout, after the rule's `hang_ms`, carried out or not as its
     /// `commits` says.
     Timeout,
+    /// 500 with the message `etcdserver: request is too large`, as the API
+    /// server answers when etcd refuses an object over its request limit:
+    /// the storage error reaches the client unconverted, so the `Status`
+    /// has no `reason` and no `details` (what the sim's own size check
+    /// answers too); nothing is carried out.
+    RequestTooLarge,
 }
 
 impl Default for FaultMix {
@@ -265,6 +324,7 @@ impl Default for FaultMix {
             internal_error_weight: 1.0,
             too_many_requests_weight: 1.0,
             timeout_weight: 1.0,
+            request_too_large_weight: 0.0,
             retry_after_seconds: 1,
             timeout_ms: 0,
             timeout_commits: false,
@@ -323,10 +383,22 @@ pub struct SimStats {
     pub status_delays: DelayStats,
 }
 
+/// Kills every process the kubelet started when the handle goes, even
+/// without [`SimHandle::shutdown`] (a test that panics).
+#[derive(Debug)]
+struct ProcessReaper(Arc<runtime::ProcessTable>);
+
+impl Drop for ProcessReaper {
+    fn drop(&mut self) {
+        self.0.kill_all();
+    }
+}
+
 /// A running simulated cluster.
 #[derive(Debug)]
 pub struct SimHandle {
     sim: Arc<SimState>,
+    _reaper: ProcessReaper,
     addr: SocketAddr,
     shutdown_tx: tokio::sync::watch::Sender<bool>,
     server: tokio::task::JoinHandle<()>,
@@ -365,13 +437,17 @@ pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
         .map_err(|source| SimError::Bind { addr: config.listen, source })?;
     let addr = listener.local_addr()?;
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
-    let sim = Arc::new(SimState::new(config.clone(), addr, shutdown_rx.clone()));
+    let pki = pki::ClusterPki::generate()?;
+    let container_runtime = runtime::ContainerRuntime::new()?;
+    let reaper = ProcessReaper(container_runtime.processes().clone());
+    let sim =
+        Arc::new(SimState::new(config.clone(), addr, shutdown_rx.clone(), pki, container_runtime));
     fleet::seed(&sim, &config)?;
     let controller = tokio::spawn(controllers::run(sim.clone()));
     let requests = Arc::new(request_log::RequestLog::default());
     let app = request_log::wire(http::router(sim.clone()), requests.clone())
         .into_make_service_with_connect_info::<http::Transport>();
-    let listener = http::SimListener::new(listener)?;
+    let listener = http::SimListener::new(listener, sim.pki.api_server())?;
     let mut shutdown = shutdown_rx;
     let server = tokio::spawn(async move {
         let graceful = async move {
@@ -385,7 +461,7 @@ pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
             tracing::error!(error = %error, "sim server failed");
         }
     });
-    Ok(SimHandle { sim, addr, shutdown_tx, server, controller, requests })
+    Ok(SimHandle { sim, _reaper: reaper, addr, shutdown_tx, server, controller, requests })
 }
 
 impl SimHandle {
@@ -408,9 +484,11 @@ impl SimHandle {
         format!("https://{}", self.addr)
     }
 
-    /// The CA certificate (PEM) clients of [`Self::secure_url`] trust.
-    pub fn ca_certificate_pem(&self) -> &'static str {
-        http::CA_PEM
+    /// The cluster CA's certificate (PEM), which clients of
+    /// [`Self::secure_url`] trust: generated when the sim starts, so each
+    /// sim has its own.
+    pub fn ca_certificate_pem(&self) -> &str {
+        self.sim.pki.ca_pem()
     }
 
     /// A kubeconfig (cluster, user and context `sim`) for the plain-HTTP
@@ -419,6 +497,49 @@ impl SimHandle {
     /// both are admins.
     pub fn kubeconfig_yaml(&self, namespace: &str) -> String {
         kubeconfig(&self.base_url(), None, "sim", Some(&self.admin_token()), namespace)
+    }
+
+    /// A kubeconfig for the secure side with the admin token (user and
+    /// context `kubernetes-admin`, in `namespace`), as kubeadm's
+    /// `admin.conf`: kubectl sends the token over TLS, so `kubectl auth
+    /// whoami` answers `kubernetes-admin`.
+    pub fn secure_admin_kubeconfig_yaml(&self, namespace: &str) -> String {
+        self.secure_kubeconfig_yaml(auth::ADMIN_USER, Some(&self.admin_token()), namespace)
+    }
+
+    /// A serving certificate signed by the cluster CA for `dns_names` and
+    /// `ips` (for a server of your own, such as the operator's admin API,
+    /// that clients trusting [`Self::ca_certificate_pem`] then trust).
+    pub fn issue_serving_certificate(
+        &self,
+        dns_names: &[String],
+        ips: &[std::net::IpAddr],
+    ) -> Result<ServingCertificate, SimError> {
+        let common_name = dns_names
+            .first()
+            .cloned()
+            .or_else(|| ips.first().map(ToString::to_string))
+            .unwrap_or_else(|| "localhost".to_string());
+        Ok(self.sim.pki.issue(&common_name, dns_names, ips)?)
+    }
+
+    /// Creates the namespace `name` unless it exists.
+    pub fn create_namespace(&self, name: &str) -> Result<(), SimError> {
+        let mut store = self.sim.store.lock();
+        let Some(def) = store.registry.get("", "v1", "namespaces") else {
+            return Ok(());
+        };
+        let namespace = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": name},
+        });
+        let options = write::WriteOptions::internal("sim");
+        match write::create(&mut store, &self.sim.rng, &def, None, namespace, &options) {
+            Ok(_) => Ok(()),
+            Err(error) if error.reason == "AlreadyExists" => Ok(()),
+            Err(error) => Err(SimError::Request(error)),
+        }
     }
 
     /// A kubeconfig for the secure side (cluster `sim` with its CA, user
@@ -430,7 +551,7 @@ impl SimHandle {
         token: Option<&str>,
         namespace: &str,
     ) -> String {
-        kubeconfig(&self.secure_url(), Some(http::CA_PEM), user, token, namespace)
+        kubeconfig(&self.secure_url(), Some(self.sim.pki.ca_pem()), user, token, namespace)
     }
 
     /// The admin token the kubeconfig carries: user `kubernetes-admin`,
@@ -563,9 +684,17 @@ impl SimHandle {
         self.sim.add_fault_rule(rule)
     }
 
-    /// Stops the server, its watches and the controller.
+    /// The container processes the kubelet runs now (pods of
+    /// [`SimConfig::run_images`]), by main process id.
+    pub fn container_processes(&self) -> Vec<ContainerProcess> {
+        self.sim.runtime.processes().list()
+    }
+
+    /// Stops the server, its watches and the controllers; every process the
+    /// kubelet started is killed first.
     pub async fn shutdown(self) {
         let _ = self.shutdown_tx.send(true);
+        self.sim.runtime.shut_down();
         let _ = self.server.await;
         let _ = self.controller.await;
     }

@@ -1,12 +1,17 @@
 //! The shared state of one running simulated cluster, as the REST handlers
 //! and the background controllers see it: the store, the configuration it
 //! started with, the counters, the current faults, the shared random
-//! generator, and the shutdown signal.
+//! generator, the shutdown signal, and the kubelet's container runtime and
+//! container logs.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 
 use crate::auth::TokenAuthority;
+use crate::pki::ClusterPki;
+use crate::pod_logs::PodLogs;
+use crate::runtime::ContainerRuntime;
 use crate::store::Store;
 use crate::util::{Rng, SharedRng};
 use crate::{FaultConfig, FaultMix, FaultRule, RuleError, SimConfig, SimStats};
@@ -27,6 +32,14 @@ pub struct SimState {
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     /// The admin token, and the key that signs ServiceAccount tokens.
     pub tokens: TokenAuthority,
+    /// The cluster CA and the API server's certificate.
+    pub pki: ClusterPki,
+    /// What the kubelet's containers wrote.
+    pub logs: PodLogs,
+    /// The processes the kubelet runs.
+    pub runtime: ContainerRuntime,
+    /// Where the kubelet keeps the pods' files.
+    pub kubelet_root: PathBuf,
     stats: Mutex<SimStats>,
     faults: Mutex<(FaultConfig, FaultMix)>,
 }
@@ -40,6 +53,8 @@ pub enum InjectedFault {
     TooManyRequests { retry_after_seconds: u64 },
     /// 504 Timeout after `after_ms`; `commits`: the write still happens.
     Timeout { after_ms: u64, commits: bool },
+    /// 500 `etcdserver: request is too large`, etcd refusing the object.
+    RequestTooLarge,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -48,14 +63,26 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl SimState {
-    /// The state of a cluster started with `config`, listening on `addr`.
+    /// The state of a cluster started with `config`, listening on `addr`,
+    /// with the certificates of `pki` and the container runtime `runtime`.
     pub fn new(
         config: SimConfig,
         addr: SocketAddr,
         shutdown: tokio::sync::watch::Receiver<bool>,
+        pki: ClusterPki,
+        runtime: ContainerRuntime,
     ) -> Self {
+        let store = Store::new(config.event_window);
+        store.lock().kubelet_repositories = config.run_images.keys().cloned().collect();
+        let kubelet_root = config.kubelet.root_dir.clone().unwrap_or_else(|| {
+            std::env::temp_dir().join(format!(
+                "servicerefresh-sim-kubelet-{}-{}",
+                std::process::id(),
+                addr.port()
+            ))
+        });
         SimState {
-            store: Store::new(config.event_window),
+            store,
             stats: Mutex::new(SimStats::default()),
             faults: Mutex::new((config.faults.clone(), config.fault_mix.clone())),
             // Apart from the fleet's generator, so that requests do not
@@ -66,6 +93,10 @@ impl SimState {
             config,
             shutdown,
             addr,
+            pki,
+            logs: PodLogs::default(),
+            runtime,
+            kubelet_root,
         }
     }
 
@@ -92,6 +123,12 @@ impl SimState {
         let rules = &mut lock(&self.faults).1.rules;
         rules.push(rule);
         rules.len() - 1
+    }
+
+    /// Whether the kubelet runs pods of this pod spec for real (one of its
+    /// images is in `SimConfig::run_images`).
+    pub fn runs_for_real(&self, pod_spec: &serde_json::Value) -> bool {
+        crate::images::spec_runs_for_real(self.config.run_images.keys(), pod_spec)
     }
 
     /// Counts one request as `verb resource` (e.g. `patch deployments`).
@@ -145,6 +182,7 @@ impl SimState {
             mix.internal_error_weight.max(0.0),
             mix.too_many_requests_weight.max(0.0),
             timeout_weight,
+            mix.request_too_large_weight.max(0.0),
         ];
         let total: f64 = weights.iter().sum();
         if total <= 0.0 {
@@ -167,10 +205,11 @@ impl SimState {
                 1 => {
                     InjectedFault::TooManyRequests { retry_after_seconds: mix.retry_after_seconds }
                 }
-                _ => InjectedFault::Timeout {
+                2 => InjectedFault::Timeout {
                     after_ms: mix.timeout_ms,
                     commits: mix.timeout_commits,
                 },
+                _ => InjectedFault::RequestTooLarge,
             })
         })
     }
@@ -192,6 +231,7 @@ fn rule_fault(rule: &mut FaultRule, kind: &str, retry_after_seconds: u64) -> Opt
             RuleError::Timeout => {
                 InjectedFault::Timeout { after_ms: rule.hang_ms, commits: rule.commits }
             }
+            RuleError::RequestTooLarge => InjectedFault::RequestTooLarge,
         });
     }
     if kind == rule.after {

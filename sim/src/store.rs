@@ -78,6 +78,10 @@ pub struct StoreInner {
     pub registry: Registry,
     /// Recent list snapshots.
     pub snapshots: VecDeque<Snapshot>,
+    /// The image repositories the sim's kubelet runs for real: a pod with
+    /// such an image, once bound to a node, is deleted gracefully (the
+    /// kubelet confirms the deletion); other pods go at once.
+    pub kubelet_repositories: std::collections::BTreeSet<String>,
     next_snapshot: u64,
     live_events: broadcast::Sender<Arc<StoredEvent>>,
 }
@@ -107,6 +111,7 @@ impl Store {
                 compacted_rv: 1,
                 registry: Registry::default(),
                 snapshots: VecDeque::new(),
+                kubelet_repositories: std::collections::BTreeSet::new(),
                 next_snapshot: 1,
                 live_events,
             }),

@@ -72,6 +72,12 @@ pub fn now_rfc3339() -> String {
     }
 }
 
+/// `seconds` from now as an RFC 3339 timestamp with second precision.
+pub fn rfc3339_in(seconds: i64) -> String {
+    let at = jiff::Timestamp::now().as_second().saturating_add(seconds);
+    jiff::Timestamp::from_second(at).map_or_else(|_| now_rfc3339(), |at| at.to_string())
+}
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
     u64::try_from(jiff::Timestamp::now().as_millisecond()).unwrap_or(0)

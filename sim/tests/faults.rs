@@ -3,7 +3,8 @@
 //! resourceVersion (the write pipeline's real check), so a patch without one
 //! is never answered 409, and one with a stale one always is. Rules fail
 //! chosen requests deterministically: the first of one kind after another
-//! kind arrived, a given number of times, answered 500, 429 or 504.
+//! kind arrived, a given number of times, answered 500, 429, 504 or etcd's
+//! `request is too large`.
 
 mod common;
 
@@ -260,4 +261,73 @@ async fn a_rule_can_time_out_a_write_that_still_happens_or_hang_until_shutdown()
     h.shutdown().await;
     let answered = hanging.await.expect("the client task");
     assert_eq!(answered.status, 504, "answered at shutdown, not after ten minutes");
+}
+
+/// The Status the API server passes on when etcd refuses an object: a 500 without reason or
+/// details (the storage error is not converted; kube-apiserver logs it as one that is not a
+/// `metav1.Status`).
+fn assert_request_too_large(r: &Resp) {
+    assert_eq!(r.status, 500, "{}", r.body);
+    assert_eq!(
+        r.body,
+        json!({
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": "etcdserver: request is too large",
+            "code": 500,
+        })
+    );
+}
+
+#[tokio::test]
+async fn etcd_refusing_a_large_object_is_selectable_per_verb_and_resource() {
+    let (h, c) = sim(cfg()).await;
+    c.post(CMS, &json!({"metadata": {"name": "x"}, "data": {"a": "0"}})).await;
+    h.add_fault_rule(FaultRule {
+        fail: "update configmaps".into(),
+        times: Some(2),
+        error: RuleError::RequestTooLarge,
+        ..FaultRule::default()
+    });
+    let cm = format!("{CMS}/x");
+    let mut put = c.get(&cm).await.body;
+    put["data"]["a"] = json!("1");
+    for _ in 0..2 {
+        assert_request_too_large(&c.put(&cm, &put).await);
+    }
+    let patched = c.patch(&cm, "application/merge-patch+json", r#"{"data":{"b":"2"}}"#).await;
+    assert_eq!(patched.status, 200, "other verbs of the resource pass: {}", patched.body);
+    assert_eq!(c.post(DEPLOYS, &deployment("web")).await.status, 201, "other resources pass");
+    assert_eq!(c.get(&cm).await.body["data"], json!({"a": "0", "b": "2"}), "nothing carried out");
+    let mut put = c.get(&cm).await.body;
+    put["data"]["a"] = json!("3");
+    assert_eq!(c.put(&cm, &put).await.status, 200, "spent after two");
+
+    // As a weighted kind of the rates, by `verb resource`.
+    h.set_fault_mix(FaultMix {
+        error_rates: [("create configmaps".to_string(), 1.0)].into_iter().collect(),
+        internal_error_weight: 0.0,
+        too_many_requests_weight: 0.0,
+        timeout_weight: 0.0,
+        request_too_large_weight: 1.0,
+        ..FaultMix::default()
+    });
+    assert_request_too_large(&c.post(CMS, &json!({"metadata": {"name": "big"}})).await);
+    assert_eq!(c.get(&format!("{CMS}/big")).await.status, 404);
+    assert_eq!(c.post(DEPLOYS, &deployment("api")).await.status, 201);
+    let served = c.get("/sim/v1/faults").await.body;
+    assert_eq!(served["request_too_large_weight"], 1.0, "{served}");
+    let r = c
+        .post(
+            "/sim/v1/faults",
+            &json!({"rules": [{"fail": "patch configmaps", "error": "RequestTooLarge"}]}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_request_too_large(
+        &c.patch(&cm, "application/merge-patch+json", r#"{"data":{"c":"4"}}"#).await,
+    );
+    h.shutdown().await;
 }

@@ -1,9 +1,10 @@
 //! The Helm chart installed into the simulated cluster with RBAC enforced: helm 3 or helm 4
 //! (`.ci/tools/bin/helm3`, `helm4`, from `.ci/install-tools`) with the admin kubeconfig, and the
-//! operator the chart's Deployment describes, run as a process the way the kubelet would start
-//! its container: the Deployment's own command line and environment, with the chart's
-//! ServiceAccount token as its only credential. The simulated cluster has no container
-//! runtime, so the Deployment itself never runs anything.
+//! operator the chart's Deployment describes. With [`chart_image_sim`] the sim's kubelet runs
+//! the chart's pods for real (the operator binary stands in for the chart's image); without
+//! it, [`ChartOperator`] starts the operator as a process the way the kubelet would start its
+//! container: the Deployment's own command line and environment, with the chart's
+//! ServiceAccount token as its only credential.
 
 use std::path::{Path, PathBuf};
 
@@ -11,7 +12,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use kube::Client;
 use kube::api::Api;
 use serde_json::Value;
-use servicerefresh_sim::SimHandle;
+use servicerefresh_sim::{KubeletConfig, SimConfig, SimHandle};
 use tempfile::TempDir;
 
 use super::NAMESPACE;
@@ -22,6 +23,30 @@ pub const RELEASE: &str = "sr";
 pub const RELEASE_NAMESPACE: &str = "servicerefresh-system";
 /// The release's objects' name (`<release>-<chart>`), also its ServiceAccount and Lease.
 pub const FULLNAME: &str = "sr-servicerefresh";
+
+/// The chart's default image repository (values.yaml `image.repository`).
+pub const CHART_IMAGE: &str = "ghcr.io/gisops/servicerefresh";
+
+/// The values the simulated cluster needs beyond the chart's defaults: its pods share the
+/// host's network, so each operator binds its own pod IP (`listenHost`, with `POD_IP` from
+/// the downward API) instead of 0.0.0.0, where two replicas would clash on one port.
+pub const SIM_NETWORK_SETS: [&str; 3] = [
+    "listenHost=$(POD_IP)",
+    "extraEnv[0].name=POD_IP",
+    "extraEnv[0].valueFrom.fieldRef.fieldPath=status.podIP",
+];
+
+/// `config` with the sim's kubelet running pods of the chart's image as the operator binary
+/// cargo built for the test.
+pub fn chart_image_sim(config: SimConfig) -> SimConfig {
+    SimConfig {
+        run_images: [(CHART_IMAGE.to_owned(), PathBuf::from(env!("CARGO_BIN_EXE_servicerefresh")))]
+            .into_iter()
+            .collect(),
+        kubelet: KubeletConfig { crash_loop_backoff_ms: 500, ..KubeletConfig::default() },
+        ..config
+    }
+}
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -2,21 +2,49 @@
 //! cluster for kubectl and a separately started operator, and `demo` runs the whole product
 //! in one process.
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use crate::demo::{self, DemoOptions};
-use servicerefresh_sim::{FaultConfig, SimConfig};
+use servicerefresh_sim::{FaultConfig, SimConfig, SimHandle};
 
 #[derive(clap::Args)]
 pub struct SimArgs {
     /// Address to listen on; port 0 picks a free port. The address is printed.
     #[arg(long, default_value = "127.0.0.1:0")]
     listen: SocketAddr,
-    /// Where to write the kubeconfig for the simulated cluster.
+    /// Where to write the kubeconfig for the simulated cluster (plain HTTP: kubectl acts as an
+    /// unauthenticated admin, the operator sends the admin token).
     #[arg(long, default_value = "sim.kubeconfig")]
     kubeconfig: PathBuf,
+    /// Where to write a kubeconfig that talks HTTPS with the cluster CA embedded and the admin
+    /// token (`kubectl auth whoami`: kubernetes-admin).
+    #[arg(long, default_value = "sim-https.kubeconfig")]
+    https_kubeconfig: PathBuf,
+    /// Where to write the cluster CA's certificate (PEM), which signs the HTTPS port's
+    /// certificate and those of --issue-certificate.
+    #[arg(long, default_value = "sim-ca.crt")]
+    ca_file: PathBuf,
+    /// Write an HTTPS kubeconfig with a token of a ServiceAccount, created (with its namespace)
+    /// when missing: NAMESPACE/SERVICEACCOUNT=PATH. The token is valid for a day. Repeatable.
+    #[arg(long, value_name = "NAMESPACE/SERVICEACCOUNT=PATH", value_parser = parse_kubeconfig_for)]
+    kubeconfig_for: Vec<AccountKubeconfig>,
+    /// Write a serving certificate signed by the cluster CA (tls.crt with the chain, tls.key,
+    /// and ca.crt) into this directory, for localhost, 127.0.0.1, ::1 and every
+    /// --certificate-dns-name: for the operator's --admin-tls-cert/--admin-tls-key.
+    #[arg(long, value_name = "DIR")]
+    issue_certificate: Option<PathBuf>,
+    /// A further DNS name of the --issue-certificate certificate (e.g. a Service's
+    /// NAME.NAMESPACE.svc). Repeatable.
+    #[arg(long, value_name = "NAME", requires = "issue_certificate")]
+    certificate_dns_name: Vec<String>,
+    /// Run pods of an image for real: REPOSITORY=PATH maps the image repository (any tag or
+    /// digest) to a local executable, the image's entrypoint. The sim's kubelet then starts
+    /// such pods' containers as processes, with their environment, a ServiceAccount token and
+    /// a loopback IP of their own. Repeatable.
+    #[arg(long, value_name = "REPOSITORY=PATH", value_parser = parse_run_image)]
+    run_image: Vec<(String, PathBuf)>,
     /// Namespace the generated Deployments live in.
     #[arg(long, default_value = "arcgis")]
     namespace: String,
@@ -33,8 +61,9 @@ pub struct SimArgs {
     /// Number of generated Deployments whose new pods never become available.
     #[arg(long, default_value_t = 0)]
     fail: usize,
-    /// progressDeadlineSeconds of the generated Deployments.
-    #[arg(long, default_value_t = 600)]
+    /// progressDeadlineSeconds of the generated Deployments: how long a failing one takes to
+    /// report ProgressDeadlineExceeded (Deployments you create get the API default, 600).
+    #[arg(long, default_value_t = 60)]
     progress_deadline_seconds: i32,
     /// Fraction (0 to 1) of write requests answered with an error.
     #[arg(long, default_value_t = 0.0, value_parser = parse_fraction)]
@@ -70,6 +99,54 @@ fn parse_fraction(value: &str) -> Result<f64, String> {
     } else {
         Err(format!("{value} is not between 0 and 1"))
     }
+}
+
+/// A `--kubeconfig-for` request.
+#[derive(Clone, Debug)]
+pub struct AccountKubeconfig {
+    namespace: String,
+    account: String,
+    path: PathBuf,
+}
+
+fn parse_kubeconfig_for(value: &str) -> Result<AccountKubeconfig, String> {
+    let (account, path) = value.split_once('=').ok_or("expected NAMESPACE/SERVICEACCOUNT=PATH")?;
+    let (namespace, account) =
+        account.split_once('/').ok_or("expected NAMESPACE/SERVICEACCOUNT before the =")?;
+    if namespace.is_empty() || account.is_empty() || path.is_empty() {
+        return Err("expected NAMESPACE/SERVICEACCOUNT=PATH, none of them empty".into());
+    }
+    Ok(AccountKubeconfig {
+        namespace: namespace.into(),
+        account: account.into(),
+        path: PathBuf::from(path),
+    })
+}
+
+fn parse_run_image(value: &str) -> Result<(String, PathBuf), String> {
+    let (repository, path) = value.split_once('=').ok_or("expected REPOSITORY=PATH")?;
+    if repository.is_empty() || repository.contains('@') {
+        return Err(format!("{repository:?} is not an image repository (no tag or digest)"));
+    }
+    let path = std::fs::canonicalize(path).map_err(|error| format!("{path}: {error}"))?;
+    if !path.is_file() {
+        return Err(format!("{} is not a file", path.display()));
+    }
+    Ok((repository.to_string(), path))
+}
+
+/// Writes a private key readable by its owner only.
+fn write_private(path: &Path, contents: &str) -> Result<(), String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut file| file.write_all(contents.as_bytes()))
+        .map_err(|error| format!("cannot write {}: {error}", path.display()))
 }
 
 fn too_many_failing(fail: usize, deployments: usize) -> Option<ExitCode> {
@@ -108,6 +185,7 @@ pub async fn run_sim(args: SimArgs) -> ExitCode {
             watch_drop_every_ms: args.watch_drop_every_ms,
         },
         seed: args.seed,
+        run_images: args.run_image.iter().cloned().collect(),
         ..SimConfig::default()
     };
     let sim = match servicerefresh_sim::start(config).await {
@@ -117,12 +195,19 @@ pub async fn run_sim(args: SimArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if let Err(error) = sim.write_kubeconfig(&args.kubeconfig) {
-        eprintln!("error: cannot write {}: {error}", args.kubeconfig.display());
-        return ExitCode::FAILURE;
+    let written = write_files(&sim, &args);
+    match written {
+        Ok(lines) => {
+            for line in lines {
+                println!("{line}");
+            }
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            sim.shutdown().await;
+            return ExitCode::FAILURE;
+        }
     }
-    println!("simulated cluster listening on {}", sim.base_url());
-    println!("kubeconfig written to {}", args.kubeconfig.display());
     println!(
         "try: KUBECONFIG={} kubectl get deployments -n {}",
         args.kubeconfig.display(),
@@ -131,4 +216,58 @@ pub async fn run_sim(args: SimArgs) -> ExitCode {
     servicerefresh_operator::shutdown::shutdown_signal().await;
     sim.shutdown().await;
     ExitCode::SUCCESS
+}
+
+/// Writes the kubeconfigs, the CA and the certificate the flags ask for; the lines that
+/// say where everything is.
+fn write_files(sim: &SimHandle, args: &SimArgs) -> Result<Vec<String>, String> {
+    let write = |path: &Path, contents: &str| {
+        std::fs::write(path, contents)
+            .map_err(|error| format!("cannot write {}: {error}", path.display()))
+    };
+    let mut lines = vec![
+        format!("simulated cluster listening on {}", sim.base_url()),
+        format!("HTTPS (authenticated, as a real API server): {}", sim.secure_url()),
+    ];
+    sim.write_kubeconfig(&args.kubeconfig)
+        .map_err(|error| format!("cannot write {}: {error}", args.kubeconfig.display()))?;
+    lines.push(format!("kubeconfig written to {}", args.kubeconfig.display()));
+    write(&args.ca_file, sim.ca_certificate_pem())?;
+    lines.push(format!("cluster CA certificate: {}", args.ca_file.display()));
+    write(&args.https_kubeconfig, &sim.secure_admin_kubeconfig_yaml(&args.namespace))?;
+    lines.push(format!("HTTPS kubeconfig (kubernetes-admin): {}", args.https_kubeconfig.display()));
+    for request in &args.kubeconfig_for {
+        let (namespace, account) = (&request.namespace, &request.account);
+        sim.create_namespace(namespace)
+            .and_then(|()| sim.create_service_account(namespace, account))
+            .and_then(|()| sim.write_service_account_kubeconfig(namespace, account, &request.path))
+            .map_err(|error| format!("kubeconfig for {namespace}/{account}: {error}"))?;
+        lines.push(format!(
+            "HTTPS kubeconfig (system:serviceaccount:{namespace}:{account}): {}",
+            request.path.display()
+        ));
+    }
+    if let Some(dir) = &args.issue_certificate {
+        let mut names = vec!["localhost".to_string()];
+        names.extend(args.certificate_dns_name.iter().cloned());
+        let ips = [IpAddr::V4(Ipv4Addr::LOCALHOST), IpAddr::V6(Ipv6Addr::LOCALHOST)];
+        let issued =
+            sim.issue_serving_certificate(&names, &ips).map_err(|error| error.to_string())?;
+        std::fs::create_dir_all(dir)
+            .map_err(|error| format!("cannot create {}: {error}", dir.display()))?;
+        write(&dir.join("tls.crt"), &issued.chain_pem)?;
+        write_private(&dir.join("tls.key"), &issued.key_pem)?;
+        write(&dir.join("ca.crt"), sim.ca_certificate_pem())?;
+        lines.push(format!(
+            "serving certificate for {}, 127.0.0.1, ::1: {} and {} (CA: {})",
+            names.join(", "),
+            dir.join("tls.crt").display(),
+            dir.join("tls.key").display(),
+            dir.join("ca.crt").display()
+        ));
+    }
+    for (repository, path) in &args.run_image {
+        lines.push(format!("pods of {repository} run {}", path.display()));
+    }
+    Ok(lines)
 }

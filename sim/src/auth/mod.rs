@@ -19,7 +19,7 @@ pub use attributes::{Attributes, RequestInfo, request_info};
 pub use policy::bootstrap_policy;
 pub use rbac::{RBAC_GROUP, authorize, rules_review_status};
 pub use review::{access_review_status, review_attributes, spec_user};
-pub use tokens::{BoundObject, TokenAuthority, TokenGrant, api_audiences};
+pub use tokens::{ADMIN_USER, BoundObject, TokenAuthority, TokenGrant, api_audiences};
 pub use user::{
     ALL_SERVICE_ACCOUNTS, ANONYMOUS, AUTHENTICATED, UNAUTHENTICATED, UserInfo,
     split_service_account_username,

@@ -421,3 +421,41 @@ fn token_times_carry_a_minute_of_leeway() {
     assert_eq!(validate_times(&claims, -11), Err("service account token is not valid yet".into()));
     assert!(validate_times(&json!({"nbf": 0}), 0).is_err(), "no expiry is expired");
 }
+
+#[test]
+fn a_pod_bound_token_lives_through_the_pods_grace_period() {
+    let fixture = Fixture::new();
+    fixture.add("serviceaccounts", account("arcgis", "op", "uid-1"));
+    let pod = |deletion: Option<&str>| {
+        let mut pod = json!({"metadata": {"name": "op-1", "namespace": "arcgis", "uid": "pod-1"}});
+        if let Some(at) = deletion {
+            pod["metadata"]["deletionTimestamp"] = json!(at);
+        }
+        pod
+    };
+    fixture.add("pods", pod(None));
+    let authority = TokenAuthority::new(&mut Rng::new(7));
+    let now = jiff::Timestamp::now().as_second();
+    let grant = TokenGrant {
+        namespace: "arcgis".into(),
+        name: "op".into(),
+        expiration_seconds: 3607,
+        audiences: api_audiences(),
+        bound: Some(BoundObject { kind: "Pod".into(), name: "op-1".into(), uid: "pod-1".into() }),
+        now,
+    };
+    let (token, _) = authority.issue(&fixture.store.lock(), &SharedRng::new(1), &grant).unwrap();
+    let user = authority.authenticate(&fixture.store, &token, None, now).unwrap().user;
+    assert_eq!(user.extra["authentication.kubernetes.io/pod-uid"], ["pod-1"]);
+    // Deleted gracefully: valid until a minute past the deletion time.
+    let at = |seconds: i64| jiff::Timestamp::from_second(now + seconds).unwrap().to_string();
+    fixture.add("pods", pod(Some(&at(30))));
+    assert!(authority.authenticate(&fixture.store, &token, None, now).is_ok());
+    fixture.add("pods", pod(Some(&at(-59))));
+    assert!(authority.authenticate(&fixture.store, &token, None, now).is_ok());
+    fixture.add("pods", pod(Some(&at(-61))));
+    assert_eq!(
+        authority.authenticate(&fixture.store, &token, None, now),
+        Err("[invalid bearer token, service account token has been invalidated]".to_string())
+    );
+}

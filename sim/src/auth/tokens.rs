@@ -7,7 +7,8 @@
 //! what the real ServiceAccount authenticator checks: signature, issuer,
 //! audiences, expiry with its minute of leeway, and that the ServiceAccount
 //! (and the Pod or Secret the token is bound to) still exists with the same
-//! uid. Failures read as the real server's (`pkg/serviceaccount`).
+//! uid, and is not past its deletion time by more than the leeway. Failures
+//! read as the real server's (`pkg/serviceaccount`).
 
 use std::collections::BTreeMap;
 
@@ -251,9 +252,12 @@ impl TokenAuthority {
                 continue;
             };
             let field = |key: &str| bound.get(key).and_then(Value::as_str).unwrap_or("");
+            // A bound object being deleted keeps its tokens valid until a
+            // minute past its deletion time, so that a pod can still use its
+            // token during graceful termination.
             let found = store
                 .get(&GroupResource::new("", resource), namespace, field("name"))
-                .filter(|object| object.pointer("/metadata/deletionTimestamp").is_none())
+                .filter(|object| !deleted_before(object, now - LEEWAY_SECONDS))
                 .ok_or_else(|| "service account token has been invalidated".to_string())?;
             let found_uid = metadata_str(&found, "uid").unwrap_or("");
             if found_uid != field("uid") {
@@ -274,6 +278,16 @@ impl TokenAuthority {
         user.extra = extra;
         Ok(Authenticated { user, audiences })
     }
+}
+
+/// Whether `object`'s `deletionTimestamp` lies before `limit` (seconds since
+/// the epoch); an unparsable one counts as deleted.
+fn deleted_before(object: &Value, limit: i64) -> bool {
+    let Some(deletion) = object.pointer("/metadata/deletionTimestamp").and_then(Value::as_str)
+    else {
+        return false;
+    };
+    deletion.parse::<jiff::Timestamp>().map_or(true, |at| at.as_second() < limit)
 }
 
 /// `exp`, `nbf` and `iat` against `now`, with the validator's leeway and

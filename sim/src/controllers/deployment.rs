@@ -7,7 +7,9 @@
 //! rollout (on a precise timer), not on a fixed tick. With each status change it brings the
 //! Deployment's ReplicaSets and Pods in line (`replica_sets`), and it keeps
 //! the template-change and concurrent-rollout statistics. Deployments
-//! annotated [`FROZEN_ANNOTATION`] are left alone.
+//! annotated [`FROZEN_ANNOTATION`] are left alone. A Deployment whose pods
+//! the kubelet runs for real has a plan that follows its new pods'
+//! readiness instead of the clock, synced on every readiness change.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -202,7 +204,14 @@ impl Controller {
         let replaced = event.etype == EventType::Deleted
             || (is_deleting(&event.object)
                 && event.prev.as_deref().is_some_and(|prev| !is_deleting(prev)));
-        if !replaced {
+        // A pod that runs for real became ready or unready: its Deployment's
+        // rollout follows.
+        let readiness_changed = event.gr == GroupResource::new("", "pods")
+            && event.etype == EventType::Modified
+            && event.prev.as_deref().is_some_and(|prev| {
+                replica_sets::is_pod_ready(prev) != replica_sets::is_pod_ready(&event.object)
+            });
+        if !replaced && !readiness_changed {
             return;
         }
         let owner = if event.gr == GroupResource::new("apps", "replicasets") {
@@ -227,6 +236,9 @@ impl Controller {
         let Some(known) = self.tracked.get_mut(&key) else {
             return;
         };
+        if !replaced && known.plan.observed.is_none() {
+            return;
+        }
         let now = now_ms();
         if known.workload.is_none() && self.sim.config.workload_objects {
             // A Deployment found settled (the generated fleet): its objects
@@ -321,8 +333,14 @@ impl Controller {
         }
         let (duration, fail) = rollout_knobs(&self.sim, deployment);
         let now = now_ms();
-        let plan =
+        let mut plan =
             rollout::begin(deployment, previous_plan.map(|known| &known.plan), now, duration, fail);
+        let runs_for_real = deployment
+            .pointer("/spec/template/spec")
+            .is_some_and(|spec| self.sim.runs_for_real(spec));
+        if self.sim.config.workload_objects && runs_for_real {
+            plan.follow_pods();
+        }
         let had_plan = previous_plan.is_some();
         if plan.template_changed && modified && had_plan {
             self.sim.with_stats(|stats| {
@@ -387,9 +405,20 @@ impl Controller {
         if generation_of(&deployment) != known.generation || is_deleting(&deployment) {
             return;
         }
+        // Pods that run for real: the plan follows the new pods' readiness.
+        let live = known.plan.observed.is_some();
+        if live
+            && known.active
+            && let Some(new_rs) =
+                known.workload.as_ref().and_then(|workload| workload.new_rs.as_ref())
+        {
+            let ready = replica_sets::ready_pods(&store, &deployment, new_rs);
+            known.plan.observe_ready(now, ready);
+        }
         let status = rollout::status_at(&deployment, &known.plan, now);
+        let complete = rollout::is_complete(&status, &deployment);
         let done = known.active
-            && (rollout::is_complete(&status, &deployment)
+            && (complete
                 || (known.plan.fail && deadline_exceeded(&status))
                 || (known.plan.paused && now > known.plan.started_at_ms));
         let mut updated = (*deployment).clone();
@@ -409,7 +438,8 @@ impl Controller {
                     .insert(REVISION_ANNOTATION.into(), workload.revision.to_string().into());
             }
         }
-        let active = known.active && !done;
+        // A plan that follows pods stays active: its pods may still change.
+        let active = known.active && (!done || live);
         let next = if active { rollout::next_change_after(&known.plan, now) } else { None };
         // A finished plan's status is settled: only its objects are looked
         // at again (when someone else changed them).
@@ -417,7 +447,8 @@ impl Controller {
         if done {
             // Counted before the final status is visible, so that whoever
             // sees a finished rollout also sees it gone from `rolling_now`.
-            known.active = false;
+            known.active = live;
+            known.rolling &= !live;
             self.update_rolling();
         }
         let Some(known) = self.tracked.get_mut(key) else {
@@ -462,7 +493,7 @@ impl Controller {
             replica_sets::reconcile(&rollout, &mut store, previous, counts);
             known.applied = Some(counts);
             known.stale = false;
-            if !known.active {
+            if !known.active || (live && complete) {
                 replica_sets::clean_up_history(&mut store, &defs, &current, workload);
             }
         }

@@ -401,6 +401,7 @@ impl Collector {
             },
             propagation: Some(propagation),
             dry_run: false,
+            grace_period_seconds: None,
         };
         if let Err(error) = write::delete(&mut store, &def, &object, &options) {
             tracing::debug!(error = %error, object = %item.name, "garbage collection failed");

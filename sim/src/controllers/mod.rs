@@ -12,6 +12,8 @@
 //! - `crd_cleanup`: a deleted CRD's custom resources, then the CRD.
 //!
 //! - `service_accounts`: each namespace's `default` ServiceAccount.
+//! - `kubelet`: runs the pods of the images the sim runs for real as local
+//!   processes, and writes their statuses.
 //!
 //! `owners` holds the owner-reference helpers they share; `timer` the
 //! Deployment controller's precise timer.
@@ -19,6 +21,7 @@
 mod crd_cleanup;
 mod deployment;
 mod garbage_collector;
+mod kubelet;
 mod namespaces;
 mod owners;
 mod replica_sets;
@@ -46,6 +49,7 @@ pub async fn run(sim: Arc<SimState>) {
         tokio::spawn(garbage_collector::run(sim.clone())),
         tokio::spawn(namespaces::run(sim.clone())),
         tokio::spawn(crd_cleanup::run(sim.clone())),
+        tokio::spawn(kubelet::run(sim.clone())),
         tokio::spawn(service_accounts::run(sim)),
     ];
     for task in tasks {

@@ -77,6 +77,15 @@ fn resource_entries(def: &ResourceDef) -> Vec<Value> {
             "verbs": ["get", "patch", "update"],
         }));
     }
+    if def.get_subresource("log") {
+        entries.push(json!({
+            "name": format!("{}/log", def.plural),
+            "singularName": "",
+            "namespaced": def.namespaced,
+            "kind": def.kind,
+            "verbs": ["get"],
+        }));
+    }
     for subresource in def.create_subresources() {
         entries.push(json!({
             "name": format!("{}/{}", def.plural, subresource.name),

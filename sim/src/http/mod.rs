@@ -32,7 +32,7 @@ use axum::routing::get;
 
 use crate::state::SimState;
 
-pub use tls::{CA_PEM, SimListener, Transport};
+pub use tls::{SimListener, Transport};
 
 /// The routes of one simulated cluster: the non-resource endpoints by path,
 /// everything else through resource routing (the real server answers

@@ -102,6 +102,12 @@ impl ResourceDef {
         })
     }
 
+    /// Whether this resource serves a read-only subresource `subresource`
+    /// (`pods/log`, answered with the container's output).
+    pub fn get_subresource(&self, subresource: &str) -> bool {
+        self.is("", "pods") && subresource == "log"
+    }
+
     /// Every create-only subresource of this resource.
     pub fn create_subresources(&self) -> Vec<CreateSubresource> {
         self.create_subresource("token").into_iter().collect()

@@ -85,7 +85,7 @@ const MAX_STORED_BYTES: usize = 1536 * 1024;
 fn check_storage_size(object: &Value) -> Result<(), ApiError> {
     let size = serde_json::to_vec(object).map(|bytes| bytes.len()).unwrap_or(0);
     if size > MAX_STORED_BYTES {
-        return Err(ApiError::unknown("etcdserver: request is too large"));
+        return Err(ApiError::request_too_large());
     }
     Ok(())
 }

@@ -4,8 +4,10 @@
 //! deletion (with `deletionTimestamp` set and `generation` bumped), and the
 //! first-delete steps of the resources whose REST storage does more: a
 //! namespace turns `Terminating`, a CRD gets its cleanup finalizer and
-//! `Terminating` condition. What happens next (a namespace's contents, a
-//! CRD's custom resources, dependents) is the controllers' work.
+//! `Terminating` condition, a pod the sim's kubelet runs is deleted
+//! gracefully (`deletionTimestamp` its grace period ahead, removed when the
+//! kubelet confirms). What happens next (a namespace's contents, a CRD's
+//! custom resources, dependents, a pod's processes) is the controllers' work.
 
 use std::sync::Arc;
 
@@ -13,9 +15,10 @@ use serde_json::{Value, json};
 
 use super::sync_registry;
 use crate::error::{ApiError, GroupResource};
+use crate::images::spec_runs_for_real;
 use crate::registry::ResourceDef;
 use crate::store::{EventType, StoreInner};
-use crate::util::{metadata_mut, metadata_str, now_rfc3339};
+use crate::util::{metadata_mut, metadata_str, now_rfc3339, rfc3339_in};
 
 /// The finalizer the garbage collector removes after orphaning dependents.
 pub const ORPHAN_FINALIZER: &str = "orphan";
@@ -56,6 +59,9 @@ pub struct DeleteOptions {
     pub propagation: Option<Propagation>,
     /// `dryRun=All`.
     pub dry_run: bool,
+    /// `gracePeriodSeconds` (pods): `None` takes the pod's
+    /// `terminationGracePeriodSeconds`.
+    pub grace_period_seconds: Option<i64>,
 }
 
 /// What a delete did.
@@ -84,6 +90,11 @@ pub fn delete(
     if def.is_crd() && old.pointer("/metadata/deletionTimestamp").is_none() {
         return Ok(start_crd_deletion(store, def, old, options));
     }
+    if def.is("", "pods")
+        && let Some(deletion) = delete_pod_gracefully(store, def, old, options)
+    {
+        return Ok(deletion);
+    }
     Ok(delete_generic(store, def, old, options))
 }
 
@@ -102,6 +113,7 @@ pub fn delete_same(
         },
         propagation,
         dry_run: false,
+        grace_period_seconds: None,
     };
     delete(store, def, object, &options)
 }
@@ -119,6 +131,107 @@ pub fn delete_remaining(store: &mut StoreInner, def: &ResourceDef, namespace: Op
             tracing::debug!(error = %error, resource = %def.storage_gr(), name, "deleting failed");
         }
     }
+}
+
+/// The grace period of a first delete of `pod` (the pod strategy's
+/// `CheckGracefulDelete`): the requested one, else the pod's
+/// `terminationGracePeriodSeconds` (30 by default); 0 for a pod no kubelet
+/// runs (unbound, finished, or, in the sim, of an image it does not run);
+/// a negative one counts as 1.
+fn pod_grace_period(store: &StoreInner, pod: &Value, options: &DeleteOptions) -> i64 {
+    let requested = options.grace_period_seconds.or_else(|| {
+        Some(
+            pod.pointer("/spec/terminationGracePeriodSeconds")
+                .and_then(Value::as_i64)
+                .unwrap_or(30),
+        )
+    });
+    let bound =
+        pod.pointer("/spec/nodeName").and_then(Value::as_str).is_some_and(|node| !node.is_empty());
+    let finished = matches!(
+        pod.pointer("/status/phase").and_then(Value::as_str),
+        Some("Succeeded" | "Failed")
+    );
+    let has_kubelet = pod
+        .get("spec")
+        .is_some_and(|spec| spec_runs_for_real(store.kubelet_repositories.iter(), spec));
+    if !bound || finished || !has_kubelet {
+        return 0;
+    }
+    match requested.unwrap_or(0) {
+        period if period < 0 => 1,
+        period => period,
+    }
+}
+
+/// The graceful deletion of a pod (the generic registry's `BeforeDelete`):
+/// a first delete with a grace period marks the pod deleting that far
+/// ahead; a later one may only shorten it; `None` when the pod goes at once
+/// (a grace period of 0, or one already 0).
+fn delete_pod_gracefully(
+    store: &mut StoreInner,
+    def: &ResourceDef,
+    old: &Arc<Value>,
+    options: &DeleteOptions,
+) -> Option<Deletion> {
+    let pending = |object: &Value| Deletion {
+        object: def.to_served(object),
+        removed: false,
+        answer_with_status: false,
+    };
+    let mut deleting = (**old).clone();
+    if old.pointer("/metadata/deletionTimestamp").is_some() {
+        let current = old
+            .pointer("/metadata/deletionGracePeriodSeconds")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        if current == 0 {
+            return None;
+        }
+        let requested = options.grace_period_seconds.map(|period| period.max(0));
+        let period = match requested {
+            Some(period) if period < current => period,
+            // Graceful deletion is pending: nothing changes.
+            _ => return Some(pending(old)),
+        };
+        if period == 0 {
+            return None;
+        }
+        let at = old
+            .pointer("/metadata/deletionTimestamp")
+            .and_then(Value::as_str)
+            .and_then(|at| at.parse::<jiff::Timestamp>().ok())
+            .map_or(0, |at| at.as_second())
+            - current
+            + period;
+        if let Some(metadata) = metadata_mut(&mut deleting) {
+            let at = jiff::Timestamp::from_second(at)
+                .map_or_else(|_| now_rfc3339(), |at| at.to_string());
+            metadata.insert("deletionTimestamp".into(), json!(at));
+            metadata.insert("deletionGracePeriodSeconds".into(), json!(period));
+        }
+    } else {
+        let period = pod_grace_period(store, old, options);
+        if period == 0 {
+            return None;
+        }
+        let finalizers = finalizers_for_propagation(&finalizers_of(old), options.propagation);
+        set_finalizers(&mut deleting, &finalizers);
+        if let Some(metadata) = metadata_mut(&mut deleting) {
+            metadata.insert("deletionTimestamp".into(), json!(rfc3339_in(period)));
+            metadata.insert("deletionGracePeriodSeconds".into(), json!(period));
+            if let Some(generation) = metadata.get("generation").and_then(Value::as_i64)
+                && generation > 0
+            {
+                metadata.insert("generation".into(), json!(generation + 1));
+            }
+        }
+    }
+    if options.dry_run {
+        return Some(pending(&deleting));
+    }
+    let stored = store.commit(&def.storage_gr(), deleting, EventType::Modified);
+    Some(pending(&stored))
 }
 
 /// The precondition check the real server makes before anything else (its

@@ -157,7 +157,13 @@ pub fn update(
         // controller's), and goes only by a delete once they are empty.
         no_finalizers_left = false;
     }
-    if new.pointer("/metadata/deletionTimestamp").is_some() && no_finalizers_left {
+    // The registry's `shouldDeleteDuringUpdate`: a pod in its grace period
+    // (`deletionGracePeriodSeconds` above 0) stays until the kubelet deletes it.
+    let graceful = old
+        .pointer("/metadata/deletionGracePeriodSeconds")
+        .and_then(Value::as_i64)
+        .is_some_and(|seconds| seconds > 0);
+    if new.pointer("/metadata/deletionTimestamp").is_some() && no_finalizers_left && !graceful {
         let stored = store.commit(&def.storage_gr(), new, EventType::Deleted);
         sync_registry(store, def, &stored, true);
         return Ok((*stored).clone());

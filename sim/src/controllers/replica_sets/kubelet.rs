@@ -26,12 +26,7 @@ pub fn pod_status(pod: &Value, phase: PodPhase, sim: &SimState) -> Value {
     let now = now_rfc3339();
     let kept = |key: &str| previous.and_then(|status| status.get(key)).cloned();
     let start_time = kept("startTime").unwrap_or_else(|| json!(now));
-    let node_index = pod
-        .pointer("/spec/nodeName")
-        .and_then(Value::as_str)
-        .and_then(|node| NODES.iter().position(|known| *known == node))
-        .unwrap_or(0);
-    let host_ip = format!("10.0.0.{}", node_index + 11);
+    let host_ip = host_ip(pod);
     let running = phase != PodPhase::Starting;
     // The IP comes with the sandbox, on first start.
     let pod_ip = kept("podIP").or_else(|| {
@@ -131,6 +126,16 @@ pub fn pod_status(pod: &Value, phase: PodPhase, sim: &SimState) -> Value {
     status
 }
 
+/// The IP of the node a pod is bound to (`10.0.0.11` for `sim-worker-1`, ...).
+pub fn host_ip(pod: &Value) -> String {
+    let node_index = pod
+        .pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .and_then(|node| NODES.iter().position(|known| *known == node))
+        .unwrap_or(0);
+    format!("10.0.0.{}", node_index + 11)
+}
+
 /// A stable 64-hex-digit digest of `text` (image and container ids).
 fn digest(text: &str) -> String {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
@@ -146,7 +151,7 @@ fn digest(text: &str) -> String {
 }
 
 /// The pod's QoS class from its containers' requests and limits.
-fn qos_class(containers: &[Value]) -> &'static str {
+pub fn qos_class(containers: &[Value]) -> &'static str {
     let mut any = false;
     let mut guaranteed = true;
     for container in containers {

@@ -39,8 +39,10 @@ use serde_json::{Map, Value, json};
 
 use events::record_scaling;
 use kubelet::{PodPhase, pod_status};
+pub use kubelet::{host_ip, qos_class};
 use objects::{build_pod, build_replica_set, copied_annotations};
-use pods::{create_pod, ensure_pods};
+pub use pods::is_ready as is_pod_ready;
+use pods::{create_pod, ensure_pods, owned_pods};
 
 use super::owners::{is_controlled_by, is_deleting};
 use super::rollout::{PodCounts, RolloutPlan, pod_template_hash, surge_and_unavailable};
@@ -155,6 +157,19 @@ fn creation_key(object: &Value) -> (String, String) {
         metadata_str(object, "creationTimestamp").unwrap_or("").to_string(),
         name_of(object).to_string(),
     )
+}
+
+/// How many pods of the Deployment's ReplicaSet `rs_name` are ready (and
+/// not being deleted).
+pub fn ready_pods(store: &StoreInner, deployment: &Value, rs_name: &str) -> u64 {
+    let Some(rs) = store.get(&replica_sets(), namespace_of(deployment), rs_name) else {
+        return 0;
+    };
+    let uid = metadata_str(deployment, "uid").unwrap_or("");
+    if !is_controlled_by(&rs, uid) {
+        return 0;
+    }
+    owned_pods(store, &rs).iter().filter(|pod| is_pod_ready(pod)).count() as u64
 }
 
 /// Plans the ReplicaSets of a rollout that begins now: which ReplicaSet is

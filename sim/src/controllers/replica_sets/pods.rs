@@ -1,7 +1,8 @@
 //! A ReplicaSet's pods, as the ReplicaSet controller and the kubelet keep
 //! them: as many as desired (unready and newest deleted first), the oldest
-//! ones ready, each status written by the "kubelet"; then the ReplicaSet's
-//! status.
+//! ones ready, each status written by the "kubelet" (the simulated one, or
+//! for pods that run for real the sim's kubelet); then the ReplicaSet's
+//! status, from the pods' readiness.
 
 use std::sync::Arc;
 
@@ -20,7 +21,7 @@ use crate::util::metadata_str;
 use crate::write::{self, DeleteOptions, DeletePreconditions, WriteOptions};
 
 /// The pods a ReplicaSet controls that are not being deleted, oldest first.
-fn owned_pods(store: &StoreInner, rs: &Value) -> Vec<Arc<Value>> {
+pub(super) fn owned_pods(store: &StoreInner, rs: &Value) -> Vec<Arc<Value>> {
     let uid = metadata_str(rs, "uid").unwrap_or("");
     let prefix = format!("{}-", name_of(rs));
     let mut owned: Vec<Arc<Value>> = store
@@ -32,7 +33,7 @@ fn owned_pods(store: &StoreInner, rs: &Value) -> Vec<Arc<Value>> {
     owned
 }
 
-pub(super) fn is_ready(pod: &Value) -> bool {
+pub fn is_ready(pod: &Value) -> bool {
     pod.pointer("/status/conditions").and_then(Value::as_array).is_some_and(|conditions| {
         conditions
             .iter()
@@ -108,7 +109,8 @@ pub(super) fn create_pod(
 }
 
 /// The kubelet's status write: `phase` (and the IP it assigns on first
-/// start, drawn from `sim`'s generator).
+/// start, drawn from `sim`'s generator). A pod the sim's kubelet runs for
+/// real gets its status from there.
 fn set_pod_phase(
     sim: &SimState,
     store: &mut StoreInner,
@@ -116,6 +118,9 @@ fn set_pod_phase(
     pod: &Arc<Value>,
     phase: PodPhase,
 ) {
+    if pod.get("spec").is_some_and(|spec| sim.runs_for_real(spec)) {
+        return;
+    }
     let status = pod_status(pod, phase, sim);
     if pod.get("status") == Some(&status) {
         return;

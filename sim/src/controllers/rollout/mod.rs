@@ -35,6 +35,12 @@
 //! the `Progressing` condition turns `False` / `ProgressDeadlineExceeded`
 //! once `spec.progressDeadlineSeconds` (default 600) have elapsed since the
 //! last progress (strictly after, as the controller compares).
+//!
+//! Pods the kubelet runs for real replace the clock: a plan that
+//! [`RolloutPlan::follow_pods`] moves when the controller observes its new
+//! pods' readiness (`observe_ready`), each observation one controller sync;
+//! once complete, only the counts and `Available` follow the pods (the real
+//! controller checks no more progress of a complete rollout).
 
 mod plan;
 mod status;
@@ -135,6 +141,7 @@ pub fn begin(
         template_changed,
         prior_conditions,
         wave_ms: 0,
+        observed: None,
     };
     let waves = plan.waves_needed();
     plan.wave_ms = duration_ms.checked_div(waves).unwrap_or(0);
@@ -181,6 +188,7 @@ pub fn settled(deployment: &Value, now_ms: u64) -> RolloutPlan {
         template_changed: false,
         prior_conditions: status.map(conditions_of).unwrap_or_default(),
         wave_ms: 0,
+        observed: None,
     }
 }
 

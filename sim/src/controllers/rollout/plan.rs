@@ -63,6 +63,10 @@ pub struct RolloutPlan {
     pub prior_conditions: Vec<Value>,
     /// Length of one wave (time for new pods to become ready).
     pub wave_ms: u64,
+    /// For pods the kubelet runs for real: the rollout moves when new pods
+    /// become ready, not on the clock. The pod counts so far, each with the
+    /// time (ms) it was observed, the plan's start first.
+    pub observed: Option<Vec<(u64, PodCounts)>>,
 }
 
 /// Resolves an int-or-percent value against `total`, rounding up or down.
@@ -191,16 +195,59 @@ impl RolloutPlan {
         self.started_at_ms + self.wave_ms * wave as u64
     }
 
+    /// The pod counts over time, (when, counts), never empty: the waves at
+    /// their times, or what was observed of pods that run for real.
+    pub fn timeline(&self) -> Vec<(u64, PodCounts)> {
+        match &self.observed {
+            Some(observed) if !observed.is_empty() => observed.clone(),
+            _ => self
+                .waves()
+                .into_iter()
+                .enumerate()
+                .map(|(wave, counts)| (self.wave_time(wave), counts))
+                .collect(),
+        }
+    }
+
     /// Pod counts at `now_ms`.
     pub fn counts_at(&self, now_ms: u64) -> PodCounts {
-        let states = self.waves();
-        // `waves` always holds at least the first wave.
-        let mut current = states[0];
-        for (wave, state) in states.iter().enumerate() {
-            if self.wave_time(wave) <= now_ms {
+        let timeline = self.timeline();
+        // The timeline always holds at least the first state.
+        let mut current = timeline[0].1;
+        for (at, state) in &timeline {
+            if *at <= now_ms {
                 current = *state;
             }
         }
         current
+    }
+
+    /// Makes the plan follow pods that run for real: from now on it moves
+    /// when [`Self::observe_ready`] reports more (or fewer) ready new pods.
+    pub fn follow_pods(&mut self) {
+        self.fail = false;
+        let first = if self.paused { self.from } else { self.scale(self.from) };
+        self.observed = Some(vec![(self.started_at_ms, first)]);
+    }
+
+    /// Records that `new_ready` pods of the new ReplicaSet are ready at
+    /// `now_ms`, scaling as the controller would; true when the counts changed.
+    pub fn observe_ready(&mut self, now_ms: u64, new_ready: u64) -> bool {
+        let Some((at, last)) = self.observed.as_ref().and_then(|observed| observed.last().copied())
+        else {
+            return false;
+        };
+        let mut next = last;
+        next.new_ready = new_ready.min(last.new_total);
+        if !self.paused {
+            next = self.scale(next);
+        }
+        if next == last {
+            return false;
+        }
+        if let Some(observed) = self.observed.as_mut() {
+            observed.push((now_ms.max(at), next));
+        }
+        true
     }
 }

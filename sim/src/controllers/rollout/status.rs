@@ -70,7 +70,6 @@ pub fn status_at(deployment: &Value, plan: &RolloutPlan, now_ms: u64) -> Value {
     let now_ms = now_ms.max(plan.started_at_ms);
     let replicas = plan.replicas;
     let min_available = replicas.saturating_sub(plan.max_unavailable);
-    let states = plan.waves();
     let mut conditions = plan.prior_conditions.clone();
     let available_condition = |counts: &PodCounts, at: u64| {
         if counts.available() >= min_available {
@@ -93,8 +92,10 @@ pub fn status_at(deployment: &Value, plan: &RolloutPlan, now_ms: u64) -> Value {
     };
     let replica_set = &plan.new_rs_name;
     let started = plan.started_at_ms;
-    // `waves` always holds at least the first wave.
-    let mut current = states[0];
+    let timeline = plan.timeline();
+    let live = plan.observed.is_some();
+    // The timeline always holds at least the first state.
+    let mut current = timeline[0].1;
 
     if plan.paused {
         set_condition(&mut conditions, available_condition(&current, started));
@@ -124,14 +125,21 @@ pub fn status_at(deployment: &Value, plan: &RolloutPlan, now_ms: u64) -> Value {
         // Each wave is one controller observation; `observed` is the last one.
         let mut observed = plan.from;
         let mut last_progress = started;
-        for (wave, state) in states.iter().enumerate() {
-            let at = plan.wave_time(wave);
+        let mut completed = false;
+        for (wave, (at, state)) in timeline.iter().enumerate() {
+            let at = *at;
             if at > now_ms {
                 break;
             }
             current = *state;
             set_condition(&mut conditions, available_condition(state, at));
+            if live && completed && state.total() == state.new_total {
+                // A complete rollout is not checked for progress again.
+                observed = *state;
+                continue;
+            }
             if plan.done(state) {
+                completed = true;
                 set_condition(
                     &mut conditions,
                     condition(
@@ -165,7 +173,7 @@ pub fn status_at(deployment: &Value, plan: &RolloutPlan, now_ms: u64) -> Value {
             // (or ever, when stalled): the controller marks the rollout failed.
             if let Some(deadline) = plan.deadline_ms {
                 let expiry = last_progress + deadline + 1;
-                let next = states.get(wave + 1).map(|_| plan.wave_time(wave + 1));
+                let next = timeline.get(wave + 1).map(|(at, _)| *at);
                 if !plan.done(state) && expiry <= now_ms && next.is_none_or(|next| expiry < next) {
                     set_timed_out(&mut conditions, replica_set, expiry);
                 }
@@ -259,17 +267,19 @@ pub fn next_change_after(plan: &RolloutPlan, after_ms: u64) -> Option<u64> {
         let done_at = plan.started_at_ms + 1;
         return (done_at > after_ms).then_some(done_at);
     }
-    let waves = plan.waves().len();
     let mut next: Option<u64> = None;
     let mut consider = |at: u64| {
         if at > after_ms && next.is_none_or(|next| at < next) {
             next = Some(at);
         }
     };
-    for wave in 0..waves {
-        let at = plan.wave_time(wave);
+    let timeline = plan.timeline();
+    // A plan that follows pods stays active once complete, but a complete
+    // rollout has no deadline left.
+    let completed = plan.observed.is_some() && timeline.iter().any(|(_, state)| plan.done(state));
+    for (at, _) in timeline {
         consider(at);
-        if let Some(deadline) = plan.deadline_ms {
+        if let Some(deadline) = plan.deadline_ms.filter(|_| !completed) {
             consider(at + deadline + 1);
         }
     }

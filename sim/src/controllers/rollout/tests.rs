@@ -407,3 +407,53 @@ async fn kubectl_rollout_status_reads_the_statuses() {
 fn rfc3339_drops_milliseconds() {
     assert_eq!(rfc3339(1_000_999), "1970-01-01T00:16:40Z");
 }
+
+#[test]
+fn a_plan_that_follows_pods_moves_only_when_they_become_ready() {
+    // A new template rolled over two settled pods, whose new pods the kubelet runs for real.
+    let (settled, previous) = settled(2);
+    let mut d = settled.clone();
+    d["spec"]["template"]["spec"]["containers"][0]["image"] = json!("nginx:2");
+    d["metadata"]["generation"] = json!(2);
+    let mut plan = begin(&d, Some(&previous), T0 + 20_000, 2_000, true);
+    plan.follow_pods();
+    assert!(!plan.fail, "the pods decide, not the failure knob");
+    let first = plan.counts_at(T0 + 600_000);
+    assert_eq!(first, PodCounts { old: 2, new_total: 1, new_ready: 0 }, "surge 1, then wait");
+    assert_eq!(
+        next_change_after(&plan, T0 + 20_000),
+        Some(T0 + 20_000 + 600_001),
+        "only the deadline"
+    );
+
+    assert!(plan.observe_ready(T0 + 30_000, 1));
+    assert_eq!(plan.counts_at(T0 + 30_000), PodCounts { old: 1, new_total: 2, new_ready: 1 });
+    assert!(!plan.observe_ready(T0 + 31_000, 1), "nothing new");
+    assert!(plan.observe_ready(T0 + 40_000, 2));
+    let done = status_at(&d, &plan, T0 + 40_000);
+    assert!(is_complete(&done, &d), "{done}");
+    assert_eq!(cond(&done, "Progressing")["reason"], "NewReplicaSetAvailable");
+
+    // A pod turning unready afterwards lowers the counts and availability, not Progressing.
+    assert!(plan.observe_ready(T0 + 50_000, 1));
+    let degraded = status_at(&d, &plan, T0 + 50_000);
+    assert_eq!((n(&degraded, "readyReplicas"), n(&degraded, "unavailableReplicas")), (1, 1));
+    assert_eq!(cond(&degraded, "Available")["status"], "False");
+    assert_eq!(cond(&degraded, "Progressing")["reason"], "NewReplicaSetAvailable");
+    assert_eq!(next_change_after(&plan, T0 + 50_000), None, "a complete rollout has no deadline");
+}
+
+#[test]
+fn a_plan_that_follows_pods_times_out_without_progress() {
+    let mut d = deployment(1, 1, "app:1");
+    d["spec"]["progressDeadlineSeconds"] = json!(30);
+    let mut plan = begin(&d, None, T0, 2_000, false);
+    plan.follow_pods();
+    let waiting = status_at(&d, &plan, T0 + 30_000);
+    assert_eq!(cond(&waiting, "Progressing")["reason"], "NewReplicaSetCreated");
+    let stalled = status_at(&d, &plan, T0 + 30_001);
+    assert_eq!(cond(&stalled, "Progressing")["reason"], "ProgressDeadlineExceeded");
+    assert!(plan.observe_ready(T0 + 40_000, 1));
+    let recovered = status_at(&d, &plan, T0 + 40_000);
+    assert_eq!(cond(&recovered, "Progressing")["reason"], "NewReplicaSetAvailable");
+}

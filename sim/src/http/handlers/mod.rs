@@ -1,12 +1,14 @@
 //! The REST handlers of resource requests: counting and fault injection
-//! (500, 429 with `Retry-After`, 504 timeouts, never a 409; drawn by rate or
-//! set off by a rule) for every request, then one handler per verb (`read`,
-//! `list`, `modify`, `delete`, and the `scale` subresource); watches are the
-//! `watch` module's. Handlers parse what they need, call the write pipeline
-//! under the store lock, and render the response.
+//! (500, 429 with `Retry-After`, 504 timeouts, etcd's too-large 500, never
+//! a 409; drawn by rate or set off by a rule) for every request, then one
+//! handler per verb (`read`, `list`, `modify`, `delete`, the `scale`
+//! subresource and `pods/log`); watches are the `watch` module's. Handlers
+//! parse what they need, call the write pipeline under the store lock, and
+//! render the response.
 
 mod delete;
 mod list;
+mod logs;
 mod modify;
 mod read;
 mod scale;
@@ -44,6 +46,9 @@ pub async fn serve(sim: &Arc<SimState>, request: &ResourceRequest) -> Response {
         Some(InjectedFault::TooManyRequests { retry_after_seconds }) => {
             return too_many_requests(retry_after_seconds);
         }
+        Some(InjectedFault::RequestTooLarge) => {
+            return error_response(&ApiError::request_too_large());
+        }
         Some(InjectedFault::Timeout { after_ms, commits }) => {
             if commits {
                 // The handler runs on; only its answer is lost.
@@ -71,6 +76,15 @@ pub async fn serve(sim: &Arc<SimState>, request: &ResourceRequest) -> Response {
 fn answer(sim: &Arc<SimState>, request: &ResourceRequest) -> Result<Response, ApiError> {
     if request.target.subresource.as_deref() == Some("scale") {
         return scale::serve(sim, request);
+    }
+    if request.target.subresource.as_deref() == Some("log") {
+        if request.verb != Verb::Get {
+            return Err(ApiError::method_not_allowed(
+                request.verb.as_str(),
+                &request.target.def.gr(),
+            ));
+        }
+        return logs::serve(sim, request);
     }
     match request.verb {
         Verb::Get => read::get(sim, request),

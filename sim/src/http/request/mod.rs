@@ -32,7 +32,7 @@ pub struct Target {
     pub namespace: Option<String>,
     /// Object name from the path.
     pub name: Option<String>,
-    /// Subresource (`status`, `scale`).
+    /// Subresource (`status`, `scale`, `log`, `token`).
     pub subresource: Option<String>,
 }
 
@@ -84,7 +84,8 @@ impl Target {
         if let Some(subresource) = &subresource {
             let served = (subresource == "status" && def.status_subresource)
                 || (subresource == "scale" && def.scale_subresource)
-                || def.create_subresource(subresource).is_some();
+                || def.create_subresource(subresource).is_some()
+                || def.get_subresource(subresource);
             if !served {
                 return Err(ApiError::no_resource());
             }

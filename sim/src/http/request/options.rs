@@ -159,8 +159,12 @@ pub fn delete_options(query: &Query, body: &Value) -> Result<DeleteRequest, ApiE
         (None, Some(false)) => Some(Propagation::Background),
         (None, None) => None,
     };
+    let grace_period_seconds = body
+        .get("gracePeriodSeconds")
+        .and_then(Value::as_i64)
+        .or_else(|| query.get("gracePeriodSeconds").and_then(|value| value.parse().ok()));
     Ok(DeleteRequest {
-        options: DeleteOptions { preconditions, propagation, dry_run },
+        options: DeleteOptions { preconditions, propagation, dry_run, grace_period_seconds },
         accepted_if_pending: orphan_dependents == Some(false),
     })
 }

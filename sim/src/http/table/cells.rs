@@ -331,7 +331,10 @@ pub fn cell(column: &ColumnDef, object: &Value, now_ms: u64) -> Value {
                     statuses
                         .iter()
                         .filter_map(|status| {
-                            status.pointer("/state/waiting/reason").and_then(Value::as_str)
+                            status
+                                .pointer("/state/waiting/reason")
+                                .or_else(|| status.pointer("/state/terminated/reason"))
+                                .and_then(Value::as_str)
                         })
                         .find(|reason| !reason.is_empty())
                 });

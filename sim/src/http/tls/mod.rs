@@ -5,10 +5,10 @@
 //! so that a slow client never holds up the others.
 //!
 //! The server certificate (for `127.0.0.1`, `::1`, `localhost` and the
-//! in-cluster `kubernetes.default.svc` names) is signed by a fixed test CA
-//! ([`CA_PEM`]) whose private key is not kept; kubeconfigs for the secure
-//! port carry that CA as `certificate-authority-data`. Handlers learn which
-//! side a request came in on from its [`Transport`] connect info.
+//! in-cluster `kubernetes.default.svc` names) is the cluster CA's (`pki`),
+//! made when the sim starts; kubeconfigs for the secure port carry that CA
+//! as `certificate-authority-data`. Handlers learn which side a request came
+//! in on from its [`Transport`] connect info.
 
 use std::io;
 use std::net::SocketAddr;
@@ -28,10 +28,7 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
-/// The CA that signed the server certificate (PEM).
-pub const CA_PEM: &str = include_str!("ca.pem");
-const SERVER_PEM: &str = include_str!("server.pem");
-const SERVER_KEY_PEM: &str = include_str!("server-key.pem");
+use crate::pki::ServingCertificate;
 
 /// How long a new connection may take to send its first byte and finish
 /// a TLS handshake.
@@ -114,15 +111,16 @@ impl AsyncWrite for Connection {
     }
 }
 
-/// The TLS server configuration of the embedded certificate.
-fn acceptor() -> io::Result<TlsAcceptor> {
+/// The TLS server configuration of the API server's certificate.
+fn acceptor(certificate: &ServingCertificate) -> io::Result<TlsAcceptor> {
     let invalid = |error: &dyn std::fmt::Display| {
         io::Error::new(io::ErrorKind::InvalidData, error.to_string())
     };
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(SERVER_PEM.as_bytes())
-        .collect::<Result<_, _>>()
-        .map_err(|error| invalid(&error))?;
-    let key = PrivateKeyDer::from_pem_slice(SERVER_KEY_PEM.as_bytes())
+    let chain: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_slice_iter(certificate.chain_pem.as_bytes())
+            .collect::<Result<_, _>>()
+            .map_err(|error| invalid(&error))?;
+    let key = PrivateKeyDer::from_pem_slice(certificate.key_pem.as_bytes())
         .map_err(|error| invalid(&error))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
@@ -144,10 +142,10 @@ pub struct SimListener {
 }
 
 impl SimListener {
-    /// Takes over a bound TCP listener.
-    pub fn new(tcp: TcpListener) -> io::Result<Self> {
+    /// Takes over a bound TCP listener, serving `certificate` on TLS.
+    pub fn new(tcp: TcpListener, certificate: &ServingCertificate) -> io::Result<Self> {
         let local = tcp.local_addr()?;
-        let tls = acceptor()?;
+        let tls = acceptor(certificate)?;
         let (sender, connections) = mpsc::channel(64);
         let acceptor = tokio::spawn(accept_loop(tcp, tls, sender));
         Ok(SimListener { connections, local, acceptor })
