@@ -467,7 +467,12 @@ async fn the_kubectl_plugin_form_names_itself_and_reads_the_context_namespace() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_during_a_run_ends_it_cancelled_and_start_wait_exits_2() {
-    let config = SimConfig { rollout_ms: 1500, rollout_jitter_ms: 0, ..fleet(6, 0, FLEET_SEED) };
+    let config = SimConfig {
+        rollout_ms: 1500,
+        rollout_jitter_ms: 0,
+        progress_deadline_seconds: 30,
+        ..fleet(6, 0, FLEET_SEED)
+    };
     let env = Env::start(config, "cancel").await;
     env.create_and_finish_first_run("r", json!({"selector": {}, "batchSize": 2})).await;
 

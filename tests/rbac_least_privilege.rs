@@ -427,7 +427,7 @@ impl Lab {
             "apiVersion": "gisops.io/v1alpha1",
             "kind": "ServiceRefresh",
             "metadata": {"name": PROBE, "namespace": NAMESPACE},
-            "spec": {"selector": {}, "batchSize": 2, "batchTimeout": "3s",
+            "spec": {"selector": {}, "batchSize": 2, "batchTimeout": "5s",
                      "configMapTriggers": [{"name": TRIGGER}]},
         }))
         .expect("ServiceRefresh");

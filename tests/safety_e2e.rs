@@ -205,7 +205,7 @@ async fn timed_out_rollouts_keep_their_place_so_never_more_than_a_batch_rolls() 
     let cluster = SimCluster::start(config).await;
     let operator = operator_with(&cluster, OperatorScope::default(), 1);
     cluster
-        .create_refresh("bounded", json!({"selector": {}, "batchSize": 10, "batchTimeout": "3s"}))
+        .create_refresh("bounded", json!({"selector": {}, "batchSize": 10, "batchTimeout": "5s"}))
         .await;
     let status = cluster.wait_for_run_end("bounded", DEADLINE).await;
     operator.stop().await;
@@ -217,25 +217,50 @@ async fn timed_out_rollouts_keep_their_place_so_never_more_than_a_batch_rolls() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_sub_second_timeout_is_exact_and_says_what_happened() {
-    let config = SimConfig { rollout_ms: 2_000, rollout_jitter_ms: 0, ..fleet(4, 0, FLEET_SEED) };
+async fn a_timeout_below_the_rollouts_says_what_happened_and_warns() {
+    let config = SimConfig {
+        rollout_ms: 7_000,
+        rollout_jitter_ms: 0,
+        progress_deadline_seconds: 600,
+        ..fleet(4, 0, FLEET_SEED)
+    };
     let cluster = SimCluster::start(config).await;
     let names = cluster.all_deployment_names().await;
+    // Under the minimum: refused at admission, with the rule's message.
+    let refused = cluster
+        .refreshes()
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "apiVersion": "gisops.io/v1alpha1", "kind": "ServiceRefresh",
+                "metadata": {"name": "instant"},
+                "spec": {"selector": {}, "batchTimeout": "500ms"},
+            }))
+            .expect("a ServiceRefresh"),
+        )
+        .await
+        .expect_err("500ms is under the 5s minimum");
+    assert!(refused.to_string().contains("must be between 5s and 168h"), "{refused}");
+
     let operator = operator_with(&cluster, OperatorScope::default(), 1);
     cluster
-        .create_refresh("quick", json!({"selector": {}, "batchSize": 4, "batchTimeout": "500ms"}))
+        .create_refresh("quick", json!({"selector": {}, "batchSize": 4, "batchTimeout": "5s"}))
         .await;
     let status = cluster.wait_for_run_end("quick", DEADLINE).await;
     operator.stop().await;
-    for service in status.batches.iter().flat_map(|b| &b.services) {
-        assert_eq!(service.result, Some(ServiceResult::TimedOut), "{}", service.name);
+    let view = cluster.run_view("quick").await;
+    for service in view.services() {
+        assert_eq!(service.result, Some(ServiceResult::TimedOut), "{}", service.key);
         let message = service.message.as_deref().unwrap_or_default();
         assert!(
-            message.starts_with("not ready after spec.batchTimeout 500ms: "),
+            message.starts_with("not ready after spec.batchTimeout 5s: "),
             "{}: {message}",
-            service.name
+            service.key
         );
     }
+    let warning = condition(&status, "BatchTimeoutShort").expect("the timeout is called short");
+    assert_eq!((warning.0, warning.1), ("True", "RolloutsOutlastTimeout"));
+    assert!(warning.2.starts_with("4 rollouts were still progressing"), "{}", warning.2);
     for name in &names {
         assert_eq!(changes(&cluster, NAMESPACE, name), 1, "{name} was restarted");
     }
@@ -325,7 +350,12 @@ async fn unmatched_excludes_and_missing_trigger_keys_are_reported() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rolling_service_shows_what_it_waits_for_and_a_queued_one_who_holds_the_slot() {
-    let config = SimConfig { rollout_ms: 8_000, rollout_jitter_ms: 0, ..fleet(2, 0, FLEET_SEED) };
+    let config = SimConfig {
+        rollout_ms: 8_000,
+        rollout_jitter_ms: 0,
+        progress_deadline_seconds: 30,
+        ..fleet(2, 0, FLEET_SEED)
+    };
     let cluster = SimCluster::start(config).await;
     let operator = operator_with(&cluster, OperatorScope::default(), 1);
     cluster.create_refresh("slow", json!({"selector": {}, "batchSize": 2})).await;
@@ -404,7 +434,12 @@ async fn events_are_recorded_for_a_resource_with_a_very_long_name() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_a_resource_mid_run_leaves_no_warning_in_the_log() {
-    let config = SimConfig { rollout_ms: 1_000, rollout_jitter_ms: 0, ..fleet(6, 0, FLEET_SEED) };
+    let config = SimConfig {
+        rollout_ms: 1_000,
+        rollout_jitter_ms: 0,
+        progress_deadline_seconds: 30,
+        ..fleet(6, 0, FLEET_SEED)
+    };
     let cluster = SimCluster::start(config).await;
     let dir = tempfile::tempdir().expect("temp dir");
     let kubeconfig = dir.path().join("kubeconfig");

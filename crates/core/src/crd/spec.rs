@@ -63,7 +63,10 @@ pub const MAX_TRIGGER_LENGTH: u32 = 1024;
 pub struct ServiceRefreshSpec {
     /// Label selector choosing the Deployments to restart in the target namespaces.
     /// Required. `{}` selects every Deployment in the target namespaces; write it explicitly
-    /// only when restarting everything is what you want.
+    /// only when restarting everything is what you want. Editing the selection (selector,
+    /// name patterns, namespaces) during a run applies to the services not yet in a batch:
+    /// those no longer selected end Skipped with reason Deselected; newly selected ones wait
+    /// for the next run.
     pub selector: LabelSelector,
 
     /// Optional glob patterns (`*` and `?`) on the Deployment name, such as
@@ -89,9 +92,14 @@ pub struct ServiceRefreshSpec {
     pub batch_size: u32,
 
     /// How long a batch may take to become ready, as a duration such as `90s`, `10m` or
-    /// `1h30m`. Deployments still not ready then are recorded as TimedOut. Default `10m`.
+    /// `1h30m`, from 5s to 168h. Deployments still not ready then are recorded as TimedOut.
+    /// Default `10m`.
     #[serde(default = "default_batch_timeout")]
     #[schemars(regex(pattern = r"^([0-9]+(ms|s|m|h))+$"))]
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": "duration(self) >= duration('5s') && duration(self) <= duration('168h')",
+        "message": "must be between 5s and 168h (one week)",
+    }]))]
     pub batch_timeout: String,
 
     /// What a failure does to the run: `Continue` (default) goes on with the next batch and

@@ -16,6 +16,10 @@ pub const STALLED: &str = "Stalled";
 /// whose `configMapTriggers` list keys.
 pub const TRIGGER_KEYS_MISSING: &str = "TriggerKeysMissing";
 
+/// Condition type warning that `spec.batchTimeout` is shorter than the rollouts: present
+/// while the current (or last) run has rollouts that were still progressing at the timeout.
+pub const BATCH_TIMEOUT_SHORT: &str = "BatchTimeoutShort";
+
 /// A resource holding a cluster-wide run slot, named in a queued resource's message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SlotHolder {
@@ -203,6 +207,59 @@ pub fn apply_missing_keys(
     set(conditions, TRIGGER_KEYS_MISSING, value, reason, &message, generation, now);
 }
 
+/// Sets or clears the `BatchTimeoutShort` warning: `cut_short` rollouts of the run were still
+/// progressing when `spec.batchTimeout` (`timeout`, as written) ran out, so the timeout is
+/// below the slowest rollout seen and records rollouts that go well as TimedOut.
+pub fn apply_batch_timeout_warning(
+    conditions: &mut Vec<Condition>,
+    cut_short: u32,
+    timeout: &str,
+    generation: i64,
+    now: Timestamp,
+) {
+    if cut_short == 0 {
+        conditions.retain(|condition| condition.type_ != BATCH_TIMEOUT_SHORT);
+        return;
+    }
+    let rollouts = if cut_short == 1 { "rollout was" } else { "rollouts were" };
+    let message = format!(
+        "{cut_short} {rollouts} still progressing when spec.batchTimeout {timeout} ran out and \
+         recorded TimedOut; the slowest rollout takes longer than that: raise spec.batchTimeout"
+    );
+    set(conditions, BATCH_TIMEOUT_SHORT, true, "RolloutsOutlastTimeout", &message, generation, now);
+}
+
+/// Reason of the Stalled condition when the API server refuses the status itself.
+pub const STATUS_WRITE_REFUSED: &str = "StatusWriteRefused";
+
+/// `status` marked Stalled because the API server refused to store the status the engine
+/// decided (too large, or invalid): the one write that may still go through, since it adds
+/// a condition to a status the server stored before. The next accepted write replaces it.
+pub fn with_status_write_refused(
+    status: Option<&crate::crd::ServiceRefreshStatus>,
+    why: &str,
+    generation: i64,
+    now: Timestamp,
+) -> crate::crd::ServiceRefreshStatus {
+    let mut marked = status.cloned().unwrap_or_default();
+    let message = format!(
+        "the API server refused to store the status ({why}); nothing more is restarted until a \
+         status can be written"
+    );
+    set(&mut marked.conditions, STALLED, true, STATUS_WRITE_REFUSED, &message, generation, now);
+    set(&mut marked.conditions, READY, false, STATUS_WRITE_REFUSED, &message, generation, now);
+    set(
+        &mut marked.conditions,
+        RECONCILING,
+        false,
+        STATUS_WRITE_REFUSED,
+        &message,
+        generation,
+        now,
+    );
+    marked
+}
+
 /// The condition of `type_`, if present.
 pub fn find<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Condition> {
     conditions.iter().find(|condition| condition.type_ == type_)
@@ -211,6 +268,24 @@ pub fn find<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Conditio
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_status_keeps_everything_stored_and_says_why_it_stalled() {
+        let stored = crate::crd::ServiceRefreshStatus {
+            phase: Some(crate::crd::Phase::Running),
+            ..Default::default()
+        };
+        let marked =
+            with_status_write_refused(Some(&stored), "etcdserver: request is too large", 3, at(10));
+        assert_eq!(marked.phase, stored.phase, "nothing stored is lost");
+        let stalled = find(&marked.conditions, STALLED).expect("Stalled");
+        assert_eq!(
+            (stalled.status.as_str(), stalled.reason.as_str()),
+            ("True", STATUS_WRITE_REFUSED)
+        );
+        assert!(stalled.message.contains("etcdserver: request is too large"));
+        assert_eq!(find(&marked.conditions, READY).map(|c| c.status.as_str()), Some("False"));
+    }
 
     fn at(seconds: i64) -> Timestamp {
         Timestamp::from_second(seconds).expect("in range")

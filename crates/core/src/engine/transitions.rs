@@ -33,6 +33,7 @@ pub enum EventReason {
     CrossNamespaceRefused,
     NamespaceNotWatched,
     ConfigMapNotFound,
+    StatusWriteRefused,
 }
 
 impl EventReason {
@@ -53,6 +54,7 @@ impl EventReason {
             Self::CrossNamespaceRefused => "CrossNamespaceRefused",
             Self::NamespaceNotWatched => "NamespaceNotWatched",
             Self::ConfigMapNotFound => "ConfigMapNotFound",
+            Self::StatusWriteRefused => "StatusWriteRefused",
         }
     }
 

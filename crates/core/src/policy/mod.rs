@@ -10,6 +10,7 @@ pub mod awaiting;
 pub mod leadership;
 pub mod patch_memo;
 pub mod plan_memo;
+pub mod refusals;
 pub mod requeue;
 pub mod status_memo;
 

@@ -96,6 +96,7 @@ fn build_context(
         },
         refreshes: caches.refreshes,
         plan_memo: PlanMemo::default(),
+        refusals: Default::default(),
         scope: config.scope.clone(),
         slots: RunSlots::new(config.max_concurrent_runs),
         memo: StatusMemo::default(),

@@ -15,20 +15,23 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use thiserror::Error;
 use tracing::{info, warn};
 
-use super::act::{self, ApplyError, StatusWrite, TermGate, WriteMemos};
+use super::act::{self, ApplyError, StatusWrite, TermGate, WriteGate, WriteMemos};
 use super::caches::{Cache, CacheSync, CachedCluster, WatchDeliveries};
 use super::plans;
 use super::startup::Clients;
 use crate::telemetry::{self, Telemetry};
 use servicerefresh_core::crd::{Phase, ServiceRefresh, ServiceRefreshStatus};
+use servicerefresh_core::engine::conditions;
 use servicerefresh_core::engine::view::batch_members;
 use servicerefresh_core::engine::{
     Decision, ObjectKey, Observation, OperatorScope, Plan, RunSlot, Transition, decide, run_active,
 };
+use servicerefresh_core::engine::{EventNote, EventReason, EventSeverity};
 use servicerefresh_core::policy::admission::{CachedRefresh, RunSlots};
 use servicerefresh_core::policy::awaiting::AwaitIndex;
 use servicerefresh_core::policy::leadership::{Leadership, Term};
 use servicerefresh_core::policy::plan_memo::PlanMemo;
+use servicerefresh_core::policy::refusals::RefusedWrites;
 use servicerefresh_core::policy::requeue::{self, Requeue};
 use servicerefresh_core::policy::status_memo::StatusMemo;
 
@@ -40,6 +43,12 @@ const MAX_PASSES_PER_RECONCILE: usize = 8;
 pub enum ReconcileError {
     #[error("writing the status of {object} failed")]
     StatusWrite {
+        object: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("the API server refused to store the status of {object}; retrying with back-off")]
+    StatusRefused {
         object: String,
         #[source]
         source: kube::Error,
@@ -57,12 +66,14 @@ pub enum ReconcileError {
 
 impl ReconcileError {
     /// Every [`Self::kind`].
-    pub const KINDS: [&'static str; 3] = ["status_write", "plan_write", "not_namespaced"];
+    pub const KINDS: [&'static str; 4] =
+        ["status_write", "status_refused", "plan_write", "not_namespaced"];
 
     /// The `kind` label of `servicerefresh_reconcile_errors_total`.
     pub fn kind(&self) -> &'static str {
         match self {
             Self::StatusWrite { .. } => "status_write",
+            Self::StatusRefused { .. } => "status_refused",
             Self::PlanWrite { .. } => "plan_write",
             Self::NotNamespaced(_) => "not_namespaced",
         }
@@ -76,6 +87,8 @@ pub struct Context {
     pub refreshes: Store<ServiceRefresh>,
     /// The plans of the resources' current runs, read once from their plan objects.
     pub plan_memo: PlanMemo,
+    /// Refused status writes in a row, for the back-off.
+    pub refusals: RefusedWrites,
     pub scope: OperatorScope,
     pub slots: RunSlots,
     pub memo: StatusMemo,
@@ -158,7 +171,13 @@ pub fn error_policy(
 ) -> Action {
     warn!(servicerefresh = %format!("{}/{}", refresh.namespace().unwrap_or_default(), refresh.name_any()), error = %error, cause = %telemetry::error_causes(error), "reconcile failed; retrying");
     ctx.telemetry.reconcile_failed(error.kind());
-    Action::requeue(ctx.retry_delay)
+    match error {
+        ReconcileError::StatusRefused { .. } => {
+            let key = ObjectKey::new(refresh.namespace().unwrap_or_default(), refresh.name_any());
+            Action::requeue(ctx.refusals.refused(&key))
+        }
+        _ => Action::requeue(ctx.retry_delay),
+    }
 }
 
 impl Context {
@@ -273,6 +292,10 @@ impl Context {
                 info!(servicerefresh = %key, reason = %refused, "stopped before the next write: this replica no longer leads");
                 return Ok(None);
             }
+            Err(ApplyError::Status(source)) if is_refusal(&source) => {
+                self.mark_refused(key, observed, &source, &gate).await;
+                return Err(ReconcileError::StatusRefused { object: key.to_string(), source });
+            }
             Err(ApplyError::Status(source)) => {
                 return Err(ReconcileError::StatusWrite { object: key.to_string(), source });
             }
@@ -284,6 +307,9 @@ impl Context {
                 });
             }
         };
+        if applied.status_write == StatusWrite::Written {
+            self.refusals.written(key);
+        }
         match applied.status_write {
             StatusWrite::ResourceGone => {
                 self.forget(key, observed);
@@ -417,6 +443,52 @@ impl Context {
         self.plan_memo.get(refresh.metadata.uid.as_deref()?, reference)
     }
 
+    /// The API server refused the status this pass decided: mark the stored status Stalled
+    /// with the reason (a small change to what it stored before, so it can go through), and
+    /// say so once per series of refusals. Nothing was restarted: restarts follow the status.
+    async fn mark_refused(
+        &self,
+        key: &ObjectKey,
+        observed: &ServiceRefresh,
+        source: &kube::Error,
+        gate: &TermGate<'_>,
+    ) {
+        let why = match source {
+            kube::Error::Api(status) => format!("{} {}", status.code, status.message),
+            other => other.to_string(),
+        };
+        let generation = observed.metadata.generation.unwrap_or(0);
+        let marked = conditions::with_status_write_refused(
+            observed.status.as_ref(),
+            &why,
+            generation,
+            Timestamp::now(),
+        );
+        if gate.check().is_err() {
+            return;
+        }
+        if let Err(error) = act::write_status(&self.clients.requests, observed, &marked).await {
+            warn!(servicerefresh = %key, %error, "the Stalled condition could not be stored either");
+        }
+        if self.refusals.count(key) == 0 {
+            let note = EventNote {
+                severity: EventSeverity::Warning,
+                reason: EventReason::StatusWriteRefused,
+                message: conditions::find(&marked.conditions, conditions::STALLED)
+                    .map(|condition| condition.message.clone())
+                    .unwrap_or(why),
+            };
+            act::publish_events(
+                &self.clients.requests,
+                observed,
+                &[note],
+                &self.clients.identity,
+                gate,
+            )
+            .await;
+        }
+    }
+
     fn forget(&self, key: &ObjectKey, refresh: &ServiceRefresh) {
         self.memo.forget(refresh);
         if let Some(uid) = refresh.metadata.uid.as_deref() {
@@ -428,5 +500,17 @@ impl Context {
                 .wake_queued
                 .unbounded_send(ObjectRef::new(&waiting.name).within(&waiting.namespace));
         }
+    }
+}
+
+/// Whether the API server refused a status write for good: too large for etcd, too large a
+/// request, or invalid. Retrying the same write cannot succeed.
+fn is_refusal(error: &kube::Error) -> bool {
+    match error {
+        kube::Error::Api(status) => {
+            matches!(status.code, 400 | 413 | 422)
+                || (status.code == 500 && status.message.contains("request is too large"))
+        }
+        _ => false,
     }
 }

@@ -65,6 +65,7 @@ pub fn decide(observation: &Observation) -> Decision {
         Ok(valid) => advance(&mut pass, &mut status, &valid, first_sight),
     };
     conditions::apply(&mut status.conditions, &situation, generation, pass.now_seconds());
+    warn_of_short_timeout(&pass, &mut status, generation);
     announce_new_stall(&mut pass.out, stalled_before.as_ref(), &status);
     refresh_totals(&mut status);
     batches::defer_results(&mut pass, &mut status);
@@ -280,6 +281,32 @@ fn active_situation(pass: &Pass, status: &ServiceRefreshStatus, spec: &ValidSpec
         let cancelling = status.run.as_ref().is_some_and(|run| run.cancel_request.is_some());
         Situation::Running { batch, batches, follow_up, cancelling }
     }
+}
+
+/// Keeps the `BatchTimeoutShort` warning current: rollouts of the run that were still
+/// progressing when their batch timed out (announced once, when it appears).
+fn warn_of_short_timeout(pass: &Pass, status: &mut ServiceRefreshStatus, generation: i64) {
+    let cut_short: u32 = status
+        .results
+        .iter()
+        .filter(|group| group.reason == reason::ROLLOUT_TIMED_OUT)
+        .map(|group| group.count)
+        .sum::<u32>()
+        + status
+            .batches
+            .iter()
+            .filter(|batch| batch.counts.is_none())
+            .flat_map(|batch| &batch.services)
+            .filter(|row| row.reason.as_deref() == Some(reason::ROLLOUT_TIMED_OUT))
+            .count() as u32;
+    let timeout = pass.observation.refresh.spec.batch_timeout.clone();
+    conditions::apply_batch_timeout_warning(
+        &mut status.conditions,
+        cut_short,
+        &timeout,
+        generation,
+        pass.now_seconds(),
+    );
 }
 
 /// Records a Warning event when the resource newly stalls or stalls for a new reason;

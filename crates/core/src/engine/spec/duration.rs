@@ -10,8 +10,12 @@ use super::SpecError;
 /// Longest batch timeout accepted (one week): far beyond any sensible rollout, and it keeps
 /// the wake-up deadlines handed to the controller's timers sane.
 pub const MAX_BATCH_TIMEOUT: SignedDuration = SignedDuration::from_hours(7 * 24);
+/// Shortest batch timeout accepted: no rollout becomes ready faster, so anything shorter
+/// only records rollouts that go well as TimedOut.
+pub const MIN_BATCH_TIMEOUT: SignedDuration = SignedDuration::from_secs(5);
 
-/// Parses a batch timeout; zero, negative and over-long values are refused.
+/// Parses a batch timeout; values under 5s and over one week are refused, as the CRD's
+/// validation rule refuses them at admission.
 pub fn parse_batch_timeout(text: &str) -> Result<SignedDuration, SpecError> {
     let malformed = || SpecError::MalformedDuration(text.to_owned());
     if !has_go_duration_shape(text) {
@@ -20,8 +24,8 @@ pub fn parse_batch_timeout(text: &str) -> Result<SignedDuration, SpecError> {
     // Once the shape is right, all jiff can refuse is a number too big for it.
     let duration: SignedDuration =
         text.parse().map_err(|_| SpecError::DurationTooLong(text.to_owned()))?;
-    if duration.is_zero() {
-        return Err(SpecError::ZeroDuration(text.to_owned()));
+    if duration < MIN_BATCH_TIMEOUT {
+        return Err(SpecError::DurationTooShort(text.to_owned()));
     }
     if duration > MAX_BATCH_TIMEOUT {
         return Err(SpecError::DurationTooLong(text.to_owned()));
@@ -62,10 +66,11 @@ mod tests {
             ("90s", 90_000),
             ("10m", 600_000),
             ("1h30m", 5_400_000),
-            ("500ms", 500),
+            ("5s", 5_000),
+            ("4s1000ms", 5_000),
             ("1m500ms", 60_500),
             ("2h", 7_200_000),
-            ("0h1s", 1_000),
+            ("0h6s", 6_000),
         ];
         for (text, millis) in cases {
             assert_eq!(
@@ -88,10 +93,10 @@ mod tests {
             parse_batch_timeout("10x").unwrap_err().to_string(),
             r#"spec.batchTimeout "10x" is not a duration such as 90s, 10m or 1h30m"#
         );
-        assert_eq!(parse_batch_timeout("0s"), Err(SpecError::ZeroDuration("0s".to_owned())));
+        assert_eq!(parse_batch_timeout("0s"), Err(SpecError::DurationTooShort("0s".to_owned())));
         assert_eq!(
-            parse_batch_timeout("0m0ms").unwrap_err().to_string(),
-            r#"spec.batchTimeout "0m0ms" must be longer than zero"#
+            parse_batch_timeout("4s999ms").unwrap_err().to_string(),
+            r#"spec.batchTimeout "4s999ms" is too short; the minimum is 5s"#
         );
         assert!(matches!(
             parse_batch_timeout("99999999999999999999h"),

@@ -16,7 +16,7 @@ use std::num::NonZeroUsize;
 use fnv::FnvHasher;
 use jiff::SignedDuration;
 
-pub use duration::{MAX_BATCH_TIMEOUT, parse_batch_timeout};
+pub use duration::{MAX_BATCH_TIMEOUT, MIN_BATCH_TIMEOUT, parse_batch_timeout};
 pub use patterns::NamePattern;
 pub use selector::LabelFilter;
 
@@ -42,8 +42,8 @@ pub struct OperatorScope {
 pub enum SpecError {
     #[error("spec.batchTimeout {0:?} is not a duration such as 90s, 10m or 1h30m")]
     MalformedDuration(String),
-    #[error("spec.batchTimeout {0:?} must be longer than zero")]
-    ZeroDuration(String),
+    #[error("spec.batchTimeout {0:?} is too short; the minimum is 5s")]
+    DurationTooShort(String),
     #[error("spec.batchTimeout {0:?} is too long; the maximum is 168h (one week)")]
     DurationTooLong(String),
     #[error("{field}: {problem}")]

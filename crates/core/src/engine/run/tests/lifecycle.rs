@@ -403,6 +403,16 @@ fn batches_time_out_with_the_last_waiting_message() {
         ]
     );
     assert_eq!(timed_out.status.phase, Some(Phase::Failed));
+    assert_eq!(
+        condition(&timed_out.status, crate::engine::conditions::BATCH_TIMEOUT_SHORT),
+        (
+            "True",
+            "RolloutsOutlastTimeout",
+            "1 rollout was still progressing when spec.batchTimeout 90s ran out and recorded \
+             TimedOut; the slowest rollout takes longer than that: raise spec.batchTimeout"
+        ),
+        "svc-00 rolled, svc-01 never started: only the first says the timeout is short"
+    );
     assert_eq!(timed_out.status.totals.restarted, 1);
     assert_eq!(timed_out.wake_at, None);
     assert_eq!(
@@ -413,8 +423,8 @@ fn batches_time_out_with_the_last_waiting_message() {
 }
 
 #[test]
-fn sub_second_timeouts_are_exact_and_never_preempt_the_restarts() {
-    let mut cluster = ModelCluster::new(json!({"selector": {}, "batchTimeout": "500ms"}));
+fn timeouts_are_exact_to_the_millisecond_and_never_preempt_the_restarts() {
+    let mut cluster = ModelCluster::new(json!({"selector": {}, "batchTimeout": "5s500ms"}));
     let keys = cluster.add_many(1);
     cluster.pass();
     cluster.now = at(0) + SignedDuration::from_millis(900);
@@ -422,13 +432,13 @@ fn sub_second_timeouts_are_exact_and_never_preempt_the_restarts() {
     assert_eq!(restarting.restarts.len(), 1, "the batch's start sends its restarts");
     cluster.apply(&restarting);
     cluster.start_rollout(&keys[0]);
-    cluster.now = at(0) + SignedDuration::from_millis(1_399);
+    cluster.now = at(0) + SignedDuration::from_millis(6_399);
     assert_eq!(
         cluster.pass().status.batches[0].services[0].result,
         None,
         "1 ms before the deadline"
     );
-    cluster.now = at(0) + SignedDuration::from_millis(1_400);
+    cluster.now = at(0) + SignedDuration::from_millis(6_400);
     let timed_out = cluster.pass();
     let service = &timed_out.status.batches[0].services[0];
     assert_eq!(service.result, Some(ServiceResult::TimedOut));
@@ -436,7 +446,7 @@ fn sub_second_timeouts_are_exact_and_never_preempt_the_restarts() {
         service
             .message
             .as_deref()
-            .is_some_and(|m| m.starts_with("not ready after spec.batchTimeout 500ms:")),
+            .is_some_and(|m| m.starts_with("not ready after spec.batchTimeout 5s500ms:")),
         "{:?}",
         service.message
     );
@@ -587,4 +597,43 @@ fn the_admin_job_ledger_is_carried_through_every_pass_unchanged() {
         assert_eq!(cluster.status().jobs, jobs, "after the run requested with {value}");
     }
     assert!(cluster.status().history.len() >= 3);
+}
+
+#[test]
+fn ten_thousand_failures_with_the_longest_names_fit_the_status_budget() {
+    // The worst case the status must survive: every service of a large fleet fails, with
+    // names as long as Kubernetes allows and messages that differ from service to service.
+    let mut cluster =
+        ModelCluster::new(json!({"selector": {}, "batchSize": 100, "batchTimeout": "1m"}));
+    let keys: Vec<ObjectKey> = (0..10_000)
+        .map(|i| {
+            let name = format!("{i:05}-{}", "x".repeat(247));
+            // Replica counts vary, so the kubectl messages (and their numbers) vary too.
+            cluster.add(NS, &name, 1 + (i % 7))
+        })
+        .collect();
+    cluster.pass();
+    let mut largest = 0;
+    for _ in 0..100 {
+        let decision = cluster.pass();
+        cluster.apply(&decision);
+        for key in &keys {
+            if cluster.deployments[key].snapshot.generation() == 2 {
+                cluster.start_rollout(key);
+            }
+        }
+        cluster.now += SignedDuration::from_secs(61);
+        largest = largest.max(serde_json::to_vec(cluster.status()).expect("serializes").len());
+    }
+    cluster.pass();
+    let status = cluster.status();
+    assert_eq!(status.phase, Some(Phase::Failed));
+    assert_eq!(status.totals.failed, 10_000);
+    let size = serde_json::to_vec(status).expect("status serializes").len();
+    largest = largest.max(size);
+    eprintln!("status of 10,000 failed services: {size} bytes at the end, {largest} at most");
+    assert!(largest < 512 * 1024, "the status reached {largest} bytes");
+    // Every failed service is still named, through the plan.
+    let view = cluster.run_view();
+    assert_eq!(view.failures().len(), 10_000);
 }
