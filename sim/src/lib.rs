@@ -46,6 +46,7 @@ use serde::{Deserialize, Serialize};
 // Layers, lowest first: a module uses only modules of the groups above it
 // (sim/README.md says what each owns).
 mod error;
+mod quantity;
 mod util;
 
 mod registry;
@@ -53,6 +54,7 @@ mod registry;
 mod store;
 
 mod patch;
+mod placement;
 mod schema;
 mod selector;
 
@@ -71,6 +73,7 @@ mod http;
 mod request_log;
 
 pub use error::{ApiError, SimError};
+pub use quantity::{QuantityError, cpu_millis};
 pub use request_log::RequestRecord;
 use state::SimState;
 
@@ -110,6 +113,17 @@ pub struct SimConfig {
     /// Deployment on its first rollout, which keeps start-up fast and small
     /// (see sim/README.md for the figures).
     pub fleet_objects_limit: usize,
+    /// `Some(n)`: the cluster has `n` identical nodes (`sim-worker-1..n`)
+    /// with CPU, memory and pod capacity; a scheduler places pods by their
+    /// requests, pods that fit nowhere stay `Pending` (`Unschedulable`), and
+    /// rollouts wait for room. `None` (the default): capacity is unlimited
+    /// and pods are bound to `sim-worker-1..3` at creation, unchecked.
+    /// `Some(0)` is taken as one node.
+    pub nodes: Option<usize>,
+    /// With `nodes`: the CPU (millicores) left over in total once the
+    /// generated fleet's pods run; the nodes are sized for it (see
+    /// sim/README.md). `None`: 2 CPUs per node. Ignored without `nodes`.
+    pub spare_cpu_millis: Option<u64>,
 }
 
 impl Default for SimConfig {
@@ -129,6 +143,8 @@ impl Default for SimConfig {
             bookmark_interval_ms: 60_000,
             workload_objects: true,
             fleet_objects_limit: 1_000,
+            nodes: None,
+            spare_cpu_millis: None,
         }
     }
 }

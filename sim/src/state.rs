@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::{Mutex, MutexGuard};
 
 use crate::auth::TokenAuthority;
+use crate::placement::NodeCache;
 use crate::store::Store;
 use crate::util::{Rng, SharedRng};
 use crate::{FaultConfig, FaultMix, FaultRule, RuleError, SimConfig, SimStats};
@@ -29,6 +30,8 @@ pub struct SimState {
     pub tokens: TokenAuthority,
     stats: Mutex<SimStats>,
     faults: Mutex<(FaultConfig, FaultMix)>,
+    /// The scheduler's view of the nodes; always locked after the store.
+    node_cache: Mutex<NodeCache>,
 }
 
 /// An injected fault, as the handlers answer it.
@@ -57,6 +60,7 @@ impl SimState {
         SimState {
             store: Store::new(config.event_window),
             stats: Mutex::new(SimStats::default()),
+            node_cache: Mutex::new(NodeCache::default()),
             faults: Mutex::new((config.faults.clone(), config.fault_mix.clone())),
             // Apart from the fleet's generator, so that requests do not
             // change which fleet a seed produces.
@@ -67,6 +71,18 @@ impl SimState {
             shutdown,
             addr,
         }
+    }
+
+    /// The scheduler's view of the nodes (lock the store first: whoever
+    /// places pods holds it, and the view follows its events).
+    pub fn node_cache(&self) -> MutexGuard<'_, NodeCache> {
+        lock(&self.node_cache)
+    }
+
+    /// Whether the cluster has nodes with capacity (`SimConfig::nodes`);
+    /// without, pods go to `sim-worker-1..3` unchecked.
+    pub fn has_nodes(&self) -> bool {
+        self.config.nodes.is_some()
     }
 
     /// A copy of the fault configuration, which may change at any time.

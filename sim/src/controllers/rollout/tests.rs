@@ -252,7 +252,7 @@ fn second_change_mid_rollout_restarts_the_plan() {
     d3["status"] = mid;
     let p3 = begin(&d3, Some(&p2), T0 + 65_000, 20_000, false);
     assert_ne!(p3.new_rs_name, p2.new_rs_name);
-    assert_eq!(p3.from, PodCounts { old: 8, new_total: 0, new_ready: 0 });
+    assert_eq!(p3.from, PodCounts { old: 8, ..PodCounts::default() });
     let s = status_at(&d3, &p3, T0 + 65_000);
     assert_eq!(n(&s, "observedGeneration"), 3);
     assert_eq!(n(&s, "updatedReplicas"), 5);
