@@ -390,8 +390,8 @@ fn cpu_of(d: &Value) -> u64 {
 
 /// Where room comes back only as fast as rollouts finish and that is
 /// slower than the deadline: eight Deployments of three 500m pods on three
-/// nodes with room for three surge pods, each rollout 4.5 s (a wave every
-/// 1.5 s), a 2 s deadline. All eight at once: the pods that wait for room
+/// nodes with room for three surge pods, each rollout 3 s (a wave a
+/// second), a 2 s deadline. All eight at once: the pods that wait for room
 /// wait longer than the deadline, so those rollouts cross it (and complete
 /// later, Progressing back to True); two at a time all fit and none does.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -400,7 +400,7 @@ async fn restarts_that_wait_for_room_longer_than_the_deadline_cross_it() {
     let names: Vec<String> = (0..8).map(|index| format!("svc-{index}")).collect();
     for name in &names {
         let mut d = deployment(name, 3, "500m", 2);
-        d["metadata"]["annotations"]["sim.gisops.io/rollout-ms"] = json!("4500");
+        d["metadata"]["annotations"]["sim.gisops.io/rollout-ms"] = json!("3000");
         create(&c, &d).await;
     }
     for name in &names {

@@ -26,7 +26,7 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 use super::events::{EventNote, Recorder, record};
-use super::owners::owner_refs;
+use super::owners::{OwnerRef, owner_refs};
 use crate::error::GroupResource;
 use crate::selector::LabelSelector;
 use crate::state::SimState;
@@ -133,6 +133,7 @@ fn controller_scale(
     pods: &[Arc<Value>],
 ) -> Result<(i64, Vec<String>), String> {
     let mut scales: HashMap<String, i64> = HashMap::new();
+    let mut seen: HashSet<String> = HashSet::new();
     let mut unmanaged = Vec::new();
     let replicas =
         |object: &Value| object.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1);
@@ -144,7 +145,7 @@ fn controller_scale(
             unmanaged.push(name.to_string());
             continue;
         };
-        if scales.contains_key(&reference.uid) {
+        if !seen.insert(reference.uid.clone()) {
             continue;
         }
         let live = |group: &str, resource: &str| {
@@ -177,15 +178,47 @@ fn controller_scale(
             }
             "ReplicationController" => live("", "replicationcontrollers")
                 .map(|controller| (reference.uid.clone(), replicas(&controller))),
-            _ => None,
+            _ => scale_subresource(store, namespace, &reference)?,
         };
         let Some((uid, scale)) = found else {
             return Err(format!("found no controllers for pod {name:?}"));
         };
+        // Keyed by the controller found (a ReplicaSet's Deployment).
         scales.insert(uid, scale);
-        scales.entry(reference.uid.clone()).or_insert(0);
     }
     Ok((scales.values().sum(), unmanaged))
+}
+
+/// Any other controller's scale, read as the `/scale` subresource would be
+/// (`getScaleController`): its `spec.replicas` when its resource has one,
+/// the real messages when the kind is unknown or has no scale.
+fn scale_subresource(
+    store: &StoreInner,
+    namespace: &str,
+    reference: &OwnerRef,
+) -> Result<Option<(String, i64)>, String> {
+    let api_version = reference.api_version.as_str();
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    let def = store
+        .registry
+        .all()
+        .find(|def| def.group == group && def.version == version && def.kind == reference.kind)
+        .cloned()
+        .ok_or_else(|| {
+            format!("no matches for kind {:?} in version {api_version:?}", reference.kind)
+        })?;
+    if !def.scale_subresource {
+        let resource =
+            if group.is_empty() { def.plural.clone() } else { format!("{}.{group}", def.plural) };
+        return Err(format!("{resource} does not implement the scale subresource"));
+    }
+    let found = store
+        .get(&def.storage_gr(), namespace, &reference.name)
+        .filter(|object| metadata_str(object, "uid") == Some(reference.uid.as_str()));
+    Ok(found.map(|object| {
+        let replicas = object.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1);
+        (reference.uid.clone(), replicas)
+    }))
 }
 
 /// `apimeta.SetStatusCondition` of the `DisruptionAllowed` condition.

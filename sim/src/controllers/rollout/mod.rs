@@ -59,6 +59,8 @@ mod status;
 mod template_hash;
 
 #[cfg(test)]
+mod capacity_tests;
+#[cfg(test)]
 mod tests;
 
 use serde_json::Value;
