@@ -5,9 +5,13 @@
 //! layers, each using only those before it (see `sim/README.md`).
 //!
 //! Deployments get ReplicaSets and Pods that follow their simulated
-//! rollouts, deleted objects are garbage-collected by owner reference, and
-//! deleted namespaces and CRDs stay `Terminating` until emptied, as in a
-//! real cluster (`sim/README.md` lists what the sim covers and where it
+//! rollouts, deleted objects are garbage-collected by owner reference,
+//! deleted namespaces and CRDs stay `Terminating` until emptied, and
+//! PodDisruptionBudgets get the status the disruption controller computes,
+//! as in a real cluster. With [`SimConfig::nodes`] the cluster has nodes
+//! sized to the generated fleet, a scheduler places pods by their requests
+//! (those that fit nowhere stay `Pending`, `Unschedulable`), and rollouts
+//! wait for room (`sim/README.md` lists what the sim covers and where it
 //! still differs).
 //!
 //! Knobs beyond [`SimConfig`]: per-Deployment annotations

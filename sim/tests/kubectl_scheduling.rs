@@ -288,7 +288,21 @@ async fn a_rollout_stuck_for_room_exceeds_its_progress_deadline_until_a_node_gro
     let out = kubectl.ok(&kubeconfig, &["get", "deployment", "web", "-n", NS]).await;
     assert_eq!(rows(&out)[1][1..4], ["3/3", "1", "3"], "{out}");
 
-    // Its kubelet reports more room on one node: the rollout completes.
+    // Cordoned, a node takes no pod, whatever room it has; uncordoned, its
+    // room goes to the surge pod and the rollout completes.
+    kubectl.ok(&kubeconfig, &["cordon", "sim-worker-1"]).await;
+    let out = kubectl.ok(&kubeconfig, &["get", "node", "sim-worker-1"]).await;
+    assert_eq!(rows(&out)[1][1], "Ready,SchedulingDisabled", "{out}");
+    let cordoned = "0/3 nodes are available: 1 node(s) were unschedulable, 2 Insufficient cpu. preemption: 0/3 nodes are available: 1 Preemption is not helpful for scheduling, 2 No preemption victims found for incoming pod.";
+    eventually("the cordon in the pod's message", || async {
+        let pods = c.get("/api/v1/namespaces/arcgis/pods?labelSelector=app%3Dweb").await.body;
+        let pods = pods["items"].as_array().cloned().unwrap_or_default();
+        pods.iter()
+            .flat_map(|pod| pod["status"]["conditions"].as_array().cloned().unwrap_or_default())
+            .any(|condition| condition["message"] == cordoned)
+            .then_some(())
+    })
+    .await;
     kubectl
         .ok(
             &kubeconfig,
@@ -303,6 +317,7 @@ async fn a_rollout_stuck_for_room_exceeds_its_progress_deadline_until_a_node_gro
             ],
         )
         .await;
+    kubectl.ok(&kubeconfig, &["uncordon", "sim-worker-1"]).await;
     // `rollout status` reports the deadline until the rollout progresses
     // again (the surge pod ready a wave after it is bound).
     eventually("progress again", || async {

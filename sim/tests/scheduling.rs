@@ -423,3 +423,32 @@ async fn restarts_that_wait_for_room_longer_than_the_deadline_cross_it() {
     );
     assert_eq!((exceeded, unschedulable), (0, 0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_created_through_the_api_are_scheduled_too() {
+    let (_h, c) = empty_cluster("1").await;
+    let pod = |name: &str, cpu: &str| {
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+            "spec": {"containers": [{"name": "c", "image": "busybox:1.36",
+                "resources": {"requests": {"cpu": cpu}}}]}})
+    };
+    assert_eq!(c.post(PODS, &pod("small", "100m")).await.status, 201);
+    assert_eq!(c.post(PODS, &pod("huge", "2")).await.status, 201);
+    let small = within(DEADLINE, "small bound", || async {
+        let p = c.get(&format!("{PODS}/small")).await.body;
+        (!unbound(&p)).then_some(p)
+    })
+    .await;
+    assert_eq!(condition_of(&small, "PodScheduled")["status"], "True");
+    let huge = within(DEADLINE, "huge unschedulable", || async {
+        let p = c.get(&format!("{PODS}/huge")).await.body;
+        (condition_of(&p, "PodScheduled")["reason"] == "Unschedulable").then_some(p)
+    })
+    .await;
+    // Larger than any node's whole allocatable: no eviction could help.
+    assert_eq!(
+        condition_of(&huge, "PodScheduled")["message"],
+        "0/3 nodes are available: 3 Insufficient cpu. preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling."
+    );
+    assert_eq!(huge["status"]["qosClass"], "Burstable");
+}

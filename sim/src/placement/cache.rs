@@ -176,6 +176,11 @@ impl NodeCache {
         self.nodes.len()
     }
 
+    /// Whether any pod waited for a node when the view was last synced.
+    pub fn has_waiting(&self) -> bool {
+        !self.waiting.is_empty()
+    }
+
     /// The waiting pods to try now, in queue order: all of them when room
     /// may have appeared since they were last tried, else those never
     /// tried. Marks them tried.

@@ -211,8 +211,8 @@ pub fn settled(deployment: &Value, now_ms: u64) -> RolloutPlan {
 /// or after the scheduler bound some), `unbound` of the new ReplicaSet's
 /// pods have no node. The returned plan continues the rollout from the
 /// pods there are then: bound pods that are not ready yet become ready one
-/// wave later, unbound ones never while they are, and the next wave comes
-/// only once a wave made more pods ready. Its conditions carry on from the
+/// wave later, unbound ones never while they are (so the rollout stalls
+/// once nothing else can become ready). Its conditions carry on from the
 /// plan's, and the progress deadline still counts from the last progress
 /// (so a rollout waiting for room crosses it as a stalled one does).
 pub fn rebase(plan: &RolloutPlan, at_ms: u64, unbound: u64) -> RolloutPlan {
