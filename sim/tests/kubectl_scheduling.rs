@@ -17,30 +17,6 @@ use servicerefresh_sim::{SimConfig, SimHandle};
 const DEPLOYS: &str = "/apis/apps/v1/namespaces/arcgis/deployments";
 const NS: &str = "arcgis";
 
-/// A Deployment of `replicas` pods requesting `cpu` each (maxSurge 1,
-/// maxUnavailable 0), rolling out in 300 ms.
-fn deployment(name: &str, replicas: u64, cpu: &str, deadline_seconds: u64) -> Value {
-    json!({
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "annotations": {"sim.gisops.io/rollout-ms": "300"}},
-        "spec": {
-            "replicas": replicas,
-            "progressDeadlineSeconds": deadline_seconds,
-            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {"containers": [{
-                    "name": "main",
-                    "image": "nginx:1.27",
-                    "resources": {"requests": {"cpu": cpu, "memory": "64Mi"}},
-                }]},
-            },
-        },
-    })
-}
-
 /// Three nodes with `per_node_millis` of CPU each and nothing on them.
 async fn cluster(per_node_millis: u64) -> (SimHandle, RawHttpClient, std::path::PathBuf) {
     let (h, c) = sim(SimConfig {
@@ -91,9 +67,9 @@ async fn nodes_waiting_pods_and_budgets_through_kubectl() {
         return;
     };
     let (_h, c, kubeconfig) = cluster(400).await;
-    create(&c, &deployment("filler", 3, "300m", 600)).await;
+    create(&c, &deployment_requesting("filler", 3, "300m", 600)).await;
     rolled_out(newest, &kubeconfig, "filler").await;
-    create(&c, &deployment("late", 1, "200m", 600)).await;
+    create(&c, &deployment_requesting("late", 1, "200m", 600)).await;
     let pod = eventually("late's pod unschedulable", || async {
         let pods = c.get("/api/v1/namespaces/arcgis/pods?labelSelector=app%3Dlate").await.body;
         let pod = pods["items"][0].clone();
@@ -273,7 +249,7 @@ async fn a_rollout_stuck_for_room_exceeds_its_progress_deadline_until_a_node_gro
         return;
     };
     let (_h, c, kubeconfig) = cluster(500).await;
-    create(&c, &deployment("web", 3, "400m", 2)).await;
+    create(&c, &deployment_requesting("web", 3, "400m", 2)).await;
     rolled_out(&kubectl, &kubeconfig, "web").await;
     kubectl.ok(&kubeconfig, &["rollout", "restart", "deployment/web", "-n", NS]).await;
     let ran = kubectl

@@ -26,39 +26,6 @@ fn millis(quantity: &str) -> u64 {
     servicerefresh_sim::cpu_millis(quantity).expect("a CPU quantity")
 }
 
-/// A Deployment of `replicas` pods requesting `cpu` each, with maxSurge 1
-/// and maxUnavailable 0 (every replacement needs room for one more pod).
-fn deployment(name: &str, replicas: u64, cpu: &str, deadline_seconds: u64) -> Value {
-    json!({
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "annotations": {"sim.gisops.io/rollout-ms": "300"}},
-        "spec": {
-            "replicas": replicas,
-            "progressDeadlineSeconds": deadline_seconds,
-            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {"containers": [{
-                    "name": "main",
-                    "image": "nginx:1.27",
-                    "resources": {"requests": {"cpu": cpu, "memory": "64Mi"}},
-                }]},
-            },
-        },
-    })
-}
-
-fn complete(d: &Value) -> bool {
-    let s = &d["status"];
-    let want = d["spec"]["replicas"].as_u64().unwrap_or(1);
-    s["observedGeneration"] == d["metadata"]["generation"]
-        && s["updatedReplicas"].as_u64() == Some(want)
-        && s["replicas"].as_u64() == Some(want)
-        && s["availableReplicas"].as_u64() == Some(want)
-}
-
 fn condition<'a>(d: &'a Value, kind: &str) -> &'a Value {
     d["status"]["conditions"]
         .as_array()
@@ -70,31 +37,15 @@ fn deadline_exceeded(d: &Value) -> bool {
     condition(d, "Progressing")["reason"] == "ProgressDeadlineExceeded"
 }
 
-/// Waits until `f` returns Some, for at most `limit`.
-async fn within<T, F, Fut>(limit: Duration, what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        if let Some(value) = f().await {
-            return value;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 async fn create(c: &RawHttpClient, d: &Value) {
     let r = c.post(DEPLOYS, d).await;
     assert_eq!(r.status, 201, "{}", r.body);
 }
 
 async fn rolled_out(c: &RawHttpClient, name: &str) -> Value {
-    within(Duration::from_secs(30), &format!("{name} rolled out"), || async {
+    eventually_within(Duration::from_secs(30), &format!("{name} rolled out"), || async {
         let d = c.get(&format!("{DEPLOYS}/{name}")).await.body;
-        complete(&d).then_some(d)
+        rollout_complete(&d).then_some(d)
     })
     .await
 }
@@ -181,7 +132,7 @@ async fn the_nodes_hold_the_fleet_with_the_spare_cpu_left() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pod_that_fits_nowhere_waits_unschedulable_until_room_frees() {
     let (_h, c) = empty_cluster("400m").await;
-    create(&c, &deployment("filler", 3, "300m", 600)).await;
+    create(&c, &deployment_requesting("filler", 3, "300m", 600)).await;
     rolled_out(&c, "filler").await;
     let filler = pods_of(&c, "filler").await;
     let mut nodes: Vec<&str> =
@@ -193,8 +144,8 @@ async fn a_pod_that_fits_nowhere_waits_unschedulable_until_room_frees() {
         "spread least allocated first"
     );
 
-    create(&c, &deployment("late", 1, "200m", 600)).await;
-    let pod = within(DEADLINE, "late's pod unschedulable", || async {
+    create(&c, &deployment_requesting("late", 1, "200m", 600)).await;
+    let pod = eventually("late's pod unschedulable", || async {
         let pods = pods_of(&c, "late").await;
         pods.into_iter().find(|p| condition_of(p, "PodScheduled")["reason"] == "Unschedulable")
     })
@@ -262,10 +213,10 @@ fn condition_of<'a>(pod: &'a Value, kind: &str) -> &'a Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rollout_whose_surge_pod_fits_nowhere_crosses_its_progress_deadline() {
     let (_h, c) = empty_cluster("500m").await;
-    create(&c, &deployment("web", 3, "400m", 2)).await;
+    create(&c, &deployment_requesting("web", 3, "400m", 2)).await;
     rolled_out(&c, "web").await;
     restart(&c, "web", "1").await;
-    let stuck = within(DEADLINE, "the deadline crossed", || async {
+    let stuck = eventually("the deadline crossed", || async {
         let d = c.get(&format!("{DEPLOYS}/web")).await.body;
         deadline_exceeded(&d).then_some(d)
     })
@@ -336,7 +287,7 @@ async fn restart_in_groups(
             }
             let restarted =
                 d["spec"]["template"]["metadata"]["annotations"]["restartedAt"] == stamp;
-            if restarted && complete(d) {
+            if restarted && rollout_complete(d) {
                 done.insert(name);
             }
         }
@@ -399,7 +350,7 @@ async fn restarts_that_wait_for_room_longer_than_the_deadline_cross_it() {
     let (_h, c) = empty_cluster("4500m").await;
     let names: Vec<String> = (0..8).map(|index| format!("svc-{index}")).collect();
     for name in &names {
-        let mut d = deployment(name, 3, "500m", 2);
+        let mut d = deployment_requesting(name, 3, "500m", 2);
         d["metadata"]["annotations"]["sim.gisops.io/rollout-ms"] = json!("3000");
         create(&c, &d).await;
     }
@@ -434,13 +385,13 @@ async fn pods_created_through_the_api_are_scheduled_too() {
     };
     assert_eq!(c.post(PODS, &pod("small", "100m")).await.status, 201);
     assert_eq!(c.post(PODS, &pod("huge", "2")).await.status, 201);
-    let small = within(DEADLINE, "small bound", || async {
+    let small = eventually("small bound", || async {
         let p = c.get(&format!("{PODS}/small")).await.body;
         (!unbound(&p)).then_some(p)
     })
     .await;
     assert_eq!(condition_of(&small, "PodScheduled")["status"], "True");
-    let huge = within(DEADLINE, "huge unschedulable", || async {
+    let huge = eventually("huge unschedulable", || async {
         let p = c.get(&format!("{PODS}/huge")).await.body;
         (condition_of(&p, "PodScheduled")["reason"] == "Unschedulable").then_some(p)
     })

@@ -9,7 +9,12 @@
 //! the template-change and concurrent-rollout statistics. Deployments
 //! annotated [`FROZEN_ANNOTATION`] are left alone. `dependents` reacts to
 //! changes of their ReplicaSets and Pods made by others (deletions, and the
-//! scheduler binding waiting pods).
+//! scheduler binding waiting pods). With nodes, after bringing a rollout's
+//! objects in line it counts the new pods no node took and, when the plan
+//! assumed otherwise, rebases the plan (`rollout::rebase`) and writes the
+//! status it gives at once.
+
+mod dependents;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -91,8 +96,6 @@ fn rollout_knobs(sim: &SimState, deployment: &Value) -> (u64, bool) {
     };
     (duration, fail)
 }
-
-mod dependents;
 
 fn deployments() -> GroupResource {
     GroupResource::new("apps", "deployments")
