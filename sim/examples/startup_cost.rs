@@ -2,8 +2,10 @@
 //! afterwards and the objects stored, for fleet sizes given on the command
 //! line (default 1,000 and 10,000), with ReplicaSets and Pods made at
 //! start-up ("eager"), on each Deployment's first rollout ("lazy"), or not
-//! at all ("off"); then the sim's CPU time per rollout when (up to 1,000 of)
-//! its Deployments are restarted, 100 at a time. Each case runs in a fresh
+//! at all ("off"), without nodes or on three nodes sized to the fleet
+//! ("+nodes": a scheduler places every new pod); then the sim's CPU time per
+//! rollout when (up to 1,000 of) its Deployments are restarted, 100 at a
+//! time. Each case runs in a fresh
 //! child process so that memory figures do not accumulate. Run with
 //! `cargo run --release -p servicerefresh-sim --example startup_cost [-- 1000 10000]`.
 
@@ -91,14 +93,25 @@ fn child(deployments: usize, mode: &str) {
         .build()
         .expect("runtime");
     runtime.block_on(async {
-        let config = match mode {
+        let (objects, nodes) = match mode.split_once('+') {
+            Some((objects, _)) => (objects, Some(3)),
+            None => (mode, None),
+        };
+        let config = match objects {
             "eager" => SimConfig {
                 deployments,
                 fleet_objects_limit: usize::MAX,
                 rollout_ms: 200,
+                nodes,
                 ..Default::default()
             },
-            "lazy" => SimConfig { deployments, fleet_objects_limit: 0, rollout_ms: 200, ..Default::default() },
+            "lazy" => SimConfig {
+                deployments,
+                fleet_objects_limit: 0,
+                rollout_ms: 200,
+                nodes,
+                ..Default::default()
+            },
             _ => SimConfig { deployments, workload_objects: false, rollout_ms: 200, ..Default::default() },
         };
         let before = rss_mib();
@@ -111,7 +124,7 @@ fn child(deployments: usize, mode: &str) {
         let pods = count(&base, "/api/v1/pods").await;
         let restarted = restart(&base, deployments.min(1000)).await;
         println!(
-            "{deployments:>7} Deployments, objects {mode:<5}: start-up {:>8.2?}, resident {:>7.1} MiB (+{:>6.1} MiB), {replica_sets} ReplicaSets, {pods} Pods; CPU per rollout {restarted:.2} ms",
+            "{deployments:>7} Deployments, objects {mode:<11}: start-up {:>8.2?}, resident {:>7.1} MiB (+{:>6.1} MiB), {replica_sets} ReplicaSets, {pods} Pods; CPU per rollout {restarted:.2} ms",
             elapsed,
             rss,
             rss - before,
@@ -130,7 +143,7 @@ fn main() {
     let sizes = if args.is_empty() { vec!["1000".to_string(), "10000".to_string()] } else { args };
     let exe = std::env::current_exe().expect("own path");
     for size in sizes {
-        for mode in ["off", "lazy", "eager"] {
+        for mode in ["off", "lazy", "eager", "lazy+nodes", "eager+nodes"] {
             let status = std::process::Command::new(&exe)
                 .arg(format!("--child={size}:{mode}"))
                 .status()

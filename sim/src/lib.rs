@@ -5,14 +5,19 @@
 //! layers, each using only those before it (see `sim/README.md`).
 //!
 //! Deployments get ReplicaSets and Pods that follow their simulated
-//! rollouts, deleted objects are garbage-collected by owner reference, and
-//! deleted namespaces and CRDs stay `Terminating` until emptied, as in a
-//! real cluster (`sim/README.md` lists what the sim covers and where it
-//! still differs). Pods of the images in [`SimConfig::run_images`] run for
-//! real: the sim's kubelet starts their containers as local processes, with
-//! their environment, a loopback IP and a mounted ServiceAccount token,
-//! probes them, restarts them, serves their output as `pods/log`, and kills
-//! them on deletion (SIGTERM, the grace period, SIGKILL) and at shutdown.
+//! rollouts, deleted objects are garbage-collected by owner reference,
+//! deleted namespaces and CRDs stay `Terminating` until emptied, and
+//! PodDisruptionBudgets get the status the disruption controller computes,
+//! as in a real cluster (`sim/README.md` lists what the sim covers and where
+//! it still differs). With [`SimConfig::nodes`] the cluster has nodes sized
+//! to the generated fleet, a scheduler places pods by their requests (those
+//! that fit nowhere stay `Pending`, `Unschedulable`), and rollouts wait for
+//! room. Pods of the images in [`SimConfig::run_images`] run for real: once
+//! bound to a node, the sim's kubelet starts their containers as local
+//! processes, with their environment, a loopback IP and a mounted
+//! ServiceAccount token, probes them, restarts them, serves their output as
+//! `pods/log`, and kills them on deletion (SIGTERM, the grace period,
+//! SIGKILL) and at shutdown.
 //!
 //! Knobs beyond [`SimConfig`]: per-Deployment annotations
 //! `sim.gisops.io/rollout-ms: "5000"` (rollout duration),
@@ -52,6 +57,7 @@ use serde::{Deserialize, Serialize};
 mod error;
 mod images;
 mod pki;
+mod quantity;
 mod util;
 
 mod registry;
@@ -61,6 +67,7 @@ mod runtime;
 mod store;
 
 mod patch;
+mod placement;
 mod schema;
 mod selector;
 
@@ -80,6 +87,7 @@ mod request_log;
 
 pub use error::{ApiError, SimError};
 pub use pki::{PkiError, ServingCertificate};
+pub use quantity::{QuantityError, cpu_millis};
 pub use request_log::RequestRecord;
 pub use runtime::{ProcessEntry as ContainerProcess, ProcessLabels};
 use state::SimState;
@@ -131,6 +139,17 @@ pub struct SimConfig {
     pub run_images: BTreeMap<String, PathBuf>,
     /// The kubelet's timings and files.
     pub kubelet: KubeletConfig,
+    /// `Some(n)`: the cluster has `n` identical nodes (`sim-worker-1..n`)
+    /// with CPU, memory and pod capacity; a scheduler places pods by their
+    /// requests, pods that fit nowhere stay `Pending` (`Unschedulable`), and
+    /// rollouts wait for room. `None` (the default): capacity is unlimited
+    /// and pods are bound to `sim-worker-1..3` at creation, unchecked.
+    /// `Some(0)` is taken as one node.
+    pub nodes: Option<usize>,
+    /// With `nodes`: the CPU (millicores) left over in total once the
+    /// generated fleet's pods run; the nodes are sized for it (see
+    /// sim/README.md). `None`: 2 CPUs per node. Ignored without `nodes`.
+    pub spare_cpu_millis: Option<u64>,
 }
 
 /// The kubelet of pods that run for real.
@@ -177,6 +196,8 @@ impl Default for SimConfig {
             fleet_objects_limit: 1_000,
             run_images: BTreeMap::new(),
             kubelet: KubeletConfig::default(),
+            nodes: None,
+            spare_cpu_millis: None,
         }
     }
 }

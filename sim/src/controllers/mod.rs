@@ -14,18 +14,24 @@
 //! - `service_accounts`: each namespace's `default` ServiceAccount.
 //! - `kubelet`: runs the pods of the images the sim runs for real as local
 //!   processes, and writes their statuses.
+//! - `scheduler` (with nodes): places pods on nodes, marks those that fit
+//!   nowhere `Unschedulable`, and binds them once room appears.
+//! - `disruption`: the status of PodDisruptionBudgets.
 //!
-//! `owners` holds the owner-reference helpers they share; `timer` the
-//! Deployment controller's precise timer.
+//! `owners` holds the owner-reference helpers they share; `events` the
+//! event recorders; `timer` the Deployment controller's precise timer.
 
 mod crd_cleanup;
 mod deployment;
+mod disruption;
+mod events;
 mod garbage_collector;
 mod kubelet;
 mod namespaces;
 mod owners;
 mod replica_sets;
 mod rollout;
+mod scheduler;
 mod service_accounts;
 mod timer;
 
@@ -50,7 +56,9 @@ pub async fn run(sim: Arc<SimState>) {
         tokio::spawn(namespaces::run(sim.clone())),
         tokio::spawn(crd_cleanup::run(sim.clone())),
         tokio::spawn(kubelet::run(sim.clone())),
-        tokio::spawn(service_accounts::run(sim)),
+        tokio::spawn(service_accounts::run(sim.clone())),
+        tokio::spawn(scheduler::run(sim.clone())),
+        tokio::spawn(disruption::run(sim)),
     ];
     for task in tasks {
         if let Err(error) = task.await {
@@ -87,9 +95,15 @@ async fn follow_store<S>(
 }
 
 /// Creates the ReplicaSet and ready Pods of a Deployment created rolled out
-/// (the generated fleet), as if the controllers had long finished.
-pub fn materialize_settled(sim: &SimState, store: &mut StoreInner, deployment: &serde_json::Value) {
+/// (the generated fleet), as if the controllers had long finished; with
+/// `nodes`, its pods run on those (one per replica).
+pub fn materialize_settled(
+    sim: &SimState,
+    store: &mut StoreInner,
+    deployment: &serde_json::Value,
+    nodes: Option<&[String]>,
+) {
     if let Some(defs) = replica_sets::Defs::lookup(store) {
-        replica_sets::materialize_settled(sim, store, &defs, deployment);
+        replica_sets::materialize_settled(sim, store, &defs, deployment, nodes);
     }
 }

@@ -42,6 +42,7 @@ pub fn builtin_resource_defs() -> Vec<ResourceDef> {
     let secrets = builtin("", "secrets", "Secret", true, &[], &[], false);
     let mut pods = builtin("", "pods", "Pod", true, &["po"], &["all"], true);
     pods.return_deleted_object = true;
+    let nodes = builtin("", "nodes", "Node", false, &["no"], &[], true);
     let mut deployments =
         builtin("apps", "deployments", "Deployment", true, &["deploy"], &["all"], true);
     deployments.has_generation = true;
@@ -69,6 +70,7 @@ pub fn builtin_resource_defs() -> Vec<ResourceDef> {
         core_events,
         secrets,
         pods,
+        nodes,
         deployments,
         replica_sets,
         events,

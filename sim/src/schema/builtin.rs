@@ -141,6 +141,7 @@ pub fn builtin_schemas() -> &'static BuiltinSchemas {
         c.add::<core::v1::Event>("", "v1", "Event");
         c.add::<core::v1::Secret>("", "v1", "Secret");
         c.add::<core::v1::Pod>("", "v1", "Pod");
+        c.add::<core::v1::Node>("", "v1", "Node");
         c.add::<core::v1::Service>("", "v1", "Service");
         c.add::<core::v1::ServiceAccount>("", "v1", "ServiceAccount");
         c.add::<core::v1::Endpoints>("", "v1", "Endpoints");

@@ -74,13 +74,22 @@ pub fn copied_annotations(deployment: &Value) -> Map<String, Value> {
         .unwrap_or_default()
 }
 
-/// A new pod of a ReplicaSet, bound to a node (there is no scheduler).
-pub fn build_pod(sim: &SimState, rs: &Value) -> Value {
+/// A new pod of a ReplicaSet: bound to `node` when given; without nodes
+/// (no capacity modelled), bound to one of `sim-worker-1..3` at random;
+/// else unbound, for the scheduler.
+pub fn build_pod(sim: &SimState, rs: &Value, node: Option<&str>) -> Value {
     let template = rs.pointer("/spec/template").cloned().unwrap_or_else(|| json!({}));
     let mut spec = template.get("spec").cloned().unwrap_or_else(|| json!({}));
-    let node = NODES[sim.rng.with(|rng| rng.below(NODES.len() as u64)) as usize];
+    let node = match node {
+        Some(node) => Some(node.to_string()),
+        None if sim.has_nodes() => None,
+        None => Some(NODES[sim.rng.with(|rng| rng.below(NODES.len() as u64)) as usize].to_string()),
+    };
     if let Some(fields) = spec.as_object_mut() {
-        fields.insert("nodeName".into(), json!(node));
+        if let Some(node) = node {
+            fields.insert("nodeName".into(), json!(node));
+        }
+        fields.entry("schedulerName").or_insert(json!("default-scheduler"));
         let account = fields
             .get("serviceAccountName")
             .and_then(Value::as_str)

@@ -248,6 +248,7 @@ pub fn cell(column: &ColumnDef, object: &Value, now_ms: u64) -> Value {
         CellSource::BudgetMaxUnavailable => json!(int_or_string(object, "/spec/maxUnavailable")),
         CellSource::BudgetAllowedDisruptions => json!(int_at(object, "/status/disruptionsAllowed")),
         CellSource::NamespaceStatus => json!(str_at(object, "/status/phase")),
+        CellSource::Node(node_cell) => super::nodes::cell(object, *node_cell),
         CellSource::LeaseHolder => json!(str_at(object, "/spec/holderIdentity")),
         // Core v1 field names first, then their events.k8s.io/v1 names.
         CellSource::EventLastSeen => json!(age_of(

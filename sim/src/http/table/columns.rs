@@ -94,6 +94,21 @@ pub enum CellSource {
     BudgetMaxUnavailable,
     /// PodDisruptionBudget: `status.disruptionsAllowed`.
     BudgetAllowedDisruptions,
+    /// A Node column (`nodes`, whose columns and cells are in `nodes`).
+    Node(NodeCell),
+}
+
+/// The cells of the Node printer's columns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeCell {
+    Status,
+    Roles,
+    Version,
+    InternalIp,
+    ExternalIp,
+    OsImage,
+    KernelVersion,
+    ContainerRuntime,
 }
 
 /// One column: its `TableColumnDefinition` and how to compute its cells.
@@ -115,7 +130,7 @@ pub struct ColumnDef {
 
 impl ColumnDef {
     /// A default-view column without a format.
-    fn new(name: &str, kind: &str, description: &str, source: CellSource) -> Self {
+    pub fn new(name: &str, kind: &str, description: &str, source: CellSource) -> Self {
         Self {
             name: name.to_owned(),
             kind: kind.to_owned(),
@@ -127,7 +142,7 @@ impl ColumnDef {
     }
 
     /// Shown only with `-o wide`.
-    fn wide(mut self) -> Self {
+    pub fn wide(mut self) -> Self {
         self.priority = 1;
         self
     }
@@ -153,11 +168,11 @@ impl ColumnDef {
 pub const NAME_DESC: &str = "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names";
 const CREATED_DESC: &str = "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. Null for lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata";
 
-fn name_column() -> ColumnDef {
+pub fn name_column() -> ColumnDef {
     ColumnDef::new("Name", "string", NAME_DESC, CellSource::Name).format("name")
 }
 
-fn age_column() -> ColumnDef {
+pub fn age_column() -> ColumnDef {
     ColumnDef::new("Age", "string", CREATED_DESC, CellSource::Age)
 }
 
@@ -443,7 +458,7 @@ pub fn columns_for_builtin(resource: &str) -> Vec<ColumnDef> {
 
 /// A field's description in the kind's schema (the printers use the same
 /// Swagger docs).
-fn field_doc(definition: &str, field: &str) -> String {
+pub fn field_doc(definition: &str, field: &str) -> String {
     schema::builtin_schemas()
         .definitions
         .get(definition)

@@ -1,8 +1,9 @@
 //! Server-side printing: the `meta.k8s.io/v1` `Table` the API server returns
 //! when a client (kubectl get) sends
 //! `Accept: application/json;as=Table;v=v1;g=meta.k8s.io`, with the columns
-//! of the real printers (`columns`), their cells (`cells`, `jsonpath`), and
-//! the rows' `object` according to `includeObject`.
+//! of the real printers (`columns`; Nodes' in `nodes`), their cells
+//! (`cells`, `jsonpath`), and the rows' `object` according to
+//! `includeObject`.
 //!
 //! kubectl asks for no `includeObject`, and the server's default is
 //! `Metadata`: a `PartialObjectMetadata`. Ages are computed against the
@@ -12,6 +13,7 @@
 mod cells;
 mod columns;
 mod jsonpath;
+mod nodes;
 
 #[cfg(test)]
 mod tests;
@@ -82,6 +84,7 @@ pub fn resource_table(
 ) -> Value {
     let columns = match crd {
         Some(crd) => columns_for_crd(crd, &def.version),
+        None if def.is("", "nodes") => nodes::columns(),
         None => columns_for_builtin(&def.plural),
     };
     let objects: Vec<Value> = stored.iter().map(|object| def.to_served(object)).collect();

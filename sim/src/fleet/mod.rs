@@ -1,7 +1,13 @@
 //! The generated cluster: namespaces (`default`, `kube-system`, the fleet
-//! namespace), the default RBAC policy and ServiceAccounts, and a deterministic fleet of ArcGIS-like service Deployments
-//! (names, labels, realistic pod templates, replica counts, failure knobs),
-//! created through the write pipeline and marked fully rolled out.
+//! namespace), the default RBAC policy and ServiceAccounts, the nodes when
+//! `SimConfig::nodes` asks for them (`nodes`), and a deterministic fleet of
+//! ArcGIS-like service Deployments (names, labels, realistic pod templates
+//! with CPU and memory requests, replica counts, failure knobs), created
+//! through the write pipeline and marked fully rolled out.
+
+mod nodes;
+
+use nodes::DEFAULT_SPARE_CPU_PER_NODE_MILLIS;
 
 use serde_json::{Value, json};
 
@@ -13,7 +19,7 @@ use crate::controllers::{
 use crate::error::SimError;
 use crate::state::SimState;
 use crate::store::{EventType, StoreInner};
-use crate::util::{Rng, now_ms};
+use crate::util::{Rng, metadata_str, now_ms};
 use crate::write::{self, WriteOptions};
 
 /// ArcGIS service types: URL segment, type label and image name.
@@ -60,7 +66,8 @@ fn namespace(name: &str) -> Value {
 /// One generated Deployment (deterministic from `rng`).
 pub fn deployment(rng: &mut Rng, namespace: &str, index: usize, progress_deadline: i32) -> Value {
     let (service_type, type_label, image) = TYPES[rng.below(TYPES.len() as u64) as usize];
-    let id = format!("{:08x}", rng.next_u64() as u32);
+    let id_number = rng.next_u64() as u32;
+    let id = format!("{id_number:08x}");
     let suffix = rng.string(b"abcdefghijklmnopqrstuvwxyz0123456789", 5);
     let name = format!("arcgis-{id}-{service_type}-{suffix}");
     let folder = FOLDERS[rng.below(FOLDERS.len() as u64) as usize];
@@ -68,10 +75,13 @@ pub fn deployment(rng: &mut Rng, namespace: &str, index: usize, progress_deadlin
     let service_name = format!("{folder}/{word}{index}");
     let replicas = 1 + rng.below(3);
     let version = ["11.3.0.5814", "11.4.0.6402", "11.5.0.7121"][rng.below(3) as usize];
-    let (cpu, memory) = match service_type {
-        "imageserver" | "gpserver" => ("1", "2Gi"),
-        "mapserver" | "featureserver" => ("500m", "1Gi"),
-        _ => ("250m", "512Mi"),
+    // 100m to 500m in steps of 50m, from the id (no further draws, so a
+    // seed keeps naming the same fleet).
+    let cpu = format!("{}m", 100 + 50 * (id_number % 9));
+    let memory = match service_type {
+        "imageserver" | "gpserver" => "2Gi",
+        "mapserver" | "featureserver" => "1Gi",
+        _ => "512Mi",
     };
     let match_labels = json!({
         "app.kubernetes.io/name": name,
@@ -189,6 +199,9 @@ pub fn seed(sim: &SimState, config: &SimConfig) -> Result<(), SimError> {
     };
     let system = WriteOptions::internal("kube-apiserver");
     let mut names = vec!["default".to_string(), "kube-system".to_string()];
+    if config.nodes.is_some() {
+        names.push(nodes::NODE_LEASE_NAMESPACE.to_string());
+    }
     if !names.contains(&config.namespace) {
         names.push(config.namespace.clone());
     }
@@ -209,15 +222,31 @@ pub fn seed(sim: &SimState, config: &SimConfig) -> Result<(), SimError> {
     let deployer = WriteOptions::internal("arcgis-deployer");
     let with_objects = config.workload_objects && config.deployments <= config.fleet_objects_limit;
     let now = now_ms();
-    for (index, fail) in failing.iter().enumerate() {
-        let mut generated =
-            deployment(&mut rng, &config.namespace, index, config.progress_deadline_seconds);
-        if *fail
-            && let Some(annotations) =
-                generated.pointer_mut("/metadata/annotations").and_then(Value::as_object_mut)
-        {
-            annotations.insert(FAIL_ANNOTATION.into(), json!("true"));
-        }
+    let fleet: Vec<Value> = failing
+        .iter()
+        .enumerate()
+        .map(|(index, fail)| {
+            let mut generated =
+                deployment(&mut rng, &config.namespace, index, config.progress_deadline_seconds);
+            if *fail
+                && let Some(annotations) =
+                    generated.pointer_mut("/metadata/annotations").and_then(Value::as_object_mut)
+            {
+                annotations.insert(FAIL_ANNOTATION.into(), json!("true"));
+            }
+            generated
+        })
+        .collect();
+    let node_plan = config.nodes.map(|count| {
+        let spare = config
+            .spare_cpu_millis
+            .unwrap_or(DEFAULT_SPARE_CPU_PER_NODE_MILLIS * count.max(1) as u64);
+        nodes::plan(count, spare, &fleet)
+    });
+    if let Some(plan) = &node_plan {
+        nodes::register(sim, &mut store, plan, config.seed)?;
+    }
+    for (index, generated) in fleet.into_iter().enumerate() {
         let mut created = write::create(
             &mut store,
             &sim.rng,
@@ -241,8 +270,16 @@ pub fn seed(sim: &SimState, config: &SimConfig) -> Result<(), SimError> {
         }
         // Committed directly: a status the controller would have written.
         let stored = store.commit(&deployment_def.gr(), created, EventType::Modified);
+        let placed = node_plan.as_ref().map(|plan| plan.nodes_of(index));
         if with_objects {
-            materialize_settled(sim, &mut store, &stored);
+            materialize_settled(sim, &mut store, &stored, placed.as_deref());
+        } else if let (Some(plan), Some(nodes)) = (&node_plan, placed) {
+            // Its pods are made on its first rollout; until then they hold
+            // their share of the nodes.
+            let key =
+                (config.namespace.clone(), metadata_str(&stored, "name").unwrap_or("").to_string());
+            let requests = plan.requests[index];
+            sim.node_cache().reserve(key, nodes.into_iter().map(|node| (node, requests)).collect());
         }
     }
     // The seeding's own events are history no client saw; a fresh server's
