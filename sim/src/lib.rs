@@ -83,12 +83,18 @@ pub struct SimConfig {
     pub namespace: String,
     /// Number of generated Deployments.
     pub deployments: usize,
+    /// Number of generated data-store StatefulSets (1-3 replicas each).
+    pub stateful_sets: usize,
+    /// Number of generated node-agent DaemonSets (a pod per node).
+    pub daemon_sets: usize,
     /// Mean rollout duration of a pod-template change, in ms.
     pub rollout_ms: u64,
     /// Rollout durations spread uniformly over `rollout_ms` ± this many ms (capped at
     /// `rollout_ms`); 0 makes every rollout take exactly `rollout_ms`.
     pub rollout_jitter_ms: u64,
-    /// How many generated Deployments never become available.
+    /// How many generated workloads never become available on their next
+    /// rollout, drawn uniformly among all of them (Deployments,
+    /// StatefulSets and DaemonSets alike); at most their total.
     pub fail: usize,
     /// `spec.progressDeadlineSeconds` of generated Deployments.
     pub progress_deadline_seconds: i32,
@@ -118,6 +124,8 @@ impl Default for SimConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             namespace: "arcgis".into(),
             deployments: 0,
+            stateful_sets: 0,
+            daemon_sets: 0,
             rollout_ms: 2_000,
             rollout_jitter_ms: 0,
             fail: 0,

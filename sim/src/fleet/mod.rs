@@ -1,7 +1,11 @@
 //! The generated cluster: namespaces (`default`, `kube-system`, the fleet
-//! namespace), the default RBAC policy and ServiceAccounts, and a deterministic fleet of ArcGIS-like service Deployments
-//! (names, labels, realistic pod templates, replica counts, failure knobs),
-//! created through the write pipeline and marked fully rolled out.
+//! namespace), the default RBAC policy and ServiceAccounts, and a
+//! deterministic fleet of ArcGIS-like service Deployments (names, labels,
+//! realistic pod templates, replica counts, failure knobs), data-store
+//! StatefulSets and node-agent DaemonSets (`workloads`), created through
+//! the write pipeline and marked fully rolled out.
+
+mod workloads;
 
 use serde_json::{Value, json};
 
@@ -9,6 +13,7 @@ use crate::SimConfig;
 use crate::auth;
 use crate::controllers::{
     self, FAIL_ANNOTATION, REVISION_ANNOTATION, materialize_settled, rolled_out_status,
+    settle_workload,
 };
 use crate::error::SimError;
 use crate::state::SimState;
@@ -178,6 +183,15 @@ fn seed_access_control(
     Ok(())
 }
 
+/// Annotates a generated workload [`FAIL_ANNOTATION`].
+fn mark_failing(workload: &mut Value) {
+    if let Some(annotations) =
+        workload.pointer_mut("/metadata/annotations").and_then(Value::as_object_mut)
+    {
+        annotations.insert(FAIL_ANNOTATION.into(), json!("true"));
+    }
+}
+
 /// Creates the namespaces and the fleet in the store.
 pub fn seed(sim: &SimState, config: &SimConfig) -> Result<(), SimError> {
     let mut store = sim.store.lock();
@@ -197,10 +211,13 @@ pub fn seed(sim: &SimState, config: &SimConfig) -> Result<(), SimError> {
     }
     seed_access_control(&mut store, sim, &names)?;
     let mut rng = Rng::new(config.seed);
-    let mut failing = vec![false; config.deployments];
+    // The failing workloads are drawn among all of them: Deployments first,
+    // then StatefulSets, then DaemonSets.
+    let total = config.deployments + config.stateful_sets + config.daemon_sets;
+    let mut failing = vec![false; total];
     let mut chosen = 0;
-    while chosen < config.fail.min(config.deployments) {
-        let index = rng.below(config.deployments as u64) as usize;
+    while chosen < config.fail.min(total) {
+        let index = rng.below(total as u64) as usize;
         if !failing[index] {
             failing[index] = true;
             chosen += 1;
@@ -209,14 +226,11 @@ pub fn seed(sim: &SimState, config: &SimConfig) -> Result<(), SimError> {
     let deployer = WriteOptions::internal("arcgis-deployer");
     let with_objects = config.workload_objects && config.deployments <= config.fleet_objects_limit;
     let now = now_ms();
-    for (index, fail) in failing.iter().enumerate() {
+    for (index, fail) in failing.iter().take(config.deployments).enumerate() {
         let mut generated =
             deployment(&mut rng, &config.namespace, index, config.progress_deadline_seconds);
-        if *fail
-            && let Some(annotations) =
-                generated.pointer_mut("/metadata/annotations").and_then(Value::as_object_mut)
-        {
-            annotations.insert(FAIL_ANNOTATION.into(), json!("true"));
+        if *fail {
+            mark_failing(&mut generated);
         }
         let mut created = write::create(
             &mut store,
@@ -243,6 +257,32 @@ pub fn seed(sim: &SimState, config: &SimConfig) -> Result<(), SimError> {
         let stored = store.commit(&deployment_def.gr(), created, EventType::Modified);
         if with_objects {
             materialize_settled(sim, &mut store, &stored);
+        }
+    }
+    let workload_defs = (
+        store.registry.get("apps", "v1", "statefulsets"),
+        store.registry.get("apps", "v1", "daemonsets"),
+    );
+    if let (Some(stateful_set_def), Some(daemon_set_def)) = workload_defs {
+        let kinds =
+            [(&stateful_set_def, config.stateful_sets), (&daemon_set_def, config.daemon_sets)];
+        let mut offset = config.deployments;
+        for (def, count) in kinds {
+            for index in 0..count {
+                let mut generated = if def.is("apps", "statefulsets") {
+                    workloads::stateful_set(&mut rng, &config.namespace, index)
+                } else {
+                    workloads::daemon_set(&mut rng, &config.namespace, index)
+                };
+                if failing[offset + index] {
+                    mark_failing(&mut generated);
+                }
+                let namespace = Some(config.namespace.as_str());
+                let created =
+                    write::create(&mut store, &sim.rng, def, namespace, generated, &deployer)?;
+                settle_workload(sim, &mut store, &created);
+            }
+            offset += count;
         }
     }
     // The seeding's own events are history no client saw; a fresh server's

@@ -38,9 +38,11 @@ use std::sync::Arc;
 use serde_json::{Map, Value, json};
 
 use events::record_scaling;
-use kubelet::{PodPhase, pod_status};
+pub use kubelet::{PodPhase, pod_status};
+pub use objects::pod_from_template;
 use objects::{build_pod, build_replica_set, copied_annotations};
 use pods::{create_pod, ensure_pods};
+pub use pods::{is_ready, set_pod_phase};
 
 use super::owners::{is_controlled_by, is_deleting};
 use super::rollout::{PodCounts, RolloutPlan, pod_template_hash, surge_and_unavailable};

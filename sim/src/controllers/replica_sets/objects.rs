@@ -1,6 +1,7 @@
 //! The objects the Deployment and ReplicaSet controllers create: a
 //! ReplicaSet for a pod template (hash label, selector, owner reference,
-//! annotations) and a pod of a ReplicaSet.
+//! annotations) and a pod of a ReplicaSet, made from its template as every
+//! workload controller makes its pods.
 
 use serde_json::{Map, Value, json};
 
@@ -77,8 +78,21 @@ pub fn copied_annotations(deployment: &Value) -> Map<String, Value> {
 /// A new pod of a ReplicaSet, bound to a node (there is no scheduler).
 pub fn build_pod(sim: &SimState, rs: &Value) -> Value {
     let template = rs.pointer("/spec/template").cloned().unwrap_or_else(|| json!({}));
-    let mut spec = template.get("spec").cloned().unwrap_or_else(|| json!({}));
     let node = NODES[sim.rng.with(|rng| rng.below(NODES.len() as u64)) as usize];
+    let metadata = json!({
+        "generateName": format!("{}-", name_of(rs)),
+        "namespace": namespace_of(rs),
+        "ownerReferences": [controller_reference(rs, "apps/v1", "ReplicaSet")],
+    });
+    pod_from_template(&template, metadata, node)
+}
+
+/// A pod made from a pod template as the API server stores it: `metadata`
+/// (name, namespace, owner) with the template's labels and annotations,
+/// and the template's spec bound to `node` with what admission adds (the
+/// ServiceAccount, priority, the default tolerations).
+pub fn pod_from_template(template: &Value, mut metadata: Value, node: &str) -> Value {
+    let mut spec = template.get("spec").cloned().unwrap_or_else(|| json!({}));
     if let Some(fields) = spec.as_object_mut() {
         fields.insert("nodeName".into(), json!(node));
         let account = fields
@@ -96,11 +110,6 @@ pub fn build_pod(sim: &SimState, rs: &Value) -> Value {
             {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
         ]));
     }
-    let mut metadata = json!({
-        "generateName": format!("{}-", name_of(rs)),
-        "namespace": namespace_of(rs),
-        "ownerReferences": [controller_reference(rs, "apps/v1", "ReplicaSet")],
-    });
     for key in ["labels", "annotations"] {
         if let Some(value) = template.pointer(&format!("/metadata/{key}")) {
             metadata[key] = value.clone();

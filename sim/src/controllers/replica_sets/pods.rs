@@ -14,6 +14,7 @@ use super::{
     set_replica_set_status,
 };
 use crate::controllers::owners::{is_controlled_by, is_deleting};
+use crate::registry::ResourceDef;
 use crate::state::SimState;
 use crate::store::StoreInner;
 use crate::util::metadata_str;
@@ -32,7 +33,8 @@ fn owned_pods(store: &StoreInner, rs: &Value) -> Vec<Arc<Value>> {
     owned
 }
 
-pub(super) fn is_ready(pod: &Value) -> bool {
+/// Whether a pod's `Ready` condition is `True`.
+pub fn is_ready(pod: &Value) -> bool {
     pod.pointer("/status/conditions").and_then(Value::as_array).is_some_and(|conditions| {
         conditions
             .iter()
@@ -76,7 +78,7 @@ pub(super) fn ensure_pods(
     let unready = if desired.failing { PodPhase::Unready } else { PodPhase::Starting };
     for (index, pod) in pods.iter().enumerate() {
         let phase = if (index as u64) < desired.ready { PodPhase::Ready } else { unready };
-        set_pod_phase(sim, store, defs, pod, phase);
+        set_pod_phase(sim, store, &defs.pods, pod, phase);
     }
     for index in pods.len()..wanted {
         let phase = if (index as u64) < desired.ready { PodPhase::Ready } else { unready };
@@ -98,7 +100,7 @@ pub(super) fn create_pod(
     match create_object(sim, store, &defs.pods, build_pod(sim, rs)) {
         Ok(created) => {
             if let Some(stored) = store.get(&pods(), namespace_of(&created), name_of(&created)) {
-                set_pod_phase(sim, store, defs, &stored, phase);
+                set_pod_phase(sim, store, &defs.pods, &stored, phase);
             }
         }
         Err(error) => {
@@ -108,11 +110,11 @@ pub(super) fn create_pod(
 }
 
 /// The kubelet's status write: `phase` (and the IP it assigns on first
-/// start, drawn from `sim`'s generator).
-fn set_pod_phase(
+/// start, drawn from `sim`'s generator), through `pods_def`.
+pub fn set_pod_phase(
     sim: &SimState,
     store: &mut StoreInner,
-    defs: &Defs,
+    pods_def: &ResourceDef,
     pod: &Arc<Value>,
     phase: PodPhase,
 ) {
@@ -123,7 +125,7 @@ fn set_pod_phase(
     // The pod status strategy takes only the status of a status write.
     let updated = json!({"status": status});
     let options = WriteOptions { subresource: Some("status"), ..WriteOptions::internal(KUBELET) };
-    if let Err(error) = write::update(store, &defs.pods, pod, updated, &options) {
+    if let Err(error) = write::update(store, pods_def, pod, updated, &options) {
         tracing::debug!(error = %error, pod = name_of(pod), "pod status update failed");
     }
 }
