@@ -5,19 +5,21 @@
 //! layers, each using only those before it (see `sim/README.md`).
 //!
 //! Deployments get ReplicaSets and Pods that follow their simulated
-//! rollouts, deleted objects are garbage-collected by owner reference, and
-//! deleted namespaces and CRDs stay `Terminating` until emptied, as in a
-//! real cluster (`sim/README.md` lists what the sim covers and where it
-//! still differs).
+//! rollouts, StatefulSets and DaemonSets their ControllerRevisions and
+//! Pods from ports of the real controllers, deleted objects are
+//! garbage-collected by owner reference, and deleted namespaces and CRDs
+//! stay `Terminating` until emptied, as in a real cluster (`sim/README.md`
+//! lists what the sim covers and where it still differs).
 //!
-//! Knobs beyond [`SimConfig`]: per-Deployment annotations
-//! `sim.gisops.io/rollout-ms: "5000"` (rollout duration),
-//! `sim.gisops.io/fail: "true"` (new pods never become available, so the
-//! rollout ends in `ProgressDeadlineExceeded`), `sim.gisops.io/frozen:
-//! "true"` (the Deployment controller leaves it alone, so its status is
-//! what clients write to the status subresource) and
-//! `sim.gisops.io/no-defaults: "true"` (stored without the API server's
-//! defaults, e.g. without `spec.replicas`); `GET /sim/v1/stats` serves
+//! Knobs beyond [`SimConfig`]: per-workload (Deployment, StatefulSet,
+//! DaemonSet) annotations `sim.gisops.io/rollout-ms: "5000"` (rollout
+//! duration), `sim.gisops.io/fail: "true"` (new pods never become
+//! available, so a Deployment's rollout ends in `ProgressDeadlineExceeded`
+//! and a StatefulSet's or DaemonSet's never ends), `sim.gisops.io/frozen:
+//! "true"` (its controller leaves it alone, so its status is what clients
+//! write to the status subresource) and `sim.gisops.io/no-defaults:
+//! "true"` (stored without the API server's defaults, e.g. without
+//! `spec.replicas`); `GET /sim/v1/stats` serves
 //! [`SimStats`], `POST /sim/v1/faults` replaces the [`FaultConfig`] and
 //! [`FaultMix`] (one JSON object with the fields of both, its
 //! [`FaultRule`]s included), and `GET /sim/v1/requests` lists every

@@ -30,7 +30,6 @@ use serde_json::Value;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::deployment::{FROZEN_ANNOTATION, rollout_knobs};
-use super::owners::owner_refs;
 use crate::error::GroupResource;
 use crate::registry::ResourceDef;
 use crate::state::SimState;
@@ -179,6 +178,21 @@ fn settled_in_status(kind: Kind, object: &Value) -> Option<String> {
     }
 }
 
+/// The StatefulSet or DaemonSet controlling an object (a pod or a
+/// revision), from its controller reference; read without copying, as
+/// every pod event of the cluster passes here.
+fn workload_controller(object: &Value) -> Option<(Kind, &str)> {
+    let references = object.pointer("/metadata/ownerReferences")?.as_array()?;
+    let controller =
+        references.iter().find(|reference| reference["controller"].as_bool() == Some(true))?;
+    let api_version = controller["apiVersion"].as_str()?;
+    if !api_version.starts_with("apps/") {
+        return None;
+    }
+    let kind = Kind::by_name(controller["kind"].as_str()?)?;
+    Some((kind, controller["name"].as_str()?))
+}
+
 /// What the controller remembers of one workload.
 struct Tracked {
     /// The generation the knobs were drawn for.
@@ -295,22 +309,17 @@ impl Controller {
             }
             return;
         }
-        let owned = event.gr == GroupResource::new("", "pods")
-            || event.gr == GroupResource::new("apps", "controllerrevisions");
-        if owned {
-            if event.etype == EventType::Deleted && event.gr.resource == "pods" {
+        let is_pod = event.gr.group.is_empty() && event.gr.resource == "pods";
+        if is_pod || (event.gr.group == "apps" && event.gr.resource == "controllerrevisions") {
+            if is_pod && event.etype == EventType::Deleted {
                 self.kubelet.forget(metadata_str(&event.object, "uid").unwrap_or(""));
             }
-            let controller = owner_refs(&event.object).into_iter().find(|owner| owner.controller);
-            if let Some(owner) = controller
-                && owner.group() == "apps"
-                && let Some(kind) = Kind::by_name(&owner.kind)
-            {
-                self.schedule(&(kind, event.namespace.clone(), owner.name), now);
+            if let Some((kind, owner)) = workload_controller(&event.object) {
+                self.schedule(&(kind, event.namespace.clone(), owner.to_string()), now);
             }
             return;
         }
-        if event.gr == GroupResource::new("", "nodes") {
+        if event.gr.group.is_empty() && event.gr.resource == "nodes" {
             let daemon_sets: Vec<Key> =
                 self.tracked.keys().filter(|key| key.0 == Kind::DaemonSet).cloned().collect();
             for key in daemon_sets {
