@@ -39,6 +39,19 @@ struct Identity {
     match_labels: Value,
 }
 
+impl Identity {
+    /// The workload's metadata: name, namespace, labels, service path.
+    fn metadata(&self, namespace: &str, index: usize) -> Value {
+        let path = format!("System/{}{index}.{}", self.type_label, self.type_label);
+        json!({
+            "name": self.name,
+            "namespace": namespace,
+            "labels": self.labels,
+            "annotations": {"arcgis.com/service-path": path},
+        })
+    }
+}
+
 fn identity(
     rng: &mut Rng,
     kinds: &[(&'static str, &'static str, &'static str)],
@@ -80,14 +93,7 @@ pub fn stateful_set(rng: &mut Rng, namespace: &str, index: usize) -> Value {
     json!({
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",
-        "metadata": {
-            "name": identity.name,
-            "namespace": namespace,
-            "labels": identity.labels,
-            "annotations": {
-                "arcgis.com/service-path": format!("System/{}{index}.{}", identity.type_label, identity.type_label),
-            },
-        },
+        "metadata": identity.metadata(namespace, index),
         "spec": {
             "replicas": replicas,
             "serviceName": format!("{}-headless", identity.name),
@@ -134,14 +140,7 @@ pub fn daemon_set(rng: &mut Rng, namespace: &str, index: usize) -> Value {
     json!({
         "apiVersion": "apps/v1",
         "kind": "DaemonSet",
-        "metadata": {
-            "name": identity.name,
-            "namespace": namespace,
-            "labels": identity.labels,
-            "annotations": {
-                "arcgis.com/service-path": format!("System/{}{index}.{}", identity.type_label, identity.type_label),
-            },
-        },
+        "metadata": identity.metadata(namespace, index),
         "spec": {
             "selector": {"matchLabels": identity.match_labels},
             "template": {

@@ -35,6 +35,7 @@ use crate::registry::ResourceDef;
 use crate::state::SimState;
 use crate::store::{EventType, StoreInner, StoredEvent};
 use crate::util::{metadata_str, now_ms};
+use crate::write::{self, WriteOptions};
 use pods::Kubelet;
 
 /// The two workload kinds.
@@ -125,6 +126,36 @@ struct Outcome {
     next_due: Option<u64>,
     /// The revision every pod runs ready, when a rollout is complete.
     settled_revision: Option<String>,
+}
+
+/// Writes a workload's status through the status subresource (with the
+/// metadata as stored, which the apps status strategies keep) when it
+/// changed.
+fn write_status(
+    ctx: &Ctx<'_>,
+    store: &mut StoreInner,
+    kind: Kind,
+    workload: &Value,
+    status: Value,
+) {
+    let def = ctx.defs.def(kind);
+    let namespace = metadata_str(workload, "namespace").unwrap_or("");
+    let name = metadata_str(workload, "name").unwrap_or("");
+    let Some(stored) = store.get(&def.storage_gr(), namespace, name) else {
+        return;
+    };
+    if stored.get("status") == Some(&status) {
+        return;
+    }
+    let mut updated = (*stored).clone();
+    updated["status"] = status;
+    let options = WriteOptions {
+        subresource: Some("status"),
+        ..WriteOptions::internal("kube-controller-manager")
+    };
+    if let Err(error) = write::update(store, def, &stored, updated, &options) {
+        tracing::debug!(error = %error, kind = ?kind, "workload status update failed");
+    }
 }
 
 /// An int-or-percent of `total` (`GetScaledValueFromIntOrPercent`).

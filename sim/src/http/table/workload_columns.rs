@@ -7,18 +7,19 @@ use super::column_def::{
     selector_column,
 };
 
+/// `ready/desired` pods, as Deployments and StatefulSets print them.
+fn ready_column() -> ColumnDef {
+    let description = "Number of the pod with ready state";
+    ColumnDef::new("Ready", "string", description, CellSource::DeploymentReady)
+}
+
 /// The columns of an apps workload resource (plural name), `None` for
 /// other resources.
 pub fn workload_columns(resource: &str) -> Option<Vec<ColumnDef>> {
     let columns = match resource {
         "deployments" => vec![
             name_column(),
-            ColumnDef::new(
-                "Ready",
-                "string",
-                "Number of the pod with ready state",
-                CellSource::DeploymentReady,
-            ),
+            ready_column(),
             ColumnDef::new(
                 "Up-to-date",
                 "string",
@@ -65,18 +66,9 @@ pub fn workload_columns(resource: &str) -> Option<Vec<ColumnDef>> {
                 "Selector is a label query over pods that should match the replica count. Label keys and values that must match in order to be controlled by this replica set. It must match the pod template's labels. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#label-selectors",
             ),
         ],
-        "statefulsets" => vec![
-            name_column(),
-            ColumnDef::new(
-                "Ready",
-                "string",
-                "Number of the pod with ready state",
-                CellSource::DeploymentReady,
-            ),
-            age_column(),
-            containers_column(),
-            images_column(),
-        ],
+        "statefulsets" => {
+            vec![name_column(), ready_column(), age_column(), containers_column(), images_column()]
+        }
         "daemonsets" => {
             let status = |field: &str| field_doc("io.k8s.api.apps.v1.DaemonSetStatus", field);
             let count = |name: &str, field: &str, pointer: &'static str| {

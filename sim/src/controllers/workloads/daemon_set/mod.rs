@@ -20,7 +20,7 @@ pub use plan::{DaemonSpec, NodePods, Plan, plan, status};
 
 use super::history;
 use super::pods::{self, PodView, REVISION_LABEL, owned_pods};
-use super::{Ctx, Outcome};
+use super::{Ctx, Kind, Outcome, write_status};
 use crate::controllers::events::Recorder;
 use crate::controllers::nodes::{node_labels, node_names};
 use crate::controllers::owners::{controller_reference, is_deleting};
@@ -28,7 +28,6 @@ use crate::controllers::replica_sets::pod_from_template;
 use crate::controllers::rollout::pod_template_hash;
 use crate::store::StoreInner;
 use crate::util::{metadata_mut, metadata_str};
-use crate::write::{self, WriteOptions};
 
 /// The label of a pod's template generation (the deprecated way of
 /// telling updated pods).
@@ -246,7 +245,7 @@ pub fn sync(ctx: &mut Ctx<'_>, store: &mut StoreInner, daemon_set: &Value) -> Ou
             }
         }
         if !ctx.settling || plan.is_empty() {
-            write_status(ctx, store, daemon_set, status.clone());
+            write_status(ctx, store, Kind::DaemonSet, daemon_set, status.clone());
         }
         if plan.is_empty() {
             break (pods, nodes, status, next_start);
@@ -265,27 +264,6 @@ pub fn sync(ctx: &mut Ctx<'_>, store: &mut StoreInner, daemon_set: &Value) -> Ou
     Outcome {
         next_due: [next_start, available_at].into_iter().flatten().min(),
         settled_revision: settled.then_some(hash),
-    }
-}
-
-/// Writes the status through the status subresource when it changed.
-fn write_status(ctx: &Ctx<'_>, store: &mut StoreInner, daemon_set: &Value, status: Value) {
-    let namespace = metadata_str(daemon_set, "namespace").unwrap_or("");
-    let name = metadata_str(daemon_set, "name").unwrap_or("");
-    let Some(stored) = store.get(&ctx.defs.daemon_sets.storage_gr(), namespace, name) else {
-        return;
-    };
-    if stored.get("status") == Some(&status) {
-        return;
-    }
-    let mut updated = (*stored).clone();
-    updated["status"] = status;
-    let options = WriteOptions {
-        subresource: Some("status"),
-        ..WriteOptions::internal("kube-controller-manager")
-    };
-    if let Err(error) = write::update(store, &ctx.defs.daemon_sets, &stored, updated, &options) {
-        tracing::debug!(error = %error, "DaemonSet status update failed");
     }
 }
 

@@ -27,15 +27,13 @@ pub use plan::{Action, SetSpec, count, plan, status};
 
 use super::history::{self, HASH_LABEL};
 use super::pods::{self, PodView, REVISION_LABEL, owned_pods};
-use super::{Ctx, Outcome};
+use super::{Ctx, Kind, Outcome, write_status};
 use crate::controllers::events::Recorder;
 use crate::controllers::nodes::node_names;
 use crate::controllers::owners::{controller_reference, is_deleting};
 use crate::controllers::replica_sets::pod_from_template;
-use crate::error::ApiError;
 use crate::store::StoreInner;
 use crate::util::{metadata_mut, metadata_str};
-use crate::write::{self, WriteOptions};
 
 /// The label naming a StatefulSet pod (its stable network identity).
 const POD_NAME_LABEL: &str = "statefulset.kubernetes.io/pod-name";
@@ -230,7 +228,7 @@ pub fn sync(ctx: &mut Ctx<'_>, store: &mut StoreInner, set: &Value) -> Outcome {
             apply(ctx, store, set, &templates, [&current_name, &update_name], &fails, action);
         }
         if !ctx.settling || done {
-            write_status(ctx, store, set, status);
+            write_status(ctx, store, Kind::StatefulSet, set, status);
         }
         if done {
             break (pods, members, settled, next_start);
@@ -276,29 +274,6 @@ fn apply(
                 recorder(ctx).normal(ctx.sim, store, set, "SuccessfulDelete", &message);
             }
         }
-    }
-}
-
-/// Writes the status through the status subresource when it changed.
-fn write_status(ctx: &Ctx<'_>, store: &mut StoreInner, set: &Value, status: Value) {
-    let namespace = metadata_str(set, "namespace").unwrap_or("");
-    let name = metadata_str(set, "name").unwrap_or("");
-    let Some(stored) = store.get(&ctx.defs.stateful_sets.storage_gr(), namespace, name) else {
-        return;
-    };
-    if stored.get("status") == Some(&status) {
-        return;
-    }
-    let mut updated = (*stored).clone();
-    updated["status"] = status;
-    let options = WriteOptions {
-        subresource: Some("status"),
-        ..WriteOptions::internal("kube-controller-manager")
-    };
-    let written: Result<Value, ApiError> =
-        write::update(store, &ctx.defs.stateful_sets, &stored, updated, &options);
-    if let Err(error) = written {
-        tracing::debug!(error = %error, "StatefulSet status update failed");
     }
 }
 
