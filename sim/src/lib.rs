@@ -5,28 +5,30 @@
 //! layers, each using only those before it (see `sim/README.md`).
 //!
 //! Deployments get ReplicaSets and Pods that follow their simulated
-//! rollouts, deleted objects are garbage-collected by owner reference,
-//! deleted namespaces and CRDs stay `Terminating` until emptied, and
-//! PodDisruptionBudgets get the status the disruption controller computes,
-//! as in a real cluster (`sim/README.md` lists what the sim covers and where
-//! it still differs). With [`SimConfig::nodes`] the cluster has nodes sized
-//! to the generated fleet, a scheduler places pods by their requests (those
-//! that fit nowhere stay `Pending`, `Unschedulable`), and rollouts wait for
-//! room. Pods of the images in [`SimConfig::run_images`] run for real: once
-//! bound to a node, the sim's kubelet starts their containers as local
-//! processes, with their environment, a loopback IP and a mounted
-//! ServiceAccount token, probes them, restarts them, serves their output as
-//! `pods/log`, and kills them on deletion (SIGTERM, the grace period,
-//! SIGKILL) and at shutdown.
+//! rollouts, StatefulSets and DaemonSets their ControllerRevisions and
+//! Pods from ports of the real controllers, deleted objects are
+//! garbage-collected by owner reference, deleted namespaces and CRDs stay
+//! `Terminating` until emptied, and PodDisruptionBudgets get the status the
+//! disruption controller computes, as in a real cluster (`sim/README.md`
+//! lists what the sim covers and where it still differs). With
+//! [`SimConfig::nodes`] the cluster has nodes sized to the generated fleet,
+//! a scheduler places pods by their requests (those that fit nowhere stay
+//! `Pending`, `Unschedulable`), and rollouts wait for room. Pods of the
+//! images in [`SimConfig::run_images`] run for real: once bound to a node,
+//! the sim's kubelet starts their containers as local processes, with their
+//! environment, a loopback IP and a mounted ServiceAccount token, probes
+//! them, restarts them, serves their output as `pods/log`, and kills them on
+//! deletion (SIGTERM, the grace period, SIGKILL) and at shutdown.
 //!
-//! Knobs beyond [`SimConfig`]: per-Deployment annotations
-//! `sim.gisops.io/rollout-ms: "5000"` (rollout duration),
-//! `sim.gisops.io/fail: "true"` (new pods never become available, so the
-//! rollout ends in `ProgressDeadlineExceeded`), `sim.gisops.io/frozen:
-//! "true"` (the Deployment controller leaves it alone, so its status is
-//! what clients write to the status subresource) and
-//! `sim.gisops.io/no-defaults: "true"` (stored without the API server's
-//! defaults, e.g. without `spec.replicas`); `GET /sim/v1/stats` serves
+//! Knobs beyond [`SimConfig`]: per-workload (Deployment, StatefulSet,
+//! DaemonSet) annotations `sim.gisops.io/rollout-ms: "5000"` (rollout
+//! duration), `sim.gisops.io/fail: "true"` (new pods never become
+//! available, so a Deployment's rollout ends in `ProgressDeadlineExceeded`
+//! and a StatefulSet's or DaemonSet's never ends), `sim.gisops.io/frozen:
+//! "true"` (its controller leaves it alone, so its status is what clients
+//! write to the status subresource) and `sim.gisops.io/no-defaults:
+//! "true"` (stored without the API server's defaults, e.g. without
+//! `spec.replicas`); `GET /sim/v1/stats` serves
 //! [`SimStats`], `POST /sim/v1/faults` replaces the [`FaultConfig`] and
 //! [`FaultMix`] (one JSON object with the fields of both, its
 //! [`FaultRule`]s included), and `GET /sim/v1/requests` lists every
@@ -101,12 +103,18 @@ pub struct SimConfig {
     pub namespace: String,
     /// Number of generated Deployments.
     pub deployments: usize,
+    /// Number of generated data-store StatefulSets (1-3 replicas each).
+    pub stateful_sets: usize,
+    /// Number of generated node-agent DaemonSets (a pod per node).
+    pub daemon_sets: usize,
     /// Mean rollout duration of a pod-template change, in ms.
     pub rollout_ms: u64,
     /// Rollout durations spread uniformly over `rollout_ms` ± this many ms (capped at
     /// `rollout_ms`); 0 makes every rollout take exactly `rollout_ms`.
     pub rollout_jitter_ms: u64,
-    /// How many generated Deployments never become available.
+    /// How many generated workloads never become available on their next
+    /// rollout, drawn uniformly among all of them (Deployments,
+    /// StatefulSets and DaemonSets alike); at most their total.
     pub fail: usize,
     /// `spec.progressDeadlineSeconds` of generated Deployments (default 60,
     /// so that a failing one reports `ProgressDeadlineExceeded` within a
@@ -183,6 +191,8 @@ impl Default for SimConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             namespace: "arcgis".into(),
             deployments: 0,
+            stateful_sets: 0,
+            daemon_sets: 0,
             rollout_ms: 2_000,
             rollout_jitter_ms: 0,
             fail: 0,

@@ -51,6 +51,12 @@ pub struct SimArgs {
     /// Number of GIS-like Deployments to generate.
     #[arg(long, default_value_t = 40)]
     deployments: usize,
+    /// Number of GIS-like data-store StatefulSets to generate.
+    #[arg(long, default_value_t = 0)]
+    statefulsets: usize,
+    /// Number of GIS-like node-agent DaemonSets to generate.
+    #[arg(long, default_value_t = 0)]
+    daemonsets: usize,
     /// Mean simulated rollout time of a Deployment, in milliseconds.
     #[arg(long, default_value_t = 2000)]
     rollout_ms: u64,
@@ -58,7 +64,8 @@ pub struct SimArgs {
     /// take exactly --rollout-ms.
     #[arg(long, default_value_t = 500)]
     rollout_jitter_ms: u64,
-    /// Number of generated Deployments whose new pods never become available.
+    /// Number of generated workloads whose new pods never become available, drawn among the
+    /// Deployments, StatefulSets and DaemonSets.
     #[arg(long, default_value_t = 0)]
     fail: usize,
     /// progressDeadlineSeconds of the generated Deployments: how long a failing one takes to
@@ -182,13 +189,20 @@ pub async fn run_demo(args: DemoArgs) -> ExitCode {
 }
 
 pub async fn run_sim(args: SimArgs) -> ExitCode {
-    if let Some(code) = too_many_failing(args.fail, args.deployments) {
-        return code;
+    let workloads = args.deployments + args.statefulsets + args.daemonsets;
+    if args.fail > workloads {
+        eprintln!(
+            "error: --fail {} asks for more failing workloads than the {workloads} generated",
+            args.fail
+        );
+        return ExitCode::from(2);
     }
     let config = SimConfig {
         listen: args.listen,
         namespace: args.namespace.clone(),
         deployments: args.deployments,
+        stateful_sets: args.statefulsets,
+        daemon_sets: args.daemonsets,
         rollout_ms: args.rollout_ms,
         rollout_jitter_ms: args.rollout_jitter_ms,
         fail: args.fail,

@@ -6,6 +6,8 @@
 //!   `rollout`, and the ReplicaSets and Pods derived from it in
 //!   `replica_sets` (as the ReplicaSet controller and kubelet would write
 //!   them).
+//! - `workloads`: the StatefulSet and DaemonSet controllers, their
+//!   ControllerRevisions and pods (on the nodes of `nodes`).
 //! - `garbage_collector`: owner references, with background, foreground
 //!   and orphan propagation.
 //! - `namespaces`: a deleted namespace's contents, then the namespace.
@@ -19,7 +21,8 @@
 //! - `disruption`: the status of PodDisruptionBudgets.
 //!
 //! `owners` holds the owner-reference helpers they share; `events` the
-//! event recorders; `timer` the Deployment controller's precise timer.
+//! event recorders; `nodes` the nodes workload pods go to; `timer` the
+//! Deployment controller's precise timer.
 
 mod crd_cleanup;
 mod deployment;
@@ -28,12 +31,14 @@ mod events;
 mod garbage_collector;
 mod kubelet;
 mod namespaces;
+mod nodes;
 mod owners;
 mod replica_sets;
 mod rollout;
 mod scheduler;
 mod service_accounts;
 mod timer;
+mod workloads;
 
 use std::sync::Arc;
 
@@ -45,6 +50,7 @@ use crate::store::{StoreInner, StoredEvent};
 pub use deployment::{FAIL_ANNOTATION, rolled_out_status};
 pub use replica_sets::REVISION_ANNOTATION;
 pub use service_accounts::default_service_account;
+pub use workloads::settle as settle_workload;
 
 /// Runs every controller until shutdown, each as a task of its own (so
 /// that the Deployment controller's timer never waits behind another
@@ -52,6 +58,7 @@ pub use service_accounts::default_service_account;
 pub async fn run(sim: Arc<SimState>) {
     let tasks = [
         tokio::spawn(deployment::run(sim.clone())),
+        tokio::spawn(workloads::run(sim.clone())),
         tokio::spawn(garbage_collector::run(sim.clone())),
         tokio::spawn(namespaces::run(sim.clone())),
         tokio::spawn(crd_cleanup::run(sim.clone())),

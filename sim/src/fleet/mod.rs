@@ -1,11 +1,14 @@
 //! The generated cluster: namespaces (`default`, `kube-system`, the fleet
 //! namespace), the default RBAC policy and ServiceAccounts, the nodes when
-//! `SimConfig::nodes` asks for them (`nodes`), and a deterministic fleet of
-//! ArcGIS-like service Deployments (names, labels, realistic pod templates
-//! with CPU and memory requests, replica counts, failure knobs), created
-//! through the write pipeline and marked fully rolled out.
+//! `SimConfig::nodes` asks for them (`nodes`, sized to every generated
+//! pod), and a deterministic fleet of ArcGIS-like service Deployments
+//! (names, labels, realistic pod templates with CPU and memory requests,
+//! replica counts, failure knobs), data-store StatefulSets and node-agent
+//! DaemonSets (`workloads`), created through the write pipeline and marked
+//! fully rolled out.
 
 mod nodes;
+mod workloads;
 
 use nodes::DEFAULT_SPARE_CPU_PER_NODE_MILLIS;
 
@@ -15,6 +18,7 @@ use crate::SimConfig;
 use crate::auth;
 use crate::controllers::{
     self, FAIL_ANNOTATION, REVISION_ANNOTATION, materialize_settled, rolled_out_status,
+    settle_workload,
 };
 use crate::error::SimError;
 use crate::state::SimState;
@@ -188,6 +192,15 @@ fn seed_access_control(
     Ok(())
 }
 
+/// Annotates a generated workload [`FAIL_ANNOTATION`].
+fn mark_failing(workload: &mut Value) {
+    if let Some(annotations) =
+        workload.pointer_mut("/metadata/annotations").and_then(Value::as_object_mut)
+    {
+        annotations.insert(FAIL_ANNOTATION.into(), json!("true"));
+    }
+}
+
 /// Creates the namespaces and the fleet in the store.
 pub fn seed(sim: &SimState, config: &SimConfig) -> Result<(), SimError> {
     let mut store = sim.store.lock();
@@ -210,10 +223,13 @@ pub fn seed(sim: &SimState, config: &SimConfig) -> Result<(), SimError> {
     }
     seed_access_control(&mut store, sim, &names)?;
     let mut rng = Rng::new(config.seed);
-    let mut failing = vec![false; config.deployments];
+    // The failing workloads are drawn among all of them: Deployments first,
+    // then StatefulSets, then DaemonSets.
+    let total = config.deployments + config.stateful_sets + config.daemon_sets;
+    let mut failing = vec![false; total];
     let mut chosen = 0;
-    while chosen < config.fail.min(config.deployments) {
-        let index = rng.below(config.deployments as u64) as usize;
+    while chosen < config.fail.min(total) {
+        let index = rng.below(total as u64) as usize;
         if !failing[index] {
             failing[index] = true;
             chosen += 1;
@@ -222,26 +238,31 @@ pub fn seed(sim: &SimState, config: &SimConfig) -> Result<(), SimError> {
     let deployer = WriteOptions::internal("arcgis-deployer");
     let with_objects = config.workload_objects && config.deployments <= config.fleet_objects_limit;
     let now = now_ms();
-    let fleet: Vec<Value> = failing
-        .iter()
-        .enumerate()
-        .map(|(index, fail)| {
-            let mut generated =
-                deployment(&mut rng, &config.namespace, index, config.progress_deadline_seconds);
-            if *fail
-                && let Some(annotations) =
-                    generated.pointer_mut("/metadata/annotations").and_then(Value::as_object_mut)
-            {
-                annotations.insert(FAIL_ANNOTATION.into(), json!("true"));
-            }
-            generated
+    let mut fleet: Vec<Value> = (0..config.deployments)
+        .map(|index| {
+            deployment(&mut rng, &config.namespace, index, config.progress_deadline_seconds)
         })
         .collect();
+    let mut stateful_sets: Vec<Value> = (0..config.stateful_sets)
+        .map(|index| workloads::stateful_set(&mut rng, &config.namespace, index))
+        .collect();
+    let mut daemon_sets: Vec<Value> = (0..config.daemon_sets)
+        .map(|index| workloads::daemon_set(&mut rng, &config.namespace, index))
+        .collect();
+    let generated = fleet.iter_mut().chain(&mut stateful_sets).chain(&mut daemon_sets);
+    for (workload, fail) in generated.zip(&failing) {
+        if *fail {
+            mark_failing(workload);
+        }
+    }
+    // Nodes sized for every generated pod: the Deployments' and the
+    // StatefulSets' replicas, and each DaemonSet's pod on every node.
+    let replicated: Vec<Value> = fleet.iter().chain(&stateful_sets).cloned().collect();
     let node_plan = config.nodes.map(|count| {
         let spare = config
             .spare_cpu_millis
             .unwrap_or(DEFAULT_SPARE_CPU_PER_NODE_MILLIS * count.max(1) as u64);
-        nodes::plan(count, spare, &fleet)
+        nodes::plan(count, spare, &replicated, &daemon_sets)
     });
     if let Some(plan) = &node_plan {
         nodes::register(sim, &mut store, plan, config.seed)?;
@@ -280,6 +301,39 @@ pub fn seed(sim: &SimState, config: &SimConfig) -> Result<(), SimError> {
                 (config.namespace.clone(), metadata_str(&stored, "name").unwrap_or("").to_string());
             let requests = plan.requests[index];
             sim.node_cache().reserve(key, nodes.into_iter().map(|node| (node, requests)).collect());
+        }
+    }
+    let workload_defs = (
+        store.registry.get("apps", "v1", "statefulsets"),
+        store.registry.get("apps", "v1", "daemonsets"),
+    );
+    if let (Some(stateful_set_def), Some(daemon_set_def)) = workload_defs {
+        let namespace = Some(config.namespace.as_str());
+        // StatefulSets' pods run where the plan put them; DaemonSets' pods
+        // go to every node (through the scheduler, with nodes), whose room
+        // the plan left for them.
+        for (index, generated) in stateful_sets.into_iter().enumerate() {
+            let created = write::create(
+                &mut store,
+                &sim.rng,
+                &stateful_set_def,
+                namespace,
+                generated,
+                &deployer,
+            )?;
+            let placed = node_plan.as_ref().map(|plan| plan.nodes_of(config.deployments + index));
+            settle_workload(sim, &mut store, &created, placed.as_deref());
+        }
+        for generated in daemon_sets {
+            let created = write::create(
+                &mut store,
+                &sim.rng,
+                &daemon_set_def,
+                namespace,
+                generated,
+                &deployer,
+            )?;
+            settle_workload(sim, &mut store, &created, None);
         }
     }
     // The seeding's own events are history no client saw; a fresh server's

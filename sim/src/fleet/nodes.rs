@@ -3,11 +3,13 @@
 //! kubelets would register (capacity, allocatable, conditions, addresses,
 //! system info) and their heartbeat Leases in `kube-node-lease`.
 //!
-//! Sizing: the fleet's pods are spread over the nodes largest first, each
-//! to the node with the least CPU requested so far; every node then gets
-//! `(fleet CPU requests + spare) / N` millicores, rounded up (or the
-//! fullest node's load, should the pods not spread that evenly), so that
-//! exactly the spare CPU is left over in total, up to that rounding.
+//! Sizing: every node runs one pod of each generated DaemonSet; the pods of
+//! the generated Deployments and StatefulSets are spread over the nodes
+//! largest first, each to the node with the least CPU requested so far;
+//! every node then gets `(fleet CPU requests + spare) / N` millicores,
+//! rounded up (or the fullest node's load, should the pods not spread that
+//! evenly), so that exactly the spare CPU is left over in total, up to that
+//! rounding.
 //! Memory is generous (twice the fullest node's requests, at least 8 GiB)
 //! and so are pod slots (at least the kubelet's default 110).
 
@@ -49,43 +51,52 @@ pub struct NodePlan {
     pub allocatable: Resources,
     /// Allocatable pod slots of each node.
     pub max_pods: u64,
-    /// Per Deployment, per replica: the index (0-based) of its node.
+    /// Per replicated workload (Deployment or StatefulSet), per replica:
+    /// the index (0-based) of its node.
     pub placements: Vec<Vec<usize>>,
-    /// Per Deployment: one pod's requests.
+    /// Per replicated workload: one pod's requests.
     pub requests: Vec<Resources>,
 }
 
 impl NodePlan {
-    /// Names of the nodes a Deployment's replicas run on.
-    pub fn nodes_of(&self, deployment: usize) -> Vec<String> {
+    /// Names of the nodes a replicated workload's replicas run on.
+    pub fn nodes_of(&self, workload: usize) -> Vec<String> {
         self.placements
-            .get(deployment)
+            .get(workload)
             .map(|nodes| nodes.iter().map(|node| node_name(node + 1)).collect())
             .unwrap_or_default()
     }
 }
 
-/// Sizes `count` nodes for `deployments` with `spare_cpu_millis` left over.
-pub fn plan(count: usize, spare_cpu_millis: u64, deployments: &[Value]) -> NodePlan {
+/// One pod's requests of a workload's template.
+fn template_requests(workload: &Value) -> Resources {
+    workload.pointer("/spec/template/spec").map(spec_requests).unwrap_or_default()
+}
+
+/// Sizes `count` nodes for the pods of `replicated` (Deployments and
+/// StatefulSets, `spec.replicas` each) and of `daemons` (DaemonSets, one pod
+/// on every node) with `spare_cpu_millis` left over.
+pub fn plan(
+    count: usize,
+    spare_cpu_millis: u64,
+    replicated: &[Value],
+    daemons: &[Value],
+) -> NodePlan {
     let count = count.max(1);
-    let requests: Vec<Resources> = deployments
-        .iter()
-        .map(|deployment| {
-            deployment.pointer("/spec/template/spec").map(spec_requests).unwrap_or_default()
-        })
-        .collect();
-    let mut pods: Vec<(usize, usize)> = deployments
+    let requests: Vec<Resources> = replicated.iter().map(template_requests).collect();
+    let mut pods: Vec<(usize, usize)> = replicated
         .iter()
         .enumerate()
-        .flat_map(|(index, deployment)| {
-            let replicas =
-                deployment.pointer("/spec/replicas").and_then(Value::as_u64).unwrap_or(1);
+        .flat_map(|(index, workload)| {
+            let replicas = workload.pointer("/spec/replicas").and_then(Value::as_u64).unwrap_or(1);
             (0..replicas as usize).map(move |replica| (index, replica))
         })
         .collect();
     pods.sort_by(|a, b| requests[b.0].cpu_millis.cmp(&requests[a.0].cpu_millis));
-    let mut loads = vec![(Resources::default(), 0u64); count];
-    let mut placements: Vec<Vec<usize>> = deployments.iter().map(|_| Vec::new()).collect();
+    let per_node =
+        daemons.iter().map(template_requests).fold(Resources::default(), |sum, one| sum + one);
+    let mut loads = vec![(per_node, daemons.len() as u64); count];
+    let mut placements: Vec<Vec<usize>> = replicated.iter().map(|_| Vec::new()).collect();
     for (deployment, _) in pods {
         let node = (0..count)
             .min_by_key(|node| (loads[*node].0.cpu_millis, loads[*node].1, *node))
@@ -248,7 +259,7 @@ mod tests {
     #[test]
     fn nodes_fit_the_fleet_with_exactly_the_spare_left() {
         let fleet = [deployment(3, "500m"), deployment(2, "300m"), deployment(1, "100m")];
-        let plan = plan(3, 1500, &fleet);
+        let plan = plan(3, 1500, &fleet, &[]);
         // 1500m + 600m + 100m = 2200m of requests, plus 1500m spare over 3 nodes.
         assert_eq!(plan.allocatable.cpu_millis, 1234);
         let total: u64 = 3 * plan.allocatable.cpu_millis;
@@ -267,10 +278,21 @@ mod tests {
 
     #[test]
     fn a_fleet_that_does_not_spread_evenly_gets_its_fullest_node() {
-        let plan = plan(2, 0, &[deployment(1, "2"), deployment(1, "100m")]);
+        let plan = plan(2, 0, &[deployment(1, "2"), deployment(1, "100m")], &[]);
         assert_eq!(plan.allocatable.cpu_millis, 2000);
         assert_eq!(plan.nodes_of(0), vec!["sim-worker-1"]);
         assert_eq!(plan.nodes_of(1), vec!["sim-worker-2"]);
+    }
+
+    #[test]
+    fn daemon_pods_take_their_share_of_every_node() {
+        let daemon = json!({"spec": {"template": {"spec": {"containers": [
+            {"name": "agent", "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}}}
+        ]}}}});
+        let plan = plan(2, 1000, &[deployment(2, "300m")], &[daemon.clone(), daemon]);
+        // 600m of replicas and 2 x 2 x 50m of daemons, plus 1000m spare over 2 nodes.
+        assert_eq!(plan.allocatable.cpu_millis, 900);
+        assert_eq!(plan.placements[0], vec![0, 1], "the replicas spread over both nodes");
     }
 
     #[test]

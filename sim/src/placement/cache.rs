@@ -1,6 +1,7 @@
 //! The scheduler's view of the nodes, as its informer cache keeps it: each
-//! node's allocatable CPU, memory and pod slots, whether it is cordoned, and
-//! what the pods bound to it (not yet Succeeded or Failed) request. It
+//! node's allocatable CPU, memory and pod slots, its labels, whether it is
+//! cordoned, and what the pods bound to it (not yet Succeeded or Failed)
+//! request. It
 //! follows the store through the retained events since it last looked, and
 //! lists the store again when those are gone.
 //!
@@ -36,6 +37,8 @@ pub struct NodeView {
     pub max_pods: u64,
     /// `spec.unschedulable` (cordoned).
     pub unschedulable: bool,
+    /// `metadata.labels`.
+    pub labels: BTreeMap<String, String>,
     /// What the pods on it (and reservations) request.
     pub requested: Resources,
     /// How many pods are on it (reservations included).
@@ -49,12 +52,13 @@ impl NodeView {
             allocatable: Resources::default(),
             max_pods: 0,
             unschedulable: false,
+            labels: BTreeMap::new(),
             requested: Resources::default(),
             pods: 0,
         }
     }
 
-    /// Takes allocatable and cordon from a Node object.
+    /// Takes allocatable, labels and cordon from a Node object.
     fn read(&mut self, node: &Value) {
         let allocatable = node.pointer("/status/allocatable");
         self.allocatable = resource_list(allocatable);
@@ -67,6 +71,13 @@ impl NodeView {
             .unwrap_or(0);
         self.unschedulable =
             node.pointer("/spec/unschedulable").and_then(Value::as_bool).unwrap_or(false);
+        self.labels = node
+            .pointer("/metadata/labels")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+            .map(|(key, value)| (key.clone(), value.as_str().unwrap_or("").to_string()))
+            .collect();
     }
 }
 

@@ -50,6 +50,14 @@ pub fn builtin_resource_defs() -> Vec<ResourceDef> {
     let mut replica_sets =
         builtin("apps", "replicasets", "ReplicaSet", true, &["rs"], &["all"], true);
     replica_sets.has_generation = true;
+    let mut stateful_sets =
+        builtin("apps", "statefulsets", "StatefulSet", true, &["sts"], &["all"], true);
+    stateful_sets.has_generation = true;
+    stateful_sets.scale_subresource = true;
+    let mut daemon_sets = builtin("apps", "daemonsets", "DaemonSet", true, &["ds"], &["all"], true);
+    daemon_sets.has_generation = true;
+    let controller_revisions =
+        builtin("apps", "controllerrevisions", "ControllerRevision", true, &[], &[], false);
     let events = builtin("events.k8s.io", "events", "Event", true, &["ev"], &[], false);
     let leases = builtin("coordination.k8s.io", "leases", "Lease", true, &[], &[], false);
     let mut crds = builtin(
@@ -71,8 +79,11 @@ pub fn builtin_resource_defs() -> Vec<ResourceDef> {
         secrets,
         pods,
         nodes,
+        controller_revisions,
+        daemon_sets,
         deployments,
         replica_sets,
+        stateful_sets,
         events,
         leases,
         crds,

@@ -83,9 +83,9 @@ fn annotation<'a>(deployment: &'a Value, key: &str) -> Option<&'a str> {
         .and_then(Value::as_str)
 }
 
-/// The rollout duration (ms) and failure knob of a Deployment: its
+/// The rollout duration (ms) and failure knob of a workload: its
 /// annotations, else the configured mean with its jitter.
-fn rollout_knobs(sim: &SimState, deployment: &Value) -> (u64, bool) {
+pub(super) fn rollout_knobs(sim: &SimState, deployment: &Value) -> (u64, bool) {
     let fail = annotation(deployment, FAIL_ANNOTATION) == Some("true");
     let configured = annotation(deployment, ROLLOUT_MS_ANNOTATION)
         .and_then(|value| value.trim().parse::<u64>().ok());

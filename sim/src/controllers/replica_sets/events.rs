@@ -1,6 +1,5 @@
 //! The Deployment controller's Events about its ReplicaSets
-//! (`ScalingReplicaSet`), written as the controller manager's event recorder
-//! writes core/v1 Events.
+//! (`ScalingReplicaSet`).
 
 use serde_json::Value;
 

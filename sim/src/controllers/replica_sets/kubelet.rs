@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use super::{NODES, name_of};
+use super::name_of;
+use crate::controllers::nodes::FIXED_NODES;
 use crate::error::GroupResource;
 use crate::placement::qos_class;
 use crate::state::SimState;
@@ -161,7 +162,7 @@ fn node_ip(pod: &Value, node: Option<&Value>) -> String {
         Some(ip) => ip.to_string(),
         None => {
             let node_name = pod.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or("");
-            let index = NODES.iter().position(|known| *known == node_name).unwrap_or(0);
+            let index = FIXED_NODES.iter().position(|known| *known == node_name).unwrap_or(0);
             format!("10.0.0.{}", index + 11)
         }
     }

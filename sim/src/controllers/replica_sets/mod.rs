@@ -44,11 +44,12 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
-pub use kubelet::host_ip;
+pub use kubelet::{PodPhase, host_ip};
 use materialize::materialize_previous;
 pub use materialize::materialize_settled;
+pub use objects::pod_from_template;
 use pods::owned_pods;
-pub use pods::{is_bound, is_ready as is_pod_ready};
+pub use pods::{is_bound, is_ready as is_pod_ready, set_pod_phase};
 use scaling::{ensure_new_replica_set, ensure_old_replica_set};
 
 use super::owners::{is_controlled_by, is_deleting};
@@ -79,8 +80,6 @@ const ANNOTATIONS_NOT_COPIED: [&str; 6] = [
 ];
 /// The longest `revision-history` annotation the real controller keeps.
 const MAX_REVISION_HISTORY_CHARS: usize = 2000;
-/// Nodes pods are bound to (there are no Node objects).
-const NODES: [&str; 3] = ["sim-worker-1", "sim-worker-2", "sim-worker-3"];
 
 /// The field manager of the Deployment and ReplicaSet controllers.
 const CONTROLLER_MANAGER: &str = "kube-controller-manager";

@@ -18,6 +18,7 @@ use super::{
 };
 use crate::controllers::owners::{is_controlled_by, is_deleting};
 use crate::controllers::scheduler;
+use crate::registry::ResourceDef;
 use crate::state::SimState;
 use crate::store::StoreInner;
 use crate::util::metadata_str;
@@ -41,6 +42,7 @@ pub fn is_bound(pod: &Value) -> bool {
     !pod.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or("").is_empty()
 }
 
+/// Whether a pod's `Ready` condition is `True`.
 pub fn is_ready(pod: &Value) -> bool {
     pod.pointer("/status/conditions").and_then(Value::as_array).is_some_and(|conditions| {
         conditions
@@ -94,7 +96,7 @@ pub(super) fn ensure_pods(
     let unready = if desired.failing { PodPhase::Unready } else { PodPhase::Starting };
     for (index, pod) in pods.iter().enumerate().filter(|(_, pod)| is_bound(pod)) {
         let phase = if (index as u64) < desired.ready { PodPhase::Ready } else { unready };
-        set_pod_phase(sim, store, defs, pod, phase);
+        set_pod_phase(sim, store, &defs.pods, pod, phase);
     }
     for index in pods.len()..wanted {
         let phase = if (index as u64) < desired.ready { PodPhase::Ready } else { unready };
@@ -124,7 +126,7 @@ pub(super) fn create_pod(
             if let Some(stored) = store.get(&pods(), namespace_of(&created), name_of(&created))
                 && is_bound(&stored)
             {
-                set_pod_phase(sim, store, defs, &stored, phase);
+                set_pod_phase(sim, store, &defs.pods, &stored, phase);
             }
         }
         Err(error) => {
@@ -134,12 +136,12 @@ pub(super) fn create_pod(
 }
 
 /// The kubelet's status write: `phase` (and the IP it assigns on first
-/// start, drawn from `sim`'s generator). A pod the sim's kubelet runs for
-/// real gets its status from there.
-fn set_pod_phase(
+/// start, drawn from `sim`'s generator), through `pods_def`. A pod the
+/// sim's kubelet runs for real gets its status from there.
+pub fn set_pod_phase(
     sim: &SimState,
     store: &mut StoreInner,
-    defs: &Defs,
+    pods_def: &ResourceDef,
     pod: &Arc<Value>,
     phase: PodPhase,
 ) {
@@ -153,7 +155,7 @@ fn set_pod_phase(
     // The pod status strategy takes only the status of a status write.
     let updated = json!({"status": status});
     let options = WriteOptions { subresource: Some("status"), ..WriteOptions::internal(KUBELET) };
-    if let Err(error) = write::update(store, &defs.pods, pod, updated, &options) {
+    if let Err(error) = write::update(store, pods_def, pod, updated, &options) {
         tracing::debug!(error = %error, pod = name_of(pod), "pod status update failed");
     }
 }

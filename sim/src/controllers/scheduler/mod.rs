@@ -6,9 +6,10 @@
 //! it at once; a pod none takes is created unbound and [`created`] writes
 //! what the scheduler writes: `PodScheduled=False`, reason `Unschedulable`,
 //! with the `FailedScheduling` message, and the `FailedScheduling` Warning
-//! Event (`default-scheduler`). A pod that already names its node (a
-//! DaemonSet's, say) is left as it is. Whoever creates pods (ReplicaSets
-//! here; StatefulSets and DaemonSets alike) goes through these two calls.
+//! Event (`default-scheduler`). A pod that already names its node is left
+//! as it is; a DaemonSet's pod names it in its node affinity, which
+//! `placement` honours. Whoever creates pods (ReplicaSets, StatefulSets and
+//! DaemonSets) goes through these two calls.
 //!
 //! The pods waiting for a node (any pod without `spec.nodeName` for
 //! `default-scheduler`, pods created through the API included) are tried
@@ -47,15 +48,11 @@ pub enum Placement {
     Unschedulable(FitError),
 }
 
-fn preemption_never(pod: &Value) -> bool {
-    pod.pointer("/spec/preemptionPolicy").and_then(Value::as_str) == Some("Never")
-}
-
 /// The node that takes `pod` now, or why none does.
 fn fit(sim: &SimState, store: &StoreInner, pod: &Value) -> Result<String, FitError> {
     let mut cache = sim.node_cache();
     cache.sync(store);
-    placement::place(&cache, placement::pod_requests(pod), preemption_never(pod))
+    placement::place(&cache, &placement::Needs::of(pod))
 }
 
 /// Places a pod about to be created, setting its `spec.nodeName` when a

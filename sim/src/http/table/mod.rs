@@ -1,7 +1,8 @@
 //! Server-side printing: the `meta.k8s.io/v1` `Table` the API server returns
 //! when a client (kubectl get) sends
 //! `Accept: application/json;as=Table;v=v1;g=meta.k8s.io`, with the columns
-//! of the real printers (`columns`; Nodes' in `nodes`), their cells
+//! of the real printers (`columns`, the apps workloads' in
+//! `workload_columns`, Nodes' in `nodes`, each a `column_def`), their cells
 //! (`cells`, `jsonpath`), and the rows' `object` according to
 //! `includeObject`.
 //!
@@ -11,9 +12,11 @@
 //! `continue` and `remainingItemCount` travel in the table's metadata.
 
 mod cells;
+mod column_def;
 mod columns;
 mod jsonpath;
 mod nodes;
+mod workload_columns;
 
 #[cfg(test)]
 mod tests;

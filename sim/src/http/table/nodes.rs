@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
 
-use super::columns::{CellSource, ColumnDef, NodeCell, age_column, field_doc, name_column};
+use super::column_def::{CellSource, ColumnDef, NodeCell, age_column, field_doc, name_column};
 
 /// The columns of `kubectl get nodes`.
 pub fn columns() -> Vec<ColumnDef> {
