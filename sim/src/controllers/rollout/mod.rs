@@ -22,10 +22,11 @@
 //!   status and is the right `previous` for the next [`begin`].
 //! - [`is_complete`] says whether a status shows a finished rollout (the
 //!   controller's own test, the one `kubectl rollout status` mirrors).
-//! - With nodes, after creating a wave's pods (and whenever the scheduler
-//!   binds waiting ones), compare how many new pods have no node with the
-//!   plan's `new_unbound` at that time; when they differ, keep
-//!   [`rebase`]`(&plan, now, unbound)` as the plan.
+//! - With nodes, for a plan on the clock (not one that follows pods), after
+//!   creating a wave's pods (and whenever the scheduler binds waiting ones),
+//!   compare how many new pods have no node with the plan's `new_unbound`
+//!   at that time; when they differ, keep [`rebase`]`(&plan, now, unbound)`
+//!   as the plan.
 //! - The plan's `new_rs_name` names the new ReplicaSet
 //!   (`<deployment>-<pod template hash>`).
 //!
@@ -224,7 +225,9 @@ pub fn settled(deployment: &Value, now_ms: u64) -> RolloutPlan {
 /// wave later, unbound ones never while they are (so the rollout stalls
 /// once nothing else can become ready). Its conditions carry on from the
 /// plan's, and the progress deadline still counts from the last progress
-/// (so a rollout waiting for room crosses it as a stalled one does).
+/// (so a rollout waiting for room crosses it as a stalled one does). For
+/// plans on the clock: one that follows pods keeps its observations, and
+/// sees pods without a node as the unready pods they are.
 pub fn rebase(plan: &RolloutPlan, at_ms: u64, unbound: u64) -> RolloutPlan {
     let at_ms = at_ms.max(plan.started_at_ms);
     let replay = status::replay(plan, at_ms);
