@@ -37,7 +37,7 @@ enum Command {
     Crd,
     #[cfg(feature = "dev")]
     /// Serve a simulated Kubernetes API on loopback and write a kubeconfig for it.
-    Sim(sim_commands::SimArgs),
+    Sim(Box<sim_commands::SimArgs>),
     #[cfg(feature = "dev")]
     /// Run a simulated cluster, the operator and a ServiceRefresh in one process, showing the
     /// batches as they progress. Exits 0 when the run succeeds and 1 when it fails.
@@ -83,7 +83,7 @@ fn main() -> ExitCode {
         #[cfg(feature = "dev")]
         Command::Sim(args) => {
             init_logging(cli.log_format, "warn");
-            executor.block_on(sim_commands::run_sim(args))
+            executor.block_on(sim_commands::run_sim(*args))
         }
         #[cfg(feature = "dev")]
         Command::Demo(args) => {

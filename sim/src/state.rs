@@ -10,6 +10,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use crate::auth::TokenAuthority;
 use crate::pki::ClusterPki;
+use crate::placement::NodeCache;
 use crate::pod_logs::PodLogs;
 use crate::runtime::ContainerRuntime;
 use crate::store::Store;
@@ -42,6 +43,8 @@ pub struct SimState {
     pub kubelet_root: PathBuf,
     stats: Mutex<SimStats>,
     faults: Mutex<(FaultConfig, FaultMix)>,
+    /// The scheduler's view of the nodes; always locked after the store.
+    node_cache: Mutex<NodeCache>,
 }
 
 /// An injected fault, as the handlers answer it.
@@ -84,6 +87,7 @@ impl SimState {
         SimState {
             store,
             stats: Mutex::new(SimStats::default()),
+            node_cache: Mutex::new(NodeCache::default()),
             faults: Mutex::new((config.faults.clone(), config.fault_mix.clone())),
             // Apart from the fleet's generator, so that requests do not
             // change which fleet a seed produces.
@@ -98,6 +102,18 @@ impl SimState {
             runtime,
             kubelet_root,
         }
+    }
+
+    /// The scheduler's view of the nodes (lock the store first: whoever
+    /// places pods holds it, and the view follows its events).
+    pub fn node_cache(&self) -> MutexGuard<'_, NodeCache> {
+        lock(&self.node_cache)
+    }
+
+    /// Whether the cluster has nodes with capacity (`SimConfig::nodes`);
+    /// without, pods go to `sim-worker-1..3` unchecked.
+    pub fn has_nodes(&self) -> bool {
+        self.config.nodes.is_some()
     }
 
     /// A copy of the fault configuration, which may change at any time.

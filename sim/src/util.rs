@@ -62,6 +62,15 @@ impl Rng {
 /// server's, without vowels so that no suffix spells a word.
 pub const NAME_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 
+/// `rand.SafeEncodeString`: each byte of `text` mapped onto
+/// [`NAME_ALPHABET`], as Kubernetes encodes the decimal form of its hashes
+/// (`5d8f9c7b6`).
+pub fn safe_encode(text: &str) -> String {
+    text.bytes()
+        .map(|byte| char::from(NAME_ALPHABET[usize::from(byte) % NAME_ALPHABET.len()]))
+        .collect()
+}
+
 /// Now as an RFC 3339 timestamp with second precision, the precision of
 /// `metav1.Time` on the wire.
 pub fn now_rfc3339() -> String {

@@ -51,6 +51,12 @@ pub struct SimArgs {
     /// Number of GIS-like Deployments to generate.
     #[arg(long, default_value_t = 40)]
     deployments: usize,
+    /// Number of GIS-like data-store StatefulSets to generate.
+    #[arg(long, default_value_t = 0)]
+    statefulsets: usize,
+    /// Number of GIS-like node-agent DaemonSets to generate.
+    #[arg(long, default_value_t = 0)]
+    daemonsets: usize,
     /// Mean simulated rollout time of a Deployment, in milliseconds.
     #[arg(long, default_value_t = 2000)]
     rollout_ms: u64,
@@ -58,7 +64,8 @@ pub struct SimArgs {
     /// take exactly --rollout-ms.
     #[arg(long, default_value_t = 500)]
     rollout_jitter_ms: u64,
-    /// Number of generated Deployments whose new pods never become available.
+    /// Number of generated workloads whose new pods never become available, drawn among the
+    /// Deployments, StatefulSets and DaemonSets.
     #[arg(long, default_value_t = 0)]
     fail: usize,
     /// progressDeadlineSeconds of the generated Deployments: how long a failing one takes to
@@ -77,6 +84,20 @@ pub struct SimArgs {
     /// Seed for the generated fleet and the fault injection.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Give the cluster this many identical nodes with CPU and memory capacity: pods are
+    /// scheduled by their requests, those that fit nowhere stay Pending (Unschedulable) and
+    /// rollouts wait for room. Without it, capacity is unlimited.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    nodes: Option<u16>,
+    /// CPU left over on the nodes once the generated Deployments' pods run, in total, as a
+    /// Kubernetes quantity (1500m, 2); the nodes are sized for it. Default: 2 per node.
+    #[arg(long, requires = "nodes", value_parser = parse_cpu)]
+    spare_cpu: Option<u64>,
+}
+
+/// A CPU quantity (`1500m`, `1.5`, `2`) in millicores.
+fn parse_cpu(value: &str) -> Result<u64, String> {
+    servicerefresh_sim::cpu_millis(value).map_err(|error| format!("{value:?}: {error}"))
 }
 
 #[derive(clap::Args)]
@@ -168,13 +189,20 @@ pub async fn run_demo(args: DemoArgs) -> ExitCode {
 }
 
 pub async fn run_sim(args: SimArgs) -> ExitCode {
-    if let Some(code) = too_many_failing(args.fail, args.deployments) {
-        return code;
+    let workloads = args.deployments + args.statefulsets + args.daemonsets;
+    if args.fail > workloads {
+        eprintln!(
+            "error: --fail {} asks for more failing workloads than the {workloads} generated",
+            args.fail
+        );
+        return ExitCode::from(2);
     }
     let config = SimConfig {
         listen: args.listen,
         namespace: args.namespace.clone(),
         deployments: args.deployments,
+        stateful_sets: args.statefulsets,
+        daemon_sets: args.daemonsets,
         rollout_ms: args.rollout_ms,
         rollout_jitter_ms: args.rollout_jitter_ms,
         fail: args.fail,
@@ -186,6 +214,8 @@ pub async fn run_sim(args: SimArgs) -> ExitCode {
         },
         seed: args.seed,
         run_images: args.run_image.iter().cloned().collect(),
+        nodes: args.nodes.map(usize::from),
+        spare_cpu_millis: args.spare_cpu,
         ..SimConfig::default()
     };
     let sim = match servicerefresh_sim::start(config).await {
@@ -270,4 +300,43 @@ fn write_files(sim: &SimHandle, args: &SimArgs) -> Result<Vec<String>, String> {
         lines.push(format!("pods of {repository} run {}", path.display()));
     }
     Ok(lines)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::SimArgs;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        sim: SimArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<SimArgs, clap::Error> {
+        Cli::try_parse_from(std::iter::once("sim").chain(args.iter().copied())).map(|cli| cli.sim)
+    }
+
+    #[test]
+    fn nodes_and_spare_cpu_take_a_count_and_a_kubernetes_quantity() {
+        let args = parse(&["--nodes", "3", "--spare-cpu", "1500m"]).expect("valid flags");
+        assert_eq!((args.nodes, args.spare_cpu), (Some(3), Some(1500)));
+        let args = parse(&["--nodes", "2", "--spare-cpu", "1.5"]).expect("valid flags");
+        assert_eq!(args.spare_cpu, Some(1500));
+        assert_eq!(parse(&[]).expect("no flags").nodes, None);
+    }
+
+    #[test]
+    fn bad_node_counts_and_quantities_are_refused() {
+        assert!(parse(&["--nodes", "0"]).is_err());
+        assert!(parse(&["--spare-cpu", "1500m"]).is_err(), "--spare-cpu needs --nodes");
+        let error = parse(&["--nodes", "3", "--spare-cpu", "1.5 cores"]).err().expect("refused");
+        assert!(
+            error.to_string().contains("quantities must match the regular expression"),
+            "{error}"
+        );
+        let error = parse(&["--nodes", "3", "--spare-cpu=-1"]).err().expect("refused");
+        assert!(error.to_string().contains("must not be negative"), "{error}");
+    }
 }

@@ -42,6 +42,7 @@ pub fn builtin_resource_defs() -> Vec<ResourceDef> {
     let secrets = builtin("", "secrets", "Secret", true, &[], &[], false);
     let mut pods = builtin("", "pods", "Pod", true, &["po"], &["all"], true);
     pods.return_deleted_object = true;
+    let nodes = builtin("", "nodes", "Node", false, &["no"], &[], true);
     let mut deployments =
         builtin("apps", "deployments", "Deployment", true, &["deploy"], &["all"], true);
     deployments.has_generation = true;
@@ -49,6 +50,14 @@ pub fn builtin_resource_defs() -> Vec<ResourceDef> {
     let mut replica_sets =
         builtin("apps", "replicasets", "ReplicaSet", true, &["rs"], &["all"], true);
     replica_sets.has_generation = true;
+    let mut stateful_sets =
+        builtin("apps", "statefulsets", "StatefulSet", true, &["sts"], &["all"], true);
+    stateful_sets.has_generation = true;
+    stateful_sets.scale_subresource = true;
+    let mut daemon_sets = builtin("apps", "daemonsets", "DaemonSet", true, &["ds"], &["all"], true);
+    daemon_sets.has_generation = true;
+    let controller_revisions =
+        builtin("apps", "controllerrevisions", "ControllerRevision", true, &[], &[], false);
     let events = builtin("events.k8s.io", "events", "Event", true, &["ev"], &[], false);
     let leases = builtin("coordination.k8s.io", "leases", "Lease", true, &[], &[], false);
     let mut crds = builtin(
@@ -69,8 +78,12 @@ pub fn builtin_resource_defs() -> Vec<ResourceDef> {
         core_events,
         secrets,
         pods,
+        nodes,
+        controller_revisions,
+        daemon_sets,
         deployments,
         replica_sets,
+        stateful_sets,
         events,
         leases,
         crds,

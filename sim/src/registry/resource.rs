@@ -115,7 +115,7 @@ impl ResourceDef {
 
     /// The field paths `fieldSelector` accepts for this resource: the
     /// metadata pair every resource has, plus the ones the real server
-    /// registers for events and namespaces.
+    /// registers for events, namespaces and pods.
     pub fn selectable_fields(&self) -> Vec<&'static str> {
         let mut fields = vec!["metadata.name", "metadata.namespace"];
         if self.is("", "events") {
@@ -146,6 +146,19 @@ impl ResourceDef {
         }
         if self.plural == "namespaces" {
             fields.push("status.phase");
+        }
+        if self.is("", "pods") {
+            // `kubectl describe node` lists a node's pods by `spec.nodeName`
+            // and `status.phase`.
+            fields.extend([
+                "spec.nodeName",
+                "spec.restartPolicy",
+                "spec.schedulerName",
+                "spec.serviceAccountName",
+                "status.phase",
+                "status.podIP",
+                "status.nominatedNodeName",
+            ]);
         }
         fields
     }

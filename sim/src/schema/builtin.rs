@@ -141,11 +141,15 @@ pub fn builtin_schemas() -> &'static BuiltinSchemas {
         c.add::<core::v1::Event>("", "v1", "Event");
         c.add::<core::v1::Secret>("", "v1", "Secret");
         c.add::<core::v1::Pod>("", "v1", "Pod");
+        c.add::<core::v1::Node>("", "v1", "Node");
         c.add::<core::v1::Service>("", "v1", "Service");
         c.add::<core::v1::ServiceAccount>("", "v1", "ServiceAccount");
         c.add::<core::v1::Endpoints>("", "v1", "Endpoints");
         c.add::<apps::v1::Deployment>("apps", "v1", "Deployment");
         c.add::<apps::v1::ReplicaSet>("apps", "v1", "ReplicaSet");
+        c.add::<apps::v1::StatefulSet>("apps", "v1", "StatefulSet");
+        c.add::<apps::v1::DaemonSet>("apps", "v1", "DaemonSet");
+        c.add::<apps::v1::ControllerRevision>("apps", "v1", "ControllerRevision");
         c.add::<events::v1::Event>("events.k8s.io", "v1", "Event");
         c.add::<coordination::v1::Lease>("coordination.k8s.io", "v1", "Lease");
         c.add::<apiextensions::v1::CustomResourceDefinition>(

@@ -1,13 +1,14 @@
-//! The API server's defaults for built-in kinds: Deployments and their pod
-//! templates, and Namespaces (finalizer, phase, name label). A Deployment
-//! annotated [`NO_DEFAULTS_ANNOTATION`] is stored as written, a sim-only
-//! knob for fixtures no real server would store (`spec.replicas` absent).
+//! The API server's defaults for built-in kinds: Deployments, StatefulSets,
+//! DaemonSets and their pod templates, and Namespaces (finalizer, phase,
+//! name label). A workload annotated [`NO_DEFAULTS_ANNOTATION`] is stored as
+//! written, a sim-only knob for fixtures no real server would store
+//! (`spec.replicas` absent).
 
 use serde_json::{Map, Value, json};
 
 use crate::registry::ResourceDef;
 
-/// Deployment annotation: with `"true"`, none of the defaults below is
+/// Workload annotation: with `"true"`, none of the defaults below is
 /// applied to it (a real server always defaults, so this exists only for
 /// fixtures, such as a Deployment without `spec.replicas` for `kubectl
 /// rollout status`).
@@ -17,6 +18,10 @@ pub const NO_DEFAULTS_ANNOTATION: &str = "sim.gisops.io/no-defaults";
 pub fn default_object(def: &ResourceDef, object: &mut Value) {
     if def.is("apps", "deployments") {
         default_deployment(object);
+    } else if def.is("apps", "statefulsets") {
+        default_stateful_set(object);
+    } else if def.is("apps", "daemonsets") {
+        default_daemon_set(object);
     } else if def.is("", "namespaces") {
         default_namespace(object);
     }
@@ -59,19 +64,31 @@ fn default_namespace(namespace: &mut Value) {
     }
 }
 
-fn default_deployment(deployment: &mut Value) {
-    let no_defaults = deployment
+/// The spec of a workload to default; `None` for one annotated
+/// [`NO_DEFAULTS_ANNOTATION`].
+fn defaulted_spec(workload: &mut Value) -> Option<&mut Map<String, Value>> {
+    let no_defaults = workload
         .pointer("/metadata/annotations")
         .and_then(|annotations| annotations.get(NO_DEFAULTS_ANNOTATION))
         .and_then(Value::as_str)
         == Some("true");
     if no_defaults {
-        return;
+        return None;
     }
-    let Some(fields) = deployment.as_object_mut() else {
-        return;
-    };
-    let Some(spec) = object_at(fields, "spec") else {
+    object_at(workload.as_object_mut()?, "spec")
+}
+
+/// Defaults of the workload's pod template.
+fn default_template(spec: &mut Map<String, Value>) {
+    if let Some(template) = spec.get_mut("template").and_then(Value::as_object_mut)
+        && let Some(pod_spec) = template.get_mut("spec").and_then(Value::as_object_mut)
+    {
+        default_pod_spec(pod_spec);
+    }
+}
+
+fn default_deployment(deployment: &mut Value) {
+    let Some(spec) = defaulted_spec(deployment) else {
         return;
     };
     set_default(spec, "replicas", json!(1));
@@ -86,11 +103,62 @@ fn default_deployment(deployment: &mut Value) {
             set_default(rolling_update, "maxSurge", json!("25%"));
         }
     }
-    if let Some(template) = spec.get_mut("template").and_then(Value::as_object_mut)
-        && let Some(pod_spec) = template.get_mut("spec").and_then(Value::as_object_mut)
-    {
-        default_pod_spec(pod_spec);
+    default_template(spec);
+}
+
+/// `SetDefaults_StatefulSet` with the default feature gates of 1.32
+/// (`StatefulSetAutoDeletePVC` on, `MaxUnavailableStatefulSet` off, so no
+/// `maxUnavailable` default).
+fn default_stateful_set(stateful_set: &mut Value) {
+    let Some(spec) = defaulted_spec(stateful_set) else {
+        return;
+    };
+    set_default(spec, "podManagementPolicy", json!("OrderedReady"));
+    if let Some(strategy) = object_at(spec, "updateStrategy") {
+        if !strategy.get("type").is_some_and(Value::is_string) {
+            strategy.insert("type".into(), json!("RollingUpdate"));
+            set_default(strategy, "rollingUpdate", json!({}));
+        }
+        if strategy.get("type").and_then(Value::as_str) == Some("RollingUpdate")
+            && let Some(rolling_update) =
+                strategy.get_mut("rollingUpdate").and_then(Value::as_object_mut)
+        {
+            set_default(rolling_update, "partition", json!(0));
+        }
     }
+    if let Some(policy) = object_at(spec, "persistentVolumeClaimRetentionPolicy") {
+        set_default(policy, "whenDeleted", json!("Retain"));
+        set_default(policy, "whenScaled", json!("Retain"));
+    }
+    set_default(spec, "replicas", json!(1));
+    set_default(spec, "revisionHistoryLimit", json!(10));
+    if let Some(claims) = spec.get_mut("volumeClaimTemplates").and_then(Value::as_array_mut) {
+        for claim in claims {
+            if let Some(claim_spec) = claim.get_mut("spec").and_then(Value::as_object_mut) {
+                set_default(claim_spec, "volumeMode", json!("Filesystem"));
+            }
+        }
+    }
+    default_template(spec);
+}
+
+/// `SetDefaults_DaemonSet`: RollingUpdate with maxUnavailable 1 and
+/// maxSurge 0.
+fn default_daemon_set(daemon_set: &mut Value) {
+    let Some(spec) = defaulted_spec(daemon_set) else {
+        return;
+    };
+    if let Some(strategy) = object_at(spec, "updateStrategy") {
+        set_default(strategy, "type", json!("RollingUpdate"));
+        if strategy.get("type").and_then(Value::as_str) == Some("RollingUpdate")
+            && let Some(rolling_update) = object_at(strategy, "rollingUpdate")
+        {
+            set_default(rolling_update, "maxUnavailable", json!(1));
+            set_default(rolling_update, "maxSurge", json!(0));
+        }
+    }
+    set_default(spec, "revisionHistoryLimit", json!(10));
+    default_template(spec);
 }
 
 fn default_pod_spec(spec: &mut Map<String, Value>) {

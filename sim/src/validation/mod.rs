@@ -2,7 +2,9 @@
 //! validation, per kind. Every object gets the metadata checks
 //! (`metadata`); built-in kinds their typed defaults and checks
 //! (`defaults`, `builtin`, which dispatches to `config` for ConfigMaps and
-//! Secrets and `service` for Services and PodDisruptionBudgets), custom
+//! Secrets, `service` for Services and PodDisruptionBudgets and `workloads`
+//! for StatefulSets, DaemonSets and ControllerRevisions, which share the
+//! selector and pod-template checks of `pod_template`), custom
 //! resources their CRD schema and CEL rules (`custom_resource`), and CRDs
 //! themselves their structural checks and status (`crd`). Last, the stored
 //! form must fit etcd's request limit. Typed validation of more built-in
@@ -19,8 +21,10 @@ mod decoding;
 mod defaults;
 mod metadata;
 mod names;
+mod pod_template;
 mod rbac;
 mod service;
+mod workloads;
 
 use serde_json::Value;
 
@@ -30,6 +34,7 @@ use crate::util::{metadata_str, now_rfc3339};
 
 pub use decoding::{FieldValidation, Source, decode};
 pub use names::validate_name;
+pub use workloads::TEMPLATE_GENERATION_ANNOTATION;
 
 /// Defaults and validates an object about to be stored (`old` is the stored
 /// object on update). `strict` is `fieldValidation=Strict`.
@@ -65,7 +70,8 @@ pub fn admit(
 
 /// What the server sets on built-in kinds beyond their defaults, which may
 /// depend on the stored object: a Secret's `stringData` and type, a
-/// Service's allocations, a PodDisruptionBudget's first status.
+/// Service's allocations, a PodDisruptionBudget's first status, a
+/// DaemonSet's template generation.
 fn prepare(def: &ResourceDef, object: &mut Value, old: Option<&Value>) {
     if def.is("", "secrets") {
         config::default_secret(object);
@@ -73,6 +79,8 @@ fn prepare(def: &ResourceDef, object: &mut Value, old: Option<&Value>) {
         service::prepare_service(object, old);
     } else if def.is("policy", "poddisruptionbudgets") {
         service::prepare_pod_disruption_budget(object, old);
+    } else if def.is("apps", "daemonsets") {
+        workloads::prepare_daemon_set(object, old);
     }
 }
 

@@ -56,7 +56,8 @@ fn is_dns1035_label(name: &str) -> bool {
 /// labels, RBAC objects path segments, everything else a DNS subdomain.
 pub fn validate_name(def: &ResourceDef, name: &str) -> Option<Cause> {
     let invalid = |message: &str| Some(Cause::invalid("metadata.name", &json!(name), message));
-    if def.is("", "namespaces") {
+    if def.is("", "namespaces") || def.is("apps", "statefulsets") {
+        // A StatefulSet's name becomes its pods' hostnames.
         if !is_dns_label(name) {
             return invalid(LABEL_MSG);
         }

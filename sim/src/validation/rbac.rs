@@ -45,7 +45,7 @@ fn go_strings(items: &[String]) -> String {
 }
 
 /// `field.NotSupported`.
-fn not_supported(field: &str, value: &str, supported: &[&str]) -> Cause {
+pub(super) fn not_supported(field: &str, value: &str, supported: &[&str]) -> Cause {
     let supported: Vec<String> = supported.iter().map(|value| format!("{value:?}")).collect();
     Cause::new(
         "FieldValueNotSupported",

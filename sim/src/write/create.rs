@@ -107,11 +107,13 @@ pub fn create(
     if store.get(&def.storage_gr(), &namespace, &name).is_some() {
         return Err(ApiError::already_exists(&def.gr(), &name));
     }
-    // Status is written through its subresource; namespaces are the
-    // exception, created with their phase.
+    // Status is written through its subresource; namespaces (created with
+    // their phase) and nodes (registered by their kubelet with their
+    // capacity) are the exceptions.
     if def.status_subresource
         && options.subresource.is_none()
         && def.plural != "namespaces"
+        && !def.is("", "nodes")
         && let Some(fields) = object.as_object_mut()
     {
         fields.remove("status");

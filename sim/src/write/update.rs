@@ -174,10 +174,10 @@ pub fn update(
 }
 
 /// Whether a status write of this resource keeps the metadata it carries
-/// (the real status strategies of Deployments and ReplicaSets reset only
-/// the spec; most others keep only the status).
+/// (the real status strategies of the apps workloads reset only the spec;
+/// most others keep only the status).
 fn status_keeps_metadata(def: &ResourceDef) -> bool {
-    def.is("apps", "deployments") || def.is("apps", "replicasets")
+    def.group == "apps" && !def.is_custom() && def.status_subresource
 }
 
 /// An object being deleted takes no new finalizers (the real

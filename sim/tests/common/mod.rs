@@ -181,6 +181,42 @@ pub fn deployment(name: &str) -> Value {
     })
 }
 
+/// A Deployment of `replicas` pods requesting `cpu` each, rolling out in
+/// 300 ms with maxSurge 1 and maxUnavailable 0 (so every replacement needs
+/// room for one more pod), and the given progress deadline.
+pub fn deployment_requesting(name: &str, replicas: u64, cpu: &str, deadline_seconds: u64) -> Value {
+    json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "annotations": {"sim.gisops.io/rollout-ms": "300"}},
+        "spec": {
+            "replicas": replicas,
+            "progressDeadlineSeconds": deadline_seconds,
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{
+                    "name": "main",
+                    "image": "nginx:1.27",
+                    "resources": {"requests": {"cpu": cpu, "memory": "64Mi"}},
+                }]},
+            },
+        },
+    })
+}
+
+/// Whether a Deployment's status shows its current generation rolled out
+/// (the controller's completeness test).
+pub fn rollout_complete(d: &Value) -> bool {
+    let s = &d["status"];
+    let want = d["spec"]["replicas"].as_u64().unwrap_or(1);
+    s["observedGeneration"] == d["metadata"]["generation"]
+        && s["updatedReplicas"].as_u64() == Some(want)
+        && s["replicas"].as_u64() == Some(want)
+        && s["availableReplicas"].as_u64() == Some(want)
+}
+
 pub fn widget_crd() -> Value {
     let text = include_str!("../fixtures/widget-crd.yaml");
     serde_saphyr::from_str(text).expect("crd yaml")
@@ -188,12 +224,21 @@ pub fn widget_crd() -> Value {
 
 /// Waits until `f` returns Some, polling the sim (no sleeps as sync: each
 /// iteration re-checks the condition; the pause only paces the loop).
-pub async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
+pub async fn eventually<T, F, Fut>(what: &str, f: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + DEADLINE;
+    eventually_within(DEADLINE, what, f).await
+}
+
+/// [`eventually`] with a deadline of its own.
+pub async fn eventually_within<T, F, Fut>(limit: Duration, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
     loop {
         if let Some(v) = f().await {
             return v;

@@ -19,9 +19,10 @@ use tokio::time::Instant;
 use super::container::{self, ContainerSetup};
 use super::sandbox::{self, MountedToken, PodDir, PodIp};
 use super::status::{ContainerReport, PodFacts, State, pod_status};
-use crate::controllers::replica_sets::{host_ip, qos_class};
+use crate::controllers::replica_sets::host_ip;
 use crate::error::GroupResource;
 use crate::images::mapped_binary;
+use crate::placement::qos_class;
 use crate::state::SimState;
 use crate::util::metadata_str;
 use crate::write::{self, DeleteOptions, DeletePreconditions, WriteOptions};
@@ -83,12 +84,13 @@ pub async fn run(sim: Arc<SimState>, first: Arc<Value>, mut updates: watch::Rece
     let containers: Vec<Value> =
         first.pointer("/spec/containers").and_then(Value::as_array).cloned().unwrap_or_default();
     let field = |key: &str| metadata_str(&first, key).unwrap_or("").to_string();
+    let host_ip = host_ip(&first, &sim.store.lock());
     let mut pod = Pod {
         shutdown: sim.shutdown.clone(),
         namespace: field("namespace"),
         name: field("name"),
         uid: field("uid"),
-        host_ip: host_ip(&first),
+        host_ip,
         start_time: jiff::Timestamp::now(),
         qos_class: qos_class(&containers),
         sim,

@@ -1,11 +1,19 @@
 //! The kubelet's side of a pod: its status in each phase of the simulated
 //! rollout (conditions, container states, IPs, QoS class), as the real
-//! kubelet reports it.
+//! kubelet reports it. The host IP is its node's InternalIP and the pod IP
+//! comes from the node's pod CIDR (without Node objects: `10.0.0.11..13`
+//! and any `10.244.x.y`).
+
+use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use super::{NODES, name_of};
+use super::name_of;
+use crate::controllers::nodes::FIXED_NODES;
+use crate::error::GroupResource;
+use crate::placement::qos_class;
 use crate::state::SimState;
+use crate::store::StoreInner;
 use crate::util::now_rfc3339;
 
 /// The kubelet's view of one pod.
@@ -21,18 +29,28 @@ pub enum PodPhase {
 
 /// A pod's status in `phase`, keeping its start time, IPs and condition
 /// transition times.
-pub fn pod_status(pod: &Value, phase: PodPhase, sim: &SimState) -> Value {
+pub fn pod_status(pod: &Value, phase: PodPhase, sim: &SimState, store: &StoreInner) -> Value {
     let previous = pod.get("status");
     let now = now_rfc3339();
     let kept = |key: &str| previous.and_then(|status| status.get(key)).cloned();
     let start_time = kept("startTime").unwrap_or_else(|| json!(now));
-    let host_ip = host_ip(pod);
+    let node = node_of(pod, store);
+    let host_ip = node_ip(pod, node.as_deref());
+    // `10.244.N.` of the node's `10.244.N.0/24`.
+    let cidr_prefix = node
+        .as_ref()
+        .and_then(|node| node.pointer("/spec/podCIDR").and_then(Value::as_str))
+        .and_then(|cidr| cidr.strip_suffix("0/24"))
+        .map(str::to_string);
     let running = phase != PodPhase::Starting;
     // The IP comes with the sandbox, on first start.
     let pod_ip = kept("podIP").or_else(|| {
         running.then(|| {
             let (a, b) = sim.rng.with(|rng| (rng.below(250), 2 + rng.below(250)));
-            json!(format!("10.244.{a}.{b}"))
+            match &cidr_prefix {
+                Some(prefix) => json!(format!("{prefix}{b}")),
+                None => json!(format!("10.244.{a}.{b}")),
+            }
         })
     });
     let containers: Vec<Value> =
@@ -126,14 +144,33 @@ pub fn pod_status(pod: &Value, phase: PodPhase, sim: &SimState) -> Value {
     status
 }
 
-/// The IP of the node a pod is bound to (`10.0.0.11` for `sim-worker-1`, ...).
-pub fn host_ip(pod: &Value) -> String {
-    let node_index = pod
-        .pointer("/spec/nodeName")
-        .and_then(Value::as_str)
-        .and_then(|node| NODES.iter().position(|known| *known == node))
-        .unwrap_or(0);
-    format!("10.0.0.{}", node_index + 11)
+/// The Node object a pod is bound to, if there is one.
+fn node_of(pod: &Value, store: &StoreInner) -> Option<Arc<Value>> {
+    let node_name = pod.pointer("/spec/nodeName").and_then(Value::as_str)?;
+    store.get(&GroupResource::new("", "nodes"), "", node_name)
+}
+
+/// The IP of `node` (the Node object of the pod's `spec.nodeName`): its
+/// InternalIP; without Node objects `10.0.0.11` for `sim-worker-1`, ...
+fn node_ip(pod: &Value, node: Option<&Value>) -> String {
+    let internal = node.and_then(|node| {
+        node.pointer("/status/addresses")?.as_array()?.iter().find_map(|address| {
+            (address["type"] == "InternalIP").then(|| address["address"].as_str()).flatten()
+        })
+    });
+    match internal {
+        Some(ip) => ip.to_string(),
+        None => {
+            let node_name = pod.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or("");
+            let index = FIXED_NODES.iter().position(|known| *known == node_name).unwrap_or(0);
+            format!("10.0.0.{}", index + 11)
+        }
+    }
+}
+
+/// The IP of the node a pod is bound to (see [`node_ip`]).
+pub fn host_ip(pod: &Value, store: &StoreInner) -> String {
+    node_ip(pod, node_of(pod, store).as_deref())
 }
 
 /// A stable 64-hex-digit digest of `text` (image and container ids).
@@ -148,29 +185,4 @@ fn digest(text: &str) -> String {
         out.push_str(&format!("{hash:016x}"));
     }
     out
-}
-
-/// The pod's QoS class from its containers' requests and limits.
-pub fn qos_class(containers: &[Value]) -> &'static str {
-    let mut any = false;
-    let mut guaranteed = true;
-    for container in containers {
-        let requests = container.pointer("/resources/requests").and_then(Value::as_object);
-        let limits = container.pointer("/resources/limits").and_then(Value::as_object);
-        if requests.is_some_and(|r| !r.is_empty()) || limits.is_some_and(|l| !l.is_empty()) {
-            any = true;
-        }
-        for resource in ["cpu", "memory"] {
-            let limit = limits.and_then(|limits| limits.get(resource));
-            let request = requests.and_then(|requests| requests.get(resource)).or(limit);
-            if limit.is_none() || request != limit {
-                guaranteed = false;
-            }
-        }
-    }
-    match (any, guaranteed) {
-        (false, _) => "BestEffort",
-        (true, true) => "Guaranteed",
-        (true, false) => "Burstable",
-    }
 }

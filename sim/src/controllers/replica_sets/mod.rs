@@ -19,38 +19,46 @@
 //!   `revisionHistoryLimit` are deleted once a rollout completes.
 //!
 //! Pods are created by the "ReplicaSet controller" (`kube-controller-
-//! manager`) already bound to a node, and their status is written by the
-//! "kubelet": `Pending` (ContainerCreating) until the model makes them
-//! ready, then `Running` and `Ready`; a failing rollout's pods run but never
-//! become ready.
+//! manager`) already bound to a node (where the scheduler places them; with
+//! `SimConfig::nodes`, a pod no node takes stays `Pending` and
+//! `Unschedulable` until the scheduler binds it), and their status is
+//! written by the "kubelet": `Pending` (ContainerCreating) until the model
+//! makes them ready, then `Running` and `Ready`; a failing rollout's pods
+//! run but never become ready. [`unbound_new_pods`] tells the Deployment
+//! controller how many new pods wait for a node, which its rollout model
+//! takes in.
 //!
 //! This module plans and reconciles; `pods` keeps a ReplicaSet's pods,
 //! `objects` builds what the controllers create, `kubelet` the pod statuses,
-//! `events` the Events.
+//! `scaling` sizes the ReplicaSets, `materialize` makes the objects of
+//! Deployments found settled, `events` records the Events.
 
 mod events;
 mod kubelet;
+mod materialize;
 mod objects;
 mod pods;
+mod scaling;
 
 use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
-use events::record_scaling;
-use kubelet::{PodPhase, pod_status};
-pub use kubelet::{host_ip, qos_class};
-use objects::{build_pod, build_replica_set, copied_annotations};
-pub use pods::is_ready as is_pod_ready;
-use pods::{create_pod, ensure_pods, owned_pods};
+pub use kubelet::{PodPhase, host_ip};
+use materialize::materialize_previous;
+pub use materialize::materialize_settled;
+pub use objects::pod_from_template;
+use pods::owned_pods;
+pub use pods::{is_bound, is_ready as is_pod_ready, set_pod_phase};
+use scaling::{ensure_new_replica_set, ensure_old_replica_set};
 
 use super::owners::{is_controlled_by, is_deleting};
-use super::rollout::{PodCounts, RolloutPlan, pod_template_hash, surge_and_unavailable};
+use super::rollout::{PodCounts, RolloutPlan};
 use crate::error::{ApiError, GroupResource};
 use crate::registry::ResourceDef;
 use crate::state::SimState;
-use crate::store::{EventType, StoreInner};
-use crate::util::{metadata_mut, metadata_str};
+use crate::store::StoreInner;
+use crate::util::metadata_str;
 use crate::write::{self, DeleteOptions, DeletePreconditions, WriteOptions};
 
 /// The revision of a Deployment (on it and on its ReplicaSets).
@@ -72,8 +80,6 @@ const ANNOTATIONS_NOT_COPIED: [&str; 6] = [
 ];
 /// The longest `revision-history` annotation the real controller keeps.
 const MAX_REVISION_HISTORY_CHARS: usize = 2000;
-/// Nodes pods are bound to (there are no Node objects).
-const NODES: [&str; 3] = ["sim-worker-1", "sim-worker-2", "sim-worker-3"];
 
 /// The field manager of the Deployment and ReplicaSet controllers.
 const CONTROLLER_MANAGER: &str = "kube-controller-manager";
@@ -105,7 +111,6 @@ pub struct Workload {
 pub struct Defs {
     replica_sets: Arc<ResourceDef>,
     pods: Arc<ResourceDef>,
-    events: Arc<ResourceDef>,
 }
 
 impl Defs {
@@ -114,7 +119,6 @@ impl Defs {
         Some(Defs {
             replica_sets: store.registry.get("apps", "v1", "replicasets")?,
             pods: store.registry.get("", "v1", "pods")?,
-            events: store.registry.get("", "v1", "events")?,
         })
     }
 }
@@ -228,35 +232,6 @@ pub fn begin(
     Workload { new_rs, revision, old }
 }
 
-/// Creates the ReplicaSet (and its ready pods) of the template `previous`
-/// ran, for a Deployment whose objects were never made.
-fn materialize_previous(
-    sim: &SimState,
-    store: &mut StoreInner,
-    defs: &Defs,
-    deployment: &Value,
-    previous: &Value,
-    pods: u64,
-) -> Option<Arc<Value>> {
-    let hash = pod_template_hash(previous);
-    let revision = revision_of(previous).max(1);
-    let mut template_source = deployment.clone();
-    if let (Some(fields), Some(template)) =
-        (template_source.pointer_mut("/spec"), previous.pointer("/spec/template"))
-        && let Some(fields) = fields.as_object_mut()
-    {
-        fields.insert("template".into(), template.clone());
-    }
-    let rs = build_replica_set(&template_source, &hash, revision, pods, pods);
-    let created = create_object(sim, store, &defs.replica_sets, rs).ok()?;
-    set_replica_set_status(store, &defs.replica_sets, &created, pods, pods);
-    let created = store.get(&replica_sets(), namespace_of(&created), name_of(&created))?;
-    for _ in 0..pods {
-        create_pod(sim, store, defs, &created, PodPhase::Ready);
-    }
-    store.get(&replica_sets(), namespace_of(&created), name_of(&created))
-}
-
 fn create_object(
     sim: &SimState,
     store: &mut StoreInner,
@@ -311,8 +286,11 @@ pub fn reconcile(
         };
         ensure_new_replica_set(rollout, store, new_rs, new_desired(first));
     }
-    // Old pods go oldest ReplicaSet first.
-    let mut removed = plan.from.old.saturating_sub(counts.old);
+    // Old pods go oldest ReplicaSet first. (What the old ReplicaSets held
+    // when the rollout began, not the plan's start: a rebased plan starts
+    // later.)
+    let at_start: u64 = rollout.workload.old.iter().map(|(_, pods)| pods).sum();
+    let mut removed = at_start.saturating_sub(counts.old);
     for (name, at_start) in &rollout.workload.old {
         let gone = removed.min(*at_start);
         removed -= gone;
@@ -323,6 +301,22 @@ pub fn reconcile(
     if let Some(new_rs) = &rollout.workload.new_rs {
         ensure_new_replica_set(rollout, store, new_rs, new_desired(counts.new_total));
     }
+}
+
+/// How many pods of the rollout's new ReplicaSet wait for a node.
+pub fn unbound_new_pods(store: &StoreInner, deployment: &Value, workload: &Workload) -> u64 {
+    let Some(new_rs) = &workload.new_rs else {
+        return 0;
+    };
+    let Some(rs) = store.get(&replica_sets(), namespace_of(deployment), new_rs) else {
+        return 0;
+    };
+    let uid = metadata_str(&rs, "uid").unwrap_or("");
+    store
+        .list_prefix(&pods(), namespace_of(deployment), &format!("{new_rs}-"))
+        .iter()
+        .filter(|pod| is_controlled_by(pod, uid) && !is_deleting(pod) && !pods::is_bound(pod))
+        .count() as u64
 }
 
 /// Deletes the Deployment's old, empty ReplicaSets beyond its
@@ -368,144 +362,6 @@ struct Desired {
     failing: bool,
 }
 
-fn ensure_new_replica_set(
-    rollout: &Rollout<'_>,
-    store: &mut StoreInner,
-    name: &str,
-    desired: Desired,
-) {
-    let Rollout { sim, defs, deployment, plan, workload } = *rollout;
-    let max_replicas = plan.replicas + plan.max_surge;
-    let rs = match store.get(&replica_sets(), namespace_of(deployment), name) {
-        Some(rs) => rs,
-        None => {
-            let hash = name.rsplit('-').next().unwrap_or("");
-            let rs = build_replica_set(
-                deployment,
-                hash,
-                workload.revision,
-                desired.replicas,
-                max_replicas,
-            );
-            let created = match create_object(sim, store, &defs.replica_sets, rs) {
-                Ok(created) => created,
-                Err(error) => {
-                    tracing::debug!(error = %error, replica_set = name, "creating a ReplicaSet failed");
-                    return;
-                }
-            };
-            if desired.replicas > 0 {
-                record_scaling(sim, store, defs, deployment, name, 0, desired.replicas);
-            }
-            Arc::new(created)
-        }
-    };
-    let uid = metadata_str(deployment, "uid").unwrap_or("");
-    if !is_controlled_by(&rs, uid) || is_deleting(&rs) {
-        return;
-    }
-    let mut updated = (*rs).clone();
-    // The new ReplicaSet follows the Deployment's annotations and revision.
-    let mut annotations = copied_annotations(deployment);
-    let current_revision = revision_of(&rs);
-    if current_revision < workload.revision {
-        annotations.insert(REVISION_ANNOTATION.into(), json!(workload.revision.to_string()));
-        if current_revision > 0 {
-            let history = annotation(&rs, REVISION_HISTORY_ANNOTATION).unwrap_or("");
-            let mut revisions: Vec<&str> =
-                history.split(',').filter(|revision| !revision.is_empty()).collect();
-            let old = current_revision.to_string();
-            revisions.push(&old);
-            while revisions.join(",").len() > MAX_REVISION_HISTORY_CHARS && revisions.len() > 1 {
-                revisions.remove(0);
-            }
-            annotations.insert(REVISION_HISTORY_ANNOTATION.into(), json!(revisions.join(",")));
-        }
-    }
-    set_size(&mut updated, desired.replicas, plan.replicas, max_replicas, annotations);
-    let rs = update_replica_set(sim, store, defs, deployment, &rs, updated);
-    ensure_pods(sim, store, defs, &rs, desired);
-}
-
-fn ensure_old_replica_set(
-    rollout: &Rollout<'_>,
-    store: &mut StoreInner,
-    name: &str,
-    desired: Desired,
-) {
-    let Rollout { sim, defs, deployment, plan, .. } = *rollout;
-    let Some(rs) = store.get(&replica_sets(), namespace_of(deployment), name) else {
-        return;
-    };
-    let uid = metadata_str(deployment, "uid").unwrap_or("");
-    if !is_controlled_by(&rs, uid) || is_deleting(&rs) {
-        return;
-    }
-    let mut updated = (*rs).clone();
-    let max_replicas = plan.replicas + plan.max_surge;
-    set_size(&mut updated, desired.replicas, plan.replicas, max_replicas, Map::new());
-    let rs = update_replica_set(sim, store, defs, deployment, &rs, updated);
-    ensure_pods(sim, store, defs, &rs, desired);
-}
-
-/// Sets a ReplicaSet's size, its replicas annotations and `annotations`.
-fn set_size(
-    rs: &mut Value,
-    replicas: u64,
-    desired_replicas: u64,
-    max_replicas: u64,
-    mut annotations: Map<String, Value>,
-) {
-    if let Some(spec) = rs.get_mut("spec").and_then(Value::as_object_mut) {
-        spec.insert("replicas".into(), json!(replicas));
-    }
-    annotations.insert(DESIRED_REPLICAS_ANNOTATION.into(), json!(desired_replicas.to_string()));
-    annotations.insert(MAX_REPLICAS_ANNOTATION.into(), json!(max_replicas.to_string()));
-    if let Some(metadata) = metadata_mut(rs) {
-        let current = metadata.entry("annotations").or_insert_with(|| json!({}));
-        if let Some(current) = current.as_object_mut() {
-            for (key, value) in annotations {
-                current.insert(key, value);
-            }
-        }
-    }
-}
-
-/// Writes a changed ReplicaSet (recording the scaling Event); returns the
-/// stored state.
-fn update_replica_set(
-    sim: &SimState,
-    store: &mut StoreInner,
-    defs: &Defs,
-    deployment: &Value,
-    rs: &Arc<Value>,
-    updated: Value,
-) -> Arc<Value> {
-    if updated == **rs {
-        return rs.clone();
-    }
-    let from = spec_replicas(rs);
-    let to = spec_replicas(&updated);
-    match write::update(
-        store,
-        &defs.replica_sets,
-        rs,
-        updated,
-        &WriteOptions::internal(CONTROLLER_MANAGER),
-    ) {
-        Ok(stored) => {
-            if from != to {
-                record_scaling(sim, store, defs, deployment, name_of(rs), from, to);
-            }
-            Arc::new(stored)
-        }
-        Err(error) => {
-            tracing::debug!(error = %error, replica_set = name_of(rs), "scaling a ReplicaSet failed");
-            rs.clone()
-        }
-    }
-}
-
 /// Writes a ReplicaSet's status (the ReplicaSet controller's).
 fn set_replica_set_status(
     store: &mut StoreInner,
@@ -541,53 +397,4 @@ fn set_replica_set_status(
     if let Err(error) = write::update(store, def, &current, updated, &options) {
         tracing::debug!(error = %error, replica_set = name_of(rs), "ReplicaSet status update failed");
     }
-}
-
-/// Creates the objects of a Deployment that is already rolled out (the
-/// generated fleet): its ReplicaSet at revision 1 with ready pods. Their
-/// statuses are committed directly, as the fleet's Deployment status is:
-/// the objects start settled, as if the controllers had long finished.
-pub fn materialize_settled(
-    sim: &SimState,
-    store: &mut StoreInner,
-    defs: &Defs,
-    deployment: &Value,
-) {
-    let hash = pod_template_hash(deployment);
-    let replicas = spec_replicas(deployment);
-    let (max_surge, _) = surge_and_unavailable(deployment, replicas);
-    let rs = build_replica_set(deployment, &hash, 1, replicas, replicas + max_surge);
-    let mut rs = match create_object(sim, store, &defs.replica_sets, rs) {
-        Ok(created) => created,
-        Err(error) => {
-            tracing::debug!(error = %error, "creating a fleet ReplicaSet failed");
-            return;
-        }
-    };
-    for _ in 0..replicas {
-        match create_object(sim, store, &defs.pods, build_pod(sim, &rs)) {
-            Ok(mut pod) => {
-                let status = pod_status(&pod, PodPhase::Ready, sim);
-                if let Some(fields) = pod.as_object_mut() {
-                    fields.insert("status".into(), status);
-                }
-                store.commit(&pods(), pod, EventType::Modified);
-            }
-            Err(error) => tracing::debug!(error = %error, "creating a fleet pod failed"),
-        }
-    }
-    let generation = rs.pointer("/metadata/generation").cloned().unwrap_or(json!(1));
-    if let Some(fields) = rs.as_object_mut() {
-        fields.insert(
-            "status".into(),
-            json!({
-                "replicas": replicas,
-                "fullyLabeledReplicas": replicas,
-                "readyReplicas": replicas,
-                "availableReplicas": replicas,
-                "observedGeneration": generation,
-            }),
-        );
-    }
-    store.commit(&replica_sets(), rs, EventType::Modified);
 }

@@ -1,13 +1,15 @@
 //! The objects the Deployment and ReplicaSet controllers create: a
 //! ReplicaSet for a pod template (hash label, selector, owner reference,
-//! annotations) and a pod of a ReplicaSet.
+//! annotations) and a pod of a ReplicaSet, made from its template as every
+//! workload controller makes its pods.
 
 use serde_json::{Map, Value, json};
 
 use super::{
     ANNOTATIONS_NOT_COPIED, DESIRED_REPLICAS_ANNOTATION, HASH_LABEL, MAX_REPLICAS_ANNOTATION,
-    NODES, REVISION_ANNOTATION, name_of, namespace_of, spec_replicas,
+    REVISION_ANNOTATION, name_of, namespace_of, spec_replicas,
 };
+use crate::controllers::nodes::{FIXED_NODES, self_bound_node};
 use crate::controllers::owners::controller_reference;
 use crate::state::SimState;
 use crate::util::metadata_mut;
@@ -74,13 +76,32 @@ pub fn copied_annotations(deployment: &Value) -> Map<String, Value> {
         .unwrap_or_default()
 }
 
-/// A new pod of a ReplicaSet, bound to a node (there is no scheduler).
-pub fn build_pod(sim: &SimState, rs: &Value) -> Value {
+/// A new pod of a ReplicaSet: bound to `node` when given; without nodes
+/// (no capacity modelled), bound to one of `sim-worker-1..3` at random;
+/// else unbound, for the scheduler.
+pub fn build_pod(sim: &SimState, rs: &Value, node: Option<&str>) -> Value {
     let template = rs.pointer("/spec/template").cloned().unwrap_or_else(|| json!({}));
+    let node = node.map(String::from).or_else(|| self_bound_node(sim, &FIXED_NODES));
+    let metadata = json!({
+        "generateName": format!("{}-", name_of(rs)),
+        "namespace": namespace_of(rs),
+        "ownerReferences": [controller_reference(rs, "apps/v1", "ReplicaSet")],
+    });
+    pod_from_template(&template, metadata, node.as_deref())
+}
+
+/// A pod made from a pod template as the API server stores it: `metadata`
+/// (name, namespace, owner) with the template's labels and annotations,
+/// and the template's spec bound to `node` (when given; else left for the
+/// scheduler) with what admission adds (the scheduler's name, the
+/// ServiceAccount, priority, the default tolerations).
+pub fn pod_from_template(template: &Value, mut metadata: Value, node: Option<&str>) -> Value {
     let mut spec = template.get("spec").cloned().unwrap_or_else(|| json!({}));
-    let node = NODES[sim.rng.with(|rng| rng.below(NODES.len() as u64)) as usize];
     if let Some(fields) = spec.as_object_mut() {
-        fields.insert("nodeName".into(), json!(node));
+        if let Some(node) = node {
+            fields.insert("nodeName".into(), json!(node));
+        }
+        fields.entry("schedulerName").or_insert(json!("default-scheduler"));
         let account = fields
             .get("serviceAccountName")
             .and_then(Value::as_str)
@@ -96,11 +117,6 @@ pub fn build_pod(sim: &SimState, rs: &Value) -> Value {
             {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
         ]));
     }
-    let mut metadata = json!({
-        "generateName": format!("{}-", name_of(rs)),
-        "namespace": namespace_of(rs),
-        "ownerReferences": [controller_reference(rs, "apps/v1", "ReplicaSet")],
-    });
     for key in ["labels", "annotations"] {
         if let Some(value) = template.pointer(&format!("/metadata/{key}")) {
             metadata[key] = value.clone();

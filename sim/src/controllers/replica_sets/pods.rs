@@ -1,8 +1,10 @@
 //! A ReplicaSet's pods, as the ReplicaSet controller and the kubelet keep
-//! them: as many as desired (unready and newest deleted first), the oldest
-//! ones ready, each status written by the "kubelet" (the simulated one, or
-//! for pods that run for real the sim's kubelet); then the ReplicaSet's
-//! status, from the pods' readiness.
+//! them: as many as desired (unbound, then unready, then newest deleted
+//! first), each placed by the scheduler when created, the oldest bound ones
+//! ready, each status of a bound pod written by the "kubelet" (the simulated
+//! one, or for pods that run for real the sim's kubelet; a pod no node took
+//! keeps the scheduler's); then the ReplicaSet's status, from the pods'
+//! readiness.
 
 use std::sync::Arc;
 
@@ -15,6 +17,8 @@ use super::{
     set_replica_set_status,
 };
 use crate::controllers::owners::{is_controlled_by, is_deleting};
+use crate::controllers::scheduler;
+use crate::registry::ResourceDef;
 use crate::state::SimState;
 use crate::store::StoreInner;
 use crate::util::metadata_str;
@@ -33,6 +37,12 @@ pub(super) fn owned_pods(store: &StoreInner, rs: &Value) -> Vec<Arc<Value>> {
     owned
 }
 
+/// Whether a pod is bound to a node (the kubelets run only those).
+pub fn is_bound(pod: &Value) -> bool {
+    !pod.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or("").is_empty()
+}
+
+/// Whether a pod's `Ready` condition is `True`.
 pub fn is_ready(pod: &Value) -> bool {
     pod.pointer("/status/conditions").and_then(Value::as_array).is_some_and(|conditions| {
         conditions
@@ -53,10 +63,13 @@ pub(super) fn ensure_pods(
     let mut pods = owned_pods(store, rs);
     let wanted = desired.replicas as usize;
     if pods.len() > wanted {
-        // Unready pods go first, then the newest.
+        // Unbound pods go first, then unready ones, then the newest.
         let mut victims = pods.clone();
         victims.sort_by(|a, b| {
-            is_ready(a).cmp(&is_ready(b)).then(creation_key(b).cmp(&creation_key(a)))
+            is_bound(a)
+                .cmp(&is_bound(b))
+                .then(is_ready(a).cmp(&is_ready(b)))
+                .then(creation_key(b).cmp(&creation_key(a)))
         });
         for pod in victims.into_iter().take(pods.len() - wanted) {
             let options = DeleteOptions {
@@ -72,34 +85,48 @@ pub(super) fn ensure_pods(
         }
         pods = owned_pods(store, rs);
     }
-    // Ready pods stay ready; the oldest unready ones become ready first.
-    pods.sort_by(|a, b| is_ready(b).cmp(&is_ready(a)).then(creation_key(a).cmp(&creation_key(b))));
+    // Ready pods stay ready; the oldest unready bound ones become ready
+    // first; unbound pods wait for the scheduler.
+    pods.sort_by(|a, b| {
+        is_ready(b)
+            .cmp(&is_ready(a))
+            .then(is_bound(b).cmp(&is_bound(a)))
+            .then(creation_key(a).cmp(&creation_key(b)))
+    });
     let unready = if desired.failing { PodPhase::Unready } else { PodPhase::Starting };
-    for (index, pod) in pods.iter().enumerate() {
+    for (index, pod) in pods.iter().enumerate().filter(|(_, pod)| is_bound(pod)) {
         let phase = if (index as u64) < desired.ready { PodPhase::Ready } else { unready };
-        set_pod_phase(sim, store, defs, pod, phase);
+        set_pod_phase(sim, store, &defs.pods, pod, phase);
     }
     for index in pods.len()..wanted {
         let phase = if (index as u64) < desired.ready { PodPhase::Ready } else { unready };
-        create_pod(sim, store, defs, rs, phase);
+        create_pod(sim, store, defs, rs, phase, None);
     }
     let pods = owned_pods(store, rs);
     let ready = pods.iter().filter(|pod| is_ready(pod)).count() as u64;
     set_replica_set_status(store, &defs.replica_sets, rs, pods.len() as u64, ready);
 }
 
-/// Creates one pod of a ReplicaSet, then writes its status.
+/// Creates one pod of a ReplicaSet where the scheduler places it (on
+/// `node` when given: a pod that runs already), then writes its status: the
+/// kubelet's, or the scheduler's when no node takes it.
 pub(super) fn create_pod(
     sim: &SimState,
     store: &mut StoreInner,
     defs: &Defs,
     rs: &Value,
     phase: PodPhase,
+    node: Option<&str>,
 ) {
-    match create_object(sim, store, &defs.pods, build_pod(sim, rs)) {
+    let mut pod = build_pod(sim, rs, node);
+    let placement = scheduler::place(sim, store, &mut pod);
+    match create_object(sim, store, &defs.pods, pod) {
         Ok(created) => {
-            if let Some(stored) = store.get(&pods(), namespace_of(&created), name_of(&created)) {
-                set_pod_phase(sim, store, defs, &stored, phase);
+            scheduler::created(sim, store, &created, &placement);
+            if let Some(stored) = store.get(&pods(), namespace_of(&created), name_of(&created))
+                && is_bound(&stored)
+            {
+                set_pod_phase(sim, store, &defs.pods, &stored, phase);
             }
         }
         Err(error) => {
@@ -109,26 +136,26 @@ pub(super) fn create_pod(
 }
 
 /// The kubelet's status write: `phase` (and the IP it assigns on first
-/// start, drawn from `sim`'s generator). A pod the sim's kubelet runs for
-/// real gets its status from there.
-fn set_pod_phase(
+/// start, drawn from `sim`'s generator), through `pods_def`. A pod the
+/// sim's kubelet runs for real gets its status from there.
+pub fn set_pod_phase(
     sim: &SimState,
     store: &mut StoreInner,
-    defs: &Defs,
+    pods_def: &ResourceDef,
     pod: &Arc<Value>,
     phase: PodPhase,
 ) {
     if pod.get("spec").is_some_and(|spec| sim.runs_for_real(spec)) {
         return;
     }
-    let status = pod_status(pod, phase, sim);
+    let status = pod_status(pod, phase, sim, store);
     if pod.get("status") == Some(&status) {
         return;
     }
     // The pod status strategy takes only the status of a status write.
     let updated = json!({"status": status});
     let options = WriteOptions { subresource: Some("status"), ..WriteOptions::internal(KUBELET) };
-    if let Err(error) = write::update(store, &defs.pods, pod, updated, &options) {
+    if let Err(error) = write::update(store, pods_def, pod, updated, &options) {
         tracing::debug!(error = %error, pod = name_of(pod), "pod status update failed");
     }
 }

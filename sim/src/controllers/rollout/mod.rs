@@ -22,6 +22,11 @@
 //!   status and is the right `previous` for the next [`begin`].
 //! - [`is_complete`] says whether a status shows a finished rollout (the
 //!   controller's own test, the one `kubectl rollout status` mirrors).
+//! - With nodes, for a plan on the clock (not one that follows pods), after
+//!   creating a wave's pods (and whenever the scheduler binds waiting ones),
+//!   compare how many new pods have no node with the plan's `new_unbound`
+//!   at that time; when they differ, keep [`rebase`]`(&plan, now, unbound)`
+//!   as the plan.
 //! - The plan's `new_rs_name` names the new ReplicaSet
 //!   (`<deployment>-<pod template hash>`).
 //!
@@ -36,16 +41,34 @@
 //! once `spec.progressDeadlineSeconds` (default 600) have elapsed since the
 //! last progress (strictly after, as the controller compares).
 //!
+//! Capacity: a plan assumes every pod it creates finds a node. When the
+//! scheduler leaves some of a wave's new pods unbound (`Pending`,
+//! `Unschedulable`), the controller rebases the plan at that moment: the
+//! rollout goes on from the pods there are, the unbound ones never become
+//! ready while unbound, so the wave that would have made them ready makes
+//! no progress, old pods are not scaled down past maxUnavailable for them,
+//! and no further surge pods are created. Such a rollout stalls like a
+//! failing one and crosses its progress deadline the same way. Once the
+//! scheduler binds them (room freed by other pods going), the controller
+//! rebases again: they become ready one wave later and the rollout carries
+//! on (a `ProgressDeadlineExceeded` condition turns back to `True` /
+//! `ReplicaSetUpdated` with that progress, as the real controller does).
+//! Without nodes no pod is ever unbound and no plan is rebased.
+//!
 //! Pods the kubelet runs for real replace the clock: a plan that
 //! [`RolloutPlan::follow_pods`] moves when the controller observes its new
 //! pods' readiness (`observe_ready`), each observation one controller sync;
 //! once complete, only the counts and `Available` follow the pods (the real
-//! controller checks no more progress of a complete rollout).
+//! controller checks no more progress of a complete rollout). Such a plan
+//! needs no rebase: a pod no node took is not run, so it is observed
+//! unready until the scheduler binds it and it gets ready.
 
 mod plan;
 mod status;
 mod template_hash;
 
+#[cfg(test)]
+mod capacity_tests;
 #[cfg(test)]
 mod tests;
 
@@ -105,7 +128,7 @@ pub fn begin(
             } else {
                 // Every available pod now belongs to an old ReplicaSet; the
                 // unavailable ones are cleaned up first.
-                let old = PodCounts { old: counts.available(), new_total: 0, new_ready: 0 };
+                let old = PodCounts { old: counts.available(), ..PodCounts::default() };
                 (old, conditions, true, previous.paused)
             }
         }
@@ -113,7 +136,7 @@ pub fn begin(
             let status = deployment.get("status");
             let has_status = status.and_then(|status| status.get("observedGeneration")).is_some();
             let conditions = status.map(conditions_of).unwrap_or_default();
-            let old = PodCounts { old: available_in_status(status), new_total: 0, new_ready: 0 };
+            let old = PodCounts { old: available_in_status(status), ..PodCounts::default() };
             (old, conditions, true, has_status && is_paused_status(status))
         }
     };
@@ -142,6 +165,7 @@ pub fn begin(
         prior_conditions,
         wave_ms: 0,
         observed: None,
+        continues_from: None,
     };
     let waves = plan.waves_needed();
     plan.wave_ms = duration_ms.checked_div(waves).unwrap_or(0);
@@ -182,13 +206,41 @@ pub fn settled(deployment: &Value, now_ms: u64) -> RolloutPlan {
         max_surge,
         max_unavailable,
         deadline_ms: Some(DEFAULT_PROGRESS_DEADLINE_SECONDS * 1000),
-        from: PodCounts { old: 0, new_total: updated, new_ready: available },
+        from: PodCounts { new_total: updated, new_ready: available, ..PodCounts::default() },
         new_rs_name: new_replica_set_name(deployment),
         template_hash,
         template_changed: false,
         prior_conditions: status.map(conditions_of).unwrap_or_default(),
         wave_ms: 0,
         observed: None,
+        continues_from: None,
+    }
+}
+
+/// The plan of a rollout whose new pods the scheduler did not all place as
+/// the plan assumed: at `at_ms` (the controller's sync after creating pods,
+/// or after the scheduler bound some), `unbound` of the new ReplicaSet's
+/// pods have no node. The returned plan continues the rollout from the
+/// pods there are then: bound pods that are not ready yet become ready one
+/// wave later, unbound ones never while they are (so the rollout stalls
+/// once nothing else can become ready). Its conditions carry on from the
+/// plan's, and the progress deadline still counts from the last progress
+/// (so a rollout waiting for room crosses it as a stalled one does). For
+/// plans on the clock: one that follows pods keeps its observations, and
+/// sees pods without a node as the unready pods they are.
+pub fn rebase(plan: &RolloutPlan, at_ms: u64, unbound: u64) -> RolloutPlan {
+    let at_ms = at_ms.max(plan.started_at_ms);
+    let replay = status::replay(plan, at_ms);
+    let mut from = replay.counts;
+    from.new_unbound = unbound.min(from.new_total);
+    from.new_ready = from.new_ready.min(from.new_total - from.new_unbound);
+    RolloutPlan {
+        started_at_ms: at_ms,
+        resumed: false,
+        from,
+        prior_conditions: replay.conditions,
+        continues_from: Some(replay.last_progress_ms),
+        ..plan.clone()
     }
 }
 

@@ -16,6 +16,9 @@ pub struct PodCounts {
     pub new_total: u64,
     /// Ready (and, with minReadySeconds 0, available) pods of the new ReplicaSet.
     pub new_ready: u64,
+    /// Pods of the new ReplicaSet no node took (yet): they count as updated
+    /// but never become ready while unbound.
+    pub new_unbound: u64,
 }
 
 impl PodCounts {
@@ -67,6 +70,10 @@ pub struct RolloutPlan {
     /// become ready, not on the clock. The pod counts so far, each with the
     /// time (ms) it was observed, the plan's start first.
     pub observed: Option<Vec<(u64, PodCounts)>>,
+    /// Set when this plan continues an earlier one of the same rollout from
+    /// `started_at_ms` (see [`super::rebase`]): when that one last made
+    /// progress, which the progress deadline still counts from.
+    pub continues_from: Option<u64>,
 }
 
 /// Resolves an int-or-percent value against `total`, rounding up or down.
@@ -121,8 +128,11 @@ impl RolloutPlan {
     fn scale(&self, mut counts: PodCounts) -> PodCounts {
         let replicas = self.replicas;
         if counts.new_total > replicas {
+            // Unbound pods are the first to go, then unready ones.
+            let removed = counts.new_total - replicas;
+            counts.new_unbound = counts.new_unbound.saturating_sub(removed);
             counts.new_total = replicas;
-            counts.new_ready = counts.new_ready.min(replicas);
+            counts.new_ready = counts.new_ready.min(replicas - counts.new_unbound);
         }
         let min_available = replicas.saturating_sub(self.max_unavailable);
         loop {
@@ -171,8 +181,9 @@ impl RolloutPlan {
             if self.done(&last) || self.fail {
                 break;
             }
+            // Bound pods become ready; unbound ones wait for a node.
             let mut ready = last;
-            ready.new_ready = ready.new_total;
+            ready.new_ready = ready.new_total - ready.new_unbound;
             let next = self.scale(ready);
             if next == last {
                 break;

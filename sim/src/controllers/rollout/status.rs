@@ -64,9 +64,47 @@ fn made_progress(before: &PodCounts, after: &PodCounts) -> bool {
         || after.old < before.old
 }
 
+/// What the controller's successive syncs under a plan leave at a time.
+pub struct Replay {
+    /// The pod counts.
+    pub counts: PodCounts,
+    /// The conditions.
+    pub conditions: Vec<Value>,
+    /// When the rollout last made progress (what the deadline runs from).
+    pub last_progress_ms: u64,
+}
+
 /// The Deployment's `status` at `now_ms` under `plan`. Zero-valued counts
 /// are omitted, as the real API serves them (`omitempty`).
 pub fn status_at(deployment: &Value, plan: &RolloutPlan, now_ms: u64) -> Value {
+    let Replay { counts: current, conditions, .. } = replay(plan, now_ms);
+    let replicas = plan.replicas;
+    let mut status = Map::new();
+    if let Some(generation) = generation(deployment) {
+        status.insert("observedGeneration".into(), json!(generation));
+    }
+    let ready = current.available();
+    let counts = [
+        ("replicas", current.total()),
+        ("updatedReplicas", current.new_total),
+        ("readyReplicas", ready),
+        ("availableReplicas", ready),
+        ("unavailableReplicas", replicas.saturating_sub(ready)),
+    ];
+    for (key, value) in counts {
+        if value > 0 {
+            status.insert(key.into(), json!(value));
+        }
+    }
+    if !conditions.is_empty() {
+        status.insert("conditions".into(), Value::Array(conditions));
+    }
+    Value::Object(status)
+}
+
+/// Replays the controller's observations under `plan` up to `now_ms`: each
+/// wave is one sync that sets the conditions by the real rules.
+pub fn replay(plan: &RolloutPlan, now_ms: u64) -> Replay {
     let now_ms = now_ms.max(plan.started_at_ms);
     let replicas = plan.replicas;
     let min_available = replicas.saturating_sub(plan.max_unavailable);
@@ -96,6 +134,7 @@ pub fn status_at(deployment: &Value, plan: &RolloutPlan, now_ms: u64) -> Value {
     let live = plan.observed.is_some();
     // The timeline always holds at least the first state.
     let mut current = timeline[0].1;
+    let mut last_progress = plan.continues_from.unwrap_or(started);
 
     if plan.paused {
         set_condition(&mut conditions, available_condition(&current, started));
@@ -124,7 +163,6 @@ pub fn status_at(deployment: &Value, plan: &RolloutPlan, now_ms: u64) -> Value {
         }
         // Each wave is one controller observation; `observed` is the last one.
         let mut observed = plan.from;
-        let mut last_progress = started;
         let mut completed = false;
         for (wave, (at, state)) in timeline.iter().enumerate() {
             let at = *at;
@@ -150,7 +188,7 @@ pub fn status_at(deployment: &Value, plan: &RolloutPlan, now_ms: u64) -> Value {
                         at,
                     ),
                 );
-            } else if wave == 0 && plan.template_changed {
+            } else if wave == 0 && plan.template_changed && plan.continues_from.is_none() {
                 set_condition(
                     &mut conditions,
                     condition(
@@ -181,27 +219,7 @@ pub fn status_at(deployment: &Value, plan: &RolloutPlan, now_ms: u64) -> Value {
         }
     }
 
-    let mut status = Map::new();
-    if let Some(generation) = generation(deployment) {
-        status.insert("observedGeneration".into(), json!(generation));
-    }
-    let ready = current.available();
-    let counts = [
-        ("replicas", current.total()),
-        ("updatedReplicas", current.new_total),
-        ("readyReplicas", ready),
-        ("availableReplicas", ready),
-        ("unavailableReplicas", replicas.saturating_sub(ready)),
-    ];
-    for (key, value) in counts {
-        if value > 0 {
-            status.insert(key.into(), json!(value));
-        }
-    }
-    if !conditions.is_empty() {
-        status.insert("conditions".into(), Value::Array(conditions));
-    }
-    Value::Object(status)
+    Replay { counts: current, conditions, last_progress_ms: last_progress }
 }
 
 /// On progress the controller always rewrites the Progressing condition,
@@ -259,7 +277,8 @@ pub fn is_complete(status: &Value, deployment: &Value) -> bool {
 /// The first instant after `after_ms` at which [`status_at`] (or the pod
 /// counts of [`RolloutPlan::counts_at`]) may change: a wave start, or a
 /// progress deadline expiring one deadline (plus the controller's strict
-/// millisecond) after a wave that made progress. `None` when nothing can
+/// millisecond) after a wave that made progress (or after the last progress
+/// of the plan a continuation continues). `None` when nothing can
 /// change any more. The controller sleeps until then.
 pub fn next_change_after(plan: &RolloutPlan, after_ms: u64) -> Option<u64> {
     if plan.paused {
@@ -282,6 +301,9 @@ pub fn next_change_after(plan: &RolloutPlan, after_ms: u64) -> Option<u64> {
         if let Some(deadline) = plan.deadline_ms.filter(|_| !completed) {
             consider(at + deadline + 1);
         }
+    }
+    if let (Some(progress), Some(deadline)) = (plan.continues_from, plan.deadline_ms) {
+        consider(progress + deadline + 1);
     }
     next
 }

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::util::NAME_ALPHABET;
+use crate::util::safe_encode;
 
 /// FNV-1a (32 bit) of the canonical JSON of `spec.template`, encoded like
 /// Kubernetes encodes its pod-template hashes (the decimal digits mapped onto
@@ -17,11 +17,7 @@ pub fn pod_template_hash(deployment: &Value) -> String {
         hash ^= u32::from(byte);
         hash = hash.wrapping_mul(0x0100_0193);
     }
-    // Each decimal digit picks a character of the alphabet.
-    hash.to_string()
-        .bytes()
-        .map(|digit| char::from(NAME_ALPHABET[usize::from(digit) % NAME_ALPHABET.len()]))
-        .collect()
+    safe_encode(&hash.to_string())
 }
 
 /// `<deployment name>-<pod template hash>`.

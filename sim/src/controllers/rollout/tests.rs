@@ -252,7 +252,7 @@ fn second_change_mid_rollout_restarts_the_plan() {
     d3["status"] = mid;
     let p3 = begin(&d3, Some(&p2), T0 + 65_000, 20_000, false);
     assert_ne!(p3.new_rs_name, p2.new_rs_name);
-    assert_eq!(p3.from, PodCounts { old: 8, new_total: 0, new_ready: 0 });
+    assert_eq!(p3.from, PodCounts { old: 8, ..PodCounts::default() });
     let s = status_at(&d3, &p3, T0 + 65_000);
     assert_eq!(n(&s, "observedGeneration"), 3);
     assert_eq!(n(&s, "updatedReplicas"), 5);
@@ -419,7 +419,11 @@ fn a_plan_that_follows_pods_moves_only_when_they_become_ready() {
     plan.follow_pods();
     assert!(!plan.fail, "the pods decide, not the failure knob");
     let first = plan.counts_at(T0 + 600_000);
-    assert_eq!(first, PodCounts { old: 2, new_total: 1, new_ready: 0 }, "surge 1, then wait");
+    assert_eq!(
+        first,
+        PodCounts { old: 2, new_total: 1, new_ready: 0, ..PodCounts::default() },
+        "surge 1, then wait"
+    );
     assert_eq!(
         next_change_after(&plan, T0 + 20_000),
         Some(T0 + 20_000 + 600_001),
@@ -427,7 +431,10 @@ fn a_plan_that_follows_pods_moves_only_when_they_become_ready() {
     );
 
     assert!(plan.observe_ready(T0 + 30_000, 1));
-    assert_eq!(plan.counts_at(T0 + 30_000), PodCounts { old: 1, new_total: 2, new_ready: 1 });
+    assert_eq!(
+        plan.counts_at(T0 + 30_000),
+        PodCounts { old: 1, new_total: 2, new_ready: 1, ..PodCounts::default() }
+    );
     assert!(!plan.observe_ready(T0 + 31_000, 1), "nothing new");
     assert!(plan.observe_ready(T0 + 40_000, 2));
     let done = status_at(&d, &plan, T0 + 40_000);

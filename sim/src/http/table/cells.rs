@@ -194,6 +194,28 @@ fn requirement_key(requirement: &str) -> &str {
     trimmed.split(['=', ' ']).next().unwrap_or(trimmed)
 }
 
+/// A ControllerRevision's controller as `kind.group/name` (lower-case
+/// kind and group, as `formatResourceName` prints a GroupKind).
+fn revision_controller(revision: &Value) -> String {
+    let controller = revision
+        .pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+        .and_then(|references| {
+            references.iter().find(|reference| reference["controller"].as_bool() == Some(true))
+        });
+    let Some(controller) = controller else {
+        return "<none>".to_owned();
+    };
+    let kind = str_at(controller, "/kind");
+    let api_version = str_at(controller, "/apiVersion");
+    let group = api_version.rsplit_once('/').map_or("", |(group, _)| group);
+    let group_kind = if group.is_empty() { kind.to_owned() } else { format!("{kind}.{group}") };
+    if group_kind.is_empty() {
+        return str_at(controller, "/name").to_owned();
+    }
+    format!("{}/{}", group_kind.to_lowercase(), str_at(controller, "/name"))
+}
+
 /// The cell of `column` for `object`, ages computed at `now_ms`.
 pub fn cell(column: &ColumnDef, object: &Value, now_ms: u64) -> Value {
     match &column.source {
@@ -247,7 +269,22 @@ pub fn cell(column: &ColumnDef, object: &Value, now_ms: u64) -> Value {
         CellSource::BudgetMinAvailable => json!(int_or_string(object, "/spec/minAvailable")),
         CellSource::BudgetMaxUnavailable => json!(int_or_string(object, "/spec/maxUnavailable")),
         CellSource::BudgetAllowedDisruptions => json!(int_at(object, "/status/disruptionsAllowed")),
+        CellSource::Int(pointer) => json!(int_at(object, pointer)),
+        CellSource::NodeSelector => {
+            let selector = object.pointer("/spec/template/spec/nodeSelector");
+            let mut pairs: Vec<String> = selector
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+                .map(|(key, value)| format!("{key}={}", value.as_str().unwrap_or("")))
+                .collect();
+            // `labels.FormatLabels` sorts by key.
+            pairs.sort();
+            json!(none_if_empty(&pairs.join(",")))
+        }
+        CellSource::RevisionController => json!(revision_controller(object)),
         CellSource::NamespaceStatus => json!(str_at(object, "/status/phase")),
+        CellSource::Node(node_cell) => super::nodes::cell(object, *node_cell),
         CellSource::LeaseHolder => json!(str_at(object, "/spec/holderIdentity")),
         // Core v1 field names first, then their events.k8s.io/v1 names.
         CellSource::EventLastSeen => json!(age_of(

@@ -3,240 +3,25 @@
 //! custom resources (Name plus the CRD version's
 //! `additionalPrinterColumns`, or a default Age column).
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use crate::schema;
+#[cfg(test)]
+pub use super::column_def::NAME_DESC;
+use super::column_def::{CREATED_DESC, age_column, field_doc, name_column};
+pub use super::column_def::{CellSource, ColumnDef};
+use super::workload_columns::workload_columns;
 
-/// How a column's cell is computed from an object.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum CellSource {
-    /// `metadata.name`.
-    Name,
-    /// Age of `metadata.creationTimestamp` as a human duration (built-ins).
-    Age,
-    /// `metadata.creationTimestamp` in RFC 3339 (the default convertor).
-    CreatedAt,
-    /// A CRD printer column's JSONPath, converted per the column's type.
-    JsonPath(String),
-    /// `ready/desired` of a Deployment.
-    DeploymentReady,
-    /// `status.updatedReplicas`.
-    DeploymentUpToDate,
-    /// `status.availableReplicas`.
-    DeploymentAvailable,
-    /// Container names of `spec.template`, comma-separated.
-    Containers,
-    /// Container images of `spec.template`, comma-separated.
-    Images,
-    /// `spec.selector` as a label-selector string.
-    Selector,
-    /// Number of `data` + `binaryData` entries of a ConfigMap.
-    ConfigMapData,
-    /// `status.phase` of a Namespace.
-    NamespaceStatus,
-    /// `spec.holderIdentity` of a Lease.
-    LeaseHolder,
-    /// Event: last seen age.
-    EventLastSeen,
-    /// Event: `type`.
-    EventType,
-    /// Event: `reason`.
-    EventReason,
-    /// Event: `kind/name` of the involved object, kind lower-cased.
-    EventObject,
-    /// Event: `involvedObject.fieldPath`.
-    EventSubobject,
-    /// Event: `component, host`.
-    EventSource,
-    /// Event: `message`, trimmed.
-    EventMessage,
-    /// Event: first seen age.
-    EventFirstSeen,
-    /// Event: `count`.
-    EventCount,
-    /// ReplicaSet: `spec.replicas`.
-    ReplicaSetDesired,
-    /// ReplicaSet: `status.replicas`.
-    ReplicaSetCurrent,
-    /// ReplicaSet: `status.readyReplicas`.
-    ReplicaSetReady,
-    /// Pod: `ready/total` containers.
-    PodReady,
-    /// Pod: its status reason (waiting reason, reason, or phase).
-    PodStatus,
-    /// Pod: container restarts.
-    PodRestarts,
-    /// Pod: `status.podIP`.
-    PodIp,
-    /// Pod: `spec.nodeName`.
-    PodNode,
-    /// Pod: `status.nominatedNodeName`.
-    PodNominatedNode,
-    /// Pod: readiness gates.
-    PodReadinessGates,
-    /// Secret: `type`.
-    SecretType,
-    /// Secret: number of `data` entries.
-    SecretData,
-    /// Service: `spec.type`.
-    ServiceType,
-    /// Service: `spec.clusterIP`.
-    ServiceClusterIp,
-    /// Service: external IPs, load-balancer ingress or external name.
-    ServiceExternalIp,
-    /// Service: `port[:nodePort]/protocol`, comma-separated.
-    ServicePorts,
-    /// Service: `spec.selector` as `k=v,...`.
-    ServiceSelector,
-    /// PodDisruptionBudget: `spec.minAvailable` or `N/A`.
-    BudgetMinAvailable,
-    /// PodDisruptionBudget: `spec.maxUnavailable` or `N/A`.
-    BudgetMaxUnavailable,
-    /// PodDisruptionBudget: `status.disruptionsAllowed`.
-    BudgetAllowedDisruptions,
-}
-
-/// One column: its `TableColumnDefinition` and how to compute its cells.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ColumnDef {
-    /// Column name (`Name`, `Up-to-date`; kubectl upper-cases it).
-    pub name: String,
-    /// OpenAPI type: `string`, `integer`, `number`, `boolean`, `date`.
-    pub kind: String,
-    /// OpenAPI format (`name` for the Name column), possibly empty.
-    pub format: String,
-    /// Description.
-    pub description: String,
-    /// 0 for the default view, 1 and up for `-o wide`.
-    pub priority: i64,
-    /// Cell computation.
-    pub source: CellSource,
-}
-
-impl ColumnDef {
-    /// A default-view column without a format.
-    fn new(name: &str, kind: &str, description: &str, source: CellSource) -> Self {
-        Self {
-            name: name.to_owned(),
-            kind: kind.to_owned(),
-            format: String::new(),
-            description: description.to_owned(),
-            priority: 0,
-            source,
-        }
-    }
-
-    /// Shown only with `-o wide`.
-    fn wide(mut self) -> Self {
-        self.priority = 1;
-        self
-    }
-
-    /// With an OpenAPI format.
-    fn format(mut self, format: &str) -> Self {
-        self.format = format.to_owned();
-        self
-    }
-
-    /// The `TableColumnDefinition` JSON.
-    pub fn definition(&self) -> Value {
-        json!({
-            "name": self.name,
-            "type": self.kind,
-            "format": self.format,
-            "description": self.description,
-            "priority": self.priority,
-        })
-    }
-}
-
-pub const NAME_DESC: &str = "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names";
-const CREATED_DESC: &str = "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. Null for lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata";
-
-fn name_column() -> ColumnDef {
-    ColumnDef::new("Name", "string", NAME_DESC, CellSource::Name).format("name")
-}
-
-fn age_column() -> ColumnDef {
-    ColumnDef::new("Age", "string", CREATED_DESC, CellSource::Age)
-}
-
-/// The pod-template columns workloads show with `-o wide`.
-fn containers_column() -> ColumnDef {
-    let description = "Names of each container in the template.";
-    ColumnDef::new("Containers", "string", description, CellSource::Containers).wide()
-}
-
-fn images_column() -> ColumnDef {
-    let description = "Images referenced by each container in the template.";
-    ColumnDef::new("Images", "string", description, CellSource::Images).wide()
-}
-
-fn selector_column(description: &str) -> ColumnDef {
-    ColumnDef::new("Selector", "string", description, CellSource::Selector).wide()
-}
-
-/// Columns of a built-in resource (plural name: `deployments`,
-/// `replicasets`, `pods`, `configmaps`, `namespaces`, `events` (core and
-/// events.k8s.io field names both read), `leases`); any other resource gets
+/// Columns of a built-in resource (plural name: the workloads of
+/// `workload_columns`, `pods`, `configmaps`, `namespaces`, `events` (core
+/// and events.k8s.io field names both read), `leases`, `secrets`,
+/// `services`, `poddisruptionbudgets`); any other resource gets
 /// the default convertor's Name / Created At (as `customresourcedefinitions`
 /// do on a real server).
 pub fn columns_for_builtin(resource: &str) -> Vec<ColumnDef> {
+    if let Some(columns) = workload_columns(resource) {
+        return columns;
+    }
     match resource {
-        "deployments" => vec![
-            name_column(),
-            ColumnDef::new(
-                "Ready",
-                "string",
-                "Number of the pod with ready state",
-                CellSource::DeploymentReady,
-            ),
-            ColumnDef::new(
-                "Up-to-date",
-                "string",
-                "Total number of non-terminated pods targeted by this deployment that have the desired template spec.",
-                CellSource::DeploymentUpToDate,
-            ),
-            ColumnDef::new(
-                "Available",
-                "string",
-                "Total number of available pods (ready for at least minReadySeconds) targeted by this deployment.",
-                CellSource::DeploymentAvailable,
-            ),
-            age_column(),
-            containers_column(),
-            images_column(),
-            selector_column(
-                "Label selector for pods. Existing ReplicaSets whose pods are selected by this will be the ones affected by this deployment.",
-            ),
-        ],
-        "replicasets" => vec![
-            name_column(),
-            ColumnDef::new(
-                "Desired",
-                "integer",
-                "Replicas is the number of desired pods. This is a pointer to distinguish between explicit zero and unspecified. Defaults to 1. More info: https://kubernetes.io/docs/concepts/workloads/controllers/replicaset/#how-a-replicaset-works",
-                CellSource::ReplicaSetDesired,
-            ),
-            ColumnDef::new(
-                "Current",
-                "integer",
-                "Replicas is the most recently observed number of non-terminating pods. More info: https://kubernetes.io/docs/concepts/workloads/controllers/replicaset/#how-a-replicaset-works",
-                CellSource::ReplicaSetCurrent,
-            ),
-            ColumnDef::new(
-                "Ready",
-                "integer",
-                "The number of non-terminating pods targeted by this ReplicaSet with a Ready Condition.",
-                CellSource::ReplicaSetReady,
-            ),
-            age_column(),
-            containers_column(),
-            images_column(),
-            selector_column(
-                "Selector is a label query over pods that should match the replica count. Label keys and values that must match in order to be controlled by this replica set. It must match the pod template's labels. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#label-selectors",
-            ),
-        ],
         "pods" => vec![
             name_column(),
             ColumnDef::new(
@@ -439,18 +224,6 @@ pub fn columns_for_builtin(resource: &str) -> Vec<ColumnDef> {
             ColumnDef::new("Created At", "date", CREATED_DESC, CellSource::CreatedAt),
         ],
     }
-}
-
-/// A field's description in the kind's schema (the printers use the same
-/// Swagger docs).
-fn field_doc(definition: &str, field: &str) -> String {
-    schema::builtin_schemas()
-        .definitions
-        .get(definition)
-        .and_then(|schema| schema.pointer(&format!("/properties/{field}/description")))
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_owned()
 }
 
 /// Columns of a custom resource of `crd` at `version`: Name, then the

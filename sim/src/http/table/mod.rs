@@ -1,8 +1,10 @@
 //! Server-side printing: the `meta.k8s.io/v1` `Table` the API server returns
 //! when a client (kubectl get) sends
 //! `Accept: application/json;as=Table;v=v1;g=meta.k8s.io`, with the columns
-//! of the real printers (`columns`), their cells (`cells`, `jsonpath`), and
-//! the rows' `object` according to `includeObject`.
+//! of the real printers (`columns`, the apps workloads' in
+//! `workload_columns`, Nodes' in `nodes`, each a `column_def`), their cells
+//! (`cells`, `jsonpath`), and the rows' `object` according to
+//! `includeObject`.
 //!
 //! kubectl asks for no `includeObject`, and the server's default is
 //! `Metadata`: a `PartialObjectMetadata`. Ages are computed against the
@@ -10,8 +12,11 @@
 //! `continue` and `remainingItemCount` travel in the table's metadata.
 
 mod cells;
+mod column_def;
 mod columns;
 mod jsonpath;
+mod nodes;
+mod workload_columns;
 
 #[cfg(test)]
 mod tests;
@@ -82,6 +87,7 @@ pub fn resource_table(
 ) -> Value {
     let columns = match crd {
         Some(crd) => columns_for_crd(crd, &def.version),
+        None if def.is("", "nodes") => nodes::columns(),
         None => columns_for_builtin(&def.plural),
     };
     let objects: Vec<Value> = stored.iter().map(|object| def.to_served(object)).collect();

@@ -7,9 +7,18 @@
 //! rollout (on a precise timer), not on a fixed tick. With each status change it brings the
 //! Deployment's ReplicaSets and Pods in line (`replica_sets`), and it keeps
 //! the template-change and concurrent-rollout statistics. Deployments
-//! annotated [`FROZEN_ANNOTATION`] are left alone. A Deployment whose pods
-//! the kubelet runs for real has a plan that follows its new pods'
-//! readiness instead of the clock, synced on every readiness change.
+//! annotated [`FROZEN_ANNOTATION`] are left alone. `dependents` reacts to
+//! changes of their ReplicaSets and Pods made by others (deletions, the
+//! scheduler binding waiting pods, and pods that run for real getting ready
+//! or unready). With nodes, after bringing a rollout's objects in line it
+//! counts the new pods no node took and, when the plan assumed otherwise,
+//! rebases the plan (`rollout::rebase`) and writes the status it gives at
+//! once. A Deployment whose pods the kubelet runs for real has a plan that
+//! follows its new pods' readiness instead of the clock, synced on every
+//! readiness change (it needs no rebase: pods waiting for a node are simply
+//! not ready).
+
+mod dependents;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -18,7 +27,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tokio::sync::broadcast::error::RecvError;
 
-use super::owners::{is_deleting, owner_refs};
+use super::owners::is_deleting;
 use super::replica_sets::{self, Defs, REVISION_ANNOTATION, Rollout, Workload};
 use super::rollout::{self, PodCounts, RolloutPlan};
 use super::timer::PreciseTimer;
@@ -74,9 +83,9 @@ fn annotation<'a>(deployment: &'a Value, key: &str) -> Option<&'a str> {
         .and_then(Value::as_str)
 }
 
-/// The rollout duration (ms) and failure knob of a Deployment: its
+/// The rollout duration (ms) and failure knob of a workload: its
 /// annotations, else the configured mean with its jitter.
-fn rollout_knobs(sim: &SimState, deployment: &Value) -> (u64, bool) {
+pub(super) fn rollout_knobs(sim: &SimState, deployment: &Value) -> (u64, bool) {
     let fail = annotation(deployment, FAIL_ANNOTATION) == Some("true");
     let configured = annotation(deployment, ROLLOUT_MS_ANNOTATION)
         .and_then(|value| value.trim().parse::<u64>().ok());
@@ -199,70 +208,7 @@ impl Controller {
             }
             return;
         }
-        // Someone else removed (or started removing) a ReplicaSet or Pod of
-        // a rolling Deployment: bring its objects back in line.
-        let replaced = event.etype == EventType::Deleted
-            || (is_deleting(&event.object)
-                && event.prev.as_deref().is_some_and(|prev| !is_deleting(prev)));
-        // A pod that runs for real became ready or unready: its Deployment's
-        // rollout follows.
-        let readiness_changed = event.gr == GroupResource::new("", "pods")
-            && event.etype == EventType::Modified
-            && event.prev.as_deref().is_some_and(|prev| {
-                replica_sets::is_pod_ready(prev) != replica_sets::is_pod_ready(&event.object)
-            });
-        if !replaced && !readiness_changed {
-            return;
-        }
-        let owner = if event.gr == GroupResource::new("apps", "replicasets") {
-            controller_name(&event.object, "Deployment")
-        } else if event.gr == GroupResource::new("", "pods") {
-            controller_name(&event.object, "ReplicaSet").and_then(|replica_set| {
-                let store = self.sim.store.lock();
-                let rs = store.get(
-                    &GroupResource::new("apps", "replicasets"),
-                    &event.namespace,
-                    &replica_set,
-                )?;
-                controller_name(&rs, "Deployment")
-            })
-        } else {
-            None
-        };
-        let Some(name) = owner else {
-            return;
-        };
-        let key = (event.namespace.clone(), name);
-        let Some(known) = self.tracked.get_mut(&key) else {
-            return;
-        };
-        if !replaced && known.plan.observed.is_none() {
-            return;
-        }
-        let now = now_ms();
-        if known.workload.is_none() && self.sim.config.workload_objects {
-            // A Deployment found settled (the generated fleet): its objects
-            // are its plan's final state.
-            let mut store = self.sim.store.lock();
-            if let (Some(defs), Some(deployment)) =
-                (Defs::lookup(&store), store.get(&deployments(), &key.0, &key.1))
-            {
-                let workload = replica_sets::begin(
-                    &self.sim,
-                    &mut store,
-                    &defs,
-                    &deployment,
-                    &known.plan,
-                    None,
-                );
-                known.workload = Some(workload);
-                known.applied = Some(known.plan.counts_at(now));
-            }
-        }
-        if known.workload.is_some() {
-            known.stale = true;
-            self.schedule(&key, Some(now));
-        }
+        self.on_dependent_event(event);
     }
 
     /// Brings the tracked set in line with the stored Deployments.
@@ -279,6 +225,21 @@ impl Controller {
         }
         for deployment in all {
             self.observe(&deployment, None, false);
+        }
+        // Missed events may have bound waiting pods: look at every rollout's
+        // objects again.
+        let now = now_ms();
+        let active: Vec<ObjectKey> = self
+            .tracked
+            .iter()
+            .filter(|(_, known)| known.active && known.workload.is_some())
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in active {
+            if let Some(known) = self.tracked.get_mut(&key) {
+                known.stale = true;
+            }
+            self.schedule(&key, Some(now));
         }
     }
 
@@ -476,7 +437,8 @@ impl Controller {
                 }
             }
         }
-        let counts = known.plan.counts_at(now);
+        let mut counts = known.plan.counts_at(now);
+        let mut rebased = false;
         if let Some(workload) = &known.workload
             && (known.stale || known.applied != Some(counts))
             && let Some(defs) = Defs::lookup(&store)
@@ -491,23 +453,36 @@ impl Controller {
                 workload,
             };
             replica_sets::reconcile(&rollout, &mut store, previous, counts);
+            // New pods the scheduler left without a node (or bound since)
+            // move the rollout on differently from the plan's assumption. A
+            // plan that follows pods sees them unready already.
+            if sim.has_nodes() && !known.plan.paused && !live {
+                let unbound = replica_sets::unbound_new_pods(&store, &current, workload);
+                if unbound != counts.new_unbound {
+                    known.plan = rollout::rebase(&known.plan, now, unbound);
+                    counts = known.plan.counts_at(now);
+                    rebased = true;
+                }
+            }
             known.applied = Some(counts);
             known.stale = false;
-            if !known.active || (live && complete) {
+            if (!known.active || (live && complete)) && !rebased {
                 replica_sets::clean_up_history(&mut store, &defs, &current, workload);
             }
         }
         drop(store);
+        if rebased {
+            // The status under the new plan is written at once, and the
+            // rollout is followed again until it completes.
+            if let Some(known) = self.tracked.get_mut(key) {
+                known.active = true;
+            }
+            self.update_rolling();
+            self.schedule(key, Some(now));
+            return;
+        }
         self.schedule(key, next);
     }
-}
-
-/// The name of an object's controller of `kind`, from its owner references.
-fn controller_name(object: &Value, kind: &str) -> Option<String> {
-    owner_refs(object)
-        .into_iter()
-        .find(|reference| reference.controller && reference.kind == kind)
-        .map(|reference| reference.name)
 }
 
 fn deadline_exceeded(status: &Value) -> bool {

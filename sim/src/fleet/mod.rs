@@ -1,7 +1,16 @@
 //! The generated cluster: namespaces (`default`, `kube-system`, the fleet
-//! namespace), the default RBAC policy and ServiceAccounts, and a deterministic fleet of ArcGIS-like service Deployments
-//! (names, labels, realistic pod templates, replica counts, failure knobs),
-//! created through the write pipeline and marked fully rolled out.
+//! namespace), the default RBAC policy and ServiceAccounts, the nodes when
+//! `SimConfig::nodes` asks for them (`nodes`, sized to every generated
+//! pod), and a deterministic fleet of ArcGIS-like service Deployments
+//! (names, labels, realistic pod templates with CPU and memory requests,
+//! replica counts, failure knobs), data-store StatefulSets and node-agent
+//! DaemonSets (`workloads`), created through the write pipeline and marked
+//! fully rolled out.
+
+mod nodes;
+mod workloads;
+
+use nodes::DEFAULT_SPARE_CPU_PER_NODE_MILLIS;
 
 use serde_json::{Value, json};
 
@@ -9,11 +18,12 @@ use crate::SimConfig;
 use crate::auth;
 use crate::controllers::{
     self, FAIL_ANNOTATION, REVISION_ANNOTATION, materialize_settled, rolled_out_status,
+    settle_workload,
 };
 use crate::error::SimError;
 use crate::state::SimState;
 use crate::store::{EventType, StoreInner};
-use crate::util::{Rng, now_ms};
+use crate::util::{Rng, metadata_str, now_ms};
 use crate::write::{self, WriteOptions};
 
 /// ArcGIS service types: URL segment, type label and image name.
@@ -60,7 +70,8 @@ fn namespace(name: &str) -> Value {
 /// One generated Deployment (deterministic from `rng`).
 pub fn deployment(rng: &mut Rng, namespace: &str, index: usize, progress_deadline: i32) -> Value {
     let (service_type, type_label, image) = TYPES[rng.below(TYPES.len() as u64) as usize];
-    let id = format!("{:08x}", rng.next_u64() as u32);
+    let id_number = rng.next_u64() as u32;
+    let id = format!("{id_number:08x}");
     let suffix = rng.string(b"abcdefghijklmnopqrstuvwxyz0123456789", 5);
     let name = format!("arcgis-{id}-{service_type}-{suffix}");
     let folder = FOLDERS[rng.below(FOLDERS.len() as u64) as usize];
@@ -68,10 +79,13 @@ pub fn deployment(rng: &mut Rng, namespace: &str, index: usize, progress_deadlin
     let service_name = format!("{folder}/{word}{index}");
     let replicas = 1 + rng.below(3);
     let version = ["11.3.0.5814", "11.4.0.6402", "11.5.0.7121"][rng.below(3) as usize];
-    let (cpu, memory) = match service_type {
-        "imageserver" | "gpserver" => ("1", "2Gi"),
-        "mapserver" | "featureserver" => ("500m", "1Gi"),
-        _ => ("250m", "512Mi"),
+    // 100m to 500m in steps of 50m, from the id (no further draws, so a
+    // seed keeps naming the same fleet).
+    let cpu = format!("{}m", 100 + 50 * (id_number % 9));
+    let memory = match service_type {
+        "imageserver" | "gpserver" => "2Gi",
+        "mapserver" | "featureserver" => "1Gi",
+        _ => "512Mi",
     };
     let match_labels = json!({
         "app.kubernetes.io/name": name,
@@ -178,6 +192,15 @@ fn seed_access_control(
     Ok(())
 }
 
+/// Annotates a generated workload [`FAIL_ANNOTATION`].
+fn mark_failing(workload: &mut Value) {
+    if let Some(annotations) =
+        workload.pointer_mut("/metadata/annotations").and_then(Value::as_object_mut)
+    {
+        annotations.insert(FAIL_ANNOTATION.into(), json!("true"));
+    }
+}
+
 /// Creates the namespaces and the fleet in the store.
 pub fn seed(sim: &SimState, config: &SimConfig) -> Result<(), SimError> {
     let mut store = sim.store.lock();
@@ -189,6 +212,9 @@ pub fn seed(sim: &SimState, config: &SimConfig) -> Result<(), SimError> {
     };
     let system = WriteOptions::internal("kube-apiserver");
     let mut names = vec!["default".to_string(), "kube-system".to_string()];
+    if config.nodes.is_some() {
+        names.push(nodes::NODE_LEASE_NAMESPACE.to_string());
+    }
     if !names.contains(&config.namespace) {
         names.push(config.namespace.clone());
     }
@@ -197,10 +223,13 @@ pub fn seed(sim: &SimState, config: &SimConfig) -> Result<(), SimError> {
     }
     seed_access_control(&mut store, sim, &names)?;
     let mut rng = Rng::new(config.seed);
-    let mut failing = vec![false; config.deployments];
+    // The failing workloads are drawn among all of them: Deployments first,
+    // then StatefulSets, then DaemonSets.
+    let total = config.deployments + config.stateful_sets + config.daemon_sets;
+    let mut failing = vec![false; total];
     let mut chosen = 0;
-    while chosen < config.fail.min(config.deployments) {
-        let index = rng.below(config.deployments as u64) as usize;
+    while chosen < config.fail.min(total) {
+        let index = rng.below(total as u64) as usize;
         if !failing[index] {
             failing[index] = true;
             chosen += 1;
@@ -209,15 +238,36 @@ pub fn seed(sim: &SimState, config: &SimConfig) -> Result<(), SimError> {
     let deployer = WriteOptions::internal("arcgis-deployer");
     let with_objects = config.workload_objects && config.deployments <= config.fleet_objects_limit;
     let now = now_ms();
-    for (index, fail) in failing.iter().enumerate() {
-        let mut generated =
-            deployment(&mut rng, &config.namespace, index, config.progress_deadline_seconds);
-        if *fail
-            && let Some(annotations) =
-                generated.pointer_mut("/metadata/annotations").and_then(Value::as_object_mut)
-        {
-            annotations.insert(FAIL_ANNOTATION.into(), json!("true"));
+    let mut fleet: Vec<Value> = (0..config.deployments)
+        .map(|index| {
+            deployment(&mut rng, &config.namespace, index, config.progress_deadline_seconds)
+        })
+        .collect();
+    let mut stateful_sets: Vec<Value> = (0..config.stateful_sets)
+        .map(|index| workloads::stateful_set(&mut rng, &config.namespace, index))
+        .collect();
+    let mut daemon_sets: Vec<Value> = (0..config.daemon_sets)
+        .map(|index| workloads::daemon_set(&mut rng, &config.namespace, index))
+        .collect();
+    let generated = fleet.iter_mut().chain(&mut stateful_sets).chain(&mut daemon_sets);
+    for (workload, fail) in generated.zip(&failing) {
+        if *fail {
+            mark_failing(workload);
         }
+    }
+    // Nodes sized for every generated pod: the Deployments' and the
+    // StatefulSets' replicas, and each DaemonSet's pod on every node.
+    let replicated: Vec<Value> = fleet.iter().chain(&stateful_sets).cloned().collect();
+    let node_plan = config.nodes.map(|count| {
+        let spare = config
+            .spare_cpu_millis
+            .unwrap_or(DEFAULT_SPARE_CPU_PER_NODE_MILLIS * count.max(1) as u64);
+        nodes::plan(count, spare, &replicated, &daemon_sets)
+    });
+    if let Some(plan) = &node_plan {
+        nodes::register(sim, &mut store, plan, config.seed)?;
+    }
+    for (index, generated) in fleet.into_iter().enumerate() {
         let mut created = write::create(
             &mut store,
             &sim.rng,
@@ -241,8 +291,49 @@ pub fn seed(sim: &SimState, config: &SimConfig) -> Result<(), SimError> {
         }
         // Committed directly: a status the controller would have written.
         let stored = store.commit(&deployment_def.gr(), created, EventType::Modified);
+        let placed = node_plan.as_ref().map(|plan| plan.nodes_of(index));
         if with_objects {
-            materialize_settled(sim, &mut store, &stored);
+            materialize_settled(sim, &mut store, &stored, placed.as_deref());
+        } else if let (Some(plan), Some(nodes)) = (&node_plan, placed) {
+            // Its pods are made on its first rollout; until then they hold
+            // their share of the nodes.
+            let key =
+                (config.namespace.clone(), metadata_str(&stored, "name").unwrap_or("").to_string());
+            let requests = plan.requests[index];
+            sim.node_cache().reserve(key, nodes.into_iter().map(|node| (node, requests)).collect());
+        }
+    }
+    let workload_defs = (
+        store.registry.get("apps", "v1", "statefulsets"),
+        store.registry.get("apps", "v1", "daemonsets"),
+    );
+    if let (Some(stateful_set_def), Some(daemon_set_def)) = workload_defs {
+        let namespace = Some(config.namespace.as_str());
+        // StatefulSets' pods run where the plan put them; DaemonSets' pods
+        // go to every node (through the scheduler, with nodes), whose room
+        // the plan left for them.
+        for (index, generated) in stateful_sets.into_iter().enumerate() {
+            let created = write::create(
+                &mut store,
+                &sim.rng,
+                &stateful_set_def,
+                namespace,
+                generated,
+                &deployer,
+            )?;
+            let placed = node_plan.as_ref().map(|plan| plan.nodes_of(config.deployments + index));
+            settle_workload(sim, &mut store, &created, placed.as_deref());
+        }
+        for generated in daemon_sets {
+            let created = write::create(
+                &mut store,
+                &sim.rng,
+                &daemon_set_def,
+                namespace,
+                generated,
+                &deployer,
+            )?;
+            settle_workload(sim, &mut store, &created, None);
         }
     }
     // The seeding's own events are history no client saw; a fresh server's
