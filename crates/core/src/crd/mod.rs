@@ -17,7 +17,7 @@ pub use spec::{
 pub use status::{
     AdminJob, BatchCounts, BatchPhase, BatchStatus, ConfigMapHash, EarlierBatches, Phase, PlanRef,
     ResultGroup, RunStatus, RunSummary, ServiceRefreshStatus, ServiceResult, ServiceStatus, Totals,
-    TriggerRecord,
+    TriggerRecord, WaitingStatus,
 };
 
 /// API group of the resource.

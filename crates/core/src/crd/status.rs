@@ -51,6 +51,13 @@ pub struct ServiceRefreshStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub results: Vec<ResultGroup>,
 
+    /// Why the resource waits for something other than its own rollouts, while it does:
+    /// cluster capacity, a disruption budget, a canary's soak, a maintenance window, a
+    /// health gate, the minimum interval between restarts. Absent while nothing holds it.
+    /// The `Reconciling` condition carries the same reason and message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<WaitingStatus>,
+
     /// Conditions in the kstatus convention: `Ready`, `Reconciling` and `Stalled`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
@@ -70,6 +77,22 @@ pub struct ServiceRefreshStatus {
     /// own status writes leave it out, and runs carry it over unchanged.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub jobs: Vec<AdminJob>,
+}
+
+/// What holds a resource back, and since when.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WaitingStatus {
+    /// A stable word tools can match on, such as `WaitingForCapacity` or `OutsideWindow`.
+    pub reason: String,
+    /// What it waits for, in words: what the cluster, the gate or the schedule said.
+    pub message: String,
+    /// When the resource began waiting for this reason.
+    pub since: Time,
+    /// When the wait ends by itself, when that is known: the next window's start, the end
+    /// of a soak or of a restart interval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<Time>,
 }
 
 /// A job submitted through the admin job API.

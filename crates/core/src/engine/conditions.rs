@@ -36,6 +36,9 @@ pub enum Situation {
     /// A batch is being restarted or the next one is about to start. `follow_up` names the
     /// trigger that arrived during the run and will start the next one after it.
     Running { batch: usize, batches: usize, follow_up: Option<String>, cancelling: bool },
+    /// Something other than the run's own rollouts holds it back (`status.waiting`):
+    /// `reason` is a [`crate::engine::WaitReason`] word.
+    Waiting { reason: String, message: String },
     /// `spec.suspend` holds the run before batch `batch`.
     Suspended { batch: usize, batches: usize },
     /// The last run ended with no failures; `message` is its summary.
@@ -95,6 +98,11 @@ impl Situation {
                     ));
                 }
                 ("Running", message, false, true, false)
+            }
+            Self::Waiting { reason, message } => {
+                let reason = crate::engine::WaitReason::parse(reason)
+                    .map_or("Waiting", crate::engine::WaitReason::as_str);
+                (reason, message.clone(), false, true, false)
             }
             Self::Suspended { batch, batches } => (
                 "Suspended",

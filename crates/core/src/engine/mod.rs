@@ -14,6 +14,7 @@ mod snapshot_kinds;
 pub mod spec;
 pub mod transitions;
 pub mod view;
+pub mod waits;
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -29,6 +30,7 @@ pub use run::{decide, record_restart_outcomes, run_active};
 pub use run_id::RunId;
 pub use spec::OperatorScope;
 pub use transitions::{EventNote, EventReason, EventSeverity, Transition};
+pub use waits::{Wait, WaitReason};
 
 /// How long a queued resource waits before it looks at the run slots again on its own. A
 /// finished run wakes queued resources at once; this covers a wake-up that raced the cache.

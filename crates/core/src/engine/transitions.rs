@@ -6,6 +6,7 @@
 use std::fmt;
 
 use super::ObjectKey;
+use super::waits::WaitReason;
 use crate::crd::{Phase, ServiceResult, Totals};
 
 /// Severity of a Kubernetes Event.
@@ -34,6 +35,8 @@ pub enum EventReason {
     NamespaceNotWatched,
     ConfigMapNotFound,
     StatusWriteRefused,
+    /// A wait began; the Event's reason is the wait's own word.
+    Waiting(WaitReason),
 }
 
 impl EventReason {
@@ -55,6 +58,7 @@ impl EventReason {
             Self::NamespaceNotWatched => "NamespaceNotWatched",
             Self::ConfigMapNotFound => "ConfigMapNotFound",
             Self::StatusWriteRefused => "StatusWriteRefused",
+            Self::Waiting(reason) => reason.as_str(),
         }
     }
 
@@ -132,6 +136,12 @@ pub enum Transition {
         message: String,
         seconds: f64,
     },
+    /// The resource began to wait for something other than its rollouts.
+    Waiting {
+        run: String,
+        reason: WaitReason,
+        message: String,
+    },
     /// Anything else a person should hear about, as an Event.
     Notice(EventNote),
 }
@@ -172,6 +182,9 @@ impl Transition {
                 ),
             ),
             Self::ServiceFinished { .. } => return None,
+            Self::Waiting { reason, message, .. } => {
+                (EventSeverity::Normal, EventReason::Waiting(*reason), message.clone())
+            }
             Self::RunFinished { phase, message, .. } => match phase {
                 Phase::Succeeded => {
                     (EventSeverity::Normal, EventReason::RunSucceeded, message.clone())

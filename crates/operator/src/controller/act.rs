@@ -451,6 +451,9 @@ pub fn log_transition(refresh: &str, transition: &Transition) {
                 warn!(servicerefresh = refresh, run, phase = ?phase, services = fields.0, ready = fields.1, failed = fields.2, skipped = fields.3, seconds, summary = message, "run finished");
             }
         }
+        Transition::Waiting { run, reason, message } => {
+            info!(servicerefresh = refresh, run, reason = %reason, waiting_for = message, "waiting");
+        }
         Transition::Notice(note) => match note.severity {
             EventSeverity::Normal => {
                 info!(servicerefresh = refresh, reason = %note.reason, note = %note.message, "notice")

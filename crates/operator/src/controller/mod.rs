@@ -115,6 +115,10 @@ fn zero_metrics(clients: &Clients) {
         &["Ready", "Failed", "TimedOut", "Gone", "Skipped"],
         &ReconcileError::KINDS,
     );
+    for reason in servicerefresh_core::engine::WaitReason::ALL {
+        clients.telemetry.wait_began_family(reason.as_str());
+        clients.telemetry.set_waiting(reason.as_str(), 0);
+    }
 }
 
 /// The `/metrics`, `/healthz` and `/readyz` listener, when an address is configured.

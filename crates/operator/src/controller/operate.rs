@@ -24,7 +24,7 @@ use super::reconcile::{Context, error_policy, reconcile};
 use super::startup::{Clients, StartupError};
 use super::watches::{CacheEvents, Caches, report_readiness, watch_caches};
 use servicerefresh_core::crd::ServiceRefresh;
-use servicerefresh_core::engine::{ConfigMapSnapshot, DeploymentSnapshot};
+use servicerefresh_core::engine::{ConfigMapSnapshot, DeploymentSnapshot, WaitReason};
 use servicerefresh_core::policy::admission::RunSlots;
 use servicerefresh_core::policy::leadership::{Change, LossReason};
 use servicerefresh_core::policy::patch_memo::PatchMemo;
@@ -206,6 +206,9 @@ fn leadership_changes(
             context.telemetry.leader.set(0);
             context.telemetry.runs_active.set(0);
             context.telemetry.runs_queued.set(0);
+            for reason in WaitReason::ALL {
+                context.telemetry.set_waiting(reason.as_str(), 0);
+            }
         }
     }
 }

@@ -4,6 +4,7 @@
 //! When the engine needs its next step right after a status write, as after planning a run,
 //! the next pass runs at once inside the same reconcile.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,7 +27,7 @@ use servicerefresh_core::engine::view::batch_members;
 use servicerefresh_core::engine::{
     Decision, ObjectKey, Observation, OperatorScope, Plan, RunSlot, Transition, decide, run_active,
 };
-use servicerefresh_core::engine::{EventNote, EventReason, EventSeverity};
+use servicerefresh_core::engine::{EventNote, EventReason, EventSeverity, WaitReason};
 use servicerefresh_core::policy::admission::{CachedRefresh, RunSlots};
 use servicerefresh_core::policy::awaiting::AwaitIndex;
 use servicerefresh_core::policy::leadership::{Leadership, Term};
@@ -369,6 +370,7 @@ impl Context {
             Transition::BatchCompleted { seconds, .. } => {
                 self.telemetry.batch_duration.observe(*seconds)
             }
+            Transition::Waiting { reason, .. } => self.telemetry.wait_began(reason.as_str()),
             Transition::BatchStarted { .. } | Transition::Notice(_) => {}
         }
     }
@@ -425,6 +427,20 @@ impl Context {
             })
             .count();
         self.telemetry.runs_active.set(i64::try_from(active).unwrap_or(i64::MAX));
+        let mut waiting: BTreeMap<&'static str, i64> =
+            WaitReason::ALL.iter().map(|reason| (reason.as_str(), 0)).collect();
+        for refresh in self.refreshes.state().iter() {
+            let status = self.memo.peek(refresh).or_else(|| refresh.status.clone());
+            if let Some(reason) = status
+                .and_then(|status| status.waiting)
+                .and_then(|waiting| WaitReason::parse(&waiting.reason))
+            {
+                *waiting.entry(reason.as_str()).or_default() += 1;
+            }
+        }
+        for (reason, count) in waiting {
+            self.telemetry.set_waiting(reason, count);
+        }
         self.telemetry.runs_queued.set(i64::try_from(self.slots.queued()).unwrap_or(i64::MAX));
     }
 

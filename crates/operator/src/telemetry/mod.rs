@@ -80,6 +80,10 @@ pub struct Telemetry {
     pub reconcile_errors: Family<KindLabel, Counter>,
     pub runs_active: Gauge,
     pub runs_queued: Gauge,
+    /// Waits that began, by reason (WaitingForCapacity, OutsideWindow, ...).
+    pub waits_started: Family<ReasonLabel, Counter>,
+    /// ServiceRefreshes waiting now, by reason.
+    pub resources_waiting: Family<ReasonLabel, Gauge>,
     /// 1 while this replica leads.
     pub leader: Gauge,
     pub api_requests: Family<RequestLabels, Counter>,
@@ -107,6 +111,8 @@ impl Telemetry {
         let reconcile_errors = Family::<KindLabel, Counter>::default();
         let runs_active = Gauge::default();
         let runs_queued = Gauge::default();
+        let waits_started = Family::<ReasonLabel, Counter>::default();
+        let resources_waiting = Family::<ReasonLabel, Gauge>::default();
         let leader = Gauge::default();
         let api_requests = Family::<RequestLabels, Counter>::default();
 
@@ -147,6 +153,18 @@ impl Telemetry {
             "ServiceRefreshes waiting for a run slot (on the leader)",
             runs_queued.clone(),
         );
+        ours.register(
+            "waits_started",
+            "Waits for something other than rollouts that began (capacity, disruption budget, \
+             canary soak, window, health gate, restart interval), by reason",
+            waits_started.clone(),
+        );
+        ours.register(
+            "resources_waiting",
+            "ServiceRefreshes waiting for something other than rollouts now, by reason (on the \
+             leader)",
+            resources_waiting.clone(),
+        );
         ours.register("leader", "1 while this replica is the leader", leader.clone());
         ours.register(
             "api_requests",
@@ -175,6 +193,8 @@ impl Telemetry {
             reconcile_errors,
             runs_active,
             runs_queued,
+            waits_started,
+            resources_waiting,
             leader,
             api_requests,
             readiness: Readiness::default(),
@@ -225,6 +245,19 @@ impl Telemetry {
 
     pub fn restart_finished(&self, result: &str) {
         self.restarts.get_or_create(&ResultLabel { result: result.to_owned() }).inc();
+    }
+
+    /// Creates the waits counter of `reason` at zero.
+    pub fn wait_began_family(&self, reason: &str) {
+        let _ = self.waits_started.get_or_create(&ReasonLabel { reason: reason.to_owned() });
+    }
+
+    pub fn wait_began(&self, reason: &str) {
+        self.waits_started.get_or_create(&ReasonLabel { reason: reason.to_owned() }).inc();
+    }
+
+    pub fn set_waiting(&self, reason: &str, count: i64) {
+        self.resources_waiting.get_or_create(&ReasonLabel { reason: reason.to_owned() }).set(count);
     }
 
     pub fn reconcile_failed(&self, kind: &'static str) {
