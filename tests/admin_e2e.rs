@@ -21,15 +21,12 @@ use servicerefresh_sim::SimConfig;
 
 const DEADLINE: Duration = Duration::from_secs(120);
 
+/// The shared generated fleet (`common::fleet`), with rollouts of `rollout_ms` ± half.
 fn fleet(deployments: usize, fail: usize, rollout_ms: u64) -> SimConfig {
     SimConfig {
-        deployments,
-        fail,
         rollout_ms,
         rollout_jitter_ms: rollout_ms / 2,
-        progress_deadline_seconds: 1,
-        seed: 11,
-        ..SimConfig::default()
+        ..common::fleet(deployments, fail, 11)
     }
 }
 

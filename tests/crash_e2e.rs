@@ -23,14 +23,11 @@ const NAME: &str = "crash";
 const DEPLOYMENTS: usize = 24;
 const BATCH_SIZE: usize = 6;
 
+/// The shared generated fleet (`common::fleet`), none failing, with the sim's default progress
+/// deadline: a Deployment fails here only through the faults a test injects.
 fn fleet() -> SimConfig {
-    SimConfig {
-        deployments: DEPLOYMENTS,
-        rollout_ms: 150,
-        rollout_jitter_ms: 100,
-        seed: 13,
-        ..SimConfig::default()
-    }
+    let progress_deadline_seconds = SimConfig::default().progress_deadline_seconds;
+    SimConfig { progress_deadline_seconds, ..common::fleet(DEPLOYMENTS, 0, 13) }
 }
 
 /// Fails the status write that follows a batch's restart patches, `times` times.

@@ -20,13 +20,15 @@ use servicerefresh_sim::SimConfig;
 const LEASE: Duration = Duration::from_secs(3);
 const DEADLINE: Duration = Duration::from_secs(120);
 
+/// The shared generated fleet (`common::fleet`), none failing, with slower rollouts that
+/// outlast a failover and the sim's default progress deadline.
 fn fleet(deployments: usize, rollout_ms: u64) -> SimConfig {
+    let progress_deadline_seconds = SimConfig::default().progress_deadline_seconds;
     SimConfig {
-        deployments,
         rollout_ms,
         rollout_jitter_ms: rollout_ms / 4,
-        seed: 11,
-        ..SimConfig::default()
+        progress_deadline_seconds,
+        ..common::fleet(deployments, 0, 11)
     }
 }
 
