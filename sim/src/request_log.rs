@@ -33,6 +33,10 @@ pub struct RequestRecord {
     pub user_agent: Option<String>,
     /// The response status code; `None` while the request is being answered.
     pub code: Option<u16>,
+    /// The request body's length as its `Content-Length` declared it (0 without one): what a
+    /// client wrote to the API server, for the bytes-written figures.
+    #[serde(default)]
+    pub body_bytes: u64,
 }
 
 impl RequestRecord {
@@ -133,6 +137,11 @@ async fn record(State(log): State<Arc<RequestLog>>, request: Request, next: Next
             .and_then(|agent| agent.to_str().ok())
             .map(str::to_owned),
         code: None,
+        body_bytes: request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|length| length.to_str().ok()?.parse().ok())
+            .unwrap_or(0),
     };
     let number = log.push(entry);
     let response = next.run(request).await;
@@ -152,6 +161,7 @@ mod tests {
             query: None,
             user_agent: None,
             code: None,
+            body_bytes: 0,
         }
     }
 

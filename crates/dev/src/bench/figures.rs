@@ -47,6 +47,18 @@ pub struct Figure {
     /// Whether the target was met; `None` for figures without a target.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub met: Option<bool>,
+    /// Every repetition's value when the scenario ran more than once; `value` is their median.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub samples: Vec<f64>,
+}
+
+impl Figure {
+    /// The largest minus the smallest repetition (0 for one).
+    pub fn spread(&self) -> f64 {
+        let max = self.samples.iter().copied().fold(f64::NAN, f64::max);
+        let min = self.samples.iter().copied().fold(f64::NAN, f64::min);
+        if self.samples.len() > 1 { max - min } else { 0.0 }
+    }
 }
 
 /// Every figure of one benchmark invocation, in the order they were measured.
@@ -70,6 +82,7 @@ impl Report {
             unit,
             target: Some(target),
             met: Some(target.met_by(value)),
+            samples: Vec::new(),
         });
     }
 
@@ -82,7 +95,28 @@ impl Report {
             unit,
             target: None,
             met: None,
+            samples: Vec::new(),
         });
+    }
+
+    /// One report from repetitions of the same scenarios: each figure's value is the median of
+    /// its repetitions (checked against its target again), with every sample kept, so that a
+    /// reader tells noise (a wide spread) from a regression (a shifted median).
+    pub fn combine(mut repetitions: Vec<Report>) -> Report {
+        if repetitions.len() < 2 {
+            return repetitions.pop().unwrap_or_default();
+        }
+        let mut combined = repetitions.remove(0);
+        for figure in &mut combined.figures {
+            let mut samples = vec![figure.value];
+            samples.extend(repetitions.iter().filter_map(|report| {
+                report.figures.iter().find(|other| other.id == figure.id).map(|other| other.value)
+            }));
+            figure.value = median(&samples);
+            figure.met = figure.target.map(|target| target.met_by(figure.value));
+            figure.samples = samples;
+        }
+        combined
     }
 
     /// The figures that missed their target.
@@ -94,18 +128,38 @@ impl Report {
     pub fn table(&self) -> String {
         let width = self.figures.iter().map(|figure| figure.label.len()).max().unwrap_or(10);
         let mut out = String::new();
-        let _ = writeln!(out, "{:<width$}  {:>14}  {:>14}  result", "figure", "measured", "target");
+        let _ = writeln!(
+            out,
+            "{:<width$}  {:>14}  {:>10}  {:>14}  result",
+            "figure", "median", "spread", "target"
+        );
         for figure in &self.figures {
             let measured = format!("{}{}", number(figure.value), unit_suffix(figure.unit));
+            let spread =
+                if figure.samples.len() > 1 { number(figure.spread()) } else { String::new() };
             let (target, result) = match (figure.target, figure.met) {
                 (Some(target), Some(true)) => (target.describe(figure.unit), "met"),
                 (Some(target), _) => (target.describe(figure.unit), "MISSED"),
                 (None, _) => (String::new(), ""),
             };
-            let _ =
-                writeln!(out, "{:<width$}  {measured:>14}  {target:>14}  {result}", figure.label);
+            let _ = writeln!(
+                out,
+                "{:<width$}  {measured:>14}  {spread:>10}  {target:>14}  {result}",
+                figure.label
+            );
         }
         out
+    }
+}
+
+/// The middle value (the mean of the middle two for an even count).
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    match sorted.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
     }
 }
 
@@ -146,5 +200,24 @@ mod tests {
             serde_json::json!({"kind": "atMost", "value": 1.02})
         );
         assert_eq!(json["figures"][2].get("met"), None);
+    }
+
+    #[test]
+    fn repetitions_combine_into_their_median_with_every_sample() {
+        let repetition = |ratio: f64| {
+            let mut report = Report::default();
+            report.check("ratio", "run time / ideal", ratio, "", Target::AtMost(1.02));
+            report
+        };
+        let combined = Report::combine(vec![repetition(1.05), repetition(1.01), repetition(1.0)]);
+        let figure = &combined.figures[0];
+        assert_eq!(figure.value, 1.01);
+        assert_eq!(figure.met, Some(true), "the median meets the target though one sample missed");
+        assert_eq!(figure.samples, [1.05, 1.01, 1.0]);
+        assert!((figure.spread() - 0.05).abs() < 1e-9);
+        assert!(combined.table().contains("spread"));
+        let single = Report::combine(vec![repetition(1.05)]);
+        assert!(single.figures[0].samples.is_empty());
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
     }
 }

@@ -42,6 +42,9 @@ pub struct BenchArgs {
     /// Environment for the operator process, as KEY=VALUE (e.g. MALLOC_ARENA_MAX=2).
     #[arg(long, value_parser = parse_env)]
     operator_env: Vec<(String, String)>,
+    /// How many times every scenario runs; each figure is the median, shown with its spread.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20))]
+    repeat: u32,
 }
 
 /// The benchmark's scenarios.
@@ -98,9 +101,12 @@ impl Sizes {
 /// Runs the benchmark; the exit code says whether it could measure, not whether targets
 /// were met (the table says that).
 pub async fn run(args: BenchArgs) -> ExitCode {
-    match measure(&args).await {
+    match measure_repeated(&args).await {
         Ok(report) => {
             print!("{}", report.table());
+            if let Some(warning) = busy_warning(&report) {
+                println!("{warning}");
+            }
             let misses = report.misses().len();
             if misses > 0 {
                 println!("{misses} figure(s) missed their target");
@@ -126,6 +132,49 @@ pub async fn run(args: BenchArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Runs every scenario `--repeat` times and combines the figures into medians; the load
+/// average before and after each repetition goes into the setup.
+async fn measure_repeated(args: &BenchArgs) -> Result<Report, Box<dyn std::error::Error>> {
+    let mut repetitions = Vec::new();
+    let mut load = Vec::new();
+    for repetition in 1..=args.repeat {
+        if args.repeat > 1 {
+            progress(&format!("repetition {repetition} of {}", args.repeat));
+        }
+        let before = load_average();
+        let report = measure(args).await?;
+        load.push(json!({"before": before, "after": load_average()}));
+        repetitions.push(report);
+    }
+    let mut report = Report::combine(repetitions);
+    report.setup.insert("repeat".into(), json!(args.repeat));
+    report.setup.insert("loadAverage".into(), json!(load));
+    Ok(report)
+}
+
+/// The one-minute load average (`/proc/loadavg`), when the system tells it.
+fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg").ok()?.split_whitespace().next()?.parse().ok()
+}
+
+/// A warning when another load shared the machine: a one-minute load average above half the
+/// CPUs before or after any repetition (the benchmark itself adds up to about one).
+fn busy_warning(report: &Report) -> Option<String> {
+    let cpus = report.setup.get("cpus").and_then(serde_json::Value::as_f64).unwrap_or(1.0);
+    let loads = report.setup.get("loadAverage")?.as_array()?;
+    let highest = loads
+        .iter()
+        .flat_map(|load| [&load["before"], &load["after"]])
+        .filter_map(serde_json::Value::as_f64)
+        .fold(0.0, f64::max);
+    (highest > cpus / 2.0 + 1.0).then(|| {
+        format!(
+            "warning: the machine was busy (load average up to {highest:.1} on {cpus} CPUs): \
+             timings are slower and more spread than on a quiet machine"
+        )
+    })
 }
 
 async fn measure(args: &BenchArgs) -> Result<Report, Box<dyn std::error::Error>> {

@@ -70,6 +70,20 @@ pub fn run(report: &mut Report, checked: Checked, run: &RunFigures) {
         "",
         Target::AtMost(2.0),
     );
+    checked.check(
+        report,
+        &id("bytesPerRestart"),
+        &label("bytes written per restarted Deployment (every write body)"),
+        run.bytes_written as f64 / restarted,
+        "B",
+        Target::AtMost(8192.0),
+    );
+    report.note(
+        &id("statusBytesPerRestart"),
+        &label("of which status writes"),
+        run.status_bytes_written as f64 / restarted,
+        "B",
+    );
     let gets: u64 = run
         .requests
         .iter()
@@ -268,5 +282,13 @@ pub fn status(report: &mut Report, checked: Checked, services: usize, sizes: &St
         &format!("status size, {services} services (at the end)"),
         sizes.last as f64 / 1024.0,
         "KiB",
+    );
+    checked.check(
+        report,
+        &format!("status{services}.bytesPerRestart"),
+        &format!("status and plan bytes written per restarted Deployment, {services} services"),
+        sizes.written as f64 / sizes.restarted.max(1) as f64,
+        "B",
+        Target::AtMost(8192.0),
     );
 }

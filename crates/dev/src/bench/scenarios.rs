@@ -51,6 +51,10 @@ pub struct RunFigures {
     /// Operator CPU seconds from just before the create to the end of the run.
     pub cpu_seconds: f64,
     pub memory: Memory,
+    /// Request-body bytes of every write the operator sent during the run.
+    pub bytes_written: u64,
+    /// Of which the status writes'.
+    pub status_bytes_written: u64,
 }
 
 impl RunFigures {
@@ -101,6 +105,7 @@ async fn measure_run(
     let run = RunRequests::since(&records, since).ok_or(ScenarioError::Missing("the create"))?;
     let first_patch = run.first_patch().ok_or(ScenarioError::Missing("a restart patch"))?;
     let last_write = run.last_status_write().ok_or(ScenarioError::Missing("a status write"))?;
+    let (bytes_written, status_bytes_written) = run.bytes_written();
     Ok(RunFigures {
         deployments,
         batches,
@@ -115,6 +120,8 @@ async fn measure_run(
         requests: timeline::operator_counts(&records),
         cpu_seconds,
         memory,
+        bytes_written,
+        status_bytes_written,
     })
 }
 

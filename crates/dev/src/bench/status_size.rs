@@ -25,6 +25,11 @@ pub struct StatusSizes {
     /// The status the run ended with.
     pub last: usize,
     pub passes: usize,
+    /// Bytes of status and plan objects the run writes, as the operator writes them: the
+    /// whole status on each change (server-side apply), once more with the restart outcomes
+    /// after a pass that restarted, and each plan object once.
+    pub written: usize,
+    pub restarted: usize,
 }
 
 /// A fleet of `count` Deployments named like the sim's, all rolled out.
@@ -61,6 +66,10 @@ pub struct PassFigures {
     pub decide: Duration,
     /// The status the pass wrote (restart outcomes folded in), in bytes of JSON.
     pub status_bytes: usize,
+    /// What the pass wrote: its status when it changed, the outcome write after restarts,
+    /// and new plan objects, in bytes of JSON.
+    pub written_bytes: usize,
+    pub restarts: usize,
 }
 
 /// The status sizes of a whole run of `count` services in batches of `batch_size`.
@@ -70,6 +79,8 @@ pub fn measure(count: usize, batch_size: u32) -> Result<StatusSizes, serde_json:
         sizes.passes += 1;
         sizes.largest = sizes.largest.max(pass.status_bytes);
         sizes.last = pass.status_bytes;
+        sizes.written += pass.written_bytes;
+        sizes.restarted += pass.restarts;
     })?;
     Ok(sizes)
 }
@@ -91,6 +102,7 @@ pub fn drive_run(
     }))?;
     let mut now = Timestamp::UNIX_EPOCH + SignedDuration::from_hours(24 * 365 * 56);
     let mut plan: Option<Plan> = None;
+    let mut last_written: Vec<u8> = Vec::new();
     // Each batch takes a few passes; the bound only stops a run that would never end.
     for _ in 0..count * 4 + 100 {
         let started = Instant::now();
@@ -104,6 +116,14 @@ pub fn drive_run(
         });
         let decide_time = started.elapsed();
         let mut status = decision.status;
+        let mut written_bytes = 0;
+        let before_outcomes = serde_json::to_vec(&status)?;
+        if before_outcomes != last_written {
+            written_bytes += before_outcomes.len();
+        }
+        for object in &decision.plan_objects {
+            written_bytes += serde_json::to_vec(object)?.len();
+        }
         if let Some(reference) = status.run.as_ref().and_then(|run| run.plan.as_ref())
             && !decision.plan_objects.is_empty()
         {
@@ -129,10 +149,17 @@ pub fn drive_run(
             outcomes.push((restart.deployment.clone(), RestartOutcome::Patched { generation }));
         }
         record_restart_outcomes(&mut status, &outcomes, NAMESPACE);
+        let after_outcomes = serde_json::to_vec(&status)?;
+        if !outcomes.is_empty() {
+            written_bytes += after_outcomes.len();
+        }
         each_pass(PassFigures {
             decide: decide_time,
-            status_bytes: serde_json::to_vec(&status)?.len(),
+            status_bytes: after_outcomes.len(),
+            written_bytes,
+            restarts: outcomes.len(),
         });
+        last_written = after_outcomes;
         let ended =
             matches!(status.phase, Some(Phase::Succeeded | Phase::Failed | Phase::Cancelled));
         refresh.status = Some(status);

@@ -210,6 +210,15 @@ impl<'a> RunRequests<'a> {
         first
     }
 
+    /// Request-body bytes the operator wrote during the run: (every write, status writes).
+    pub fn bytes_written(&self) -> (u64, u64) {
+        let writes = self.during.iter().filter(|record| from_operator(record) && record.is_write());
+        writes.fold((0, 0), |(all, status), record| {
+            let is_status = resource_of(&record.path).as_deref() == Some("servicerefreshes/status");
+            (all + record.body_bytes, status + if is_status { record.body_bytes } else { 0 })
+        })
+    }
+
     /// The first restart patch of the run.
     pub fn first_patch(&self) -> Option<&'a RequestRecord> {
         self.during.iter().find(|record| {
@@ -359,6 +368,7 @@ mod tests {
             query: None,
             user_agent: Some(format!("servicerefresh ({IDENTITY})")),
             code: Some(200),
+            body_bytes: 0,
         };
         let refreshes = "/apis/gisops.io/v1alpha1/namespaces/arcgis/servicerefreshes";
         let records = [
