@@ -74,7 +74,15 @@ fn observation<'a>(
     now: Timestamp,
     scope: &'a OperatorScope,
 ) -> Observation<'a> {
-    Observation { refresh, cluster, scope, plan: Some(plan), run_slot: RunSlot::Granted, now }
+    Observation {
+        refresh,
+        cluster,
+        scope,
+        plan: Some(plan),
+        run_slot: RunSlot::Granted,
+        now,
+        min_restart_interval: jiff::SignedDuration::ZERO,
+    }
 }
 
 async fn carry_out(

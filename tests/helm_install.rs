@@ -51,6 +51,8 @@ impl Mode {
             Mode::Namespaced => vec!["watchNamespace=arcgis"],
         };
         sets.extend(SIM_NETWORK_SETS);
+        // The test restarts the same fleet in runs seconds apart.
+        sets.push("minRestartInterval=0s");
         sets
     }
 }

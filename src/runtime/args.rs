@@ -34,6 +34,11 @@ pub struct RunArgs {
     /// How many ServiceRefresh runs may be active at once across the cluster; others queue.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     max_concurrent_runs: u32,
+    /// No Deployment is restarted by this operator twice within this interval (e.g. 5m,
+    /// 30s; 0s turns the check off). A run that would do so waits, unless it was requested
+    /// with `gisops.io/force: "true"` (`servicerefresh start --force`).
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    min_restart_interval: Duration,
     /// Seconds to wait before retrying a reconcile that hit an API error.
     #[arg(long, default_value_t = 2)]
     retry_seconds: u64,
@@ -147,6 +152,10 @@ impl RunArgs {
                 allow_cross_namespace: self.allow_cross_namespace,
             },
             max_concurrent_runs: self.max_concurrent_runs as usize,
+            // The flag's parser refuses negative durations and jiff holds any `Duration`
+            // a flag can spell; the fallback only keeps this total.
+            min_restart_interval: jiff::SignedDuration::try_from(self.min_restart_interval)
+                .unwrap_or(jiff::SignedDuration::MAX),
             retry_delay: Duration::from_secs(self.retry_seconds),
             startup_timeout: self.startup_timeout,
             leader_election,

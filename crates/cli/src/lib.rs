@@ -72,6 +72,11 @@ pub struct StartArgs {
     /// The run itself goes on.
     #[arg(long, value_parser = parse_duration, requires = "wait")]
     pub timeout: Option<Duration>,
+    /// Restart the Deployments even if the operator restarted some of them less than its
+    /// --min-restart-interval ago (sets the annotation gisops.io/force: "true" beside the
+    /// request).
+    #[arg(long)]
+    pub force: bool,
     /// Print the result as JSON on standard output.
     #[arg(short, long, value_enum)]
     pub output: Option<OutputFormat>,
@@ -195,7 +200,7 @@ async fn run_start(args: &StartArgs, program: &str) -> Result<u8, CliError> {
     let target = Target::connect(&args.cluster, &args.name).await?;
     let json = args.output == Some(OutputFormat::Json);
     let mut progress = Progress::new(std::io::stderr().is_terminal());
-    let (request, written) = request::request_run(&target).await?;
+    let (request, written) = request::request_run(&target, args.force).await?;
     let object = format!("{}/{}", target.namespace, target.name);
     progress.note(&format!(
         "requested a run of ServiceRefresh {object} ({RUN_REQUESTED_AT_ANNOTATION}={})",

@@ -13,7 +13,7 @@ use super::cluster::Target;
 use super::error::CliError;
 use super::view::{PlanView, RunView};
 use servicerefresh_core::crd::{
-    CANCEL_REQUESTED_AT_ANNOTATION, RUN_REQUESTED_AT_ANNOTATION, ServiceRefresh,
+    CANCEL_REQUESTED_AT_ANNOTATION, FORCE_ANNOTATION, RUN_REQUESTED_AT_ANNOTATION, ServiceRefresh,
 };
 
 /// Conditional writes retried this many times when others keep changing the object.
@@ -57,18 +57,25 @@ fn annotation<'a>(refresh: &'a ServiceRefresh, key: &str) -> Option<&'a String> 
 }
 
 /// Requests a run. Returns the request and the object as our write left it.
-pub async fn request_run(target: &Target) -> Result<(RunRequest, ServiceRefresh), CliError> {
+pub async fn request_run(
+    target: &Target,
+    force: bool,
+) -> Result<(RunRequest, ServiceRefresh), CliError> {
     let value = fresh_value();
     for _ in 0..MAX_ATTEMPTS {
         let current = target.get().await?;
         let previous = annotation(&current, RUN_REQUESTED_AT_ANNOTATION).cloned();
         let runs_before =
             current.status.as_ref().and_then(|s| s.run.as_ref()).map_or(0, |run| run.number);
+        let mut annotations = json!({ RUN_REQUESTED_AT_ANNOTATION: value });
+        // A force left from an earlier request must not force this one.
+        if force {
+            annotations[FORCE_ANNOTATION] = json!("true");
+        } else if annotation(&current, FORCE_ANNOTATION).is_some() {
+            annotations[FORCE_ANNOTATION] = serde_json::Value::Null;
+        }
         let written = target
-            .patch_metadata_if_unchanged(
-                current.metadata.resource_version.as_deref(),
-                json!({ RUN_REQUESTED_AT_ANNOTATION: value }),
-            )
+            .patch_metadata_if_unchanged(current.metadata.resource_version.as_deref(), annotations)
             .await?;
         if let Some(written) = written {
             let request =

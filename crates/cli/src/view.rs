@@ -392,6 +392,7 @@ mod tests {
             request: Some("r2".into()),
             cancel_request: None,
             dry_run: false,
+            force: false,
             plan: None,
             next_position: 0,
             batch_size: None,

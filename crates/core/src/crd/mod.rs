@@ -4,12 +4,17 @@
 
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
+mod pacing;
 mod plan;
 mod spec;
 mod status;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 
+pub use pacing::{
+    DEFAULT_MAX_RUNS_PER_HOUR, DEFAULT_TRIGGER_SETTLE, MAX_RUNS_PER_HOUR_LIMIT, MaintenanceWindow,
+    RestartStorm, Schedule, TriggerSettling, Weekday,
+};
 pub use plan::{MAX_PLAN_PART_ENTRIES, PlanGroup, ServiceRefreshPlan, ServiceRefreshPlanSpec};
 pub use spec::{
     ConfigMapTrigger, FailurePolicy, MAX_TRIGGER_LENGTH, ServiceRefresh, ServiceRefreshSpec,
@@ -28,6 +33,9 @@ pub const RESTARTED_AT_ANNOTATION: &str = "kubectl.kubernetes.io/restartedAt";
 pub const RESTARTED_BY_ANNOTATION: &str = "gisops.io/restarted-by";
 /// Annotation on a ServiceRefresh: setting it to a new value starts a run (ad-hoc trigger).
 pub const RUN_REQUESTED_AT_ANNOTATION: &str = "gisops.io/run-requested-at";
+/// Annotation on a ServiceRefresh: `"true"` beside a new `run-requested-at` value makes the
+/// requested run restart Deployments even within the minimum restart interval.
+pub const FORCE_ANNOTATION: &str = "gisops.io/force";
 /// Annotation on a ServiceRefresh: setting it to a new value cancels the active run.
 pub const CANCEL_REQUESTED_AT_ANNOTATION: &str = "gisops.io/cancel-requested-at";
 /// Prefix of the Deployment annotations (on its metadata, so they roll nothing out) that

@@ -6,6 +6,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::pacing::{Schedule, default_max_runs_per_hour, default_trigger_settle};
 use super::status::ServiceRefreshStatus;
 
 /// Longest `spec.trigger` the schema accepts. The status records a fixed-size digest of it,
@@ -50,6 +51,12 @@ pub const MAX_TRIGGER_LENGTH: u32 = 1024;
         type_ = "string",
         json_path = ".status.batch",
         description = "Current batch out of all batches (current/total)"
+    ),
+    printcolumn(
+        name = "Waiting",
+        type_ = "string",
+        json_path = ".status.waiting.reason",
+        description = "What holds the resource back besides its rollouts: a maintenance window, the restart interval, capacity"
     ),
     printcolumn(
         name = "Failed",
@@ -137,6 +144,28 @@ pub struct ServiceRefreshSpec {
     /// the Reloader-style setup, where the resource exists to react to ConfigMap changes.
     #[serde(default = "default_run_on_create")]
     pub run_on_create: bool,
+
+    /// How long watched ConfigMaps must stay unchanged before their change starts a run, as
+    /// a duration such as `5s` or `1m`, from 0s to 1h. Changes within it merge into one run.
+    /// Default `5s`.
+    #[serde(default = "default_trigger_settle")]
+    #[schemars(regex(pattern = r"^([0-9]+(ms|s|m|h))+$"))]
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": "duration(self) <= duration('1h')",
+        "message": "must be at most 1h",
+    }]))]
+    pub trigger_settle: String,
+
+    /// How many runs started by ConfigMap or `spec.trigger` changes may start within an
+    /// hour. One more stalls the resource with reason `RestartStorm` until a person requests
+    /// a run (`gisops.io/run-requested-at`, `servicerefresh start`). 1 to 10, default 6.
+    #[serde(default = "default_max_runs_per_hour")]
+    #[schemars(range(min = 1, max = 10))]
+    pub max_runs_per_hour: u32,
+
+    /// Maintenance windows: runs restart Deployments only inside them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<Schedule>,
 }
 
 fn default_run_on_create() -> bool {

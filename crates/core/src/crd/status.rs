@@ -154,6 +154,10 @@ pub struct RunStatus {
     /// Whether this run is a dry run that restarts nothing.
     #[serde(default)]
     pub dry_run: bool,
+    /// Whether the run was requested with `gisops.io/force: "true"`: it restarts Deployments
+    /// even within the operator's minimum restart interval.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub force: bool,
     /// Where the run's plan is: the ServiceRefreshPlan objects holding its services in
     /// restart order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -407,6 +411,12 @@ pub struct TriggerRecord {
     /// Content hashes of the watched ConfigMaps when the latest run started.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub config_maps: Vec<ConfigMapHash>,
+    /// ConfigMap changes waiting for `spec.triggerSettle` to pass without further change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settling: Option<super::pacing::TriggerSettling>,
+    /// The restart storm that stopped trigger-started runs, until a person requests a run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storm: Option<super::pacing::RestartStorm>,
 }
 
 /// Content hash of one watched ConfigMap.

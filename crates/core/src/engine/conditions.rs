@@ -20,6 +20,9 @@ pub const TRIGGER_KEYS_MISSING: &str = "TriggerKeysMissing";
 /// while the current (or last) run has rollouts that were still progressing at the timeout.
 pub const BATCH_TIMEOUT_SHORT: &str = "BatchTimeoutShort";
 
+/// Reason of the Stalled condition while a restart storm stops trigger-started runs.
+pub const RESTART_STORM: &str = "RestartStorm";
+
 /// A resource holding a cluster-wide run slot, named in a queued resource's message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SlotHolder {
@@ -56,6 +59,9 @@ pub enum Situation {
     ConfigMapNotFound { config_map: ObjectKey },
     /// No run yet, by `runOnCreate: false`: the first trigger change starts one.
     AwaitingTrigger,
+    /// Trigger changes started more runs within an hour than `spec.maxRunsPerHour` allows;
+    /// trigger-started runs stop until a person requests a run.
+    RestartStorm { message: String },
 }
 
 struct Wanted {
@@ -129,6 +135,7 @@ impl Situation {
                 false,
                 true,
             ),
+            Self::RestartStorm { message } => (RESTART_STORM, message.clone(), false, false, true),
             Self::AwaitingTrigger => (
                 "AwaitingTrigger",
                 "runOnCreate is false: no run yet; a change to a trigger starts the first one"

@@ -4,6 +4,7 @@
 
 pub mod conditions;
 pub mod observed;
+pub mod pacing;
 pub mod plan;
 pub mod positions;
 pub mod readiness;
@@ -80,6 +81,9 @@ pub struct Observation<'a> {
     pub run_slot: RunSlot,
     /// The current time.
     pub now: Timestamp,
+    /// The operator's `--min-restart-interval`: no Deployment is restarted twice within it,
+    /// unless a run was forced.
+    pub min_restart_interval: SignedDuration,
 }
 
 /// What one pass decided: the status to write and the actions to carry out.

@@ -15,7 +15,7 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 use super::ObjectKey;
-use crate::crd::{RESTARTED_BY_ANNOTATION, RUN_RECORD_ANNOTATION_PREFIX};
+use crate::crd::{RESTARTED_AT_ANNOTATION, RESTARTED_BY_ANNOTATION, RUN_RECORD_ANNOTATION_PREFIX};
 
 /// Lookups into the cluster as last observed. Implementations must not block: the engine is
 /// called inside a reconcile and treats every answer as already known.
@@ -134,6 +134,9 @@ pub struct DeploymentSnapshot {
     pub replicas: Option<i32>,
     /// The pod template's `gisops.io/restarted-by` annotation: the run that restarted it last.
     pub restarted_by: Option<String>,
+    /// The pod template's `kubectl.kubernetes.io/restartedAt` annotation: for a restart by
+    /// this operator, the restarting run's start.
+    pub restarted_at: Option<String>,
     /// `status`, if the Deployment controller has written one.
     pub rollout: Option<RolloutStatus>,
 }
@@ -199,14 +202,8 @@ impl DeploymentSnapshot {
             },
             paused: deployment.spec.paused.unwrap_or(false),
             replicas: deployment.spec.replicas,
-            restarted_by: deployment
-                .spec
-                .template
-                .metadata
-                .as_ref()
-                .and_then(|meta| meta.annotations.as_ref())
-                .and_then(|annotations| annotations.get(RESTARTED_BY_ANNOTATION))
-                .cloned(),
+            restarted_by: template_annotation(deployment, RESTARTED_BY_ANNOTATION),
+            restarted_at: template_annotation(deployment, RESTARTED_AT_ANNOTATION),
             rollout: status.map(|status| RolloutStatus {
                 observed_generation: status.observed_generation,
                 replicas: status.replicas,
@@ -247,7 +244,7 @@ impl<'de> Deserialize<'de> for DeploymentSnapshot {
         #[derive(Deserialize, Default)]
         #[serde(default)]
         struct WireTemplateMeta {
-            annotations: Option<RestartedByOnly>,
+            annotations: Option<RestartAnnotationsOnly>,
         }
         #[derive(Deserialize, Default)]
         #[serde(default, rename_all = "camelCase")]
@@ -261,15 +258,17 @@ impl<'de> Deserialize<'de> for DeploymentSnapshot {
 
         let wire = Wire::deserialize(deserializer)?;
         let spec = wire.spec.unwrap_or_default();
+        let restart = spec
+            .template
+            .and_then(|template| template.metadata)
+            .and_then(|meta| meta.annotations)
+            .unwrap_or_default();
         Ok(Self {
             metadata: wire.metadata.into(),
             paused: spec.paused.unwrap_or(false),
             replicas: spec.replicas,
-            restarted_by: spec
-                .template
-                .and_then(|template| template.metadata)
-                .and_then(|meta| meta.annotations)
-                .and_then(|annotations| annotations.0),
+            restarted_by: restart.restarted_by,
+            restarted_at: restart.restarted_at,
             rollout: wire.status.map(|status| RolloutStatus {
                 observed_generation: status.observed_generation,
                 replicas: status.replicas,
@@ -281,28 +280,46 @@ impl<'de> Deserialize<'de> for DeploymentSnapshot {
     }
 }
 
-/// The pod-template annotations, keeping only `gisops.io/restarted-by`.
-#[derive(Default)]
-struct RestartedByOnly(Option<String>);
+/// A pod-template annotation of a full Deployment object.
+fn template_annotation(deployment: &Deployment, key: &str) -> Option<String> {
+    deployment
+        .spec
+        .template
+        .metadata
+        .as_ref()
+        .and_then(|meta| meta.annotations.as_ref())
+        .and_then(|annotations| annotations.get(key))
+        .cloned()
+}
 
-impl<'de> Deserialize<'de> for RestartedByOnly {
+/// The pod-template annotations, keeping only `gisops.io/restarted-by` and
+/// `kubectl.kubernetes.io/restartedAt`.
+#[derive(Default)]
+struct RestartAnnotationsOnly {
+    restarted_by: Option<String>,
+    restarted_at: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for RestartAnnotationsOnly {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct Keep;
         impl<'de> Visitor<'de> for Keep {
-            type Value = RestartedByOnly;
+            type Value = RestartAnnotationsOnly;
             fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
                 formatter.write_str("a map of annotations")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut kept = None;
+                let mut kept = RestartAnnotationsOnly::default();
                 while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
                     if key == RESTARTED_BY_ANNOTATION {
-                        kept = Some(map.next_value::<String>()?);
+                        kept.restarted_by = Some(map.next_value::<String>()?);
+                    } else if key == RESTARTED_AT_ANNOTATION {
+                        kept.restarted_at = Some(map.next_value::<String>()?);
                     } else {
                         map.next_value::<de::IgnoredAny>()?;
                     }
                 }
-                Ok(RestartedByOnly(kept))
+                Ok(kept)
             }
         }
         deserializer.deserialize_map(Keep)
@@ -481,6 +498,7 @@ mod tests {
         assert!(snapshot.paused);
         assert_eq!(snapshot.replicas, Some(2));
         assert_eq!(snapshot.restarted_by.as_deref(), Some("arcgis/r/1-abc"));
+        assert_eq!(snapshot.restarted_at.as_deref(), Some("2026-11-26T18:40:02Z"));
         let rollout = snapshot.rollout.expect("status");
         assert_eq!(rollout.updated_replicas, Some(1));
         assert_eq!(rollout.progressing_reason.as_deref(), Some("ReplicaSetUpdated"));

@@ -35,6 +35,7 @@ pub enum EventReason {
     NamespaceNotWatched,
     ConfigMapNotFound,
     StatusWriteRefused,
+    RestartStorm,
     /// A wait began; the Event's reason is the wait's own word.
     Waiting(WaitReason),
 }
@@ -58,6 +59,7 @@ impl EventReason {
             Self::NamespaceNotWatched => "NamespaceNotWatched",
             Self::ConfigMapNotFound => "ConfigMapNotFound",
             Self::StatusWriteRefused => "StatusWriteRefused",
+            Self::RestartStorm => "RestartStorm",
             Self::Waiting(reason) => reason.as_str(),
         }
     }
@@ -69,6 +71,7 @@ impl EventReason {
             Self::CrossNamespaceRefused,
             Self::NamespaceNotWatched,
             Self::ConfigMapNotFound,
+            Self::RestartStorm,
         ]
         .into_iter()
         .find(|candidate| candidate.as_str() == reason)

@@ -113,6 +113,7 @@ pub fn drive_run(
             plan: plan.as_ref(),
             run_slot: RunSlot::Granted,
             now,
+            min_restart_interval: jiff::SignedDuration::ZERO,
         });
         let decide_time = started.elapsed();
         let mut status = decision.status;

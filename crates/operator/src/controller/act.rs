@@ -179,6 +179,11 @@ pub fn classify_patch_result(result: Result<Deployment, kube::Error>) -> Restart
 /// The server-side apply body for the status subresource. It never names `status.jobs`:
 /// that field belongs to the admin job API's field manager, and a field an apply body leaves
 /// out is neither taken over nor removed by it, so the two writers never undo each other.
+///
+/// The optional records the engine drops when they end (`waiting`, `triggers.settling`,
+/// `triggers.storm`) are sent as `null` while absent: an apply that merely leaves out an
+/// object it wrote before removes only the fields it owned and leaves an empty object behind
+/// (structured-merge-diff preserves emptied containers), which their required fields refuse.
 pub fn status_apply_body(status: &ServiceRefreshStatus) -> serde_json::Value {
     let mut body = json!({
         "apiVersion": "gisops.io/v1alpha1",
@@ -187,6 +192,13 @@ pub fn status_apply_body(status: &ServiceRefreshStatus) -> serde_json::Value {
     });
     if let Some(status) = body.get_mut("status").and_then(serde_json::Value::as_object_mut) {
         status.remove("jobs");
+        status.entry("waiting").or_insert(serde_json::Value::Null);
+        if let Some(triggers) =
+            status.get_mut("triggers").and_then(serde_json::Value::as_object_mut)
+        {
+            triggers.entry("settling").or_insert(serde_json::Value::Null);
+            triggers.entry("storm").or_insert(serde_json::Value::Null);
+        }
     }
     body
 }
@@ -481,6 +493,20 @@ mod tests {
         assert_eq!(body["status"]["phase"], "Running");
         assert!(body["status"].get("jobs").is_none(), "{body}");
         assert_eq!(status.jobs.len(), 1, "the status itself keeps it");
+    }
+
+    #[test]
+    fn records_that_ended_are_applied_as_null_so_no_empty_object_stays() {
+        let body = status_apply_body(&ServiceRefreshStatus::default());
+        assert_eq!(body["status"]["waiting"], serde_json::Value::Null);
+        assert!(body["status"].as_object().is_some_and(|status| status.contains_key("waiting")));
+        let triggers = body["status"]["triggers"].as_object().expect("triggers");
+        assert!(triggers.contains_key("settling") && triggers.contains_key("storm"), "{body}");
+        let waiting: ServiceRefreshStatus = serde_json::from_value(json!({
+            "waiting": {"reason": "OutsideWindow", "message": "m", "since": "2026-11-26T18:40:02Z"},
+        }))
+        .expect("status");
+        assert_eq!(status_apply_body(&waiting)["status"]["waiting"]["reason"], "OutsideWindow");
     }
 
     #[test]

@@ -51,6 +51,9 @@ pub struct OperatorConfig {
     pub scope: OperatorScope,
     /// How many ServiceRefreshes may run at once across the cluster.
     pub max_concurrent_runs: usize,
+    /// No Deployment is restarted by this operator twice within it, unless a run is forced
+    /// (`--min-restart-interval`, 5m). Zero here, for embedding and tests; the flag sets it.
+    pub min_restart_interval: jiff::SignedDuration,
     /// Delay before retrying a reconcile that hit an API error or a transient patch failure.
     pub retry_delay: Duration,
     /// How long start-up keeps retrying an unreachable API server.
@@ -69,6 +72,7 @@ impl Default for OperatorConfig {
         Self {
             scope: OperatorScope::default(),
             max_concurrent_runs: 1,
+            min_restart_interval: jiff::SignedDuration::ZERO,
             retry_delay: Duration::from_secs(2),
             startup_timeout: Duration::from_secs(60),
             leader_election: None,

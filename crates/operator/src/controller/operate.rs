@@ -98,6 +98,7 @@ fn build_context(
         plan_memo: PlanMemo::default(),
         refusals: Default::default(),
         scope: config.scope.clone(),
+        min_restart_interval: config.min_restart_interval,
         slots: RunSlots::new(config.max_concurrent_runs),
         memo: StatusMemo::default(),
         awaiting: Arc::default(),

@@ -91,6 +91,8 @@ pub struct Context {
     /// Refused status writes in a row, for the back-off.
     pub refusals: RefusedWrites,
     pub scope: OperatorScope,
+    /// No Deployment is restarted twice within it, unless a run is forced.
+    pub min_restart_interval: jiff::SignedDuration,
     pub slots: RunSlots,
     pub memo: StatusMemo,
     pub awaiting: Arc<AwaitIndex>,
@@ -249,6 +251,7 @@ impl Context {
             plan: plan.as_deref(),
             run_slot: RunSlot::Busy { holders: self.slots.holders(key, &cached) },
             now: Timestamp::now(),
+            min_restart_interval: self.min_restart_interval,
         };
         let decision = decide(&observation);
         if !decision.wants_run_slot {

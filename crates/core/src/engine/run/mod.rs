@@ -9,6 +9,7 @@
 mod batches;
 mod legacy;
 mod outputs;
+mod pacing;
 mod summary;
 mod triggers;
 
@@ -191,7 +192,6 @@ impl<'a> Pass<'a> {
 
     /// States that the resource waits for `wait` in this pass. A wait that begins here is
     /// announced once (an Event, a log line, a metric); the pass wakes when it ends by itself.
-    #[allow(dead_code, reason = "the first pacing, gate and window checks call it")]
     fn wait(&mut self, status: &ServiceRefreshStatus, wait: Wait) {
         if let Some(until) = wait.until {
             self.out.wake_no_later_than(until);
@@ -236,6 +236,7 @@ fn advance(
     let refresh = pass.observation.refresh;
     triggers::record_config_map_baselines(pass, status, spec);
     triggers::track_missing_keys(pass, status, spec);
+    pacing::settle_config_maps(pass, status, spec);
 
     if run_active(status) {
         batches::drive_run(pass, status, spec);
@@ -257,9 +258,16 @@ fn advance(
         return Situation::AwaitingTrigger;
     }
 
-    let Some(trigger) = triggers::pending_trigger(pass, status, spec) else {
+    let trigger = triggers::pending_trigger(pass, status, spec);
+    if let Some(stall) = pacing::storm_stall(pass, status, spec, trigger.as_ref()) {
+        return stall;
+    }
+    let Some(trigger) = trigger else {
         return summary::ended_situation(status);
     };
+    if let Some(held) = pacing::hold_run_start(pass, status, spec, &trigger) {
+        return held;
+    }
     match &pass.observation.run_slot {
         RunSlot::Busy { holders } => {
             pass.out.wants_run_slot = true;

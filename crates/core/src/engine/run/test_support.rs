@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 
 use super::record_restart_outcomes;
 use crate::crd::{ServiceRefresh, ServiceRefreshPlan, ServiceRefreshSpec, ServiceRefreshStatus};
@@ -51,6 +51,8 @@ pub struct ModelCluster {
     pub scope: OperatorScope,
     pub run_slot: RunSlot,
     pub now: Timestamp,
+    /// The operator's `--min-restart-interval`; zero unless a test sets it.
+    pub min_restart_interval: SignedDuration,
     /// How often each Deployment's pod template changed, per run id.
     pub template_changes: BTreeMap<(String, ObjectKey), u32>,
     /// The generation each run's template change produced.
@@ -70,6 +72,7 @@ impl ModelCluster {
             scope: OperatorScope::default(),
             run_slot: RunSlot::Granted,
             now: at(0),
+            min_restart_interval: SignedDuration::ZERO,
             template_changes: BTreeMap::new(),
             patch_generations: BTreeMap::new(),
             resource_version: 0,
@@ -184,6 +187,7 @@ impl ModelCluster {
             plan: plan.as_ref(),
             run_slot: self.run_slot.clone(),
             now: self.now,
+            min_restart_interval: self.min_restart_interval,
         });
         self.persist(&decision);
         decision
@@ -216,6 +220,7 @@ impl ModelCluster {
             return RestartOutcome::Patched { generation: deployment.snapshot.generation() };
         }
         deployment.restarted_at = Some(restart.restarted_at.clone());
+        deployment.snapshot.restarted_at = Some(restart.restarted_at.clone());
         deployment.snapshot.restarted_by = Some(restart.restarted_by.clone());
         deployment
             .snapshot

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use super::outputs::Outputs;
 use super::{EXCLUDE_NOTE, Pass, run_active, summary};
 use crate::crd::{
-    CANCEL_REQUESTED_AT_ANNOTATION, ConfigMapHash, Phase, RUN_REQUESTED_AT_ANNOTATION, RunStatus,
-    ServiceRefresh, ServiceRefreshStatus, TriggerRecord,
+    CANCEL_REQUESTED_AT_ANNOTATION, ConfigMapHash, FORCE_ANNOTATION, Phase,
+    RUN_REQUESTED_AT_ANNOTATION, RunStatus, ServiceRefresh, ServiceRefreshStatus, TriggerRecord,
 };
 use crate::engine::conditions;
 use crate::engine::observed::ConfigMapSnapshot;
@@ -34,6 +34,8 @@ const QUOTED_TOKEN: usize = 64;
 pub(super) struct Trigger {
     pub reason: &'static str,
     pub message: String,
+    /// Whether a person asked for it (creation, a run request), rather than a trigger change.
+    pub by_person: bool,
 }
 
 fn annotation<'r>(refresh: &'r ServiceRefresh, key: &str) -> Option<&'r String> {
@@ -156,6 +158,7 @@ pub(super) fn pending_trigger(
         return Some(Trigger {
             reason: REASON_CREATED,
             message: "ServiceRefresh created".to_owned(),
+            by_person: true,
         });
     }
     let mut found: Vec<Trigger> = Vec::new();
@@ -171,6 +174,7 @@ pub(super) fn pending_trigger(
             found.push(Trigger {
                 reason: REASON_TRIGGER_CHANGED,
                 message: format!("spec.trigger changed to {quoted:?}{ellipsis}"),
+                by_person: false,
             });
         }
     }
@@ -180,24 +184,49 @@ pub(super) fn pending_trigger(
         found.push(Trigger {
             reason: REASON_RUN_REQUESTED,
             message: format!("annotation {RUN_REQUESTED_AT_ANNOTATION} set to {requested:?}"),
+            by_person: true,
         });
     }
-    for current in current_digests(pass, spec) {
-        let changed = recorded.config_maps.iter().any(|entry| {
-            entry.namespace == current.namespace
-                && entry.name == current.name
-                && entry.hash != current.hash
-        });
-        if changed {
+    let settled = super::pacing::config_maps_settled(pass, status, spec);
+    for current in current_digests(pass, spec).into_iter().filter(|_| settled) {
+        if changed_since_recorded(recorded, &current) {
             found.push(Trigger {
                 reason: REASON_CONFIG_MAP_CHANGED,
                 message: format!("ConfigMap {}/{} changed", current.namespace, current.name),
+                by_person: false,
             });
         }
     }
     let reason = found.first()?.reason;
+    let by_person = found.iter().any(|trigger| trigger.by_person);
     let message = found.into_iter().map(|trigger| trigger.message).collect::<Vec<_>>().join("; ");
-    Some(Trigger { reason, message })
+    Some(Trigger { reason, message, by_person })
+}
+
+fn changed_since_recorded(recorded: &TriggerRecord, current: &ConfigMapHash) -> bool {
+    recorded.config_maps.iter().any(|entry| {
+        entry.namespace == current.namespace
+            && entry.name == current.name
+            && entry.hash != current.hash
+    })
+}
+
+/// A digest of the watched ConfigMaps' content when it differs from what the last run
+/// recorded; `None` when nothing changed.
+pub(super) fn config_map_change(
+    pass: &Pass,
+    status: &ServiceRefreshStatus,
+    spec: &ValidSpec,
+) -> Option<String> {
+    let current = current_digests(pass, spec);
+    if !current.iter().any(|entry| changed_since_recorded(&status.triggers, entry)) {
+        return None;
+    }
+    let text: Vec<String> = current
+        .iter()
+        .map(|entry| format!("{}/{}={}", entry.namespace, entry.name, entry.hash))
+        .collect();
+    Some(trigger_digest(&text.join(";")))
 }
 
 /// The trigger values a starting run (or a `runOnCreate: false` creation) handles. A
@@ -225,6 +254,8 @@ pub(super) fn current_triggers(
             .or_else(|| recorded.run_requested_at.clone()),
         cancel_requested_at: recorded.cancel_requested_at.clone(),
         config_maps: current_digests(pass, spec),
+        settling: None,
+        storm: None,
     }
 }
 
@@ -285,6 +316,9 @@ pub(super) fn start_run(
     let request = annotation(refresh, RUN_REQUESTED_AT_ANNOTATION)
         .filter(|value| status.triggers.run_requested_at.as_ref() != Some(*value))
         .cloned();
+    // A force applies to the request it accompanies, never to a trigger change.
+    let force = request.is_some()
+        && annotation(refresh, FORCE_ANNOTATION).is_some_and(|value| value == "true");
     let mut message = trigger.message.clone();
     if !selection.unmatched_excludes.is_empty() {
         let names = selection.unmatched_excludes.join(", ");
@@ -312,6 +346,7 @@ pub(super) fn start_run(
         request,
         cancel_request: None,
         dry_run: spec.dry_run,
+        force,
         plan: Some(plan.reference(refresh, number)),
         next_position: 0,
         batch_size: u32::try_from(spec.batch_size.get()).ok(),

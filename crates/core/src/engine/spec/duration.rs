@@ -33,6 +33,24 @@ pub fn parse_batch_timeout(text: &str) -> Result<SignedDuration, SpecError> {
     Ok(duration)
 }
 
+/// Longest `spec.triggerSettle` accepted, as the CRD's validation rule refuses longer ones.
+pub const MAX_TRIGGER_SETTLE: SignedDuration = SignedDuration::from_hours(1);
+
+/// Parses `spec.triggerSettle`: a duration of the same shape, from 0s to one hour.
+pub fn parse_trigger_settle(text: &str) -> Result<SignedDuration, SpecError> {
+    let refuse = |problem: String| SpecError::InvalidField {
+        field: "spec.triggerSettle".to_owned(),
+        problem: format!("{text:?} {problem}"),
+    };
+    if !has_go_duration_shape(text) {
+        return Err(refuse("is not a duration such as 5s, 30s or 1m".to_owned()));
+    }
+    match text.parse::<SignedDuration>() {
+        Ok(duration) if duration <= MAX_TRIGGER_SETTLE => Ok(duration),
+        _ => Err(refuse("is too long; the maximum is 1h".to_owned())),
+    }
+}
+
 /// `^([0-9]+(ms|s|m|h))+$`, the CRD's pattern.
 fn has_go_duration_shape(text: &str) -> bool {
     let mut rest = text;
@@ -59,6 +77,17 @@ fn has_go_duration_shape(text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trigger_settle_runs_from_zero_to_an_hour() {
+        assert_eq!(parse_trigger_settle("0s"), Ok(SignedDuration::ZERO));
+        assert_eq!(parse_trigger_settle("5s"), Ok(SignedDuration::from_secs(5)));
+        assert_eq!(parse_trigger_settle("1h"), Ok(MAX_TRIGGER_SETTLE));
+        for bad in ["61m", "5 s", "", "-1s"] {
+            let error = parse_trigger_settle(bad).expect_err(bad).to_string();
+            assert!(error.starts_with("spec.triggerSettle: "), "{error}");
+        }
+    }
 
     #[test]
     fn durations_parse_like_go() {

@@ -16,12 +16,16 @@ use std::num::NonZeroUsize;
 use fnv::FnvHasher;
 use jiff::SignedDuration;
 
-pub use duration::{MAX_BATCH_TIMEOUT, MIN_BATCH_TIMEOUT, parse_batch_timeout};
+pub use duration::{
+    MAX_BATCH_TIMEOUT, MAX_TRIGGER_SETTLE, MIN_BATCH_TIMEOUT, parse_batch_timeout,
+    parse_trigger_settle,
+};
 pub use patterns::NamePattern;
 pub use selector::LabelFilter;
 
 use super::ObjectKey;
-use crate::crd::{FailurePolicy, ServiceRefreshSpec};
+use super::pacing::windows::WindowSchedule;
+use crate::crd::{FailurePolicy, MAX_RUNS_PER_HOUR_LIMIT, ServiceRefreshSpec};
 use names::{check_config_map_key, check_dns_label, check_dns_subdomain};
 
 /// Largest batch the CRD schema allows; checked again because a schema can be bypassed
@@ -129,6 +133,12 @@ pub struct ValidSpec {
     /// The namespaces Deployments are selected from (the resource's own by default).
     pub namespaces: BTreeSet<String>,
     pub config_maps: Vec<WatchedConfigMap>,
+    /// How long trigger ConfigMaps must stay unchanged before their change starts a run.
+    pub trigger_settle: SignedDuration,
+    /// How many trigger-started runs an hour may bring before the resource stalls.
+    pub max_runs_per_hour: u32,
+    /// The maintenance windows, when the spec has any.
+    pub schedule: Option<WindowSchedule>,
 }
 
 impl ValidSpec {
@@ -254,6 +264,23 @@ pub fn validate(
         }
     }
 
+    let trigger_settle = parse_trigger_settle(&spec.trigger_settle)?;
+    if !(1..=MAX_RUNS_PER_HOUR_LIMIT).contains(&spec.max_runs_per_hour) {
+        return Err(SpecError::field(
+            "spec.maxRunsPerHour",
+            format!(
+                "{} is outside the range 1 to {MAX_RUNS_PER_HOUR_LIMIT}",
+                spec.max_runs_per_hour
+            ),
+        ));
+    }
+    let schedule = spec
+        .schedule
+        .as_ref()
+        .map(WindowSchedule::parse)
+        .transpose()
+        .map_err(|problem| SpecError::field(problem.field, problem.problem))?;
+
     let namespaces = if spec.namespaces.is_empty() {
         BTreeSet::from([own_namespace.to_owned()])
     } else {
@@ -272,6 +299,9 @@ pub fn validate(
         exclude: spec.exclude.iter().cloned().collect(),
         namespaces,
         config_maps: watched_config_maps(spec, own_namespace),
+        trigger_settle,
+        max_runs_per_hour: spec.max_runs_per_hour,
+        schedule,
     })
 }
 

@@ -66,6 +66,7 @@ mod tests {
                 request: None,
                 cancel_request: None,
                 dry_run: false,
+                force: false,
                 plan: None,
                 next_position: cursor,
                 batch_size: None,

@@ -102,6 +102,9 @@ pub(super) fn drive_run(pass: &mut Pass, status: &mut ServiceRefreshStatus, spec
             suspend(pass, status, spec);
             return;
         }
+        if super::pacing::hold_batch(pass, status, spec, &positions) {
+            return;
+        }
         start_batch(pass, status, &positions, spec);
     }
 }

@@ -12,6 +12,7 @@
 
 mod checks;
 mod model;
+mod pacing;
 mod regressions;
 
 use std::collections::BTreeMap;

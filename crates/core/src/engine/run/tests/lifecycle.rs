@@ -494,6 +494,8 @@ fn history_keeps_the_ten_newest_runs() {
     let mut cluster = ModelCluster::new(json!({"selector": {}, "trigger": "0"}));
     cluster.add_many(1);
     for round in 1..=12 {
+        // An hour apart: twelve trigger changes within one would be a restart storm.
+        cluster.now += jiff::SignedDuration::from_hours(1);
         cluster.refresh.spec.trigger = Some(round.to_string());
         cluster.run_to_end();
     }

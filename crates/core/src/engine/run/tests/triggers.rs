@@ -98,8 +98,9 @@ fn run_requested_annotation_starts_a_run_and_removal_does_not() {
 
 #[test]
 fn config_map_triggers_record_baselines_start_runs_and_stall_when_missing() {
-    let mut cluster =
-        ModelCluster::new(json!({"selector": {}, "configMapTriggers": [{"name": "proxy"}]}));
+    let mut cluster = ModelCluster::new(
+        json!({"selector": {}, "triggerSettle": "0s", "configMapTriggers": [{"name": "proxy"}]}),
+    );
     cluster.add_many(1);
     let missing = cluster.pass();
     assert!(missing.status.run.is_none());
@@ -154,7 +155,7 @@ fn config_map_triggers_record_baselines_start_runs_and_stall_when_missing() {
 #[test]
 fn digests_of_an_earlier_format_are_replaced_without_a_run() {
     let mut cluster = ModelCluster::new(json!({
-        "selector": {}, "trigger": "v1", "configMapTriggers": [{"name": "proxy"}],
+        "selector": {}, "trigger": "v1", "triggerSettle": "0s", "configMapTriggers": [{"name": "proxy"}],
     }));
     cluster.add_many(1);
     cluster.set_config_map(NS, "proxy", &[("proxy", "http://p:3128")]);
@@ -191,7 +192,7 @@ fn a_long_trigger_is_recorded_as_a_fixed_size_digest() {
 #[test]
 fn missing_trigger_keys_are_a_condition_and_an_event() {
     let mut cluster = ModelCluster::new(json!({
-        "selector": {}, "configMapTriggers": [{"name": "proxy", "keys": ["proxy", "noProxy"]}],
+        "selector": {}, "triggerSettle": "0s", "configMapTriggers": [{"name": "proxy", "keys": ["proxy", "noProxy"]}],
     }));
     cluster.add_many(1);
     cluster.set_config_map(NS, "proxy", &[("proxy", "http://p:3128")]);
@@ -216,7 +217,7 @@ fn missing_trigger_keys_are_a_condition_and_an_event() {
 fn run_on_create_false_records_triggers_and_waits_for_a_change() {
     let mut cluster = ModelCluster::new(json!({
         "selector": {}, "runOnCreate": false, "trigger": "v1",
-        "configMapTriggers": [{"name": "proxy"}],
+        "triggerSettle": "0s", "configMapTriggers": [{"name": "proxy"}],
     }));
     cluster.add_many(2);
     cluster.set_config_map(NS, "proxy", &[("proxy", "http://p:3128")]);
