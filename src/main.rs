@@ -53,6 +53,13 @@ enum Command {
     Status(cli::StatusArgs),
     /// Cancel a ServiceRefresh's active run: the batch in flight finishes, the rest is skipped.
     Cancel(cli::CancelArgs),
+    /// Print a shell completion script: `source <(servicerefresh completions bash)`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff): `servicerefresh man > servicerefresh.1; man ./servicerefresh.1`.
+    Man,
 }
 
 fn main() -> ExitCode {
@@ -62,6 +69,18 @@ fn main() -> ExitCode {
         Err(error) => return fatal(cli.log_format, &error),
     };
     match cli.command {
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "servicerefresh", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
+        Command::Man => {
+            let command = <Cli as clap::CommandFactory>::command();
+            match clap_mangen::Man::new(command).render(&mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => fatal(cli.log_format, &error),
+            }
+        }
         Command::Crd => match crd_yaml() {
             Ok(yaml) => {
                 print!("{yaml}");

@@ -75,7 +75,17 @@ fn printer_columns_short_names_and_category() {
         .iter()
         .filter_map(|c| c["name"].as_str())
         .collect();
-    assert_eq!(columns, ["Phase", "Progress", "Batch", "Failed", "Age"]);
+    assert_eq!(columns, ["Phase", "Progress", "Batch", "Failed", "Reason", "Message", "Age"]);
+    let column = |name: &str| {
+        crd["spec"]["versions"][0]["additionalPrinterColumns"]
+            .as_array()
+            .and_then(|columns| columns.iter().find(|c| c["name"] == name).cloned())
+            .expect("the column")
+    };
+    // The Ready condition carries the reason of every situation (running, waiting, stalled).
+    assert_eq!(column("Reason")["jsonPath"], r#".status.conditions[?(@.type=="Ready")].reason"#);
+    assert_eq!(column("Reason").get("priority"), None, "in the default columns");
+    assert_eq!(column("Message")["priority"], 1, "with -o wide");
     assert_eq!(crd["spec"]["names"]["shortNames"][0], "sref");
     assert_eq!(crd["spec"]["names"]["categories"], serde_json::json!(["gisops"]));
     assert_eq!(crd["spec"]["versions"][0]["subresources"]["status"], serde_json::json!({}));

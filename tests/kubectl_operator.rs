@@ -65,21 +65,23 @@ async fn columns_from_the_cluster(sim: &SimHandle, client: &kube::Client, runs: 
     }
 }
 
-/// The example's row of `kubectl get sref`, checked against the header.
-async fn printed_columns(kubectl: &Kubectl) -> (String, Columns) {
+/// The example's row of `kubectl get sref`, checked against the header: the phase, the
+/// columns, and the REASON column.
+async fn printed_columns(kubectl: &Kubectl) -> (String, Columns, String) {
     let table = kubectl.ok(&["get", "sref", "-n", NAMESPACE]).await;
     let mut lines = table.lines();
     let header: Vec<&str> = lines.next().unwrap_or_default().split_whitespace().collect();
-    assert_eq!(header, ["NAME", "PHASE", "PROGRESS", "BATCH", "FAILED", "AGE"], "{table}");
+    let expected = ["NAME", "PHASE", "PROGRESS", "BATCH", "FAILED", "REASON", "AGE"];
+    assert_eq!(header, expected, "{table}");
     let row: Vec<&str> = lines.next().unwrap_or_default().split_whitespace().collect();
-    assert_eq!(row.len(), 6, "{table}");
+    assert_eq!(row.len(), 7, "{table}");
     assert_eq!(row[0], EXAMPLE, "{table}");
     let columns = Columns {
         progress: row[2].to_owned(),
         batch: row[3].to_owned(),
         failed: row[4].to_owned(),
     };
-    (row[1].to_owned(), columns)
+    (row[1].to_owned(), columns, row[5].to_owned())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -113,8 +115,8 @@ async fn kubectl_apply_get_and_wait_on_a_servicerefresh() {
         .ok(&["wait", "--for=condition=Ready", &target, "-n", NAMESPACE, "--timeout=60s"])
         .await;
     assert!(waited.contains("condition met"), "{waited}");
-    let (phase, printed) = printed_columns(&kubectl).await;
-    assert_eq!(phase, "Succeeded");
+    let (phase, printed, reason) = printed_columns(&kubectl).await;
+    assert_eq!((phase.as_str(), reason.as_str()), ("Succeeded", "Succeeded"));
     let expected = columns_from_the_cluster(&sim, &client, 1).await;
     assert_eq!(printed, expected);
     assert_eq!(expected.progress, "15/15", "the cluster itself says every service rolled out");
@@ -128,13 +130,16 @@ async fn kubectl_apply_get_and_wait_on_a_servicerefresh() {
     }
     let retrigger = r#"{"spec":{"trigger":"proxy-2026-12-01"}}"#;
     kubectl.ok(&["patch", &target, "-n", NAMESPACE, "--type", "merge", "-p", retrigger]).await;
-    let waited = kubectl
-        .ok(&["wait", "--for=condition=Stalled", &target, "-n", NAMESPACE, "--timeout=60s"])
-        .await;
+    // Reconciling=False: what returns on either outcome, as the README recommends.
+    let ended = "--for=condition=Reconciling=False";
+    let waited = kubectl.ok(&["wait", ended, &target, "-n", NAMESPACE, "--timeout=60s"]).await;
     assert!(waited.contains("condition met"), "{waited}");
-    let (phase, printed) = printed_columns(&kubectl).await;
+    let (phase, printed, reason) = printed_columns(&kubectl).await;
+    let wide = kubectl.ok(&["get", "sref", "-n", NAMESPACE, "-o", "wide"]).await;
     operator.stop().await;
-    assert_eq!(phase, "Failed");
+    assert_eq!((phase.as_str(), reason.as_str()), ("Failed", "RunFailed"));
+    assert!(wide.lines().next().unwrap_or_default().contains("MESSAGE"), "{wide}");
+    assert!(wide.contains("2 of 15 Deployments failed"), "-o wide shows the message: {wide}");
     let expected = columns_from_the_cluster(&sim, &client, 2).await;
     assert_eq!(printed, expected);
     assert_eq!((expected.progress.as_str(), expected.failed.as_str()), ("13/15", "2"));

@@ -1,7 +1,7 @@
 -- Argo CD health check for gisops.io/ServiceRefresh: the body of
 -- resource.customizations.health.gisops.io_ServiceRefresh in argocd-cm.
 -- Maps the resource's kstatus conditions (Ready / Reconciling / Stalled) and phase to Argo CD
--- health: Cancelled or Stalled -> Degraded, Suspended -> Suspended, Reconciling (Queued,
+-- health: Stalled -> Degraded, Cancelled or Suspended -> Suspended, Reconciling (Queued,
 -- Running) -> Progressing, Ready (Succeeded, AwaitingTrigger) -> Healthy. Lua 5.1, as Argo CD
 -- runs it.
 local hs = {}
@@ -62,17 +62,20 @@ local stalled = condition(status, "Stalled")
 -- run went (it stays Succeeded when a trigger ConfigMap disappears afterwards, and a
 -- runOnCreate: false resource has none until its first run).
 if phase == "Cancelled" then
-  -- Stalled RunCancelled: the run was stopped before its end; a person asked for it, and the
-  -- remaining Deployments were not restarted.
-  hs.status = "Degraded"
+  -- Stalled RunCancelled: a person stopped the run on purpose. That is no degradation of the
+  -- application; the remaining Deployments were not restarted, which the message says, and
+  -- the next trigger or `servicerefresh start` starts a new run.
+  hs.status = "Suspended"
   local message = nil
-  if is_true(stalled) then
-    message = describe(stalled, nil)
+  if is_true(stalled) and stalled.message ~= nil and stalled.message ~= "" then
+    message = stalled.message
+  elseif status.run ~= nil and status.run.message ~= nil then
+    message = status.run.message
+  elseif ready ~= nil and ready.message ~= nil and ready.message ~= "" then
+    message = ready.message
   end
-  if message == nil and status.run ~= nil and status.run.message ~= nil then
-    message = "Cancelled: " .. status.run.message
-  end
-  hs.message = message or describe(ready, "Run cancelled")
+  hs.message = "Cancelled on request: " .. (message or "run cancelled")
+    .. "; the next trigger or servicerefresh start begins a new run"
 elseif is_true(stalled) then
   -- RunFailed, NothingSelected, InvalidSpec, CrossNamespaceRefused, NamespaceNotWatched,
   -- ConfigMapNotFound: the message says what to fix.

@@ -6,6 +6,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+mod detach;
+
 use crate::demo::{self, DemoOptions};
 use servicerefresh_sim::{FaultConfig, SimConfig, SimHandle};
 
@@ -19,13 +21,14 @@ pub struct SimArgs {
     #[arg(long, default_value = "sim.kubeconfig")]
     kubeconfig: PathBuf,
     /// Where to write a kubeconfig that talks HTTPS with the cluster CA embedded and the admin
-    /// token (`kubectl auth whoami`: kubernetes-admin).
-    #[arg(long, default_value = "sim-https.kubeconfig")]
-    https_kubeconfig: PathBuf,
+    /// token (`kubectl auth whoami`: kubernetes-admin). Default: sim-https.kubeconfig beside
+    /// --kubeconfig.
+    #[arg(long)]
+    https_kubeconfig: Option<PathBuf>,
     /// Where to write the cluster CA's certificate (PEM), which signs the HTTPS port's
-    /// certificate and those of --issue-certificate.
-    #[arg(long, default_value = "sim-ca.crt")]
-    ca_file: PathBuf,
+    /// certificate and those of --issue-certificate. Default: sim-ca.crt beside --kubeconfig.
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
     /// Write an HTTPS kubeconfig with a token of a ServiceAccount, created (with its namespace)
     /// when missing: NAMESPACE/SERVICEACCOUNT=PATH. The token is valid for a day. Repeatable.
     #[arg(long, value_name = "NAMESPACE/SERVICEACCOUNT=PATH", value_parser = parse_kubeconfig_for)]
@@ -69,8 +72,9 @@ pub struct SimArgs {
     #[arg(long, default_value_t = 0)]
     fail: usize,
     /// progressDeadlineSeconds of the generated Deployments: how long a failing one takes to
-    /// report ProgressDeadlineExceeded (Deployments you create get the API default, 600).
-    #[arg(long, default_value_t = 60)]
+    /// report ProgressDeadlineExceeded. Short, so that a try-out with --fail ends in seconds;
+    /// Deployments you create get the API default, 600.
+    #[arg(long, default_value_t = 10)]
     progress_deadline_seconds: i32,
     /// Fraction (0 to 1) of write requests answered with an error.
     #[arg(long, default_value_t = 0.0, value_parser = parse_fraction)]
@@ -93,6 +97,15 @@ pub struct SimArgs {
     /// Kubernetes quantity (1500m, 2); the nodes are sized for it. Default: 2 per node.
     #[arg(long, requires = "nodes", value_parser = parse_cpu)]
     spare_cpu: Option<u64>,
+    /// Start the simulated cluster in the background and return once its kubeconfigs are
+    /// written, printing where everything is; its output goes to the kubeconfig's path with
+    /// `.log` appended. For scripts and copy-paste recipes.
+    #[arg(long)]
+    detach: bool,
+    /// Write the process id of the simulated cluster into this file (with --detach: the
+    /// background process's), so that `kill "$(cat FILE)"` stops it.
+    #[arg(long, value_name = "FILE")]
+    pid_file: Option<PathBuf>,
 }
 
 /// A CPU quantity (`1500m`, `1.5`, `2`) in millicores.
@@ -189,6 +202,9 @@ pub async fn run_demo(args: DemoArgs) -> ExitCode {
 }
 
 pub async fn run_sim(args: SimArgs) -> ExitCode {
+    if args.detach {
+        return detach::start_in_background(&args.kubeconfig, args.pid_file.as_deref());
+    }
     let workloads = args.deployments + args.statefulsets + args.daemonsets;
     if args.fail > workloads {
         eprintln!(
@@ -238,14 +254,25 @@ pub async fn run_sim(args: SimArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    println!(
-        "try: KUBECONFIG={} kubectl get deployments -n {}",
-        args.kubeconfig.display(),
-        args.namespace
-    );
+    if let Some(pid_file) = &args.pid_file
+        && let Err(error) = std::fs::write(pid_file, format!("{}\n", std::process::id()))
+    {
+        eprintln!("error: cannot write {}: {error}", pid_file.display());
+        sim.shutdown().await;
+        return ExitCode::FAILURE;
+    }
+    println!("{}{}", detach::READY_LINE_PREFIX, try_line(&args));
     servicerefresh_operator::shutdown::shutdown_signal().await;
     sim.shutdown().await;
     ExitCode::SUCCESS
+}
+
+fn try_line(args: &SimArgs) -> String {
+    format!(
+        "KUBECONFIG={} kubectl get deployments -n {}",
+        args.kubeconfig.display(),
+        args.namespace
+    )
 }
 
 /// Writes the kubeconfigs, the CA and the certificate the flags ask for; the lines that
@@ -262,10 +289,14 @@ fn write_files(sim: &SimHandle, args: &SimArgs) -> Result<Vec<String>, String> {
     sim.write_kubeconfig(&args.kubeconfig)
         .map_err(|error| format!("cannot write {}: {error}", args.kubeconfig.display()))?;
     lines.push(format!("kubeconfig written to {}", args.kubeconfig.display()));
-    write(&args.ca_file, sim.ca_certificate_pem())?;
-    lines.push(format!("cluster CA certificate: {}", args.ca_file.display()));
-    write(&args.https_kubeconfig, &sim.secure_admin_kubeconfig_yaml(&args.namespace))?;
-    lines.push(format!("HTTPS kubeconfig (kubernetes-admin): {}", args.https_kubeconfig.display()));
+    let beside = |name: &str| args.kubeconfig.with_file_name(name);
+    let ca_file = args.ca_file.clone().unwrap_or_else(|| beside("sim-ca.crt"));
+    write(&ca_file, sim.ca_certificate_pem())?;
+    lines.push(format!("cluster CA certificate: {}", ca_file.display()));
+    let https_kubeconfig =
+        args.https_kubeconfig.clone().unwrap_or_else(|| beside("sim-https.kubeconfig"));
+    write(&https_kubeconfig, &sim.secure_admin_kubeconfig_yaml(&args.namespace))?;
+    lines.push(format!("HTTPS kubeconfig (kubernetes-admin): {}", https_kubeconfig.display()));
     for request in &args.kubeconfig_for {
         let (namespace, account) = (&request.namespace, &request.account);
         sim.create_namespace(namespace)

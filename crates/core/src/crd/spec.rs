@@ -64,6 +64,19 @@ pub const MAX_TRIGGER_LENGTH: u32 = 1024;
         json_path = ".status.totals.failed",
         description = "Services that failed, timed out or disappeared in the current run"
     ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = r#".status.conditions[?(@.type=="Ready")].reason"#,
+        description = "Why the resource is where it is: Running, Queued, a wait, Succeeded, or what stalled it"
+    ),
+    printcolumn(
+        name = "Message",
+        type_ = "string",
+        priority = 1,
+        json_path = r#".status.conditions[?(@.type=="Ready")].message"#,
+        description = "What the run is doing, waits for, or what to fix"
+    ),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]

@@ -176,6 +176,18 @@ fn set(
     now: Timestamp,
 ) {
     let status = if value { "True" } else { "False" };
+    set_status(conditions, type_, status, reason, message, generation, now);
+}
+
+fn set_status(
+    conditions: &mut Vec<Condition>,
+    type_: &str,
+    status: &str,
+    reason: &str,
+    message: &str,
+    generation: i64,
+    now: Timestamp,
+) {
     let existing = conditions.iter_mut().find(|condition| condition.type_ == type_);
     let last_transition_time = match &existing {
         Some(condition) if condition.status == status => condition.last_transition_time.clone(),
@@ -220,6 +232,27 @@ pub fn apply_missing_keys(
         )
     };
     set(conditions, TRIGGER_KEYS_MISSING, value, reason, &message, generation, now);
+}
+
+/// Sets `TriggerKeysMissing` to Unknown while a ConfigMap whose keys it checks does not exist:
+/// its keys can be neither found nor missing, and saying either would contradict the
+/// `ConfigMapNotFound` stall.
+pub fn apply_keys_unknown(
+    conditions: &mut Vec<Condition>,
+    config_map: &str,
+    generation: i64,
+    now: Timestamp,
+) {
+    let message = format!("cannot check the listed keys: ConfigMap {config_map} does not exist");
+    set_status(
+        conditions,
+        TRIGGER_KEYS_MISSING,
+        "Unknown",
+        "ConfigMapNotFound",
+        &message,
+        generation,
+        now,
+    );
 }
 
 /// Sets or clears the `BatchTimeoutShort` warning: `cut_short` rollouts of the run were still

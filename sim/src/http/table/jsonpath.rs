@@ -1,5 +1,6 @@
-//! The simple JSONPath the apiextensions server supports in printer columns
-//! (`.a.b[0].c`, escaped dots, quoted keys, negative indices).
+//! The JSONPath the apiextensions server evaluates in printer columns: simple paths
+//! (`.a.b[0].c`, escaped dots, quoted keys, negative indices) and the equality filter that
+//! CRDs use to show a condition (`.status.conditions[?(@.type=="Ready")].reason`).
 
 use serde_json::Value;
 
@@ -8,6 +9,24 @@ use serde_json::Value;
 enum Step {
     Key(String),
     Index(i64),
+    /// `[?(@.key=="value")]`: the first element of an array whose `key` is the string `value`.
+    Filter {
+        key: String,
+        value: String,
+    },
+}
+
+/// `?(@.key=="value")` (or with single quotes) as a filter step.
+fn parse_filter(inner: &str) -> Option<Step> {
+    let condition = inner.strip_prefix("?(")?.strip_suffix(')')?.trim();
+    let (left, right) = condition.split_once("==")?;
+    let key = left.trim().strip_prefix("@.")?;
+    let right = right.trim();
+    let value = right
+        .strip_prefix('"')
+        .and_then(|rest| rest.strip_suffix('"'))
+        .or_else(|| right.strip_prefix('\'').and_then(|rest| rest.strip_suffix('\'')))?;
+    Some(Step::Filter { key: key.to_owned(), value: value.to_owned() })
 }
 
 /// Parses `.a.b[0].c`, `.metadata.labels.app\.kubernetes\.io/name`,
@@ -39,7 +58,9 @@ fn parse_json_path(path: &str) -> Option<Vec<Step>> {
                 let close = chars[at..].iter().position(|ch| *ch == ']')? + at;
                 let inner: String = chars[at + 1..close].iter().collect();
                 let inner = inner.trim();
-                if let Some(quoted) = inner
+                if inner.starts_with('?') {
+                    steps.push(parse_filter(inner)?);
+                } else if let Some(quoted) = inner
                     .strip_prefix('\'')
                     .and_then(|unquoted| unquoted.strip_suffix('\''))
                     .or_else(|| {
@@ -72,6 +93,10 @@ pub fn eval_json_path<'a>(object: &'a Value, path: &str) -> Option<&'a Value> {
                 let index = if *index < 0 { len + index } else { *index };
                 items.get(usize::try_from(index).ok()?)?
             }
+            Step::Filter { key, value } => current
+                .as_array()?
+                .iter()
+                .find(|item| item.get(key).and_then(Value::as_str) == Some(value.as_str()))?,
         };
     }
     Some(current)

@@ -83,6 +83,23 @@ fn json_path_evaluation() {
 }
 
 #[test]
+fn json_path_filter_picks_a_condition() {
+    let obj = json!({"status": {"conditions": [
+        {"type": "Reconciling", "status": "False", "reason": "RunFailed"},
+        {"type": "Ready", "status": "False", "reason": "RunFailed", "message": "2 failed"},
+    ]}});
+    let path = |p: &str| eval_json_path(&obj, p);
+    assert_eq!(path(".status.conditions[?(@.type==\"Ready\")].message"), Some(&json!("2 failed")));
+    assert_eq!(
+        path(".status.conditions[?(@.type == 'Reconciling')].status"),
+        Some(&json!("False"))
+    );
+    assert_eq!(path(".status.conditions[?(@.type==\"Stalled\")].reason"), None);
+    assert_eq!(path(".status[?(@.type==\"Ready\")]"), None, "a filter applies to arrays only");
+    assert_eq!(path(".status.conditions[?(@.type=Ready)]"), None, "not an equality filter");
+}
+
+#[test]
 fn crd_table_rows() {
     let cols = columns_for_crd(&crd(), "v1alpha1");
     let names: Vec<&str> = cols.iter().map(|c| c.name.as_str()).collect();

@@ -112,6 +112,21 @@ pub(super) fn track_missing_keys(
         conditions::apply_missing_keys(&mut status.conditions, None, 0, pass.now_seconds());
         return;
     }
+    let generation = pass.observation.refresh.metadata.generation.unwrap_or(0);
+    let absent = spec
+        .config_maps
+        .iter()
+        .find(|watched| !watched.keys.is_empty() && config_map(pass, &watched.key).is_none());
+    if let Some(absent) = absent {
+        let name = absent.key.to_string();
+        conditions::apply_keys_unknown(
+            &mut status.conditions,
+            &name,
+            generation,
+            pass.now_seconds(),
+        );
+        return;
+    }
     let missing: Vec<String> = spec
         .config_maps
         .iter()
@@ -125,7 +140,6 @@ pub(super) fn track_missing_keys(
         .collect();
     let before = conditions::find(&status.conditions, conditions::TRIGGER_KEYS_MISSING)
         .map(|condition| condition.message.clone());
-    let generation = pass.observation.refresh.metadata.generation.unwrap_or(0);
     conditions::apply_missing_keys(
         &mut status.conditions,
         Some(&missing),

@@ -214,6 +214,26 @@ fn missing_trigger_keys_are_a_condition_and_an_event() {
 }
 
 #[test]
+fn keys_of_a_missing_config_map_are_neither_found_nor_missing() {
+    let mut cluster = ModelCluster::new(json!({
+        "selector": {}, "configMapTriggers": [{"name": "proxy", "keys": ["proxy"]}],
+    }));
+    cluster.add_many(1);
+    let stalled = cluster.pass();
+    assert_eq!(condition(&stalled.status, "Stalled").1, "ConfigMapNotFound");
+    let keys =
+        conditions::find(&stalled.status.conditions, TRIGGER_KEYS_MISSING).expect("condition");
+    assert_eq!((keys.status.as_str(), keys.reason.as_str()), ("Unknown", "ConfigMapNotFound"));
+    assert!(keys.message.contains("arcgis/proxy does not exist"), "{}", keys.message);
+    assert!(!reasons(&stalled).contains(&"TriggerKeysMissing"), "no Warning about keys");
+
+    cluster.set_config_map(NS, "proxy", &[("proxy", "http://p:3128")]);
+    let found = cluster.pass();
+    let keys = conditions::find(&found.status.conditions, TRIGGER_KEYS_MISSING).expect("condition");
+    assert_eq!((keys.status.as_str(), keys.reason.as_str()), ("False", "KeysFound"));
+}
+
+#[test]
 fn run_on_create_false_records_triggers_and_waits_for_a_change() {
     let mut cluster = ModelCluster::new(json!({
         "selector": {}, "runOnCreate": false, "trigger": "v1",
