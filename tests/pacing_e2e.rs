@@ -257,7 +257,7 @@ async fn a_run_keeps_to_its_windows_across_an_operator_sigkill() {
     assert_eq!((waiting.phase, waiting.run.as_ref()), (Some(Phase::Pending), None));
     let kubectl = common::kubectl::Kubectl::for_sim(&cluster.sim);
     let table = kubectl.ok(&["get", "servicerefresh", "windows"]).await;
-    assert!(table.contains("WAITING") && table.contains("OutsideWindow"), "{table}");
+    assert!(table.contains("REASON") && table.contains("OutsideWindow"), "{table}");
 
     // SIGKILL during the wait; the successor holds the same wait from the status.
     operator.kill9();

@@ -53,12 +53,6 @@ pub const MAX_TRIGGER_LENGTH: u32 = 1024;
         description = "Current batch out of all batches (current/total)"
     ),
     printcolumn(
-        name = "Waiting",
-        type_ = "string",
-        json_path = ".status.waiting.reason",
-        description = "What holds the resource back besides its rollouts: a maintenance window, the restart interval, capacity"
-    ),
-    printcolumn(
         name = "Failed",
         type_ = "integer",
         json_path = ".status.totals.failed",
