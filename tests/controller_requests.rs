@@ -74,7 +74,15 @@ fn observation<'a>(
     now: Timestamp,
     scope: &'a OperatorScope,
 ) -> Observation<'a> {
-    Observation { refresh, cluster, scope, plan: Some(plan), run_slot: RunSlot::Granted, now }
+    Observation {
+        refresh,
+        cluster,
+        scope,
+        plan: Some(plan),
+        run_slot: RunSlot::Granted,
+        health_gate: None,
+        now,
+    }
 }
 
 async fn carry_out(

@@ -137,6 +137,11 @@ pub struct ServiceRefreshSpec {
     /// the Reloader-style setup, where the resource exists to react to ConfigMap changes.
     #[serde(default = "default_run_on_create")]
     pub run_on_create: bool,
+
+    /// Checks between batches: a Prometheus query and Alertmanager's active alerts. The run
+    /// holds while one fails. See `docs/health-gates-and-notifications.md`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_gate: Option<super::health_gate::HealthGate>,
 }
 
 fn default_run_on_create() -> bool {

@@ -35,6 +35,8 @@ pub enum EventReason {
     NamespaceNotWatched,
     ConfigMapNotFound,
     StatusWriteRefused,
+    /// The health gate still failed at its timeout and `failurePolicy: Continue` went on.
+    HealthGateTimedOut,
     /// A wait began; the Event's reason is the wait's own word.
     Waiting(WaitReason),
 }
@@ -58,6 +60,7 @@ impl EventReason {
             Self::NamespaceNotWatched => "NamespaceNotWatched",
             Self::ConfigMapNotFound => "ConfigMapNotFound",
             Self::StatusWriteRefused => "StatusWriteRefused",
+            Self::HealthGateTimedOut => "HealthGateTimedOut",
             Self::Waiting(reason) => reason.as_str(),
         }
     }

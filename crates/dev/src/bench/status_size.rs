@@ -100,6 +100,7 @@ pub fn drive_run(
             scope: &scope,
             plan: plan.as_ref(),
             run_slot: RunSlot::Granted,
+            health_gate: None,
             now,
         });
         let decide_time = started.elapsed();

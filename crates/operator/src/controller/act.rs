@@ -187,6 +187,9 @@ pub fn status_apply_body(status: &ServiceRefreshStatus) -> serde_json::Value {
     });
     if let Some(status) = body.get_mut("status").and_then(serde_json::Value::as_object_mut) {
         status.remove("jobs");
+        // Leaving `waiting` out would leave `{}` behind on the API server (an emptied struct
+        // is kept, not removed); applying `{}` owns that state and reads back as no wait.
+        status.entry("waiting").or_insert_with(|| json!({}));
     }
     body
 }

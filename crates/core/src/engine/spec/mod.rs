@@ -5,6 +5,7 @@
 //! the offending field so a person can fix it.
 
 mod duration;
+mod gate;
 mod names;
 mod patterns;
 mod selector;
@@ -17,6 +18,7 @@ use fnv::FnvHasher;
 use jiff::SignedDuration;
 
 pub use duration::{MAX_BATCH_TIMEOUT, MIN_BATCH_TIMEOUT, parse_batch_timeout};
+pub use gate::ValidHealthGate;
 pub use patterns::NamePattern;
 pub use selector::LabelFilter;
 
@@ -129,6 +131,8 @@ pub struct ValidSpec {
     /// The namespaces Deployments are selected from (the resource's own by default).
     pub namespaces: BTreeSet<String>,
     pub config_maps: Vec<WatchedConfigMap>,
+    /// `spec.healthGate`, when set.
+    pub health_gate: Option<ValidHealthGate>,
 }
 
 impl ValidSpec {
@@ -272,6 +276,7 @@ pub fn validate(
         exclude: spec.exclude.iter().cloned().collect(),
         namespaces,
         config_maps: watched_config_maps(spec, own_namespace),
+        health_gate: spec.health_gate.as_ref().map(gate::validate_gate).transpose()?,
     })
 }
 
