@@ -103,7 +103,9 @@ fn judge(query: &str, threshold: Option<f64>, envelope: Envelope) -> CheckResult
     // NaN is never below a threshold: a sample Prometheus cannot compute is no all-clear.
     let failing: Vec<&(String, f64)> = samples
         .iter()
-        .filter(|(_, value)| threshold.is_none_or(|threshold| value.is_nan() || *value >= threshold))
+        .filter(|(_, value)| {
+            threshold.is_none_or(|threshold| value.is_nan() || *value >= threshold)
+        })
         .collect();
     if failing.is_empty() {
         let detail = match (samples.len(), threshold) {
