@@ -614,10 +614,18 @@ fn the_operator_gets_the_contracted_command_line() {
     assert_eq!(service["spec"]["ports"][0]["targetPort"], "metrics");
     assert!(of_kind(&objects, "ServiceMonitor").is_empty(), "the ServiceMonitor is opt-in");
 
-    let admin =
-        render(&[ADMIN, "allowCrossNamespace=true", "logFormat=text", "maxConcurrentRuns=3"]);
+    let admin = render(&[
+        ADMIN,
+        "allowCrossNamespace=true",
+        "logFormat=text",
+        "maxConcurrentRuns=3",
+        "healthGate.prometheusUrl=http://prometheus.monitoring:9090",
+        "healthGate.alertmanagerUrl=https://alertmanager.monitoring:9093",
+    ]);
     let admin_args = args(&admin);
     for arg in [
+        "--prometheus-url=http://prometheus.monitoring:9090",
+        "--alertmanager-url=https://alertmanager.monitoring:9093",
         "--log-format=text",
         "--max-concurrent-runs=3",
         "--allow-cross-namespace",
@@ -680,6 +688,7 @@ fn bad_values_fail_with_a_message_naming_the_value() {
         ("logFormat=xml", "logFormat"),
         ("maxConcurrentRuns=0", "maxConcurrentRuns"),
         ("minRestartInterval=often", "minRestartInterval"),
+        ("healthGate.prometheusUrl=prometheus:9090", "prometheusUrl"),
         ("replicaCunt=2", "replicaCunt"),
         ("watchNamespace=Not_A_Namespace", "watchNamespace"),
         ("leaderElection.leaseDuration=soon", "leaseDuration"),

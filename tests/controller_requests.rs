@@ -80,8 +80,9 @@ fn observation<'a>(
         scope,
         plan: Some(plan),
         run_slot: RunSlot::Granted,
-        now,
         min_restart_interval: jiff::SignedDuration::ZERO,
+        health_gate: None,
+        now,
     }
 }
 

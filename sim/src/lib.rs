@@ -29,7 +29,9 @@
 //! "true"` (its controller leaves it alone, so its status is what clients
 //! write to the status subresource) and `sim.gisops.io/no-defaults:
 //! "true"` (stored without the API server's defaults, e.g. without
-//! `spec.replicas`); `GET /sim/v1/stats` serves
+//! `spec.replicas`), and on Deployments `sim.gisops.io/errors-per-second`
+//! (the errors its pods serve once restarted, exported by `GET
+//! /sim/v1/metrics` for Prometheus); `GET /sim/v1/stats` serves
 //! [`SimStats`], `POST /sim/v1/faults` replaces the [`FaultConfig`] and
 //! [`FaultMix`] (one JSON object with the fields of both, its
 //! [`FaultRule`]s included), and `GET /sim/v1/requests` lists every

@@ -45,7 +45,12 @@ pub struct SimState {
     faults: Mutex<(FaultConfig, FaultMix)>,
     /// The scheduler's view of the nodes; always locked after the store.
     node_cache: Mutex<NodeCache>,
+    /// `/sim/v1/metrics`: each Deployment's error counter and when it was last advanced.
+    app_errors: Mutex<AppErrorCounters>,
 }
+
+/// Error counters of the fleet's applications, by (namespace, name).
+pub type AppErrorCounters = std::collections::HashMap<(String, String), (f64, std::time::Instant)>;
 
 /// An injected fault, as the handlers answer it.
 #[derive(Debug, Clone, PartialEq)]
@@ -88,6 +93,7 @@ impl SimState {
             store,
             stats: Mutex::new(SimStats::default()),
             node_cache: Mutex::new(NodeCache::default()),
+            app_errors: Mutex::default(),
             faults: Mutex::new((config.faults.clone(), config.fault_mix.clone())),
             // Apart from the fleet's generator, so that requests do not
             // change which fleet a seed produces.
@@ -102,6 +108,11 @@ impl SimState {
             runtime,
             kubelet_root,
         }
+    }
+
+    /// The applications' error counters (`/sim/v1/metrics`).
+    pub fn app_error_counters(&self) -> MutexGuard<'_, AppErrorCounters> {
+        lock(&self.app_errors)
     }
 
     /// The scheduler's view of the nodes (lock the store first: whoever

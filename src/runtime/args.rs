@@ -12,7 +12,8 @@ use kube::Config;
 use servicerefresh_admin::{self as admin, AdminSettings};
 use servicerefresh_core::engine::OperatorScope;
 use servicerefresh_operator::controller::{
-    self, LeaderElectionConfig, LeaseLocation, OperatorConfig, RefreshCache, Timeouts,
+    self, LeaderElectionConfig, LeaseLocation, MonitoringDefaults, OperatorConfig, RefreshCache,
+    Timeouts,
 };
 
 use super::RunError;
@@ -75,6 +76,14 @@ pub struct RunArgs {
     /// free port (logged).
     #[arg(long, default_value = "0.0.0.0:8080")]
     metrics_listen: SocketAddr,
+    /// Prometheus base URL for health gates whose spec names none (e.g.
+    /// http://prometheus.monitoring:9090).
+    #[arg(long, env = "SERVICEREFRESH_PROMETHEUS_URL")]
+    prometheus_url: Option<String>,
+    /// Alertmanager base URL for health gates whose spec names none (e.g.
+    /// http://alertmanager.monitoring:9093).
+    #[arg(long, env = "SERVICEREFRESH_ALERTMANAGER_URL")]
+    alertmanager_url: Option<String>,
     #[command(flatten)]
     admin: admin::AdminArgs,
 }
@@ -161,6 +170,10 @@ impl RunArgs {
             leader_election,
             metrics_listen: Some(self.metrics_listen),
             refresh_cache,
+            monitoring: MonitoringDefaults {
+                prometheus_url: self.prometheus_url,
+                alertmanager_url: self.alertmanager_url,
+            },
         }
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod helm;
 pub mod kubectl;
+pub mod monitoring;
 pub mod process;
 
 use std::cell::RefCell;

@@ -9,6 +9,7 @@
 //! router is served on `tls::SimListener`, one port speaking TLS and plain
 //! HTTP.
 
+mod app_metrics;
 mod auth;
 mod discovery;
 mod handlers;
@@ -45,6 +46,7 @@ pub fn router(sim: Arc<SimState>) -> Router {
         .route("/livez", get(non_resource::healthy))
         .route("/readyz", get(non_resource::healthy))
         .route("/sim/v1/stats", get(non_resource::stats))
+        .route("/sim/v1/metrics", get(app_metrics::serve))
         .route("/sim/v1/faults", get(non_resource::faults).post(non_resource::set_faults))
         .route("/openapi/v2", get(non_resource::openapi_v2))
         .route("/openapi/v3", get(non_resource::openapi_index))

@@ -5,6 +5,7 @@
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
 mod pacing;
+mod health_gate;
 mod plan;
 mod spec;
 mod status;
@@ -15,6 +16,7 @@ pub use pacing::{
     DEFAULT_MAX_RUNS_PER_HOUR, DEFAULT_TRIGGER_SETTLE, MAX_RUNS_PER_HOUR_LIMIT, MaintenanceWindow,
     RestartStorm, Schedule, TriggerSettling, Weekday,
 };
+pub use health_gate::{AlertmanagerCheck, HealthGate, PrometheusCheck, SecretKeyRef};
 pub use plan::{MAX_PLAN_PART_ENTRIES, PlanGroup, ServiceRefreshPlan, ServiceRefreshPlanSpec};
 pub use spec::{
     ConfigMapTrigger, FailurePolicy, MAX_TRIGGER_LENGTH, ServiceRefresh, ServiceRefreshSpec,

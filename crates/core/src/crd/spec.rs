@@ -173,6 +173,10 @@ pub struct ServiceRefreshSpec {
     /// Maintenance windows: runs restart Deployments only inside them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<Schedule>,
+    /// Checks between batches: a Prometheus query and Alertmanager's active alerts. The run
+    /// holds while one fails. See `docs/health-gates-and-notifications.md`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_gate: Option<super::health_gate::HealthGate>,
 }
 
 fn default_run_on_create() -> bool {

@@ -54,8 +54,13 @@ pub struct ServiceRefreshStatus {
     /// Why the resource waits for something other than its own rollouts, while it does:
     /// cluster capacity, a disruption budget, a canary's soak, a maintenance window, a
     /// health gate, the minimum interval between restarts. Absent while nothing holds it.
-    /// The `Reconciling` condition carries the same reason and message.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The `Reconciling` condition carries the same reason and message. An empty object
+    /// (`{}`) means the same as absent: it is how a wait that ended is cleared.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "waiting_or_cleared"
+    )]
     pub waiting: Option<WaitingStatus>,
 
     /// Conditions in the kstatus convention: `Ready`, `Reconciling` and `Stalled`.
@@ -79,9 +84,26 @@ pub struct ServiceRefreshStatus {
     pub jobs: Vec<AdminJob>,
 }
 
-/// What holds a resource back, and since when.
+/// `status.waiting` as stored: an object without a reason is a cleared wait.
+fn waiting_or_cleared<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<WaitingStatus>, D::Error> {
+    let value = Option::<serde_json::Value>::deserialize(deserializer)?;
+    match value {
+        Some(value) if value.get("reason").is_some() => {
+            serde_json::from_value(value).map(Some).map_err(serde::de::Error::custom)
+        }
+        _ => Ok(None),
+    }
+}
+
+/// What holds a resource back, and since when. The schema requires none of its fields: a
+/// server-side apply that stops specifying a struct leaves it as `{}` (structured-merge-diff
+/// keeps emptied maps), so the operator clears a wait by applying `waiting: {}`, which a
+/// schema with required fields would refuse.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("required" = []))]
 pub struct WaitingStatus {
     /// A stable word tools can match on, such as `WaitingForCapacity` or `OutsideWindow`.
     pub reason: String,

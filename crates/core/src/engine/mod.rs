@@ -3,6 +3,7 @@
 //! observation, and carries out the returned actions. This is the heart of the operator.
 
 pub mod conditions;
+pub mod health_gate;
 pub mod observed;
 pub mod pacing;
 pub mod plan;
@@ -79,6 +80,8 @@ pub struct Observation<'a> {
     pub plan: Option<&'a Plan>,
     /// Whether a new run may start in this pass.
     pub run_slot: RunSlot,
+    /// The health gate's latest outcome for this resource, as the shell last checked it.
+    pub health_gate: Option<&'a health_gate::GateResult>,
     /// The current time.
     pub now: Timestamp,
     /// The operator's `--min-restart-interval`: no Deployment is restarted twice within it,
@@ -108,6 +111,9 @@ pub struct Decision {
     /// Deployments whose changes this resource must hear about: the services of the batch in
     /// flight and the timed-out rollouts still holding a place in the in-flight budget.
     pub awaiting: BTreeSet<ObjectKey>,
+    /// The run waits at its health gate and holds no outcome checked since the batch became
+    /// ready (or a stale one): check `spec.healthGate`, then decide again with the result.
+    pub wants_health_check: bool,
 }
 
 impl Decision {

@@ -37,6 +37,9 @@ pub mod reason {
     pub const ABORTED: &str = "Aborted";
     /// The run's plan objects were deleted before the service's batch.
     pub const PLAN_LOST: &str = "PlanLost";
+    /// The health gate still failed when its timeout passed, and `failurePolicy: Abort` ended
+    /// the run before the service's batch.
+    pub const HEALTH_GATE_TIMED_OUT: &str = "HealthGateTimedOut";
 }
 
 /// Most result groups a status keeps; further causes join a group of the same result and

@@ -36,6 +36,8 @@ pub enum EventReason {
     ConfigMapNotFound,
     StatusWriteRefused,
     RestartStorm,
+    /// The health gate still failed at its timeout and `failurePolicy: Continue` went on.
+    HealthGateTimedOut,
     /// A wait began; the Event's reason is the wait's own word.
     Waiting(WaitReason),
 }
@@ -60,6 +62,7 @@ impl EventReason {
             Self::ConfigMapNotFound => "ConfigMapNotFound",
             Self::StatusWriteRefused => "StatusWriteRefused",
             Self::RestartStorm => "RestartStorm",
+            Self::HealthGateTimedOut => "HealthGateTimedOut",
             Self::Waiting(reason) => reason.as_str(),
         }
     }

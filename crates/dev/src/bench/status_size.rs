@@ -112,6 +112,7 @@ pub fn drive_run(
             scope: &scope,
             plan: plan.as_ref(),
             run_slot: RunSlot::Granted,
+            health_gate: None,
             now,
             min_restart_interval: jiff::SignedDuration::ZERO,
         });

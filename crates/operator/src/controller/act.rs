@@ -192,6 +192,9 @@ pub fn status_apply_body(status: &ServiceRefreshStatus) -> serde_json::Value {
     });
     if let Some(status) = body.get_mut("status").and_then(serde_json::Value::as_object_mut) {
         status.remove("jobs");
+        // A record that ended is applied as null: leaving it out would leave an emptied `{}`
+        // behind on the API server (an emptied struct is kept, not removed). An empty
+        // `waiting` read back still means no wait, so either shape is safe.
         status.entry("waiting").or_insert(serde_json::Value::Null);
         if let Some(triggers) =
             status.get_mut("triggers").and_then(serde_json::Value::as_object_mut)

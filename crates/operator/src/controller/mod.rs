@@ -8,6 +8,7 @@ mod act;
 mod answers;
 mod caches;
 mod client_stack;
+mod health_gate;
 mod leader;
 mod operate;
 pub mod plans;
@@ -29,6 +30,7 @@ pub use act::{
     status_apply_body,
 };
 pub use caches::CachedCluster;
+pub use health_gate::MonitoringDefaults;
 pub use leader::{LeaderElectionConfig, LeaderElectionError, LeaseLocation, Timing};
 pub use preflight::preflight;
 pub use reconcile::ReconcileError;
@@ -65,6 +67,8 @@ pub struct OperatorConfig {
     pub metrics_listen: Option<SocketAddr>,
     /// Where the ServiceRefresh cache is published once watching starts (the admin API reads it).
     pub refresh_cache: RefreshCache,
+    /// Where health gate checks go when a spec names no URL.
+    pub monitoring: MonitoringDefaults,
 }
 
 impl Default for OperatorConfig {
@@ -78,6 +82,7 @@ impl Default for OperatorConfig {
             leader_election: None,
             metrics_listen: None,
             refresh_cache: RefreshCache::default(),
+            monitoring: MonitoringDefaults::default(),
         }
     }
 }

@@ -108,6 +108,7 @@ fn build_context(
         leadership: clients.leadership.clone(),
         deliveries: Arc::default(),
         sync: caches.sync,
+        health_checks: super::health_gate::HealthChecks::new(config.monitoring.clone()),
     })
 }
 

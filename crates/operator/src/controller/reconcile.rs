@@ -18,6 +18,7 @@ use tracing::{info, warn};
 
 use super::act::{self, ApplyError, StatusWrite, TermGate, WriteGate, WriteMemos};
 use super::caches::{Cache, CacheSync, CachedCluster, WatchDeliveries};
+use super::health_gate::HealthChecks;
 use super::plans;
 use super::startup::Clients;
 use crate::telemetry::{self, Telemetry};
@@ -103,6 +104,8 @@ pub struct Context {
     pub leadership: Arc<Leadership>,
     pub deliveries: Arc<WatchDeliveries>,
     pub sync: Arc<CacheSync>,
+    /// The health gate's checks and their latest outcomes.
+    pub health_checks: HealthChecks,
 }
 
 /// What a pass leaves for the requeue decision.
@@ -149,7 +152,12 @@ async fn reconcile_passes(
             ctx.refreshes.get(&ObjectRef::from_obj(&*refresh)).unwrap_or_else(|| refresh.clone());
         let observed = ctx.observe(&cached);
         let plan = ctx.plan_of(&observed).await;
-        let decision = ctx.admit_and_decide(&key, &observed, plan);
+        let mut decision = ctx.admit_and_decide(&key, &observed, plan.clone());
+        if decision.wants_health_check {
+            // The engine holds at its gate without a fresh outcome: check, then decide again.
+            ctx.health_checks.check(&ctx.clients.requests, &observed).await;
+            decision = ctx.admit_and_decide(&key, &observed, plan);
+        }
         let Some(outcome) = ctx.act(&key, &observed, decision, term).await? else {
             return Ok(Action::await_change());
         };
@@ -244,12 +252,14 @@ impl Context {
         plan: Option<Arc<Plan>>,
     ) -> Decision {
         let cached = self.cached_refreshes();
+        let gate = observed.metadata.uid.as_deref().and_then(|uid| self.health_checks.latest(uid));
         let mut observation = Observation {
             refresh: observed,
             cluster: &self.cluster,
             scope: &self.scope,
             plan: plan.as_deref(),
             run_slot: RunSlot::Busy { holders: self.slots.holders(key, &cached) },
+            health_gate: gate.as_ref(),
             now: Timestamp::now(),
             min_restart_interval: self.min_restart_interval,
         };
@@ -512,6 +522,7 @@ impl Context {
         self.memo.forget(refresh);
         if let Some(uid) = refresh.metadata.uid.as_deref() {
             self.plan_memo.forget(uid);
+            self.health_checks.forget(uid);
         }
         self.awaiting.set(key, &Default::default());
         for waiting in self.slots.release(key) {

@@ -190,6 +190,16 @@ impl<'a> Pass<'a> {
         self.plan.as_deref().filter(|plan| plan.digest() == reference.digest)
     }
 
+    /// The wait the status held when the pass began, if it was for `reason`.
+    fn waiting_before(&self, reason: crate::engine::WaitReason) -> Option<Wait> {
+        let before = self.observation.refresh.status.as_ref()?.waiting.as_ref()?;
+        (before.reason == reason.as_str()).then(|| Wait {
+            reason,
+            message: before.message.clone(),
+            until: before.until.as_ref().map(|until| until.0),
+        })
+    }
+
     /// States that the resource waits for `wait` in this pass. A wait that begins here is
     /// announced once (an Event, a log line, a metric); the pass wakes when it ends by itself.
     fn wait(&mut self, status: &ServiceRefreshStatus, wait: Wait) {

@@ -19,6 +19,7 @@ pub(super) struct Outputs {
     pub wake_at: Option<Timestamp>,
     pub wants_run_slot: bool,
     pub awaiting: BTreeSet<ObjectKey>,
+    pub wants_health_check: bool,
     /// Results reached in the running batch that may wait for a later write.
     pub deferred: Option<DeferredResults>,
 }
@@ -42,6 +43,7 @@ impl Outputs {
             wake_at: self.wake_at,
             wants_run_slot: self.wants_run_slot,
             awaiting: self.awaiting,
+            wants_health_check: self.wants_health_check,
         }
     }
 }

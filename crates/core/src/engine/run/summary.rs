@@ -6,7 +6,7 @@ use super::Pass;
 use crate::crd::{Phase, RunSummary, ServiceRefreshStatus, ServiceResult};
 use crate::engine::conditions::Situation;
 use crate::engine::positions::PositionSet;
-use crate::engine::results;
+use crate::engine::results::{self, reason};
 use crate::engine::spec::{self, OperatorScope, ValidSpec};
 use crate::engine::transitions::Transition;
 
@@ -22,13 +22,19 @@ pub(super) fn end_run(pass: &mut Pass, status: &mut ServiceRefreshStatus) {
     let totals = status.totals.clone();
     let now = pass.now_time();
     let selection = describe_selection(pass);
+    // A gate that timed out under Abort fails the run even when every restart went well.
+    let gate_failure = status
+        .results
+        .iter()
+        .find(|group| group.reason == reason::HEALTH_GATE_TIMED_OUT)
+        .map(|group| group.message.clone());
     let Some(run) = status.run.as_mut() else {
         return;
     };
     let cancelled = run.cancel_request.is_some();
     let phase = if cancelled {
         Phase::Cancelled
-    } else if totals.failed == 0 && totals.services > 0 {
+    } else if totals.failed == 0 && totals.services > 0 && gate_failure.is_none() {
         Phase::Succeeded
     } else {
         Phase::Failed
@@ -45,6 +51,11 @@ pub(super) fn end_run(pass: &mut Pass, status: &mut ServiceRefreshStatus) {
         format!(
             "{} of {} Deployments ready, {} failed, {} skipped",
             totals.ready, totals.services, totals.failed, totals.skipped
+        )
+    } else if let Some(gate) = gate_failure.filter(|_| totals.failed == 0) {
+        format!(
+            "{gate}; {} of {} Deployments ready, {} skipped",
+            totals.ready, totals.services, totals.skipped
         )
     } else if totals.failed == 0 {
         format!(

@@ -61,6 +61,8 @@ pub struct ModelCluster {
     pub resource_version: u64,
     /// The ServiceRefreshPlan objects, by name.
     pub plans: BTreeMap<String, ServiceRefreshPlan>,
+    /// The health gate outcome the shell would hand the next pass.
+    pub health_gate: Option<crate::engine::health_gate::GateResult>,
 }
 
 impl ModelCluster {
@@ -77,6 +79,7 @@ impl ModelCluster {
             patch_generations: BTreeMap::new(),
             resource_version: 0,
             plans: BTreeMap::new(),
+            health_gate: None,
         }
     }
 
@@ -186,6 +189,7 @@ impl ModelCluster {
             scope: &self.scope,
             plan: plan.as_ref(),
             run_slot: self.run_slot.clone(),
+            health_gate: self.health_gate.as_ref(),
             now: self.now,
             min_restart_interval: self.min_restart_interval,
         });

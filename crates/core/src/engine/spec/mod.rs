@@ -5,6 +5,7 @@
 //! the offending field so a person can fix it.
 
 mod duration;
+mod gate;
 mod names;
 mod patterns;
 mod selector;
@@ -20,6 +21,7 @@ pub use duration::{
     MAX_BATCH_TIMEOUT, MAX_TRIGGER_SETTLE, MIN_BATCH_TIMEOUT, parse_batch_timeout,
     parse_trigger_settle,
 };
+pub use gate::ValidHealthGate;
 pub use patterns::NamePattern;
 pub use selector::LabelFilter;
 
@@ -139,6 +141,8 @@ pub struct ValidSpec {
     pub max_runs_per_hour: u32,
     /// The maintenance windows, when the spec has any.
     pub schedule: Option<WindowSchedule>,
+    /// `spec.healthGate`, when set.
+    pub health_gate: Option<ValidHealthGate>,
 }
 
 impl ValidSpec {
@@ -302,6 +306,7 @@ pub fn validate(
         trigger_settle,
         max_runs_per_hour: spec.max_runs_per_hour,
         schedule,
+        health_gate: spec.health_gate.as_ref().map(gate::validate_gate).transpose()?,
     })
 }
 

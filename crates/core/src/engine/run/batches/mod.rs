@@ -9,6 +9,7 @@ mod complete;
 mod cut;
 mod drive;
 mod edits;
+mod gate;
 mod verdict;
 
 pub use budget::UNCONFIRMED_RESTART_GRACE;
@@ -104,6 +105,15 @@ pub(super) fn drive_run(pass: &mut Pass, status: &mut ServiceRefreshStatus, spec
         }
         if super::pacing::hold_batch(pass, status, spec, &positions) {
             return;
+        }
+        match gate::before_next_batch(pass, status, spec) {
+            gate::GateOutcome::Proceed => {}
+            gate::GateOutcome::Hold => return,
+            gate::GateOutcome::EndRun(message) => {
+                skip_the_rest(pass, status, (reason::HEALTH_GATE_TIMED_OUT, &message));
+                summary::end_run(pass, status);
+                return;
+            }
         }
         start_batch(pass, status, &positions, spec);
     }

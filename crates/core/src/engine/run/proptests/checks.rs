@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use jiff::SignedDuration;
 use proptest::prelude::*;
 
-use super::model::{BATCH_TIMEOUT_SECONDS, FOREIGN_RUN, Model, Reached};
+use super::model::{BATCH_TIMEOUT_SECONDS, FOREIGN_RUN, GATE_TIMEOUT_SECONDS, Model, Reached};
 use crate::crd::{BatchPhase, ServiceRefreshStatus, ServiceResult};
 use crate::engine::plan::service_key;
 use crate::engine::readiness;
@@ -22,6 +22,43 @@ use crate::engine::{Decision, ObjectKey, Plan, RunId, Transition};
 /// Every service of `status`'s run, named through its plan.
 pub fn all_services(status: &ServiceRefreshStatus, plan: Option<&Plan>) -> Vec<ServiceView> {
     RunView::new(status, plan, NS).services().cloned().collect()
+}
+
+/// No batch after a run's first starts while the health gate fails, unless the gate failed
+/// for its whole timeout and `failurePolicy: Continue` goes on.
+pub fn check_gate(
+    gate_passes: Option<bool>,
+    abort: bool,
+    now: jiff::Timestamp,
+    decision: &Decision,
+) -> Result<(), TestCaseError> {
+    if gate_passes != Some(false) {
+        return Ok(());
+    }
+    for transition in &decision.transitions {
+        let Transition::BatchStarted { batch, .. } = transition else {
+            continue;
+        };
+        if *batch <= 1 {
+            continue;
+        }
+        let previous_end = decision
+            .status
+            .batches
+            .iter()
+            .find(|listed| listed.index == batch - 1)
+            .and_then(|listed| listed.end_time.as_ref())
+            .map(|end| end.0);
+        let gate_timed_out = previous_end.is_some_and(|end| {
+            now.duration_since(end) >= SignedDuration::from_secs(GATE_TIMEOUT_SECONDS)
+        });
+        prop_assert!(
+            !abort && gate_timed_out,
+            "batch {batch} started at {now} while the health gate failed (batch {} ended {previous_end:?})",
+            batch - 1
+        );
+    }
+    Ok(())
 }
 
 /// Promises about a single decision, checked against the status it started from.

@@ -111,6 +111,7 @@ fn op(weather: Weather) -> impl Strategy<Value = Op> {
         edits => prop::bool::weighted(0.4).prop_map(Op::DryRun),
         edits => prop::bool::weighted(0.5).prop_map(Op::UnusableSpec),
         4 => (0..8usize).prop_map(|index| Op::ForeignRestart { index }),
+        4 => prop::bool::weighted(0.5).prop_map(Op::GatePasses),
     ]
 }
 
@@ -129,12 +130,14 @@ fn setup(weather: Weather) -> impl Strategy<Value = Setup> {
         1..=3u32,
         prop::bool::weighted(abort),
         prop::bool::weighted(0.3),
+        prop::bool::weighted(0.3),
     )
-        .prop_map(|(replicas, batch_size, abort, two_namespaces)| Setup {
+        .prop_map(|(replicas, batch_size, abort, two_namespaces, health_gate)| Setup {
             replicas,
             batch_size,
             abort,
             two_namespaces,
+            health_gate,
         })
 }
 

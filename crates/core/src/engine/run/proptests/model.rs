@@ -15,6 +15,7 @@ use crate::crd::{
     ServiceResult,
 };
 use crate::engine::conditions::{self, STALLED};
+use crate::engine::health_gate::{CheckResult, GateCheck, GateResult};
 use crate::engine::readiness;
 use crate::engine::run::test_support::{ModelCluster, ModelView, NS};
 use crate::engine::run::{
@@ -32,6 +33,8 @@ pub const FOREIGN_RUN: &str = "arcgis/other/1-89abcdef";
 const CONFIG_MAP: &str = "proxy";
 /// `spec.batchTimeout` of the generated resources, in seconds.
 pub const BATCH_TIMEOUT_SECONDS: i64 = 60;
+/// `spec.healthGate.timeout` of the generated resources that have a gate, in seconds.
+pub const GATE_TIMEOUT_SECONDS: i64 = 90;
 /// How far behind the API server a cache may be. Informer caches lag by milliseconds to
 /// seconds; the engine holds a place in the in-flight budget for a restart it could not
 /// confirm for [`UNCONFIRMED_RESTART_GRACE`] after its batch ended, so a cache lagging longer
@@ -116,6 +119,8 @@ pub enum Op {
     ForeignRestart {
         index: usize,
     },
+    /// The monitoring system's answer changes: the health gate's checks pass (true) or fail.
+    GatePasses(bool),
 }
 
 #[derive(Clone, Debug, serde::Deserialize)]
@@ -125,6 +130,9 @@ pub struct Setup {
     pub abort: bool,
     /// Deployments alternate between the resource's namespace and another one.
     pub two_namespaces: bool,
+    /// `spec.healthGate` is set; its checks start failing.
+    #[serde(default)]
+    pub health_gate: bool,
 }
 
 /// States worth reaching: a property is only as good as the cases that exercise it.
@@ -152,10 +160,12 @@ pub enum Reached {
     OtherNamespace,
     /// A run that started once the world had settled, whose every result the oracle knows.
     SettledRunJudged,
+    /// A run held at its health gate.
+    HeldByHealthGate,
 }
 
 impl Reached {
-    pub const ALL: [Reached; 21] = [
+    pub const ALL: [Reached; 22] = [
         Reached::FollowUpRun,
         Reached::RunCancelled,
         Reached::RunAborted,
@@ -177,6 +187,7 @@ impl Reached {
         Reached::StatusWriteLost,
         Reached::OtherNamespace,
         Reached::SettledRunJudged,
+        Reached::HeldByHealthGate,
     ];
 }
 
@@ -213,6 +224,9 @@ pub struct Model {
     burst_open: bool,
     pub bursts: u64,
     last_persisted_run: u64,
+    /// Whether the gate's checks pass now (`None`: the spec has no gate). The shell's
+    /// check runs before every pass, so each pass observes a fresh outcome.
+    pub gate_passes: Option<bool>,
     /// The run number persisted when the world began to settle.
     pub run_at_drain: u64,
     reached: BTreeSet<Reached>,
@@ -231,6 +245,13 @@ impl Model {
             "trigger": "0",
             "configMapTriggers": [{"name": CONFIG_MAP}],
         }));
+        if setup.health_gate {
+            cluster.refresh.spec.health_gate = serde_json::from_value(json!({
+                "timeout": format!("{GATE_TIMEOUT_SECONDS}s"),
+                "prometheus": {"url": "http://prometheus:9090", "query": "errors > 0"},
+            }))
+            .ok();
+        }
         cluster.allow_cross_namespace();
         cluster.set_config_map(NS, CONFIG_MAP, &[("proxy", "0")]);
         let keys: Vec<ObjectKey> = setup
@@ -264,6 +285,7 @@ impl Model {
             burst_open: false,
             bursts: 0,
             last_persisted_run: 0,
+            gate_passes: setup.health_gate.then_some(false),
             run_at_drain: 0,
             reached: BTreeSet::new(),
         }
@@ -394,6 +416,11 @@ impl Model {
                 self.cluster.refresh.spec.batch_timeout =
                     if *unusable { "10x".to_owned() } else { format!("{BATCH_TIMEOUT_SECONDS}s") };
             }
+            Op::GatePasses(passes) => {
+                if let Some(gate) = self.gate_passes.as_mut() {
+                    *gate = *passes;
+                }
+            }
             Op::ForeignRestart { index } => {
                 if let Some(key) = self.keys.get(*index).cloned()
                     && self.cluster.deployments.contains_key(&key)
@@ -486,6 +513,14 @@ impl Model {
         rejected: Option<usize>,
     ) -> Result<(), TestCaseError> {
         let cache = self.cache(stale_mask);
+        self.cluster.health_gate = self.gate_passes.map(|passed| GateResult {
+            checked_at: self.cluster.now,
+            checks: vec![CheckResult {
+                check: GateCheck::Prometheus,
+                passed,
+                detail: format!("query `errors > 0` returned {}", if passed { 0 } else { 1 }),
+            }],
+        });
         self.previous_view = self.cluster.view();
         self.previous_view_at = self.cluster.now;
         let input = self.cluster.refresh.status.clone();
@@ -493,6 +528,7 @@ impl Model {
 
         let decision = self.cluster.pass_with(&cache);
         checks::check_decision(input.as_ref(), input_plan.as_ref(), &decision)?;
+        checks::check_gate(self.gate_passes, self.abort, self.cluster.now, &decision)?;
         self.check_new_results(input.as_ref(), &decision.status, &cache)?;
 
         let first_write = input.as_ref() != Some(&decision.status);
@@ -594,6 +630,9 @@ impl Model {
                 reached.push(Reached::DryRun);
             }
         }
+        if status.waiting.as_ref().is_some_and(|waiting| waiting.reason == "HealthGateFailing") {
+            reached.push(Reached::HeldByHealthGate);
+        }
         match status.phase {
             Some(Phase::Cancelled) => reached.push(Reached::RunCancelled),
             Some(Phase::Suspended) => reached.push(Reached::Suspended),
@@ -644,6 +683,9 @@ impl Model {
         self.run_at_drain = self.run_number();
         self.cluster.run_slot = RunSlot::Granted;
         self.cluster.refresh.spec.suspend = false;
+        if let Some(gate) = self.gate_passes.as_mut() {
+            *gate = true;
+        }
         self.cluster.refresh.spec.batch_timeout = format!("{BATCH_TIMEOUT_SECONDS}s");
         if !self.config_map_present {
             self.restore_config_map();

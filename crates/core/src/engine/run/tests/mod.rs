@@ -2,6 +2,7 @@
 //! read a status or a decision the way the assertions want it.
 
 mod crashes;
+mod health_gate;
 mod lifecycle;
 mod pacing;
 mod spec;
