@@ -70,14 +70,19 @@ async fn printed_columns(kubectl: &Kubectl) -> (String, Columns) {
     let table = kubectl.ok(&["get", "sref", "-n", NAMESPACE]).await;
     let mut lines = table.lines();
     let header: Vec<&str> = lines.next().unwrap_or_default().split_whitespace().collect();
-    assert_eq!(header, ["NAME", "PHASE", "PROGRESS", "BATCH", "FAILED", "AGE"], "{table}");
+    assert_eq!(
+        header,
+        ["NAME", "PHASE", "PROGRESS", "BATCH", "WAITING", "FAILED", "AGE"],
+        "{table}"
+    );
     let row: Vec<&str> = lines.next().unwrap_or_default().split_whitespace().collect();
-    assert_eq!(row.len(), 6, "{table}");
+    // An ended run waits for nothing: its WAITING cell is `<none>` or blank, by kubectl version.
+    assert!(row.len() == 7 || row.len() == 6, "{table}");
     assert_eq!(row[0], EXAMPLE, "{table}");
     let columns = Columns {
         progress: row[2].to_owned(),
         batch: row[3].to_owned(),
-        failed: row[4].to_owned(),
+        failed: row[row.len() - 2].to_owned(),
     };
     (row[1].to_owned(), columns)
 }
