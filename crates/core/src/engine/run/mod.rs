@@ -246,7 +246,8 @@ fn advance(
     let refresh = pass.observation.refresh;
     triggers::record_config_map_baselines(pass, status, spec);
     triggers::track_missing_keys(pass, status, spec);
-    pacing::settle_config_maps(pass, status, spec);
+    let changed = triggers::config_map_change(pass, status, spec);
+    pacing::settle_config_maps(pass, status, spec, changed);
 
     if run_active(status) {
         batches::drive_run(pass, status, spec);
@@ -269,13 +270,14 @@ fn advance(
     }
 
     let trigger = triggers::pending_trigger(pass, status, spec);
-    if let Some(stall) = pacing::storm_stall(pass, status, spec, trigger.as_ref()) {
+    let due = trigger.as_ref().map(|trigger| (trigger.message.as_str(), trigger.by_person));
+    if let Some(stall) = pacing::storm_stall(pass, status, spec, due) {
         return stall;
     }
     let Some(trigger) = trigger else {
         return summary::ended_situation(status);
     };
-    if let Some(held) = pacing::hold_run_start(pass, status, spec, &trigger) {
+    if let Some(held) = pacing::hold_run_start(pass, status, spec, trigger.reason) {
         return held;
     }
     match &pass.observation.run_slot {

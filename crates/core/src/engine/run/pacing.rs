@@ -6,7 +6,6 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::Pass;
-use super::triggers::Trigger;
 use crate::crd::{Phase, RestartStorm, ServiceRefreshStatus};
 use crate::engine::conditions::Situation;
 use crate::engine::pacing::interval::{blocked_until, last_restart};
@@ -16,14 +15,15 @@ use crate::engine::pacing::windows::WindowState;
 use crate::engine::spec::ValidSpec;
 use crate::engine::waits::{Wait, WaitReason};
 
-/// Keeps `status.triggers.settling` current for the watched ConfigMaps' content, and wakes
-/// the resource when a change will have settled.
+/// Keeps `status.triggers.settling` current for the watched ConfigMaps' content (`changed`:
+/// its digest when it differs from what the last run recorded), and wakes the resource when
+/// a change will have settled.
 pub(super) fn settle_config_maps(
     pass: &mut Pass,
     status: &mut ServiceRefreshStatus,
     spec: &ValidSpec,
+    changed: Option<String>,
 ) {
-    let changed = super::triggers::config_map_change(pass, status, spec);
     let (record, verdict) =
         settle(status.triggers.settling.as_ref(), changed, spec.trigger_settle, pass.now);
     if status.triggers.settling != record {
@@ -47,38 +47,39 @@ pub(super) fn config_maps_settled(
 }
 
 /// The restart-storm stall, when trigger changes have started `spec.maxRunsPerHour` runs
-/// within the hour and another is due, or a storm recorded earlier still stands. A run a
-/// person requested is never held; starting it clears the storm.
+/// within the hour and another is due, or a storm recorded earlier still stands. `due` is the
+/// due run's trigger in words and whether a person asked for it: such a run is never held,
+/// and starting it clears the storm.
 pub(super) fn storm_stall(
     pass: &Pass,
     status: &mut ServiceRefreshStatus,
     spec: &ValidSpec,
-    trigger: Option<&Trigger>,
+    due: Option<(&str, bool)>,
 ) -> Option<Situation> {
-    if trigger.is_some_and(|trigger| trigger.by_person) {
+    if due.is_some_and(|(_, by_person)| by_person) {
         return None;
     }
     if status.triggers.storm.is_none() {
-        let trigger = trigger?;
+        let (trigger, _) = due?;
         if trigger_runs_within(status, STORM_HORIZON, pass.now) < spec.max_runs_per_hour {
             return None;
         }
         status.triggers.storm =
-            Some(RestartStorm { trigger: trigger.message.clone(), since: pass.now_time() });
+            Some(RestartStorm { trigger: trigger.to_owned(), since: pass.now_time() });
     }
     let storm = status.triggers.storm.as_ref()?;
     Some(Situation::RestartStorm { message: storm_message(&storm.trigger, spec.max_runs_per_hour) })
 }
 
-/// Holds a due run outside the maintenance windows: it starts when the next window opens,
-/// and every trigger until then adds up to that one run.
+/// Holds a due run (`reason`: why it is due) outside the maintenance windows: it starts when
+/// the next window opens, and every trigger until then adds up to that one run.
 pub(super) fn hold_run_start(
     pass: &mut Pass,
     status: &mut ServiceRefreshStatus,
     spec: &ValidSpec,
-    trigger: &Trigger,
+    reason: &str,
 ) -> Option<Situation> {
-    let wait = outside_window(pass, spec, &format!("a run ({}) is due", trigger.reason))?;
+    let wait = outside_window(pass, spec, &format!("a run ({reason}) is due"))?;
     status.phase = Some(Phase::Pending);
     let situation =
         Situation::Waiting { reason: wait.reason.to_string(), message: wait.message.clone() };

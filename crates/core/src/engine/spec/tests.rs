@@ -151,3 +151,28 @@ fn watched_config_maps_resolve_namespaces_once_and_merge() {
         ]
     );
 }
+
+#[test]
+fn pacing_fields_are_checked_and_parsed() {
+    let parsed = validate(&spec(), "arcgis", &same_namespace_only()).expect("defaults are valid");
+    assert_eq!(parsed.trigger_settle, SignedDuration::from_secs(5));
+    assert_eq!(parsed.max_runs_per_hour, 6);
+    assert_eq!(parsed.schedule, None);
+
+    let mut storm = spec();
+    storm.max_runs_per_hour = 11;
+    assert_eq!(error(&storm), "spec.maxRunsPerHour: 11 is outside the range 1 to 10");
+    storm.max_runs_per_hour = 0;
+    assert!(error(&storm).starts_with("spec.maxRunsPerHour: 0 is outside"));
+
+    let mut settle = spec();
+    settle.trigger_settle = "2h".to_owned();
+    assert!(error(&settle).starts_with("spec.triggerSettle: \"2h\" is too long"));
+
+    let windowed: ServiceRefreshSpec = serde_json::from_value(serde_json::json!({
+        "selector": {},
+        "schedule": {"timeZone": "Europe/Nowhere", "windows": [{"start": "22:00", "end": "04:00"}]},
+    }))
+    .expect("parses");
+    assert!(error(&windowed).starts_with("spec.schedule.timeZone: \"Europe/Nowhere\""));
+}
