@@ -137,6 +137,10 @@ pub struct ServiceRefreshSpec {
     /// the Reloader-style setup, where the resource exists to react to ConfigMap changes.
     #[serde(default = "default_run_on_create")]
     pub run_on_create: bool,
+
+    /// How the run adapts its batches to what the cluster can take (docs/pacing.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pacing: Option<super::PacingSpec>,
 }
 
 fn default_run_on_create() -> bool {

@@ -4,7 +4,9 @@
 
 pub mod conditions;
 pub mod observed;
+pub mod pacing;
 pub mod plan;
+pub mod pods;
 pub mod positions;
 pub mod readiness;
 pub mod results;
@@ -26,6 +28,7 @@ use crate::crd::{ServiceRefresh, ServiceRefreshPlan, ServiceRefreshStatus};
 pub use conditions::SlotHolder;
 pub use observed::{ClusterView, ConfigMapSnapshot, DeploymentSnapshot, StaticCluster};
 pub use plan::{Plan, PlanEntry};
+pub use pods::PodSnapshot;
 pub use run::{decide, record_restart_outcomes, run_active};
 pub use run_id::RunId;
 pub use spec::OperatorScope;

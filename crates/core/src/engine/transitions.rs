@@ -35,6 +35,8 @@ pub enum EventReason {
     NamespaceNotWatched,
     ConfigMapNotFound,
     StatusWriteRefused,
+    /// Capacity-aware pacing changed the run's effective batch size.
+    BatchSizeChanged,
     /// A wait began; the Event's reason is the wait's own word.
     Waiting(WaitReason),
 }
@@ -58,6 +60,7 @@ impl EventReason {
             Self::NamespaceNotWatched => "NamespaceNotWatched",
             Self::ConfigMapNotFound => "ConfigMapNotFound",
             Self::StatusWriteRefused => "StatusWriteRefused",
+            Self::BatchSizeChanged => "BatchSizeChanged",
             Self::Waiting(reason) => reason.as_str(),
         }
     }

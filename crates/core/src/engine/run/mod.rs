@@ -191,7 +191,6 @@ impl<'a> Pass<'a> {
 
     /// States that the resource waits for `wait` in this pass. A wait that begins here is
     /// announced once (an Event, a log line, a metric); the pass wakes when it ends by itself.
-    #[allow(dead_code, reason = "the first pacing, gate and window checks call it")]
     fn wait(&mut self, status: &ServiceRefreshStatus, wait: Wait) {
         if let Some(until) = wait.until {
             self.out.wake_no_later_than(until);

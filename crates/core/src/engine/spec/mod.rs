@@ -129,6 +129,8 @@ pub struct ValidSpec {
     /// The namespaces Deployments are selected from (the resource's own by default).
     pub namespaces: BTreeSet<String>,
     pub config_maps: Vec<WatchedConfigMap>,
+    /// `spec.pacing.capacityAware` (default true).
+    pub capacity_aware: bool,
 }
 
 impl ValidSpec {
@@ -272,6 +274,7 @@ pub fn validate(
         exclude: spec.exclude.iter().cloned().collect(),
         namespaces,
         config_maps: watched_config_maps(spec, own_namespace),
+        capacity_aware: spec.pacing.as_ref().is_none_or(|pacing| pacing.capacity_aware()),
     })
 }
 

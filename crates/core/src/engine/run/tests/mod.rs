@@ -3,6 +3,7 @@
 
 mod crashes;
 mod lifecycle;
+mod pacing;
 mod spec;
 mod triggers;
 
