@@ -2,16 +2,16 @@
 //! it, and the CRD generated from them. Every field carries a doc comment because those
 //! become the descriptions `kubectl explain` prints.
 
+mod capacity;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
-mod pacing;
 mod plan;
 mod spec;
 mod status;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 
-pub use pacing::{PacingSpec, PacingStatus};
+pub use capacity::{PacingSpec, PacingStatus};
 pub use plan::{MAX_PLAN_PART_ENTRIES, PlanGroup, ServiceRefreshPlan, ServiceRefreshPlanSpec};
 pub use spec::{
     ConfigMapTrigger, FailurePolicy, MAX_TRIGGER_LENGTH, ServiceRefresh, ServiceRefreshSpec,

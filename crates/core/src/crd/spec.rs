@@ -138,7 +138,7 @@ pub struct ServiceRefreshSpec {
     #[serde(default = "default_run_on_create")]
     pub run_on_create: bool,
 
-    /// How the run adapts its batches to what the cluster can take (docs/pacing.md).
+    /// How the run adapts its batches to what the cluster can take (docs/capacity.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pacing: Option<super::PacingSpec>,
 }

@@ -2,9 +2,9 @@
 //! Nothing here performs IO or reads a clock; the controller supplies `now` and every
 //! observation, and carries out the returned actions. This is the heart of the operator.
 
+pub mod capacity;
 pub mod conditions;
 pub mod observed;
-pub mod pacing;
 pub mod plan;
 pub mod pods;
 pub mod positions;

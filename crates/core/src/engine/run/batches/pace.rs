@@ -6,7 +6,7 @@
 
 use super::RunContext;
 use crate::crd::{BatchPhase, PacingStatus, ServiceRefreshStatus};
-use crate::engine::pacing::{self, Capacity};
+use crate::engine::capacity::{self, Capacity};
 use crate::engine::run::Pass;
 use crate::engine::spec::ValidSpec;
 use crate::engine::transitions::{EventReason, EventSeverity};
@@ -62,7 +62,7 @@ impl Pace {
         if let Some(message) = &pace.blocked {
             if !pacing.capacity_blocked {
                 let before = pace.size;
-                pace.size = pacing::shrunk(before);
+                pace.size = capacity::shrunk(before);
                 announce(pass, before, pace.size, &format!("a pod waits for room: {message}"));
             }
             pacing.capacity_blocked = true;
@@ -122,7 +122,7 @@ impl Pace {
             return;
         }
         let before = self.size;
-        self.size = pacing::grown(before, self.limit);
+        self.size = capacity::grown(before, self.limit);
         pacing.effective_batch_size = self.size as u32;
         if self.size >= self.limit
             && let Some(record) = status.run.as_mut()

@@ -35,7 +35,7 @@ pub fn check_capacity(
     decision: &Decision,
 ) -> Result<bool, TestCaseError> {
     use crate::engine::ClusterView;
-    use crate::engine::pacing::Capacity;
+    use crate::engine::capacity::Capacity;
 
     if let Some(run) = decision.status.run.as_ref()
         && let Some(pacing) = &run.pacing

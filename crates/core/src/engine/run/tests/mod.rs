@@ -1,9 +1,9 @@
 //! Unit tests of the run state machine, one rule at a time, by theme; the helpers here
 //! read a status or a decision the way the assertions want it.
 
+mod capacity;
 mod crashes;
 mod lifecycle;
-mod pacing;
 mod spec;
 mod triggers;
 

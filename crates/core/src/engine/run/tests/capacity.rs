@@ -9,8 +9,8 @@ use super::super::test_support::{ModelCluster, at};
 use super::super::*;
 use super::{condition, events, reasons};
 use crate::crd::{Phase, ServiceResult};
+use crate::engine::capacity::UNSCHEDULABLE_GRACE;
 use crate::engine::conditions::RECONCILING;
-use crate::engine::pacing::UNSCHEDULABLE_GRACE;
 
 fn effective_size(cluster: &ModelCluster) -> Option<u32> {
     cluster.status().run.as_ref()?.pacing.as_ref().map(|pacing| pacing.effective_batch_size)
