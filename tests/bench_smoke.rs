@@ -26,10 +26,7 @@ fn bench_quick_status_prints_and_writes_its_figures() {
         .iter()
         .filter_map(|figure| figure["id"].as_str())
         .collect();
-    assert_eq!(
-        ids,
-        ["status1000.largestKiB", "status1000.finalKiB", "status1000.bytesPerRestart"]
-    );
+    assert_eq!(ids, ["status1000.largestKiB", "status1000.finalKiB", "status1000.bytesPerRestart"]);
     // Every scenario runs three times by default; each figure keeps its samples.
     assert_eq!(report["setup"]["repeat"], 3);
     assert_eq!(report["figures"][0]["samples"].as_array().map(Vec::len), Some(3), "{report}");

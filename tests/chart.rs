@@ -375,6 +375,7 @@ const OPERATOR_RULES: &[&str] = &[
     "gisops.io servicerefreshes/status: patch",
     "apps deployments: list,patch,watch",
     "core configmaps: list,watch",
+    "core pods: list,watch",
     "events.k8s.io events: create",
     "gisops.io servicerefreshplans: create,list,patch",
 ];

@@ -396,6 +396,7 @@ mod tests {
             plan: None,
             next_position: 0,
             batch_size: None,
+            pacing: None,
             selection: None,
             start_time: Some(Time(Timestamp::from_second(100).unwrap())),
             end_time: Some(Time(Timestamp::from_second(160).unwrap())),

@@ -65,9 +65,10 @@ pub fn apply(
         .collect();
     // Remove deepest first so element removal does not shift siblings.
     dropped.sort_by_key(|path| std::cmp::Reverse(path.len()));
-    for path in dropped {
+    for path in &dropped {
         remove_at(&mut base, path);
     }
+    remove_emptied_parents(&mut base, &dropped, &applied_fields);
     let mut names = Vec::new();
     let mut merged = merge_applied(Some(&base), applied, &mut names, &*context.lists);
     for entry in entries.iter_mut() {
@@ -94,6 +95,26 @@ pub fn apply(
     }
     write_entries(&mut merged, &entries);
     Ok(merged)
+}
+
+/// The objects that held only dropped fields go with them, as the real
+/// server's prune removes a struct field once its applier stops naming it
+/// (structured-merge-diff counts a named field's parent among the fields it
+/// owns). Objects still named by the applied configuration stay.
+fn remove_emptied_parents(base: &mut Value, dropped: &[&FieldPath], applied: &FieldSet) {
+    let mut parents: Vec<FieldPath> = dropped
+        .iter()
+        .flat_map(|path| (1..path.len()).map(|length| path[..length].to_vec()))
+        .filter(|parent| parent.last().is_some_and(|segment| segment.starts_with("f:")))
+        .filter(|parent| !applied.iter().any(|kept| kept.starts_with(parent)))
+        .collect();
+    parents.sort_by_key(|path| std::cmp::Reverse(path.len()));
+    parents.dedup();
+    for parent in parents {
+        if get_at(base, &parent).is_some_and(|value| value.as_object().is_some_and(Map::is_empty)) {
+            remove_at(base, &parent);
+        }
+    }
 }
 
 /// A field path as apply conflict messages print it

@@ -2,21 +2,23 @@
 //! it, and the CRD generated from them. Every field carries a doc comment because those
 //! become the descriptions `kubectl explain` prints.
 
+mod capacity;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
-mod pacing;
 mod health_gate;
+mod pacing;
 mod plan;
 mod spec;
 mod status;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 
+pub use capacity::{PacingSpec, PacingStatus};
+pub use health_gate::{AlertmanagerCheck, HealthGate, PrometheusCheck, SecretKeyRef};
 pub use pacing::{
     DEFAULT_MAX_RUNS_PER_HOUR, DEFAULT_TRIGGER_SETTLE, MAX_RUNS_PER_HOUR_LIMIT, MaintenanceWindow,
     RestartStorm, Schedule, TriggerSettling, Weekday,
 };
-pub use health_gate::{AlertmanagerCheck, HealthGate, PrometheusCheck, SecretKeyRef};
 pub use plan::{MAX_PLAN_PART_ENTRIES, PlanGroup, ServiceRefreshPlan, ServiceRefreshPlanSpec};
 pub use spec::{
     ConfigMapTrigger, FailurePolicy, MAX_TRIGGER_LENGTH, ServiceRefresh, ServiceRefreshSpec,

@@ -177,6 +177,9 @@ pub struct ServiceRefreshSpec {
     /// holds while one fails. See `docs/health-gates-and-notifications.md`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_gate: Option<super::health_gate::HealthGate>,
+    /// How the run adapts its batches to what the cluster can take (docs/capacity.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pacing: Option<super::PacingSpec>,
 }
 
 fn default_run_on_create() -> bool {

@@ -191,6 +191,10 @@ pub struct RunStatus {
     /// How many services the next batch takes: `spec.batchSize` as of the latest batch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch_size: Option<u32>,
+    /// The run's pacing now: its effective batch size and whether pods it restarted wait
+    /// for room on the nodes. Absent while the run paces at `batchSize` without a block.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pacing: Option<super::PacingStatus>,
     /// Digest of the selection (`selector`, `namePatterns`, `namespaces`) the plan was made
     /// from. When the spec's selection changes during the run, the services it no longer
     /// selects are skipped in the batches not started yet, as `exclude` edits are.

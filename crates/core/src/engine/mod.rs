@@ -2,11 +2,13 @@
 //! Nothing here performs IO or reads a clock; the controller supplies `now` and every
 //! observation, and carries out the returned actions. This is the heart of the operator.
 
+pub mod capacity;
 pub mod conditions;
 pub mod health_gate;
 pub mod observed;
 pub mod pacing;
 pub mod plan;
+pub mod pods;
 pub mod positions;
 pub mod readiness;
 pub mod results;
@@ -28,6 +30,7 @@ use crate::crd::{ServiceRefresh, ServiceRefreshPlan, ServiceRefreshStatus};
 pub use conditions::SlotHolder;
 pub use observed::{ClusterView, ConfigMapSnapshot, DeploymentSnapshot, StaticCluster};
 pub use plan::{Plan, PlanEntry};
+pub use pods::PodSnapshot;
 pub use run::{decide, record_restart_outcomes, run_active};
 pub use run_id::RunId;
 pub use spec::OperatorScope;

@@ -15,6 +15,7 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 use super::ObjectKey;
+use super::pods::PodSnapshot;
 use crate::crd::{RESTARTED_AT_ANNOTATION, RESTARTED_BY_ANNOTATION, RUN_RECORD_ANNOTATION_PREFIX};
 
 /// Lookups into the cluster as last observed. Implementations must not block: the engine is
@@ -26,6 +27,11 @@ pub trait ClusterView {
     fn deployments(&self) -> Vec<Arc<DeploymentSnapshot>>;
     /// The ConfigMap with this namespace and name, if it exists.
     fn config_map(&self, key: &ObjectKey) -> Option<Arc<ConfigMapSnapshot>>;
+    /// The Pending pods in the target namespaces; read while a run is active. A view
+    /// without a pod cache sees none, so capacity never holds a run back there.
+    fn pending_pods(&self) -> Vec<Arc<PodSnapshot>> {
+        Vec::new()
+    }
 }
 
 /// A fixed cluster held in maps: what tests, benchmarks and tools hand the engine.
@@ -33,6 +39,7 @@ pub trait ClusterView {
 pub struct StaticCluster {
     pub deployments: BTreeMap<ObjectKey, Arc<DeploymentSnapshot>>,
     pub config_maps: BTreeMap<ObjectKey, Arc<ConfigMapSnapshot>>,
+    pub pending_pods: Vec<Arc<PodSnapshot>>,
 }
 
 impl StaticCluster {
@@ -43,6 +50,7 @@ impl StaticCluster {
                 .map(|deployment| (deployment.key(), Arc::new(deployment)))
                 .collect(),
             config_maps: BTreeMap::new(),
+            pending_pods: Vec::new(),
         }
     }
 }
@@ -56,6 +64,9 @@ impl ClusterView for StaticCluster {
     }
     fn config_map(&self, key: &ObjectKey) -> Option<Arc<ConfigMapSnapshot>> {
         self.config_maps.get(key).cloned()
+    }
+    fn pending_pods(&self) -> Vec<Arc<PodSnapshot>> {
+        self.pending_pods.clone()
     }
 }
 
@@ -295,9 +306,9 @@ fn template_annotation(deployment: &Deployment, key: &str) -> Option<String> {
 /// The pod-template annotations, keeping only `gisops.io/restarted-by` and
 /// `kubectl.kubernetes.io/restartedAt`.
 #[derive(Default)]
-struct RestartAnnotationsOnly {
-    restarted_by: Option<String>,
-    restarted_at: Option<String>,
+pub(super) struct RestartAnnotationsOnly {
+    pub(super) restarted_by: Option<String>,
+    pub(super) restarted_at: Option<String>,
 }
 
 impl<'de> Deserialize<'de> for RestartAnnotationsOnly {

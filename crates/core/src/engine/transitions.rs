@@ -38,6 +38,8 @@ pub enum EventReason {
     RestartStorm,
     /// The health gate still failed at its timeout and `failurePolicy: Continue` went on.
     HealthGateTimedOut,
+    /// Capacity-aware pacing changed the run's effective batch size.
+    BatchSizeChanged,
     /// A wait began; the Event's reason is the wait's own word.
     Waiting(WaitReason),
 }
@@ -63,6 +65,7 @@ impl EventReason {
             Self::StatusWriteRefused => "StatusWriteRefused",
             Self::RestartStorm => "RestartStorm",
             Self::HealthGateTimedOut => "HealthGateTimedOut",
+            Self::BatchSizeChanged => "BatchSizeChanged",
             Self::Waiting(reason) => reason.as_str(),
         }
     }

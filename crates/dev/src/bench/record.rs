@@ -110,7 +110,7 @@ pub fn run(report: &mut Report, checked: Checked, run: &RunFigures) {
         probes as f64,
         "",
     );
-    for kind in ["deployments", "configmaps", "servicerefreshes"] {
+    for kind in ["deployments", "configmaps", "servicerefreshes", "pods"] {
         checked.check(
             report,
             &id(&format!("lists.{kind}")),

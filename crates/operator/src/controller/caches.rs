@@ -1,7 +1,7 @@
 //! The operator's view of the cluster: reflector caches of ServiceRefreshes and of lean
-//! Deployment and ConfigMap snapshots (parsed straight from the watch, never as full
-//! objects), the [`ClusterView`] the engine reads them through, and the mappers that route a
-//! Deployment or ConfigMap change to the ServiceRefreshes it concerns.
+//! Deployment, ConfigMap and Pending pod snapshots (parsed straight from the watch, never as
+//! full objects), the [`ClusterView`] the engine reads them through, and the mappers that
+//! route a Deployment, ConfigMap or pod change to the ServiceRefreshes it concerns.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -12,7 +12,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use servicerefresh_core::crd::ServiceRefresh;
 use servicerefresh_core::engine::spec::watched_config_maps;
 use servicerefresh_core::engine::{
-    ClusterView, ConfigMapSnapshot, DeploymentSnapshot, ObjectKey, RunId, plan,
+    ClusterView, ConfigMapSnapshot, DeploymentSnapshot, ObjectKey, PodSnapshot, RunId, plan,
 };
 use servicerefresh_core::policy::awaiting::AwaitIndex;
 use servicerefresh_core::policy::patch_memo::PatchMemo;
@@ -22,6 +22,8 @@ use servicerefresh_core::policy::patch_memo::PatchMemo;
 pub struct CachedCluster {
     pub deployments: Store<DeploymentSnapshot>,
     pub config_maps: Store<ConfigMapSnapshot>,
+    /// Pending pods only (the watch's field selector).
+    pub pending_pods: Store<PodSnapshot>,
     pub patches: PatchMemo,
 }
 
@@ -38,6 +40,10 @@ impl ClusterView for CachedCluster {
     fn config_map(&self, key: &ObjectKey) -> Option<Arc<ConfigMapSnapshot>> {
         self.config_maps.get(&ObjectRef::new(&key.name).within(&key.namespace))
     }
+
+    fn pending_pods(&self) -> Vec<Arc<PodSnapshot>> {
+        self.pending_pods.state()
+    }
 }
 
 /// The watch caches.
@@ -46,16 +52,19 @@ pub enum Cache {
     Deployments = 0,
     ConfigMaps = 1,
     ServiceRefreshes = 2,
+    PendingPods = 3,
 }
 
 impl Cache {
-    const ALL: [Cache; 3] = [Cache::Deployments, Cache::ConfigMaps, Cache::ServiceRefreshes];
+    const ALL: [Cache; 4] =
+        [Cache::Deployments, Cache::ConfigMaps, Cache::ServiceRefreshes, Cache::PendingPods];
 
     pub fn name(self) -> &'static str {
         match self {
             Cache::Deployments => "Deployments",
             Cache::ConfigMaps => "ConfigMaps",
             Cache::ServiceRefreshes => "ServiceRefreshes",
+            Cache::PendingPods => "PendingPods",
         }
     }
 }
@@ -65,12 +74,12 @@ impl Cache {
 /// concurrent waiters (its one-shot channel keeps a single waker), so a reconcile and the
 /// readiness probe waiting together could leave one of them asleep for ever.
 pub struct CacheSync {
-    synced: tokio::sync::watch::Sender<[bool; 3]>,
+    synced: tokio::sync::watch::Sender<[bool; 4]>,
 }
 
 impl Default for CacheSync {
     fn default() -> Self {
-        Self { synced: tokio::sync::watch::Sender::new([false; 3]) }
+        Self { synced: tokio::sync::watch::Sender::new([false; 4]) }
     }
 }
 
@@ -94,7 +103,7 @@ impl CacheSync {
     }
 
     /// Resolves on every change.
-    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<[bool; 3]> {
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<[bool; 4]> {
         self.synced.subscribe()
     }
 }
@@ -150,6 +159,17 @@ pub fn refreshes_for_deployment(
     owners
 }
 
+/// The ServiceRefresh whose run created this pod (its template's `restarted-by`): a pod
+/// that cannot be scheduled, or can again, changes how that run paces.
+pub fn refreshes_for_pod(pod: &PodSnapshot) -> Vec<ObjectRef<ServiceRefresh>> {
+    pod.restarted_by
+        .as_deref()
+        .and_then(|id| id.parse::<RunId>().ok())
+        .map(|run| refresh_ref(&run.owner))
+        .into_iter()
+        .collect()
+}
+
 /// The ServiceRefreshes whose `configMapTriggers` name this ConfigMap.
 pub fn refreshes_for_config_map(
     refreshes: &Store<ServiceRefresh>,
@@ -182,7 +202,10 @@ mod tests {
     #[tokio::test]
     async fn every_waiter_hears_that_the_caches_synced() {
         let sync = Arc::new(CacheSync::default());
-        assert_eq!(sync.pending(), ["Deployments", "ConfigMaps", "ServiceRefreshes"]);
+        assert_eq!(
+            sync.pending(),
+            ["Deployments", "ConfigMaps", "ServiceRefreshes", "PendingPods"]
+        );
         let waiters: Vec<_> = (0..3)
             .map(|_| {
                 let sync = sync.clone();
@@ -200,7 +223,7 @@ mod tests {
                 .expect("every waiter wakes")
                 .expect("no panic");
         }
-        assert_eq!(sync.pending(), ["ServiceRefreshes"]);
+        assert_eq!(sync.pending(), ["ServiceRefreshes", "PendingPods"]);
     }
 
     #[test]
@@ -238,5 +261,13 @@ mod tests {
 
         deployment.restarted_by = Some("not a run id".to_owned());
         assert_eq!(refreshes_for_deployment(&deployment, &awaiting).len(), 1);
+    }
+
+    #[test]
+    fn a_pod_change_reaches_the_run_that_created_it() {
+        let mut pod = PodSnapshot::default();
+        assert!(refreshes_for_pod(&pod).is_empty(), "a pod no run created concerns none");
+        pod.restarted_by = Some("arcgis/b/2-0123abcd".to_owned());
+        assert_eq!(refreshes_for_pod(&pod), vec![ObjectRef::new("b").within("arcgis")]);
     }
 }

@@ -17,14 +17,16 @@ use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
 use super::OperatorConfig;
-use super::caches::{CachedCluster, refreshes_for_config_map, refreshes_for_deployment};
+use super::caches::{
+    CachedCluster, refreshes_for_config_map, refreshes_for_deployment, refreshes_for_pod,
+};
 use super::leader;
 use super::preflight::preflight;
 use super::reconcile::{Context, error_policy, reconcile};
 use super::startup::{Clients, StartupError};
 use super::watches::{CacheEvents, Caches, report_readiness, watch_caches};
 use servicerefresh_core::crd::ServiceRefresh;
-use servicerefresh_core::engine::{ConfigMapSnapshot, DeploymentSnapshot, WaitReason};
+use servicerefresh_core::engine::{ConfigMapSnapshot, DeploymentSnapshot, PodSnapshot, WaitReason};
 use servicerefresh_core::policy::admission::RunSlots;
 use servicerefresh_core::policy::leadership::{Change, LossReason};
 use servicerefresh_core::policy::patch_memo::PatchMemo;
@@ -92,6 +94,7 @@ fn build_context(
         cluster: CachedCluster {
             deployments: caches.deployments,
             config_maps: caches.config_maps,
+            pending_pods: caches.pending_pods,
             patches: PatchMemo::default(),
         },
         refreshes: caches.refreshes,
@@ -135,6 +138,7 @@ fn wire_controller(
         .watches_stream(events.config_maps, move |config_map: ConfigMapSnapshot| {
             refreshes_for_config_map(&refreshes, &config_map)
         })
+        .watches_stream(events.pending_pods, |pod: PodSnapshot| refreshes_for_pod(&pod))
         // A finished run frees a slot; queued resources must hear about it.
         .reconcile_on(slot_freed)
         // A new leader looks at every resource.

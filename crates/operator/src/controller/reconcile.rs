@@ -21,7 +21,7 @@ use super::caches::{Cache, CacheSync, CachedCluster, WatchDeliveries};
 use super::health_gate::HealthChecks;
 use super::plans;
 use super::startup::Clients;
-use crate::telemetry::{self, Telemetry};
+use crate::telemetry::{self, RefreshLabels, Telemetry};
 use servicerefresh_core::crd::{Phase, ServiceRefresh, ServiceRefreshStatus};
 use servicerefresh_core::engine::conditions;
 use servicerefresh_core::engine::view::batch_members;
@@ -137,7 +137,7 @@ async fn reconcile_passes(
     }
     // Plans and readiness verdicts read the caches, so they must be complete first. The
     // controller drives the streams that fill them, so this resolves after the first list.
-    ctx.sync.wait_for(&[Cache::Deployments, Cache::ConfigMaps]).await;
+    ctx.sync.wait_for(&[Cache::Deployments, Cache::ConfigMaps, Cache::PendingPods]).await;
     // Only the leader acts. A standby's caches stay warm; when it takes over, every
     // ServiceRefresh is reconciled afresh.
     let Ok(term) = ctx.leadership.permit(Instant::now()) else {
@@ -453,6 +453,24 @@ impl Context {
         }
         for (reason, count) in waiting {
             self.telemetry.set_waiting(reason, count);
+        }
+        self.telemetry.effective_batch_size.clear();
+        for refresh in self.refreshes.state().iter() {
+            let status = self.memo.peek(refresh).or_else(|| refresh.status.clone());
+            let Some(run) =
+                status.as_ref().filter(|status| run_active(status)).and_then(|s| s.run.as_ref())
+            else {
+                continue;
+            };
+            let size =
+                run.pacing.as_ref().map(|pacing| pacing.effective_batch_size).or(run.batch_size);
+            if let Some(size) = size {
+                let labels = RefreshLabels {
+                    namespace: refresh.metadata.namespace.clone().unwrap_or_default(),
+                    name: refresh.metadata.name.clone().unwrap_or_default(),
+                };
+                self.telemetry.effective_batch_size.get_or_create(&labels).set(i64::from(size));
+            }
         }
         self.telemetry.runs_queued.set(i64::try_from(self.slots.queued()).unwrap_or(i64::MAX));
     }

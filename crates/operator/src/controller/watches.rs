@@ -1,5 +1,5 @@
 //! The watch streams that fill the operator's caches: one per kind (Deployments, ConfigMaps,
-//! ServiceRefreshes), each feeding its reflector store, telling [`CacheSync`] when its first
+//! ServiceRefreshes, and the Pending pods capacity-aware pacing reads), each feeding its reflector store, telling [`CacheSync`] when its first
 //! list is complete and logging what the API server refuses; and `/readyz`, which follows
 //! those first lists.
 
@@ -17,13 +17,14 @@ use tracing::{debug, info, warn};
 use super::caches::{Cache, CacheSync};
 use crate::telemetry::Telemetry;
 use servicerefresh_core::crd::ServiceRefresh;
-use servicerefresh_core::engine::{ConfigMapSnapshot, DeploymentSnapshot};
+use servicerefresh_core::engine::{ConfigMapSnapshot, DeploymentSnapshot, PodSnapshot};
 
 /// The reflector stores the watches fill, and how far they got.
 pub struct Caches {
     pub deployments: Store<DeploymentSnapshot>,
     pub config_maps: Store<ConfigMapSnapshot>,
     pub refreshes: Store<ServiceRefresh>,
+    pub pending_pods: Store<PodSnapshot>,
     pub sync: Arc<CacheSync>,
 }
 
@@ -36,9 +37,14 @@ pub struct CacheEvents {
     pub deployments: Changes<DeploymentSnapshot>,
     pub config_maps: Changes<ConfigMapSnapshot>,
     pub refreshes: Changes<ServiceRefresh>,
+    pub pending_pods: Changes<PodSnapshot>,
 }
 
-/// The three watches in `namespace` (or all namespaces) and the caches they fill.
+/// Only Pending pods can be waiting for a node; a pod that leaves the phase leaves the cache
+/// (the watch delivers it as deleted).
+const PENDING_PODS: &str = "status.phase=Pending";
+
+/// The four watches in `namespace` (or all namespaces) and the caches they fill.
 pub fn watch_caches(watches: &Client, namespace: Option<&str>) -> (Caches, CacheEvents) {
     let sync = Arc::new(CacheSync::default());
 
@@ -68,11 +74,22 @@ pub fn watch_caches(watches: &Client, namespace: Option<&str>) -> (Caches, Cache
         .touched_objects()
         .boxed();
 
-    let caches = Caches { deployments, config_maps, refreshes, sync };
+    let (pending_pods, writer) = reflector::store();
+    let pod_config = watcher::Config::default().any_semantic().fields(PENDING_PODS);
+    let pod_events = watcher(api_for::<PodSnapshot>(watches, namespace), pod_config)
+        .default_backoff()
+        .inspect(log_refusals(Cache::PendingPods))
+        .reflect(writer)
+        .inspect(synced(&sync, Cache::PendingPods))
+        .touched_objects()
+        .boxed();
+
+    let caches = Caches { deployments, config_maps, refreshes, pending_pods, sync };
     let events = CacheEvents {
         deployments: deployment_events,
         config_maps: config_map_events,
         refreshes: refresh_events,
+        pending_pods: pod_events,
     };
     (caches, events)
 }

@@ -52,6 +52,13 @@ pub struct KindLabel {
     pub kind: &'static str,
 }
 
+/// Label set naming one ServiceRefresh.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RefreshLabels {
+    pub namespace: String,
+    pub name: String,
+}
+
 /// Labels of an API request: the Kubernetes verb and the HTTP status code (`error` when no
 /// answer came).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -84,6 +91,8 @@ pub struct Telemetry {
     pub waits_started: Family<ReasonLabel, Counter>,
     /// ServiceRefreshes waiting now, by reason.
     pub resources_waiting: Family<ReasonLabel, Gauge>,
+    /// The effective batch size of each active run (capacity-aware pacing lowers it).
+    pub effective_batch_size: Family<RefreshLabels, Gauge>,
     /// 1 while this replica leads.
     pub leader: Gauge,
     pub api_requests: Family<RequestLabels, Counter>,
@@ -113,6 +122,7 @@ impl Telemetry {
         let runs_queued = Gauge::default();
         let waits_started = Family::<ReasonLabel, Counter>::default();
         let resources_waiting = Family::<ReasonLabel, Gauge>::default();
+        let effective_batch_size = Family::<RefreshLabels, Gauge>::default();
         let leader = Gauge::default();
         let api_requests = Family::<RequestLabels, Counter>::default();
 
@@ -165,6 +175,12 @@ impl Telemetry {
              leader)",
             resources_waiting.clone(),
         );
+        ours.register(
+            "effective_batch_size",
+            "The effective batch size of each active run: spec.batchSize, or less while \
+             capacity-aware pacing holds it down (on the leader)",
+            effective_batch_size.clone(),
+        );
         ours.register("leader", "1 while this replica is the leader", leader.clone());
         ours.register(
             "api_requests",
@@ -195,6 +211,7 @@ impl Telemetry {
             runs_queued,
             waits_started,
             resources_waiting,
+            effective_batch_size,
             leader,
             api_requests,
             readiness: Readiness::default(),

@@ -11,6 +11,7 @@ use jiff::{SignedDuration, Timestamp};
 use super::record_restart_outcomes;
 use crate::crd::{ServiceRefresh, ServiceRefreshPlan, ServiceRefreshSpec, ServiceRefreshStatus};
 use crate::engine::observed::RolloutStatus;
+use crate::engine::pods::{PodSnapshot, Unschedulable, WorkloadRef};
 use crate::engine::spec::{ValidSpec, validate};
 use crate::engine::view::RunView;
 use crate::engine::{
@@ -63,6 +64,8 @@ pub struct ModelCluster {
     pub plans: BTreeMap<String, ServiceRefreshPlan>,
     /// The health gate outcome the shell would hand the next pass.
     pub health_gate: Option<crate::engine::health_gate::GateResult>,
+    /// Pods the scheduler finds no node for, by the Deployment they belong to.
+    pub unschedulable: BTreeMap<ObjectKey, Arc<PodSnapshot>>,
 }
 
 impl ModelCluster {
@@ -80,7 +83,33 @@ impl ModelCluster {
             resource_version: 0,
             plans: BTreeMap::new(),
             health_gate: None,
+            unschedulable: BTreeMap::new(),
         }
+    }
+
+    /// A new pod of `key`'s current template (so of the run that restarted it last) that
+    /// no node takes, waiting since now.
+    pub fn block_pod(&mut self, key: &ObjectKey) {
+        let restarted_by = self.deployments.get(key).and_then(|d| d.snapshot.restarted_by.clone());
+        let pod = PodSnapshot {
+            metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+                namespace: Some(key.namespace.clone()),
+                name: Some(format!("{}-7d9f-surge", key.name)),
+                ..Default::default()
+            },
+            workload: Some(WorkloadRef { kind: "Deployment".to_owned(), key: key.clone() }),
+            restarted_by,
+            unschedulable: Some(Unschedulable {
+                since: self.now,
+                message: "0/3 nodes are available: 3 Insufficient cpu.".to_owned(),
+            }),
+        };
+        self.unschedulable.insert(key.clone(), Arc::new(pod));
+    }
+
+    /// The scheduler places `key`'s waiting pod.
+    pub fn place_pod(&mut self, key: &ObjectKey) {
+        self.unschedulable.remove(key);
     }
 
     /// Stamps a changed Deployment with the next resourceVersion, as the API server does.
@@ -152,6 +181,7 @@ impl ModelCluster {
                 .map(|(key, deployment)| (key.clone(), Arc::new(deployment.snapshot.clone())))
                 .collect(),
             config_maps: self.config_maps.clone(),
+            pending_pods: self.unschedulable.values().cloned().collect(),
         }
     }
 

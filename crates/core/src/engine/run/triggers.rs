@@ -364,6 +364,7 @@ pub(super) fn start_run(
         plan: Some(plan.reference(refresh, number)),
         next_position: 0,
         batch_size: u32::try_from(spec.batch_size.get()).ok(),
+        pacing: None,
         selection: Some(spec.selection_digest()),
         start_time: Some(pass.now_time()),
         end_time: None,

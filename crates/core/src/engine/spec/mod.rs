@@ -143,6 +143,8 @@ pub struct ValidSpec {
     pub schedule: Option<WindowSchedule>,
     /// `spec.healthGate`, when set.
     pub health_gate: Option<ValidHealthGate>,
+    /// `spec.pacing.capacityAware` (default true).
+    pub capacity_aware: bool,
 }
 
 impl ValidSpec {
@@ -307,6 +309,7 @@ pub fn validate(
         max_runs_per_hour: spec.max_runs_per_hour,
         schedule,
         health_gate: spec.health_gate.as_ref().map(gate::validate_gate).transpose()?,
+        capacity_aware: spec.pacing.as_ref().is_none_or(|pacing| pacing.capacity_aware()),
     })
 }
 

@@ -19,16 +19,31 @@ use crate::engine::{RunId, plan, readiness, results};
 /// a place in the in-flight budget this long, or for as long as it is seen rolling.
 pub const UNCONFIRMED_RESTART_GRACE: SignedDuration = SignedDuration::from_secs(30);
 
-/// Places taken in the in-flight budget out of `batchSize`.
+/// Places taken in the in-flight budget out of the run's effective batch size (`batchSize`
+/// unless capacity-aware pacing lowered it).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) struct InFlight {
     limit: usize,
     used: usize,
+    /// Why no restart may start however many places are free: a pod of the run waits for
+    /// room on the nodes.
+    capacity_hold: Option<String>,
 }
 
 impl InFlight {
     pub fn new(limit: usize, used: usize) -> Self {
-        Self { limit, used }
+        Self { limit, used, capacity_hold: None }
+    }
+
+    /// The same budget, closed to new restarts while `hold` says why.
+    pub fn held_for_capacity(mut self, hold: Option<&str>) -> Self {
+        self.capacity_hold = hold.map(str::to_owned);
+        self
+    }
+
+    /// Why no restart may start now, beyond the count.
+    pub fn capacity_hold(&self) -> Option<&str> {
+        self.capacity_hold.as_deref()
     }
 
     /// Whether no place is left for another restart.

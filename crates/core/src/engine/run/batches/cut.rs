@@ -5,14 +5,13 @@
 use crate::crd::ServiceRefreshStatus;
 use crate::engine::plan::Plan;
 use crate::engine::results;
-use crate::engine::spec::ValidSpec;
 
-/// The plan positions of the next batch, or `None` when every service of the plan is in a
-/// batch or has a result.
+/// The plan positions of the next batch of at most `size` services, or `None` when every
+/// service of the plan is in a batch or has a result.
 pub(super) fn next_batch(
     plan: &Plan,
     status: &ServiceRefreshStatus,
-    spec: &ValidSpec,
+    size: usize,
 ) -> Option<Vec<u32>> {
     let cursor = status.run.as_ref().map_or(0, |run| run.next_position);
     let resulted = results::resulted_positions(&status.results);
@@ -29,7 +28,7 @@ pub(super) fn next_batch(
             break;
         }
         positions.push(position);
-        if positions.len() == spec.batch_size.get() {
+        if positions.len() >= size {
             break;
         }
     }
@@ -70,6 +69,7 @@ mod tests {
                 plan: None,
                 next_position: cursor,
                 batch_size: None,
+                pacing: None,
                 selection: None,
                 start_time: None,
                 end_time: None,
@@ -92,21 +92,22 @@ mod tests {
     #[test]
     fn a_batch_takes_the_next_services_without_a_result_up_to_batch_size() {
         let plan = plan(&[0; 10]);
-        let spec = valid_spec(serde_json::json!({"selector": {}, "batchSize": 3}));
-        assert_eq!(next_batch(&plan, &status(0, ""), &spec), Some(vec![0, 1, 2]));
-        assert_eq!(next_batch(&plan, &status(3, "4"), &spec), Some(vec![3, 5, 6]));
-        assert_eq!(next_batch(&plan, &status(8, "9"), &spec), Some(vec![8]));
-        assert_eq!(next_batch(&plan, &status(9, "9"), &spec), None);
-        assert_eq!(next_batch(&plan, &status(10, ""), &spec), None);
+        let spec = valid_spec(serde_json::json!({"selector": {}, "batchSize": 3})).batch_size.get();
+        assert_eq!(next_batch(&plan, &status(0, ""), spec), Some(vec![0, 1, 2]));
+        assert_eq!(next_batch(&plan, &status(3, "4"), spec), Some(vec![3, 5, 6]));
+        assert_eq!(next_batch(&plan, &status(8, "9"), spec), Some(vec![8]));
+        assert_eq!(next_batch(&plan, &status(9, "9"), spec), None);
+        assert_eq!(next_batch(&plan, &status(10, ""), spec), None);
     }
 
     #[test]
     fn a_batch_never_crosses_a_wave() {
         let plan = plan(&[0, 0, 1, 1, 1, 2]);
-        let spec = valid_spec(serde_json::json!({"selector": {}, "batchSize": 10}));
-        assert_eq!(next_batch(&plan, &status(0, ""), &spec), Some(vec![0, 1]));
-        assert_eq!(next_batch(&plan, &status(2, ""), &spec), Some(vec![2, 3, 4]));
+        let spec =
+            valid_spec(serde_json::json!({"selector": {}, "batchSize": 10})).batch_size.get();
+        assert_eq!(next_batch(&plan, &status(0, ""), spec), Some(vec![0, 1]));
+        assert_eq!(next_batch(&plan, &status(2, ""), spec), Some(vec![2, 3, 4]));
         // A wave whose services all have results is passed over.
-        assert_eq!(next_batch(&plan, &status(2, "2-4"), &spec), Some(vec![5]));
+        assert_eq!(next_batch(&plan, &status(2, "2-4"), spec), Some(vec![5]));
     }
 }

@@ -43,10 +43,11 @@ pub(super) fn drive_batch(
     position: usize,
     spec: &ValidSpec,
     run: &RunContext,
+    (limit, capacity_hold): (usize, Option<&str>),
 ) -> bool {
     status.phase = Some(Phase::Running);
     let elsewhere = budget::rollouts_in_flight_elsewhere(pass, status, position, run);
-    let mut budget = InFlight::new(spec.batch_size.get(), elsewhere);
+    let mut budget = InFlight::new(limit, elsewhere).held_for_capacity(capacity_hold);
     let now = pass.now;
     let batch = &mut status.batches[position];
     // Only a hand-edited status lacks a start; starting the clock now is the fair reading.

@@ -10,6 +10,7 @@ mod cut;
 mod drive;
 mod edits;
 mod gate;
+mod pace;
 mod verdict;
 
 pub use budget::UNCONFIRMED_RESTART_GRACE;
@@ -69,12 +70,14 @@ pub(super) fn drive_run(pass: &mut Pass, status: &mut ServiceRefreshStatus, spec
         return;
     };
     edits::apply_spec_edits(pass, status, spec, &run);
+    let mut pace = pace::Pace::observe(pass, status, spec, &run);
     loop {
         if let Some(position) = running_batch(status) {
-            if !drive::drive_batch(pass, status, position, spec, &run) {
+            if !drive::drive_batch(pass, status, position, spec, &run, pace.in_flight_limit()) {
                 return;
             }
             complete::complete_batch(pass, status, position, spec, &run);
+            pace.batch_completed(pass, status, status.batches[position].index);
             continue;
         }
         if run.cancelling {
@@ -95,7 +98,7 @@ pub(super) fn drive_run(pass: &mut Pass, status: &mut ServiceRefreshStatus, spec
             wait_for_plan(pass, status);
             return;
         };
-        let Some(positions) = cut::next_batch(plan, status, spec) else {
+        let Some(positions) = cut::next_batch(plan, status, pace.batch_size()) else {
             summary::end_run(pass, status);
             return;
         };
@@ -104,6 +107,9 @@ pub(super) fn drive_run(pass: &mut Pass, status: &mut ServiceRefreshStatus, spec
             return;
         }
         if super::pacing::hold_batch(pass, status, spec, &positions) {
+            return;
+        }
+        if pace.holds_new_batches() {
             return;
         }
         match gate::before_next_batch(pass, status, spec) {
@@ -141,7 +147,7 @@ fn cut_every_batch_skipped(pass: &mut Pass, status: &mut ServiceRefreshStatus, s
         let Some(plan) = pass.plan_of(status) else {
             return;
         };
-        let Some(positions) = cut::next_batch(plan, status, spec) else {
+        let Some(positions) = cut::next_batch(plan, status, spec.batch_size.get()) else {
             return;
         };
         start_batch(pass, status, &positions, spec);

@@ -169,6 +169,11 @@ pub(super) fn launch(
             )
         })
         .or_else(|| {
+            budget
+                .capacity_hold()
+                .map(|why| format!("held: capacity-aware pacing starts no restart while {why}"))
+        })
+        .or_else(|| {
             budget.full().then(|| {
                 format!(
                     "held: {} rollouts of this run are in flight, the most batchSize allows; \

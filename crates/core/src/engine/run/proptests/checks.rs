@@ -62,6 +62,45 @@ pub fn check_gate(
 }
 
 /// Promises about a single decision, checked against the status it started from.
+/// Capacity-aware pacing: no restart is sent while a pod of the pass's run waits for a
+/// node past the grace (and less than batchTimeout), and the effective batch size stays
+/// within 1..=batchSize. Returns whether the pass was held for capacity.
+pub fn check_capacity(
+    input: Option<&ServiceRefreshStatus>,
+    cache: &crate::engine::StaticCluster,
+    now: jiff::Timestamp,
+    decision: &Decision,
+) -> Result<bool, TestCaseError> {
+    use crate::engine::ClusterView;
+    use crate::engine::capacity::Capacity;
+
+    if let Some(run) = decision.status.run.as_ref()
+        && let Some(pacing) = &run.pacing
+    {
+        let limit = run.batch_size.unwrap_or(u32::MAX);
+        prop_assert!(
+            (1..=limit.max(1)).contains(&pacing.effective_batch_size),
+            "effective batch size {} outside 1..={limit}",
+            pacing.effective_batch_size
+        );
+    }
+    let Some(run) =
+        input.and_then(|status| status.run.as_ref()).filter(|run| run.end_time.is_none())
+    else {
+        return Ok(false);
+    };
+    let timeout = jiff::SignedDuration::from_secs(super::model::BATCH_TIMEOUT_SECONDS);
+    let capacity = Capacity::of_run(&cache.pending_pods(), &run.id, now, timeout);
+    if capacity.is_blocked() {
+        prop_assert!(
+            decision.restarts.is_empty(),
+            "restarts sent while a pod of the run waits for a node: {:?}",
+            capacity.message()
+        );
+    }
+    Ok(capacity.is_blocked())
+}
+
 pub fn check_decision(
     input: Option<&ServiceRefreshStatus>,
     input_plan: Option<&Plan>,

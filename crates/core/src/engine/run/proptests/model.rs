@@ -121,6 +121,12 @@ pub enum Op {
     },
     /// The monitoring system's answer changes: the health gate's checks pass (true) or fail.
     GatePasses(bool),
+    /// A new pod of Deployment `index`'s current template finds no node (true), or the
+    /// scheduler places it (false).
+    Unschedulable {
+        index: usize,
+        blocked: bool,
+    },
 }
 
 #[derive(Clone, Debug, serde::Deserialize)]
@@ -148,6 +154,8 @@ pub enum Reached {
     ExcludedAfterPlanning,
     HeldForAnotherRun,
     HeldForTheBudget,
+    /// A pass saw a pod of its run blocked past the grace.
+    HeldForCapacity,
     ConfigMapRun,
     RequestedRun,
     DryRun,
@@ -165,7 +173,7 @@ pub enum Reached {
 }
 
 impl Reached {
-    pub const ALL: [Reached; 22] = [
+    pub const ALL: [Reached; 23] = [
         Reached::FollowUpRun,
         Reached::RunCancelled,
         Reached::RunAborted,
@@ -176,6 +184,7 @@ impl Reached {
         Reached::ExcludedAfterPlanning,
         Reached::HeldForAnotherRun,
         Reached::HeldForTheBudget,
+        Reached::HeldForCapacity,
         Reached::ConfigMapRun,
         Reached::RequestedRun,
         Reached::DryRun,
@@ -334,7 +343,11 @@ impl Model {
                 if let Some(key) = self.rollout_target(*index) {
                     match step {
                         0 => self.cluster.start_rollout(&key),
-                        1 => self.cluster.roll_out(&key),
+                        1 => {
+                            // A finished rollout has no pod waiting for a node.
+                            self.cluster.place_pod(&key);
+                            self.cluster.roll_out(&key)
+                        }
                         _ => self.cluster.fail_rollout(&key),
                     }
                     self.note_settled(&key);
@@ -371,6 +384,15 @@ impl Model {
             Op::Scale { index, replicas } => {
                 if let Some(key) = self.keys.get(*index).cloned() {
                     self.cluster.scale(&key, *replicas);
+                }
+            }
+            Op::Unschedulable { index, blocked } => {
+                if let Some(key) = self.keys.get(*index % self.keys.len().max(1)).cloned() {
+                    if *blocked {
+                        self.cluster.block_pod(&key);
+                    } else {
+                        self.cluster.place_pod(&key);
+                    }
                 }
             }
             Op::Advance { seconds } => self.cluster.now += SignedDuration::from_secs(*seconds),
@@ -529,6 +551,9 @@ impl Model {
         let decision = self.cluster.pass_with(&cache);
         checks::check_decision(input.as_ref(), input_plan.as_ref(), &decision)?;
         checks::check_gate(self.gate_passes, self.abort, self.cluster.now, &decision)?;
+        if checks::check_capacity(input.as_ref(), &cache, self.cluster.now, &decision)? {
+            self.reached.insert(Reached::HeldForCapacity);
+        }
         self.check_new_results(input.as_ref(), &decision.status, &cache)?;
 
         let first_write = input.as_ref() != Some(&decision.status);
