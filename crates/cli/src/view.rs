@@ -376,6 +376,7 @@ mod tests {
             position: None,
             reason: None,
             namespace: None,
+            kind: None,
             generation: None,
             uid: None,
             result,

@@ -4,12 +4,14 @@
 
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
+mod kinds;
 mod plan;
 mod spec;
 mod status;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 
+pub use kinds::WorkloadKind;
 pub use plan::{MAX_PLAN_PART_ENTRIES, PlanGroup, ServiceRefreshPlan, ServiceRefreshPlanSpec};
 pub use spec::{
     ConfigMapTrigger, FailurePolicy, MAX_TRIGGER_LENGTH, ServiceRefresh, ServiceRefreshSpec,

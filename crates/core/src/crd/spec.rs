@@ -6,13 +6,15 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::kinds::WorkloadKind;
 use super::status::ServiceRefreshStatus;
 
 /// Longest `spec.trigger` the schema accepts. The status records a fixed-size digest of it,
 /// never a copy, so the limit only keeps manifests sane.
 pub const MAX_TRIGGER_LENGTH: u32 = 1024;
 
-/// ServiceRefresh restarts a fleet of Deployments in batches, waits for each batch to become
+/// ServiceRefresh restarts a fleet of Deployments (and StatefulSets and DaemonSets, when
+/// `spec.kinds` lists them) in batches, waits for each batch to become
 /// ready the way `kubectl rollout status` does, and records every batch's results in its status.
 /// A run starts when the resource is created, when `spec.trigger` changes, when a watched
 /// ConfigMap's content changes, or when the annotation `gisops.io/run-requested-at` gets a
@@ -57,7 +59,14 @@ pub const MAX_TRIGGER_LENGTH: u32 = 1024;
         json_path = ".status.totals.failed",
         description = "Services that failed, timed out or disappeared in the current run"
     ),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    printcolumn(
+        name = "Kinds",
+        type_ = "string",
+        json_path = ".spec.kinds",
+        description = "The workload kinds the resource restarts",
+        priority = 1
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceRefreshSpec {
@@ -68,6 +77,15 @@ pub struct ServiceRefreshSpec {
     /// those no longer selected end Skipped with reason Deselected; newly selected ones wait
     /// for the next run.
     pub selector: LabelSelector,
+
+    /// The kinds of workload the selection covers: `Deployment` (the default),
+    /// `StatefulSet`, `DaemonSet`. The selector, name patterns, exclusions and namespaces
+    /// apply to every listed kind. The operator must watch a kind for it to be listed (the
+    /// chart's `workloadKinds` values); otherwise the resource is Stalled.
+    #[serde(default = "WorkloadKind::default_kinds")]
+    #[schemars(length(min = 1, max = 3))]
+    #[schemars(extend("x-kubernetes-list-type" = "set"))]
+    pub kinds: Vec<WorkloadKind>,
 
     /// Optional glob patterns (`*` and `?`) on the Deployment name, such as
     /// `arcgis-*-mapserver-*`. When set, a Deployment must match at least one pattern.

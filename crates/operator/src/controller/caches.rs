@@ -1,5 +1,5 @@
 //! The operator's view of the cluster: reflector caches of ServiceRefreshes and of lean
-//! Deployment and ConfigMap snapshots (parsed straight from the watch, never as full
+//! workload (Deployment, StatefulSet, DaemonSet) and ConfigMap snapshots (parsed straight from the watch, never as full
 //! objects), the [`ClusterView`] the engine reads them through, and the mappers that route a
 //! Deployment or ConfigMap change to the ServiceRefreshes it concerns.
 
@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use kube::runtime::reflector::{ObjectRef, Store};
 
-use servicerefresh_core::crd::ServiceRefresh;
+use servicerefresh_core::crd::{ServiceRefresh, WorkloadKind};
 use servicerefresh_core::engine::spec::watched_config_maps;
 use servicerefresh_core::engine::{
     ClusterView, ConfigMapSnapshot, DeploymentSnapshot, ObjectKey, RunId, plan,
@@ -20,19 +20,42 @@ use servicerefresh_core::policy::patch_memo::PatchMemo;
 /// The engine's view of the caches, with this process's own restart patches laid over a
 /// Deployment cache that has not caught up with them.
 pub struct CachedCluster {
-    pub deployments: Store<DeploymentSnapshot>,
+    pub workloads: WorkloadStores,
     pub config_maps: Store<ConfigMapSnapshot>,
     pub patches: PatchMemo,
 }
 
+/// The workload caches: Deployments always, StatefulSets and DaemonSets when watched.
+pub struct WorkloadStores {
+    pub deployments: Store<DeploymentSnapshot>,
+    pub stateful_sets: Option<Store<DeploymentSnapshot>>,
+    pub daemon_sets: Option<Store<DeploymentSnapshot>>,
+}
+
+impl WorkloadStores {
+    fn of(&self, kind: WorkloadKind) -> Option<&Store<DeploymentSnapshot>> {
+        match kind {
+            WorkloadKind::Deployment => Some(&self.deployments),
+            WorkloadKind::StatefulSet => self.stateful_sets.as_ref(),
+            WorkloadKind::DaemonSet => self.daemon_sets.as_ref(),
+        }
+    }
+}
+
 impl ClusterView for CachedCluster {
     fn deployment(&self, key: &ObjectKey) -> Option<Arc<DeploymentSnapshot>> {
-        let cached = self.deployments.get(&ObjectRef::new(&key.name).within(&key.namespace));
+        let cached = self.workloads.of(key.kind).and_then(|store| {
+            store.get(&ObjectRef::new_with(&key.name, key.kind).within(&key.namespace))
+        });
         self.patches.overlay(key, cached)
     }
 
     fn deployments(&self) -> Vec<Arc<DeploymentSnapshot>> {
-        self.deployments.state()
+        WorkloadKind::ALL
+            .into_iter()
+            .filter_map(|kind| self.workloads.of(kind))
+            .flat_map(Store::state)
+            .collect()
     }
 
     fn config_map(&self, key: &ObjectKey) -> Option<Arc<ConfigMapSnapshot>> {
@@ -46,16 +69,39 @@ pub enum Cache {
     Deployments = 0,
     ConfigMaps = 1,
     ServiceRefreshes = 2,
+    StatefulSets = 3,
+    DaemonSets = 4,
 }
 
 impl Cache {
-    const ALL: [Cache; 3] = [Cache::Deployments, Cache::ConfigMaps, Cache::ServiceRefreshes];
+    const ALL: [Cache; 5] = [
+        Cache::Deployments,
+        Cache::ConfigMaps,
+        Cache::ServiceRefreshes,
+        Cache::StatefulSets,
+        Cache::DaemonSets,
+    ];
+
+    /// The caches a reconcile reads (an unwatched kind's counts as synced from the start).
+    pub const CLUSTER: [Cache; 4] =
+        [Cache::Deployments, Cache::StatefulSets, Cache::DaemonSets, Cache::ConfigMaps];
 
     pub fn name(self) -> &'static str {
         match self {
             Cache::Deployments => "Deployments",
             Cache::ConfigMaps => "ConfigMaps",
             Cache::ServiceRefreshes => "ServiceRefreshes",
+            Cache::StatefulSets => "StatefulSets",
+            Cache::DaemonSets => "DaemonSets",
+        }
+    }
+
+    /// The cache of workloads of `kind`.
+    pub fn of_workloads(kind: WorkloadKind) -> Self {
+        match kind {
+            WorkloadKind::Deployment => Cache::Deployments,
+            WorkloadKind::StatefulSet => Cache::StatefulSets,
+            WorkloadKind::DaemonSet => Cache::DaemonSets,
         }
     }
 }
@@ -65,12 +111,12 @@ impl Cache {
 /// concurrent waiters (its one-shot channel keeps a single waker), so a reconcile and the
 /// readiness probe waiting together could leave one of them asleep for ever.
 pub struct CacheSync {
-    synced: tokio::sync::watch::Sender<[bool; 3]>,
+    synced: tokio::sync::watch::Sender<[bool; 5]>,
 }
 
 impl Default for CacheSync {
     fn default() -> Self {
-        Self { synced: tokio::sync::watch::Sender::new([false; 3]) }
+        Self { synced: tokio::sync::watch::Sender::new([false; 5]) }
     }
 }
 
@@ -94,7 +140,7 @@ impl CacheSync {
     }
 
     /// Resolves on every change.
-    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<[bool; 3]> {
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<[bool; 5]> {
         self.synced.subscribe()
     }
 }
@@ -182,7 +228,12 @@ mod tests {
     #[tokio::test]
     async fn every_waiter_hears_that_the_caches_synced() {
         let sync = Arc::new(CacheSync::default());
-        assert_eq!(sync.pending(), ["Deployments", "ConfigMaps", "ServiceRefreshes"]);
+        assert_eq!(
+            sync.pending(),
+            ["Deployments", "ConfigMaps", "ServiceRefreshes", "StatefulSets", "DaemonSets"]
+        );
+        sync.synced(Cache::StatefulSets);
+        sync.synced(Cache::DaemonSets);
         let waiters: Vec<_> = (0..3)
             .map(|_| {
                 let sync = sync.clone();

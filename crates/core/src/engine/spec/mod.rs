@@ -21,7 +21,7 @@ pub use patterns::NamePattern;
 pub use selector::LabelFilter;
 
 use super::ObjectKey;
-use crate::crd::{FailurePolicy, ServiceRefreshSpec};
+use crate::crd::{FailurePolicy, ServiceRefreshSpec, WorkloadKind};
 use names::{check_config_map_key, check_dns_label, check_dns_subdomain};
 
 /// Largest batch the CRD schema allows; checked again because a schema can be bypassed
@@ -35,6 +35,16 @@ pub const MAX_BATCH_SIZE: u32 = 100;
 pub struct OperatorScope {
     pub watch_namespace: Option<String>,
     pub allow_cross_namespace: bool,
+    /// The workload kinds the operator watches besides Deployments (`--workload-kinds`):
+    /// a resource may list only kinds the operator can see and was granted to patch.
+    pub extra_kinds: BTreeSet<WorkloadKind>,
+}
+
+impl OperatorScope {
+    /// Whether the operator watches workloads of `kind`.
+    pub fn watches(&self, kind: WorkloadKind) -> bool {
+        kind.is_deployment() || self.extra_kinds.contains(&kind)
+    }
 }
 
 /// A spec the schema let through but the operator cannot act on.
@@ -58,6 +68,12 @@ pub enum SpecError {
          see anything in namespace {namespace:?}"
     )]
     NotWatched { field: String, namespace: String, watched: String },
+    #[error(
+        "{field}: the operator does not watch {kind}s; it must run with --workload-kinds \
+         including {kind} (the chart's workloadKinds values), which also grants it the right \
+         to restart them"
+    )]
+    KindNotWatched { field: String, kind: WorkloadKind },
 }
 
 impl SpecError {
@@ -70,6 +86,7 @@ impl SpecError {
         match self {
             Self::CrossNamespace { .. } => "CrossNamespaceRefused",
             Self::NotWatched { .. } => "NamespaceNotWatched",
+            Self::KindNotWatched { .. } => "KindNotWatched",
             _ => "InvalidSpec",
         }
     }
@@ -126,8 +143,10 @@ pub struct ValidSpec {
     /// Empty means every name matches.
     pub name_patterns: Vec<NamePattern>,
     pub exclude: BTreeSet<String>,
-    /// The namespaces Deployments are selected from (the resource's own by default).
+    /// The namespaces workloads are selected from (the resource's own by default).
     pub namespaces: BTreeSet<String>,
+    /// The workload kinds selected (Deployment by default).
+    pub kinds: BTreeSet<WorkloadKind>,
     pub config_maps: Vec<WatchedConfigMap>,
 }
 
@@ -139,7 +158,7 @@ impl ValidSpec {
         pattern_ok && !self.exclude.contains(name)
     }
 
-    /// A digest of what selects the services (selector, name patterns, namespaces), recorded
+    /// A digest of what selects the services (selector, name patterns, namespaces, kinds), recorded
     /// with a plan: a run tells a selection edited after planning from the one it planned.
     pub fn selection_digest(&self) -> String {
         let mut hasher = FnvHasher::default();
@@ -154,6 +173,13 @@ impl ValidSpec {
         text("|");
         for namespace in &self.namespaces {
             text(namespace);
+        }
+        if self.kinds.iter().any(|kind| !kind.is_deployment()) {
+            // Only other kinds add to the digest, so a Deployment-only selection's stays.
+            text("|");
+            for kind in &self.kinds {
+                text(kind.as_str());
+            }
         }
         format!("fnv1a64-{:016x}", hasher.finish())
     }
@@ -178,6 +204,10 @@ impl ValidSpec {
     pub fn describe_selection(&self) -> String {
         let namespaces = self.namespaces.iter().cloned().collect::<Vec<_>>().join(", ");
         let mut text = format!("selector {} in namespace(s) {namespaces}", self.selector);
+        if self.kinds.iter().any(|kind| !kind.is_deployment()) {
+            let kinds: Vec<&str> = self.kinds.iter().map(|kind| kind.as_str()).collect();
+            text.push_str(&format!(", kinds {}", kinds.join(", ")));
+        }
         if !self.name_patterns.is_empty() {
             let patterns: Vec<&str> = self.name_patterns.iter().map(NamePattern::as_str).collect();
             text.push_str(&format!(", name patterns {}", patterns.join(", ")));
@@ -254,6 +284,20 @@ pub fn validate(
         }
     }
 
+    for (index, kind) in spec.kinds.iter().enumerate() {
+        if !scope.watches(*kind) {
+            return Err(SpecError::KindNotWatched {
+                field: format!("spec.kinds[{index}]"),
+                kind: *kind,
+            });
+        }
+    }
+    let kinds: BTreeSet<WorkloadKind> = if spec.kinds.is_empty() {
+        BTreeSet::from([WorkloadKind::Deployment])
+    } else {
+        spec.kinds.iter().copied().collect()
+    };
+
     let namespaces = if spec.namespaces.is_empty() {
         BTreeSet::from([own_namespace.to_owned()])
     } else {
@@ -271,6 +315,7 @@ pub fn validate(
         name_patterns,
         exclude: spec.exclude.iter().cloned().collect(),
         namespaces,
+        kinds,
         config_maps: watched_config_maps(spec, own_namespace),
     })
 }
