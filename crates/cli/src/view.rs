@@ -411,6 +411,7 @@ mod tests {
                 end_time: None,
                 message_time: None,
                 positions: None,
+                wave: None,
                 counts: None,
                 ready: vec![],
                 services: vec![

@@ -8,6 +8,7 @@ mod kinds;
 mod plan;
 mod spec;
 mod status;
+mod waves;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 
@@ -21,6 +22,7 @@ pub use status::{
     ResultGroup, RunStatus, RunSummary, ServiceRefreshStatus, ServiceResult, ServiceStatus, Totals,
     TriggerRecord, WaitingStatus,
 };
+pub use waves::Wave;
 
 /// API group of the resource.
 pub const GROUP: &str = "gisops.io";

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::kinds::WorkloadKind;
 use super::status::ServiceRefreshStatus;
+use super::waves::Wave;
 
 /// Longest `spec.trigger` the schema accepts. The status records a fixed-size digest of it,
 /// never a copy, so the limit only keeps manifests sane.
@@ -139,6 +140,15 @@ pub struct ServiceRefreshSpec {
     /// reacts to ConfigMap changes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub config_map_triggers: Vec<ConfigMapTrigger>,
+
+    /// Ordered waves, for example system services first and then user services: each wave
+    /// is batched on its own, and a wave starts only when every workload of the one before
+    /// has a result. A workload matched by several waves belongs to the first; one matched
+    /// by none runs in a last wave. With `failurePolicy: Abort` a failure stops the run in
+    /// its wave. At most 20 waves.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 20))]
+    pub waves: Vec<Wave>,
 
     /// Pause the run before its next batch. The batch in progress finishes; no new batch
     /// starts until suspend is false again.

@@ -227,6 +227,10 @@ pub struct BatchStatus {
     /// The plan positions of the batch's services, as ranges such as `120-129`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub positions: Option<String>,
+    /// The wave of the batch's services, counting from 0 (`spec.waves`); omitted without
+    /// waves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wave: Option<u32>,
     /// When the batch's restarts began, to the microsecond: the batch timeout counts from it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_time: Option<MicroTime>,

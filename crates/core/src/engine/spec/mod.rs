@@ -147,6 +147,8 @@ pub struct ValidSpec {
     pub namespaces: BTreeSet<String>,
     /// The workload kinds selected (Deployment by default).
     pub kinds: BTreeSet<WorkloadKind>,
+    /// `spec.waves`, in order.
+    pub waves: Vec<LabelFilter>,
     pub config_maps: Vec<WatchedConfigMap>,
 }
 
@@ -174,6 +176,10 @@ impl ValidSpec {
         for namespace in &self.namespaces {
             text(namespace);
         }
+        for wave in &self.waves {
+            text("wave");
+            text(&wave.to_string());
+        }
         if self.kinds.iter().any(|kind| !kind.is_deployment()) {
             // Only other kinds add to the digest, so a Deployment-only selection's stays.
             text("|");
@@ -198,6 +204,15 @@ impl ValidSpec {
                 |labels| self.selector.matches(labels),
             )
             && self.name_in_scope(name)
+    }
+
+    /// The wave a workload with `labels` belongs to: the first whose selector matches it, or
+    /// the last wave after all of them when none does. Without waves, 0.
+    pub fn wave_of(&self, labels: Option<&BTreeMap<String, String>>) -> u32 {
+        let empty = BTreeMap::new();
+        let labels = labels.unwrap_or(&empty);
+        let index = self.waves.iter().position(|wave| wave.matches(labels));
+        u32::try_from(index.unwrap_or(self.waves.len())).unwrap_or(u32::MAX)
     }
 
     /// The selection in words, for a person wondering why it matched nothing.
@@ -292,6 +307,12 @@ pub fn validate(
             });
         }
     }
+    let mut waves = Vec::with_capacity(spec.waves.len());
+    for (index, wave) in spec.waves.iter().enumerate() {
+        waves.push(LabelFilter::compile(&wave.selector).map_err(|error| {
+            SpecError::field(format!("spec.waves[{index}].selector"), error.to_string())
+        })?);
+    }
     let kinds: BTreeSet<WorkloadKind> = if spec.kinds.is_empty() {
         BTreeSet::from([WorkloadKind::Deployment])
     } else {
@@ -316,6 +337,7 @@ pub fn validate(
         exclude: spec.exclude.iter().cloned().collect(),
         namespaces,
         kinds,
+        waves,
         config_maps: watched_config_maps(spec, own_namespace),
     })
 }

@@ -5,6 +5,7 @@ mod crashes;
 mod lifecycle;
 mod spec;
 mod triggers;
+mod waves;
 
 use super::test_support::ModelCluster;
 use super::*;
