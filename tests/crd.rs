@@ -75,7 +75,8 @@ fn printer_columns_short_names_and_category() {
         .iter()
         .filter_map(|c| c["name"].as_str())
         .collect();
-    assert_eq!(columns, ["Phase", "Progress", "Batch", "Failed", "Age"]);
+    // Kinds shows only with `-o wide` (priority 1).
+    assert_eq!(columns, ["Phase", "Progress", "Batch", "Failed", "Age", "Kinds"]);
     assert_eq!(crd["spec"]["names"]["shortNames"][0], "sref");
     assert_eq!(crd["spec"]["names"]["categories"], serde_json::json!(["gisops"]));
     assert_eq!(crd["spec"]["versions"][0]["subresources"]["status"], serde_json::json!({}));
