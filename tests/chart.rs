@@ -452,6 +452,32 @@ fn cluster_wide_mode_grants_exactly_the_operators_verbs() {
     assert_eq!(rule_lines(one(&with_admin, "ClusterRole")), lines(&expected));
 }
 
+#[test]
+fn statefulsets_and_daemonsets_are_granted_and_watched_only_when_enabled() {
+    let off = render(&[]);
+    assert!(!args(&off).iter().any(|arg| arg.starts_with("--workload-kinds")));
+    let sets_rule = "apps statefulsets: list,patch,watch";
+    let daemons_rule = "apps daemonsets: list,patch,watch";
+
+    let sets_only = render(&["workloadKinds.statefulSets=true"]);
+    let expected: Vec<&str> = [OPERATOR_RULES, &[sets_rule]].concat();
+    assert_eq!(rule_lines(one(&sets_only, "ClusterRole")), lines(&expected));
+    assert!(args(&sets_only).contains(&"--workload-kinds=Deployment,StatefulSet"));
+
+    let both = render(&[
+        "workloadKinds.statefulSets=true",
+        "workloadKinds.daemonSets=true",
+        "watchNamespace=arcgis",
+    ]);
+    let role = of_kind(&both, "Role")
+        .into_iter()
+        .find(|role| role["metadata"]["namespace"] == "arcgis")
+        .expect("the operator's Role");
+    let expected: Vec<&str> = [OPERATOR_RULES, &[sets_rule, daemons_rule]].concat();
+    assert_eq!(rule_lines(role), lines(&expected));
+    assert!(args(&both).contains(&"--workload-kinds=Deployment,StatefulSet,DaemonSet"));
+}
+
 const CLUSTER_SCOPED_KINDS: &[&str] = &[
     "ClusterRole",
     "ClusterRoleBinding",

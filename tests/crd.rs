@@ -75,7 +75,10 @@ fn printer_columns_short_names_and_category() {
         .iter()
         .filter_map(|c| c["name"].as_str())
         .collect();
-    assert_eq!(columns, ["Phase", "Progress", "Batch", "Failed", "Reason", "Message", "Age"]);
+    assert_eq!(
+        columns,
+        ["Phase", "Progress", "Batch", "Failed", "Reason", "Message", "Age", "Kinds"]
+    );
     let column = |name: &str| {
         crd["spec"]["versions"][0]["additionalPrinterColumns"]
             .as_array()

@@ -1,13 +1,16 @@
 //! Leave one rule out: proof that the chart grants the operator exactly the rights it needs.
 //!
 //! In each mode (cluster-wide with helm 3, namespaced with helm 4) the chart is installed with
-//! the admin job API enabled and a short Lease, and the operator runs as the chart's pod would:
+//! the admin job API enabled and a short Lease; the namespaced install also enables the
+//! StatefulSet and DaemonSet restart targets (`workloadKinds`), so their rules are proven
+//! too, and the cluster-wide one shows the chart grants nothing on them when they are off, and the operator runs as the chart's pod would:
 //! the installed Deployment's command line and environment, with the chart ServiceAccount's
 //! token as its only credential. A probe walks through everything the operator does:
 //!
 //! 1. it takes the leader Lease (created afresh: each probe starts with no Lease),
 //! 2. its watch caches sync,
-//! 3. a ServiceRefresh created after that runs to success (4 Deployments in 2 batches),
+//! 3. a ServiceRefresh created after that runs to success (4 Deployments in 2 batches; in
+//!    namespaced mode also a StatefulSet and a DaemonSet, in 3 batches),
 //! 4. the run is on record as Events,
 //! 5. a change to its trigger ConfigMap starts and finishes a second run,
 //! 6. a job submitted through the admin API (TokenReview, SubjectAccessReview, the request
@@ -50,6 +53,9 @@ const TRIGGER: &str = "probe-trigger";
 /// The ServiceAccount that submits admin API jobs (get and patch on the target).
 const JOBS_ACCOUNT: &str = "jobs-admin";
 const DEPLOYMENTS: u32 = 4;
+/// StatefulSets and DaemonSets of the fleet in the mode with those kinds on.
+const STATEFUL_SETS: u32 = 1;
+const DAEMON_SETS: u32 = 1;
 
 // How long each step may take before it counts as failed. A passing probe takes about 3 s;
 // these leave room for a loaded machine.
@@ -73,6 +79,18 @@ enum Step {
     Events,
     ConfigMapRun,
     AdminJob,
+}
+
+impl Mode {
+    /// Whether the install enables StatefulSets and DaemonSets as restart targets.
+    fn all_kinds(self) -> bool {
+        self == Mode::Namespaced
+    }
+
+    /// How many services each run restarts.
+    fn services(self) -> u32 {
+        if self.all_kinds() { DEPLOYMENTS + STATEFUL_SETS + DAEMON_SETS } else { DEPLOYMENTS }
+    }
 }
 
 impl Step {
@@ -248,6 +266,8 @@ impl Lab {
         let sim = servicerefresh_sim::start(SimConfig {
             namespace: NAMESPACE.into(),
             deployments: DEPLOYMENTS as usize,
+            stateful_sets: if mode.all_kinds() { STATEFUL_SETS as usize } else { 0 },
+            daemon_sets: if mode.all_kinds() { DAEMON_SETS as usize } else { 0 },
             rollout_ms: 150,
             seed: 3,
             ..SimConfig::default()
@@ -265,7 +285,12 @@ impl Lab {
         let helm = match mode {
             Mode::ClusterWide => Helm::V3,
             Mode::Namespaced => {
-                sets.extend(["watchNamespace=arcgis", "admin.authDelegator=true"]);
+                sets.extend([
+                    "watchNamespace=arcgis",
+                    "admin.authDelegator=true",
+                    "workloadKinds.statefulSets=true",
+                    "workloadKinds.daemonSets=true",
+                ]);
                 Helm::V4
             }
         };
@@ -423,11 +448,16 @@ impl Lab {
         .await?;
 
         let refreshes: Api<ServiceRefresh> = Api::namespaced(self.admin.clone(), NAMESPACE);
+        let kinds = if self.mode.all_kinds() {
+            json!(["Deployment", "StatefulSet", "DaemonSet"])
+        } else {
+            json!(["Deployment"])
+        };
         let refresh: ServiceRefresh = serde_json::from_value(json!({
             "apiVersion": "gisops.io/v1alpha1",
             "kind": "ServiceRefresh",
             "metadata": {"name": PROBE, "namespace": NAMESPACE},
-            "spec": {"selector": {}, "batchSize": 2, "batchTimeout": "5s",
+            "spec": {"selector": {}, "batchSize": 2, "batchTimeout": "5s", "kinds": kinds,
                      "configMapTriggers": [{"name": TRIGGER}]},
         }))
         .expect("ServiceRefresh");
@@ -490,10 +520,11 @@ impl Lab {
             let named = job["result"]["batches"].as_array().map_or(0, |batches| {
                 batches.iter().map(|b| b["services"].as_array().map_or(0, Vec::len)).sum()
             });
+            let services = self.mode.services();
             match job["status"].as_str() {
-                Some("COMPLETED") if named as u32 == DEPLOYMENTS => Ok(Some(())),
+                Some("COMPLETED") if named as u32 == services => Ok(Some(())),
                 Some("COMPLETED") => {
-                    Err(format!("the job names {named} of its {DEPLOYMENTS} services: {job}"))
+                    Err(format!("the job names {named} of its {services} services: {job}"))
                 }
                 Some("FAILED" | "CANCELLED") | None => Err(format!("the job answered {job}")),
                 Some(_) => Ok(None),
@@ -514,7 +545,7 @@ impl Lab {
         };
         match status.phase {
             Some(Phase::Succeeded)
-                if status.totals.ready == DEPLOYMENTS && run.reason == reason =>
+                if status.totals.ready == self.mode.services() && run.reason == reason =>
             {
                 Ok(Some(()))
             }
@@ -681,6 +712,12 @@ async fn every_rule_of_the_namespaced_chart_is_needed() {
             "Role arcgis/sr-servicerefresh: apps deployments list",
             "Role arcgis/sr-servicerefresh: apps deployments watch",
             "Role arcgis/sr-servicerefresh: apps deployments patch",
+            "Role arcgis/sr-servicerefresh: apps statefulsets list",
+            "Role arcgis/sr-servicerefresh: apps statefulsets watch",
+            "Role arcgis/sr-servicerefresh: apps statefulsets patch",
+            "Role arcgis/sr-servicerefresh: apps daemonsets list",
+            "Role arcgis/sr-servicerefresh: apps daemonsets watch",
+            "Role arcgis/sr-servicerefresh: apps daemonsets patch",
             "Role arcgis/sr-servicerefresh: core configmaps list",
             "Role arcgis/sr-servicerefresh: core configmaps watch",
             "Role arcgis/sr-servicerefresh: core pods list",

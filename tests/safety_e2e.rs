@@ -132,7 +132,8 @@ async fn another_namespace_is_refused_unless_the_operator_allows_it() {
     assert_eq!(changes(&cluster, "kube-system", "coredns"), 0, "coredns must not be restarted");
     operator.stop().await;
 
-    let allowed = OperatorScope { watch_namespace: None, allow_cross_namespace: true };
+    let allowed =
+        OperatorScope { watch_namespace: None, allow_cross_namespace: true, ..Default::default() };
     let operator = operator_with(&cluster, allowed, 1);
     let status = wait_for(DEADLINE, "the allowed run to end", || async {
         cluster
@@ -152,8 +153,11 @@ async fn outside_the_watched_namespace_the_operator_says_it_cannot_see() {
     let cluster = SimCluster::start(fleet(2, 0, FLEET_SEED)).await;
     create_deployment(&cluster, "other", "elsewhere").await;
     create_config_map(&cluster, "other", "proxy", json!({"https_proxy": "http://p:3128"})).await;
-    let watching =
-        OperatorScope { watch_namespace: Some(NAMESPACE.to_owned()), allow_cross_namespace: true };
+    let watching = OperatorScope {
+        watch_namespace: Some(NAMESPACE.to_owned()),
+        allow_cross_namespace: true,
+        ..Default::default()
+    };
     let operator = operator_with(&cluster, watching, 1);
     cluster.create_refresh("far", json!({"selector": {}, "namespaces": ["other"]})).await;
     cluster

@@ -10,6 +10,7 @@ use std::time::Duration;
 use clap::ArgAction;
 use kube::Config;
 use servicerefresh_admin::{self as admin, AdminSettings};
+use servicerefresh_core::crd::WorkloadKind;
 use servicerefresh_core::engine::OperatorScope;
 use servicerefresh_operator::controller::{
     self, LeaderElectionConfig, LeaseLocation, MonitoringDefaults, OperatorConfig, RefreshCache,
@@ -32,6 +33,11 @@ pub struct RunArgs {
     /// namespace could otherwise restart workloads in every other.
     #[arg(long)]
     allow_cross_namespace: bool,
+    /// Workload kinds to watch and restart, comma-separated: Deployment (always),
+    /// StatefulSet, DaemonSet. A ServiceRefresh may list in `spec.kinds` only the kinds
+    /// named here; each needs list, watch and patch rights on its resource.
+    #[arg(long, value_delimiter = ',', default_value = "Deployment")]
+    workload_kinds: Vec<WorkloadKind>,
     /// How many ServiceRefresh runs may be active at once across the cluster; others queue.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     max_concurrent_runs: u32,
@@ -159,6 +165,12 @@ impl RunArgs {
             scope: OperatorScope {
                 watch_namespace: self.watch_namespace,
                 allow_cross_namespace: self.allow_cross_namespace,
+                extra_kinds: self
+                    .workload_kinds
+                    .iter()
+                    .copied()
+                    .filter(|kind| !kind.is_deployment())
+                    .collect(),
             },
             max_concurrent_runs: self.max_concurrent_runs as usize,
             // The flag's parser refuses negative durations and jiff holds any `Duration`

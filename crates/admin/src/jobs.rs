@@ -28,7 +28,7 @@ use super::config::TargetRef;
 use super::ledger::{Ledger, submitted_at};
 use servicerefresh_core::crd::{
     BatchPhase, CANCEL_REQUESTED_AT_ANNOTATION, Phase, RUN_REQUESTED_AT_ANNOTATION, RunStatus,
-    RunSummary, ServiceRefresh, ServiceRefreshStatus, ServiceResult, Totals,
+    RunSummary, ServiceRefresh, ServiceRefreshStatus, ServiceResult, Totals, WorkloadKind,
 };
 use servicerefresh_core::engine::Plan;
 use servicerefresh_core::engine::conditions::{self, RECONCILING, STALLED};
@@ -205,6 +205,8 @@ impl BatchResult {
 /// One Deployment of the plan and its result.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ServiceView {
+    /// Deployment, StatefulSet or DaemonSet.
+    pub kind: WorkloadKind,
     pub name: String,
     pub namespace: String,
     /// Ready, Failed, TimedOut, Gone or Skipped; null while it waits or rolls out.
@@ -214,6 +216,11 @@ pub struct ServiceView {
 }
 
 impl ServiceView {
+    /// `StatefulSet ` or `DaemonSet ` before the name; nothing for a Deployment.
+    pub fn kind_prefix(&self) -> String {
+        if self.kind.is_deployment() { String::new() } else { format!("{} ", self.kind) }
+    }
+
     /// The result as text, `Pending` while there is none.
     pub fn result_text(&self) -> String {
         self.result.map_or_else(|| "Pending".to_owned(), |result| format!("{result:?}"))
@@ -357,6 +364,7 @@ fn current_run_job(
     job.endtime = millis(run.end_time.as_ref());
     let view = RunView::new(status, plan, &own);
     let service_view = |service: &core_view::ServiceView| ServiceView {
+        kind: service.key.kind,
         name: service.key.name.clone(),
         namespace: service.key.namespace.clone(),
         result: service.result,

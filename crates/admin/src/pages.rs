@@ -274,6 +274,7 @@ mod tests {
         use crate::jobs::{BatchResult, JobResult, Progress, RunInfo, ServiceView};
         use servicerefresh_core::crd::{ServiceResult, Totals};
         let service = |name: &str, result| ServiceView {
+            kind: Default::default(),
             name: name.into(),
             namespace: "arcgis".into(),
             result: Some(result),

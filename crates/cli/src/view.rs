@@ -376,6 +376,7 @@ mod tests {
             position: None,
             reason: None,
             namespace: None,
+            kind: None,
             generation: None,
             uid: None,
             result,
@@ -412,6 +413,7 @@ mod tests {
                 end_time: None,
                 message_time: None,
                 positions: None,
+                wave: None,
                 counts: None,
                 ready: vec![],
                 services: vec![

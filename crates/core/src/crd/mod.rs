@@ -6,15 +6,18 @@ mod capacity;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
 mod health_gate;
+mod kinds;
 mod pacing;
 mod plan;
 mod spec;
 mod status;
+mod waves;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 
 pub use capacity::{PacingSpec, PacingStatus};
 pub use health_gate::{AlertmanagerCheck, HealthGate, PrometheusCheck, SecretKeyRef};
+pub use kinds::WorkloadKind;
 pub use pacing::{
     DEFAULT_MAX_RUNS_PER_HOUR, DEFAULT_TRIGGER_SETTLE, MAX_RUNS_PER_HOUR_LIMIT, MaintenanceWindow,
     RestartStorm, Schedule, TriggerSettling, Weekday,
@@ -28,6 +31,7 @@ pub use status::{
     ResultGroup, RunStatus, RunSummary, ServiceRefreshStatus, ServiceResult, ServiceStatus, Totals,
     TriggerRecord, WaitingStatus,
 };
+pub use waves::Wave;
 
 /// API group of the resource.
 pub const GROUP: &str = "gisops.io";

@@ -7,6 +7,8 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::kinds::WorkloadKind;
+
 /// Most entries one plan object holds. With names of at most 253 characters a part stays far
 /// below the API server's object size limit, whatever the names.
 pub const MAX_PLAN_PART_ENTRIES: usize = 1_000;
@@ -84,6 +86,9 @@ pub struct PlanGroup {
     /// The wave the services belong to, counting from 0.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub wave: u32,
+    /// Kind of the workloads; omitted for Deployments.
+    #[serde(default, skip_serializing_if = "WorkloadKind::is_deployment")]
+    pub kind: WorkloadKind,
     /// Names of the Deployments, in restart order.
     pub names: Vec<String>,
 }

@@ -6,14 +6,17 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::kinds::WorkloadKind;
 use super::pacing::{Schedule, default_max_runs_per_hour, default_trigger_settle};
 use super::status::ServiceRefreshStatus;
+use super::waves::Wave;
 
 /// Longest `spec.trigger` the schema accepts. The status records a fixed-size digest of it,
 /// never a copy, so the limit only keeps manifests sane.
 pub const MAX_TRIGGER_LENGTH: u32 = 1024;
 
-/// ServiceRefresh restarts a fleet of Deployments in batches, waits for each batch to become
+/// ServiceRefresh restarts a fleet of Deployments (and StatefulSets and DaemonSets, when
+/// `spec.kinds` lists them) in batches, waits for each batch to become
 /// ready the way `kubectl rollout status` does, and records every batch's results in its status.
 /// A run starts when the resource is created, when `spec.trigger` changes, when a watched
 /// ConfigMap's content changes, or when the annotation `gisops.io/run-requested-at` gets a
@@ -71,7 +74,14 @@ pub const MAX_TRIGGER_LENGTH: u32 = 1024;
         json_path = r#".status.conditions[?(@.type=="Ready")].message"#,
         description = "What the run is doing, waits for, or what to fix"
     ),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    printcolumn(
+        name = "Kinds",
+        type_ = "string",
+        json_path = ".spec.kinds",
+        description = "The workload kinds the resource restarts",
+        priority = 1
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceRefreshSpec {
@@ -82,6 +92,15 @@ pub struct ServiceRefreshSpec {
     /// those no longer selected end Skipped with reason Deselected; newly selected ones wait
     /// for the next run.
     pub selector: LabelSelector,
+
+    /// The kinds of workload the selection covers: `Deployment` (the default),
+    /// `StatefulSet`, `DaemonSet`. The selector, name patterns, exclusions and namespaces
+    /// apply to every listed kind. The operator must watch a kind for it to be listed (the
+    /// chart's `workloadKinds` values); otherwise the resource is Stalled.
+    #[serde(default = "WorkloadKind::default_kinds")]
+    #[schemars(length(min = 1, max = 3))]
+    #[schemars(extend("x-kubernetes-list-type" = "set"))]
+    pub kinds: Vec<WorkloadKind>,
 
     /// Optional glob patterns (`*` and `?`) on the Deployment name, such as
     /// `arcgis-*-mapserver-*`. When set, a Deployment must match at least one pattern.
@@ -135,6 +154,15 @@ pub struct ServiceRefreshSpec {
     /// reacts to ConfigMap changes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub config_map_triggers: Vec<ConfigMapTrigger>,
+
+    /// Ordered waves, for example system services first and then user services: each wave
+    /// is batched on its own, and a wave starts only when every workload of the one before
+    /// has a result. A workload matched by several waves belongs to the first; one matched
+    /// by none runs in a last wave. With `failurePolicy: Abort` a failure stops the run in
+    /// its wave. At most 20 waves.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 20))]
+    pub waves: Vec<Wave>,
 
     /// Pause the run before its next batch. The batch in progress finishes; no new batch
     /// starts until suspend is false again.

@@ -5,6 +5,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, MicroTime, Time}
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::kinds::WorkloadKind;
+
 /// Observed state of a ServiceRefresh: the current run, its plan with per-service results,
 /// kstatus conditions, trigger bookkeeping and a short history of earlier runs.
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -255,6 +257,10 @@ pub struct BatchStatus {
     /// The plan positions of the batch's services, as ranges such as `120-129`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub positions: Option<String>,
+    /// The wave of the batch's services, counting from 0 (`spec.waves`); omitted without
+    /// waves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wave: Option<u32>,
     /// When the batch's restarts began, to the microsecond: the batch timeout counts from it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_time: Option<MicroTime>,
@@ -370,6 +376,9 @@ pub struct ServiceStatus {
     /// which keeps the status small for large fleets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
+    /// Kind of the workload; omitted for a Deployment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<WorkloadKind>,
     /// The Deployment generation our restart produced; present while the restart is being
     /// rolled out. Readiness is judged only once the Deployment has observed it.
     #[serde(default, skip_serializing_if = "Option::is_none")]

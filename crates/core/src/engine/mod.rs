@@ -25,7 +25,7 @@ use std::fmt;
 
 use jiff::{SignedDuration, Timestamp};
 
-use crate::crd::{ServiceRefresh, ServiceRefreshPlan, ServiceRefreshStatus};
+use crate::crd::{ServiceRefresh, ServiceRefreshPlan, ServiceRefreshStatus, WorkloadKind};
 
 pub use conditions::SlotHolder;
 pub use observed::{ClusterView, ConfigMapSnapshot, DeploymentSnapshot, StaticCluster};
@@ -41,17 +41,34 @@ pub use waits::{Wait, WaitReason};
 /// finished run wakes queued resources at once; this covers a wake-up that raced the cache.
 pub const QUEUED_RECHECK: SignedDuration = SignedDuration::from_secs(5);
 
-/// Namespace and name of a Deployment (or ConfigMap); ordering is namespace, then name,
-/// which is the order a plan restarts services in.
+/// Namespace, kind and name of a workload (or namespace and name of a ConfigMap or a
+/// ServiceRefresh, whose keys keep the default kind, which means nothing for them). Ordering
+/// is namespace, kind, then name: the order a plan restarts services in.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ObjectKey {
     pub namespace: String,
+    pub kind: WorkloadKind,
     pub name: String,
 }
 
 impl ObjectKey {
+    /// The key of a Deployment, ConfigMap or ServiceRefresh.
     pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
-        Self { namespace: namespace.into(), name: name.into() }
+        Self { namespace: namespace.into(), kind: WorkloadKind::Deployment, name: name.into() }
+    }
+
+    /// The key of a workload of `kind`.
+    pub fn workload(
+        kind: WorkloadKind,
+        namespace: impl Into<String>,
+        name: impl Into<String>,
+    ) -> Self {
+        Self { namespace: namespace.into(), kind, name: name.into() }
+    }
+
+    /// The workload as a person names it: `StatefulSet arcgis/relational-store`.
+    pub fn describe(&self) -> String {
+        format!("{} {self}", self.kind)
     }
 }
 

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::ObjectKey;
 use super::pods::PodSnapshot;
 use crate::crd::{RESTARTED_AT_ANNOTATION, RESTARTED_BY_ANNOTATION, RUN_RECORD_ANNOTATION_PREFIX};
+use crate::crd::WorkloadKind;
 
 /// Lookups into the cluster as last observed. Implementations must not block: the engine is
 /// called inside a reconcile and treats every answer as already known.
@@ -133,10 +134,14 @@ impl<'de> Deserialize<'de> for RunRecordsOnly {
     }
 }
 
-/// A Deployment as the engine reads it: identity, labels, whether it is paused, the run that
-/// last restarted it, and the rollout status `kubectl rollout status` judges.
+/// A workload (Deployment, StatefulSet or DaemonSet) as the engine reads it: identity,
+/// labels, whether it is paused, the run that last restarted it, and the rollout status
+/// `kubectl rollout status` judges for its kind.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct DeploymentSnapshot {
+    /// Which kind of workload this is. Not read from the JSON (a list's items carry no
+    /// `kind`): the watch, or whoever parsed the object, sets it.
+    pub kind: WorkloadKind,
     /// Name, namespace, uid, resourceVersion, generation, labels and deletionTimestamp only.
     pub metadata: ObjectMeta,
     /// `spec.paused`.
@@ -150,6 +155,26 @@ pub struct DeploymentSnapshot {
     pub restarted_at: Option<String>,
     /// `status`, if the Deployment controller has written one.
     pub rollout: Option<RolloutStatus>,
+    /// A StatefulSet's or DaemonSet's `spec.updateStrategy`.
+    pub update_strategy: UpdateStrategy,
+}
+
+/// A StatefulSet's or DaemonSet's `spec.updateStrategy`, as `kubectl rollout status` reads it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct UpdateStrategy {
+    /// `type`: `RollingUpdate` or `OnDelete` (the API server defaults it to `RollingUpdate`).
+    pub type_: Option<String>,
+    /// Whether `rollingUpdate` is present (the API server defaults it for a StatefulSet).
+    pub rolling_update: bool,
+    /// `rollingUpdate.partition` of a StatefulSet.
+    pub partition: Option<i32>,
+}
+
+impl UpdateStrategy {
+    /// `OnDelete`: a template change replaces no pod until someone deletes it.
+    pub fn is_on_delete(&self) -> bool {
+        self.type_.as_deref() == Some("OnDelete")
+    }
 }
 
 /// The part of a Deployment's status that decides readiness.
@@ -161,12 +186,24 @@ pub struct RolloutStatus {
     pub available_replicas: Option<i32>,
     /// Reason of the first `Progressing` condition: kubectl reads that one only.
     pub progressing_reason: Option<String>,
+    /// A StatefulSet's `readyReplicas`.
+    pub ready_replicas: Option<i32>,
+    /// A StatefulSet's `currentReplicas`, `currentRevision` and `updateRevision`.
+    pub current_replicas: Option<i32>,
+    pub current_revision: Option<String>,
+    pub update_revision: Option<String>,
+    /// A DaemonSet's `desiredNumberScheduled`, `updatedNumberScheduled` and
+    /// `numberAvailable`.
+    pub desired_number_scheduled: Option<i32>,
+    pub updated_number_scheduled: Option<i32>,
+    pub number_available: Option<i32>,
 }
 
 impl DeploymentSnapshot {
     /// The namespace and name; empty strings for an object without them (never stored).
     pub fn key(&self) -> ObjectKey {
-        ObjectKey::new(
+        ObjectKey::workload(
+            self.kind,
             self.metadata.namespace.as_deref().unwrap_or_default(),
             self.metadata.name.as_deref().unwrap_or_default(),
         )
@@ -189,6 +226,7 @@ impl DeploymentSnapshot {
     pub fn from_deployment(deployment: &Deployment) -> Self {
         let status = deployment.status.as_ref();
         Self {
+            kind: WorkloadKind::Deployment,
             metadata: ObjectMeta {
                 name: deployment.metadata.name.clone(),
                 namespace: deployment.metadata.namespace.clone(),
@@ -226,7 +264,9 @@ impl DeploymentSnapshot {
                     .flatten()
                     .find(|condition| condition.type_.as_deref() == Some("Progressing"))
                     .and_then(|condition| condition.reason.clone()),
+                ..RolloutStatus::default()
             }),
+            update_strategy: UpdateStrategy::default(),
         }
     }
 }
@@ -242,10 +282,25 @@ impl<'de> Deserialize<'de> for DeploymentSnapshot {
         }
         #[derive(Deserialize, Default)]
         #[serde(default)]
+        #[serde(rename_all = "camelCase")]
         struct WireSpec {
             paused: Option<bool>,
             replicas: Option<i32>,
             template: Option<WireTemplate>,
+            update_strategy: Option<WireUpdateStrategy>,
+        }
+        #[derive(Deserialize, Default)]
+        #[serde(default, rename_all = "camelCase")]
+        struct WireUpdateStrategy {
+            #[serde(rename = "type")]
+            type_: Option<String>,
+            rolling_update: Option<WireRollingUpdate>,
+        }
+        #[derive(Deserialize, Default)]
+        #[serde(default)]
+        struct WireRollingUpdate {
+            // A DaemonSet's maxUnavailable/maxSurge may be strings or numbers: ignored.
+            partition: Option<i32>,
         }
         #[derive(Deserialize, Default)]
         #[serde(default)]
@@ -265,6 +320,13 @@ impl<'de> Deserialize<'de> for DeploymentSnapshot {
             updated_replicas: Option<i32>,
             available_replicas: Option<i32>,
             conditions: Option<FirstProgressingReason>,
+            ready_replicas: Option<i32>,
+            current_replicas: Option<i32>,
+            current_revision: Option<String>,
+            update_revision: Option<String>,
+            desired_number_scheduled: Option<i32>,
+            updated_number_scheduled: Option<i32>,
+            number_available: Option<i32>,
         }
 
         let wire = Wire::deserialize(deserializer)?;
@@ -274,7 +336,9 @@ impl<'de> Deserialize<'de> for DeploymentSnapshot {
             .and_then(|template| template.metadata)
             .and_then(|meta| meta.annotations)
             .unwrap_or_default();
+        let strategy = spec.update_strategy.unwrap_or_default();
         Ok(Self {
+            kind: WorkloadKind::Deployment,
             metadata: wire.metadata.into(),
             paused: spec.paused.unwrap_or(false),
             replicas: spec.replicas,
@@ -286,7 +350,19 @@ impl<'de> Deserialize<'de> for DeploymentSnapshot {
                 updated_replicas: status.updated_replicas,
                 available_replicas: status.available_replicas,
                 progressing_reason: status.conditions.and_then(|reason| reason.0),
+                ready_replicas: status.ready_replicas,
+                current_replicas: status.current_replicas,
+                current_revision: status.current_revision,
+                update_revision: status.update_revision,
+                desired_number_scheduled: status.desired_number_scheduled,
+                updated_number_scheduled: status.updated_number_scheduled,
+                number_available: status.number_available,
             }),
+            update_strategy: UpdateStrategy {
+                type_: strategy.type_,
+                rolling_update: strategy.rolling_update.is_some(),
+                partition: strategy.rolling_update.and_then(|rolling| rolling.partition),
+            },
         })
     }
 }

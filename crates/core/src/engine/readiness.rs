@@ -1,11 +1,13 @@
-//! The readiness verdict on one restarted Deployment. It is the rule `kubectl rollout status`
-//! applies (kubectl's `DeploymentStatusViewer`), word for word in its messages, plus one gate
-//! of our own: a status that has not yet observed the generation our restart produced is
-//! never judged, so a status left over from the previous rollout cannot read as Ready.
-//! `kubectl_verdicts.yaml` holds 42 crafted states with the real kubectl's verdicts; the
-//! `kubectl_table` tests hold the engine to them.
+//! The readiness verdict on one restarted workload. It is the rule `kubectl rollout status`
+//! applies to its kind (kubectl's `DeploymentStatusViewer`, `StatefulSetStatusViewer` and
+//! `DaemonSetStatusViewer`), word for word in its messages, plus one gate of our own: a
+//! status that has not yet observed the generation our restart produced is never judged, so
+//! a status left over from the previous rollout cannot read as Ready. `kubectl_verdicts.yaml`
+//! holds crafted states of every kind with the real kubectl's verdicts; the `kubectl_table`
+//! tests hold the engine to them.
 
-use super::observed::DeploymentSnapshot;
+use super::observed::{DeploymentSnapshot, RolloutStatus};
+use crate::crd::WorkloadKind;
 
 /// What `kubectl rollout status` would conclude about a Deployment right now.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -28,8 +30,114 @@ impl Verdict {
 /// past `spec.progressDeadlineSeconds`.
 const PROGRESS_DEADLINE_EXCEEDED: &str = "ProgressDeadlineExceeded";
 
-/// Judges `deployment` after a restart whose patch left it at `restart_generation`.
-pub fn verdict(deployment: &DeploymentSnapshot, restart_generation: i64) -> Verdict {
+/// kubectl's error for a StatefulSet or DaemonSet whose update strategy is not
+/// `RollingUpdate` (it names the StatefulSet constant for both kinds).
+pub const ONLY_ROLLING_UPDATE: &str =
+    "rollout status is only available for RollingUpdate strategy type";
+
+/// Judges `workload` after a restart whose patch left it at `restart_generation`.
+pub fn verdict(workload: &DeploymentSnapshot, restart_generation: i64) -> Verdict {
+    match workload.kind {
+        WorkloadKind::Deployment => deployment_verdict(workload, restart_generation),
+        WorkloadKind::StatefulSet => stateful_set_verdict(workload, restart_generation),
+        WorkloadKind::DaemonSet => daemon_set_verdict(workload, restart_generation),
+    }
+}
+
+/// The line `kubectl rollout status` prints for `workload` when it judges it rolled out.
+pub fn ready_message(workload: &DeploymentSnapshot) -> String {
+    let name = workload.name();
+    let no_status = RolloutStatus::default();
+    let status = workload.rollout.as_ref().unwrap_or(&no_status);
+    match workload.kind {
+        WorkloadKind::Deployment => format!("deployment {name:?} successfully rolled out"),
+        WorkloadKind::DaemonSet => format!("daemon set {name:?} successfully rolled out"),
+        WorkloadKind::StatefulSet if workload.update_strategy.rolling_update => format!(
+            "partitioned roll out complete: {} new pods have been updated...",
+            status.updated_replicas.unwrap_or(0)
+        ),
+        WorkloadKind::StatefulSet => format!(
+            "statefulset rolling update complete {} pods at revision {}...",
+            status.current_replicas.unwrap_or(0),
+            status.current_revision.as_deref().unwrap_or_default()
+        ),
+    }
+}
+
+/// kubectl's `StatefulSetStatusViewer`.
+fn stateful_set_verdict(set: &DeploymentSnapshot, restart_generation: i64) -> Verdict {
+    let strategy = &set.update_strategy;
+    if strategy.type_.as_deref() != Some("RollingUpdate") {
+        return Verdict::Failed(ONLY_ROLLING_UPDATE.to_owned());
+    }
+    let no_status = RolloutStatus::default();
+    let status = set.rollout.as_ref().unwrap_or(&no_status);
+    let observed_generation = status.observed_generation.unwrap_or(0);
+    if observed_generation == 0
+        || set.generation() > observed_generation
+        || restart_generation > observed_generation
+    {
+        return Verdict::Waiting(
+            "Waiting for statefulset spec update to be observed...".to_owned(),
+        );
+    }
+    let ready = i64::from(status.ready_replicas.unwrap_or(0));
+    let updated = i64::from(status.updated_replicas.unwrap_or(0));
+    if let Some(desired) = set.replicas.map(i64::from)
+        && ready < desired
+    {
+        return Verdict::Waiting(format!("Waiting for {} pods to be ready...", desired - ready));
+    }
+    if strategy.rolling_update {
+        if let (Some(desired), Some(partition)) = (set.replicas, strategy.partition) {
+            let wanted = i64::from(desired) - i64::from(partition);
+            if updated < wanted {
+                return Verdict::Waiting(format!(
+                    "Waiting for partitioned roll out to finish: {updated} out of {wanted} new pods have been updated..."
+                ));
+            }
+        }
+        return Verdict::Ready;
+    }
+    let update_revision = status.update_revision.as_deref().unwrap_or_default();
+    if update_revision != status.current_revision.as_deref().unwrap_or_default() {
+        return Verdict::Waiting(format!(
+            "waiting for statefulset rolling update to complete {updated} pods at revision {update_revision}..."
+        ));
+    }
+    Verdict::Ready
+}
+
+/// kubectl's `DaemonSetStatusViewer`.
+fn daemon_set_verdict(daemon: &DeploymentSnapshot, restart_generation: i64) -> Verdict {
+    if daemon.update_strategy.type_.as_deref() != Some("RollingUpdate") {
+        return Verdict::Failed(ONLY_ROLLING_UPDATE.to_owned());
+    }
+    let name = daemon.name();
+    let no_status = RolloutStatus::default();
+    let status = daemon.rollout.as_ref().unwrap_or(&no_status);
+    let observed_generation = status.observed_generation.unwrap_or(0);
+    if daemon.generation() > observed_generation || restart_generation > observed_generation {
+        return Verdict::Waiting("Waiting for daemon set spec update to be observed...".to_owned());
+    }
+    let desired = status.desired_number_scheduled.unwrap_or(0);
+    let updated = status.updated_number_scheduled.unwrap_or(0);
+    let available = status.number_available.unwrap_or(0);
+    if updated < desired {
+        return Verdict::Waiting(format!(
+            "Waiting for daemon set {name:?} rollout to finish: {updated} out of {desired} new pods have been updated..."
+        ));
+    }
+    if available < desired {
+        return Verdict::Waiting(format!(
+            "Waiting for daemon set {name:?} rollout to finish: {available} of {desired} updated pods are available..."
+        ));
+    }
+    Verdict::Ready
+}
+
+/// kubectl's `DeploymentStatusViewer`.
+fn deployment_verdict(deployment: &DeploymentSnapshot, restart_generation: i64) -> Verdict {
     let name = deployment.name();
     let generation = deployment.generation();
     let no_status = Default::default();
@@ -82,7 +190,6 @@ mod kubectl_table;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::observed::RolloutStatus;
 
     fn complete(generation: i64, observed: i64) -> DeploymentSnapshot {
         let mut deployment = DeploymentSnapshot {
@@ -93,6 +200,7 @@ mod tests {
                 updated_replicas: Some(3),
                 available_replicas: Some(3),
                 progressing_reason: Some("NewReplicaSetAvailable".to_owned()),
+                ..RolloutStatus::default()
             }),
             ..DeploymentSnapshot::default()
         };
@@ -146,6 +254,7 @@ mod tests {
                 updated_replicas: Some(i32::MIN),
                 available_replicas: Some(0),
                 progressing_reason: None,
+                ..RolloutStatus::default()
             }),
             ..DeploymentSnapshot::default()
         };

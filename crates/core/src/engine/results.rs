@@ -25,6 +25,12 @@ pub mod reason {
     pub const REPLACED: &str = "Replaced";
     /// Paused: a restart would not roll out.
     pub const PAUSED: &str = "Paused";
+    /// A StatefulSet or DaemonSet with `updateStrategy: OnDelete`: a restart would replace
+    /// no pod, and the operator deletes none.
+    pub const ON_DELETE: &str = "OnDeleteStrategy";
+    /// A StatefulSet or DaemonSet switched to another update strategy than `RollingUpdate`
+    /// while it rolled out: `kubectl rollout status` cannot judge it any more.
+    pub const NOT_ROLLING_UPDATE: &str = "NotRollingUpdate";
     /// A dry run restarts nothing.
     pub const DRY_RUN: &str = "DryRun";
     /// Excluded by `spec.exclude` after planning.
@@ -133,7 +139,14 @@ pub fn shorten(message: &str) -> String {
 /// How a service is named in examples and listings: `namespace/name` outside the
 /// ServiceRefresh's own namespace, the bare name inside it.
 pub fn display_name(key: &ObjectKey, own_namespace: &str) -> String {
-    if key.namespace == own_namespace { key.name.clone() } else { key.to_string() }
+    if !key.kind.is_deployment() {
+        // Other kinds always say what they are and where: `StatefulSet arcgis/relational-store`.
+        key.describe()
+    } else if key.namespace == own_namespace {
+        key.name.clone()
+    } else {
+        key.to_string()
+    }
 }
 
 fn first_example_name(group: &ResultGroup) -> &str {

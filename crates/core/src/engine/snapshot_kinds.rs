@@ -6,25 +6,30 @@ use std::borrow::Cow;
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
+use kube::core::DynamicResourceScope;
 
 use super::observed::{ConfigMapSnapshot, DeploymentSnapshot};
 use super::pods::PodSnapshot;
+use crate::crd::WorkloadKind;
 
+/// One snapshot type serves the three workload kinds; which one an API handle lists, watches
+/// or patches is its dynamic type.
 impl Resource for DeploymentSnapshot {
-    type DynamicType = ();
-    type Scope = NamespaceResourceScope;
+    type DynamicType = WorkloadKind;
+    // kube's dynamic-type API handles take their scope at run time; all three are namespaced.
+    type Scope = DynamicResourceScope;
 
-    fn kind(_: &()) -> Cow<'_, str> {
-        "Deployment".into()
+    fn kind(kind: &WorkloadKind) -> Cow<'_, str> {
+        kind.as_str().into()
     }
-    fn group(_: &()) -> Cow<'_, str> {
+    fn group(_: &WorkloadKind) -> Cow<'_, str> {
         "apps".into()
     }
-    fn version(_: &()) -> Cow<'_, str> {
+    fn version(_: &WorkloadKind) -> Cow<'_, str> {
         "v1".into()
     }
-    fn plural(_: &()) -> Cow<'_, str> {
-        "deployments".into()
+    fn plural(kind: &WorkloadKind) -> Cow<'_, str> {
+        kind.plural().into()
     }
     fn meta(&self) -> &ObjectMeta {
         &self.metadata

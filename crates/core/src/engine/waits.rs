@@ -123,6 +123,13 @@ impl Waiting {
     }
 
     /// What the status records: the stated wait, or none.
+    /// Drops this pass's wait: a run that ended in the pass waits for nothing, whatever held
+    /// it earlier in the pass.
+    pub fn forget(&mut self) {
+        self.now = None;
+        self.began = None;
+    }
+
     pub fn into_status(self) -> Option<WaitingStatus> {
         self.now
     }

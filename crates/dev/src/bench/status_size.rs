@@ -56,6 +56,7 @@ fn rolled_out(generation: i64, replicas: i32) -> RolloutStatus {
         updated_replicas: Some(replicas),
         available_replicas: Some(replicas),
         progressing_reason: None,
+        ..RolloutStatus::default()
     }
 }
 

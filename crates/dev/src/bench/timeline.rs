@@ -15,7 +15,7 @@ use servicerefresh_sim::{RequestRecord, SimHandle};
 
 use super::cluster::NAMESPACE;
 use super::operator::IDENTITY;
-use servicerefresh_core::crd::ServiceRefreshStatus;
+use servicerefresh_core::crd::{ServiceRefreshStatus, WorkloadKind};
 use servicerefresh_core::engine::DeploymentSnapshot;
 use servicerefresh_core::engine::Plan;
 use servicerefresh_core::engine::readiness::{Verdict, verdict};
@@ -66,7 +66,8 @@ impl ReadyTimes {
     /// Starts the watch and returns once it has listed the Deployments.
     pub async fn watch(client: kube::Client) -> Self {
         let first_ready = Arc::new(Mutex::new(HashMap::new()));
-        let api: Api<DeploymentSnapshot> = Api::namespaced(client, NAMESPACE);
+        let api: Api<DeploymentSnapshot> =
+            Api::namespaced_with(client, NAMESPACE, &WorkloadKind::Deployment);
         let (listed, listed_rx) = tokio::sync::oneshot::channel::<()>();
         let sink = first_ready.clone();
         let task = tokio::spawn(async move {

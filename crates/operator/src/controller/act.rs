@@ -8,7 +8,6 @@ use std::time::Instant;
 
 use futures::StreamExt;
 use jiff::Timestamp;
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::api::{Api, Patch, PatchParams, PostParams};
@@ -115,8 +114,10 @@ pub async fn send_restarts(
                 let client = client.clone();
                 async move {
                     gate.check()?;
-                    let api: Api<Deployment> =
-                        Api::namespaced(client, &restart.deployment.namespace);
+                    let kind = restart.deployment.kind;
+                    // Parsed straight into the lean snapshot, whatever the kind.
+                    let api: Api<DeploymentSnapshot> =
+                        Api::namespaced_with(client, &restart.deployment.namespace, &kind);
                     let params = PatchParams {
                         field_manager: Some(FIELD_MANAGER.into()),
                         ..Default::default()
@@ -128,23 +129,24 @@ pub async fn send_restarts(
                             &Patch::Merge(restart_patch(&restart)),
                         )
                         .await;
-                    if let Ok(deployment) = &result {
+                    let result = result.map(|patched| DeploymentSnapshot { kind, ..patched });
+                    if let Ok(patched) = &result {
                         patches.remember(
                             restart.deployment.clone(),
                             restart.resource_version.as_deref(),
-                            DeploymentSnapshot::from_deployment(deployment),
+                            patched.clone(),
                         );
                     }
                     let outcome = classify_patch_result(result);
                     match &outcome {
                         RestartOutcome::Patched { generation } => {
-                            info!(deployment = %restart.deployment, run = %restart.restarted_by, generation, "restarted");
+                            info!(kind = %kind, deployment = %restart.deployment, run = %restart.restarted_by, generation, "restarted");
                         }
                         RestartOutcome::Rejected(message) => {
-                            warn!(deployment = %restart.deployment, run = %restart.restarted_by, error = %message, "restart refused by the API server");
+                            warn!(kind = %kind, deployment = %restart.deployment, run = %restart.restarted_by, error = %message, "restart refused by the API server");
                         }
                         RestartOutcome::Transient(message) => {
-                            info!(deployment = %restart.deployment, run = %restart.restarted_by, error = %message, "restart failed; it is retried");
+                            info!(kind = %kind, deployment = %restart.deployment, run = %restart.restarted_by, error = %message, "restart failed; it is retried");
                         }
                         RestartOutcome::NotFound => {}
                     }
@@ -158,16 +160,14 @@ pub async fn send_restarts(
 }
 
 /// Maps a patch response to what it means for the run.
-pub fn classify_patch_result(result: Result<Deployment, kube::Error>) -> RestartOutcome {
+pub fn classify_patch_result(result: Result<DeploymentSnapshot, kube::Error>) -> RestartOutcome {
     match result {
-        Ok(deployment) => RestartOutcome::Patched {
-            generation: deployment.metadata.generation.unwrap_or_default(),
-        },
+        Ok(workload) => RestartOutcome::Patched { generation: workload.generation() },
         Err(kube::Error::Api(status)) => match status.code {
             404 => RestartOutcome::NotFound,
             400 | 403 | 422 => RestartOutcome::Rejected(status.message.clone()),
             409 => RestartOutcome::Transient(format!(
-                "the Deployment changed since the operator last saw it; deciding again ({})",
+                "the workload changed since the operator last saw it; deciding again ({})",
                 status.message
             )),
             _ => RestartOutcome::Transient(format!("{} ({})", status.message, status.code)),

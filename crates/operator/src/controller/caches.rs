@@ -1,7 +1,8 @@
 //! The operator's view of the cluster: reflector caches of ServiceRefreshes and of lean
-//! Deployment, ConfigMap and Pending pod snapshots (parsed straight from the watch, never as
-//! full objects), the [`ClusterView`] the engine reads them through, and the mappers that
-//! route a Deployment, ConfigMap or pod change to the ServiceRefreshes it concerns.
+//! Workload (Deployment, StatefulSet, DaemonSet), ConfigMap and Pending pod snapshots (parsed
+//! straight from the watch, never as full objects), the [`ClusterView`] the engine reads them
+//! through, and the mappers that route a workload, ConfigMap or pod change to the
+//! ServiceRefreshes it concerns.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -9,7 +10,7 @@ use std::time::Instant;
 
 use kube::runtime::reflector::{ObjectRef, Store};
 
-use servicerefresh_core::crd::ServiceRefresh;
+use servicerefresh_core::crd::{ServiceRefresh, WorkloadKind};
 use servicerefresh_core::engine::spec::watched_config_maps;
 use servicerefresh_core::engine::{
     ClusterView, ConfigMapSnapshot, DeploymentSnapshot, ObjectKey, PodSnapshot, RunId, plan,
@@ -20,21 +21,44 @@ use servicerefresh_core::policy::patch_memo::PatchMemo;
 /// The engine's view of the caches, with this process's own restart patches laid over a
 /// Deployment cache that has not caught up with them.
 pub struct CachedCluster {
-    pub deployments: Store<DeploymentSnapshot>,
+    pub workloads: WorkloadStores,
     pub config_maps: Store<ConfigMapSnapshot>,
     /// Pending pods only (the watch's field selector).
     pub pending_pods: Store<PodSnapshot>,
     pub patches: PatchMemo,
 }
 
+/// The workload caches: Deployments always, StatefulSets and DaemonSets when watched.
+pub struct WorkloadStores {
+    pub deployments: Store<DeploymentSnapshot>,
+    pub stateful_sets: Option<Store<DeploymentSnapshot>>,
+    pub daemon_sets: Option<Store<DeploymentSnapshot>>,
+}
+
+impl WorkloadStores {
+    fn of(&self, kind: WorkloadKind) -> Option<&Store<DeploymentSnapshot>> {
+        match kind {
+            WorkloadKind::Deployment => Some(&self.deployments),
+            WorkloadKind::StatefulSet => self.stateful_sets.as_ref(),
+            WorkloadKind::DaemonSet => self.daemon_sets.as_ref(),
+        }
+    }
+}
+
 impl ClusterView for CachedCluster {
     fn deployment(&self, key: &ObjectKey) -> Option<Arc<DeploymentSnapshot>> {
-        let cached = self.deployments.get(&ObjectRef::new(&key.name).within(&key.namespace));
+        let cached = self.workloads.of(key.kind).and_then(|store| {
+            store.get(&ObjectRef::new_with(&key.name, key.kind).within(&key.namespace))
+        });
         self.patches.overlay(key, cached)
     }
 
     fn deployments(&self) -> Vec<Arc<DeploymentSnapshot>> {
-        self.deployments.state()
+        WorkloadKind::ALL
+            .into_iter()
+            .filter_map(|kind| self.workloads.of(kind))
+            .flat_map(Store::state)
+            .collect()
     }
 
     fn config_map(&self, key: &ObjectKey) -> Option<Arc<ConfigMapSnapshot>> {
@@ -52,19 +76,47 @@ pub enum Cache {
     Deployments = 0,
     ConfigMaps = 1,
     ServiceRefreshes = 2,
-    PendingPods = 3,
+    StatefulSets = 3,
+    DaemonSets = 4,
+    PendingPods = 5,
 }
 
 impl Cache {
-    const ALL: [Cache; 4] =
-        [Cache::Deployments, Cache::ConfigMaps, Cache::ServiceRefreshes, Cache::PendingPods];
+    const ALL: [Cache; 6] = [
+        Cache::Deployments,
+        Cache::ConfigMaps,
+        Cache::ServiceRefreshes,
+        Cache::StatefulSets,
+        Cache::DaemonSets,
+        Cache::PendingPods,
+    ];
+
+    /// The caches a reconcile reads (an unwatched kind's counts as synced from the start).
+    pub const CLUSTER: [Cache; 5] = [
+        Cache::Deployments,
+        Cache::StatefulSets,
+        Cache::DaemonSets,
+        Cache::ConfigMaps,
+        Cache::PendingPods,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Cache::Deployments => "Deployments",
             Cache::ConfigMaps => "ConfigMaps",
             Cache::ServiceRefreshes => "ServiceRefreshes",
+            Cache::StatefulSets => "StatefulSets",
+            Cache::DaemonSets => "DaemonSets",
             Cache::PendingPods => "PendingPods",
+        }
+    }
+
+    /// The cache of workloads of `kind`.
+    pub fn of_workloads(kind: WorkloadKind) -> Self {
+        match kind {
+            WorkloadKind::Deployment => Cache::Deployments,
+            WorkloadKind::StatefulSet => Cache::StatefulSets,
+            WorkloadKind::DaemonSet => Cache::DaemonSets,
         }
     }
 }
@@ -74,12 +126,12 @@ impl Cache {
 /// concurrent waiters (its one-shot channel keeps a single waker), so a reconcile and the
 /// readiness probe waiting together could leave one of them asleep for ever.
 pub struct CacheSync {
-    synced: tokio::sync::watch::Sender<[bool; 4]>,
+    synced: tokio::sync::watch::Sender<[bool; 6]>,
 }
 
 impl Default for CacheSync {
     fn default() -> Self {
-        Self { synced: tokio::sync::watch::Sender::new([false; 4]) }
+        Self { synced: tokio::sync::watch::Sender::new([false; 6]) }
     }
 }
 
@@ -103,7 +155,7 @@ impl CacheSync {
     }
 
     /// Resolves on every change.
-    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<[bool; 4]> {
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<[bool; 6]> {
         self.synced.subscribe()
     }
 }
@@ -204,8 +256,17 @@ mod tests {
         let sync = Arc::new(CacheSync::default());
         assert_eq!(
             sync.pending(),
-            ["Deployments", "ConfigMaps", "ServiceRefreshes", "PendingPods"]
+            [
+                "Deployments",
+                "ConfigMaps",
+                "ServiceRefreshes",
+                "StatefulSets",
+                "DaemonSets",
+                "PendingPods"
+            ]
         );
+        sync.synced(Cache::StatefulSets);
+        sync.synced(Cache::DaemonSets);
         let waiters: Vec<_> = (0..3)
             .map(|_| {
                 let sync = sync.clone();

@@ -48,7 +48,7 @@ pub async fn operate(
         return Ok(());
     }
     let namespace = config.scope.watch_namespace.as_deref();
-    let (caches, events) = watch_caches(&clients.watches, namespace);
+    let (caches, events) = watch_caches(&clients.watches, namespace, &config.scope.extra_kinds);
     config.refresh_cache.publish(caches.refreshes.clone());
     let readiness = tokio::spawn(report_readiness(clients.telemetry.clone(), caches.sync.clone()));
     let (wake_queued, slot_freed) = mpsc::unbounded();
@@ -92,7 +92,7 @@ fn build_context(
     Arc::new(Context {
         clients: clients.clone(),
         cluster: CachedCluster {
-            deployments: caches.deployments,
+            workloads: caches.workloads,
             config_maps: caches.config_maps,
             pending_pods: caches.pending_pods,
             patches: PatchMemo::default(),
@@ -131,7 +131,7 @@ fn wire_controller(
     // skips the status write of a pass that changes nothing.
     Controller::for_stream(events.refreshes, context.refreshes.clone())
         .with_config(ControllerConfig::default().debounce(Duration::ZERO))
-        .watches_stream(events.deployments, move |deployment: DeploymentSnapshot| {
+        .watches_stream(events.workloads, move |deployment: DeploymentSnapshot| {
             deliveries.record(deployment.key(), Instant::now());
             refreshes_for_deployment(&deployment, &awaiting)
         })

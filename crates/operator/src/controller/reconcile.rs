@@ -137,7 +137,7 @@ async fn reconcile_passes(
     }
     // Plans and readiness verdicts read the caches, so they must be complete first. The
     // controller drives the streams that fill them, so this resolves after the first list.
-    ctx.sync.wait_for(&[Cache::Deployments, Cache::ConfigMaps, Cache::PendingPods]).await;
+    ctx.sync.wait_for(&Cache::CLUSTER).await;
     // Only the leader acts. A standby's caches stay warm; when it takes over, every
     // ServiceRefresh is reconciled afresh.
     let Ok(term) = ctx.leadership.permit(Instant::now()) else {

@@ -1,8 +1,11 @@
-//! The watch streams that fill the operator's caches: one per kind (Deployments, ConfigMaps,
-//! ServiceRefreshes, and the Pending pods capacity-aware pacing reads), each feeding its reflector store, telling [`CacheSync`] when its first
+//! The watch streams that fill the operator's caches: one per kind (Deployments, the
+//! StatefulSets and DaemonSets the operator was told to restart, ConfigMaps, ServiceRefreshes,
+//! and the Pending pods capacity-aware pacing reads), each feeding its reflector store, telling
+//! [`CacheSync`] when its first
 //! list is complete and logging what the API server refuses; and `/readyz`, which follows
 //! those first lists.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use futures::StreamExt;
@@ -14,14 +17,14 @@ use kube::runtime::{WatchStreamExt, predicates, watcher};
 use kube::{Client, Resource};
 use tracing::{debug, info, warn};
 
-use super::caches::{Cache, CacheSync};
+use super::caches::{Cache, CacheSync, WorkloadStores};
 use crate::telemetry::Telemetry;
-use servicerefresh_core::crd::ServiceRefresh;
+use servicerefresh_core::crd::{ServiceRefresh, WorkloadKind};
 use servicerefresh_core::engine::{ConfigMapSnapshot, DeploymentSnapshot, PodSnapshot};
 
 /// The reflector stores the watches fill, and how far they got.
 pub struct Caches {
-    pub deployments: Store<DeploymentSnapshot>,
+    pub workloads: WorkloadStores,
     pub config_maps: Store<ConfigMapSnapshot>,
     pub refreshes: Store<ServiceRefresh>,
     pub pending_pods: Store<PodSnapshot>,
@@ -34,7 +37,8 @@ pub type Changes<K> = BoxStream<'static, Result<K, watcher::Error>>;
 /// The changed objects of each watch, for the controller to route. Nothing is watched until
 /// they are polled.
 pub struct CacheEvents {
-    pub deployments: Changes<DeploymentSnapshot>,
+    /// Deployments, StatefulSets and DaemonSets, in one stream.
+    pub workloads: Changes<DeploymentSnapshot>,
     pub config_maps: Changes<ConfigMapSnapshot>,
     pub refreshes: Changes<ServiceRefresh>,
     pub pending_pods: Changes<PodSnapshot>,
@@ -44,17 +48,47 @@ pub struct CacheEvents {
 /// (the watch delivers it as deleted).
 const PENDING_PODS: &str = "status.phase=Pending";
 
-/// The four watches in `namespace` (or all namespaces) and the caches they fill.
-pub fn watch_caches(watches: &Client, namespace: Option<&str>) -> (Caches, CacheEvents) {
+/// The watches in `namespace` (or all namespaces) and the caches they fill. StatefulSets
+/// and DaemonSets are watched only when `extra_kinds` names them: the operator may hold no
+/// right to list them, and a cache of them costs memory.
+pub fn watch_caches(
+    watches: &Client,
+    namespace: Option<&str>,
+    extra_kinds: &BTreeSet<WorkloadKind>,
+) -> (Caches, CacheEvents) {
     let sync = Arc::new(CacheSync::default());
 
-    let (deployments, writer) = reflector::store();
-    let deployment_events = watch(api_for::<DeploymentSnapshot>(watches, namespace))
-        .inspect(log_refusals(Cache::Deployments))
-        .reflect(writer)
-        .inspect(synced(&sync, Cache::Deployments))
-        .touched_objects()
-        .boxed();
+    let mut workload_events = Vec::new();
+    let mut workload = |kind: WorkloadKind| {
+        let cache = Cache::of_workloads(kind);
+        let writer = reflector::store::Writer::new(kind);
+        let store = writer.as_reader();
+        workload_events.push(
+            watch(workload_api(watches, namespace, kind))
+                .inspect(log_refusals(cache))
+                // A list's items carry no kind; the watch knows which one it lists.
+                .modify(move |workload: &mut DeploymentSnapshot| workload.kind = kind)
+                .reflect(writer)
+                .inspect(synced(&sync, cache))
+                .touched_objects()
+                .boxed(),
+        );
+        store
+    };
+    let deployments = workload(WorkloadKind::Deployment);
+    let mut extra = |kind: WorkloadKind| {
+        if extra_kinds.contains(&kind) {
+            Some(workload(kind))
+        } else {
+            // Never watched: nothing to wait for.
+            sync.synced(Cache::of_workloads(kind));
+            None
+        }
+    };
+    let stateful_sets = extra(WorkloadKind::StatefulSet);
+    let daemon_sets = extra(WorkloadKind::DaemonSet);
+    let workloads = WorkloadStores { deployments, stateful_sets, daemon_sets };
+    let workload_events = futures::stream::select_all(workload_events).boxed();
 
     let (config_maps, writer) = reflector::store();
     let config_map_events = watch(api_for::<ConfigMapSnapshot>(watches, namespace))
@@ -84,9 +118,9 @@ pub fn watch_caches(watches: &Client, namespace: Option<&str>) -> (Caches, Cache
         .touched_objects()
         .boxed();
 
-    let caches = Caches { deployments, config_maps, refreshes, pending_pods, sync };
+    let caches = Caches { workloads, config_maps, refreshes, pending_pods, sync };
     let events = CacheEvents {
-        deployments: deployment_events,
+        workloads: workload_events,
         config_maps: config_map_events,
         refreshes: refresh_events,
         pending_pods: pod_events,
@@ -105,6 +139,18 @@ where
     }
 }
 
+/// An API handle for workloads of `kind`, in one namespace or all of them.
+fn workload_api(
+    client: &Client,
+    namespace: Option<&str>,
+    kind: WorkloadKind,
+) -> Api<DeploymentSnapshot> {
+    match namespace {
+        Some(namespace) => Api::namespaced_with(client.clone(), namespace, &kind),
+        None => Api::all_with(client.clone(), &kind),
+    }
+}
+
 /// A watch with kube's default backoff, resuming from where it was after a dropped
 /// connection and re-listing only when the server says the version expired.
 fn watch<K>(
@@ -112,7 +158,6 @@ fn watch<K>(
 ) -> impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send
 where
     K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
-    K::DynamicType: Default,
 {
     watcher(api, watcher::Config::default().any_semantic()).default_backoff()
 }

@@ -27,14 +27,15 @@ pub fn own_namespace(refresh: &ServiceRefresh) -> &str {
 /// What a plan covers, and the excluded names that matched nothing.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Selection {
-    /// Sorted by namespace, then name.
+    /// Sorted by namespace, kind, then name.
     pub deployments: Vec<ObjectKey>,
-    /// Names in `spec.exclude` that are no Deployment in the target namespaces: likely typos.
+    /// Names in `spec.exclude` that are no workload of a listed kind in the target
+    /// namespaces: likely typos.
     pub unmatched_excludes: Vec<String>,
 }
 
-/// The Deployments in scope: in a target namespace, matched by the selector and at least one
-/// name pattern (when any), and not excluded. Deployments already being deleted are left out
+/// The workloads in scope: of a listed kind, in a target namespace, matched by the selector
+/// and at least one name pattern (when any), and not excluded. Deployments already being deleted are left out
 /// because restarting them is pointless.
 pub fn select(spec: &ValidSpec, cluster: &dyn ClusterView) -> Selection {
     let mut selected = BTreeSet::new();
@@ -45,14 +46,14 @@ pub fn select(spec: &ValidSpec, cluster: &dyn ClusterView) -> Selection {
         else {
             continue;
         };
-        if !spec.namespaces.contains(namespace) {
+        if !spec.namespaces.contains(namespace) || !spec.kinds.contains(&deployment.kind) {
             continue;
         }
         existing_names.insert(name.to_owned());
         let in_scope = deployment.metadata.deletion_timestamp.is_none()
             && spec.selects(namespace, name, deployment.metadata.labels.as_ref());
         if in_scope {
-            selected.insert(ObjectKey::new(namespace, name));
+            selected.insert(deployment.key());
         }
     }
     Selection {
@@ -68,6 +69,7 @@ pub fn service_row(entry: &PlanEntry, position: u32, own_namespace: &str) -> Ser
         name: entry.key.name.clone(),
         position: Some(position),
         namespace: (entry.key.namespace != own_namespace).then(|| entry.key.namespace.clone()),
+        kind: (!entry.key.kind.is_deployment()).then_some(entry.key.kind),
         generation: None,
         uid: None,
         result: None,
@@ -76,9 +78,13 @@ pub fn service_row(entry: &PlanEntry, position: u32, own_namespace: &str) -> Ser
     }
 }
 
-/// The Deployment a plan entry stands for.
+/// The workload a plan entry stands for.
 pub fn service_key(service: &ServiceStatus, own_namespace: &str) -> ObjectKey {
-    ObjectKey::new(service.namespace.as_deref().unwrap_or(own_namespace), service.name.as_str())
+    ObjectKey::workload(
+        service.kind.unwrap_or_default(),
+        service.namespace.as_deref().unwrap_or(own_namespace),
+        service.name.as_str(),
+    )
 }
 
 /// Prefix of the current ConfigMap digest format. Digests written by earlier versions have
@@ -169,7 +175,11 @@ mod tests {
 
     fn spec(json: serde_json::Value, own: &str) -> ValidSpec {
         let spec: ServiceRefreshSpec = serde_json::from_value(json).expect("spec parses");
-        let scope = OperatorScope { watch_namespace: None, allow_cross_namespace: true };
+        let scope = OperatorScope {
+            watch_namespace: None,
+            allow_cross_namespace: true,
+            extra_kinds: crate::crd::WorkloadKind::ALL.into_iter().collect(),
+        };
         validate(&spec, own, &scope).expect("spec is valid")
     }
 
@@ -226,6 +236,46 @@ mod tests {
         assert_eq!(
             select(&valid, &fleet).deployments,
             vec![ObjectKey::new("own", "alive"), ObjectKey::new("own", "bare")]
+        );
+    }
+
+    #[test]
+    fn every_listed_kind_is_selected_and_no_other() {
+        use crate::crd::WorkloadKind;
+        let of_kind = |kind: WorkloadKind, name: &str| {
+            let mut workload = DeploymentSnapshot { kind, ..DeploymentSnapshot::default() };
+            workload.metadata.namespace = Some("arcgis".to_owned());
+            workload.metadata.name = Some(name.to_owned());
+            workload.metadata.labels = Some(BTreeMap::from([("app".into(), "gis".into())]));
+            Arc::new(workload)
+        };
+        let fleet = Fleet(vec![
+            of_kind(WorkloadKind::DaemonSet, "node-agent"),
+            of_kind(WorkloadKind::StatefulSet, "relational-store"),
+            of_kind(WorkloadKind::Deployment, "relational-store"),
+            of_kind(WorkloadKind::Deployment, "web"),
+        ]);
+        let deployments =
+            spec(serde_json::json!({"selector": {}, "exclude": ["node-agent"]}), "arcgis");
+        assert_eq!(
+            select(&deployments, &fleet).deployments,
+            [ObjectKey::new("arcgis", "relational-store"), ObjectKey::new("arcgis", "web")]
+        );
+        // A DaemonSet is no Deployment: excluding it by name is a likely typo then.
+        assert_eq!(select(&deployments, &fleet).unmatched_excludes, ["node-agent"]);
+        let stateful = spec(
+            serde_json::json!({"selector": {"matchLabels": {"app": "gis"}},
+                               "kinds": ["StatefulSet", "Deployment"]}),
+            "arcgis",
+        );
+        assert_eq!(
+            select(&stateful, &fleet).deployments,
+            [
+                ObjectKey::new("arcgis", "relational-store"),
+                ObjectKey::new("arcgis", "web"),
+                ObjectKey::workload(WorkloadKind::StatefulSet, "arcgis", "relational-store"),
+            ],
+            "sorted by namespace, kind, then name; the same name in two kinds is two services"
         );
     }
 

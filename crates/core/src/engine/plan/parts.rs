@@ -163,7 +163,7 @@ impl Plan {
                 parts.get(&part).ok_or(PlanError::MissingPart { part, parts: reference.parts })?;
             for group in &spec.groups {
                 entries.extend(group.names.iter().map(|name| PlanEntry {
-                    key: ObjectKey::new(&group.namespace, name),
+                    key: ObjectKey::workload(group.kind, &group.namespace, name),
                     wave: group.wave,
                 }));
             }
@@ -212,17 +212,22 @@ fn plan_metadata(refresh: &ServiceRefresh, name: Option<String>) -> ObjectMeta {
     }
 }
 
-/// Consecutive entries sharing a namespace and wave, as one group each.
+/// Consecutive entries sharing a namespace, wave and kind, as one group each.
 fn groups(entries: &[PlanEntry]) -> Vec<PlanGroup> {
     let mut groups: Vec<PlanGroup> = Vec::new();
     for entry in entries {
         match groups.last_mut() {
-            Some(group) if group.namespace == entry.key.namespace && group.wave == entry.wave => {
+            Some(group)
+                if group.namespace == entry.key.namespace
+                    && group.wave == entry.wave
+                    && group.kind == entry.key.kind =>
+            {
                 group.names.push(entry.key.name.clone());
             }
             _ => groups.push(PlanGroup {
                 namespace: entry.key.namespace.clone(),
                 wave: entry.wave,
+                kind: entry.key.kind,
                 names: vec![entry.key.name.clone()],
             }),
         }
@@ -241,6 +246,10 @@ fn digest(run: &str, entries: &[PlanEntry]) -> String {
         text(&entry.key.namespace);
         text(&entry.key.name);
         text(&entry.wave.to_string());
+        if !entry.key.kind.is_deployment() {
+            // Only the other kinds add to the digest, so a Deployment plan's stays as it was.
+            text(entry.key.kind.as_str());
+        }
     }
     format!("fnv1a64-{:016x}", hasher.finish())
 }

@@ -1,5 +1,5 @@
-//! The engine's verdict against `kubectl rollout status` on the 42 crafted Deployment states
-//! of `kubectl_verdicts.yaml`, whose kubectl verdicts were recorded with the real kubectl (and
+//! The engine's verdict against `kubectl rollout status` on the crafted Deployment,
+//! StatefulSet and DaemonSet states of `kubectl_verdicts.yaml`, whose kubectl verdicts were recorded with the real kubectl (and
 //! are re-derived with it by `tests/readiness_kubectl.rs`). Each state goes through the same
 //! parsing as the operator's cache, so the first-`Progressing`-condition rule and an absent
 //! `spec.replicas` are judged from the JSON exactly as served.
@@ -11,7 +11,8 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Verdict, verdict};
+use super::{Verdict, ready_message, verdict};
+use crate::crd::WorkloadKind;
 use crate::engine::observed::DeploymentSnapshot;
 
 /// The table, as kubectl's verdicts were recorded.
@@ -21,6 +22,8 @@ const TABLE: &str = include_str!("kubectl_verdicts.yaml");
 #[serde(deny_unknown_fields)]
 struct Row {
     name: String,
+    #[serde(default)]
+    kind: WorkloadKind,
     what: String,
     generation: i64,
     spec: Value,
@@ -40,24 +43,25 @@ fn rows() -> Vec<Row> {
     serde_saphyr::from_str(TABLE).expect("kubectl_verdicts.yaml parses")
 }
 
-/// The Deployment of a row, parsed as the operator's cache parses what the API server sends.
+/// The workload of a row, parsed as the operator's cache parses what the API server sends.
 fn snapshot(row: &Row) -> DeploymentSnapshot {
     let mut object = json!({
         "apiVersion": "apps/v1",
-        "kind": "Deployment",
+        "kind": row.kind.as_str(),
         "metadata": {"name": row.name, "namespace": "arcgis", "generation": row.generation},
         "spec": row.spec,
     });
     if let Some(status) = &row.status {
         object["status"] = status.clone();
     }
-    serde_json::from_value(object).expect("a Deployment snapshot")
+    let snapshot: DeploymentSnapshot = serde_json::from_value(object).expect("a snapshot");
+    DeploymentSnapshot { kind: row.kind, ..snapshot }
 }
 
 /// The engine's verdict in the words kubectl prints.
-fn as_kubectl(name: &str, verdict: Verdict) -> Recorded {
+fn as_kubectl(workload: &DeploymentSnapshot, verdict: Verdict) -> Recorded {
     let (result, message) = match verdict {
-        Verdict::Ready => ("success", format!("deployment {name:?} successfully rolled out")),
+        Verdict::Ready => ("success", ready_message(workload)),
         Verdict::Waiting(message) => ("waiting", message),
         Verdict::Failed(message) => ("failure", message),
     };
@@ -65,15 +69,24 @@ fn as_kubectl(name: &str, verdict: Verdict) -> Recorded {
 }
 
 #[test]
-fn the_table_holds_42_distinct_states_in_every_outcome() {
+fn the_table_holds_distinct_states_of_every_kind_in_every_outcome() {
     let rows = rows();
-    assert_eq!(rows.len(), 42);
+    let count = |kind| rows.iter().filter(|row| row.kind == kind).count();
+    assert_eq!(
+        [WorkloadKind::Deployment, WorkloadKind::StatefulSet, WorkloadKind::DaemonSet].map(count),
+        [42, 14, 8]
+    );
     let mut names: Vec<&str> = rows.iter().map(|row| row.name.as_str()).collect();
     names.sort_unstable();
     names.dedup();
-    assert_eq!(names.len(), 42, "row names are unique");
-    for result in ["success", "waiting", "failure"] {
-        assert!(rows.iter().any(|row| row.kubectl.result == result), "no {result} row");
+    assert_eq!(names.len(), rows.len(), "row names are unique");
+    for kind in WorkloadKind::ALL {
+        for result in ["success", "waiting", "failure"] {
+            assert!(
+                rows.iter().any(|row| row.kind == kind && row.kubectl.result == result),
+                "no {kind} {result} row"
+            );
+        }
     }
     assert!(rows.iter().any(|row| row.spec.get("replicas").is_none()), "no absent spec.replicas");
 }
@@ -84,7 +97,7 @@ fn the_engine_agrees_with_kubectl_on_every_state() {
     for row in rows() {
         let deployment = snapshot(&row);
         // Judged at the Deployment's own generation: kubectl's rule exactly.
-        let engine = as_kubectl(&row.name, verdict(&deployment, row.generation));
+        let engine = as_kubectl(&deployment, verdict(&deployment, row.generation));
         if engine != row.kubectl {
             disagreements.push(format!(
                 "{} ({}): kubectl {:?}, engine {:?}",
@@ -97,8 +110,14 @@ fn the_engine_agrees_with_kubectl_on_every_state() {
 
 #[test]
 fn the_one_deliberate_difference_is_waiting_for_our_own_restart() {
-    let observe = "Waiting for deployment spec update to be observed...";
-    for row in rows() {
+    for row in
+        rows().into_iter().filter(|row| row.kubectl.result != "failure" || row.kind.is_deployment())
+    {
+        let observe = match row.kind {
+            WorkloadKind::Deployment => "Waiting for deployment spec update to be observed...",
+            WorkloadKind::StatefulSet => "Waiting for statefulset spec update to be observed...",
+            WorkloadKind::DaemonSet => "Waiting for daemon set spec update to be observed...",
+        };
         let deployment = snapshot(&row);
         let observed = deployment.rollout.as_ref().and_then(|r| r.observed_generation);
         // Our restart produced a generation the cached object has not reached: kubectl

@@ -98,6 +98,7 @@ fn ready_row(entry: &str) -> ServiceStatus {
         name,
         position: None,
         namespace,
+        kind: None,
         generation: None,
         uid: None,
         result: Some(ServiceResult::Ready),

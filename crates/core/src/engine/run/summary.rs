@@ -3,12 +3,13 @@
 //! run is active.
 
 use super::Pass;
-use crate::crd::{Phase, RunSummary, ServiceRefreshStatus, ServiceResult};
+use crate::crd::{Phase, RunSummary, ServiceRefreshStatus, ServiceResult, WorkloadKind};
 use crate::engine::conditions::Situation;
 use crate::engine::positions::PositionSet;
 use crate::engine::results::{self, reason};
 use crate::engine::spec::{self, OperatorScope, ValidSpec};
 use crate::engine::transitions::Transition;
+use crate::engine::ObjectKey;
 
 /// Finished runs kept in `status.history`.
 pub const MAX_HISTORY: usize = 10;
@@ -17,6 +18,7 @@ pub const MAX_HISTORY: usize = 10;
 const MAX_LISTED_FAILURES: usize = 10;
 
 pub(super) fn end_run(pass: &mut Pass, status: &mut ServiceRefreshStatus) {
+    pass.waiting.forget();
     refresh_totals(status);
     let (failures, listed_count) = listed_failures(pass, status);
     let totals = status.totals.clone();
@@ -39,18 +41,19 @@ pub(super) fn end_run(pass: &mut Pass, status: &mut ServiceRefreshStatus) {
     } else {
         Phase::Failed
     };
+    let noun = noun(pass);
     let outcome = if totals.services == 0 {
-        format!("nothing selected: no Deployment matched the {selection}")
+        format!("nothing selected: no {} matched the {selection}", noun.0)
     } else if run.dry_run {
         let batches = status.batches.last().map_or(0, |batch| batch.index);
         format!(
-            "dry run planned {} Deployments in {batches} batches; nothing was restarted",
-            totals.services
+            "dry run planned {} {} in {batches} batches; nothing was restarted",
+            totals.services, noun.1
         )
     } else if cancelled {
         format!(
-            "{} of {} Deployments ready, {} failed, {} skipped",
-            totals.ready, totals.services, totals.failed, totals.skipped
+            "{} of {} {} ready, {} failed, {} skipped",
+            totals.ready, totals.services, noun.1, totals.failed, totals.skipped
         )
     } else if let Some(gate) = gate_failure.filter(|_| totals.failed == 0) {
         format!(
@@ -59,8 +62,8 @@ pub(super) fn end_run(pass: &mut Pass, status: &mut ServiceRefreshStatus) {
         )
     } else if totals.failed == 0 {
         format!(
-            "{} of {} Deployments ready, {} skipped",
-            totals.ready, totals.services, totals.skipped
+            "{} of {} {} ready, {} skipped",
+            totals.ready, totals.services, noun.1, totals.skipped
         )
     } else {
         let mut listed = failures.join("; ");
@@ -68,7 +71,7 @@ pub(super) fn end_run(pass: &mut Pass, status: &mut ServiceRefreshStatus) {
         if more > 0 {
             listed.push_str(&format!("; and {more} more"));
         }
-        format!("{} of {} Deployments failed: {listed}", totals.failed, totals.services)
+        format!("{} of {} {} failed: {listed}", totals.failed, totals.services, noun.1)
     };
     // A note made at the start (excluded names that match nothing) stays on record.
     let start_note = run
@@ -128,6 +131,23 @@ fn shorten_run_message(message: String) -> String {
     short
 }
 
+/// What the run restarts, singular and plural: Deployments, or workloads when the resource
+/// lists other kinds too.
+fn noun(pass: &Pass) -> (&'static str, &'static str) {
+    let kinds = &pass.observation.refresh.spec.kinds;
+    if kinds.iter().all(WorkloadKind::is_deployment) {
+        ("Deployment", "Deployments")
+    } else {
+        ("workload", "workloads")
+    }
+}
+
+/// A failed service as the closing message names it: `arcgis/web`, or with its kind when it
+/// is no Deployment (`StatefulSet arcgis/relational-store`).
+fn named(key: &ObjectKey) -> String {
+    if key.kind.is_deployment() { key.to_string() } else { key.describe() }
+}
+
 /// The first failures of the run in plan order, for its closing message: the services of
 /// one cause named together before the cause's message. Returns the phrases and how many
 /// services they name.
@@ -140,7 +160,7 @@ fn listed_failures(pass: &Pass, status: &ServiceRefreshStatus) -> (Vec<String>, 
         let names: Vec<(u32, String)> = positions
             .iter()
             .take(MAX_LISTED_FAILURES)
-            .filter_map(|position| Some((position, plan?.get(position)?.key.to_string())))
+            .filter_map(|position| Some((position, named(&plan?.get(position)?.key))))
             .collect();
         if let Some(&(first, _)) = names.first() {
             let names = names.into_iter().map(|(_, name)| name).collect();
@@ -155,7 +175,7 @@ fn listed_failures(pass: &Pass, status: &ServiceRefreshStatus) -> (Vec<String>, 
             let key = crate::engine::plan::service_key(row, pass.own_namespace);
             causes.push((
                 position,
-                vec![key.to_string()],
+                vec![named(&key)],
                 result,
                 row.message.clone().unwrap_or_default(),
             ));

@@ -311,6 +311,7 @@ impl ModelCluster {
             updated_replicas: Some(updated),
             available_replicas: Some(replicas),
             progressing_reason: Some(reason.to_owned()),
+            ..RolloutStatus::default()
         });
         self.touch(key);
     }

@@ -323,8 +323,17 @@ pub(super) fn start_run(
     let selection = plan::select(spec, pass.observation.cluster);
     let number = status.run.as_ref().map_or(0, |run| run.number) + 1;
     let id = RunId::new(refresh, number).to_string();
-    let entries: Vec<PlanEntry> =
-        selection.deployments.iter().map(|key| PlanEntry { key: key.clone(), wave: 0 }).collect();
+    let mut entries: Vec<PlanEntry> = selection
+        .deployments
+        .iter()
+        .map(|key| {
+            let workload = pass.observation.cluster.deployment(key);
+            let labels = workload.as_ref().and_then(|workload| workload.metadata.labels.as_ref());
+            PlanEntry { key: key.clone(), wave: spec.wave_of(labels) }
+        })
+        .collect();
+    // Waves in order, each in the selection's order; stable, so without waves nothing moves.
+    entries.sort_by_key(|entry| entry.wave);
     let plan = Plan::new(id.clone(), entries);
     // The request this run serves: a run-requested-at value not handled before.
     let request = annotation(refresh, RUN_REQUESTED_AT_ANNOTATION)

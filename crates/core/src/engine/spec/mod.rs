@@ -27,7 +27,7 @@ pub use selector::LabelFilter;
 
 use super::ObjectKey;
 use super::pacing::windows::WindowSchedule;
-use crate::crd::{FailurePolicy, MAX_RUNS_PER_HOUR_LIMIT, ServiceRefreshSpec};
+use crate::crd::{FailurePolicy, MAX_RUNS_PER_HOUR_LIMIT, ServiceRefreshSpec, WorkloadKind};
 use names::{check_config_map_key, check_dns_label, check_dns_subdomain};
 
 /// Largest batch the CRD schema allows; checked again because a schema can be bypassed
@@ -41,6 +41,16 @@ pub const MAX_BATCH_SIZE: u32 = 100;
 pub struct OperatorScope {
     pub watch_namespace: Option<String>,
     pub allow_cross_namespace: bool,
+    /// The workload kinds the operator watches besides Deployments (`--workload-kinds`):
+    /// a resource may list only kinds the operator can see and was granted to patch.
+    pub extra_kinds: BTreeSet<WorkloadKind>,
+}
+
+impl OperatorScope {
+    /// Whether the operator watches workloads of `kind`.
+    pub fn watches(&self, kind: WorkloadKind) -> bool {
+        kind.is_deployment() || self.extra_kinds.contains(&kind)
+    }
 }
 
 /// A spec the schema let through but the operator cannot act on.
@@ -64,6 +74,12 @@ pub enum SpecError {
          see anything in namespace {namespace:?}"
     )]
     NotWatched { field: String, namespace: String, watched: String },
+    #[error(
+        "{field}: the operator does not watch {kind}s; it must run with --workload-kinds \
+         including {kind} (the chart's workloadKinds values), which also grants it the right \
+         to restart them"
+    )]
+    KindNotWatched { field: String, kind: WorkloadKind },
 }
 
 impl SpecError {
@@ -76,6 +92,7 @@ impl SpecError {
         match self {
             Self::CrossNamespace { .. } => "CrossNamespaceRefused",
             Self::NotWatched { .. } => "NamespaceNotWatched",
+            Self::KindNotWatched { .. } => "KindNotWatched",
             _ => "InvalidSpec",
         }
     }
@@ -132,8 +149,12 @@ pub struct ValidSpec {
     /// Empty means every name matches.
     pub name_patterns: Vec<NamePattern>,
     pub exclude: BTreeSet<String>,
-    /// The namespaces Deployments are selected from (the resource's own by default).
+    /// The namespaces workloads are selected from (the resource's own by default).
     pub namespaces: BTreeSet<String>,
+    /// The workload kinds selected (Deployment by default).
+    pub kinds: BTreeSet<WorkloadKind>,
+    /// `spec.waves`, in order.
+    pub waves: Vec<LabelFilter>,
     pub config_maps: Vec<WatchedConfigMap>,
     /// How long trigger ConfigMaps must stay unchanged before their change starts a run.
     pub trigger_settle: SignedDuration,
@@ -155,7 +176,7 @@ impl ValidSpec {
         pattern_ok && !self.exclude.contains(name)
     }
 
-    /// A digest of what selects the services (selector, name patterns, namespaces), recorded
+    /// A digest of what selects the services (selector, name patterns, namespaces, kinds), recorded
     /// with a plan: a run tells a selection edited after planning from the one it planned.
     pub fn selection_digest(&self) -> String {
         let mut hasher = FnvHasher::default();
@@ -170,6 +191,17 @@ impl ValidSpec {
         text("|");
         for namespace in &self.namespaces {
             text(namespace);
+        }
+        for wave in &self.waves {
+            text("wave");
+            text(&wave.to_string());
+        }
+        if self.kinds.iter().any(|kind| !kind.is_deployment()) {
+            // Only other kinds add to the digest, so a Deployment-only selection's stays.
+            text("|");
+            for kind in &self.kinds {
+                text(kind.as_str());
+            }
         }
         format!("fnv1a64-{:016x}", hasher.finish())
     }
@@ -190,10 +222,23 @@ impl ValidSpec {
             && self.name_in_scope(name)
     }
 
+    /// The wave a workload with `labels` belongs to: the first whose selector matches it, or
+    /// the last wave after all of them when none does. Without waves, 0.
+    pub fn wave_of(&self, labels: Option<&BTreeMap<String, String>>) -> u32 {
+        let empty = BTreeMap::new();
+        let labels = labels.unwrap_or(&empty);
+        let index = self.waves.iter().position(|wave| wave.matches(labels));
+        u32::try_from(index.unwrap_or(self.waves.len())).unwrap_or(u32::MAX)
+    }
+
     /// The selection in words, for a person wondering why it matched nothing.
     pub fn describe_selection(&self) -> String {
         let namespaces = self.namespaces.iter().cloned().collect::<Vec<_>>().join(", ");
         let mut text = format!("selector {} in namespace(s) {namespaces}", self.selector);
+        if self.kinds.iter().any(|kind| !kind.is_deployment()) {
+            let kinds: Vec<&str> = self.kinds.iter().map(|kind| kind.as_str()).collect();
+            text.push_str(&format!(", kinds {}", kinds.join(", ")));
+        }
         if !self.name_patterns.is_empty() {
             let patterns: Vec<&str> = self.name_patterns.iter().map(NamePattern::as_str).collect();
             text.push_str(&format!(", name patterns {}", patterns.join(", ")));
@@ -286,6 +331,25 @@ pub fn validate(
         .map(WindowSchedule::parse)
         .transpose()
         .map_err(|problem| SpecError::field(problem.field, problem.problem))?;
+    for (index, kind) in spec.kinds.iter().enumerate() {
+        if !scope.watches(*kind) {
+            return Err(SpecError::KindNotWatched {
+                field: format!("spec.kinds[{index}]"),
+                kind: *kind,
+            });
+        }
+    }
+    let mut waves = Vec::with_capacity(spec.waves.len());
+    for (index, wave) in spec.waves.iter().enumerate() {
+        waves.push(LabelFilter::compile(&wave.selector).map_err(|error| {
+            SpecError::field(format!("spec.waves[{index}].selector"), error.to_string())
+        })?);
+    }
+    let kinds: BTreeSet<WorkloadKind> = if spec.kinds.is_empty() {
+        BTreeSet::from([WorkloadKind::Deployment])
+    } else {
+        spec.kinds.iter().copied().collect()
+    };
 
     let namespaces = if spec.namespaces.is_empty() {
         BTreeSet::from([own_namespace.to_owned()])
@@ -304,6 +368,8 @@ pub fn validate(
         name_patterns,
         exclude: spec.exclude.iter().cloned().collect(),
         namespaces,
+        kinds,
+        waves,
         config_maps: watched_config_maps(spec, own_namespace),
         trigger_settle,
         max_runs_per_hour: spec.max_runs_per_hour,

@@ -82,7 +82,8 @@ fn other_namespaces_need_the_operator_flag() {
          \"arcgis\"; the operator refuses cross-namespace selection unless it runs with \
          --allow-cross-namespace"
     );
-    let allowed = OperatorScope { watch_namespace: None, allow_cross_namespace: true };
+    let allowed =
+        OperatorScope { watch_namespace: None, allow_cross_namespace: true, ..Default::default() };
     assert!(validate(&cross, "arcgis", &allowed).is_ok());
 
     // The own namespace, named explicitly, is always fine.
@@ -103,8 +104,11 @@ fn other_namespaces_need_the_operator_flag() {
 
 #[test]
 fn namespaces_outside_the_watched_one_are_reported_as_invisible() {
-    let watching =
-        OperatorScope { watch_namespace: Some("arcgis".to_owned()), allow_cross_namespace: true };
+    let watching = OperatorScope {
+        watch_namespace: Some("arcgis".to_owned()),
+        allow_cross_namespace: true,
+        ..Default::default()
+    };
     let mut other = spec();
     other.namespaces = vec!["other".to_owned()];
     let refused = validate(&other, "arcgis", &watching).unwrap_err();
@@ -175,4 +179,31 @@ fn pacing_fields_are_checked_and_parsed() {
     }))
     .expect("parses");
     assert!(error(&windowed).starts_with("spec.schedule.timeZone: \"Europe/Nowhere\""));
+}
+
+#[test]
+fn kinds_default_to_deployments_and_need_the_operator_to_watch_them() {
+    let valid = validate(&spec(), "arcgis", &same_namespace_only()).expect("valid");
+    assert_eq!(valid.kinds, BTreeSet::from([WorkloadKind::Deployment]));
+
+    let mut mixed = spec();
+    mixed.kinds = vec![WorkloadKind::Deployment, WorkloadKind::StatefulSet];
+    let refused = validate(&mixed, "arcgis", &same_namespace_only()).unwrap_err();
+    assert_eq!(refused.reason(), "KindNotWatched");
+    assert_eq!(
+        refused.to_string(),
+        "spec.kinds[1]: the operator does not watch StatefulSets; it must run with \
+         --workload-kinds including StatefulSet (the chart's workloadKinds values), which also \
+         grants it the right to restart them"
+    );
+    let watching = OperatorScope {
+        extra_kinds: BTreeSet::from([WorkloadKind::StatefulSet, WorkloadKind::DaemonSet]),
+        ..OperatorScope::default()
+    };
+    let valid = validate(&mixed, "arcgis", &watching).expect("valid");
+    assert_eq!(valid.kinds, BTreeSet::from([WorkloadKind::Deployment, WorkloadKind::StatefulSet]));
+    // Another kind is another selection; a Deployment-only selection digests as before.
+    let deployments_only = validate(&spec(), "arcgis", &watching).expect("valid");
+    assert_ne!(valid.selection_digest(), deployments_only.selection_digest());
+    assert!(valid.describe_selection().ends_with(", kinds Deployment, StatefulSet"));
 }

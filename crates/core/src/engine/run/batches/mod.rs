@@ -189,6 +189,9 @@ fn start_batch(
         index,
         phase: BatchPhase::Running,
         positions: Some(positions_text),
+        wave: (!spec.waves.is_empty())
+            .then(|| positions.first().and_then(|first| plan.get(*first)).map(|entry| entry.wave))
+            .flatten(),
         start_time: Some(pass.now_micro()),
         end_time: None,
         message_time: None,

@@ -112,11 +112,14 @@ pub(super) fn judge_rollout(
         Verdict::Ready => {
             finished(Finish { result: ServiceResult::Ready, reason: "", message: None })
         }
-        Verdict::Failed(message) => finished(Finish::new(
-            ServiceResult::Failed,
-            reason::PROGRESS_DEADLINE_EXCEEDED,
-            message,
-        )),
+        Verdict::Failed(message) => {
+            let why = if deployment.kind.is_deployment() {
+                reason::PROGRESS_DEADLINE_EXCEEDED
+            } else {
+                reason::NOT_ROLLING_UPDATE
+            };
+            finished(Finish::new(ServiceResult::Failed, why, message))
+        }
         Verdict::Waiting(message) if clock.timed_out => RolloutVerdict::Finished {
             finish: Finish::new(
                 ServiceResult::TimedOut,
@@ -156,6 +159,13 @@ pub(super) fn launch(
     };
     if deployment.paused {
         return finish(Finish::new(ServiceResult::Skipped, reason::PAUSED, MESSAGE_PAUSED));
+    }
+    if !deployment.kind.is_deployment() && deployment.update_strategy.is_on_delete() {
+        return finish(Finish::new(
+            ServiceResult::Skipped,
+            reason::ON_DELETE,
+            on_delete_message(deployment),
+        ));
     }
     if run.cancelling {
         let message = format!("{MESSAGE_CANCELLED} before this Deployment was restarted");
@@ -200,12 +210,22 @@ pub(super) fn launch(
     }
 }
 
+/// Why a workload with `updateStrategy: OnDelete` is left alone.
+fn on_delete_message(workload: &DeploymentSnapshot) -> String {
+    format!(
+        "not restarted: this {} has updateStrategy OnDelete, so a pod-template change replaces \
+         none of its pods until they are deleted, and servicerefresh deletes no pods; delete \
+         its pods to restart it, or switch it to RollingUpdate",
+        workload.kind
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::engine::observed::RolloutStatus;
 
-    fn run(cancelling: bool) -> RunContext {
+    pub(super) fn run(cancelling: bool) -> RunContext {
         RunContext {
             id: "arcgis/refresh/1-0123456789abcdef".into(),
             record_annotation: "gisops.io/run-01234567".into(),
@@ -214,7 +234,7 @@ mod tests {
         }
     }
 
-    fn clock(timed_out: bool) -> BatchClock {
+    pub(super) fn clock(timed_out: bool) -> BatchClock {
         BatchClock {
             deadline: Timestamp::UNIX_EPOCH,
             timed_out,
@@ -224,11 +244,12 @@ mod tests {
         }
     }
 
-    fn row() -> ServiceStatus {
+    pub(super) fn row() -> ServiceStatus {
         ServiceStatus {
             name: "web".into(),
             position: Some(0),
             namespace: None,
+            kind: None,
             generation: None,
             uid: None,
             result: None,
@@ -249,11 +270,12 @@ mod tests {
             updated_replicas: Some(updated),
             available_replicas: Some(available),
             progressing_reason: None,
+            ..RolloutStatus::default()
         });
         deployment
     }
 
-    fn budget(used: usize) -> InFlight {
+    pub(super) fn budget(used: usize) -> InFlight {
         InFlight::new(2, used)
     }
 
@@ -364,5 +386,67 @@ mod tests {
             launch(&row(), Some(&foreign), &run, &budget(0), &clock(false)),
             Launch::Hold(ref m) if m.contains("run arcgis/other/1-89abcdef is rolling")
         ));
+    }
+}
+
+#[cfg(test)]
+mod kind_tests {
+    use super::tests::{budget, clock, row, run};
+    use super::*;
+    use crate::crd::WorkloadKind;
+    use crate::engine::observed::UpdateStrategy;
+
+    fn set(kind: WorkloadKind, strategy: &str) -> DeploymentSnapshot {
+        let mut set = DeploymentSnapshot { kind, ..DeploymentSnapshot::default() };
+        set.metadata.name = Some("relational-store".into());
+        set.metadata.generation = Some(1);
+        set.update_strategy = UpdateStrategy {
+            type_: Some(strategy.to_owned()),
+            rolling_update: strategy == "RollingUpdate",
+            partition: None,
+        };
+        set
+    }
+
+    #[test]
+    fn an_on_delete_workload_is_skipped_saying_why() {
+        for kind in [WorkloadKind::StatefulSet, WorkloadKind::DaemonSet] {
+            let Launch::Finish { finish, keep_uid: false } = launch(
+                &row(),
+                Some(&set(kind, "OnDelete")),
+                &run(false),
+                &budget(0),
+                &clock(false),
+            ) else {
+                panic!("an OnDelete {kind} gets a result without a restart");
+            };
+            assert_eq!((finish.result, finish.reason), (ServiceResult::Skipped, reason::ON_DELETE));
+            let message = finish.message.unwrap_or_default();
+            assert!(
+                message.contains(&format!("this {kind} has updateStrategy OnDelete")),
+                "{message}"
+            );
+            assert!(message.contains("deletes no pods"), "{message}");
+            let rolling = set(kind, "RollingUpdate");
+            assert_eq!(
+                launch(&row(), Some(&rolling), &run(false), &budget(0), &clock(false)),
+                Launch::Restart
+            );
+        }
+    }
+
+    #[test]
+    fn a_strategy_switched_away_from_rolling_update_fails_with_kubectls_error() {
+        let switched = set(WorkloadKind::StatefulSet, "OnDelete");
+        let RolloutVerdict::Finished { finish, .. } =
+            judge_rollout(&row(), Some(&switched), 1, &clock(false))
+        else {
+            panic!("kubectl cannot judge it");
+        };
+        assert_eq!(
+            (finish.result, finish.reason),
+            (ServiceResult::Failed, reason::NOT_ROLLING_UPDATE)
+        );
+        assert_eq!(finish.message.as_deref(), Some(readiness::ONLY_ROLLING_UPDATE));
     }
 }

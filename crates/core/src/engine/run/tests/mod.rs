@@ -8,6 +8,7 @@ mod lifecycle;
 mod pacing;
 mod spec;
 mod triggers;
+mod waves;
 
 use super::test_support::ModelCluster;
 use super::*;

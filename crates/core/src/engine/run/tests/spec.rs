@@ -286,6 +286,7 @@ fn a_namespace_the_operator_does_not_watch_is_reported_not_found_empty() {
     cluster.scope = crate::engine::OperatorScope {
         watch_namespace: Some(NS.to_owned()),
         allow_cross_namespace: true,
+        ..Default::default()
     };
     let refused = cluster.pass();
     assert_eq!(condition(&refused.status, STALLED).1, "NamespaceNotWatched");
