@@ -625,6 +625,12 @@ fn shorten(text: &str, limit: usize) -> String {
     format!("{}…", text.chars().take(limit).collect::<String>())
 }
 
+/// Rules no probe step can fail without yet, which must still be refused in the operator's log
+/// when left out. Without `pods watch` the Pending-pod cache keeps its first LIST, so capacity
+/// pacing would miss pods that become unschedulable later; the probe's cluster has no nodes,
+/// so no pod of it is ever unschedulable.
+const UNPROBED: &[&str] = &["core pods watch"];
+
 async fn leave_one_rule_out(mode: Mode, expected: &[&str]) {
     let mut lab = Lab::start(mode).await;
     let baseline = lab.probe_without(None).await;
@@ -654,7 +660,8 @@ async fn leave_one_rule_out(mode: Mode, expected: &[&str]) {
             }
         };
         table.push(format!("{} | {failed} | {logged}", grant.describe()));
-        if outcome.failed.is_none() || outcome.refusal_of(grant).is_none() {
+        let unprobed = UNPROBED.iter().any(|rule| grant.describe().ends_with(rule));
+        if (outcome.failed.is_none() && !unprobed) || outcome.refusal_of(grant).is_none() {
             surplus.push(grant.describe());
         }
     }

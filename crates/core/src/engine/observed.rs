@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 
 use super::ObjectKey;
 use super::pods::PodSnapshot;
-use crate::crd::{RESTARTED_AT_ANNOTATION, RESTARTED_BY_ANNOTATION, RUN_RECORD_ANNOTATION_PREFIX};
 use crate::crd::WorkloadKind;
+use crate::crd::{RESTARTED_AT_ANNOTATION, RESTARTED_BY_ANNOTATION, RUN_RECORD_ANNOTATION_PREFIX};
 
 /// Lookups into the cluster as last observed. Implementations must not block: the engine is
 /// called inside a reconcile and treats every answer as already known.

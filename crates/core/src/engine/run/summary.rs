@@ -4,12 +4,12 @@
 
 use super::Pass;
 use crate::crd::{Phase, RunSummary, ServiceRefreshStatus, ServiceResult, WorkloadKind};
+use crate::engine::ObjectKey;
 use crate::engine::conditions::Situation;
 use crate::engine::positions::PositionSet;
 use crate::engine::results::{self, reason};
 use crate::engine::spec::{self, OperatorScope, ValidSpec};
 use crate::engine::transitions::Transition;
-use crate::engine::ObjectKey;
 
 /// Finished runs kept in `status.history`.
 pub const MAX_HISTORY: usize = 10;

@@ -27,6 +27,7 @@ pub fn all_services(status: &ServiceRefreshStatus, plan: Option<&Plan>) -> Vec<S
 /// No batch after a run's first starts while the health gate fails, unless the gate failed
 /// for its whole timeout and `failurePolicy: Continue` goes on.
 pub fn check_gate(
+    input: Option<&ServiceRefreshStatus>,
     gate_passes: Option<bool>,
     abort: bool,
     now: jiff::Timestamp,
@@ -42,10 +43,12 @@ pub fn check_gate(
         if *batch <= 1 {
             continue;
         }
-        let previous_end = decision
-            .status
-            .batches
-            .iter()
+        // The previous batch ended in this pass or before it; a run that ends and gives way
+        // to the next one within the pass leaves it only in the status the pass started from.
+        let previous_end = [Some(&decision.status), input]
+            .into_iter()
+            .flatten()
+            .flat_map(|status| &status.batches)
             .find(|listed| listed.index == batch - 1)
             .and_then(|listed| listed.end_time.as_ref())
             .map(|end| end.0);
@@ -66,6 +69,7 @@ pub fn check_gate(
 /// node past the grace (and less than batchTimeout), and the effective batch size stays
 /// within 1..=batchSize. Returns whether the pass was held for capacity.
 pub fn check_capacity(
+    batch_size: u32,
     input: Option<&ServiceRefreshStatus>,
     cache: &crate::engine::StaticCluster,
     now: jiff::Timestamp,
@@ -74,10 +78,13 @@ pub fn check_capacity(
     use crate::engine::ClusterView;
     use crate::engine::capacity::Capacity;
 
-    if let Some(run) = decision.status.run.as_ref()
+    // An ended run keeps the size it last ran with, whatever the spec says since.
+    if let Some(run) = decision.status.run.as_ref().filter(|run| run.end_time.is_none())
         && let Some(pacing) = &run.pacing
     {
-        let limit = run.batch_size.unwrap_or(u32::MAX);
+        // The spec's batchSize now: an edit applies to the effective size at once, while
+        // `run.batchSize` records the size the last batch started with.
+        let limit = batch_size;
         prop_assert!(
             (1..=limit.max(1)).contains(&pacing.effective_batch_size),
             "effective batch size {} outside 1..={limit}",

@@ -550,8 +550,20 @@ impl Model {
 
         let decision = self.cluster.pass_with(&cache);
         checks::check_decision(input.as_ref(), input_plan.as_ref(), &decision)?;
-        checks::check_gate(self.gate_passes, self.abort, self.cluster.now, &decision)?;
-        if checks::check_capacity(input.as_ref(), &cache, self.cluster.now, &decision)? {
+        checks::check_gate(
+            input.as_ref(),
+            self.gate_passes,
+            self.abort,
+            self.cluster.now,
+            &decision,
+        )?;
+        if checks::check_capacity(
+            self.cluster.refresh.spec.batch_size,
+            input.as_ref(),
+            &cache,
+            self.cluster.now,
+            &decision,
+        )? {
             self.reached.insert(Reached::HeldForCapacity);
         }
         self.check_new_results(input.as_ref(), &decision.status, &cache)?;
