@@ -11,6 +11,7 @@ pub mod plan;
 pub mod pods;
 pub mod positions;
 pub mod readiness;
+mod restart_annotations;
 pub mod results;
 pub mod run;
 pub mod run_id;

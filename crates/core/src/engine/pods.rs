@@ -11,7 +11,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use serde::{Deserialize, Deserializer};
 
 use super::ObjectKey;
-use super::observed::RestartAnnotationsOnly;
+use super::restart_annotations::RestartAnnotationsOnly;
 
 /// The label a Deployment's ReplicaSets and their pods carry: the suffix of the
 /// ReplicaSet's name after the Deployment's.
