@@ -281,6 +281,8 @@ impl Lab {
             "admin.enabled=true",
             "admin.target=arcgis/probe",
             "admin.tls.secretName=sr-admin-tls",
+            // Each probe restarts the same fleet seconds after the last one.
+            "minRestartInterval=0s",
         ];
         let helm = match mode {
             Mode::ClusterWide => Helm::V3,

@@ -449,7 +449,8 @@ async fn deleting_a_resource_mid_run_leaves_no_warning_in_the_log() {
     let kubeconfig = dir.path().join("kubeconfig");
     cluster.sim.write_kubeconfig(&kubeconfig).expect("kubeconfig");
     let mut operator = tokio::process::Command::new(env!("CARGO_BIN_EXE_servicerefresh"))
-        .args(["run", "--log-format", "json", "--kubeconfig"])
+        // The second resource restarts Deployments the first restarted seconds before.
+        .args(["run", "--min-restart-interval", "0s", "--log-format", "json", "--kubeconfig"])
         .arg(&kubeconfig)
         .env("RUST_LOG", "info")
         .stderr(std::fs::File::create(dir.path().join("operator.log")).expect("log file"))

@@ -21,7 +21,7 @@ use super::caches::{Cache, CacheSync, CachedCluster, WatchDeliveries};
 use super::health_gate::HealthChecks;
 use super::plans;
 use super::startup::Clients;
-use crate::telemetry::{self, RefreshLabels, Telemetry};
+use crate::telemetry::{self, Telemetry};
 use servicerefresh_core::crd::{Phase, ServiceRefresh, ServiceRefreshStatus};
 use servicerefresh_core::engine::conditions;
 use servicerefresh_core::engine::view::batch_members;
@@ -454,7 +454,9 @@ impl Context {
         for (reason, count) in waiting {
             self.telemetry.set_waiting(reason, count);
         }
-        self.telemetry.effective_batch_size.clear();
+        // The smallest effective batch size of the active runs: a per-resource family would be
+        // empty between runs, which OpenMetrics parsers reject.
+        let mut smallest: Option<u32> = None;
         for refresh in self.refreshes.state().iter() {
             let status = self.memo.peek(refresh).or_else(|| refresh.status.clone());
             let Some(run) =
@@ -465,13 +467,10 @@ impl Context {
             let size =
                 run.pacing.as_ref().map(|pacing| pacing.effective_batch_size).or(run.batch_size);
             if let Some(size) = size {
-                let labels = RefreshLabels {
-                    namespace: refresh.metadata.namespace.clone().unwrap_or_default(),
-                    name: refresh.metadata.name.clone().unwrap_or_default(),
-                };
-                self.telemetry.effective_batch_size.get_or_create(&labels).set(i64::from(size));
+                smallest = Some(smallest.map_or(size, |other| other.min(size)));
             }
         }
+        self.telemetry.effective_batch_size.set(i64::from(smallest.unwrap_or(0)));
         self.telemetry.runs_queued.set(i64::try_from(self.slots.queued()).unwrap_or(i64::MAX));
     }
 

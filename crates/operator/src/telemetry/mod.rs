@@ -52,13 +52,6 @@ pub struct KindLabel {
     pub kind: &'static str,
 }
 
-/// Label set naming one ServiceRefresh.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RefreshLabels {
-    pub namespace: String,
-    pub name: String,
-}
-
 /// Labels of an API request: the Kubernetes verb and the HTTP status code (`error` when no
 /// answer came).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -92,7 +85,7 @@ pub struct Telemetry {
     /// ServiceRefreshes waiting now, by reason.
     pub resources_waiting: Family<ReasonLabel, Gauge>,
     /// The effective batch size of each active run (capacity-aware pacing lowers it).
-    pub effective_batch_size: Family<RefreshLabels, Gauge>,
+    pub effective_batch_size: Gauge,
     /// 1 while this replica leads.
     pub leader: Gauge,
     pub api_requests: Family<RequestLabels, Counter>,
@@ -122,7 +115,7 @@ impl Telemetry {
         let runs_queued = Gauge::default();
         let waits_started = Family::<ReasonLabel, Counter>::default();
         let resources_waiting = Family::<ReasonLabel, Gauge>::default();
-        let effective_batch_size = Family::<RefreshLabels, Gauge>::default();
+        let effective_batch_size = Gauge::default();
         let leader = Gauge::default();
         let api_requests = Family::<RequestLabels, Counter>::default();
 
@@ -177,8 +170,8 @@ impl Telemetry {
         );
         ours.register(
             "effective_batch_size",
-            "The effective batch size of each active run: spec.batchSize, or less while \
-             capacity-aware pacing holds it down (on the leader)",
+            "The smallest effective batch size of the active runs: spec.batchSize, or less while \
+             capacity-aware pacing holds it down (0 when no run is active; on the leader)",
             effective_batch_size.clone(),
         );
         ours.register("leader", "1 while this replica is the leader", leader.clone());
