@@ -5,29 +5,16 @@
 use serde_json::{Value, json};
 
 use super::status::rfc3339;
+use super::tests::n;
 use super::*;
 
 const T0: u64 = 1_764_000_000_000;
 
+/// Three replicas with a 5 s progress deadline: the shared fixture, made to cross it soon.
 fn deployment(generation: u64, image: &str) -> Value {
-    json!({
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": "web", "namespace": "arcgis", "generation": generation},
-        "spec": {
-            "replicas": 3,
-            "progressDeadlineSeconds": 5,
-            "selector": {"matchLabels": {"app": "web"}},
-            "template": {
-                "metadata": {"labels": {"app": "web"}},
-                "spec": {"containers": [{"name": "web", "image": image}]}
-            }
-        }
-    })
-}
-
-fn n(status: &Value, key: &str) -> u64 {
-    status.get(key).and_then(Value::as_u64).unwrap_or(0)
+    let mut deployment = super::tests::deployment(3, generation, image);
+    deployment["spec"]["progressDeadlineSeconds"] = json!(5);
+    deployment
 }
 
 fn progressing(status: &Value) -> Value {

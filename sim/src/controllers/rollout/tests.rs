@@ -10,7 +10,7 @@ use super::*;
 
 const T0: u64 = 1_764_000_000_000;
 
-fn deployment(replicas: u64, generation: u64, image: &str) -> Value {
+pub(super) fn deployment(replicas: u64, generation: u64, image: &str) -> Value {
     json!({
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -26,7 +26,7 @@ fn deployment(replicas: u64, generation: u64, image: &str) -> Value {
     })
 }
 
-fn n(status: &Value, key: &str) -> u64 {
+pub(super) fn n(status: &Value, key: &str) -> u64 {
     status.get(key).and_then(Value::as_u64).unwrap_or(0)
 }
 
