@@ -180,11 +180,16 @@ pub fn classify_patch_result(result: Result<DeploymentSnapshot, kube::Error>) ->
 /// that field belongs to the admin job API's field manager, and a field an apply body leaves
 /// out is neither taken over nor removed by it, so the two writers never undo each other.
 ///
-/// The optional records the engine drops when they end (`waiting`, `triggers.settling`,
-/// `triggers.storm`) are sent as `null` while absent: an apply that merely leaves out an
-/// object it wrote before removes only the fields it owned and leaves an empty object behind
-/// (structured-merge-diff preserves emptied containers), which their required fields refuse.
-pub fn status_apply_body(status: &ServiceRefreshStatus) -> serde_json::Value {
+/// An optional record that ended is sent as `null`: an apply that merely leaves out an object
+/// it wrote before removes only the fields it owned and leaves an empty object behind
+/// (structured-merge-diff preserves emptied containers), which its required fields refuse.
+/// Every object `previous` (the status as observed) holds and `status` no longer does is
+/// nulled, at any depth outside lists; the records that come and go often (`waiting`,
+/// `triggers.settling`, `triggers.storm`) always are, in case the observed status is stale.
+pub fn status_apply_body(
+    status: &ServiceRefreshStatus,
+    previous: Option<&ServiceRefreshStatus>,
+) -> serde_json::Value {
     let mut body = json!({
         "apiVersion": "gisops.io/v1alpha1",
         "kind": "ServiceRefresh",
@@ -203,7 +208,31 @@ pub fn status_apply_body(status: &ServiceRefreshStatus) -> serde_json::Value {
             triggers.entry("storm").or_insert(serde_json::Value::Null);
         }
     }
+    if let (Some(previous), Some(applied)) =
+        (previous.and_then(|previous| serde_json::to_value(previous).ok()), body.get_mut("status"))
+    {
+        null_ended_objects(&previous, applied);
+    }
     body
+}
+
+/// Sets to null every object `previous` holds under a key `applied` lacks, recursing through
+/// the objects both hold (lists are applied whole, so they need nothing).
+fn null_ended_objects(previous: &serde_json::Value, applied: &mut serde_json::Value) {
+    let (Some(previous), Some(applied)) = (previous.as_object(), applied.as_object_mut()) else {
+        return;
+    };
+    for (key, before) in previous {
+        if !before.is_object() || key == "jobs" {
+            continue;
+        }
+        match applied.get_mut(key) {
+            None => {
+                applied.insert(key.clone(), serde_json::Value::Null);
+            }
+            Some(now) => null_ended_objects(before, now),
+        }
+    }
 }
 
 /// What became of a status write.
@@ -362,7 +391,11 @@ pub async fn write_status(
     let api: Api<ServiceRefresh> = Api::namespaced(client.clone(), &namespace);
     let params = PatchParams::apply(FIELD_MANAGER).force();
     match api
-        .patch_status(&refresh.name_any(), &params, &Patch::Apply(status_apply_body(status)))
+        .patch_status(
+            &refresh.name_any(),
+            &params,
+            &Patch::Apply(status_apply_body(status, refresh.status.as_ref())),
+        )
         .await
     {
         Ok(_) => Ok(StatusWrite::Written),
@@ -492,7 +525,7 @@ mod tests {
                       "submitTime": "2023-11-14T22:13:20.000000Z"}],
         }))
         .expect("status");
-        let body = status_apply_body(&status);
+        let body = status_apply_body(&status, None);
         assert_eq!(body["status"]["phase"], "Running");
         assert!(body["status"].get("jobs").is_none(), "{body}");
         assert_eq!(status.jobs.len(), 1, "the status itself keeps it");
@@ -500,7 +533,7 @@ mod tests {
 
     #[test]
     fn records_that_ended_are_applied_as_null_so_no_empty_object_stays() {
-        let body = status_apply_body(&ServiceRefreshStatus::default());
+        let body = status_apply_body(&ServiceRefreshStatus::default(), None);
         assert_eq!(body["status"]["waiting"], serde_json::Value::Null);
         assert!(body["status"].as_object().is_some_and(|status| status.contains_key("waiting")));
         let triggers = body["status"]["triggers"].as_object().expect("triggers");
@@ -509,7 +542,30 @@ mod tests {
             "waiting": {"reason": "OutsideWindow", "message": "m", "since": "2026-11-26T18:40:02Z"},
         }))
         .expect("status");
-        assert_eq!(status_apply_body(&waiting)["status"]["waiting"]["reason"], "OutsideWindow");
+        assert_eq!(
+            status_apply_body(&waiting, None)["status"]["waiting"]["reason"],
+            "OutsideWindow"
+        );
+    }
+
+    #[test]
+    fn any_object_the_observed_status_held_and_the_new_one_drops_is_applied_as_null() {
+        let previous: ServiceRefreshStatus = serde_json::from_value(json!({
+            "run": {"id": "arcgis/r/1-0", "number": 1, "reason": "Created", "nextPosition": 4,
+                    "pacing": {"effectiveBatchSize": 2, "capacityBlocked": true}},
+            "earlierBatches": {"batches": 3, "ready": 30, "failed": 0, "skipped": 0},
+        }))
+        .expect("previous");
+        let mut status = previous.clone();
+        status.run.as_mut().expect("run").pacing = None;
+        status.earlier_batches = None;
+        let body = status_apply_body(&status, Some(&previous));
+        let run = body["status"]["run"].as_object().expect("run");
+        assert_eq!(run.get("pacing"), Some(&serde_json::Value::Null), "{body}");
+        assert_eq!(body["status"].get("earlierBatches"), Some(&serde_json::Value::Null));
+        assert_eq!(body["status"]["run"]["id"], "arcgis/r/1-0", "what stays is applied as is");
+        // What the observed status never held is left out, not nulled.
+        assert!(body["status"].get("history").is_none_or(serde_json::Value::is_array));
     }
 
     #[test]
