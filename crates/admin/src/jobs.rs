@@ -339,37 +339,78 @@ fn current_run_job(
     run: &RunStatus,
     context: &JobContext,
 ) {
-    let own = own_namespace(refresh);
     let active = run.end_time.is_none();
-    job.status = if active {
-        if run.cancel_request.is_some() || cancel_pending(refresh) {
-            JobStatus::Cancelling
-        } else {
-            JobStatus::Executing
-        }
-    } else {
-        let phase = status
-            .history
-            .iter()
-            .find(|summary| summary.id == run.id)
-            .map(|summary| summary.phase)
-            .or(status.phase)
-            .unwrap_or(Phase::Failed);
-        ended_status(phase)
-    };
+    job.status = current_run_status(refresh, status, run);
     let start = millis(run.start_time.as_ref());
     if start != 0 {
         job.starttime = start;
     }
     job.endtime = millis(run.end_time.as_ref());
+    let own = own_namespace(refresh);
     let view = RunView::new(status, plan, &own);
-    let service_view = |service: &core_view::ServiceView| ServiceView {
+    let batches = run_batches(&view, status, run);
+    job.updatedtime = status
+        .batches
+        .iter()
+        .flat_map(|batch| [&batch.start_time, &batch.end_time, &batch.message_time])
+        .map(|time| micro_millis(time.as_ref()))
+        .chain([job.updatedtime, job.starttime, job.endtime])
+        .max()
+        .unwrap_or(0);
+    let progress = Progress {
+        done: status.totals.ready + status.totals.failed + status.totals.skipped,
+        total: status.totals.services,
+    };
+    let failures: Vec<ServiceView> = view.failures().into_iter().map(service_view).collect();
+    let facts = RunFacts { status, run, active, batches: batches.len(), total: progress.total };
+    current_run_messages(job, &facts, &failures, context);
+    job.result = Some(JobResult {
+        service_refresh: context.target.to_string(),
+        run: run_info(&run.id, run.number, &run.reason, run.dry_run),
+        summary: run.message.clone(),
+        totals: status.totals.clone(),
+        progress,
+        batches,
+        failures,
+    });
+}
+
+/// A job served by the latest run: executing or cancelling while it runs, then as it ended.
+fn current_run_status(
+    refresh: &ServiceRefresh,
+    status: &ServiceRefreshStatus,
+    run: &RunStatus,
+) -> JobStatus {
+    if run.end_time.is_none() {
+        return if run.cancel_request.is_some() || cancel_pending(refresh) {
+            JobStatus::Cancelling
+        } else {
+            JobStatus::Executing
+        };
+    }
+    let phase = status
+        .history
+        .iter()
+        .find(|summary| summary.id == run.id)
+        .map(|summary| summary.phase)
+        .or(status.phase)
+        .unwrap_or(Phase::Failed);
+    ended_status(phase)
+}
+
+fn service_view(service: &core_view::ServiceView) -> ServiceView {
+    ServiceView {
         kind: service.key.kind,
         name: service.key.name.clone(),
         namespace: service.key.namespace.clone(),
         result: service.result,
         message: service.message.clone(),
-    };
+    }
+}
+
+/// The run's batches in order: the folded earlier ones, those in the status, the batches still
+/// to come as the next cut will make them, and the services skipped without a batch.
+fn run_batches(view: &RunView, status: &ServiceRefreshStatus, run: &RunStatus) -> Vec<BatchResult> {
     let mut batches: Vec<BatchResult> = Vec::new();
     if let Some(earlier) = &status.earlier_batches {
         batches.push(BatchResult {
@@ -393,10 +434,8 @@ fn current_run_job(
         failed: batch.counts.failed,
         services: batch.services.iter().map(service_view).collect(),
     }));
-    // The batches still to come, as the next cut will make them.
     let size = run.batch_size.unwrap_or(1).max(1) as usize;
-    let first_pending = batches.last().map_or(0, |batch| batch.index) + 1;
-    let mut next = first_pending;
+    let mut next = batches.last().map_or(0, |batch| batch.index) + 1;
     for chunk in view.not_started.chunks(size) {
         batches.push(BatchResult {
             index: next,
@@ -419,30 +458,33 @@ fn current_run_job(
             services: view.unbatched.iter().map(service_view).collect(),
         });
     }
-    job.updatedtime = status
-        .batches
-        .iter()
-        .flat_map(|batch| [&batch.start_time, &batch.end_time, &batch.message_time])
-        .map(|time| micro_millis(time.as_ref()))
-        .chain([job.updatedtime, job.starttime, job.endtime])
-        .max()
-        .unwrap_or(0);
-    let progress = Progress {
-        done: status.totals.ready + status.totals.failed + status.totals.skipped,
-        total: status.totals.services,
-    };
-    let failures: Vec<ServiceView> = view.failures().into_iter().map(service_view).collect();
+    batches
+}
 
+/// What the messages of a job served by the latest run are worded from.
+struct RunFacts<'a> {
+    status: &'a ServiceRefreshStatus,
+    run: &'a RunStatus,
+    active: bool,
+    batches: usize,
+    total: u32,
+}
+
+/// The job's messages: what the run is, what holds it, each failure, and how it ended.
+fn current_run_messages(
+    job: &mut Job,
+    facts: &RunFacts,
+    failures: &[ServiceView],
+    context: &JobContext,
+) {
+    let RunFacts { status, run, active, batches, total } = *facts;
+    let job_status = job.status;
     let messages = &mut job.messages;
     messages.push(message(
         MessageKind::Informative,
         format!(
-            "Run {} ({}) of ServiceRefresh {}: {} Deployments in {} batches.",
-            run.number,
-            run.reason,
-            context.target,
-            progress.total,
-            batches.len()
+            "Run {} ({}) of ServiceRefresh {}: {total} Deployments in {batches} batches.",
+            run.number, run.reason, context.target,
         ),
     ));
     if run.dry_run {
@@ -454,13 +496,13 @@ fn current_run_job(
             "spec.suspend holds the run before its next batch; it resumes when suspend is cleared.",
         ));
     }
-    if job.status == JobStatus::Cancelling || (run.cancel_request.is_some() && !active) {
+    if job_status == JobStatus::Cancelling || (run.cancel_request.is_some() && !active) {
         messages.push(message(
             MessageKind::Warning,
             "Cancel requested: the batch in flight finishes, the later batches are skipped.",
         ));
     }
-    for failure in &failures {
+    for failure in failures {
         messages.push(message(
             MessageKind::Error,
             format!(
@@ -473,22 +515,13 @@ fn current_run_job(
         ));
     }
     if !active && let Some(summary) = &run.message {
-        let kind = if job.status == JobStatus::Failed {
+        let kind = if job_status == JobStatus::Failed {
             MessageKind::Error
         } else {
             MessageKind::Informative
         };
         messages.push(message(kind, summary.clone()));
     }
-    job.result = Some(JobResult {
-        service_refresh: context.target.to_string(),
-        run: run_info(&run.id, run.number, &run.reason, run.dry_run),
-        summary: run.message.clone(),
-        totals: status.totals.clone(),
-        progress,
-        batches,
-        failures,
-    });
 }
 
 fn history_job(job: &mut Job, summary: &RunSummary, context: &JobContext) {
