@@ -7,6 +7,7 @@ mod capacity;
 pub mod fixtures;
 mod health_gate;
 mod kinds;
+mod notify;
 mod pacing;
 mod plan;
 mod spec;
@@ -18,6 +19,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 pub use capacity::{PacingSpec, PacingStatus};
 pub use health_gate::{AlertmanagerCheck, HealthGate, PrometheusCheck, SecretKeyRef};
 pub use kinds::WorkloadKind;
+pub use notify::{NotifyEvent, NotifySpec, Webhook, WebhookFormat};
 pub use pacing::{
     DEFAULT_MAX_RUNS_PER_HOUR, DEFAULT_TRIGGER_SETTLE, MAX_RUNS_PER_HOUR_LIMIT, MaintenanceWindow,
     RestartStorm, Schedule, TriggerSettling, Weekday,

@@ -208,6 +208,10 @@ pub struct ServiceRefreshSpec {
     /// How the run adapts its batches to what the cluster can take (docs/capacity.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pacing: Option<super::PacingSpec>,
+    /// Webhooks told when a run starts, a batch fails, a run is held and a run finishes
+    /// (CloudEvents or Slack text). See `docs/health-gates-and-notifications.md`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify: Option<super::NotifySpec>,
 }
 
 fn default_run_on_create() -> bool {

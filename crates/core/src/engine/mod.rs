@@ -5,6 +5,7 @@
 pub mod capacity;
 pub mod conditions;
 pub mod health_gate;
+pub mod notifications;
 pub mod observed;
 pub mod pacing;
 pub mod plan;

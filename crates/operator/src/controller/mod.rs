@@ -10,6 +10,7 @@ mod caches;
 mod client_stack;
 mod health_gate;
 mod leader;
+mod notify;
 mod operate;
 pub mod plans;
 mod preflight;

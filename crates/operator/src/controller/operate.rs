@@ -112,6 +112,11 @@ fn build_context(
         deliveries: Arc::default(),
         sync: caches.sync,
         health_checks: super::health_gate::HealthChecks::new(config.monitoring.clone()),
+        notifier: super::notify::Notifier::new(
+            clients.requests.clone(),
+            clients.telemetry.clone(),
+            clients.leadership.clone(),
+        ),
     })
 }
 

@@ -19,6 +19,7 @@ use tracing::{info, warn};
 use super::act::{self, ApplyError, StatusWrite, TermGate, WriteGate, WriteMemos};
 use super::caches::{Cache, CacheSync, CachedCluster, WatchDeliveries};
 use super::health_gate::HealthChecks;
+use super::notify::Notifier;
 use super::plans;
 use super::startup::Clients;
 use crate::telemetry::{self, Telemetry};
@@ -106,6 +107,8 @@ pub struct Context {
     pub sync: Arc<CacheSync>,
     /// The health gate's checks and their latest outcomes.
     pub health_checks: HealthChecks,
+    /// Sends `spec.notify` webhooks their notifications.
+    pub notifier: Notifier,
 }
 
 /// What a pass leaves for the requeue decision.
@@ -355,6 +358,8 @@ impl Context {
             &gate,
         )
         .await;
+        // Queued only now that the status recording these transitions is written.
+        self.notifier.notify(observed, &transitions);
 
         self.awaiting.set(key, &awaiting);
         if !run_active(&status) && !wants_run_slot {

@@ -34,6 +34,9 @@ pub fn error_causes(error: &dyn std::error::Error) -> String {
 /// The prefix of every operator metric (process metrics keep the conventional `process_`).
 pub const PREFIX: &str = "servicerefresh";
 
+/// What became of a webhook notification.
+pub const NOTIFICATION_RESULTS: [&str; 3] = ["delivered", "failed", "dropped"];
+
 /// Label set with one `reason` label.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabel {
@@ -88,6 +91,9 @@ pub struct Telemetry {
     pub effective_batch_size: Gauge,
     /// 1 while this replica leads.
     pub leader: Gauge,
+    /// Webhook notifications by result: delivered, failed (after its retries), dropped (this
+    /// replica stopped leading before it was sent).
+    pub notifications: Family<ResultLabel, Counter>,
     pub api_requests: Family<RequestLabels, Counter>,
     pub readiness: Readiness,
 }
@@ -117,6 +123,10 @@ impl Telemetry {
         let resources_waiting = Family::<ReasonLabel, Gauge>::default();
         let effective_batch_size = Gauge::default();
         let leader = Gauge::default();
+        let notifications = Family::<ResultLabel, Counter>::default();
+        for result in NOTIFICATION_RESULTS {
+            let _ = notifications.get_or_create(&ResultLabel { result: result.to_owned() });
+        }
         let api_requests = Family::<RequestLabels, Counter>::default();
 
         // Histograms carry their unit in the name rather than in a `# UNIT` line, which some
@@ -176,6 +186,12 @@ impl Telemetry {
         );
         ours.register("leader", "1 while this replica is the leader", leader.clone());
         ours.register(
+            "notifications",
+            "Webhook notifications, by result: delivered, failed after its retries, or dropped \
+             because this replica stopped leading",
+            notifications.clone(),
+        );
+        ours.register(
             "api_requests",
             "Requests to the Kubernetes API server, by verb and HTTP status code",
             api_requests.clone(),
@@ -206,6 +222,7 @@ impl Telemetry {
             resources_waiting,
             effective_batch_size,
             leader,
+            notifications,
             api_requests,
             readiness: Readiness::default(),
         }
@@ -268,6 +285,10 @@ impl Telemetry {
 
     pub fn set_waiting(&self, reason: &str, count: i64) {
         self.resources_waiting.get_or_create(&ReasonLabel { reason: reason.to_owned() }).set(count);
+    }
+
+    pub fn notification(&self, result: &str) {
+        self.notifications.get_or_create(&ResultLabel { result: result.to_owned() }).inc();
     }
 
     pub fn reconcile_failed(&self, kind: &'static str) {

@@ -54,7 +54,7 @@ pub(super) fn validate_gate(gate: &HealthGate) -> Result<ValidHealthGate, SpecEr
     Ok(ValidHealthGate { timeout, timeout_text: gate.timeout.clone() })
 }
 
-fn check_url(field: &str, url: Option<&str>) -> Result<(), SpecError> {
+pub(super) fn check_url(field: &str, url: Option<&str>) -> Result<(), SpecError> {
     match url {
         Some(url) if !(url.starts_with("http://") || url.starts_with("https://")) => {
             Err(SpecError::field(field, format!("{url:?} is not an http:// or https:// URL")))

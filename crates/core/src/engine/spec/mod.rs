@@ -7,6 +7,7 @@
 mod duration;
 mod gate;
 mod names;
+mod notify;
 mod patterns;
 mod selector;
 
@@ -356,6 +357,9 @@ pub fn validate(
     } else {
         spec.namespaces.iter().cloned().collect()
     };
+    if let Some(notify) = &spec.notify {
+        notify::validate_notify(notify)?;
+    }
     Ok(ValidSpec {
         batch_size,
         batch_timeout,

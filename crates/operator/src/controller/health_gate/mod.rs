@@ -180,7 +180,7 @@ fn client_builder() -> reqwest::ClientBuilder {
     reqwest::Client::builder().timeout(CHECK_TIMEOUT).connect_timeout(CHECK_TIMEOUT)
 }
 
-async fn secret_value(
+pub(super) async fn secret_value(
     kube: &Client,
     namespace: &str,
     reference: &SecretKeyRef,
@@ -203,7 +203,7 @@ fn failed(check: GateCheck, detail: String) -> CheckResult {
 
 /// An error with its causes, as `a: b: c`: reqwest's own message alone ("error sending
 /// request") hides the connection refused underneath.
-fn error_chain(error: &dyn std::error::Error) -> String {
+pub(super) fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
