@@ -4,6 +4,7 @@
 
 pub mod capacity;
 pub mod conditions;
+pub mod disruption_budgets;
 pub mod health_gate;
 pub mod observed;
 pub mod pacing;
@@ -29,6 +30,7 @@ use jiff::{SignedDuration, Timestamp};
 use crate::crd::{ServiceRefresh, ServiceRefreshPlan, ServiceRefreshStatus, WorkloadKind};
 
 pub use conditions::SlotHolder;
+pub use disruption_budgets::DisruptionBudgetSnapshot;
 pub use observed::{ClusterView, ConfigMapSnapshot, DeploymentSnapshot, StaticCluster};
 pub use plan::{Plan, PlanEntry};
 pub use pods::PodSnapshot;

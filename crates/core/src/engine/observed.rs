@@ -15,6 +15,7 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 use super::ObjectKey;
+use super::disruption_budgets::DisruptionBudgetSnapshot;
 use super::pods::PodSnapshot;
 use super::restart_annotations::RestartAnnotationsOnly;
 use crate::crd::WorkloadKind;
@@ -34,6 +35,11 @@ pub trait ClusterView {
     fn pending_pods(&self) -> Vec<Arc<PodSnapshot>> {
         Vec::new()
     }
+    /// The PodDisruptionBudgets in the target namespaces; read while a run is active. A
+    /// view without a budget cache sees none, so no budget holds a restart there.
+    fn disruption_budgets(&self) -> Vec<Arc<DisruptionBudgetSnapshot>> {
+        Vec::new()
+    }
 }
 
 /// A fixed cluster held in maps: what tests, benchmarks and tools hand the engine.
@@ -42,6 +48,7 @@ pub struct StaticCluster {
     pub deployments: BTreeMap<ObjectKey, Arc<DeploymentSnapshot>>,
     pub config_maps: BTreeMap<ObjectKey, Arc<ConfigMapSnapshot>>,
     pub pending_pods: Vec<Arc<PodSnapshot>>,
+    pub disruption_budgets: Vec<Arc<DisruptionBudgetSnapshot>>,
 }
 
 impl StaticCluster {
@@ -53,6 +60,7 @@ impl StaticCluster {
                 .collect(),
             config_maps: BTreeMap::new(),
             pending_pods: Vec::new(),
+            disruption_budgets: Vec::new(),
         }
     }
 }
@@ -69,6 +77,9 @@ impl ClusterView for StaticCluster {
     }
     fn pending_pods(&self) -> Vec<Arc<PodSnapshot>> {
         self.pending_pods.clone()
+    }
+    fn disruption_budgets(&self) -> Vec<Arc<DisruptionBudgetSnapshot>> {
+        self.disruption_budgets.clone()
     }
 }
 
@@ -158,6 +169,9 @@ pub struct DeploymentSnapshot {
     pub rollout: Option<RolloutStatus>,
     /// A StatefulSet's or DaemonSet's `spec.updateStrategy`.
     pub update_strategy: UpdateStrategy,
+    /// The pod template's labels, sorted by key: which PodDisruptionBudgets cover its pods.
+    /// A list rather than a map: a map's first node costs hundreds of bytes per workload.
+    pub pod_labels: Vec<(String, String)>,
 }
 
 /// A StatefulSet's or DaemonSet's `spec.updateStrategy`, as `kubectl rollout status` reads it.
@@ -268,6 +282,15 @@ impl DeploymentSnapshot {
                 ..RolloutStatus::default()
             }),
             update_strategy: UpdateStrategy::default(),
+            pod_labels: deployment
+                .spec
+                .template
+                .metadata
+                .as_ref()
+                .and_then(|meta| meta.labels.clone())
+                .unwrap_or_default()
+                .into_iter()
+                .collect(),
         }
     }
 }
@@ -312,6 +335,7 @@ impl<'de> Deserialize<'de> for DeploymentSnapshot {
         #[serde(default)]
         struct WireTemplateMeta {
             annotations: Option<RestartAnnotationsOnly>,
+            labels: Option<BTreeMap<String, String>>,
         }
         #[derive(Deserialize, Default)]
         #[serde(default, rename_all = "camelCase")]
@@ -332,10 +356,9 @@ impl<'de> Deserialize<'de> for DeploymentSnapshot {
 
         let wire = Wire::deserialize(deserializer)?;
         let spec = wire.spec.unwrap_or_default();
-        let restart = spec
-            .template
-            .and_then(|template| template.metadata)
-            .and_then(|meta| meta.annotations)
+        let template_meta = spec.template.and_then(|template| template.metadata);
+        let (restart, pod_labels) = template_meta
+            .map(|meta| (meta.annotations.unwrap_or_default(), meta.labels.unwrap_or_default()))
             .unwrap_or_default();
         let strategy = spec.update_strategy.unwrap_or_default();
         Ok(Self {
@@ -364,6 +387,7 @@ impl<'de> Deserialize<'de> for DeploymentSnapshot {
                 rolling_update: strategy.rolling_update.is_some(),
                 partition: strategy.rolling_update.and_then(|rolling| rolling.partition),
             },
+            pod_labels: pod_labels.into_iter().collect(),
         })
     }
 }
