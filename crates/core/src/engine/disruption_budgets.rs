@@ -95,12 +95,9 @@ impl DisruptionBudgets {
         Self { by_namespace }
     }
 
-    /// The budgets covering `workload`'s pods, in name order. A workload scaled to zero has
-    /// no pod a restart could disrupt, so none covers it.
+    /// The budgets covering `workload`'s pods, in name order. A workload scaled to zero
+    /// counts as covered too: it may scale up while its restart rolls out.
     pub fn covering(&self, workload: &DeploymentSnapshot) -> Vec<Arc<DisruptionBudgetSnapshot>> {
-        if workload.replicas == Some(0) {
-            return Vec::new();
-        }
         let namespace = workload.metadata.namespace.as_deref().unwrap_or_default();
         self.by_namespace
             .get(namespace)
@@ -246,7 +243,7 @@ mod tests {
     }
 
     #[test]
-    fn budgets_covering_a_workload_come_in_name_order_and_none_cover_zero_replicas() {
+    fn budgets_covering_a_workload_come_in_name_order() {
         let mut second = budget(json!({"matchLabels": {"app": "web"}}), 1);
         second.metadata.name = Some("a-pdb".to_owned());
         let budgets = DisruptionBudgets::new([
@@ -256,7 +253,7 @@ mod tests {
         let mut web = workload("arcgis", &[("app", "web")]);
         let names: Vec<_> = budgets.covering(&web).iter().map(|b| b.key().name).collect();
         assert_eq!(names, ["a-pdb", "web-pdb"]);
-        web.replicas = Some(0);
+        web.metadata.namespace = Some("other".to_owned());
         assert!(budgets.covering(&web).is_empty());
     }
 }
