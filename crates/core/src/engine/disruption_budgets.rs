@@ -52,8 +52,7 @@ impl DisruptionBudgetSnapshot {
         if self.metadata.namespace != workload.metadata.namespace {
             return false;
         }
-        let labels: BTreeMap<String, String> = workload.pod_labels.iter().cloned().collect();
-        selector.matches(&labels)
+        selector.matches(&workload.pod_labels())
     }
 
     /// Why this budget allows no disruption now, in the eviction API's words; `None` when
@@ -202,8 +201,9 @@ mod tests {
     fn workload(namespace: &str, labels: &[(&str, &str)]) -> DeploymentSnapshot {
         let mut workload = DeploymentSnapshot::default();
         workload.metadata.namespace = Some(namespace.to_owned());
-        workload.pod_labels =
-            labels.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        workload.set_pod_labels(
+            labels.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+        );
         workload
     }
 
@@ -221,6 +221,21 @@ mod tests {
         // policy/v1: an empty selector matches every pod of the namespace, a null one none.
         assert!(budget(json!({}), 1).covers(&workload("arcgis", &[("app", "geo")])));
         assert!(!budget(json!(null), 1).covers(&workload("arcgis", &[("app", "geo")])));
+    }
+
+    #[test]
+    fn a_cached_workload_is_covered_by_its_pod_template_labels_not_its_own() {
+        let workload: DeploymentSnapshot = serde_json::from_value(json!({
+            "metadata": {"name": "web", "namespace": "arcgis",
+                "labels": {"app": "web", "team": "gis"}},
+            "spec": {"template": {"metadata": {"labels": {"app": "web", "role": "map"}}}},
+        }))
+        .expect("a Deployment");
+        let expected: BTreeMap<String, String> =
+            [("app", "web"), ("role", "map")].map(|(k, v)| (k.to_owned(), v.to_owned())).into();
+        assert_eq!(workload.pod_labels(), expected);
+        assert!(budget(json!({"matchLabels": {"role": "map"}}), 1).covers(&workload));
+        assert!(!budget(json!({"matchLabels": {"team": "gis"}}), 1).covers(&workload));
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod health_gate;
 pub mod observed;
 pub mod pacing;
 pub mod plan;
+pub mod pod_labels;
 pub mod pods;
 pub mod positions;
 pub mod readiness;

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ObjectKey;
 use super::disruption_budgets::DisruptionBudgetSnapshot;
+use super::pod_labels::PodLabels;
 use super::pods::PodSnapshot;
 use super::restart_annotations::RestartAnnotationsOnly;
 use crate::crd::WorkloadKind;
@@ -169,9 +170,9 @@ pub struct DeploymentSnapshot {
     pub rollout: Option<RolloutStatus>,
     /// A StatefulSet's or DaemonSet's `spec.updateStrategy`.
     pub update_strategy: UpdateStrategy,
-    /// The pod template's labels, sorted by key: which PodDisruptionBudgets cover its pods.
-    /// A list rather than a map: a map's first node costs hundreds of bytes per workload.
-    pub pod_labels: Vec<(String, String)>,
+    /// The pod template's labels, held against `metadata.labels` (see [`Self::pod_labels`]):
+    /// which PodDisruptionBudgets cover its pods.
+    pub template_labels: PodLabels,
 }
 
 /// A StatefulSet's or DaemonSet's `spec.updateStrategy`, as `kubectl rollout status` reads it.
@@ -232,6 +233,16 @@ impl DeploymentSnapshot {
         self.metadata.generation.unwrap_or(0)
     }
 
+    /// The pod template's labels.
+    pub fn pod_labels(&self) -> BTreeMap<String, String> {
+        self.template_labels.resolve(self.metadata.labels.as_ref())
+    }
+
+    /// Sets the pod template's labels (after the metadata labels they are held against).
+    pub fn set_pod_labels(&mut self, labels: BTreeMap<String, String>) {
+        self.template_labels = PodLabels::new(self.metadata.labels.as_ref(), labels);
+    }
+
     /// The run id a resource recorded on this Deployment under `annotation`.
     pub fn run_record(&self, annotation: &str) -> Option<&str> {
         self.metadata.annotations.as_ref()?.get(annotation).map(String::as_str)
@@ -282,15 +293,16 @@ impl DeploymentSnapshot {
                 ..RolloutStatus::default()
             }),
             update_strategy: UpdateStrategy::default(),
-            pod_labels: deployment
-                .spec
-                .template
-                .metadata
-                .as_ref()
-                .and_then(|meta| meta.labels.clone())
-                .unwrap_or_default()
-                .into_iter()
-                .collect(),
+            template_labels: PodLabels::new(
+                deployment.metadata.labels.as_ref(),
+                deployment
+                    .spec
+                    .template
+                    .metadata
+                    .as_ref()
+                    .and_then(|meta| meta.labels.clone())
+                    .unwrap_or_default(),
+            ),
         }
     }
 }
@@ -361,9 +373,11 @@ impl<'de> Deserialize<'de> for DeploymentSnapshot {
             .map(|meta| (meta.annotations.unwrap_or_default(), meta.labels.unwrap_or_default()))
             .unwrap_or_default();
         let strategy = spec.update_strategy.unwrap_or_default();
+        let metadata: ObjectMeta = wire.metadata.into();
+        let template_labels = PodLabels::new(metadata.labels.as_ref(), pod_labels);
         Ok(Self {
             kind: WorkloadKind::Deployment,
-            metadata: wire.metadata.into(),
+            metadata,
             paused: spec.paused.unwrap_or(false),
             replicas: spec.replicas,
             restarted_by: restart.restarted_by,
@@ -387,7 +401,7 @@ impl<'de> Deserialize<'de> for DeploymentSnapshot {
                 rolling_update: strategy.rolling_update.is_some(),
                 partition: strategy.rolling_update.and_then(|rolling| rolling.partition),
             },
-            pod_labels: pod_labels.into_iter().collect(),
+            template_labels,
         })
     }
 }

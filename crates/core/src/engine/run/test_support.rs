@@ -96,11 +96,10 @@ impl ModelCluster {
     pub fn set_budget(&mut self, name: &str, members: &[ObjectKey], allowed: i32) {
         let label = format!("budget-{name}");
         for key in members {
-            let labels = &mut self.deployment_mut(key).pod_labels;
-            if !labels.iter().any(|(key, _)| *key == label) {
-                labels.push((label.clone(), "in".to_owned()));
-                labels.sort();
-            }
+            let deployment = self.deployment_mut(key);
+            let mut labels = deployment.pod_labels();
+            labels.insert(label.clone(), "in".to_owned());
+            deployment.set_pod_labels(labels);
         }
         let namespace = members.first().map_or(NS, |key| key.namespace.as_str()).to_owned();
         let budget = DisruptionBudgetSnapshot {

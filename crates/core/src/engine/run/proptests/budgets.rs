@@ -35,12 +35,10 @@ pub fn relabel(
 ) {
     for (name, keys) in members {
         if keys.contains(key) && cluster.deployments.contains_key(key) {
-            let label = (format!("budget-{name}"), "in".to_owned());
-            let labels = &mut cluster.deployment_mut(key).pod_labels;
-            if !labels.contains(&label) {
-                labels.push(label);
-                labels.sort();
-            }
+            let deployment = cluster.deployment_mut(key);
+            let mut labels = deployment.pod_labels();
+            labels.insert(format!("budget-{name}"), "in".to_owned());
+            deployment.set_pod_labels(labels);
         }
     }
 }
