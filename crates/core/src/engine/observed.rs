@@ -15,7 +15,7 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 use super::ObjectKey;
-use super::disruption_budgets::DisruptionBudgetSnapshot;
+use super::disruption_budgets::{DisruptionBudgetSnapshot, PodTemplate};
 use super::pod_labels::PodLabels;
 use super::pods::PodSnapshot;
 use super::restart_annotations::RestartAnnotationsOnly;
@@ -173,6 +173,15 @@ pub struct DeploymentSnapshot {
     /// The pod template's labels, held against `metadata.labels` (see [`Self::pod_labels`]):
     /// which PodDisruptionBudgets cover its pods.
     pub template_labels: PodLabels,
+}
+
+impl PodTemplate for DeploymentSnapshot {
+    fn namespace(&self) -> &str {
+        self.metadata.namespace.as_deref().unwrap_or_default()
+    }
+    fn pod_labels(&self) -> BTreeMap<String, String> {
+        DeploymentSnapshot::pod_labels(self)
+    }
 }
 
 /// A StatefulSet's or DaemonSet's `spec.updateStrategy`, as `kubectl rollout status` reads it.
@@ -538,6 +547,28 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn a_cached_workload_is_covered_by_its_pod_template_labels_not_its_own() {
+        let workload: DeploymentSnapshot = serde_json::from_value(json!({
+            "metadata": {"name": "web", "namespace": "arcgis",
+                "labels": {"app": "web", "team": "gis"}},
+            "spec": {"template": {"metadata": {"labels": {"app": "web", "role": "map"}}}},
+        }))
+        .expect("a Deployment");
+        let expected: BTreeMap<String, String> =
+            [("app", "web"), ("role", "map")].map(|(k, v)| (k.to_owned(), v.to_owned())).into();
+        assert_eq!(workload.pod_labels(), expected);
+        let budget = |selector: serde_json::Value| -> DisruptionBudgetSnapshot {
+            serde_json::from_value(json!({
+                "metadata": {"name": "pdb", "namespace": "arcgis"},
+                "spec": {"selector": selector},
+            }))
+            .expect("a budget")
+        };
+        assert!(budget(json!({"matchLabels": {"role": "map"}})).covers(&workload));
+        assert!(!budget(json!({"matchLabels": {"team": "gis"}})).covers(&workload));
+    }
 
     #[test]
     fn a_deployment_parses_into_only_what_the_engine_reads() {
