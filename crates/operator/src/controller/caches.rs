@@ -363,6 +363,45 @@ mod tests {
     }
 
     #[test]
+    fn a_budget_change_reaches_the_resources_waiting_on_a_workload_it_covers() {
+        let mut writer = kube::runtime::reflector::store::Writer::new(WorkloadKind::Deployment);
+        for (name, app) in [("web", "web"), ("geo", "geo")] {
+            let workload: DeploymentSnapshot = serde_json::from_value(serde_json::json!({
+                "metadata": {"name": name, "namespace": "arcgis"},
+                "spec": {"template": {"metadata": {"labels": {"app": app}}}},
+            }))
+            .expect("a Deployment");
+            writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(workload));
+        }
+        let workloads = WorkloadStores {
+            deployments: writer.as_reader(),
+            stateful_sets: None,
+            daemon_sets: None,
+        };
+        let awaiting = AwaitIndex::default();
+        awaiting.set(
+            &ObjectKey::new("arcgis", "nightly"),
+            &BTreeSet::from([ObjectKey::new("arcgis", "web")]),
+        );
+        awaiting.set(
+            &ObjectKey::new("arcgis", "maps"),
+            &BTreeSet::from([ObjectKey::new("arcgis", "geo")]),
+        );
+        let budget: DisruptionBudgetSnapshot = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web-pdb", "namespace": "arcgis"},
+            "spec": {"selector": {"matchLabels": {"app": "web"}}},
+        }))
+        .expect("a budget");
+        assert_eq!(
+            refreshes_for_budget(&budget, &awaiting, &workloads),
+            vec![ObjectRef::new("nightly").within("arcgis")]
+        );
+        let mut elsewhere = budget.clone();
+        elsewhere.metadata.namespace = Some("other".to_owned());
+        assert!(refreshes_for_budget(&elsewhere, &awaiting, &workloads).is_empty());
+    }
+
+    #[test]
     fn a_pod_change_reaches_the_run_that_created_it() {
         let mut pod = PodSnapshot::default();
         assert!(refreshes_for_pod(&pod).is_empty(), "a pod no run created concerns none");
