@@ -1,7 +1,8 @@
 //! Real kubectl on nodes, the scheduler and PodDisruptionBudgets: `get
 //! nodes` (and `-o wide`), `describe node` with its Allocated resources,
 //! a pod no node takes in `get pods`, `describe pod` and `get events`,
-//! `get pdb` with the computed status (every kubectl version installed),
+//! `get pdb` and `describe pdb` with the computed status (every kubectl
+//! version installed),
 //! and a rollout stuck for room that `rollout status` reports past its
 //! progress deadline until a node grows.
 
@@ -226,6 +227,23 @@ async fn nodes_waiting_pods_and_budgets_through_kubectl() {
         );
         assert_eq!(table[1][..4], ["max", "N/A", "34%", "2"], "{version}: {out}");
         assert_eq!(table[2][..4], ["min", "2", "N/A", "1"], "{version}: {out}");
+
+        let out = kubectl.ok(&kubeconfig, &["describe", "pdb", "min", "-n", NS]).await;
+        for expected in [
+            ["Name:", "min"],
+            ["Namespace:", NS],
+            ["Min available:", "2"],
+            ["Selector:", "app=filler"],
+            ["Allowed disruptions:", "1"],
+            ["Current:", "3"],
+            ["Desired:", "2"],
+            ["Total:", "3"],
+        ] {
+            assert!(line_with(&out, &expected).is_some(), "{version}: {expected:?} in {out}");
+        }
+        let out = kubectl.ok(&kubeconfig, &["describe", "pdb", "max", "-n", NS]).await;
+        assert!(line_with(&out, &["Max unavailable:", "34%"]).is_some(), "{version}: {out}");
+        assert!(line_with(&out, &["Allowed disruptions:", "2"]).is_some(), "{version}: {out}");
     }
 
     // Room frees: the pod is bound, runs, and says so.

@@ -15,6 +15,12 @@ pub struct PacingSpec {
     /// never above `batchSize`. `false` turns it off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capacity_aware: Option<bool>,
+    /// PodDisruptionBudget awareness, on by default: two services whose pods one budget
+    /// covers are never in flight together, and a service whose budget allows no disruption
+    /// (`status.disruptionsAllowed` 0) waits for one, holding no in-flight place, until
+    /// `batchTimeout` skips it (`DisruptionBudget`). `false` turns it off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub respect_disruption_budgets: Option<bool>,
 }
 
 impl PacingSpec {

@@ -4,11 +4,13 @@
 
 pub mod capacity;
 pub mod conditions;
+pub mod disruption_budgets;
 pub mod health_gate;
 pub mod notifications;
 pub mod observed;
 pub mod pacing;
 pub mod plan;
+pub mod pod_labels;
 pub mod pods;
 pub mod positions;
 pub mod readiness;
@@ -30,6 +32,7 @@ use jiff::{SignedDuration, Timestamp};
 use crate::crd::{ServiceRefresh, ServiceRefreshPlan, ServiceRefreshStatus, WorkloadKind};
 
 pub use conditions::SlotHolder;
+pub use disruption_budgets::DisruptionBudgetSnapshot;
 pub use observed::{ClusterView, ConfigMapSnapshot, DeploymentSnapshot, StaticCluster};
 pub use plan::{Plan, PlanEntry};
 pub use pods::PodSnapshot;

@@ -15,6 +15,8 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 use super::ObjectKey;
+use super::disruption_budgets::{DisruptionBudgetSnapshot, PodTemplate};
+use super::pod_labels::PodLabels;
 use super::pods::PodSnapshot;
 use super::restart_annotations::RestartAnnotationsOnly;
 use crate::crd::WorkloadKind;
@@ -34,6 +36,11 @@ pub trait ClusterView {
     fn pending_pods(&self) -> Vec<Arc<PodSnapshot>> {
         Vec::new()
     }
+    /// The PodDisruptionBudgets in the target namespaces; read while a run is active. A
+    /// view without a budget cache sees none, so no budget holds a restart there.
+    fn disruption_budgets(&self) -> Vec<Arc<DisruptionBudgetSnapshot>> {
+        Vec::new()
+    }
 }
 
 /// A fixed cluster held in maps: what tests, benchmarks and tools hand the engine.
@@ -42,6 +49,7 @@ pub struct StaticCluster {
     pub deployments: BTreeMap<ObjectKey, Arc<DeploymentSnapshot>>,
     pub config_maps: BTreeMap<ObjectKey, Arc<ConfigMapSnapshot>>,
     pub pending_pods: Vec<Arc<PodSnapshot>>,
+    pub disruption_budgets: Vec<Arc<DisruptionBudgetSnapshot>>,
 }
 
 impl StaticCluster {
@@ -53,6 +61,7 @@ impl StaticCluster {
                 .collect(),
             config_maps: BTreeMap::new(),
             pending_pods: Vec::new(),
+            disruption_budgets: Vec::new(),
         }
     }
 }
@@ -69,6 +78,9 @@ impl ClusterView for StaticCluster {
     }
     fn pending_pods(&self) -> Vec<Arc<PodSnapshot>> {
         self.pending_pods.clone()
+    }
+    fn disruption_budgets(&self) -> Vec<Arc<DisruptionBudgetSnapshot>> {
+        self.disruption_budgets.clone()
     }
 }
 
@@ -158,6 +170,18 @@ pub struct DeploymentSnapshot {
     pub rollout: Option<RolloutStatus>,
     /// A StatefulSet's or DaemonSet's `spec.updateStrategy`.
     pub update_strategy: UpdateStrategy,
+    /// The pod template's labels, held against `metadata.labels` (see [`Self::pod_labels`]):
+    /// which PodDisruptionBudgets cover its pods.
+    pub template_labels: PodLabels,
+}
+
+impl PodTemplate for DeploymentSnapshot {
+    fn namespace(&self) -> &str {
+        self.metadata.namespace.as_deref().unwrap_or_default()
+    }
+    fn pod_labels(&self) -> BTreeMap<String, String> {
+        DeploymentSnapshot::pod_labels(self)
+    }
 }
 
 /// A StatefulSet's or DaemonSet's `spec.updateStrategy`, as `kubectl rollout status` reads it.
@@ -218,6 +242,16 @@ impl DeploymentSnapshot {
         self.metadata.generation.unwrap_or(0)
     }
 
+    /// The pod template's labels.
+    pub fn pod_labels(&self) -> BTreeMap<String, String> {
+        self.template_labels.resolve(self.metadata.labels.as_ref())
+    }
+
+    /// Sets the pod template's labels (after the metadata labels they are held against).
+    pub fn set_pod_labels(&mut self, labels: BTreeMap<String, String>) {
+        self.template_labels = PodLabels::new(self.metadata.labels.as_ref(), labels);
+    }
+
     /// The run id a resource recorded on this Deployment under `annotation`.
     pub fn run_record(&self, annotation: &str) -> Option<&str> {
         self.metadata.annotations.as_ref()?.get(annotation).map(String::as_str)
@@ -268,6 +302,16 @@ impl DeploymentSnapshot {
                 ..RolloutStatus::default()
             }),
             update_strategy: UpdateStrategy::default(),
+            template_labels: PodLabels::new(
+                deployment.metadata.labels.as_ref(),
+                deployment
+                    .spec
+                    .template
+                    .metadata
+                    .as_ref()
+                    .and_then(|meta| meta.labels.clone())
+                    .unwrap_or_default(),
+            ),
         }
     }
 }
@@ -312,6 +356,7 @@ impl<'de> Deserialize<'de> for DeploymentSnapshot {
         #[serde(default)]
         struct WireTemplateMeta {
             annotations: Option<RestartAnnotationsOnly>,
+            labels: Option<BTreeMap<String, String>>,
         }
         #[derive(Deserialize, Default)]
         #[serde(default, rename_all = "camelCase")]
@@ -332,15 +377,16 @@ impl<'de> Deserialize<'de> for DeploymentSnapshot {
 
         let wire = Wire::deserialize(deserializer)?;
         let spec = wire.spec.unwrap_or_default();
-        let restart = spec
-            .template
-            .and_then(|template| template.metadata)
-            .and_then(|meta| meta.annotations)
+        let template_meta = spec.template.and_then(|template| template.metadata);
+        let (restart, pod_labels) = template_meta
+            .map(|meta| (meta.annotations.unwrap_or_default(), meta.labels.unwrap_or_default()))
             .unwrap_or_default();
         let strategy = spec.update_strategy.unwrap_or_default();
+        let metadata: ObjectMeta = wire.metadata.into();
+        let template_labels = PodLabels::new(metadata.labels.as_ref(), pod_labels);
         Ok(Self {
             kind: WorkloadKind::Deployment,
-            metadata: wire.metadata.into(),
+            metadata,
             paused: spec.paused.unwrap_or(false),
             replicas: spec.replicas,
             restarted_by: restart.restarted_by,
@@ -364,6 +410,7 @@ impl<'de> Deserialize<'de> for DeploymentSnapshot {
                 rolling_update: strategy.rolling_update.is_some(),
                 partition: strategy.rolling_update.and_then(|rolling| rolling.partition),
             },
+            template_labels,
         })
     }
 }
@@ -500,6 +547,28 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn a_cached_workload_is_covered_by_its_pod_template_labels_not_its_own() {
+        let workload: DeploymentSnapshot = serde_json::from_value(json!({
+            "metadata": {"name": "web", "namespace": "arcgis",
+                "labels": {"app": "web", "team": "gis"}},
+            "spec": {"template": {"metadata": {"labels": {"app": "web", "role": "map"}}}},
+        }))
+        .expect("a Deployment");
+        let expected: BTreeMap<String, String> =
+            [("app", "web"), ("role", "map")].map(|(k, v)| (k.to_owned(), v.to_owned())).into();
+        assert_eq!(workload.pod_labels(), expected);
+        let budget = |selector: serde_json::Value| -> DisruptionBudgetSnapshot {
+            serde_json::from_value(json!({
+                "metadata": {"name": "pdb", "namespace": "arcgis"},
+                "spec": {"selector": selector},
+            }))
+            .expect("a budget")
+        };
+        assert!(budget(json!({"matchLabels": {"role": "map"}})).covers(&workload));
+        assert!(!budget(json!({"matchLabels": {"team": "gis"}})).covers(&workload));
+    }
 
     #[test]
     fn a_deployment_parses_into_only_what_the_engine_reads() {

@@ -46,6 +46,9 @@ pub mod reason {
     /// The health gate still failed when its timeout passed, and `failurePolicy: Abort` ended
     /// the run before the service's batch.
     pub const HEALTH_GATE_TIMED_OUT: &str = "HealthGateTimedOut";
+    /// Not restarted: its PodDisruptionBudget allowed no disruption (or another service
+    /// under it stayed in flight) until `batchTimeout` passed.
+    pub const DISRUPTION_BUDGET: &str = "DisruptionBudget";
 }
 
 /// Most result groups a status keeps; further causes join a group of the same result and

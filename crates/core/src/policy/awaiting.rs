@@ -44,6 +44,16 @@ impl AwaitIndex {
         }
     }
 
+    /// Every awaited workload in `namespace`: what a PodDisruptionBudget there may concern.
+    pub fn awaited_in(&self, namespace: &str) -> Vec<ObjectKey> {
+        lock(&self.state)
+            .by_deployment
+            .keys()
+            .filter(|key| key.namespace == namespace)
+            .cloned()
+            .collect()
+    }
+
     /// The resources waiting on `deployment`.
     pub fn waiting_on(&self, deployment: &ObjectKey) -> Vec<ObjectKey> {
         lock(&self.state)
@@ -70,6 +80,10 @@ mod tests {
         assert_eq!(index.waiting_on(&key("d2")), vec![key("run-a"), key("run-b")]);
         assert_eq!(index.waiting_on(&key("d1")), vec![key("run-a")]);
         assert!(index.waiting_on(&key("d3")).is_empty());
+        let mut awaited = index.awaited_in("arcgis");
+        awaited.sort();
+        assert_eq!(awaited, [key("d1"), key("d2")]);
+        assert!(index.awaited_in("other").is_empty());
     }
 
     #[test]

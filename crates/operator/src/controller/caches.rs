@@ -1,8 +1,8 @@
 //! The operator's view of the cluster: reflector caches of ServiceRefreshes and of lean
-//! Workload (Deployment, StatefulSet, DaemonSet), ConfigMap and Pending pod snapshots (parsed
-//! straight from the watch, never as full objects), the [`ClusterView`] the engine reads them
-//! through, and the mappers that route a workload, ConfigMap or pod change to the
-//! ServiceRefreshes it concerns.
+//! Workload (Deployment, StatefulSet, DaemonSet), ConfigMap, Pending pod and
+//! PodDisruptionBudget snapshots (parsed straight from the watch, never as full objects), the
+//! [`ClusterView`] the engine reads them through, and the mappers that route a workload,
+//! ConfigMap, pod or budget change to the ServiceRefreshes it concerns.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -13,7 +13,8 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use servicerefresh_core::crd::{ServiceRefresh, WorkloadKind};
 use servicerefresh_core::engine::spec::watched_config_maps;
 use servicerefresh_core::engine::{
-    ClusterView, ConfigMapSnapshot, DeploymentSnapshot, ObjectKey, PodSnapshot, RunId, plan,
+    ClusterView, ConfigMapSnapshot, DeploymentSnapshot, DisruptionBudgetSnapshot, ObjectKey,
+    PodSnapshot, RunId, plan,
 };
 use servicerefresh_core::policy::awaiting::AwaitIndex;
 use servicerefresh_core::policy::patch_memo::PatchMemo;
@@ -25,10 +26,12 @@ pub struct CachedCluster {
     pub config_maps: Store<ConfigMapSnapshot>,
     /// Pending pods only (the watch's field selector).
     pub pending_pods: Store<PodSnapshot>,
+    pub disruption_budgets: Store<DisruptionBudgetSnapshot>,
     pub patches: PatchMemo,
 }
 
 /// The workload caches: Deployments always, StatefulSets and DaemonSets when watched.
+#[derive(Clone)]
 pub struct WorkloadStores {
     pub deployments: Store<DeploymentSnapshot>,
     pub stateful_sets: Option<Store<DeploymentSnapshot>>,
@@ -36,6 +39,10 @@ pub struct WorkloadStores {
 }
 
 impl WorkloadStores {
+    fn get(&self, key: &ObjectKey) -> Option<Arc<DeploymentSnapshot>> {
+        self.of(key.kind)?.get(&ObjectRef::new_with(&key.name, key.kind).within(&key.namespace))
+    }
+
     fn of(&self, kind: WorkloadKind) -> Option<&Store<DeploymentSnapshot>> {
         match kind {
             WorkloadKind::Deployment => Some(&self.deployments),
@@ -47,10 +54,7 @@ impl WorkloadStores {
 
 impl ClusterView for CachedCluster {
     fn deployment(&self, key: &ObjectKey) -> Option<Arc<DeploymentSnapshot>> {
-        let cached = self.workloads.of(key.kind).and_then(|store| {
-            store.get(&ObjectRef::new_with(&key.name, key.kind).within(&key.namespace))
-        });
-        self.patches.overlay(key, cached)
+        self.patches.overlay(key, self.workloads.get(key))
     }
 
     fn deployments(&self) -> Vec<Arc<DeploymentSnapshot>> {
@@ -68,6 +72,10 @@ impl ClusterView for CachedCluster {
     fn pending_pods(&self) -> Vec<Arc<PodSnapshot>> {
         self.pending_pods.state()
     }
+
+    fn disruption_budgets(&self) -> Vec<Arc<DisruptionBudgetSnapshot>> {
+        self.disruption_budgets.state()
+    }
 }
 
 /// The watch caches.
@@ -79,25 +87,31 @@ pub enum Cache {
     StatefulSets = 3,
     DaemonSets = 4,
     PendingPods = 5,
+    DisruptionBudgets = 6,
 }
 
 impl Cache {
-    const ALL: [Cache; 6] = [
+    /// How many caches there are.
+    pub const COUNT: usize = Cache::ALL.len();
+
+    const ALL: [Cache; 7] = [
         Cache::Deployments,
         Cache::ConfigMaps,
         Cache::ServiceRefreshes,
         Cache::StatefulSets,
         Cache::DaemonSets,
         Cache::PendingPods,
+        Cache::DisruptionBudgets,
     ];
 
     /// The caches a reconcile reads (an unwatched kind's counts as synced from the start).
-    pub const CLUSTER: [Cache; 5] = [
+    pub const CLUSTER: [Cache; 6] = [
         Cache::Deployments,
         Cache::StatefulSets,
         Cache::DaemonSets,
         Cache::ConfigMaps,
         Cache::PendingPods,
+        Cache::DisruptionBudgets,
     ];
 
     pub fn name(self) -> &'static str {
@@ -108,6 +122,7 @@ impl Cache {
             Cache::StatefulSets => "StatefulSets",
             Cache::DaemonSets => "DaemonSets",
             Cache::PendingPods => "PendingPods",
+            Cache::DisruptionBudgets => "DisruptionBudgets",
         }
     }
 
@@ -126,12 +141,12 @@ impl Cache {
 /// concurrent waiters (its one-shot channel keeps a single waker), so a reconcile and the
 /// readiness probe waiting together could leave one of them asleep for ever.
 pub struct CacheSync {
-    synced: tokio::sync::watch::Sender<[bool; 6]>,
+    synced: tokio::sync::watch::Sender<[bool; Cache::COUNT]>,
 }
 
 impl Default for CacheSync {
     fn default() -> Self {
-        Self { synced: tokio::sync::watch::Sender::new([false; 6]) }
+        Self { synced: tokio::sync::watch::Sender::new([false; Cache::COUNT]) }
     }
 }
 
@@ -155,7 +170,7 @@ impl CacheSync {
     }
 
     /// Resolves on every change.
-    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<[bool; 6]> {
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<[bool; Cache::COUNT]> {
         self.synced.subscribe()
     }
 }
@@ -222,6 +237,28 @@ pub fn refreshes_for_pod(pod: &PodSnapshot) -> Vec<ObjectRef<ServiceRefresh>> {
         .collect()
 }
 
+/// The ServiceRefreshes waiting on a workload this budget covers: a budget that allows a
+/// disruption again releases a held restart.
+pub fn refreshes_for_budget(
+    budget: &DisruptionBudgetSnapshot,
+    awaiting: &AwaitIndex,
+    workloads: &WorkloadStores,
+) -> Vec<ObjectRef<ServiceRefresh>> {
+    let namespace = budget.metadata.namespace.as_deref().unwrap_or_default();
+    let mut owners: Vec<ObjectRef<ServiceRefresh>> = Vec::new();
+    for key in awaiting.awaited_in(namespace) {
+        if !workloads.get(&key).is_some_and(|workload| budget.covers(&workload)) {
+            continue;
+        }
+        for owner in awaiting.waiting_on(&key).iter().map(refresh_ref) {
+            if !owners.contains(&owner) {
+                owners.push(owner);
+            }
+        }
+    }
+    owners
+}
+
 /// The ServiceRefreshes whose `configMapTriggers` name this ConfigMap.
 pub fn refreshes_for_config_map(
     refreshes: &Store<ServiceRefresh>,
@@ -262,7 +299,8 @@ mod tests {
                 "ServiceRefreshes",
                 "StatefulSets",
                 "DaemonSets",
-                "PendingPods"
+                "PendingPods",
+                "DisruptionBudgets"
             ]
         );
         sync.synced(Cache::StatefulSets);
@@ -284,7 +322,7 @@ mod tests {
                 .expect("every waiter wakes")
                 .expect("no panic");
         }
-        assert_eq!(sync.pending(), ["ServiceRefreshes", "PendingPods"]);
+        assert_eq!(sync.pending(), ["ServiceRefreshes", "PendingPods", "DisruptionBudgets"]);
     }
 
     #[test]
@@ -322,6 +360,45 @@ mod tests {
 
         deployment.restarted_by = Some("not a run id".to_owned());
         assert_eq!(refreshes_for_deployment(&deployment, &awaiting).len(), 1);
+    }
+
+    #[test]
+    fn a_budget_change_reaches_the_resources_waiting_on_a_workload_it_covers() {
+        let mut writer = kube::runtime::reflector::store::Writer::new(WorkloadKind::Deployment);
+        for (name, app) in [("web", "web"), ("geo", "geo")] {
+            let workload: DeploymentSnapshot = serde_json::from_value(serde_json::json!({
+                "metadata": {"name": name, "namespace": "arcgis"},
+                "spec": {"template": {"metadata": {"labels": {"app": app}}}},
+            }))
+            .expect("a Deployment");
+            writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(workload));
+        }
+        let workloads = WorkloadStores {
+            deployments: writer.as_reader(),
+            stateful_sets: None,
+            daemon_sets: None,
+        };
+        let awaiting = AwaitIndex::default();
+        awaiting.set(
+            &ObjectKey::new("arcgis", "nightly"),
+            &BTreeSet::from([ObjectKey::new("arcgis", "web")]),
+        );
+        awaiting.set(
+            &ObjectKey::new("arcgis", "maps"),
+            &BTreeSet::from([ObjectKey::new("arcgis", "geo")]),
+        );
+        let budget: DisruptionBudgetSnapshot = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web-pdb", "namespace": "arcgis"},
+            "spec": {"selector": {"matchLabels": {"app": "web"}}},
+        }))
+        .expect("a budget");
+        assert_eq!(
+            refreshes_for_budget(&budget, &awaiting, &workloads),
+            vec![ObjectRef::new("nightly").within("arcgis")]
+        );
+        let mut elsewhere = budget.clone();
+        elsewhere.metadata.namespace = Some("other".to_owned());
+        assert!(refreshes_for_budget(&elsewhere, &awaiting, &workloads).is_empty());
     }
 
     #[test]

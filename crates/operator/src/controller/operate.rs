@@ -18,7 +18,8 @@ use tracing::{debug, info, warn};
 
 use super::OperatorConfig;
 use super::caches::{
-    CachedCluster, refreshes_for_config_map, refreshes_for_deployment, refreshes_for_pod,
+    CachedCluster, refreshes_for_budget, refreshes_for_config_map, refreshes_for_deployment,
+    refreshes_for_pod,
 };
 use super::leader;
 use super::preflight::preflight;
@@ -26,7 +27,9 @@ use super::reconcile::{Context, error_policy, reconcile};
 use super::startup::{Clients, StartupError};
 use super::watches::{CacheEvents, Caches, report_readiness, watch_caches};
 use servicerefresh_core::crd::ServiceRefresh;
-use servicerefresh_core::engine::{ConfigMapSnapshot, DeploymentSnapshot, PodSnapshot, WaitReason};
+use servicerefresh_core::engine::{
+    ConfigMapSnapshot, DeploymentSnapshot, DisruptionBudgetSnapshot, PodSnapshot, WaitReason,
+};
 use servicerefresh_core::policy::admission::RunSlots;
 use servicerefresh_core::policy::leadership::{Change, LossReason};
 use servicerefresh_core::policy::patch_memo::PatchMemo;
@@ -95,6 +98,7 @@ fn build_context(
             workloads: caches.workloads,
             config_maps: caches.config_maps,
             pending_pods: caches.pending_pods,
+            disruption_budgets: caches.disruption_budgets,
             patches: PatchMemo::default(),
         },
         refreshes: caches.refreshes,
@@ -132,6 +136,8 @@ fn wire_controller(
     let deliveries = context.deliveries.clone();
     let awaiting = context.awaiting.clone();
     let refreshes = context.refreshes.clone();
+    let budget_awaiting = context.awaiting.clone();
+    let workloads = context.cluster.workloads.clone();
     // No debounce: a batch's last rollout must start the next batch at once, and the engine
     // skips the status write of a pass that changes nothing.
     Controller::for_stream(events.refreshes, context.refreshes.clone())
@@ -144,6 +150,9 @@ fn wire_controller(
             refreshes_for_config_map(&refreshes, &config_map)
         })
         .watches_stream(events.pending_pods, |pod: PodSnapshot| refreshes_for_pod(&pod))
+        .watches_stream(events.disruption_budgets, move |budget: DisruptionBudgetSnapshot| {
+            refreshes_for_budget(&budget, &budget_awaiting, &workloads)
+        })
         // A finished run frees a slot; queued resources must hear about it.
         .reconcile_on(slot_freed)
         // A new leader looks at every resource.

@@ -1,9 +1,8 @@
 //! The watch streams that fill the operator's caches: one per kind (Deployments, the
 //! StatefulSets and DaemonSets the operator was told to restart, ConfigMaps, ServiceRefreshes,
-//! and the Pending pods capacity-aware pacing reads), each feeding its reflector store, telling
-//! [`CacheSync`] when its first
-//! list is complete and logging what the API server refuses; and `/readyz`, which follows
-//! those first lists.
+//! the Pending pods capacity-aware pacing reads and the PodDisruptionBudgets), each feeding
+//! its reflector store, telling [`CacheSync`] when its first list is complete and logging
+//! what the API server refuses; and `/readyz`, which follows those first lists.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -20,7 +19,9 @@ use tracing::{debug, info, warn};
 use super::caches::{Cache, CacheSync, WorkloadStores};
 use crate::telemetry::Telemetry;
 use servicerefresh_core::crd::{ServiceRefresh, WorkloadKind};
-use servicerefresh_core::engine::{ConfigMapSnapshot, DeploymentSnapshot, PodSnapshot};
+use servicerefresh_core::engine::{
+    ConfigMapSnapshot, DeploymentSnapshot, DisruptionBudgetSnapshot, PodSnapshot,
+};
 
 /// The reflector stores the watches fill, and how far they got.
 pub struct Caches {
@@ -28,6 +29,7 @@ pub struct Caches {
     pub config_maps: Store<ConfigMapSnapshot>,
     pub refreshes: Store<ServiceRefresh>,
     pub pending_pods: Store<PodSnapshot>,
+    pub disruption_budgets: Store<DisruptionBudgetSnapshot>,
     pub sync: Arc<CacheSync>,
 }
 
@@ -42,6 +44,7 @@ pub struct CacheEvents {
     pub config_maps: Changes<ConfigMapSnapshot>,
     pub refreshes: Changes<ServiceRefresh>,
     pub pending_pods: Changes<PodSnapshot>,
+    pub disruption_budgets: Changes<DisruptionBudgetSnapshot>,
 }
 
 /// Only Pending pods can be waiting for a node; a pod that leaves the phase leaves the cache
@@ -118,12 +121,23 @@ pub fn watch_caches(
         .touched_objects()
         .boxed();
 
-    let caches = Caches { workloads, config_maps, refreshes, pending_pods, sync };
+    let (disruption_budgets, writer) = reflector::store();
+    let budget_events = watch(api_for::<DisruptionBudgetSnapshot>(watches, namespace))
+        .inspect(log_refusals(Cache::DisruptionBudgets))
+        .reflect(writer)
+        .inspect(synced(&sync, Cache::DisruptionBudgets))
+        .touched_objects()
+        .predicate_filter(predicates::resource_version, Default::default())
+        .boxed();
+
+    let caches =
+        Caches { workloads, config_maps, refreshes, pending_pods, disruption_budgets, sync };
     let events = CacheEvents {
         workloads: workload_events,
         config_maps: config_map_events,
         refreshes: refresh_events,
         pending_pods: pod_events,
+        disruption_budgets: budget_events,
     };
     (caches, events)
 }

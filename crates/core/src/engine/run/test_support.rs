@@ -10,6 +10,7 @@ use jiff::{SignedDuration, Timestamp};
 
 use super::record_restart_outcomes;
 use crate::crd::{ServiceRefresh, ServiceRefreshPlan, ServiceRefreshSpec, ServiceRefreshStatus};
+use crate::engine::disruption_budgets::DisruptionBudgetSnapshot;
 use crate::engine::observed::RolloutStatus;
 use crate::engine::pods::{PodSnapshot, Unschedulable, WorkloadRef};
 use crate::engine::spec::{ValidSpec, validate};
@@ -66,6 +67,8 @@ pub struct ModelCluster {
     pub health_gate: Option<crate::engine::health_gate::GateResult>,
     /// Pods the scheduler finds no node for, by the Deployment they belong to.
     pub unschedulable: BTreeMap<ObjectKey, Arc<PodSnapshot>>,
+    /// PodDisruptionBudgets, by key.
+    pub disruption_budgets: BTreeMap<ObjectKey, Arc<DisruptionBudgetSnapshot>>,
 }
 
 impl ModelCluster {
@@ -84,6 +87,44 @@ impl ModelCluster {
             plans: BTreeMap::new(),
             health_gate: None,
             unschedulable: BTreeMap::new(),
+            disruption_budgets: BTreeMap::new(),
+        }
+    }
+
+    /// A PodDisruptionBudget `name` covering the pods of `members` (each gets the pod label
+    /// `budget-<name>`), allowing `allowed` disruptions.
+    pub fn set_budget(&mut self, name: &str, members: &[ObjectKey], allowed: i32) {
+        let label = format!("budget-{name}");
+        for key in members {
+            let deployment = self.deployment_mut(key);
+            let mut labels = deployment.pod_labels();
+            labels.insert(label.clone(), "in".to_owned());
+            deployment.set_pod_labels(labels);
+        }
+        let namespace = members.first().map_or(NS, |key| key.namespace.as_str()).to_owned();
+        let budget = DisruptionBudgetSnapshot {
+            metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+                namespace: Some(namespace.clone()),
+                name: Some(name.to_owned()),
+                generation: Some(1),
+                ..Default::default()
+            },
+            selector: Some([(label, "in".to_owned())].into_iter().collect()),
+            disruptions_allowed: allowed,
+            current_healthy: 1 + allowed.max(0),
+            desired_healthy: 1,
+            observed_generation: Some(1),
+        };
+        self.disruption_budgets.insert(ObjectKey::new(namespace, name), Arc::new(budget));
+    }
+
+    /// The disruption controller's new verdict on budget `name` of namespace `namespace`.
+    pub fn allow_disruptions(&mut self, namespace: &str, name: &str, allowed: i32) {
+        let key = ObjectKey::new(namespace, name);
+        if let Some(budget) = self.disruption_budgets.get_mut(&key) {
+            let budget = Arc::make_mut(budget);
+            budget.disruptions_allowed = allowed;
+            budget.current_healthy = 1 + allowed.max(0);
         }
     }
 
@@ -182,6 +223,7 @@ impl ModelCluster {
                 .collect(),
             config_maps: self.config_maps.clone(),
             pending_pods: self.unschedulable.values().cloned().collect(),
+            disruption_budgets: self.disruption_budgets.values().cloned().collect(),
         }
     }
 

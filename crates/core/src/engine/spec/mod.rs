@@ -167,6 +167,8 @@ pub struct ValidSpec {
     pub health_gate: Option<ValidHealthGate>,
     /// `spec.pacing.capacityAware` (default true).
     pub capacity_aware: bool,
+    /// `spec.pacing.respectDisruptionBudgets` (default true).
+    pub respect_disruption_budgets: bool,
 }
 
 impl ValidSpec {
@@ -380,6 +382,11 @@ pub fn validate(
         schedule,
         health_gate: spec.health_gate.as_ref().map(gate::validate_gate).transpose()?,
         capacity_aware: spec.pacing.as_ref().is_none_or(|pacing| pacing.capacity_aware()),
+        respect_disruption_budgets: spec
+            .pacing
+            .as_ref()
+            .and_then(|pacing| pacing.respect_disruption_budgets)
+            .unwrap_or(true),
     })
 }
 

@@ -11,7 +11,7 @@ use super::RunContext;
 use crate::crd::{ServiceRefreshStatus, ServiceResult, ServiceStatus};
 use crate::engine::observed::DeploymentSnapshot;
 use crate::engine::run::Pass;
-use crate::engine::{RunId, plan, readiness, results};
+use crate::engine::{ObjectKey, RunId, plan, readiness, results};
 
 /// How far behind the API server the watch cache may plausibly lag. A restart whose patch
 /// was sent but never confirmed (its response or the status write recording it was lost)
@@ -68,8 +68,8 @@ pub(super) fn rollouts_in_flight_elsewhere(
     status: &ServiceRefreshStatus,
     position: usize,
     run: &RunContext,
-) -> usize {
-    let mut in_flight = 0;
+) -> Vec<ObjectKey> {
+    let mut in_flight = Vec::new();
     for (index, batch) in status.batches.iter().enumerate() {
         if index == position {
             continue;
@@ -80,12 +80,14 @@ pub(super) fn rollouts_in_flight_elsewhere(
                 pass.out.wake_no_later_than(at);
             }
             if holds {
-                in_flight += 1;
-                pass.out.awaiting.insert(plan::service_key(row, pass.own_namespace));
+                let key = plan::service_key(row, pass.own_namespace);
+                pass.out.awaiting.insert(key.clone());
+                in_flight.push(key);
             }
         }
     }
-    in_flight + lost_restarts_in_flight(pass, status, run)
+    in_flight.extend(lost_restarts_in_flight(pass, status, run));
+    in_flight
 }
 
 /// Whether a completed batch's row still holds a place: a timed-out rollout still rolling,
@@ -130,9 +132,9 @@ fn lost_restarts_in_flight(
     pass: &mut Pass,
     status: &ServiceRefreshStatus,
     run: &RunContext,
-) -> usize {
+) -> Vec<ObjectKey> {
     let Some(plan) = pass.plan_of(status) else {
-        return 0;
+        return Vec::new();
     };
     let cursor = status.run.as_ref().map_or(0, |run| run.next_position);
     let resulted = results::resulted_positions(&status.results);
@@ -148,9 +150,8 @@ fn lost_restarts_in_flight(
         })
         .map(|entry| entry.key.clone())
         .collect();
-    let count = rolling.len();
-    pass.out.awaiting.extend(rolling);
-    count
+    pass.out.awaiting.extend(rolling.iter().cloned());
+    rolling
 }
 
 /// Whether the patch of run `run` (recorded under `record_annotation`) reached the

@@ -7,6 +7,7 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 
 use super::budget::{self, InFlight};
+use super::budgets::DisruptionGuard;
 use super::verdict::{self, BatchClock, Finish, Launch, RolloutVerdict};
 use super::{MESSAGE_REFRESH, RunContext};
 use crate::crd::{Phase, ServiceRefreshStatus, ServiceResult, ServiceStatus};
@@ -44,10 +45,12 @@ pub(super) fn drive_batch(
     spec: &ValidSpec,
     run: &RunContext,
     (limit, capacity_hold): (usize, Option<&str>),
+    guard: &mut DisruptionGuard,
 ) -> bool {
     status.phase = Some(Phase::Running);
     let elsewhere = budget::rollouts_in_flight_elsewhere(pass, status, position, run);
-    let mut budget = InFlight::new(limit, elsewhere).held_for_capacity(capacity_hold);
+    guard.begin_batch(pass.observation.cluster, &elsewhere);
+    let mut budget = InFlight::new(limit, elsewhere.len()).held_for_capacity(capacity_hold);
     let now = pass.now;
     let batch = &mut status.batches[position];
     // Only a hand-edited status lacks a start; starting the clock now is the fair reading.
@@ -61,11 +64,12 @@ pub(super) fn drive_batch(
     let mut progress = Progress::default();
 
     for row in batch.services.iter_mut().filter(|row| row.result.is_none()) {
-        judge_restarted(pass, row, index, run, &clock, &mut budget, &mut progress);
+        judge_restarted(pass, row, index, run, &clock, &mut budget, &mut progress, guard);
     }
     for row in batch.services.iter_mut() {
         if row.result.is_none() && row.generation.is_none() {
-            launch_unrestarted(pass, row, index, run, &clock, &mut budget, &mut progress);
+            let ctx = (&clock, &mut budget, &mut *guard);
+            launch_unrestarted(pass, row, index, run, ctx, &mut progress);
         }
     }
 
@@ -101,6 +105,7 @@ pub(super) fn drive_batch(
 
 /// A restarted service (or one this run's patch reached without a record): judged by its
 /// rollout.
+#[allow(clippy::too_many_arguments)]
 fn judge_restarted(
     pass: &mut Pass,
     row: &mut ServiceStatus,
@@ -109,6 +114,7 @@ fn judge_restarted(
     clock: &BatchClock,
     budget: &mut InFlight,
     progress: &mut Progress,
+    guard: &mut DisruptionGuard,
 ) {
     let key = plan::service_key(row, pass.own_namespace);
     let deployment = pass.observation.cluster.deployment(&key);
@@ -128,11 +134,13 @@ fn judge_restarted(
                 // It keeps its place in the budget of the batches after this one (no restart
                 // follows in a timed-out batch), and its end must be heard.
                 pass.out.awaiting.insert(key.clone());
+                guard.in_flight(pass.observation.cluster, &key);
             }
             finish_row(&mut progress.finished, &run.id, batch, key, row, finish, false);
         }
         RolloutVerdict::Waiting(message) => {
             budget.take();
+            guard.in_flight(pass.observation.cluster, &key);
             progress.unresolved = true;
             pass.out.awaiting.insert(key);
             if row.message.as_deref() != Some(message.as_str()) {
@@ -153,13 +161,18 @@ fn launch_unrestarted(
     row: &mut ServiceStatus,
     batch: u32,
     run: &RunContext,
-    clock: &BatchClock,
-    budget: &mut InFlight,
+    (clock, budget, guard): (&BatchClock, &mut InFlight, &mut DisruptionGuard),
     progress: &mut Progress,
 ) {
     let key = plan::service_key(row, pass.own_namespace);
     let deployment = pass.observation.cluster.deployment(&key);
-    match verdict::launch(row, deployment.as_deref(), run, budget, clock) {
+    // A restart decided earlier (its uid kept, its outcome unknown) is sent again as it was:
+    // the budget allowed it then, and if it landed, its own pods are what the budget misses.
+    let disruption = match (&row.uid, deployment.as_deref()) {
+        (None, Some(workload)) => guard.hold(workload),
+        _ => None,
+    };
+    match verdict::launch(row, deployment.as_deref(), run, (budget, disruption.as_deref()), clock) {
         Launch::Finish { finish, keep_uid } => {
             finish_row(&mut progress.finished, &run.id, batch, key, row, finish, keep_uid);
         }
@@ -171,6 +184,7 @@ fn launch_unrestarted(
         Launch::Restart => {
             progress.unresolved = true;
             budget.take();
+            guard.in_flight(pass.observation.cluster, &key);
             pass.out.awaiting.insert(key.clone());
             let deployment = deployment.as_deref();
             // The resourceVersion precondition pins the patch to this very object.

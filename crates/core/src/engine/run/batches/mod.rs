@@ -5,6 +5,7 @@
 //! ([`complete`]). Spec edits reach the services not in a batch yet ([`edits`]).
 
 mod budget;
+mod budgets;
 mod complete;
 mod cut;
 mod drive;
@@ -71,9 +72,12 @@ pub(super) fn drive_run(pass: &mut Pass, status: &mut ServiceRefreshStatus, spec
     };
     edits::apply_spec_edits(pass, status, spec, &run);
     let mut pace = pace::Pace::observe(pass, status, spec, &run);
+    let mut guard = budgets::DisruptionGuard::observe(pass, spec);
     loop {
         if let Some(position) = running_batch(status) {
-            if !drive::drive_batch(pass, status, position, spec, &run, pace.in_flight_limit()) {
+            let limit = pace.in_flight_limit();
+            if !drive::drive_batch(pass, status, position, spec, &run, limit, &mut guard) {
+                guard.state_wait(pass, status, position, pace.batch_size());
                 return;
             }
             complete::complete_batch(pass, status, position, spec, &run);
@@ -102,6 +106,7 @@ pub(super) fn drive_run(pass: &mut Pass, status: &mut ServiceRefreshStatus, spec
             summary::end_run(pass, status);
             return;
         };
+        let positions = budgets::trim_batch(pass, spec, plan, positions);
         if spec.suspend {
             suspend(pass, status, spec);
             return;
@@ -150,6 +155,7 @@ fn cut_every_batch_skipped(pass: &mut Pass, status: &mut ServiceRefreshStatus, s
         let Some(positions) = cut::next_batch(plan, status, spec.batch_size.get()) else {
             return;
         };
+        let positions = budgets::trim_batch(pass, spec, plan, positions);
         start_batch(pass, status, &positions, spec);
         let Some(position) = running_batch(status) else {
             return;

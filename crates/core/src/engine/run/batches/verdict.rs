@@ -150,7 +150,7 @@ pub(super) fn launch(
     row: &ServiceStatus,
     deployment: Option<&DeploymentSnapshot>,
     run: &RunContext,
-    budget: &InFlight,
+    (budget, disruption): (&InFlight, Option<&str>),
     clock: &BatchClock,
 ) -> Launch {
     let finish = |finish| Launch::Finish { finish, keep_uid: false };
@@ -171,13 +171,15 @@ pub(super) fn launch(
         let message = format!("{MESSAGE_CANCELLED} before this Deployment was restarted");
         return finish(Finish::new(ServiceResult::Skipped, reason::CANCELLED, message));
     }
-    let hold = rolled_out_by_another_run(deployment, &run.id)
-        .map(|other| {
-            format!(
-                "held: run {other} is rolling this Deployment out; it is restarted once that \
-                 rollout ends"
-            )
-        })
+    let another_run = rolled_out_by_another_run(deployment, &run.id).map(|other| {
+        format!(
+            "held: run {other} is rolling this Deployment out; it is restarted once that \
+             rollout ends"
+        )
+    });
+    let held_by_budget = another_run.is_none() && disruption.is_some();
+    let hold = another_run
+        .or_else(|| disruption.map(str::to_owned))
         .or_else(|| {
             budget
                 .capacity_hold()
@@ -199,6 +201,12 @@ pub(super) fn launch(
         });
         let message =
             format!("not restarted within spec.batchTimeout {}: {why}", clock.timeout_text);
+        if held_by_budget {
+            return Launch::Finish {
+                finish: Finish::new(ServiceResult::Skipped, reason::DISRUPTION_BUDGET, message),
+                keep_uid: false,
+            };
+        }
         return Launch::Finish {
             finish: Finish::new(ServiceResult::TimedOut, reason::RESTART_TIMED_OUT, message),
             keep_uid: true,
@@ -342,13 +350,16 @@ mod tests {
     fn a_service_is_restarted_only_with_room_in_the_budget_and_before_the_deadline() {
         let run = run(false);
         let idle = deployment(1, 2, 2);
-        assert_eq!(launch(&row(), Some(&idle), &run, &budget(1), &clock(false)), Launch::Restart);
-        let held = launch(&row(), Some(&idle), &run, &budget(2), &clock(false));
+        assert_eq!(
+            launch(&row(), Some(&idle), &run, (&budget(1), None), &clock(false)),
+            Launch::Restart
+        );
+        let held = launch(&row(), Some(&idle), &run, (&budget(2), None), &clock(false));
         assert!(
             matches!(held, Launch::Hold(ref m) if m.starts_with("held: 2 rollouts of this run"))
         );
         let Launch::Finish { finish, keep_uid } =
-            launch(&row(), Some(&idle), &run, &budget(2), &clock(true))
+            launch(&row(), Some(&idle), &run, (&budget(2), None), &clock(true))
         else {
             panic!("the deadline gives a result");
         };
@@ -366,24 +377,30 @@ mod tests {
         let mut paused = deployment(1, 2, 2);
         paused.paused = true;
         assert!(matches!(
-            launch(&row(), Some(&paused), &run, &budget(0), &clock(false)),
+            launch(&row(), Some(&paused), &run, (&budget(0), None), &clock(false)),
             Launch::Finish {
                 finish: Finish { result: ServiceResult::Skipped, reason: reason::PAUSED, .. },
                 ..
             }
         ));
         assert!(matches!(
-            launch(&row(), None, &run, &budget(0), &clock(false)),
+            launch(&row(), None, &run, (&budget(0), None), &clock(false)),
             Launch::Finish { finish: Finish { result: ServiceResult::Gone, .. }, .. }
         ));
         assert!(matches!(
-            launch(&row(), Some(&deployment(1, 2, 2)), &self::run(true), &budget(0), &clock(false)),
+            launch(
+                &row(),
+                Some(&deployment(1, 2, 2)),
+                &self::run(true),
+                (&budget(0), None),
+                &clock(false)
+            ),
             Launch::Finish { finish: Finish { reason: reason::CANCELLED, .. }, .. }
         ));
         let mut foreign = deployment(2, 1, 1);
         foreign.restarted_by = Some("arcgis/other/1-89abcdef".into());
         assert!(matches!(
-            launch(&row(), Some(&foreign), &run, &budget(0), &clock(false)),
+            launch(&row(), Some(&foreign), &run, (&budget(0), None), &clock(false)),
             Launch::Hold(ref m) if m.contains("run arcgis/other/1-89abcdef is rolling")
         ));
     }
@@ -415,7 +432,7 @@ mod kind_tests {
                 &row(),
                 Some(&set(kind, "OnDelete")),
                 &run(false),
-                &budget(0),
+                (&budget(0), None),
                 &clock(false),
             ) else {
                 panic!("an OnDelete {kind} gets a result without a restart");
@@ -429,7 +446,7 @@ mod kind_tests {
             assert!(message.contains("deletes no pods"), "{message}");
             let rolling = set(kind, "RollingUpdate");
             assert_eq!(
-                launch(&row(), Some(&rolling), &run(false), &budget(0), &clock(false)),
+                launch(&row(), Some(&rolling), &run(false), (&budget(0), None), &clock(false)),
                 Launch::Restart
             );
         }

@@ -10,8 +10,10 @@ use proptest::prelude::*;
 
 use super::model::{BATCH_TIMEOUT_SECONDS, FOREIGN_RUN, GATE_TIMEOUT_SECONDS, Model, Reached};
 use crate::crd::{BatchPhase, ServiceRefreshStatus, ServiceResult};
+use crate::engine::disruption_budgets::DisruptionBudgets;
 use crate::engine::plan::service_key;
 use crate::engine::readiness;
+use crate::engine::results::reason::DISRUPTION_BUDGET;
 use crate::engine::run::test_support::{ModelView, NS};
 use crate::engine::run::{
     MESSAGE_DRY_RUN, MESSAGE_GONE, MESSAGE_PAUSED, MESSAGE_REPLACED, run_active,
@@ -384,7 +386,7 @@ impl Model {
         )
         .map(|service| service.key.clone())
         .collect();
-        let in_flight = self
+        let in_flight: Vec<ObjectKey> = self
             .cluster
             .deployments
             .iter()
@@ -395,7 +397,10 @@ impl Model {
                     && !self.settled_rollouts.contains(&(run.id.clone(), (*key).clone()))
                     && readiness::verdict(snapshot, snapshot.generation()).is_waiting()
             })
-            .count();
+            .map(|(key, _)| key.clone())
+            .collect();
+        super::budgets::check_one_in_flight_per_budget(&self.cluster, &in_flight)?;
+        let in_flight = in_flight.len();
         prop_assert!(
             in_flight <= self.max_batch_size,
             "{in_flight} Deployments in flight with batchSize {}",
@@ -452,6 +457,7 @@ impl Model {
         // rollout finish: its results are known in advance.
         if run.number > self.run_at_drain && run.cancel_request.is_none() {
             self.reach(Reached::SettledRunJudged);
+            let refused = DisruptionBudgets::new(self.cluster.view().disruption_budgets);
             for service in &services {
                 let key = service.key.clone();
                 let restarts = self.cluster.template_changes.get(&(run.id.clone(), key.clone()));
@@ -460,6 +466,21 @@ impl Model {
                     None => (ServiceResult::Gone, Some(MESSAGE_GONE)),
                     Some(deployment) if deployment.snapshot.paused => {
                         (ServiceResult::Skipped, Some(MESSAGE_PAUSED))
+                    }
+                    // A budget at zero through the settling holds its services to the timeout.
+                    Some(deployment)
+                        if refused
+                            .covering(&deployment.snapshot)
+                            .iter()
+                            .any(|budget| budget.refusal().is_some()) =>
+                    {
+                        prop_assert_eq!(
+                            service.reason.as_deref(),
+                            Some(DISRUPTION_BUDGET),
+                            "{}",
+                            key
+                        );
+                        (ServiceResult::Skipped, service.message.as_deref())
                     }
                     Some(_) => (ServiceResult::Ready, None),
                 };

@@ -10,6 +10,7 @@
 //! promises; the run ends with a table of how often each interesting state was reached,
 //! and fails if one is reached too rarely to trust the cases that reach it.
 
+mod budgets;
 mod checks;
 mod model;
 mod pacing;
@@ -114,6 +115,7 @@ fn op(weather: Weather) -> impl Strategy<Value = Op> {
         4 => prop::bool::weighted(0.5).prop_map(Op::GatePasses),
         6 => (0..8usize, prop::bool::weighted(0.6))
             .prop_map(|(index, blocked)| Op::Unschedulable { index, blocked }),
+        6 => (1..=2u8, 0..=2i32).prop_map(|(budget, allowed)| Op::BudgetAllows { budget, allowed }),
     ]
 }
 
@@ -133,13 +135,16 @@ fn setup(weather: Weather) -> impl Strategy<Value = Setup> {
         prop::bool::weighted(abort),
         prop::bool::weighted(0.3),
         prop::bool::weighted(0.3),
+        // Most setups put some Deployments under one of two budgets, often several under one.
+        prop_oneof![1 => Just(vec![]), 3 => prop::collection::vec(prop_oneof![2 => Just(0u8), 2 => Just(1), 1 => Just(2)], 8)],
     )
-        .prop_map(|(replicas, batch_size, abort, two_namespaces, health_gate)| Setup {
+        .prop_map(|(replicas, batch_size, abort, two_namespaces, health_gate, budgets)| Setup {
             replicas,
             batch_size,
             abort,
             two_namespaces,
             health_gate,
+            budgets,
         })
 }
 

@@ -9,7 +9,7 @@ use jiff::SignedDuration;
 use proptest::prelude::*;
 use serde_json::json;
 
-use super::checks;
+use super::{budgets, checks};
 use crate::crd::{
     CANCEL_REQUESTED_AT_ANNOTATION, Phase, RUN_REQUESTED_AT_ANNOTATION, ServiceRefreshStatus,
     ServiceResult,
@@ -17,6 +17,7 @@ use crate::crd::{
 use crate::engine::conditions::{self, STALLED};
 use crate::engine::health_gate::{CheckResult, GateCheck, GateResult};
 use crate::engine::readiness;
+use crate::engine::results::reason::DISRUPTION_BUDGET;
 use crate::engine::run::test_support::{ModelCluster, ModelView, NS};
 use crate::engine::run::{
     MESSAGE_EXCLUDED, MESSAGE_PAUSED, REASON_CONFIG_MAP_CHANGED, REASON_RUN_REQUESTED,
@@ -127,6 +128,11 @@ pub enum Op {
         index: usize,
         blocked: bool,
     },
+    /// The disruption controller's verdict on budget `pdb-<budget>` changes.
+    BudgetAllows {
+        budget: u8,
+        allowed: i32,
+    },
 }
 
 #[derive(Clone, Debug, serde::Deserialize)]
@@ -139,6 +145,10 @@ pub struct Setup {
     /// `spec.healthGate` is set; its checks start failing.
     #[serde(default)]
     pub health_gate: bool,
+    /// Deployment i is under PodDisruptionBudget `pdb-<budgets[i]>` (0: none); each budget
+    /// starts allowing one disruption.
+    #[serde(default)]
+    pub budgets: Vec<u8>,
 }
 
 /// States worth reaching: a property is only as good as the cases that exercise it.
@@ -170,10 +180,14 @@ pub enum Reached {
     SettledRunJudged,
     /// A run held at its health gate.
     HeldByHealthGate,
+    /// A pass waited for a PodDisruptionBudget.
+    HeldForDisruptionBudget,
+    /// A service ended Skipped for its budget.
+    SkippedForDisruptionBudget,
 }
 
 impl Reached {
-    pub const ALL: [Reached; 23] = [
+    pub const ALL: [Reached; 25] = [
         Reached::FollowUpRun,
         Reached::RunCancelled,
         Reached::RunAborted,
@@ -197,6 +211,8 @@ impl Reached {
         Reached::OtherNamespace,
         Reached::SettledRunJudged,
         Reached::HeldByHealthGate,
+        Reached::HeldForDisruptionBudget,
+        Reached::SkippedForDisruptionBudget,
     ];
 }
 
@@ -238,6 +254,8 @@ pub struct Model {
     pub gate_passes: Option<bool>,
     /// The run number persisted when the world began to settle.
     pub run_at_drain: u64,
+    /// The Deployments each PodDisruptionBudget covers, by budget name.
+    pub budget_members: BTreeMap<String, Vec<ObjectKey>>,
     reached: BTreeSet<Reached>,
 }
 
@@ -272,6 +290,10 @@ impl Model {
                 cluster.add(namespace, &format!("svc-{index}"), replicas)
             })
             .collect();
+        let budget_members = budgets::budget_members(&setup.budgets, &keys);
+        for (name, members) in &budget_members {
+            cluster.set_budget(name, members, 1);
+        }
         let previous_view = cluster.view();
         let previous_view_at = cluster.now;
         Self {
@@ -296,6 +318,7 @@ impl Model {
             last_persisted_run: 0,
             gate_passes: setup.health_gate.then_some(false),
             run_at_drain: 0,
+            budget_members,
             reached: BTreeSet::new(),
         }
     }
@@ -372,6 +395,7 @@ impl Model {
                     self.cluster.template_changes = kept;
                     self.restarted_replaced.extend(replaced.into_keys());
                     self.cluster.add(&key.namespace, &key.name, 1);
+                    budgets::relabel(&mut self.cluster, &self.budget_members, &key);
                 }
             }
             Op::Pause { index, paused } => {
@@ -393,6 +417,12 @@ impl Model {
                     } else {
                         self.cluster.place_pod(&key);
                     }
+                }
+            }
+            Op::BudgetAllows { budget, allowed } => {
+                let name = budgets::budget_name(*budget);
+                for namespace in [NS, OTHER_NS] {
+                    self.cluster.allow_disruptions(namespace, &name, *allowed);
                 }
             }
             Op::Advance { seconds } => self.cluster.now += SignedDuration::from_secs(*seconds),
@@ -566,6 +596,9 @@ impl Model {
         )? {
             self.reached.insert(Reached::HeldForCapacity);
         }
+        if budgets::check_restarts_allowed(input.as_ref(), &cache, &decision)? {
+            self.reached.insert(Reached::HeldForDisruptionBudget);
+        }
         self.check_new_results(input.as_ref(), &decision.status, &cache)?;
 
         let first_write = input.as_ref() != Some(&decision.status);
@@ -690,6 +723,9 @@ impl Model {
                 reached.push(Reached::OtherNamespace);
             }
             let message = service.message.as_deref().unwrap_or_default();
+            if service.reason.as_deref() == Some(DISRUPTION_BUDGET) {
+                reached.push(Reached::SkippedForDisruptionBudget);
+            }
             match service.result {
                 Some(ServiceResult::TimedOut) => reached.push(Reached::ServiceTimedOut),
                 Some(ServiceResult::Gone) => reached.push(Reached::ServiceGone),
@@ -706,6 +742,7 @@ impl Model {
                 None if message.starts_with("held: run") => {
                     reached.push(Reached::HeldForAnotherRun)
                 }
+                None if message.starts_with("held: PodDisruptionBudget") => {}
                 None if message.starts_with("held: ") => reached.push(Reached::HeldForTheBudget),
                 _ => {}
             }

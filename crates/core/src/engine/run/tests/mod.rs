@@ -3,6 +3,7 @@
 
 mod capacity;
 mod crashes;
+mod disruption_budgets;
 mod health_gate;
 mod lifecycle;
 mod pacing;
