@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::ObjectKey;
 use super::pods::PodSnapshot;
 use super::restart_annotations::RestartAnnotationsOnly;
+use super::secrets::SecretSnapshot;
 use crate::crd::WorkloadKind;
 use crate::crd::{RESTARTED_AT_ANNOTATION, RESTARTED_BY_ANNOTATION, RUN_RECORD_ANNOTATION_PREFIX};
 
@@ -29,6 +30,9 @@ pub trait ClusterView {
     fn deployments(&self) -> Vec<Arc<DeploymentSnapshot>>;
     /// The ConfigMap with this namespace and name, if it exists.
     fn config_map(&self, key: &ObjectKey) -> Option<Arc<ConfigMapSnapshot>>;
+    /// The Secret with this namespace and name, if it exists and `spec.secretTriggers`
+    /// names it.
+    fn secret(&self, key: &ObjectKey) -> Option<Arc<SecretSnapshot>>;
     /// The Pending pods in the target namespaces; read while a run is active. A view
     /// without a pod cache sees none, so capacity never holds a run back there.
     fn pending_pods(&self) -> Vec<Arc<PodSnapshot>> {
@@ -41,6 +45,7 @@ pub trait ClusterView {
 pub struct StaticCluster {
     pub deployments: BTreeMap<ObjectKey, Arc<DeploymentSnapshot>>,
     pub config_maps: BTreeMap<ObjectKey, Arc<ConfigMapSnapshot>>,
+    pub secrets: BTreeMap<ObjectKey, Arc<SecretSnapshot>>,
     pub pending_pods: Vec<Arc<PodSnapshot>>,
 }
 
@@ -52,6 +57,7 @@ impl StaticCluster {
                 .map(|deployment| (deployment.key(), Arc::new(deployment)))
                 .collect(),
             config_maps: BTreeMap::new(),
+            secrets: BTreeMap::new(),
             pending_pods: Vec::new(),
         }
     }
@@ -66,6 +72,9 @@ impl ClusterView for StaticCluster {
     }
     fn config_map(&self, key: &ObjectKey) -> Option<Arc<ConfigMapSnapshot>> {
         self.config_maps.get(key).cloned()
+    }
+    fn secret(&self, key: &ObjectKey) -> Option<Arc<SecretSnapshot>> {
+        self.secrets.get(key).cloned()
     }
     fn pending_pods(&self) -> Vec<Arc<PodSnapshot>> {
         self.pending_pods.clone()

@@ -10,6 +10,7 @@ use kube::core::DynamicResourceScope;
 
 use super::observed::{ConfigMapSnapshot, DeploymentSnapshot};
 use super::pods::PodSnapshot;
+use super::secrets::SecretSnapshot;
 use crate::crd::WorkloadKind;
 
 /// One snapshot type serves the three workload kinds; which one an API handle lists, watches
@@ -84,5 +85,30 @@ impl Resource for PodSnapshot {
     }
     fn meta_mut(&mut self) -> &mut ObjectMeta {
         &mut self.metadata
+    }
+}
+
+/// Watched one by one, each with a `metadata.name` field selector: never listed as a kind.
+impl Resource for SecretSnapshot {
+    type DynamicType = ();
+    type Scope = NamespaceResourceScope;
+
+    fn kind(_: &()) -> Cow<'_, str> {
+        "Secret".into()
+    }
+    fn group(_: &()) -> Cow<'_, str> {
+        "".into()
+    }
+    fn version(_: &()) -> Cow<'_, str> {
+        "v1".into()
+    }
+    fn plural(_: &()) -> Cow<'_, str> {
+        "secrets".into()
+    }
+    fn meta(&self) -> &ObjectMeta {
+        &self.0.metadata
+    }
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.0.metadata
     }
 }

@@ -10,10 +10,12 @@ use std::time::Instant;
 
 use kube::runtime::reflector::{ObjectRef, Store};
 
+use super::secret_watches::SecretWatches;
 use servicerefresh_core::crd::{ServiceRefresh, WorkloadKind};
 use servicerefresh_core::engine::spec::watched_config_maps;
 use servicerefresh_core::engine::{
-    ClusterView, ConfigMapSnapshot, DeploymentSnapshot, ObjectKey, PodSnapshot, RunId, plan,
+    ClusterView, ConfigMapSnapshot, DeploymentSnapshot, ObjectKey, PodSnapshot, RunId,
+    SecretSnapshot, plan,
 };
 use servicerefresh_core::policy::awaiting::AwaitIndex;
 use servicerefresh_core::policy::patch_memo::PatchMemo;
@@ -25,6 +27,8 @@ pub struct CachedCluster {
     pub config_maps: Store<ConfigMapSnapshot>,
     /// Pending pods only (the watch's field selector).
     pub pending_pods: Store<PodSnapshot>,
+    /// The Secrets `spec.secretTriggers` names, one watch each.
+    pub secrets: SecretWatches,
     pub patches: PatchMemo,
 }
 
@@ -63,6 +67,10 @@ impl ClusterView for CachedCluster {
 
     fn config_map(&self, key: &ObjectKey) -> Option<Arc<ConfigMapSnapshot>> {
         self.config_maps.get(&ObjectRef::new(&key.name).within(&key.namespace))
+    }
+
+    fn secret(&self, key: &ObjectKey) -> Option<Arc<SecretSnapshot>> {
+        self.secrets.get(key)
     }
 
     fn pending_pods(&self) -> Vec<Arc<PodSnapshot>> {

@@ -23,10 +23,13 @@ use super::caches::{
 use super::leader;
 use super::preflight::preflight;
 use super::reconcile::{Context, error_policy, reconcile};
+use super::secret_watches::{SecretWatches, refreshes_for_secret};
 use super::startup::{Clients, StartupError};
 use super::watches::{CacheEvents, Caches, report_readiness, watch_caches};
 use servicerefresh_core::crd::ServiceRefresh;
-use servicerefresh_core::engine::{ConfigMapSnapshot, DeploymentSnapshot, PodSnapshot, WaitReason};
+use servicerefresh_core::engine::{
+    ConfigMapSnapshot, DeploymentSnapshot, PodSnapshot, SecretSnapshot, WaitReason,
+};
 use servicerefresh_core::policy::admission::RunSlots;
 use servicerefresh_core::policy::leadership::{Change, LossReason};
 use servicerefresh_core::policy::patch_memo::PatchMemo;
@@ -53,9 +56,17 @@ pub async fn operate(
     let readiness = tokio::spawn(report_readiness(clients.telemetry.clone(), caches.sync.clone()));
     let (wake_queued, slot_freed) = mpsc::unbounded();
     let (reconcile_all, reconcile_all_requested) = mpsc::unbounded::<()>();
-    let context = build_context(&clients, &config, caches, wake_queued);
-    let controller =
-        wire_controller(events, &context, slot_freed, reconcile_all_requested, shutdown.clone());
+    let (secrets, secret_changes) =
+        SecretWatches::new(clients.watches.clone(), config.scope.secret_triggers);
+    let context = build_context(&clients, &config, caches, secrets, wake_queued);
+    let controller = wire_controller(
+        events,
+        secret_changes,
+        &context,
+        slot_freed,
+        reconcile_all_requested,
+        shutdown.clone(),
+    );
     let election = start_election(&clients, &config, &context, reconcile_all);
     log_started(&clients, &config);
     run_controller(controller, context, shutdown).await;
@@ -87,6 +98,7 @@ fn build_context(
     clients: &Clients,
     config: &OperatorConfig,
     caches: Caches,
+    secrets: SecretWatches,
     wake_queued: UnboundedSender<ObjectRef<ServiceRefresh>>,
 ) -> Arc<Context> {
     Arc::new(Context {
@@ -95,6 +107,7 @@ fn build_context(
             workloads: caches.workloads,
             config_maps: caches.config_maps,
             pending_pods: caches.pending_pods,
+            secrets,
             patches: PatchMemo::default(),
         },
         refreshes: caches.refreshes,
@@ -115,10 +128,11 @@ fn build_context(
     })
 }
 
-/// kube's controller over the ServiceRefresh watch, with Deployment and ConfigMap changes
-/// routed to the resources they concern.
+/// kube's controller over the ServiceRefresh watch, with Deployment, ConfigMap and Secret
+/// changes routed to the resources they concern.
 fn wire_controller(
     events: CacheEvents,
+    secret_changes: UnboundedReceiver<SecretSnapshot>,
     context: &Context,
     slot_freed: UnboundedReceiver<ObjectRef<ServiceRefresh>>,
     reconcile_all_requested: UnboundedReceiver<()>,
@@ -127,6 +141,7 @@ fn wire_controller(
     let deliveries = context.deliveries.clone();
     let awaiting = context.awaiting.clone();
     let refreshes = context.refreshes.clone();
+    let refreshes_of_secrets = context.refreshes.clone();
     // No debounce: a batch's last rollout must start the next batch at once, and the engine
     // skips the status write of a pass that changes nothing.
     Controller::for_stream(events.refreshes, context.refreshes.clone())
@@ -139,6 +154,10 @@ fn wire_controller(
             refreshes_for_config_map(&refreshes, &config_map)
         })
         .watches_stream(events.pending_pods, |pod: PodSnapshot| refreshes_for_pod(&pod))
+        .watches_stream(
+            secret_changes.map(Ok::<_, kube::runtime::watcher::Error>).boxed(),
+            move |secret: SecretSnapshot| refreshes_for_secret(&refreshes_of_secrets, &secret),
+        )
         // A finished run frees a slot; queued resources must hear about it.
         .reconcile_on(slot_freed)
         // A new leader looks at every resource.

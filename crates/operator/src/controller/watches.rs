@@ -181,18 +181,25 @@ fn synced<K>(
 /// as one such line every few seconds, while the cache it feeds stays stale or unsynced. Other
 /// watch errors (dropped connections, expired versions) are routine and logged at debug.
 fn log_refusals<K>(cache: Cache) -> impl Fn(&Result<watcher::Event<K>, watcher::Error>) + Send {
+    log_watch_refusals(cache.name())
+}
+
+/// [`log_refusals`] for a watch that fills no [`Cache`], such as one Secret's.
+pub fn log_watch_refusals<K>(
+    watch: &'static str,
+) -> impl Fn(&Result<watcher::Event<K>, watcher::Error>) + Send {
     move |event| {
         let Err(error) = event else {
             return;
         };
         match refusal(error) {
             Some(status) => warn!(
-                watch = cache.name(),
+                watch,
                 code = status.code,
                 error = %status.message,
                 "watch refused by the API server; retrying with backoff"
             ),
-            None => debug!(watch = cache.name(), %error, "watch failed; retrying with backoff"),
+            None => debug!(watch, %error, "watch failed; retrying with backoff"),
         }
     }
 }

@@ -16,7 +16,8 @@ use crate::engine::spec::{ValidSpec, validate};
 use crate::engine::view::RunView;
 use crate::engine::{
     ConfigMapSnapshot, Decision, DeploymentSnapshot, ObjectKey, Observation, OperatorScope, Plan,
-    Restart, RestartOutcome, RunSlot, SlotHolder, StaticCluster, Transition, decide,
+    Restart, RestartOutcome, RunSlot, SecretSnapshot, SlotHolder, StaticCluster, Transition,
+    decide,
 };
 
 pub use crate::crd::fixtures::FIXTURE_NAMESPACE as NS;
@@ -49,6 +50,7 @@ pub struct ModelCluster {
     pub refresh: ServiceRefresh,
     pub deployments: BTreeMap<ObjectKey, ModelDeployment>,
     pub config_maps: BTreeMap<ObjectKey, Arc<ConfigMapSnapshot>>,
+    pub secrets: BTreeMap<ObjectKey, Arc<SecretSnapshot>>,
     pub scope: OperatorScope,
     pub run_slot: RunSlot,
     pub now: Timestamp,
@@ -74,7 +76,10 @@ impl ModelCluster {
             refresh: ServiceRefresh::fixture("refresh").spec(spec).build(),
             deployments: BTreeMap::new(),
             config_maps: BTreeMap::new(),
-            scope: OperatorScope::default(),
+            secrets: BTreeMap::new(),
+            // The model operator runs with --secret-triggers; a test of the stall without it
+            // turns it off.
+            scope: OperatorScope { secret_triggers: true, ..OperatorScope::default() },
             run_slot: RunSlot::Granted,
             now: at(0),
             min_restart_interval: SignedDuration::ZERO,
@@ -161,6 +166,17 @@ impl ModelCluster {
         self.config_maps.remove(&ObjectKey::new(namespace, name));
     }
 
+    /// Sets a Secret's `data` (values as the API server sends them, base64).
+    pub fn set_secret(&mut self, namespace: &str, name: &str, data: &[(&str, &str)]) {
+        let snapshot =
+            SecretSnapshot(ConfigMapSnapshot::from_data(namespace, name, data.iter().copied()));
+        self.secrets.insert(ObjectKey::new(namespace, name), Arc::new(snapshot));
+    }
+
+    pub fn delete_secret(&mut self, namespace: &str, name: &str) {
+        self.secrets.remove(&ObjectKey::new(namespace, name));
+    }
+
     pub fn annotate(&mut self, key: &str, value: &str) {
         self.refresh
             .metadata
@@ -181,6 +197,7 @@ impl ModelCluster {
                 .map(|(key, deployment)| (key.clone(), Arc::new(deployment.snapshot.clone())))
                 .collect(),
             config_maps: self.config_maps.clone(),
+            secrets: self.secrets.clone(),
             pending_pods: self.unschedulable.values().cloned().collect(),
         }
     }

@@ -6,6 +6,7 @@ mod crashes;
 mod health_gate;
 mod lifecycle;
 mod pacing;
+mod secret_triggers;
 mod spec;
 mod triggers;
 mod waves;
