@@ -15,7 +15,6 @@ mod restart_annotations;
 pub mod results;
 pub mod run;
 pub mod run_id;
-pub mod secrets;
 mod snapshot_kinds;
 pub mod spec;
 pub mod transitions;
@@ -30,12 +29,13 @@ use jiff::{SignedDuration, Timestamp};
 use crate::crd::{ServiceRefresh, ServiceRefreshPlan, ServiceRefreshStatus, WorkloadKind};
 
 pub use conditions::SlotHolder;
-pub use observed::{ClusterView, ConfigMapSnapshot, DeploymentSnapshot, StaticCluster};
+pub use observed::{
+    ClusterView, ConfigMapSnapshot, DeploymentSnapshot, SecretSnapshot, StaticCluster,
+};
 pub use plan::{Plan, PlanEntry};
 pub use pods::PodSnapshot;
 pub use run::{decide, record_restart_outcomes, run_active};
 pub use run_id::RunId;
-pub use secrets::SecretSnapshot;
 pub use spec::OperatorScope;
 pub use transitions::{EventNote, EventReason, EventSeverity, Transition};
 pub use waits::{Wait, WaitReason};

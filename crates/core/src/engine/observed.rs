@@ -1,4 +1,4 @@
-//! What the engine sees of the cluster: lean snapshots of Deployments and ConfigMaps holding
+//! What the engine sees of the cluster: lean snapshots of workloads, ConfigMaps and Secrets holding
 //! only the fields a decision reads, and the [`ClusterView`] the controller's caches (or a
 //! test's model cluster) answer lookups through. The snapshots deserialize straight from the
 //! API server's JSON, skipping everything else, so a cache of ten thousand Deployments never
@@ -17,7 +17,6 @@ use serde::{Deserialize, Serialize};
 use super::ObjectKey;
 use super::pods::PodSnapshot;
 use super::restart_annotations::RestartAnnotationsOnly;
-use super::secrets::SecretSnapshot;
 use crate::crd::WorkloadKind;
 use crate::crd::{RESTARTED_AT_ANNOTATION, RESTARTED_BY_ANNOTATION, RUN_RECORD_ANNOTATION_PREFIX};
 
@@ -447,6 +446,22 @@ impl ConfigMapSnapshot {
     }
 }
 
+/// A Secret that `spec.secretTriggers` names, as the engine reads it: its identity and a
+/// digest of each `data` entry (taken of the base64 text the API server sends; equal bytes
+/// have equal encodings), parsed as a ConfigMap snapshot is, so no Secret value is ever held,
+/// logged or written anywhere (the status keeps only a digest over these digests). A type of
+/// its own only so the watch knows its API.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(transparent)]
+pub struct SecretSnapshot(pub ConfigMapSnapshot);
+
+impl std::ops::Deref for SecretSnapshot {
+    type Target = ConfigMapSnapshot;
+    fn deref(&self) -> &ConfigMapSnapshot {
+        &self.0
+    }
+}
+
 /// FNV-1a over a tagged, length-prefixed entry: length prefixes keep ("ab", "c") and
 /// ("a", "bc") apart, and the tag keeps a `data` value apart from the same `binaryData`.
 /// FNV is fixed by its definition, unlike std's hashers, so a digest never changes between
@@ -673,5 +688,39 @@ mod tests {
         assert_ne!(entry_digest(b'd', "k", b"v"), entry_digest(b'b', "k", b"v"));
         // Pinned: a different value after an upgrade would start a run on every resource.
         assert_eq!(entry_digest(b'd', "a", b"b"), 0x4cf3_09c7_eb48_439e);
+    }
+
+    #[test]
+    fn a_secret_keeps_digests_not_values() {
+        let planted = "c3VwZXItc2VjcmV0LXBsYW50ZWQ="; // base64 of "super-secret-planted"
+        let secret: SecretSnapshot = serde_json::from_value(json!({
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "tls", "namespace": "arcgis", "resourceVersion": "7",
+                         "managedFields": [{"manager": "kubectl"}]},
+            "type": "kubernetes.io/tls",
+            "data": {"tls.crt": planted, "tls.key": "a2V5"}
+        }))
+        .expect("a Secret parses");
+        assert_eq!(secret.metadata.name.as_deref(), Some("tls"));
+        assert_eq!(secret.entries.keys().collect::<Vec<_>>(), ["tls.crt", "tls.key"]);
+        let shown = format!("{secret:?}");
+        assert!(!shown.contains(planted) && !shown.contains("super-secret"), "{shown}");
+
+        let rotated: SecretSnapshot = serde_json::from_value(json!({
+            "metadata": {"name": "tls", "namespace": "arcgis"},
+            "data": {"tls.crt": "b3RoZXI=", "tls.key": "a2V5"}
+        }))
+        .expect("a Secret parses");
+        assert_ne!(secret.entries["tls.crt"], rotated.entries["tls.crt"]);
+        assert_eq!(secret.entries["tls.key"], rotated.entries["tls.key"]);
+    }
+
+    #[test]
+    fn a_secret_without_data_has_no_entries() {
+        let empty: SecretSnapshot =
+            serde_json::from_value(json!({"metadata": {"name": "empty", "namespace": "arcgis"}}))
+                .expect("an empty Secret parses");
+        assert!(empty.entries.is_empty());
     }
 }

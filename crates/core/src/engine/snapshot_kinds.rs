@@ -8,9 +8,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
 use kube::core::DynamicResourceScope;
 
-use super::observed::{ConfigMapSnapshot, DeploymentSnapshot};
+use super::observed::{ConfigMapSnapshot, DeploymentSnapshot, SecretSnapshot};
 use super::pods::PodSnapshot;
-use super::secrets::SecretSnapshot;
 use crate::crd::WorkloadKind;
 
 /// One snapshot type serves the three workload kinds; which one an API handle lists, watches

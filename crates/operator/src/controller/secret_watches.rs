@@ -17,7 +17,7 @@ use kube::{Client, ResourceExt};
 use tokio::task::JoinHandle;
 use tracing::{debug, info};
 
-use super::watches::log_watch_refusals;
+use super::answers::log_watch_refusals;
 use servicerefresh_core::crd::ServiceRefresh;
 use servicerefresh_core::engine::spec::watched_secrets;
 use servicerefresh_core::engine::{ObjectKey, SecretSnapshot, plan};

@@ -16,11 +16,10 @@ use crate::crd::{
 };
 use crate::engine::RunId;
 use crate::engine::conditions;
-use crate::engine::observed::ConfigMapSnapshot;
+use crate::engine::observed::{ConfigMapSnapshot, SecretSnapshot};
 use crate::engine::plan::{
     self, Plan, PlanEntry, config_map_digest, is_legacy_digest, trigger_digest,
 };
-use crate::engine::secrets::SecretSnapshot;
 use crate::engine::spec::{TriggerSource, ValidSpec, WatchedObject};
 use crate::engine::transitions::{EventReason, EventSeverity, Transition};
 
