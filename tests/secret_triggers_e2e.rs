@@ -3,7 +3,9 @@
 //! change to a key the trigger does not list starts none; the operator watches that one
 //! Secret by name (field selector) and never lists all Secrets; and a value planted in the
 //! watched key is found nowhere it could leak: the resource as `kubectl get -o json` shows
-//! it, the plan objects, the operator's log, the Events, `/metrics` and the job API.
+//! it, the plan objects, the operator's log, the Events, `/metrics` and the job API. Without
+//! `--secret-triggers`, or for a Secret in a namespace the resource may not reach, no Secret is
+//! read at all.
 
 mod admin_support;
 mod common;
@@ -242,5 +244,78 @@ async fn a_secret_change_starts_one_run_and_no_value_leaks() {
         assert!(!text.is_empty(), "{place} is empty");
         assert_eq!(leaks(text), Vec::<String>::new(), "a Secret value in {place}");
     }
+    cluster.sim.shutdown().await;
+}
+
+/// Whether the operator sent any request for Secrets.
+fn secret_requests(cluster: &SimCluster) -> Vec<String> {
+    cluster
+        .sim
+        .requests()
+        .iter()
+        .filter(|request| request.path.contains("/secrets"))
+        .map(|request| format!("{} {}", request.verb, request.path))
+        .collect()
+}
+
+async fn stalled(cluster: &SimCluster, name: &str) -> (String, String) {
+    wait_for(Duration::from_secs(60), &format!("{name} to stall"), || async {
+        let status = cluster.status(name).await?;
+        status
+            .conditions
+            .iter()
+            .find(|condition| condition.type_ == "Stalled" && condition.status == "True")
+            .map(|condition| (condition.reason.clone(), condition.message.clone()))
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_secret_triggers_or_beyond_its_namespace_no_secret_is_read() {
+    let cluster = SimCluster::start(fleet(1, 0, 5)).await;
+    // Off: the resource stalls, and the operator asks the API server for no Secret.
+    let operator = common::Operator::start(&cluster.client);
+    cluster
+        .create_refresh("off", json!({"selector": {}, "secretTriggers": [{"name": SECRET}]}))
+        .await;
+    let (reason, message) = stalled(&cluster, "off").await;
+    assert_eq!(reason, "SecretsNotWatched");
+    assert!(message.contains("--secret-triggers"), "{message}");
+    operator.stop().await;
+    assert_eq!(secret_requests(&cluster), Vec::<String>::new());
+
+    // On, but naming a Secret in another namespace without --allow-cross-namespace: refused
+    // before anything is watched.
+    let config = servicerefresh_operator::controller::OperatorConfig {
+        scope: servicerefresh_core::engine::OperatorScope {
+            secret_triggers: true,
+            ..Default::default()
+        },
+        retry_delay: Duration::from_millis(200),
+        ..Default::default()
+    };
+    let operator = common::Operator::start_with(&cluster.client, config);
+    cluster
+        .create_refresh(
+            "elsewhere",
+            json!({"selector": {}, "secretTriggers": [{"name": SECRET, "namespace": "kube-system"}]}),
+        )
+        .await;
+    let (reason, _) = stalled(&cluster, "elsewhere").await;
+    assert_eq!(reason, "CrossNamespaceRefused");
+    // A missing Secret in its own namespace is watched, by name only, and stalls.
+    cluster
+        .create_refresh("missing", json!({"selector": {}, "secretTriggers": [{"name": SECRET}]}))
+        .await;
+    let (reason, message) = stalled(&cluster, "missing").await;
+    assert_eq!(reason, "SecretNotFound");
+    assert!(message.contains("Secret arcgis/arcgis-trust does not exist"), "{message}");
+    operator.stop().await;
+    let requests = secret_requests(&cluster);
+    assert!(!requests.is_empty());
+    assert!(
+        requests.iter().all(|request| request.contains("/namespaces/arcgis/secrets")),
+        "{requests:?}"
+    );
     cluster.sim.shutdown().await;
 }

@@ -57,7 +57,7 @@ pub async fn operate(
     let (wake_queued, slot_freed) = mpsc::unbounded();
     let (reconcile_all, reconcile_all_requested) = mpsc::unbounded::<()>();
     let (secrets, secret_changes) =
-        SecretWatches::new(clients.watches.clone(), config.scope.secret_triggers);
+        SecretWatches::new(clients.watches.clone(), config.scope.clone());
     let context = build_context(&clients, &config, caches, secrets, wake_queued);
     let controller = wire_controller(
         events,

@@ -1,7 +1,8 @@
 //! The watches of the Secrets `spec.secretTriggers` names, only with `--secret-triggers`: one
 //! watch per Secret, in its namespace, with the field selector `metadata.name=NAME` (which a
 //! Role's `resourceNames` can grant), never a list of every Secret. A watch starts when a
-//! reconcile first needs its Secret and stops once no ServiceRefresh names it. Each parses
+//! reconcile of a valid resource first needs its Secret, and stops at a later reconcile once
+//! no ServiceRefresh names it. Each parses
 //! the Secret straight into digests ([`SecretSnapshot`]): no value is held, logged or sent on.
 
 use std::collections::{BTreeSet, HashMap};
@@ -19,8 +20,8 @@ use tracing::{debug, info};
 
 use super::answers::log_watch_refusals;
 use servicerefresh_core::crd::ServiceRefresh;
-use servicerefresh_core::engine::spec::watched_secrets;
-use servicerefresh_core::engine::{ObjectKey, SecretSnapshot, plan};
+use servicerefresh_core::engine::spec::{self, watched_secrets};
+use servicerefresh_core::engine::{ObjectKey, OperatorScope, SecretSnapshot, plan};
 
 /// How long a reconcile waits for a new Secret watch's first list before it tries again
 /// later; a watch the API server refuses logs why.
@@ -29,7 +30,8 @@ const FIRST_LIST_WAIT: Duration = Duration::from_secs(10);
 /// The Secret watches and their one-object caches.
 pub struct SecretWatches {
     client: Client,
-    enabled: bool,
+    /// Where resources may reach; `secret_triggers` turns the watches on.
+    scope: OperatorScope,
     changes: UnboundedSender<SecretSnapshot>,
     watches: Mutex<HashMap<ObjectKey, SecretWatch>>,
 }
@@ -47,11 +49,11 @@ impl Drop for SecretWatch {
 }
 
 impl SecretWatches {
-    /// Watches on `client` when `enabled` (`--secret-triggers`); the receiver yields every
-    /// changed or deleted Secret, for the controller to route.
-    pub fn new(client: Client, enabled: bool) -> (Self, UnboundedReceiver<SecretSnapshot>) {
+    /// Watches on `client` when `scope` says so (`--secret-triggers`); the receiver yields
+    /// every changed or deleted Secret, for the controller to route.
+    pub fn new(client: Client, scope: OperatorScope) -> (Self, UnboundedReceiver<SecretSnapshot>) {
         let (changes, changed) = mpsc::unbounded();
-        (Self { client, enabled, changes, watches: Mutex::default() }, changed)
+        (Self { client, scope, changes, watches: Mutex::default() }, changed)
     }
 
     /// The Secret, when it is watched and exists.
@@ -60,7 +62,8 @@ impl SecretWatches {
         watches.get(key)?.store.get(&ObjectRef::new(&key.name).within(&key.namespace))
     }
 
-    /// Starts a watch for each Secret `refresh` names, stops those no resource in
+    /// Starts a watch for each Secret `refresh` names (when its spec is valid: a Secret in a
+    /// namespace the resource may not reach is never read), stops those no resource in
     /// `refreshes` names any more, and waits until each of `refresh`'s has its first list.
     /// `false` when one has not synced in time: its Secret cannot be judged missing yet.
     pub async fn ensure(
@@ -68,13 +71,16 @@ impl SecretWatches {
         refresh: &ServiceRefresh,
         refreshes: &Store<ServiceRefresh>,
     ) -> bool {
-        if !self.enabled || refresh.spec.secret_triggers.is_empty() {
+        if !self.scope.secret_triggers {
             return true;
         }
-        let wanted: Vec<ObjectKey> = watched_secrets(&refresh.spec, plan::own_namespace(refresh))
-            .into_iter()
-            .map(|watched| watched.key)
-            .collect();
+        let own_namespace = plan::own_namespace(refresh);
+        let wanted: Vec<ObjectKey> = spec::validate(&refresh.spec, own_namespace, &self.scope)
+            .map(|valid| valid.secrets.into_iter().map(|watched| watched.key).collect())
+            .unwrap_or_default();
+        if wanted.is_empty() && self.lock().is_empty() {
+            return true;
+        }
         let mut named: BTreeSet<ObjectKey> = refreshes
             .state()
             .iter()
