@@ -478,6 +478,59 @@ fn statefulsets_and_daemonsets_are_granted_and_watched_only_when_enabled() {
     assert!(args(&both).contains(&"--workload-kinds=Deployment,StatefulSet,DaemonSet"));
 }
 
+#[test]
+fn secrets_are_granted_and_watched_only_when_enabled_and_only_by_name() {
+    let off = render(&[]);
+    assert!(!args(&off).contains(&"--secret-triggers"));
+    assert!(
+        !off.iter().any(|object| object["metadata"]["name"] == "sr-servicerefresh-secret-triggers"),
+        "no Secret grant without secretTriggers.enabled"
+    );
+
+    let secret_roles = |objects: &[Value]| -> Vec<(String, BTreeSet<String>)> {
+        of_kind(objects, "Role")
+            .into_iter()
+            .filter(|role| role["metadata"]["name"] == "sr-servicerefresh-secret-triggers")
+            .map(|role| {
+                (role["metadata"]["namespace"].as_str().unwrap().to_owned(), rule_lines(role))
+            })
+            .collect()
+    };
+    let named_rule = "core secrets [\"arcgis-trust\", \"portal-tls\"]: list,watch";
+    // Cluster-wide: a Role (never a ClusterRole rule) in each listed namespace.
+    let cluster_wide = render(&[
+        "secretTriggers.enabled=true",
+        "secretTriggers.names={arcgis-trust,portal-tls}",
+        "secretTriggers.namespaces={arcgis,portal}",
+    ]);
+    assert!(args(&cluster_wide).contains(&"--secret-triggers"));
+    assert_eq!(
+        secret_roles(&cluster_wide),
+        [("arcgis".to_owned(), lines(&[named_rule])), ("portal".to_owned(), lines(&[named_rule]))]
+    );
+    assert_eq!(rule_lines(one(&cluster_wide, "ClusterRole")), lines(OPERATOR_RULES));
+    let bindings: Vec<&Value> = of_kind(&cluster_wide, "RoleBinding")
+        .into_iter()
+        .filter(|binding| binding["metadata"]["name"] == "sr-servicerefresh-secret-triggers")
+        .collect();
+    assert_eq!(bindings.len(), 2);
+    for binding in bindings {
+        assert_eq!(binding["roleRef"]["name"], "sr-servicerefresh-secret-triggers");
+        assert_eq!(
+            binding["subjects"],
+            json!([{"kind": "ServiceAccount", "name": FULLNAME, "namespace": RELEASE_NAMESPACE}])
+        );
+    }
+
+    // Namespaced: the watched namespace by default.
+    let namespaced = render(&[
+        "watchNamespace=arcgis",
+        "secretTriggers.enabled=true",
+        "secretTriggers.names={arcgis-trust,portal-tls}",
+    ]);
+    assert_eq!(secret_roles(&namespaced), [("arcgis".to_owned(), lines(&[named_rule]))]);
+}
+
 const CLUSTER_SCOPED_KINDS: &[&str] = &[
     "ClusterRole",
     "ClusterRoleBinding",
@@ -742,6 +795,14 @@ fn bad_values_fail_with_a_message_naming_the_value() {
         ("terminationGracePeriodSeconds=-1", "terminationGracePeriodSeconds"),
         ("extraArgs=--retry-seconds=5", "extraArgs"),
         ("podLabels.team=1", "podLabels.team"),
+        ("secretTriggers.names={Bad_Name}", "secretTriggers.names"),
+        ("secretTriggers.enabled=yes", "secretTriggers.enabled"),
+        ("secretTriggers.enabled=true,secretTriggers.namespaces={arcgis}", "secretTriggers.names"),
+        ("secretTriggers.enabled=true,secretTriggers.names={tls}", "secretTriggers.namespaces"),
+        (
+            "secretTriggers.enabled=true,secretTriggers.names={tls},watchNamespace=arcgis,secretTriggers.namespaces={other}",
+            "secretTriggers.namespaces",
+        ),
     ];
     let helms: Vec<PathBuf> = std::iter::once(helm()).chain(helm4()).collect();
     for helm in &helms {

@@ -5,14 +5,17 @@
 //! StatefulSet and DaemonSet restart targets (`workloadKinds`), so their rules are proven
 //! too, and the cluster-wide one shows the chart grants nothing on them when they are off, and the operator runs as the chart's pod would:
 //! the installed Deployment's command line and environment, with the chart ServiceAccount's
-//! token as its only credential. A probe walks through everything the operator does:
+//! token as its only credential. The cluster-wide install enables Secret triggers
+//! (`secretTriggers`, one named Secret), so the Role naming that Secret is proven too, and the
+//! namespaced one shows that without them the chart grants nothing on Secrets. A probe walks through everything the operator does:
 //!
 //! 1. it takes the leader Lease (created afresh: each probe starts with no Lease),
 //! 2. its watch caches sync,
 //! 3. a ServiceRefresh created after that runs to success (4 Deployments in 2 batches; in
 //!    namespaced mode also a StatefulSet and a DaemonSet, in 3 batches),
 //! 4. the run is on record as Events,
-//! 5. a change to its trigger ConfigMap starts and finishes a second run,
+//! 5. a change to its trigger ConfigMap starts and finishes a second run (and, with Secret
+//!    triggers, a change to its trigger Secret a third),
 //! 6. a job submitted through the admin API (TokenReview, SubjectAccessReview, the request
 //!    annotation) completes.
 //!
@@ -38,7 +41,7 @@ use common::helm::{
 use common::process::OperatorProcess;
 use common::{NAMESPACE, wait_for};
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use kube::Client;
@@ -50,6 +53,8 @@ use servicerefresh_sim::{SimConfig, SimHandle};
 /// The ServiceRefresh of every probe, also the admin API's target.
 const PROBE: &str = "probe";
 const TRIGGER: &str = "probe-trigger";
+/// The trigger Secret of the mode with Secret triggers on.
+const SECRET_TRIGGER: &str = "probe-secret";
 /// The ServiceAccount that submits admin API jobs (get and patch on the target).
 const JOBS_ACCOUNT: &str = "jobs-admin";
 const DEPLOYMENTS: u32 = 4;
@@ -78,6 +83,7 @@ enum Step {
     FirstRun,
     Events,
     ConfigMapRun,
+    SecretRun,
     AdminJob,
 }
 
@@ -85,6 +91,11 @@ impl Mode {
     /// Whether the install enables StatefulSets and DaemonSets as restart targets.
     fn all_kinds(self) -> bool {
         self == Mode::Namespaced
+    }
+
+    /// Whether the install enables Secret triggers.
+    fn secret_triggers(self) -> bool {
+        self == Mode::ClusterWide
     }
 
     /// How many services each run restarts.
@@ -101,6 +112,7 @@ impl Step {
             Step::FirstRun => "run a new ServiceRefresh",
             Step::Events => "record the run's Events",
             Step::ConfigMapRun => "start a run on a ConfigMap change",
+            Step::SecretRun => "start a run on a Secret change",
             Step::AdminJob => "complete an admin API job",
         }
     }
@@ -285,7 +297,14 @@ impl Lab {
             "minRestartInterval=0s",
         ];
         let helm = match mode {
-            Mode::ClusterWide => Helm::V3,
+            Mode::ClusterWide => {
+                sets.extend([
+                    "secretTriggers.enabled=true",
+                    "secretTriggers.names={probe-secret}",
+                    "secretTriggers.namespaces={arcgis}",
+                ]);
+                Helm::V3
+            }
             Mode::Namespaced => {
                 sets.extend([
                     "watchNamespace=arcgis",
@@ -311,6 +330,12 @@ impl Lab {
         }))
         .expect("ConfigMap");
         config_maps.create(&PostParams::default(), &trigger).await.expect("create ConfigMap");
+        let secrets: Api<Secret> = Api::namespaced(admin.clone(), NAMESPACE);
+        let secret = serde_json::from_value(json!({
+            "metadata": {"name": SECRET_TRIGGER}, "data": {"ca.crt": "Y2EtMA=="},
+        }))
+        .expect("Secret");
+        secrets.create(&PostParams::default(), &secret).await.expect("create Secret");
         let jobs_token = grant_jobs(&sim, &admin).await;
 
         let certificate = TestCertificate::new();
@@ -455,12 +480,16 @@ impl Lab {
         } else {
             json!(["Deployment"])
         };
+        let mut spec = json!({"selector": {}, "batchSize": 2, "batchTimeout": "5s", "kinds": kinds,
+                              "configMapTriggers": [{"name": TRIGGER}]});
+        if self.mode.secret_triggers() {
+            spec["secretTriggers"] = json!([{"name": SECRET_TRIGGER}]);
+        }
         let refresh: ServiceRefresh = serde_json::from_value(json!({
             "apiVersion": "gisops.io/v1alpha1",
             "kind": "ServiceRefresh",
             "metadata": {"name": PROBE, "namespace": NAMESPACE},
-            "spec": {"selector": {}, "batchSize": 2, "batchTimeout": "5s", "kinds": kinds,
-                     "configMapTriggers": [{"name": TRIGGER}]},
+            "spec": spec,
         }))
         .expect("ServiceRefresh");
         let created = refreshes.create(&PostParams::default(), &refresh).await.expect("create");
@@ -488,6 +517,18 @@ impl Lab {
             .expect("change the trigger ConfigMap");
         until(process, Step::ConfigMapRun, RUN_WITHIN, || self.run_ended(2, "ConfigMapChanged"))
             .await?;
+
+        if self.mode.secret_triggers() {
+            let secrets: Api<Secret> = Api::namespaced(self.admin.clone(), NAMESPACE);
+            let value = format!("ca-{}", self.round);
+            let change = json!({"stringData": {"ca.crt": value}});
+            secrets
+                .patch(SECRET_TRIGGER, &PatchParams::default(), &Patch::Merge(change))
+                .await
+                .expect("change the trigger Secret");
+            until(process, Step::SecretRun, RUN_WITHIN, || self.run_ended(3, "SecretChanged"))
+                .await?;
+        }
 
         let listening = until(process, Step::AdminJob, JOB_WITHIN, || async {
             Ok(process.logged("admin job API listening").into_iter().next())
@@ -699,6 +740,8 @@ async fn every_rule_of_the_cluster_wide_chart_is_needed() {
             "ClusterRole sr-servicerefresh: gisops.io servicerefreshes patch",
             "ClusterRole sr-servicerefresh: authentication.k8s.io tokenreviews create",
             "ClusterRole sr-servicerefresh: authorization.k8s.io subjectaccessreviews create",
+            "Role arcgis/sr-servicerefresh-secret-triggers: core secrets [\"probe-secret\"] list",
+            "Role arcgis/sr-servicerefresh-secret-triggers: core secrets [\"probe-secret\"] watch",
             "Role servicerefresh-system/sr-servicerefresh-leader-election: coordination.k8s.io leases create",
             "Role servicerefresh-system/sr-servicerefresh-leader-election: coordination.k8s.io leases [\"sr-servicerefresh\"] get",
             "Role servicerefresh-system/sr-servicerefresh-leader-election: coordination.k8s.io leases [\"sr-servicerefresh\"] patch",

@@ -803,3 +803,83 @@ async fn a_service_account_kubeconfig_has_exactly_its_rights() {
     }
     h.shutdown().await;
 }
+
+/// A Role naming one Secret lets its holder list and watch exactly that Secret through a
+/// `metadata.name` field selector, as the real server does (RequestInfo takes the name
+/// from the selector); a list of every Secret, or of another one, stays forbidden.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resource_names_allow_list_and_watch_of_one_secret_by_field_selector() {
+    let (h, admin) = common::sim(SimConfig::default()).await;
+    h.create_service_account("arcgis", "reader").expect("service account");
+    let role = json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": "tls-reader", "namespace": "arcgis"},
+        "rules": [{"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["tls"],
+                   "verbs": ["get", "list", "watch"]}],
+    });
+    let binding = json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": "reader-tls", "namespace": "arcgis"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "tls-reader"},
+        "subjects": [{"kind": "ServiceAccount", "name": "reader"}],
+    });
+    for (path, body) in [
+        ("/apis/rbac.authorization.k8s.io/v1/namespaces/arcgis/roles", &role),
+        ("/apis/rbac.authorization.k8s.io/v1/namespaces/arcgis/rolebindings", &binding),
+    ] {
+        assert_eq!(admin.post(path, body).await.status, 201);
+    }
+    for name in ["tls", "other"] {
+        let secret = json!({"apiVersion": "v1", "kind": "Secret",
+                            "metadata": {"name": name, "namespace": "arcgis"},
+                            "data": {"k": "dg=="}});
+        assert_eq!(admin.post("/api/v1/namespaces/arcgis/secrets", &secret).await.status, 201);
+    }
+    let token = h
+        .service_account_token("arcgis", "reader", std::time::Duration::from_secs(3600))
+        .expect("token");
+    let reader = RawHttpClient::with_token(h.base_url(), &token);
+    const SECRETS: &str = "/api/v1/namespaces/arcgis/secrets";
+
+    let one = reader.get(&format!("{SECRETS}?fieldSelector=metadata.name%3Dtls")).await;
+    assert_eq!(one.status, 200, "{}", one.body);
+    let names: Vec<&str> = one.body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|item| item["metadata"]["name"].as_str())
+        .collect();
+    assert_eq!(names, ["tls"]);
+    assert_eq!(reader.get(&format!("{SECRETS}/tls")).await.status, 200);
+
+    let all = reader.get(SECRETS).await;
+    assert_eq!(all.status, 403, "{}", all.body);
+    assert_eq!(
+        all.body["message"],
+        "secrets is forbidden: User \"system:serviceaccount:arcgis:reader\" cannot list \
+         resource \"secrets\" in API group \"\" in the namespace \"arcgis\""
+    );
+    let other = reader.get(&format!("{SECRETS}?fieldSelector=metadata.name%3Dother")).await;
+    assert_eq!(other.status, 403, "{}", other.body);
+    assert_eq!(
+        other.body["message"],
+        "secrets \"other\" is forbidden: User \"system:serviceaccount:arcgis:reader\" cannot \
+         list resource \"secrets\" in API group \"\" in the namespace \"arcgis\""
+    );
+    let unwatched = reader.watch(&format!("{SECRETS}?watch=true")).await;
+    assert_eq!(unwatched.status, 403);
+
+    let mut watch =
+        reader.watch(&format!("{SECRETS}?watch=true&fieldSelector=metadata.name%3Dtls")).await;
+    assert_eq!(watch.status, 200);
+    let added = watch.until(|event| event["type"] == "ADDED").await;
+    assert_eq!(added["object"]["metadata"]["name"], "tls");
+    for name in ["other", "tls"] {
+        let patched =
+            admin.merge_patch(&format!("{SECRETS}/{name}"), r#"{"data": {"k": "dzI="}}"#).await;
+        assert_eq!(patched["metadata"]["name"], name);
+    }
+    let modified = watch.until(|event| event["type"] == "MODIFIED").await;
+    assert_eq!(modified["object"]["metadata"]["name"], "tls", "only the named Secret");
+    h.shutdown().await;
+}

@@ -38,6 +38,12 @@ pub struct RunArgs {
     /// named here; each needs list, watch and patch rights on its resource.
     #[arg(long, value_delimiter = ',', default_value = "Deployment")]
     workload_kinds: Vec<WorkloadKind>,
+    /// Watch the Secrets that `spec.secretTriggers` names, one watch per Secret (a
+    /// `metadata.name` field selector), never a list of all Secrets. Needs get, list and watch
+    /// on those Secrets; without this flag a resource with Secret triggers stalls
+    /// (SecretsNotWatched).
+    #[arg(long)]
+    secret_triggers: bool,
     /// How many ServiceRefresh runs may be active at once across the cluster; others queue.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     max_concurrent_runs: u32,
@@ -171,6 +177,7 @@ impl RunArgs {
                     .copied()
                     .filter(|kind| !kind.is_deployment())
                     .collect(),
+                secret_triggers: self.secret_triggers,
             },
             max_concurrent_runs: self.max_concurrent_runs as usize,
             // The flag's parser refuses negative durations and jiff holds any `Duration`

@@ -40,7 +40,7 @@ pub struct PlanView {
 pub struct RunView {
     pub number: u64,
     pub id: String,
-    /// Why it started: Created, TriggerChanged, RunRequested or ConfigMapChanged.
+    /// Why it started: Created, TriggerChanged, RunRequested, ConfigMapChanged or SecretChanged.
     pub reason: String,
     pub message: Option<String>,
     /// The `gisops.io/run-requested-at` value this run serves, if any.

@@ -12,6 +12,7 @@ mod pacing;
 mod plan;
 mod spec;
 mod status;
+mod triggers;
 mod waves;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -25,14 +26,13 @@ pub use pacing::{
     RestartStorm, Schedule, TriggerSettling, Weekday,
 };
 pub use plan::{MAX_PLAN_PART_ENTRIES, PlanGroup, ServiceRefreshPlan, ServiceRefreshPlanSpec};
-pub use spec::{
-    ConfigMapTrigger, FailurePolicy, MAX_TRIGGER_LENGTH, ServiceRefresh, ServiceRefreshSpec,
-};
+pub use spec::{FailurePolicy, MAX_TRIGGER_LENGTH, ServiceRefresh, ServiceRefreshSpec};
 pub use status::{
     AdminJob, BatchCounts, BatchPhase, BatchStatus, ConfigMapHash, EarlierBatches, Phase, PlanRef,
     ResultGroup, RunStatus, RunSummary, ServiceRefreshStatus, ServiceResult, ServiceStatus, Totals,
     TriggerRecord, WaitingStatus,
 };
+pub use triggers::{ConfigMapTrigger, ObjectTrigger, SecretTrigger};
 pub use waves::Wave;
 
 /// API group of the resource.

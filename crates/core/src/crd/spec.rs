@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::kinds::WorkloadKind;
 use super::pacing::{Schedule, default_max_runs_per_hour, default_trigger_settle};
 use super::status::ServiceRefreshStatus;
+use super::triggers::{ConfigMapTrigger, SecretTrigger};
 use super::waves::Wave;
 
 /// Longest `spec.trigger` the schema accepts. The status records a fixed-size digest of it,
@@ -155,6 +156,13 @@ pub struct ServiceRefreshSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub config_map_triggers: Vec<ConfigMapTrigger>,
 
+    /// Secrets whose content starts a new run when it changes, such as a rotated
+    /// certificate. Same rules as `configMapTriggers`; only a hash of the watched keys is
+    /// kept. The operator must run with `--secret-triggers` (the chart's
+    /// `secretTriggers.enabled`), which grants it read access to the named Secrets only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secret_triggers: Vec<SecretTrigger>,
+
     /// Ordered waves, for example system services first and then user services: each wave
     /// is batched on its own, and a wave starts only when every workload of the one before
     /// has a result. A workload matched by several waves belongs to the first; one matched
@@ -234,19 +242,4 @@ pub enum FailurePolicy {
     Continue,
     /// Start no further batch once a Deployment has failed; the run ends as Failed.
     Abort,
-}
-
-/// A ConfigMap whose content is watched; a change to it starts a new run.
-#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ConfigMapTrigger {
-    /// Name of the ConfigMap.
-    #[schemars(length(min = 1))]
-    pub name: String,
-    /// Namespace of the ConfigMap. Default: the ServiceRefresh's own namespace.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub namespace: Option<String>,
-    /// Keys whose values are watched. Default: all of `data` and `binaryData`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub keys: Vec<String>,
 }

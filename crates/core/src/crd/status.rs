@@ -162,7 +162,8 @@ pub struct RunStatus {
     pub id: String,
     /// Run number of this resource, counting from 1.
     pub number: u64,
-    /// Why the run started: Created, TriggerChanged, RunRequested or ConfigMapChanged.
+    /// Why the run started: Created, TriggerChanged, RunRequested, ConfigMapChanged or
+    /// SecretChanged.
     pub reason: String,
     /// Human-readable detail of why the run started and how it ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -446,7 +447,11 @@ pub struct TriggerRecord {
     /// Content hashes of the watched ConfigMaps when the latest run started.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub config_maps: Vec<ConfigMapHash>,
-    /// ConfigMap changes waiting for `spec.triggerSettle` to pass without further change.
+    /// Content hashes of the watched Secrets when the latest run started: a digest of the
+    /// watched keys, never their values.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<ConfigMapHash>,
+    /// ConfigMap and Secret changes waiting for `spec.triggerSettle` to pass without further change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub settling: Option<super::pacing::TriggerSettling>,
     /// The restart storm that stopped trigger-started runs, until a person requests a run.
@@ -454,13 +459,13 @@ pub struct TriggerRecord {
     pub storm: Option<super::pacing::RestartStorm>,
 }
 
-/// Content hash of one watched ConfigMap.
+/// Content hash of one watched ConfigMap or Secret.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ConfigMapHash {
-    /// Namespace of the ConfigMap.
+    /// Namespace of the object.
     pub namespace: String,
-    /// Name of the ConfigMap.
+    /// Name of the object.
     pub name: String,
     /// Hash of the watched keys' content.
     pub hash: String,

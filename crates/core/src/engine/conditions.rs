@@ -7,6 +7,7 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use super::ObjectKey;
+use super::spec::TriggerSource;
 
 pub const READY: &str = "Ready";
 pub const RECONCILING: &str = "Reconciling";
@@ -57,6 +58,8 @@ pub enum Situation {
     UnusableSpec { reason: &'static str, message: String },
     /// A trigger ConfigMap is missing, so its changes cannot be tracked.
     ConfigMapNotFound { config_map: ObjectKey },
+    /// A trigger Secret is missing (or not readable), so its changes cannot be tracked.
+    SecretNotFound { secret: ObjectKey },
     /// No run yet, by `runOnCreate: false`: the first trigger change starts one.
     AwaitingTrigger,
     /// Trigger changes started more runs within an hour than `spec.maxRunsPerHour` allows;
@@ -135,6 +138,15 @@ impl Situation {
                 false,
                 true,
             ),
+            Self::SecretNotFound { secret } => (
+                "SecretNotFound",
+                format!(
+                    "Secret {secret} does not exist; create it or remove it from spec.secretTriggers"
+                ),
+                false,
+                false,
+                true,
+            ),
             Self::RestartStorm { message } => (RESTART_STORM, message.clone(), false, false, true),
             Self::AwaitingTrigger => (
                 "AwaitingTrigger",
@@ -207,7 +219,7 @@ fn set_status(
     }
 }
 
-/// Sets or clears the `TriggerKeysMissing` condition: `missing` lists `namespace/name[key]`
+/// Sets or clears the `TriggerKeysMissing` condition: `missing` lists `Kind namespace/name[key]`
 /// entries; `None` removes the condition (no trigger lists keys).
 pub fn apply_missing_keys(
     conditions: &mut Vec<Condition>,
@@ -220,13 +232,13 @@ pub fn apply_missing_keys(
         return;
     };
     let (value, reason, message) = if missing.is_empty() {
-        (false, "KeysFound", "every key listed in spec.configMapTriggers exists".to_owned())
+        (false, "KeysFound", "every key the triggers list exists".to_owned())
     } else {
         (
             true,
             "KeysMissing",
             format!(
-                "spec.configMapTriggers lists keys that do not exist: {}; a key added later counts as a change",
+                "the triggers list keys that do not exist: {}; a key added later counts as a change",
                 missing.join(", ")
             ),
         )
@@ -234,25 +246,23 @@ pub fn apply_missing_keys(
     set(conditions, TRIGGER_KEYS_MISSING, value, reason, &message, generation, now);
 }
 
-/// Sets `TriggerKeysMissing` to Unknown while a ConfigMap whose keys it checks does not exist:
-/// its keys can be neither found nor missing, and saying either would contradict the
-/// `ConfigMapNotFound` stall.
+/// Sets `TriggerKeysMissing` to Unknown while a ConfigMap or Secret whose keys it checks does
+/// not exist: its keys can be neither found nor missing, and saying either would contradict
+/// the `ConfigMapNotFound` or `SecretNotFound` stall.
 pub fn apply_keys_unknown(
     conditions: &mut Vec<Condition>,
-    config_map: &str,
+    source: TriggerSource,
+    object: &str,
     generation: i64,
     now: Timestamp,
 ) {
-    let message = format!("cannot check the listed keys: ConfigMap {config_map} does not exist");
-    set_status(
-        conditions,
-        TRIGGER_KEYS_MISSING,
-        "Unknown",
-        "ConfigMapNotFound",
-        &message,
-        generation,
-        now,
-    );
+    let kind = source.kind();
+    let message = format!("cannot check the listed keys: {kind} {object} does not exist");
+    let reason = match source {
+        TriggerSource::ConfigMap => "ConfigMapNotFound",
+        TriggerSource::Secret => "SecretNotFound",
+    };
+    set_status(conditions, TRIGGER_KEYS_MISSING, "Unknown", reason, &message, generation, now);
 }
 
 /// Sets or clears the `BatchTimeoutShort` warning: `cut_short` rollouts of the run were still

@@ -33,7 +33,9 @@ use crate::crd::{ServiceRefresh, ServiceRefreshPlan, ServiceRefreshStatus, Workl
 
 pub use conditions::SlotHolder;
 pub use disruption_budgets::DisruptionBudgetSnapshot;
-pub use observed::{ClusterView, ConfigMapSnapshot, DeploymentSnapshot, StaticCluster};
+pub use observed::{
+    ClusterView, ConfigMapSnapshot, DeploymentSnapshot, SecretSnapshot, StaticCluster,
+};
 pub use plan::{Plan, PlanEntry};
 pub use pods::PodSnapshot;
 pub use run::{decide, record_restart_outcomes, run_active};

@@ -1,4 +1,4 @@
-//! What the engine sees of the cluster: lean snapshots of Deployments and ConfigMaps holding
+//! What the engine sees of the cluster: lean snapshots of workloads, ConfigMaps and Secrets holding
 //! only the fields a decision reads, and the [`ClusterView`] the controller's caches (or a
 //! test's model cluster) answer lookups through. The snapshots deserialize straight from the
 //! API server's JSON, skipping everything else, so a cache of ten thousand Deployments never
@@ -31,6 +31,9 @@ pub trait ClusterView {
     fn deployments(&self) -> Vec<Arc<DeploymentSnapshot>>;
     /// The ConfigMap with this namespace and name, if it exists.
     fn config_map(&self, key: &ObjectKey) -> Option<Arc<ConfigMapSnapshot>>;
+    /// The Secret with this namespace and name, if it exists and `spec.secretTriggers`
+    /// names it.
+    fn secret(&self, key: &ObjectKey) -> Option<Arc<SecretSnapshot>>;
     /// The Pending pods in the target namespaces; read while a run is active. A view
     /// without a pod cache sees none, so capacity never holds a run back there.
     fn pending_pods(&self) -> Vec<Arc<PodSnapshot>> {
@@ -48,6 +51,7 @@ pub trait ClusterView {
 pub struct StaticCluster {
     pub deployments: BTreeMap<ObjectKey, Arc<DeploymentSnapshot>>,
     pub config_maps: BTreeMap<ObjectKey, Arc<ConfigMapSnapshot>>,
+    pub secrets: BTreeMap<ObjectKey, Arc<SecretSnapshot>>,
     pub pending_pods: Vec<Arc<PodSnapshot>>,
     pub disruption_budgets: Vec<Arc<DisruptionBudgetSnapshot>>,
 }
@@ -60,6 +64,7 @@ impl StaticCluster {
                 .map(|deployment| (deployment.key(), Arc::new(deployment)))
                 .collect(),
             config_maps: BTreeMap::new(),
+            secrets: BTreeMap::new(),
             pending_pods: Vec::new(),
             disruption_budgets: Vec::new(),
         }
@@ -75,6 +80,9 @@ impl ClusterView for StaticCluster {
     }
     fn config_map(&self, key: &ObjectKey) -> Option<Arc<ConfigMapSnapshot>> {
         self.config_maps.get(key).cloned()
+    }
+    fn secret(&self, key: &ObjectKey) -> Option<Arc<SecretSnapshot>> {
+        self.secrets.get(key).cloned()
     }
     fn pending_pods(&self) -> Vec<Arc<PodSnapshot>> {
         self.pending_pods.clone()
@@ -485,6 +493,22 @@ impl ConfigMapSnapshot {
     }
 }
 
+/// A Secret that `spec.secretTriggers` names, as the engine reads it: its identity and a
+/// digest of each `data` entry (taken of the base64 text the API server sends; equal bytes
+/// have equal encodings), parsed as a ConfigMap snapshot is, so no Secret value is ever held,
+/// logged or written anywhere (the status keeps only a digest over these digests). A type of
+/// its own only so the watch knows its API.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(transparent)]
+pub struct SecretSnapshot(pub ConfigMapSnapshot);
+
+impl std::ops::Deref for SecretSnapshot {
+    type Target = ConfigMapSnapshot;
+    fn deref(&self) -> &ConfigMapSnapshot {
+        &self.0
+    }
+}
+
 /// FNV-1a over a tagged, length-prefixed entry: length prefixes keep ("ab", "c") and
 /// ("a", "bc") apart, and the tag keeps a `data` value apart from the same `binaryData`.
 /// FNV is fixed by its definition, unlike std's hashers, so a digest never changes between
@@ -733,5 +757,39 @@ mod tests {
         assert_ne!(entry_digest(b'd', "k", b"v"), entry_digest(b'b', "k", b"v"));
         // Pinned: a different value after an upgrade would start a run on every resource.
         assert_eq!(entry_digest(b'd', "a", b"b"), 0x4cf3_09c7_eb48_439e);
+    }
+
+    #[test]
+    fn a_secret_keeps_digests_not_values() {
+        let planted = "c3VwZXItc2VjcmV0LXBsYW50ZWQ="; // base64 of "super-secret-planted"
+        let secret: SecretSnapshot = serde_json::from_value(json!({
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "tls", "namespace": "arcgis", "resourceVersion": "7",
+                         "managedFields": [{"manager": "kubectl"}]},
+            "type": "kubernetes.io/tls",
+            "data": {"tls.crt": planted, "tls.key": "a2V5"}
+        }))
+        .expect("a Secret parses");
+        assert_eq!(secret.metadata.name.as_deref(), Some("tls"));
+        assert_eq!(secret.entries.keys().collect::<Vec<_>>(), ["tls.crt", "tls.key"]);
+        let shown = format!("{secret:?}");
+        assert!(!shown.contains(planted) && !shown.contains("super-secret"), "{shown}");
+
+        let rotated: SecretSnapshot = serde_json::from_value(json!({
+            "metadata": {"name": "tls", "namespace": "arcgis"},
+            "data": {"tls.crt": "b3RoZXI=", "tls.key": "a2V5"}
+        }))
+        .expect("a Secret parses");
+        assert_ne!(secret.entries["tls.crt"], rotated.entries["tls.crt"]);
+        assert_eq!(secret.entries["tls.key"], rotated.entries["tls.key"]);
+    }
+
+    #[test]
+    fn a_secret_without_data_has_no_entries() {
+        let empty: SecretSnapshot =
+            serde_json::from_value(json!({"metadata": {"name": "empty", "namespace": "arcgis"}}))
+                .expect("an empty Secret parses");
+        assert!(empty.entries.is_empty());
     }
 }

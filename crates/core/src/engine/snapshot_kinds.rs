@@ -8,7 +8,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
 use kube::core::DynamicResourceScope;
 
-use super::observed::{ConfigMapSnapshot, DeploymentSnapshot};
+use super::observed::{ConfigMapSnapshot, DeploymentSnapshot, SecretSnapshot};
 use super::pods::PodSnapshot;
 use crate::crd::WorkloadKind;
 
@@ -84,5 +84,30 @@ impl Resource for PodSnapshot {
     }
     fn meta_mut(&mut self) -> &mut ObjectMeta {
         &mut self.metadata
+    }
+}
+
+/// Watched one by one, each with a `metadata.name` field selector: never listed as a kind.
+impl Resource for SecretSnapshot {
+    type DynamicType = ();
+    type Scope = NamespaceResourceScope;
+
+    fn kind(_: &()) -> Cow<'_, str> {
+        "Secret".into()
+    }
+    fn group(_: &()) -> Cow<'_, str> {
+        "".into()
+    }
+    fn version(_: &()) -> Cow<'_, str> {
+        "v1".into()
+    }
+    fn plural(_: &()) -> Cow<'_, str> {
+        "secrets".into()
+    }
+    fn meta(&self) -> &ObjectMeta {
+        &self.0.metadata
+    }
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.0.metadata
     }
 }

@@ -34,6 +34,8 @@ pub enum EventReason {
     CrossNamespaceRefused,
     NamespaceNotWatched,
     ConfigMapNotFound,
+    SecretNotFound,
+    SecretsNotWatched,
     StatusWriteRefused,
     RestartStorm,
     /// The health gate still failed at its timeout and `failurePolicy: Continue` went on.
@@ -62,6 +64,8 @@ impl EventReason {
             Self::CrossNamespaceRefused => "CrossNamespaceRefused",
             Self::NamespaceNotWatched => "NamespaceNotWatched",
             Self::ConfigMapNotFound => "ConfigMapNotFound",
+            Self::SecretNotFound => "SecretNotFound",
+            Self::SecretsNotWatched => "SecretsNotWatched",
             Self::StatusWriteRefused => "StatusWriteRefused",
             Self::RestartStorm => "RestartStorm",
             Self::HealthGateTimedOut => "HealthGateTimedOut",
@@ -77,6 +81,8 @@ impl EventReason {
             Self::CrossNamespaceRefused,
             Self::NamespaceNotWatched,
             Self::ConfigMapNotFound,
+            Self::SecretNotFound,
+            Self::SecretsNotWatched,
             Self::RestartStorm,
         ]
         .into_iter()

@@ -1,11 +1,14 @@
 //! How the operator words what the API server answered, or why nothing came back, in its log
 //! lines and errors: the code, its reason and the server's message on one line ("401
 //! Unauthorized: ..."), or the cause of a failed connection in a few words ("connection
-//! refused"), never the debug dump of a `Status` that kube's errors display.
+//! refused"), never the debug dump of a `Status` that kube's errors display; and which watch
+//! errors are refusals worth a warning.
 
 use std::error::Error;
 
 use kube::core::Status;
+use kube::runtime::watcher;
+use tracing::{debug, warn};
 
 /// `403 Forbidden: leases.coordination.k8s.io is forbidden: ...`: the code, its standard
 /// reason phrase, and the server's message when it says more than the phrase.
@@ -53,6 +56,42 @@ fn plain_cause(text: &str) -> String {
     }
 }
 
+/// Logs every watch or list the API server refuses (401, 403: a missing permission or a
+/// revoked token), naming the watch and quoting the server's message, which says which verb on
+/// which resource was refused. The watcher retries with backoff, so a missing right shows up
+/// as one such line every few seconds, while the cache it feeds stays stale or unsynced. Other
+/// watch errors (dropped connections, expired versions) are routine and logged at debug.
+pub fn log_watch_refusals<K>(
+    watch: &'static str,
+) -> impl Fn(&Result<watcher::Event<K>, watcher::Error>) + Send {
+    move |event| {
+        let Err(error) = event else {
+            return;
+        };
+        match refusal(error) {
+            Some(status) => warn!(
+                watch,
+                code = status.code,
+                error = %status.message,
+                "watch refused by the API server; retrying with backoff"
+            ),
+            None => debug!(watch, %error, "watch failed; retrying with backoff"),
+        }
+    }
+}
+
+/// The API server's answer when a watch error is an authentication or authorization refusal.
+fn refusal(error: &watcher::Error) -> Option<&Status> {
+    let status = match error {
+        watcher::Error::InitialListFailed(kube::Error::Api(status))
+        | watcher::Error::WatchStartFailed(kube::Error::Api(status))
+        | watcher::Error::WatchFailed(kube::Error::Api(status))
+        | watcher::Error::WatchError(status) => status.as_ref(),
+        _ => return None,
+    };
+    matches!(status.code, 401 | 403).then_some(status)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,5 +128,35 @@ mod tests {
         assert_eq!(failure_text(&refused), "connection refused");
         let tls = std::io::Error::other("TLS handshake failed");
         assert_eq!(failure_text(&tls), "TLS handshake failed");
+    }
+
+    use kube::runtime::watcher::Error;
+
+    fn status(code: u16) -> Box<Status> {
+        Status::failure("deployments.apps is forbidden: User \"u\" cannot watch", "Forbidden")
+            .with_code(code)
+            .boxed()
+    }
+
+    #[test]
+    fn refused_lists_and_watches_are_told_apart_from_routine_watch_errors() {
+        let refused = [
+            Error::InitialListFailed(kube::Error::Api(status(403))),
+            Error::WatchStartFailed(kube::Error::Api(status(403))),
+            Error::WatchFailed(kube::Error::Api(status(401))),
+            Error::WatchError(status(403)),
+        ];
+        for error in &refused {
+            let found = refusal(error).unwrap_or_else(|| panic!("{error} is a refusal"));
+            assert!(found.message.starts_with("deployments.apps is forbidden"));
+        }
+        let routine = [
+            Error::WatchError(status(410)),
+            Error::InitialListFailed(kube::Error::Api(status(500))),
+            Error::NoResourceVersion,
+        ];
+        for error in &routine {
+            assert!(refusal(error).is_none(), "{error} is routine");
+        }
     }
 }

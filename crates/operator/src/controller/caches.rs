@@ -10,11 +10,12 @@ use std::time::Instant;
 
 use kube::runtime::reflector::{ObjectRef, Store};
 
+use super::secret_watches::SecretWatches;
 use servicerefresh_core::crd::{ServiceRefresh, WorkloadKind};
 use servicerefresh_core::engine::spec::watched_config_maps;
 use servicerefresh_core::engine::{
     ClusterView, ConfigMapSnapshot, DeploymentSnapshot, DisruptionBudgetSnapshot, ObjectKey,
-    PodSnapshot, RunId, plan,
+    PodSnapshot, RunId, SecretSnapshot, plan,
 };
 use servicerefresh_core::policy::awaiting::AwaitIndex;
 use servicerefresh_core::policy::patch_memo::PatchMemo;
@@ -27,6 +28,8 @@ pub struct CachedCluster {
     /// Pending pods only (the watch's field selector).
     pub pending_pods: Store<PodSnapshot>,
     pub disruption_budgets: Store<DisruptionBudgetSnapshot>,
+    /// The Secrets `spec.secretTriggers` names, one watch each.
+    pub secrets: SecretWatches,
     pub patches: PatchMemo,
 }
 
@@ -67,6 +70,10 @@ impl ClusterView for CachedCluster {
 
     fn config_map(&self, key: &ObjectKey) -> Option<Arc<ConfigMapSnapshot>> {
         self.config_maps.get(&ObjectRef::new(&key.name).within(&key.namespace))
+    }
+
+    fn secret(&self, key: &ObjectKey) -> Option<Arc<SecretSnapshot>> {
+        self.secrets.get(key)
     }
 
     fn pending_pods(&self) -> Vec<Arc<PodSnapshot>> {

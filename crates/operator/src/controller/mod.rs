@@ -1,4 +1,5 @@
-//! The IO shell around the engine: it watches ServiceRefreshes, Deployments and ConfigMaps,
+//! The IO shell around the engine: it watches ServiceRefreshes, workloads, ConfigMaps and the
+//! Secrets that Secret triggers name,
 //! runs one reconcile per ServiceRefresh change (observe → admit → act → requeue, in
 //! [`reconcile`]), and never waits for a rollout inside a reconcile: progress arrives as
 //! Deployment watch events routed to the resources waiting on them. Decisions are the
@@ -15,6 +16,7 @@ mod operate;
 pub mod plans;
 mod preflight;
 mod reconcile;
+mod secret_watches;
 mod shared;
 mod startup;
 mod watches;
@@ -44,7 +46,8 @@ pub use startup::{
 use crate::telemetry::{self, Server};
 use servicerefresh_core::engine::OperatorScope;
 use servicerefresh_core::engine::run::{
-    REASON_CONFIG_MAP_CHANGED, REASON_CREATED, REASON_RUN_REQUESTED, REASON_TRIGGER_CHANGED,
+    REASON_CONFIG_MAP_CHANGED, REASON_CREATED, REASON_RUN_REQUESTED, REASON_SECRET_CHANGED,
+    REASON_TRIGGER_CHANGED,
 };
 
 /// Settings of the operator that are not part of any resource.
@@ -120,7 +123,13 @@ fn check_election(clients: &Clients, config: &OperatorConfig) -> Result<(), Star
 /// Every label value known in advance, at zero.
 fn zero_metrics(clients: &Clients) {
     clients.telemetry.zero(
-        &[REASON_CREATED, REASON_TRIGGER_CHANGED, REASON_RUN_REQUESTED, REASON_CONFIG_MAP_CHANGED],
+        &[
+            REASON_CREATED,
+            REASON_TRIGGER_CHANGED,
+            REASON_RUN_REQUESTED,
+            REASON_CONFIG_MAP_CHANGED,
+            REASON_SECRET_CHANGED,
+        ],
         &["Succeeded", "Failed", "Cancelled"],
         &["Ready", "Failed", "TimedOut", "Gone", "Skipped"],
         &ReconcileError::KINDS,

@@ -24,11 +24,13 @@ use super::caches::{
 use super::leader;
 use super::preflight::preflight;
 use super::reconcile::{Context, error_policy, reconcile};
+use super::secret_watches::{SecretWatches, refreshes_for_secret};
 use super::startup::{Clients, StartupError};
 use super::watches::{CacheEvents, Caches, report_readiness, watch_caches};
 use servicerefresh_core::crd::ServiceRefresh;
 use servicerefresh_core::engine::{
-    ConfigMapSnapshot, DeploymentSnapshot, DisruptionBudgetSnapshot, PodSnapshot, WaitReason,
+    ConfigMapSnapshot, DeploymentSnapshot, DisruptionBudgetSnapshot, PodSnapshot, SecretSnapshot,
+    WaitReason,
 };
 use servicerefresh_core::policy::admission::RunSlots;
 use servicerefresh_core::policy::leadership::{Change, LossReason};
@@ -56,9 +58,17 @@ pub async fn operate(
     let readiness = tokio::spawn(report_readiness(clients.telemetry.clone(), caches.sync.clone()));
     let (wake_queued, slot_freed) = mpsc::unbounded();
     let (reconcile_all, reconcile_all_requested) = mpsc::unbounded::<()>();
-    let context = build_context(&clients, &config, caches, wake_queued);
-    let controller =
-        wire_controller(events, &context, slot_freed, reconcile_all_requested, shutdown.clone());
+    let (secrets, secret_changes) =
+        SecretWatches::new(clients.watches.clone(), config.scope.clone());
+    let context = build_context(&clients, &config, caches, secrets, wake_queued);
+    let controller = wire_controller(
+        events,
+        secret_changes,
+        &context,
+        slot_freed,
+        reconcile_all_requested,
+        shutdown.clone(),
+    );
     let election = start_election(&clients, &config, &context, reconcile_all);
     log_started(&clients, &config);
     run_controller(controller, context, shutdown).await;
@@ -90,6 +100,7 @@ fn build_context(
     clients: &Clients,
     config: &OperatorConfig,
     caches: Caches,
+    secrets: SecretWatches,
     wake_queued: UnboundedSender<ObjectRef<ServiceRefresh>>,
 ) -> Arc<Context> {
     Arc::new(Context {
@@ -99,6 +110,7 @@ fn build_context(
             config_maps: caches.config_maps,
             pending_pods: caches.pending_pods,
             disruption_budgets: caches.disruption_budgets,
+            secrets,
             patches: PatchMemo::default(),
         },
         refreshes: caches.refreshes,
@@ -124,10 +136,11 @@ fn build_context(
     })
 }
 
-/// kube's controller over the ServiceRefresh watch, with Deployment and ConfigMap changes
-/// routed to the resources they concern.
+/// kube's controller over the ServiceRefresh watch, with Deployment, ConfigMap and Secret
+/// changes routed to the resources they concern.
 fn wire_controller(
     events: CacheEvents,
+    secret_changes: UnboundedReceiver<SecretSnapshot>,
     context: &Context,
     slot_freed: UnboundedReceiver<ObjectRef<ServiceRefresh>>,
     reconcile_all_requested: UnboundedReceiver<()>,
@@ -138,6 +151,7 @@ fn wire_controller(
     let refreshes = context.refreshes.clone();
     let budget_awaiting = context.awaiting.clone();
     let workloads = context.cluster.workloads.clone();
+    let refreshes_of_secrets = context.refreshes.clone();
     // No debounce: a batch's last rollout must start the next batch at once, and the engine
     // skips the status write of a pass that changes nothing.
     Controller::for_stream(events.refreshes, context.refreshes.clone())
@@ -153,6 +167,10 @@ fn wire_controller(
         .watches_stream(events.disruption_budgets, move |budget: DisruptionBudgetSnapshot| {
             refreshes_for_budget(&budget, &budget_awaiting, &workloads)
         })
+        .watches_stream(
+            secret_changes.map(Ok::<_, kube::runtime::watcher::Error>).boxed(),
+            move |secret: SecretSnapshot| refreshes_for_secret(&refreshes_of_secrets, &secret),
+        )
         // A finished run frees a slot; queued resources must hear about it.
         .reconcile_on(slot_freed)
         // A new leader looks at every resource.

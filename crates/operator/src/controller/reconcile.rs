@@ -146,6 +146,10 @@ async fn reconcile_passes(
     let Ok(term) = ctx.leadership.permit(Instant::now()) else {
         return Ok(Action::await_change());
     };
+    // A Secret whose watch has not listed it yet is unknown, not missing.
+    if !ctx.cluster.secrets.ensure(&refresh, &ctx.refreshes).await {
+        return Ok(Action::requeue(ctx.retry_delay));
+    }
 
     for _ in 0..MAX_PASSES_PER_RECONCILE {
         // The newest cached copy: the status memo overlays this process's last write only

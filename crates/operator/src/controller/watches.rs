@@ -14,8 +14,9 @@ use kube::api::Api;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, predicates, watcher};
 use kube::{Client, Resource};
-use tracing::{debug, info, warn};
+use tracing::info;
 
+use super::answers::log_watch_refusals;
 use super::caches::{Cache, CacheSync, WorkloadStores};
 use crate::telemetry::Telemetry;
 use servicerefresh_core::crd::{ServiceRefresh, WorkloadKind};
@@ -189,38 +190,10 @@ fn synced<K>(
     }
 }
 
-/// Logs every watch or list the API server refuses (401, 403: a missing permission or a
-/// revoked token), naming the cache and quoting the server's message, which says which verb on
-/// which resource was refused. The watcher retries with backoff, so a missing right shows up
-/// as one such line every few seconds, while the cache it feeds stays stale or unsynced. Other
-/// watch errors (dropped connections, expired versions) are routine and logged at debug.
+/// Logs every watch or list the API server refuses, naming the cache
+/// ([`log_watch_refusals`]).
 fn log_refusals<K>(cache: Cache) -> impl Fn(&Result<watcher::Event<K>, watcher::Error>) + Send {
-    move |event| {
-        let Err(error) = event else {
-            return;
-        };
-        match refusal(error) {
-            Some(status) => warn!(
-                watch = cache.name(),
-                code = status.code,
-                error = %status.message,
-                "watch refused by the API server; retrying with backoff"
-            ),
-            None => debug!(watch = cache.name(), %error, "watch failed; retrying with backoff"),
-        }
-    }
-}
-
-/// The API server's answer when a watch error is an authentication or authorization refusal.
-fn refusal(error: &watcher::Error) -> Option<&kube::core::Status> {
-    let status = match error {
-        watcher::Error::InitialListFailed(kube::Error::Api(status))
-        | watcher::Error::WatchStartFailed(kube::Error::Api(status))
-        | watcher::Error::WatchFailed(kube::Error::Api(status))
-        | watcher::Error::WatchError(status) => status.as_ref(),
-        _ => return None,
-    };
-    matches!(status.code, 401 | 403).then_some(status)
+    log_watch_refusals(cache.name())
 }
 
 /// Keeps `/readyz` saying which watch caches are still filling.
@@ -238,42 +211,6 @@ pub async fn report_readiness(telemetry: Arc<Telemetry>, sync: Arc<CacheSync>) {
             .not_ready(format!("waiting for the watch caches to sync: {}", pending.join(", ")));
         if changes.changed().await.is_err() {
             return;
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use kube::core::Status;
-    use kube::runtime::watcher::Error;
-
-    use super::refusal;
-
-    fn status(code: u16) -> Box<Status> {
-        Status::failure("deployments.apps is forbidden: User \"u\" cannot watch", "Forbidden")
-            .with_code(code)
-            .boxed()
-    }
-
-    #[test]
-    fn refused_lists_and_watches_are_told_apart_from_routine_watch_errors() {
-        let refused = [
-            Error::InitialListFailed(kube::Error::Api(status(403))),
-            Error::WatchStartFailed(kube::Error::Api(status(403))),
-            Error::WatchFailed(kube::Error::Api(status(401))),
-            Error::WatchError(status(403)),
-        ];
-        for error in &refused {
-            let found = refusal(error).unwrap_or_else(|| panic!("{error} is a refusal"));
-            assert!(found.message.starts_with("deployments.apps is forbidden"));
-        }
-        let routine = [
-            Error::WatchError(status(410)),
-            Error::InitialListFailed(kube::Error::Api(status(500))),
-            Error::NoResourceVersion,
-        ];
-        for error in &routine {
-            assert!(refusal(error).is_none(), "{error} is routine");
         }
     }
 }

@@ -13,7 +13,7 @@ use crate::crd::ServiceRefreshStatus;
 pub const STORM_HORIZON: SignedDuration = SignedDuration::from_hours(1);
 
 /// Run reasons that a trigger change, not a person, caused.
-const TRIGGER_REASONS: [&str; 2] = ["ConfigMapChanged", "TriggerChanged"];
+const TRIGGER_REASONS: [&str; 3] = ["ConfigMapChanged", "SecretChanged", "TriggerChanged"];
 
 /// How many trigger-started runs started within `horizon` before `now`, counting back to the
 /// last run started any other way.

@@ -162,6 +162,9 @@ mod tests {
         fn config_map(&self, _: &ObjectKey) -> Option<Arc<ConfigMapSnapshot>> {
             None
         }
+        fn secret(&self, _: &ObjectKey) -> Option<Arc<crate::engine::SecretSnapshot>> {
+            None
+        }
     }
 
     fn deployment(namespace: &str, name: &str, labels: &[(&str, &str)]) -> Arc<DeploymentSnapshot> {
@@ -179,6 +182,7 @@ mod tests {
             watch_namespace: None,
             allow_cross_namespace: true,
             extra_kinds: crate::crd::WorkloadKind::ALL.into_iter().collect(),
+            secret_triggers: true,
         };
         validate(&spec, own, &scope).expect("spec is valid")
     }

@@ -16,7 +16,8 @@ mod triggers;
 pub use batches::{MESSAGE_REFRESH, UNCONFIRMED_RESTART_GRACE};
 pub use summary::{MAX_HISTORY, refresh_totals};
 pub use triggers::{
-    REASON_CONFIG_MAP_CHANGED, REASON_CREATED, REASON_RUN_REQUESTED, REASON_TRIGGER_CHANGED,
+    REASON_CONFIG_MAP_CHANGED, REASON_CREATED, REASON_RUN_REQUESTED, REASON_SECRET_CHANGED,
+    REASON_TRIGGER_CHANGED,
 };
 
 use std::borrow::Cow;
@@ -27,7 +28,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, MicroTime, Time}
 use super::conditions::{self, STALLED, Situation};
 use super::plan::{self, Plan};
 use super::results::{self, Outcome, reason};
-use super::spec::{self, SpecError, ValidSpec};
+use super::spec::{self, SpecError, TriggerSource, ValidSpec};
 use super::transitions::{EventReason, EventSeverity, Transition};
 use super::waits::{Wait, Waiting};
 use super::{Decision, ObjectKey, Observation, RestartOutcome, RunSlot};
@@ -256,12 +257,16 @@ fn advance(
         }
     }
 
-    if let Some(missing) = triggers::missing_config_map(pass, spec) {
+    if let Some(missing) = triggers::missing_trigger_object(pass, spec) {
         // The phase keeps telling how the last run went; the condition tells what blocks.
         if status.run.is_none() && spec.run_on_create {
             status.phase = Some(Phase::Pending);
         }
-        return Situation::ConfigMapNotFound { config_map: missing };
+        let key = missing.key.clone();
+        return match missing.source {
+            TriggerSource::ConfigMap => Situation::ConfigMapNotFound { config_map: key },
+            TriggerSource::Secret => Situation::SecretNotFound { secret: key },
+        };
     }
 
     if first_sight && !spec.run_on_create {

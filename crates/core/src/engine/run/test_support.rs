@@ -9,15 +9,17 @@ use std::sync::Arc;
 use jiff::{SignedDuration, Timestamp};
 
 use super::record_restart_outcomes;
+use crate::crd::WorkloadKind;
 use crate::crd::{ServiceRefresh, ServiceRefreshPlan, ServiceRefreshSpec, ServiceRefreshStatus};
 use crate::engine::disruption_budgets::DisruptionBudgetSnapshot;
-use crate::engine::observed::RolloutStatus;
+use crate::engine::observed::{RolloutStatus, UpdateStrategy};
 use crate::engine::pods::{PodSnapshot, Unschedulable, WorkloadRef};
 use crate::engine::spec::{ValidSpec, validate};
 use crate::engine::view::RunView;
 use crate::engine::{
     ConfigMapSnapshot, Decision, DeploymentSnapshot, ObjectKey, Observation, OperatorScope, Plan,
-    Restart, RestartOutcome, RunSlot, SlotHolder, StaticCluster, Transition, decide,
+    Restart, RestartOutcome, RunSlot, SecretSnapshot, SlotHolder, StaticCluster, Transition,
+    decide,
 };
 
 pub use crate::crd::fixtures::FIXTURE_NAMESPACE as NS;
@@ -50,6 +52,7 @@ pub struct ModelCluster {
     pub refresh: ServiceRefresh,
     pub deployments: BTreeMap<ObjectKey, ModelDeployment>,
     pub config_maps: BTreeMap<ObjectKey, Arc<ConfigMapSnapshot>>,
+    pub secrets: BTreeMap<ObjectKey, Arc<SecretSnapshot>>,
     pub scope: OperatorScope,
     pub run_slot: RunSlot,
     pub now: Timestamp,
@@ -77,7 +80,10 @@ impl ModelCluster {
             refresh: ServiceRefresh::fixture("refresh").spec(spec).build(),
             deployments: BTreeMap::new(),
             config_maps: BTreeMap::new(),
-            scope: OperatorScope::default(),
+            secrets: BTreeMap::new(),
+            // The model operator runs with --secret-triggers; a test of the stall without it
+            // turns it off.
+            scope: OperatorScope { secret_triggers: true, ..OperatorScope::default() },
             run_slot: RunSlot::Granted,
             now: at(0),
             min_restart_interval: SignedDuration::ZERO,
@@ -172,14 +178,34 @@ impl ModelCluster {
 
     /// Adds a Deployment that is fully rolled out at generation 1, under a new uid.
     pub fn add(&mut self, namespace: &str, name: &str, replicas: i32) -> ObjectKey {
-        let mut snapshot = DeploymentSnapshot::default();
+        self.add_workload(WorkloadKind::Deployment, namespace, name, replicas)
+    }
+
+    /// Adds a workload of `kind` that is fully rolled out at generation 1, under a new uid,
+    /// with the update strategy the API server defaults (`RollingUpdate`; a StatefulSet's
+    /// with `partition: 0`).
+    pub fn add_workload(
+        &mut self,
+        kind: WorkloadKind,
+        namespace: &str,
+        name: &str,
+        replicas: i32,
+    ) -> ObjectKey {
+        let mut snapshot = DeploymentSnapshot { kind, ..DeploymentSnapshot::default() };
+        if !kind.is_deployment() {
+            snapshot.update_strategy = UpdateStrategy {
+                type_: Some("RollingUpdate".to_owned()),
+                rolling_update: true,
+                partition: (kind == WorkloadKind::StatefulSet).then_some(0),
+            };
+        }
         snapshot.metadata.namespace = Some(namespace.to_owned());
         snapshot.metadata.name = Some(name.to_owned());
         snapshot.metadata.generation = Some(1);
         // Each object gets its own uid, as a Deployment created again under the same name does.
         snapshot.metadata.uid = Some(format!("uid-{}", self.resource_version + 1));
         snapshot.replicas = Some(replicas);
-        let key = ObjectKey::new(namespace, name);
+        let key = ObjectKey::workload(kind, namespace, name);
         self.deployments.insert(key.clone(), ModelDeployment { snapshot, restarted_at: None });
         self.roll_out(&key);
         key
@@ -202,6 +228,17 @@ impl ModelCluster {
         self.config_maps.remove(&ObjectKey::new(namespace, name));
     }
 
+    /// Sets a Secret's `data` (values as the API server sends them, base64).
+    pub fn set_secret(&mut self, namespace: &str, name: &str, data: &[(&str, &str)]) {
+        let snapshot =
+            SecretSnapshot(ConfigMapSnapshot::from_data(namespace, name, data.iter().copied()));
+        self.secrets.insert(ObjectKey::new(namespace, name), Arc::new(snapshot));
+    }
+
+    pub fn delete_secret(&mut self, namespace: &str, name: &str) {
+        self.secrets.remove(&ObjectKey::new(namespace, name));
+    }
+
     pub fn annotate(&mut self, key: &str, value: &str) {
         self.refresh
             .metadata
@@ -222,6 +259,7 @@ impl ModelCluster {
                 .map(|(key, deployment)| (key.clone(), Arc::new(deployment.snapshot.clone())))
                 .collect(),
             config_maps: self.config_maps.clone(),
+            secrets: self.secrets.clone(),
             pending_pods: self.unschedulable.values().cloned().collect(),
             disruption_budgets: self.disruption_budgets.values().cloned().collect(),
         }
@@ -333,28 +371,18 @@ impl ModelCluster {
     fn set_rollout(&mut self, key: &ObjectKey, step: RolloutStep) {
         let Some(deployment) = self.deployments.get_mut(key) else { return };
         let snapshot = &mut deployment.snapshot;
-        // A real Deployment controller never rolls out a generation it finished again.
-        let finished = snapshot.rollout.as_ref().is_some_and(|rollout| {
-            rollout.observed_generation == snapshot.metadata.generation
-                && rollout.progressing_reason.as_deref() == Some("NewReplicaSetAvailable")
-        });
+        // A real controller never rolls out a generation it finished again.
+        let finished = match snapshot.kind {
+            WorkloadKind::Deployment => snapshot.rollout.as_ref().is_some_and(|rollout| {
+                rollout.observed_generation == snapshot.metadata.generation
+                    && rollout.progressing_reason.as_deref() == Some("NewReplicaSetAvailable")
+            }),
+            _ => snapshot.rollout == Some(rollout_status(snapshot, RolloutStep::Done)),
+        };
         if finished && matches!(step, RolloutStep::Started) {
             return;
         }
-        let replicas = snapshot.replicas.unwrap_or(1);
-        let (total, updated, reason) = match step {
-            RolloutStep::Done => (replicas, replicas, "NewReplicaSetAvailable"),
-            RolloutStep::Started => (replicas + 1, 1, "ReplicaSetUpdated"),
-            RolloutStep::DeadlineExceeded => (replicas + 1, 1, "ProgressDeadlineExceeded"),
-        };
-        snapshot.rollout = Some(RolloutStatus {
-            observed_generation: snapshot.metadata.generation,
-            replicas: Some(total),
-            updated_replicas: Some(updated),
-            available_replicas: Some(replicas),
-            progressing_reason: Some(reason.to_owned()),
-            ..RolloutStatus::default()
-        });
+        snapshot.rollout = Some(rollout_status(snapshot, step));
         self.touch(key);
     }
 
@@ -389,12 +417,7 @@ impl ModelCluster {
             .iter()
             .filter(|(_, deployment)| {
                 let snapshot = &deployment.snapshot;
-                let replicas = Some(snapshot.replicas.unwrap_or(1));
-                let status = snapshot.rollout.clone().unwrap_or_default();
-                status.observed_generation != snapshot.metadata.generation
-                    || status.replicas != replicas
-                    || status.updated_replicas != replicas
-                    || status.available_replicas != replicas
+                snapshot.rollout != Some(rollout_status(snapshot, RolloutStep::Done))
             })
             .map(|(key, _)| key.clone())
             .collect();
@@ -421,8 +444,56 @@ impl ModelCluster {
     }
 }
 
+#[derive(Clone, Copy)]
 enum RolloutStep {
     Done,
     Started,
     DeadlineExceeded,
+}
+
+/// The status the workload's controller writes for the current generation at `step`. Only
+/// a Deployment has a progress deadline: a StatefulSet or DaemonSet whose rollout cannot
+/// progress simply keeps rolling.
+fn rollout_status(snapshot: &DeploymentSnapshot, step: RolloutStep) -> RolloutStatus {
+    let replicas = snapshot.replicas.unwrap_or(1);
+    let observed_generation = snapshot.metadata.generation;
+    let done = matches!(step, RolloutStep::Done);
+    match snapshot.kind {
+        WorkloadKind::Deployment => {
+            let (total, updated, reason) = match step {
+                RolloutStep::Done => (replicas, replicas, "NewReplicaSetAvailable"),
+                RolloutStep::Started => (replicas + 1, 1, "ReplicaSetUpdated"),
+                RolloutStep::DeadlineExceeded => (replicas + 1, 1, "ProgressDeadlineExceeded"),
+            };
+            RolloutStatus {
+                observed_generation,
+                replicas: Some(total),
+                updated_replicas: Some(updated),
+                available_replicas: Some(replicas),
+                progressing_reason: Some(reason.to_owned()),
+                ..RolloutStatus::default()
+            }
+        }
+        // Ordered replacement: the highest ordinal is down while it is replaced.
+        WorkloadKind::StatefulSet => {
+            let revision = format!("rev-{}", observed_generation.unwrap_or(0));
+            RolloutStatus {
+                observed_generation,
+                replicas: Some(replicas),
+                ready_replicas: Some(if done { replicas } else { (replicas - 1).max(0) }),
+                updated_replicas: Some(if done { replicas } else { 0 }),
+                current_replicas: Some(replicas),
+                current_revision: Some(revision.clone()),
+                update_revision: Some(revision),
+                ..RolloutStatus::default()
+            }
+        }
+        WorkloadKind::DaemonSet => RolloutStatus {
+            observed_generation,
+            desired_number_scheduled: Some(replicas),
+            updated_number_scheduled: Some(if done { replicas } else { (replicas - 1).max(0) }),
+            number_available: Some(if done { replicas } else { (replicas - 1).max(0) }),
+            ..RolloutStatus::default()
+        },
+    }
 }

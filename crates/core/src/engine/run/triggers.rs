@@ -1,9 +1,11 @@
 //! When a run starts and which triggers it has handled: creation, `spec.trigger`, the
-//! run-requested annotation and watched ConfigMap content, compared with what the last run
-//! recorded at its start, so any number of changes during a run add up to one follow-up.
-//! Also the cancel annotation, the baselines of newly watched ConfigMaps, and planning a run.
+//! run-requested annotation and watched ConfigMap and Secret content, compared with what the
+//! last run recorded at its start, so any number of changes during a run add up to one
+//! follow-up. Also the cancel annotation, the baselines of newly watched objects, and
+//! planning a run. ConfigMaps and Secrets follow the same rules; only their digests are kept.
 
 use std::borrow::Cow;
+use std::ops::Deref;
 use std::sync::Arc;
 
 use super::outputs::Outputs;
@@ -12,20 +14,21 @@ use crate::crd::{
     CANCEL_REQUESTED_AT_ANNOTATION, ConfigMapHash, FORCE_ANNOTATION, Phase,
     RUN_REQUESTED_AT_ANNOTATION, RunStatus, ServiceRefresh, ServiceRefreshStatus, TriggerRecord,
 };
+use crate::engine::RunId;
 use crate::engine::conditions;
-use crate::engine::observed::ConfigMapSnapshot;
+use crate::engine::observed::{ConfigMapSnapshot, SecretSnapshot};
 use crate::engine::plan::{
     self, Plan, PlanEntry, config_map_digest, is_legacy_digest, trigger_digest,
 };
-use crate::engine::spec::ValidSpec;
+use crate::engine::spec::{TriggerSource, ValidSpec, WatchedObject};
 use crate::engine::transitions::{EventReason, EventSeverity, Transition};
-use crate::engine::{ObjectKey, RunId};
 
 /// Run reasons, as written to `status.run.reason`.
 pub const REASON_CREATED: &str = "Created";
 pub const REASON_TRIGGER_CHANGED: &str = "TriggerChanged";
 pub const REASON_RUN_REQUESTED: &str = "RunRequested";
 pub const REASON_CONFIG_MAP_CHANGED: &str = "ConfigMapChanged";
+pub const REASON_SECRET_CHANGED: &str = "SecretChanged";
 
 /// Characters of a trigger token quoted in messages; the token may be 1024 long.
 const QUOTED_TOKEN: usize = 64;
@@ -42,45 +45,79 @@ fn annotation<'r>(refresh: &'r ServiceRefresh, key: &str) -> Option<&'r String> 
     refresh.metadata.annotations.as_ref()?.get(key)
 }
 
-fn config_map(pass: &Pass, key: &ObjectKey) -> Option<Arc<ConfigMapSnapshot>> {
-    pass.observation.cluster.config_map(key)
+/// A watched object's entry digests, whichever kind it is.
+enum Content {
+    ConfigMap(Arc<ConfigMapSnapshot>),
+    Secret(Arc<SecretSnapshot>),
 }
 
-pub(super) fn missing_config_map(pass: &Pass, spec: &ValidSpec) -> Option<ObjectKey> {
-    spec.config_maps
-        .iter()
-        .find(|watched| config_map(pass, &watched.key).is_none())
-        .map(|watched| watched.key.clone())
+impl Deref for Content {
+    type Target = ConfigMapSnapshot;
+    fn deref(&self) -> &ConfigMapSnapshot {
+        match self {
+            Self::ConfigMap(config_map) => config_map,
+            Self::Secret(secret) => secret,
+        }
+    }
 }
 
-fn current_digests(pass: &Pass, spec: &ValidSpec) -> Vec<ConfigMapHash> {
-    spec.config_maps
+fn content(pass: &Pass, watched: &WatchedObject) -> Option<Content> {
+    let cluster = pass.observation.cluster;
+    match watched.source {
+        TriggerSource::ConfigMap => cluster.config_map(&watched.key).map(Content::ConfigMap),
+        TriggerSource::Secret => cluster.secret(&watched.key).map(Content::Secret),
+    }
+}
+
+/// The first watched ConfigMap or Secret that does not exist.
+pub(super) fn missing_trigger_object<'s>(
+    pass: &Pass,
+    spec: &'s ValidSpec,
+) -> Option<&'s WatchedObject> {
+    spec.trigger_objects().find(|watched| content(pass, watched).is_none())
+}
+
+fn current_digests(pass: &Pass, watched: &[WatchedObject]) -> Vec<ConfigMapHash> {
+    watched
         .iter()
         .filter_map(|watched| {
-            let config_map = config_map(pass, &watched.key)?;
+            let content = content(pass, watched)?;
             Some(ConfigMapHash {
                 namespace: watched.key.namespace.clone(),
                 name: watched.key.name.clone(),
-                hash: config_map_digest(&config_map, &watched.keys),
+                hash: config_map_digest(&content, &watched.keys),
             })
         })
         .collect()
 }
 
-/// A trigger ConfigMap seen for the first time only sets the baseline later changes are
+/// A trigger object seen for the first time only sets the baseline later changes are
 /// measured against: adding a trigger to the spec is a spec edit, and spec edits start
 /// nothing. A digest in an earlier version's format is replaced the same way (a change
 /// made while the operator was being upgraded goes unnoticed, rather than every resource
-/// running at once). Entries for ConfigMaps no longer watched are dropped.
+/// running at once). Entries for objects no longer watched are dropped.
 pub(super) fn record_config_map_baselines(
     pass: &Pass,
     status: &mut ServiceRefreshStatus,
     spec: &ValidSpec,
 ) {
-    let current = current_digests(pass, spec);
-    let recorded = &status.triggers.config_maps;
-    let baselines: Vec<ConfigMapHash> = spec
-        .config_maps
+    let config_maps = baselines(pass, &status.triggers.config_maps, &spec.config_maps);
+    if config_maps != status.triggers.config_maps {
+        status.triggers.config_maps = config_maps;
+    }
+    let secrets = baselines(pass, &status.triggers.secrets, &spec.secrets);
+    if secrets != status.triggers.secrets {
+        status.triggers.secrets = secrets;
+    }
+}
+
+fn baselines(
+    pass: &Pass,
+    recorded: &[ConfigMapHash],
+    watched: &[WatchedObject],
+) -> Vec<ConfigMapHash> {
+    let current = current_digests(pass, watched);
+    watched
         .iter()
         .filter_map(|watched| {
             let same = |entry: &&ConfigMapHash| {
@@ -93,10 +130,7 @@ pub(super) fn record_config_map_baselines(
                 .or_else(|| current.iter().find(same))
                 .cloned()
         })
-        .collect();
-    if baselines != status.triggers.config_maps {
-        status.triggers.config_maps = baselines;
-    }
+        .collect()
 }
 
 /// Keeps the `TriggerKeysMissing` condition current and announces a new set of missing
@@ -107,34 +141,32 @@ pub(super) fn track_missing_keys(
     status: &mut ServiceRefreshStatus,
     spec: &ValidSpec,
 ) {
-    let lists_keys = spec.config_maps.iter().any(|watched| !watched.keys.is_empty());
+    let lists_keys = spec.trigger_objects().any(|watched| !watched.keys.is_empty());
     if !lists_keys {
         conditions::apply_missing_keys(&mut status.conditions, None, 0, pass.now_seconds());
         return;
     }
     let generation = pass.observation.refresh.metadata.generation.unwrap_or(0);
     let absent = spec
-        .config_maps
-        .iter()
-        .find(|watched| !watched.keys.is_empty() && config_map(pass, &watched.key).is_none());
+        .trigger_objects()
+        .find(|watched| !watched.keys.is_empty() && content(pass, watched).is_none());
     if let Some(absent) = absent {
-        let name = absent.key.to_string();
         conditions::apply_keys_unknown(
             &mut status.conditions,
-            &name,
+            absent.source,
+            &absent.key.to_string(),
             generation,
             pass.now_seconds(),
         );
         return;
     }
     let missing: Vec<String> = spec
-        .config_maps
-        .iter()
-        .filter_map(|watched| Some((watched, config_map(pass, &watched.key)?)))
-        .flat_map(|(watched, config_map)| {
-            plan::missing_keys(&config_map, &watched.keys)
+        .trigger_objects()
+        .filter_map(|watched| Some((watched, content(pass, watched)?)))
+        .flat_map(|(watched, content)| {
+            plan::missing_keys(&content, &watched.keys)
                 .into_iter()
-                .map(|key| format!("{}[{key}]", watched.key))
+                .map(|key| format!("{} {}[{key}]", watched.source.kind(), watched.key))
                 .collect::<Vec<_>>()
         })
         .collect();
@@ -201,14 +233,30 @@ pub(super) fn pending_trigger(
             by_person: true,
         });
     }
-    let settled = super::pacing::config_maps_settled(pass, status, spec);
-    for current in current_digests(pass, spec).into_iter().filter(|_| settled) {
-        if changed_since_recorded(recorded, &current) {
-            found.push(Trigger {
-                reason: REASON_CONFIG_MAP_CHANGED,
-                message: format!("ConfigMap {}/{} changed", current.namespace, current.name),
-                by_person: false,
-            });
+    if super::pacing::config_maps_settled(pass, status, spec) {
+        let sources = [
+            (TriggerSource::ConfigMap, &spec.config_maps, &recorded.config_maps),
+            (TriggerSource::Secret, &spec.secrets, &recorded.secrets),
+        ];
+        for (source, watched, recorded) in sources {
+            let reason = match source {
+                TriggerSource::ConfigMap => REASON_CONFIG_MAP_CHANGED,
+                TriggerSource::Secret => REASON_SECRET_CHANGED,
+            };
+            for current in current_digests(pass, watched) {
+                if changed_since_recorded(recorded, &current) {
+                    found.push(Trigger {
+                        reason,
+                        message: format!(
+                            "{} {}/{} changed",
+                            source.kind(),
+                            current.namespace,
+                            current.name
+                        ),
+                        by_person: false,
+                    });
+                }
+            }
         }
     }
     let reason = found.first()?.reason;
@@ -217,28 +265,38 @@ pub(super) fn pending_trigger(
     Some(Trigger { reason, message, by_person })
 }
 
-fn changed_since_recorded(recorded: &TriggerRecord, current: &ConfigMapHash) -> bool {
-    recorded.config_maps.iter().any(|entry| {
+fn changed_since_recorded(recorded: &[ConfigMapHash], current: &ConfigMapHash) -> bool {
+    recorded.iter().any(|entry| {
         entry.namespace == current.namespace
             && entry.name == current.name
             && entry.hash != current.hash
     })
 }
 
-/// A digest of the watched ConfigMaps' content when it differs from what the last run
-/// recorded; `None` when nothing changed.
+/// A digest of the watched ConfigMaps' and Secrets' content when it differs from what the
+/// last run recorded; `None` when nothing changed.
 pub(super) fn config_map_change(
     pass: &Pass,
     status: &ServiceRefreshStatus,
     spec: &ValidSpec,
 ) -> Option<String> {
-    let current = current_digests(pass, spec);
-    if !current.iter().any(|entry| changed_since_recorded(&status.triggers, entry)) {
+    let config_maps = current_digests(pass, &spec.config_maps);
+    let secrets = current_digests(pass, &spec.secrets);
+    let changed =
+        config_maps.iter().any(|entry| changed_since_recorded(&status.triggers.config_maps, entry))
+            || secrets.iter().any(|entry| changed_since_recorded(&status.triggers.secrets, entry));
+    if !changed {
         return None;
     }
-    let text: Vec<String> = current
+    // ConfigMap entries as before, so a settle in progress survives an upgrade.
+    let text: Vec<String> = config_maps
         .iter()
         .map(|entry| format!("{}/{}={}", entry.namespace, entry.name, entry.hash))
+        .chain(
+            secrets
+                .iter()
+                .map(|entry| format!("secret:{}/{}={}", entry.namespace, entry.name, entry.hash)),
+        )
         .collect();
     Some(trigger_digest(&text.join(";")))
 }
@@ -267,7 +325,8 @@ pub(super) fn current_triggers(
             .cloned()
             .or_else(|| recorded.run_requested_at.clone()),
         cancel_requested_at: recorded.cancel_requested_at.clone(),
-        config_maps: current_digests(pass, spec),
+        config_maps: current_digests(pass, &spec.config_maps),
+        secrets: current_digests(pass, &spec.secrets),
         settling: None,
         storm: None,
     }

@@ -28,7 +28,9 @@ pub use selector::LabelFilter;
 
 use super::ObjectKey;
 use super::pacing::windows::WindowSchedule;
-use crate::crd::{FailurePolicy, MAX_RUNS_PER_HOUR_LIMIT, ServiceRefreshSpec, WorkloadKind};
+use crate::crd::{
+    FailurePolicy, MAX_RUNS_PER_HOUR_LIMIT, ObjectTrigger, ServiceRefreshSpec, WorkloadKind,
+};
 use names::{check_config_map_key, check_dns_label, check_dns_subdomain};
 
 /// Largest batch the CRD schema allows; checked again because a schema can be bypassed
@@ -45,6 +47,9 @@ pub struct OperatorScope {
     /// The workload kinds the operator watches besides Deployments (`--workload-kinds`):
     /// a resource may list only kinds the operator can see and was granted to patch.
     pub extra_kinds: BTreeSet<WorkloadKind>,
+    /// Whether the operator watches the Secrets `spec.secretTriggers` names
+    /// (`--secret-triggers`): without it the operator holds no right to read them.
+    pub secret_triggers: bool,
 }
 
 impl OperatorScope {
@@ -81,6 +86,12 @@ pub enum SpecError {
          to restart them"
     )]
     KindNotWatched { field: String, kind: WorkloadKind },
+    #[error(
+        "spec.secretTriggers: the operator does not watch Secrets; it must run with \
+         --secret-triggers (the chart's secretTriggers values), which also grants it the \
+         right to read the Secrets named there"
+    )]
+    SecretsNotWatched,
 }
 
 impl SpecError {
@@ -94,27 +105,64 @@ impl SpecError {
             Self::CrossNamespace { .. } => "CrossNamespaceRefused",
             Self::NotWatched { .. } => "NamespaceNotWatched",
             Self::KindNotWatched { .. } => "KindNotWatched",
+            Self::SecretsNotWatched => "SecretsNotWatched",
             _ => "InvalidSpec",
         }
     }
 }
 
-/// A ConfigMap named in `spec.configMapTriggers`, resolved against the resource's namespace,
-/// with the keys to hash (empty: all of them).
+/// What kind of object a trigger watches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TriggerSource {
+    ConfigMap,
+    Secret,
+}
+
+impl TriggerSource {
+    /// The kind, as messages name it.
+    pub fn kind(self) -> &'static str {
+        match self {
+            Self::ConfigMap => "ConfigMap",
+            Self::Secret => "Secret",
+        }
+    }
+
+    /// The spec field listing triggers of this kind.
+    pub fn field(self) -> &'static str {
+        match self {
+            Self::ConfigMap => "spec.configMapTriggers",
+            Self::Secret => "spec.secretTriggers",
+        }
+    }
+}
+
+/// A ConfigMap or Secret named in `spec.configMapTriggers` or `spec.secretTriggers`, resolved
+/// against the resource's namespace, with the keys to hash (empty: all of them).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct WatchedConfigMap {
+pub struct WatchedObject {
+    pub source: TriggerSource,
     pub key: ObjectKey,
     pub keys: Vec<String>,
 }
 
 /// The ConfigMaps `spec.configMapTriggers` watches. This is the one place their namespaces
 /// are resolved; two entries for the same ConfigMap merge (and "all keys" wins).
-pub fn watched_config_maps(
-    spec: &ServiceRefreshSpec,
+pub fn watched_config_maps(spec: &ServiceRefreshSpec, own_namespace: &str) -> Vec<WatchedObject> {
+    watched_objects(TriggerSource::ConfigMap, &spec.config_map_triggers, own_namespace)
+}
+
+/// The Secrets `spec.secretTriggers` watches, resolved and merged as ConfigMaps are.
+pub fn watched_secrets(spec: &ServiceRefreshSpec, own_namespace: &str) -> Vec<WatchedObject> {
+    watched_objects(TriggerSource::Secret, &spec.secret_triggers, own_namespace)
+}
+
+fn watched_objects(
+    source: TriggerSource,
+    triggers: &[ObjectTrigger],
     own_namespace: &str,
-) -> Vec<WatchedConfigMap> {
-    let mut watched: Vec<WatchedConfigMap> = Vec::new();
-    for trigger in &spec.config_map_triggers {
+) -> Vec<WatchedObject> {
+    let mut watched: Vec<WatchedObject> = Vec::new();
+    for trigger in triggers {
         let key =
             ObjectKey::new(trigger.namespace.as_deref().unwrap_or(own_namespace), &trigger.name);
         match watched.iter_mut().find(|entry| entry.key == key) {
@@ -126,7 +174,7 @@ pub fn watched_config_maps(
             }
             None => {
                 let keys: BTreeSet<String> = trigger.keys.iter().cloned().collect();
-                watched.push(WatchedConfigMap { key, keys: keys.into_iter().collect() });
+                watched.push(WatchedObject { source, key, keys: keys.into_iter().collect() });
             }
         }
     }
@@ -156,8 +204,9 @@ pub struct ValidSpec {
     pub kinds: BTreeSet<WorkloadKind>,
     /// `spec.waves`, in order.
     pub waves: Vec<LabelFilter>,
-    pub config_maps: Vec<WatchedConfigMap>,
-    /// How long trigger ConfigMaps must stay unchanged before their change starts a run.
+    pub config_maps: Vec<WatchedObject>,
+    pub secrets: Vec<WatchedObject>,
+    /// How long trigger ConfigMaps and Secrets must stay unchanged before their change starts a run.
     pub trigger_settle: SignedDuration,
     /// How many trigger-started runs an hour may bring before the resource stalls.
     pub max_runs_per_hour: u32,
@@ -172,6 +221,11 @@ pub struct ValidSpec {
 }
 
 impl ValidSpec {
+    /// Every watched trigger object: the ConfigMaps, then the Secrets.
+    pub fn trigger_objects(&self) -> impl Iterator<Item = &WatchedObject> {
+        self.config_maps.iter().chain(&self.secrets)
+    }
+
     /// Whether a name passes `namePatterns` (when any) and is not excluded.
     pub fn name_in_scope(&self, name: &str) -> bool {
         let pattern_ok = self.name_patterns.is_empty()
@@ -295,28 +349,11 @@ pub fn validate(
         check_reach(&field, namespace, own_namespace, scope)?;
     }
 
-    for (index, trigger) in spec.config_map_triggers.iter().enumerate() {
-        check_dns_subdomain(&trigger.name).map_err(|problem| {
-            SpecError::field(
-                format!("spec.configMapTriggers[{index}].name"),
-                format!("{:?} {problem}", trigger.name),
-            )
-        })?;
-        if let Some(namespace) = &trigger.namespace {
-            let field = format!("spec.configMapTriggers[{index}].namespace");
-            check_dns_label(namespace)
-                .map_err(|problem| SpecError::field(&field, format!("{namespace:?} {problem}")))?;
-            check_reach(&field, namespace, own_namespace, scope)?;
-        }
-        for (key_index, key) in trigger.keys.iter().enumerate() {
-            check_config_map_key(key).map_err(|problem| {
-                SpecError::field(
-                    format!("spec.configMapTriggers[{index}].keys[{key_index}]"),
-                    format!("{key:?} {problem}"),
-                )
-            })?;
-        }
+    check_triggers(TriggerSource::ConfigMap, &spec.config_map_triggers, own_namespace, scope)?;
+    if !spec.secret_triggers.is_empty() && !scope.secret_triggers {
+        return Err(SpecError::SecretsNotWatched);
     }
+    check_triggers(TriggerSource::Secret, &spec.secret_triggers, own_namespace, scope)?;
 
     let trigger_settle = parse_trigger_settle(&spec.trigger_settle)?;
     if !(1..=MAX_RUNS_PER_HOUR_LIMIT).contains(&spec.max_runs_per_hour) {
@@ -377,6 +414,7 @@ pub fn validate(
         kinds,
         waves,
         config_maps: watched_config_maps(spec, own_namespace),
+        secrets: watched_secrets(spec, own_namespace),
         trigger_settle,
         max_runs_per_hour: spec.max_runs_per_hour,
         schedule,
@@ -388,6 +426,39 @@ pub fn validate(
             .and_then(|pacing| pacing.respect_disruption_budgets)
             .unwrap_or(true),
     })
+}
+
+/// Checks the names, namespaces and keys of one kind of trigger.
+fn check_triggers(
+    source: TriggerSource,
+    triggers: &[ObjectTrigger],
+    own_namespace: &str,
+    scope: &OperatorScope,
+) -> Result<(), SpecError> {
+    let list = source.field();
+    for (index, trigger) in triggers.iter().enumerate() {
+        check_dns_subdomain(&trigger.name).map_err(|problem| {
+            SpecError::field(
+                format!("{list}[{index}].name"),
+                format!("{:?} {problem}", trigger.name),
+            )
+        })?;
+        if let Some(namespace) = &trigger.namespace {
+            let field = format!("{list}[{index}].namespace");
+            check_dns_label(namespace)
+                .map_err(|problem| SpecError::field(&field, format!("{namespace:?} {problem}")))?;
+            check_reach(&field, namespace, own_namespace, scope)?;
+        }
+        for (key_index, key) in trigger.keys.iter().enumerate() {
+            check_config_map_key(key).map_err(|problem| {
+                SpecError::field(
+                    format!("{list}[{index}].keys[{key_index}]"),
+                    format!("{key:?} {problem}"),
+                )
+            })?;
+        }
+    }
+    Ok(())
 }
 
 /// Whether the operator lets this resource reach `namespace`.

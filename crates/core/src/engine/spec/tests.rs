@@ -207,3 +207,35 @@ fn kinds_default_to_deployments_and_need_the_operator_to_watch_them() {
     assert_ne!(valid.selection_digest(), deployments_only.selection_digest());
     assert!(valid.describe_selection().ends_with(", kinds Deployment, StatefulSet"));
 }
+
+#[test]
+fn secret_triggers_need_the_operator_to_watch_secrets_and_are_checked_like_config_maps() {
+    let mut with_secret = spec();
+    with_secret.secret_triggers =
+        serde_json::from_value(serde_json::json!([{"name": "tls", "keys": ["tls.crt"]}]))
+            .expect("triggers parse");
+    let refused = validate(&with_secret, "arcgis", &same_namespace_only()).unwrap_err();
+    assert_eq!(refused.reason(), "SecretsNotWatched");
+    assert!(refused.to_string().contains("--secret-triggers"), "{refused}");
+
+    let watching = OperatorScope { secret_triggers: true, ..same_namespace_only() };
+    let valid = validate(&with_secret, "arcgis", &watching).expect("valid");
+    assert_eq!(valid.secrets.len(), 1);
+    assert_eq!(valid.secrets[0].source, crate::engine::spec::TriggerSource::Secret);
+    assert_eq!(valid.secrets[0].key.to_string(), "arcgis/tls");
+    assert_eq!(valid.secrets[0].keys, ["tls.crt"]);
+    assert!(valid.config_maps.is_empty());
+
+    let mut bad_key = with_secret.clone();
+    bad_key.secret_triggers[0].keys = vec!["not a key".to_owned()];
+    let refused = validate(&bad_key, "arcgis", &watching).unwrap_err();
+    assert!(refused.to_string().starts_with("spec.secretTriggers[0].keys[0]:"), "{refused}");
+
+    let mut elsewhere = with_secret;
+    elsewhere.secret_triggers[0].namespace = Some("tls".to_owned());
+    let refused = validate(&elsewhere, "arcgis", &watching).unwrap_err();
+    assert_eq!(refused.reason(), "CrossNamespaceRefused");
+    let everywhere = OperatorScope { allow_cross_namespace: true, ..watching };
+    let valid = validate(&elsewhere, "arcgis", &everywhere).expect("valid");
+    assert_eq!(valid.secrets[0].key.to_string(), "tls/tls");
+}

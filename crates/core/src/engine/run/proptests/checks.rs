@@ -13,7 +13,7 @@ use crate::crd::{BatchPhase, ServiceRefreshStatus, ServiceResult};
 use crate::engine::disruption_budgets::DisruptionBudgets;
 use crate::engine::plan::service_key;
 use crate::engine::readiness;
-use crate::engine::results::reason::DISRUPTION_BUDGET;
+use crate::engine::results::reason::{self, DISRUPTION_BUDGET};
 use crate::engine::run::test_support::{ModelView, NS};
 use crate::engine::run::{
     MESSAGE_DRY_RUN, MESSAGE_GONE, MESSAGE_PAUSED, MESSAGE_REPLACED, run_active,
@@ -236,6 +236,13 @@ impl Model {
         prop_assert_eq!(unique.len(), planned.len(), "a Deployment is planned twice");
         let first_plan = self.plans.entry(run.id.clone()).or_insert_with(|| planned.clone());
         prop_assert_eq!(&*first_plan, &planned, "the plan of a run changed");
+
+        if super::kinds::check_waves(&mut self.batches_seen, status, &plan)? {
+            self.reach(Reached::LaterWaveStarted);
+        }
+        if super::kinds::check_on_delete(&self.shape, &self.cluster, status, &plan)? {
+            self.reach(Reached::OnDeleteSkipped);
+        }
 
         let view = RunView::new(status, Some(&plan), NS);
         // Under Abort, no batch after one with a failure ever starts.
@@ -464,6 +471,11 @@ impl Model {
                 let expected = match self.cluster.deployments.get(&key) {
                     _ if run.dry_run => (ServiceResult::Skipped, Some(MESSAGE_DRY_RUN)),
                     None => (ServiceResult::Gone, Some(MESSAGE_GONE)),
+                    Some(_) if self.shape.on_delete.contains(&key) => {
+                        // The message names the StatefulSet; the reason says why.
+                        prop_assert_eq!(service.reason.as_deref(), Some(reason::ON_DELETE));
+                        (ServiceResult::Skipped, service.message.as_deref())
+                    }
                     Some(deployment) if deployment.snapshot.paused => {
                         (ServiceResult::Skipped, Some(MESSAGE_PAUSED))
                     }

@@ -4,14 +4,16 @@
 //! of n patches, a first status write that fails (nothing sent), an outcome write that
 //! fails, and patch responses lost although the patch went through. Caches may be stale per Deployment. Every input the resource has is generated:
 //! rollouts progressing, succeeding and failing, Deployments paused, deleted and recreated,
-//! other runs restarting them, time passing, trigger tokens, run requests, ConfigMap changes
-//! and deletions, cancel requests, spec edits (batch size, exclusions, suspend, dry run, an
-//! unusable timeout), admission, and Deployments in two namespaces. [`checks`] holds the
+//! other runs restarting them, time passing, trigger tokens, run requests, ConfigMap and
+//! Secret changes (of a watched key or another one) and deletions, cancel requests, spec edits (batch size, exclusions, suspend, dry run, an
+//! unusable timeout), admission, Deployments in two namespaces, fleets mixing StatefulSets
+//! (one `OnDelete`) and DaemonSets with Deployments, and ordered waves. [`checks`] holds the
 //! promises; the run ends with a table of how often each interesting state was reached,
 //! and fails if one is reached too rarely to trust the cases that reach it.
 
 mod budgets;
 mod checks;
+mod kinds;
 mod model;
 mod pacing;
 mod regressions;
@@ -102,8 +104,12 @@ fn op(weather: Weather) -> impl Strategy<Value = Op> {
         advance => (0..70i64).prop_map(|seconds| Op::Advance { seconds }),
         4 => Just(Op::NewTrigger),
         4 => Just(Op::RunRequested),
-        4 => Just(Op::ConfigMapChange),
+        // Trigger content changes come from a ConfigMap or a Secret, as often as before.
+        2 => Just(Op::ConfigMapChange),
+        2 => Just(Op::SecretChange),
+        2 => Just(Op::SecretOtherKeyChange),
         edits => Just(Op::ConfigMapDelete),
+        edits => Just(Op::SecretDelete),
         4 => Just(Op::Cancel),
         edits => any::<bool>().prop_map(Op::Admission),
         edits => (1..=4u32).prop_map(Op::SetBatchSize),
@@ -137,15 +143,29 @@ fn setup(weather: Weather) -> impl Strategy<Value = Setup> {
         prop::bool::weighted(0.3),
         // Most setups put some Deployments under one of two budgets, often several under one.
         prop_oneof![1 => Just(vec![]), 3 => prop::collection::vec(prop_oneof![2 => Just(0u8), 2 => Just(1), 1 => Just(2)], 8)],
+        (prop::bool::weighted(0.5), prop::bool::weighted(0.6), prop::bool::weighted(0.4)),
     )
-        .prop_map(|(replicas, batch_size, abort, two_namespaces, health_gate, budgets)| Setup {
-            replicas,
-            batch_size,
-            abort,
-            two_namespaces,
-            health_gate,
-            budgets,
-        })
+        .prop_map(
+            |(
+                replicas,
+                batch_size,
+                abort,
+                two_namespaces,
+                health_gate,
+                budgets,
+                (mixed_kinds, on_delete, waves),
+            )| Setup {
+                replicas,
+                batch_size,
+                abort,
+                two_namespaces,
+                health_gate,
+                budgets,
+                mixed_kinds,
+                on_delete,
+                waves,
+            },
+        )
 }
 
 /// Cases per property: 512 by default; CI runs more (`SERVICEREFRESH_PROPTEST_CASES`).

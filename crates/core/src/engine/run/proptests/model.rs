@@ -1,7 +1,7 @@
 //! The model the property tests drive: the engine's model cluster plus what the checks need
 //! to remember across passes (plans, cancel points, trigger bursts, settled rollouts, the
 //! states reached), and each generated operation applied in the controller's real order of
-//! writes.
+//! writes. The fleet's kinds and waves are shaped in [`super::kinds`].
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -9,10 +9,11 @@ use jiff::SignedDuration;
 use proptest::prelude::*;
 use serde_json::json;
 
+use super::kinds::Shape;
 use super::{budgets, checks};
 use crate::crd::{
     CANCEL_REQUESTED_AT_ANNOTATION, Phase, RUN_REQUESTED_AT_ANNOTATION, ServiceRefreshStatus,
-    ServiceResult,
+    ServiceResult, WorkloadKind,
 };
 use crate::engine::conditions::{self, STALLED};
 use crate::engine::health_gate::{CheckResult, GateCheck, GateResult};
@@ -21,7 +22,7 @@ use crate::engine::results::reason::DISRUPTION_BUDGET;
 use crate::engine::run::test_support::{ModelCluster, ModelView, NS};
 use crate::engine::run::{
     MESSAGE_EXCLUDED, MESSAGE_PAUSED, REASON_CONFIG_MAP_CHANGED, REASON_RUN_REQUESTED,
-    UNCONFIRMED_RESTART_GRACE, run_active,
+    REASON_SECRET_CHANGED, UNCONFIRMED_RESTART_GRACE, run_active,
 };
 use crate::engine::{ObjectKey, Restart, RestartOutcome, RunSlot};
 use crate::policy::patch_memo::PatchMemo;
@@ -32,6 +33,8 @@ pub const OTHER_NS: &str = "gis";
 pub const FOREIGN_RUN: &str = "arcgis/other/1-89abcdef";
 /// The trigger ConfigMap every generated resource watches.
 const CONFIG_MAP: &str = "proxy";
+/// The trigger Secret every generated resource watches (one key of it).
+const SECRET: &str = "tls";
 /// `spec.batchTimeout` of the generated resources, in seconds.
 pub const BATCH_TIMEOUT_SECONDS: i64 = 60;
 /// `spec.healthGate.timeout` of the generated resources that have a gate, in seconds.
@@ -104,6 +107,11 @@ pub enum Op {
     /// The watched ConfigMap gets new content (and exists again if it was deleted).
     ConfigMapChange,
     ConfigMapDelete,
+    /// The watched key of the trigger Secret gets a new value (and the Secret exists again).
+    SecretChange,
+    /// A key of the trigger Secret no trigger lists changes: no run may follow.
+    SecretOtherKeyChange,
+    SecretDelete,
     /// `gisops.io/cancel-requested-at` gets a new value.
     Cancel,
     Admission(bool),
@@ -149,6 +157,15 @@ pub struct Setup {
     /// starts allowing one disruption.
     #[serde(default)]
     pub budgets: Vec<u8>,
+    /// Workloads cycle through Deployment, StatefulSet and DaemonSet.
+    #[serde(default)]
+    pub mixed_kinds: bool,
+    /// The first StatefulSet has `updateStrategy: OnDelete`.
+    #[serde(default)]
+    pub on_delete: bool,
+    /// `spec.waves`: even-numbered workloads first.
+    #[serde(default)]
+    pub waves: bool,
 }
 
 /// States worth reaching: a property is only as good as the cases that exercise it.
@@ -184,10 +201,18 @@ pub enum Reached {
     HeldForDisruptionBudget,
     /// A service ended Skipped for its budget.
     SkippedForDisruptionBudget,
+    SecretRun,
+    SecretMissing,
+    /// A batch of a later wave started.
+    LaterWaveStarted,
+    /// An `OnDelete` StatefulSet ended Skipped for its strategy.
+    OnDeleteSkipped,
+    StatefulSetReady,
+    DaemonSetReady,
 }
 
 impl Reached {
-    pub const ALL: [Reached; 25] = [
+    pub const ALL: [Reached; 31] = [
         Reached::FollowUpRun,
         Reached::RunCancelled,
         Reached::RunAborted,
@@ -213,6 +238,12 @@ impl Reached {
         Reached::HeldByHealthGate,
         Reached::HeldForDisruptionBudget,
         Reached::SkippedForDisruptionBudget,
+        Reached::SecretRun,
+        Reached::SecretMissing,
+        Reached::LaterWaveStarted,
+        Reached::OnDeleteSkipped,
+        Reached::StatefulSetReady,
+        Reached::DaemonSetReady,
     ];
 }
 
@@ -244,6 +275,12 @@ pub struct Model {
     counter: u64,
     config_map_content: u64,
     config_map_present: bool,
+    secret_content: u64,
+    secret_present: bool,
+    /// The fleet's kinds, waves and `OnDelete` StatefulSets.
+    pub shape: Shape,
+    /// Batches (run, index) whose start the wave check has seen.
+    pub batches_seen: BTreeSet<(String, u32)>,
     /// Trigger changes are coalesced: a burst opens at the first change after a run
     /// started and closes when the next run starts.
     burst_open: bool,
@@ -263,7 +300,13 @@ impl Model {
     pub fn new(setup: &Setup) -> Self {
         let policy = if setup.abort { "Abort" } else { "Continue" };
         let namespaces = if setup.two_namespaces { json!([NS, OTHER_NS]) } else { json!([NS]) };
-        let mut cluster = ModelCluster::new(json!({
+        let mut shape = Shape {
+            mixed_kinds: setup.mixed_kinds,
+            waves: setup.waves,
+            wants_on_delete: setup.on_delete,
+            ..Shape::default()
+        };
+        let mut spec = json!({
             "selector": {},
             "namespaces": namespaces,
             "batchSize": setup.batch_size,
@@ -271,7 +314,11 @@ impl Model {
             "failurePolicy": policy,
             "trigger": "0",
             "configMapTriggers": [{"name": CONFIG_MAP}],
-        }));
+            "secretTriggers": [{"name": SECRET, "keys": ["ca.crt"]}],
+        });
+        shape.spec_fields(&mut spec);
+        let mut cluster = ModelCluster::new(spec);
+        cluster.scope.extra_kinds = [WorkloadKind::StatefulSet, WorkloadKind::DaemonSet].into();
         if setup.health_gate {
             cluster.refresh.spec.health_gate = serde_json::from_value(json!({
                 "timeout": format!("{GATE_TIMEOUT_SECONDS}s"),
@@ -281,13 +328,14 @@ impl Model {
         }
         cluster.allow_cross_namespace();
         cluster.set_config_map(NS, CONFIG_MAP, &[("proxy", "0")]);
+        cluster.set_secret(NS, SECRET, &[("ca.crt", "0"), ("tls.key", "0")]);
         let keys: Vec<ObjectKey> = setup
             .replicas
             .iter()
             .enumerate()
             .map(|(index, &replicas)| {
                 let namespace = if setup.two_namespaces && index % 2 == 1 { OTHER_NS } else { NS };
-                cluster.add(namespace, &format!("svc-{index}"), replicas)
+                shape.create(&mut cluster, index, namespace, replicas)
             })
             .collect();
         let budget_members = budgets::budget_members(&setup.budgets, &keys);
@@ -313,6 +361,10 @@ impl Model {
             counter: 0,
             config_map_content: 0,
             config_map_present: true,
+            secret_content: 0,
+            secret_present: true,
+            shape,
+            batches_seen: BTreeSet::new(),
             burst_open: false,
             bursts: 0,
             last_persisted_run: 0,
@@ -385,6 +437,7 @@ impl Model {
             }
             Op::Recreate { index } => {
                 if let Some(key) = self.keys.get(*index).cloned() {
+                    let replicas = 1;
                     self.cluster.deployments.remove(&key);
                     self.deleted_during.insert((self.run_number(), key.clone()));
                     // At most one restart per run is a promise per object: the new one has
@@ -394,12 +447,13 @@ impl Model {
                         .partition(|((_, changed), _)| *changed == key);
                     self.cluster.template_changes = kept;
                     self.restarted_replaced.extend(replaced.into_keys());
-                    self.cluster.add(&key.namespace, &key.name, 1);
+                    self.shape.create(&mut self.cluster, *index, &key.namespace, replicas);
                     budgets::relabel(&mut self.cluster, &self.budget_members, &key);
                 }
             }
             Op::Pause { index, paused } => {
                 if let Some(key) = self.keys.get(*index).cloned()
+                    && Shape::pausable(&key)
                     && self.cluster.deployments.contains_key(&key)
                 {
                     self.cluster.deployment_mut(&key).paused = *paused;
@@ -444,6 +498,26 @@ impl Model {
             Op::ConfigMapDelete => {
                 self.cluster.delete_config_map(NS, CONFIG_MAP);
                 self.config_map_present = false;
+            }
+            Op::SecretChange => {
+                self.secret_content = self.next();
+                self.restore_secret();
+                self.trigger_changed();
+            }
+            Op::SecretOtherKeyChange => {
+                if self.secret_present {
+                    let key = self.next().to_string();
+                    let watched = self.secret_content.to_string();
+                    self.cluster.set_secret(
+                        NS,
+                        SECRET,
+                        &[("ca.crt", watched.as_str()), ("tls.key", key.as_str())],
+                    );
+                }
+            }
+            Op::SecretDelete => {
+                self.cluster.delete_secret(NS, SECRET);
+                self.secret_present = false;
             }
             Op::Cancel => {
                 let value = self.next();
@@ -510,6 +584,12 @@ impl Model {
             0 => self.keys.get(index).cloned(),
             count => Some(lagging[index % count].clone()),
         }
+    }
+
+    fn restore_secret(&mut self) {
+        let content = self.secret_content.to_string();
+        self.cluster.set_secret(NS, SECRET, &[("ca.crt", content.as_str()), ("tls.key", "0")]);
+        self.secret_present = true;
     }
 
     fn restore_config_map(&mut self) {
@@ -693,6 +773,9 @@ impl Model {
             if run.reason == REASON_CONFIG_MAP_CHANGED {
                 reached.push(Reached::ConfigMapRun);
             }
+            if run.reason == REASON_SECRET_CHANGED {
+                reached.push(Reached::SecretRun);
+            }
             if run.reason == REASON_RUN_REQUESTED {
                 reached.push(Reached::RequestedRun);
             }
@@ -714,6 +797,7 @@ impl Model {
             match stalled.reason.as_str() {
                 "InvalidSpec" => reached.push(Reached::UnusableSpecStall),
                 "ConfigMapNotFound" => reached.push(Reached::ConfigMapMissing),
+                "SecretNotFound" => reached.push(Reached::SecretMissing),
                 _ => {}
             }
         }
@@ -725,6 +809,15 @@ impl Model {
             let message = service.message.as_deref().unwrap_or_default();
             if service.reason.as_deref() == Some(DISRUPTION_BUDGET) {
                 reached.push(Reached::SkippedForDisruptionBudget);
+            }
+            match (service.result, service.key.kind) {
+                (Some(ServiceResult::Ready), WorkloadKind::StatefulSet) => {
+                    reached.push(Reached::StatefulSetReady)
+                }
+                (Some(ServiceResult::Ready), WorkloadKind::DaemonSet) => {
+                    reached.push(Reached::DaemonSetReady)
+                }
+                _ => {}
             }
             match service.result {
                 Some(ServiceResult::TimedOut) => reached.push(Reached::ServiceTimedOut),
@@ -763,6 +856,9 @@ impl Model {
         self.cluster.refresh.spec.batch_timeout = format!("{BATCH_TIMEOUT_SECONDS}s");
         if !self.config_map_present {
             self.restore_config_map();
+        }
+        if !self.secret_present {
+            self.restore_secret();
         }
         for _ in 0..150 {
             self.pass(0, Delivery::Full, 0, false, None)?;

@@ -7,6 +7,7 @@ mod disruption_budgets;
 mod health_gate;
 mod lifecycle;
 mod pacing;
+mod secret_triggers;
 mod spec;
 mod triggers;
 mod waves;
