@@ -78,7 +78,7 @@ if phase == "Cancelled" then
     .. "; the next trigger or servicerefresh start begins a new run"
 elseif is_true(stalled) then
   -- RunFailed, NothingSelected, InvalidSpec, CrossNamespaceRefused, NamespaceNotWatched,
-  -- KindNotWatched, ConfigMapNotFound: the message says what to fix.
+  -- KindNotWatched, ConfigMapNotFound, RestartStorm, Forbidden: the message says what to fix.
   hs.status = "Degraded"
   hs.message = describe(stalled, "Stalled")
 elseif phase == "Suspended" or (is_true(reconciling) and reconciling.reason == "Suspended") then

@@ -49,6 +49,12 @@ pub fn duration(d: SignedDuration) -> String {
     }
 }
 
+/// A run's duration: its start and end are stored to the second, so a run shorter than a
+/// second reads `under 1s`, never a made-up `0ms`.
+pub fn run_duration(d: SignedDuration) -> String {
+    if d.abs() < SignedDuration::from_secs(1) { "under 1s".to_owned() } else { duration(d) }
+}
+
 /// A point in time to the second, in UTC.
 pub fn time(t: Timestamp) -> String {
     format!("{:.0}", t.round(jiff::Unit::Second).unwrap_or(t))
@@ -111,7 +117,9 @@ pub fn service_progress(service: &ServiceView, name_width: usize) -> String {
 pub fn summary(run: &RunView, plan: Option<&PlanView>, now: Timestamp) -> String {
     let mut out = String::new();
     let took = match (run.start, run.end) {
-        (Some(start), Some(end)) => format!(" after {}", duration(end.duration_since(start))),
+        (Some(start), Some(end)) => {
+            format!(" after {}", run_duration(end.duration_since(start)))
+        }
         _ => String::new(),
     };
     let totals = &run.totals;
@@ -197,7 +205,7 @@ pub fn plan_table(namespace: &str, name: &str, plan: &PlanView, now: Timestamp) 
             head.push(vec!["Started:".into(), start]);
             let end = match (run.start, run.end) {
                 (Some(start), Some(end)) => {
-                    format!("{} (took {})", time(end), duration(end.duration_since(start)))
+                    format!("{} (took {})", time(end), run_duration(end.duration_since(start)))
                 }
                 (Some(start), None) => {
                     format!("- (running for {})", duration(now.duration_since(start)))
@@ -342,6 +350,9 @@ mod tests {
     #[test]
     fn durations_read_naturally() {
         assert_eq!(duration(SignedDuration::from_millis(850)), "850ms");
+        assert_eq!(duration(SignedDuration::from_millis(9)), "9ms", "batch times are precise");
+        assert_eq!(run_duration(SignedDuration::ZERO), "under 1s", "run times are to the second");
+        assert_eq!(run_duration(SignedDuration::from_secs(3)), "3.0s");
         assert_eq!(duration(SignedDuration::from_millis(3_240)), "3.2s");
         assert_eq!(duration(SignedDuration::from_secs(67)), "1m7s");
         assert_eq!(duration(SignedDuration::from_secs(7_380)), "2h3m");

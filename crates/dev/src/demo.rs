@@ -234,9 +234,19 @@ fn batch_line(status: &ServiceRefreshStatus, batch: &BatchStatus) -> String {
         .and_then(|batch| batch.split_once('/'))
         .map_or("?", |(_, total)| total);
     format!(
-        "batch {:>2}/{total} done in {:>4.1}s: {} ready, {} failed, {} skipped",
-        batch.index, seconds, counts.ready, counts.failed, counts.skipped,
+        "batch {:>2}/{total} done in {}: {} ready, {} failed, {} skipped",
+        batch.index,
+        took(seconds),
+        counts.ready,
+        counts.failed,
+        counts.skipped,
     )
+}
+
+/// A batch's duration in five columns: batch times are stored to the microsecond, so a batch
+/// shorter than a second reads in milliseconds (`  9ms`) rather than `0.0s`.
+fn took(seconds: f64) -> String {
+    if seconds < 1.0 { format!("{:>3.0}ms", seconds * 1000.0) } else { format!("{seconds:>4.1}s") }
 }
 
 fn print_summary(status: &ServiceRefreshStatus, plan: Option<&Plan>, out: &mut impl Write) {
@@ -261,4 +271,16 @@ fn print_summary(status: &ServiceRefreshStatus, plan: Option<&Plan>, out: &mut i
         "totals: {} services, {} restarted, {} ready, {} failed, {} skipped",
         totals.services, totals.restarted, totals.ready, totals.failed, totals.skipped
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::took;
+
+    #[test]
+    fn short_batches_read_in_milliseconds() {
+        assert_eq!(took(0.009), "  9ms");
+        assert_eq!(took(0.0114), " 11ms");
+        assert_eq!(took(1.63), " 1.6s");
+    }
 }

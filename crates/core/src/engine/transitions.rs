@@ -36,6 +36,8 @@ pub enum EventReason {
     ConfigMapNotFound,
     StatusWriteRefused,
     RestartStorm,
+    /// The API server forbids a write the run needs (a missing RBAC grant).
+    Forbidden,
     /// The health gate still failed at its timeout and `failurePolicy: Continue` went on.
     HealthGateTimedOut,
     /// Capacity-aware pacing changed the run's effective batch size.
@@ -64,6 +66,7 @@ impl EventReason {
             Self::ConfigMapNotFound => "ConfigMapNotFound",
             Self::StatusWriteRefused => "StatusWriteRefused",
             Self::RestartStorm => "RestartStorm",
+            Self::Forbidden => "Forbidden",
             Self::HealthGateTimedOut => "HealthGateTimedOut",
             Self::BatchSizeChanged => "BatchSizeChanged",
             Self::Waiting(reason) => reason.as_str(),
@@ -78,6 +81,7 @@ impl EventReason {
             Self::NamespaceNotWatched,
             Self::ConfigMapNotFound,
             Self::RestartStorm,
+            Self::Forbidden,
         ]
         .into_iter()
         .find(|candidate| candidate.as_str() == reason)

@@ -108,6 +108,39 @@ pub fn check_capacity(
     Ok(capacity.is_blocked())
 }
 
+/// While the API server forbids restarts, a pass sends no plan and no restart before the
+/// shell's back-off ran out, and one probe at most after it; an active run is stalled.
+pub fn check_forbidden(
+    forbidden: Option<&crate::engine::Forbidden>,
+    now: jiff::Timestamp,
+    decision: &Decision,
+) -> Result<(), TestCaseError> {
+    let Some(forbidden) = forbidden else {
+        return Ok(());
+    };
+    let allowed = usize::from(forbidden.retry_due(now));
+    prop_assert!(
+        decision.restarts.len() <= allowed,
+        "{} restarts sent while forbidden (at most {allowed})",
+        decision.restarts.len()
+    );
+    if allowed == 0 {
+        prop_assert!(decision.plan_objects.is_empty(), "a run planned while forbidden");
+    }
+    if run_active(&decision.status) {
+        // Forbidden, or a stall that needs a person more (an unusable spec).
+        let stalled = crate::engine::conditions::find(
+            &decision.status.conditions,
+            crate::engine::conditions::STALLED,
+        );
+        prop_assert!(
+            stalled.is_some_and(|c| c.status == "True"),
+            "an active run whose restarts are forbidden is stalled: {stalled:?}"
+        );
+    }
+    Ok(())
+}
+
 pub fn check_decision(
     input: Option<&ServiceRefreshStatus>,
     input_plan: Option<&Plan>,

@@ -3,6 +3,7 @@
 
 mod capacity;
 mod crashes;
+mod forbidden;
 mod health_gate;
 mod lifecycle;
 mod pacing;
