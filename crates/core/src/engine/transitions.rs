@@ -186,6 +186,17 @@ impl Transition {
                 EventReason::BatchStarted,
                 format!("Batch {batch} of {batches} started: {services} Deployments"),
             ),
+            Self::BatchCompleted { batch, batches, ready: 0, failed: 0, skipped, .. }
+                if *skipped > 0 =>
+            {
+                (
+                    EventSeverity::Normal,
+                    EventReason::BatchCompleted,
+                    format!(
+                        "Batch {batch} of {batches} skipped: {skipped} Deployments, none restarted"
+                    ),
+                )
+            }
             Self::BatchCompleted { batch, batches, ready, failed, skipped, .. } => (
                 if *failed > 0 { EventSeverity::Warning } else { EventSeverity::Normal },
                 EventReason::BatchCompleted,
