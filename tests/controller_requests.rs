@@ -82,6 +82,7 @@ fn observation<'a>(
         run_slot: RunSlot::Granted,
         min_restart_interval: jiff::SignedDuration::ZERO,
         health_gate: None,
+        forbidden: None,
         now,
     }
 }

@@ -7,6 +7,7 @@
 mod common;
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use common::kubectl::Kubectl;
 use common::{NAMESPACE, Operator, sim_client};
@@ -144,4 +145,107 @@ async fn kubectl_apply_get_and_wait_on_a_servicerefresh() {
     assert_eq!(printed, expected);
     assert_eq!((expected.progress.as_str(), expected.failed.as_str()), ("13/15", "2"));
     sim.shutdown().await;
+}
+
+/// The columns of `kubectl get sref NAME`, by header.
+async fn row_of(kubectl: &Kubectl, name: &str, wide: bool) -> Vec<(String, String)> {
+    let mut args = vec!["get", "sref", name, "-n", NAMESPACE];
+    if wide {
+        args.extend(["-o", "wide"]);
+    }
+    let table = kubectl.ok(&args).await;
+    let mut lines = table.lines();
+    let header = lines.next().unwrap_or_default();
+    let row = lines.next().unwrap_or_default();
+    // kubectl aligns every column at its header's first character.
+    let starts: Vec<usize> = header
+        .char_indices()
+        .filter(|(at, c)| !c.is_whitespace() && (*at == 0 || header[..*at].ends_with(' ')))
+        .map(|(at, _)| at)
+        .collect();
+    starts
+        .iter()
+        .enumerate()
+        .map(|(index, &start)| {
+            let end = starts.get(index + 1).copied().unwrap_or(usize::MAX);
+            let cell = |text: &str| {
+                text.get(start..end.min(text.len())).unwrap_or_default().trim().to_owned()
+            };
+            (cell(header), cell(row))
+        })
+        .collect()
+}
+
+fn column<'a>(row: &'a [(String, String)], name: &str) -> &'a str {
+    row.iter()
+        .find(|(header, _)| header == name)
+        .map(|(_, value)| value.as_str())
+        .unwrap_or_else(|| panic!("no column {name} in {row:?}"))
+}
+
+/// A resource stalled before any run says so in the default columns, and after a cancel
+/// mid-run BATCH shows the batch the run stopped at out of the batches it was heading for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_get_shows_a_stall_before_any_run_and_where_a_cancel_stopped() {
+    let cluster = common::SimCluster::start(SimConfig {
+        deployments: 20,
+        rollout_ms: 700,
+        rollout_jitter_ms: 100,
+        progress_deadline_seconds: 30,
+        ..SimConfig::default()
+    })
+    .await;
+    let kubectl = Kubectl::for_sim(&cluster.sim);
+    let operator = Operator::start(&cluster.client);
+
+    cluster
+        .create_refresh(
+            "stalled",
+            serde_json::json!({"selector": {}, "configMapTriggers": [{"name": "missing"}]}),
+        )
+        .await;
+    common::wait_for(Duration::from_secs(30), "the ConfigMapNotFound stall", || async {
+        let status = cluster.status("stalled").await?;
+        status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Stalled" && c.status == "True" && c.reason == "ConfigMapNotFound")
+            .then_some(())
+    })
+    .await;
+    let row = row_of(&kubectl, "stalled", false).await;
+    assert_eq!(column(&row, "PHASE"), "Pending", "{row:?}");
+    assert_eq!(column(&row, "REASON"), "ConfigMapNotFound", "{row:?}");
+    let wide = row_of(&kubectl, "stalled", true).await;
+    assert!(
+        column(&wide, "MESSAGE").contains("ConfigMap arcgis/missing does not exist"),
+        "{wide:?}"
+    );
+
+    cluster.create_refresh("cancelled", serde_json::json!({"selector": {}, "batchSize": 2})).await;
+    common::wait_for(Duration::from_secs(60), "the run's second batch", || async {
+        let status = cluster.status("cancelled").await?;
+        status.batches.iter().any(|batch| batch.index >= 2).then_some(())
+    })
+    .await;
+    kubectl
+        .ok(&[
+            "annotate",
+            "sref",
+            "cancelled",
+            "-n",
+            NAMESPACE,
+            "gisops.io/cancel-requested-at=now",
+        ])
+        .await;
+    let status = cluster.wait_for_run_end("cancelled", Duration::from_secs(60)).await;
+    assert_eq!(status.phase, Some(servicerefresh_core::crd::Phase::Cancelled));
+    let stopped_at = status.batches.last().map_or(0, |batch| batch.index);
+    assert!((2..10).contains(&stopped_at), "cancelled mid-run: {stopped_at}");
+    let row = row_of(&kubectl, "cancelled", false).await;
+    operator.stop().await;
+    assert_eq!(column(&row, "PHASE"), "Cancelled", "{row:?}");
+    assert_eq!(column(&row, "BATCH"), format!("{stopped_at}/10"), "{row:?}");
+    assert_eq!(column(&row, "REASON"), "RunCancelled", "{row:?}");
+    cluster.sim.shutdown().await;
 }

@@ -78,8 +78,8 @@ if phase == "Cancelled" then
     .. "; the next trigger or servicerefresh start begins a new run"
 elseif is_true(stalled) then
   -- RunFailed, NothingSelected, InvalidSpec, CrossNamespaceRefused, NamespaceNotWatched,
-  -- KindNotWatched, ConfigMapNotFound, SecretNotFound, SecretsNotWatched: the message says
-  -- what to fix.
+  -- KindNotWatched, ConfigMapNotFound, SecretNotFound, SecretsNotWatched, RestartStorm,
+  -- Forbidden: the message says what to fix.
   hs.status = "Degraded"
   hs.message = describe(stalled, "Stalled")
 elseif phase == "Suspended" or (is_true(reconciling) and reconciling.reason == "Suspended") then

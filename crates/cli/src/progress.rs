@@ -109,7 +109,10 @@ impl BatchEvents {
                 self.started = batch.index;
             }
             if batch.index > self.completed && batch.index <= self.started && completed {
-                lines.push(render::batch_completed(batch, batches, now));
+                // A batch that restarted nothing was announced as skipped; that says it all.
+                if batch.folded > 1 || !render::all_skipped(batch) {
+                    lines.push(render::batch_completed(batch, batches, now));
+                }
                 self.completed = batch.index;
             }
         }

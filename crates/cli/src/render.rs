@@ -49,6 +49,12 @@ pub fn duration(d: SignedDuration) -> String {
     }
 }
 
+/// A run's duration: its start and end are stored to the second, so a run shorter than a
+/// second reads `under 1s`, never a made-up `0ms`.
+pub fn run_duration(d: SignedDuration) -> String {
+    if d.abs() < SignedDuration::from_secs(1) { "under 1s".to_owned() } else { duration(d) }
+}
+
 /// A point in time to the second, in UTC.
 pub fn time(t: Timestamp) -> String {
     format!("{:.0}", t.round(jiff::Unit::Second).unwrap_or(t))
@@ -64,11 +70,30 @@ fn counts_text(counts: &Counts) -> String {
     format!("{} ready, {} failed, {} skipped", counts.ready, counts.failed, counts.skipped)
 }
 
-/// `batch 2/14 started: 10 Deployments`.
+/// `batch 2/14 started: 10 Deployments`; a batch whose every service was skipped (a dry
+/// run, paused or excluded Deployments) restarted nothing: `batch 3/4 skipped: 10
+/// Deployments (dry run: not restarted)`.
 pub fn batch_started(batch: &BatchView, batches: usize) -> String {
     let n = batch.services.len();
     let noun = if n == 1 { "Deployment" } else { "Deployments" };
-    format!("batch {}/{batches} started: {n} {noun}", batch.index)
+    if !all_skipped(batch) {
+        return format!("batch {}/{batches} started: {n} {noun}", batch.index);
+    }
+    let first = batch.services.first().and_then(|service| service.message.as_deref());
+    let why = match first {
+        Some(message) if batch.services.iter().all(|s| s.message.as_deref() == Some(message)) => {
+            format!(" ({message})")
+        }
+        _ => String::new(),
+    };
+    format!("batch {}/{batches} skipped: {n} {noun}{why}", batch.index)
+}
+
+/// Whether the batch ended with every service Skipped: nothing in it was restarted.
+pub fn all_skipped(batch: &BatchView) -> bool {
+    batch.phase == BatchPhase::Completed
+        && !batch.services.is_empty()
+        && batch.services.iter().all(|service| service.result == Some(ServiceResult::Skipped))
 }
 
 /// `batch 2/14 completed in 3.2s: 9 ready, 1 failed, 0 skipped`.
@@ -111,7 +136,9 @@ pub fn service_progress(service: &ServiceView, name_width: usize) -> String {
 pub fn summary(run: &RunView, plan: Option<&PlanView>, now: Timestamp) -> String {
     let mut out = String::new();
     let took = match (run.start, run.end) {
-        (Some(start), Some(end)) => format!(" after {}", duration(end.duration_since(start))),
+        (Some(start), Some(end)) => {
+            format!(" after {}", run_duration(end.duration_since(start)))
+        }
         _ => String::new(),
     };
     let totals = &run.totals;
@@ -197,7 +224,7 @@ pub fn plan_table(namespace: &str, name: &str, plan: &PlanView, now: Timestamp) 
             head.push(vec!["Started:".into(), start]);
             let end = match (run.start, run.end) {
                 (Some(start), Some(end)) => {
-                    format!("{} (took {})", time(end), duration(end.duration_since(start)))
+                    format!("{} (took {})", time(end), run_duration(end.duration_since(start)))
                 }
                 (Some(start), None) => {
                     format!("- (running for {})", duration(now.duration_since(start)))
@@ -342,9 +369,28 @@ mod tests {
     #[test]
     fn durations_read_naturally() {
         assert_eq!(duration(SignedDuration::from_millis(850)), "850ms");
+        assert_eq!(duration(SignedDuration::from_millis(9)), "9ms", "batch times are precise");
+        assert_eq!(run_duration(SignedDuration::ZERO), "under 1s", "run times are to the second");
+        assert_eq!(run_duration(SignedDuration::from_secs(3)), "3.0s");
         assert_eq!(duration(SignedDuration::from_millis(3_240)), "3.2s");
         assert_eq!(duration(SignedDuration::from_secs(67)), "1m7s");
         assert_eq!(duration(SignedDuration::from_secs(7_380)), "2h3m");
+    }
+
+    #[test]
+    fn a_batch_that_restarted_nothing_reads_skipped() {
+        let skipped = |message: &str| svc("alpha", Some(ServiceResult::Skipped), Some(message));
+        let mut batch = plan().batches[0].clone();
+        batch.index = 3;
+        batch.services = vec![skipped("dry run: not restarted"), skipped("dry run: not restarted")];
+        assert_eq!(
+            batch_started(&batch, 4),
+            "batch 3/4 skipped: 2 Deployments (dry run: not restarted)"
+        );
+        batch.services[1] = skipped("paused");
+        assert_eq!(batch_started(&batch, 4), "batch 3/4 skipped: 2 Deployments");
+        batch.services[1] = svc("beta", Some(ServiceResult::Ready), None);
+        assert_eq!(batch_started(&batch, 4), "batch 3/4 started: 2 Deployments");
     }
 
     #[test]

@@ -1,12 +1,15 @@
 //! `servicerefresh demo`: a simulated cluster, the operator and one ServiceRefresh in a
 //! single process. It shows the batches progressing live and ends with a per-batch summary,
-//! so a new user sees the whole product in under thirty seconds without a cluster.
+//! so a new user sees the whole product in under thirty seconds without a cluster. On a
+//! terminal the progress is an animated bar, as `servicerefresh start --wait` shows it, with
+//! each completed batch printed above it; otherwise one plain line per change.
 
 use std::io::Write;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::Client;
@@ -34,6 +37,8 @@ pub struct DemoOptions {
     pub deployments: usize,
     pub fail: usize,
     pub batch_size: u32,
+    /// Standard output is a terminal: animate the progress instead of printing lines.
+    pub terminal: bool,
 }
 
 /// What can stop the demo before the run ends.
@@ -147,7 +152,9 @@ async fn run_demo(options: &DemoOptions, out: &mut impl Write) -> Result<Phase, 
         options.batch_size
     );
 
-    let outcome = tokio::time::timeout(DEADLINE, follow(&refreshes, out, started)).await;
+    let mut progress = if options.terminal { Progress::bar() } else { Progress::Lines(out) };
+    let outcome = tokio::time::timeout(DEADLINE, follow(&refreshes, &mut progress, started)).await;
+    progress.finish();
     let _ = stop_operator.send(());
     let operator_result = operator.await;
     let refresh = match outcome {
@@ -182,10 +189,71 @@ async fn slow_down_a_few(client: &Client) -> Result<(), DemoError> {
     Ok(())
 }
 
-/// Prints a line whenever the run's progress changes, until the run ends.
-async fn follow(
+/// Where the run's progress goes: plain lines, or an animated bar on a terminal.
+enum Progress<'a, W: Write> {
+    Lines(&'a mut W),
+    Bar(ProgressBar),
+}
+
+impl<W: Write> Progress<'_, W> {
+    /// A spinner, the share of services with a result, and what the run is doing.
+    fn bar() -> Self {
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stdout());
+        let style = ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] [{bar:30}] {pos}/{len} services  {msg}",
+        )
+        .map(|style| style.progress_chars("=> "))
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+        bar.set_style(style);
+        bar.enable_steady_tick(Duration::from_millis(120));
+        Self::Bar(bar)
+    }
+
+    /// A line that stays: a completed batch.
+    fn line(&mut self, line: &str) {
+        match self {
+            Self::Lines(out) => {
+                let _ = writeln!(out, "{line}");
+            }
+            Self::Bar(bar) => bar.println(line),
+        }
+    }
+
+    /// The run's state now; plain lines print it only when it changed.
+    fn state(&mut self, status: &ServiceRefreshStatus, line: String, last_line: &mut String) {
+        match self {
+            Self::Lines(out) => {
+                if line[9..] != last_line.get(9..).unwrap_or_default()[..] {
+                    let _ = writeln!(out, "{line}");
+                    *last_line = line;
+                }
+            }
+            Self::Bar(bar) => {
+                let totals = &status.totals;
+                bar.set_length(u64::from(totals.services));
+                bar.set_position(u64::from(totals.ready + totals.failed + totals.skipped));
+                bar.set_message(format!(
+                    "{} batch {}  ready {}  failed {}",
+                    status.phase.map(|p| format!("{p:?}")).unwrap_or_default(),
+                    status.batch.clone().unwrap_or_default(),
+                    totals.ready,
+                    totals.failed,
+                ));
+            }
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Self::Bar(bar) = self {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// Reports the run's progress whenever it changes, until the run ends.
+async fn follow<W: Write>(
     refreshes: &Api<ServiceRefresh>,
-    out: &mut impl Write,
+    out: &mut Progress<'_, W>,
     started: Instant,
 ) -> Result<Box<ServiceRefresh>, DemoError> {
     let config = watcher::Config::default().fields("metadata.name=refresh-all-services");
@@ -199,7 +267,7 @@ async fn follow(
         let Some(status) = refresh.status.clone() else { continue };
         for batch in &status.batches {
             if batch.index as usize > announced_batches && batch.phase == BatchPhase::Completed {
-                let _ = writeln!(out, "  {}", batch_line(&status, batch));
+                out.line(&format!("  {}", batch_line(&status, batch)));
                 announced_batches = batch.index as usize;
             }
         }
@@ -211,10 +279,7 @@ async fn follow(
             status.progress.clone().unwrap_or_default(),
             status.totals.failed,
         );
-        if line[9..] != last_line.get(9..).unwrap_or_default()[..] {
-            let _ = writeln!(out, "{line}");
-            last_line = line;
-        }
+        out.state(&status, line, &mut last_line);
         if matches!(status.phase, Some(Phase::Succeeded | Phase::Failed | Phase::Cancelled)) {
             return Ok(Box::new(refresh));
         }
@@ -234,9 +299,19 @@ fn batch_line(status: &ServiceRefreshStatus, batch: &BatchStatus) -> String {
         .and_then(|batch| batch.split_once('/'))
         .map_or("?", |(_, total)| total);
     format!(
-        "batch {:>2}/{total} done in {:>4.1}s: {} ready, {} failed, {} skipped",
-        batch.index, seconds, counts.ready, counts.failed, counts.skipped,
+        "batch {:>2}/{total} done in {}: {} ready, {} failed, {} skipped",
+        batch.index,
+        took(seconds),
+        counts.ready,
+        counts.failed,
+        counts.skipped,
     )
+}
+
+/// A batch's duration in five columns: batch times are stored to the microsecond, so a batch
+/// shorter than a second reads in milliseconds (`  9ms`) rather than `0.0s`.
+fn took(seconds: f64) -> String {
+    if seconds < 1.0 { format!("{:>3.0}ms", seconds * 1000.0) } else { format!("{seconds:>4.1}s") }
 }
 
 fn print_summary(status: &ServiceRefreshStatus, plan: Option<&Plan>, out: &mut impl Write) {
@@ -261,4 +336,16 @@ fn print_summary(status: &ServiceRefreshStatus, plan: Option<&Plan>, out: &mut i
         "totals: {} services, {} restarted, {} ready, {} failed, {} skipped",
         totals.services, totals.restarted, totals.ready, totals.failed, totals.skipped
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::took;
+
+    #[test]
+    fn short_batches_read_in_milliseconds() {
+        assert_eq!(took(0.009), "  9ms");
+        assert_eq!(took(0.0114), " 11ms");
+        assert_eq!(took(1.63), " 1.6s");
+    }
 }

@@ -196,8 +196,12 @@ pub async fn run_demo(args: DemoArgs) -> ExitCode {
     if let Some(code) = too_many_failing(args.fail, args.deployments) {
         return code;
     }
-    let options =
-        DemoOptions { deployments: args.deployments, fail: args.fail, batch_size: args.batch_size };
+    let options = DemoOptions {
+        deployments: args.deployments,
+        fail: args.fail,
+        batch_size: args.batch_size,
+        terminal: std::io::IsTerminal::is_terminal(&std::io::stdout()),
+    };
     demo::run(options, &mut std::io::stdout()).await
 }
 

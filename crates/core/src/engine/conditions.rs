@@ -65,6 +65,9 @@ pub enum Situation {
     /// Trigger changes started more runs within an hour than `spec.maxRunsPerHour` allows;
     /// trigger-started runs stop until a person requests a run.
     RestartStorm { message: String },
+    /// The API server forbids a write the run needs (403): a missing RBAC grant, named in
+    /// `message`. The run holds and resumes once a retry goes through.
+    Forbidden { message: String },
 }
 
 struct Wanted {
@@ -148,6 +151,9 @@ impl Situation {
                 true,
             ),
             Self::RestartStorm { message } => (RESTART_STORM, message.clone(), false, false, true),
+            Self::Forbidden { message } => {
+                (super::forbidden::FORBIDDEN, message.clone(), false, false, true)
+            }
             Self::AwaitingTrigger => (
                 "AwaitingTrigger",
                 "runOnCreate is false: no run yet; a change to a trigger starts the first one"

@@ -5,6 +5,7 @@
 pub mod capacity;
 pub mod conditions;
 pub mod disruption_budgets;
+pub mod forbidden;
 pub mod health_gate;
 pub mod notifications;
 pub mod observed;
@@ -33,6 +34,7 @@ use crate::crd::{ServiceRefresh, ServiceRefreshPlan, ServiceRefreshStatus, Workl
 
 pub use conditions::SlotHolder;
 pub use disruption_budgets::DisruptionBudgetSnapshot;
+pub use forbidden::Forbidden;
 pub use observed::{
     ClusterView, ConfigMapSnapshot, DeploymentSnapshot, SecretSnapshot, StaticCluster,
 };
@@ -109,6 +111,9 @@ pub struct Observation<'a> {
     pub run_slot: RunSlot,
     /// The health gate's latest outcome for this resource, as the shell last checked it.
     pub health_gate: Option<&'a health_gate::GateResult>,
+    /// A write of this resource's run the API server forbids (403), as the shell last saw
+    /// it, with when it tries again; `None` once a write of that kind went through.
+    pub forbidden: Option<&'a Forbidden>,
     /// The current time.
     pub now: Timestamp,
     /// The operator's `--min-restart-interval`: no Deployment is restarted twice within it,
@@ -174,8 +179,12 @@ pub enum RestartOutcome {
     Patched { generation: i64 },
     /// The Deployment no longer exists (404).
     NotFound,
-    /// The API server refused the patch for good (e.g. 403, 422); the message says why.
+    /// The API server refused the patch for good (e.g. 400, 422); the message says why.
     Rejected(String),
+    /// The API server forbids the patch (403): a missing RBAC grant, not a fault of the
+    /// Deployment. Nothing was restarted; the shell records the refusal, and the run stalls
+    /// until a retry goes through.
+    Forbidden(String),
     /// A transient failure (5xx, 429, timeout); the restart is retried on a later pass.
     Transient(String),
 }

@@ -38,6 +38,8 @@ pub enum EventReason {
     SecretsNotWatched,
     StatusWriteRefused,
     RestartStorm,
+    /// The API server forbids a write the run needs (a missing RBAC grant).
+    Forbidden,
     /// The health gate still failed at its timeout and `failurePolicy: Continue` went on.
     HealthGateTimedOut,
     /// Capacity-aware pacing changed the run's effective batch size.
@@ -68,6 +70,7 @@ impl EventReason {
             Self::SecretsNotWatched => "SecretsNotWatched",
             Self::StatusWriteRefused => "StatusWriteRefused",
             Self::RestartStorm => "RestartStorm",
+            Self::Forbidden => "Forbidden",
             Self::HealthGateTimedOut => "HealthGateTimedOut",
             Self::BatchSizeChanged => "BatchSizeChanged",
             Self::Waiting(reason) => reason.as_str(),
@@ -84,6 +87,7 @@ impl EventReason {
             Self::SecretNotFound,
             Self::SecretsNotWatched,
             Self::RestartStorm,
+            Self::Forbidden,
         ]
         .into_iter()
         .find(|candidate| candidate.as_str() == reason)
@@ -188,6 +192,17 @@ impl Transition {
                 EventReason::BatchStarted,
                 format!("Batch {batch} of {batches} started: {services} Deployments"),
             ),
+            Self::BatchCompleted { batch, batches, ready: 0, failed: 0, skipped, .. }
+                if *skipped > 0 =>
+            {
+                (
+                    EventSeverity::Normal,
+                    EventReason::BatchCompleted,
+                    format!(
+                        "Batch {batch} of {batches} skipped: {skipped} Deployments, none restarted"
+                    ),
+                )
+            }
             Self::BatchCompleted { batch, batches, ready, failed, skipped, .. } => (
                 if *failed > 0 { EventSeverity::Warning } else { EventSeverity::Normal },
                 EventReason::BatchCompleted,

@@ -114,6 +114,7 @@ pub fn drive_run(
             plan: plan.as_ref(),
             run_slot: RunSlot::Granted,
             health_gate: None,
+            forbidden: None,
             now,
             min_restart_interval: jiff::SignedDuration::ZERO,
         });

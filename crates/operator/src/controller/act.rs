@@ -4,6 +4,7 @@
 //! lifecycle step. Every write asks its [`WriteGate`] right before it is sent, so a replica
 //! that stopped leading mid-pass sends nothing more.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use futures::StreamExt;
@@ -26,10 +27,13 @@ use servicerefresh_core::engine::{
     Decision, EventNote, EventSeverity, ObjectKey, Restart, RestartOutcome, Transition,
     record_restart_outcomes,
 };
+use servicerefresh_core::policy::forbidden_writes::RefusedRequest;
 use servicerefresh_core::policy::leadership::{Leadership, Refused, Term};
 use servicerefresh_core::policy::patch_memo::PatchMemo;
 use servicerefresh_core::policy::plan_memo::PlanMemo;
 use servicerefresh_core::policy::status_memo::StatusMemo;
+
+use super::forbidden;
 
 /// Asked right before each write of a pass: may this replica still send it?
 pub trait WriteGate: Sync {
@@ -100,20 +104,27 @@ pub fn restart_patch(restart: &Restart) -> serde_json::Value {
 }
 
 /// Sends the restart patches, a few at a time, and reports each outcome; each patch asks the
-/// gate first, and once one is refused no further patch is sent. Every accepted patch is
-/// remembered in `patches` at once, so a later failure of this pass cannot hide it.
+/// gate first, and once one is refused no further patch is sent. Once the API server forbids
+/// one (403), no further patch is sent either: each would be refused the same way. Patches
+/// not sent have no outcome. Every accepted patch is remembered in `patches` at once, so a
+/// later failure of this pass cannot hide it.
 pub async fn send_restarts(
     client: &Client,
     restarts: &[Restart],
     gate: &dyn WriteGate,
     patches: &PatchMemo,
 ) -> Result<Vec<(ObjectKey, RestartOutcome)>, Refused> {
-    let outcomes: Vec<Result<(ObjectKey, RestartOutcome), Refused>> =
+    let forbidden = AtomicBool::new(false);
+    let forbidden = &forbidden;
+    let outcomes: Vec<Result<Option<(ObjectKey, RestartOutcome)>, Refused>> =
         futures::stream::iter(restarts.iter().cloned())
             .map(|restart| {
                 let client = client.clone();
                 async move {
                     gate.check()?;
+                    if forbidden.load(Ordering::Relaxed) {
+                        return Ok(None);
+                    }
                     let kind = restart.deployment.kind;
                     // Parsed straight into the lean snapshot, whatever the kind.
                     let api: Api<DeploymentSnapshot> =
@@ -148,15 +159,19 @@ pub async fn send_restarts(
                         RestartOutcome::Transient(message) => {
                             info!(kind = %kind, deployment = %restart.deployment, run = %restart.restarted_by, error = %message, "restart failed; it is retried");
                         }
+                        // Logged once per pass by the reconcile, with the refused permission.
+                        RestartOutcome::Forbidden(_) => forbidden.store(true, Ordering::Relaxed),
                         RestartOutcome::NotFound => {}
                     }
-                    Ok((restart.deployment, outcome))
+                    Ok(Some((restart.deployment, outcome)))
                 }
             })
             .buffered(PATCH_CONCURRENCY)
             .collect()
             .await;
-    outcomes.into_iter().collect()
+    let outcomes: Vec<Option<(ObjectKey, RestartOutcome)>> =
+        outcomes.into_iter().collect::<Result<_, _>>()?;
+    Ok(outcomes.into_iter().flatten().collect())
 }
 
 /// Maps a patch response to what it means for the run.
@@ -165,7 +180,8 @@ pub fn classify_patch_result(result: Result<DeploymentSnapshot, kube::Error>) ->
         Ok(workload) => RestartOutcome::Patched { generation: workload.generation() },
         Err(kube::Error::Api(status)) => match status.code {
             404 => RestartOutcome::NotFound,
-            400 | 403 | 422 => RestartOutcome::Rejected(status.message.clone()),
+            403 => RestartOutcome::Forbidden(status.message.clone()),
+            400 | 422 => RestartOutcome::Rejected(status.message.clone()),
             409 => RestartOutcome::Transient(format!(
                 "the workload changed since the operator last saw it; deciding again ({})",
                 status.message
@@ -256,6 +272,11 @@ pub struct Applied {
     pub transient_failures: Vec<String>,
     /// When the last restart patch was answered, if the pass sent any.
     pub restarts_sent_at: Option<Instant>,
+    /// The request the API server forbade in this pass, if any, and its message.
+    pub forbidden: Option<(RefusedRequest, String)>,
+    /// A plan object or a restart patch of this pass went through: a refusal recorded
+    /// earlier is over.
+    pub writes_allowed: bool,
 }
 
 /// What this process remembers of its own writes until the caches show them.
@@ -309,6 +330,8 @@ pub async fn apply_decision_gated(
                 status_write,
                 transient_failures: Vec::new(),
                 restarts_sent_at: None,
+                forbidden: None,
+                writes_allowed: false,
             });
         }
         on_record = Some(decision.status.clone());
@@ -317,6 +340,9 @@ pub async fn apply_decision_gated(
         .await
         .map_err(ApplyError::Fenced)?;
     let restarts_sent_at = (!outcomes.is_empty()).then(Instant::now);
+    let forbidden = forbidden::refused_restart(&outcomes);
+    let writes_allowed = !decision.plan_objects.is_empty()
+        || outcomes.iter().any(|(_, outcome)| matches!(outcome, RestartOutcome::Patched { .. }));
     let namespace = observed.namespace().unwrap_or_default();
     let finished = record_restart_outcomes(&mut decision.status, &outcomes, &namespace);
     decision.transitions.extend(finished);
@@ -331,7 +357,14 @@ pub async fn apply_decision_gated(
         status_write =
             write_remembered(client, observed, &on_record, &decision.status, gate, memos).await?;
     }
-    Ok(Applied { decision, status_write, transient_failures, restarts_sent_at })
+    Ok(Applied {
+        decision,
+        status_write,
+        transient_failures,
+        restarts_sent_at,
+        forbidden,
+        writes_allowed,
+    })
 }
 
 /// Writes the plan objects of a run just planned (server-side apply: created, or replaced

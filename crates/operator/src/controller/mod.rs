@@ -9,6 +9,7 @@ mod act;
 mod answers;
 mod caches;
 mod client_stack;
+mod forbidden;
 mod health_gate;
 mod leader;
 mod notify;

@@ -116,6 +116,7 @@ fn build_context(
         refreshes: caches.refreshes,
         plan_memo: PlanMemo::default(),
         refusals: Default::default(),
+        forbidden: Default::default(),
         scope: config.scope.clone(),
         min_restart_interval: config.min_restart_interval,
         slots: RunSlots::new(config.max_concurrent_runs),

@@ -18,6 +18,7 @@ use tracing::{info, warn};
 
 use super::act::{self, ApplyError, StatusWrite, TermGate, WriteGate, WriteMemos};
 use super::caches::{Cache, CacheSync, CachedCluster, WatchDeliveries};
+use super::forbidden;
 use super::health_gate::HealthChecks;
 use super::notify::Notifier;
 use super::plans;
@@ -32,6 +33,7 @@ use servicerefresh_core::engine::{
 use servicerefresh_core::engine::{EventNote, EventReason, EventSeverity, WaitReason};
 use servicerefresh_core::policy::admission::{CachedRefresh, RunSlots};
 use servicerefresh_core::policy::awaiting::AwaitIndex;
+use servicerefresh_core::policy::forbidden_writes::{ForbiddenWrites, RefusedRequest};
 use servicerefresh_core::policy::leadership::{Leadership, Term};
 use servicerefresh_core::policy::plan_memo::PlanMemo;
 use servicerefresh_core::policy::refusals::RefusedWrites;
@@ -92,6 +94,8 @@ pub struct Context {
     pub plan_memo: PlanMemo,
     /// Refused status writes in a row, for the back-off.
     pub refusals: RefusedWrites,
+    /// Writes the API server forbids (403), for the Forbidden stall and its retries.
+    pub forbidden: ForbiddenWrites,
     pub scope: OperatorScope,
     /// No Deployment is restarted twice within it, unless a run is forced.
     pub min_restart_interval: jiff::SignedDuration,
@@ -260,6 +264,7 @@ impl Context {
     ) -> Decision {
         let cached = self.cached_refreshes();
         let gate = observed.metadata.uid.as_deref().and_then(|uid| self.health_checks.latest(uid));
+        let forbidden = self.forbidden.current(key);
         let mut observation = Observation {
             refresh: observed,
             cluster: &self.cluster,
@@ -267,6 +272,7 @@ impl Context {
             plan: plan.as_deref(),
             run_slot: RunSlot::Busy { holders: self.slots.holders(key, &cached) },
             health_gate: gate.as_ref(),
+            forbidden: forbidden.as_ref(),
             now: Timestamp::now(),
             min_restart_interval: self.min_restart_interval,
         };
@@ -320,6 +326,14 @@ impl Context {
             Err(ApplyError::Status(source)) => {
                 return Err(ReconcileError::StatusWrite { object: key.to_string(), source });
             }
+            Err(ApplyError::Plan { source, .. }) if forbidden::is_forbidden(&source) => {
+                // The run did not start: its plan is its first write. The next pass stalls
+                // it with the refused permission and tries again after the back-off.
+                let namespace = key.namespace.clone();
+                let refused = forbidden::refused_plan_write(&namespace);
+                let retry_at = self.note_forbidden(key, refused, &source.to_string());
+                return Ok(Some(PassOutcome { wake_at: Some(retry_at), transient_failures: 0 }));
+            }
             Err(ApplyError::Plan { name, source }) => {
                 return Err(ReconcileError::PlanWrite {
                     object: key.to_string(),
@@ -330,6 +344,12 @@ impl Context {
         };
         if applied.status_write == StatusWrite::Written {
             self.refusals.written(key);
+        }
+        let mut retry_forbidden = None;
+        if let Some((refused, message)) = applied.forbidden.clone() {
+            retry_forbidden = Some(self.note_forbidden(key, refused, &message));
+        } else if applied.writes_allowed {
+            self.forbidden.allowed(key);
         }
         match applied.status_write {
             StatusWrite::ResourceGone => {
@@ -376,7 +396,27 @@ impl Context {
                 }
             }
         }
+        // A Role change causes no event on the resource: the refused write is retried on
+        // the back-off's schedule.
+        let wake_at = match (wake_at, retry_forbidden) {
+            (Some(wake), Some(retry)) => Some(wake.min(retry)),
+            (wake, retry) => wake.or(retry),
+        };
         Ok(Some(PassOutcome { wake_at, transient_failures }))
+    }
+
+    /// Records a write the API server forbade, with one log line per attempt: a warning for
+    /// the first of a series, the retries at info. Returns when to try again.
+    fn note_forbidden(&self, key: &ObjectKey, refused: RefusedRequest, error: &str) -> Timestamp {
+        let first = self.forbidden.current(key).is_none();
+        let retry_at = self.forbidden.refused(key, refused.clone(), Timestamp::now());
+        let RefusedRequest { verb, resource, group, namespace } = &refused;
+        if first {
+            warn!(servicerefresh = %key, %verb, %resource, %group, %namespace, %error, %retry_at, "the API server forbids this write: the operator lacks the RBAC permission; the run stalls and retries until it is granted");
+        } else {
+            info!(servicerefresh = %key, %verb, %resource, %group, %namespace, %error, %retry_at, "still forbidden; retrying later");
+        }
+        retry_at
     }
 
     /// The metrics of one transition, counted once its status is written.
@@ -551,6 +591,7 @@ impl Context {
             self.health_checks.forget(uid);
         }
         self.awaiting.set(key, &Default::default());
+        self.forbidden.allowed(key);
         for waiting in self.slots.release(key) {
             let _ = self
                 .wake_queued

@@ -78,8 +78,8 @@ pub fn decide(observation: &Observation) -> Decision {
 
 /// Folds the outcomes of the restart patches the controller sent into the status. Patched
 /// records the generation to wait for; NotFound and Rejected are final results; Transient
-/// leaves the service untouched so the next pass sends the same restart again. Returns the
-/// services that got their result here.
+/// and Forbidden leave the service untouched so a later pass sends the same restart again.
+/// Returns the services that got their result here.
 pub fn record_restart_outcomes(
     status: &mut ServiceRefreshStatus,
     outcomes: &[(ObjectKey, RestartOutcome)],
@@ -118,7 +118,7 @@ pub fn record_restart_outcomes(
                 reason::RESTART_REJECTED,
                 results::shorten(&format!("restart rejected: {why}")),
             ),
-            RestartOutcome::Transient(_) => continue,
+            RestartOutcome::Transient(_) | RestartOutcome::Forbidden(_) => continue,
         };
         service.result = Some(result);
         service.reason = Some(reason.to_owned());
@@ -153,6 +153,9 @@ pub(super) struct Pass<'a> {
     plan: Option<Cow<'a, Plan>>,
     /// What holds the resource back in this pass, beside its rollouts.
     waiting: Waiting,
+    /// Restarts this pass may still send while the API server forbids them: one probe once
+    /// the back-off ran out, none before; unlimited when nothing is forbidden.
+    restart_probes: Option<usize>,
     out: Outputs,
 }
 
@@ -168,8 +171,43 @@ impl<'a> Pass<'a> {
             now: Timestamp::from_microsecond(micros).unwrap_or(observation.now),
             plan: observation.plan.map(Cow::Borrowed),
             waiting: Waiting::new(waiting_before),
+            restart_probes: observation
+                .forbidden
+                .map(|forbidden| usize::from(forbidden.retry_due(observation.now))),
             out: Outputs::default(),
         }
+    }
+
+    /// Why a restart decided in this pass must not be sent: the API server forbids restarts
+    /// and this pass's probe, if any, is taken. Takes the probe otherwise.
+    fn forbidden_hold(&mut self) -> Option<String> {
+        let forbidden = self.observation.forbidden?;
+        match self.restart_probes.as_mut() {
+            Some(probes) if *probes > 0 => {
+                *probes -= 1;
+                None
+            }
+            _ => Some(forbidden.hold_message()),
+        }
+    }
+
+    /// The stall of a run whose writes the API server forbids; it looks again when the
+    /// shell retries.
+    fn forbidden_stall(&mut self) -> Option<Situation> {
+        let forbidden = self.observation.forbidden?;
+        self.out.wake_no_later_than(forbidden.retry_at.max(self.now));
+        Some(Situation::Forbidden { message: forbidden.stall_message() })
+    }
+
+    /// Whether the run was stalled by a forbidden write and the refusal has ended: the
+    /// running batch's clock starts over, as its restarts could not be sent until now.
+    fn resumes_after_forbidden(&self) -> bool {
+        self.observation.forbidden.is_none()
+            && self.observation.refresh.status.as_ref().is_some_and(|status| {
+                conditions::find(&status.conditions, STALLED).is_some_and(|stalled| {
+                    stalled.status == "True" && stalled.reason == super::forbidden::FORBIDDEN
+                })
+            })
     }
 
     /// Whole seconds: how `metav1.Time` fields (run times, conditions) are stored.
@@ -293,6 +331,14 @@ fn advance(
             Situation::Queued { trigger: trigger.reason.to_owned(), holders: holders.clone() }
         }
         RunSlot::Granted => {
+            // A run's first write is its plan: while a refused write waits for its retry,
+            // starting would only be refused again.
+            if let Some(forbidden) =
+                pass.observation.forbidden.filter(|forbidden| !forbidden.retry_due(pass.now))
+            {
+                pass.out.wake_no_later_than(forbidden.retry_at);
+                return Situation::Forbidden { message: forbidden.stall_message() };
+            }
             triggers::start_run(pass, status, spec, refresh, trigger);
             if run_active(status) {
                 active_situation(pass, status, spec)
@@ -321,7 +367,10 @@ fn hold_for_unusable_spec(
     Situation::UnusableSpec { reason: error.reason(), message: error.to_string() }
 }
 
-fn active_situation(pass: &Pass, status: &ServiceRefreshStatus, spec: &ValidSpec) -> Situation {
+fn active_situation(pass: &mut Pass, status: &ServiceRefreshStatus, spec: &ValidSpec) -> Situation {
+    if let Some(stall) = pass.forbidden_stall() {
+        return stall;
+    }
     let (batch, batches) = summary::batch_numbers(status, spec);
     let cancelling = status.run.as_ref().is_some_and(|run| run.cancel_request.is_some());
     if status.phase == Some(Phase::Suspended) {

@@ -277,7 +277,24 @@ pub fn refresh_totals(status: &mut ServiceRefreshStatus) {
         return;
     }
     let totals = results::totals(status);
-    let (batch, batches) = batch_numbers_with(status, None);
+    let (batch, mut batches) = batch_numbers_with(status, None);
+    let running = status.batches.iter().any(|batch| batch.phase == crate::crd::BatchPhase::Running);
+    let all_cut = status.run.as_ref().is_some_and(|run| {
+        run.end_time.is_some()
+            || run.plan.as_ref().is_some_and(|plan| run.next_position >= plan.services)
+    });
+    if all_cut && !running {
+        // A run that ends early (cancelled, aborted) skips the batches it had not started:
+        // they no longer count as ahead, but the total it was heading for stays, so BATCH
+        // reads where it stopped (`5/10`), not `5/5`. A run that ends normally has counted
+        // down to its last batch already.
+        let planned = status
+            .batch
+            .as_deref()
+            .and_then(|shown| shown.split_once('/'))
+            .and_then(|(_, total)| total.parse::<usize>().ok());
+        batches = batches.max(planned.unwrap_or(0));
+    }
     status.progress = Some(format!("{}/{}", totals.ready, totals.services));
     status.batch = Some(format!("{batch}/{batches}"));
     status.totals = totals;

@@ -68,6 +68,8 @@ pub struct ModelCluster {
     pub plans: BTreeMap<String, ServiceRefreshPlan>,
     /// The health gate outcome the shell would hand the next pass.
     pub health_gate: Option<crate::engine::health_gate::GateResult>,
+    /// A write the API server forbids, as the shell would record it.
+    pub forbidden: Option<crate::engine::Forbidden>,
     /// Pods the scheduler finds no node for, by the Deployment they belong to.
     pub unschedulable: BTreeMap<ObjectKey, Arc<PodSnapshot>>,
     /// PodDisruptionBudgets, by key.
@@ -92,6 +94,7 @@ impl ModelCluster {
             resource_version: 0,
             plans: BTreeMap::new(),
             health_gate: None,
+            forbidden: None,
             unschedulable: BTreeMap::new(),
             disruption_budgets: BTreeMap::new(),
         }
@@ -300,6 +303,7 @@ impl ModelCluster {
             plan: plan.as_ref(),
             run_slot: self.run_slot.clone(),
             health_gate: self.health_gate.as_ref(),
+            forbidden: self.forbidden.as_ref(),
             now: self.now,
             min_restart_interval: self.min_restart_interval,
         });

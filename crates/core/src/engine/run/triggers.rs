@@ -420,6 +420,8 @@ pub(super) fn start_run(
     status.batches.clear();
     status.earlier_batches = None;
     status.results.clear();
+    // The printer columns are the new run's from now on (BATCH keeps a total only within a run).
+    status.batch = None;
     status.run = Some(RunStatus {
         id: id.clone(),
         number,

@@ -71,6 +71,13 @@ pub(super) fn close_batch(
     batch.counts = Some(counts.clone());
     let run = status.run.as_ref().map(|run| run.id.clone()).unwrap_or_default();
     let (_, batches) = summary::batch_numbers_with(status, batch_size);
+    if counts.ready == 0 && counts.failed == 0 && counts.skipped > 0 {
+        // Every service was skipped as the batch began (paused, excluded): it restarted
+        // nothing, so it is not announced as started; its completion says it was skipped.
+        pass.out.transitions.retain(|transition| {
+            !matches!(transition, Transition::BatchStarted { batch, .. } if *batch == index)
+        });
+    }
     pass.out.transitions.push(Transition::BatchCompleted {
         run,
         batch: index,

@@ -52,11 +52,21 @@ pub(super) fn drive_batch(
     guard.begin_batch(pass.observation.cluster, &elsewhere);
     let mut budget = InFlight::new(limit, elsewhere.len()).held_for_capacity(capacity_hold);
     let now = pass.now;
+    let resumed = pass.resumes_after_forbidden();
     let batch = &mut status.batches[position];
+    if resumed {
+        batch.start_time = Some(MicroTime(now));
+    }
     // Only a hand-edited status lacks a start; starting the clock now is the fair reading.
     batch.start_time.get_or_insert(MicroTime(now));
-    let clock =
+    let mut clock =
         BatchClock::of(batch, spec.batch_timeout, &spec.batch_timeout_text, now, MESSAGE_REFRESH);
+    if let Some(forbidden) = pass.observation.forbidden {
+        // The batch's clock stops while its restarts are forbidden: no service fails for a
+        // missing permission, and the pass comes back when the refused write is retried.
+        clock.timed_out = false;
+        clock.deadline = forbidden.retry_at.max(now);
+    }
     let index = batch.index;
     let rows_before = batch.services.clone();
     let message_time_before = batch.message_time.clone();
@@ -183,6 +193,11 @@ fn launch_unrestarted(
         }
         Launch::Restart => {
             progress.unresolved = true;
+            if let Some(message) = pass.forbidden_hold() {
+                pass.out.awaiting.insert(key);
+                row.message = Some(message);
+                return;
+            }
             budget.take();
             guard.in_flight(pass.observation.cluster, &key);
             pass.out.awaiting.insert(key.clone());

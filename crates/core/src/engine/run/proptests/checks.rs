@@ -110,6 +110,39 @@ pub fn check_capacity(
     Ok(capacity.is_blocked())
 }
 
+/// While the API server forbids restarts, a pass sends no plan and no restart before the
+/// shell's back-off ran out, and one probe at most after it; an active run is stalled.
+pub fn check_forbidden(
+    forbidden: Option<&crate::engine::Forbidden>,
+    now: jiff::Timestamp,
+    decision: &Decision,
+) -> Result<(), TestCaseError> {
+    let Some(forbidden) = forbidden else {
+        return Ok(());
+    };
+    let allowed = usize::from(forbidden.retry_due(now));
+    prop_assert!(
+        decision.restarts.len() <= allowed,
+        "{} restarts sent while forbidden (at most {allowed})",
+        decision.restarts.len()
+    );
+    if allowed == 0 {
+        prop_assert!(decision.plan_objects.is_empty(), "a run planned while forbidden");
+    }
+    if run_active(&decision.status) {
+        // Forbidden, or a stall that needs a person more (an unusable spec).
+        let stalled = crate::engine::conditions::find(
+            &decision.status.conditions,
+            crate::engine::conditions::STALLED,
+        );
+        prop_assert!(
+            stalled.is_some_and(|c| c.status == "True"),
+            "an active run whose restarts are forbidden is stalled: {stalled:?}"
+        );
+    }
+    Ok(())
+}
+
 pub fn check_decision(
     input: Option<&ServiceRefreshStatus>,
     input_plan: Option<&Plan>,
@@ -210,7 +243,10 @@ fn check_totals(status: &ServiceRefreshStatus, plan: &Plan) -> Result<(), TestCa
     let started = status.batches.last().map_or(0, |batch| batch.index);
     prop_assert!(current <= total && started <= total, "batch column {current}/{total}");
     if !run_active(status) {
-        prop_assert_eq!(current, total, "an ended run shows its last batch");
+        prop_assert_eq!(current, started, "an ended run shows its last batch");
+        if status.phase == Some(crate::crd::Phase::Succeeded) {
+            prop_assert_eq!(current, total, "a run that went through ran every batch");
+        }
     }
     Ok(())
 }

@@ -119,6 +119,7 @@ fn op(weather: Weather) -> impl Strategy<Value = Op> {
         edits => prop::bool::weighted(0.5).prop_map(Op::UnusableSpec),
         4 => (0..8usize).prop_map(|index| Op::ForeignRestart { index }),
         4 => prop::bool::weighted(0.5).prop_map(Op::GatePasses),
+        edits => prop::bool::weighted(0.5).prop_map(Op::RestartsForbidden),
         6 => (0..8usize, prop::bool::weighted(0.6))
             .prop_map(|(index, blocked)| Op::Unschedulable { index, blocked }),
         6 => (1..=2u8, 0..=2i32).prop_map(|(budget, allowed)| Op::BudgetAllows { budget, allowed }),

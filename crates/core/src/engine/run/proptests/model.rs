@@ -25,6 +25,7 @@ use crate::engine::run::{
     REASON_SECRET_CHANGED, UNCONFIRMED_RESTART_GRACE, run_active,
 };
 use crate::engine::{ObjectKey, Restart, RestartOutcome, RunSlot};
+use crate::policy::forbidden_writes::{ForbiddenWrites, RefusedRequest};
 use crate::policy::patch_memo::PatchMemo;
 
 /// The second namespace of two-namespace setups.
@@ -130,6 +131,9 @@ pub enum Op {
     },
     /// The monitoring system's answer changes: the health gate's checks pass (true) or fail.
     GatePasses(bool),
+    /// The operator's RBAC grant of `patch` on the workloads is taken away (true), or given
+    /// back (false): every restart patch is answered 403 meanwhile.
+    RestartsForbidden(bool),
     /// A new pod of Deployment `index`'s current template finds no node (true), or the
     /// scheduler places it (false).
     Unschedulable {
@@ -209,10 +213,12 @@ pub enum Reached {
     OnDeleteSkipped,
     StatefulSetReady,
     DaemonSetReady,
+    /// A restart patch was forbidden (403) and the run stalled for it.
+    RestartsForbidden,
 }
 
 impl Reached {
-    pub const ALL: [Reached; 31] = [
+    pub const ALL: [Reached; 32] = [
         Reached::FollowUpRun,
         Reached::RunCancelled,
         Reached::RunAborted,
@@ -244,6 +250,7 @@ impl Reached {
         Reached::OnDeleteSkipped,
         Reached::StatefulSetReady,
         Reached::DaemonSetReady,
+        Reached::RestartsForbidden,
     ];
 }
 
@@ -289,6 +296,10 @@ pub struct Model {
     /// Whether the gate's checks pass now (`None`: the spec has no gate). The shell's
     /// check runs before every pass, so each pass observes a fresh outcome.
     pub gate_passes: Option<bool>,
+    /// Whether the API server forbids restart patches now (a missing RBAC grant).
+    restarts_forbidden: bool,
+    /// The shell's record of forbidden writes; lost when the controller crashes.
+    forbidden_writes: ForbiddenWrites,
     /// The run number persisted when the world began to settle.
     pub run_at_drain: u64,
     /// The Deployments each PodDisruptionBudget covers, by budget name.
@@ -369,6 +380,8 @@ impl Model {
             bursts: 0,
             last_persisted_run: 0,
             gate_passes: setup.health_gate.then_some(false),
+            restarts_forbidden: false,
+            forbidden_writes: ForbiddenWrites::default(),
             run_at_drain: 0,
             budget_members,
             reached: BTreeSet::new(),
@@ -547,6 +560,7 @@ impl Model {
                     *gate = *passes;
                 }
             }
+            Op::RestartsForbidden(forbidden) => self.restarts_forbidden = *forbidden,
             Op::ForeignRestart { index } => {
                 if let Some(key) = self.keys.get(*index).cloned()
                     && self.cluster.deployments.contains_key(&key)
@@ -657,8 +671,11 @@ impl Model {
         self.previous_view_at = self.cluster.now;
         let input = self.cluster.refresh.status.clone();
         let input_plan = self.cluster.plan();
+        let refresh_key = ObjectKey::new(NS, "refresh");
+        self.cluster.forbidden = self.forbidden_writes.current(&refresh_key);
 
         let decision = self.cluster.pass_with(&cache);
+        checks::check_forbidden(self.cluster.forbidden.as_ref(), self.cluster.now, &decision)?;
         checks::check_decision(input.as_ref(), input_plan.as_ref(), &decision)?;
         checks::check_gate(
             input.as_ref(),
@@ -695,7 +712,9 @@ impl Model {
         };
         let mut outcomes = Vec::new();
         for (position, restart) in decision.restarts.iter().take(sent).enumerate() {
-            let outcome = if transient_mask & (1 << (position % 8)) != 0 {
+            let outcome = if self.restarts_forbidden {
+                RestartOutcome::Forbidden("deployments.apps is forbidden".to_owned())
+            } else if transient_mask & (1 << (position % 8)) != 0 {
                 if lost_response {
                     self.cluster.patch(restart);
                 }
@@ -723,6 +742,21 @@ impl Model {
             };
             outcomes.push((restart.deployment.clone(), outcome));
         }
+        // The shell's record of forbidden writes, as the reconcile keeps it.
+        if outcomes.iter().any(|(_, outcome)| matches!(outcome, RestartOutcome::Forbidden(_))) {
+            let refused = RefusedRequest {
+                verb: "patch".to_owned(),
+                resource: "deployments".to_owned(),
+                group: "apps".to_owned(),
+                namespace: NS.to_owned(),
+            };
+            self.forbidden_writes.refused(&refresh_key, refused, self.cluster.now);
+            self.reached.insert(Reached::RestartsForbidden);
+        } else if (first_write && !decision.plan_objects.is_empty())
+            || outcomes.iter().any(|(_, outcome)| matches!(outcome, RestartOutcome::Patched { .. }))
+        {
+            self.forbidden_writes.allowed(&refresh_key);
+        }
         // What the first write (or the observed status) put on record.
         let on_record = self.cluster.refresh.status.clone();
         match delivery {
@@ -731,6 +765,7 @@ impl Model {
                     self.reached.insert(Reached::CrashAfterSomePatches);
                 }
                 self.patch_memo = PatchMemo::default();
+                self.forbidden_writes = ForbiddenWrites::default();
                 self.caches_relisted = true;
             }
             Delivery::Full => {
@@ -854,6 +889,7 @@ impl Model {
             *gate = true;
         }
         self.cluster.refresh.spec.batch_timeout = format!("{BATCH_TIMEOUT_SECONDS}s");
+        self.restarts_forbidden = false;
         if !self.config_map_present {
             self.restore_config_map();
         }

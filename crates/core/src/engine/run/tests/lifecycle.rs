@@ -639,3 +639,25 @@ fn ten_thousand_failures_with_the_longest_names_fit_the_status_budget() {
     let view = cluster.run_view();
     assert_eq!(view.failures().len(), 10_000);
 }
+
+#[test]
+fn a_batch_whose_every_service_is_skipped_is_not_announced_as_started() {
+    let mut cluster = ModelCluster::new(json!({"selector": {}, "batchSize": 2}));
+    let keys = cluster.add_many(4);
+    cluster.deployment_mut(&keys[0]).paused = true;
+    cluster.deployment_mut(&keys[1]).paused = true;
+    cluster.pass();
+    let first = cluster.pass();
+    let notes = super::events(&first);
+    let started: Vec<&str> = notes
+        .iter()
+        .filter(|note| note.reason.as_str() == "BatchStarted")
+        .map(|note| note.message.as_str())
+        .collect();
+    assert_eq!(started, ["Batch 2 of 2 started: 2 Deployments"], "batch 1 restarted nothing");
+    let skipped = notes.iter().find(|note| note.reason.as_str() == "BatchCompleted");
+    assert_eq!(
+        skipped.map(|note| note.message.as_str()),
+        Some("Batch 1 of 2 skipped: 2 Deployments, none restarted")
+    );
+}

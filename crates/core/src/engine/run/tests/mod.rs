@@ -4,6 +4,7 @@
 mod capacity;
 mod crashes;
 mod disruption_budgets;
+mod forbidden;
 mod health_gate;
 mod lifecycle;
 mod pacing;

@@ -302,6 +302,7 @@ fn cancelling_finishes_the_batch_in_flight_and_skips_the_rest() {
     );
     assert_eq!(condition(status, STALLED).1, "RunCancelled");
     assert_eq!(condition(status, READY).0, "False");
+    assert_eq!(status.batch.as_deref(), Some("1/3"), "BATCH shows where the run stopped");
     assert_eq!(status.history[0].phase, Phase::Cancelled);
     assert_eq!(
         status.run.as_ref().and_then(|run| run.message.as_deref()),
@@ -335,6 +336,7 @@ fn a_cancel_before_the_first_batch_skips_everything() {
     assert!(cancelled.restarts.is_empty());
     assert_eq!(cancelled.status.phase, Some(Phase::Cancelled));
     assert_eq!(cancelled.status.totals.skipped, 2);
+    assert_eq!(cancelled.status.batch.as_deref(), Some("0/1"), "no batch of one started");
     assert!(cluster.template_changes.is_empty());
 }
 
