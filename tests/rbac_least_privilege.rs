@@ -13,7 +13,11 @@
 //!    namespaced mode also a StatefulSet and a DaemonSet, in 3 batches),
 //! 4. the run is on record as Events,
 //! 5. a change to its trigger ConfigMap starts and finishes a second run,
-//! 6. a job submitted through the admin API (TokenReview, SubjectAccessReview, the request
+//! 6. a PodDisruptionBudget created after the caches synced, allowing no disruption, holds a
+//!    third run until it allows one (the budget watch),
+//! 7. a pod of a restart that no node can take shows in the status as `WaitingForCapacity`
+//!    (the Pending-pod watch),
+//! 8. a job submitted through the admin API (TokenReview, SubjectAccessReview, the request
 //!    annotation) completes.
 //!
 //! With every rule in place the probe passes and the operator logs no refusal. Then, for each
@@ -37,9 +41,11 @@ use common::helm::{
 };
 use common::process::OperatorProcess;
 use common::{NAMESPACE, wait_for};
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use kube::Client;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
@@ -50,6 +56,11 @@ use servicerefresh_sim::{SimConfig, SimHandle};
 /// The ServiceRefresh of every probe, also the admin API's target.
 const PROBE: &str = "probe";
 const TRIGGER: &str = "probe-trigger";
+/// The budget over the fleet's Deployments, created anew by each probe.
+const BUDGET: &str = "probe-budget";
+/// A Deployment whose pods fit on no node, and the ServiceRefresh that restarts it.
+const TOO_BIG: &str = "probe-too-big";
+const CAPACITY_PROBE: &str = "probe-capacity";
 /// The ServiceAccount that submits admin API jobs (get and patch on the target).
 const JOBS_ACCOUNT: &str = "jobs-admin";
 const DEPLOYMENTS: u32 = 4;
@@ -78,6 +89,8 @@ enum Step {
     FirstRun,
     Events,
     ConfigMapRun,
+    DisruptionBudget,
+    Capacity,
     AdminJob,
 }
 
@@ -101,6 +114,8 @@ impl Step {
             Step::FirstRun => "run a new ServiceRefresh",
             Step::Events => "record the run's Events",
             Step::ConfigMapRun => "start a run on a ConfigMap change",
+            Step::DisruptionBudget => "hold a run for a PodDisruptionBudget created later",
+            Step::Capacity => "see a restarted pod no node takes",
             Step::AdminJob => "complete an admin API job",
         }
     }
@@ -270,6 +285,9 @@ impl Lab {
             daemon_sets: if mode.all_kinds() { DAEMON_SETS as usize } else { 0 },
             rollout_ms: 150,
             seed: 3,
+            // One node with room for every pod but the one that asks for 64 CPUs.
+            nodes: Some(1),
+            spare_cpu_millis: Some(8_000),
             ..SimConfig::default()
         })
         .await
@@ -425,6 +443,15 @@ impl Lab {
             refreshes.get_opt(PROBE).await.expect("get").is_none().then_some(())
         })
         .await;
+        let _ = refreshes.delete(CAPACITY_PROBE, &DeleteParams::default()).await;
+        let deployments: Api<Deployment> = Api::namespaced(self.admin.clone(), NAMESPACE);
+        let _ = deployments.delete(TOO_BIG, &DeleteParams::default()).await;
+        wait_for(Duration::from_secs(10), "the previous probe's Deployment to go", || async {
+            deployments.get_opt(TOO_BIG).await.expect("get").is_none().then_some(())
+        })
+        .await;
+        let budgets: Api<PodDisruptionBudget> = Api::namespaced(self.admin.clone(), NAMESPACE);
+        let _ = budgets.delete(BUDGET, &DeleteParams::default()).await;
         let leases: Api<Lease> = Api::namespaced(self.admin.clone(), RELEASE_NAMESPACE);
         let _ = leases.delete(FULLNAME, &DeleteParams::default()).await;
 
@@ -459,8 +486,8 @@ impl Lab {
             "apiVersion": "gisops.io/v1alpha1",
             "kind": "ServiceRefresh",
             "metadata": {"name": PROBE, "namespace": NAMESPACE},
-            "spec": {"selector": {}, "batchSize": 2, "batchTimeout": "5s", "kinds": kinds,
-                     "configMapTriggers": [{"name": TRIGGER}]},
+            "spec": {"selector": {}, "exclude": [TOO_BIG], "batchSize": 2, "batchTimeout": "5s",
+                     "kinds": kinds, "configMapTriggers": [{"name": TRIGGER}]},
         }))
         .expect("ServiceRefresh");
         let created = refreshes.create(&PostParams::default(), &refresh).await.expect("create");
@@ -488,6 +515,8 @@ impl Lab {
             .expect("change the trigger ConfigMap");
         until(process, Step::ConfigMapRun, RUN_WITHIN, || self.run_ended(2, "ConfigMapChanged"))
             .await?;
+        self.budget_holds_a_run(process).await?;
+        self.capacity_shows(process).await?;
 
         let listening = until(process, Step::AdminJob, JOB_WITHIN, || async {
             Ok(process.logged("admin job API listening").into_iter().next())
@@ -535,6 +564,74 @@ impl Lab {
         .await
     }
 
+    /// A budget over the fleet's pods, created after the caches synced and allowing no
+    /// disruption, holds the next run until it allows some.
+    async fn budget_holds_a_run(&self, process: &OperatorProcess) -> Result<(), (Step, String)> {
+        let budgets: Api<PodDisruptionBudget> = Api::namespaced(self.admin.clone(), NAMESPACE);
+        let budget = serde_json::from_value(json!({
+            "metadata": {"name": BUDGET},
+            "spec": {"minAvailable": 1000,
+                     "selector": {"matchLabels": {"app.kubernetes.io/managed-by": "arcgis"}}},
+        }))
+        .expect("PodDisruptionBudget");
+        budgets.create(&PostParams::default(), &budget).await.expect("create the budget");
+        let config_maps: Api<ConfigMap> = Api::namespaced(self.admin.clone(), NAMESPACE);
+        let change = json!({"data": {"proxy": format!("http://proxy-{}-held:3128", self.round)}});
+        config_maps
+            .patch(TRIGGER, &PatchParams::default(), &Patch::Merge(change))
+            .await
+            .expect("change the trigger ConfigMap");
+        let refreshes: Api<ServiceRefresh> = Api::namespaced(self.admin.clone(), NAMESPACE);
+        until(process, Step::DisruptionBudget, RUN_WITHIN, || async {
+            let status = refreshes.get(PROBE).await.expect("get").status.unwrap_or_default();
+            let run = status.run.as_ref().filter(|run| run.number == 3);
+            if run.is_some_and(|run| run.end_time.is_some()) {
+                return Err("run 3 ended without waiting for the budget".to_owned());
+            }
+            let waiting = status.waiting.as_ref().map(|waiting| waiting.reason.as_str());
+            Ok((run.is_some() && waiting == Some("WaitingForDisruptionBudget")).then_some(()))
+        })
+        .await?;
+        let allow = json!({"spec": {"minAvailable": 0}});
+        budgets
+            .patch(BUDGET, &PatchParams::default(), &Patch::Merge(allow))
+            .await
+            .expect("let the budget allow disruptions");
+        until(process, Step::DisruptionBudget, RUN_WITHIN, || {
+            self.run_ended(3, "ConfigMapChanged")
+        })
+        .await?;
+        budgets.delete(BUDGET, &DeleteParams::default()).await.expect("delete the budget");
+        Ok(())
+    }
+
+    /// A run restarting a Deployment whose pods fit on no node says so in its status: its
+    /// new pod, created after the caches synced, waits unschedulable.
+    async fn capacity_shows(&self, process: &OperatorProcess) -> Result<(), (Step, String)> {
+        // Created afresh each time: a rollout that never ends would hold the next probe's
+        // restart for the run that started it.
+        let deployments: Api<Deployment> = Api::namespaced(self.admin.clone(), NAMESPACE);
+        deployments.create(&PostParams::default(), &too_big()).await.expect("create Deployment");
+        let refreshes: Api<ServiceRefresh> = Api::namespaced(self.admin.clone(), NAMESPACE);
+        let refresh: ServiceRefresh = serde_json::from_value(json!({
+            "apiVersion": "gisops.io/v1alpha1",
+            "kind": "ServiceRefresh",
+            "metadata": {"name": CAPACITY_PROBE, "namespace": NAMESPACE},
+            "spec": {"selector": {"matchLabels": {"app": TOO_BIG}}, "batchTimeout": "60s"},
+        }))
+        .expect("ServiceRefresh");
+        refreshes.create(&PostParams::default(), &refresh).await.expect("create");
+        let seen = until(process, Step::Capacity, RUN_WITHIN, || async {
+            let status = refreshes.get(CAPACITY_PROBE).await.expect("get").status;
+            let waiting = status.and_then(|status| status.waiting).map(|waiting| waiting.reason);
+            Ok((waiting.as_deref() == Some("WaitingForCapacity")).then_some(()))
+        })
+        .await;
+        refreshes.delete(CAPACITY_PROBE, &DeleteParams::default()).await.expect("delete");
+        deployments.delete(TOO_BIG, &DeleteParams::default()).await.expect("delete Deployment");
+        seen
+    }
+
     /// Run `number` of the probe ended: `Some` when it succeeded for every Deployment, an error
     /// when it ended otherwise.
     async fn run_ended(&self, number: u64, reason: &str) -> Result<Option<()>, String> {
@@ -560,6 +657,23 @@ impl Lab {
             _ => Ok(None),
         }
     }
+}
+
+/// A Deployment whose pod asks for more CPU than any node has.
+fn too_big() -> Deployment {
+    serde_json::from_value(json!({
+        "metadata": {"name": TOO_BIG, "labels": {"app": TOO_BIG}},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": TOO_BIG}},
+            "template": {
+                "metadata": {"labels": {"app": TOO_BIG}},
+                "spec": {"containers": [{"name": "main", "image": "arcgis/service:11.3",
+                    "resources": {"requests": {"cpu": "64", "memory": "64Mi"}}}]},
+            },
+        },
+    }))
+    .expect("Deployment")
 }
 
 /// Gives `jobs-admin` get and patch on the target, as README's admin API section says, and
@@ -628,10 +742,8 @@ fn shorten(text: &str, limit: usize) -> String {
 }
 
 /// Rules no probe step can fail without yet, which must still be refused in the operator's log
-/// when left out. Without `pods watch` the Pending-pod cache keeps its first LIST, so capacity
-/// pacing would miss pods that become unschedulable later; the probe's cluster has no nodes,
-/// so no pod of it is ever unschedulable.
-const UNPROBED: &[&str] = &["core pods watch"];
+/// when left out. None: every rule has a step that fails without it.
+const UNPROBED: &[&str] = &[];
 
 async fn leave_one_rule_out(mode: Mode, expected: &[&str]) {
     let mut lab = Lab::start(mode).await;
@@ -695,6 +807,8 @@ async fn every_rule_of_the_cluster_wide_chart_is_needed() {
             "ClusterRole sr-servicerefresh: core configmaps watch",
             "ClusterRole sr-servicerefresh: core pods list",
             "ClusterRole sr-servicerefresh: core pods watch",
+            "ClusterRole sr-servicerefresh: policy poddisruptionbudgets list",
+            "ClusterRole sr-servicerefresh: policy poddisruptionbudgets watch",
             "ClusterRole sr-servicerefresh: events.k8s.io events create",
             "ClusterRole sr-servicerefresh: gisops.io servicerefreshes patch",
             "ClusterRole sr-servicerefresh: authentication.k8s.io tokenreviews create",
@@ -731,6 +845,8 @@ async fn every_rule_of_the_namespaced_chart_is_needed() {
             "Role arcgis/sr-servicerefresh: core configmaps watch",
             "Role arcgis/sr-servicerefresh: core pods list",
             "Role arcgis/sr-servicerefresh: core pods watch",
+            "Role arcgis/sr-servicerefresh: policy poddisruptionbudgets list",
+            "Role arcgis/sr-servicerefresh: policy poddisruptionbudgets watch",
             "Role arcgis/sr-servicerefresh: events.k8s.io events create",
             "Role arcgis/sr-servicerefresh: gisops.io servicerefreshes patch",
             "Role servicerefresh-system/sr-servicerefresh-leader-election: coordination.k8s.io leases create",
