@@ -376,6 +376,7 @@ const OPERATOR_RULES: &[&str] = &[
     "apps deployments: list,patch,watch",
     "core configmaps: list,watch",
     "core pods: list,watch",
+    "policy poddisruptionbudgets: list,watch",
     "events.k8s.io events: create",
     "gisops.io servicerefreshplans: create,list,patch",
 ];

@@ -14,9 +14,13 @@
 //! 3. a ServiceRefresh created after that runs to success (4 Deployments in 2 batches; in
 //!    namespaced mode also a StatefulSet and a DaemonSet, in 3 batches),
 //! 4. the run is on record as Events,
-//! 5. a change to its trigger ConfigMap starts and finishes a second run (and, with Secret
-//!    triggers, a change to its trigger Secret a third),
-//! 6. a job submitted through the admin API (TokenReview, SubjectAccessReview, the request
+//! 5. a change to its trigger ConfigMap starts and finishes a second run,
+//! 6. a PodDisruptionBudget created after the caches synced, allowing no disruption, holds a
+//!    third run until it allows one (the budget watch),
+//! 7. a pod of a restart that no node can take shows in the status as `WaitingForCapacity`
+//!    (the Pending-pod watch),
+//! 8. with Secret triggers, a change to its trigger Secret starts and finishes a fourth run,
+//! 9. a job submitted through the admin API (TokenReview, SubjectAccessReview, the request
 //!    annotation) completes.
 //!
 //! With every rule in place the probe passes and the operator logs no refusal. Then, for each
@@ -40,9 +44,11 @@ use common::helm::{
 };
 use common::process::OperatorProcess;
 use common::{NAMESPACE, wait_for};
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use kube::Client;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
@@ -55,6 +61,11 @@ const PROBE: &str = "probe";
 const TRIGGER: &str = "probe-trigger";
 /// The trigger Secret of the mode with Secret triggers on.
 const SECRET_TRIGGER: &str = "probe-secret";
+/// The budget over the fleet's Deployments, created anew by each probe.
+const BUDGET: &str = "probe-budget";
+/// A Deployment whose pods fit on no node, and the ServiceRefresh that restarts it.
+const TOO_BIG: &str = "probe-too-big";
+const CAPACITY_PROBE: &str = "probe-capacity";
 /// The ServiceAccount that submits admin API jobs (get and patch on the target).
 const JOBS_ACCOUNT: &str = "jobs-admin";
 const DEPLOYMENTS: u32 = 4;
@@ -84,6 +95,8 @@ enum Step {
     Events,
     ConfigMapRun,
     SecretRun,
+    DisruptionBudget,
+    Capacity,
     AdminJob,
 }
 
@@ -113,6 +126,8 @@ impl Step {
             Step::Events => "record the run's Events",
             Step::ConfigMapRun => "start a run on a ConfigMap change",
             Step::SecretRun => "start a run on a Secret change",
+            Step::DisruptionBudget => "hold a run for a PodDisruptionBudget created later",
+            Step::Capacity => "see a restarted pod no node takes",
             Step::AdminJob => "complete an admin API job",
         }
     }
@@ -282,6 +297,9 @@ impl Lab {
             daemon_sets: if mode.all_kinds() { DAEMON_SETS as usize } else { 0 },
             rollout_ms: 150,
             seed: 3,
+            // One node with room for every pod but the one that asks for 64 CPUs.
+            nodes: Some(1),
+            spare_cpu_millis: Some(8_000),
             ..SimConfig::default()
         })
         .await
@@ -450,6 +468,15 @@ impl Lab {
             refreshes.get_opt(PROBE).await.expect("get").is_none().then_some(())
         })
         .await;
+        let _ = refreshes.delete(CAPACITY_PROBE, &DeleteParams::default()).await;
+        let deployments: Api<Deployment> = Api::namespaced(self.admin.clone(), NAMESPACE);
+        let _ = deployments.delete(TOO_BIG, &DeleteParams::default()).await;
+        wait_for(Duration::from_secs(10), "the previous probe's Deployment to go", || async {
+            deployments.get_opt(TOO_BIG).await.expect("get").is_none().then_some(())
+        })
+        .await;
+        let budgets: Api<PodDisruptionBudget> = Api::namespaced(self.admin.clone(), NAMESPACE);
+        let _ = budgets.delete(BUDGET, &DeleteParams::default()).await;
         let leases: Api<Lease> = Api::namespaced(self.admin.clone(), RELEASE_NAMESPACE);
         let _ = leases.delete(FULLNAME, &DeleteParams::default()).await;
 
@@ -480,7 +507,7 @@ impl Lab {
         } else {
             json!(["Deployment"])
         };
-        let mut spec = json!({"selector": {}, "batchSize": 2, "batchTimeout": "5s", "kinds": kinds,
+        let mut spec = json!({"selector": {}, "exclude": [TOO_BIG], "batchSize": 2, "batchTimeout": "5s", "kinds": kinds,
                               "configMapTriggers": [{"name": TRIGGER}]});
         if self.mode.secret_triggers() {
             spec["secretTriggers"] = json!([{"name": SECRET_TRIGGER}]);
@@ -517,6 +544,8 @@ impl Lab {
             .expect("change the trigger ConfigMap");
         until(process, Step::ConfigMapRun, RUN_WITHIN, || self.run_ended(2, "ConfigMapChanged"))
             .await?;
+        self.budget_holds_a_run(process).await?;
+        self.capacity_shows(process).await?;
 
         if self.mode.secret_triggers() {
             let secrets: Api<Secret> = Api::namespaced(self.admin.clone(), NAMESPACE);
@@ -526,7 +555,7 @@ impl Lab {
                 .patch(SECRET_TRIGGER, &PatchParams::default(), &Patch::Merge(change))
                 .await
                 .expect("change the trigger Secret");
-            until(process, Step::SecretRun, RUN_WITHIN, || self.run_ended(3, "SecretChanged"))
+            until(process, Step::SecretRun, RUN_WITHIN, || self.run_ended(4, "SecretChanged"))
                 .await?;
         }
 
@@ -576,6 +605,74 @@ impl Lab {
         .await
     }
 
+    /// A budget over the fleet's pods, created after the caches synced and allowing no
+    /// disruption, holds the next run until it allows some.
+    async fn budget_holds_a_run(&self, process: &OperatorProcess) -> Result<(), (Step, String)> {
+        let budgets: Api<PodDisruptionBudget> = Api::namespaced(self.admin.clone(), NAMESPACE);
+        let budget = serde_json::from_value(json!({
+            "metadata": {"name": BUDGET},
+            "spec": {"minAvailable": 1000,
+                     "selector": {"matchLabels": {"app.kubernetes.io/managed-by": "arcgis"}}},
+        }))
+        .expect("PodDisruptionBudget");
+        budgets.create(&PostParams::default(), &budget).await.expect("create the budget");
+        let config_maps: Api<ConfigMap> = Api::namespaced(self.admin.clone(), NAMESPACE);
+        let change = json!({"data": {"proxy": format!("http://proxy-{}-held:3128", self.round)}});
+        config_maps
+            .patch(TRIGGER, &PatchParams::default(), &Patch::Merge(change))
+            .await
+            .expect("change the trigger ConfigMap");
+        let refreshes: Api<ServiceRefresh> = Api::namespaced(self.admin.clone(), NAMESPACE);
+        until(process, Step::DisruptionBudget, RUN_WITHIN, || async {
+            let status = refreshes.get(PROBE).await.expect("get").status.unwrap_or_default();
+            let run = status.run.as_ref().filter(|run| run.number == 3);
+            if run.is_some_and(|run| run.end_time.is_some()) {
+                return Err("run 3 ended without waiting for the budget".to_owned());
+            }
+            let waiting = status.waiting.as_ref().map(|waiting| waiting.reason.as_str());
+            Ok((run.is_some() && waiting == Some("WaitingForDisruptionBudget")).then_some(()))
+        })
+        .await?;
+        let allow = json!({"spec": {"minAvailable": 0}});
+        budgets
+            .patch(BUDGET, &PatchParams::default(), &Patch::Merge(allow))
+            .await
+            .expect("let the budget allow disruptions");
+        until(process, Step::DisruptionBudget, RUN_WITHIN, || {
+            self.run_ended(3, "ConfigMapChanged")
+        })
+        .await?;
+        budgets.delete(BUDGET, &DeleteParams::default()).await.expect("delete the budget");
+        Ok(())
+    }
+
+    /// A run restarting a Deployment whose pods fit on no node says so in its status: its
+    /// new pod, created after the caches synced, waits unschedulable.
+    async fn capacity_shows(&self, process: &OperatorProcess) -> Result<(), (Step, String)> {
+        // Created afresh each time: a rollout that never ends would hold the next probe's
+        // restart for the run that started it.
+        let deployments: Api<Deployment> = Api::namespaced(self.admin.clone(), NAMESPACE);
+        deployments.create(&PostParams::default(), &too_big()).await.expect("create Deployment");
+        let refreshes: Api<ServiceRefresh> = Api::namespaced(self.admin.clone(), NAMESPACE);
+        let refresh: ServiceRefresh = serde_json::from_value(json!({
+            "apiVersion": "gisops.io/v1alpha1",
+            "kind": "ServiceRefresh",
+            "metadata": {"name": CAPACITY_PROBE, "namespace": NAMESPACE},
+            "spec": {"selector": {"matchLabels": {"app": TOO_BIG}}, "batchTimeout": "60s"},
+        }))
+        .expect("ServiceRefresh");
+        refreshes.create(&PostParams::default(), &refresh).await.expect("create");
+        let seen = until(process, Step::Capacity, RUN_WITHIN, || async {
+            let status = refreshes.get(CAPACITY_PROBE).await.expect("get").status;
+            let waiting = status.and_then(|status| status.waiting).map(|waiting| waiting.reason);
+            Ok((waiting.as_deref() == Some("WaitingForCapacity")).then_some(()))
+        })
+        .await;
+        refreshes.delete(CAPACITY_PROBE, &DeleteParams::default()).await.expect("delete");
+        deployments.delete(TOO_BIG, &DeleteParams::default()).await.expect("delete Deployment");
+        seen
+    }
+
     /// Run `number` of the probe ended: `Some` when it succeeded for every Deployment, an error
     /// when it ended otherwise.
     async fn run_ended(&self, number: u64, reason: &str) -> Result<Option<()>, String> {
@@ -601,6 +698,23 @@ impl Lab {
             _ => Ok(None),
         }
     }
+}
+
+/// A Deployment whose pod asks for more CPU than any node has.
+fn too_big() -> Deployment {
+    serde_json::from_value(json!({
+        "metadata": {"name": TOO_BIG, "labels": {"app": TOO_BIG}},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": TOO_BIG}},
+            "template": {
+                "metadata": {"labels": {"app": TOO_BIG}},
+                "spec": {"containers": [{"name": "main", "image": "arcgis/service:11.3",
+                    "resources": {"requests": {"cpu": "64", "memory": "64Mi"}}}]},
+            },
+        },
+    }))
+    .expect("Deployment")
 }
 
 /// Gives `jobs-admin` get and patch on the target, as README's admin API section says, and
@@ -669,10 +783,8 @@ fn shorten(text: &str, limit: usize) -> String {
 }
 
 /// Rules no probe step can fail without yet, which must still be refused in the operator's log
-/// when left out. Without `pods watch` the Pending-pod cache keeps its first LIST, so capacity
-/// pacing would miss pods that become unschedulable later; the probe's cluster has no nodes,
-/// so no pod of it is ever unschedulable.
-const UNPROBED: &[&str] = &["core pods watch"];
+/// when left out. None: every rule has a step that fails without it.
+const UNPROBED: &[&str] = &[];
 
 async fn leave_one_rule_out(mode: Mode, expected: &[&str]) {
     let mut lab = Lab::start(mode).await;
@@ -736,6 +848,8 @@ async fn every_rule_of_the_cluster_wide_chart_is_needed() {
             "ClusterRole sr-servicerefresh: core configmaps watch",
             "ClusterRole sr-servicerefresh: core pods list",
             "ClusterRole sr-servicerefresh: core pods watch",
+            "ClusterRole sr-servicerefresh: policy poddisruptionbudgets list",
+            "ClusterRole sr-servicerefresh: policy poddisruptionbudgets watch",
             "ClusterRole sr-servicerefresh: events.k8s.io events create",
             "ClusterRole sr-servicerefresh: gisops.io servicerefreshes patch",
             "ClusterRole sr-servicerefresh: authentication.k8s.io tokenreviews create",
@@ -774,6 +888,8 @@ async fn every_rule_of_the_namespaced_chart_is_needed() {
             "Role arcgis/sr-servicerefresh: core configmaps watch",
             "Role arcgis/sr-servicerefresh: core pods list",
             "Role arcgis/sr-servicerefresh: core pods watch",
+            "Role arcgis/sr-servicerefresh: policy poddisruptionbudgets list",
+            "Role arcgis/sr-servicerefresh: policy poddisruptionbudgets watch",
             "Role arcgis/sr-servicerefresh: events.k8s.io events create",
             "Role arcgis/sr-servicerefresh: gisops.io servicerefreshes patch",
             "Role servicerefresh-system/sr-servicerefresh-leader-election: coordination.k8s.io leases create",

@@ -39,6 +39,8 @@ impl DisruptionGuard {
     /// budgets.
     pub fn begin_batch(&mut self, cluster: &dyn ClusterView, elsewhere: &[ObjectKey]) {
         self.taken.clear();
+        // A hold in a batch that ended in this pass (at its timeout) holds nothing now.
+        self.first_hold = None;
         for key in elsewhere {
             self.in_flight(cluster, key);
         }
@@ -60,7 +62,7 @@ impl DisruptionGuard {
 
     /// Why `workload` may not be restarted now, if a budget holds it: one covering it
     /// covers another rollout in flight, or allows no disruption.
-    pub fn hold(&mut self, workload: &DeploymentSnapshot) -> Option<String> {
+    pub fn hold(&self, workload: &DeploymentSnapshot) -> Option<String> {
         let budgets = self.budgets.as_ref()?;
         let key = workload.key();
         let covering = budgets.covering(workload);
@@ -83,8 +85,12 @@ impl DisruptionGuard {
                 ))
             })
         })?;
-        self.first_hold.get_or_insert_with(|| format!("{} is {why}", key.describe()));
         Some(why)
+    }
+
+    /// Notes that `key` waits, held for `why` (what [`Self::hold`] said).
+    pub fn held(&mut self, key: &ObjectKey, why: &str) {
+        self.first_hold.get_or_insert_with(|| format!("{} is {why}", key.describe()));
     }
 
     /// States the pass's wait for a budget, if a service was held. The batch may also be

@@ -187,6 +187,9 @@ fn launch_unrestarted(
             finish_row(&mut progress.finished, &run.id, batch, key, row, finish, keep_uid);
         }
         Launch::Hold(message) => {
+            if disruption.as_deref() == Some(message.as_str()) {
+                guard.held(&key, &message);
+            }
             progress.unresolved = true;
             pass.out.awaiting.insert(key);
             row.message = Some(message);

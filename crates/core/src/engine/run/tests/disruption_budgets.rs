@@ -174,3 +174,15 @@ fn with_respect_disruption_budgets_false_budgets_change_nothing() {
     assert_eq!(restarted(&first).len(), 4);
     assert_eq!(cluster.status().waiting, None);
 }
+
+#[test]
+fn a_paused_service_under_a_budget_at_zero_is_skipped_as_paused_without_a_wait() {
+    let (mut cluster, keys) = planned(json!({"selector": {}, "batchSize": 2}), 2);
+    cluster.set_budget("zero", &[keys[0].clone()], 0);
+    cluster.deployment_mut(&keys[0]).paused = true;
+    cluster.pass();
+    let first = cluster.pass();
+    assert_eq!(restarted(&first), ["svc-01"]);
+    assert_eq!(cluster.status().waiting, None);
+    assert!(reasons(&first).iter().all(|reason| *reason != "WaitingForDisruptionBudget"));
+}
