@@ -46,6 +46,8 @@ pub mod reason {
     /// The health gate still failed when its timeout passed, and `failurePolicy: Abort` ended
     /// the run before the service's batch.
     pub const HEALTH_GATE_TIMED_OUT: &str = "HealthGateTimedOut";
+    /// Not restarted: a canary failed or turned unready during its soak, which ends the run.
+    pub const CANARY_FAILED: &str = "CanaryFailed";
 }
 
 /// Most result groups a status keeps; further causes join a group of the same result and

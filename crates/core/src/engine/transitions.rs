@@ -40,6 +40,8 @@ pub enum EventReason {
     HealthGateTimedOut,
     /// Capacity-aware pacing changed the run's effective batch size.
     BatchSizeChanged,
+    /// A canary failed or turned unready during its soak: the run ends.
+    CanaryFailed,
     /// A wait began; the Event's reason is the wait's own word.
     Waiting(WaitReason),
 }
@@ -66,6 +68,7 @@ impl EventReason {
             Self::RestartStorm => "RestartStorm",
             Self::HealthGateTimedOut => "HealthGateTimedOut",
             Self::BatchSizeChanged => "BatchSizeChanged",
+            Self::CanaryFailed => "CanaryFailed",
             Self::Waiting(reason) => reason.as_str(),
         }
     }

@@ -4,6 +4,7 @@
 //! the run state machine work from; one that fails yields a [`SpecError`] whose message names
 //! the offending field so a person can fix it.
 
+mod canary;
 mod duration;
 mod gate;
 mod names;
@@ -17,6 +18,7 @@ use std::num::NonZeroUsize;
 use fnv::FnvHasher;
 use jiff::SignedDuration;
 
+pub use canary::{MAX_SOAK, ValidCanary};
 pub use duration::{
     MAX_BATCH_TIMEOUT, MAX_TRIGGER_SETTLE, MIN_BATCH_TIMEOUT, parse_batch_timeout,
     parse_trigger_settle,
@@ -166,6 +168,10 @@ pub struct ValidSpec {
     pub health_gate: Option<ValidHealthGate>,
     /// `spec.pacing.capacityAware` (default true).
     pub capacity_aware: bool,
+    /// `spec.pacing.canary`, when set.
+    pub canary: Option<ValidCanary>,
+    /// `spec.pacing.slowStart` (default false).
+    pub slow_start: bool,
 }
 
 impl ValidSpec {
@@ -376,6 +382,8 @@ pub fn validate(
         schedule,
         health_gate: spec.health_gate.as_ref().map(gate::validate_gate).transpose()?,
         capacity_aware: spec.pacing.as_ref().is_none_or(|pacing| pacing.capacity_aware()),
+        canary: canary::validate_canary(spec.pacing.as_ref(), batch_size)?,
+        slow_start: spec.pacing.as_ref().and_then(|pacing| pacing.slow_start).unwrap_or(false),
     })
 }
 

@@ -10,6 +10,7 @@
 //! promises; the run ends with a table of how often each interesting state was reached,
 //! and fails if one is reached too rarely to trust the cases that reach it.
 
+mod canary;
 mod checks;
 mod model;
 mod pacing;
