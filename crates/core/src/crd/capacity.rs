@@ -21,6 +21,16 @@ pub struct PacingSpec {
     /// `batchTimeout` skips it (`DisruptionBudget`). `false` turns it off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub respect_disruption_budgets: Option<bool>,
+    /// A canary batch first: the run's first batch restarts `size` Deployments, which must
+    /// then stay ready for `soak` before the next batch starts. A canary that fails or turns
+    /// unready ends the run as Failed (reason `CanaryFailed`), whatever `failurePolicy` says,
+    /// with nothing else restarted (docs/capacity.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<super::CanarySpec>,
+    /// Batch sizes grow 1, 2, 4, … up to `batchSize` (after the canary batch, when there is
+    /// one). Default false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slow_start: Option<bool>,
 }
 
 impl PacingSpec {

@@ -2,6 +2,7 @@
 //! it, and the CRD generated from them. Every field carries a doc comment because those
 //! become the descriptions `kubectl explain` prints.
 
+mod canary;
 mod capacity;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
@@ -17,6 +18,7 @@ mod waves;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 
+pub use canary::{CanarySpec, MAX_CANARY_SOAK};
 pub use capacity::{PacingSpec, PacingStatus};
 pub use health_gate::{AlertmanagerCheck, HealthGate, PrometheusCheck, SecretKeyRef};
 pub use kinds::WorkloadKind;

@@ -49,6 +49,8 @@ pub enum Situation {
     Succeeded { message: String },
     /// The last run ended with failures; `message` lists them.
     RunFailed { message: String },
+    /// The last run failed because a canary failed or turned unready during its soak.
+    CanaryFailed { message: String },
     /// The last run planned nothing: the selection matched no Deployment.
     NothingSelected { message: String },
     /// The last run was cancelled.
@@ -125,6 +127,7 @@ impl Situation {
             ),
             Self::Succeeded { message } => ("Succeeded", message.clone(), true, false, false),
             Self::RunFailed { message } => ("RunFailed", message.clone(), false, false, true),
+            Self::CanaryFailed { message } => ("CanaryFailed", message.clone(), false, false, true),
             Self::NothingSelected { message } => {
                 ("NothingSelected", message.clone(), false, false, true)
             }

@@ -2,6 +2,7 @@
 //! Nothing here performs IO or reads a clock; the controller supplies `now` and every
 //! observation, and carries out the returned actions. This is the heart of the operator.
 
+pub mod canary;
 pub mod capacity;
 pub mod conditions;
 pub mod disruption_budgets;

@@ -49,6 +49,8 @@ pub mod reason {
     /// Not restarted: its PodDisruptionBudget allowed no disruption (or another service
     /// under it stayed in flight) until `batchTimeout` passed.
     pub const DISRUPTION_BUDGET: &str = "DisruptionBudget";
+    /// Not restarted: a canary failed or turned unready during its soak, which ends the run.
+    pub const CANARY_FAILED: &str = "CanaryFailed";
 }
 
 /// Most result groups a status keeps; further causes join a group of the same result and

@@ -44,6 +44,8 @@ pub enum EventReason {
     HealthGateTimedOut,
     /// Capacity-aware pacing changed the run's effective batch size.
     BatchSizeChanged,
+    /// A canary failed or turned unready during its soak: the run ends.
+    CanaryFailed,
     /// A wait began; the Event's reason is the wait's own word.
     Waiting(WaitReason),
 }
@@ -73,6 +75,7 @@ impl EventReason {
             Self::Forbidden => "Forbidden",
             Self::HealthGateTimedOut => "HealthGateTimedOut",
             Self::BatchSizeChanged => "BatchSizeChanged",
+            Self::CanaryFailed => "CanaryFailed",
             Self::Waiting(reason) => reason.as_str(),
         }
     }

@@ -12,9 +12,9 @@ use http::HeaderValue;
 use http::header::USER_AGENT;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::Client;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::watcher;
-use kube::{Client, CustomResourceExt};
 use serde_json::json;
 use servicerefresh_sim::{SimConfig, SimHandle};
 use tempfile::TempDir;
@@ -60,8 +60,7 @@ impl BenchCluster {
     /// Starts a cluster with `deployments` Deployments whose rollouts take exactly
     /// `rollout_ms`, and installs the CRD.
     pub async fn start(deployments: usize, rollout_ms: u64) -> Result<Self, ClusterError> {
-        let sim = servicerefresh_sim::start(SimConfig {
-            namespace: NAMESPACE.into(),
+        Self::start_with(SimConfig {
             deployments,
             rollout_ms,
             rollout_jitter_ms: 0,
@@ -69,7 +68,13 @@ impl BenchCluster {
             ..SimConfig::default()
         })
         .await
-        .map_err(ClusterError::Sim)?;
+    }
+
+    /// Starts a cluster as `config` says, in the benchmark's namespace, and installs the CRD.
+    pub async fn start_with(config: SimConfig) -> Result<Self, ClusterError> {
+        let sim = servicerefresh_sim::start(SimConfig { namespace: NAMESPACE.into(), ..config })
+            .await
+            .map_err(ClusterError::Sim)?;
         let dir = tempfile::Builder::new()
             .prefix("servicerefresh-bench-")
             .tempdir()
@@ -84,14 +89,13 @@ impl BenchCluster {
             .map_err(ClusterError::Kubeconfig)?;
         config.headers.push((USER_AGENT, HeaderValue::from_static(AGENT)));
         let client = Client::try_from(config)?;
+        // Both CRDs: a run writes its plan into ServiceRefreshPlan objects.
         let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
         let params = PatchParams::apply(AGENT).force();
-        crds.patch(
-            ServiceRefresh::crd_name(),
-            &params,
-            &Patch::Apply(servicerefresh_core::crd::crd()),
-        )
-        .await?;
+        for crd in servicerefresh_core::crd::crds() {
+            let name = crd.metadata.name.clone().unwrap_or_default();
+            crds.patch(&name, &params, &Patch::Apply(crd)).await?;
+        }
         Ok(Self { sim, client, dir })
     }
 
@@ -139,10 +143,19 @@ impl BenchCluster {
     ) -> Result<(), ClusterError> {
         let selector =
             if picked_only { json!({"matchLabels": {PICK_LABEL: "true"}}) } else { json!({}) };
+        self.apply_spec(name, json!({"selector": selector, "batchSize": batch_size})).await
+    }
+
+    /// Creates the ServiceRefresh `name` with `spec`; returns when the create was answered.
+    pub async fn apply_spec(
+        &self,
+        name: &str,
+        spec: serde_json::Value,
+    ) -> Result<(), ClusterError> {
         let refresh: ServiceRefresh = serde_json::from_value(json!({
             "apiVersion": "gisops.io/v1alpha1", "kind": "ServiceRefresh",
             "metadata": {"name": name, "namespace": NAMESPACE},
-            "spec": {"selector": selector, "batchSize": batch_size},
+            "spec": spec,
         }))
         .map_err(ClusterError::Manifest)?;
         self.refreshes().create(&PostParams::default(), &refresh).await?;

@@ -4,6 +4,7 @@
 //! as the baseline, and the status size through the engine; it prints a table and can write
 //! every figure as JSON. Timings are figures here, never assertions.
 
+mod capacity;
 mod cluster;
 mod figures;
 mod kubectl_loop;
@@ -58,6 +59,9 @@ pub enum Scenario {
     Footprint,
     /// The status size of a 10,000-service run.
     Status,
+    /// Issue 18's capacity scenario: 60 Deployments on 3 nodes with 1500m spare, with and
+    /// without capacity-aware pacing, beside the capacity-limited ideal.
+    Capacity,
 }
 
 fn parse_env(text: &str) -> Result<(String, String), String> {
@@ -196,6 +200,9 @@ async fn measure(args: &BenchArgs) -> Result<Report, Box<dyn std::error::Error>>
     report.setup.insert("operatorBinary".into(), json!(launch.binary.display().to_string()));
     report.setup.insert("operatorEnv".into(), json!(launch.env));
     let checked = record::Checked { quick: args.quick };
+    // The operator always watches Pending pods (capacity-aware pacing): every figure,
+    // the footprint's memory among them, is measured with that watch running.
+    report.setup.insert("pendingPodsWatch".into(), json!(true));
 
     if wanted(Scenario::Runs) {
         let mut handoffs = Vec::new();
@@ -236,6 +243,11 @@ async fn measure(args: &BenchArgs) -> Result<Report, Box<dyn std::error::Error>>
             record::footprint(&mut report, checked, &figures);
         }
     }
+    if wanted(Scenario::Capacity) {
+        progress("capacity: 60 Deployments on 3 nodes, 1500m spare, with and without pacing");
+        let runs = capacity::side_by_side(&launch).await?;
+        capacity::record(&mut report, checked, &runs);
+    }
     if wanted(Scenario::Status) {
         let services = sizes.status_services;
         progress(&format!("status size: {services} services"));
@@ -246,6 +258,6 @@ async fn measure(args: &BenchArgs) -> Result<Report, Box<dyn std::error::Error>>
     Ok(report)
 }
 
-fn progress(text: &str) {
+pub(super) fn progress(text: &str) {
     eprintln!("bench: {text}");
 }

@@ -25,10 +25,13 @@ pub(super) fn end_run(pass: &mut Pass, status: &mut ServiceRefreshStatus) {
     let now = pass.now_time();
     let selection = describe_selection(pass);
     // A gate that timed out under Abort fails the run even when every restart went well.
+    // So does a canary that turned unready during its soak.
     let gate_failure = status
         .results
         .iter()
-        .find(|group| group.reason == reason::HEALTH_GATE_TIMED_OUT)
+        .find(|group| {
+            group.reason == reason::HEALTH_GATE_TIMED_OUT || group.reason == reason::CANARY_FAILED
+        })
         .map(|group| group.message.clone());
     let Some(run) = status.run.as_mut() else {
         return;
@@ -216,6 +219,11 @@ pub(super) fn ended_situation(status: &mut ServiceRefreshStatus) -> Situation {
         Phase::Cancelled => Situation::Cancelled { message },
         Phase::Failed if results::totals(status).services == 0 => {
             Situation::NothingSelected { message }
+        }
+        Phase::Failed
+            if status.results.iter().any(|group| group.reason == reason::CANARY_FAILED) =>
+        {
+            Situation::CanaryFailed { message }
         }
         Phase::Failed => Situation::RunFailed { message },
         _ => Situation::Succeeded { message },

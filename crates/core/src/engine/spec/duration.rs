@@ -52,7 +52,7 @@ pub fn parse_trigger_settle(text: &str) -> Result<SignedDuration, SpecError> {
 }
 
 /// `^([0-9]+(ms|s|m|h))+$`, the CRD's pattern.
-fn has_go_duration_shape(text: &str) -> bool {
+pub(super) fn has_go_duration_shape(text: &str) -> bool {
     let mut rest = text;
     if rest.is_empty() {
         return false;

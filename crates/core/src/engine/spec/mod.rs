@@ -4,6 +4,7 @@
 //! the run state machine work from; one that fails yields a [`SpecError`] whose message names
 //! the offending field so a person can fix it.
 
+mod canary;
 mod duration;
 mod gate;
 mod names;
@@ -18,6 +19,7 @@ use std::num::NonZeroUsize;
 use fnv::FnvHasher;
 use jiff::SignedDuration;
 
+pub use canary::{MAX_SOAK, ValidCanary};
 pub use duration::{
     MAX_BATCH_TIMEOUT, MAX_TRIGGER_SETTLE, MIN_BATCH_TIMEOUT, parse_batch_timeout,
     parse_trigger_settle,
@@ -218,6 +220,10 @@ pub struct ValidSpec {
     pub capacity_aware: bool,
     /// `spec.pacing.respectDisruptionBudgets` (default true).
     pub respect_disruption_budgets: bool,
+    /// `spec.pacing.canary`, when set.
+    pub canary: Option<ValidCanary>,
+    /// `spec.pacing.slowStart` (default false).
+    pub slow_start: bool,
 }
 
 impl ValidSpec {
@@ -425,6 +431,8 @@ pub fn validate(
             .as_ref()
             .and_then(|pacing| pacing.respect_disruption_budgets)
             .unwrap_or(true),
+        canary: canary::validate_canary(spec.pacing.as_ref(), batch_size)?,
+        slow_start: spec.pacing.as_ref().and_then(|pacing| pacing.slow_start).unwrap_or(false),
     })
 }
 

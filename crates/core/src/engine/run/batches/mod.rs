@@ -6,6 +6,7 @@
 
 mod budget;
 mod budgets;
+mod canary;
 mod complete;
 mod cut;
 mod drive;
@@ -89,6 +90,17 @@ pub(super) fn drive_run(pass: &mut Pass, status: &mut ServiceRefreshStatus, spec
             summary::end_run(pass, status);
             return;
         }
+        // Before Abort: a failed canary ends the run as the canary's failure.
+        match canary::before_next_batch(pass, status, spec) {
+            canary::CanaryOutcome::Proceed => {}
+            canary::CanaryOutcome::Hold => return,
+            canary::CanaryOutcome::EndRun(message) => {
+                pass.out.notice(EventSeverity::Warning, EventReason::CanaryFailed, message.clone());
+                skip_the_rest(pass, status, (reason::CANARY_FAILED, &message));
+                summary::end_run(pass, status);
+                return;
+            }
+        }
         if spec.failure_policy == FailurePolicy::Abort
             && let Some(failed_batch) = last_batch_with_failure(status)
         {
@@ -102,7 +114,8 @@ pub(super) fn drive_run(pass: &mut Pass, status: &mut ServiceRefreshStatus, spec
             wait_for_plan(pass, status);
             return;
         };
-        let Some(positions) = cut::next_batch(plan, status, pace.batch_size()) else {
+        let size = pace.batch_size().min(canary::next_batch_size(status, spec));
+        let Some(positions) = cut::next_batch(plan, status, size) else {
             summary::end_run(pass, status);
             return;
         };
@@ -152,7 +165,8 @@ fn cut_every_batch_skipped(pass: &mut Pass, status: &mut ServiceRefreshStatus, s
         let Some(plan) = pass.plan_of(status) else {
             return;
         };
-        let Some(positions) = cut::next_batch(plan, status, spec.batch_size.get()) else {
+        let size = canary::next_batch_size(status, spec);
+        let Some(positions) = cut::next_batch(plan, status, size) else {
             return;
         };
         let positions = budgets::trim_batch(pass, spec, plan, positions);

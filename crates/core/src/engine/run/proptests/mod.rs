@@ -12,6 +12,7 @@
 //! and fails if one is reached too rarely to trust the cases that reach it.
 
 mod budgets;
+mod canary;
 mod checks;
 mod kinds;
 mod model;

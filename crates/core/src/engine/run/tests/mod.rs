@@ -1,6 +1,7 @@
 //! Unit tests of the run state machine, one rule at a time, by theme; the helpers here
 //! read a status or a decision the way the assertions want it.
 
+mod canary;
 mod capacity;
 mod crashes;
 mod disruption_budgets;
