@@ -291,11 +291,17 @@ pub fn refresh_totals(status: &mut ServiceRefreshStatus) {
         run.end_time.is_some()
             || run.plan.as_ref().is_some_and(|plan| run.next_position >= plan.services)
     });
-    if all_cut && !running {
+    let stopped_early = status.run.as_ref().is_some_and(|run| run.cancel_request.is_some())
+        || totals.failed > 0
+        || status.results.iter().any(|group| {
+            group.reason == reason::HEALTH_GATE_TIMED_OUT || group.reason == reason::CANARY_FAILED
+        });
+    if all_cut && !running && stopped_early {
         // A run that ends early (cancelled, aborted) skips the batches it had not started:
         // they no longer count as ahead, but the total it was heading for stays, so BATCH
-        // reads where it stopped (`5/10`), not `5/5`. A run that ends normally has counted
-        // down to its last batch already.
+        // reads where it stopped (`5/10`), not `5/5`. A run that goes through has counted
+        // down to its last batch already, even when services left its plan without a batch
+        // (excluded, an OnDelete StatefulSet).
         let planned = status
             .batch
             .as_deref()
