@@ -29,7 +29,7 @@ fn rules(deployment_verbs: &[&str]) -> Value {
     json!([
         {"apiGroups": [""], "resources": ["*"], "verbs": ["*"]},
         {"apiGroups": ["gisops.io", "events.k8s.io", "coordination.k8s.io",
-                       "authentication.k8s.io", "authorization.k8s.io"],
+                       "authentication.k8s.io", "authorization.k8s.io", "policy"],
          "resources": ["*"], "verbs": ["*"]},
         {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": deployment_verbs},
         {"apiGroups": ["apps"], "resources": ["replicasets", "statefulsets", "daemonsets"],
