@@ -532,6 +532,47 @@ fn secrets_are_granted_and_watched_only_when_enabled_and_only_by_name() {
     assert_eq!(secret_roles(&namespaced), [("arcgis".to_owned(), lines(&[named_rule]))]);
 }
 
+#[test]
+fn secrets_that_gates_and_webhooks_refer_to_are_granted_get_by_name_only_when_listed() {
+    let refs_roles = |objects: &[Value]| -> Vec<(String, BTreeSet<String>)> {
+        of_kind(objects, "Role")
+            .into_iter()
+            .filter(|role| role["metadata"]["name"] == "sr-servicerefresh-secret-refs")
+            .map(|role| {
+                (role["metadata"]["namespace"].as_str().unwrap().to_owned(), rule_lines(role))
+            })
+            .collect()
+    };
+    assert!(refs_roles(&render(&[])).is_empty(), "no Secret is granted by default");
+    let get_rule = "core secrets [\"monitoring-token\", \"servicerefresh-hooks\"]: get";
+    let cluster_wide = render(&[
+        "secretRefs.names={monitoring-token,servicerefresh-hooks}",
+        "secretRefs.namespaces={arcgis,portal}",
+    ]);
+    assert_eq!(
+        refs_roles(&cluster_wide),
+        [("arcgis".to_owned(), lines(&[get_rule])), ("portal".to_owned(), lines(&[get_rule]))]
+    );
+    assert_eq!(rule_lines(one(&cluster_wide, "ClusterRole")), lines(OPERATOR_RULES));
+    let bindings: Vec<&Value> = of_kind(&cluster_wide, "RoleBinding")
+        .into_iter()
+        .filter(|binding| binding["metadata"]["name"] == "sr-servicerefresh-secret-refs")
+        .collect();
+    assert_eq!(bindings.len(), 2);
+    for binding in bindings {
+        assert_eq!(binding["roleRef"]["name"], "sr-servicerefresh-secret-refs");
+        assert_eq!(
+            binding["subjects"],
+            json!([{"kind": "ServiceAccount", "name": FULLNAME, "namespace": RELEASE_NAMESPACE}])
+        );
+    }
+    let namespaced = render(&[
+        "watchNamespace=arcgis",
+        "secretRefs.names={monitoring-token,servicerefresh-hooks}",
+    ]);
+    assert_eq!(refs_roles(&namespaced), [("arcgis".to_owned(), lines(&[get_rule]))]);
+}
+
 const CLUSTER_SCOPED_KINDS: &[&str] = &[
     "ClusterRole",
     "ClusterRoleBinding",
@@ -803,6 +844,12 @@ fn bad_values_fail_with_a_message_naming_the_value() {
         (
             "secretTriggers.enabled=true,secretTriggers.names={tls},watchNamespace=arcgis,secretTriggers.namespaces={other}",
             "secretTriggers.namespaces",
+        ),
+        ("secretRefs.names={Bad_Name}", "secretRefs.names"),
+        ("secretRefs.names={hooks}", "secretRefs.namespaces"),
+        (
+            "secretRefs.names={hooks},watchNamespace=arcgis,secretRefs.namespaces={other}",
+            "secretRefs.namespaces",
         ),
     ];
     let helms: Vec<PathBuf> = std::iter::once(helm()).chain(helm4()).collect();
