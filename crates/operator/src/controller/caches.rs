@@ -11,8 +11,9 @@ use std::time::Instant;
 use kube::runtime::reflector::{ObjectRef, Store};
 
 use super::secret_watches::SecretWatches;
-use servicerefresh_core::crd::{ServiceRefresh, WorkloadKind};
-use servicerefresh_core::engine::spec::watched_config_maps;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use servicerefresh_core::crd::{ServiceRefresh, ServiceRefreshSpec, WorkloadKind};
+use servicerefresh_core::engine::spec::{WatchedObject, watched_config_maps, watched_secrets};
 use servicerefresh_core::engine::{
     ClusterView, ConfigMapSnapshot, DeploymentSnapshot, DisruptionBudgetSnapshot, ObjectKey,
     PodSnapshot, RunId, SecretSnapshot, plan,
@@ -271,8 +272,24 @@ pub fn refreshes_for_config_map(
     refreshes: &Store<ServiceRefresh>,
     config_map: &ConfigMapSnapshot,
 ) -> Vec<ObjectRef<ServiceRefresh>> {
-    let (Some(namespace), Some(name)) =
-        (config_map.metadata.namespace.as_deref(), config_map.metadata.name.as_deref())
+    refreshes_naming(refreshes, &config_map.metadata, watched_config_maps)
+}
+
+/// The ServiceRefreshes whose `secretTriggers` name this Secret.
+pub fn refreshes_for_secret(
+    refreshes: &Store<ServiceRefresh>,
+    secret: &SecretSnapshot,
+) -> Vec<ObjectRef<ServiceRefresh>> {
+    refreshes_naming(refreshes, &secret.metadata, watched_secrets)
+}
+
+/// The ServiceRefreshes among whose `watched` triggers the object of `metadata` is.
+fn refreshes_naming(
+    refreshes: &Store<ServiceRefresh>,
+    metadata: &ObjectMeta,
+    watched: fn(&ServiceRefreshSpec, &str) -> Vec<WatchedObject>,
+) -> Vec<ObjectRef<ServiceRefresh>> {
+    let (Some(namespace), Some(name)) = (metadata.namespace.as_deref(), metadata.name.as_deref())
     else {
         return Vec::new();
     };
@@ -281,9 +298,9 @@ pub fn refreshes_for_config_map(
         .state()
         .iter()
         .filter(|refresh| {
-            watched_config_maps(&refresh.spec, plan::own_namespace(refresh))
+            watched(&refresh.spec, plan::own_namespace(refresh))
                 .iter()
-                .any(|watched| watched.key == changed)
+                .any(|object| object.key == changed)
         })
         .map(|refresh| ObjectRef::from_obj(refresh.as_ref()))
         .collect()

@@ -19,12 +19,12 @@ use tracing::{debug, info, warn};
 use super::OperatorConfig;
 use super::caches::{
     CachedCluster, refreshes_for_budget, refreshes_for_config_map, refreshes_for_deployment,
-    refreshes_for_pod,
+    refreshes_for_pod, refreshes_for_secret,
 };
 use super::leader;
 use super::preflight::preflight;
 use super::reconcile::{Context, error_policy, reconcile};
-use super::secret_watches::{SecretWatches, refreshes_for_secret};
+use super::secret_watches::SecretWatches;
 use super::startup::{Clients, StartupError};
 use super::watches::{CacheEvents, Caches, report_readiness, watch_caches};
 use servicerefresh_core::crd::ServiceRefresh;

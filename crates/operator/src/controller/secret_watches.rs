@@ -160,26 +160,3 @@ impl SecretWatches {
         self.watches.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
-
-/// The ServiceRefreshes whose `secretTriggers` name this Secret.
-pub fn refreshes_for_secret(
-    refreshes: &Store<ServiceRefresh>,
-    secret: &SecretSnapshot,
-) -> Vec<ObjectRef<ServiceRefresh>> {
-    let (Some(namespace), Some(name)) =
-        (secret.metadata.namespace.as_deref(), secret.metadata.name.as_deref())
-    else {
-        return Vec::new();
-    };
-    let changed = ObjectKey::new(namespace, name);
-    refreshes
-        .state()
-        .iter()
-        .filter(|refresh| {
-            watched_secrets(&refresh.spec, plan::own_namespace(refresh))
-                .iter()
-                .any(|watched| watched.key == changed)
-        })
-        .map(|refresh| ObjectRef::from_obj(refresh.as_ref()))
-        .collect()
-}

@@ -26,13 +26,7 @@ pub(super) fn end_run(pass: &mut Pass, status: &mut ServiceRefreshStatus) {
     let selection = describe_selection(pass);
     // A gate that timed out under Abort fails the run even when every restart went well.
     // So does a canary that turned unready during its soak.
-    let gate_failure = status
-        .results
-        .iter()
-        .find(|group| {
-            group.reason == reason::HEALTH_GATE_TIMED_OUT || group.reason == reason::CANARY_FAILED
-        })
-        .map(|group| group.message.clone());
+    let gate_failure = stopping_result(status).map(|group| group.message.clone());
     let Some(run) = status.run.as_mut() else {
         return;
     };
@@ -279,6 +273,14 @@ pub(super) fn batch_numbers_with(
     (current.min(total), total)
 }
 
+/// The result group of a gate that timed out under Abort or of a failed canary: either ends
+/// the run as Failed even when every restart went well.
+fn stopping_result(status: &ServiceRefreshStatus) -> Option<&crate::crd::ResultGroup> {
+    status.results.iter().find(|group| {
+        group.reason == reason::HEALTH_GATE_TIMED_OUT || group.reason == reason::CANARY_FAILED
+    })
+}
+
 /// Recomputes the counts and the printer-column strings.
 pub fn refresh_totals(status: &mut ServiceRefreshStatus) {
     if status.run.is_none() {
@@ -293,9 +295,7 @@ pub fn refresh_totals(status: &mut ServiceRefreshStatus) {
     });
     let stopped_early = status.run.as_ref().is_some_and(|run| run.cancel_request.is_some())
         || totals.failed > 0
-        || status.results.iter().any(|group| {
-            group.reason == reason::HEALTH_GATE_TIMED_OUT || group.reason == reason::CANARY_FAILED
-        });
+        || stopping_result(status).is_some();
     if all_cut && !running && stopped_early {
         // A run that ends early (cancelled, aborted) skips the batches it had not started:
         // they no longer count as ahead, but the total it was heading for stays, so BATCH
