@@ -112,7 +112,12 @@ async fn a_batch_raising_errors_holds_at_the_gate_with_the_query_result_and_resu
         .expect("a Reconciling condition");
     assert_eq!(reconciling.reason, "HealthGateFailing");
     assert_template_changes(&cluster.sim, &names[1..], 0);
-    let announced = events_with_reason(&cluster, "HealthGateFailing").await;
+    // The Event follows the status write that records the wait, so it may lag the status.
+    let announced = wait_for(Duration::from_secs(30), "the HealthGateFailing Event", || async {
+        Some(events_with_reason(&cluster, "HealthGateFailing").await)
+            .filter(|announced| !announced.is_empty())
+    })
+    .await;
     assert_eq!(announced.len(), 1, "the wait is announced once: {announced:#?}");
     assert!(announced[0].message.as_deref().is_some_and(|m| m.contains(&deployment_label)));
 
