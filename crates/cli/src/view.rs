@@ -9,6 +9,7 @@ use jiff::Timestamp;
 use servicerefresh_core::crd::{BatchPhase, Phase, ServiceRefreshStatus, ServiceResult, Totals};
 use servicerefresh_core::engine::Plan;
 use servicerefresh_core::engine::results::display_name;
+use servicerefresh_core::engine::schedule::Schedule;
 use servicerefresh_core::engine::view::{self as core_view, RunView as CoreRunView};
 
 /// What the CLI knows about one ServiceRefresh's status.
@@ -217,11 +218,13 @@ impl PlanView {
             end: batch.end_time,
             services: batch.services.iter().map(service).collect(),
         }));
-        // The batches still to come, as the next cut will make them.
-        let size = status.run.as_ref().and_then(|run| run.batch_size).unwrap_or(1).max(1) as usize;
+        // The batches still to come, as the run's schedule will cut them (canary, slow
+        // start, the effective size).
         let started = earlier.as_ref().map_or(0, |earlier| earlier.index);
         let first_pending = batches.last().map_or(started, |batch| batch.index) + 1;
-        for (index, chunk) in (first_pending..).zip(run_view.not_started.chunks(size)) {
+        let schedule = status.run.as_ref().map(Schedule::of_run);
+        let to_come = schedule.map(|schedule| schedule.cut(&run_view.not_started, first_pending));
+        for (index, chunk) in to_come.unwrap_or_default() {
             batches.push(BatchView {
                 index,
                 folded: 1,
@@ -397,6 +400,8 @@ mod tests {
             plan: None,
             next_position: 0,
             batch_size: None,
+            canary_size: None,
+            slow_start: false,
             pacing: None,
             selection: None,
             start_time: Some(Time(Timestamp::from_second(100).unwrap())),
