@@ -446,6 +446,37 @@ mod tests {
     }
 
     #[test]
+    fn the_batches_to_come_are_cut_as_the_canary_and_slow_start_cut_them() {
+        let entries = (0..12)
+            .map(|i| servicerefresh_core::engine::PlanEntry {
+                key: servicerefresh_core::engine::ObjectKey::new("arcgis", format!("s{i}")),
+                wave: 0,
+            })
+            .collect();
+        let plan = Plan::new("arcgis/x/3-abc", entries);
+        let mut status = status_with_ended_run_and_follow_up_queued();
+        status.phase = Some(Phase::Running);
+        status.batches.clear();
+        status.history.clear();
+        let run = status.run.as_mut().expect("a run");
+        (run.id, run.end_time, run.batch_size) = ("arcgis/x/3-abc".into(), None, Some(4));
+        (run.canary_size, run.slow_start) = (Some(2), true);
+        run.plan = Some(servicerefresh_core::crd::PlanRef {
+            name: "x-plan-1-0".into(),
+            parts: 1,
+            services: 12,
+            digest: plan.digest().to_owned(),
+        });
+        let view = PlanView::from_status(&status, "arcgis", Some(&plan));
+        let sizes: Vec<(usize, usize)> =
+            view.batches.iter().map(|batch| (batch.index as usize, batch.services.len())).collect();
+        // 2 canaries, then 1, 2, 4, and the 3 left: batchSize alone would cut 4, 4, 4.
+        assert_eq!(sizes, [(1, 2), (2, 1), (3, 2), (4, 4), (5, 3)]);
+        assert_eq!(view.total_batches(), 5);
+        assert_eq!(view.batches[1].services[0].name, "s2", "in plan order");
+    }
+
+    #[test]
     fn an_ended_run_takes_its_phase_from_history_not_from_a_queued_follow_up() {
         let view =
             PlanView::from_status(&status_with_ended_run_and_follow_up_queued(), "arcgis", None);
