@@ -73,6 +73,18 @@ pub struct SimConfig {
     /// generated fleet's pods run; the nodes are sized for it (see
     /// sim/README.md). `None`: 2 CPUs per node. Ignored without `nodes`.
     pub spare_cpu_millis: Option<u64>,
+    /// The CPU request (millicores) of every generated Deployment's pods; `None`: 100m to 500m, from each Deployment's id.
+    pub deployment_cpu_millis: Option<u64>,
+    /// The replicas of every generated Deployment; `None`: 1 to 3, drawn.
+    pub deployment_replicas: Option<u64>,
+    /// How long a deleted pod whose status is simulated takes to stop, in
+    /// ms: with a grace period (`gracePeriodSeconds`, else the pod's
+    /// `terminationGracePeriodSeconds`, 30 by default) such a pod is
+    /// deleted gracefully (`deletionTimestamp` and
+    /// `deletionGracePeriodSeconds` set, `Terminating`, still holding its
+    /// node's room) and removed this long after, never later than its grace
+    /// period. 0 (the default): it goes at once, as no kubelet confirms it.
+    pub pod_stop_time_ms: u64,
 }
 
 /// The kubelet of pods that run for real.
@@ -123,6 +135,9 @@ impl Default for SimConfig {
             kubelet: KubeletConfig::default(),
             nodes: None,
             spare_cpu_millis: None,
+            deployment_cpu_millis: None,
+            deployment_replicas: None,
+            pod_stop_time_ms: 0,
         }
     }
 }

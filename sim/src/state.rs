@@ -81,7 +81,11 @@ impl SimState {
         runtime: ContainerRuntime,
     ) -> Self {
         let store = Store::new(config.event_window);
-        store.lock().kubelet_repositories = config.run_images.keys().cloned().collect();
+        {
+            let mut inner = store.lock();
+            inner.kubelet_repositories = config.run_images.keys().cloned().collect();
+            inner.simulated_pods_stop = config.pod_stop_time_ms > 0;
+        }
         let kubelet_root = config.kubelet.root_dir.clone().unwrap_or_else(|| {
             std::env::temp_dir().join(format!(
                 "servicerefresh-sim-kubelet-{}-{}",

@@ -82,6 +82,9 @@ pub struct StoreInner {
     /// such an image, once bound to a node, is deleted gracefully (the
     /// kubelet confirms the deletion); other pods go at once.
     pub kubelet_repositories: std::collections::BTreeSet<String>,
+    /// Pods whose status is simulated are deleted gracefully too (the sim's
+    /// `pod_stop_time_ms` is not 0): the pod-stop controller confirms them.
+    pub simulated_pods_stop: bool,
     next_snapshot: u64,
     live_events: broadcast::Sender<Arc<StoredEvent>>,
 }
@@ -112,6 +115,7 @@ impl Store {
                 registry: Registry::default(),
                 snapshots: VecDeque::new(),
                 kubelet_repositories: std::collections::BTreeSet::new(),
+                simulated_pods_stop: false,
                 next_snapshot: 1,
                 live_events,
             }),

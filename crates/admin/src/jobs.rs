@@ -32,6 +32,7 @@ use servicerefresh_core::crd::{
 };
 use servicerefresh_core::engine::Plan;
 use servicerefresh_core::engine::conditions::{self, RECONCILING, STALLED};
+use servicerefresh_core::engine::schedule::Schedule;
 use servicerefresh_core::engine::view::{self as core_view, RunView};
 
 /// The operation that submits jobs, below the context root.
@@ -434,18 +435,18 @@ fn run_batches(view: &RunView, status: &ServiceRefreshStatus, run: &RunStatus) -
         failed: batch.counts.failed,
         services: batch.services.iter().map(service_view).collect(),
     }));
-    let size = run.batch_size.unwrap_or(1).max(1) as usize;
+    // The batches to come, as the run's schedule will cut them (canary, slow start, pacing).
     let mut next = batches.last().map_or(0, |batch| batch.index) + 1;
-    for chunk in view.not_started.chunks(size) {
+    for (index, chunk) in Schedule::of_run(run).cut(&view.not_started, next) {
         batches.push(BatchResult {
-            index: next,
+            index,
             status: "PENDING",
             starttime: 0,
             endtime: 0,
             failed: 0,
             services: chunk.iter().map(service_view).collect(),
         });
-        next += 1;
+        next = index + 1;
     }
     if !view.unbatched.is_empty() {
         // Skipped without a batch (excluded, cancelled before their batch, a dry run).

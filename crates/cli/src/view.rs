@@ -9,6 +9,7 @@ use jiff::Timestamp;
 use servicerefresh_core::crd::{BatchPhase, Phase, ServiceRefreshStatus, ServiceResult, Totals};
 use servicerefresh_core::engine::Plan;
 use servicerefresh_core::engine::results::display_name;
+use servicerefresh_core::engine::schedule::Schedule;
 use servicerefresh_core::engine::view::{self as core_view, RunView as CoreRunView};
 
 /// What the CLI knows about one ServiceRefresh's status.
@@ -217,11 +218,13 @@ impl PlanView {
             end: batch.end_time,
             services: batch.services.iter().map(service).collect(),
         }));
-        // The batches still to come, as the next cut will make them.
-        let size = status.run.as_ref().and_then(|run| run.batch_size).unwrap_or(1).max(1) as usize;
+        // The batches still to come, as the run's schedule will cut them (canary, slow
+        // start, the effective size).
         let started = earlier.as_ref().map_or(0, |earlier| earlier.index);
         let first_pending = batches.last().map_or(started, |batch| batch.index) + 1;
-        for (index, chunk) in (first_pending..).zip(run_view.not_started.chunks(size)) {
+        let schedule = status.run.as_ref().map(Schedule::of_run);
+        let to_come = schedule.map(|schedule| schedule.cut(&run_view.not_started, first_pending));
+        for (index, chunk) in to_come.unwrap_or_default() {
             batches.push(BatchView {
                 index,
                 folded: 1,
@@ -397,6 +400,8 @@ mod tests {
             plan: None,
             next_position: 0,
             batch_size: None,
+            canary_size: None,
+            slow_start: false,
             pacing: None,
             selection: None,
             start_time: Some(Time(Timestamp::from_second(100).unwrap())),
@@ -438,6 +443,37 @@ mod tests {
             }],
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn the_batches_to_come_are_cut_as_the_canary_and_slow_start_cut_them() {
+        let entries = (0..12)
+            .map(|i| servicerefresh_core::engine::PlanEntry {
+                key: servicerefresh_core::engine::ObjectKey::new("arcgis", format!("s{i}")),
+                wave: 0,
+            })
+            .collect();
+        let plan = Plan::new("arcgis/x/3-abc", entries);
+        let mut status = status_with_ended_run_and_follow_up_queued();
+        status.phase = Some(Phase::Running);
+        status.batches.clear();
+        status.history.clear();
+        let run = status.run.as_mut().expect("a run");
+        (run.id, run.end_time, run.batch_size) = ("arcgis/x/3-abc".into(), None, Some(4));
+        (run.canary_size, run.slow_start) = (Some(2), true);
+        run.plan = Some(servicerefresh_core::crd::PlanRef {
+            name: "x-plan-1-0".into(),
+            parts: 1,
+            services: 12,
+            digest: plan.digest().to_owned(),
+        });
+        let view = PlanView::from_status(&status, "arcgis", Some(&plan));
+        let sizes: Vec<(usize, usize)> =
+            view.batches.iter().map(|batch| (batch.index as usize, batch.services.len())).collect();
+        // 2 canaries, then 1, 2, 4, and the 3 left: batchSize alone would cut 4, 4, 4.
+        assert_eq!(sizes, [(1, 2), (2, 1), (3, 2), (4, 4), (5, 3)]);
+        assert_eq!(view.total_batches(), 5);
+        assert_eq!(view.batches[1].services[0].name, "s2", "in plan order");
     }
 
     #[test]

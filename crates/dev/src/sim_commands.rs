@@ -5,6 +5,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 mod detach;
 
@@ -97,6 +98,12 @@ pub struct SimArgs {
     /// Kubernetes quantity (1500m, 2); the nodes are sized for it. Default: 2 per node.
     #[arg(long, requires = "nodes", value_parser = parse_cpu)]
     spare_cpu: Option<u64>,
+    /// How long a deleted pod takes to stop (30s, 1500ms): it shows Terminating and keeps its
+    /// node's room meanwhile, never longer than its grace period (terminationGracePeriodSeconds,
+    /// 30 s by default). 0s: deleted pods go at once. `kubectl delete pod --grace-period=0
+    /// --force` is always immediate.
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    pod_stop_time: Duration,
     /// Start the simulated cluster in the background and return once its kubeconfigs are
     /// written, printing where everything is; its output goes to the kubeconfig's path with
     /// `.log` appended. For scripts and copy-paste recipes.
@@ -106,6 +113,14 @@ pub struct SimArgs {
     /// background process's), so that `kill "$(cat FILE)"` stops it.
     #[arg(long, value_name = "FILE")]
     pid_file: Option<PathBuf>,
+}
+
+/// A duration such as `12s`, `1500ms` or `1m`.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let duration: jiff::SignedDuration = text
+        .parse()
+        .map_err(|error| format!("{text:?} is not a duration such as 12s or 1500ms: {error}"))?;
+    Duration::try_from(duration).map_err(|_| format!("{text:?} must not be negative"))
 }
 
 /// A CPU quantity (`1500m`, `1.5`, `2`) in millicores.
@@ -236,6 +251,7 @@ pub async fn run_sim(args: SimArgs) -> ExitCode {
         run_images: args.run_image.iter().cloned().collect(),
         nodes: args.nodes.map(usize::from),
         spare_cpu_millis: args.spare_cpu,
+        pod_stop_time_ms: u64::try_from(args.pod_stop_time.as_millis()).unwrap_or(u64::MAX),
         ..SimConfig::default()
     };
     let sim = match servicerefresh_sim::start(config).await {
@@ -339,6 +355,8 @@ fn write_files(sim: &SimHandle, args: &SimArgs) -> Result<Vec<String>, String> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use clap::Parser;
 
     use super::SimArgs;
@@ -360,6 +378,19 @@ mod tests {
         let args = parse(&["--nodes", "2", "--spare-cpu", "1.5"]).expect("valid flags");
         assert_eq!(args.spare_cpu, Some(1500));
         assert_eq!(parse(&[]).expect("no flags").nodes, None);
+    }
+
+    #[test]
+    fn pod_stop_time_takes_a_duration_and_defaults_to_at_once() {
+        assert_eq!(parse(&[]).expect("no flags").pod_stop_time, Duration::ZERO);
+        let args = parse(&["--pod-stop-time", "12s"]).expect("valid flags");
+        assert_eq!(args.pod_stop_time, Duration::from_secs(12));
+        let args = parse(&["--pod-stop-time", "1500ms"]).expect("valid flags");
+        assert_eq!(args.pod_stop_time, Duration::from_millis(1500));
+        let error = parse(&["--pod-stop-time", "12"]).err().expect("refused");
+        assert!(error.to_string().contains("is not a duration"), "{error}");
+        let error = parse(&["--pod-stop-time=-1s"]).err().expect("refused");
+        assert!(error.to_string().contains("must not be negative"), "{error}");
     }
 
     #[test]

@@ -19,6 +19,9 @@
 //! - `scheduler` (with nodes): places pods on nodes, marks those that fit
 //!   nowhere `Unschedulable`, and binds them once room appears.
 //! - `disruption`: the status of PodDisruptionBudgets.
+//! - `pod_stop` (with `SimConfig::pod_stop_time_ms`): removes the deleted
+//!   pods whose status is simulated once their containers would have
+//!   stopped.
 //!
 //! `owners` holds the owner-reference helpers they share; `events` the
 //! event recorders; `nodes` the nodes workload pods go to; `timer` the
@@ -33,6 +36,7 @@ mod kubelet;
 mod namespaces;
 mod nodes;
 mod owners;
+mod pod_stop;
 mod replica_sets;
 mod rollout;
 mod scheduler;
@@ -65,6 +69,7 @@ pub async fn run(sim: Arc<SimState>) {
         tokio::spawn(kubelet::run(sim.clone())),
         tokio::spawn(service_accounts::run(sim.clone())),
         tokio::spawn(scheduler::run(sim.clone())),
+        tokio::spawn(pod_stop::run(sim.clone())),
         tokio::spawn(disruption::run(sim)),
     ];
     for task in tasks {

@@ -201,6 +201,25 @@ fn mark_failing(workload: &mut Value) {
     }
 }
 
+/// Sets what `config` fixes of a generated Deployment: its replicas
+/// (`SimConfig::deployment_replicas`) and its container's CPU request
+/// (`deployment_cpu_millis`), after the draws, so that a seed still names
+/// the same fleet.
+fn apply_fixed_shape(deployment: &mut Value, config: &SimConfig) {
+    if let Some(replicas) = config.deployment_replicas
+        && let Some(spec) = deployment.get_mut("spec").and_then(Value::as_object_mut)
+    {
+        spec.insert("replicas".into(), json!(replicas));
+    }
+    if let Some(millis) = config.deployment_cpu_millis
+        && let Some(requests) = deployment
+            .pointer_mut("/spec/template/spec/containers/0/resources/requests")
+            .and_then(Value::as_object_mut)
+    {
+        requests.insert("cpu".into(), json!(format!("{millis}m")));
+    }
+}
+
 /// Creates the namespaces and the fleet in the store.
 pub fn seed(sim: &SimState, config: &SimConfig) -> Result<(), SimError> {
     let mut store = sim.store.lock();
@@ -240,7 +259,10 @@ pub fn seed(sim: &SimState, config: &SimConfig) -> Result<(), SimError> {
     let now = now_ms();
     let mut fleet: Vec<Value> = (0..config.deployments)
         .map(|index| {
-            deployment(&mut rng, &config.namespace, index, config.progress_deadline_seconds)
+            let mut generated =
+                deployment(&mut rng, &config.namespace, index, config.progress_deadline_seconds);
+            apply_fixed_shape(&mut generated, config);
+            generated
         })
         .collect();
     let mut stateful_sets: Vec<Value> = (0..config.stateful_sets)

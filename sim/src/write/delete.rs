@@ -136,8 +136,8 @@ pub fn delete_remaining(store: &mut StoreInner, def: &ResourceDef, namespace: Op
 /// The grace period of a first delete of `pod` (the pod strategy's
 /// `CheckGracefulDelete`): the requested one, else the pod's
 /// `terminationGracePeriodSeconds` (30 by default); 0 for a pod no kubelet
-/// runs (unbound, finished, or, in the sim, of an image it does not run);
-/// a negative one counts as 1.
+/// runs (unbound, finished, or, in the sim, of an image it does not run
+/// while simulated pods stop at once); a negative one counts as 1.
 fn pod_grace_period(store: &StoreInner, pod: &Value, options: &DeleteOptions) -> i64 {
     let requested = options.grace_period_seconds.or_else(|| {
         Some(
@@ -152,9 +152,10 @@ fn pod_grace_period(store: &StoreInner, pod: &Value, options: &DeleteOptions) ->
         pod.pointer("/status/phase").and_then(Value::as_str),
         Some("Succeeded" | "Failed")
     );
-    let has_kubelet = pod
-        .get("spec")
-        .is_some_and(|spec| spec_runs_for_real(store.kubelet_repositories.iter(), spec));
+    let has_kubelet = store.simulated_pods_stop
+        || pod
+            .get("spec")
+            .is_some_and(|spec| spec_runs_for_real(store.kubelet_repositories.iter(), spec));
     if !bound || finished || !has_kubelet {
         return 0;
     }

@@ -194,6 +194,14 @@ pub struct RunStatus {
     /// How many services the next batch takes: `spec.batchSize` as of the latest batch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch_size: Option<u32>,
+    /// The canary batch's size (`spec.pacing.canary.size` as of the latest batch), when the
+    /// run starts with canaries: with `slowStart` and the pacing, it tells how many batches
+    /// the run has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary_size: Option<u32>,
+    /// Whether batch sizes grow 1, 2, 4, … (`spec.pacing.slowStart` as of the latest batch).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub slow_start: bool,
     /// The run's pacing now: its effective batch size and whether pods it restarted wait
     /// for room on the nodes. Absent while the run paces at `batchSize` without a block.
     #[serde(default, skip_serializing_if = "Option::is_none")]

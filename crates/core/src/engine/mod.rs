@@ -20,6 +20,7 @@ mod restart_annotations;
 pub mod results;
 pub mod run;
 pub mod run_id;
+pub mod schedule;
 mod snapshot_kinds;
 pub mod spec;
 pub mod transitions;

@@ -245,7 +245,7 @@ async fn measure(args: &BenchArgs) -> Result<Report, Box<dyn std::error::Error>>
     }
     if wanted(Scenario::Capacity) {
         progress("capacity: 60 Deployments on 3 nodes, 1500m spare, with and without pacing");
-        let runs = capacity::side_by_side(&launch).await?;
+        let runs = capacity::side_by_side(&launch, args.quick).await?;
         capacity::record(&mut report, checked, &runs);
     }
     if wanted(Scenario::Status) {

@@ -3,11 +3,12 @@
 //! run is active.
 
 use super::Pass;
-use crate::crd::{Phase, RunSummary, ServiceRefreshStatus, ServiceResult, WorkloadKind};
+use crate::crd::{Phase, RunStatus, RunSummary, ServiceRefreshStatus, ServiceResult, WorkloadKind};
 use crate::engine::ObjectKey;
 use crate::engine::conditions::Situation;
 use crate::engine::positions::PositionSet;
 use crate::engine::results::{self, reason};
+use crate::engine::schedule::Schedule;
 use crate::engine::spec::{self, OperatorScope, ValidSpec};
 use crate::engine::transitions::Transition;
 
@@ -239,16 +240,32 @@ fn last_run_phase(status: &ServiceRefreshStatus) -> Phase {
 }
 
 /// The number of the current batch and an estimate of how many the run has: the batches
-/// started so far, plus the services not in a batch yet cut at `spec.batchSize`.
+/// started so far, plus the services not in a batch yet cut as the spec's schedule cuts
+/// them (canary, slow start, the effective size).
 pub(super) fn batch_numbers(status: &ServiceRefreshStatus, spec: &ValidSpec) -> (usize, usize) {
-    batch_numbers_with(status, Some(spec.batch_size.get()))
+    batch_numbers_with(status, Some(schedule_of(status.run.as_ref(), spec)))
 }
 
-/// [`batch_numbers`] with the batch size to assume for the rest (by default, the size of
-/// the latest batch).
+/// The schedule of the spec's pacing, with the effective size `run` paces at now.
+pub(super) fn schedule_of(run: Option<&RunStatus>, spec: &ValidSpec) -> Schedule {
+    let limit = spec.batch_size.get();
+    let effective = run
+        .and_then(|run| run.pacing.as_ref())
+        .filter(|_| spec.capacity_aware)
+        .map_or(limit, |pacing| pacing.effective_batch_size as usize);
+    Schedule {
+        limit,
+        canary: spec.canary.as_ref().map(|canary| canary.size),
+        slow_start: spec.slow_start,
+        effective,
+    }
+}
+
+/// [`batch_numbers`] with the schedule to assume for the rest (by default, the one the
+/// run's record holds as of its latest batch).
 pub(super) fn batch_numbers_with(
     status: &ServiceRefreshStatus,
-    batch_size: Option<usize>,
+    schedule: Option<Schedule>,
 ) -> (usize, usize) {
     let started = status
         .batches
@@ -265,9 +282,9 @@ pub(super) fn batch_numbers_with(
         .filter(|position| *position >= run.next_position)
         .count();
     let remaining = (end.saturating_sub(run.next_position) as usize).saturating_sub(resulted_ahead);
-    let recorded = run.batch_size.map(|size| size as usize);
-    let size = batch_size.or(recorded).unwrap_or(1).max(1);
-    let total = started + remaining.div_ceil(size);
+    let schedule = schedule.unwrap_or_else(|| Schedule::of_run(run));
+    let next = u32::try_from(started).unwrap_or(u32::MAX).saturating_add(1);
+    let total = started + schedule.batches_for(remaining, next);
     let running = status.batches.iter().any(|batch| batch.phase == crate::crd::BatchPhase::Running);
     let current = if running || remaining == 0 { started } else { started + 1 };
     (current.min(total), total)

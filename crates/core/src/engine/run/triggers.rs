@@ -434,6 +434,8 @@ pub(super) fn start_run(
         plan: Some(plan.reference(refresh, number)),
         next_position: 0,
         batch_size: u32::try_from(spec.batch_size.get()).ok(),
+        canary_size: spec.canary.as_ref().and_then(|canary| u32::try_from(canary.size.get()).ok()),
+        slow_start: spec.slow_start,
         pacing: None,
         selection: Some(spec.selection_digest()),
         start_time: Some(pass.now_time()),
@@ -446,7 +448,7 @@ pub(super) fn start_run(
         reason: trigger.reason.to_owned(),
         trigger: trigger.message,
         services: plan.len(),
-        batches: plan.len().div_ceil(spec.batch_size.get()),
+        batches: summary::schedule_of(None, spec).batches_for(plan.len(), 1),
         batch_size: spec.batch_size.get(),
         dry_run: spec.dry_run,
     });

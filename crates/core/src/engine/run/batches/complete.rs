@@ -14,6 +14,7 @@ use crate::crd::{
 use crate::engine::plan;
 use crate::engine::results::{self, Outcome, reason};
 use crate::engine::run::{Pass, summary};
+use crate::engine::schedule::Schedule;
 use crate::engine::spec::ValidSpec;
 use crate::engine::transitions::Transition;
 
@@ -28,7 +29,8 @@ pub(super) fn complete_batch(
     spec: &ValidSpec,
     run: &RunContext,
 ) {
-    close_batch(pass, status, position, Some(spec.batch_size.get()));
+    let schedule = summary::schedule_of(status.run.as_ref(), spec);
+    close_batch(pass, status, position, Some(schedule));
     drop_released_rows(pass, status, run);
     fold_earlier_batches(status);
 }
@@ -38,7 +40,7 @@ pub(super) fn close_batch(
     pass: &mut Pass,
     status: &mut ServiceRefreshStatus,
     position: usize,
-    batch_size: Option<usize>,
+    schedule: Option<Schedule>,
 ) {
     let batch = &mut status.batches[position];
     batch.phase = BatchPhase::Completed;
@@ -70,7 +72,7 @@ pub(super) fn close_batch(
     batch.services = kept;
     batch.counts = Some(counts.clone());
     let run = status.run.as_ref().map(|run| run.id.clone()).unwrap_or_default();
-    let (_, batches) = summary::batch_numbers_with(status, batch_size);
+    let (_, batches) = summary::batch_numbers_with(status, schedule);
     if counts.ready == 0 && counts.failed == 0 && counts.skipped > 0 {
         // Every service was skipped as the batch began (paused, excluded): it restarted
         // nothing, so it is not announced as started; its completion says it was skipped.

@@ -69,6 +69,8 @@ mod tests {
                 plan: None,
                 next_position: cursor,
                 batch_size: None,
+                canary_size: None,
+                slow_start: false,
                 pacing: None,
                 selection: None,
                 start_time: None,

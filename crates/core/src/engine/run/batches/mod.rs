@@ -175,7 +175,8 @@ fn cut_every_batch_skipped(pass: &mut Pass, status: &mut ServiceRefreshStatus, s
             return;
         };
         drive::skip_unresolved_rows(pass, status, position, (reason::DRY_RUN, MESSAGE_DRY_RUN));
-        complete::close_batch(pass, status, position, Some(spec.batch_size.get()));
+        let schedule = summary::schedule_of(status.run.as_ref(), spec);
+        complete::close_batch(pass, status, position, Some(schedule));
         complete::fold_earlier_batches(status);
     }
 }
@@ -222,6 +223,9 @@ fn start_batch(
     if let (Some(run), Some(last)) = (status.run.as_mut(), positions.last()) {
         run.next_position = last.saturating_add(1);
         run.batch_size = u32::try_from(spec.batch_size.get()).ok();
+        run.canary_size =
+            spec.canary.as_ref().and_then(|canary| u32::try_from(canary.size.get()).ok());
+        run.slow_start = spec.slow_start;
     }
     status.phase = Some(Phase::Running);
     let run = status.run.as_ref().map(|run| run.id.clone()).unwrap_or_default();

@@ -1,26 +1,161 @@
-//! Property tests of canary first and slow start: random fleets and specs (a canary of random
-//! size and soak, slow start, `failurePolicy`), against rollouts that finish, fail, or turn
-//! unready after finishing, pods the scheduler cannot place, and passing time. The promises:
-//! never more than `batchSize` rollouts of the run in flight; every batch no larger than its
-//! slow-start size (and exactly that, or the rest of the fleet, while capacity never shrank
-//! it); the batch after the canary starts only once the soak has passed with every canary
-//! ready; and a canary that failed ends the run as Failed with only the canaries restarted.
+//! Canary first and slow start in the property tests. [`Pacing`] is the main model's share:
+//! it puts a canary and slow start into the generated specs and checks, on every pass and
+//! every persisted status, that no batch is larger than its slow-start (or canary) size,
+//! that the batch after the canary starts only once the soak has passed with every canary
+//! ready in the cache the pass read, and that a canary that failed or turned unready ended
+//! the run as Failed with only the canaries restarted (the main model's in-flight check keeps
+//! `batchSize` under them).
+//!
+//! Its own, smaller model (random fleets and specs against rollouts that finish, fail, or
+//! turn unready, pods the scheduler cannot place, and passing time) keeps what the main
+//! model's edits, waves, budgets and exclusions blur: every batch takes exactly its
+//! slow-start size, or the rest of the fleet, while capacity never shrank it.
 
 use std::collections::BTreeSet;
 use std::num::NonZeroUsize;
 
-use jiff::SignedDuration;
+use jiff::{SignedDuration, Timestamp};
 use proptest::prelude::*;
-use serde_json::json;
+use serde_json::{Value, json};
 
-use crate::crd::{BatchPhase, Phase, ServiceResult};
+use crate::crd::{BatchPhase, Phase, ServiceRefreshStatus, ServiceResult};
 use crate::engine::canary::scheduled_size;
 use crate::engine::positions::PositionSet;
 use crate::engine::readiness::{self, Verdict};
 use crate::engine::results::reason;
 use crate::engine::run::run_active;
-use crate::engine::run::test_support::ModelCluster;
+use crate::engine::run::test_support::{ModelCluster, ModelView};
 use crate::engine::{ObjectKey, Plan};
+
+/// The spec's canary and slow start in the main model (never edited during a history).
+#[derive(Clone, Debug, Default)]
+pub struct Pacing {
+    canary: Option<(NonZeroUsize, SignedDuration)>,
+    slow_start: bool,
+}
+
+impl Pacing {
+    /// A canary of `size` (cut to `batch_size`) soaking `soak` seconds, and slow start.
+    pub fn new(canary: Option<(u32, i64)>, batch_size: u32, slow_start: bool) -> Self {
+        let canary = canary.and_then(|(size, soak)| {
+            let size = NonZeroUsize::new(size.min(batch_size) as usize)?;
+            Some((size, SignedDuration::from_secs(soak)))
+        });
+        Pacing { canary, slow_start }
+    }
+
+    /// `spec.pacing` of the generated resource.
+    pub fn spec_fields(&self, spec: &mut Value) {
+        let mut pacing = json!({"slowStart": self.slow_start});
+        if let Some((size, soak)) = self.canary {
+            pacing["canary"] = json!({"size": size.get(), "soak": format!("{}s", soak.as_secs())});
+        }
+        spec["pacing"] = pacing;
+    }
+
+    /// The smallest batch size admission lets an edit set: the canary's size.
+    pub fn canary_size(&self) -> u32 {
+        self.canary.map_or(1, |(size, _)| u32::try_from(size.get()).unwrap_or(u32::MAX))
+    }
+
+    /// A pass that starts the batch after the canary does so only once the soak has passed
+    /// since the canary batch completed, with every canary that became ready still ready in
+    /// the cache the pass read.
+    pub fn check_pass(
+        &self,
+        input: Option<&ServiceRefreshStatus>,
+        output: &ServiceRefreshStatus,
+        input_plan: Option<&Plan>,
+        cache: &ModelView,
+        now: Timestamp,
+    ) -> Result<(), TestCaseError> {
+        let Some((_, soak)) = self.canary else { return Ok(()) };
+        let Some(run) = output.run.as_ref().filter(|run| !run.dry_run) else { return Ok(()) };
+        let same_run = input.and_then(|input| input.run.as_ref()).map(|r| &r.id) == Some(&run.id);
+        let had_second =
+            input.is_some_and(|input| input.batches.iter().any(|batch| batch.index >= 2));
+        let started_second = output.batches.iter().any(|batch| batch.index == 2);
+        if !same_run || had_second || !started_second || output.earlier_batches.is_some() {
+            return Ok(());
+        }
+        let Some(canary_batch) = output.batches.iter().find(|batch| batch.index == 1) else {
+            return Err(TestCaseError::fail("batch 2 started without a canary batch"));
+        };
+        let ended = canary_batch.end_time.as_ref().map(|time| time.0);
+        let soaked = ended.and_then(|ended| ended.checked_add(soak).ok());
+        prop_assert!(
+            soaked.is_some_and(|until| now >= until),
+            "batch 2 started at {now} before the soak ended ({soaked:?})"
+        );
+        let resulted = crate::engine::results::resulted_positions(&output.results);
+        let Some(plan) = input_plan else { return Ok(()) };
+        let positions = canary_batch.positions.as_deref();
+        for (position, key) in positions_and_keys(plan, positions) {
+            if resulted.contains(position) {
+                continue;
+            }
+            let ready = cache.deployments.get(&key).is_some_and(|deployment| {
+                readiness::verdict(deployment, deployment.generation()) == Verdict::Ready
+            });
+            prop_assert!(ready, "batch 2 started while canary {key} was not ready");
+        }
+        Ok(())
+    }
+
+    /// Every persisted batch is no larger than its slow-start (or canary) size under the
+    /// largest `batchSize` the spec had; a canary that failed ended the run as Failed after
+    /// its one batch, with no service beyond the canaries restarted by it.
+    pub fn check_persisted(
+        &self,
+        status: &ServiceRefreshStatus,
+        plan: &Plan,
+        max_batch_size: usize,
+        restarted_by_run: impl Fn(&ObjectKey) -> bool,
+    ) -> Result<(), TestCaseError> {
+        let canary_size = self.canary.map(|(size, _)| size);
+        for batch in &status.batches {
+            let size = keys_at(plan, batch.positions.as_deref()).len();
+            let scheduled =
+                scheduled_size(batch.index, max_batch_size, canary_size, self.slow_start);
+            prop_assert!(size <= scheduled, "batch {} has {size} > {scheduled}", batch.index);
+        }
+        if !status.results.iter().any(|group| group.reason == reason::CANARY_FAILED) {
+            return Ok(());
+        }
+        prop_assert!(self.canary.is_some(), "a canary failed without a canary");
+        prop_assert!(!run_active(status), "a failed canary leaves the run active");
+        // The run's own phase is in the history (the resource's phase may already say the
+        // next run waits for its slot).
+        let run = status.run.as_ref().map(|run| run.id.as_str());
+        let ended = status.history.iter().find(|summary| Some(summary.id.as_str()) == run);
+        prop_assert_eq!(ended.map(|summary| summary.phase), Some(Phase::Failed));
+        prop_assert_eq!(status.batches.len(), 1, "batches after a failed canary");
+        let canaries: BTreeSet<ObjectKey> = status
+            .batches
+            .first()
+            .map(|batch| keys_at(plan, batch.positions.as_deref()))
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        for entry in plan.entries() {
+            prop_assert!(
+                canaries.contains(&entry.key) || !restarted_by_run(&entry.key),
+                "{} restarted beyond the canaries {canaries:?}",
+                entry.key
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The positions of `text` in `plan`, with their keys.
+fn positions_and_keys(plan: &Plan, text: Option<&str>) -> Vec<(u32, ObjectKey)> {
+    let positions = text.and_then(|text| PositionSet::parse(text).ok()).unwrap_or_default();
+    positions
+        .iter()
+        .filter_map(|position| plan.get(position).map(|entry| (position, entry.key.clone())))
+        .collect()
+}
 
 #[derive(Clone, Debug)]
 struct CanarySetup {

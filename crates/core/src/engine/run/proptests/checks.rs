@@ -279,6 +279,8 @@ impl Model {
         if super::kinds::check_on_delete(&self.shape, &self.cluster, status, &plan)? {
             self.reach(Reached::OnDeleteSkipped);
         }
+        let restarted_by_run = |key: &ObjectKey| self.restarted_by(&run.id, key);
+        self.pacing.check_persisted(status, &plan, self.max_batch_size, restarted_by_run)?;
 
         let view = RunView::new(status, Some(&plan), NS);
         // Under Abort, no batch after one with a failure ever starts.

@@ -7,7 +7,8 @@
 //! other runs restarting them, time passing, trigger tokens, run requests, ConfigMap and
 //! Secret changes (of a watched key or another one) and deletions, cancel requests, spec edits (batch size, exclusions, suspend, dry run, an
 //! unusable timeout), admission, Deployments in two namespaces, fleets mixing StatefulSets
-//! (one `OnDelete`) and DaemonSets with Deployments, and ordered waves. [`checks`] holds the
+//! (one `OnDelete`) and DaemonSets with Deployments, ordered waves, and a canary batch with
+//! its soak and slow start (canaries that fail or turn unready during the soak). [`checks`] holds the
 //! promises; the run ends with a table of how often each interesting state was reached,
 //! and fails if one is reached too rarely to trust the cases that reach it.
 
@@ -124,6 +125,7 @@ fn op(weather: Weather) -> impl Strategy<Value = Op> {
         6 => (0..8usize, prop::bool::weighted(0.6))
             .prop_map(|(index, blocked)| Op::Unschedulable { index, blocked }),
         6 => (1..=2u8, 0..=2i32).prop_map(|(budget, allowed)| Op::BudgetAllows { budget, allowed }),
+        2 => (0..8usize).prop_map(|index| Op::TurnUnready { index }),
     ]
 }
 
@@ -146,6 +148,11 @@ fn setup(weather: Weather) -> impl Strategy<Value = Setup> {
         // Most setups put some Deployments under one of two budgets, often several under one.
         prop_oneof![1 => Just(vec![]), 3 => prop::collection::vec(prop_oneof![2 => Just(0u8), 2 => Just(1), 1 => Just(2)], 8)],
         (prop::bool::weighted(0.5), prop::bool::weighted(0.6), prop::bool::weighted(0.4)),
+        // A canary in some setups (its size cut to the batch size), slow start in others.
+        (
+            prop::option::weighted(0.35, (1..=3u32, prop_oneof![Just(0i64), 1..120i64])),
+            prop::bool::weighted(0.3),
+        ),
     )
         .prop_map(
             |(
@@ -156,6 +163,7 @@ fn setup(weather: Weather) -> impl Strategy<Value = Setup> {
                 health_gate,
                 budgets,
                 (mixed_kinds, on_delete, waves),
+                (canary, slow_start),
             )| Setup {
                 replicas,
                 batch_size,
@@ -166,6 +174,8 @@ fn setup(weather: Weather) -> impl Strategy<Value = Setup> {
                 mixed_kinds,
                 on_delete,
                 waves,
+                canary: canary.map(|(size, soak)| (size.min(batch_size), soak)),
+                slow_start,
             },
         )
 }

@@ -10,7 +10,7 @@ use proptest::prelude::*;
 use serde_json::json;
 
 use super::kinds::Shape;
-use super::{budgets, checks};
+use super::{budgets, canary, checks};
 use crate::crd::{
     CANCEL_REQUESTED_AT_ANNOTATION, Phase, RUN_REQUESTED_AT_ANNOTATION, ServiceRefreshStatus,
     ServiceResult, WorkloadKind,
@@ -18,7 +18,7 @@ use crate::crd::{
 use crate::engine::conditions::{self, STALLED};
 use crate::engine::health_gate::{CheckResult, GateCheck, GateResult};
 use crate::engine::readiness;
-use crate::engine::results::reason::DISRUPTION_BUDGET;
+use crate::engine::results::reason::{CANARY_FAILED, DISRUPTION_BUDGET};
 use crate::engine::run::test_support::{ModelCluster, ModelView, NS};
 use crate::engine::run::{
     MESSAGE_EXCLUDED, MESSAGE_PAUSED, REASON_CONFIG_MAP_CHANGED, REASON_RUN_REQUESTED,
@@ -145,6 +145,11 @@ pub enum Op {
         budget: u8,
         allowed: i32,
     },
+    /// A pod of workload `index` stops being available after its rollout (a canary turning
+    /// unready during its soak).
+    TurnUnready {
+        index: usize,
+    },
 }
 
 #[derive(Clone, Debug, serde::Deserialize)]
@@ -170,6 +175,12 @@ pub struct Setup {
     /// `spec.waves`: even-numbered workloads first.
     #[serde(default)]
     pub waves: bool,
+    /// `spec.pacing.canary`: its size (at most the batch size) and soak in seconds.
+    #[serde(default)]
+    pub canary: Option<(u32, i64)>,
+    /// `spec.pacing.slowStart`.
+    #[serde(default)]
+    pub slow_start: bool,
 }
 
 /// States worth reaching: a property is only as good as the cases that exercise it.
@@ -215,10 +226,14 @@ pub enum Reached {
     DaemonSetReady,
     /// A restart patch was forbidden (403) and the run stalled for it.
     RestartsForbidden,
+    /// A run's canary batch soaked.
+    CanarySoaked,
+    /// A canary failed: the run ended with only the canaries restarted.
+    CanaryFailed,
 }
 
 impl Reached {
-    pub const ALL: [Reached; 32] = [
+    pub const ALL: [Reached; 34] = [
         Reached::FollowUpRun,
         Reached::RunCancelled,
         Reached::RunAborted,
@@ -251,6 +266,8 @@ impl Reached {
         Reached::StatefulSetReady,
         Reached::DaemonSetReady,
         Reached::RestartsForbidden,
+        Reached::CanarySoaked,
+        Reached::CanaryFailed,
     ];
 }
 
@@ -304,6 +321,8 @@ pub struct Model {
     pub run_at_drain: u64,
     /// The Deployments each PodDisruptionBudget covers, by budget name.
     pub budget_members: BTreeMap<String, Vec<ObjectKey>>,
+    /// The spec's canary and slow start (never edited).
+    pub pacing: canary::Pacing,
     reached: BTreeSet<Reached>,
 }
 
@@ -328,6 +347,8 @@ impl Model {
             "secretTriggers": [{"name": SECRET, "keys": ["ca.crt"]}],
         });
         shape.spec_fields(&mut spec);
+        let pacing = canary::Pacing::new(setup.canary, setup.batch_size, setup.slow_start);
+        pacing.spec_fields(&mut spec);
         let mut cluster = ModelCluster::new(spec);
         cluster.scope.extra_kinds = [WorkloadKind::StatefulSet, WorkloadKind::DaemonSet].into();
         if setup.health_gate {
@@ -384,6 +405,7 @@ impl Model {
             forbidden_writes: ForbiddenWrites::default(),
             run_at_drain: 0,
             budget_members,
+            pacing,
             reached: BTreeSet::new(),
         }
     }
@@ -492,6 +514,14 @@ impl Model {
                     self.cluster.allow_disruptions(namespace, &name, *allowed);
                 }
             }
+            Op::TurnUnready { index } => {
+                if let Some(key) = self.keys.get(*index).cloned()
+                    && self.cluster.deployments.contains_key(&key)
+                    && let Some(rollout) = self.cluster.deployment_mut(&key).rollout.as_mut()
+                {
+                    rollout.available_replicas = Some(0);
+                }
+            }
             Op::Advance { seconds } => self.cluster.now += SignedDuration::from_secs(*seconds),
             Op::NewTrigger => {
                 let value = self.next();
@@ -541,8 +571,10 @@ impl Model {
                     if *allowed { RunSlot::Granted } else { RunSlot::Busy { holders: vec![] } };
             }
             Op::SetBatchSize(size) => {
-                self.cluster.refresh.spec.batch_size = *size;
-                self.max_batch_size = self.max_batch_size.max(*size as usize);
+                // Admission refuses a batch size below the canary's.
+                let size = (*size).max(self.pacing.canary_size());
+                self.cluster.refresh.spec.batch_size = size;
+                self.max_batch_size = self.max_batch_size.max(size as usize);
             }
             Op::Exclude { index } => {
                 if let Some(key) = self.keys.get(*index) {
@@ -697,6 +729,13 @@ impl Model {
             self.reached.insert(Reached::HeldForDisruptionBudget);
         }
         self.check_new_results(input.as_ref(), &decision.status, &cache)?;
+        self.pacing.check_pass(
+            input.as_ref(),
+            &decision.status,
+            input_plan.as_ref(),
+            &cache,
+            self.cluster.now,
+        )?;
 
         let first_write = input.as_ref() != Some(&decision.status);
         if first_write {
@@ -820,6 +859,12 @@ impl Model {
         }
         if status.waiting.as_ref().is_some_and(|waiting| waiting.reason == "HealthGateFailing") {
             reached.push(Reached::HeldByHealthGate);
+        }
+        if status.waiting.as_ref().is_some_and(|waiting| waiting.reason == "CanarySoak") {
+            reached.push(Reached::CanarySoaked);
+        }
+        if status.results.iter().any(|group| group.reason == CANARY_FAILED) {
+            reached.push(Reached::CanaryFailed);
         }
         match status.phase {
             Some(Phase::Cancelled) => reached.push(Reached::RunCancelled),

@@ -191,3 +191,27 @@ fn slow_start_after_the_canary_and_a_dry_run_shows_the_same_batches() {
         .collect();
     assert_eq!(positions, ["0-2", "3", "4-5", "6-9"]);
 }
+
+#[test]
+fn batch_n_of_m_counts_the_batches_the_canary_and_slow_start_make() {
+    let spec = json!({
+        "selector": {}, "batchSize": 4,
+        "pacing": {"slowStart": true, "canary": {"size": 3, "soak": "0s"}},
+    });
+    let mut cluster = ModelCluster::new(spec);
+    cluster.add_many(10);
+    let mut shown = Vec::new();
+    for _ in 0..4 {
+        next_restarts(&mut cluster);
+        shown.push(cluster.status().batch.clone().unwrap_or_default());
+        cluster.roll_out_all();
+        cluster.now += SignedDuration::from_secs(1);
+    }
+    // 3 canaries, then 1, 2, 4: four batches, where batchSize alone would say three.
+    assert_eq!(shown, ["1/4", "2/4", "3/4", "4/4"]);
+    let run = cluster.status().run.clone().expect("a run");
+    assert_eq!((run.canary_size, run.slow_start), (Some(3), true), "recorded for BATCH");
+    cluster.run_to_end();
+    assert_eq!(cluster.status().batch.as_deref(), Some("4/4"));
+    assert_eq!(cluster.status().phase, Some(Phase::Succeeded));
+}
