@@ -200,7 +200,7 @@ fn runner() -> TestRunner {
     })
 }
 
-/// The share of cases that must reach each state. Every state is reached in 7% of cases or
+/// The share of cases that must reach each state. Every state is reached in 3% of cases or
 /// more (the table shows it); a bar at 2% never trips on an unlucky seed at 512 cases, yet
 /// fails when a change to the engine or the generators makes a state all but unreachable.
 const MIN_REACH_SHARE: f64 = 0.02;
