@@ -677,3 +677,16 @@ fn a_batch_whose_every_service_is_skipped_is_not_announced_as_started() {
         Some("Batch 1 of 2 skipped: 2 Deployments, none restarted")
     );
 }
+
+#[test]
+fn a_run_of_more_batches_than_the_status_keeps_ends() {
+    // Completing a batch folds the oldest ones into `earlierBatches` once more than 100 are
+    // kept; the pass goes on with the right batch.
+    let mut cluster = ModelCluster::new(json!({"selector": {}, "batchSize": 1}));
+    cluster.add_many(103);
+    cluster.run_to_end();
+    let status = cluster.status();
+    assert_eq!(status.phase, Some(Phase::Succeeded));
+    assert_eq!(status.totals.ready, 103);
+    assert!(status.batches.len() <= 100 && status.earlier_batches.is_some());
+}
