@@ -182,12 +182,11 @@ async fn restart_patches_and_status_apply_are_exactly_these_requests() {
         for _ in 0..2 {
             patches.push(next(&mut handle, |seen| (200, patched_deployment(seen, 2))).await);
         }
-        let status = next(&mut handle, echo_status).await;
-        (decided, patches, status)
+        (decided, patches, handle)
     });
 
     let applied = carry_out(&client, &refresh, &cluster, now()).await;
-    let (decided, mut patches, status) = server.await.expect("mock server");
+    let (decided, mut patches, mut handle) = server.await.expect("mock server");
     // The restarts are on record before they are sent: a crash after the patches leaves a
     // status that names every Deployment that may have been restarted.
     assert_eq!(decided.method, Method::PATCH);
@@ -224,19 +223,17 @@ async fn restart_patches_and_status_apply_are_exactly_these_requests() {
         );
     }
 
-    assert_eq!(status.method, Method::PATCH);
-    assert_eq!(
-        status.path_and_query,
-        format!(
-            "/apis/gisops.io/v1alpha1/namespaces/arcgis/servicerefreshes/refresh/status?&force=true&fieldManager={FIELD_MANAGER}"
-        )
+    assert_eq!(decided.content_type, "application/apply-patch+yaml");
+    assert_eq!(decided.body["apiVersion"], "gisops.io/v1alpha1");
+    assert_eq!(decided.body["kind"], "ServiceRefresh");
+    // Fewer writes are the point here (issue 20 §1): the patches' outcomes get no status
+    // write of their own. The next pass adopts each restart from the run mark the patch left
+    // on the Deployment, and it is written with the next change (the batch's end).
+    handle.allow(0);
+    assert!(
+        futures::poll!(Box::pin(handle.next_request())).is_pending(),
+        "no outcome write follows patches that went through"
     );
-    assert_eq!(status.content_type, "application/apply-patch+yaml");
-    assert_eq!(status.body["apiVersion"], "gisops.io/v1alpha1");
-    assert_eq!(status.body["kind"], "ServiceRefresh");
-    let services = &status.body["status"]["batches"][0]["services"];
-    assert_eq!(services[0]["generation"], 2, "the patch's generation gates readiness");
-    assert_eq!(services[1]["generation"], 2);
     assert_eq!(applied.status_write, StatusWrite::Written);
     assert!(applied.transient_failures.is_empty());
 }

@@ -205,14 +205,15 @@ async fn measure(args: &BenchArgs) -> Result<Report, Box<dyn std::error::Error>>
     report.setup.insert("pendingPodsWatch".into(), json!(true));
 
     if wanted(Scenario::Runs) {
-        let mut handoffs = Vec::new();
+        let (mut handoffs, mut parts) = (Vec::new(), Vec::new());
         for &deployments in &sizes.runs {
             progress(&format!("whole run: {deployments} Deployments x {} ms", sizes.rollout_ms));
             let run = scenarios::whole_run(&launch, deployments, sizes.rollout_ms).await?;
             handoffs.extend(run.handoffs_ms.iter().copied());
+            parts.extend(run.handoff_parts_ms.iter().copied());
             record::run(&mut report, checked, &run);
         }
-        record::handoffs(&mut report, checked, &handoffs);
+        record::handoffs(&mut report, checked, &handoffs, &parts);
     }
     if wanted(Scenario::Baseline) {
         if kubectl_loop::available() {

@@ -40,6 +40,8 @@ pub struct RunFigures {
     pub apply_to_first_patch_ms: f64,
     /// Per batch boundary, in ms (see [`timeline::handoffs`]).
     pub handoffs_ms: Vec<f64>,
+    /// Per batch boundary, its two parts in ms (see [`timeline::handoff_parts`]).
+    pub handoff_parts_ms: Vec<(f64, f64)>,
     /// Per batch: patch spread and rollout as observed (see [`timeline::batch_times`]).
     pub batch_times: Vec<timeline::BatchTimes>,
     pub rollout_ms: u64,
@@ -113,6 +115,7 @@ async fn measure_run(
         ideal_ms,
         apply_to_first_patch_ms: (first_patch.at_ms - run.created.at_ms) as f64,
         handoffs_ms: timeline::handoffs(&status, plan.as_ref(), &run, &ready, &clock),
+        handoff_parts_ms: timeline::handoff_parts(&status, plan.as_ref(), &run, &ready, &clock),
         batch_times: timeline::batch_times(&status, plan.as_ref(), &run, &ready, &clock),
         rollout_ms,
         phase: status.phase,

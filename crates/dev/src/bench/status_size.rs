@@ -1,6 +1,6 @@
 //! The size of a large run's status, measured by driving the engine alone over a model
 //! fleet (no API server: the status a real run writes is exactly what `decide` returns,
-//! with the restart outcomes folded in). One Deployment in fifty fails, so failure messages
+//! with the outcomes that end a service folded in). One Deployment in fifty fails, so failure messages
 //! are part of the figure.
 
 use std::sync::Arc;
@@ -26,8 +26,9 @@ pub struct StatusSizes {
     pub last: usize,
     pub passes: usize,
     /// Bytes of status and plan objects the run writes, as the operator writes them: the
-    /// whole status on each change (server-side apply), once more with the restart outcomes
-    /// after a pass that restarted, and each plan object once.
+    /// whole status on each change (server-side apply), once more after a pass whose restart
+    /// outcomes end a service (a patch that went through rides along with the next write),
+    /// and each plan object once.
     pub written: usize,
     pub restarted: usize,
 }
@@ -65,10 +66,10 @@ fn rolled_out(generation: i64, replicas: i32) -> RolloutStatus {
 pub struct PassFigures {
     /// The time `decide` took.
     pub decide: Duration,
-    /// The status the pass wrote (restart outcomes folded in), in bytes of JSON.
+    /// The status the pass left on record, in bytes of JSON.
     pub status_bytes: usize,
-    /// What the pass wrote: its status when it changed, the outcome write after restarts,
-    /// and new plan objects, in bytes of JSON.
+    /// What the pass wrote: its status when it changed, an outcome write when a restart's
+    /// outcome ended a service, and new plan objects, in bytes of JSON.
     pub written_bytes: usize,
     pub restarts: usize,
 }
@@ -154,7 +155,7 @@ pub fn drive_run(
         }
         record_restart_outcomes(&mut status, &outcomes, NAMESPACE);
         let after_outcomes = serde_json::to_vec(&status)?;
-        if !outcomes.is_empty() {
+        if after_outcomes != before_outcomes {
             written_bytes += after_outcomes.len();
         }
         each_pass(PassFigures {

@@ -249,6 +249,21 @@ pub fn handoffs(
     ready: &ReadyTimes,
     clock: &SimClock,
 ) -> Vec<f64> {
+    boundaries(status, plan, requests, ready, clock)
+        .into_iter()
+        .map(|(last_ready, first_patch)| first_patch - last_ready)
+        .collect()
+}
+
+/// For each batch after the first: when the previous batch's last service was delivered
+/// ready and when the batch's first restart patch arrived, in ms of the sim's clock.
+fn boundaries(
+    status: &ServiceRefreshStatus,
+    plan: Option<&Plan>,
+    requests: &RunRequests,
+    ready: &ReadyTimes,
+    clock: &SimClock,
+) -> Vec<(f64, f64)> {
     let patches = requests.first_patches();
     let Some(plan) = plan else {
         return Vec::new();
@@ -273,7 +288,42 @@ pub fn handoffs(
                 .collect::<Option<Vec<f64>>>()?
                 .into_iter()
                 .fold(f64::MAX, f64::min);
-            Some(first_patch - last_ready)
+            Some((last_ready, first_patch))
+        })
+        .collect()
+}
+
+/// Where each handoff's time went, in ms: from the last service delivered ready to the
+/// arrival of the status write that starts the next batch (the operator's reaction: its
+/// watch, the decision, serializing the status), and from that arrival to the first
+/// restart patch's (the status write's round trip through the API server). Handoffs
+/// without a status write between are left out.
+pub fn handoff_parts(
+    status: &ServiceRefreshStatus,
+    plan: Option<&Plan>,
+    requests: &RunRequests,
+    ready: &ReadyTimes,
+    clock: &SimClock,
+) -> Vec<(f64, f64)> {
+    let writes: Vec<f64> = requests
+        .during
+        .iter()
+        .filter(|record| {
+            from_operator(record)
+                && record.verb == "patch"
+                && resource_of(&record.path).as_deref() == Some("servicerefreshes/status")
+        })
+        .map(arrival)
+        .collect();
+    boundaries(status, plan, requests, ready, clock)
+        .into_iter()
+        .filter_map(|(last_ready, first_patch)| {
+            let write = writes
+                .iter()
+                .copied()
+                .filter(|at| *at <= first_patch && *at >= last_ready - 1.0)
+                .fold(f64::NAN, f64::max);
+            (!write.is_nan()).then(|| ((write - last_ready).max(0.0), first_patch - write))
         })
         .collect()
 }

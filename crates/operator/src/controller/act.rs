@@ -264,7 +264,7 @@ pub enum StatusWrite {
 /// A decision carried out against the API.
 #[derive(Debug)]
 pub struct Applied {
-    /// The decision, its status and transitions completed with the patches' outcomes.
+    /// The decision, its status and transitions completed with the outcomes written at once.
     /// `status_write` tells what became of the last status write of the pass.
     pub decision: Decision,
     pub status_write: StatusWrite,
@@ -289,10 +289,12 @@ pub struct WriteMemos<'a> {
 
 /// Carries out a decision in the order that keeps every restart on record before it is
 /// sent: the plan objects of a run just planned, then the status (when it changed), so a
-/// batch's start and its decided restarts are persisted; then the restart patches; then the
-/// status again with their outcomes. A crash or
-/// a failed write anywhere leaves the API server with a status that names every restart that
-/// may have happened, and the next pass repeats byte-identical patches (or adopts them).
+/// batch's start and its decided restarts are persisted; then the restart patches. Their
+/// outcomes ride along with the next status write: a patch that went through is adopted
+/// from the run mark it left on the Deployment by the next pass, and only an outcome that
+/// ends a service (NotFound, Rejected) is written at once. A crash or a failed write
+/// anywhere leaves the API server with a status that names every restart that may have
+/// happened, and the next pass repeats byte-identical patches (or adopts them).
 /// Events and logs are left to the caller, which publishes them only once the status is
 /// written.
 pub async fn apply_decision(

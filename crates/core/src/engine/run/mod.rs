@@ -76,10 +76,14 @@ pub fn decide(observation: &Observation) -> Decision {
     pass.out.into_decision(status)
 }
 
-/// Folds the outcomes of the restart patches the controller sent into the status. Patched
-/// records the generation to wait for; NotFound and Rejected are final results; Transient
-/// and Forbidden leave the service untouched so a later pass sends the same restart again.
-/// Returns the services that got their result here.
+/// Folds the outcomes of the restart patches the controller sent into the status, as far as
+/// they must be written at once: NotFound and Rejected are final results (a rejected patch
+/// sent again would only be rejected again). Patched is not recorded: the status written
+/// before the patches already names the restart (its row keeps the Deployment's uid), and
+/// the next pass adopts its generation from the run mark the patch left on the Deployment,
+/// so the outcome rides along with the next status write instead of costing one of its
+/// own. Transient and Forbidden leave the service untouched so a later pass sends the same
+/// restart again. Returns the services that got their result here.
 pub fn record_restart_outcomes(
     status: &mut ServiceRefreshStatus,
     outcomes: &[(ObjectKey, RestartOutcome)],
@@ -103,13 +107,9 @@ pub fn record_restart_outcomes(
             continue;
         };
         let (result, reason, message) = match outcome {
-            RestartOutcome::Patched { generation } => {
-                // An adopted generation may already be newer than what this patch reported.
-                service.generation =
-                    Some(service.generation.map_or(*generation, |known| known.max(*generation)));
-                service.message = Some(MESSAGE_RESTARTED.to_owned());
-                continue;
-            }
+            RestartOutcome::Patched { .. }
+            | RestartOutcome::Transient(_)
+            | RestartOutcome::Forbidden(_) => continue,
             RestartOutcome::NotFound => {
                 (ServiceResult::Gone, reason::DELETED, MESSAGE_GONE.to_owned())
             }
@@ -118,7 +118,6 @@ pub fn record_restart_outcomes(
                 reason::RESTART_REJECTED,
                 results::shorten(&format!("restart rejected: {why}")),
             ),
-            RestartOutcome::Transient(_) | RestartOutcome::Forbidden(_) => continue,
         };
         service.result = Some(result);
         service.reason = Some(reason.to_owned());

@@ -133,10 +133,13 @@ fn judge_restarted(
         return;
     };
     if adopted {
+        // A restart the status already names (its uid was written before the patch) needs
+        // no write of its own: every pass adopts it again from the run mark until a write
+        // happens anyway. One never put on record is recorded now.
+        progress.adopted |= row.uid.is_none();
         row.generation = Some(generation);
         row.uid = deployment.as_ref().and_then(|deployment| deployment.metadata.uid.clone());
         row.message = Some(MESSAGE_RESTARTED.to_owned());
-        progress.adopted = true;
     }
     match verdict::judge_rollout(row, deployment.as_deref(), generation, clock) {
         RolloutVerdict::Finished { finish, still_rolling } => {

@@ -81,8 +81,10 @@ pub(super) fn drive_run(pass: &mut Pass, status: &mut ServiceRefreshStatus, spec
                 guard.state_wait(pass, status, position, pace.batch_size());
                 return;
             }
+            // Completing may fold the oldest batches away, so `position` is read first.
+            let index = status.batches[position].index;
             complete::complete_batch(pass, status, position, spec, &run);
-            pace.batch_completed(pass, status, status.batches[position].index);
+            pace.batch_completed(pass, status, index);
             continue;
         }
         if run.cancelling {

@@ -157,6 +157,11 @@ pub(super) fn launch(
     let Some(deployment) = deployment else {
         return finish(Finish::new(ServiceResult::Gone, reason::DELETED, MESSAGE_GONE));
     };
+    if row.uid.is_some() && deployment.metadata.uid != row.uid {
+        // The object a restart was decided for (whether its patch landed or not) was
+        // deleted and created again: the new one starts with fresh pods.
+        return finish(Finish::new(ServiceResult::Gone, reason::REPLACED, MESSAGE_REPLACED));
+    }
     if deployment.paused {
         return finish(Finish::new(ServiceResult::Skipped, reason::PAUSED, MESSAGE_PAUSED));
     }

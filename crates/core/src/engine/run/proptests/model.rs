@@ -808,6 +808,7 @@ impl Model {
                 self.caches_relisted = true;
             }
             Delivery::Full => {
+                // Only outcomes that end a service are written now; the rest ride along.
                 self.cluster.record(&outcomes);
                 if self.cluster.refresh.status != on_record {
                     let status = self.cluster.status().clone();

@@ -74,8 +74,19 @@ fn creation_plans_then_starts_a_batch_with_its_restarts() {
     assert_eq!(started.wake_at, Some(at(5) + SignedDuration::from_mins(10)));
     assert_eq!(started.awaiting, keys[..2].iter().cloned().collect());
     cluster.apply(&started);
+    // The patches' outcomes get no status write of their own: the batch's start already
+    // names each restart (its uid), and the next pass adopts it from the run mark.
     let services = &cluster.status().batches[0].services;
-    assert_eq!(services[0].generation, Some(2));
+    assert_eq!((services[0].generation, services[0].message.as_deref()), (None, None));
+    assert!(services[0].uid.is_some());
+    cluster.now = at(6);
+    let adopted = cluster.pass();
+    assert!(adopted.restarts.is_empty(), "a restart the Deployment shows is not sent again");
+    assert_eq!(&adopted.status, cluster.status(), "an adoption alone is not written");
+    cluster.now = at(5) + MESSAGE_REFRESH;
+    let refreshed = cluster.pass();
+    let services = &refreshed.status.batches[0].services;
+    assert_eq!(services[0].generation, Some(2), "it rides along with the next write");
     assert_eq!(services[0].message.as_deref(), Some(MESSAGE_RESTARTED));
 }
 
@@ -181,9 +192,10 @@ fn a_pass_with_nothing_new_returns_the_identical_status() {
     let restarting = cluster.pass();
     cluster.apply(&restarting);
 
-    // Waiting on rollouts that have not progressed.
+    // Waiting on rollouts that have not progressed (within the message refresh: the
+    // restarts adopted from their run marks ride along with the next write).
     let before = cluster.status().clone();
-    cluster.now = at(30);
+    cluster.now = at(3);
     let waiting = cluster.pass();
     assert_eq!(waiting.status, before);
     assert!(waiting.transitions.is_empty() && waiting.restarts.is_empty());
@@ -211,8 +223,8 @@ fn waiting_messages_show_kubectls_text_and_change_at_most_every_few_seconds() {
     let early = cluster.pass();
     assert_eq!(
         early.status.batches[0].services[0].message.as_deref(),
-        Some(MESSAGE_RESTARTED),
-        "within the refresh interval the status stays as written"
+        None,
+        "within the refresh interval the status stays as written at the batch's start"
     );
     assert_eq!(early.wake_at, Some(at(0) + batches::MESSAGE_REFRESH));
     cluster.now = at(5);
@@ -470,7 +482,11 @@ fn restart_outcomes_are_recorded() {
     ]);
     assert_eq!(finished.len(), 2, "Gone and Failed are results; the rest are not yet");
     let services = &cluster.status().batches[0].services;
-    assert_eq!(services[0].generation, Some(7));
+    assert_eq!(
+        (services[0].generation, services[0].result),
+        (None, None),
+        "a patch that went through is adopted by the next pass, not written on its own"
+    );
     assert_eq!(
         (services[1].result, services[1].message.as_deref()),
         (Some(ServiceResult::Gone), Some(MESSAGE_GONE))
@@ -485,7 +501,7 @@ fn restart_outcomes_are_recorded() {
     assert_eq!((services[3].result, services[3].generation), (None, None));
     assert_eq!(
         cluster.status().totals,
-        Totals { services: 4, restarted: 1, ready: 0, failed: 2, skipped: 0 }
+        Totals { services: 4, restarted: 0, ready: 0, failed: 2, skipped: 0 }
     );
 }
 
@@ -660,4 +676,17 @@ fn a_batch_whose_every_service_is_skipped_is_not_announced_as_started() {
         skipped.map(|note| note.message.as_str()),
         Some("Batch 1 of 2 skipped: 2 Deployments, none restarted")
     );
+}
+
+#[test]
+fn a_run_of_more_batches_than_the_status_keeps_ends() {
+    // Completing a batch folds the oldest ones into `earlierBatches` once more than 100 are
+    // kept; the pass goes on with the right batch.
+    let mut cluster = ModelCluster::new(json!({"selector": {}, "batchSize": 1}));
+    cluster.add_many(103);
+    cluster.run_to_end();
+    let status = cluster.status();
+    assert_eq!(status.phase, Some(Phase::Succeeded));
+    assert_eq!(status.totals.ready, 103);
+    assert!(status.batches.len() <= 100 && status.earlier_batches.is_some());
 }
