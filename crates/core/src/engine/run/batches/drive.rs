@@ -11,7 +11,7 @@ use super::budgets::DisruptionGuard;
 use super::verdict::{self, BatchClock, Finish, Launch, RolloutVerdict};
 use super::{MESSAGE_REFRESH, RunContext};
 use crate::crd::{Phase, ServiceRefreshStatus, ServiceResult, ServiceStatus};
-use crate::engine::run::{MESSAGE_RESTARTED, Pass, refresh_totals};
+use crate::engine::run::{MESSAGE_RESTARTED, Pass, pacing, refresh_totals};
 use crate::engine::spec::ValidSpec;
 use crate::engine::transitions::Transition;
 use crate::engine::{ObjectKey, Restart, plan};
@@ -34,6 +34,8 @@ struct Progress {
     messages_refreshed: bool,
     messages_stale: bool,
     adopted: bool,
+    /// A restart waited because the maintenance windows closed after the batch began.
+    held_by_window: bool,
 }
 
 /// Works through the unresolved services of the batch at `position`. Returns whether every
@@ -52,21 +54,26 @@ pub(super) fn drive_batch(
     guard.begin_batch(pass.observation.cluster, &elsewhere);
     let mut budget = InFlight::new(limit, elsewhere.len()).held_for_capacity(capacity_hold);
     let now = pass.now;
-    let resumed = pass.resumes_after_forbidden();
+    // A batch begun inside a window may still hold restarts when the window closes (a
+    // Deployment another run was rolling out, a full budget): they wait for the next window,
+    // for no restart may change a pod template outside one.
+    let window = pacing::outside_window(pass, spec, "the batch's remaining restarts wait");
+    let resumed = pass.resumes_after_forbidden() || pacing::window_reopened(pass, window.is_some());
     let batch = &mut status.batches[position];
-    if resumed {
+    // Sending resumes: the clock starts over for the services that waited to be restarted,
+    // unless one of the batch already timed out (its result keeps the batch's real start).
+    let timed_out_before =
+        batch.services.iter().any(|row| row.result == Some(ServiceResult::TimedOut));
+    if resumed && !timed_out_before {
         batch.start_time = Some(MicroTime(now));
     }
     // Only a hand-edited status lacks a start; starting the clock now is the fair reading.
     batch.start_time.get_or_insert(MicroTime(now));
     let mut clock =
         BatchClock::of(batch, spec.batch_timeout, &spec.batch_timeout_text, now, MESSAGE_REFRESH);
-    if let Some(forbidden) = pass.observation.forbidden {
-        // The batch's clock stops while its restarts are forbidden: no service fails for a
-        // missing permission, and the pass comes back when the refused write is retried.
-        clock.timed_out = false;
-        clock.deadline = forbidden.retry_at.max(now);
-    }
+    // While restarts may not be sent, the services waiting for one keep their place without
+    // failing for it; when sending resumes, the batch's clock starts over.
+    clock.restarts_paused = pass.observation.forbidden.is_some() || window.is_some();
     let index = batch.index;
     let rows_before = batch.services.clone();
     let message_time_before = batch.message_time.clone();
@@ -78,13 +85,17 @@ pub(super) fn drive_batch(
     }
     for row in batch.services.iter_mut() {
         if row.result.is_none() && row.generation.is_none() {
-            let ctx = (&clock, &mut budget, &mut *guard);
+            let window = window.as_ref().map(|wait| wait.message.as_str());
+            let ctx = (&clock, &mut budget, &mut *guard, window);
             launch_unrestarted(pass, row, index, run, ctx, &mut progress);
         }
     }
 
     if progress.messages_refreshed {
         batch.message_time = Some(MicroTime(now));
+    }
+    if let Some(wait) = window.filter(|_| progress.held_by_window) {
+        pass.wait(status, wait);
     }
     if progress.messages_stale {
         let next =
@@ -174,7 +185,12 @@ fn launch_unrestarted(
     row: &mut ServiceStatus,
     batch: u32,
     run: &RunContext,
-    (clock, budget, guard): (&BatchClock, &mut InFlight, &mut DisruptionGuard),
+    (clock, budget, guard, window): (
+        &BatchClock,
+        &mut InFlight,
+        &mut DisruptionGuard,
+        Option<&str>,
+    ),
     progress: &mut Progress,
 ) {
     let key = plan::service_key(row, pass.own_namespace);
@@ -199,6 +215,12 @@ fn launch_unrestarted(
         }
         Launch::Restart => {
             progress.unresolved = true;
+            if let Some(message) = window {
+                progress.held_by_window = true;
+                pass.out.awaiting.insert(key);
+                row.message = Some(format!("held: {message}"));
+                return;
+            }
             if let Some(message) = pass.forbidden_hold() {
                 pass.out.awaiting.insert(key);
                 row.message = Some(message);

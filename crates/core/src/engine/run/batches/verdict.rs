@@ -18,6 +18,10 @@ use crate::engine::run::{MESSAGE_CANCELLED, MESSAGE_GONE, MESSAGE_PAUSED, MESSAG
 pub(super) struct BatchClock {
     pub deadline: Timestamp,
     pub timed_out: bool,
+    /// No restart may be sent now (the API server forbids it, or the maintenance windows
+    /// closed): a service that would be restarted does not time out for that, while one held
+    /// for its own reason (a disruption budget, another run's rollout) still does.
+    pub restarts_paused: bool,
     /// When the waiting messages may be refreshed next.
     pub refresh_due: Timestamp,
     pub may_refresh: bool,
@@ -43,6 +47,7 @@ impl BatchClock {
         Self {
             deadline,
             timed_out: now >= deadline,
+            restarts_paused: false,
             refresh_due,
             may_refresh: now >= refresh_due,
             timeout_text: timeout_text.to_owned(),
@@ -199,7 +204,7 @@ pub(super) fn launch(
                 )
             })
         });
-    if clock.timed_out {
+    if clock.timed_out && (hold.is_some() || !clock.restarts_paused) {
         let why = hold.or_else(|| row.message.clone()).unwrap_or_else(|| {
             "the restart patch has not succeeded (see the operator's log for the API errors)"
                 .to_owned()
@@ -251,6 +256,7 @@ mod tests {
         BatchClock {
             deadline: Timestamp::UNIX_EPOCH,
             timed_out,
+            restarts_paused: false,
             refresh_due: Timestamp::UNIX_EPOCH,
             may_refresh: false,
             timeout_text: "10m".into(),

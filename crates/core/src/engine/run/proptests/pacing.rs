@@ -178,3 +178,60 @@ fn a_plain_history_restarts_inside_the_window_and_waits_out_the_interval() {
     cluster.run_to_end();
     assert_eq!(cluster.template_changes.len(), 2, "the first run restarted both");
 }
+
+/// A run started inside the window whose one Deployment was still rolling out for the run
+/// before it: the rollout ends exactly as the window closes, and the held restart waits for
+/// the next window instead of going out then (a case the property found).
+#[test]
+fn a_restart_held_past_the_windows_end_waits_for_the_next_window() {
+    use PacingOp::{Advance, NewTrigger, Pass, RollOut};
+    let ops = [
+        Advance(151),
+        Pass,
+        Pass,
+        NewTrigger,
+        Advance(618),
+        Pass,
+        Pass,
+        Advance(222),
+        RollOut,
+        Pass,
+    ];
+    for batch_size in 1..3 {
+        for interval_seconds in [0, 60, 300] {
+            let setup = PacingSetup {
+                deployments: 1,
+                batch_size,
+                interval_seconds,
+                window: Some((1109, 14)),
+            };
+            check_history(&setup, &ops).expect("no restart outside the window");
+        }
+    }
+    let setup = PacingSetup {
+        deployments: 1,
+        batch_size: 1,
+        interval_seconds: 0,
+        window: Some((1109, 14)),
+    };
+    let (mut cluster, _) = model(&setup);
+    for op in &ops {
+        match op {
+            Advance(seconds) => cluster.now += SignedDuration::from_secs(*seconds),
+            Pass => {
+                let decision = cluster.pass();
+                cluster.apply(&decision);
+            }
+            RollOut => cluster.roll_out_all(),
+            NewTrigger => cluster.refresh.spec.trigger = Some("changed".into()),
+            _ => unreachable!("not in this history"),
+        }
+    }
+    assert_eq!(cluster.template_changes.len(), 1, "only the first run restarted so far");
+    let waiting = cluster.status().waiting.clone().expect("the run says why it waits");
+    assert_eq!(waiting.reason, "OutsideWindow");
+    cluster.now += SignedDuration::from_hours(24) - SignedDuration::from_mins(14);
+    let decision = cluster.pass();
+    cluster.apply(&decision);
+    assert_eq!(cluster.template_changes.len(), 2, "the second run restarts in the next window");
+}
