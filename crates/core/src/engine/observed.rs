@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ObjectKey;
 use super::disruption_budgets::{DisruptionBudgetSnapshot, PodTemplate};
-use super::pod_labels::PodLabels;
+use super::pod_labels::{Labels, PodLabels};
 use super::pods::PodSnapshot;
 use super::restart_annotations::RestartAnnotationsOnly;
 use crate::crd::WorkloadKind;
@@ -163,8 +163,12 @@ pub struct DeploymentSnapshot {
     /// Which kind of workload this is. Not read from the JSON (a list's items carry no
     /// `kind`): the watch, or whoever parsed the object, sets it.
     pub kind: WorkloadKind,
-    /// Name, namespace, uid, resourceVersion, generation, labels and deletionTimestamp only.
+    /// Name, namespace, uid, resourceVersion, generation, run records and deletionTimestamp
+    /// only; the labels are in [`Self::labels`].
     pub metadata: ObjectMeta,
+    /// `metadata.labels`, in one allocation (a map of them would cost more than the rest of
+    /// the snapshot; see [`Labels`]).
+    pub labels: Labels,
     /// `spec.paused`.
     pub paused: bool,
     /// `spec.replicas`; `None` when absent (kubectl then skips its "updated < desired" check).
@@ -178,7 +182,7 @@ pub struct DeploymentSnapshot {
     pub rollout: Option<RolloutStatus>,
     /// A StatefulSet's or DaemonSet's `spec.updateStrategy`.
     pub update_strategy: UpdateStrategy,
-    /// The pod template's labels, held against `metadata.labels` (see [`Self::pod_labels`]):
+    /// The pod template's labels, held against [`Self::labels`] (see [`Self::pod_labels`]):
     /// which PodDisruptionBudgets cover its pods.
     pub template_labels: PodLabels,
 }
@@ -250,14 +254,26 @@ impl DeploymentSnapshot {
         self.metadata.generation.unwrap_or(0)
     }
 
-    /// The pod template's labels.
-    pub fn pod_labels(&self) -> BTreeMap<String, String> {
-        self.template_labels.resolve(self.metadata.labels.as_ref())
+    /// The workload's own labels (`metadata.labels`), as a map for selectors.
+    pub fn labels(&self) -> BTreeMap<String, String> {
+        self.labels.to_map()
     }
 
-    /// Sets the pod template's labels (after the metadata labels they are held against).
+    /// Sets the workload's own labels, keeping its pod template's.
+    pub fn set_labels(&mut self, labels: &BTreeMap<String, String>) {
+        let pod_labels = self.pod_labels();
+        self.labels = Labels::new(labels);
+        self.template_labels = PodLabels::new(&self.labels, pod_labels);
+    }
+
+    /// The pod template's labels.
+    pub fn pod_labels(&self) -> BTreeMap<String, String> {
+        self.template_labels.resolve(&self.labels)
+    }
+
+    /// Sets the pod template's labels.
     pub fn set_pod_labels(&mut self, labels: BTreeMap<String, String>) {
-        self.template_labels = PodLabels::new(self.metadata.labels.as_ref(), labels);
+        self.template_labels = PodLabels::new(&self.labels, labels);
     }
 
     /// The run id a resource recorded on this Deployment under `annotation`.
@@ -268,6 +284,7 @@ impl DeploymentSnapshot {
     /// The snapshot of a full Deployment object, as the cache would have parsed it.
     pub fn from_deployment(deployment: &Deployment) -> Self {
         let status = deployment.status.as_ref();
+        let labels = Labels::new(deployment.metadata.labels.as_ref().unwrap_or(&BTreeMap::new()));
         Self {
             kind: WorkloadKind::Deployment,
             metadata: ObjectMeta {
@@ -276,7 +293,6 @@ impl DeploymentSnapshot {
                 uid: deployment.metadata.uid.clone(),
                 resource_version: deployment.metadata.resource_version.clone(),
                 generation: deployment.metadata.generation,
-                labels: deployment.metadata.labels.clone(),
                 annotations: deployment
                     .metadata
                     .annotations
@@ -310,8 +326,9 @@ impl DeploymentSnapshot {
                 ..RolloutStatus::default()
             }),
             update_strategy: UpdateStrategy::default(),
+            labels: labels.clone(),
             template_labels: PodLabels::new(
-                deployment.metadata.labels.as_ref(),
+                &labels,
                 deployment
                     .spec
                     .template
@@ -390,8 +407,9 @@ impl<'de> Deserialize<'de> for DeploymentSnapshot {
             .map(|meta| (meta.annotations.unwrap_or_default(), meta.labels.unwrap_or_default()))
             .unwrap_or_default();
         let strategy = spec.update_strategy.unwrap_or_default();
-        let metadata: ObjectMeta = wire.metadata.into();
-        let template_labels = PodLabels::new(metadata.labels.as_ref(), pod_labels);
+        let mut metadata: ObjectMeta = wire.metadata.into();
+        let labels = Labels::new(&metadata.labels.take().unwrap_or_default());
+        let template_labels = PodLabels::new(&labels, pod_labels);
         Ok(Self {
             kind: WorkloadKind::Deployment,
             metadata,
@@ -418,6 +436,7 @@ impl<'de> Deserialize<'de> for DeploymentSnapshot {
                 rolling_update: strategy.rolling_update.is_some(),
                 partition: strategy.rolling_update.and_then(|rolling| rolling.partition),
             },
+            labels,
             template_labels,
         })
     }
@@ -640,7 +659,8 @@ mod tests {
             "only the run records are kept"
         );
         assert_eq!(snapshot.metadata.managed_fields, None);
-        assert_eq!(snapshot.metadata.labels.as_ref().map(BTreeMap::len), Some(1));
+        assert_eq!(snapshot.labels(), BTreeMap::from([("app".to_owned(), "gis".to_owned())]));
+        assert_eq!(snapshot.metadata.labels, None, "held once, in `labels`");
         assert_eq!(snapshot.generation(), 3);
         assert!(snapshot.paused);
         assert_eq!(snapshot.replicas, Some(2));

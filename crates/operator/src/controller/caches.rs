@@ -183,10 +183,10 @@ impl CacheSync {
     }
 }
 
-/// When the Deployment watch last delivered an event for each Deployment, on the monotonic
-/// clock: the start of the time between a batch's last ready event and the next batch's
-/// patches. One small entry per Deployment seen since start (deleted ones included, which a
-/// fleet of thousands can afford).
+/// When the Deployment watch last delivered an event for each Deployment a run restarted or
+/// waits on, on the monotonic clock: the start of the time between a batch's last ready
+/// event and the next batch's patches. One small entry per such Deployment seen since start
+/// (deleted ones included, which a fleet of thousands can afford).
 #[derive(Default)]
 pub struct WatchDeliveries {
     at: Mutex<HashMap<ObjectKey, Instant>>,

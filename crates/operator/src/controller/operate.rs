@@ -158,8 +158,13 @@ fn wire_controller(
     Controller::for_stream(events.refreshes, context.refreshes.clone())
         .with_config(ControllerConfig::default().debounce(Duration::ZERO))
         .watches_stream(events.workloads, move |deployment: DeploymentSnapshot| {
-            deliveries.record(deployment.key(), Instant::now());
-            refreshes_for_deployment(&deployment, &awaiting)
+            let owners = refreshes_for_deployment(&deployment, &awaiting);
+            // Only a Deployment some run restarted or waits on can end a batch: the rest of
+            // the fleet (the first list's thousands) needs no entry.
+            if !owners.is_empty() {
+                deliveries.record(deployment.key(), Instant::now());
+            }
+            owners
         })
         .watches_stream(events.config_maps, move |config_map: ConfigMapSnapshot| {
             refreshes_for_config_map(&refreshes, &config_map)

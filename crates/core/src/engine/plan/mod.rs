@@ -51,7 +51,7 @@ pub fn select(spec: &ValidSpec, cluster: &dyn ClusterView) -> Selection {
         }
         existing_names.insert(name.to_owned());
         let in_scope = deployment.metadata.deletion_timestamp.is_none()
-            && spec.selects(namespace, name, deployment.metadata.labels.as_ref());
+            && spec.selects(namespace, name, Some(&deployment.labels()));
         if in_scope {
             selected.insert(deployment.key());
         }
@@ -171,8 +171,8 @@ mod tests {
         let mut deployment = DeploymentSnapshot::default();
         deployment.metadata.namespace = Some(namespace.to_owned());
         deployment.metadata.name = Some(name.to_owned());
-        deployment.metadata.labels =
-            Some(labels.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect());
+        deployment
+            .set_labels(&labels.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect());
         Arc::new(deployment)
     }
 
@@ -250,7 +250,7 @@ mod tests {
             let mut workload = DeploymentSnapshot { kind, ..DeploymentSnapshot::default() };
             workload.metadata.namespace = Some("arcgis".to_owned());
             workload.metadata.name = Some(name.to_owned());
-            workload.metadata.labels = Some(BTreeMap::from([("app".into(), "gis".into())]));
+            workload.set_labels(&BTreeMap::from([("app".into(), "gis".into())]));
             Arc::new(workload)
         };
         let fleet = Fleet(vec![

@@ -387,8 +387,8 @@ pub(super) fn start_run(
         .iter()
         .map(|key| {
             let workload = pass.observation.cluster.deployment(key);
-            let labels = workload.as_ref().and_then(|workload| workload.metadata.labels.as_ref());
-            PlanEntry { key: key.clone(), wave: spec.wave_of(labels) }
+            let labels = workload.as_ref().map(|workload| workload.labels());
+            PlanEntry { key: key.clone(), wave: spec.wave_of(labels.as_ref()) }
         })
         .collect();
     // Waves in order, each in the selection's order; stable, so without waves nothing moves.

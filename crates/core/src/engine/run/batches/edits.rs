@@ -53,11 +53,7 @@ pub(super) fn apply_spec_edits(
         }
         let deselected = || {
             deployment.as_ref().is_some_and(|deployment| {
-                !spec.selects(
-                    &entry.key.namespace,
-                    &entry.key.name,
-                    deployment.metadata.labels.as_ref(),
-                )
+                !spec.selects(&entry.key.namespace, &entry.key.name, Some(&deployment.labels()))
             })
         };
         let why = if excluded {

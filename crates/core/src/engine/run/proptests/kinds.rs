@@ -66,7 +66,7 @@ impl Shape {
         let key = cluster.add_workload(kind, namespace, &format!("svc-{index}"), replicas);
         let snapshot = cluster.deployment_mut(&key);
         if self.waves && index.is_multiple_of(2) {
-            snapshot.metadata.labels = Some(BTreeMap::from([(TIER.to_owned(), SYSTEM.to_owned())]));
+            snapshot.set_labels(&BTreeMap::from([(TIER.to_owned(), SYSTEM.to_owned())]));
         }
         let first_stateful_set = kind == WorkloadKind::StatefulSet && index == 1;
         if self.wants_on_delete && first_stateful_set {

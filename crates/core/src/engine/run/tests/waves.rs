@@ -6,8 +6,10 @@ use crate::crd::BatchPhase;
 
 fn labelled(cluster: &mut ModelCluster, name: &str, tier: &str) {
     let key = cluster.add("arcgis", name, 1);
-    let labels = cluster.deployment_mut(&key).metadata.labels.get_or_insert_default();
+    let deployment = cluster.deployment_mut(&key);
+    let mut labels = deployment.labels();
     labels.insert("tier".to_owned(), tier.to_owned());
+    deployment.set_labels(&labels);
 }
 
 #[test]
@@ -23,7 +25,7 @@ fn waves_run_in_order_each_batched_on_its_own() {
     labelled(&mut cluster, "c-untiered", "");
     labelled(&mut cluster, "z-system", "system");
     let key = cluster.add("arcgis", "d-none", 1);
-    cluster.deployment_mut(&key).metadata.labels = None;
+    cluster.deployment_mut(&key).set_labels(&std::collections::BTreeMap::new());
     cluster.run_to_end();
     let status = cluster.status();
     assert_eq!(status.phase, Some(crate::crd::Phase::Succeeded));
