@@ -278,4 +278,29 @@ mod tests {
         web.0 = "other".to_owned();
         assert!(budgets.covering(&web).is_empty());
     }
+
+    #[test]
+    fn a_budget_keeps_its_identity_and_is_listed_from_the_policy_v1_api() {
+        let mut parsed = budget(json!({}), 1);
+        assert_eq!(
+            (
+                parsed.metadata.name.as_deref(),
+                parsed.metadata.namespace.as_deref(),
+                parsed.metadata.resource_version.as_deref(),
+                parsed.metadata.generation,
+            ),
+            (Some("web-pdb"), Some("arcgis"), Some("9"), Some(2))
+        );
+        assert_eq!(parsed.key(), ObjectKey::new("arcgis", "web-pdb"));
+        // kube's watchers list, watch and relist by these.
+        assert_eq!(DisruptionBudgetSnapshot::kind(&()), "PodDisruptionBudget");
+        assert_eq!(DisruptionBudgetSnapshot::api_version(&()), "policy/v1");
+        assert_eq!(
+            DisruptionBudgetSnapshot::url_path(&(), Some("arcgis")),
+            "/apis/policy/v1/namespaces/arcgis/poddisruptionbudgets"
+        );
+        assert_eq!(parsed.meta().name.as_deref(), Some("web-pdb"));
+        parsed.meta_mut().resource_version = Some("10".to_owned());
+        assert_eq!(parsed.metadata.resource_version.as_deref(), Some("10"));
+    }
 }

@@ -188,7 +188,8 @@ pub(super) fn trim_batch(
         };
         let covering: Vec<ObjectKey> =
             budgets.covering(&workload).iter().map(|budget| budget.key()).collect();
-        if index > 0 && covering.iter().any(|budget| taken.contains(budget)) {
+        // Nothing is taken before the first service, so it always stays.
+        if covering.iter().any(|budget| taken.contains(budget)) {
             keep = index;
             break;
         }

@@ -161,6 +161,15 @@ fn a_rollout_outliving_its_batch_holds_its_budget_in_the_next() {
         "{:?}",
         cluster.status().waiting
     );
+
+    // Passes after the one that ended batch 1 still find svc-00 in flight under the budget.
+    cluster.now = at(61);
+    let later = cluster.pass();
+    cluster.apply(&later);
+    assert!(!restarted(&later).contains(&"svc-02".to_owned()), "svc-00 still rolls");
+    cluster.roll_out(&keys[0]);
+    cluster.now = at(62);
+    assert!(restarted(&cluster.pass()).contains(&"svc-02".to_owned()), "svc-00 rolled out");
 }
 
 #[test]
@@ -185,4 +194,41 @@ fn a_paused_service_under_a_budget_at_zero_is_skipped_as_paused_without_a_wait()
     assert_eq!(restarted(&first), ["svc-01"]);
     assert_eq!(cluster.status().waiting, None);
     assert!(reasons(&first).iter().all(|reason| *reason != "WaitingForDisruptionBudget"));
+}
+
+#[test]
+fn a_batch_a_budget_cuts_short_waits_for_it_and_one_its_wave_cuts_short_does_not() {
+    let spec = json!({"selector": {}, "batchSize": 4,
+        "waves": [{"selector": {"matchLabels": {"tier": "system"}}}]});
+    let mut cluster = ModelCluster::new(spec);
+    let mut tiered = |name: &str, tier: &str| {
+        let key = cluster.add(NS, name, 1);
+        let labels = cluster.deployment_mut(&key).metadata.labels.get_or_insert_default();
+        labels.insert("tier".to_owned(), tier.to_owned());
+        key
+    };
+    let system = [tiered("a-sys", "system"), tiered("b-sys", "system"), tiered("c-sys", "system")];
+    let user = tiered("d-user", "user");
+    cluster.set_budget("shared", &[system[0].clone(), system[2].clone()], 1);
+    cluster.set_budget("across", &[system[2].clone(), user], 1);
+    cluster.pass();
+    let first = cluster.pass();
+    cluster.apply(&first);
+    assert_eq!(restarted(&first), ["a-sys", "b-sys"]);
+    let waiting = cluster.status().waiting.clone().expect("the budget cut batch 1 short");
+    assert!(
+        waiting.message.starts_with("Deployment arcgis/c-sys waits for the next batch"),
+        "{}",
+        waiting.message
+    );
+
+    // Batch 2 holds only c-sys because its wave ends there, not for the budget it shares
+    // with d-user of the next wave.
+    cluster.roll_out(&system[0]);
+    cluster.roll_out(&system[1]);
+    cluster.now = at(5);
+    let second = cluster.pass();
+    cluster.apply(&second);
+    assert_eq!(restarted(&second), ["c-sys"]);
+    assert_eq!(cluster.status().waiting, None);
 }
