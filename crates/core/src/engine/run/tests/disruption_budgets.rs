@@ -203,8 +203,10 @@ fn a_batch_a_budget_cuts_short_waits_for_it_and_one_its_wave_cuts_short_does_not
     let mut cluster = ModelCluster::new(spec);
     let mut tiered = |name: &str, tier: &str| {
         let key = cluster.add(NS, name, 1);
-        let labels = cluster.deployment_mut(&key).metadata.labels.get_or_insert_default();
+        let deployment = cluster.deployment_mut(&key);
+        let mut labels = deployment.labels();
         labels.insert("tier".to_owned(), tier.to_owned());
+        deployment.set_labels(&labels);
         key
     };
     let system = [tiered("a-sys", "system"), tiered("b-sys", "system"), tiered("c-sys", "system")];
