@@ -30,7 +30,7 @@ use super::plan::{self, Plan};
 use super::results::{self, Outcome, reason};
 use super::spec::{self, SpecError, TriggerSource, ValidSpec};
 use super::transitions::{EventReason, EventSeverity, Transition};
-use super::waits::{Wait, Waiting};
+use super::waits::{Wait, WaitReason, Waiting};
 use super::{Decision, ObjectKey, Observation, RestartOutcome, RunSlot};
 use crate::crd::{BatchPhase, Phase, ServiceRefreshStatus, ServiceResult};
 use outputs::Outputs;
@@ -198,15 +198,23 @@ impl<'a> Pass<'a> {
         Some(Situation::Forbidden { message: forbidden.stall_message() })
     }
 
-    /// Whether the run was stalled by a forbidden write and the refusal has ended: the
-    /// running batch's clock starts over, as its restarts could not be sent until now.
-    fn resumes_after_forbidden(&self) -> bool {
-        self.observation.forbidden.is_none()
-            && self.observation.refresh.status.as_ref().is_some_and(|status| {
-                conditions::find(&status.conditions, STALLED).is_some_and(|stalled| {
-                    stalled.status == "True" && stalled.reason == super::forbidden::FORBIDDEN
-                })
-            })
+    /// Whether restarts may be sent again after the last status said why they could not: a
+    /// write the API server forbade (the refusal has ended) or closed maintenance windows
+    /// (`window_closed`: whether they still are). The running batch's clock then starts over,
+    /// as its held restarts could not be sent until now.
+    fn resumes_sending(&self, window_closed: bool) -> bool {
+        let Some(status) = self.observation.refresh.status.as_ref() else {
+            return false;
+        };
+        let was_forbidden = conditions::find(&status.conditions, STALLED).is_some_and(|stalled| {
+            stalled.status == "True" && stalled.reason == super::forbidden::FORBIDDEN
+        });
+        let was_outside_window = status
+            .waiting
+            .as_ref()
+            .is_some_and(|waiting| waiting.reason == WaitReason::OutsideWindow.as_str());
+        (was_forbidden && self.observation.forbidden.is_none())
+            || (was_outside_window && !window_closed)
     }
 
     /// Whole seconds: how `metav1.Time` fields (run times, conditions) are stored.

@@ -132,19 +132,6 @@ pub(super) fn hold_batch(
     true
 }
 
-/// Whether the windows opened again on a run whose restarts waited for them (`closed`: whether
-/// they are closed now): the running batch's clock starts over, as its held restarts could not
-/// be sent until now.
-pub(in crate::engine::run) fn window_reopened(pass: &Pass, closed: bool) -> bool {
-    !closed
-        && pass.observation.refresh.status.as_ref().is_some_and(|status| {
-            status
-                .waiting
-                .as_ref()
-                .is_some_and(|waiting| waiting.reason == WaitReason::OutsideWindow.as_str())
-        })
-}
-
 /// The wait for the next window, when the schedule's windows are closed now.
 pub(in crate::engine::run) fn outside_window(
     pass: &Pass,

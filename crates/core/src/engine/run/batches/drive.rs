@@ -58,7 +58,7 @@ pub(super) fn drive_batch(
     // Deployment another run was rolling out, a full budget): they wait for the next window,
     // for no restart may change a pod template outside one.
     let window = pacing::outside_window(pass, spec, "the batch's remaining restarts wait");
-    let resumed = pass.resumes_after_forbidden() || pacing::window_reopened(pass, window.is_some());
+    let resumed = pass.resumes_sending(window.is_some());
     let batch = &mut status.batches[position];
     // Sending resumes: the clock starts over for the services that waited to be restarted,
     // unless one of the batch already timed out (its result keeps the batch's real start).
