@@ -571,6 +571,22 @@ async fn selectors_and_pagination() {
     assert_eq!(names, want);
     let garbage = c.get(&format!("{DEPLOYS}?limit=1&continue=%21%21")).await;
     assert_eq!(garbage.status, 400);
+    // resourceVersion=0 is the watch cache's answer, which a real server never pages: the
+    // whole list, whatever `limit` asked, and no continue token.
+    for rv_match in ["", "&resourceVersionMatch=NotOlderThan"] {
+        let cached = c.get(&format!("{DEPLOYS}?limit=12&resourceVersion=0{rv_match}")).await.body;
+        assert_eq!(cached["items"].as_array().unwrap().len(), 31, "{rv_match}");
+        assert!(cached["metadata"].get("continue").is_none());
+        assert!(cached["metadata"].get("remainingItemCount").is_none());
+    }
+    // Any other resourceVersion pages as without one.
+    let rv = p3["metadata"]["resourceVersion"].as_str().unwrap();
+    let newer = c
+        .get(&format!("{DEPLOYS}?limit=12&resourceVersion={rv}&resourceVersionMatch=NotOlderThan"))
+        .await
+        .body;
+    assert_eq!(newer["items"].as_array().unwrap().len(), 12);
+    assert!(newer["metadata"]["continue"].is_string());
     h.shutdown().await;
 }
 

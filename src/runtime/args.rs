@@ -13,8 +13,8 @@ use servicerefresh_admin::{self as admin, AdminSettings};
 use servicerefresh_core::crd::WorkloadKind;
 use servicerefresh_core::engine::OperatorScope;
 use servicerefresh_operator::controller::{
-    self, LeaderElectionConfig, LeaseLocation, MonitoringDefaults, OperatorConfig, RefreshCache,
-    Timeouts,
+    self, InitialList, LeaderElectionConfig, LeaseLocation, MonitoringDefaults, OperatorConfig,
+    RefreshCache, Timeouts,
 };
 
 use super::RunError;
@@ -96,8 +96,34 @@ pub struct RunArgs {
     /// http://alertmanager.monitoring:9093).
     #[arg(long, env = "SERVICEREFRESH_ALERTMANAGER_URL")]
     alertmanager_url: Option<String>,
+    /// How the watches list what exists at start-up and after a re-list. paged: consistent
+    /// lists of 100 objects a page, read from the API server's storage (memory of one page).
+    /// cached: resourceVersion=0 from the API server's watch cache, as client-go's informers
+    /// list (no storage read, but the whole collection in one response: about 12 KiB per
+    /// Deployment while it is parsed). streaming: watches with sendInitialEvents (WatchList;
+    /// Kubernetes 1.32, or 1.34 and later, by default), neither storage reads nor a peak.
+    #[arg(long, env = "SERVICEREFRESH_INITIAL_LIST", value_enum, default_value = "paged")]
+    initial_list: InitialListArg,
     #[command(flatten)]
     admin: admin::AdminArgs,
+}
+
+/// `--initial-list`'s values, one for each [`InitialList`].
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum InitialListArg {
+    Paged,
+    Cached,
+    Streaming,
+}
+
+impl From<InitialListArg> for InitialList {
+    fn from(arg: InitialListArg) -> Self {
+        match arg {
+            InitialListArg::Paged => Self::Paged,
+            InitialListArg::Cached => Self::Cached,
+            InitialListArg::Streaming => Self::Streaming,
+        }
+    }
 }
 
 /// A duration such as `30s`, `2m` or `1h30m`.
@@ -193,6 +219,7 @@ impl RunArgs {
                 prometheus_url: self.prometheus_url,
                 alertmanager_url: self.alertmanager_url,
             },
+            initial_list: self.initial_list.into(),
         }
     }
 }

@@ -115,3 +115,55 @@ pub fn crd_yaml() -> Result<String, serde_saphyr::SerializeError> {
     }
     Ok(yaml)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_generated_manifests_are_the_committed_ones() {
+        // CI also checks `servicerefresh crd` against the file; this keeps the core crate's
+        // own tests from passing with manifests that are not the ones users apply.
+        let committed = include_str!("../../../../crds/servicerefresh.yaml");
+        assert_eq!(crd_yaml().expect("the CRDs serialize"), committed);
+    }
+
+    #[test]
+    fn both_crds_are_served_in_order() {
+        let names: Vec<Option<String>> = crds().into_iter().map(|crd| crd.metadata.name).collect();
+        assert_eq!(
+            names,
+            [
+                Some("servicerefreshes.gisops.io".into()),
+                Some("servicerefreshplans.gisops.io".into())
+            ]
+        );
+        assert_eq!(crd().spec.names.kind, "ServiceRefresh");
+        assert_eq!(plan_crd().spec.names.kind, "ServiceRefreshPlan");
+    }
+
+    #[test]
+    fn descriptions_read_as_paragraphs_and_nothing_else_changes() {
+        let mut schema = json!({
+            "description": "One line\n  broken in two.\n\nA second paragraph.",
+            "properties": {
+                "description": {"type": "string", "description": "A field\nnamed description."},
+                "rule": "self.a\n&& self.b",
+            },
+            "anyOf": [{"description": "In\nan array."}],
+        });
+        join_description_lines(&mut schema);
+        assert_eq!(
+            schema,
+            json!({
+                "description": "One line broken in two.\n\nA second paragraph.",
+                "properties": {
+                    "description": {"type": "string", "description": "A field named description."},
+                    "rule": "self.a\n&& self.b",
+                },
+                "anyOf": [{"description": "In an array."}],
+            })
+        );
+    }
+}

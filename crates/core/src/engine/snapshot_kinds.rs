@@ -111,3 +111,58 @@ impl Resource for SecretSnapshot {
         &mut self.0.metadata
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+    use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
+
+    /// The snapshot's API, as kube builds request paths from it, is the full type's.
+    fn same_api<Snapshot, Full>(dynamic: &Snapshot::DynamicType)
+    where
+        Snapshot: Resource,
+        Full: Resource<DynamicType = ()>,
+    {
+        let names = |kind: Cow<'_, str>, group: Cow<'_, str>, version: Cow<'_, str>| {
+            (kind.into_owned(), group.into_owned(), version.into_owned())
+        };
+        assert_eq!(
+            names(Snapshot::kind(dynamic), Snapshot::group(dynamic), Snapshot::version(dynamic)),
+            names(Full::kind(&()), Full::group(&()), Full::version(&())),
+        );
+        assert_eq!(Snapshot::api_version(dynamic), Full::api_version(&()));
+        assert_eq!(Snapshot::plural(dynamic), Full::plural(&()));
+        assert_eq!(
+            Snapshot::url_path(dynamic, Some("arcgis")),
+            Full::url_path(&(), Some("arcgis"))
+        );
+    }
+
+    #[test]
+    fn each_snapshot_lists_and_watches_the_api_of_its_kind() {
+        same_api::<DeploymentSnapshot, Deployment>(&WorkloadKind::Deployment);
+        same_api::<DeploymentSnapshot, StatefulSet>(&WorkloadKind::StatefulSet);
+        same_api::<DeploymentSnapshot, DaemonSet>(&WorkloadKind::DaemonSet);
+        same_api::<ConfigMapSnapshot, ConfigMap>(&());
+        same_api::<PodSnapshot, Pod>(&());
+        same_api::<SecretSnapshot, Secret>(&());
+    }
+
+    /// What kube's reflector writes through `meta_mut` is what it reads back through `meta`.
+    fn metadata_round_trips<K: Resource + Default>() {
+        let mut snapshot = K::default();
+        snapshot.meta_mut().name = Some("portal".into());
+        snapshot.meta_mut().namespace = Some("arcgis".into());
+        assert_eq!(snapshot.meta().name.as_deref(), Some("portal"));
+        assert_eq!(snapshot.meta().namespace.as_deref(), Some("arcgis"));
+    }
+
+    #[test]
+    fn each_snapshot_keeps_the_metadata_written_to_it() {
+        metadata_round_trips::<DeploymentSnapshot>();
+        metadata_round_trips::<ConfigMapSnapshot>();
+        metadata_round_trips::<PodSnapshot>();
+        metadata_round_trips::<SecretSnapshot>();
+    }
+}

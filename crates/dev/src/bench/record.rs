@@ -2,6 +2,7 @@
 //! full sizes, its target from issue 11.
 
 use serde_json::json;
+use servicerefresh_operator::controller::LIST_PAGE_SIZE;
 
 use super::figures::{Report, Target};
 use super::scenarios::{FootprintFigures, RunFigures};
@@ -114,7 +115,7 @@ pub fn run(report: &mut Report, checked: Checked, run: &RunFigures) {
         checked.check(
             report,
             &id(&format!("lists.{kind}")),
-            &label(&format!("LISTs of {kind} (watch cache; pages apart)")),
+            &label(&format!("LISTs of {kind} (pages apart)")),
             run.count(&format!("list {kind}")) as f64,
             "",
             Target::Exactly(1.0),
@@ -122,7 +123,7 @@ pub fn run(report: &mut Report, checked: Checked, run: &RunFigures) {
     }
     report.note(
         &id("listPages"),
-        &label("further pages of those LISTs (500 per page)"),
+        &label(&format!("further pages of those LISTs ({LIST_PAGE_SIZE} per page)")),
         run.requests
             .iter()
             .filter(|(key, _)| key.starts_with("list-page "))

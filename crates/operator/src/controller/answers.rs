@@ -57,10 +57,11 @@ fn plain_cause(text: &str) -> String {
 }
 
 /// Logs every watch or list the API server refuses (401, 403: a missing permission or a
-/// revoked token), naming the watch and quoting the server's message, which says which verb on
-/// which resource was refused. The watcher retries with backoff, so a missing right shows up
-/// as one such line every few seconds, while the cache it feeds stays stale or unsynced. Other
-/// watch errors (dropped connections, expired versions) are routine and logged at debug.
+/// revoked token; or a streaming list it does not serve), naming the watch and quoting the
+/// server's message, which says which verb on which resource was refused. The watcher retries
+/// with backoff, so a missing right shows up as one such line every few seconds, while the
+/// cache it feeds stays stale or unsynced. Other watch errors (dropped connections, expired
+/// versions) are routine and logged at debug.
 pub fn log_watch_refusals<K>(
     watch: &'static str,
 ) -> impl Fn(&Result<watcher::Event<K>, watcher::Error>) + Send {
@@ -69,6 +70,13 @@ pub fn log_watch_refusals<K>(
             return;
         };
         match refusal(error) {
+            Some(status) if refuses_streaming_lists(status) => warn!(
+                watch,
+                code = status.code,
+                error = %status.message,
+                "the API server does not serve streaming lists (its WatchList feature is off); \
+                 restart the operator with --initial-list=paged"
+            ),
             Some(status) => warn!(
                 watch,
                 code = status.code,
@@ -80,7 +88,8 @@ pub fn log_watch_refusals<K>(
     }
 }
 
-/// The API server's answer when a watch error is an authentication or authorization refusal.
+/// The API server's answer when a watch error is an authentication or authorization refusal,
+/// or a refused streaming list.
 fn refusal(error: &watcher::Error) -> Option<&Status> {
     let status = match error {
         watcher::Error::InitialListFailed(kube::Error::Api(status))
@@ -89,7 +98,14 @@ fn refusal(error: &watcher::Error) -> Option<&Status> {
         | watcher::Error::WatchError(status) => status.as_ref(),
         _ => return None,
     };
-    matches!(status.code, 401 | 403).then_some(status)
+    (matches!(status.code, 401 | 403) || refuses_streaming_lists(status)).then_some(status)
+}
+
+/// A server without `WatchList` refuses `sendInitialEvents` as an invalid parameter (400 or
+/// 422, "sendInitialEvents is forbidden for watch unless the WatchList feature gate is
+/// enabled"): that never passes with a retry.
+fn refuses_streaming_lists(status: &Status) -> bool {
+    matches!(status.code, 400 | 422) && status.message.contains("sendInitialEvents")
 }
 
 #[cfg(test)]
@@ -158,5 +174,23 @@ mod tests {
         for error in &routine {
             assert!(refusal(error).is_none(), "{error} is routine");
         }
+    }
+
+    #[test]
+    fn a_refused_streaming_list_is_a_refusal_that_names_the_fix() {
+        let gate_off = Status::failure(
+            "sendInitialEvents: Forbidden: sendInitialEvents is forbidden for watch unless the \
+             WatchList feature gate is enabled",
+            "Invalid",
+        )
+        .with_code(422)
+        .boxed();
+        let error = Error::WatchStartFailed(kube::Error::Api(gate_off));
+        let found = refusal(&error).expect("a refused streaming list is a refusal");
+        assert!(refuses_streaming_lists(found));
+        let other_invalid = Status::failure("fieldSelector: invalid", "BadRequest").with_code(400);
+        assert!(!refuses_streaming_lists(&other_invalid));
+        assert!(refusal(&Error::WatchError(other_invalid.boxed())).is_none());
+        assert!(!refuses_streaming_lists(&status(403)));
     }
 }

@@ -12,6 +12,7 @@ mod client_stack;
 mod forbidden;
 mod health_gate;
 mod leader;
+mod listing;
 mod notify;
 mod operate;
 pub mod plans;
@@ -36,6 +37,7 @@ pub use act::{
 pub use caches::CachedCluster;
 pub use health_gate::MonitoringDefaults;
 pub use leader::{LeaderElectionConfig, LeaderElectionError, LeaseLocation, Timing};
+pub use listing::{InitialList, PAGE_SIZE as LIST_PAGE_SIZE};
 pub use preflight::preflight;
 pub use reconcile::ReconcileError;
 pub use shared::RefreshCache;
@@ -74,6 +76,8 @@ pub struct OperatorConfig {
     pub refresh_cache: RefreshCache,
     /// Where health gate checks go when a spec names no URL.
     pub monitoring: MonitoringDefaults,
+    /// How the cache watches list what exists at start-up (`--initial-list`).
+    pub initial_list: InitialList,
 }
 
 impl Default for OperatorConfig {
@@ -88,6 +92,7 @@ impl Default for OperatorConfig {
             metrics_listen: None,
             refresh_cache: RefreshCache::default(),
             monitoring: MonitoringDefaults::default(),
+            initial_list: InitialList::default(),
         }
     }
 }

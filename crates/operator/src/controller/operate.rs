@@ -53,7 +53,8 @@ pub async fn operate(
         return Ok(());
     }
     let namespace = config.scope.watch_namespace.as_deref();
-    let (caches, events) = watch_caches(&clients.watches, namespace, &config.scope.extra_kinds);
+    let (caches, events) =
+        watch_caches(&clients.watches, namespace, &config.scope.extra_kinds, config.initial_list);
     config.refresh_cache.publish(caches.refreshes.clone());
     let readiness = tokio::spawn(report_readiness(clients.telemetry.clone(), caches.sync.clone()));
     let (wake_queued, slot_freed) = mpsc::unbounded();

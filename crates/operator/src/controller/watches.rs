@@ -18,6 +18,7 @@ use tracing::info;
 
 use super::answers::log_watch_refusals;
 use super::caches::{Cache, CacheSync, WorkloadStores};
+use super::listing::InitialList;
 use crate::telemetry::Telemetry;
 use servicerefresh_core::crd::{ServiceRefresh, WorkloadKind};
 use servicerefresh_core::engine::{
@@ -54,11 +55,13 @@ const PENDING_PODS: &str = "status.phase=Pending";
 
 /// The watches in `namespace` (or all namespaces) and the caches they fill. StatefulSets
 /// and DaemonSets are watched only when `extra_kinds` names them: the operator may hold no
-/// right to list them, and a cache of them costs memory.
+/// right to list them, and a cache of them costs memory. Each watch lists what exists as
+/// `initial_list` says.
 pub fn watch_caches(
     watches: &Client,
     namespace: Option<&str>,
     extra_kinds: &BTreeSet<WorkloadKind>,
+    initial_list: InitialList,
 ) -> (Caches, CacheEvents) {
     let sync = Arc::new(CacheSync::default());
 
@@ -68,7 +71,7 @@ pub fn watch_caches(
         let writer = reflector::store::Writer::new(kind);
         let store = writer.as_reader();
         workload_events.push(
-            watch(workload_api(watches, namespace, kind))
+            watch(workload_api(watches, namespace, kind), initial_list)
                 .inspect(log_refusals(cache))
                 // A list's items carry no kind; the watch knows which one it lists.
                 .modify(move |workload: &mut DeploymentSnapshot| workload.kind = kind)
@@ -95,7 +98,7 @@ pub fn watch_caches(
     let workload_events = futures::stream::select_all(workload_events).boxed();
 
     let (config_maps, writer) = reflector::store();
-    let config_map_events = watch(api_for::<ConfigMapSnapshot>(watches, namespace))
+    let config_map_events = watch(api_for::<ConfigMapSnapshot>(watches, namespace), initial_list)
         .inspect(log_refusals(Cache::ConfigMaps))
         .reflect(writer)
         .inspect(synced(&sync, Cache::ConfigMaps))
@@ -104,7 +107,7 @@ pub fn watch_caches(
         .boxed();
 
     let (refreshes, writer) = reflector::store();
-    let refresh_events = watch(api_for::<ServiceRefresh>(watches, namespace))
+    let refresh_events = watch(api_for::<ServiceRefresh>(watches, namespace), initial_list)
         .inspect(log_refusals(Cache::ServiceRefreshes))
         .modify(|refresh: &mut ServiceRefresh| refresh.metadata.managed_fields = None)
         .reflect(writer)
@@ -113,7 +116,7 @@ pub fn watch_caches(
         .boxed();
 
     let (pending_pods, writer) = reflector::store();
-    let pod_config = watcher::Config::default().any_semantic().fields(PENDING_PODS);
+    let pod_config = initial_list.watcher_config().fields(PENDING_PODS);
     let pod_events = watcher(api_for::<PodSnapshot>(watches, namespace), pod_config)
         .default_backoff()
         .inspect(log_refusals(Cache::PendingPods))
@@ -123,13 +126,14 @@ pub fn watch_caches(
         .boxed();
 
     let (disruption_budgets, writer) = reflector::store();
-    let budget_events = watch(api_for::<DisruptionBudgetSnapshot>(watches, namespace))
-        .inspect(log_refusals(Cache::DisruptionBudgets))
-        .reflect(writer)
-        .inspect(synced(&sync, Cache::DisruptionBudgets))
-        .touched_objects()
-        .predicate_filter(predicates::resource_version, Default::default())
-        .boxed();
+    let budget_events =
+        watch(api_for::<DisruptionBudgetSnapshot>(watches, namespace), initial_list)
+            .inspect(log_refusals(Cache::DisruptionBudgets))
+            .reflect(writer)
+            .inspect(synced(&sync, Cache::DisruptionBudgets))
+            .touched_objects()
+            .predicate_filter(predicates::resource_version, Default::default())
+            .boxed();
 
     let caches =
         Caches { workloads, config_maps, refreshes, pending_pods, disruption_budgets, sync };
@@ -170,11 +174,12 @@ fn workload_api(
 /// connection and re-listing only when the server says the version expired.
 fn watch<K>(
     api: Api<K>,
+    initial_list: InitialList,
 ) -> impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send
 where
     K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
 {
-    watcher(api, watcher::Config::default().any_semantic()).default_backoff()
+    watcher(api, initial_list.watcher_config()).default_backoff()
 }
 
 /// Tells `sync` when a watch stream delivers its first complete list.

@@ -1,6 +1,7 @@
 //! LIST of a collection: selectors, pagination with `limit` and `continue`
-//! (a snapshot per paginated list, so that pages stay consistent), and the
-//! list as objects, a Table or PartialObjectMetadata.
+//! (a snapshot per paginated list, so that pages stay consistent; a list at
+//! `resourceVersion=0` whole, as the watch cache answers it), and the list as
+//! objects, a Table or PartialObjectMetadata.
 
 use std::sync::Arc;
 
@@ -31,6 +32,10 @@ pub fn list(sim: &Arc<SimState>, request: &ResourceRequest) -> Result<Response, 
             .map_err(|_| ApiError::bad_request(format!("limit: invalid value {limit:?}")))?
             .max(0) as usize,
     };
+    // The real server answers `resourceVersion=0` from its watch cache, which does not page
+    // ("serve paginated requests about revision 0 from watch cache to avoid overwhelming
+    // etcd", the cacher's `shouldDelegateList`): the whole list, however many `limit` asked.
+    let limit = if query.get("resourceVersion").is_some_and(|rv| rv == "0") { 0 } else { limit };
     let continue_token = query.get("continue").filter(|token| !token.is_empty());
     let mut store = sim.store.lock();
     let (rv, items, offset) = match continue_token {
