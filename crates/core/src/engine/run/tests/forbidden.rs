@@ -58,6 +58,12 @@ fn a_forbidden_restart_stalls_the_run_once_fails_nobody_and_resumes_after_the_gr
     cluster.now = at(150);
     let held = cluster.pass();
     assert!(held.restarts.is_empty());
+    // Each service waiting to be sent says why, naming the refused permission.
+    let messages: Vec<Option<&str>> =
+        held.status.batches[0].services.iter().map(|row| row.message.as_deref()).collect();
+    let hold = "held: the API server forbids patch deployments.apps in namespace arcgis; \
+                retried until it is granted";
+    assert_eq!(messages, [Some(hold); 3], "{messages:?}");
     assert!(
         results(&cluster).iter().all(|(_, result, _)| result.is_none()),
         "no service fails while the permission is missing: {:?}",
