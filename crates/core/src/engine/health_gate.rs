@@ -144,6 +144,8 @@ mod tests {
     #[test]
     fn every_check_passing_opens_the_gate() {
         assert_eq!(judge(TIMEOUT, at(10), Some(&result(12, true, true)), at(13)), GateStep::Open);
+        // A check made the moment the batch became ready already counts.
+        assert_eq!(judge(TIMEOUT, at(10), Some(&result(10, true, true)), at(11)), GateStep::Open);
     }
 
     #[test]
