@@ -263,6 +263,7 @@ mod tests {
         assert_eq!(told.len(), 1);
         assert_eq!(told[0].event, NotifyEvent::Held);
         assert_eq!(told[0].data["reason"], "RestartStorm");
+        assert_eq!(told[0].data["message"], "7 runs within an hour", "the storm's, not the other");
         assert!(told[0].id.starts_with("arcgis/refresh/held-RestartStorm-"));
     }
 }

@@ -591,6 +591,30 @@ mod tests {
 
     use super::*;
 
+    /// A view of Deployments alone, as a tool without pod or budget caches builds it.
+    struct DeploymentsOnly;
+
+    impl ClusterView for DeploymentsOnly {
+        fn deployment(&self, _: &ObjectKey) -> Option<Arc<DeploymentSnapshot>> {
+            None
+        }
+        fn deployments(&self) -> Vec<Arc<DeploymentSnapshot>> {
+            Vec::new()
+        }
+        fn config_map(&self, _: &ObjectKey) -> Option<Arc<ConfigMapSnapshot>> {
+            None
+        }
+        fn secret(&self, _: &ObjectKey) -> Option<Arc<SecretSnapshot>> {
+            None
+        }
+    }
+
+    #[test]
+    fn a_view_without_pod_or_budget_caches_sees_nothing_to_wait_for() {
+        assert!(DeploymentsOnly.pending_pods().is_empty(), "capacity never holds a run");
+        assert!(DeploymentsOnly.disruption_budgets().is_empty(), "no budget holds a restart");
+    }
+
     #[test]
     fn a_cached_workload_is_covered_by_its_pod_template_labels_not_its_own() {
         let workload: DeploymentSnapshot = serde_json::from_value(json!({
