@@ -75,11 +75,34 @@ fn run_help_documents_every_flag() {
         );
     }
     assert!(options.len() >= 20, "every option is found: {options:?}");
+    assert!(options.iter().any(|(flags, _)| flags.iter().any(|f| f == "--initial-list")));
+    assert!(help.contains("[possible values: paged, cached, streaming]"), "{help}");
     for (flags, description) in &options {
         // A description is words, not just a default or a list of values.
         assert!(
             description.split_whitespace().count() >= 3 && !description.starts_with('['),
             "{flags:?} has no description:\n{help}"
+        );
+    }
+}
+
+#[test]
+fn an_unknown_way_to_list_is_refused_before_anything_connects() {
+    for (args, env) in
+        [(vec!["run", "--initial-list=everything"], None), (vec!["run"], Some("everything"))]
+    {
+        let mut command = binary();
+        command.args(&args).env_remove("SERVICEREFRESH_INITIAL_LIST");
+        if let Some(value) = env {
+            command.env("SERVICEREFRESH_INITIAL_LIST", value);
+        }
+        let output = command.output().expect("binary runs");
+        assert_eq!(output.status.code(), Some(2), "a usage error: {output:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("invalid value 'everything' for '--initial-list")
+                && stderr.contains("[possible values: paged, cached, streaming]"),
+            "{stderr}"
         );
     }
 }

@@ -45,11 +45,14 @@ fn query(request: &RequestRecord) -> &str {
     request.query.as_deref().unwrap_or("")
 }
 
+fn lists(requests: &[RequestRecord]) -> Vec<&RequestRecord> {
+    requests.iter().filter(|request| request.verb == "list").collect()
+}
+
 #[tokio::test]
 async fn paged_lists_read_a_hundred_at_a_time_without_the_watch_cache() {
     let requests = run_listing(InitialList::Paged).await;
-    let lists: Vec<&RequestRecord> =
-        requests.iter().filter(|request| request.verb == "list").collect();
+    let lists = lists(&requests);
     assert_eq!(lists.len(), 3, "250 Deployments in pages of 100: {lists:#?}");
     for list in &lists {
         assert!(query(list).contains("limit=100"), "{list:?}");
@@ -62,8 +65,7 @@ async fn paged_lists_read_a_hundred_at_a_time_without_the_watch_cache() {
 #[tokio::test]
 async fn cached_lists_take_the_whole_collection_from_the_watch_cache() {
     let requests = run_listing(InitialList::Cached).await;
-    let lists: Vec<&RequestRecord> =
-        requests.iter().filter(|request| request.verb == "list").collect();
+    let lists = lists(&requests);
     assert_eq!(lists.len(), 1, "one answer: {lists:#?}");
     assert!(query(lists[0]).contains("resourceVersion=0"), "{:?}", lists[0]);
     assert!(!query(lists[0]).contains("limit="), "kube leaves out resourceVersion=0 with a limit");

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::ArgAction;
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use kube::Config;
 use servicerefresh_admin::{self as admin, AdminSettings};
 use servicerefresh_core::crd::WorkloadKind;
@@ -102,28 +103,16 @@ pub struct RunArgs {
     /// list (no storage read, but the whole collection in one response: about 12 KiB per
     /// Deployment while it is parsed). streaming: watches with sendInitialEvents (WatchList;
     /// Kubernetes 1.32, or 1.34 and later, by default), neither storage reads nor a peak.
-    #[arg(long, env = "SERVICEREFRESH_INITIAL_LIST", value_enum, default_value = "paged")]
-    initial_list: InitialListArg,
+    #[arg(
+        long,
+        env = "SERVICEREFRESH_INITIAL_LIST",
+        default_value = "paged",
+        value_parser = PossibleValuesParser::new(InitialList::ALL.map(InitialList::flag_value))
+            .try_map(|text| text.parse::<InitialList>()),
+    )]
+    initial_list: InitialList,
     #[command(flatten)]
     admin: admin::AdminArgs,
-}
-
-/// `--initial-list`'s values, one for each [`InitialList`].
-#[derive(Clone, Copy, Debug, clap::ValueEnum)]
-enum InitialListArg {
-    Paged,
-    Cached,
-    Streaming,
-}
-
-impl From<InitialListArg> for InitialList {
-    fn from(arg: InitialListArg) -> Self {
-        match arg {
-            InitialListArg::Paged => Self::Paged,
-            InitialListArg::Cached => Self::Cached,
-            InitialListArg::Streaming => Self::Streaming,
-        }
-    }
 }
 
 /// A duration such as `30s`, `2m` or `1h30m`.
@@ -219,7 +208,7 @@ impl RunArgs {
                 prometheus_url: self.prometheus_url,
                 alertmanager_url: self.alertmanager_url,
             },
-            initial_list: self.initial_list.into(),
+            initial_list: self.initial_list,
         }
     }
 }

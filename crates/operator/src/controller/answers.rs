@@ -8,6 +8,8 @@ use std::error::Error;
 
 use kube::core::Status;
 use kube::runtime::watcher;
+
+use super::listing::InitialList;
 use tracing::{debug, warn};
 
 /// `403 Forbidden: leases.coordination.k8s.io is forbidden: ...`: the code, its standard
@@ -75,7 +77,8 @@ pub fn log_watch_refusals<K>(
                 code = status.code,
                 error = %status.message,
                 "the API server does not serve streaming lists (its WatchList feature is off); \
-                 restart the operator with --initial-list=paged"
+                 restart the operator with --initial-list={}",
+                InitialList::Paged.flag_value()
             ),
             Some(status) => warn!(
                 watch,

@@ -34,6 +34,8 @@ pub enum InitialList {
 }
 
 impl InitialList {
+    pub const ALL: [InitialList; 3] = [Self::Paged, Self::Cached, Self::Streaming];
+
     /// The watcher settings for a cache watch listed this way.
     pub fn watcher_config(self) -> watcher::Config {
         let config = watcher::Config::default();
@@ -49,13 +51,24 @@ impl InitialList {
         }
     }
 
-    /// The flag's spelling of this choice, for messages.
+    /// The flag's spelling of this choice (`--initial-list`).
     pub fn flag_value(self) -> &'static str {
         match self {
             Self::Paged => "paged",
             Self::Cached => "cached",
             Self::Streaming => "streaming",
         }
+    }
+}
+
+impl std::str::FromStr for InitialList {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|choice| choice.flag_value() == text)
+            .ok_or_else(|| format!("{text:?} is not a way to list: paged, cached or streaming"))
     }
 }
 
@@ -89,6 +102,14 @@ mod tests {
     #[test]
     fn the_default_is_paged() {
         assert_eq!(InitialList::default(), InitialList::Paged);
-        assert_eq!(InitialList::default().flag_value(), "paged");
+    }
+
+    #[test]
+    fn each_choice_reads_back_from_its_spelling() {
+        for choice in InitialList::ALL {
+            assert_eq!(choice.flag_value().parse(), Ok(choice));
+        }
+        let refused = "everything".parse::<InitialList>().expect_err("not a choice");
+        assert_eq!(refused, "\"everything\" is not a way to list: paged, cached or streaming");
     }
 }

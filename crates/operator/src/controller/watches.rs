@@ -71,7 +71,7 @@ pub fn watch_caches(
         let writer = reflector::store::Writer::new(kind);
         let store = writer.as_reader();
         workload_events.push(
-            watch(workload_api(watches, namespace, kind), initial_list)
+            watch(workload_api(watches, namespace, kind), initial_list.watcher_config())
                 .inspect(log_refusals(cache))
                 // A list's items carry no kind; the watch knows which one it lists.
                 .modify(move |workload: &mut DeploymentSnapshot| workload.kind = kind)
@@ -98,27 +98,28 @@ pub fn watch_caches(
     let workload_events = futures::stream::select_all(workload_events).boxed();
 
     let (config_maps, writer) = reflector::store();
-    let config_map_events = watch(api_for::<ConfigMapSnapshot>(watches, namespace), initial_list)
-        .inspect(log_refusals(Cache::ConfigMaps))
-        .reflect(writer)
-        .inspect(synced(&sync, Cache::ConfigMaps))
-        .touched_objects()
-        .predicate_filter(predicates::resource_version, Default::default())
-        .boxed();
+    let config_map_events =
+        watch(api_for::<ConfigMapSnapshot>(watches, namespace), initial_list.watcher_config())
+            .inspect(log_refusals(Cache::ConfigMaps))
+            .reflect(writer)
+            .inspect(synced(&sync, Cache::ConfigMaps))
+            .touched_objects()
+            .predicate_filter(predicates::resource_version, Default::default())
+            .boxed();
 
     let (refreshes, writer) = reflector::store();
-    let refresh_events = watch(api_for::<ServiceRefresh>(watches, namespace), initial_list)
-        .inspect(log_refusals(Cache::ServiceRefreshes))
-        .modify(|refresh: &mut ServiceRefresh| refresh.metadata.managed_fields = None)
-        .reflect(writer)
-        .inspect(synced(&sync, Cache::ServiceRefreshes))
-        .touched_objects()
-        .boxed();
+    let refresh_events =
+        watch(api_for::<ServiceRefresh>(watches, namespace), initial_list.watcher_config())
+            .inspect(log_refusals(Cache::ServiceRefreshes))
+            .modify(|refresh: &mut ServiceRefresh| refresh.metadata.managed_fields = None)
+            .reflect(writer)
+            .inspect(synced(&sync, Cache::ServiceRefreshes))
+            .touched_objects()
+            .boxed();
 
     let (pending_pods, writer) = reflector::store();
     let pod_config = initial_list.watcher_config().fields(PENDING_PODS);
-    let pod_events = watcher(api_for::<PodSnapshot>(watches, namespace), pod_config)
-        .default_backoff()
+    let pod_events = watch(api_for::<PodSnapshot>(watches, namespace), pod_config)
         .inspect(log_refusals(Cache::PendingPods))
         .reflect(writer)
         .inspect(synced(&sync, Cache::PendingPods))
@@ -126,14 +127,16 @@ pub fn watch_caches(
         .boxed();
 
     let (disruption_budgets, writer) = reflector::store();
-    let budget_events =
-        watch(api_for::<DisruptionBudgetSnapshot>(watches, namespace), initial_list)
-            .inspect(log_refusals(Cache::DisruptionBudgets))
-            .reflect(writer)
-            .inspect(synced(&sync, Cache::DisruptionBudgets))
-            .touched_objects()
-            .predicate_filter(predicates::resource_version, Default::default())
-            .boxed();
+    let budget_events = watch(
+        api_for::<DisruptionBudgetSnapshot>(watches, namespace),
+        initial_list.watcher_config(),
+    )
+    .inspect(log_refusals(Cache::DisruptionBudgets))
+    .reflect(writer)
+    .inspect(synced(&sync, Cache::DisruptionBudgets))
+    .touched_objects()
+    .predicate_filter(predicates::resource_version, Default::default())
+    .boxed();
 
     let caches =
         Caches { workloads, config_maps, refreshes, pending_pods, disruption_budgets, sync };
@@ -174,12 +177,12 @@ fn workload_api(
 /// connection and re-listing only when the server says the version expired.
 fn watch<K>(
     api: Api<K>,
-    initial_list: InitialList,
+    config: watcher::Config,
 ) -> impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send
 where
     K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
 {
-    watcher(api, initial_list.watcher_config()).default_backoff()
+    watcher(api, config).default_backoff()
 }
 
 /// Tells `sync` when a watch stream delivers its first complete list.
