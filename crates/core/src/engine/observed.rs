@@ -753,12 +753,23 @@ mod tests {
                 "selector": {},
                 "template": {"metadata": {"annotations": {"gisops.io/restarted-by": "x/y/1-z"}}}
             },
-            "status": {"observedGeneration": 2, "conditions": [
-                {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"}
-            ]}
+            "status": {
+                "observedGeneration": 2, "replicas": 3, "updatedReplicas": 2,
+                "availableReplicas": 1,
+                "conditions": [
+                    {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"}
+                ]
+            }
         }))
         .expect("deployment");
-        assert_eq!(agree(&full).replicas, None);
+        let parsed = agree(&full);
+        assert_eq!(parsed.replicas, None);
+        let rollout = parsed.rollout.expect("status");
+        assert_eq!(
+            (rollout.replicas, rollout.updated_replicas, rollout.available_replicas),
+            (Some(3), Some(2), Some(1)),
+            "kubectl's rollout message reads all three"
+        );
 
         let full: Deployment = serde_json::from_value(json!({
             "metadata": {

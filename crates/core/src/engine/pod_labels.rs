@@ -117,6 +117,17 @@ mod tests {
     }
 
     #[test]
+    fn labels_repeated_from_later_metadata_positions_read_back() {
+        let metadata =
+            Labels::new(&labels(&[("app", "web"), ("part-of", "arcgis"), ("tier", "map")]));
+        let template = labels(&[("part-of", "arcgis"), ("tier", "map")]);
+        let held = PodLabels::new(&metadata, template.clone());
+        assert_eq!(held.from_metadata, 0b110);
+        assert!(held.others.is_empty());
+        assert_eq!(held.resolve(&metadata), template);
+    }
+
+    #[test]
     fn a_workloads_labels_read_back_as_they_were_given_empty_values_included() {
         let given = labels(&[("app.kubernetes.io/name", "web"), ("canary", ""), ("tier", "map")]);
         let held = Labels::new(&given);

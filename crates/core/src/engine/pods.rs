@@ -206,6 +206,24 @@ mod tests {
     }
 
     #[test]
+    fn a_pod_keeps_the_metadata_its_cache_is_keyed_and_ordered_by() {
+        // The operator's pod cache keys by namespace and name, resumes its watch from the
+        // resource version, and must see a pod being deleted as such.
+        let mut object = pending(json!([]));
+        object["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:05:00Z");
+        let pod: PodSnapshot = serde_json::from_value(object).expect("a pod");
+        let meta = &pod.metadata;
+        assert_eq!(
+            (meta.namespace.as_deref(), meta.name.as_deref(), meta.resource_version.as_deref()),
+            (Some("arcgis"), Some("web-5d4f8c7b9-x2k4q"), Some("7"))
+        );
+        let time = |stamp: &Option<Time>| stamp.as_ref().map(|time| time.0.to_string());
+        assert_eq!(time(&meta.creation_timestamp).as_deref(), Some("2026-01-01T00:00:00Z"));
+        assert_eq!(time(&meta.deletion_timestamp).as_deref(), Some("2026-01-01T00:05:00Z"));
+        assert_eq!((meta.labels.as_ref(), meta.owner_references.as_ref()), (None, None));
+    }
+
+    #[test]
     fn a_pod_waiting_for_other_reasons_or_bound_is_not_unschedulable() {
         for conditions in [
             json!([]),

@@ -183,6 +183,8 @@ mod tests {
             let set: PositionSet = positions.iter().copied().collect();
             prop_assert_eq!(set.iter().collect::<Vec<_>>(), positions.iter().copied().collect::<Vec<_>>());
             prop_assert_eq!(set.len(), positions.len() as u64);
+            prop_assert_eq!(set.is_empty(), positions.is_empty());
+            prop_assert_eq!(set.first(), positions.first().copied());
             prop_assert_eq!(PositionSet::parse(&set.to_string()), Ok(set.clone()));
             for position in 0..200 {
                 prop_assert_eq!(set.contains(position), positions.contains(&position));

@@ -285,6 +285,62 @@ mod tests {
     }
 
     #[test]
+    fn failures_for_different_causes_keep_their_own_groups() {
+        let mut groups = Vec::new();
+        add(&mut groups, 0, "map-1", reason::ROLLOUT_TIMED_OUT, "\"map-1\": ImagePullBackOff");
+        add(&mut groups, 1, "map-2", reason::ROLLOUT_TIMED_OUT, "\"map-2\": exceeded quota");
+        add(&mut groups, 2, "map-3", reason::ROLLOUT_TIMED_OUT, "\"map-3\": ImagePullBackOff");
+        let summary: Vec<(&str, &str)> =
+            groups.iter().map(|group| (group.positions.as_str(), group.message.as_str())).collect();
+        assert_eq!(
+            summary,
+            [("0,2", "\"map-1\": ImagePullBackOff"), ("1", "\"map-2\": exceeded quota")]
+        );
+    }
+
+    #[test]
+    fn a_group_that_names_no_example_tells_its_message_as_it_is() {
+        // Groups read from a status an older operator or a person wrote may name no one.
+        let group = ResultGroup {
+            result: ServiceResult::Failed,
+            reason: reason::ROLLOUT_TIMED_OUT.to_owned(),
+            message: "quota exceeded".to_owned(),
+            count: 1,
+            positions: "0".to_owned(),
+            examples: Vec::new(),
+        };
+        assert_eq!(message_of(&group, "web"), "quota exceeded");
+    }
+
+    #[test]
+    fn totals_add_the_summed_up_batches_to_the_listed_ones_and_the_groups() {
+        let status: ServiceRefreshStatus = serde_json::from_value(serde_json::json!({
+            "earlierBatches": {"batches": 2, "counts": {"ready": 15, "restarted": 18}},
+            "batches": [
+                {"index": 3, "phase": "Completed", "counts": {"ready": 8, "restarted": 9}},
+                {"index": 4, "phase": "Running", "services": [
+                    {"name": "a", "generation": 4},
+                    {"name": "b", "result": "Ready"},
+                    {"name": "c", "result": "Skipped"},
+                    {"name": "d", "result": "Failed"}
+                ]}
+            ],
+            "results": [
+                {"result": "TimedOut", "reason": "RolloutTimedOut", "message": "m", "count": 4,
+                 "positions": "1-4", "examples": ["x"]},
+                {"result": "Skipped", "reason": "Paused", "message": "m", "count": 2,
+                 "positions": "5-6", "examples": ["y"]}
+            ]
+        }))
+        .expect("a status");
+        let totals = totals(&status);
+        assert_eq!(
+            (totals.ready, totals.restarted, totals.failed, totals.skipped),
+            (15 + 8 + 1, 18 + 9 + 2, 1 + 4, 1 + 2)
+        );
+    }
+
+    #[test]
     fn names_outside_the_own_namespace_are_qualified() {
         assert_eq!(display_name(&ObjectKey::new("arcgis", "a"), "arcgis"), "a");
         assert_eq!(display_name(&ObjectKey::new("gis", "a"), "arcgis"), "gis/a");
