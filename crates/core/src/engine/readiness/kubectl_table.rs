@@ -96,13 +96,18 @@ fn the_engine_agrees_with_kubectl_on_every_state() {
     let mut disagreements = Vec::new();
     for row in rows() {
         let deployment = snapshot(&row);
-        // Judged at the Deployment's own generation: kubectl's rule exactly.
-        let engine = as_kubectl(&deployment, verdict(&deployment, row.generation));
-        if engine != row.kubectl {
-            disagreements.push(format!(
-                "{} ({}): kubectl {:?}, engine {:?}",
-                row.name, row.what, row.kubectl, engine
-            ));
+        // Judged at the Deployment's own generation: kubectl's rule exactly. So is a restart
+        // of an earlier generation, the workload's spec edited again since: the workload's
+        // own generation must then be observed, as kubectl requires.
+        for restart in [row.generation, 1].into_iter().filter(|restart| *restart <= row.generation)
+        {
+            let engine = as_kubectl(&deployment, verdict(&deployment, restart));
+            if engine != row.kubectl {
+                disagreements.push(format!(
+                    "{} ({}), our restart at generation {restart}: kubectl {:?}, engine {:?}",
+                    row.name, row.what, row.kubectl, engine
+                ));
+            }
         }
     }
     assert!(disagreements.is_empty(), "{}", disagreements.join("\n"));
