@@ -299,6 +299,34 @@ mod tests {
     }
 
     #[test]
+    fn the_same_words_for_another_reason_are_another_group_even_past_the_cap() {
+        let mut groups = Vec::new();
+        add(&mut groups, 0, "map-1", reason::ROLLOUT_TIMED_OUT, "held");
+        add(&mut groups, 1, "map-2", reason::RESTART_TIMED_OUT, "held");
+        assert_eq!(groups.len(), 2, "a reason is never told under another");
+        for position in 2..2 + MAX_RESULT_GROUPS as u32 {
+            let message = format!("cause {position}");
+            add(
+                &mut groups,
+                position,
+                &format!("map-{position}"),
+                reason::ROLLOUT_TIMED_OUT,
+                &message,
+            );
+        }
+        assert_eq!(groups.len(), MAX_RESULT_GROUPS, "past the cap, causes share a group");
+        add(&mut groups, 99, "map-99", reason::RESTART_TIMED_OUT, "other words");
+        let restart_timeouts: Vec<&str> = groups
+            .iter()
+            .filter(|group| group.reason == reason::RESTART_TIMED_OUT)
+            .map(|group| group.positions.as_str())
+            .collect();
+        assert_eq!(restart_timeouts, ["1,99"], "joined to the group of its own reason");
+        add(&mut groups, 100, "map-100", reason::PAUSED, "other words");
+        assert_eq!(groups.len(), MAX_RESULT_GROUPS + 1, "a new reason has a group of its own");
+    }
+
+    #[test]
     fn a_group_that_names_no_example_tells_its_message_as_it_is() {
         // Groups read from a status an older operator or a person wrote may name no one.
         let group = ResultGroup {

@@ -435,6 +435,55 @@ fn batches_time_out_with_the_last_waiting_message() {
 }
 
 #[test]
+fn the_short_timeout_warning_counts_rollouts_cut_short_in_earlier_and_running_batches() {
+    let mut cluster =
+        ModelCluster::new(json!({"selector": {}, "batchSize": 3, "batchTimeout": "90s"}));
+    let keys = cluster.add_many(6);
+    cluster.pass();
+    let first = cluster.pass();
+    assert_eq!(first.restarts.len(), 3);
+    // Two rollouts outlast the timeout; the third restart never goes through.
+    for restart in &first.restarts[..2] {
+        cluster.patch(restart);
+    }
+    cluster.record(&[
+        (keys[0].clone(), RestartOutcome::Patched { generation: 2 }),
+        (keys[1].clone(), RestartOutcome::Patched { generation: 2 }),
+        (keys[2].clone(), RestartOutcome::Transient("503".to_owned())),
+    ]);
+    cluster.start_rollout(&keys[0]);
+    cluster.start_rollout(&keys[1]);
+    cluster.now = at(90);
+    cluster.pass();
+    // The next batch waits for the rollouts still in flight, then starts.
+    cluster.roll_out(&keys[0]);
+    cluster.roll_out(&keys[1]);
+    let second = cluster.pass();
+    assert!(!second.restarts.is_empty(), "the second batch starts");
+    cluster.apply(&second);
+    for key in &keys[3..] {
+        cluster.start_rollout(key);
+    }
+    // A rollout of the running batch already recorded as cut short, as a pass of an operator
+    // that stopped before the batch ended left it.
+    let status = cluster.refresh.status.as_mut().expect("status");
+    let running = status.batches.last_mut().expect("the second batch");
+    assert_eq!(running.phase, BatchPhase::Running);
+    let row = &mut running.services[0];
+    row.result = Some(ServiceResult::TimedOut);
+    row.reason = Some(reason::ROLLOUT_TIMED_OUT.to_owned());
+    row.message = Some("not ready after spec.batchTimeout 90s: still rolling".to_owned());
+    cluster.now = at(100);
+    let decision = cluster.pass();
+    assert_eq!(
+        condition(&decision.status, crate::engine::conditions::BATCH_TIMEOUT_SHORT).2,
+        "3 rollouts were still progressing when spec.batchTimeout 90s ran out and recorded \
+         TimedOut; the slowest rollout takes longer than that: raise spec.batchTimeout",
+        "two of the first batch (the restart never sent is not one), one of the running batch"
+    );
+}
+
+#[test]
 fn timeouts_are_exact_to_the_millisecond_and_never_preempt_the_restarts() {
     let mut cluster = ModelCluster::new(json!({"selector": {}, "batchTimeout": "5s500ms"}));
     let keys = cluster.add_many(1);
