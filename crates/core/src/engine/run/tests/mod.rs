@@ -12,6 +12,7 @@ mod pacing;
 mod secret_triggers;
 mod spec;
 mod triggers;
+mod view;
 mod waves;
 
 use super::test_support::ModelCluster;
