@@ -93,6 +93,10 @@ mod tests {
         ]);
         assert_eq!(trigger_runs_within(&status, STORM_HORIZON, at(3650)), 3);
         assert_eq!(trigger_runs_within(&status, STORM_HORIZON, at(5500)), 2);
+        // A run started exactly an hour ago has left the hour.
+        let edge = history(&[("ConfigMapChanged", 100)]);
+        assert_eq!(trigger_runs_within(&edge, STORM_HORIZON, at(3699)), 1);
+        assert_eq!(trigger_runs_within(&edge, STORM_HORIZON, at(3700)), 0);
     }
 
     #[test]

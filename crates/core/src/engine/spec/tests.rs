@@ -205,6 +205,8 @@ fn kinds_default_to_deployments_and_need_the_operator_to_watch_them() {
     // Another kind is another selection; a Deployment-only selection digests as before.
     let deployments_only = validate(&spec(), "arcgis", &watching).expect("valid");
     assert_ne!(valid.selection_digest(), deployments_only.selection_digest());
+    // Pinned: a changed digest would make every running run's selection look edited.
+    assert_eq!(deployments_only.selection_digest(), "fnv1a64-8f65b2da64a4dbf3");
     assert!(valid.describe_selection().ends_with(", kinds Deployment, StatefulSet"));
 }
 

@@ -49,6 +49,7 @@ fn days_default_to_every_day_and_windows_are_in_the_zone() {
     // 22:00 in Berlin in winter is 21:00 UTC.
     assert_eq!(daily.state_at(utc("2026-12-01T12:00:00Z")), closed("2026-12-01T21:00:00Z"));
     assert_eq!(daily.state_at(utc("2026-12-01T21:30:00Z")), open("2026-12-01T22:00:00Z"));
+    assert_eq!(daily.zone_name(), "Europe/Berlin", "messages name the zone as it was given");
 }
 
 #[test]
