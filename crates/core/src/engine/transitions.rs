@@ -258,6 +258,26 @@ mod tests {
     }
 
     #[test]
+    fn only_a_batch_of_skipped_services_is_told_as_skipped() {
+        let message = |skipped| {
+            Transition::BatchCompleted {
+                run: "arcgis/refresh/1-0123".to_owned(),
+                batch: 1,
+                batches: 2,
+                ready: 0,
+                failed: 0,
+                skipped,
+                seconds: 0.0,
+            }
+            .event()
+            .expect("an event")
+            .message
+        };
+        assert_eq!(message(2), "Batch 1 of 2 skipped: 2 Deployments, none restarted");
+        assert_eq!(message(0), "Batch 1 of 2 completed: 0 ready, 0 failed, 0 skipped");
+    }
+
+    #[test]
     fn event_reasons_print_as_kubernetes_shows_them() {
         assert_eq!(EventReason::BatchStarted.to_string(), "BatchStarted");
         assert_eq!(EventReason::InvalidSpec.to_string(), "InvalidSpec");

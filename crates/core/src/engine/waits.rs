@@ -180,6 +180,23 @@ mod tests {
     }
 
     #[test]
+    fn a_wait_begins_once_and_a_forgotten_one_leaves_nothing() {
+        let mut first = Waiting::new(None);
+        first.hold(capacity("full"), at(0));
+        assert_eq!(first.began(), Some(&capacity("full")));
+        // A run that ends in the pass waits for nothing, whatever held it earlier.
+        first.forget();
+        assert_eq!((first.current(), first.began()), (None, None));
+        assert_eq!(first.into_status(), None);
+
+        let mut held = Waiting::new(None);
+        held.hold(capacity("full"), at(0));
+        let mut continuing = Waiting::new(held.into_status());
+        continuing.hold(capacity("still full"), at(5));
+        assert_eq!(continuing.began(), None, "the wait began in an earlier pass");
+    }
+
+    #[test]
     fn the_first_wait_of_a_pass_wins() {
         let mut waiting = Waiting::new(None);
         assert!(waiting.hold(capacity("full"), at(0)));
