@@ -237,4 +237,23 @@ mod tests {
         assert!(slots.state.is_poisoned());
         assert_eq!(slots.try_admit(&key("a"), &[idle("a")]), Ok(()));
     }
+
+    #[test]
+    fn holders_names_cached_runs_and_unseen_admissions_but_not_the_asker() {
+        // A waiting resource's status names who holds the slots; it must list both the runs
+        // the cache shows and the admissions the cache has not caught up with yet.
+        let slots = RunSlots::new(2);
+        let cache = [running("x"), idle("a"), idle("b")];
+        assert_eq!(slots.try_admit(&key("a"), &cache), Ok(()));
+        let expected = vec![
+            SlotHolder { key: key("a"), suspended: false },
+            SlotHolder { key: key("x"), suspended: false },
+        ];
+        assert_eq!(slots.holders(&key("b"), &cache), expected);
+        assert_eq!(
+            slots.holders(&key("a"), &cache),
+            vec![SlotHolder { key: key("x"), suspended: false }],
+            "a resource does not wait for itself"
+        );
+    }
 }

@@ -399,4 +399,26 @@ mod tests {
         assert_eq!(leadership.poll(at(base, 20_000)).len(), 1);
         assert!(leadership.poll(at(base, 20_000)).is_empty());
     }
+
+    #[test]
+    fn each_loss_reason_has_its_own_readable_message() {
+        // The shell logs the reason when leadership is lost; an operator reading the log
+        // must be able to tell an expiry from a takeover from a shutdown.
+        let reasons = [LossReason::Expired, LossReason::Taken, LossReason::SteppedDown];
+        for reason in reasons {
+            assert!(!reason.as_str().trim().is_empty(), "{reason:?} has no message");
+        }
+        let messages: std::collections::BTreeSet<&str> =
+            reasons.iter().map(|reason| reason.as_str()).collect();
+        assert_eq!(messages.len(), reasons.len(), "messages must differ: {messages:?}");
+    }
+
+    #[test]
+    fn is_elected_tells_whether_leader_election_is_in_use() {
+        let leadership = Leadership::default();
+        assert!(!leadership.is_elected(), "without election this replica simply leads");
+        leadership.elect(VALIDITY);
+        assert!(leadership.is_elected());
+        assert!(Leadership::elected(VALIDITY).is_elected());
+    }
 }

@@ -94,4 +94,21 @@ mod tests {
         memo.forget("uid");
         assert_eq!(memo.get("uid", &reference), None);
     }
+
+    #[test]
+    fn clearing_forgets_every_remembered_plan() {
+        // A new leadership term must read plans from the cluster, not trust what this
+        // replica wrote in an earlier term.
+        let refresh = ServiceRefresh::fixture("refresh").build();
+        let memo = PlanMemo::default();
+        let first = plan(&["a"]);
+        let second = plan(&["a", "b"]);
+        let first_reference = first.reference(&refresh, 1);
+        let second_reference = second.reference(&refresh, 1);
+        memo.remember("uid-1", first);
+        memo.remember("uid-2", second);
+        memo.clear();
+        assert_eq!(memo.get("uid-1", &first_reference), None);
+        assert_eq!(memo.get("uid-2", &second_reference), None);
+    }
 }

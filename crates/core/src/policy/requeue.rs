@@ -78,4 +78,12 @@ mod tests {
             "the retry comes before a far deadline"
         );
     }
+
+    #[test]
+    fn a_wake_up_exactly_the_minimum_timer_away_becomes_a_timer() {
+        // Only deadlines closer than the minimum timer count as due; one exactly that far
+        // away is waited for, so the next pass does not run before its deadline.
+        assert_eq!(after_pass(Some(at(5)), at(0), 0, RETRY), Requeue::After(MIN_TIMER));
+        assert_eq!(after_pass(Some(at(4)), at(0), 0, RETRY), Requeue::AtOnce);
+    }
 }
