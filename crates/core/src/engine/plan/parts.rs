@@ -277,6 +277,7 @@ mod tests {
     #[test]
     fn a_plan_written_in_parts_reads_back_whole() {
         let plan = Plan::new("arcgis/refresh/3-0123", entries(2_345));
+        assert_eq!(plan.run(), "arcgis/refresh/3-0123");
         let refresh = refresh("refresh");
         let objects = plan.objects(&refresh, 3);
         assert_eq!(objects.len(), 3);

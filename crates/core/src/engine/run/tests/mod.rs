@@ -7,6 +7,7 @@ mod crashes;
 mod disruption_budgets;
 mod forbidden;
 mod health_gate;
+mod legacy;
 mod lifecycle;
 mod pacing;
 mod secret_triggers;
