@@ -275,6 +275,25 @@ mod tests {
     }
 
     #[test]
+    fn plan_objects_live_beside_their_resource_labelled_with_its_uid_in_few_groups() {
+        let same_namespace: Vec<PlanEntry> = (0..5)
+            .map(|i| PlanEntry { key: ObjectKey::new("arcgis", format!("svc-{i}")), wave: 0 })
+            .collect();
+        let plan = Plan::new("arcgis/refresh/1-0123", same_namespace);
+        let refresh = refresh("refresh");
+        let objects = plan.objects(&refresh, 1);
+        let meta = &objects[0].metadata;
+        assert!(meta.namespace.is_some(), "found by a namespaced list");
+        assert_eq!(meta.namespace, refresh.metadata.namespace);
+        let owner = meta.labels.as_ref().and_then(|labels| labels.get(PLAN_OWNER_LABEL));
+        assert!(owner.is_some());
+        assert_eq!(owner, refresh.metadata.uid.as_ref());
+        assert_eq!(objects[0].spec.groups.len(), 1, "one namespace, wave and kind: one group");
+        // Pinned: a changed digest would make every stored plan look like another run's.
+        assert_eq!(plan.digest(), "fnv1a64-96a0b6e61a779f28");
+    }
+
+    #[test]
     fn a_plan_written_in_parts_reads_back_whole() {
         let plan = Plan::new("arcgis/refresh/3-0123", entries(2_345));
         assert_eq!(plan.run(), "arcgis/refresh/3-0123");

@@ -330,3 +330,17 @@ pub fn refresh_totals(status: &mut ServiceRefreshStatus) {
     status.batch = Some(format!("{batch}/{batches}"));
     status.totals = totals;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_run_message_is_cut_to_the_limit_with_an_ellipsis() {
+        let short = shorten_run_message("x".repeat(MAX_RUN_MESSAGE_CHARS + 100));
+        assert_eq!(short.chars().count(), MAX_RUN_MESSAGE_CHARS);
+        assert!(short.ends_with("x…"));
+        let fits = "y".repeat(MAX_RUN_MESSAGE_CHARS);
+        assert_eq!(shorten_run_message(fits.clone()), fits);
+    }
+}
