@@ -336,6 +336,37 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_run_ended_before_the_history_held_phases_is_judged_by_its_totals() {
+        let status = |services: u32, failed: u32| -> ServiceRefreshStatus {
+            let results = if failed == 0 {
+                serde_json::json!([])
+            } else {
+                serde_json::json!([{"result": "Failed", "reason": "ProgressDeadlineExceeded",
+                    "message": "m", "count": failed, "positions": "0", "examples": ["a"]}])
+            };
+            serde_json::from_value(serde_json::json!({
+                "run": {"id": "arcgis/refresh/1-0123", "number": 1, "reason": "Requested",
+                    "plan": {"name": "refresh-plan-1", "parts": 1, "services": services,
+                        "digest": "d"}},
+                "results": results,
+            }))
+            .expect("a status")
+        };
+        assert_eq!(last_run_phase(&status(3, 0)), Phase::Succeeded);
+        assert_eq!(last_run_phase(&status(3, 1)), Phase::Failed);
+        assert_eq!(last_run_phase(&status(0, 0)), Phase::Failed, "nothing was selected");
+        let mut recorded = status(3, 1);
+        recorded.history = serde_json::from_value(serde_json::json!([{
+            "id": "arcgis/refresh/1-0123", "number": 1, "reason": "Requested",
+            "phase": "Cancelled", "totals": {}
+        }]))
+        .expect("a history");
+        assert_eq!(last_run_phase(&recorded), Phase::Cancelled, "the history's word wins");
+        recorded.history[0].id = "arcgis/refresh/0-9999".to_owned();
+        assert_eq!(last_run_phase(&recorded), Phase::Failed, "another run's summary is not this");
+    }
+
+    #[test]
     fn a_long_run_message_is_cut_to_the_limit_with_an_ellipsis() {
         let short = shorten_run_message("x".repeat(MAX_RUN_MESSAGE_CHARS + 100));
         assert_eq!(short.chars().count(), MAX_RUN_MESSAGE_CHARS);

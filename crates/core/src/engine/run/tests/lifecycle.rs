@@ -739,3 +739,35 @@ fn a_run_of_more_batches_than_the_status_keeps_ends() {
     assert_eq!(status.totals.ready, 103);
     assert!(status.batches.len() <= 100 && status.earlier_batches.is_some());
 }
+
+#[test]
+fn a_run_whose_plan_was_deleted_waits_out_the_cache_lag_then_skips_what_it_cannot_name() {
+    let mut cluster = ModelCluster::new(json!({"selector": {}, "batchSize": 2}));
+    let keys = cluster.add_many(5);
+    cluster.pass();
+    let first = cluster.pass();
+    cluster.apply(&first);
+    cluster.roll_out(&keys[0]);
+    cluster.roll_out(&keys[1]);
+    // The plan objects are gone from the caches: maybe not seen yet, maybe deleted.
+    cluster.plans.clear();
+    cluster.now = at(10);
+    let waiting = cluster.pass();
+    assert!(waiting.restarts.is_empty());
+    assert_eq!(waiting.status.phase, Some(Phase::Running));
+    assert_eq!(waiting.wake_at, Some(at(11)), "looks again each second");
+    cluster.now = at(29);
+    assert_eq!(cluster.pass().wake_at, Some(at(30)), "until the caches' lag is over");
+    // 30 s after the run started, a plan written before the status would have been seen.
+    cluster.now = at(30);
+    let ended = cluster.pass();
+    assert!(ended.restarts.is_empty());
+    let lost: Vec<(ServiceResult, &str, u32, &str)> = ended
+        .status
+        .results
+        .iter()
+        .map(|group| (group.result, group.reason.as_str(), group.count, group.positions.as_str()))
+        .collect();
+    assert_eq!(lost, [(ServiceResult::Skipped, "PlanLost", 3, "2-4")]);
+    assert_ne!(ended.status.phase, Some(Phase::Running), "the run ended");
+}
