@@ -344,3 +344,25 @@ fn last_batch_with_failure(status: &ServiceRefreshStatus) -> Option<u32> {
         (earlier.counts.failed > 0).then_some(earlier.batches)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(listed_failed: u32, earlier_failed: u32) -> ServiceRefreshStatus {
+        serde_json::from_value(serde_json::json!({
+            "earlierBatches": {"batches": 4, "counts": {"failed": earlier_failed}},
+            "batches": [{"index": 5, "phase": "Completed", "counts": {"failed": listed_failed}}]
+        }))
+        .expect("a status")
+    }
+
+    #[test]
+    fn a_failure_in_a_summed_up_batch_is_found_too() {
+        // Under failurePolicy Abort a long run must stop even when the failed batch is no
+        // longer listed in the status, only counted.
+        assert_eq!(last_batch_with_failure(&status(1, 1)), Some(5));
+        assert_eq!(last_batch_with_failure(&status(0, 1)), Some(4));
+        assert_eq!(last_batch_with_failure(&status(0, 0)), None);
+    }
+}
