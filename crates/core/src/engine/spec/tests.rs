@@ -241,3 +241,27 @@ fn secret_triggers_need_the_operator_to_watch_secrets_and_are_checked_like_confi
     let valid = validate(&elsewhere, "arcgis", &everywhere).expect("valid");
     assert_eq!(valid.secrets[0].key.to_string(), "tls/tls");
 }
+
+#[test]
+fn a_health_gate_timeout_out_of_range_says_which_bound_it_crossed() {
+    let gated = |timeout: &str| -> ServiceRefreshSpec {
+        serde_json::from_value(serde_json::json!({
+            "selector": {},
+            "healthGate": {"timeout": timeout,
+                "prometheus": {"url": "http://prometheus:9090", "query": "up"}}
+        }))
+        .expect("spec parses")
+    };
+    assert_eq!(
+        error(&gated("200h")),
+        "spec.healthGate.timeout: \"200h\" is too long; the maximum is 168h (one week)"
+    );
+    assert_eq!(
+        error(&gated("1s")),
+        "spec.healthGate.timeout: \"1s\" is too short; the minimum is 5s"
+    );
+    assert_eq!(
+        error(&gated("soon")),
+        "spec.healthGate.timeout: \"soon\" is not a duration such as 90s, 10m or 1h30m"
+    );
+}

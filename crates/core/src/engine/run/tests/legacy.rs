@@ -9,7 +9,7 @@ use crate::crd::{BatchCounts, BatchStatus};
 #[test]
 fn a_completed_legacy_batch_keeps_its_counts_results_and_timed_out_rollouts() {
     let mut cluster = ModelCluster::new(json!({"selector": {}, "batchSize": 4}));
-    cluster.add_many(6);
+    cluster.add_many(7);
     cluster.pass();
     // Rewritten as an older operator kept it: no plan object, every batch listed.
     let status = cluster.refresh.status.as_mut().expect("status");
@@ -20,19 +20,20 @@ fn a_completed_legacy_batch_keeps_its_counts_results_and_timed_out_rollouts() {
              "message": "\"svc-01\" exceeded its deadline"},
             {"name": "svc-02", "generation": 2, "result": "TimedOut",
              "message": "\"svc-02\" still rolling"},
-            {"name": "svc-03", "result": "TimedOut", "message": "\"svc-03\" never restarted"}
+            {"name": "svc-03", "result": "TimedOut", "message": "\"svc-03\" never restarted"},
+            {"name": "svc-04", "result": "Skipped", "message": "\"svc-04\" is paused"}
         ]},
-        {"index": 2, "phase": "Pending", "services": [{"name": "svc-04"}, {"name": "svc-05"}]}
+        {"index": 2, "phase": "Pending", "services": [{"name": "svc-05"}, {"name": "svc-06"}]}
     ]))
     .expect("legacy batches");
     status.batches = legacy;
     let moved = cluster.pass();
 
     let first = &moved.status.batches[0];
-    assert_eq!(first.positions.as_deref(), Some("0-3"));
+    assert_eq!(first.positions.as_deref(), Some("0-4"));
     assert_eq!(
         first.counts,
-        Some(BatchCounts { ready: 1, restarted: 3, failed: 3, skipped: 0 }),
+        Some(BatchCounts { ready: 1, restarted: 3, failed: 3, skipped: 1 }),
         "svc-03's restart was never sent"
     );
     let kept: Vec<&str> = first.services.iter().map(|row| row.name.as_str()).collect();
@@ -49,6 +50,7 @@ fn a_completed_legacy_batch_keeps_its_counts_results_and_timed_out_rollouts() {
             ("Failed", "1", "\"svc-01\" exceeded its deadline"),
             ("TimedOut", "2", "\"svc-02\" still rolling"),
             ("TimedOut", "3", "\"svc-03\" never restarted"),
+            ("Skipped", "4", "\"svc-04\" is paused"),
         ]
     );
 }
