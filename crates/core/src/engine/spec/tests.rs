@@ -265,3 +265,19 @@ fn a_health_gate_timeout_out_of_range_says_which_bound_it_crossed() {
         "spec.healthGate.timeout: \"soon\" is not a duration such as 90s, 10m or 1h30m"
     );
 }
+
+#[test]
+fn a_prometheus_threshold_must_be_a_finite_number() {
+    let mut gated: ServiceRefreshSpec = serde_json::from_value(serde_json::json!({
+        "selector": {},
+        "healthGate": {"timeout": "5m",
+            "prometheus": {"url": "http://prometheus:9090", "query": "errors", "threshold": 0.5}}
+    }))
+    .expect("spec parses");
+    assert!(validate(&gated, "arcgis", &same_namespace_only()).is_ok());
+    // JSON has no infinity; a client building the spec in code does.
+    if let Some(prometheus) = gated.health_gate.as_mut().and_then(|gate| gate.prometheus.as_mut()) {
+        prometheus.threshold = Some(f64::INFINITY);
+    }
+    assert_eq!(error(&gated), "spec.healthGate.prometheus.threshold: must be a finite number");
+}
