@@ -190,6 +190,8 @@ fn abort_skips_every_batch_not_started() {
         Totals { services: 5, restarted: 2, ready: 1, failed: 1, skipped: 3 }
     );
     assert_eq!(condition(status, STALLED).1, "RunFailed");
+    // kubectl's BATCH column reads where the run stopped, out of the batches it was heading for.
+    assert_eq!((status.batch.as_deref(), status.progress.as_deref()), (Some("1/3"), Some("1/5")));
 }
 
 #[test]
