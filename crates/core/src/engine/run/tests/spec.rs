@@ -355,3 +355,30 @@ fn services_outside_the_own_namespace_keep_theirs() {
     cluster.run_to_end();
     assert_eq!(cluster.status().totals.ready, 2);
 }
+
+#[test]
+fn a_spec_fixed_mid_batch_keeps_the_batchs_clock() {
+    let mut cluster = ModelCluster::new(json!({"selector": {}, "batchTimeout": "60s"}));
+    let keys = cluster.add_many(1);
+    cluster.pass();
+    let restarting = cluster.pass();
+    cluster.apply(&restarting);
+    cluster.start_rollout(&keys[0]);
+    cluster.now = at(10);
+    cluster.refresh.spec.selector.match_expressions =
+        Some(vec![k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement {
+            key: "app".to_owned(),
+            operator: "Foo".to_owned(),
+            values: None,
+        }]);
+    let held = cluster.pass();
+    assert_eq!(condition(&held.status, STALLED).1, "InvalidSpec");
+    cluster.refresh.spec.selector.match_expressions = None;
+    cluster.now = at(20);
+    cluster.pass();
+    // The restart was sent before the stall: its rollout's time counts from the batch's start.
+    // Only a refused write or a closed window, which held restarts back, starts it over.
+    cluster.now = at(60);
+    cluster.pass();
+    assert_eq!(results(&cluster)[0].1, Some(ServiceResult::TimedOut));
+}
