@@ -177,3 +177,31 @@ fn secret_triggers_obey_the_tenancy_rule() {
     assert_eq!(reason, "CrossNamespaceRefused");
     assert!(message.starts_with("spec.secretTriggers[0].namespace:"), "{message}");
 }
+
+#[test]
+fn a_secret_trigger_added_later_records_its_baseline_and_one_removed_drops_it() {
+    let mut cluster = ModelCluster::new(json!({
+        "selector": {}, "runOnCreate": false, "triggerSettle": "0s",
+    }));
+    cluster.add_many(1);
+    cluster.set_secret(NS, "tls", &[("tls.crt", PLANTED)]);
+    assert!(cluster.pass().status.triggers.secrets.is_empty());
+    // Adding a trigger is a spec edit: it starts nothing, but its baseline is recorded.
+    cluster.refresh.spec =
+        serde_json::from_value(json!({"selector": {}, "runOnCreate": false, "triggerSettle": "0s",
+            "secretTriggers": [{"name": "tls", "keys": ["tls.crt"]}]}))
+        .expect("spec");
+    let added = cluster.pass();
+    assert!(added.status.run.is_none(), "a spec edit starts no run");
+    assert_eq!(added.status.triggers.secrets.len(), 1, "the baseline is recorded");
+    cluster.set_secret(NS, "tls", &[("tls.crt", "cm90YXRlZA==")]);
+    let changed = cluster.pass();
+    assert_eq!(changed.status.run.as_ref().map(|run| run.reason.as_str()), Some("SecretChanged"));
+    cluster.apply(&changed);
+    cluster.run_to_end();
+    cluster.refresh.spec = serde_json::from_value(
+        json!({"selector": {}, "runOnCreate": false, "triggerSettle": "0s"}),
+    )
+    .expect("spec");
+    assert!(cluster.pass().status.triggers.secrets.is_empty(), "an unwatched Secret is dropped");
+}
