@@ -157,3 +157,34 @@ fn pods_of_another_run_or_not_yet_restarted_workloads_never_block() {
     cluster.roll_out_all();
     assert_eq!(cluster.pass().restarts.len(), 4);
 }
+
+#[test]
+fn a_restart_not_yet_sent_waits_while_a_pod_of_its_batch_finds_no_room() {
+    let mut cluster = ModelCluster::new(json!({"selector": {}, "batchSize": 4}));
+    let keys = cluster.add_many(4);
+    cluster.pass();
+    let started = cluster.pass();
+    for restart in &started.restarts[..3] {
+        cluster.patch(restart);
+    }
+    let mut outcomes: Vec<(ObjectKey, RestartOutcome)> = keys[..3]
+        .iter()
+        .map(|key| (key.clone(), RestartOutcome::Patched { generation: 2 }))
+        .collect();
+    outcomes.push((keys[3].clone(), RestartOutcome::Transient("503".to_owned())));
+    cluster.record(&outcomes);
+    for key in &keys[..3] {
+        cluster.start_rollout(key);
+    }
+    cluster.block_pod(&keys[0]);
+    cluster.now = at(0) + UNSCHEDULABLE_GRACE;
+    let held = cluster.pass();
+    assert!(held.restarts.is_empty(), "svc-03's restart is not retried while svc-00 waits");
+    let row = &held.status.batches[0].services[3];
+    assert!(
+        row.message
+            .as_deref()
+            .is_some_and(|message| message.starts_with("held: capacity-aware pacing")),
+        "{row:?}"
+    );
+}
