@@ -94,6 +94,11 @@ mod tests {
     fn a_cache_that_caught_up_or_moved_on_wins_and_the_entry_is_dropped() {
         let memo = PatchMemo::default();
         memo.remember(key(), Some("7"), snapshot("8", Some("run-1")));
+        assert_eq!(
+            (memo.len(), memo.is_empty()),
+            (1, false),
+            "an entry until the cache catches up"
+        );
         let seen = memo.overlay(&key(), Some(Arc::new(snapshot("9", None)))).unwrap();
         assert_eq!(seen.metadata.resource_version.as_deref(), Some("9"));
         assert!(memo.is_empty());
