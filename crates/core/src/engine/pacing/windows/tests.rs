@@ -106,6 +106,8 @@ fn unusable_schedules_name_the_field() {
         ("24:00", "04:00", "spec.schedule.windows[0].start"),
         ("22:00", "4:00", "spec.schedule.windows[0].end"),
         ("22:00", "04:00:60", "spec.schedule.windows[0].end"),
+        ("22:00", "04:00:5", "spec.schedule.windows[0].end"),
+        ("22:00", "04:00:+5", "spec.schedule.windows[0].end"),
     ] {
         let bad = Schedule {
             time_zone: "UTC".into(),

@@ -382,3 +382,23 @@ fn a_spec_fixed_mid_batch_keeps_the_batchs_clock() {
     cluster.pass();
     assert_eq!(results(&cluster)[0].1, Some(ServiceResult::TimedOut));
 }
+
+#[test]
+fn a_selection_edited_mid_run_skips_only_the_services_it_no_longer_selects() {
+    let mut cluster = ModelCluster::new(json!({"selector": {}, "batchSize": 2}));
+    cluster.add_many(5);
+    cluster.pass();
+    let restarting = cluster.pass();
+    cluster.apply(&restarting);
+    cluster.refresh.spec.name_patterns =
+        ["svc-00", "svc-01", "svc-02", "svc-04"].map(str::to_owned).into();
+    cluster.pass();
+    let deselected = Some(MESSAGE_DESELECTED.to_owned());
+    let outcomes: Vec<(String, Option<String>)> =
+        results(&cluster).into_iter().map(|(name, _, message)| (name, message)).collect();
+    assert_eq!(outcomes[3], ("svc-03".to_owned(), deselected.clone()));
+    assert!(
+        outcomes.iter().filter(|(_, message)| *message == deselected).count() == 1,
+        "services still selected go on: {outcomes:?}"
+    );
+}
