@@ -38,6 +38,7 @@ fn a_completed_legacy_batch_keeps_its_counts_results_and_timed_out_rollouts() {
     );
     let kept: Vec<&str> = first.services.iter().map(|row| row.name.as_str()).collect();
     assert_eq!(kept, ["svc-02"], "only a restarted rollout that timed out is still awaited");
+    assert_eq!(first.services[0].position, Some(2), "numbered by its place in the plan");
     let groups: Vec<(&str, &str, &str)> = moved
         .status
         .results
