@@ -210,6 +210,16 @@ fn continue_goes_on_after_a_failure() {
     assert_eq!(cluster.status().totals.ready, 1);
 }
 
+/// Gives the selector an operator Kubernetes does not know, so the spec no longer validates.
+fn make_selector_invalid(cluster: &mut ModelCluster) {
+    cluster.refresh.spec.selector.match_expressions =
+        Some(vec![k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement {
+            key: "app".to_owned(),
+            operator: "Foo".to_owned(),
+            values: None,
+        }]);
+}
+
 #[test]
 fn an_invalid_spec_stalls_and_holds_the_active_run() {
     let mut cluster = ModelCluster::new(json!({"selector": {}, "batchTimeout": "10x"}));
@@ -243,12 +253,7 @@ fn an_invalid_spec_stalls_and_holds_the_active_run() {
     cluster.pass();
     assert_eq!(cluster.status().phase, Some(Phase::Running));
 
-    cluster.refresh.spec.selector.match_expressions =
-        Some(vec![k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement {
-            key: "app".to_owned(),
-            operator: "Foo".to_owned(),
-            values: None,
-        }]);
+    make_selector_invalid(&mut cluster);
     let held = cluster.pass();
     assert!(held.restarts.is_empty());
     assert_eq!(held.status.phase, Some(Phase::Running), "the active run holds where it is");
@@ -365,12 +370,7 @@ fn a_spec_fixed_mid_batch_keeps_the_batchs_clock() {
     cluster.apply(&restarting);
     cluster.start_rollout(&keys[0]);
     cluster.now = at(10);
-    cluster.refresh.spec.selector.match_expressions =
-        Some(vec![k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement {
-            key: "app".to_owned(),
-            operator: "Foo".to_owned(),
-            values: None,
-        }]);
+    make_selector_invalid(&mut cluster);
     let held = cluster.pass();
     assert_eq!(condition(&held.status, STALLED).1, "InvalidSpec");
     cluster.refresh.spec.selector.match_expressions = None;
